@@ -1,0 +1,1 @@
+"""Filesystem side of the store: directories to snapshot trees and back, safely."""
