@@ -53,8 +53,9 @@ class _Walker:
             self.w.add(obj_type, data, oid)
         return oid
 
-    def directory(self, fd: int, stored_path: bytes, st: os.stat_result) -> bytes:
-        metas: dict[bytes, M.EntryMeta] = {b".": entry_meta(st, read_xattrs(fd, b".", fd))}
+    def directory(self, fd: int, stored_path: bytes, own: M.EntryMeta | None) -> bytes:
+        """The tree for an open directory; ``own`` is the root's metadata (None below it)."""
+        metas: dict[bytes, M.EntryMeta] = {b".": own} if own else {}
         git_entries: list[tuple[bytes, int, bytes]] = []
         names = sorted(os.fsencode(e.name) for e in os.scandir(fd))
         for name in names:
@@ -67,7 +68,8 @@ class _Walker:
                 try:
                     if (os.fstat(sub).st_ino, os.fstat(sub).st_dev) != (est.st_ino, est.st_dev):
                         raise LgError(f"{os.fsdecode(child)} changed while being read; try again")
-                    git_entries.append((stored, MODE_TREE, self.directory(sub, child, est)))
+                    git_entries.append((stored, MODE_TREE, self.directory(sub, child, None)))
+                    metas[stored] = entry_meta(est, read_xattrs(fd, name, sub))
                 finally:
                     os.close(sub)
                 continue
@@ -111,7 +113,7 @@ def capture(writer, source: str, cache: StatCache | None = None, progress: Progr
         raise LgError(f"cannot read directory {source}: permission denied") from None
     walker = _Walker(writer, cache or StatCache(None), progress)
     try:
-        walker.result.tree = walker.directory(fd, b"", os.fstat(fd))
+        walker.result.tree = walker.directory(fd, b"", entry_meta(os.fstat(fd), read_xattrs(fd, b".", fd)))
     except PermissionError as exc:
         raise LgError(f"cannot read {exc.filename or source}: permission denied") from None
     finally:

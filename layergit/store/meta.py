@@ -3,7 +3,8 @@
 Every directory of a snapshot is a git tree holding one reserved blob,
 :data:`~layergit.store.treenames.META_NAME`, that lists, one line per entry and sorted
 by stored name, the entry's type, full mode, owner, mtime to the nanosecond, device
-number, hardlink leader and xattrs. The directory itself is the line named ``.``.
+number, hardlink leader and xattrs. A subdirectory is described in its parent's
+blob like any other entry; only the root of a snapshot describes itself, as ``.``.
 Fifos, sockets and device nodes have no content and live only here; regular files
 and symlinks are also ordinary git entries (so plain git shows their content).
 
@@ -61,9 +62,6 @@ class EntryMeta:
     @property
     def st_mode(self) -> int:
         return CHAR_TYPES[self.kind] | self.mode
-
-    def without_link(self) -> EntryMeta:
-        return EntryMeta(self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.rdev, None, self.xattrs)
 
 
 def format_mtime(ns: int) -> str:
@@ -139,8 +137,6 @@ def decode_blob(data: bytes) -> dict[bytes, EntryMeta]:
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptStore(f"bad metadata line {line[:80]!r}: {exc}") from None
         out[name] = meta
-    if b"." not in out:
-        raise CorruptStore("metadata blob has no line for its directory ('.')")
     return out
 
 

@@ -1,0 +1,174 @@
+"""Materialising a snapshot tree into a directory, exactly and safely.
+
+Everything is created with ``O_EXCL``/``mkdir``/``mknod`` relative to directory fds
+we created ourselves, so stored names and link targets can never make us write
+outside the destination. Metadata is applied in the only order that sticks:
+owner first (chown clears setuid bits and file capabilities), then mode, xattrs,
+and the mtime last (directories after their children). Without the privileges for
+owners, device nodes or trusted.* xattrs we say so once per kind and carry on,
+as OSTree's user mode does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+
+from ..errors import LgError
+from ..store import meta as M
+from ..store import treenames
+from ..store.snapshot import Node, read_dir
+from .safeio import open_dir, proc_path
+
+_NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
+
+
+@dataclass
+class CheckoutResult:
+    entries: int = 0
+    bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Writer:
+    def __init__(self, store, root_fd: int):
+        self.store = store
+        self.root_fd = root_fd
+        self.result = CheckoutResult()
+        self._warned: set[str] = set()
+
+    def warn_once(self, kind: str, text: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self.result.warnings.append(text)
+
+    def _privileged(self, kind: str, what: str, fn, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except PermissionError:
+            self.warn_once(kind, f"cannot {what} without privileges; left as the current user's")
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            self.warn_once(kind, f"cannot {what} here ({exc.strerror}); skipped")
+
+    def apply_meta(self, dirfd: int, name: bytes, m: M.EntryMeta, fd: int | None) -> None:
+        """Owner, mode, xattrs, mtime: for an open fd when we have one, else by name."""
+        nofollow = {"dir_fd": dirfd, "follow_symlinks": False}
+        if fd is not None:
+            self._privileged("owner", "restore file owners", os.fchown, fd, m.uid, m.gid)
+            os.fchmod(fd, m.mode)
+        else:
+            self._privileged("owner", "restore file owners", os.chown, name, m.uid, m.gid, **nofollow)
+            if m.kind != "l":
+                os.chmod(name, m.mode, **nofollow)
+        for key, value in m.xattrs:
+            target = fd if fd is not None else proc_path(dirfd, name)
+            kind = "xattr-" + key.split(".")[0]
+            if fd is not None:
+                self._privileged(kind, f"set {key.split('.')[0]}.* xattrs", os.setxattr, target, key, value)
+            else:
+                self._privileged(kind, f"set {key.split('.')[0]}.* xattrs", os.setxattr, target, key, value, follow_symlinks=False)
+        if fd is not None:
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+        else:
+            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), **nofollow)
+
+    def _leader(self, link: bytes) -> tuple[int, bytes]:
+        """Open the directory holding a hardlink leader (a stored path from the root)."""
+        parts = [treenames.decode(p) for p in link.strip(b"/").split(b"/")]
+        fd = os.dup(self.root_fd)
+        try:
+            for part in parts[:-1]:
+                nxt = open_dir(fd, part)
+                os.close(fd)
+                fd = nxt
+        except OSError:
+            os.close(fd)
+            raise LgError(f"hardlink target {link.decode(errors='replace')} is missing from the snapshot") from None
+        return fd, parts[-1]
+
+    def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
+        own, nodes = read_dir(self.store, tree)
+        for node in nodes:
+            self.entry(fd, node)
+        return own
+
+    def entry(self, fd: int, node: Node) -> None:
+        m, name = node.meta, node.name
+        self.result.entries += 1
+        if m.kind == "d":
+            os.mkdir(name, 0o700, dir_fd=fd)
+            sub = open_dir(fd, name)
+            try:
+                self.directory(sub, node.oid)
+                self.apply_meta(fd, name, m, sub)
+            finally:
+                os.close(sub)
+            return
+        if m.link is not None:
+            leader_dir, leader = self._leader(m.link)
+            try:
+                os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(leader_dir)
+            return
+        if m.kind == "f":
+            data = self.store.read_blob(node.oid)
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view):]
+                self.result.bytes += len(data)
+                self.apply_meta(fd, name, m, out)
+            finally:
+                os.close(out)
+            return
+        if m.kind == "l":
+            os.symlink(self.store.read_blob(node.oid), name, dir_fd=fd)
+        else:
+            try:
+                os.mknod(name, _NODE_TYPES[m.kind] | 0o600, os.makedev(*m.rdev) if m.rdev else 0, dir_fd=fd)
+            except PermissionError:
+                self.warn_once("mknod", "cannot create device nodes without privileges; skipped them")
+                return
+        self.apply_meta(fd, name, m, None)
+
+
+def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
+    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
+    created = False
+    try:
+        os.mkdir(dest, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if os.listdir(fd):
+            raise LgError(f"checkout destination {dest} is not empty")
+        writer = _Writer(store, fd)
+        own = writer.directory(fd, tree)
+        if own is not None:
+            writer.apply_meta(fd, b".", own, fd)
+        return writer.result
+    except BaseException:
+        if created:
+            _remove_tree(dest)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a partial checkout, including entries whose modes deny us access."""
+    import shutil
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            sub = os.path.join(dirpath, d)
+            if not os.path.islink(sub):
+                os.chmod(sub, 0o700)
+    shutil.rmtree(path, ignore_errors=True)

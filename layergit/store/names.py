@@ -1,0 +1,89 @@
+"""Docker image names (``[registry/]path[:tag]``) and the git refs that hold them.
+
+``NAME:TAG`` lives at ``refs/heads/NAME/TAG`` so that plain git users can
+``git log wordpress/latest``. Docker allows a few things git refuses in a ref
+component (``:`` in ``localhost:5000``, ``..`` or a trailing ``.lock`` in a tag);
+those characters are written ``%XX``. Neither grammar allows ``%`` itself, so the
+mapping is reversible. One clash cannot be escaped away: ``a:b`` and ``a/b:c`` would
+need ``refs/heads/a/b`` as both a file and a directory; creating the second one is
+refused with a clear message (see porcelain.images).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+IMAGE_PREFIX = "refs/heads/"
+DEFAULT_TAG = "latest"
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_NAME_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ImageName:
+    name: str
+    tag: str = DEFAULT_TAG
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def ref(self) -> str:
+        return IMAGE_PREFIX + "/".join(_escape(c) for c in self.name.split("/")) + "/" + _escape(self.tag)
+
+
+def _split(text: str) -> tuple[str, str | None]:
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        return text[:colon], text[colon + 1:]
+    return text, None
+
+
+def parse(text: str) -> ImageName:
+    """Parse ``NAME[:TAG]`` with Docker's grammar; raises UsageError when malformed."""
+    name, tag = _split(text)
+    if "@" in text:
+        raise UsageError(f"invalid image name {text!r}: digests are not supported here")
+    if len(name) > 255 or not _NAME_RE.match(name):
+        raise UsageError(f"invalid image name {text!r}: names are lowercase [a-z0-9] separated by . _ - /")
+    if tag is not None and not _TAG_RE.match(tag):
+        raise UsageError(f"invalid tag in {text!r}: tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -")
+    return ImageName(name, tag or DEFAULT_TAG)
+
+
+def looks_like_name(text: str) -> bool:
+    try:
+        parse(text)
+    except UsageError:
+        return False
+    return True
+
+
+def _escape(component: str) -> str:
+    component = component.replace(":", "%3A")
+    if ".." in component or component.endswith(".lock") or component.endswith("."):
+        component = component.replace(".", "%2E")
+    return component
+
+
+def _unescape(component: str) -> str:
+    return re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), component)
+
+
+def from_ref(ref: str) -> ImageName | None:
+    """The image name a ref under refs/heads/ stands for, None for other refs."""
+    if not ref.startswith(IMAGE_PREFIX):
+        return None
+    path = ref[len(IMAGE_PREFIX):]
+    if "/" not in path:
+        return None
+    name, _, tag = path.rpartition("/")
+    image = ImageName("/".join(_unescape(c) for c in name.split("/")), _unescape(tag))
+    return image if looks_like_name(str(image)) else None
