@@ -87,7 +87,8 @@ class _Walker:
                     data, xattrs = read_file(fd, name, est)
                     blob = self.put(OBJ_BLOB, data)
                     self.cache.record(child, est, blob, xattrs)
-                self.result.bytes += est.st_size
+                if link is None:
+                    self.result.bytes += est.st_size
                 git_entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
             elif stat.S_ISLNK(est.st_mode):
                 xattrs = read_xattrs(fd, name)

@@ -1,0 +1,1 @@
+"""The ``lg`` command line: click commands that call one porcelain function each."""

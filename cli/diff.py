@@ -1,0 +1,117 @@
+"""lg diff: name-status, stat, JSON, or a readable report with unified diffs."""
+
+from __future__ import annotations
+
+import difflib
+
+import click
+
+from layergit.errors import UsageError
+from layergit.porcelain import diff as porcelain_diff
+
+from .output import console, human_size, print_json, repo_from, short
+
+
+def _split_paths(ctx, args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Revisions before ``--`` and paths after it, as git reads them."""
+    argv = ctx.find_root().obj.get("argv", [])
+    if "--" in argv:
+        n_paths = len(argv) - argv.index("--") - 1
+        return list(args[: len(args) - n_paths]), list(args[len(args) - n_paths:])
+    return list(args), []
+
+
+def _path(p: bytes) -> str:
+    return p.decode("utf-8", "backslashreplace")
+
+
+def _describe(change) -> str:
+    old, new = change.old, change.new
+    details = []
+    for aspect in change.aspects:
+        if aspect == "mode":
+            details.append(f"mode {old.meta.mode:04o} -> {new.meta.mode:04o}")
+        elif aspect == "owner":
+            details.append(f"owner {old.meta.uid}:{old.meta.gid} -> {new.meta.uid}:{new.meta.gid}")
+        elif old is not None and new is not None and aspect == "rdev":
+            details.append(f"device {old.meta.rdev} -> {new.meta.rdev}")
+        else:
+            details.append(aspect)
+    return ", ".join(details)
+
+
+def _json(result) -> dict:
+    def node(n):
+        if n is None:
+            return None
+        m = n.meta
+        return {"type": m.kind, "mode": f"{m.mode:04o}", "uid": m.uid, "gid": m.gid, "mtime_ns": m.mtime_ns, "id": n.oid.hex() if n.oid else None, "xattrs": sorted(k for k, _ in m.xattrs)}
+
+    return {
+        "old": result.old,
+        "new": result.new,
+        "changes": [{"status": c.status, "path": _path(c.path), "aspects": list(c.aspects), "old": node(c.old), "new": node(c.new)} for c in result.changes],
+        "config": {k: {"old": o, "new": n} for k, (o, n) in result.config_changes.items()},
+    }
+
+
+@click.command("diff")
+@click.argument("args", nargs=-1, required=True, metavar="A [B] [-- PATH...]")
+@click.option("--name-status", is_flag=True, help="Print STATUS<TAB>/path lines (A, M, D, T).")
+@click.option("--stat", "stat_", is_flag=True, help="Summarise changes and bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--mtime", is_flag=True, help="Report mtime-only changes too.")
+@click.pass_context
+def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
+    """What changed from A to B (from A's parent to A when B is absent)."""
+    revs, paths = _split_paths(ctx, args)
+    if not 1 <= len(revs) <= 2:
+        raise UsageError("lg diff takes one or two revisions, then optionally -- PATH...")
+    repo = repo_from(ctx)
+    result = porcelain_diff.diff(repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
+    if as_json:
+        print_json(_json(result))
+    elif name_status:
+        for c in result.changes:
+            click.echo(f"{c.status}\t{_path(c.path)}")
+    elif stat_:
+        _print_stat(repo, result)
+    else:
+        _print_report(repo, result)
+
+
+def _size(repo, node) -> int:
+    return repo.store.object_size(node.oid) if node is not None and node.meta.kind == "f" else 0
+
+
+def _print_stat(repo, result) -> None:
+    counts = {"A": 0, "D": 0, "M": 0, "T": 0}
+    added = removed = 0
+    for c in result.changes:
+        counts[c.status] += 1
+        added += _size(repo, c.new)
+        removed += _size(repo, c.old)
+        click.echo(f" {c.status} {_path(c.path)}")
+    click.echo(f" {len(result.changes)} paths changed: {counts['A']} added, {counts['M']} modified, {counts['D']} deleted, {counts['T']} type changed; +{human_size(added)} -{human_size(removed)}")
+    if result.config_changes:
+        click.echo(f" config: {', '.join(result.config_changes)} changed")
+
+
+def _print_report(repo, result) -> None:
+    out = console()
+    out.print(f"diff {short(result.old)} {short(result.new)}", markup=False, style="bold")
+    for key, (old, new) in result.config_changes.items():
+        out.print(f"config {key}: {old!r} -> {new!r}", markup=False, style="cyan")
+    for c in result.changes:
+        style = {"A": "green", "D": "red", "M": "yellow", "T": "magenta"}[c.status]
+        detail = f" ({_describe(c)})" if c.aspects else ""
+        out.print(f"{c.status} {_path(c.path)}{detail}", markup=False, style=style)
+        if c.status == "M" and "content" in c.aspects and c.old.meta.kind == "f":
+            before = porcelain_diff.blob_text(repo, c.old.oid)
+            after = porcelain_diff.blob_text(repo, c.new.oid)
+            if before is None or after is None:
+                out.print(f"    binary content differs ({human_size(_size(repo, c.old))} -> {human_size(_size(repo, c.new))})", markup=False)
+                continue
+            for line in difflib.unified_diff(before.splitlines(), after.splitlines(), "a" + _path(c.path), "b" + _path(c.path), lineterm=""):
+                colour = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else None
+                out.print("    " + line, markup=False, style=colour)

@@ -1,0 +1,63 @@
+"""lg commit, tag, rmi, images."""
+
+from __future__ import annotations
+
+import click
+
+from layergit.porcelain import images
+
+from .output import human_size, print_json, progress, repo_from, short, table
+
+
+@click.command("commit")
+@click.argument("source", type=click.Path(file_okay=False))
+@click.option("-t", "--tag", "tag", required=True, metavar="NAME[:TAG]", help="Image name to commit to (moves like a branch).")
+@click.option("-m", "--message", help="Commit message (default: 'lg commit DIR').")
+@click.option("--author", metavar='"Name <mail>"', help="Author (default: git's user.name/user.email).")
+@click.option("--parent", metavar="REV", help="Parent commit (default: the tag's current commit).")
+@click.option("--allow-empty", is_flag=True, help="Commit even if nothing changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def commit_cmd(ctx, source, tag, message, author, parent, allow_empty, as_json):
+    """Snapshot directory SOURCE as a new commit on NAME[:TAG]; prints the image id."""
+    repo = repo_from(ctx)
+    with progress(f"committing {source}") as cb:
+        result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent, allow_empty=allow_empty, progress=cb)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(result.id)
+
+
+@click.command("tag")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="TARGET")
+@click.pass_context
+def tag_cmd(ctx, source, target):
+    """Name the image SRC also TARGET (NAME[:TAG]), moving TARGET if it exists."""
+    images.tag(repo_from(ctx), source, target)
+
+
+@click.command("rmi")
+@click.argument("targets", nargs=-1, required=True, metavar="NAME[:TAG]...")
+@click.pass_context
+def rmi_cmd(ctx, targets):
+    """Remove image names. The commits stay until `lg gc` finds them unreachable."""
+    for name, oid in images.rmi(repo_from(ctx), list(targets)):
+        click.echo(f"Untagged: {name} ({short(oid)})")
+
+
+@click.command("images")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
+@click.pass_context
+def images_cmd(ctx, as_json, quiet):
+    """List images: name, tag, id, created, size."""
+    rows = images.list_images(repo_from(ctx))
+    if as_json:
+        print_json(rows)
+    elif quiet:
+        for r in rows:
+            click.echo(short(r.id))
+    else:
+        table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], [[r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)] for r in rows])

@@ -1,0 +1,87 @@
+"""Entry point: the command table (loaded lazily) and the one place errors become exit codes.
+
+``lg --help`` imports click and this table only; each command's module, and with it
+rich and pygit2, loads when that command runs. Start-up time is a feature.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+# command name -> (module under cli/, function name, one-line help for --help)
+COMMANDS = {
+    "commit": ("images", "commit_cmd", "Snapshot a directory as a new image commit."),
+    "tag": ("images", "tag_cmd", "Give an image another name (moves it if taken)."),
+    "rmi": ("images", "rmi_cmd", "Remove image names; objects stay until gc."),
+    "images": ("images", "images_cmd", "List images."),
+    "log": ("history", "log_cmd", "Show an image's history, newest first."),
+    "show": ("history", "show_cmd", "Show one image commit and its config."),
+    "diff": ("diff", "diff_cmd", "Show what changed between two image versions."),
+    "checkout": ("checkout", "checkout_cmd", "Write an image version's rootfs into a directory."),
+    "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
+    "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"cli.{module}"), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="LG_ROOT", type=click.Path(file_okay=False), help="layergit root (default: $LG_ROOT, /var/lib/layergit as root, else ~/.local/share/layergit).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="layergit", prog_name="lg")
+@click.pass_context
+def cli(ctx, root, debug):
+    """layergit: version container images the way git versions code."""
+    ctx.obj.update(root=root, debug=debug)
+
+
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or bool(os.environ.get("LG_DEBUG"))
+    try:
+        # The raw argv lets commands tell "A B" from "A -- PATH" (click drops "--").
+        code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("lg: aborted", err=True)
+        code = 130
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:  # one line for the user, the traceback with --debug
+        from layergit.errors import LgError
+
+        if debug:
+            raise
+        if isinstance(exc, LgError):
+            message, code = str(exc), exc.exit_code
+        elif isinstance(exc, OSError):
+            where = f": {exc.filename}" if exc.filename else ""
+            message, code = f"{exc.strerror or exc}{where}", 1
+        else:
+            message, code = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1
+        click.echo(f"lg: {message}", err=True)
+    sys.exit(code if isinstance(code, int) else 0)

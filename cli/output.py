@@ -1,0 +1,85 @@
+"""Shared rendering: JSON for machines, rich for people (colour only on a tty)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+
+import click
+
+from layergit.porcelain.repo import Repo, open_repo
+
+
+def repo_from(ctx: click.Context) -> Repo:
+    return open_repo(ctx.find_root().obj.get("root"))
+
+
+def _default(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(value) -> None:
+    click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False))
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
+        n /= 1000
+    return str(n)
+
+
+def short(hex_id: str | None) -> str:
+    return hex_id[:12] if hex_id else "-"
+
+
+def table(columns: list[str], rows: list[list[str]]) -> None:
+    """A plain aligned table when piped, a rich one on a terminal."""
+    if not sys.stdout.isatty():
+        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+        for row in [columns] + rows:
+            click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        return
+    from rich.table import Table
+    from rich import box
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*r)
+    console().print(t)
+
+
+@contextmanager
+def progress(label: str):
+    """A callback(entries, bytes) drawing a rich progress line on a tty; None elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, detail="")
+
+        def update(entries: int, nbytes: int) -> None:
+            bar.update(task, detail=f"{entries} entries, {human_size(nbytes)}")
+
+        yield update

@@ -1,0 +1,78 @@
+"""An image's history read like a repository's: log and show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .repo import Repo, signature_time
+from . import sizes
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: str
+    date: datetime
+    author: str
+    message: str
+    size: int  # bytes this layer added or rewrote
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShowInfo:
+    id: str
+    tree: str
+    rootfs: str
+    parents: tuple[str, ...]
+    author: str
+    author_date: datetime
+    committer: str
+    commit_date: datetime
+    message: str
+    config: dict
+    size: int
+
+
+def _who(sig) -> str:
+    return f"{sig.name} <{sig.email}>"
+
+
+def log(repo: Repo, rev: str, limit: int | None = None) -> list[LogEntry]:
+    """First-parent history from ``rev``, newest first, like docker history."""
+    out = []
+    oid: bytes | None = repo.resolve(rev)
+    while oid is not None and (limit is None or len(out) < limit):
+        img = repo.image(oid)
+        parent = img.commit.parents[0] if img.commit.parents else None
+        parent_rootfs = repo.image(parent).rootfs if parent else None
+        out.append(
+            LogEntry(
+                oid.hex(),
+                signature_time(img.commit.author),
+                _who(img.commit.author),
+                img.commit.message.rstrip("\n"),
+                sizes.layer_size(repo, oid, img.rootfs, parent_rootfs),
+                tuple(p.hex() for p in img.commit.parents),
+            )
+        )
+        oid = parent
+    return out
+
+
+def show(repo: Repo, rev: str) -> ShowInfo:
+    img = repo.image_at(rev)
+    c = img.commit
+    return ShowInfo(
+        img.id.hex(),
+        c.tree.hex(),
+        img.rootfs.hex(),
+        tuple(p.hex() for p in c.parents),
+        _who(c.author),
+        signature_time(c.author),
+        _who(c.committer),
+        signature_time(c.committer),
+        c.message.rstrip("\n"),
+        img.config,
+        sizes.tree_size(repo, img.rootfs),
+    )

@@ -1,0 +1,140 @@
+"""Images as named commits: commit a directory, tag, untag, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import Conflict, LgError, NotFound
+from ..store import names
+from .repo import Repo, signature_time, store_lock
+from . import sizes
+
+_RACE_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    id: str
+    tree: str
+    parent: str | None
+    tag: str | None
+    entries: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    name: str
+    tag: str
+    id: str
+    created: datetime
+    size: int
+
+
+def check_ref_clash(repo: Repo, image: names.ImageName) -> None:
+    """Refuse a name whose ref would be both a file and a directory (see store.names)."""
+    ref = image.ref
+    for existing, _ in repo.store.refs(names.IMAGE_PREFIX):
+        if existing.startswith(ref + "/") or ref.startswith(existing + "/"):
+            other = names.from_ref(existing)
+            raise Conflict(f"{image} cannot coexist with image {other or existing}: pick another name or tag")
+
+
+def move_tag(repo: Repo, image: names.ImageName, new: bytes, old: bytes | None, message: str) -> None:
+    if old is None:
+        check_ref_clash(repo, image)
+    repo.store.set_ref(image.ref, new, old, message)
+
+
+def commit_dir(repo: Repo, source: str, tag: str, **options) -> CommitResult:
+    """Snapshot ``source`` as a new commit on ``tag`` (moving it like a branch).
+
+    Options: message, author ("Name <mail>"), parent (a revision), allow_empty, progress.
+    """
+    with store_lock(repo):
+        return _commit_dir(repo, source, tag, **options)
+
+
+def _commit_dir(
+    repo: Repo,
+    source: str,
+    tag: str,
+    message: str | None = None,
+    author: str | None = None,
+    parent: str | None = None,
+    allow_empty: bool = False,
+    progress=None,
+) -> CommitResult:
+    from ..fs.capture import capture
+    from ..fs.statcache import StatCache
+    from ..store.image import write_image_tree
+    from ..store.rawobj import Signature
+
+    image = names.parse(tag)
+    store = repo.store
+    tip = store.ref(image.ref)
+    base = repo.resolve(parent) if parent else tip
+    config = repo.image(base).config if base else {}
+    who = Signature.parse(author) if author else store.default_author()
+    committer = store.default_author()
+    text = message or f"lg commit {source}"
+    with store.writer() as w:
+        captured = capture(w, source, StatCache.for_directory(repo.root.cache_dir("stat"), source), progress)
+        tree = write_image_tree(w, config, captured.tree)
+        if base and not allow_empty and store.commit(base).tree == tree:
+            raise LgError(f"nothing changed since {base.hex()[:12]}; use --allow-empty to commit anyway")
+        oid = w.commit(tree, [base] if base else [], who, committer, text)
+    expected = tip
+    for _ in range(_RACE_RETRIES):
+        try:
+            move_tag(repo, image, oid, expected, f"commit: {text.splitlines()[0]}")
+            break
+        except Conflict:
+            # Someone moved the tag since we read it: stack our commit on top of theirs
+            # so both land, unless the user pinned the parent explicitly.
+            expected = store.ref(image.ref)
+            if parent or expected is None:
+                raise Conflict(f"{image} moved while committing; nothing was tagged (the commit is {oid.hex()[:12]})") from None
+            base = expected
+            with store.writer() as w:
+                oid = w.commit(tree, [base], who, committer, text)
+    else:
+        raise Conflict(f"{image} keeps moving; gave up after {_RACE_RETRIES} attempts")
+    sizes.remember(repo, "tree", captured.tree, captured.bytes)
+    return CommitResult(oid.hex(), tree.hex(), base.hex() if base else None, str(image), captured.entries, captured.bytes)
+
+
+def tag(repo: Repo, source: str, target: str) -> str:
+    """Point ``target`` at the commit ``source`` names (moving it if it exists)."""
+    oid = repo.resolve(source)
+    image = names.parse(target)
+    old = repo.store.ref(image.ref)
+    if old != oid:
+        move_tag(repo, image, oid, old, f"tag: {source}")
+    return oid.hex()
+
+
+def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
+    """Remove names (objects stay until ``lg gc``); returns (name, id) removed."""
+    resolved = []
+    for text in targets:
+        image = names.parse(text)
+        oid = repo.store.ref(image.ref)
+        if oid is None:
+            raise NotFound(f"no such image: {image}")
+        resolved.append((image, oid))
+    for image, _ in resolved:
+        repo.store.delete_ref(image.ref)
+    return [(str(image), oid.hex()) for image, oid in resolved]
+
+
+def list_images(repo: Repo) -> list[ImageRow]:
+    rows = []
+    for ref, oid in repo.store.refs(names.IMAGE_PREFIX):
+        image = names.from_ref(ref)
+        if image is None:
+            continue
+        img = repo.image(oid)
+        rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer), sizes.tree_size(repo, img.rootfs)))
+    return rows

@@ -1,0 +1,124 @@
+"""Keeping a store healthy: fsck (is everything readable and consistent?) and gc.
+
+Object-level checks and repacking are git's own (``git fsck --strict``, ``git gc``):
+the store is a plain git repository and git is the reference implementation of its
+format. What git cannot know, layergit checks itself: every image tree has a
+config.json and a rootfs, every metadata blob parses and agrees with its tree, and
+every hardlink names an entry of the same snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+from ..errors import LgError
+from ..store import names
+from ..store.snapshot import read_dir
+from .repo import Repo, store_lock
+
+
+@dataclass
+class FsckReport:
+    commits: int = 0
+    trees: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _git(repo: Repo, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", "-C", repo.root.store, *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise LgError("git is not installed; lg fsck and lg gc use it for object-level work") from None
+
+
+def _check_rootfs(repo: Repo, tree: bytes, path: bytes, leaders: set, report: FsckReport) -> None:
+    """Parse every directory of a rootfs and check hardlinks name an earlier entry."""
+    report.trees += 1
+    try:
+        _, nodes = read_dir(repo.store, tree)
+    except LgError as exc:
+        report.problems.append(f"{path.decode(errors='replace') or '/'}: {exc}")
+        return
+    for node in nodes:
+        child = path + b"/" + node.stored
+        if node.meta.link is not None and node.meta.link not in leaders:
+            report.problems.append(f"{child.decode(errors='replace')}: hardlink to {node.meta.link.decode(errors='replace')}, which is not an earlier entry")
+        leaders.add(child)
+        if node.meta.kind == "d":
+            _check_rootfs(repo, node.oid, child, leaders, report)
+
+
+def fsck(repo: Repo) -> FsckReport:
+    report = FsckReport()
+    git = _git(repo, "fsck", "--strict", "--no-dangling", "--no-progress")
+    for line in (git.stdout + git.stderr).splitlines():
+        if line.startswith(("notice:", "Checking")):
+            continue
+        report.problems.append(f"git fsck: {line}")
+    seen_commits: set[bytes] = set()
+    rootfs_seen: set[bytes] = set()
+    for ref, oid in repo.store.refs("refs/"):
+        stack = [oid]
+        while stack:
+            cid = stack.pop()
+            if cid in seen_commits:
+                continue
+            seen_commits.add(cid)
+            report.commits += 1
+            try:
+                img = repo.image(cid)
+            except LgError as exc:
+                report.problems.append(f"{ref} {cid.hex()[:12]}: {exc}")
+                continue
+            stack.extend(img.commit.parents)
+            if img.rootfs not in rootfs_seen:
+                rootfs_seen.add(img.rootfs)
+                _check_rootfs(repo, img.rootfs, b"", set(), report)
+    pack_dir = os.path.join(repo.root.store, "objects", "pack")
+    leftovers = [n for n in os.listdir(pack_dir) if n.startswith("tmp_pack_lg_")] if os.path.isdir(pack_dir) else []
+    if leftovers:
+        report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes; lg gc removes them")
+    return report
+
+
+@dataclass
+class GcReport:
+    refs: int
+    size_before: int
+    size_after: int
+    removed_temporary: int
+
+
+def _store_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(os.path.join(path, "objects")):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def gc(repo: Repo) -> GcReport:
+    """Drop objects no ref (or reflog of a live ref) reaches, and repack the rest."""
+    with store_lock(repo, exclusive=True):
+        before = _store_bytes(repo.root.store)
+        pack_dir = os.path.join(repo.root.store, "objects", "pack")
+        removed = 0
+        for name in os.listdir(pack_dir):
+            if name.startswith("tmp_pack_lg_"):
+                os.unlink(os.path.join(pack_dir, name))
+                removed += 1
+        result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet")
+        if result.returncode != 0:
+            raise LgError(f"git gc failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+        refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
+        return GcReport(refs, before, _store_bytes(repo.root.store), removed)

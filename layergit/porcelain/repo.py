@@ -1,0 +1,76 @@
+"""The handle every porcelain function takes: a layergit root and its store."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..root import Root
+
+
+@dataclass(frozen=True)
+class Image:
+    """A resolved image commit: its commit record, config and rootfs tree."""
+
+    id: bytes
+    commit: object  # store.repo.CommitInfo
+    config: dict
+    rootfs: bytes
+
+
+class Repo:
+    def __init__(self, root: Root):
+        self.root = root
+        self._store = None
+
+    @property
+    def store(self):
+        """The object store, opened (and created) on first use: pygit2 loads only here."""
+        if self._store is None:
+            from ..store.repo import Store
+
+            os.makedirs(self.root.path, exist_ok=True)
+            self._store = Store.open(self.root.store)
+        return self._store
+
+    def resolve(self, rev: str) -> bytes:
+        from ..store.revisions import resolve
+
+        return resolve(self.store, rev)
+
+    def image(self, commit_id: bytes) -> Image:
+        from ..store.image import read_image_tree
+
+        info = self.store.commit(commit_id)
+        config, rootfs = read_image_tree(self.store, info.tree)
+        return Image(commit_id, info, config, rootfs)
+
+    def image_at(self, rev: str) -> Image:
+        return self.image(self.resolve(rev))
+
+
+def open_repo(root: str | None = None) -> Repo:
+    """Open the layergit root ``root`` (default: --root / $LG_ROOT / per-user default)."""
+    return Repo(Root.resolve(root))
+
+
+def signature_time(sig) -> datetime:
+    """A commit signature's time as an aware datetime in its own UTC offset."""
+    return datetime.fromtimestamp(sig.time, timezone(timedelta(minutes=sig.offset_minutes)))
+
+
+@contextmanager
+def store_lock(repo: Repo, exclusive: bool = False):
+    """Writers share this lock; ``lg gc`` takes it alone, so it never prunes objects
+    that a commit has written but not yet pointed a ref at."""
+    path = os.path.join(repo.root.path, "gc.lock")
+    os.makedirs(repo.root.path, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
