@@ -1,0 +1,77 @@
+"""Shared fixtures: a throw-away layergit root per test, the lg command, the busybox rootfs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="needs root (CI runs as root)")
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+class Lg:
+    """Runs ``lg`` as a user would, against this test's own root."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def env(self, **extra) -> dict:
+        env = dict(os.environ, LG_ROOT=self.root, COLUMNS="200")
+        env.pop("LG_DEBUG", None)
+        env.update(extra)
+        return env
+
+    def __call__(self, *args, check: bool = True, input: bytes | None = None, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], input=input, capture_output=True, env=env or self.env(), **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lg {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
+        return proc
+
+    def out(self, *args, **kw) -> str:
+        return self(*args, **kw).stdout.decode()
+
+    def fails(self, *args, code: int | None = None, **kw) -> str:
+        """Run an lg command that must fail; returns its stderr (one line expected)."""
+        proc = self(*args, check=False, **kw)
+        assert proc.returncode != 0, f"lg {' '.join(map(str, args))} unexpectedly succeeded"
+        if code is not None:
+            assert proc.returncode == code, (proc.returncode, proc.stderr)
+        err = proc.stderr.decode()
+        assert err.strip() and len(err.strip().splitlines()) == 1, f"expected one line on stderr, got: {err!r}"
+        return err
+
+
+@pytest.fixture
+def lg(tmp_path) -> Lg:
+    root = tmp_path / "lgroot"
+    yield Lg(str(root))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs() -> str:
+    """The busybox fixture rootfs (built by fixtures/busybox.sh, cached)."""
+    path = os.environ.get("LG_FIXTURE_BUSYBOX")
+    if not path or not os.path.isdir(path):
+        out = subprocess.run(["bash", os.path.join(REPO, "fixtures", "busybox.sh")], check=True, capture_output=True, text=True).stdout
+        path = out.strip().splitlines()[-1]
+    return path
+
+
+@pytest.fixture
+def busybox_copy(tmp_path, busybox_rootfs) -> str:
+    """A private, writable copy of the busybox rootfs."""
+    dest = tmp_path / "rootfs"
+    subprocess.run(["cp", "-a", busybox_rootfs, str(dest)], check=True)
+    return str(dest)
