@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from dataclasses import dataclass, field
 
 from ..errors import LgError
@@ -31,10 +32,10 @@ class CheckoutResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class _Writer:
-    def __init__(self, store, root_fd: int):
+class TreeWriter:
+    def __init__(self, store):
         self.store = store
-        self.root_fd = root_fd
+        self.root_fd = -1  # set by materialise_into
         self.result = CheckoutResult()
         self._warned: set[str] = set()
 
@@ -96,6 +97,7 @@ class _Writer:
         return own
 
     def entry(self, fd: int, node: Node) -> None:
+        """Create one entry (a directory with everything below it) inside ``fd``."""
         m, name = node.meta, node.name
         self.result.entries += 1
         if m.kind == "d":
@@ -106,14 +108,18 @@ class _Writer:
                 self.apply_meta(fd, name, m, sub)
             finally:
                 os.close(sub)
-            return
-        if m.link is not None:
+        elif m.link is not None:
             leader_dir, leader = self._leader(m.link)
             try:
                 os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
             finally:
                 os.close(leader_dir)
-            return
+        else:
+            self.create(fd, name, node)
+
+    def create(self, fd: int, name: bytes, node: Node) -> bool:
+        """Create a file, symlink or node from the store, with its metadata; False if skipped."""
+        m = node.meta
         if m.kind == "f":
             data = self.store.read_blob(node.oid)
             out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
@@ -125,7 +131,7 @@ class _Writer:
                 self.apply_meta(fd, name, m, out)
             finally:
                 os.close(out)
-            return
+            return True
         if m.kind == "l":
             os.symlink(self.store.read_blob(node.oid), name, dir_fd=fd)
         else:
@@ -133,12 +139,16 @@ class _Writer:
                 os.mknod(name, _NODE_TYPES[m.kind] | 0o600, os.makedev(*m.rdev) if m.rdev else 0, dir_fd=fd)
             except PermissionError:
                 self.warn_once("mknod", "cannot create device nodes without privileges; skipped them")
-                return
+                return False
         self.apply_meta(fd, name, m, None)
+        return True
 
 
-def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
-    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
+def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResult:
+    """Run ``writer`` over the snapshot ``tree`` into ``dest`` (empty or absent).
+
+    A destination this call created is removed again if anything fails.
+    """
     created = False
     try:
         os.mkdir(dest, 0o700)
@@ -149,23 +159,26 @@ def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
     try:
         if os.listdir(fd):
             raise LgError(f"checkout destination {dest} is not empty")
-        writer = _Writer(store, fd)
+        writer.root_fd = fd
         own = writer.directory(fd, tree)
         if own is not None:
             writer.apply_meta(fd, b".", own, fd)
         return writer.result
     except BaseException:
         if created:
-            _remove_tree(dest)
+            remove_tree(dest)
         raise
     finally:
         os.close(fd)
 
 
-def _remove_tree(path: str) -> None:
-    """Remove a partial checkout, including entries whose modes deny us access."""
-    import shutil
+def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
+    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
+    return materialise_into(TreeWriter(store), tree, dest)
 
+
+def remove_tree(path: str) -> None:
+    """Remove a tree we wrote, including directories whose modes deny us access."""
     for dirpath, dirnames, _ in os.walk(path):
         for d in dirnames:
             sub = os.path.join(dirpath, d)

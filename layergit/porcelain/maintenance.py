@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..errors import LgError
 from ..store import names
 from ..store.snapshot import read_dir
+from .checkout import cache
 from .repo import Repo, store_lock
 
 
@@ -62,25 +63,18 @@ def fsck(repo: Repo) -> FsckReport:
         if line.startswith(("notice:", "Checking")):
             continue
         report.problems.append(f"git fsck: {line}")
-    seen_commits: set[bytes] = set()
     rootfs_seen: set[bytes] = set()
-    for ref, oid in repo.store.refs("refs/"):
-        stack = [oid]
-        while stack:
-            cid = stack.pop()
-            if cid in seen_commits:
-                continue
-            seen_commits.add(cid)
-            report.commits += 1
-            try:
-                img = repo.image(cid)
-            except LgError as exc:
-                report.problems.append(f"{ref} {cid.hex()[:12]}: {exc}")
-                continue
-            stack.extend(img.commit.parents)
-            if img.rootfs not in rootfs_seen:
-                rootfs_seen.add(img.rootfs)
-                _check_rootfs(repo, img.rootfs, b"", set(), report)
+    for ref, cid, img in _reachable_images(repo, report.problems):
+        report.commits += 1
+        if img.rootfs not in rootfs_seen:
+            rootfs_seen.add(img.rootfs)
+            _check_rootfs(repo, img.rootfs, b"", set(), report)
+    materialised = cache(repo)
+    for entry in materialised.entries():
+        if bytes.fromhex(entry.tree) not in rootfs_seen:
+            report.notes.append(f"cached rootfs {entry.tree[:12]} belongs to no image; lg gc removes it")
+            continue
+        report.problems.extend(f"cache {entry.tree[:12]}{p}" for p in materialised.verify(repo.store, entry))
     pack_dir = os.path.join(repo.root.store, "objects", "pack")
     leftovers = [n for n in os.listdir(pack_dir) if n.startswith("tmp_pack_lg_")] if os.path.isdir(pack_dir) else []
     if leftovers:
@@ -94,6 +88,8 @@ class GcReport:
     size_before: int
     size_after: int
     removed_temporary: int
+    cached_trees_removed: int
+    cached_objects_removed: int
 
 
 def _store_bytes(path: str) -> int:
@@ -121,4 +117,28 @@ def gc(repo: Repo) -> GcReport:
         if result.returncode != 0:
             raise LgError(f"git gc failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
-        return GcReport(refs, before, _store_bytes(repo.root.store), removed)
+        keep = {img.rootfs for _, _, img in _reachable_images(repo, [])}
+        trees, objects = cache(repo).prune(keep)
+        return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects)
+
+
+def _reachable_images(repo: Repo, problems: list[str]):
+    """(ref, commit id, Image) for every commit any ref reaches, each once.
+
+    Commits that do not read as images are added to ``problems`` and skipped.
+    """
+    seen: set[bytes] = set()
+    for ref, tip in repo.store.refs("refs/"):
+        stack = [tip]
+        while stack:
+            cid = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            try:
+                img = repo.image(cid)
+            except LgError as exc:
+                problems.append(f"{ref} {cid.hex()[:12]}: {exc}")
+                continue
+            stack.extend(img.commit.parents)
+            yield ref, cid, img

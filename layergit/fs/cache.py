@@ -1,0 +1,205 @@
+"""The materialised cache: rootfs directories that overlayfs (and checkout -H) can use.
+
+Mounting needs directories, not git objects. Like OSTree's bare repositories, we
+keep every file once in an object farm, ``cache/objects/XX/KEY``, where KEY hashes
+the file's content id *and* all of its metadata (a hardlink shares its inode's
+owner, mode, mtime and xattrs, so those must be part of the identity). A
+materialised rootfs, ``cache/rootfs/TREE``, is a directory tree whose files are
+hardlinks into the farm: a commit seen before costs nothing, a new one costs its
+directories, a link per entry and the files that are new.
+
+Trees are built under a temporary name and renamed into place, so a directory at
+``cache/rootfs/TREE`` is always complete. Nothing there is modified afterwards;
+``verify`` (lg fsck) checks that, and ``prune`` (lg gc) drops what no image needs
+(farm objects whose link count fell to one). Measured on the Debian minbase
+(6,768 entries): a hardlink farm checkout costs about as much as ``cp -al``; the
+alternative, one overlay lower per layer, makes every lookup walk the layer stack.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+
+from ..store import meta as M
+from ..store.rawobj import OBJ_BLOB, object_id
+from ..store.snapshot import Node, read_dir
+from .checkout import CheckoutResult, TreeWriter, materialise_into, remove_tree
+from .safeio import DIR_FLAGS
+
+
+def object_key(node: Node) -> str:
+    """The farm name for an entry: content id plus every bit of metadata, not the name."""
+    m = node.meta
+    line = M.format_line(b"", M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs))
+    return hashlib.sha256((node.oid or b"") + line).hexdigest()
+
+
+class FarmWriter(TreeWriter):
+    """A TreeWriter whose files are hardlinks to (new or existing) farm objects."""
+
+    def __init__(self, store, objects_dir: str):
+        super().__init__(store)
+        self._objects = objects_dir
+        self._fan_fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in self._fan_fds.values():
+            os.close(fd)
+        self._fan_fds.clear()
+
+    def _fan(self, key: str) -> int:
+        fd = self._fan_fds.get(key[:2])
+        if fd is None:
+            path = os.path.join(self._objects, key[:2])
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            fd = self._fan_fds[key[:2]] = os.open(path, DIR_FLAGS)
+        return fd
+
+    def entry(self, fd: int, node: Node) -> None:
+        if node.meta.kind == "d":
+            super().entry(fd, node)
+            return
+        self.result.entries += 1
+        key = object_key(node)
+        fan = self._fan(key)
+        name = key[2:].encode()
+        if not os.path.lexists(b"/proc/self/fd/%d/%s" % (fan, name)):
+            tmp = b"tmp-%d-%s" % (os.getpid(), name)
+            try:
+                os.unlink(tmp, dir_fd=fan)  # left by a killed process that had our pid
+            except FileNotFoundError:
+                pass
+            if not self.create(fan, tmp, node):
+                return
+            os.rename(tmp, name, src_dir_fd=fan, dst_dir_fd=fan)
+        try:
+            os.link(name, node.name, src_dir_fd=fan, dst_dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.EMLINK:
+                raise
+            self.create(fd, node.name, node)  # too many links to one inode: a private copy
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    tree: str
+    path: str
+
+
+class MaterialisedCache:
+    def __init__(self, cache_dir: str):
+        self.rootfs_dir = os.path.join(cache_dir, "rootfs")
+        self.objects_dir = os.path.join(cache_dir, "objects")
+
+    def path(self, tree: bytes) -> str:
+        return os.path.join(self.rootfs_dir, tree.hex())
+
+    def has(self, tree: bytes) -> bool:
+        return os.path.isdir(self.path(tree))
+
+    def materialise(self, store, tree: bytes) -> str:
+        """The cached rootfs directory for snapshot ``tree``, built if missing."""
+        final = self.path(tree)
+        if os.path.isdir(final):
+            return final
+        os.makedirs(self.rootfs_dir, mode=0o700, exist_ok=True)
+        tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
+        self.hardlink_checkout(store, tree, tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:  # another process finished the same tree first
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            remove_tree(tmp)
+        return final
+
+    def hardlink_checkout(self, store, tree: bytes, dest: str) -> CheckoutResult:
+        """Check ``tree`` out into ``dest`` with every file a hardlink into the farm."""
+        writer = FarmWriter(store, self.objects_dir)
+        try:
+            return materialise_into(writer, tree, dest)
+        finally:
+            writer.close()
+
+    def entries(self) -> list[CacheEntry]:
+        try:
+            names = os.listdir(self.rootfs_dir)
+        except FileNotFoundError:
+            return []
+        return [CacheEntry(n, os.path.join(self.rootfs_dir, n)) for n in sorted(names) if not n.startswith(".")]
+
+    def verify(self, store, entry: CacheEntry) -> list[str]:
+        """Differences between a cached rootfs and its snapshot (empty when intact)."""
+        problems: list[str] = []
+        fd = os.open(entry.path, DIR_FLAGS)
+        try:
+            self._verify_dir(store, bytes.fromhex(entry.tree), fd, b"", problems)
+        finally:
+            os.close(fd)
+        return problems
+
+    def _verify_dir(self, store, tree: bytes, fd: int, path: bytes, problems: list[str]) -> None:
+        _, nodes = read_dir(store, tree)
+        on_disk = set(os.listdir(fd))
+        expected = {n.name for n in nodes}
+        for extra in sorted(on_disk - expected):
+            problems.append(f"{(path + b'/' + extra).decode(errors='replace')}: not in the snapshot")
+        for node in nodes:
+            child = path + b"/" + node.name
+            where = child.decode(errors="replace")
+            if node.name not in on_disk:
+                problems.append(f"{where}: missing")
+                continue
+            st = os.stat(node.name, dir_fd=fd, follow_symlinks=False)
+            m = node.meta
+            if M.TYPE_CHARS.get(stat.S_IFMT(st.st_mode)) != m.kind or (m.kind != "l" and stat.S_IMODE(st.st_mode) != m.mode) or (st.st_uid, st.st_gid) != (m.uid, m.gid) or st.st_mtime_ns != m.mtime_ns:
+                problems.append(f"{where}: metadata differs from the snapshot")
+                continue
+            if m.kind == "d":
+                sub = os.open(node.name, DIR_FLAGS, dir_fd=fd)
+                try:
+                    self._verify_dir(store, node.oid, sub, child, problems)
+                finally:
+                    os.close(sub)
+            elif m.kind == "f":
+                with open(os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd), "rb") as f:
+                    if object_id(OBJ_BLOB, f.read()) != node.oid:
+                        problems.append(f"{where}: content differs from the snapshot")
+            elif m.kind == "l" and object_id(OBJ_BLOB, os.readlink(node.name, dir_fd=fd)) != node.oid:
+                problems.append(f"{where}: link target differs from the snapshot")
+
+    def prune(self, keep: set[bytes]) -> tuple[int, int]:
+        """Remove cached trees not in ``keep`` and farm objects nothing links to.
+
+        Returns (trees removed, objects removed).
+        """
+        trees = 0
+        for entry in self.entries():
+            if bytes.fromhex(entry.tree) not in keep:
+                remove_tree(entry.path)
+                trees += 1
+        for name in os.listdir(self.rootfs_dir) if os.path.isdir(self.rootfs_dir) else []:
+            if name.startswith(".tmp-") and not _pid_alive(name.rsplit("-", 1)[-1]):
+                remove_tree(os.path.join(self.rootfs_dir, name))
+        objects = 0
+        for dirpath, _, files in os.walk(self.objects_dir):
+            for f in files:
+                path = os.path.join(dirpath, f)
+                if f.startswith("tmp-") or os.lstat(path).st_nlink == 1:
+                    os.unlink(path)
+                    objects += 1
+        return trees, objects
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
