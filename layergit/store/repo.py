@@ -19,6 +19,7 @@ import pygit2
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from .pack import PackWriter
+from .packread import PackReader
 from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes
 
 _ZERO = b"\0" * 20
@@ -67,6 +68,7 @@ class Store:
     def __init__(self, path: str, repo: pygit2.Repository):
         self.path = path
         self._repo = repo
+        self._packs = PackReader(os.path.join(path, "objects", "pack"))
 
     @classmethod
     def open(cls, path: str, create: bool = True) -> Store:
@@ -102,6 +104,12 @@ class Store:
         return self._repo.odb.exists(pygit2.Oid(raw=oid))
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
+        try:
+            hit = self._packs.read(oid)
+        except (ValueError, OSError, PackReader.InflateError):
+            hit = None  # libgit2 below reports what is wrong
+        if hit is not None:
+            return hit
         try:
             obj_type, data = self._repo.odb.read(pygit2.Oid(raw=oid))
         except KeyError:
