@@ -22,6 +22,8 @@ COMMANDS = {
     "show": ("history", "show_cmd", "Show one image commit and its config."),
     "diff": ("diff", "diff_cmd", "Show what changed between two image versions."),
     "checkout": ("checkout", "checkout_cmd", "Write an image version's rootfs into a directory."),
+    "import": ("transfer", "import_cmd", "Import a rootfs tarball, docker-archive or OCI layout."),
+    "export": ("transfer", "export_cmd", "Export an image as a rootfs tar, docker-archive or OCI layout."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
 }

@@ -1,0 +1,67 @@
+"""lg import, lg export."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import click
+
+from layergit.fs.tarlayer import check_limits_flags
+from layergit.porcelain import exporter, importer
+
+from .output import human_size, print_json, repo_from, short
+
+
+@contextmanager
+def layer_progress(label: str):
+    """A callback(done, total[, bytes]) drawing a rich bar on a tty; None elsewhere."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None, detail="")
+
+        def update(done: int, total: int, nbytes: int | None = None) -> None:
+            bar.update(task, completed=done, total=total, detail=human_size(nbytes) if nbytes is not None else "")
+
+        yield update
+
+
+@click.command("import")
+@click.argument("source", metavar="SOURCE|-")
+@click.option("-t", "--tag", metavar="NAME[:TAG]", help="Name the imported image (overrides the archive's tags).")
+@click.option("--format", "fmt", type=click.Choice(importer.FORMATS), default="auto", show_default=True)
+@click.option("-m", "--message", help="Commit message for a rootfs import.")
+@click.option("--max-bytes", type=int, help="Refuse archives that unpack to more bytes (default 32 GiB).")
+@click.option("--max-entries", type=int, help="Refuse archives with more entries (default 2,000,000).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_cmd(ctx, source, tag, fmt, message, max_bytes, max_entries, as_json):
+    """Import SOURCE (a file, a directory, or - for stdin): one commit per layer."""
+    limits = check_limits_flags(max_bytes, max_entries)
+    with layer_progress(f"importing {source}") as cb:
+        results = importer.import_archive(repo_from(ctx), source, tag, fmt, message, limits, cb)
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        click.echo(f"{r.id}  {' '.join(r.tags) or '(untagged)'}  {r.commits} commits, {r.layers} layers")
+
+
+@click.command("export")
+@click.argument("rev")
+@click.option("-o", "--output", metavar="FILE|DIR|-", help="Where to write (default: stdout). A directory gives an OCI layout directory.")
+@click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), default="docker-archive", show_default=True)
+@click.pass_context
+def export_cmd(ctx, rev, output, fmt):
+    """Export REV: a rootfs tar, or its history as a docker-archive or OCI image."""
+    with layer_progress(f"exporting {rev}") as cb:
+        result = exporter.export(repo_from(ctx), rev, output, fmt, cb)
+    if result.skipped_sockets:
+        click.echo(f"lg: warning: tar cannot hold sockets; skipped {result.skipped_sockets}", err=True)
+    if output not in (None, "-"):
+        click.echo(f"{short(result.id)}: {result.layers} layers, {result.history} history entries -> {output}", err=True)

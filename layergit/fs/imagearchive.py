@@ -1,0 +1,242 @@
+"""Image archives from the OCI/Docker world: docker-archive and OCI image layouts.
+
+Both come as a directory or a tar file. :class:`DirSource` and :class:`TarSource` give
+read access to their regular files by path, never following a symlink out of the
+archive. :func:`read_images` turns the manifests into :class:`ImageSpec` values: the
+image config and, for each layer, a way to open its blob plus the digests it must
+match. Every path or digest named by a manifest is validated before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .safeio import DIR_FLAGS, FILE_FLAGS
+from .tarlayer import ArchiveError, split_path
+
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_MAX_JSON = 16 << 20
+_MAX_LINK_HOPS = 8
+
+
+class DirSource:
+    """Regular files below a directory, reached component by component with O_NOFOLLOW."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def open(self, name: str):
+        parts = split_path(name, "archive path")
+        if not parts:
+            raise ArchiveError(f"archive path {name!r} names no file")
+        fd = os.open(self.path, DIR_FLAGS)
+        try:
+            for part in parts[:-1]:
+                nxt = os.open(part, DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            file_fd = os.open(parts[-1], FILE_FLAGS & ~os.O_NONBLOCK, dir_fd=fd)
+        except FileNotFoundError:
+            raise ArchiveError(f"archive has no file {name!r}") from None
+        except OSError as exc:
+            raise ArchiveError(f"cannot open {name!r} in the archive without leaving it: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+            os.close(file_fd)
+            raise ArchiveError(f"{name!r} in the archive is not a regular file")
+        return os.fdopen(file_fd, "rb")
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.open(name).close()
+        except ArchiveError:
+            return False
+        return True
+
+
+class TarSource:
+    """Regular files inside a (seekable, uncompressed) tar; symlinks resolved inside it."""
+
+    def __init__(self, path: str):
+        try:
+            self._tar = tarfile.open(path, "r:")
+        except tarfile.TarError as exc:
+            raise ArchiveError(f"not a tar archive: {exc}") from None
+        self._members: dict[bytes, tarfile.TarInfo] = {}
+        try:
+            for m in self._tar:
+                self._members[b"/".join(split_path(m.name, "archive member"))] = m
+        except tarfile.TarError as exc:
+            raise ArchiveError(f"archive is truncated or corrupt: {exc}") from None
+
+    def _member(self, name: str) -> tarfile.TarInfo:
+        key = b"/".join(split_path(name, "archive path"))
+        for _ in range(_MAX_LINK_HOPS):
+            m = self._members.get(key)
+            if m is None:
+                raise ArchiveError(f"archive has no file {name!r}")
+            if m.isfile():
+                return m
+            if not m.issym():
+                raise ArchiveError(f"{name!r} in the archive is not a regular file")
+            # docker save links duplicate layers ("../abc/layer.tar"): resolve inside the archive.
+            joined = posixpath.normpath(posixpath.join(posixpath.dirname(key.decode("utf-8", "surrogateescape")), m.linkname))
+            if joined.startswith("..") or joined.startswith("/"):
+                raise ArchiveError(f"{name!r} links outside the archive")
+            key = b"/".join(split_path(joined, "archive link"))
+        raise ArchiveError(f"{name!r}: too many links in the archive")
+
+    def open(self, name: str):
+        return self._tar.extractfile(self._member(name))
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._member(name)
+        except ArchiveError:
+            return False
+        return True
+
+
+@dataclass
+class LayerRef:
+    open: Callable[[], object]  # raw (possibly compressed) blob stream
+    name: str  # for messages
+    digest: str | None = None  # sha256:... of the raw blob
+    size: int | None = None
+    diff_id: str | None = None  # sha256:... of the uncompressed tar
+
+
+@dataclass
+class ImageSpec:
+    config: dict
+    layers: list[LayerRef]
+    tags: list[str] = field(default_factory=list)
+
+
+def detect(source) -> str:
+    if source.exists("manifest.json"):
+        return "docker-archive"
+    if source.exists("index.json") and source.exists("oci-layout"):
+        return "oci"
+    raise ArchiveError("neither a docker-archive (manifest.json) nor an OCI layout (index.json, oci-layout)")
+
+
+def _json(source, name: str):
+    with source.open(name) as f:
+        data = f.read(_MAX_JSON + 1)
+    if len(data) > _MAX_JSON:
+        raise ArchiveError(f"{name} is too large to be a manifest or config")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ArchiveError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _blob_path(digest: object) -> str:
+    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+    if not m:
+        raise ArchiveError(f"unsupported or malformed digest {digest!r}")
+    return f"blobs/sha256/{m.group(1)}"
+
+
+def _verified_json(source, descriptor: dict):
+    """Read a blob named by an OCI descriptor, checking its size and digest."""
+    path = _blob_path(descriptor.get("digest"))
+    with source.open(path) as f:
+        data = f.read(_MAX_JSON + 1)
+    if len(data) > _MAX_JSON:
+        raise ArchiveError(f"{path} is too large to be a manifest or config")
+    if "size" in descriptor and descriptor["size"] != len(data):
+        raise ArchiveError(f"{path}: size {len(data)} does not match the descriptor's {descriptor['size']}")
+    if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor["digest"]:
+        raise ArchiveError(f"{path}: content does not match its digest")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ArchiveError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _diff_ids(config: dict) -> list:
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    return ids if isinstance(ids, list) else []
+
+
+def _docker_images(source) -> list[ImageSpec]:
+    manifest = _json(source, "manifest.json")
+    if not isinstance(manifest, list) or not manifest:
+        raise ArchiveError("manifest.json lists no images")
+    images = []
+    for entry in manifest:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
+            raise ArchiveError("manifest.json entry lacks Config or Layers")
+        config = _json(source, entry["Config"])
+        if not isinstance(config, dict):
+            raise ArchiveError(f"{entry['Config']} is not an image config")
+        diff_ids = _diff_ids(config)
+        if diff_ids and len(diff_ids) != len(entry["Layers"]):
+            raise ArchiveError("manifest.json and the image config disagree on the number of layers")
+        layers = []
+        for i, name in enumerate(entry["Layers"]):
+            if not isinstance(name, str):
+                raise ArchiveError("manifest.json names a layer that is not a path")
+            split_path(name, "layer path")
+            layers.append(LayerRef(lambda n=name: source.open(n), name, diff_id=diff_ids[i] if diff_ids else None))
+        tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
+        images.append(ImageSpec(config, layers, tags))
+    return images
+
+
+_LAYER_TYPES = re.compile(r"^application/vnd\.(oci\.image|docker\.image\.rootfs)\.(diff\.tar|layer\.v1\.tar)(\.gzip|\+gzip|\+zstd)?$")
+
+
+def _oci_manifests(source, index: dict, depth: int = 0):
+    for desc in index.get("manifests") or []:
+        if not isinstance(desc, dict):
+            raise ArchiveError("index.json has a malformed descriptor")
+        doc = _verified_json(source, desc)
+        if isinstance(doc.get("manifests"), list):
+            if depth > 2:
+                raise ArchiveError("image index nested too deeply")
+            yield from _oci_manifests(source, doc, depth + 1)
+        else:
+            yield desc, doc
+
+
+def _oci_images(source) -> list[ImageSpec]:
+    index = _json(source, "index.json")
+    if not isinstance(index, dict):
+        raise ArchiveError("index.json is not an image index")
+    images = []
+    for desc, manifest in _oci_manifests(source, index):
+        if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers"), list):
+            raise ArchiveError("an image manifest lacks config or layers")
+        config = _verified_json(source, manifest["config"])
+        diff_ids = _diff_ids(config)
+        if diff_ids and len(diff_ids) != len(manifest["layers"]):
+            raise ArchiveError("the manifest and the image config disagree on the number of layers")
+        layers = []
+        for i, layer in enumerate(manifest["layers"]):
+            if not isinstance(layer, dict) or not _LAYER_TYPES.match(str(layer.get("mediaType", ""))):
+                raise ArchiveError(f"unsupported layer media type {layer.get('mediaType') if isinstance(layer, dict) else layer!r}")
+            path = _blob_path(layer.get("digest"))
+            layers.append(LayerRef(lambda p=path: source.open(p), path, layer["digest"], layer.get("size"), diff_ids[i] if diff_ids else None))
+        annotations = desc.get("annotations") or {}
+        ref = annotations.get("org.opencontainers.image.ref.name") or annotations.get("io.containerd.image.name")
+        images.append(ImageSpec(config, layers, [ref] if isinstance(ref, str) else []))
+    if not images:
+        raise ArchiveError("index.json lists no images")
+    return images
+
+
+def read_images(source, fmt: str) -> list[ImageSpec]:
+    return _docker_images(source) if fmt == "docker-archive" else _oci_images(source)

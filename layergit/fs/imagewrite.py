@@ -1,0 +1,116 @@
+"""Packaging layers and configs as a docker-archive or an OCI image layout.
+
+Layers arrive as finished, uncompressed tar files with their sha256 (which is both
+the OCI blob digest and the diff_id). A docker-archive is the classic ``docker
+save`` layout (manifest.json, CONFIG.json, DIFFID/layer.tar) that ``podman load``
+and ``docker load`` read; an OCI layout is oci-layout, index.json and blobs/sha256,
+written either as a directory or as a tar (an oci-archive).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+@dataclass
+class LayerFile:
+    path: str  # a temporary file holding the layer tar
+    sha256: str  # hex
+    size: int
+
+
+def canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+class _Sink:
+    """Files of a layout, written into a directory or appended to a tar stream."""
+
+    def __init__(self, out, directory: str | None):
+        self.directory = directory
+        self.tar = None if directory else tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+
+    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mode = 0o644
+        return info
+
+    def bytes(self, name: str, data: bytes) -> None:
+        if self.tar:
+            self.tar.addfile(self._info(name, len(data)), io.BytesIO(data))
+            return
+        path = os.path.join(self.directory, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def file(self, name: str, layer: LayerFile) -> None:
+        if self.tar:
+            with open(layer.path, "rb") as f:
+                self.tar.addfile(self._info(name, layer.size), f)
+            return
+        path = os.path.join(self.directory, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        shutil.copyfile(layer.path, path)
+
+    def close(self) -> None:
+        if self.tar:
+            self.tar.close()
+
+
+def unique(layers: list[LayerFile]) -> list[LayerFile]:
+    """Layers with the same content are stored once (an image may repeat a layer)."""
+    seen: dict[str, LayerFile] = {}
+    for layer in layers:
+        seen.setdefault(layer.sha256, layer)
+    return list(seen.values())
+
+
+def write_docker_archive(out, config: dict, layers: list[LayerFile], repo_tags: list[str]) -> None:
+    cfg = canonical_json(config)
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    sink = _Sink(out, None)
+    for layer in unique(layers):
+        sink.file(f"{layer.sha256}/layer.tar", layer)
+    sink.bytes(cfg_name, cfg)
+    manifest = [{"Config": cfg_name, "RepoTags": repo_tags, "Layers": [f"{l.sha256}/layer.tar" for l in layers]}]
+    sink.bytes("manifest.json", json.dumps(manifest).encode())
+    sink.close()
+
+
+def write_oci(out, directory: str | None, config: dict, layers: list[LayerFile], name: str | None, tag: str | None) -> None:
+    """An OCI layout; into ``directory`` if given, else as a tar on ``out``."""
+    sink = _Sink(out, directory)
+    cfg = canonical_json(config)
+    cfg_digest = hashlib.sha256(cfg).hexdigest()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": {"mediaType": MEDIA_CONFIG, "digest": "sha256:" + cfg_digest, "size": len(cfg)},
+        "layers": [{"mediaType": MEDIA_LAYER, "digest": "sha256:" + l.sha256, "size": l.size} for l in layers],
+    }
+    man = canonical_json(manifest)
+    man_digest = hashlib.sha256(man).hexdigest()
+    sink.bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    for layer in unique(layers):
+        sink.file(f"blobs/sha256/{layer.sha256}", layer)
+    sink.bytes(f"blobs/sha256/{cfg_digest}", cfg)
+    sink.bytes(f"blobs/sha256/{man_digest}", man)
+    descriptor = {"mediaType": MEDIA_MANIFEST, "digest": "sha256:" + man_digest, "size": len(man)}
+    if tag:
+        descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
+        if name:
+            descriptor["annotations"]["io.containerd.image.name"] = f"{name}:{tag}"
+    sink.bytes("index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))
+    sink.close()

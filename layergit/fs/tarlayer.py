@@ -1,0 +1,244 @@
+"""Reading tar archives (rootfs tarballs and image layers) into snapshot changes.
+
+tarfile is used only as a parser: nothing is extracted to the host. Each member
+becomes a :class:`TarEntry` (a path inside the image, its metadata and its blob), and
+:func:`apply_layer` applies a layer's entries to an in-memory snapshot
+(store.mutable), whiteouts first as the OCI layer spec says (a whiteout hides only
+lower layers). Names with ``..`` are refused, absolute names are taken relative to
+the image root, and a symlink in a parent path is resolved inside the image, never
+on the host. Limits on uncompressed bytes and entry count stop decompression bombs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import lzma
+import tarfile
+from dataclasses import dataclass
+
+from ..errors import LgError, UsageError
+from ..store import meta as M
+from ..store.mutable import Dir, Inode, MutableTree, PathError
+from ..store.rawobj import OBJ_BLOB, object_id
+
+WHITEOUT = b".wh."
+OPAQUE = b".wh..wh..opq"
+
+_KINDS = {
+    tarfile.REGTYPE: "f",
+    tarfile.AREGTYPE: "f",
+    tarfile.CONTTYPE: "f",
+    tarfile.DIRTYPE: "d",
+    tarfile.SYMTYPE: "l",
+    tarfile.LNKTYPE: "h",
+    tarfile.CHRTYPE: "c",
+    tarfile.BLKTYPE: "b",
+    tarfile.FIFOTYPE: "p",
+}
+
+
+class ArchiveError(LgError):
+    """An archive that is malformed, hostile or over the limits."""
+
+
+@dataclass
+class Limits:
+    """Caps on what one import may unpack; flags raise them for genuinely huge images."""
+
+    max_bytes: int = 32 << 30
+    max_entries: int = 2_000_000
+    bytes: int = 0
+    entries: int = 0
+
+    def count(self, entries: int = 0, nbytes: int = 0) -> None:
+        self.entries += entries
+        self.bytes += nbytes
+        if self.entries > self.max_entries:
+            raise ArchiveError(f"archive has more than {self.max_entries} entries (raise the limit with --max-entries)")
+        if self.bytes > self.max_bytes:
+            raise ArchiveError(f"archive unpacks to more than {self.max_bytes} bytes (raise the limit with --max-bytes)")
+
+
+class Digesting(io.RawIOBase):
+    """A reader that hashes and counts what passes through it, within optional limits.
+
+    Decompressor errors surface as ArchiveError: each library has its own types.
+    """
+
+    def __init__(self, inner, limits: Limits | None = None):
+        self._inner = inner
+        self._limits = limits
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        try:
+            data = self._inner.read(len(buf))
+        except LgError:
+            raise
+        except Exception as exc:  # each decompressor has its own error types
+            raise ArchiveError(f"corrupt or truncated compressed data: {exc}") from None
+        n = len(data)
+        buf[:n] = data
+        if self._limits is not None:
+            self._limits.count(nbytes=n)
+        self.sha256.update(data)
+        self.size += n
+        return n
+
+    def drain(self) -> None:
+        """Read to the end (a tar's trailing padding is part of the digest too)."""
+        while self.read(1 << 20):
+            pass
+
+
+def decompressed(raw, limits: Limits) -> Digesting:
+    """Wrap a binary stream, undoing gzip, xz or zstd as detected from its first bytes."""
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
+    magic = buffered.peek(6)[:6]
+    if magic[:2] == b"\x1f\x8b":
+        from isal import igzip
+
+        inner = igzip.GzipFile(fileobj=buffered, mode="rb")
+    elif magic == b"\xfd7zXZ\x00":
+        inner = lzma.LZMAFile(buffered)
+    elif magic[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        inner = zstandard.ZstdDecompressor().stream_reader(buffered)
+    else:
+        inner = buffered
+    return Digesting(inner, limits)
+
+
+@dataclass
+class TarEntry:
+    parts: list[bytes]  # path inside the image, no "." or ".." components
+    kind: str  # f d l c b p, "h" hardlink, "wh" whiteout, "opq" opaque dir, "skip"
+    meta: M.EntryMeta | None = None
+    oid: bytes | None = None  # blob of a file or symlink target
+    target: bytes | None = None  # symlink target
+    link: list[bytes] | None = None  # hardlink target path
+
+
+def split_path(name: str, what: str = "entry") -> list[bytes]:
+    """Archive path -> components; absolute paths are relative to the root, ``..`` is refused."""
+    raw = name.encode("utf-8", "surrogateescape")
+    parts = [p for p in raw.split(b"/") if p not in (b"", b".")]
+    if b".." in parts:
+        raise ArchiveError(f"{what} {name!r} has a '..' component; refusing it")
+    if any(b"\0" in p for p in parts):
+        raise ArchiveError(f"{what} {name!r} contains NUL")
+    return parts
+
+
+def _mtime_ns(member: tarfile.TarInfo) -> int:
+    text = member.pax_headers.get("mtime")
+    if text:
+        whole, _, frac = text.partition(".")
+        sign = -1 if whole.startswith("-") else 1
+        return int(whole) * 1_000_000_000 + sign * int((frac + "000000000")[:9] or 0)
+    return int(member.mtime) * 1_000_000_000
+
+
+def _xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
+    out = []
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            out.append((key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")))
+    return tuple(sorted(out))
+
+
+def read_tar(stream, writer, limits: Limits, whiteouts: bool) -> list[TarEntry]:
+    """Parse one tar stream into entries, writing file contents as blobs as we go."""
+    entries = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tar:
+            for member in tar:
+                limits.count(entries=1)
+                entries.append(_entry(tar, member, writer, whiteouts))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveError(f"not a readable tar archive: {exc}") from None
+    return entries
+
+
+def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
+    parts = split_path(member.name)
+    base = parts[-1] if parts else b""
+    if whiteouts and base.startswith(WHITEOUT):
+        if base == OPAQUE:
+            return TarEntry(parts[:-1], "opq")
+        if base.startswith(WHITEOUT + WHITEOUT) or base == WHITEOUT:
+            if base == WHITEOUT:
+                raise ArchiveError(f"invalid whiteout {member.name!r}")
+            return TarEntry(parts, "skip")  # aufs bookkeeping (.wh..wh.plnk and friends)
+        return TarEntry(parts[:-1] + [base[len(WHITEOUT):]], "wh")
+    kind = _KINDS.get(member.type)
+    if kind is None:
+        raise ArchiveError(f"entry {member.name!r} has unsupported tar type {member.type!r}")
+    if kind == "h":
+        return TarEntry(parts, "h", link=split_path(member.linkname, "hardlink target"))
+    rdev = (member.devmajor, member.devminor) if kind in "cb" else None
+    meta = M.EntryMeta(kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member))
+    entry = TarEntry(parts, kind, meta)
+    if kind == "f":
+        data = tar.extractfile(member).read()
+        if len(data) != member.size:
+            raise ArchiveError(f"archive is truncated inside {member.name!r}")
+        entry.oid = _put_blob(writer, data)
+    elif kind == "l":
+        entry.target = member.linkname.encode("utf-8", "surrogateescape")
+        entry.oid = _put_blob(writer, entry.target)
+    return entry
+
+
+def _put_blob(writer, data: bytes) -> bytes:
+    oid = object_id(OBJ_BLOB, data)
+    if not writer.has(oid):
+        writer.add(OBJ_BLOB, data, oid)
+    return oid
+
+
+def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:
+    """Apply one layer: its whiteouts to the lower layers, then its entries in order."""
+    try:
+        for e in entries:
+            if e.kind == "wh":
+                tree.remove(e.parts)
+            elif e.kind == "opq":
+                tree.clear(e.parts)
+        for e in entries:
+            if e.kind in ("wh", "opq", "skip"):
+                continue
+            if e.kind == "h":
+                target = tree.get(e.link)
+                if not isinstance(target, Inode):
+                    raise ArchiveError(f"hardlink /{b'/'.join(e.parts).decode(errors='replace')} points to a missing entry or a directory")
+                if not e.parts:
+                    raise ArchiveError("a hardlink cannot replace the image root")
+                tree.put(e.parts, target)
+            elif e.kind == "d":
+                tree.put(e.parts, Dir(e.meta))
+            else:
+                if not e.parts:
+                    raise ArchiveError(f"a {e.kind} entry cannot replace the image root")
+                tree.put(e.parts, Inode(e.meta, e.oid, e.target))
+    except PathError as exc:
+        raise ArchiveError(str(exc)) from None
+
+
+def check_limits_flags(max_bytes: int | None, max_entries: int | None) -> Limits:
+    limits = Limits()
+    if max_bytes is not None:
+        if max_bytes <= 0:
+            raise UsageError("--max-bytes must be positive")
+        limits.max_bytes = max_bytes
+    if max_entries is not None:
+        if max_entries <= 0:
+            raise UsageError("--max-entries must be positive")
+        limits.max_entries = max_entries
+    return limits

@@ -1,0 +1,256 @@
+"""lg import: rootfs tarballs, docker-archives and OCI layouts become image commits.
+
+A layered image becomes one commit per history entry, oldest first: a layer's
+entry changes the rootfs, an ``empty_layer`` entry (ENV, CMD, ...) is a commit with
+the same rootfs, so ``lg log`` reads like ``docker history``. Imported commits are
+deterministic: author and dates come from the image's history and the committer is
+the author, so importing the same image twice gives the same ids.
+
+Everything is written into one pack that is only installed when the whole archive
+checked out (digests, sizes, limits); tags move last. A failed import leaves nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import LgError, UsageError
+from ..fs.imagearchive import DirSource, TarSource, detect, read_images
+from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
+from ..store import names
+from ..store.mutable import MutableTree
+from ..store.rawobj import Signature
+from .images import move_tag
+from .repo import Repo, store_lock
+
+FORMATS = ("auto", "rootfs", "docker-archive", "oci")
+# Fields of an image config's "config" object that config.json keeps (Docker's names).
+_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "Healthcheck", "OnBuild", "Shell", "ArgsEscaped")
+
+
+@dataclass(frozen=True)
+class ImportedImage:
+    id: str
+    tags: list[str]
+    commits: int
+    layers: int
+
+
+def runtime_config(image_config: dict) -> dict:
+    """config.json for an image: its runtime config, plus the platform it was built for."""
+    inner = image_config.get("config") or image_config.get("container_config") or {}
+    out = {k: inner[k] for k in _CONFIG_KEYS if isinstance(inner, dict) and inner.get(k) is not None}
+    for key, name in (("architecture", "Architecture"), ("os", "Os"), ("variant", "Variant")):
+        if isinstance(image_config.get(key), str):
+            out[name] = image_config[key]
+    return out
+
+
+def _parse_time(text) -> int:
+    if not isinstance(text, str) or not text:
+        return 0
+    text = text.strip().replace("Z", "+00:00")
+    if "." in text:  # RFC 3339 allows nanoseconds; datetime takes microseconds
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = head + "." + (digits[:6] or "0") + rest[len(digits):]
+    try:
+        return int(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        return 0
+
+
+def _author(entry: dict, when: int) -> Signature:
+    author = entry.get("author") if isinstance(entry.get("author"), str) else ""
+    name, _, email = author.partition("<")
+    name = name.strip().replace("<", "").replace(">", "") or "unknown"
+    email = email.rstrip(">").strip().replace("<", "").replace(">", "")
+    return Signature(name.replace("\n", " "), email.replace("\n", " "), when, 0)
+
+
+def _open_source(repo: Repo, source: str, limits: Limits, cleanup: list):
+    """A path we can read twice: stdin is spooled, a compressed file decompressed."""
+    if source == "-":
+        os.makedirs(repo.root.tmp, exist_ok=True)
+        spool = tempfile.NamedTemporaryFile(dir=repo.root.tmp, prefix="import-", delete=False)
+        cleanup.append(spool.name)
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        source = spool.name
+    if os.path.isdir(source):
+        return source, True
+    if not os.path.exists(source):
+        raise LgError(f"no such file or directory: {source}")
+    with open(source, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b" or magic == b"\xfd7zXZ\x00" or magic[:4] == b"\x28\xb5\x2f\xfd":
+        os.makedirs(repo.root.tmp, exist_ok=True)
+        plain = tempfile.NamedTemporaryFile(dir=repo.root.tmp, prefix="import-", delete=False)
+        cleanup.append(plain.name)
+        with open(source, "rb") as raw, plain:
+            stream = decompressed(raw, limits)
+            shutil.copyfileobj(stream, plain, 1 << 20)
+        limits.bytes = 0  # counted again when the tar is parsed
+        source = plain.name
+    return source, False
+
+
+def _read_layer(layer, limits: Limits, writer):
+    """Parse one layer blob, verifying its size and digests; returns its entries."""
+    raw = Digesting(layer.open())
+    stream = decompressed(io.BufferedReader(raw), limits)
+    entries = read_tar(stream, writer, limits, whiteouts=True)
+    stream.drain()
+    raw.drain()
+    if layer.size is not None and layer.size != raw.size:
+        raise ArchiveError(f"layer {layer.name}: size {raw.size} does not match the manifest's {layer.size}")
+    if layer.digest is not None and "sha256:" + raw.sha256.hexdigest() != layer.digest:
+        raise ArchiveError(f"layer {layer.name}: content does not match its digest")
+    if layer.diff_id is not None and "sha256:" + stream.sha256.hexdigest() != layer.diff_id:
+        raise ArchiveError(f"layer {layer.name}: uncompressed content does not match the config's diff_id")
+    return entries
+
+
+def _history(spec) -> list[tuple[dict, bool]]:
+    """(history entry, has a layer) pairs; made up from the layers when history is missing."""
+    history = [h for h in spec.config.get("history") or [] if isinstance(h, dict)]
+    if sum(1 for h in history if not h.get("empty_layer")) != len(spec.layers):
+        created = spec.config.get("created")
+        history = [{"created": created, "created_by": f"layer {i + 1} ({layer.name})"} for i, layer in enumerate(spec.layers)]
+    return [(h, not h.get("empty_layer")) for h in history]
+
+
+def _import_spec(repo: Repo, spec, writer, limits: Limits, progress) -> tuple[bytes, int, int]:
+    """Commit one image's chain; returns (tip commit, commits, layers)."""
+    from ..store.image import write_image_tree
+
+    config = runtime_config(spec.config)
+    tree = MutableTree.empty(repo.store)
+    rootfs = tree.write(writer)
+    parent: bytes | None = None
+    layers = iter(spec.layers)
+    done = 0
+    history = _history(spec)
+    for entry, has_layer in history:
+        if has_layer:
+            layer = next(layers)
+            apply_layer(tree, _read_layer(layer, limits, writer))
+            rootfs = tree.write(writer)
+            done += 1
+            if progress:
+                progress(done, len(spec.layers), limits.bytes)
+        when = _parse_time(entry.get("created"))
+        sig = _author(entry, when)
+        message = entry.get("created_by") or entry.get("comment") or "imported layer"
+        parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig, str(message))
+    if parent is None:  # an image with no layers and no history
+        sig = _author({}, _parse_time(spec.config.get("created")))
+        parent = writer.commit(write_image_tree(writer, config, rootfs), [], sig, sig, "empty image")
+    return parent, len(history), done
+
+
+def _tags_for(spec, override: str | None) -> list[names.ImageName]:
+    if override:
+        return [names.parse(override)]
+    out = []
+    for text in spec.tags:
+        try:
+            out.append(names.parse(text))
+        except UsageError:
+            continue
+    return out
+
+
+def import_archive(
+    repo: Repo,
+    source: str,
+    tag: str | None = None,
+    fmt: str = "auto",
+    message: str | None = None,
+    limits: Limits | None = None,
+    progress=None,
+) -> list[ImportedImage]:
+    """Import ``source`` (a path, a directory or "-" for stdin); returns what was tagged."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    target = names.parse(tag) if tag else None
+    limits = limits or Limits()
+    cleanup: list[str] = []
+    try:
+        with store_lock(repo):
+            return _import(repo, source, target, fmt, message, limits, progress, cleanup)
+    finally:
+        for path in cleanup:
+            os.unlink(path)
+
+
+def _import(repo, source, target, fmt, message, limits, progress, cleanup) -> list[ImportedImage]:
+    path, is_dir = _open_source(repo, source, limits, cleanup)
+    if fmt == "rootfs" or (fmt == "auto" and not is_dir and not _is_image_tar(path)):
+        if is_dir:
+            raise UsageError("a rootfs import needs a tar file; use lg commit for a directory")
+        return [_import_rootfs(repo, path, target, message, limits)]
+    source_obj = DirSource(path) if is_dir else TarSource(path)
+    detected = detect(source_obj)
+    if fmt != "auto" and fmt != detected:
+        raise ArchiveError(f"{source} is a {detected}, not a {fmt}")
+    specs = read_images(source_obj, detected)
+    if target and len(specs) > 1:
+        raise UsageError(f"{source} holds {len(specs)} images; -t can name only one")
+    results = []
+    with repo.store.writer() as writer:
+        landed = [(spec, *_import_spec(repo, spec, writer, limits, progress)) for spec in specs]
+    for spec, tip, commits, layers in landed:
+        tags = _tags_for(spec, target.__str__() if target else None)
+        for image in tags:
+            _force_tag(repo, image, tip, f"import: {source}")
+        results.append(ImportedImage(tip.hex(), [str(t) for t in tags], commits, layers))
+    return results
+
+
+def _force_tag(repo: Repo, image: names.ImageName, oid: bytes, message: str) -> None:
+    """Point a tag at ``oid`` whatever it pointed at (docker load semantics)."""
+    from ..errors import Conflict
+
+    for _ in range(10):
+        old = repo.store.ref(image.ref)
+        if old == oid:
+            return
+        try:
+            move_tag(repo, image, oid, old, message)
+            return
+        except Conflict:
+            continue
+    raise LgError(f"{image} keeps moving; not tagged")
+
+
+def _is_image_tar(path: str) -> bool:
+    try:
+        source = TarSource(path)
+    except ArchiveError:
+        return False
+    return source.exists("manifest.json") or (source.exists("index.json") and source.exists("oci-layout"))
+
+
+def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits) -> ImportedImage:
+    from ..store.image import write_image_tree
+
+    if target is None:
+        raise UsageError("a rootfs tarball has no name inside; give -t NAME[:TAG]")
+    store = repo.store
+    parent = store.ref(target.ref)
+    config = repo.image(parent).config if parent else {}
+    who = store.default_author()
+    with store.writer() as writer, open(path, "rb") as f:
+        tree = MutableTree.empty(store)
+        apply_layer(tree, read_tar(decompressed(f, limits), writer, limits, whiteouts=False))
+        rootfs = tree.write(writer)
+        oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who, message or f"lg import {os.path.basename(path)}")
+    _force_tag(repo, target, oid, f"import: {path}")
+    return ImportedImage(oid.hex(), [str(target)], 1, 1)
