@@ -38,6 +38,11 @@ class TreeWriter:
         self.root_fd = -1  # set by materialise_into
         self.result = CheckoutResult()
         self._warned: set[str] = set()
+        self._stack: list[Node] = []  # directories from the root to where we are
+        self._skipped: set[bytes] = set()  # stored paths we could not create
+        # Directories whose mode would lock us out (non-root only): applied at the end, as tar does.
+        self._deferred: list[tuple[list[bytes], M.EntryMeta]] = []
+        self._privileged_user = os.geteuid() == 0
 
     def warn_once(self, kind: str, text: str) -> None:
         if kind not in self._warned:
@@ -59,11 +64,9 @@ class TreeWriter:
         nofollow = {"dir_fd": dirfd, "follow_symlinks": False}
         if fd is not None:
             self._privileged("owner", "restore file owners", os.fchown, fd, m.uid, m.gid)
-            os.fchmod(fd, m.mode)
         else:
             self._privileged("owner", "restore file owners", os.chown, name, m.uid, m.gid, **nofollow)
-            if m.kind != "l":
-                os.chmod(name, m.mode, **nofollow)
+        # xattrs before the mode: an unprivileged user needs write access to set them.
         for key, value in m.xattrs:
             target = fd if fd is not None else proc_path(dirfd, name)
             kind = "xattr-" + key.split(".")[0]
@@ -72,23 +75,46 @@ class TreeWriter:
             else:
                 self._privileged(kind, f"set {key.split('.')[0]}.* xattrs", os.setxattr, target, key, value, follow_symlinks=False)
         if fd is not None:
+            os.fchmod(fd, m.mode)
+        elif m.kind != "l":
+            os.chmod(name, m.mode, **nofollow)
+        if fd is not None:
             os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
         else:
             os.utime(name, ns=(m.mtime_ns, m.mtime_ns), **nofollow)
 
-    def _leader(self, link: bytes) -> tuple[int, bytes]:
-        """Open the directory holding a hardlink leader (a stored path from the root)."""
-        parts = [treenames.decode(p) for p in link.strip(b"/").split(b"/")]
+    def _open_path(self, parts: list[bytes]) -> int:
+        """Open a directory we created, by real names from the root."""
         fd = os.dup(self.root_fd)
         try:
-            for part in parts[:-1]:
+            for part in parts:
                 nxt = open_dir(fd, part)
                 os.close(fd)
                 fd = nxt
         except OSError:
             os.close(fd)
+            raise
+        return fd
+
+    def _leader(self, link: bytes) -> tuple[int, bytes]:
+        """Open the directory holding a hardlink leader (a stored path from the root)."""
+        parts = [treenames.decode(p) for p in link.strip(b"/").split(b"/")]
+        try:
+            return self._open_path(parts[:-1]), parts[-1]
+        except OSError:
             raise LgError(f"hardlink target {link.decode(errors='replace')} is missing from the snapshot") from None
-        return fd, parts[-1]
+
+    def _stored_path(self, node: Node) -> bytes:
+        return b"".join(b"/" + n.stored for n in self._stack) + b"/" + node.stored
+
+    def finish(self) -> None:
+        """Apply the directory metadata that had to wait (deepest first)."""
+        for parts, m in reversed(self._deferred):
+            fd = self._open_path(parts)
+            try:
+                self.apply_meta(fd, b".", m, fd)
+            finally:
+                os.close(fd)
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
         own, nodes = read_dir(self.store, tree)
@@ -103,19 +129,26 @@ class TreeWriter:
         if m.kind == "d":
             os.mkdir(name, 0o700, dir_fd=fd)
             sub = open_dir(fd, name)
+            self._stack.append(node)
             try:
                 self.directory(sub, node.oid)
-                self.apply_meta(fd, name, m, sub)
+                if self._privileged_user or m.mode & 0o700 == 0o700:
+                    self.apply_meta(fd, name, m, sub)
+                else:
+                    self._deferred.append(([n.name for n in self._stack], m))
             finally:
+                self._stack.pop()
                 os.close(sub)
+        elif m.link is not None and m.link in self._skipped:
+            self._skipped.add(self._stored_path(node))  # its leader could not be made either
         elif m.link is not None:
             leader_dir, leader = self._leader(m.link)
             try:
                 os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
             finally:
                 os.close(leader_dir)
-        else:
-            self.create(fd, name, node)
+        elif not self.create(fd, name, node):
+            self._skipped.add(self._stored_path(node))
 
     def create(self, fd: int, name: bytes, node: Node) -> bool:
         """Create a file, symlink or node from the store, with its metadata; False if skipped."""
@@ -161,6 +194,7 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
             raise LgError(f"checkout destination {dest} is not empty")
         writer.root_fd = fd
         own = writer.directory(fd, tree)
+        writer.finish()
         if own is not None:
             writer.apply_meta(fd, b".", own, fd)
         return writer.result

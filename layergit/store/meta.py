@@ -118,8 +118,8 @@ def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
             major, minor = value.split(":")
             rdev = (int(major), int(minor))
         elif key.startswith("xattr."):
-            name = unquote_to_bytes(key[6:]).decode("utf-8", "surrogateescape")
-            xattrs.append((name, _parse_xattr_value(value)))
+            xattr = unquote_to_bytes(key[6:]).decode("utf-8", "surrogateescape")
+            xattrs.append((xattr, _parse_xattr_value(value)))
         else:
             raise ValueError(f"unknown field {key!r}")
     meta = EntryMeta(kind, int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec), rdev, link, tuple(xattrs))

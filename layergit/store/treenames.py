@@ -4,8 +4,9 @@ A root filesystem may hold names git refuses or treats specially (``.git``,
 ``.gitmodules``, their HFS/NTFS look-alikes that ``git fsck`` flags), names that are
 not UTF-8, names with control characters, and a name equal to our reserved
 metadata entry. Such names are stored as ``%`` followed by the name with ``%``,
-control bytes and (for non-UTF-8 names) every byte >= 0x80 percent-encoded, and the
-first byte encoded when the name starts with ``.``. Every real name that starts
+``\``, control bytes and (for non-UTF-8 names) every byte >= 0x80 percent-encoded,
+and the first byte encoded when the name starts with ``.``. (git's NTFS checks split
+names at ``\``, so an escaped name must not keep one.) Every real name that starts
 with ``%`` is escaped too, so decoding is unambiguous. Names that need none of this
 are stored verbatim, which keeps ``git ls-tree`` readable. docs/format.md is the
 normative description.
@@ -45,7 +46,7 @@ def needs_escape(name: bytes) -> bool:
 def _percent(name: bytes, high_bytes: bool) -> bytes:
     out = bytearray()
     for i, b in enumerate(name):
-        if b == 0x25 or b < 0x20 or b == 0x7F or (high_bytes and b >= 0x80) or (i == 0 and b == 0x2E):
+        if b in (0x25, 0x5C) or b < 0x20 or b == 0x7F or (high_bytes and b >= 0x80) or (i == 0 and b == 0x2E):
             out += b"%%%02X" % b
         else:
             out.append(b)

@@ -1,0 +1,190 @@
+"""Resource limits and process tracking with cgroups, v1 (hybrid hosts) and v2.
+
+Each container gets ``layergit/<id>`` in every hierarchy: on cgroup v2 the unified
+tree (memory.max, cpu.max, pids.max, cgroup.freeze, cgroup.kill), on v1 each
+mounted controller (memory.limit_in_bytes, cpu.cfs_quota_us, pids.max,
+freezer.state) plus the named and accounting hierarchies, so ``lg exec`` can join
+the container everywhere. A v2 host is recognised by controllers in its unified
+root; a hybrid host (v1 controllers, an empty unified tree) is treated as v1.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from ..errors import LgError
+
+ROOT = "/sys/fs/cgroup"
+PARENT = "layergit"
+_PERIOD = 100_000
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def unified() -> bool:
+    try:
+        return bool(_read(os.path.join(ROOT, "cgroup.controllers")).split())
+    except OSError:
+        return False
+
+
+def _v1_hierarchies() -> dict[str, set[str]]:
+    """Mount point -> controllers, for each mounted v1 hierarchy."""
+    out: dict[str, set[str]] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] == "cgroup":
+                out[fields[4]] = set(fields[sep + 3].split(","))
+    return out
+
+
+class Cgroup:
+    def __init__(self, container_id: str):
+        self.v2 = unified()
+        self.name = f"{PARENT}/{container_id}"
+        hierarchies = {} if self.v2 else _v1_hierarchies()
+        self._by_controller = {c: os.path.join(m, self.name) for m, cs in hierarchies.items() for c in cs}
+        self.paths = [os.path.join(ROOT, self.name)] if self.v2 else sorted(os.path.join(m, self.name) for m in hierarchies)
+
+    def _controller(self, name: str) -> str | None:
+        """The directory holding a controller's files for this container."""
+        return self.paths[0] if self.v2 else self._by_controller.get(name)
+
+    def create(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+        try:
+            if self.v2:
+                self._create_v2()
+            else:
+                for path in self.paths:
+                    self._mkdir_v1(path)
+            self._limits(memory, cpus, pids)
+        except OSError as exc:
+            self.remove()
+            raise LgError(f"cannot set up the container's cgroup: {exc.strerror} ({exc.filename})") from None
+
+    def _create_v2(self) -> None:
+        parent = os.path.join(ROOT, PARENT)
+        os.makedirs(parent, exist_ok=True)
+        wanted = {"memory", "cpu", "pids"} & set(_read(os.path.join(ROOT, "cgroup.controllers")).split())
+        for directory in (ROOT, parent):
+            enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
+            missing = wanted - enabled
+            if missing:
+                _write(os.path.join(directory, "cgroup.subtree_control"), " ".join("+" + c for c in sorted(missing)))
+        os.makedirs(self.paths[0])
+
+    @staticmethod
+    def _mkdir_v1(path: str) -> None:
+        parent = os.path.dirname(path)
+        for directory in (parent, path):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                continue
+            # A new cpuset starts with no CPUs or memory nodes: inherit the parent's.
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                mine = os.path.join(directory, knob)
+                if os.path.exists(mine) and not _read(mine).strip():
+                    _write(mine, _read(os.path.join(os.path.dirname(directory), knob)).strip())
+
+    def _limits(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+        if memory is not None:
+            mem = self._controller("memory")
+            if self.v2:
+                _write(os.path.join(mem, "memory.max"), str(memory))
+                if os.path.exists(os.path.join(mem, "memory.swap.max")):
+                    _write(os.path.join(mem, "memory.swap.max"), "0")
+            else:
+                _write(os.path.join(mem, "memory.limit_in_bytes"), str(memory))
+                swap = os.path.join(mem, "memory.memsw.limit_in_bytes")
+                if os.path.exists(swap):
+                    _write(swap, str(memory))
+        if cpus is not None:
+            quota = max(1000, int(cpus * _PERIOD))
+            cpu = self._controller("cpu")
+            if self.v2:
+                _write(os.path.join(cpu, "cpu.max"), f"{quota} {_PERIOD}")
+            else:
+                _write(os.path.join(cpu, "cpu.cfs_period_us"), str(_PERIOD))
+                _write(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
+        if pids is not None:
+            _write(os.path.join(self._controller("pids"), "pids.max"), str(pids))
+
+    def add(self, pid: int) -> None:
+        for path in self.paths:
+            _write(os.path.join(path, "cgroup.procs"), str(pid))
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.paths)
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in _read(os.path.join(self.paths[0], "cgroup.procs")).split()]
+        except OSError:
+            return []
+
+    def oom_killed(self) -> bool:
+        mem = self._controller("memory")
+        if mem is None:
+            return False
+        try:
+            text = _read(os.path.join(mem, "memory.events" if self.v2 else "memory.oom_control"))
+        except OSError:
+            return False
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and int(value or 0) > 0:
+                return True
+        return False
+
+    def freeze(self, frozen: bool) -> None:
+        if self.v2:
+            _write(os.path.join(self.paths[0], "cgroup.freeze"), "1" if frozen else "0")
+            return
+        freezer = self._controller("freezer")
+        if freezer is None:
+            raise LgError("this host has no freezer cgroup")
+        _write(os.path.join(freezer, "freezer.state"), "FROZEN" if frozen else "THAWED")
+        if frozen:
+            deadline = time.monotonic() + 5
+            while _read(os.path.join(freezer, "freezer.state")).strip() != "FROZEN" and time.monotonic() < deadline:
+                time.sleep(0.005)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every process in the container (all of them, not just PID 1)."""
+        if self.v2 and sig == signal.SIGKILL and os.path.exists(os.path.join(self.paths[0], "cgroup.kill")):
+            _write(os.path.join(self.paths[0], "cgroup.kill"), "1")
+            return
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Remove the cgroup directories (waiting briefly for dying processes to leave)."""
+        deadline = time.monotonic() + timeout
+        for path in self.paths:
+            while True:
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise LgError(f"cannot remove cgroup {path}: {exc.strerror}") from None
+                    time.sleep(0.01)

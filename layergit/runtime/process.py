@@ -1,0 +1,164 @@
+"""Starting a container's first process: the parent side and the child side of the fork.
+
+Parent: put the child in a new PID namespace (unshare, fork, then setns back so
+later forks are unaffected), place it in its cgroup, release it, and learn through
+a close-on-exec pipe whether setup and exec worked. Child (PID 1 of the container):
+new mount, UTS, IPC, network and cgroup namespaces, the rootfs recipe, hostname,
+stdio, user, seccomp, capabilities, exec. Failures come back as one line and
+Docker's exit codes: 125 for our own failure, 126 for a command that cannot be
+executed, 127 for a command that is not found.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import termios
+from dataclasses import dataclass
+
+from ..errors import LgError
+from . import rootfs, security, users
+from . import syscalls as sc
+from .cgroups import Cgroup
+from .spec import Spec
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SpawnError(LgError):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code
+
+
+@dataclass
+class Stdio:
+    stdin: int
+    stdout: int
+    stderr: int
+    tty: bool = False  # stdin/stdout/stderr are one pty slave
+
+
+def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, init_binary: str | None = None) -> int:
+    """Fork the container's PID 1 and return its pid once it has exec'd its command."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            _child_main(spec, stdio, go_r, err_w, init_binary)
+        sc.setns(own_pidns, sc.CLONE_NEWPID)
+    finally:
+        os.close(own_pidns)
+    os.close(err_w)
+    os.close(go_r)
+    try:
+        cgroup.add(pid)
+        os.write(go_w, b"1")
+    except OSError as exc:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise LgError(f"cannot place the container in its cgroup: {exc.strerror}") from None
+    finally:
+        os.close(go_w)
+    report = b""
+    while chunk := os.read(err_r, 4096):
+        report += chunk
+    os.close(err_r)
+    if report:
+        os.waitpid(pid, 0)
+        code, _, message = report.decode(errors="replace").partition(" ")
+        raise SpawnError(message, int(code))
+    return pid
+
+
+def _child_main(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | None) -> None:
+    """Never returns: exec the container's command or report and exit."""
+    try:
+        _child(spec, stdio, go_r, err_w, init_binary)
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+        code, message = _classify(exc, spec)
+        try:
+            os.write(err_w, f"{code} {message}".encode())
+        finally:
+            os._exit(code)
+
+
+def _classify(exc: BaseException, spec: Spec) -> tuple[int, str]:
+    command = spec.process.args[0] if spec.process.args else ""
+    if isinstance(exc, _ExecError):
+        err = exc.__cause__
+        if isinstance(err, FileNotFoundError):
+            return 127, f"{command}: executable file not found in $PATH" if "/" not in command else f"{command}: no such file or directory"
+        return 126, f"{command}: cannot execute: {err.strerror if isinstance(err, OSError) else err}"
+    if isinstance(exc, LgError):
+        return 125, str(exc)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return 125, f"container setup failed: {exc.strerror or exc}{where}"
+    return 125, f"container setup failed: {type(exc).__name__}: {exc}"
+
+
+class _ExecError(Exception):
+    pass
+
+
+def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | None) -> None:
+    os.setsid()
+    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
+    if spec.network != "host":
+        flags |= sc.CLONE_NEWNET
+    sc.unshare(flags)
+    os.read(go_r, 1)  # the parent has put us in our cgroup
+    sc.unshare(sc.CLONE_NEWCGROUP)
+    if spec.network != "host":
+        from .network import loopback_up
+
+        loopback_up()
+    rootfs.enter(spec, stdio.stdin if stdio.tty else None, init_binary if spec.init else None)
+    if spec.hostname:
+        socket.sethostname(spec.hostname)
+    for target, fd in ((0, stdio.stdin), (1, stdio.stdout), (2, stdio.stderr)):
+        os.dup2(fd, target, inheritable=True)
+    if stdio.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    user = users.resolve(spec.process.user)
+    env = _environment(spec, user)
+    cwd = spec.process.cwd or "/"
+    os.makedirs(cwd, 0o755, exist_ok=True)
+    os.chdir(cwd)
+    caps = spec.process.caps
+    if spec.process.seccomp:
+        security.load_seccomp()
+    security.drop_bounding(caps)
+    os.setgroups(list(user.groups))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    security.set_process_caps(caps if user.uid == 0 else [])
+    if spec.process.no_new_privileges:
+        security.no_new_privileges()
+    args = ([rootfs.INIT_PATH, "--"] if spec.init else []) + spec.process.args
+    # Only 0-2 survive exec; the error pipe is close-on-exec and reports failures until then.
+    os.closerange(3, err_w)
+    os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as exc:
+        raise _ExecError() from exc
+
+
+def _environment(spec: Spec, user: users.User) -> dict[str, str]:
+    env = {}
+    for item in spec.process.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
+    env.setdefault("HOSTNAME", spec.hostname)
+    env.setdefault("HOME", user.home or "/")
+    if spec.process.tty:
+        env.setdefault("TERM", "xterm")
+    return env

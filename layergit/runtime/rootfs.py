@@ -1,0 +1,153 @@
+"""The container's filesystem, as one recipe run inside its new mount namespace.
+
+overlayfs (the image's materialised rootfs as lower, the container's upper/work),
+fresh /proc and read-only /sys, a minimal /dev on tmpfs that never shows the host's
+devices, pivot_root into the overlay (not chroot) with the old root detached, then
+the bind mounts (hosts files, volumes), tmpfs mounts, masked and read-only paths.
+Host paths for bind mounts are opened before pivot_root and mounted from
+``/proc/self/fd/N`` afterwards, so container paths are resolved inside the
+container's root, where no symlink can lead out.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..errors import LgError
+from . import syscalls as sc
+from .spec import Spec
+
+# Paths Docker hides from containers: files get /dev/null, directories an empty tmpfs.
+MASKED = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+DEV_LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")]
+INIT_PATH = "/dev/init"
+_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
+class RootfsError(LgError):
+    exit_code = 125
+
+
+def _ensure_dir(root: str, name: str) -> str:
+    path = os.path.join(root, name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.mkdir(path, 0o755)
+        return path
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise RootfsError(f"the image's /{name} is not a directory (a symlink or a file); refusing to run it")
+    return path
+
+
+def _make_dev(dev: str, console_fd: int | None) -> None:
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        path = os.path.join(dev, name)
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+    for sub in ("pts", "shm", "mqueue"):
+        os.mkdir(os.path.join(dev, sub), 0o755)
+    sc.mount("devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    sc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
+    console = os.path.join(dev, "console")
+    with open(console, "w"):
+        pass
+    # A tty container's console is its terminal; otherwise /dev/null, never the host's.
+    source = f"/proc/self/fd/{console_fd}" if console_fd is not None else os.path.join(dev, "null")
+    sc.mount(source, console, None, sc.MS_BIND)
+
+
+def _mount_point(path: str, is_dir: bool) -> None:
+    """Create a mount point inside the (pivoted) container root."""
+    if os.path.lexists(path):
+        return
+    if is_dir:
+        os.makedirs(path, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+        with open(path, "w"):
+            pass
+
+
+def _bind(fd: int, target: str, readonly: bool) -> None:
+    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    _mount_point(target, is_dir)
+    sc.mount(f"/proc/self/fd/{fd}", target, None, sc.MS_BIND | sc.MS_REC)
+    if readonly:
+        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+
+
+def _mask(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0")
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND)
+
+
+def _readonly(path: str) -> None:
+    if os.path.exists(path):
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+
+
+def open_sources(spec: Spec, init_binary: str | None) -> list[tuple[int, str, bool]]:
+    """Open every bind source on the host before pivot_root: (fd, target, readonly)."""
+    binds = []
+    for name in ("hosts", "hostname", "resolv.conf"):
+        path = os.path.join(spec.state_dir, name)
+        if os.path.exists(path):
+            binds.append((os.open(path, os.O_PATH | os.O_CLOEXEC), f"/etc/{name}", False))
+    for m in spec.mounts:
+        if m.kind == "bind":
+            try:
+                binds.append((os.open(m.source, os.O_PATH | os.O_CLOEXEC), m.target, m.readonly))
+            except OSError as exc:
+                raise RootfsError(f"volume source {m.source}: {exc.strerror}") from None
+    if init_binary:
+        binds.append((os.open(init_binary, os.O_PATH | os.O_CLOEXEC), INIT_PATH, True))
+    return binds
+
+
+def enter(spec: Spec, console_fd: int | None, init_binary: str | None) -> None:
+    """Build the container's root and pivot into it (run in the new mount namespace)."""
+    merged = os.path.join(spec.state_dir, "merged")
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    options = f"lowerdir={spec.rootfs_lower},upperdir={spec.state_dir}/upper,workdir={spec.state_dir}/work"
+    sc.mount("overlay", merged, "overlay", 0, options)
+    for name in ("proc", "sys", "dev"):
+        _ensure_dir(merged, name)
+    sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
+    sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    _make_dev(os.path.join(merged, "dev"), console_fd)
+    binds = open_sources(spec, init_binary)
+    os.chdir(merged)
+    sc.pivot_root(".", ".")
+    sc.umount(".", sc.MNT_DETACH)
+    os.chdir("/")
+    for fd, target, readonly in binds:
+        _bind(fd, target, readonly)
+        os.close(fd)
+    for m in spec.mounts:
+        if m.kind == "tmpfs":
+            _mount_point(m.target, True)
+            sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
+    for path in MASKED:
+        _mask(path)
+    for path in READONLY:
+        _readonly(path)
+    if spec.readonly:
+        sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)

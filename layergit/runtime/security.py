@@ -1,0 +1,110 @@
+"""Capabilities, no_new_privs and the default seccomp filter (child side).
+
+Docker's default capability set is kept in the bounding, permitted, effective and
+inheritable sets of a root process; a non-root user gets none effective (as with
+Docker) but setuid programs such as sudo can still gain the bounded set, unless
+``no_new_privileges`` is set. The seccomp filter denies, with EPERM, the calls a
+container has no business making (mount, namespaces, kernel modules, keyrings,
+reboot, ...), on top of what the missing capabilities already prevent; it is built
+with libseccomp through the pyseccomp binding.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from ..errors import UsageError
+from . import syscalls
+
+CAPS = [
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE",
+]
+CAP_NUMBER = {name: i for i, name in enumerate(CAPS)}
+
+DEFAULT_CAPS = [
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
+    "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+]
+
+DENIED_SYSCALLS = [
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+    "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm",
+    "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
+    "move_mount", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
+    "pivot_root", "process_vm_readv", "process_vm_writev", "query_module", "quotactl", "quotactl_fd",
+    "reboot", "request_key", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "_sysctl",
+    "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
+]
+_NAMESPACE_FLAGS = (
+    syscalls.CLONE_NEWNS, syscalls.CLONE_NEWUTS, syscalls.CLONE_NEWIPC, syscalls.CLONE_NEWUSER,
+    syscalls.CLONE_NEWPID, syscalls.CLONE_NEWNET, syscalls.CLONE_NEWCGROUP,
+)
+
+
+def capability_set(add: list[str], drop: list[str]) -> list[str]:
+    """Docker's default set with --cap-add/--cap-drop applied (ALL allowed in both)."""
+
+    def norm(name: str) -> str:
+        name = name.upper()
+        name = name[4:] if name.startswith("CAP_") else name
+        if name != "ALL" and name not in CAP_NUMBER:
+            raise UsageError(f"unknown capability {name!r}")
+        return name
+
+    caps = set(DEFAULT_CAPS)
+    dropped = {norm(c) for c in drop}
+    caps = set() if "ALL" in dropped else caps - dropped
+    added = {norm(c) for c in add}
+    caps |= set(CAPS) if "ALL" in added else added
+    return sorted(caps, key=CAP_NUMBER.__getitem__)
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPS) - 1
+
+
+def drop_bounding(keep: list[str]) -> None:
+    """Remove every capability not in ``keep`` from the bounding set (needs SETPCAP)."""
+    wanted = {CAP_NUMBER[c] for c in keep}
+    for cap in range(_last_cap() + 1):
+        if cap not in wanted:
+            syscalls.prctl(syscalls.PR_CAPBSET_DROP, cap)
+
+
+def set_process_caps(keep: list[str]) -> None:
+    """Restrict effective/permitted/inheritable to ``keep`` (after the uid switch)."""
+    mask = 0
+    for c in keep:
+        mask |= 1 << CAP_NUMBER[c]
+    syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
+    syscalls.capset(mask, mask, mask)
+
+
+def no_new_privileges() -> None:
+    syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def load_seccomp() -> None:
+    """Install the default filter: allow everything but the calls above (EPERM)."""
+    import pyseccomp as seccomp
+
+    f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for name in DENIED_SYSCALLS:
+        try:
+            f.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (ValueError, RuntimeError, OSError):
+            continue  # not a system call on this architecture
+    for flag in _NAMESPACE_FLAGS:
+        f.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    # clone3 passes its flags in memory a filter cannot read: make libc fall back to clone.
+    f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    f.load()

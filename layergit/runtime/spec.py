@@ -1,0 +1,69 @@
+"""What a container is made of, as plain data saved with the container.
+
+The porcelain builds a :class:`Spec` from the image config and the user's flags;
+the runtime needs nothing else to start, stop, exec into or clean up a container.
+Networking is one field (``network``) that the network module interprets, so
+bridge networks plug in without touching the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Mount:
+    kind: str  # "bind" or "tmpfs"
+    target: str  # path inside the container
+    source: str = ""  # host path for binds
+    readonly: bool = False
+    options: str = ""  # tmpfs mount data
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    user: str = ""  # "uid[:gid]" or "name[:group]", resolved inside the container
+    tty: bool = False
+    stdin: bool = False
+    caps: list[str] = field(default_factory=list)
+    no_new_privileges: bool = False
+    seccomp: bool = True
+
+
+@dataclass
+class Resources:
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    pids: int | None = None
+
+
+@dataclass
+class Spec:
+    id: str
+    name: str
+    rootfs_lower: str  # the materialised image rootfs (read-only)
+    state_dir: str  # holds upper/, work/, merged/, hosts, hostname, resolv.conf
+    process: Process
+    hostname: str = ""
+    readonly: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    network: str = "none"  # "none", "host", later bridges
+    init: bool = False
+    stop_signal: str = "SIGTERM"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        raw = json.loads(text)
+        raw["process"] = Process(**raw["process"])
+        raw["resources"] = Resources(**raw["resources"])
+        raw["mounts"] = [Mount(**m) for m in raw["mounts"]]
+        return cls(**raw)

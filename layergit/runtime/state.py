@@ -1,0 +1,185 @@
+"""Container records on disk, and a status that never lies.
+
+Each container has a directory under ``ROOT/containers/ID`` with ``container.json``
+(what it is: spec, image, creation time; written once), ``state.json`` (what it is
+doing: status, pid, exit code; replaced atomically on every change) and its upper,
+work and merged directories, log and /etc files. Names are reserved with one
+symlink each in ``ROOT/containers/by-name``, so two racing creations can never
+share a name.
+
+A recorded "running" is checked against the kernel every time it is read: the pid
+must exist and have the same start time as when we started it (pids are reused).
+A container whose process vanished without anyone recording its exit (its
+monitor was killed, the machine rebooted) reads as exited with exit code -1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from ..errors import Conflict, NotFound
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pid_start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None  # a zombie has exited; its parent just has not reaped it yet
+    return int(fields[19])
+
+
+@dataclass
+class State:
+    status: str = "created"  # created, running, paused, exited
+    pid: int = 0
+    pid_start: int = 0
+    exit_code: int = 0
+    oom_killed: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+    error: str = ""
+    monitor_pid: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "paused")
+
+
+@dataclass
+class Record:
+    """What a container is (written at creation, never changed)."""
+
+    id: str
+    name: str
+    image: str  # as the user named it
+    image_id: str  # commit id
+    created: str
+    spec: dict  # runtime.spec.Spec as a dict
+    config: dict = field(default_factory=dict)  # the image config.json it was created from
+    host_config: dict = field(default_factory=dict)  # Docker-style HostConfig echo
+    auto_remove: bool = False
+
+
+class ContainerDir:
+    def __init__(self, containers_dir: str, container_id: str):
+        self.base = containers_dir
+        self.id = container_id
+        self.path = os.path.join(containers_dir, container_id)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @contextmanager
+    def lock(self):
+        """Serialise state changes of one container (start, stop, rm, the monitor's reap)."""
+        fd = os.open(self.file("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def write_json(self, name: str, value) -> None:
+        tmp = self.file(f".{name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(value, f, indent=2, sort_keys=True)
+        os.replace(tmp, self.file(name))
+
+    def record(self) -> Record:
+        try:
+            with open(self.file("container.json")) as f:
+                return Record(**json.load(f))
+        except FileNotFoundError:
+            raise NotFound(f"no such container: {self.id[:12]}") from None
+
+    def raw_state(self) -> State:
+        try:
+            with open(self.file("state.json")) as f:
+                return State(**json.load(f))
+        except FileNotFoundError:
+            return State()
+
+    def state(self) -> State:
+        """The recorded state, corrected by what the kernel says about the pid."""
+        st = self.raw_state()
+        if st.running and pid_start_time(st.pid) != st.pid_start:
+            st.status = "exited"
+            if not st.finished_at:
+                st.exit_code = -1
+                st.error = "the container's process ended with nobody watching; exit code unknown"
+                st.finished_at = st.finished_at or now_iso()
+        return st
+
+    def save_state(self, st: State) -> None:
+        self.write_json("state.json", asdict(st))
+
+
+class Registry:
+    """All containers under a root: ids, names and lookup by either."""
+
+    def __init__(self, containers_dir: str):
+        self.dir = containers_dir
+        self.names = os.path.join(containers_dir, "by-name")
+
+    def ids(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.dir) if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
+        except FileNotFoundError:
+            return []
+
+    def reserve_name(self, name: str, container_id: str) -> None:
+        os.makedirs(self.names, exist_ok=True)
+        try:
+            os.symlink(container_id, os.path.join(self.names, name))
+        except FileExistsError:
+            raise Conflict(f"the container name {name!r} is already in use by container {self.by_name(name)[:12]}") from None
+
+    def release_name(self, name: str, container_id: str) -> None:
+        link = os.path.join(self.names, name)
+        try:
+            if os.readlink(link) == container_id:
+                os.unlink(link)
+        except FileNotFoundError:
+            pass
+
+    def by_name(self, name: str) -> str | None:
+        try:
+            return os.readlink(os.path.join(self.names, name))
+        except OSError:
+            return None
+
+    def find(self, ref: str) -> ContainerDir:
+        """A container by name, full id or unique id prefix."""
+        cid = self.by_name(ref)
+        if cid is None:
+            matches = [i for i in self.ids() if i.startswith(ref)] if len(ref) >= 1 and all(c in "0123456789abcdef" for c in ref) else []
+            if len(matches) > 1:
+                raise Conflict(f"container id prefix {ref} is ambiguous")
+            cid = matches[0] if matches else None
+        if cid is None or not os.path.isdir(os.path.join(self.dir, cid)):
+            raise NotFound(f"no such container: {ref}")
+        return ContainerDir(self.dir, cid)
+
+
+def wait_for(predicate, timeout: float | None, interval: float = 0.02) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not predicate():
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -1,0 +1,136 @@
+"""Watching a running container: its output into the log, its end into the state.
+
+The same code serves a foreground ``lg run`` (lg itself is the container's parent:
+output also goes to the terminal, signals are forwarded) and the monitor that
+parents detached containers. The log is Docker's json-file format, one JSON object
+per line: ``{"log": ..., "stream": "stdout"|"stderr", "time": RFC 3339}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+from dataclasses import dataclass
+
+from .cgroups import Cgroup
+from .state import ContainerDir, State, now_iso
+
+LOG_NAME = "container.log"
+_CHUNK = 16384
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+class LogWriter:
+    """Line-buffered json-file log for one container."""
+
+    def __init__(self, path: str):
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._partial: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self._partial.get(stream, b"") + data
+        lines = buf.split(b"\n")
+        self._partial[stream] = lines.pop()
+        if len(self._partial[stream]) >= _CHUNK:
+            lines.append(self._partial[stream])
+            self._partial[stream] = b""
+            self._emit(stream, lines[:-1], newline=True)
+            self._emit(stream, lines[-1:], newline=False)
+            return
+        self._emit(stream, lines, newline=True)
+
+    def _emit(self, stream: str, lines: list[bytes], newline: bool) -> None:
+        if not lines:
+            return
+        stamp = now_iso()
+        out = b"".join(
+            json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""), "stream": stream, "time": stamp}).encode() + b"\n"
+            for line in lines
+        )
+        os.write(self._fd, out)
+
+    def close(self) -> None:
+        for stream, rest in self._partial.items():
+            if rest:
+                self._emit(stream, [rest], newline=False)
+        self._partial.clear()
+        os.close(self._fd)
+
+
+def exit_code(status: int) -> int:
+    """A waitpid status as a shell would report it (128+N for a signal)."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int) -> State:
+    """Write the final state of a container whose PID 1 we just reaped; free its cgroup."""
+    with cdir.lock():
+        st = cdir.raw_state()
+        st.status = "exited"
+        st.exit_code = exit_code(status)
+        st.oom_killed = cgroup.oom_killed()
+        st.finished_at = now_iso()
+        cdir.save_state(st)
+    cgroup.kill()
+    cgroup.remove()
+    return st
+
+
+@dataclass
+class Streams:
+    """The host ends of a container's stdio, as the supervisor reads them."""
+
+    stdout: int | None = None  # pipe read ends (non-tty)
+    stderr: int | None = None
+    master: int | None = None  # pty master (tty)
+
+
+def pump(sel: selectors.BaseSelector, key, log: LogWriter, echo: dict[int, int]) -> bool:
+    """Move one chunk from a container stream to the log (and the terminal); False at EOF."""
+    try:
+        data = os.read(key.fd, _CHUNK)
+    except OSError:
+        data = b""  # EIO from a pty master once the container side is gone
+    if not data:
+        sel.unregister(key.fd)
+        os.close(key.fd)
+        return False
+    log.write(key.data, data)
+    target = echo.get(key.fd)
+    if target is not None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(target, view):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+    return True
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether ``pid`` has a handler for ``sig`` (PID 1 ignores signals it does not catch)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    except OSError:
+        pass
+    return True
+
+
+def forward(pid: int, sig: int) -> None:
+    """Deliver a signal the user sent to lg; one PID 1 would ignore gets its default effect."""
+    try:
+        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT) and not _catches(pid, sig):
+            os.kill(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
