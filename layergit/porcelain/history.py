@@ -76,3 +76,28 @@ def show(repo: Repo, rev: str) -> ShowInfo:
         img.config,
         sizes.tree_size(repo, img.rootfs),
     )
+
+
+def inspect_image(repo: Repo, rev: str) -> dict:
+    """Docker-style inspect output for an image."""
+    from ..store import names
+
+    info = show(repo, rev)
+    tags = []
+    for ref, oid in repo.store.refs(names.IMAGE_PREFIX):
+        image = names.from_ref(ref)
+        if image is not None and oid.hex() == info.id:
+            tags.append(str(image))
+    return {
+        "Id": info.id,
+        "RepoTags": tags,
+        "Parent": info.parents[0] if info.parents else "",
+        "Comment": info.message,
+        "Created": info.commit_date.isoformat(),
+        "Author": info.author,
+        "Config": {k: v for k, v in info.config.items() if k not in ("Architecture", "Os", "Variant")},
+        "Architecture": info.config.get("Architecture", ""),
+        "Os": info.config.get("Os", "linux"),
+        "Size": info.size,
+        "RootFS": {"Type": "layergit", "Tree": info.rootfs},
+    }

@@ -11,7 +11,6 @@ executed, 127 for a command that is not found.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import socket
@@ -119,6 +118,8 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
         from .network import loopback_up
 
         loopback_up()
+    # Everything Python must import happens before pivot_root: the host's modules are gone after.
+    seccomp = security.seccomp_filter() if spec.process.seccomp else None
     rootfs.enter(spec, stdio.stdin if stdio.tty else None, init_binary if spec.init else None)
     if spec.hostname:
         socket.sethostname(spec.hostname)
@@ -132,8 +133,8 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
     os.makedirs(cwd, 0o755, exist_ok=True)
     os.chdir(cwd)
     caps = spec.process.caps
-    if spec.process.seccomp:
-        security.load_seccomp()
+    if seccomp is not None:
+        seccomp.load()
     security.drop_bounding(caps)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)

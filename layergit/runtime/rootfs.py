@@ -4,9 +4,9 @@ overlayfs (the image's materialised rootfs as lower, the container's upper/work)
 fresh /proc and read-only /sys, a minimal /dev on tmpfs that never shows the host's
 devices, pivot_root into the overlay (not chroot) with the old root detached, then
 the bind mounts (hosts files, volumes), tmpfs mounts, masked and read-only paths.
-Host paths for bind mounts are opened before pivot_root and mounted from
-``/proc/self/fd/N`` afterwards, so container paths are resolved inside the
-container's root, where no symlink can lead out.
+Bind mounts are made before pivot_root, from and onto ``/proc/self/fd/N``: the
+target is found (or created) with openat2(RESOLVE_IN_ROOT), so a symlink in the
+image can never redirect a mount to the host.
 """
 
 from __future__ import annotations
@@ -67,24 +67,41 @@ def _make_dev(dev: str, console_fd: int | None) -> None:
     sc.mount(source, console, None, sc.MS_BIND)
 
 
-def _mount_point(path: str, is_dir: bool) -> None:
-    """Create a mount point inside the (pivoted) container root."""
-    if os.path.lexists(path):
-        return
-    if is_dir:
-        os.makedirs(path, 0o755, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        with open(path, "w"):
+def _in_root(root_fd: int, path: str) -> int:
+    """An O_PATH fd for ``path`` resolved inside the rootfs: symlinks and .. cannot leave it."""
+    return sc.openat2(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+
+
+def _mount_point(root_fd: int, path: str, is_dir: bool) -> int:
+    """Find or create a mount point inside the rootfs; returns an O_PATH fd to it."""
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        try:
+            os.close(_in_root(root_fd, "/".join(parts[:i])))
+            continue
+        except FileNotFoundError:
             pass
+        parent = sc.openat2(root_fd, "/".join(parts[: i - 1]) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        try:
+            if i < len(parts) or is_dir:
+                os.mkdir(parts[i - 1], 0o755, dir_fd=parent)
+            else:
+                os.close(os.open(parts[i - 1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        finally:
+            os.close(parent)
+    return _in_root(root_fd, "/".join(parts))
 
 
-def _bind(fd: int, target: str, readonly: bool) -> None:
-    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-    _mount_point(target, is_dir)
-    sc.mount(f"/proc/self/fd/{fd}", target, None, sc.MS_BIND | sc.MS_REC)
-    if readonly:
-        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+def _bind(root_fd: int, source_fd: int, target: str, readonly: bool) -> None:
+    is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
+    target_fd = _mount_point(root_fd, target, is_dir)
+    try:
+        where = f"/proc/self/fd/{target_fd}"
+        sc.mount(f"/proc/self/fd/{source_fd}", where, None, sc.MS_BIND | sc.MS_REC)
+        if readonly:
+            sc.mount(None, where, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+    finally:
+        os.close(target_fd)
 
 
 def _mask(path: str) -> None:
@@ -133,17 +150,20 @@ def enter(spec: Spec, console_fd: int | None, init_binary: str | None) -> None:
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
     sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
     _make_dev(os.path.join(merged, "dev"), console_fd)
-    binds = open_sources(spec, init_binary)
+    root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for fd, target, readonly in open_sources(spec, init_binary):
+        _bind(root_fd, fd, target, readonly)
+        os.close(fd)
+    for m in spec.mounts:
+        if m.kind == "tmpfs":
+            os.close(_mount_point(root_fd, m.target, True))
+    os.close(root_fd)
     os.chdir(merged)
     sc.pivot_root(".", ".")
     sc.umount(".", sc.MNT_DETACH)
     os.chdir("/")
-    for fd, target, readonly in binds:
-        _bind(fd, target, readonly)
-        os.close(fd)
     for m in spec.mounts:
         if m.kind == "tmpfs":
-            _mount_point(m.target, True)
             sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
     for path in MASKED:
         _mask(path)

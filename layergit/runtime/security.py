@@ -93,8 +93,12 @@ def no_new_privileges() -> None:
     syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def load_seccomp() -> None:
-    """Install the default filter: allow everything but the calls above (EPERM)."""
+def seccomp_filter():
+    """The default filter, built (not loaded): allow everything but the calls above (EPERM).
+
+    Built before pivot_root, because afterwards Python can no longer import modules
+    from the host; ``.load()`` it just before exec.
+    """
     import pyseccomp as seccomp
 
     f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -107,4 +111,4 @@ def load_seccomp() -> None:
         f.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     # clone3 passes its flags in memory a filter cannot read: make libc fall back to clone.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    f.load()
+    return f

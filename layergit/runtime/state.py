@@ -144,10 +144,17 @@ class Registry:
 
     def reserve_name(self, name: str, container_id: str) -> None:
         os.makedirs(self.names, exist_ok=True)
-        try:
-            os.symlink(container_id, os.path.join(self.names, name))
-        except FileExistsError:
-            raise Conflict(f"the container name {name!r} is already in use by container {self.by_name(name)[:12]}") from None
+        link = os.path.join(self.names, name)
+        for _ in range(3):
+            try:
+                os.symlink(container_id, link)
+                return
+            except FileExistsError:
+                owner = self.by_name(name)
+                if owner and os.path.isdir(os.path.join(self.dir, owner)):
+                    raise Conflict(f"the container name {name!r} is already in use by container {owner[:12]}") from None
+                self.release_name(name, owner or "")  # left behind by a container removed with --rm
+        raise Conflict(f"the container name {name!r} is being taken by another container")
 
     def release_name(self, name: str, container_id: str) -> None:
         link = os.path.join(self.names, name)

@@ -1,0 +1,193 @@
+"""lg run, create, start, stop, kill, restart, rm, ps, logs, wait, inspect."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from layergit.porcelain import containers
+from layergit.porcelain.runopts import RunOptions
+
+from .output import print_json, repo_from, short, table
+
+
+def _run_options(f):
+    """The flags lg run and lg create share (Docker's names)."""
+    options = [
+        click.option("--name", help="Container name (default: a random adjective_noun)."),
+        click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]", help="Set an environment variable."),
+        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False), help="Read KEY=VALUE lines from a file."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", metavar="USER[:GROUP]", help="User (name or id) from the image's /etc/passwd."),
+        click.option("-v", "--volume", multiple=True, metavar="HOST:CTR[:ro]", help="Bind-mount a host path."),
+        click.option("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs."),
+        click.option("--hostname", help="Container host name (default: the short id)."),
+        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("-m", "--memory", help="Memory limit, e.g. 256m."),
+        click.option("--cpus", help="CPU quota in CPUs, e.g. 0.5."),
+        click.option("--pids-limit", type=int, help="Maximum number of processes."),
+        click.option("--entrypoint", help="Override the image's Entrypoint."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
+        click.option("--network", "--net", default="none", show_default=True, help="none or host."),
+        click.option("--init", is_flag=True, help="Run tini as PID 1 to forward signals and reap zombies."),
+        click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
+        click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL)."),
+        click.option("--security-opt", multiple=True, help="no-new-privileges, seccomp=unconfined."),
+        click.argument("image", metavar="IMAGE|REV"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _options(kw: dict, auto_remove: bool) -> RunOptions:
+    return RunOptions(
+        name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"],
+        volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"], read_only=kw["read_only"],
+        memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"], entrypoint=kw["entrypoint"],
+        interactive=kw["interactive"], tty=kw["tty"], network=kw["network"], init=kw["init"], auto_remove=auto_remove,
+        cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), command=list(kw["command"]),
+    )
+
+
+_CONTEXT = {"allow_interspersed_args": False}
+
+
+@click.command("run", context_settings=_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container id.")
+@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@_run_options
+@click.pass_context
+def run_cmd(ctx, detach, auto_remove, image, command, **kw):
+    """Run a command in a new container from IMAGE (any revision: app:v1~2, an id)."""
+    cid, code = containers.run(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove), detach)
+    if detach:
+        click.echo(cid)
+    else:
+        sys.exit(code)
+
+
+@click.command("create", context_settings=_CONTEXT)
+@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@_run_options
+@click.pass_context
+def create_cmd(ctx, auto_remove, image, command, **kw):
+    """Create a container from IMAGE without starting it; prints its id."""
+    click.echo(containers.create(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove)))
+
+
+@click.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Attach stdout/stderr and exit with the container's code.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def start_cmd(ctx, attach, refs):
+    """Start stopped or created containers."""
+    repo = repo_from(ctx)
+    for ref in refs:
+        code = containers.start(repo, ref, attach=attach)
+        if attach:
+            sys.exit(code)
+        click.echo(ref)
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True, help="Seconds to wait before SIGKILL.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def stop_cmd(ctx, timeout, refs):
+    """Stop containers: their StopSignal, then SIGKILL after -t seconds."""
+    for ref in containers.stop(repo_from(ctx), list(refs), timeout):
+        click.echo(ref)
+
+
+@click.command("restart")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def restart_cmd(ctx, timeout, refs):
+    """Stop and start containers again."""
+    for ref in containers.restart(repo_from(ctx), list(refs), timeout):
+        click.echo(ref)
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True)
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def kill_cmd(ctx, sig, refs):
+    """Send a signal to containers."""
+    for ref in containers.kill(repo_from(ctx), list(refs), sig):
+        click.echo(ref)
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def rm_cmd(ctx, force, refs):
+    """Remove containers and everything they left on disk."""
+    for ref in containers.remove(repo_from(ctx), list(refs), force):
+        click.echo(ref)
+
+
+@click.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def ps_cmd(ctx, all_, quiet, as_json):
+    """List containers."""
+    rows = containers.ps(repo_from(ctx), all_)
+    if as_json:
+        print_json(rows)
+    elif quiet:
+        for r in rows:
+            click.echo(short(r.id))
+    else:
+        table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+              [[short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status, r.ports, r.name] for r in rows])
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("--tail", type=int, help="Only the last N lines.")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.argument("ref", metavar="CONTAINER")
+@click.pass_context
+def logs_cmd(ctx, follow, tail, timestamps, ref):
+    """Show a container's output."""
+    for line in containers.logs(repo_from(ctx), ref, follow, tail):
+        out = sys.stderr if line.stream == "stderr" else sys.stdout
+        out.write((line.time + " " if timestamps else "") + line.text)
+        out.flush()
+
+
+@click.command("wait")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def wait_cmd(ctx, refs):
+    """Wait for containers to stop; print their exit codes."""
+    for code in containers.wait(repo_from(ctx), list(refs)):
+        click.echo(code)
+
+
+@click.command("inspect")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is always JSON.")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER|IMAGE...")
+@click.pass_context
+def inspect_cmd(ctx, as_json, refs):
+    """Low-level details of containers or images, with Docker's field names."""
+    from layergit.errors import NotFound
+    from layergit.porcelain import history
+
+    repo = repo_from(ctx)
+    out = []
+    for ref in refs:
+        try:
+            out.append(containers.inspect(repo, ref))
+        except NotFound:
+            out.append(history.inspect_image(repo, ref))
+    print_json(out)

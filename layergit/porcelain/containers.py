@@ -1,0 +1,407 @@
+"""Containers: create, start, run, stop, kill, restart, rm, ps, logs, wait, inspect.
+
+A container is a directory under ``ROOT/containers`` (runtime.state) plus a ref,
+``refs/layergit/containers/ID``, that keeps its image commit (and so its cached
+rootfs) alive through ``lg gc``. Creation is all-or-nothing: a failure removes
+the directory, the name and the ref again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from ..errors import Conflict, LgError, NotFound, UsageError
+from ..runtime.cgroups import Cgroup
+from ..runtime.monitor import remove_dir
+from ..runtime.spec import Spec
+from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, wait_for
+from ..runtime.supervise import LOG_NAME
+from . import runopts
+from .names_generator import random_name
+from .repo import Repo, store_lock
+
+CONTAINER_REFS = "refs/layergit/containers/"
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def registry(repo: Repo) -> Registry:
+    return Registry(os.path.join(repo.root.path, "containers"))
+
+
+def find(repo: Repo, ref: str) -> ContainerDir:
+    return registry(repo).find(ref)
+
+
+def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> None:
+    with open(cdir.file("hostname"), "w") as f:
+        f.write(hostname + "\n")
+    with open(cdir.file("hosts"), "w") as f:
+        f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        f.write(f"127.0.1.1\t{hostname}\n" if network != "host" else "")
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    if network != "host":  # a loopback resolver of the host is not reachable from the container
+        lines = [line for line in lines if not re.match(r"^\s*nameserver\s+(127\.|::1)", line)]
+    with open(cdir.file("resolv.conf"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
+    """Create a container from ``image``; returns its id. Nothing is left behind on failure."""
+    from .checkout import cache
+
+    if options.name is not None and not _NAME.match(options.name):
+        raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    img = repo.image_at(image)
+    process, resources, mounts = runopts.build(options, img.config)
+    with store_lock(repo):
+        lower = cache(repo).materialise(repo.store, img.rootfs)
+    reg = registry(repo)
+    cid = secrets.token_hex(32)
+    name = options.name
+    for attempt in range(20):
+        candidate = name or random_name() + (f"_{attempt}" if attempt > 10 else "")
+        try:
+            reg.reserve_name(candidate, cid)
+            name = candidate
+            break
+        except Conflict:
+            if options.name:
+                raise
+    cdir = ContainerDir(reg.dir, cid)
+    try:
+        os.makedirs(cdir.path, mode=0o700)
+        for sub in ("upper", "work", "merged"):
+            os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
+        hostname = options.hostname or cid[:12]
+        _etc_files(cdir, hostname, options.network)
+        spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources, options.network, options.init)
+        host_config = {
+            "Memory": resources.memory or 0,
+            "NanoCpus": int((resources.cpus or 0) * 1e9),
+            "PidsLimit": resources.pids,
+            "ReadonlyRootfs": options.read_only,
+            "NetworkMode": options.network,
+            "AutoRemove": options.auto_remove,
+            "Init": options.init,
+            "CapAdd": options.cap_add,
+            "CapDrop": options.cap_drop,
+            "SecurityOpt": options.security_opt,
+        }
+        record = Record(cid, name, image, img.id.hex(), now_iso(), asdict(spec), img.config, host_config, options.auto_remove)
+        cdir.write_json("container.json", asdict(record))
+        cdir.save_state(State())
+        repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
+    except BaseException:
+        if os.path.isdir(cdir.path):
+            remove_dir(cdir.path)
+        reg.release_name(name, cid)
+        raise
+    return cid
+
+
+def _spec(cdir: ContainerDir) -> Spec:
+    return Spec.from_json(json.dumps(cdir.record().spec))
+
+
+def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
+    """Start a created or exited container; with ``attach``, in the foreground (returns its exit code)."""
+    cdir = find(repo, ref)
+    if attach:
+        from ..runtime.attach import run_attached
+
+        if cdir.state().running:
+            raise Conflict(f"container {ref} is already running")
+        code = run_attached(cdir, _spec(cdir), runopts.init_binary())
+        if cdir.record().auto_remove:
+            remove(repo, [cdir.id], force=True)
+        return code
+    from ..runtime.monitor import request
+
+    reply = request(repo.root.path, {"op": "start", "id": cdir.id})
+    if not reply.get("ok"):
+        error = LgError(reply.get("error", "the container did not start"))
+        error.exit_code = reply.get("code", 125)
+        if cdir.record().auto_remove and os.path.isdir(cdir.path):
+            remove(repo, [cdir.id], force=True)
+        raise error
+    return None
+
+
+def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tuple[str, int | None]:
+    """create + start; returns (id, exit code or None when detached)."""
+    cid = create(repo, image, options)
+    try:
+        return cid, start(repo, cid, attach=not detach)
+    except BaseException:
+        if os.path.isdir(os.path.join(registry(repo).dir, cid)) and not cdir_running(repo, cid):
+            remove(repo, [cid], force=True)
+        raise
+
+
+def cdir_running(repo: Repo, cid: str) -> bool:
+    try:
+        return find(repo, cid).state().running
+    except NotFound:
+        return False
+
+
+def _signal_number(sig: str | int) -> int:
+    if isinstance(sig, int) or str(sig).isdigit():
+        return int(sig)
+    name = str(sig).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(getattr(signal, name))
+    except AttributeError:
+        raise UsageError(f"unknown signal {sig!r}") from None
+
+
+def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
+    number = _signal_number(sig)
+    done = []
+    for ref in refs:
+        cdir = find(repo, ref)
+        st = cdir.state()
+        if not st.running:
+            raise Conflict(f"container {ref} is not running")
+        try:
+            os.kill(st.pid, number)
+        except ProcessLookupError:
+            pass
+        done.append(ref)
+    return done
+
+
+def _wait_stopped(cdir: ContainerDir, timeout: float | None) -> bool:
+    return wait_for(lambda: not cdir.state().running or cdir.raw_state().status == "exited", timeout)
+
+
+def stop(repo: Repo, refs: list[str], timeout: float = 10.0) -> list[str]:
+    """StopSignal, then SIGKILL after ``timeout`` seconds (Docker's stop)."""
+    done = []
+    for ref in refs:
+        cdir = find(repo, ref)
+        st = cdir.state()
+        if st.running:
+            sig = _signal_number(_spec(cdir).stop_signal or "SIGTERM")
+            try:
+                os.kill(st.pid, sig)
+            except ProcessLookupError:
+                pass
+            if not _wait_stopped(cdir, timeout):
+                Cgroup(cdir.id).kill(signal.SIGKILL)
+                _wait_stopped(cdir, 10)
+        done.append(ref)
+    return done
+
+
+def restart(repo: Repo, refs: list[str], timeout: float = 10.0) -> list[str]:
+    for ref in refs:
+        stop(repo, [ref], timeout)
+        start(repo, ref)
+    return refs
+
+
+def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
+    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref."""
+    reg = registry(repo)
+    removed = []
+    for ref in refs:
+        cdir = reg.find(ref)
+        st = cdir.state()
+        if st.running:
+            if not force:
+                raise Conflict(f"container {ref} is running: stop it first or use rm -f")
+            Cgroup(cdir.id).kill(signal.SIGKILL)
+            _wait_stopped(cdir, 10)
+        try:
+            name = cdir.record().name
+        except NotFound:
+            name = None
+        cgroup = Cgroup(cdir.id)
+        if cgroup.exists():
+            cgroup.kill(signal.SIGKILL)
+            cgroup.remove()
+        with cdir.lock():
+            remove_dir(cdir.path)
+        if name:
+            reg.release_name(name, cdir.id)
+        removed.append(ref)
+    prune_refs(repo)
+    return removed
+
+
+def prune_refs(repo: Repo) -> int:
+    """Drop container refs whose container is gone (removed by the monitor after --rm)."""
+    reg = registry(repo)
+    live = set(reg.ids())
+    dropped = 0
+    for ref, _ in repo.store.refs(CONTAINER_REFS):
+        if ref[len(CONTAINER_REFS):] not in live:
+            try:
+                repo.store.delete_ref(ref)
+                dropped += 1
+            except NotFound:
+                pass
+    return dropped
+
+
+@dataclass(frozen=True)
+class ContainerRow:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    command: str
+    created: str
+    state: str
+    status: str
+    exit_code: int
+    ports: str
+
+
+def _ago(iso: str) -> str:
+    try:
+        then = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ""
+    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n > 1 else ''}"
+    return f"{max(seconds, 1)} second{'s' if seconds > 1 else ''}"
+
+
+def _status(st: State) -> str:
+    if st.status == "running":
+        return f"Up {_ago(st.started_at)}"
+    if st.status == "exited":
+        return f"Exited ({st.exit_code}) {_ago(st.finished_at)} ago"
+    return st.status.capitalize()
+
+
+def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
+    rows = []
+    for cid in registry(repo).ids():
+        cdir = ContainerDir(registry(repo).dir, cid)
+        try:
+            rec = cdir.record()
+        except NotFound:
+            continue  # removed while we listed
+        st = cdir.state()
+        if not all_ and not st.running:
+            continue
+        args = rec.spec["process"]["args"]
+        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ""))
+    return sorted(rows, key=lambda r: r.created, reverse=True)
+
+
+def wait(repo: Repo, refs: list[str]) -> list[int]:
+    codes = []
+    for ref in refs:
+        cdir = find(repo, ref)
+        _wait_stopped(cdir, None)
+        wait_for(lambda: cdir.raw_state().status == "exited" or not os.path.isdir(cdir.path), 5)
+        codes.append(cdir.state().exit_code)
+    return codes
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: str
+    time: str
+    text: str
+
+
+def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None):
+    """The container's output as LogLines; with ``follow``, until the container stops."""
+    cdir = find(repo, ref)
+    path = cdir.file(LOG_NAME)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        lines = f.readlines()
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        for raw in lines:
+            yield _parse_log(raw)
+        while follow:
+            raw = f.readline()
+            if raw:
+                yield _parse_log(raw)
+                continue
+            if not cdir.state().running:
+                for rest in f.readlines():
+                    yield _parse_log(rest)
+                return
+            time.sleep(0.05)
+
+
+def _parse_log(raw: bytes) -> LogLine:
+    try:
+        entry = json.loads(raw)
+        return LogLine(entry.get("stream", "stdout"), entry.get("time", ""), entry.get("log", ""))
+    except ValueError:
+        return LogLine("stdout", "", raw.decode(errors="replace"))
+
+
+def inspect(repo: Repo, ref: str) -> dict:
+    """Docker-style inspect output for a container."""
+    cdir = find(repo, ref)
+    rec = cdir.record()
+    st = cdir.state()
+    spec = rec.spec
+    proc = spec["process"]
+    return {
+        "Id": rec.id,
+        "Name": "/" + rec.name,
+        "Created": rec.created,
+        "Path": proc["args"][0],
+        "Args": proc["args"][1:],
+        "State": {
+            "Status": st.status,
+            "Running": st.running,
+            "Paused": st.status == "paused",
+            "Pid": st.pid if st.running else 0,
+            "ExitCode": st.exit_code,
+            "OOMKilled": st.oom_killed,
+            "Error": st.error,
+            "StartedAt": st.started_at,
+            "FinishedAt": st.finished_at,
+        },
+        "Image": rec.image_id,
+        "Config": {
+            "Image": rec.image,
+            "Hostname": spec["hostname"],
+            "Cmd": proc["args"],
+            "Env": proc["env"],
+            "WorkingDir": proc["cwd"],
+            "User": proc["user"],
+            "Tty": proc["tty"],
+            "OpenStdin": proc["stdin"],
+            "StopSignal": spec["stop_signal"],
+        },
+        "HostConfig": rec.host_config,
+        "Mounts": [
+            {"Type": m["kind"], "Source": m["source"], "Destination": m["target"], "RW": not m["readonly"]} for m in spec["mounts"]
+        ],
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {"LowerDir": spec["rootfs_lower"], "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
+        },
+        "LogPath": cdir.file(LOG_NAME),
+    }

@@ -1,0 +1,177 @@
+"""Turning ``lg run``/``lg create`` flags and an image config into a container spec.
+
+Docker's rules, so muscle memory works: ``--entrypoint`` replaces the image's
+Entrypoint and drops its Cmd; arguments after the image replace Cmd; ``-e KEY``
+takes KEY from our environment; ``-w`` and ``-u`` override WorkingDir and User;
+host paths of volumes must be absolute (named volumes do not exist here).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from ..runtime.security import capability_set
+from ..runtime.spec import Mount, Process, Resources
+
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([bkmg]?)b?$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MIN_MEMORY = 6 << 20  # Docker's floor: less cannot even start a process
+
+
+@dataclass
+class RunOptions:
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    read_only: bool = False
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: int | None = None
+    entrypoint: str | None = None
+    interactive: bool = False
+    tty: bool = False
+    network: str = "none"
+    init: bool = False
+    auto_remove: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+
+
+def parse_memory(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise UsageError(f"invalid --memory value {text!r}: use a number with an optional unit b, k, m or g (e.g. 256m)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value < MIN_MEMORY:
+        raise UsageError(f"--memory {text} is below the minimum of 6m")
+    return value
+
+
+def parse_cpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"invalid --cpus value {text!r}: use a number such as 0.5") from None
+    if not 0.01 <= value <= (os.cpu_count() or 1):
+        raise UsageError(f"--cpus must be between 0.01 and {os.cpu_count()} on this machine")
+    return value
+
+
+def _env(options: RunOptions, image_env: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in image_env:
+        key, _, value = item.partition("=")
+        merged[key] = value
+    lines = []
+    for path in options.env_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines += [line.rstrip("\n") for line in f if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+    for item in lines + options.env:
+        key, eq, value = item.partition("=")
+        if not key or " " in key:
+            raise UsageError(f"invalid environment variable {item!r}")
+        if eq:
+            merged[key] = value
+        elif key in os.environ:
+            merged[key] = os.environ[key]
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _mounts(options: RunOptions) -> list[Mount]:
+    mounts = []
+    for spec in options.volumes:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise UsageError(f"invalid volume {spec!r}: use HOST:CONTAINER[:ro]")
+        host, target = parts[0], parts[1]
+        if not os.path.isabs(host):
+            raise UsageError(f"invalid volume {spec!r}: the host path must be absolute (named volumes are not supported)")
+        if not os.path.isabs(target):
+            raise UsageError(f"invalid volume {spec!r}: the container path must be absolute")
+        if not os.path.exists(host):
+            raise UsageError(f"volume source {host} does not exist")
+        mounts.append(Mount("bind", os.path.normpath(target), os.path.realpath(host), len(parts) == 3 and parts[2] == "ro"))
+    for spec in options.tmpfs:
+        target, _, opts = spec.partition(":")
+        if not os.path.isabs(target):
+            raise UsageError(f"invalid --tmpfs {spec!r}: the path must be absolute")
+        mounts.append(Mount("tmpfs", os.path.normpath(target), options=opts))
+    return mounts
+
+
+def command(options: RunOptions, config: dict) -> list[str]:
+    """Docker's Entrypoint/Cmd rule; UsageError when the result is empty."""
+    if options.entrypoint is not None:
+        entry = [options.entrypoint] if options.entrypoint else []
+        cmd = list(options.command)
+    else:
+        entry = list(config.get("Entrypoint") or [])
+        cmd = list(options.command) or list(config.get("Cmd") or [])
+    args = entry + cmd
+    if not args:
+        raise UsageError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
+    return args
+
+
+def security(options: RunOptions) -> tuple[bool, bool]:
+    """(no_new_privileges, seccomp) from --security-opt values."""
+    nnp, seccomp = False, True
+    for opt in options.security_opt:
+        key, _, value = opt.replace("=", ":", 1).partition(":")
+        if key == "no-new-privileges":
+            nnp = value in ("", "true")
+        elif key == "seccomp" and value == "unconfined":
+            seccomp = False
+        else:
+            raise UsageError(f"unsupported --security-opt {opt!r}")
+    return nnp, seccomp
+
+
+def build(options: RunOptions, config: dict) -> tuple[Process, Resources, list[Mount]]:
+    """The process, resources and mounts of a container for ``config`` (config.json)."""
+    workdir = options.workdir or config.get("WorkingDir") or "/"
+    if not os.path.isabs(workdir):
+        raise UsageError(f"the working directory {workdir!r} must be absolute")
+    if options.network not in ("none", "host"):
+        raise UsageError(f"network {options.network!r} is not available yet: use none or host")
+    if options.init and not init_binary():
+        raise UsageError("--init needs tini (Debian package tini); bootstrap.sh installs it")
+    nnp, seccomp = security(options)
+    process = Process(
+        args=command(options, config),
+        env=_env(options, list(config.get("Env") or [])),
+        cwd=workdir,
+        user=options.user if options.user is not None else config.get("User") or "",
+        tty=options.tty,
+        stdin=options.interactive,
+        caps=capability_set(options.cap_add, options.cap_drop),
+        no_new_privileges=nnp,
+        seccomp=seccomp,
+    )
+    resources = Resources(
+        parse_memory(options.memory) if options.memory else None,
+        parse_cpus(options.cpus) if options.cpus else None,
+        options.pids_limit,
+    )
+    if options.pids_limit is not None and options.pids_limit < 1:
+        raise UsageError("--pids-limit must be at least 1")
+    return process, resources, _mounts(options)
+
+
+def init_binary() -> str | None:
+    """tini, bind-mounted into the container as its PID 1 for --init (as Docker does)."""
+    return shutil.which("tini-static") or shutil.which("tini")

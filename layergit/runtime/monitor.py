@@ -1,0 +1,231 @@
+"""The monitor: one small process per layergit root that parents detached containers.
+
+A detached container needs a parent that outlives ``lg run -d``: something must
+collect its output into the log and its exit status into the state. Rather than a
+process per container (a Python process costs ~3 MB, more than podman's conmon),
+one monitor per root parents them all, started on demand by the first ``lg run -d``
+or ``lg start`` and exiting once it has had no container for a while. It is not a
+daemon in Docker's sense: nothing talks to it but ``start`` requests, every command
+reads container state from disk, and containers keep running if it is killed (their
+status then reads from the kernel; see state.py).
+
+Protocol: one JSON line per connection on ``ROOT/run/monitor.sock``:
+``{"op": "start", "id": ID}`` -> ``{"ok": true, "pid": N}`` or
+``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from ..errors import LgError
+from .cgroups import Cgroup
+from .process import SpawnError, Stdio, spawn
+from .spec import Spec
+from .state import ContainerDir, State, now_iso, pid_start_time
+from .supervise import LOG_NAME, LogWriter, pump, record_exit
+
+IDLE_EXIT_SECONDS = 30.0
+
+
+def paths(root: str) -> tuple[str, str, str]:
+    run = os.path.join(root, "run")
+    return run, os.path.join(run, "monitor.sock"), os.path.join(run, "monitor.lock")
+
+
+def remove_dir(path: str) -> None:
+    """Remove a container directory even where modes would deny us (upper dirs can hold 0000)."""
+
+    def fix(func, target, _exc):
+        parent = os.path.dirname(target)
+        try:
+            os.chmod(parent, 0o700)
+            if not os.path.islink(target) and os.path.isdir(target):
+                os.chmod(target, 0o700)
+        except OSError:
+            pass
+        func(target)
+
+    shutil.rmtree(path, onerror=fix)
+
+
+class Monitor:
+    def __init__(self, root: str, init_binary: str | None):
+        self.root = root
+        self.containers = os.path.join(root, "containers")
+        self.init_binary = init_binary
+        self.sel = selectors.DefaultSelector()
+        self.watched: dict[int, tuple[ContainerDir, Cgroup, LogWriter, int]] = {}  # pidfd -> container
+        self._owner: dict[int, int] = {}  # output fd -> pidfd of the container writing it
+        self.last_activity = time.monotonic()
+
+    def start(self, cid: str) -> dict:
+        cdir = ContainerDir(self.containers, cid)
+        record = cdir.record()
+        spec = Spec.from_json(json.dumps(record.spec))
+        with cdir.lock():
+            if cdir.state().running:
+                return {"ok": False, "error": f"container {record.name} is already running", "code": 1}
+            cgroup = Cgroup(cid)
+            cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
+            devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            if spec.process.tty:
+                master, slave = os.openpty()
+                stdio, reads = Stdio(slave, slave, slave, tty=True), {master: "stdout"}
+                closes = [slave]
+            else:
+                out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                stdio, reads = Stdio(devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
+                closes = [out_w, err_w]
+            try:
+                pid = spawn(spec, stdio, cgroup, self.init_binary)
+            except SpawnError as exc:
+                for fd in closes + list(reads) + [devnull]:
+                    os.close(fd)
+                cgroup.remove()
+                st = cdir.raw_state()
+                st.status, st.exit_code, st.error, st.finished_at = "exited", exc.exit_code, str(exc), now_iso()
+                cdir.save_state(st)
+                return {"ok": False, "error": str(exc), "code": exc.exit_code}
+            for fd in closes + [devnull]:
+                os.close(fd)
+            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
+        log = LogWriter(cdir.file(LOG_NAME))
+        pidfd = os.pidfd_open(pid)
+        self.watched[pidfd] = (cdir, cgroup, log, pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        for fd, stream in reads.items():
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, stream)
+            self._owner[fd] = pidfd
+        return {"ok": True, "pid": pid}
+
+    def reap(self, pidfd: int) -> None:
+        cdir, cgroup, log, pid = self.watched.pop(pidfd)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        # Drain what the container wrote before it died.
+        for fd, owner in list(self._owner.items()):
+            if owner == pidfd:
+                key = self.sel.get_key(fd)
+                while pump(self.sel, key, log, {}):
+                    pass
+                del self._owner[fd]
+        log.close()
+        record_exit(cdir, cgroup, status)
+        try:
+            auto_remove = cdir.record().auto_remove
+        except LgError:
+            return
+        if auto_remove:
+            with cdir.lock():
+                remove_dir(cdir.path)
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        with conn, conn.makefile("rwb") as stream:
+            try:
+                request = json.loads(stream.readline())
+                reply = self.start(request["id"]) if request.get("op") == "start" else {"ok": False, "error": "unknown request", "code": 125}
+            except LgError as exc:
+                reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
+            except (ValueError, KeyError, OSError) as exc:
+                reply = {"ok": False, "error": f"monitor: {exc}", "code": 125}
+            stream.write(json.dumps(reply).encode() + b"\n")
+            stream.flush()
+
+    def serve(self, listener: socket.socket) -> None:
+        self.sel.register(listener, selectors.EVENT_READ, "accept")
+        while self.watched or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
+            for key, _ in self.sel.select(timeout=1.0):
+                if key.data == "accept":
+                    conn, _ = listener.accept()
+                    conn.setblocking(True)
+                    self.handle(conn)
+                    self.last_activity = time.monotonic()
+                elif key.data == "exit":
+                    self.reap(key.fd)
+                    self.last_activity = time.monotonic()
+                else:
+                    owner = self._owner.get(key.fd)
+                    if owner is not None and not pump(self.sel, key, self.watched[owner][2], {}):
+                        del self._owner[key.fd]
+
+
+def main(root: str) -> None:
+    run, sock_path, lock_path = paths(root)
+    os.makedirs(run, exist_ok=True)
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another monitor serves this root
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.unlink(sock_path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    os.chmod(sock_path, 0o600)
+    listener.listen(64)
+    init_binary = shutil.which("tini-static") or shutil.which("tini")
+    try:
+        Monitor(root, init_binary).serve(listener)
+    finally:
+        os.unlink(sock_path)
+        listener.close()
+
+
+def _connect(sock_path: str) -> socket.socket | None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(sock_path)
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def request(root: str, message: dict, timeout: float = 60.0) -> dict:
+    """Send one request to the root's monitor, starting the monitor if needed."""
+    run, sock_path, _ = paths(root)
+    conn = _connect(sock_path)
+    if conn is None:
+        os.makedirs(run, exist_ok=True)
+        with open(os.path.join(run, "monitor.log"), "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "layergit.runtime.monitor", root],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+            )
+        deadline = time.monotonic() + 10
+        while conn is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            conn = _connect(sock_path)
+        if conn is None:
+            raise LgError(f"could not start the container monitor (see {run}/monitor.log)")
+    with conn:
+        conn.settimeout(timeout)
+        conn.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise LgError("the container monitor went away mid-request")
+            data += chunk
+    return json.loads(data)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
