@@ -191,3 +191,17 @@ def inspect_cmd(ctx, as_json, refs):
         except NotFound:
             out.append(history.inspect_image(repo, ref))
     print_json(out)
+
+
+@click.command("exec", context_settings=_CONTEXT)
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-u", "--user", metavar="USER[:GROUP]")
+@click.option("-w", "--workdir")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE")
+@click.argument("ref", metavar="CONTAINER")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="CMD...")
+@click.pass_context
+def exec_cmd(ctx, interactive, tty, user, workdir, env, ref, command):
+    """Run a command in a running container."""
+    sys.exit(containers.exec_(repo_from(ctx), ref, list(command), interactive, tty, user, workdir, list(env)))

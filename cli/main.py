@@ -33,6 +33,7 @@ COMMANDS = {
     "rm": ("containers", "rm_cmd", "Remove containers."),
     "ps": ("containers", "ps_cmd", "List containers."),
     "logs": ("containers", "logs_cmd", "Show a container's output."),
+    "exec": ("containers", "exec_cmd", "Run a command in a running container."),
     "wait": ("containers", "wait_cmd", "Wait for containers to stop; print exit codes."),
     "inspect": ("containers", "inspect_cmd", "Low-level details of containers or images."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),

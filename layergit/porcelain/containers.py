@@ -405,3 +405,27 @@ def inspect(repo: Repo, ref: str) -> dict:
         },
         "LogPath": cdir.file(LOG_NAME),
     }
+
+
+def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, tty: bool = False, user: str | None = None, workdir: str | None = None, env: list[str] | None = None) -> int:
+    """Run a command in a running container (its namespaces, cgroup, user, limits); returns its exit code."""
+    from ..runtime.attach import exec_attached
+
+    if not command:
+        raise UsageError("lg exec needs a command")
+    cdir = find(repo, ref)
+    st = cdir.state()
+    if not st.running:
+        raise Conflict(f"container {ref} is not running")
+    spec = _spec(cdir)
+    process = spec.process
+    process.args = list(command)
+    process.stdin, process.tty = interactive, tty
+    if user is not None:
+        process.user = user
+    if workdir is not None:
+        if not os.path.isabs(workdir):
+            raise UsageError(f"the working directory {workdir!r} must be absolute")
+        process.cwd = workdir
+    process.env = process.env + list(env or [])
+    return exec_attached(st.pid, Cgroup(cdir.id), process, spec.hostname)

@@ -17,10 +17,10 @@ import termios
 import tty
 
 from .cgroups import Cgroup
-from .process import Stdio, spawn
-from .spec import Spec
+from .process import Stdio, spawn, spawn_in
+from .spec import Process, Spec
 from .state import ContainerDir, State, now_iso, pid_start_time
-from .supervise import FORWARDED, LOG_NAME, LogWriter, forward, pump, record_exit
+from .supervise import FORWARDED, LOG_NAME, LogWriter, exit_code, forward, pump, record_exit
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -31,31 +31,24 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
+def _streams(tty: bool, interactive: bool):
+    """Child stdio and the host ends we relay: (Stdio, fds to close after fork, reads, echo, master)."""
+    if tty:
+        master, slave = os.openpty()
+        if os.isatty(0):
+            _copy_winsize(0, master)
+        return Stdio(slave, slave, slave, tty=True), [slave], {master: "stdout"}, {master: 1}, master
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    stdin = os.dup(0) if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return Stdio(stdin, out_w, err_w), [stdin, out_w, err_w], {out_r: "stdout", err_r: "stderr"}, {out_r: 1, err_r: 2}, None
+
+
 def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None) -> int:
     """Start the container, relay its stdio until it exits; returns its exit code."""
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
-    interactive = spec.process.stdin
-    child_fds: list[int] = []
-    reads: dict[int, str] = {}
-    echo: dict[int, int] = {}
-    if spec.process.tty:
-        master, slave = os.openpty()
-        if os.isatty(0):
-            _copy_winsize(0, master)
-        stdio = Stdio(slave, slave, slave, tty=True)
-        child_fds.append(slave)
-        reads[master] = "stdout"
-        echo[master] = 1
-    else:
-        master = None
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        stdin = os.dup(0) if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        stdio = Stdio(stdin, out_w, err_w)
-        child_fds += [stdin, out_w, err_w]
-        reads.update({out_r: "stdout", err_r: "stderr"})
-        echo.update({out_r: 1, err_r: 2})
+    stdio, child_fds, reads, echo, master = _streams(spec.process.tty, spec.process.stdin)
     try:
         with cdir.lock():
             pid = spawn(spec, stdio, cgroup, init_binary)
@@ -67,11 +60,27 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None) -> int
         raise
     for fd in child_fds:
         os.close(fd)
-    return _relay(cdir, cgroup, pid, master, reads, echo, interactive)
+    status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
+    return record_exit(cdir, cgroup, status).exit_code
 
 
-def _relay(cdir: ContainerDir, cgroup: Cgroup, pid: int, master: int | None, reads: dict, echo: dict, interactive: bool) -> int:
-    log = LogWriter(cdir.file(LOG_NAME))
+def exec_attached(container_pid: int, cgroup: Cgroup, process: Process, hostname: str) -> int:
+    """Run ``process`` inside a running container (lg exec); returns its exit code."""
+    stdio, child_fds, reads, echo, master = _streams(process.tty, process.stdin)
+    try:
+        pid = spawn_in(container_pid, process, hostname, stdio, cgroup)
+    except BaseException:
+        for fd in list(reads):
+            os.close(fd)
+        raise
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    return exit_code(_relay(pid, master, reads, echo, process.stdin, None))
+
+
+def _relay(pid: int, master: int | None, reads: dict, echo: dict, interactive: bool, log: LogWriter | None) -> int:
+    """Copy output (and tty input) until ``pid`` exits; returns its wait status."""
     sel = selectors.DefaultSelector()
     pidfd = os.pidfd_open(pid)
     sel.register(pidfd, selectors.EVENT_READ, "exit")
@@ -116,6 +125,7 @@ def _relay(cdir: ContainerDir, cgroup: Cgroup, pid: int, master: int | None, rea
             signal.signal(sig, handler)
         sel.close()
         os.close(pidfd)
-        log.close()
+        if log is not None:
+            log.close()
         sys.stdout.flush()
-    return record_exit(cdir, cgroup, status).exit_code
+    return status

@@ -21,7 +21,7 @@ from ..errors import LgError
 from . import rootfs, security, users
 from . import syscalls as sc
 from .cgroups import Cgroup
-from .spec import Spec
+from .spec import Process, Spec
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -42,14 +42,47 @@ class Stdio:
 
 def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, init_binary: str | None = None) -> int:
     """Fork the container's PID 1 and return its pid once it has exec'd its command."""
+    return _launch(
+        lambda: sc.unshare(sc.CLONE_NEWPID),
+        cgroup,
+        lambda go_r, err_w: _child(spec, stdio, go_r, err_w, init_binary),
+        spec.process.args[0] if spec.process.args else "",
+    )
+
+
+_JOINED = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET), ("mnt", sc.CLONE_NEWNS))
+
+
+def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup) -> int:
+    """Fork a process into a running container's namespaces and cgroup (lg exec)."""
+    fds = {name: os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in _JOINED + (("pid", 0),)}
+    try:
+        return _launch(
+            lambda: sc.setns(fds["pid"], sc.CLONE_NEWPID),
+            cgroup,
+            lambda go_r, err_w: _exec_child(fds, process, hostname, stdio, go_r, err_w),
+            process.args[0] if process.args else "",
+        )
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _launch(enter_pidns, cgroup: Cgroup, body, command: str) -> int:
+    """Fork a child into a PID namespace and a cgroup; return its pid once it exec'd.
+
+    The PID namespace change applies to our children only and is undone right after
+    the fork. The child waits until it is in its cgroup, and reports a failure
+    before exec through a close-on-exec pipe.
+    """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        sc.unshare(sc.CLONE_NEWPID)
+        enter_pidns()
         pid = os.fork()
         if pid == 0:
-            _child_main(spec, stdio, go_r, err_w, init_binary)
+            _child_main(body, go_r, err_w, command)
         sc.setns(own_pidns, sc.CLONE_NEWPID)
     finally:
         os.close(own_pidns)
@@ -61,7 +94,7 @@ def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, init_binary: str | None = No
     except OSError as exc:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-        raise LgError(f"cannot place the container in its cgroup: {exc.strerror}") from None
+        raise LgError(f"cannot place the process in the container's cgroup: {exc.strerror}") from None
     finally:
         os.close(go_w)
     report = b""
@@ -75,20 +108,19 @@ def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, init_binary: str | None = No
     return pid
 
 
-def _child_main(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | None) -> None:
+def _child_main(body, go_r: int, err_w: int, command: str) -> None:
     """Never returns: exec the container's command or report and exit."""
     try:
-        _child(spec, stdio, go_r, err_w, init_binary)
+        body(go_r, err_w)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
-        code, message = _classify(exc, spec)
+        code, message = _classify(exc, command)
         try:
             os.write(err_w, f"{code} {message}".encode())
         finally:
             os._exit(code)
 
 
-def _classify(exc: BaseException, spec: Spec) -> tuple[int, str]:
-    command = spec.process.args[0] if spec.process.args else ""
+def _classify(exc: BaseException, command: str) -> tuple[int, str]:
     if isinstance(exc, _ExecError):
         err = exc.__cause__
         if isinstance(err, FileNotFoundError):
@@ -123,26 +155,39 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
     rootfs.enter(spec, stdio.stdin if stdio.tty else None, init_binary if spec.init else None)
     if spec.hostname:
         socket.sethostname(spec.hostname)
+    args = ([rootfs.INIT_PATH, "--"] if spec.init else []) + spec.process.args
+    _become(spec.process, spec.hostname, args, stdio, seccomp, err_w)
+
+
+def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, go_r: int, err_w: int) -> None:
+    os.setsid()
+    os.read(go_r, 1)  # the parent has put us in the container's cgroup
+    seccomp = security.seccomp_filter() if process.seccomp else None  # imports must precede setns(mnt)
+    for name, nstype in _JOINED:
+        sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
+    _become(process, hostname, process.args, stdio, seccomp, err_w)
+
+
+def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int) -> None:
+    """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec."""
     for target, fd in ((0, stdio.stdin), (1, stdio.stdout), (2, stdio.stderr)):
         os.dup2(fd, target, inheritable=True)
     if stdio.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    user = users.resolve(spec.process.user)
-    env = _environment(spec, user)
-    cwd = spec.process.cwd or "/"
+    user = users.resolve(process.user)
+    env = _environment(process, hostname, user)
+    cwd = process.cwd or "/"
     os.makedirs(cwd, 0o755, exist_ok=True)
     os.chdir(cwd)
-    caps = spec.process.caps
     if seccomp is not None:
         seccomp.load()
-    security.drop_bounding(caps)
+    security.drop_bounding(process.caps)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
-    security.set_process_caps(caps if user.uid == 0 else [])
-    if spec.process.no_new_privileges:
+    security.set_process_caps(process.caps if user.uid == 0 else [])
+    if process.no_new_privileges:
         security.no_new_privileges()
-    args = ([rootfs.INIT_PATH, "--"] if spec.init else []) + spec.process.args
     # Only 0-2 survive exec; the error pipe is close-on-exec and reports failures until then.
     os.closerange(3, err_w)
     os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
@@ -152,14 +197,14 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
         raise _ExecError() from exc
 
 
-def _environment(spec: Spec, user: users.User) -> dict[str, str]:
+def _environment(process: Process, hostname: str, user: users.User) -> dict[str, str]:
     env = {}
-    for item in spec.process.env:
+    for item in process.env:
         key, _, value = item.partition("=")
         env[key] = value
     env.setdefault("PATH", DEFAULT_PATH.partition("=")[2])
-    env.setdefault("HOSTNAME", spec.hostname)
+    env.setdefault("HOSTNAME", hostname)
     env.setdefault("HOME", user.home or "/")
-    if spec.process.tty:
+    if process.tty:
         env.setdefault("TERM", "xterm")
     return env

@@ -89,8 +89,8 @@ class Streams:
     master: int | None = None  # pty master (tty)
 
 
-def pump(sel: selectors.BaseSelector, key, log: LogWriter, echo: dict[int, int]) -> bool:
-    """Move one chunk from a container stream to the log (and the terminal); False at EOF."""
+def pump(sel: selectors.BaseSelector, key, log: LogWriter | None, echo: dict[int, int]) -> bool:
+    """Move one chunk from a container stream to the log and/or the terminal; False at EOF."""
     try:
         data = os.read(key.fd, _CHUNK)
     except OSError:
@@ -99,7 +99,8 @@ def pump(sel: selectors.BaseSelector, key, log: LogWriter, echo: dict[int, int])
         sel.unregister(key.fd)
         os.close(key.fd)
         return False
-    log.write(key.data, data)
+    if log is not None:
+        log.write(key.data, data)
     target = echo.get(key.fd)
     if target is not None:
         view = memoryview(data)
