@@ -63,12 +63,16 @@ def _json(result) -> dict:
 @click.option("--mtime", is_flag=True, help="Report mtime-only changes too.")
 @click.pass_context
 def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
-    """What changed from A to B (from A's parent to A when B is absent)."""
+    """What changed from A to B (from A's parent to A when B is absent).
+
+    With a single argument that names a container: what the container changed
+    relative to its image.
+    """
     revs, paths = _split_paths(ctx, args)
     if not 1 <= len(revs) <= 2:
         raise UsageError("lg diff takes one or two revisions, then optionally -- PATH...")
     repo = repo_from(ctx)
-    result = porcelain_diff.diff(repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
+    result = _container_diff(repo, revs, paths, mtime) or porcelain_diff.diff(repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
     if as_json:
         print_json(_json(result))
     elif name_status:
@@ -78,6 +82,20 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
         _print_stat(repo, result)
     else:
         _print_report(repo, result)
+
+
+def _container_diff(repo, revs: list[str], paths: list[str], mtime: bool):
+    """With one argument naming a container, its writable layer against its image (as docker diff)."""
+    if len(revs) != 1:
+        return None
+    from layergit.errors import NotFound
+    from layergit.porcelain import container_layer, containers
+
+    try:
+        containers.find(repo, revs[0])
+    except NotFound:
+        return None
+    return container_layer.diff(repo, revs[0], paths, mtime)
 
 
 def _size(repo, node) -> int:

@@ -10,19 +10,37 @@ from .output import human_size, print_json, progress, repo_from, short, table
 
 
 @click.command("commit")
-@click.argument("source", type=click.Path(file_okay=False))
+@click.argument("source", metavar="DIR|CONTAINER")
 @click.option("-t", "--tag", "tag", required=True, metavar="NAME[:TAG]", help="Image name to commit to (moves like a branch).")
+@click.option("-c", "--change", multiple=True, metavar="INSTRUCTION", help="For a container: apply a Dockerfile config instruction (CMD, ENV, ...).")
 @click.option("-m", "--message", help="Commit message (default: 'lg commit DIR').")
 @click.option("--author", metavar='"Name <mail>"', help="Author (default: git's user.name/user.email).")
 @click.option("--parent", metavar="REV", help="Parent commit (default: the tag's current commit).")
 @click.option("--allow-empty", is_flag=True, help="Commit even if nothing changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def commit_cmd(ctx, source, tag, message, author, parent, allow_empty, as_json):
-    """Snapshot directory SOURCE as a new commit on NAME[:TAG]; prints the image id."""
+def commit_cmd(ctx, source, tag, change, message, author, parent, allow_empty, as_json):
+    """Snapshot a directory, or a container's filesystem, as a new commit on NAME[:TAG].
+
+    A directory's commit goes on top of the tag's current commit (or --parent); a
+    container's goes on top of the image it was created from. Prints the image id.
+    """
+    import os
+
+    from layergit.errors import UsageError
+
     repo = repo_from(ctx)
-    with progress(f"committing {source}") as cb:
-        result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent, allow_empty=allow_empty, progress=cb)
+    if os.path.isdir(source):
+        if change:
+            raise UsageError("-c/--change applies to containers; edit config with a Dockerfile or lg commit CONTAINER -c")
+        with progress(f"committing {source}") as cb:
+            result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent, allow_empty=allow_empty, progress=cb)
+    else:
+        from layergit.porcelain import container_layer
+
+        if parent or allow_empty:
+            raise UsageError("--parent and --allow-empty apply to directories; a container commits on top of its image")
+        result = container_layer.commit(repo, source, tag, message, author, list(change))
     if as_json:
         print_json(result)
     else:

@@ -144,7 +144,7 @@ class MaterialisedCache:
 
     def _verify_dir(self, store, tree: bytes, fd: int, path: bytes, problems: list[str]) -> None:
         _, nodes = read_dir(store, tree)
-        on_disk = set(os.listdir(fd))
+        on_disk = {os.fsencode(n) for n in os.listdir(fd)}
         expected = {n.name for n in nodes}
         for extra in sorted(on_disk - expected):
             problems.append(f"{(path + b'/' + extra).decode(errors='replace')}: not in the snapshot")

@@ -1,0 +1,92 @@
+"""A container's writable layer (an overlayfs upper directory) as snapshot changes.
+
+overlayfs records a deletion as a 0:0 character device (a whiteout) and a directory
+that hides everything below it with the ``trusted.overlay.opaque`` xattr; every
+other entry in the upper directory is the new version of that path, with its full
+metadata. Applying the upper directory to the image's snapshot (store.mutable) gives
+the container's filesystem exactly, without reading the unchanged lower files.
+Overlay's own ``trusted.overlay.*`` xattrs are bookkeeping and are not kept.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ..store.mutable import Dir, Inode, MutableTree
+from ..store.rawobj import OBJ_BLOB, object_id
+from .capture import entry_meta
+from .safeio import open_dir, read_file, read_xattrs
+
+_OVERLAY_XATTR = "trusted.overlay."
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _own_xattrs(xattrs):
+    return tuple((k, v) for k, v in xattrs if not k.startswith(_OVERLAY_XATTR))
+
+
+def _blob(writer, data: bytes) -> bytes:
+    oid = object_id(OBJ_BLOB, data)
+    if not writer.has(oid):
+        writer.add(OBJ_BLOB, data, oid)
+    return oid
+
+
+def apply_upper(tree: MutableTree, upper: str, writer, mount_points: set[tuple[bytes, ...]] = frozenset()) -> int:
+    """Apply the upper directory at ``upper`` to ``tree``; returns the entries it changed.
+
+    ``mount_points`` are paths the runtime created only to mount something on
+    (/etc/hosts, volume targets, ...): where the image has nothing, they are not
+    part of the container's changes.
+    """
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _apply_dir(tree, fd, [], writer, {}, mount_points)
+    finally:
+        os.close(fd)
+
+
+def _apply_dir(tree: MutableTree, fd: int, parts: list[bytes], writer, inodes: dict, mount_points) -> int:
+    changed = 0
+    for name in sorted(os.fsencode(e.name) for e in os.scandir(fd)):
+        path = parts + [name]
+        if tuple(path) in mount_points and tree.get(path) is None:
+            continue
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        changed += 1
+        if _is_whiteout(st):
+            tree.remove(path)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            sub = open_dir(fd, name)
+            try:
+                xattrs = read_xattrs(fd, name, sub)
+                if (("trusted.overlay.opaque", b"y") in xattrs) or not isinstance(tree.get(path), Dir):
+                    tree.remove(path)
+                tree.put(path, Dir(entry_meta(st, _own_xattrs(xattrs))))
+                changed += _apply_dir(tree, sub, path, writer, inodes, mount_points)
+            finally:
+                os.close(sub)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in inodes:
+            tree.put(path, inodes[key])
+            continue
+        target = None
+        if stat.S_ISREG(st.st_mode):
+            data, xattrs = read_file(fd, name, st)
+            oid = _blob(writer, data)
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(name, dir_fd=fd)
+            oid = _blob(writer, target)
+            xattrs = read_xattrs(fd, name)
+        else:
+            oid, xattrs = None, read_xattrs(fd, name)
+        inode = Inode(entry_meta(st, _own_xattrs(xattrs)), oid, target)
+        inodes[key] = inode
+        tree.put(path, inode)
+    return changed

@@ -1,0 +1,90 @@
+"""A container's writable layer: ``lg diff CONTAINER`` and ``lg commit CONTAINER``.
+
+The container's filesystem is the image's snapshot with the overlay upper
+directory applied (fs.upper). A running container is frozen (cgroup freezer) while
+its upper directory is read, so the commit is a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from ..errors import Conflict
+from ..runtime.cgroups import Cgroup
+from ..store import names
+from . import changes as config_changes
+from .containers import find
+from .diff import DiffResult
+from .images import CommitResult, move_tag
+from .repo import Repo, store_lock
+
+
+@contextmanager
+def _frozen(cdir):
+    """Freeze a running container while we read its upper directory."""
+    cgroup = Cgroup(cdir.id)
+    running = cdir.state().running and cgroup.exists()
+    if running:
+        cgroup.freeze(True)
+    try:
+        yield
+    finally:
+        if running:
+            cgroup.freeze(False)
+
+
+def _container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
+    """(image, new rootfs tree id, entries changed) for the container's current filesystem."""
+    from ..fs.upper import apply_upper
+    from ..store.mutable import MutableTree
+
+    record = cdir.record()
+    image = repo.image(bytes.fromhex(record.image_id))
+    tree = MutableTree.load(repo.store, image.rootfs)
+    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"] + [m["target"] for m in record.spec["mounts"]]
+    mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
+    with _frozen(cdir):
+        changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
+    return image, tree.write(writer), changed
+
+
+def diff(repo: Repo, ref: str, paths: list[str] | None = None, include_mtime: bool = False) -> DiffResult:
+    """What the container changed relative to its image (same forms as an image diff)."""
+    from ..store.treediff import diff_trees
+    from .diff import _under
+
+    cdir = find(repo, ref)
+    with store_lock(repo):
+        with repo.store.writer() as writer:
+            image, rootfs, _ = _container_rootfs(repo, cdir, writer)
+    prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
+    changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime) if _under(c.path, prefixes)]
+    return DiffResult(image.id.hex(), cdir.id, changes, {})
+
+
+def commit(repo: Repo, ref: str, tag: str, message: str | None = None, author: str | None = None, changes: list[str] | None = None) -> CommitResult:
+    """The container's filesystem as a new commit on top of its image, tagged ``tag``."""
+    from ..store.image import write_image_tree
+    from ..store.rawobj import Signature
+
+    image_name = names.parse(tag)
+    cdir = find(repo, ref)
+    record = cdir.record()
+    who = Signature.parse(author) if author else repo.store.default_author()
+    with store_lock(repo):
+        with repo.store.writer() as writer:
+            image, rootfs, changed = _container_rootfs(repo, cdir, writer)
+            config = image.config
+            for change in changes or []:
+                config = config_changes.apply(config, change)
+            text = message or f"lg commit {record.name}"
+            oid = writer.commit(write_image_tree(writer, config, rootfs), [image.id], who, repo.store.default_author(), text)
+        for _ in range(10):
+            old = repo.store.ref(image_name.ref)
+            try:
+                move_tag(repo, image_name, oid, old, f"commit: container {record.name}")
+                break
+            except Conflict:
+                continue
+    return CommitResult(oid.hex(), rootfs.hex(), image.id.hex(), str(image_name), changed, 0)
