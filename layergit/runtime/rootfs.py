@@ -96,12 +96,15 @@ def _bind(root_fd: int, source_fd: int, target: str, readonly: bool) -> None:
     is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
     target_fd = _mount_point(root_fd, target, is_dir)
     try:
-        where = f"/proc/self/fd/{target_fd}"
-        sc.mount(f"/proc/self/fd/{source_fd}", where, None, sc.MS_BIND | sc.MS_REC)
-        if readonly:
-            sc.mount(None, where, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        sc.mount(f"/proc/self/fd/{source_fd}", f"/proc/self/fd/{target_fd}", None, sc.MS_BIND | sc.MS_REC)
     finally:
         os.close(target_fd)
+    if readonly:
+        mounted = _in_root(root_fd, target)  # reopened: the old fd still names what is underneath
+        try:
+            sc.mount(None, f"/proc/self/fd/{mounted}", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        finally:
+            os.close(mounted)
 
 
 def _mask(path: str) -> None:
