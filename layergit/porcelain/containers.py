@@ -19,9 +19,8 @@ from datetime import datetime, timezone
 
 from ..errors import Conflict, LgError, NotFound, UsageError
 from ..runtime.cgroups import Cgroup
-from ..runtime.monitor import remove_dir
 from ..runtime.spec import Spec
-from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, wait_for
+from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, remove_dir, wait_for
 from ..runtime.supervise import LOG_NAME
 from . import runopts
 from .names_generator import random_name
@@ -63,7 +62,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
     if options.name is not None and not _NAME.match(options.name):
         raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     img = repo.image_at(image)
-    process, resources, mounts = runopts.build(options, img.config)
+    process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     with store_lock(repo):
         lower = cache(repo).materialise(repo.store, img.rootfs)
     reg = registry(repo)
@@ -237,8 +236,11 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
             remove_dir(cdir.path)
         if name:
             reg.release_name(name, cdir.id)
+        try:
+            repo.store.delete_ref(CONTAINER_REFS + cdir.id)
+        except NotFound:
+            pass
         removed.append(ref)
-    prune_refs(repo)
     return removed
 
 

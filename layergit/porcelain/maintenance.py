@@ -105,7 +105,10 @@ def _store_bytes(path: str) -> int:
 
 def gc(repo: Repo) -> GcReport:
     """Drop objects no ref (or reflog of a live ref) reaches, and repack the rest."""
+    from .containers import prune_refs
+
     with store_lock(repo, exclusive=True):
+        prune_refs(repo)  # refs of containers removed by the monitor after --rm
         before = _store_bytes(repo.root.store)
         pack_dir = os.path.join(repo.root.store, "objects", "pack")
         removed = 0

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..runtime.security import capability_set
+from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Mount, Process, Resources
 
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([bkmg]?)b?$", re.IGNORECASE)
@@ -141,7 +141,7 @@ def security(options: RunOptions) -> tuple[bool, bool]:
     return nnp, seccomp
 
 
-def build(options: RunOptions, config: dict) -> tuple[Process, Resources, list[Mount]]:
+def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process, Resources, list[Mount]]:
     """The process, resources and mounts of a container for ``config`` (config.json)."""
     workdir = options.workdir or config.get("WorkingDir") or "/"
     if not os.path.isabs(workdir):
@@ -160,7 +160,7 @@ def build(options: RunOptions, config: dict) -> tuple[Process, Resources, list[M
         stdin=options.interactive,
         caps=capability_set(options.cap_add, options.cap_drop),
         no_new_privileges=nnp,
-        seccomp=seccomp,
+        seccomp=seccomp_profile(seccomp_dir) if seccomp else "",
     )
     resources = Resources(
         parse_memory(options.memory) if options.memory else None,

@@ -31,7 +31,7 @@ from ..errors import LgError
 from .cgroups import Cgroup
 from .process import SpawnError, Stdio, spawn
 from .spec import Spec
-from .state import ContainerDir, State, now_iso, pid_start_time
+from .state import ContainerDir, State, now_iso, pid_start_time, remove_dir
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
@@ -40,22 +40,6 @@ IDLE_EXIT_SECONDS = 30.0
 def paths(root: str) -> tuple[str, str, str]:
     run = os.path.join(root, "run")
     return run, os.path.join(run, "monitor.sock"), os.path.join(run, "monitor.lock")
-
-
-def remove_dir(path: str) -> None:
-    """Remove a container directory even where modes would deny us (upper dirs can hold 0000)."""
-
-    def fix(func, target, _exc):
-        parent = os.path.dirname(target)
-        try:
-            os.chmod(parent, 0o700)
-            if not os.path.islink(target) and os.path.isdir(target):
-                os.chmod(target, 0o700)
-        except OSError:
-            pass
-        func(target)
-
-    shutil.rmtree(path, onerror=fix)
 
 
 class Monitor:

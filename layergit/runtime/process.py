@@ -151,7 +151,7 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
 
         loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
-    seccomp = security.seccomp_filter() if spec.process.seccomp else None
+    seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
     rootfs.enter(spec, stdio.stdin if stdio.tty else None, init_binary if spec.init else None)
     if spec.hostname:
         socket.sethostname(spec.hostname)
@@ -162,7 +162,7 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
 def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, go_r: int, err_w: int) -> None:
     os.setsid()
     os.read(go_r, 1)  # the parent has put us in the container's cgroup
-    seccomp = security.seccomp_filter() if process.seccomp else None  # imports must precede setns(mnt)
+    seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
     _become(process, hostname, process.args, stdio, seccomp, err_w)
@@ -180,7 +180,7 @@ def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, secc
     os.makedirs(cwd, 0o755, exist_ok=True)
     os.chdir(cwd)
     if seccomp is not None:
-        seccomp.load()
+        security.load_seccomp(seccomp)
     security.drop_bounding(process.caps)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)

@@ -12,6 +12,7 @@ with libseccomp through the pyseccomp binding.
 from __future__ import annotations
 
 import errno
+import os
 
 from ..errors import UsageError
 from . import syscalls
@@ -93,12 +94,28 @@ def no_new_privileges() -> None:
     syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
 
 
-def seccomp_filter():
-    """The default filter, built (not loaded): allow everything but the calls above (EPERM).
+def seccomp_profile(cache_dir: str) -> str:
+    """A file holding the default filter as a BPF program: allow all but the calls above (EPERM).
 
-    Built before pivot_root, because afterwards Python can no longer import modules
-    from the host; ``.load()`` it just before exec.
+    libseccomp compiles it once per architecture and filter version; the program is
+    cached under ``cache_dir`` so that starting a container neither imports the
+    binding nor runs the two ldconfig lookups that importing it costs.
     """
+    import hashlib
+    import platform
+
+    version = hashlib.sha256(repr((DENIED_SYSCALLS, _NAMESPACE_FLAGS)).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"seccomp-{platform.machine()}-{version}.bpf")
+    if not os.path.exists(path):
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "wb") as f:
+            _build_filter().export_bpf(f)
+        os.replace(tmp, path)
+    return path
+
+
+def _build_filter():
     import pyseccomp as seccomp
 
     f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
@@ -112,3 +129,13 @@ def seccomp_filter():
     # clone3 passes its flags in memory a filter cannot read: make libc fall back to clone.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     return f
+
+
+def read_seccomp(path: str) -> bytes:
+    """The program, read before pivot_root (the file is on the host)."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def load_seccomp(program: bytes) -> None:
+    syscalls.seccomp_load(program)

@@ -32,7 +32,7 @@ class Process:
     stdin: bool = False
     caps: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
-    seccomp: bool = True
+    seccomp: str = ""  # BPF program file (security.seccomp_profile); "" for unconfined
 
 
 @dataclass

@@ -62,7 +62,8 @@ class _Pack:
             self._ends = dict(zip(starts, starts[1:] + [len(self.pack) - 20]))
         return self._ends[offset]
 
-    def read(self, offset: int) -> tuple[int, bytes] | None:
+    def header(self, offset: int) -> tuple[int, int, int]:
+        """(type, size, offset of the data) of the object at ``offset``."""
         pack = self.pack
         byte = pack[offset]
         obj_type = (byte >> 4) & 7
@@ -73,9 +74,13 @@ class _Pack:
             size |= (byte & 0x7F) << shift
             shift += 7
             pos += 1
+        return obj_type, size, pos
+
+    def read(self, offset: int) -> tuple[int, bytes] | None:
+        obj_type, size, pos = self.header(offset)
         if obj_type in _DELTA_TYPES:
             return None
-        data = isal_zlib.decompress(pack[pos: self.end_of(offset)])
+        data = isal_zlib.decompress(self.pack[pos: self.end_of(offset)])
         if len(data) != size:
             raise ValueError("pack object size mismatch")
         return obj_type, data
@@ -105,13 +110,25 @@ class PackReader:
                     continue  # a pack being removed by gc, or an index we do not read: libgit2's job
         return True
 
-    def read(self, oid: bytes) -> tuple[int, bytes] | None:
-        """(type, data) of a whole object in a pack, or None (let libgit2 handle it)."""
+    def _locate(self, oid: bytes) -> tuple[_Pack, int] | None:
         for attempt in range(2):
             for pack in self._packs.values():
                 offset = pack.find(oid)
                 if offset is not None:
-                    return pack.read(offset)
+                    return pack, offset
             if attempt == 0 and not self._refresh():
                 return None
         return None
+
+    def read(self, oid: bytes) -> tuple[int, bytes] | None:
+        """(type, data) of a whole object in a pack, or None (let libgit2 handle it)."""
+        where = self._locate(oid)
+        return where[0].read(where[1]) if where else None
+
+    def header(self, oid: bytes) -> tuple[int, int] | None:
+        """(type, size) of a whole object in a pack, or None (absent, or a delta)."""
+        where = self._locate(oid)
+        if where is None:
+            return None
+        obj_type, size, _ = where[0].header(where[1])
+        return None if obj_type in _DELTA_TYPES else (obj_type, size)

@@ -79,3 +79,43 @@ def commit_bytes(tree: bytes, parents: list[bytes], author: Signature, committer
     lines.append(b"committer " + committer.to_bytes())
     body = message if message.endswith("\n") else message + "\n"
     return b"\n".join(lines) + b"\n\n" + body.encode("utf-8")
+
+
+def parse_tree(raw: bytes) -> list[tuple[bytes, int, bytes]]:
+    """(name, mode, raw id) entries of a serialised tree, in stored order."""
+    out = []
+    pos = 0
+    while pos < len(raw):
+        space = raw.index(b" ", pos)
+        nul = raw.index(b"\0", space)
+        out.append((raw[space + 1: nul], int(raw[pos:space], 8), raw[nul + 1: nul + 21]))
+        pos = nul + 21
+    return out
+
+
+def _parse_signature(text: bytes) -> Signature:
+    ident, _, when = text.rpartition(b">")
+    name, _, email = ident.partition(b"<")
+    stamp, _, tz = when.strip().partition(b" ")
+    sign = -1 if tz.startswith(b"-") else 1
+    digits = tz.lstrip(b"+-") or b"0000"
+    return Signature(name.strip().decode("utf-8", "replace"), email.decode("utf-8", "replace"), int(stamp), sign * (int(digits[:-2] or 0) * 60 + int(digits[-2:])))
+
+
+def parse_commit(raw: bytes) -> tuple[bytes, tuple[bytes, ...], Signature, Signature, str]:
+    """(tree, parents, author, committer, message) of a serialised commit."""
+    header, _, message = raw.partition(b"\n\n")
+    tree, parents, author, committer = b"", [], None, None
+    for line in header.split(b"\n"):
+        key, _, value = line.partition(b" ")
+        if key == b"tree":
+            tree = bytes.fromhex(value.decode())
+        elif key == b"parent":
+            parents.append(bytes.fromhex(value.decode()))
+        elif key == b"author":
+            author = _parse_signature(value)
+        elif key == b"committer":
+            committer = _parse_signature(value)
+    if not tree or author is None or committer is None:
+        raise ValueError("not a well-formed commit")
+    return tree, tuple(parents), author, committer, message.decode("utf-8", "replace")

@@ -10,19 +10,34 @@ update silently.
 from __future__ import annotations
 
 import os
-import subprocess
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import pygit2
-
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from .pack import PackWriter
 from .packread import PackReader
-from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes
+from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes, parse_commit, parse_tree
 
 _ZERO = b"\0" * 20
+INTERNAL_REFS = "refs/layergit/"
+
+
+def pygit2():
+    """libgit2's bindings, imported on first use (the import is the slow part of start-up)."""
+    import pygit2 as module
+
+    return module
+
+
+def _light_identity() -> Signature:
+    """Who we are for a reflog line, without reading git config through libgit2."""
+    import getpass
+    import socket
+
+    user = getpass.getuser()
+    return Signature.now(os.environ.get("GIT_COMMITTER_NAME") or user, os.environ.get("GIT_COMMITTER_EMAIL") or f"{user}@{socket.gethostname()}")
 
 
 @dataclass(frozen=True)
@@ -58,50 +73,67 @@ class ObjectWriter:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
 
-def _sig(s: pygit2.Signature) -> Signature:
+def _sig(s) -> Signature:
     return Signature(s.name, s.email, s.time, s.offset)
 
 
 class Store:
-    """A bare git repository used as an image store."""
+    """A bare git repository used as an image store.
 
-    def __init__(self, path: str, repo: pygit2.Repository):
+    Reads that a container start needs (refs, commits, trees, blobs in our packs)
+    are served without libgit2, whose import alone costs ~80 ms; pygit2 is loaded
+    on first use for everything else (short ids, ref listing and updates of image
+    tags, deltified or loose objects).
+    """
+
+    def __init__(self, path: str):
         self.path = path
-        self._repo = repo
+        self._git = None
         self._packs = PackReader(os.path.join(path, "objects", "pack"))
+        self._packed_refs: dict[str, bytes] | None = None
+
+    @property
+    def _repo(self):
+        if self._git is None:
+            try:
+                self._git = pygit2().Repository(self.path)
+            except pygit2().GitError as exc:
+                raise CorruptStore(f"cannot open store {self.path}: {exc}") from None
+        return self._git
 
     @classmethod
     def open(cls, path: str, create: bool = True) -> Store:
         if not os.path.isdir(os.path.join(path, "objects")):
             if not create:
                 raise NotFound(f"no layergit store at {path}")
-            return cls._init(path)
-        try:
-            return cls(path, pygit2.Repository(path))
-        except pygit2.GitError as exc:
-            raise CorruptStore(f"cannot open store {path}: {exc}") from None
+            cls._init(path)
+        return cls(path)
 
     @classmethod
-    def _init(cls, path: str) -> Store:
+    def _init(cls, path: str) -> None:
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
         tmp = f"{path}.init-{os.getpid()}"
-        repo = pygit2.init_repository(tmp, bare=True)
+        repo = pygit2().init_repository(tmp, bare=True)
         repo.config["core.logAllRefUpdates"] = "always"  # tag moves are history too
         repo.config["gc.auto"] = "0"  # lg gc decides when to repack
         del repo
         try:
             os.rename(tmp, path)  # atomic: a half-made store is never visible
         except OSError:
-            subprocess.run(["rm", "-rf", tmp], check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
             if not os.path.isdir(os.path.join(path, "objects")):
                 raise
-        return cls(path, pygit2.Repository(path))
 
     # -- objects -----------------------------------------------------------------
 
+    def _oid(self, oid: bytes):
+        return pygit2().Oid(raw=oid)
+
     def has(self, oid: bytes) -> bool:
-        return self._repo.odb.exists(pygit2.Oid(raw=oid))
+        if self._packs.header(oid) is not None:
+            return True
+        return self._repo.odb.exists(self._oid(oid))
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
         try:
@@ -111,48 +143,57 @@ class Store:
         if hit is not None:
             return hit
         try:
-            obj_type, data = self._repo.odb.read(pygit2.Oid(raw=oid))
+            obj_type, data = self._repo.odb.read(self._oid(oid))
         except KeyError:
             raise NotFound(f"object {oid.hex()} is missing from the store") from None
         return int(obj_type), data
 
-    def read_blob(self, oid: bytes) -> bytes:
+    def _typed(self, oid: bytes, want: int, what: str) -> bytes:
         obj_type, data = self.read(oid)
-        if obj_type != OBJ_BLOB:
-            raise CorruptStore(f"object {oid.hex()} is not a blob")
+        if obj_type != want:
+            raise CorruptStore(f"object {oid.hex()} is not a {what}")
         return data
 
+    def read_blob(self, oid: bytes) -> bytes:
+        return self._typed(oid, OBJ_BLOB, "blob")
+
     def object_size(self, oid: bytes) -> int:
+        header = self._packs.header(oid)
+        if header is not None:
+            return header[1]
         try:
-            return self._repo.odb.read_header(pygit2.Oid(raw=oid))[1]
+            return self._repo.odb.read_header(self._oid(oid))[1]
         except KeyError:
             raise NotFound(f"object {oid.hex()} is missing from the store") from None
 
     def tree(self, oid: bytes) -> list[tuple[bytes, int, bytes]]:
         try:
-            tree = self._repo[pygit2.Oid(raw=oid)]
-        except KeyError:
+            return parse_tree(self._typed(oid, OBJ_TREE, "tree"))
+        except NotFound:
             raise NotFound(f"tree {oid.hex()} is missing from the store") from None
-        if not isinstance(tree, pygit2.Tree):
-            raise CorruptStore(f"object {oid.hex()} is not a tree")
-        return [(e.raw_name, e.filemode, e.id.raw) for e in tree]
+        except (ValueError, IndexError):
+            raise CorruptStore(f"tree {oid.hex()} does not parse") from None
 
     def commit(self, oid: bytes) -> CommitInfo:
         try:
-            c = self._repo[pygit2.Oid(raw=oid)]
-        except KeyError:
+            obj_type, data = self.read(oid)
+        except NotFound:
             raise NotFound(f"commit {oid.hex()} is missing from the store") from None
-        if not isinstance(c, pygit2.Commit):
+        if obj_type != OBJ_COMMIT:
             raise NotFound(f"{oid.hex()[:12]} is not an image commit")
-        return CommitInfo(oid, c.tree_id.raw, tuple(p.raw for p in c.parent_ids), _sig(c.author), _sig(c.committer), c.message)
+        try:
+            return CommitInfo(oid, *parse_commit(data))
+        except ValueError:
+            raise CorruptStore(f"commit {oid.hex()} does not parse") from None
 
     def expand_prefix(self, prefix: str) -> bytes | None:
         """The one object whose hex id starts with ``prefix``, None if none; ambiguity is an error."""
+        git = pygit2()
         try:
             obj = self._repo.git_object_lookup_prefix(prefix)
-        except pygit2.AmbiguousError:
+        except git.AmbiguousError:
             raise LgError(f"short id {prefix} is ambiguous: give more digits") from None
-        except (KeyError, pygit2.GitError):
+        except (KeyError, git.GitError):
             return None
         return obj.id.raw if obj is not None else None
 
@@ -169,13 +210,38 @@ class Store:
 
     # -- refs --------------------------------------------------------------------
 
+    def _loose_ref_path(self, name: str) -> str:
+        if not name.startswith("refs/") or ".." in name.split("/") or "\0" in name:
+            raise LgError(f"invalid ref name {name!r}")
+        return os.path.join(self.path, name)
+
+    def _packed(self) -> dict[str, bytes]:
+        if self._packed_refs is None:
+            self._packed_refs = {}
+            try:
+                with open(os.path.join(self.path, "packed-refs"), "rb") as f:
+                    for line in f:
+                        if line[:1] in (b"#", b"^"):
+                            continue
+                        hexid, _, ref = line.strip().partition(b" ")
+                        self._packed_refs[ref.decode()] = bytes.fromhex(hexid.decode())
+            except FileNotFoundError:
+                pass
+        return self._packed_refs
+
     def ref(self, name: str) -> bytes | None:
+        """The commit a ref points at (loose file, else packed-refs), None if absent."""
         try:
-            ref = self._repo.references[name]
-        except (KeyError, pygit2.InvalidSpecError):
-            return None
-        target = ref.resolve().target
-        return target.raw if isinstance(target, pygit2.Oid) else None
+            with open(self._loose_ref_path(name), "rb") as f:
+                content = f.read().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return self._packed().get(name)
+        if content.startswith(b"ref: "):
+            return self.ref(content[5:].decode())
+        try:
+            return bytes.fromhex(content.decode())
+        except ValueError:
+            raise CorruptStore(f"ref {name} does not hold an object id") from None
 
     def refs(self, prefix: str) -> list[tuple[str, bytes]]:
         out = []
@@ -192,7 +258,11 @@ class Store:
         Raises Conflict when another writer moved the ref first; the caller decides
         whether to retry on top of the new value.
         """
-        oid = pygit2.Oid(raw=new)
+        if old is None and name.startswith(INTERNAL_REFS) and name not in self._packed():
+            self._create_loose_ref(name, new, message)
+            return
+        git = pygit2()
+        oid = self._oid(new)
         try:
             if old is None:
                 self._repo.create_reference_direct(name, oid, False, message=message)
@@ -201,28 +271,62 @@ class Store:
                 if ref.target.raw != old:
                     raise Conflict(f"{name} moved while we were working")
                 ref.set_target(oid, message)
-        except pygit2.AlreadyExistsError:
+        except git.AlreadyExistsError:
             raise Conflict(f"{name} was created while we were working") from None
         except KeyError:
             raise Conflict(f"{name} was removed while we were working") from None
-        except pygit2.GitError as exc:
+        except git.GitError as exc:
             if "modified" in str(exc) or "exists" in str(exc) or "lock" in str(exc):
                 raise Conflict(f"{name} changed while we were working: {exc}") from None
             raise LgError(f"cannot update {name}: {exc}") from None
 
+    @contextmanager
+    def _ref_lock(self, name: str):
+        """git's (and libgit2's) protocol: NAME.lock, created exclusively, is the lock."""
+        path = self._loose_ref_path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise Conflict(f"{name} is locked by another writer") from None
+        try:
+            yield fd, path
+        finally:
+            os.close(fd)
+            try:
+                os.unlink(path + ".lock")
+            except FileNotFoundError:
+                pass
+
+    def _create_loose_ref(self, name: str, new: bytes, message: str) -> None:
+        """Create a layergit-internal ref without libgit2 (container start is hot)."""
+        with self._ref_lock(name) as (fd, path):
+            if os.path.exists(path):
+                raise Conflict(f"{name} was created while we were working")
+            os.write(fd, new.hex().encode() + b"\n")
+            os.rename(path + ".lock", path)
+        who = _light_identity()
+        log = os.path.join(self.path, "logs", name)
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        with open(log, "ab") as f:
+            f.write(b"%s %s %s\t%s\n" % (_ZERO.hex().encode(), new.hex().encode(), who.to_bytes(), message.replace("\n", " ").encode()))
+
     def delete_ref(self, name: str) -> None:
+        if name.startswith(INTERNAL_REFS) and name not in self._packed():
+            with self._ref_lock(name) as (_, path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    raise NotFound(f"no such ref {name}") from None
+            try:
+                os.unlink(os.path.join(self.path, "logs", name))
+            except FileNotFoundError:
+                pass
+            return
         try:
             self._repo.references.delete(name)
         except KeyError:
             raise NotFound(f"no such ref {name}") from None
-
-    def reflog(self, name: str) -> list[tuple[bytes, bytes, str]]:
-        """(old, new, message) entries for a ref, newest first."""
-        try:
-            ref = self._repo.references[name]
-        except KeyError:
-            return []
-        return [(e.oid_old.raw, e.oid_new.raw, e.message or "") for e in ref.log()]
 
     # -- identity ----------------------------------------------------------------
 
