@@ -1,4 +1,4 @@
-"""Escaping of file names into git tree entry names, and back.
+r"""Escaping of file names into git tree entry names, and back.
 
 A root filesystem may hold names git refuses or treats specially (``.git``,
 ``.gitmodules``, their HFS/NTFS look-alikes that ``git fsck`` flags), names that are
