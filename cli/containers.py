@@ -30,7 +30,10 @@ def _run_options(f):
         click.option("--entrypoint", help="Override the image's Entrypoint."),
         click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
-        click.option("--network", "--net", default="none", show_default=True, help="none or host."),
+        click.option("--network", "--net", default="bridge", show_default=True, help="bridge, a network's name, none, host or container:ID."),
+        click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CTR[/proto]", help="Publish a container port on the host."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port."),
+        click.option("--network-alias", multiple=True, help="Another name for the container on its network."),
         click.option("--init", is_flag=True, help="Run tini as PID 1 to forward signals and reap zombies."),
         click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
         click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL)."),
@@ -48,7 +51,8 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"],
         volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"], read_only=kw["read_only"],
         memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"], entrypoint=kw["entrypoint"],
-        interactive=kw["interactive"], tty=kw["tty"], network=kw["network"], init=kw["init"], auto_remove=auto_remove,
+        interactive=kw["interactive"], tty=kw["tty"], network=kw["network"], publish=list(kw["publish"]),
+        publish_all=kw["publish_all"], aliases=list(kw["network_alias"]), init=kw["init"], auto_remove=auto_remove,
         cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), command=list(kw["command"]),
     )
 

@@ -36,6 +36,8 @@ COMMANDS = {
     "exec": ("containers", "exec_cmd", "Run a command in a running container."),
     "wait": ("containers", "wait_cmd", "Wait for containers to stop; print exit codes."),
     "inspect": ("containers", "inspect_cmd", "Low-level details of containers or images."),
+    "network": ("network", "network_cmd", "Manage container networks."),
+    "port": ("network", "port_cmd", "List a container's published ports."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
 }

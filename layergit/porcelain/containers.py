@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 from ..errors import Conflict, LgError, NotFound, UsageError
 from ..runtime.cgroups import Cgroup
+from ..runtime.connect import settings
 from ..runtime.spec import Spec
 from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, remove_dir, wait_for
 from ..runtime.supervise import LOG_NAME
@@ -63,6 +64,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
         raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
+    network = _network_mode(repo, options)
+    published = runopts.ports(options, img.config)
     with store_lock(repo):
         lower = cache(repo).materialise(repo.store, img.rootfs)
     reg = registry(repo)
@@ -84,13 +87,15 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, options.network)
-        spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources, options.network, options.init)
+        spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources, network, options.init,
+                    img.config.get("StopSignal") or "SIGTERM", published, list(options.aliases))
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
             "PidsLimit": resources.pids,
             "ReadonlyRootfs": options.read_only,
-            "NetworkMode": options.network,
+            "NetworkMode": network,
+            "PortBindings": published,
             "AutoRemove": options.auto_remove,
             "Init": options.init,
             "CapAdd": options.cap_add,
@@ -109,6 +114,18 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
     return cid
 
 
+def _network_mode(repo: Repo, options: runopts.RunOptions) -> str:
+    """Validate --network: none, host, bridge (the default network), a network, container:ID."""
+    mode = options.network
+    if mode in ("none", "host", "bridge"):
+        return mode
+    if mode.startswith("container:"):
+        return "container:" + find(repo, mode.partition(":")[2]).id
+    from ..runtime.netconfig import Networks
+
+    return Networks(repo.root.path).get(mode).name
+
+
 def _spec(cdir: ContainerDir) -> Spec:
     return Spec.from_json(json.dumps(cdir.record().spec))
 
@@ -121,7 +138,7 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
 
         if cdir.state().running:
             raise Conflict(f"container {ref} is already running")
-        code = run_attached(cdir, _spec(cdir), runopts.init_binary())
+        code = run_attached(cdir, _spec(cdir), runopts.init_binary(), repo.root.path)
         if cdir.record().auto_remove:
             remove(repo, [cdir.id], force=True)
         return code
@@ -138,13 +155,23 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
 
 
 def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tuple[str, int | None]:
-    """create + start; returns (id, exit code or None when detached)."""
-    cid = create(repo, image, options)
+    """create + start; returns (id, exit code or None when detached).
+
+    As with Docker, lg's own failure to run the container exits 125 (126 and 127
+    come from the command); nothing of a container that never ran is kept.
+    """
+    try:
+        cid = create(repo, image, options)
+    except LgError as exc:
+        exc.exit_code = 125
+        raise
     try:
         return cid, start(repo, cid, attach=not detach)
-    except BaseException:
+    except BaseException as exc:
         if os.path.isdir(os.path.join(registry(repo).dir, cid)) and not cdir_running(repo, cid):
             remove(repo, [cid], force=True)
+        if isinstance(exc, LgError) and exc.exit_code not in (126, 127):
+            exc.exit_code = 125
         raise
 
 
@@ -232,6 +259,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         if cgroup.exists():
             cgroup.kill(signal.SIGKILL)
             cgroup.remove()
+        _disconnect(repo, cdir.id)
         with cdir.lock():
             remove_dir(cdir.path)
         if name:
@@ -242,6 +270,15 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
             pass
         removed.append(ref)
     return removed
+
+
+def _disconnect(repo: Repo, cid: str) -> None:
+    """Release what networking holds for a container, with or without a live monitor."""
+    from ..runtime.connect import release
+    from ..runtime.monitor import request
+
+    request(repo.root.path, {"op": "net-detach", "id": cid}, start=False)
+    release(repo.root.path, cid)
 
 
 def prune_refs(repo: Repo) -> int:
@@ -286,6 +323,16 @@ def _ago(iso: str) -> str:
     return f"{max(seconds, 1)} second{'s' if seconds > 1 else ''}"
 
 
+def _ports_text(net: dict) -> str:
+    return ", ".join(f"{p['HostIp']}:{p['HostPort']}->{p['ContainerPort']}" for p in net.get("Ports", []))
+
+
+def port(repo: Repo, ref: str) -> list[dict]:
+    """The container's published ports (empty when it is not running)."""
+    cdir = find(repo, ref)
+    return settings(cdir).get("Ports", []) if cdir.state().running else []
+
+
 def _status(st: State) -> str:
     if st.status == "running":
         return f"Up {_ago(st.started_at)}"
@@ -306,7 +353,8 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         if not all_ and not st.running:
             continue
         args = rec.spec["process"]["args"]
-        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ""))
+        ports = _ports_text(settings(cdir)) if st.running else ""
+        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ports))
     return sorted(rows, key=lambda r: r.created, reverse=True)
 
 
@@ -406,7 +454,18 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Data": {"LowerDir": spec["rootfs_lower"], "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
         },
         "LogPath": cdir.file(LOG_NAME),
+        "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
     }
+
+
+def _network_settings(spec: dict, net: dict) -> dict:
+    ports: dict = {}
+    for p in net.get("Ports", []):
+        ports.setdefault(p["ContainerPort"], []).append({"HostIp": p["HostIp"], "HostPort": p["HostPort"]})
+    networks = {}
+    if net:
+        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.get("aliases", [])}
+    return {"IPAddress": net.get("IPAddress", ""), "Gateway": net.get("Gateway", ""), "MacAddress": net.get("MacAddress", ""), "Ports": ports, "Networks": networks}
 
 
 def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, tty: bool = False, user: str | None = None, workdir: str | None = None, env: list[str] | None = None) -> int:

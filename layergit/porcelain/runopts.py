@@ -39,7 +39,10 @@ class RunOptions:
     entrypoint: str | None = None
     interactive: bool = False
     tty: bool = False
-    network: str = "none"
+    network: str = "bridge"
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
+    aliases: list[str] = field(default_factory=list)
     init: bool = False
     auto_remove: bool = False
     cap_add: list[str] = field(default_factory=list)
@@ -146,8 +149,6 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
     workdir = options.workdir or config.get("WorkingDir") or "/"
     if not os.path.isabs(workdir):
         raise UsageError(f"the working directory {workdir!r} must be absolute")
-    if options.network not in ("none", "host"):
-        raise UsageError(f"network {options.network!r} is not available yet: use none or host")
     if options.init and not init_binary():
         raise UsageError("--init needs tini (Debian package tini); bootstrap.sh installs it")
     nnp, seccomp = security(options)
@@ -170,6 +171,39 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
     if options.pids_limit is not None and options.pids_limit < 1:
         raise UsageError("--pids-limit must be at least 1")
     return process, resources, _mounts(options)
+
+
+_PORT = re.compile(r"^(?:(?P<ip>[0-9]+(?:\.[0-9]+){3}):)?(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp))?$")
+
+
+def _range(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    lo, hi = int(first), int(last or first)
+    if not 0 < lo <= hi <= 65535:
+        raise UsageError(f"invalid port range {text!r}")
+    return list(range(lo, hi + 1))
+
+
+def ports(options: RunOptions, config: dict) -> list[dict]:
+    """-p [IP:][HOST:]CTR[/proto] (ranges allowed) and -P, as portproxy.Port fields."""
+    if options.network in ("none", "host") and (options.publish or options.publish_all):
+        raise UsageError(f"publishing ports needs a bridge network, not --network {options.network}")
+    out = []
+    for spec in options.publish:
+        m = _PORT.match(spec)
+        if not m:
+            raise UsageError(f"invalid -p {spec!r}: use [IP:]HOST:CONTAINER[/tcp|/udp]")
+        ctr = _range(m.group("ctr"))
+        host = _range(m.group("host")) if m.group("host") else [0] * len(ctr)
+        if len(host) != len(ctr):
+            raise UsageError(f"invalid -p {spec!r}: the host and container ranges differ in size")
+        for h, c in zip(host, ctr):
+            out.append({"host_ip": m.group("ip") or "", "host_port": h, "container_port": c, "proto": m.group("proto") or "tcp"})
+    if options.publish_all:
+        for exposed in config.get("ExposedPorts") or {}:
+            port, _, proto = exposed.partition("/")
+            out.append({"host_ip": "", "host_port": 0, "container_port": int(port), "proto": proto or "tcp"})
+    return out
 
 
 def init_binary() -> str | None:

@@ -44,23 +44,43 @@ def _streams(tty: bool, interactive: bool):
     return Stdio(stdin, out_w, err_w), [stdin, out_w, err_w], {out_r: "stdout", err_r: "stderr"}, {out_r: 1, err_r: 2}, None
 
 
-def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None) -> int:
-    """Start the container, relay its stdio until it exits; returns its exit code."""
+def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: str) -> int:
+    """Start the container, relay its stdio until it exits; returns its exit code.
+
+    A container on a bridge network is connected by the monitor (which keeps
+    netlink loaded and serves published ports) before its command runs.
+    """
+    from .connect import is_bridged
+    from .monitor import joined_netns, request
+
+    bridged = is_bridged(spec)
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
     stdio, child_fds, reads, echo, master = _streams(spec.process.tty, spec.process.stdin)
+
+    def prepare(child: int) -> None:
+        cgroup.add(child)
+        if bridged:
+            request(root, {"op": "net-attach", "id": cdir.id, "pid": child})
+
     try:
         with cdir.lock():
-            pid = spawn(spec, stdio, cgroup, init_binary)
+            pid = spawn(spec, stdio, prepare, init_binary, joined_netns(os.path.dirname(cdir.path), spec))
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
     except BaseException:
         for fd in child_fds + list(reads):
             os.close(fd)
         cgroup.remove()
+        if bridged:
+            request(root, {"op": "net-detach", "id": cdir.id}, start=False)
         raise
     for fd in child_fds:
         os.close(fd)
-    status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
+    try:
+        status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
+    finally:
+        if bridged:
+            request(root, {"op": "net-detach", "id": cdir.id}, start=False)
     return record_exit(cdir, cgroup, status).exit_code
 
 

@@ -29,6 +29,8 @@ import time
 
 from ..errors import LgError
 from .cgroups import Cgroup
+from .connect import Controller, is_bridged
+from .portproxy import PortProxy
 from .process import SpawnError, Stdio, spawn
 from .spec import Spec
 from .state import ContainerDir, State, now_iso, pid_start_time, remove_dir
@@ -51,6 +53,8 @@ class Monitor:
         self.watched: dict[int, tuple[ContainerDir, Cgroup, LogWriter, int]] = {}  # pidfd -> container
         self._owner: dict[int, int] = {}  # output fd -> pidfd of the container writing it
         self.last_activity = time.monotonic()
+        self.proxy = PortProxy(self.sel)
+        self.net = Controller(root, self.proxy)
 
     def start(self, cid: str) -> dict:
         cdir = ContainerDir(self.containers, cid)
@@ -71,16 +75,21 @@ class Monitor:
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
                 stdio, reads = Stdio(devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
                 closes = [out_w, err_w]
+            def prepare(child: int) -> None:
+                cgroup.add(child)
+                self.net.attach(cdir, spec, child)
+
             try:
-                pid = spawn(spec, stdio, cgroup, self.init_binary)
-            except SpawnError as exc:
+                pid = spawn(spec, stdio, prepare, self.init_binary, joined_netns(self.containers, spec))
+            except (SpawnError, LgError) as exc:
                 for fd in closes + list(reads) + [devnull]:
                     os.close(fd)
                 cgroup.remove()
+                code = exc.exit_code if isinstance(exc, SpawnError) else 125
                 st = cdir.raw_state()
-                st.status, st.exit_code, st.error, st.finished_at = "exited", exc.exit_code, str(exc), now_iso()
+                st.status, st.exit_code, st.error, st.finished_at = "exited", code, str(exc), now_iso()
                 cdir.save_state(st)
-                return {"ok": False, "error": str(exc), "code": exc.exit_code}
+                return {"ok": False, "error": str(exc), "code": code}
             for fd in closes + [devnull]:
                 os.close(fd)
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
@@ -108,6 +117,7 @@ class Monitor:
                 del self._owner[fd]
         log.close()
         record_exit(cdir, cgroup, status)
+        self.net.detach(cdir.id)
         try:
             auto_remove = cdir.record().auto_remove
         except LgError:
@@ -116,12 +126,25 @@ class Monitor:
             with cdir.lock():
                 remove_dir(cdir.path)
 
+    def dispatch(self, request: dict) -> dict:
+        op = request.get("op")
+        if op == "start":
+            return self.start(request["id"])
+        if op == "net-attach":
+            cdir = ContainerDir(self.containers, request["id"])
+            spec = Spec.from_json(json.dumps(cdir.record().spec))
+            return {"ok": True, "settings": self.net.attach(cdir, spec, int(request["pid"]))}
+        if op == "net-detach":
+            self.net.detach(request["id"])
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown request {op!r}", "code": 125}
+
     def handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)
         with conn, conn.makefile("rwb") as stream:
             try:
                 request = json.loads(stream.readline())
-                reply = self.start(request["id"]) if request.get("op") == "start" else {"ok": False, "error": "unknown request", "code": 125}
+                reply = self.dispatch(request)
             except LgError as exc:
                 reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
             except (ValueError, KeyError, OSError) as exc:
@@ -131,8 +154,8 @@ class Monitor:
 
     def serve(self, listener: socket.socket) -> None:
         self.sel.register(listener, selectors.EVENT_READ, "accept")
-        while self.watched or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
-            for key, _ in self.sel.select(timeout=1.0):
+        while self.watched or self.proxy.listeners or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
+            for key, mask in self.sel.select(timeout=1.0):
                 if key.data == "accept":
                     conn, _ = listener.accept()
                     conn.setblocking(True)
@@ -141,6 +164,8 @@ class Monitor:
                 elif key.data == "exit":
                     self.reap(key.fd)
                     self.last_activity = time.monotonic()
+                elif callable(key.data):
+                    key.data(key, mask)
                 else:
                     owner = self._owner.get(key.fd)
                     if owner is not None and not pump(self.sel, key, self.watched[owner][2], {}):
@@ -182,10 +207,25 @@ def _connect(sock_path: str) -> socket.socket | None:
         return None
 
 
-def request(root: str, message: dict, timeout: float = 60.0) -> dict:
-    """Send one request to the root's monitor, starting the monitor if needed."""
+def joined_netns(containers_dir: str, spec: Spec) -> str | None:
+    """For ``--network container:ID``: the network namespace of that running container."""
+    if not spec.network.startswith("container:"):
+        return None
+    from .state import Registry
+
+    target = Registry(containers_dir).find(spec.network.partition(":")[2])
+    st = target.state()
+    if not st.running:
+        raise LgError(f"cannot join the network of {spec.network.partition(':')[2]}: it is not running")
+    return f"/proc/{st.pid}/ns/net"
+
+
+def request(root: str, message: dict, timeout: float = 60.0, start: bool = True) -> dict | None:
+    """Send one request to the root's monitor, starting the monitor if needed (and allowed)."""
     run, sock_path, _ = paths(root)
     conn = _connect(sock_path)
+    if conn is None and not start:
+        return None
     if conn is None:
         os.makedirs(run, exist_ok=True)
         with open(os.path.join(run, "monitor.log"), "ab") as log:
@@ -208,7 +248,12 @@ def request(root: str, message: dict, timeout: float = 60.0) -> dict:
             if not chunk:
                 raise LgError("the container monitor went away mid-request")
             data += chunk
-    return json.loads(data)
+    reply = json.loads(data)
+    if not reply.get("ok", False) and message.get("op") != "start":
+        error = LgError(reply.get("error", "the container monitor refused"))
+        error.exit_code = reply.get("code", 125)
+        raise error
+    return reply
 
 
 if __name__ == "__main__":

@@ -40,12 +40,17 @@ class Stdio:
     tty: bool = False  # stdin/stdout/stderr are one pty slave
 
 
-def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, init_binary: str | None = None) -> int:
-    """Fork the container's PID 1 and return its pid once it has exec'd its command."""
+def spawn(spec: Spec, stdio: Stdio, prepare, init_binary: str | None = None, netns: str | None = None) -> int:
+    """Fork the container's PID 1 and return its pid once it has exec'd its command.
+
+    ``prepare(pid)`` runs once the child has its namespaces and before it goes on:
+    it puts the child in its cgroup and connects its network. ``netns`` is the path
+    of a network namespace to join (``--network container:ID``) instead of a new one.
+    """
     return _launch(
         lambda: sc.unshare(sc.CLONE_NEWPID),
-        cgroup,
-        lambda go_r, err_w: _child(spec, stdio, go_r, err_w, init_binary),
+        prepare,
+        lambda ready_w, go_r, err_w: _child(spec, stdio, ready_w, go_r, err_w, init_binary, netns),
         spec.process.args[0] if spec.process.args else "",
     )
 
@@ -59,8 +64,8 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
     try:
         return _launch(
             lambda: sc.setns(fds["pid"], sc.CLONE_NEWPID),
-            cgroup,
-            lambda go_r, err_w: _exec_child(fds, process, hostname, stdio, go_r, err_w),
+            cgroup.add,
+            lambda ready_w, go_r, err_w: _exec_child(fds, process, hostname, stdio, ready_w, go_r, err_w),
             process.args[0] if process.args else "",
         )
     finally:
@@ -68,35 +73,42 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
             os.close(fd)
 
 
-def _launch(enter_pidns, cgroup: Cgroup, body, command: str) -> int:
-    """Fork a child into a PID namespace and a cgroup; return its pid once it exec'd.
+def _launch(enter_pidns, prepare, body, command: str) -> int:
+    """Fork a child into a PID namespace; return its pid once it exec'd.
 
     The PID namespace change applies to our children only and is undone right after
-    the fork. The child waits until it is in its cgroup, and reports a failure
-    before exec through a close-on-exec pipe.
+    the fork. The child tells us when its namespaces exist (ready), waits while we
+    ``prepare`` it (cgroup, network), and reports a failure before exec through a
+    close-on-exec pipe.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         enter_pidns()
         pid = os.fork()
         if pid == 0:
-            _child_main(body, go_r, err_w, command)
+            _child_main(body, ready_w, go_r, err_w, command)
         sc.setns(own_pidns, sc.CLONE_NEWPID)
     finally:
         os.close(own_pidns)
-    os.close(err_w)
-    os.close(go_r)
+    for fd in (err_w, go_r, ready_w):
+        os.close(fd)
     try:
-        cgroup.add(pid)
-        os.write(go_w, b"1")
-    except OSError as exc:
+        if os.read(ready_r, 1):
+            prepare(pid)
+            os.write(go_w, b"1")
+    except BaseException as exc:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
-        raise LgError(f"cannot place the process in the container's cgroup: {exc.strerror}") from None
+        os.close(err_r)
+        if isinstance(exc, OSError):
+            raise LgError(f"cannot prepare the container: {exc.strerror}") from None
+        raise
     finally:
         os.close(go_w)
+        os.close(ready_r)
     report = b""
     while chunk := os.read(err_r, 4096):
         report += chunk
@@ -108,10 +120,10 @@ def _launch(enter_pidns, cgroup: Cgroup, body, command: str) -> int:
     return pid
 
 
-def _child_main(body, go_r: int, err_w: int, command: str) -> None:
+def _child_main(body, ready_w: int, go_r: int, err_w: int, command: str) -> None:
     """Never returns: exec the container's command or report and exit."""
     try:
-        body(go_r, err_w)
+        body(ready_w, go_r, err_w)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         code, message = _classify(exc, command)
         try:
@@ -138,15 +150,21 @@ class _ExecError(Exception):
     pass
 
 
-def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | None) -> None:
+def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_binary: str | None, netns: str | None) -> None:
     os.setsid()
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
-    if spec.network != "host":
+    if netns:
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        sc.setns(fd, sc.CLONE_NEWNET)
+        os.close(fd)
+    elif spec.network != "host":
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
-    os.read(go_r, 1)  # the parent has put us in our cgroup
+    os.write(ready_w, b"1")
+    if not os.read(go_r, 1):  # the parent has put us in our cgroup and network
+        os._exit(125)
     sc.unshare(sc.CLONE_NEWCGROUP)
-    if spec.network != "host":
+    if spec.network != "host" and not netns:
         from .network import loopback_up
 
         loopback_up()
@@ -159,9 +177,11 @@ def _child(spec: Spec, stdio: Stdio, go_r: int, err_w: int, init_binary: str | N
     _become(spec.process, spec.hostname, args, stdio, seccomp, err_w)
 
 
-def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, go_r: int, err_w: int) -> None:
+def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, ready_w: int, go_r: int, err_w: int) -> None:
     os.setsid()
-    os.read(go_r, 1)  # the parent has put us in the container's cgroup
+    os.write(ready_w, b"1")
+    if not os.read(go_r, 1):  # the parent has put us in the container's cgroup
+        os._exit(125)
     seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root

@@ -2,8 +2,8 @@
 
 The porcelain builds a :class:`Spec` from the image config and the user's flags;
 the runtime needs nothing else to start, stop, exec into or clean up a container.
-Networking is one field (``network``) that the network module interprets, so
-bridge networks plug in without touching the rest.
+Networking is three fields (``network``, ``ports``, ``aliases``) that only the
+network controller (runtime.connect) interprets.
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ class Spec:
     readonly: bool = False
     mounts: list[Mount] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
-    network: str = "none"  # "none", "host", later bridges
+    network: str = "none"  # "none", "host", "container:ID", or a network's name ("bridge" is the default one)
     init: bool = False
     stop_signal: str = "SIGTERM"
+    ports: list[dict] = field(default_factory=list)  # portproxy.Port fields
+    aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

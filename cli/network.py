@@ -1,0 +1,76 @@
+"""lg network create|ls|inspect|rm|prune, and lg port."""
+
+from __future__ import annotations
+
+import click
+
+from layergit.porcelain import containers, networks
+
+from .output import print_json, repo_from, table
+
+
+@click.group("network")
+def network_cmd():
+    """Manage container networks (bridges with their own subnets)."""
+
+
+@network_cmd.command("create")
+@click.option("--subnet", metavar="CIDR", help="e.g. 10.90.5.0/24 (default: a free private /24).")
+@click.option("--gateway", metavar="IP", help="Gateway address (default: the subnet's first).")
+@click.argument("name")
+@click.pass_context
+def create_cmd(ctx, subnet, gateway, name):
+    """Create a user-defined network: its containers find each other by name."""
+    click.echo(networks.create(repo_from(ctx), name, subnet, gateway).id)
+
+
+@network_cmd.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def ls_cmd(ctx, as_json):
+    """List networks."""
+    rows = networks.ls(repo_from(ctx))
+    if as_json:
+        print_json(rows)
+    else:
+        table(["NETWORK ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"], [[r["id"][:12], r["name"], r["subnet"], r["gateway"], r["bridge"], str(r["containers"])] for r in rows])
+
+
+@network_cmd.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def inspect_cmd(ctx, names):
+    """Details of networks (JSON, Docker's field names)."""
+    repo = repo_from(ctx)
+    print_json([networks.inspect(repo, n) for n in names])
+
+
+@network_cmd.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx, names):
+    """Remove networks (they must have no containers)."""
+    for name in networks.rm(repo_from(ctx), list(names)):
+        click.echo(name)
+
+
+@network_cmd.command("prune")
+@click.pass_context
+def prune_cmd(ctx):
+    """Remove unused networks and leftovers of crashed containers."""
+    for name in networks.prune(repo_from(ctx)):
+        click.echo(name)
+
+
+@click.command("port")
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("ref", metavar="CONTAINER")
+@click.pass_context
+def port_cmd(ctx, as_json, ref):
+    """List a container's published ports."""
+    ports = containers.port(repo_from(ctx), ref)
+    if as_json:
+        print_json(ports)
+        return
+    for p in ports:
+        click.echo(f"{p['ContainerPort']} -> {p['HostIp']}:{p['HostPort']}")

@@ -1,0 +1,79 @@
+"""lg network: create, ls, inspect, rm, prune."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+from ..errors import Conflict
+from ..runtime import connect
+from ..runtime.netconfig import DEFAULT, Network, Networks
+from .repo import Repo
+
+
+def _nets(repo: Repo) -> Networks:
+    return Networks(repo.root.path)
+
+
+def create(repo: Repo, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+    return _nets(repo).create(name, subnet, gateway)
+
+
+def ls(repo: Repo) -> list[dict]:
+    nets = _nets(repo)
+    nets.get(DEFAULT)  # the default network always exists, as in Docker
+    return [dict(asdict(n), containers=len(nets.leases(n.name))) for n in nets.all()]
+
+
+def inspect(repo: Repo, name: str) -> dict:
+    nets = _nets(repo)
+    n = nets.get(name)
+    containers = {h["id"]: {"Name": h["name"], "IPv4Address": f"{ip}/{n.prefix}", "Aliases": h.get("aliases", [])} for ip, h in nets.leases(name).items()}
+    return {"Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Bridge": n.bridge,
+            "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]}, "Containers": containers, "Labels": n.labels}
+
+
+def _teardown(repo: Repo, network: Network) -> None:
+    from ..runtime import firewall, network as netlink
+
+    nets = _nets(repo)
+    if netlink.bridge_exists(network.bridge):
+        netlink.delete_bridge(network)
+    firewall.apply([n for n in nets.all() if n.name != network.name and netlink.bridge_exists(n.bridge)])
+
+
+def rm(repo: Repo, names: list[str]) -> list[str]:
+    nets = _nets(repo)
+    for name in names:
+        if name == DEFAULT:
+            raise Conflict("the default network cannot be removed")
+        network = nets.get(name)
+        _forget_gone(repo)
+        if nets.leases(name):
+            raise Conflict(f"network {name} has containers attached; remove them first")
+        _teardown(repo, network)
+        nets.remove(name)
+    return names
+
+
+def _forget_gone(repo: Repo) -> None:
+    """Drop leases of containers that no longer exist (a crash mid-setup, a lost monitor)."""
+    nets = _nets(repo)
+    containers = os.path.join(repo.root.path, "containers")
+    for name in nets.names():
+        for holder in list(nets.leases(name).values()):
+            if not os.path.isdir(os.path.join(containers, holder["id"])):
+                connect.release(repo.root.path, holder["id"])
+
+
+def prune(repo: Repo) -> list[str]:
+    """Remove user networks nobody uses, and whatever crashed containers left."""
+    _forget_gone(repo)
+    nets = _nets(repo)
+    removed = []
+    for network in nets.all():
+        if network.name != DEFAULT and not nets.leases(network.name):
+            _teardown(repo, network)
+            nets.remove(network.name)
+            removed.append(network.name)
+    return removed

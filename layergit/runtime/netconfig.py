@@ -1,0 +1,203 @@
+"""Networks as records on disk: subnets, gateways, bridges and address leases.
+
+Each network is ``ROOT/networks/NAME/network.json`` plus ``leases.json`` (address ->
+container), changed only under the network's lock, so an address is never handed
+out twice and is released when its container goes. ``bridge`` is the default
+network, created on first use; its subnet and those of new networks are picked from
+private ranges that do not overlap the host's routes or other networks (checked
+in /proc/net/route), unless the user gives one. Nothing here touches the kernel's
+links: runtime.network does that, from these records.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from ..errors import Conflict, NotFound, UsageError
+from .state import now_iso
+
+DEFAULT = "bridge"
+DEFAULT_BRIDGE = "lg0"
+# Where subnets come from when the user names none (private, rarely used by LANs).
+_POOLS = [ipaddress.ip_network(n) for n in ("10.89.0.0/16", "10.90.0.0/16", "172.29.0.0/16")]
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+
+
+@dataclass
+class Network:
+    name: str
+    id: str
+    subnet: str
+    gateway: str
+    bridge: str  # interface name on the host
+    created: str
+    internal_dns: bool = True  # names resolve between members (not on the default bridge)
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """Destinations the host already routes (IPv4), from /proc/net/route."""
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                dest = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
+                mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
+                if int(mask):
+                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
+    except OSError:
+        pass
+    return out
+
+
+class Networks:
+    def __init__(self, root: str):
+        self.dir = os.path.join(root, "networks")
+
+    def _path(self, name: str, leaf: str = "") -> str:
+        return os.path.join(self.dir, name, leaf)
+
+    @contextmanager
+    def lock(self, name: str = ""):
+        """One lock per network (and one for the set of networks, name "")."""
+        os.makedirs(self.dir, exist_ok=True)
+        path = self._path(name, "lock") if name else os.path.join(self.dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.dir) if os.path.isfile(self._path(n, "network.json")))
+        except FileNotFoundError:
+            return []
+
+    def get(self, name: str) -> Network:
+        if name == DEFAULT and DEFAULT not in self.names():
+            return self.create(DEFAULT)
+        try:
+            with open(self._path(name, "network.json")) as f:
+                return Network(**json.load(f))
+        except FileNotFoundError:
+            raise NotFound(f"no such network: {name}") from None
+
+    def all(self) -> list[Network]:
+        return [self.get(n) for n in self.names()]
+
+    def _free_subnet(self, taken: list) -> str:
+        for pool in _POOLS:
+            for candidate in pool.subnets(new_prefix=24):
+                if not any(candidate.overlaps(t) for t in taken):
+                    return str(candidate)
+        raise Conflict("no free private subnet left for a new network; give one with --subnet")
+
+    def create(self, name: str, subnet: str | None = None, gateway: str | None = None, labels: dict | None = None) -> Network:
+        if not _NAME.match(name):
+            raise UsageError(f"invalid network name {name!r}")
+        if name in ("none", "host") or name.startswith("container:"):
+            raise UsageError(f"{name!r} is a network mode, not a network name")
+        with self.lock():
+            if os.path.exists(self._path(name, "network.json")):
+                if name == DEFAULT:
+                    return self.get(name)
+                raise Conflict(f"network {name} already exists")
+            others = [ipaddress.ip_network(n.subnet) for n in (self._read(n) for n in self.names())]
+            taken = host_routes() + others
+            if subnet:
+                try:
+                    net = ipaddress.ip_network(subnet)
+                except ValueError as exc:
+                    raise UsageError(f"invalid --subnet {subnet!r}: {exc}") from None
+                if net.version != 4 or net.prefixlen > 30:
+                    raise UsageError("--subnet must be an IPv4 network of /30 or larger")
+                clash = next((t for t in taken if net.overlaps(t)), None)
+                if clash is not None:
+                    raise Conflict(f"subnet {net} overlaps {clash}, already in use on this host")
+            else:
+                net = ipaddress.ip_network(self._free_subnet(taken))
+            gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
+            if gw not in net or gw in (net.network_address, net.broadcast_address):
+                raise UsageError(f"gateway {gw} is not a usable address of {net}")
+            nid = hashlib.sha256(f"{name}{now_iso()}{os.getpid()}".encode()).hexdigest()
+            bridge = DEFAULT_BRIDGE if name == DEFAULT else "lg-" + nid[:12]
+            network = Network(name, nid, str(net), str(gw), bridge, now_iso(), name != DEFAULT, labels or {})
+            os.makedirs(self._path(name), exist_ok=True)
+            tmp = self._path(name, "network.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(asdict(network), f, indent=2, sort_keys=True)
+            os.replace(tmp, self._path(name, "network.json"))
+            return network
+
+    def _read(self, name: str) -> Network:
+        with open(self._path(name, "network.json")) as f:
+            return Network(**json.load(f))
+
+    def remove(self, name: str) -> None:
+        with self.lock(name):
+            if self.leases(name):
+                raise Conflict(f"network {name} has containers attached; remove them first")
+            for leaf in ("network.json", "leases.json", "lock"):
+                try:
+                    os.unlink(self._path(name, leaf))
+                except FileNotFoundError:
+                    pass
+            os.rmdir(self._path(name))
+
+    # -- leases -------------------------------------------------------------------
+
+    def leases(self, name: str) -> dict[str, dict]:
+        """address -> {"id", "name", "aliases"} for the network's containers."""
+        try:
+            with open(self._path(name, "leases.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _save_leases(self, name: str, leases: dict) -> None:
+        tmp = self._path(name, "leases.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(leases, f, indent=2, sort_keys=True)
+        os.replace(tmp, self._path(name, "leases.json"))
+
+    def allocate(self, network: Network, container_id: str, name: str, aliases: list[str]) -> str:
+        """Lease the lowest free address of the network to a container."""
+        with self.lock(network.name):
+            leases = self.leases(network.name)
+            for ip, holder in leases.items():
+                if holder["id"] == container_id:
+                    return ip
+            used = set(leases) | {network.gateway}
+            for host in ipaddress.ip_network(network.subnet).hosts():
+                if str(host) not in used:
+                    leases[str(host)] = {"id": container_id, "name": name, "aliases": aliases}
+                    self._save_leases(network.name, leases)
+                    return str(host)
+        raise Conflict(f"network {network.name} has no free address left")
+
+    def release(self, container_id: str) -> list[str]:
+        """Drop every lease a container holds; returns the networks it was on."""
+        left = []
+        for name in self.names():
+            with self.lock(name):
+                leases = self.leases(name)
+                kept = {ip: h for ip, h in leases.items() if h["id"] != container_id}
+                if len(kept) != len(leases):
+                    self._save_leases(name, kept)
+                    left.append(name)
+        return left
