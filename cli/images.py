@@ -36,8 +36,13 @@ def commit_cmd(ctx, source, tag, change, message, author, parent, allow_empty, a
         with progress(f"committing {source}") as cb:
             result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent, allow_empty=allow_empty, progress=cb)
     else:
-        from layergit.porcelain import container_layer
+        from layergit.errors import NotFound
+        from layergit.porcelain import container_layer, containers
 
+        try:
+            containers.find(repo, source)
+        except NotFound:
+            raise NotFound(f"no such directory or container: {source}") from None
         if parent or allow_empty:
             raise UsageError("--parent and --allow-empty apply to directories; a container commits on top of its image")
         result = container_layer.commit(repo, source, tag, message, author, list(change))

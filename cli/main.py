@@ -79,8 +79,9 @@ def main(argv=None) -> None:
         code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # usage errors too: one line, like every other error
+        hint = f" (see lg {exc.ctx.command_path.partition(' ')[2] + ' ' if getattr(exc, 'ctx', None) and ' ' in exc.ctx.command_path else ''}--help)" if isinstance(exc, click.UsageError) else ""
+        click.echo(f"lg: {exc.format_message()}{hint}", err=True)
         code = exc.exit_code
     except click.Abort:
         click.echo("lg: aborted", err=True)

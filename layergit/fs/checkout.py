@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from ..errors import LgError
+from ..errors import CorruptStore, LgError
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
@@ -40,6 +40,7 @@ class TreeWriter:
         self._warned: set[str] = set()
         self._stack: list[Node] = []  # directories from the root to where we are
         self._skipped: set[bytes] = set()  # stored paths we could not create
+        self._made: set[bytes] = set()  # stored paths of the non-directories we created
         # Directories whose mode would lock us out (non-root only): applied at the end, as tar does.
         self._deferred: list[tuple[list[bytes], M.EntryMeta]] = []
         self._privileged_user = os.geteuid() == 0
@@ -142,12 +143,16 @@ class TreeWriter:
         elif m.link is not None and m.link in self._skipped:
             self._skipped.add(self._stored_path(node))  # its leader could not be made either
         elif m.link is not None:
+            if m.link not in self._made:  # only ever link to what this checkout created
+                raise CorruptStore(f"hardlink {self._stored_path(node).decode(errors='replace')} points to {m.link.decode(errors='replace')}, which is not an earlier entry of the snapshot")
             leader_dir, leader = self._leader(m.link)
             try:
                 os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
             finally:
                 os.close(leader_dir)
-        elif not self.create(fd, name, node):
+        elif self.create(fd, name, node):
+            self._made.add(self._stored_path(node))
+        else:
             self._skipped.add(self._stored_path(node))
 
     def create(self, fd: int, name: bytes, node: Node) -> bool:
@@ -189,9 +194,10 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
     except FileExistsError:
         pass
     fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if os.listdir(fd):
+        os.close(fd)
+        raise LgError(f"checkout destination {dest} is not empty")
     try:
-        if os.listdir(fd):
-            raise LgError(f"checkout destination {dest} is not empty")
         writer.root_fd = fd
         own = writer.directory(fd, tree)
         writer.finish()
@@ -201,6 +207,13 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
     except BaseException:
         if created:
             remove_tree(dest)
+        else:  # it was empty when we started (checked above): leave it empty again
+            for name in os.listdir(dest):
+                path = os.path.join(dest, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    remove_tree(path)
+                else:
+                    os.unlink(path)
         raise
     finally:
         os.close(fd)

@@ -231,7 +231,8 @@ def _oci_images(source) -> list[ImageSpec]:
             path = _blob_path(layer.get("digest"))
             layers.append(LayerRef(lambda p=path: source.open(p), path, layer["digest"], layer.get("size"), diff_ids[i] if diff_ids else None))
         annotations = desc.get("annotations") or {}
-        ref = annotations.get("org.opencontainers.image.ref.name") or annotations.get("io.containerd.image.name")
+        # containerd's annotation holds the full name; the OCI one is often only the tag.
+        ref = annotations.get("io.containerd.image.name") or annotations.get("org.opencontainers.image.ref.name")
         images.append(ImageSpec(config, layers, [ref] if isinstance(ref, str) else []))
     if not images:
         raise ArchiveError("index.json lists no images")

@@ -23,6 +23,7 @@ from ..store.mutable import Dir, Inode, MutableTree, PathError
 from ..store.rawobj import OBJ_BLOB, object_id
 
 WHITEOUT = b".wh."
+_TAIL = 1 << 20  # more than tarfile reads ahead (one 10 KiB record)
 OPAQUE = b".wh..wh..opq"
 
 _KINDS = {
@@ -36,6 +37,9 @@ _KINDS = {
     tarfile.BLKTYPE: "b",
     tarfile.FIFOTYPE: "p",
 }
+
+
+_KIND_WORDS = {"f": "file", "l": "symlink", "c": "character device", "b": "block device", "p": "fifo"}
 
 
 class ArchiveError(LgError):
@@ -71,6 +75,16 @@ class Digesting(io.RawIOBase):
         self._limits = limits
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._tail = bytearray()  # the last bytes read, to look back at where a tar ended
+
+    def block_at(self, offset: int, n: int) -> bytes | None:
+        """Bytes [offset, offset+n) if still in the look-back window, else None."""
+        while self.size < offset + n and self.read(1 << 16):
+            pass
+        start = self.size - len(self._tail)
+        if offset < start:
+            return None
+        return bytes(self._tail[offset - start: offset - start + n])
 
     def readable(self) -> bool:
         return True
@@ -88,6 +102,9 @@ class Digesting(io.RawIOBase):
             self._limits.count(nbytes=n)
         self.sha256.update(data)
         self.size += n
+        self._tail += data
+        if len(self._tail) > _TAIL:
+            del self._tail[: len(self._tail) - _TAIL]
         return n
 
     def drain(self) -> None:
@@ -107,12 +124,35 @@ def decompressed(raw, limits: Limits) -> Digesting:
     elif magic == b"\xfd7zXZ\x00":
         inner = lzma.LZMAFile(buffered)
     elif magic[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        inner = zstandard.ZstdDecompressor().stream_reader(buffered)
+        inner = _Zstd(buffered)
     else:
         inner = buffered
     return Digesting(inner, limits)
+
+
+class _Zstd(io.RawIOBase):
+    """zstd decompression that notices a truncated stream (stream_reader does not)."""
+
+    def __init__(self, raw):
+        import zstandard
+
+        self._raw = raw
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._buf:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if not self._d.eof:
+                    raise ArchiveError("zstd data is truncated")
+                return b""
+            self._buf = self._d.decompress(chunk)
+        out, self._buf = self._buf[:n] if n >= 0 else self._buf, self._buf[n:] if n >= 0 else b""
+        return out
 
 
 @dataclass
@@ -161,9 +201,20 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool) -> list[TarEntry]:
             for member in tar:
                 limits.count(entries=1)
                 entries.append(_entry(tar, member, writer, whiteouts))
+            _check_end(stream, tar.offset)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"not a readable tar archive: {exc}") from None
     return entries
+
+
+def _check_end(stream: Digesting, offset: int) -> None:
+    """tarfile stops quietly at a corrupt or truncated header; a real end is a zero block."""
+    block = stream.block_at(offset, 512)
+    if block is None or block == b"" or block == bytes(512):
+        return
+    if len(block) < 512:
+        raise ArchiveError(f"archive is truncated at byte {offset}")
+    raise ArchiveError(f"corrupt tar header at byte {offset}")
 
 
 def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
@@ -225,7 +276,7 @@ def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:
                 tree.put(e.parts, Dir(e.meta))
             else:
                 if not e.parts:
-                    raise ArchiveError(f"a {e.kind} entry cannot replace the image root")
+                    raise ArchiveError(f"a {_KIND_WORDS.get(e.kind, e.kind)} cannot replace the image root directory")
                 tree.put(e.parts, Inode(e.meta, e.oid, e.target))
     except PathError as exc:
         raise ArchiveError(str(exc)) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,13 +34,17 @@ class ImageRow:
     size: int
 
 
+class NameClash(Conflict):
+    """Two image names that git cannot store side by side (see store.names)."""
+
+
 def check_ref_clash(repo: Repo, image: names.ImageName) -> None:
     """Refuse a name whose ref would be both a file and a directory (see store.names)."""
     ref = image.ref
     for existing, _ in repo.store.refs(names.IMAGE_PREFIX):
         if existing.startswith(ref + "/") or ref.startswith(existing + "/"):
             other = names.from_ref(existing)
-            raise Conflict(f"{image} cannot coexist with image {other or existing}: pick another name or tag")
+            raise NameClash(f"{image} cannot coexist with image {other or existing}: pick another name or tag")
 
 
 def move_tag(repo: Repo, image: names.ImageName, new: bytes, old: bytes | None, message: str) -> None:
@@ -74,9 +80,11 @@ def _commit_dir(
     image = names.parse(tag)
     store = repo.store
     tip = store.ref(image.ref)
+    if tip is None:
+        check_ref_clash(repo, image)  # before writing anything
     base = repo.resolve(parent) if parent else tip
     config = repo.image(base).config if base else {}
-    who = Signature.parse(author) if author else store.default_author()
+    who = Signature.parse(author) if author is not None else store.default_author()
     committer = store.default_author()
     text = message or f"lg commit {source}"
     with store.writer() as w:
@@ -90,13 +98,18 @@ def _commit_dir(
         try:
             move_tag(repo, image, oid, expected, f"commit: {text.splitlines()[0]}")
             break
+        except NameClash:
+            raise
         except Conflict:
-            # Someone moved the tag since we read it: stack our commit on top of theirs
-            # so both land, unless the user pinned the parent explicitly.
-            expected = store.ref(image.ref)
-            if parent or expected is None:
+            # The tag is locked, or someone moved it since we read it: then stack our
+            # commit on top of theirs so both land (unless the user pinned the parent).
+            time.sleep(random.uniform(0.005, 0.05))
+            current = store.ref(image.ref)
+            if current == expected:
+                continue  # only locked: try again
+            if parent or current is None:
                 raise Conflict(f"{image} moved while committing; nothing was tagged (the commit is {oid.hex()[:12]})") from None
-            base = expected
+            expected = base = current
             with store.writer() as w:
                 oid = w.commit(tree, [base], who, committer, text)
     else:

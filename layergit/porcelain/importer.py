@@ -61,17 +61,22 @@ def _parse_time(text) -> int:
         digits = "".join(c for c in rest if c.isdigit())
         text = head + "." + (digits[:6] or "0") + rest[len(digits):]
     try:
-        return int(datetime.fromisoformat(text).timestamp())
-    except ValueError:
+        return max(0, int(datetime.fromisoformat(text).timestamp()))  # git dates start at 1970
+    except (ValueError, OverflowError):
         return 0
+
+
+def _clean(message: str) -> str:
+    """A history text fit for a commit message: git refuses NUL, and control bytes are noise."""
+    return "".join(c if c in "\n\t" or c >= " " else " " for c in message) or "imported layer"
 
 
 def _author(entry: dict, when: int) -> Signature:
     author = entry.get("author") if isinstance(entry.get("author"), str) else ""
     name, _, email = author.partition("<")
-    name = name.strip().replace("<", "").replace(">", "") or "unknown"
-    email = email.rstrip(">").strip().replace("<", "").replace(">", "")
-    return Signature(name.replace("\n", " "), email.replace("\n", " "), when, 0)
+    name = _clean(name.strip().replace("<", "").replace(">", "")).replace("\n", " ").strip() or "unknown"
+    email = _clean(email.rstrip(">").strip().replace("<", "").replace(">", "")).replace("\n", " ").strip()
+    return Signature(name, email, when, 0)
 
 
 def _open_source(repo: Repo, source: str, limits: Limits, cleanup: list):
@@ -147,8 +152,8 @@ def _import_spec(repo: Repo, spec, writer, limits: Limits, progress) -> tuple[by
                 progress(done, len(spec.layers), limits.bytes)
         when = _parse_time(entry.get("created"))
         sig = _author(entry, when)
-        message = entry.get("created_by") or entry.get("comment") or "imported layer"
-        parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig, str(message))
+        message = _clean(str(entry.get("created_by") or entry.get("comment") or "imported layer"))
+        parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig, message)
     if parent is None:  # an image with no layers and no history
         sig = _author({}, _parse_time(spec.config.get("created")))
         parent = writer.commit(write_image_tree(writer, config, rootfs), [], sig, sig, "empty image")

@@ -53,7 +53,7 @@ class Signature:
         """Parse ``Name <email>`` as git does for --author."""
         name, lt, rest = text.partition("<")
         email, gt, tail = rest.partition(">")
-        if not lt or not gt or tail.strip() or not name.strip():
+        if not lt or not gt or tail.strip() or not name.strip() or "\n" in text:
             raise UsageError(f"author must look like 'Name <email>': {text!r}")
         return cls.now(name.strip(), email.strip(), when)
 

@@ -275,10 +275,11 @@ class Store:
             raise Conflict(f"{name} was created while we were working") from None
         except KeyError:
             raise Conflict(f"{name} was removed while we were working") from None
-        except git.GitError as exc:
-            if "modified" in str(exc) or "exists" in str(exc) or "lock" in str(exc):
-                raise Conflict(f"{name} changed while we were working: {exc}") from None
-            raise LgError(f"cannot update {name}: {exc}") from None
+        except (git.GitError, OSError) as exc:  # libgit2 reports a held lock as OSError
+            text = str(exc)
+            if any(word in text for word in ("modified", "exists", "lock", "does not match")):
+                raise Conflict(f"{name} changed while we were working: {text}") from None
+            raise LgError(f"cannot update {name}: {text}") from None
 
     @contextmanager
     def _ref_lock(self, name: str):

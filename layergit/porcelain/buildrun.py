@@ -1,0 +1,125 @@
+"""A RUN step: a throw-away container on the step's parent image, its output streamed
+line by line to the build's progress, its writable layer turned into the new rootfs.
+
+The container runs in the foreground exactly as ``lg run`` runs one
+(containers.start with attach), but in a forked child whose stdout and stderr are
+pipes to us: the runtime writes container output to its own fds 1 and 2, and the
+build must label each line with its step instead of letting it reach the terminal
+raw. The container is always removed, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import shutil
+import sys
+import tempfile
+from typing import Callable
+
+from ..runtime.supervise import exit_code
+from . import containers
+from .container_layer import _container_rootfs
+from .repo import Repo
+from .runopts import RunOptions
+
+_LONGEST_LINE = 65536
+Output = Callable[[str, bytes], None]  # (stream, one line without its newline)
+
+
+def run(repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes], on_output: Output | None, writer) -> tuple[int, bytes | None]:
+    """(exit code, new rootfs tree or None if the command failed).
+
+    ``scripts`` are here-documents to mount read-only at ``/dev/pipes/NAME`` (for a
+    ``RUN <<EOF`` whose body starts with ``#!``, as BuildKit does).
+    """
+    options.name = options.name or f"lg-build-{secrets.token_hex(6)}"
+    tmp = None
+    if scripts:
+        os.makedirs(repo.root.tmp, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=repo.root.tmp, prefix="build-run-")
+        for name, body in scripts.items():
+            path = os.path.join(tmp, name)
+            with open(path, "wb") as f:
+                f.write(body)
+            options.volumes.append(f"{path}:/dev/pipes/{name}:ro")
+    try:
+        cid = containers.create(repo, image.hex(), options)
+        try:
+            code = _attached(repo, cid, on_output or (lambda stream, line: None))
+            if code != 0:
+                return code, None
+            _, rootfs, _ = _container_rootfs(repo, containers.find(repo, cid), writer)
+            return 0, rootfs
+        finally:
+            containers.remove(repo, [cid], force=True)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _attached(repo: Repo, cid: str, on_output: Output) -> int:
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(repo, cid, out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    try:
+        _relay({out_r: "stdout", err_r: "stderr"}, on_output)
+    finally:
+        _, status = os.waitpid(pid, 0)
+    return exit_code(status)
+
+
+def _child(repo: Repo, cid: str, out_w: int, err_w: int) -> None:
+    """In the forked child: run the container attached to our pipes, exit with its code."""
+    code = 125
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        # Fresh file objects: the parent's could hold a lock another thread took at fork time.
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        code = containers.start(repo, cid, attach=True)
+    except BaseException as exc:  # the build reports it as the step's output and code 125
+        try:
+            os.write(2, f"lg: {exc}\n".encode(errors="replace"))
+        except OSError:
+            pass
+    finally:
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 125)
+
+
+def _relay(streams: dict[int, str], on_output: Output) -> None:
+    """Read both pipes to their end, handing on complete lines as they come."""
+    sel = selectors.DefaultSelector()
+    partial = {fd: b"" for fd in streams}
+    for fd, stream in streams.items():
+        sel.register(fd, selectors.EVENT_READ, stream)
+    try:
+        while sel.get_map():
+            for key, _ in sel.select():
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fd)
+                    if partial[key.fd]:
+                        on_output(key.data, partial[key.fd])
+                    continue
+                lines = (partial[key.fd] + data).split(b"\n")
+                partial[key.fd] = lines.pop()
+                if len(partial[key.fd]) > _LONGEST_LINE:  # output without newlines still streams
+                    lines.append(partial[key.fd])
+                    partial[key.fd] = b""
+                for line in lines:
+                    on_output(key.data, line)
+    finally:
+        sel.close()
+        for fd in streams:
+            os.close(fd)

@@ -1,0 +1,315 @@
+"""Dockerfile syntax: parser directives, comments, line continuations, here-documents,
+and the variable expansion and quoting Docker applies to instruction arguments.
+
+dockerfile-parse, the maintained Python parser, does not know here-documents: the
+body of ``RUN <<EOF`` comes back as instructions of its own. BuildKit's grammar is
+small and precisely specified, so it is followed here instead, rule for rule
+(moby/buildkit frontend/dockerfile/parser and shell): directives only before the
+first other line; an escape character at the end of a line continues it, with
+comment and empty lines inside a continuation skipped; here-documents for RUN, COPY
+and ADD, read after the logical line, ``<<-`` stripping leading tabs and a quoted
+terminator turning expansion off.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..errors import LgError
+
+INSTRUCTIONS = frozenset(
+    "FROM RUN CMD LABEL MAINTAINER EXPOSE ENV ADD COPY ENTRYPOINT VOLUME USER WORKDIR ARG ONBUILD STOPSIGNAL HEALTHCHECK SHELL".split()
+)
+_HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
+_DIRECTIVES = frozenset({"syntax", "escape", "check"})
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_HEREDOC = re.compile(r"^(\d*)<<(-?)(['\"]?)([A-Za-z0-9_.-]+)\3$")
+_FLAG = re.compile(r"""--([a-zA-Z][a-zA-Z0-9-]*)(?:=("[^"]*"|'[^']*'|\S*))?(?:\s+|$)""")
+_KEYWORD = re.compile(r"(\S+)\s*(.*)$", re.S)
+_NAME_START = re.compile(r"[A-Za-z_0-9]")
+
+
+class DockerfileError(LgError):
+    """A Dockerfile that does not parse, or an instruction that cannot be carried out."""
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    name: str  # the terminator word, also the file name COPY gives it
+    body: str  # every line with its newline
+    expand: bool  # an unquoted terminator: variables in the body are expanded
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case
+    args: str  # the logical line after the keyword, flags included
+    line: int  # 1-based line of the keyword
+    heredocs: tuple[Heredoc, ...] = ()
+
+    def text(self, args: str | None = None) -> str:
+        """The instruction as written (``args`` replaced, e.g. expanded), here-documents included."""
+        head = f"{self.keyword} {self.args if args is None else args}".rstrip()
+        return head + "".join(f"\n{h.body}{h.name}" for h in self.heredocs)
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    instructions: list[Instruction]
+    escape: str = "\\"
+
+
+def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
+    lines = [line.rstrip("\r") for line in text.lstrip("\ufeff").split("\n")]
+    directives: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        m = _DIRECTIVE.match(lines[i])
+        if not m or m.group(1).lower() not in _DIRECTIVES:
+            break
+        key = m.group(1).lower()
+        if key in directives:
+            raise DockerfileError(f"{name}:{i + 1}: only one {key} parser directive can be used")
+        directives[key] = m.group(2)
+        i += 1
+    escape = directives.get("escape", "\\")
+    if escape not in ("\\", "`"):
+        raise DockerfileError(f"{name}: invalid escape token {escape!r}: it must be ` or \\")
+    continued = re.compile(re.escape(escape) + r"[ \t]*$")
+    out = []
+    while i < len(lines):
+        start = i
+        logical = lines[i].lstrip()
+        i += 1
+        if not logical or logical.startswith("#"):
+            continue
+        while continued.search(logical):
+            logical = continued.sub("", logical)
+            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
+                i += 1
+            if i == len(lines):
+                break
+            logical += lines[i]
+            i += 1
+        keyword, args = _KEYWORD.match(logical.strip()).groups()
+        keyword = keyword.upper()
+        if keyword not in INSTRUCTIONS:
+            raise DockerfileError(f"{name}:{start + 1}: unknown instruction: {keyword}")
+        heredocs = []
+        if keyword in _HEREDOC_INSTRUCTIONS:
+            for chomp, quoted, word in heredoc_markers(args, escape):
+                body = []
+                while True:
+                    if i == len(lines):
+                        raise DockerfileError(f"{name}:{start + 1}: here-document {word} is not terminated")
+                    raw = lines[i].lstrip("\t") if chomp else lines[i]
+                    i += 1
+                    if raw == word:
+                        break
+                    body.append(raw + "\n")
+                heredocs.append(Heredoc(word, "".join(body), not quoted))
+        out.append(Instruction(keyword, args, start + 1, tuple(heredocs)))
+    return Dockerfile(out, escape)
+
+
+def heredoc_markers(args: str, escape: str = "\\") -> list[tuple[bool, bool, str]]:
+    """(strip tabs, quoted, terminator) for each ``<<WORD`` in an instruction's arguments."""
+    out = []
+    for word in Expander({}, escape).raw_words(args):
+        m = _HEREDOC.match(word)
+        if m:
+            out.append((m.group(2) == "-", bool(m.group(3)), m.group(4)))
+    return out
+
+
+def heredoc_name(word: str) -> str | None:
+    """The terminator a source word like ``<<EOF`` refers to, None for other words."""
+    m = _HEREDOC.match(word)
+    return m.group(4) if m else None
+
+
+def split_flags(args: str) -> tuple[dict[str, list[str]], str]:
+    """Leading ``--name[=value]`` flags (values unexpanded, quotes removed) and the rest."""
+    flags: dict[str, list[str]] = {}
+    pos = 0
+    while True:
+        m = _FLAG.match(args, pos)
+        if not m:
+            break
+        value = m.group(2)
+        if value and value[0] in "\"'" and value[-1] == value[0] and len(value) > 1:
+            value = value[1:-1]
+        flags.setdefault(m.group(1), []).append(value if value is not None else "true")
+        pos = m.end()
+    if args.startswith("-- ", pos) or args[pos:] == "--":
+        pos += 2
+    return flags, args[pos:].strip()
+
+
+def json_list(args: str) -> list[str] | None:
+    """The exec (JSON array) form of an instruction's arguments, None for the shell form."""
+    text = args.strip()
+    if not text.startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+class Expander:
+    """Docker's word processing: quotes, the escape character and ``$VAR`` substitution.
+
+    Supports ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME-word}``,
+    ``${NAME:+word}``, ``${NAME+word}``, ``${NAME:?msg}`` and ``${NAME?msg}``; unset
+    variables expand to nothing, as in Docker.
+    """
+
+    def __init__(self, env: Mapping[str, str], escape: str = "\\"):
+        self.env = env
+        self.escape = escape
+
+    def word(self, text: str) -> str:
+        """One word: quotes removed, variables expanded, whitespace kept."""
+        return "".join(_Lexer(self, text, split=False, raw=False, expand=True).run())
+
+    def words(self, text: str) -> list[str]:
+        """Whitespace-separated words, quotes removed, variables expanded."""
+        return _Lexer(self, text, split=True, raw=False, expand=True).run()
+
+    def render(self, text: str) -> str:
+        """The text with variables expanded and everything else as written (for commit messages)."""
+        return "".join(_Lexer(self, text, split=False, raw=True, expand=True).run())
+
+    def raw_words(self, text: str) -> list[str]:
+        """Whitespace-separated words exactly as written (quotes kept, nothing expanded)."""
+        return _Lexer(self, text, split=True, raw=True, expand=False).run()
+
+
+class _Lexer:
+    def __init__(self, ex: Expander, text: str, split: bool, raw: bool, expand: bool):
+        self.ex, self.text, self.split, self.raw, self.expand = ex, text, split, raw, expand
+        self.pos = 0
+        self.words: list[str] = []
+        self.cur: list[str] = []
+        self.in_word = False
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _end_word(self) -> None:
+        if self.in_word:
+            self.words.append("".join(self.cur))
+        self.cur, self.in_word = [], False
+
+    def _add(self, s: str, splittable: bool = False) -> None:
+        for ch in s:
+            if splittable and self.split and ch.isspace():
+                self._end_word()
+            else:
+                self.cur.append(ch)
+                self.in_word = True
+
+    def run(self, stop: str = "") -> list[str]:
+        esc = self.ex.escape
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if stop and ch == stop:
+                break
+            self.pos += 1
+            if ch.isspace() and self.split:
+                self._end_word()
+            elif ch == esc:
+                nxt = self._peek()
+                if nxt:
+                    self.pos += 1
+                self._add(ch + nxt if self.raw else nxt)
+                self.in_word = True
+            elif ch == "'":
+                end = self.text.find("'", self.pos)
+                if end < 0:
+                    raise DockerfileError(f"unexpected end of statement while looking for matching single-quote in {self.text!r}")
+                body = self.text[self.pos:end]
+                self.pos = end + 1
+                self._add("'" + body + "'" if self.raw else body)
+                self.in_word = True
+            elif ch == '"':
+                self._double()
+            elif ch == "$" and self.expand:
+                self._add(self._dollar(), splittable=True)
+            else:
+                self._add(ch)
+        self._end_word()
+        return self.words if self.split or self.words else [""]
+
+    def _double(self) -> None:
+        esc = self.ex.escape
+        out = ['"'] if self.raw else []
+        while True:
+            if self.pos >= len(self.text):
+                raise DockerfileError(f"unexpected end of statement while looking for matching double-quote in {self.text!r}")
+            ch = self.text[self.pos]
+            self.pos += 1
+            if ch == '"':
+                break
+            if ch == "$" and self.expand:
+                out.append(self._dollar())
+            elif ch == esc and self._peek() in ('"', "$", esc) and self._peek():
+                out.append(ch + self._peek() if self.raw else self._peek())
+                self.pos += 1
+            else:
+                out.append(ch)
+        if self.raw:
+            out.append('"')
+        self._add("".join(out))
+        self.in_word = True
+
+    def _name(self) -> str:
+        start = self.pos
+        if self._peek().isdigit():
+            self.pos += 1
+            return self.text[start:self.pos]
+        while self.pos < len(self.text) and (self.text[self.pos].isalnum() or self.text[self.pos] == "_"):
+            self.pos += 1
+        return self.text[start:self.pos]
+
+    def _dollar(self) -> str:
+        if self._peek() != "{":
+            if not _NAME_START.match(self._peek() or " "):
+                return "$"
+            return self.ex.env.get(self._name(), "")
+        self.pos += 1
+        name = self._name()
+        if not name:
+            raise DockerfileError(f"syntax error: bad substitution in {self.text!r}")
+        op = self._peek()
+        self.pos += 1
+        if op == "}":
+            return self.ex.env.get(name, "")
+        colon = op == ":"
+        if colon:
+            op = self._peek()
+            self.pos += 1
+        if op not in ("-", "+", "?"):
+            raise DockerfileError(f"unsupported modifier ({op}) in substitution {self.text!r}")
+        sub = _Lexer(self.ex, self.text, split=False, raw=False, expand=True)
+        sub.pos = self.pos
+        word = "".join(sub.run(stop="}"))
+        if sub.pos >= len(self.text):
+            raise DockerfileError(f"syntax error: missing '}}' in {self.text!r}")
+        self.pos = sub.pos + 1
+        value = self.ex.env.get(name)
+        is_set = value is not None and (value != "" or not colon)
+        if op == "-":
+            return value if is_set else word
+        if op == "+":
+            return word if is_set else ""
+        if not is_set:
+            raise DockerfileError(f"{name}: {word or 'is not allowed to be unset'}")
+        return value

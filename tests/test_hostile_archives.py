@@ -1,0 +1,876 @@
+"""Hostile archives: ``lg import`` either refuses them cleanly or contains them.
+
+Every archive here is built by fixtures.archives (no binary blobs) and imported
+with the real ``lg import`` into a store that already holds an image. For each one
+the :class:`Guard` proves the issue's promises from the outside:
+
+* a refusal is exactly one line on stderr, a non-zero exit, and a store left as it
+  was: same refs (``git for-each-ref``), same object and pack files, nothing left in
+  the root's tmp dir, no new files in the root;
+* an accepted archive is contained: whatever its names and links say, the result
+  is inside the image (``lg checkout`` and look), and the host is untouched;
+* in every case nothing is written outside the store: a sentinel directory that
+  hostile symlinks point at keeps its exact description (tests.treecompare), so
+  do ``/etc/passwd``, the working directory lg ran in and an absolute escape path;
+  and ``lg fsck`` (and plain ``git fsck --strict``, which the design promises)
+  passes afterwards.
+
+Where either outcome is acceptable the test says so (``either``); where only a
+refusal makes sense (digests that lie, bombs, truncation) it uses ``must_fail``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import uuid
+
+import pytest
+
+from fixtures import archives as A
+
+from .conftest import Lg
+from .treecompare import describe
+
+HOST_FILES = ("/etc/passwd",)
+
+
+def _host_fact(path: str) -> tuple:
+    st = os.lstat(path)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return (st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_nlink, digest)
+
+
+def _files_below(root: str) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        out += [os.path.relpath(os.path.join(dirpath, n), root) for n in dirnames + filenames]
+    return sorted(out)
+
+
+@pytest.fixture(scope="session")
+def seeded_root(tmp_path_factory) -> str:
+    """A layergit root holding one ordinary image (base:1), copied into each test's root.
+
+    Hostile imports then land in a store with history, so "left unchanged" means
+    something, and seeding costs one import per session instead of one per test.
+    """
+    work = tmp_path_factory.mktemp("seed")
+    root = str(work / "root")
+    path = A.docker_archive(A.three_layers(), repo_tags=["base:1"]).write_tar(work / "base.tar")
+    Lg(root)("import", path)
+    return root
+
+
+class Guard:
+    """One test's store, sentinel and host facts, and the checks every import must pass."""
+
+    def __init__(self, lg: Lg, tmp_path, seed: str):
+        self.lg = lg
+        shutil.copytree(seed, lg.root, symlinks=True)
+        self.sentinel = tmp_path / "sentinel"
+        (self.sentinel / "sub").mkdir(parents=True)
+        (self.sentinel / "keep").write_bytes(b"host file: must never be read into an image or changed\n")
+        self.cwd = tmp_path / "cwd"
+        self.cwd.mkdir()
+        self.archives = tmp_path / "archives"
+        self.archives.mkdir()
+        self.checkouts = tmp_path / "checkouts"
+        self.checkouts.mkdir()
+        # An absolute path no legitimate run creates: hostile absolute names aim at it.
+        self.escape = f"/lg-escape-{uuid.uuid4().hex[:12]}"
+        self.host_before = self.host_state()
+        self.store_before = self.store_state()
+
+    # -- paths -----------------------------------------------------------------
+
+    @property
+    def S(self) -> str:
+        """The sentinel's absolute path, as symlink targets use it."""
+        return str(self.sentinel)
+
+    @property
+    def S_rel(self) -> str:
+        """The sentinel's path without the leading slash, as it appears inside an image."""
+        return self.S.lstrip("/")
+
+    @property
+    def store(self) -> str:
+        return os.path.join(self.lg.root, "store.git")
+
+    # -- archives --------------------------------------------------------------
+
+    def save(self, data, name: str) -> str:
+        path = self.archives / name
+        if isinstance(data, A.Layout):
+            data.write_tar(path)
+        else:
+            path.write_bytes(data)
+        return str(path)
+
+    def docker(self, name: str, *layers: list, **kw) -> str:
+        """A docker-archive of these layers (entry lists), tagged hostile/NAME:1."""
+        kw.setdefault("repo_tags", [f"hostile/{name}:1"])
+        return self.save(A.docker_archive([A.layer_tar(l) for l in layers], **kw), name + ".tar")
+
+    def rootfs(self, name: str, entries: list, compression: str | None = None) -> str:
+        return self.save(A.compress(A.layer_tar(entries), compression), name + ".rootfs.tar")
+
+    # -- state -----------------------------------------------------------------
+
+    def host_state(self) -> tuple:
+        return (
+            describe(str(self.sentinel)),
+            {p: _host_fact(p) for p in HOST_FILES},
+            sorted(os.listdir(self.cwd)),
+            os.path.lexists(self.escape),
+        )
+
+    def store_state(self) -> tuple:
+        refs = subprocess.run(["git", "-C", self.store, "for-each-ref"], check=True, capture_output=True, text=True).stdout
+        top = sorted(n for n in os.listdir(self.lg.root) if n != "tmp")
+        return refs, _files_below(os.path.join(self.store, "objects")), top
+
+    def assert_host_unchanged(self) -> None:
+        after = self.host_state()
+        assert after[0] == self.host_before[0], "the sentinel directory outside the store changed"
+        assert after[1] == self.host_before[1], "a host file changed"
+        assert after[2] == self.host_before[2], f"lg wrote into its working directory: {after[2]}"
+        assert not after[3], f"{self.escape} was created on the host"
+
+    def assert_store_unchanged(self) -> None:
+        refs, objects, top = self.store_state()
+        assert refs == self.store_before[0], f"refs changed:\n{self.store_before[0]}\n->\n{refs}"
+        assert objects == self.store_before[1], f"objects or packs changed: {sorted(set(objects) ^ set(self.store_before[1]))}"
+        assert top == self.store_before[2], f"new files in the root: {sorted(set(top) - set(self.store_before[2]))}"
+        tmp = os.path.join(self.lg.root, "tmp")
+        assert not os.path.isdir(tmp) or not os.listdir(tmp), f"left behind in tmp: {os.listdir(tmp)}"
+
+    def assert_no_special_files_in_root(self) -> None:
+        """Device nodes and fifos are metadata in the store, never inodes on the host."""
+        for dirpath, dirnames, filenames in os.walk(self.lg.root):
+            for n in dirnames + filenames:
+                mode = os.lstat(os.path.join(dirpath, n)).st_mode
+                assert not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)), f"special file {dirpath}/{n} created"
+
+    def assert_fsck(self) -> None:
+        proc = self.lg("fsck", check=False)
+        assert proc.returncode == 0, f"lg fsck failed after the import:\n{proc.stdout.decode()}{proc.stderr.decode()}"
+        git = subprocess.run(["git", "-C", self.store, "fsck", "--strict", "--no-dangling"], capture_output=True, text=True)
+        assert git.returncode == 0, f"git fsck --strict failed after the import:\n{git.stdout}{git.stderr}"
+
+    # -- outcomes --------------------------------------------------------------
+
+    def run(self, path: str, *args):
+        return self.lg("import", path, *args, check=False, cwd=self.cwd)
+
+    def must_fail(self, path: str, *args) -> str:
+        err = self.lg.fails("import", path, *args, cwd=self.cwd)
+        assert "Traceback" not in err and "internal error" not in err, err
+        self.assert_store_unchanged()
+        self.assert_host_unchanged()
+        self.assert_no_special_files_in_root()
+        self.assert_fsck()
+        return err
+
+    def must_succeed(self, path: str, *args, tag: str) -> str:
+        proc = self.run(path, *args)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return self._contained(tag)
+
+    def either(self, path: str, *args, tag: str) -> str | None:
+        """Refused cleanly (None) or imported and contained (the checkout's path)."""
+        proc = self.run(path, *args)
+        print(f"outcome: {'refused: ' + proc.stderr.decode().strip() if proc.returncode else 'imported'}")
+        if proc.returncode != 0:
+            err = proc.stderr.decode()
+            assert err.strip() and len(err.strip().splitlines()) == 1, f"expected one line on stderr, got: {err!r}"
+            assert "internal error" not in err, err
+            self.assert_store_unchanged()
+            self.assert_host_unchanged()
+            self.assert_no_special_files_in_root()
+            self.assert_fsck()
+            return None
+        return self._contained(tag)
+
+    def _contained(self, tag: str) -> str:
+        self.assert_host_unchanged()
+        self.assert_no_special_files_in_root()
+        self.assert_fsck()
+        dest = str(self.checkouts / tag.replace("/", "_").replace(":", "_"))
+        self.lg("checkout", tag, dest, cwd=self.cwd)
+        self.assert_host_unchanged()
+        return dest
+
+
+@pytest.fixture
+def guard(lg, tmp_path, seeded_root) -> Guard:
+    return Guard(lg, tmp_path, seeded_root)
+
+
+def inside(co: str, path: str) -> str:
+    """``path`` (image-absolute) inside checkout ``co``, every parent a real directory.
+
+    Proves a write landed in the image where a chroot would have put it, and that
+    reaching it from the checkout follows no symlink.
+    """
+    parts = [p for p in path.split("/") if p]
+    cur = co
+    for p in parts[:-1]:
+        cur = os.path.join(cur, p)
+        assert stat.S_ISDIR(os.lstat(cur).st_mode), f"{cur} is not a real directory"
+    return os.path.join(cur, parts[-1])
+
+
+# -- names ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/../../escape", "./../../../escape", "a/b/../../../../escape", ".."])
+@pytest.mark.parametrize("fmt", ["layer", "rootfs"])
+def test_dotdot_names(guard, name, fmt):
+    """Names with ``..`` never reach above the image root: refused, or kept inside the image."""
+    entries = [A.directory("a"), A.directory("a/b"), A.file(name, b"escaped\n")]
+    tag = "hostile/dotdot:1"
+    path = guard.docker("dotdot", entries) if fmt == "layer" else guard.rootfs("dotdot", entries)
+    co = guard.either(path, *(["-t", tag] if fmt == "rootfs" else []), tag=tag)
+    assert not os.path.lexists(guard.sentinel.parent / "escape")
+    if co is not None:
+        assert not os.path.lexists(os.path.join(os.path.dirname(co), "escape"))
+
+
+def test_pax_path_with_dotdot(guard):
+    """A PAX ``path`` record overrides the header name: ``..`` hidden there is caught too."""
+    entry = A.raw("innocent", data=b"escaped\n", pax={"path": "../../escape"})
+    co = guard.either(guard.docker("paxpath", [entry]), tag="hostile/paxpath:1")
+    if co is not None:
+        assert not os.path.lexists(os.path.join(os.path.dirname(co), "escape"))
+
+
+@pytest.mark.parametrize("fmt", ["layer", "rootfs"])
+def test_absolute_names_are_relative_to_the_image_root(guard, fmt):
+    """``/etc/passwd`` in an archive is the image's /etc/passwd, never the host's."""
+    entries = [A.file("/etc/passwd", b"image passwd\n"), A.file(guard.escape, b"x"), A.file("//double//slash", b"y")]
+    tag = "hostile/absolute:1"
+    path = guard.docker("absolute", entries) if fmt == "layer" else guard.rootfs("absolute", entries)
+    co = guard.either(path, *(["-t", tag] if fmt == "rootfs" else []), tag=tag)
+    if co is not None:
+        with open(inside(co, "/etc/passwd"), "rb") as f:
+            assert f.read() == b"image passwd\n"
+        assert os.path.isfile(inside(co, guard.escape))
+        assert os.path.isfile(inside(co, "/double/slash"))
+
+
+def test_reserved_and_git_names_are_contained(guard):
+    """Names layergit or git treat specially (the metadata entry, ``.git``, escaped look-alikes)
+    are ordinary files in the image and cannot corrupt the store."""
+    entries = [
+        A.file(".lgmeta", b"lgmeta 1\n.\td 0777 0:0 0\n"),
+        A.directory("d"),
+        A.file("d/.lgmeta", b"not metadata\n"),
+        A.file(".git/config", b"[core]\n\tbare = false\n"),
+        A.file(".git/hooks/post-checkout", b"#!/bin/sh\ntouch /tmp/pwned\n", mode=0o755),
+        A.file("%2Egit", b"percent\n"),
+        A.file("a\nb", b"newline\n"),
+    ]
+    co = guard.must_succeed(guard.docker("reserved", entries), tag="hostile/reserved:1")
+    for name, data in ((".lgmeta", b"lgmeta 1\n.\td 0777 0:0 0\n"), ("d/.lgmeta", b"not metadata\n"), (".git/config", b"[core]\n\tbare = false\n"), ("%2Egit", b"percent\n"), ("a\nb", b"newline\n")):
+        with open(os.path.join(co, name), "rb") as f:
+            assert f.read() == data, name
+    assert stat.S_IMODE(os.lstat(co).st_mode) == 0o755
+
+
+# -- whiteouts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [".wh.", "a/.wh."])
+def test_bare_whiteout(guard, name):
+    """A whiteout naming nothing (``.wh.``) must not delete the directory holding it."""
+    co = guard.either(guard.docker("barewh", [A.directory("a"), A.file("a/f", b"x")], [A.raw(name, mode=0)]), tag="hostile/barewh:1")
+    if co is not None:
+        assert os.path.isfile(os.path.join(co, "a", "f"))
+
+
+def test_whiteout_of_dotdot(guard):
+    """``.wh..`` would whiteout ``..``: it must not delete the parent, nor anything else."""
+    co = guard.either(guard.docker("whdotdot", [A.directory("a"), A.file("a/f", b"x"), A.file("top", b"t")], [A.raw("a/.wh..", mode=0)]), tag="hostile/whdotdot:1")
+    if co is not None:
+        assert os.path.isfile(os.path.join(co, "a", "f")) and os.path.isfile(os.path.join(co, "top"))
+
+
+def test_whiteouts_through_symlinks(guard):
+    """Whiteouts whose parent is a symlink (absolute, relative-escaping, to the sentinel) act inside
+    the image or not at all: the host files they name survive."""
+    lower = [
+        A.directory("etc"),
+        A.file("etc/passwd", b"image passwd\n"),
+        A.symlink("lnk", guard.S),
+        A.symlink("el", "/etc"),
+        A.symlink("up", "../../../../../../../../.."),
+    ]
+    upper = [A.whiteout("lnk/keep"), A.whiteout("el/passwd"), A.whiteout("up/etc/hostname"), A.whiteout(f"up/{guard.S_rel}/sub"), A.opaque("lnk")]
+    co = guard.either(guard.docker("whsym", lower, upper), tag="hostile/whsym:1")
+    if co is not None:
+        for link in ("lnk", "el", "up"):
+            assert os.path.islink(os.path.join(co, link)), f"{link} should still be a symlink"
+        # resolved inside the image, /el/passwd is the image's /etc/passwd
+        assert not os.path.lexists(os.path.join(co, "etc", "passwd"))
+
+
+# -- symlinks followed by writes ----------------------------------------------------
+
+
+def _assert_write_inside(guard: Guard, co: str | None, where: str) -> None:
+    if co is not None:
+        with open(inside(co, where), "rb") as f:
+            assert f.read() == b"evil\n"
+
+
+def test_write_through_symlink_same_layer(guard):
+    """A symlink to the host sentinel, then a file below it: the file lands in the image's copy of
+    that path, never in the sentinel."""
+    co = guard.either(guard.docker("symwrite", [A.symlink("lnk", guard.S), A.file("lnk/evil", b"evil\n")]), tag="hostile/symwrite:1")
+    _assert_write_inside(guard, co, guard.S + "/evil")
+
+
+def test_write_through_symlink_across_layers(guard):
+    """Layer N plants the link, layer N+1 writes through it (the classic layered escape)."""
+    co = guard.either(guard.docker("symwrite2", [A.symlink("lnk", guard.S)], [A.directory("lnk/sub"), A.file("lnk/sub/evil", b"evil\n")]), tag="hostile/symwrite2:1")
+    _assert_write_inside(guard, co, guard.S + "/sub/evil")
+
+
+def test_write_through_relative_escaping_symlink(guard):
+    """``up -> ../../../..`` climbs above the image root: inside the image ``..`` stops at /."""
+    co = guard.either(guard.docker("relup", [A.symlink("up", "../" * 12), A.file(f"up/{guard.S_rel}/evil", b"evil\n")]), tag="hostile/relup:1")
+    _assert_write_inside(guard, co, guard.S + "/evil")
+
+
+def test_write_through_symlink_in_rootfs_tarball(guard):
+    """The same escape in a plain rootfs tarball (no layers, no whiteouts)."""
+    path = guard.rootfs("symrootfs", [A.symlink("lnk", guard.S), A.file("lnk/evil", b"evil\n")])
+    co = guard.either(path, "-t", "hostile/symrootfs:1", tag="hostile/symrootfs:1")
+    _assert_write_inside(guard, co, guard.S + "/evil")
+
+
+@pytest.mark.parametrize(
+    "links, write, lands",
+    [
+        ([("a", "b"), ("b", "{S}")], "a/evil", "{S}/evil"),  # two absolute hops
+        ([("a", "b/../../../../.."), ("b", "c"), ("c", ".")], "a/{S_rel}/evil", "{S}/evil"),  # relative hops adding up to an escape
+        ([("a", "b/sub"), ("b", "{S}")], "a/evil", "{S}/sub/evil"),  # a hop into a subdirectory of the target
+    ],
+    ids=["abs-abs", "rel-rel", "into-sub"],
+)
+def test_two_hop_symlink_escapes(guard, links, write, lands):
+    """Chains of symlinks resolve inside the image at every hop."""
+    fmt = dict(S=guard.S, S_rel=guard.S_rel)
+    entries = [A.symlink(name, target.format(**fmt)) for name, target in links] + [A.file(write.format(**fmt), b"evil\n")]
+    co = guard.either(guard.docker("twohop", entries), tag="hostile/twohop:1")
+    _assert_write_inside(guard, co, lands.format(**fmt))
+
+
+def test_symlink_loop(guard):
+    """A loop (a -> b -> a) with a write below it: refused or contained, never a hang."""
+    co = guard.either(guard.docker("loop", [A.symlink("a", "b"), A.symlink("b", "a"), A.file("a/evil", b"evil\n")]), tag="hostile/loop:1")
+    if co is not None:
+        assert os.path.islink(os.path.join(co, "a"))
+
+
+@pytest.mark.parametrize("name", [".", "/", "./", "//"])
+def test_symlink_named_root(guard, name):
+    """A symlink whose name is ``.`` or ``/`` would turn the image root into a link to the host."""
+    co = guard.either(guard.docker("dotlink", [A.symlink(name, guard.S), A.file("evil", b"evil\n")]), tag="hostile/dotlink:1")
+    if co is not None:
+        assert stat.S_ISDIR(os.lstat(co).st_mode)
+        _assert_write_inside(guard, co, "/evil")
+
+
+# -- hardlinks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["../../../../../etc/passwd", "/etc/passwd", "etc/../../etc/passwd", "{S}/keep"])
+def test_hardlink_to_outside(guard, target):
+    """A hardlink can only name an entry of the image: never a host file's content."""
+    target = target.format(S=guard.S)
+    co = guard.either(guard.docker("hardout", [A.hardlink("hl", target)]), tag="hostile/hardout:1")
+    if co is not None:
+        hl = os.path.join(co, "hl")
+        assert not os.path.isfile(hl) or open(hl, "rb").read() not in (open("/etc/passwd", "rb").read(), (guard.sentinel / "keep").read_bytes())
+
+
+def test_hardlink_to_absolute_path_inside_image(guard):
+    """``/etc/passwd`` as a hardlink target is the image's file: same content, same inode group."""
+    co = guard.either(guard.docker("hardabs", [A.directory("etc"), A.file("etc/passwd", b"image passwd\n"), A.hardlink("hl", "/etc/passwd")]), tag="hostile/hardabs:1")
+    if co is not None:
+        assert open(os.path.join(co, "hl"), "rb").read() == b"image passwd\n"
+        assert os.lstat(os.path.join(co, "hl")).st_ino == os.lstat(os.path.join(co, "etc", "passwd")).st_ino
+
+
+def test_hardlink_through_symlinked_parent(guard):
+    """``d -> SENTINEL`` then a hardlink to ``d/keep``: the image has no such file, the host's is not taken."""
+    co = guard.either(guard.docker("hardviasym", [A.symlink("d", guard.S), A.hardlink("hl", "d/keep")]), tag="hostile/hardviasym:1")
+    if co is not None:
+        hl = os.path.join(co, "hl")
+        assert not os.path.isfile(hl) or open(hl, "rb").read() != (guard.sentinel / "keep").read_bytes()
+
+
+def test_hardlink_to_symlink(guard):
+    """A hardlink to a symlink pointing outside is (at most) another name for that symlink."""
+    co = guard.either(guard.docker("hardsym", [A.symlink("sl", "/etc/passwd"), A.hardlink("hl", "sl")]), tag="hostile/hardsym:1")
+    if co is not None:
+        assert os.path.islink(os.path.join(co, "hl")) and os.readlink(os.path.join(co, "hl")) == "/etc/passwd"
+
+
+def test_hardlink_to_directory_or_itself(guard):
+    """Hardlinks to a directory, to themselves or to a later entry cannot be made."""
+    for i, entries in enumerate([[A.directory("d"), A.hardlink("hl", "d")], [A.hardlink("hl", "hl")], [A.hardlink("hl", "later"), A.file("later", b"x")]]):
+        guard.either(guard.docker(f"harddir{i}", entries), tag=f"hostile/harddir{i}:1")
+
+
+# -- metadata entries and changing types ----------------------------------------------
+
+
+def test_directory_entry_redeclaring_symlink_to_outside(guard):
+    """A directory entry (mode, owner, xattr) for a path that is a symlink to the host sentinel
+    changes the image only: the sentinel keeps its mode, owner and xattrs."""
+    meta = dict(mode=0o777, uid=1234, gid=4321, xattrs={"user.evil": b"1"})
+    lower = [A.symlink("etc", guard.S), A.symlink("keep", guard.S + "/keep")]
+    upper = [A.directory("etc", **meta), A.file("keep", b"replaced\n", **meta), A.directory("etc/sub", **meta)]
+    co = guard.either(guard.docker("metasym", lower, upper), tag="hostile/metasym:1")
+    if co is not None:
+        st = os.lstat(os.path.join(co, "etc"))
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o777 and st.st_uid == 1234
+        assert open(os.path.join(co, "keep"), "rb").read() == b"replaced\n"
+
+
+def test_same_layer_directory_entry_on_symlink(guard):
+    """The same within one layer, and through a symlinked parent (``lnk/`` then ``lnk/sub/``)."""
+    entries = [A.symlink("lnk", guard.S), A.directory("lnk/sub", mode=0o700, uid=99), A.directory("lnk", mode=0o700, uid=99)]
+    co = guard.either(guard.docker("metasym2", entries), tag="hostile/metasym2:1")
+    if co is not None:
+        assert stat.S_ISDIR(os.lstat(os.path.join(co, "lnk")).st_mode)
+
+
+def test_duplicate_entries_changing_type(guard):
+    """dir -> symlink -> file for one name: the last entry wins, as in tar, and nothing goes
+    through the short-lived symlink."""
+    entries = [A.directory("x"), A.file("x/inner", b"i"), A.symlink("x", guard.S), A.file("x", b"final\n")]
+    co = guard.either(guard.docker("duptype", entries), tag="hostile/duptype:1")
+    if co is not None:
+        assert stat.S_ISREG(os.lstat(os.path.join(co, "x")).st_mode)
+        assert open(os.path.join(co, "x"), "rb").read() == b"final\n"
+
+
+def test_duplicate_entries_file_dir_symlink_then_write(guard):
+    """file -> dir -> symlink to the sentinel, then a write below it: inside the image."""
+    entries = [A.file("y", b"f"), A.directory("y"), A.symlink("y", guard.S), A.file("y/evil", b"evil\n")]
+    co = guard.either(guard.docker("duptype2", entries), tag="hostile/duptype2:1")
+    _assert_write_inside(guard, co, guard.S + "/evil")
+
+
+# -- device nodes -------------------------------------------------------------------
+
+
+@pytest.mark.root
+def test_device_nodes_are_metadata(guard):
+    """Device nodes and fifos become metadata: none is created on the host by the import
+    (not even at an absolute path or below a symlink to the sentinel); a checkout makes them
+    inside the checkout, with the right numbers."""
+    devname = f"/dev/lg-evil-{uuid.uuid4().hex[:8]}"
+    entries = [
+        A.directory("dev"),
+        A.chardev("dev/null2", 1, 3),
+        A.blockdev("dev/sda9", 8, 9),
+        A.fifo("dev/fifo"),
+        A.chardev(devname, 1, 5),
+        A.symlink("hostdev", guard.S),
+        A.chardev("hostdev/mem", 1, 1),
+    ]
+    co = guard.either(guard.docker("devices", entries), tag="hostile/devices:1")
+    assert not os.path.lexists(devname)
+    if co is not None:
+        st = os.lstat(os.path.join(co, "dev", "null2"))
+        assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
+        st = os.lstat(os.path.join(co, "dev", "sda9"))
+        assert stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (8, 9)
+        assert stat.S_ISFIFO(os.lstat(os.path.join(co, "dev", "fifo")).st_mode)
+        st = os.lstat(inside(co, guard.S + "/mem"))
+        assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 1)
+
+
+# -- bombs and limits ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> tuple[str, str]:
+    """200 MB of zeros in one file, gzipped (under 1 MB), and its honest diff_id; built once.
+
+    The diff_id is honest so that only the size limit can stop the import.
+    """
+    path = tmp_path_factory.mktemp("bomb") / "bomb.tar.gz"
+    path.write_bytes(A.zero_bomb(200_000_000))
+    h = hashlib.sha256()
+    with gzip.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return str(path), "sha256:" + h.hexdigest()
+
+
+def test_gzip_bomb_rootfs(guard, bomb):
+    """A gzip bomb as a rootfs tarball stops at --max-bytes with a clean error and no spool left."""
+    err = guard.must_fail(bomb[0], "-t", "hostile/bomb:1", "--max-bytes", "10000000")
+    assert "max-bytes" in err
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_gzip_bomb_as_layer(guard, bomb, fmt):
+    """The same bomb as the second layer of an image: the first layer's objects must not stay
+    behind either."""
+    with open(bomb[0], "rb") as f:
+        blob = f.read()
+    first = A.layer_tar([A.file("ok", b"fine\n")])
+    kw = dict(diff_ids=[A.sha256(first), bomb[1]], raw_blobs={1: blob})
+    if fmt == "oci":
+        layout = A.oci_layout([first, b""], ref_name="bomb", **kw)
+    else:
+        layout = A.docker_archive([first, b""], repo_tags=["hostile/bomb:1"], **kw)
+    err = guard.must_fail(guard.save(layout, "bomb-image.tar"), "--max-bytes", "10000000")
+    assert "max-bytes" in err
+
+
+def test_max_bytes_flag_raises_the_limit(guard):
+    """The limit is a flag, not a wall: 2 MB of zeros fails under --max-bytes 1000000 and imports
+    under --max-bytes 4000000."""
+    small = guard.save(A.zero_bomb(2_000_000), "zeros.tar.gz")
+    guard.must_fail(small, "-t", "hostile/zeros:1", "--max-bytes", "1000000")
+    co = guard.must_succeed(small, "-t", "hostile/zeros:1", "--max-bytes", "4000000", tag="hostile/zeros:1")
+    assert os.path.getsize(os.path.join(co, "zeros")) == 2_000_000
+
+
+def test_max_entries(guard):
+    """--max-entries counts tar entries across all layers of an image; the flag raises it."""
+    many = [A.file(f"f{i:03d}", b"x") for i in range(30)]
+    path = guard.rootfs("many", many)
+    err = guard.must_fail(path, "-t", "hostile/many:1", "--max-entries", "10")
+    assert "max-entries" in err
+    layered = guard.docker("many2", many, [A.file(f"g{i:03d}", b"y") for i in range(30)])
+    guard.must_fail(layered, "--max-entries", "50")
+    guard.must_succeed(layered, "--max-entries", "100", tag="hostile/many2:1")
+
+
+@pytest.mark.parametrize("flag", ["--max-bytes", "--max-entries"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_limit_flags_must_be_positive(guard, flag, value):
+    """Nonsense limits are a usage error, before anything is read."""
+    guard.must_fail(guard.rootfs("lim", [A.file("f", b"x")]), "-t", "hostile/lim:1", flag, value)
+
+
+# -- truncated and corrupt ------------------------------------------------------------
+
+
+def _plain_tar() -> bytes:
+    """Three files of incompressible data: truncation points fall inside real content."""
+    return A.layer_tar([A.file("a", A.junk(3000, 1)), A.file("b", A.junk(3000, 2)), A.file("c", A.junk(3000, 3))])
+
+
+def _corrupt(kind: str) -> bytes:
+    t = _plain_tar()
+    if kind == "truncated-tar":
+        return t[: 512 + 3000 + 512 + 1000]  # inside b's data
+    if kind == "truncated-first-header":
+        return t[:300]
+    if kind == "truncated-gzip":
+        gz = A.compress(t, "gzip")
+        return gz[: len(gz) // 2]
+    if kind == "corrupt-gzip":
+        gz = bytearray(A.compress(t, "gzip"))
+        gz[len(gz) // 2] ^= 0xFF
+        return bytes(gz)
+    if kind == "truncated-xz":
+        xz = A.compress(t, "xz")
+        return xz[: len(xz) // 2]
+    if kind == "random-bytes":
+        return A.junk(5000, 7)
+    if kind == "gzip-of-random-bytes":
+        return A.compress(A.junk(5000, 8), "gzip")
+    if kind == "bad-checksum-first-header":
+        bad = bytearray(t)
+        bad[148:156] = b"0000000\0"
+        return bytes(bad)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated-tar", "truncated-first-header", "truncated-gzip", "corrupt-gzip", "truncated-xz", "random-bytes", "gzip-of-random-bytes", "bad-checksum-first-header"])
+def test_truncated_and_corrupt_rootfs(guard, kind):
+    """Damaged rootfs tarballs are refused with one line, whatever the damage."""
+    guard.must_fail(guard.save(_corrupt(kind), kind), "-t", "hostile/corrupt:1")
+
+
+def test_corrupt_header_in_the_middle_is_an_error(guard):
+    """A bad header checksum on the second member must not end the archive silently there:
+    that would import a partial image (GNU tar reports this as an error too)."""
+    t = bytearray(_plain_tar())
+    second = 512 + 3072  # header of "b"
+    t[second + 148 : second + 156] = b"0000000\0"
+    guard.must_fail(guard.save(bytes(t), "badsum-mid.tar"), "-t", "hostile/badsum:1")
+
+
+def test_truncated_zstd_is_an_error(guard):
+    """A zstd stream cut short must be refused, not read as a shorter archive.
+
+    With many small members the decompressed prefix can end exactly between two
+    members; a reader that takes a truncated zstd frame for end-of-data then
+    imports the first third of the files and succeeds.
+    """
+    t = A.layer_tar([A.file(f"f{i:04d}", A.junk(1000, i)) for i in range(600)])
+    zst = A.compress(t, "zstd")
+    guard.must_fail(guard.save(zst[: int(len(zst) * 0.3)], "cut.tar.zst"), "-t", "hostile/zcut:1")
+
+
+def test_truncated_docker_archive(guard):
+    """A docker-archive cut inside its second layer: refused, and the first layer's objects gone."""
+    layout = A.docker_archive(A.three_layers(), repo_tags=["hostile/cut:1"])
+    data = layout.tar()
+    second = [m for m in tarfile.open(fileobj=io.BytesIO(data)) if m.name.endswith("layer.tar")][1]
+    cut = data[: second.offset_data + second.size // 2]
+    guard.must_fail(guard.save(cut, "cut-docker.tar"), "--format", "docker-archive")
+    guard.must_fail(guard.save(cut, "cut-docker2.tar"))
+
+
+# -- manifests and descriptors that point elsewhere ------------------------------------
+
+
+def _outside_layer(guard: Guard) -> tuple[bytes, str]:
+    """A valid layer written next to (outside) the archive directory; importing it would be a leak."""
+    layer = A.layer_tar([A.file("leaked", b"read from outside the archive\n")])
+    path = guard.archives / "outside-layer.tar"
+    path.write_bytes(layer)
+    return layer, str(path)
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "dotdot-in-tar"])
+def test_manifest_layer_path_outside_archive(guard, how):
+    """manifest.json naming a layer by ``../`` or an absolute path never reads a host file,
+    even when that file is a valid layer with the right diff_id."""
+    layer, outside = _outside_layer(guard)
+    arch = guard.archives / "arch"
+    name = {"dotdot": "../outside-layer.tar", "absolute": outside, "dotdot-in-tar": "../../../../../../../.." + outside}[how]
+    layout = A.docker_archive([layer], repo_tags=["hostile/mpath:1"], layer_names=[name])
+    if how == "dotdot-in-tar":
+        path = guard.save(layout, "mpath.tar")
+    else:
+        path = layout.write_dir(arch)
+    guard.must_fail(path)
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute"])
+def test_manifest_config_path_outside_archive(guard, how):
+    """The same for the image config named by manifest.json."""
+    layer = A.layer_tar([A.file("f", b"x")])
+    cfg = json.dumps(A.image_config([layer])).encode()
+    outside = guard.archives / "outside-config.json"
+    outside.write_bytes(cfg)
+    name = "../outside-config.json" if how == "dotdot" else str(outside)
+    path = A.docker_archive([layer], repo_tags=["hostile/cpath:1"], config_name=name).write_dir(guard.archives / "arch")
+    guard.must_fail(path)
+
+
+@pytest.mark.parametrize("what", ["layer", "manifest.json"])
+def test_symlinks_in_archive_directory_pointing_outside(guard, what):
+    """A docker-archive directory whose layer.tar (or manifest.json) is a symlink to a host file
+    must not be read through the link."""
+    layer, outside = _outside_layer(guard)
+    layout = A.docker_archive([layer], repo_tags=["hostile/dirlink:1"])
+    if what == "layer":
+        name = next(n for n in layout if n.endswith("layer.tar"))
+        layout[name] = A.Link(outside)
+    else:
+        real = guard.archives / "outside-manifest.json"
+        real.write_bytes(layout["manifest.json"])
+        layout["manifest.json"] = A.Link(str(real))
+    guard.must_fail(layout.write_dir(guard.archives / "arch"))
+
+
+@pytest.mark.parametrize("target", ["../../../../../../etc/passwd", "/etc/passwd", "../outside/layer.tar"])
+def test_symlinks_in_archive_tar_pointing_outside(guard, target):
+    """In a docker-archive tar, a layer member that is a symlink leaving the archive is refused."""
+    layout = A.docker_archive([A.layer_tar([A.file("f", b"x")])], repo_tags=["hostile/tarlink:1"], diff_ids=[A.sha256(open("/etc/passwd", "rb").read())])
+    name = next(n for n in layout if n.endswith("layer.tar"))
+    layout[name] = A.Link(target)
+    guard.must_fail(guard.save(layout, "tarlink.tar"))
+
+
+@pytest.mark.parametrize("where", ["blob", "blobs-dir"])
+def test_oci_layout_symlinks_pointing_outside(guard, where):
+    """An OCI layout directory whose layer blob (or whole blobs/sha256) is a symlink to host
+    files with the right digests: refused, nothing read through the link."""
+    layer, outside = _outside_layer(guard)
+    layout = A.oci_layout([layer], ref_name="hostile-ocilink")
+    if where == "blob":
+        layout["blobs/sha256/" + A.sha256(layer)[7:]] = A.Link(outside)
+        path = layout.write_dir(guard.archives / "oci")
+    else:
+        real = guard.archives / "real-blobs"
+        blobs = {n: v for n, v in layout.items() if n.startswith("blobs/")}
+        for n in blobs:
+            del layout[n]
+        A.Layout({n[len("blobs/sha256/"):]: v for n, v in blobs.items()}).write_dir(real)
+        layout["blobs/sha256"] = A.Link(str(real))
+        path = layout.write_dir(guard.archives / "oci")
+    guard.must_fail(path)
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../../../etc/passwd", "sha256:/etc/passwd", "sha512:" + "0" * 128, "sha256:" + "A" * 64, "../blobs/x"])
+def test_oci_index_with_path_like_digests(guard, digest):
+    """index.json descriptors are digests, not paths: anything that is not sha256:<64 hex> is refused."""
+    layout = A.oci_layout([A.layer_tar([A.file("f", b"x")])], manifest_digest=digest)
+    guard.must_fail(guard.save(layout, "ocidigest.tar"))
+
+
+def test_oci_manifest_with_path_like_layer_digest(guard):
+    """The same for a layer descriptor inside the manifest."""
+    layout = A.oci_layout([A.layer_tar([A.file("f", b"x")])], layer_digests=["sha256:../../../../../etc/passwd"])
+    guard.must_fail(guard.save(layout, "ocilayerdigest.tar"))
+
+
+# -- digests and sizes that lie -----------------------------------------------------
+
+
+def _two_layers() -> list[bytes]:
+    return [A.layer_tar([A.file("one", b"1\n")]), A.layer_tar([A.file("two", b"2\n")])]
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        "layer-digest-missing-blob",
+        "layer-blob-swapped",
+        "layer-size",
+        "config-digest",
+        "config-size",
+        "manifest-digest",
+        "manifest-size",
+        "diff-id",
+        "diff-id-compressed",
+        "diff-ids-count",
+        "media-type",
+    ],
+)
+def test_oci_digests_and_sizes_that_lie(guard, lie):
+    """Every descriptor is checked against its blob; the lie is in the last layer, so a
+    half-imported first layer would show in the store."""
+    layers = _two_layers()
+    other = A.layer_tar([A.file("evil", b"swapped\n")])
+    kw: dict = {}
+    if lie == "layer-digest-missing-blob":
+        kw["layer_digests"] = {1: A.sha256(other)}
+    elif lie == "layer-blob-swapped":
+        kw["mutate"] = lambda files: files.__setitem__("blobs/sha256/" + A.sha256(layers[1])[7:], other)
+    elif lie == "layer-size":
+        kw["layer_sizes"] = {1: len(layers[1]) - 512}
+    elif lie == "config-digest":
+        kw["config_digest"] = A.sha256(b"{}")
+    elif lie == "config-size":
+        kw["config_size"] = 10
+    elif lie == "manifest-digest":
+        kw["manifest_digest"] = A.sha256(b"{}")
+    elif lie == "manifest-size":
+        kw["manifest_size"] = 1
+    elif lie == "diff-id":
+        kw["diff_ids"] = [A.sha256(layers[0]), A.sha256(other)]
+    elif lie == "diff-id-compressed":
+        kw["diff_ids"] = [A.sha256(layers[0]), A.sha256(other)]
+        kw["compression"] = "gzip"
+    elif lie == "diff-ids-count":
+        kw["diff_ids"] = [A.sha256(layers[0])]
+    elif lie == "media-type":
+        kw["media_types"] = {1: "application/vnd.oci.image.layer.v1.tar+bzip2"}
+    layout = A.oci_layout(layers, ref_name="lie", **kw)
+    guard.must_fail(guard.save(layout, "lie.tar"))
+    guard.must_fail(layout.write_dir(guard.archives / "lie-dir"))
+
+
+@pytest.mark.parametrize("lie", ["diff-id", "diff-id-gzip", "diff-ids-count", "missing-layer", "missing-config", "config-not-json", "manifest-not-list"])
+def test_docker_archive_that_lies(guard, lie):
+    """docker-archive: diff_ids are checked against the uncompressed layers, and a manifest
+    that names missing files or is not what it claims is refused."""
+    layers = _two_layers()
+    other = A.layer_tar([A.file("evil", b"swapped\n")])
+    kw: dict = {"repo_tags": ["hostile/dlie:1"]}
+    if lie == "diff-id":
+        kw["diff_ids"] = [A.sha256(layers[0]), A.sha256(other)]
+    elif lie == "diff-id-gzip":
+        kw["diff_ids"] = [A.sha256(layers[0]), A.sha256(other)]
+        kw["compression"] = "gzip"
+    elif lie == "diff-ids-count":
+        kw["diff_ids"] = [A.sha256(layers[0])]
+    elif lie == "missing-layer":
+        kw["layer_names"] = {1: "nothere/layer.tar"}
+    elif lie == "missing-config":
+        kw["config_name"] = "nothere.json"
+    elif lie == "config-not-json":
+        kw["mutate"] = lambda files: files.__setitem__(json.loads(files["manifest.json"])[0]["Config"], b"\x00not json")
+    elif lie == "manifest-not-list":
+        kw["mutate"] = lambda files: files.__setitem__("manifest.json", b'{"Config": "x"}')
+    guard.must_fail(guard.save(A.docker_archive(layers, **kw), "dlie.tar"))
+
+
+@pytest.mark.parametrize("what", ["random-bytes", "gzip-of-random-bytes", "json", "empty"])
+def test_layer_that_is_not_a_tar(guard, what):
+    """A layer blob that is not a tar (with honest digests, so only the parser can object)."""
+    bad = {"random-bytes": A.junk(4096, 3), "gzip-of-random-bytes": A.compress(A.junk(4096, 4), "gzip"), "json": b'{"not": "a tar"}' * 40, "empty": b""}[what]
+    layers = [A.layer_tar([A.file("ok", b"fine\n")]), bad]
+    guard.must_fail(guard.save(A.docker_archive(layers, repo_tags=["hostile/notatar:1"]), "notatar.tar"))
+    guard.must_fail(guard.save(A.oci_layout(layers, ref_name="notatar"), "notatar-oci.tar"))
+
+
+def test_unsupported_member_types(guard):
+    """GNU sparse or vendor-specific member types are refused, not guessed at."""
+    guard.either(guard.docker("oddtype", [A.raw("weird", type=b"X", data=b"")]), tag="hostile/oddtype:1")
+    guard.either(guard.docker("oddtype2", [A.raw("weird", type=b"V")]), tag="hostile/oddtype2:1")
+
+
+# -- hostile configs and names ----------------------------------------------------------
+
+
+def test_hostile_repo_tags(guard):
+    """RepoTags that are not image names (paths, ref names, empty tags) become no refs at all;
+    every ref lg creates is a well-formed git ref under refs/heads/."""
+    tags = ["../../evil:tag", "refs/../x:1", "a:b:c", "UPPER:tag", "x:", ":t", "a..b:c", "x/.lock:t", "-x:t", "x@sha256:abc", "ok/name:v1"]
+    path = guard.save(A.docker_archive(A.three_layers(), repo_tags=tags), "tags.tar")
+    guard.either(path, tag="ok/name:v1")
+    refs = subprocess.run(["git", "-C", guard.store, "for-each-ref", "--format=%(refname)"], check=True, capture_output=True, text=True).stdout.split()
+    for ref in refs:
+        assert ref.startswith("refs/"), ref
+        assert subprocess.run(["git", "check-ref-format", ref]).returncode == 0, f"malformed ref {ref!r}"
+
+
+def test_hostile_history_is_contained(guard):
+    """History entries are untrusted text: a NUL or a fake header in created_by, newlines in the
+    author, a date before 1970 or past 9999 must still give commits that git accepts
+    (``git fsck --strict``) and ``lg fsck`` passes."""
+    hist = [
+        A.history("ADD base\x00hidden\nparent 0000000000000000000000000000000000000000", author="evil\nparent 1234 <a@b>\ncommitter x"),
+        A.history("RUN rm /etc/motd", created="1901-01-01T00:00:00Z"),
+        A.history("RUN replace www", created="99999-01-01T00:00:00Z"),
+    ]
+    guard.either(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/history:1"]), "history.tar"), tag="hostile/history:1")
+
+
+def test_nul_in_created_by(guard):
+    """The smallest case of the above: one NUL byte in a history entry's created_by."""
+    hist = [A.history("RUN a\x00b"), A.history("RUN b"), A.history("RUN c")]
+    guard.either(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/nul:1"]), "nul.tar"), tag="hostile/nul:1")
+
+
+def test_created_before_1970(guard):
+    """The smallest case of the above: a history date before the epoch."""
+    hist = [A.history("RUN a", created="1969-12-31T23:59:59Z"), A.history("RUN b"), A.history("RUN c")]
+    guard.either(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/epoch:1"]), "epoch.tar"), tag="hostile/epoch:1")
