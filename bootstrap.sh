@@ -17,7 +17,7 @@ VENV="$REPO/.venv"
 # hyperfine) and what the fixtures are built with (debootstrap, busybox-static).
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine attr
-    iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini
+    iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2
 )
 
 die() {
