@@ -29,6 +29,8 @@ from typing import Callable
 
 from ..errors import LgError, NotFound, UsageError
 from ..store import names
+from ..store.image import write_image_tree
+from ..store.mutable import MutableTree, PathError
 from . import buildcache, buildfiles, buildrun
 from . import changes as config_changes
 from .buildcontext import Context, Source, digest
@@ -209,7 +211,7 @@ class _Builder:
         self.emit = emit
         self.number = 0
         self.cached = 0
-        self.used_args: set[str] = set()
+        self.declared_args: set[str] = set()
         self.globals: dict[str, str | None] = dict(platform_args())
         self.stages: list[_Stage] = []
         self.results: dict[int, bytes] = {}
@@ -236,10 +238,10 @@ class _Builder:
 
     def _plan(self) -> list[_Stage]:
         instructions = self.df.instructions
+        self.declared_args = {w.partition("=")[0] for instr in instructions if instr.keyword == "ARG" for w in Expander({}, self.df.escape).raw_words(instr.args)}
         i = 0
         while i < len(instructions) and instructions[i].keyword == "ARG":
             for key, default in self._declared(instructions[i], self.globals):
-                self.used_args.add(key)
                 self.globals[key] = self.options.build_args.get(key, default)
             i += 1
         if i == len(instructions) or instructions[i].keyword != "FROM":
@@ -249,8 +251,8 @@ class _Builder:
         for instr in instructions[i:]:
             if instr.keyword == "FROM":
                 stage = self._from_line(instr, len(self.stages))
-                if stage.base in by_name:
-                    stage.needs.add(by_name[stage.base])
+                if stage.base.lower() in by_name:
+                    stage.needs.add(by_name[stage.base.lower()])
                 if stage.name:
                     by_name[stage.name] = stage.index
                 self.stages.append(stage)
@@ -311,7 +313,7 @@ class _Builder:
         finally:
             if self._context is not None:
                 self._context.close()
-        unused = sorted(set(self.options.build_args) - self.used_args - PROXY_ARGS)
+        unused = sorted(set(self.options.build_args) - self.declared_args - PROXY_ARGS)
         if unused:
             self.emit(BuildWarning(f"build args not consumed by any ARG: {', '.join(unused)}"))
         return self.results[stages[-1].index]
@@ -361,8 +363,6 @@ class _Builder:
         state.commit, state.config, state.rootfs = commit, image.config, image.rootfs
 
     def _write(self, writer, state: _State, text: str, rootfs: bytes | None = None, config: dict | None = None) -> bytes:
-        from ..store.image import write_image_tree
-
         tree = write_image_tree(writer, state.config if config is None else config, rootfs or state.rootfs)
         return writer.commit(tree, [state.commit] if state.commit else [], self.author, self.author, text)
 
@@ -393,8 +393,6 @@ class _Builder:
     def _from(self, state: _State, stage: _Stage) -> bool:
         if stage.base == "scratch":
             def make() -> bytes:
-                from ..store.mutable import MutableTree
-
                 with self.store.writer() as w:
                     return self._write(w, state, "FROM scratch", MutableTree.empty(self.store).write(w), {})
 
@@ -422,7 +420,6 @@ class _Builder:
             return self._workdir(state, instr, ex)
         if kw == "ARG":
             for key, default in self._declared(instr, state.env()):
-                self.used_args.add(key)
                 state.args[key] = self.options.build_args.get(key, default if default is not None else self.globals.get(key))
             return self._config_step(state, instr.text(ex.render(instr.args)), state.config)
         if kw in ("CMD", "ENTRYPOINT"):
@@ -505,8 +502,6 @@ class _Builder:
         return check
 
     def _workdir(self, state: _State, instr: Instruction, ex: Expander) -> bool:
-        from ..store.mutable import MutableTree, PathError
-
         path = ex.word(instr.args)
         if not path:
             raise DockerfileError("WORKDIR requires a path")
@@ -538,6 +533,8 @@ class _Builder:
         argv, scripts = self._command(state, rest, instr)
         env_names = {item.partition("=")[0] for item in state.config.get("Env") or []}
         arg_env = {k: v for k, v in state.args.items() if v is not None and k not in env_names}
+        for key in PROXY_ARGS & self.options.build_args.keys():  # given, they reach RUN undeclared
+            arg_env.setdefault(key, self.options.build_args[key])
         extra = "\n".join(f"{k}={v}" for k, v in sorted(arg_env.items()) if k not in PROXY_ARGS)
         text = instr.text()
 
@@ -570,8 +567,6 @@ class _Builder:
         return shell + [rest + "".join(f"\n{h.body}{h.name}" for h in docs)], {}
 
     def _copy(self, state: _State, instr: Instruction, ex: Expander) -> bool:
-        from ..store.mutable import MutableTree
-
         add = instr.keyword == "ADD"
         flags, rest = split_flags(instr.args)
         self._check_flags(instr, flags, {"from", "chown", "chmod", "link"} | ({"checksum"} if add else set()))
@@ -621,19 +616,14 @@ class _Builder:
                 for source, archive in items:
                     if archive is not None:
                         buildfiles.extract(tree, target, archive, w)
-                    elif source.is_dir:
-                        buildfiles.place(tree, target, source, ids, mode)
                     else:
-                        name = os.fsencode(source.name.rsplit("/", 1)[-1])
-                        buildfiles.place(tree, buildfiles.file_target(tree, dest, target, name), source, ids, mode)
+                        buildfiles.put_source(tree, dest, target, source, ids, mode)
                 return self._write(w, state, text, tree.write(w))
 
         return self._cached_or(state, text, "\n".join(extra), make)
 
     def _copy_from(self, state: _State, value: dict, sources: list[str], dest: str, mode: int | None, text: str) -> bool:
         """COPY --from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
-        from ..store.mutable import MutableTree
-
         ref = value["from"]
         stage = next((s for s in self.stages if s.name == ref.lower() or str(s.index) == ref), None)
         if stage is not None and stage.index in self.results:
@@ -645,15 +635,15 @@ class _Builder:
                 raise DockerfileError(f"--from={ref}: no such stage or image") from None
 
         def make() -> bytes:
-            found = [s for pattern in sources for s in buildfiles.image_sources(MutableTree.load(self.store, image.rootfs), pattern)]
+            origin = MutableTree.load(self.store, image.rootfs)
+            found = [s for pattern in sources for s in buildfiles.image_sources(origin, pattern)]
             if len(found) > 1 and not buildfiles.names_a_dir(dest):
                 raise DockerfileError("when copying more than one source, the destination must be a directory and end with a /")
             tree = MutableTree.load(self.store, state.rootfs)
             ids = buildfiles.owner(tree, value["chown"]) if "chown" in value else None
             target = buildfiles.dest_path(state.config.get("WorkingDir"), dest)
             for source in found:
-                name = os.fsencode(source.name.rsplit("/", 1)[-1])
-                buildfiles.place(tree, target if source.is_dir else buildfiles.file_target(tree, dest, target, name), source, ids, mode)
+                buildfiles.put_source(tree, dest, target, source, ids, mode)
             with self.store.writer() as w:
                 return self._write(w, state, text, tree.write(w))
 

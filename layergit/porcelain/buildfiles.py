@@ -115,11 +115,16 @@ def place(tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int
         raise DockerfileError(str(exc)) from None
 
 
-def file_target(tree: MutableTree, dest: str, parts: list[bytes], name: bytes) -> list[bytes]:
-    """Where a file source lands: inside ``dest`` if it names a directory, else at ``dest``."""
-    if names_a_dir(dest) or tree.resolve_dir(parts, create=False) is not None:
-        return parts + [name]
-    return parts
+def put_source(tree: MutableTree, dest: str, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: int | None) -> None:
+    """Place a source at COPY's destination ``dest`` (resolved to ``target``).
+
+    A directory's contents go into ``target``; anything else goes inside it when
+    ``dest`` names a directory (a trailing ``/``, or an existing directory), else
+    becomes ``target`` itself.
+    """
+    if not source.is_dir and (names_a_dir(dest) or tree.resolve_dir(target, create=False) is not None):
+        target = target + [os.fsencode(source.name.rsplit("/", 1)[-1])]
+    place(tree, target, source, ids, mode)
 
 
 # -- sources other than the context --------------------------------------------------

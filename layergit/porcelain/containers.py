@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +18,6 @@ from datetime import datetime, timezone
 
 from ..errors import Conflict, LgError, NotFound, UsageError
 from ..runtime.cgroups import Cgroup
-from ..runtime.connect import settings
 from ..runtime.spec import Spec
 from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, remove_dir, wait_for
 from ..runtime.supervise import LOG_NAME
@@ -66,10 +64,12 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, options)
     published = runopts.ports(options, img.config)
-    with store_lock(repo):
-        lower = cache(repo).materialise(repo.store, img.rootfs)
+    lower = os.path.join(repo.root.cache, "rootfs", img.rootfs.hex())
+    if not os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
+        with store_lock(repo):
+            lower = cache(repo).materialise(repo.store, img.rootfs)
     reg = registry(repo)
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()
     name = options.name
     for attempt in range(20):
         candidate = name or random_name() + (f"_{attempt}" if attempt > 10 else "")
@@ -252,14 +252,16 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
             Cgroup(cdir.id).kill(signal.SIGKILL)
             _wait_stopped(cdir, 10)
         try:
-            name = cdir.record().name
+            record = cdir.record()
         except NotFound:
-            name = None
+            record = None
         cgroup = Cgroup(cdir.id)
         if cgroup.exists():
             cgroup.kill(signal.SIGKILL)
             cgroup.remove()
-        _disconnect(repo, cdir.id)
+        if record is None or record.spec.get("network") not in ("none", "host"):
+            _disconnect(repo, cdir.id)
+        name = record.name if record else None
         with cdir.lock():
             remove_dir(cdir.path)
         if name:
@@ -321,6 +323,12 @@ def _ago(iso: str) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n > 1 else ''}"
     return f"{max(seconds, 1)} second{'s' if seconds > 1 else ''}"
+
+
+def settings(cdir: ContainerDir) -> dict:
+    from ..runtime.connect import settings as network_settings
+
+    return network_settings(cdir)
 
 
 def _ports_text(net: dict) -> str:

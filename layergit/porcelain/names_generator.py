@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 
 ADJECTIVES = (
     "amber", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager", "fancy", "gentle", "glad",
@@ -21,4 +21,4 @@ NOUNS = (
 
 
 def random_name() -> str:
-    return f"{secrets.choice(ADJECTIVES)}_{secrets.choice(NOUNS)}"
+    return f"{random.choice(ADJECTIVES)}_{random.choice(NOUNS)}"

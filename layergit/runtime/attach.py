@@ -50,10 +50,10 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     A container on a bridge network is connected by the monitor (which keeps
     netlink loaded and serves published ports) before its command runs.
     """
-    from .connect import is_bridged
-    from .monitor import joined_netns, request
-
-    bridged = is_bridged(spec)
+    bridged = spec.network not in ("none", "host") and not spec.network.startswith("container:")
+    if bridged or spec.network.startswith("container:"):
+        from .monitor import joined_netns, request
+    netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.startswith("container:") else None
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
     stdio, child_fds, reads, echo, master = _streams(spec.process.tty, spec.process.stdin)
@@ -65,7 +65,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
 
     try:
         with cdir.lock():
-            pid = spawn(spec, stdio, prepare, init_binary, joined_netns(os.path.dirname(cdir.path), spec))
+            pid = spawn(spec, stdio, prepare, init_binary, netns)
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
     except BaseException:
         for fd in child_fds + list(reads):

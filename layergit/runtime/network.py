@@ -17,8 +17,12 @@ import fcntl
 import socket
 import struct
 
+from typing import TYPE_CHECKING
+
 from ..errors import LgError
-from .netconfig import Network
+
+if TYPE_CHECKING:
+    from .netconfig import Network
 
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40

@@ -21,6 +21,7 @@ from ..errors import LgError
 from . import rootfs, security, users
 from . import syscalls as sc
 from .cgroups import Cgroup
+from .network import loopback_up
 from .spec import Process, Spec
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -165,8 +166,6 @@ def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_b
         os._exit(125)
     sc.unshare(sc.CLONE_NEWCGROUP)
     if spec.network != "host" and not netns:
-        from .network import loopback_up
-
         loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None

@@ -102,10 +102,9 @@ def seccomp_profile(cache_dir: str) -> str:
     binding nor runs the two ldconfig lookups that importing it costs.
     """
     import hashlib
-    import platform
 
     version = hashlib.sha256(repr((DENIED_SYSCALLS, _NAMESPACE_FLAGS)).encode()).hexdigest()[:16]
-    path = os.path.join(cache_dir, f"seccomp-{platform.machine()}-{version}.bpf")
+    path = os.path.join(cache_dir, f"seccomp-{os.uname().machine}-{version}.bpf")
     if not os.path.exists(path):
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{path}.{os.getpid()}"

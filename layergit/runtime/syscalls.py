@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import platform
 
 def _load_libc():
     # find_library runs ldconfig in a subprocess (~15 ms): try glibc's soname first.
@@ -54,7 +53,7 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 _SYS = {
     "x86_64": {"pivot_root": 155, "capset": 126},
     "aarch64": {"pivot_root": 41, "capset": 91},
-}[platform.machine()]
+}[os.uname().machine]
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
