@@ -16,7 +16,7 @@ from typing import Callable
 from ..errors import LgError, NotFound
 from ..store import meta as M
 from ..store import treenames
-from ..store.rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, object_id, tree_bytes
+from ..store.rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
 from .safeio import open_dir, read_file, read_xattrs
 from .statcache import StatCache
 
@@ -46,12 +46,6 @@ class _Walker:
         self.progress = progress
         self.leaders: dict[tuple[int, int], bytes] = {}
         self.result = CaptureResult(b"")
-
-    def put(self, obj_type: int, data: bytes) -> bytes:
-        oid = object_id(obj_type, data)
-        if not self.w.has(oid):
-            self.w.add(obj_type, data, oid)
-        return oid
 
     def directory(self, fd: int, stored_path: bytes, own: M.EntryMeta | None) -> bytes:
         """The tree for an open directory; ``own`` is the root's metadata (None below it)."""
@@ -85,21 +79,21 @@ class _Walker:
                     blob, xattrs = hit
                 else:
                     data, xattrs = read_file(fd, name, est)
-                    blob = self.put(OBJ_BLOB, data)
+                    blob = self.w.put(OBJ_BLOB, data)
                     self.cache.record(child, est, blob, xattrs)
                 if link is None:
                     self.result.bytes += est.st_size
                 git_entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
             elif stat.S_ISLNK(est.st_mode):
                 xattrs = read_xattrs(fd, name)
-                git_entries.append((stored, MODE_LINK, self.put(OBJ_BLOB, os.readlink(name, dir_fd=fd))))
+                git_entries.append((stored, MODE_LINK, self.w.put(OBJ_BLOB, os.readlink(name, dir_fd=fd))))
             else:
                 xattrs = read_xattrs(fd, name)
             metas[stored] = entry_meta(est, xattrs, link)
             if self.progress and self.result.entries % 256 == 0:
                 self.progress(self.result.entries, self.result.bytes)
-        git_entries.append((treenames.META_NAME_B, MODE_BLOB, self.put(OBJ_BLOB, M.encode_blob(metas))))
-        return self.put(OBJ_TREE, tree_bytes(git_entries))
+        git_entries.append((treenames.META_NAME_B, MODE_BLOB, self.w.put(OBJ_BLOB, M.encode_blob(metas))))
+        return self.w.put(OBJ_TREE, tree_bytes(git_entries))
 
 
 def capture(writer, source: str, cache: StatCache | None = None, progress: Progress | None = None) -> CaptureResult:

@@ -130,15 +130,23 @@ def detect(source) -> str:
     raise ArchiveError("neither a docker-archive (manifest.json) nor an OCI layout (index.json, oci-layout)")
 
 
-def _json(source, name: str):
+def _read_capped(source, name: str) -> bytes:
     with source.open(name) as f:
         data = f.read(_MAX_JSON + 1)
     if len(data) > _MAX_JSON:
         raise ArchiveError(f"{name} is too large to be a manifest or config")
+    return data
+
+
+def _parse_json(data: bytes, name: str):
     try:
         return json.loads(data)
     except ValueError as exc:
         raise ArchiveError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _json(source, name: str):
+    return _parse_json(_read_capped(source, name), name)
 
 
 def _blob_path(digest: object) -> str:
@@ -151,18 +159,12 @@ def _blob_path(digest: object) -> str:
 def _verified_json(source, descriptor: dict):
     """Read a blob named by an OCI descriptor, checking its size and digest."""
     path = _blob_path(descriptor.get("digest"))
-    with source.open(path) as f:
-        data = f.read(_MAX_JSON + 1)
-    if len(data) > _MAX_JSON:
-        raise ArchiveError(f"{path} is too large to be a manifest or config")
+    data = _read_capped(source, path)
     if "size" in descriptor and descriptor["size"] != len(data):
         raise ArchiveError(f"{path}: size {len(data)} does not match the descriptor's {descriptor['size']}")
     if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor["digest"]:
         raise ArchiveError(f"{path}: content does not match its digest")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise ArchiveError(f"{path} is not valid JSON: {exc}") from None
+    return _parse_json(data, path)
 
 
 def _diff_ids(config: dict) -> list:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from ..errors import LgError, UsageError
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
-from ..store.rawobj import OBJ_BLOB, object_id
 
 WHITEOUT = b".wh."
 _TAIL = 1 << 20  # more than tarfile reads ahead (one 10 KiB record)
@@ -240,18 +239,11 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
         data = tar.extractfile(member).read()
         if len(data) != member.size:
             raise ArchiveError(f"archive is truncated inside {member.name!r}")
-        entry.oid = _put_blob(writer, data)
+        entry.oid = writer.put_blob(data)
     elif kind == "l":
         entry.target = member.linkname.encode("utf-8", "surrogateescape")
-        entry.oid = _put_blob(writer, entry.target)
+        entry.oid = writer.put_blob(entry.target)
     return entry
-
-
-def _put_blob(writer, data: bytes) -> bytes:
-    oid = object_id(OBJ_BLOB, data)
-    if not writer.has(oid):
-        writer.add(OBJ_BLOB, data, oid)
-    return oid
 
 
 def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:

@@ -14,7 +14,6 @@ import os
 import stat
 
 from ..store.mutable import Dir, Inode, MutableTree
-from ..store.rawobj import OBJ_BLOB, object_id
 from .capture import entry_meta
 from .safeio import open_dir, read_file, read_xattrs
 
@@ -27,13 +26,6 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 def _own_xattrs(xattrs):
     return tuple((k, v) for k, v in xattrs if not k.startswith(_OVERLAY_XATTR))
-
-
-def _blob(writer, data: bytes) -> bytes:
-    oid = object_id(OBJ_BLOB, data)
-    if not writer.has(oid):
-        writer.add(OBJ_BLOB, data, oid)
-    return oid
 
 
 def apply_upper(tree: MutableTree, upper: str, writer, mount_points: set[tuple[bytes, ...]] = frozenset()) -> int:
@@ -79,10 +71,10 @@ def _apply_dir(tree: MutableTree, fd: int, parts: list[bytes], writer, inodes: d
         target = None
         if stat.S_ISREG(st.st_mode):
             data, xattrs = read_file(fd, name, st)
-            oid = _blob(writer, data)
+            oid = writer.put_blob(data)
         elif stat.S_ISLNK(st.st_mode):
             target = os.readlink(name, dir_fd=fd)
-            oid = _blob(writer, target)
+            oid = writer.put_blob(target)
             xattrs = read_xattrs(fd, name)
         else:
             oid, xattrs = None, read_xattrs(fd, name)

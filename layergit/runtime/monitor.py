@@ -29,7 +29,7 @@ import time
 
 from ..errors import LgError
 from .cgroups import Cgroup
-from .connect import Controller, is_bridged
+from .connect import Controller
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, spawn
 from .spec import Spec

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from ..errors import CorruptStore
-from .rawobj import MODE_BLOB, MODE_TREE, OBJ_BLOB, OBJ_TREE, object_id, tree_bytes
+from .rawobj import MODE_BLOB, MODE_TREE, OBJ_TREE, tree_bytes
 
 CONFIG_NAME = b"config.json"
 ROOTFS_NAME = b"rootfs"
@@ -23,15 +23,8 @@ def config_bytes(config: dict) -> bytes:
 
 def write_image_tree(writer, config: dict, rootfs: bytes) -> bytes:
     """Write (if new) the top-level tree of an image commit; returns its id."""
-    blob = config_bytes(config)
-    blob_id = object_id(OBJ_BLOB, blob)
-    if not writer.has(blob_id):
-        writer.add(OBJ_BLOB, blob, blob_id)
-    raw = tree_bytes([(CONFIG_NAME, MODE_BLOB, blob_id), (ROOTFS_NAME, MODE_TREE, rootfs)])
-    tree_id = object_id(OBJ_TREE, raw)
-    if not writer.has(tree_id):
-        writer.add(OBJ_TREE, raw, tree_id)
-    return tree_id
+    blob_id = writer.put_blob(config_bytes(config))
+    return writer.put(OBJ_TREE, tree_bytes([(CONFIG_NAME, MODE_BLOB, blob_id), (ROOTFS_NAME, MODE_TREE, rootfs)]))
 
 
 def read_image_tree(store, tree: bytes) -> tuple[dict, bytes]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..errors import LgError
 from . import meta as M
 from . import treenames
-from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, object_id, tree_bytes
+from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
 from .snapshot import read_dir
 
 MAX_SYMLINK_HOPS = 40
@@ -182,12 +182,6 @@ class _WriteState:
         self.w = writer
         self.leaders: dict[int, bytes] = {}
 
-    def put(self, obj_type: int, data: bytes) -> bytes:
-        oid = object_id(obj_type, data)
-        if not self.w.has(oid):
-            self.w.add(obj_type, data, oid)
-        return oid
-
     def directory(self, d: Dir, stored_path: bytes, own: M.EntryMeta | None) -> bytes:
         metas: dict[bytes, M.EntryMeta] = {b".": own} if own else {}
         entries = []
@@ -210,5 +204,5 @@ class _WriteState:
                 entries.append((stored, MODE_EXEC if m.mode & 0o100 else MODE_BLOB, child.oid))
             elif m.kind == "l":
                 entries.append((stored, MODE_LINK, child.oid))
-        entries.append((treenames.META_NAME_B, MODE_BLOB, self.put(OBJ_BLOB, M.encode_blob(metas))))
-        return self.put(OBJ_TREE, tree_bytes(entries))
+        entries.append((treenames.META_NAME_B, MODE_BLOB, self.w.put(OBJ_BLOB, M.encode_blob(metas))))
+        return self.w.put(OBJ_TREE, tree_bytes(entries))

@@ -18,7 +18,7 @@ from typing import Iterator
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from .pack import PackWriter
 from .packread import PackReader
-from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes, parse_commit, parse_tree
+from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes, object_id, parse_commit, parse_tree
 
 _ZERO = b"\0" * 20
 INTERNAL_REFS = "refs/layergit/"
@@ -63,11 +63,18 @@ class ObjectWriter:
     def add(self, obj_type: int, data: bytes, oid: bytes | None = None) -> bytes:
         return self._pack.add(obj_type, data, oid)
 
-    def blob(self, data: bytes) -> bytes:
-        return self._pack.add(OBJ_BLOB, data)
+    def put(self, obj_type: int, data: bytes) -> bytes:
+        """Store an object unless the store (or this pack) has it already; returns its id.
 
-    def tree(self, raw: bytes) -> bytes:
-        return self._pack.add(OBJ_TREE, raw)
+        This is what makes an unchanged file or directory cost a hash and no write.
+        """
+        oid = object_id(obj_type, data)
+        if not self.has(oid):
+            self._pack.add(obj_type, data, oid)
+        return oid
+
+    def put_blob(self, data: bytes) -> bytes:
+        return self.put(OBJ_BLOB, data)
 
     def commit(self, tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str) -> bytes:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
