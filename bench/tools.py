@@ -1,0 +1,149 @@
+"""Where `lg` and its peers are, what they support, and which versions ran.
+
+`lg` is timed as installed (the console script on PATH, an editable install of this
+checkout), not imported: start-up cost is part of what users pay. One wrinkle: on a
+pyenv machine the `lg` on PATH is a bash shim that runs `pyenv exec`, which costs
+more than lg itself starts in. The shim is not lg's cost, so we resolve past it to
+the real console script and time the shim only as one extra, labelled start-up row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ToolMissing(Exception):
+    """A program the harness cannot do without (hyperfine is optional; these are not)."""
+
+
+def _is_pyenv_shim(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"pyenv" in head and b"exec" in head
+
+
+def _pyenv_shim_for(name: str) -> str | None:
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d.endswith("/shims")]
+    for d in dict.fromkeys(dirs + [os.path.join(root, "shims")]):
+        candidate = os.path.join(d, name)
+        if os.access(candidate, os.X_OK) and _is_pyenv_shim(candidate):
+            return candidate
+    return None
+
+
+def _shebang_python(path: str) -> str | None:
+    """The interpreter a console script runs on, from its `#!` line."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline().decode(errors="replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    words = first[2:].split()
+    if not words:
+        return None
+    if os.path.basename(words[0]) == "env" and len(words) > 1:
+        return shutil.which(words[1])
+    return words[0] if "python" in os.path.basename(words[0]) else None
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+@dataclass
+class Tools:
+    """The commands the scenarios run, resolved once per harness run."""
+
+    lg: list[str]                 # argv prefix that runs lg
+    lg_note: str                  # how lg was found, for the report header
+    lg_shim: str | None           # the pyenv shim on PATH, if we resolved past one
+    python: str                   # the interpreter lg runs on: the start-up floor
+    hyperfine: str | None         # None: fall back to timing in Python
+    paths: dict[str, str] = field(default_factory=dict)  # ostree, git, tar, cp
+
+    @classmethod
+    def find(cls, lg_override: str | None = None) -> "Tools":
+        paths = {}
+        for name in ("ostree", "git", "tar", "cp"):
+            found = shutil.which(name)
+            if not found:
+                raise ToolMissing(f"{name} not found on PATH (apt-get install {name})")
+            paths[name] = found
+        lg, note, shim, python = cls._find_lg(lg_override)
+        return cls(lg=lg, lg_note=note, lg_shim=shim, python=python,
+                   hyperfine=shutil.which("hyperfine"), paths=paths)
+
+    @staticmethod
+    def _find_lg(override: str | None):
+        if override:
+            argv = shlex.split(override)
+            exe = shutil.which(argv[0]) or argv[0]
+            return [exe, *argv[1:]], f"--lg {override}", None, _shebang_python(exe) or sys.executable
+        on_path = shutil.which("lg")
+        if on_path is None:
+            # Not installed: run the CLI from this checkout, as `python3 -m cli` would.
+            return [sys.executable, "-m", "cli"], f"{sys.executable} -m cli (no lg on PATH)", None, sys.executable
+        if _is_pyenv_shim(on_path):
+            real = subprocess.run(["pyenv", "which", "lg"], capture_output=True, text=True)
+            if real.returncode == 0 and real.stdout.strip():
+                exe = real.stdout.strip()
+                return [exe], f"{exe} (resolved past the pyenv shim {on_path})", on_path, _shebang_python(exe) or sys.executable
+        # Started through pyenv ourselves (bench/run's `env python3` is a shim too), PATH
+        # already leads to the real script; the user's shell would still meet the shim.
+        shim = _pyenv_shim_for("lg")
+        note = f"{on_path} (a user's shell runs the pyenv shim {shim} first)" if shim else on_path
+        return [on_path], note, shim, _shebang_python(on_path) or sys.executable
+
+    def __getitem__(self, name: str) -> str:
+        return self.paths[name]
+
+    def lg_supports(self, command: str, flag: str) -> bool:
+        """Whether `lg COMMAND --help` lists FLAG: lg grows while the harness runs."""
+        out = subprocess.run([*self.lg, command, "--help"], capture_output=True, text=True)
+        return out.returncode == 0 and re.search(rf"(^|[\s,]){re.escape(flag)}\b", out.stdout, re.M) is not None
+
+    def versions(self) -> dict[str, str]:
+        v = {
+            "lg": _first_line([*self.lg, "--version"]),
+            "python (lg's)": _first_line([self.python, "--version"]),
+            "ostree": "ostree " + _ostree_version(self["ostree"]),
+            "git": _first_line([self["git"], "--version"]),
+            "tar": _first_line([self["tar"], "--version"]),
+        }
+        v["hyperfine"] = _first_line([self.hyperfine, "--version"]) if self.hyperfine else "no hyperfine (Python timer)"
+        return v
+
+
+def _ostree_version(ostree: str) -> str:
+    out = subprocess.run([ostree, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"Version:\s*'?([^'\s]+)", out)
+    return m.group(1) if m else "unknown"
+
+
+def checkout_revision() -> str:
+    """The commit of this checkout, read-only (never `git status`: it may rewrite the index,
+    and other people work in this checkout)."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+                         capture_output=True, text=True, env=env)
+    return out.stdout.strip() or "unknown"
