@@ -22,6 +22,7 @@ COMMANDS = {
     "show": ("history", "show_cmd", "Show one image commit and its config."),
     "diff": ("diff", "diff_cmd", "Show what changed between two image versions."),
     "checkout": ("checkout", "checkout_cmd", "Write an image version's rootfs into a directory."),
+    "build": ("build", "build_cmd", "Build an image from a Dockerfile."),
     "import": ("transfer", "import_cmd", "Import a rootfs tarball, docker-archive or OCI layout."),
     "export": ("transfer", "export_cmd", "Export an image as a rootfs tar, docker-archive or OCI layout."),
     "run": ("containers", "run_cmd", "Run a command in a new container."),

@@ -9,10 +9,10 @@ empty rootfs. Only the target stage and the stages it needs are built (as BuildK
 does), and tags move only when every step succeeded.
 
 Steps are reused through buildcache. RUN steps run in containers (buildrun) on the
-host network unless ``--network`` says otherwise: most RUN steps fetch packages,
-``none`` would break every one of them, and bridge networking is not there yet;
-host networking is what ``podman build --network host`` gives. Progress is a
-stream of events for the CLI to render; nothing here prints.
+default bridge network unless ``--network`` says otherwise, as with Docker: most
+RUN steps fetch packages, which outbound NAT allows, while the step stays isolated
+from the host's own services. Progress is a stream of events for the CLI to
+render; nothing here prints.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from . import changes as config_changes
 from .buildcontext import Context, Source, digest
 from .dockerfile import Dockerfile, DockerfileError, Expander, Instruction, heredoc_name, json_list, parse, split_flags
 from .dockerignore import Ignore
-from .importer import _force_tag
+from .images import force_tag
 from .repo import Repo, store_lock
 from .runopts import RunOptions
 
@@ -57,7 +57,7 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
-    network: str = "host"
+    network: str = "bridge"
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
         final = builder.run()
     for image in tags:
         if repo.store.ref(image.ref) != final:
-            _force_tag(repo, image, final, f"build: {context}")
+            force_tag(repo, image, final, f"build: {context}")
     return BuildResult(final.hex(), [str(t) for t in tags], builder.number, builder.cached)
 
 
@@ -366,37 +366,34 @@ class _Builder:
         tree = write_image_tree(writer, state.config if config is None else config, rootfs or state.rootfs)
         return writer.commit(tree, [state.commit] if state.commit else [], self.author, self.author, text)
 
-    def _cached_or(self, state: _State, text: str, extra: str, make: Callable[[], bytes]) -> bool:
-        """Reuse the step's commit from the cache, else ``make`` it (and remember it)."""
+    def _cached_or(self, state: _State, text: str, make: Callable[[object], bytes], extra: str = "", prepare: Callable[[object], str] | None = None) -> bool:
+        """Reuse the step's commit from the cache, else ``make`` it (and remember it).
+
+        Both get the step's one object writer (one pack per step): ``prepare`` (COPY
+        reading its sources) returns what else the key depends on, ``make`` writes the
+        commit. The key also covers the config as it stands (FROM drops OnBuild).
+        """
         config = hashlib.sha256(json.dumps(state.config, sort_keys=True).encode()).hexdigest()
-        step_key = buildcache.key(state.commit, text, f"{extra}\nconfig {config}")
-        if not self.options.no_cache:
-            hit = buildcache.lookup(self.repo, step_key)
-            if hit is not None:
-                try:
-                    self._advance(state, hit)
-                    return True
-                except NotFound:
-                    pass  # objects lost behind the ref's back: build the step again
-        commit = make()
-        buildcache.remember(self.repo, step_key, commit)
+        with self.store.writer() as w:
+            if prepare is not None:
+                extra = prepare(w)
+            step_key = buildcache.key(state.commit, text, f"{extra}\nconfig {config}")
+            hit = None if self.options.no_cache else buildcache.lookup(self.repo, step_key)
+            commit = hit or make(w)
+        if hit is None:
+            buildcache.remember(self.repo, step_key, commit)
         self._advance(state, commit)
-        return False
+        return hit is not None
 
     def _config_step(self, state: _State, text: str, config: dict, extra: str = "") -> bool:
-        def make() -> bytes:
-            with self.store.writer() as w:
-                return self._write(w, state, text, config=config)
-
-        return self._cached_or(state, text, extra, make)
+        return self._cached_or(state, text, lambda w: self._write(w, state, text, config=config), extra)
 
     def _from(self, state: _State, stage: _Stage) -> bool:
         if stage.base == "scratch":
-            def make() -> bytes:
-                with self.store.writer() as w:
-                    return self._write(w, state, "FROM scratch", MutableTree.empty(self.store).write(w), {})
+            def make(w) -> bytes:
+                return self._write(w, state, "FROM scratch", MutableTree.empty(self.store).write(w), {})
 
-            return self._cached_or(state, "FROM scratch", "", make)
+            return self._cached_or(state, "FROM scratch", make)
         earlier = next((s for s in self.stages[: stage.index] if s.name == stage.base.lower()), None)
         if earlier is not None:
             self._advance(state, self.results[earlier.index])
@@ -454,7 +451,7 @@ class _Builder:
         """ENV, LABEL, USER, EXPOSE, VOLUME, STOPSIGNAL with variables expanded, as lg commit -c takes them."""
         kw = instr.keyword
         if kw in ("ENV", "LABEL"):
-            return f"{kw} " + " ".join(f"{k}={shlex.quote(v)}" for k, v in self._pairs(instr, ex))
+            return f"{kw} " + " ".join(f"{shlex.quote(k)}={shlex.quote(v)}" for k, v in self._pairs(instr, ex))
         if kw == "VOLUME":
             paths = json_list(instr.args)
             return "VOLUME " + json.dumps([ex.word(p) for p in paths] if paths is not None else ex.words(instr.args))
@@ -509,19 +506,18 @@ class _Builder:
         config = config_changes.apply(state.config, "WORKDIR /" + "/".join(os.fsdecode(p) for p in parts))
         text = instr.text(ex.render(instr.args))
 
-        def make() -> bytes:
+        def make(w) -> bytes:
             tree = MutableTree.load(self.store, state.rootfs)
-            with self.store.writer() as w:
-                rootfs = None
-                if tree.resolve_dir(parts, create=False) is None:  # Docker creates a missing WORKDIR
-                    try:
-                        tree.resolve_dir(parts, create=True)
-                    except PathError as exc:
-                        raise DockerfileError(str(exc)) from None
-                    rootfs = tree.write(w)
-                return self._write(w, state, text, rootfs, config)
+            rootfs = None
+            if tree.resolve_dir(parts, create=False) is None:  # Docker creates a missing WORKDIR
+                try:
+                    tree.resolve_dir(parts, create=True)
+                except PathError as exc:
+                    raise DockerfileError(str(exc)) from None
+                rootfs = tree.write(w)
+            return self._write(w, state, text, rootfs, config)
 
-        return self._cached_or(state, text, "", make)
+        return self._cached_or(state, text, make)
 
     def _run(self, state: _State, instr: Instruction, step: Step) -> bool:
         flags, rest = split_flags(instr.args)
@@ -538,17 +534,16 @@ class _Builder:
         extra = "\n".join(f"{k}={v}" for k, v in sorted(arg_env.items()) if k not in PROXY_ARGS)
         text = instr.text()
 
-        def make() -> bytes:
+        def make(w) -> bytes:
             options = RunOptions(env=[f"{k}={v}" for k, v in arg_env.items()], network=network, entrypoint="", command=argv)
-            with self.store.writer() as w:
-                code, rootfs = buildrun.run(self.repo, state.commit, options, scripts, lambda stream, line: self.emit(StepOutput(step, stream, line)), w)
-                if code:
-                    shown = " ".join(argv).replace("\n", "\\n")
-                    shown = shown if len(shown) <= 200 else shown[:197] + "..."
-                    raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}', code)
-                return self._write(w, state, text, rootfs)
+            code, rootfs = buildrun.run(self.repo, state.commit, options, scripts, lambda stream, line: self.emit(StepOutput(step, stream, line)), w)
+            if code:
+                shown = " ".join(argv).replace("\n", "\\n")
+                shown = shown if len(shown) <= 200 else shown[:197] + "..."
+                raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}', code)
+            return self._write(w, state, text, rootfs)
 
-        return self._cached_or(state, text, extra, make)
+        return self._cached_or(state, text, make, extra)
 
     def _command(self, state: _State, rest: str, instr: Instruction) -> tuple[list[str], dict[str, bytes]]:
         """RUN's argv (exec form, or the shell form through SHELL) and any script to mount."""
@@ -581,9 +576,12 @@ class _Builder:
         docs = {h.name: h for h in instr.heredocs}
         if "from" in value:
             return self._copy_from(state, value, sources, dest, mode, text)
+        if "checksum" in value and not all(re.match(r"^https?://", s) for s in sources):
+            raise DockerfileError("ADD --checksum applies to URLs only")
         items: list[tuple[Source, object]] = []  # (source, opener of an archive ADD unpacks)
-        extra = []
-        with self.store.writer() as w:
+
+        def prepare(w) -> str:
+            extra = []
             for src in sources:
                 doc = docs.get(heredoc_name(src) or "")
                 if doc is not None:
@@ -601,26 +599,22 @@ class _Builder:
                         source = self.context.read(rel, w)
                         opener = (lambda rel=rel: self.context.open_file(rel)) if add and source.entries[0].meta.kind == "f" else None
                         items.append((source, opener if opener and buildfiles.is_archive(opener) else None))
-        if "checksum" in value and not all(re.match(r"^https?://", s) for s in sources):
-            raise DockerfileError("ADD --checksum applies to URLs only")
-        if len(items) > 1 and not buildfiles.names_a_dir(dest):
-            raise DockerfileError(f"when using {instr.keyword} with more than one source file, the destination must be a directory and end with a /")
-        extra.append(digest([s for s, _ in items]))
-        ids_spec = value.get("chown")
+            if len(items) > 1 and not buildfiles.names_a_dir(dest):
+                raise DockerfileError(f"when using {instr.keyword} with more than one source file, the destination must be a directory and end with a /")
+            return "\n".join(extra + [digest([s for s, _ in items])])
 
-        def make() -> bytes:
+        def make(w) -> bytes:
             tree = MutableTree.load(self.store, state.rootfs)
-            ids = buildfiles.owner(tree, ids_spec) if ids_spec else (0, 0)
+            ids = buildfiles.owner(tree, value["chown"]) if "chown" in value else (0, 0)
             target = buildfiles.dest_path(state.config.get("WorkingDir"), dest)
-            with self.store.writer() as w:
-                for source, archive in items:
-                    if archive is not None:
-                        buildfiles.extract(tree, target, archive, w)
-                    else:
-                        buildfiles.put_source(tree, dest, target, source, ids, mode)
-                return self._write(w, state, text, tree.write(w))
+            for source, archive in items:
+                if archive is not None:
+                    buildfiles.extract(tree, target, archive, w)
+                else:
+                    buildfiles.put_source(tree, dest, target, source, ids, mode)
+            return self._write(w, state, text, tree.write(w))
 
-        return self._cached_or(state, text, "\n".join(extra), make)
+        return self._cached_or(state, text, make, prepare=prepare)
 
     def _copy_from(self, state: _State, value: dict, sources: list[str], dest: str, mode: int | None, text: str) -> bool:
         """COPY --from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
@@ -634,7 +628,7 @@ class _Builder:
             except NotFound:
                 raise DockerfileError(f"--from={ref}: no such stage or image") from None
 
-        def make() -> bytes:
+        def make(w) -> bytes:
             origin = MutableTree.load(self.store, image.rootfs)
             found = [s for pattern in sources for s in buildfiles.image_sources(origin, pattern)]
             if len(found) > 1 and not buildfiles.names_a_dir(dest):
@@ -644,10 +638,9 @@ class _Builder:
             target = buildfiles.dest_path(state.config.get("WorkingDir"), dest)
             for source in found:
                 buildfiles.put_source(tree, dest, target, source, ids, mode)
-            with self.store.writer() as w:
-                return self._write(w, state, text, tree.write(w))
+            return self._write(w, state, text, tree.write(w))
 
-        return self._cached_or(state, text, f"from {image.rootfs.hex()}", make)
+        return self._cached_or(state, text, make, f"from {image.rootfs.hex()}")
 
     @property
     def context(self) -> Context:

@@ -25,7 +25,6 @@ from typing import Callable
 from ..fs.capture import entry_meta
 from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, open_dir, read_file
 from ..fs.statcache import StatCache
-from ..fs.tarlayer import _put_blob as put_blob
 from ..store import meta as M
 from .dockerfile import DockerfileError
 from .dockerignore import Ignore, compile_pattern
@@ -95,7 +94,6 @@ class Context:
             self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise DockerfileError(f"cannot open build context {path}: {exc.strerror}") from None
-        self.path = path
         self.ignore = ignore
         self.cache = cache
 
@@ -210,7 +208,7 @@ class Context:
         meta = entry_meta(st, ())
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(name, dir_fd=dirfd)
-            return SourceEntry(parts, meta, put_blob(writer, target), target)
+            return SourceEntry(parts, meta, writer.put_blob(target), target)
         inode = None
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             inode = inodes.setdefault((st.st_dev, st.st_ino), (st.st_dev, st.st_ino))
@@ -222,6 +220,6 @@ class Context:
             oid = hit[0]
         else:
             data, _ = read_file(dirfd, name, st)
-            oid = put_blob(writer, data)
+            oid = writer.put_blob(data)
             self.cache.record(key, st, oid, ())
         return SourceEntry(parts, meta, oid, inode=inode)

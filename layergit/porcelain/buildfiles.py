@@ -26,7 +26,6 @@ import urllib.parse
 import urllib.request
 
 from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
-from ..fs.tarlayer import _put_blob as put_blob
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
 from .buildcontext import Source, SourceEntry, expand_glob
@@ -132,7 +131,7 @@ def put_source(tree: MutableTree, dest: str, target: list[bytes], source: Source
 
 def heredoc_source(name: str, body: bytes, writer) -> Source:
     """A here-document as a file: 0644, root-owned, mtime 0 (its text is in the step's key)."""
-    return Source(name, False, [SourceEntry([], M.EntryMeta("f", 0o644, 0, 0, 0), put_blob(writer, body))])
+    return Source(name, False, [SourceEntry([], M.EntryMeta("f", 0o644, 0, 0, 0), writer.put_blob(body))])
 
 
 def _tree_entries(node, parts: list[bytes]):
@@ -146,6 +145,7 @@ def _tree_entries(node, parts: list[bytes]):
 
 def image_sources(tree: MutableTree, pattern: str) -> list[Source]:
     """``COPY --from``: the entries a (glob) path names in another image's snapshot."""
+
     def listdir(parts: list[str]) -> list[str] | None:
         directory = tree.resolve_dir([os.fsencode(p) for p in parts], create=False)
         return [os.fsdecode(n) for n in directory.children] if directory is not None else None
@@ -182,7 +182,7 @@ def fetch(url: str, writer) -> tuple[Source, str]:
             pass
     meta = M.EntryMeta("f", 0o600, 0, 0, mtime)
     digest = hashlib.sha256(data).hexdigest() + f" {mtime}"
-    return Source(name, False, [SourceEntry([], meta, put_blob(writer, data))]), digest
+    return Source(name, False, [SourceEntry([], meta, writer.put_blob(data))]), digest
 
 
 def _unpacked(f, limits: Limits):

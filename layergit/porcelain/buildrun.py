@@ -18,9 +18,10 @@ import sys
 import tempfile
 from typing import Callable
 
+from ..errors import LgError
 from ..runtime.supervise import exit_code
 from . import containers
-from .container_layer import _container_rootfs
+from .container_layer import container_rootfs
 from .repo import Repo
 from .runopts import RunOptions
 
@@ -50,7 +51,7 @@ def run(repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes]
             code = _attached(repo, cid, on_output or (lambda stream, line: None))
             if code != 0:
                 return code, None
-            _, rootfs, _ = _container_rootfs(repo, containers.find(repo, cid), writer)
+            _, rootfs, _ = container_rootfs(repo, containers.find(repo, cid), writer)
             return 0, rootfs
         finally:
             containers.remove(repo, [cid], force=True)
@@ -88,7 +89,8 @@ def _child(repo: Repo, cid: str, out_w: int, err_w: int) -> None:
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
         code = containers.start(repo, cid, attach=True)
-    except BaseException as exc:  # the build reports it as the step's output and code 125
+    except BaseException as exc:  # the build shows it as the step's output, with lg's exit code for it
+        code = exc.exit_code if isinstance(exc, LgError) else 125
         try:
             os.write(2, f"lg: {exc}\n".encode(errors="replace"))
         except OSError:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from ..errors import Conflict
 from ..runtime.cgroups import Cgroup
 from ..store import names
 from . import changes as config_changes
 from .containers import find
 from .diff import DiffResult
-from .images import CommitResult, move_tag
+from .images import CommitResult, force_tag
 from .repo import Repo, store_lock
 
 
@@ -34,7 +33,7 @@ def _frozen(cdir):
             cgroup.freeze(False)
 
 
-def _container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
+def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
     """(image, new rootfs tree id, entries changed) for the container's current filesystem."""
     from ..fs.upper import apply_upper
     from ..store.mutable import MutableTree
@@ -57,7 +56,7 @@ def diff(repo: Repo, ref: str, paths: list[str] | None = None, include_mtime: bo
     cdir = find(repo, ref)
     with store_lock(repo):
         with repo.store.writer() as writer:
-            image, rootfs, _ = _container_rootfs(repo, cdir, writer)
+            image, rootfs, _ = container_rootfs(repo, cdir, writer)
     prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
     changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime) if _under(c.path, prefixes)]
     return DiffResult(image.id.hex(), cdir.id, changes, {})
@@ -74,17 +73,11 @@ def commit(repo: Repo, ref: str, tag: str, message: str | None = None, author: s
     who = Signature.parse(author) if author else repo.store.default_author()
     with store_lock(repo):
         with repo.store.writer() as writer:
-            image, rootfs, changed = _container_rootfs(repo, cdir, writer)
+            image, rootfs, changed = container_rootfs(repo, cdir, writer)
             config = image.config
             for change in changes or []:
                 config = config_changes.apply(config, change)
             text = message or f"lg commit {record.name}"
             oid = writer.commit(write_image_tree(writer, config, rootfs), [image.id], who, repo.store.default_author(), text)
-        for _ in range(10):
-            old = repo.store.ref(image_name.ref)
-            try:
-                move_tag(repo, image_name, oid, old, f"commit: container {record.name}")
-                break
-            except Conflict:
-                continue
+        force_tag(repo, image_name, oid, f"commit: container {record.name}")
     return CommitResult(oid.hex(), rootfs.hex(), image.id.hex(), str(image_name), changed, 0)

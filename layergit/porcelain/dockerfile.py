@@ -100,7 +100,7 @@ def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
             raise DockerfileError(f"{name}:{start + 1}: unknown instruction: {keyword}")
         heredocs = []
         if keyword in _HEREDOC_INSTRUCTIONS:
-            for chomp, quoted, word in heredoc_markers(args, escape):
+            for chomp, quoted, word in _heredoc_markers(args, escape):
                 body = []
                 while True:
                     if i == len(lines):
@@ -115,7 +115,7 @@ def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
     return Dockerfile(out, escape)
 
 
-def heredoc_markers(args: str, escape: str = "\\") -> list[tuple[bool, bool, str]]:
+def _heredoc_markers(args: str, escape: str = "\\") -> list[tuple[bool, bool, str]]:
     """(strip tabs, quoted, terminator) for each ``<<WORD`` in an instruction's arguments."""
     out = []
     for word in Expander({}, escape).raw_words(args):

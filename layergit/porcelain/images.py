@@ -53,6 +53,20 @@ def move_tag(repo: Repo, image: names.ImageName, new: bytes, old: bytes | None, 
     repo.store.set_ref(image.ref, new, old, message)
 
 
+def force_tag(repo: Repo, image: names.ImageName, oid: bytes, message: str) -> None:
+    """Point a tag at ``oid`` whatever it pointed at (docker load semantics)."""
+    for _ in range(10):
+        old = repo.store.ref(image.ref)
+        if old == oid:
+            return
+        try:
+            move_tag(repo, image, oid, old, message)
+            return
+        except Conflict:
+            continue
+    raise LgError(f"{image} keeps moving; not tagged")
+
+
 def commit_dir(repo: Repo, source: str, tag: str, **options) -> CommitResult:
     """Snapshot ``source`` as a new commit on ``tag`` (moving it like a branch).
 

@@ -26,7 +26,7 @@ from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompre
 from ..store import names
 from ..store.mutable import MutableTree
 from ..store.rawobj import Signature
-from .images import move_tag
+from .images import force_tag
 from .repo import Repo, store_lock
 
 FORMATS = ("auto", "rootfs", "docker-archive", "oci")
@@ -214,25 +214,9 @@ def _import(repo, source, target, fmt, message, limits, progress, cleanup) -> li
     for spec, tip, commits, layers in landed:
         tags = _tags_for(spec, target.__str__() if target else None)
         for image in tags:
-            _force_tag(repo, image, tip, f"import: {source}")
+            force_tag(repo, image, tip, f"import: {source}")
         results.append(ImportedImage(tip.hex(), [str(t) for t in tags], commits, layers))
     return results
-
-
-def _force_tag(repo: Repo, image: names.ImageName, oid: bytes, message: str) -> None:
-    """Point a tag at ``oid`` whatever it pointed at (docker load semantics)."""
-    from ..errors import Conflict
-
-    for _ in range(10):
-        old = repo.store.ref(image.ref)
-        if old == oid:
-            return
-        try:
-            move_tag(repo, image, oid, old, message)
-            return
-        except Conflict:
-            continue
-    raise LgError(f"{image} keeps moving; not tagged")
 
 
 def _is_image_tar(path: str) -> bool:
@@ -257,5 +241,5 @@ def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits) -> Im
         apply_layer(tree, read_tar(decompressed(f, limits), writer, limits, whiteouts=False))
         rootfs = tree.write(writer)
         oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who, message or f"lg import {os.path.basename(path)}")
-    _force_tag(repo, target, oid, f"import: {path}")
+    force_tag(repo, target, oid, f"import: {path}")
     return ImportedImage(oid.hex(), [str(target)], 1, 1)

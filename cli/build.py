@@ -1,0 +1,191 @@
+"""lg build: the build's progress, rendered like BuildKit's.
+
+``--progress plain`` (and anything not a terminal) prints every event as a line,
+as ``docker build --progress plain`` does: ``#N [2/5] RUN ...``, the command's output
+prefixed with the step number and the seconds since it started, ``#N CACHED`` or
+``#N DONE 1.2s``. On a terminal each finished step folds into one line and only the
+running step's last lines of output are shown; a failed step's output is printed
+in full. Progress goes to stdout; the error that ends a failed build is the one
+line lg prints on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+
+import click
+
+from layergit.errors import UsageError
+from layergit.porcelain import build as b
+
+from .output import repo_from
+
+_FOLDED_LINES = 6
+_KEPT_LINES = 200
+
+
+def _emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class Plain:
+    def __init__(self):
+        self.started: dict[int, float] = {}
+
+    def __call__(self, event) -> None:
+        if isinstance(event, b.BuildWarning):
+            _emit(f"WARNING: {event.text}")
+            return
+        n = event.step.number
+        if isinstance(event, b.StepStarted):
+            self.started[n] = time.monotonic()
+            _emit(f"\n#{n} {event.step.label} {event.step.text}")
+        elif isinstance(event, b.StepOutput):
+            _emit(f"#{n} {time.monotonic() - self.started[n]:.3f} {event.line.decode('utf-8', 'replace')}")
+        elif isinstance(event, b.StepCached):
+            _emit(f"#{n} CACHED")
+        elif isinstance(event, b.StepDone):
+            _emit(f"#{n} DONE {event.seconds:.1f}s")
+        elif isinstance(event, b.StepFailed):
+            _emit(f"#{n} ERROR: {event.error}")
+
+    def close(self) -> None:
+        pass
+
+
+class Quiet:
+    """Nothing but the failing step's output (and the id at the end)."""
+
+    def __init__(self):
+        self.lines: deque = deque(maxlen=_KEPT_LINES)
+
+    def __call__(self, event) -> None:
+        if isinstance(event, b.StepStarted):
+            self.lines.clear()
+        elif isinstance(event, b.StepOutput):
+            self.lines.append(event.line.decode("utf-8", "replace"))
+        elif isinstance(event, b.StepFailed):
+            for line in self.lines:
+                _emit(line)
+
+    def close(self) -> None:
+        pass
+
+
+class Folded:
+    """A terminal view: finished steps on one line each, the running one live below."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+        self.live = None
+        self.lines: deque = deque(maxlen=_KEPT_LINES)
+        self.step = None
+        self.started = 0.0
+
+    def _render(self):
+        from rich.text import Text
+
+        text = Text(f"=> {self.step.label} {self.step.text}  {time.monotonic() - self.started:.1f}s", style="bold")
+        for line in list(self.lines)[-_FOLDED_LINES:]:
+            text.append("\n   " + line, style="dim")
+        return text
+
+    def _finish(self, status: str, style: str) -> None:
+        self.close()
+        self.console.print(f"=> {self.step.label} {self.step.text}", style=style, end="", markup=False)
+        self.console.print(f"  {status}", style=style, markup=False)
+
+    def __call__(self, event) -> None:
+        if isinstance(event, b.BuildWarning):
+            self.console.print(f"WARNING: {event.text}", style="yellow", markup=False)
+            return
+        if isinstance(event, b.StepStarted):
+            from rich.live import Live
+
+            self.step, self.started = event.step, time.monotonic()
+            self.lines.clear()
+            self.live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
+            self.live.start()
+            return
+        elif isinstance(event, b.StepOutput):
+            self.lines.append(event.line.decode("utf-8", "replace"))
+        elif isinstance(event, b.StepCached):
+            self._finish("CACHED", "blue")
+            return
+        elif isinstance(event, b.StepDone):
+            self._finish(f"{event.seconds:.1f}s", "green")
+            return
+        elif isinstance(event, b.StepFailed):
+            self._finish("ERROR", "red")
+            for line in self.lines:
+                self.console.print("   " + line, markup=False)
+            self.console.print(f"   {event.error}", style="red", markup=False)
+            return
+        self.live.update(self._render(), refresh=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def _build_args(values) -> dict[str, str]:
+    """KEY=VALUE, or KEY alone to take the value from our environment (as Docker does)."""
+    out = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid --build-arg {item!r}: use KEY=VALUE")
+        if eq:
+            out[key] = value
+        elif key in os.environ:
+            out[key] = os.environ[key]
+    return out
+
+
+@click.command("build")
+@click.argument("context", metavar="CONTEXT")
+@click.option("-f", "--file", "dockerfile", metavar="FILE", help="The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile; - reads stdin).")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]", help="Name the result (repeatable); tags move only when the build succeeds.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]", help="Set a build-time variable declared with ARG.")
+@click.option("--target", metavar="STAGE", help="Build up to this stage (and only the stages it needs).")
+@click.option("--no-cache", is_flag=True, help="Run every step again (the cache is still updated).")
+@click.option("--pull", type=click.Choice(["never"]), help="Accepted for Docker compatibility: lg builds from local images only.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id (and a failing step's output).")
+@click.option("--network", type=click.Choice(b.NETWORKS), default="bridge", show_default=True, help="Network of RUN steps (RUN --network overrides it).")
+@click.option("--progress", type=click.Choice(["auto", "plain"]), default="auto", show_default=True, help="plain: every line of output; auto: folded on a terminal.")
+@click.pass_context
+def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull, quiet, network, progress):
+    """Build an image from a Dockerfile: every instruction becomes a commit.
+
+    Steps whose parent, instruction, sources and build args are unchanged come from
+    the build cache (refs in the store, kept by lg gc). Prints the image id.
+    """
+    if context == "-":
+        raise UsageError("a build context on stdin is not supported: give a directory")
+    text = None
+    if dockerfile == "-":
+        text, dockerfile = sys.stdin.read(), None
+    options = b.BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network)
+    if quiet:
+        render = Quiet()
+    elif progress == "plain" or not sys.stdout.isatty():
+        render = Plain()
+    else:
+        render = Folded()
+    try:
+        result = b.build(repo_from(ctx), context, options, render)
+    finally:
+        render.close()
+    if quiet:
+        click.echo(result.id)
+        return
+    _emit(f"\nwriting image {result.id} ({result.steps} steps, {result.cached} cached)")
+    for tag in result.tags:
+        _emit(f"naming to {tag}")

@@ -1,0 +1,20 @@
+#!/bin/sh
+# A MariaDB server for WordPress containers on a user network. On its first start
+# it makes its data directory and a root password (MARIADB_ROOT_PASSWORD, else one
+# made by pwgen and printed once); root may connect from the network.
+set -eu
+install -d -o mysql -g mysql /run/mysqld
+if [ ! -d /var/lib/mysql/mysql ]; then
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    password="${MARIADB_ROOT_PASSWORD:-$(pwgen -s 32 1)}"
+    [ -n "${MARIADB_ROOT_PASSWORD:-}" ] || echo "generated MariaDB root password: $password"
+    mariadbd --user=mysql --skip-networking &
+    until mariadb-admin --silent ping 2>/dev/null; do sleep 0.2; done
+    mariadb <<SQL
+CREATE USER 'root'@'%' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+SQL
+    mariadb-admin shutdown
+    wait
+fi
+exec mariadbd --user=mysql
