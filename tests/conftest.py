@@ -52,10 +52,24 @@ class Lg:
         return err
 
 
+def cleanup_root(runner: Lg) -> None:
+    """Leave nothing of a test's root on the host: containers, bridges, rules, monitor."""
+    root = runner.root
+    if os.path.isdir(os.path.join(root, "containers")):
+        ids = runner("ps", "-aq", check=False).stdout.decode().split()
+        if ids:
+            runner("rm", "-f", *ids, check=False)
+    if os.path.isdir(os.path.join(root, "networks")):
+        runner("network", "prune", check=False)
+    subprocess.run(["pkill", "-f", f"layergit.runtime.monitor {root}$"], check=False)
+
+
 @pytest.fixture
 def lg(tmp_path) -> Lg:
     root = tmp_path / "lgroot"
-    yield Lg(str(root))
+    runner = Lg(str(root))
+    yield runner
+    cleanup_root(runner)
     shutil.rmtree(root, ignore_errors=True)
 
 

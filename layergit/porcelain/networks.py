@@ -39,7 +39,7 @@ def _teardown(repo: Repo, network: Network) -> None:
     nets = _nets(repo)
     if netlink.bridge_exists(network.bridge):
         netlink.delete_bridge(network)
-    firewall.apply([n for n in nets.all() if n.name != network.name and netlink.bridge_exists(n.bridge)])
+    firewall.apply(repo.root.path, [n for n in nets.all() if n.name != network.name and netlink.bridge_exists(n.bridge)])
 
 
 def rm(repo: Repo, names: list[str]) -> list[str]:
@@ -67,13 +67,20 @@ def _forget_gone(repo: Repo) -> None:
 
 
 def prune(repo: Repo) -> list[str]:
-    """Remove user networks nobody uses, and whatever crashed containers left."""
+    """Remove user networks nobody uses, and whatever crashed containers left.
+
+    The default network stays defined, but its bridge goes while no container uses
+    it (it comes back with the next container), so nothing lingers on the host.
+    """
     _forget_gone(repo)
     nets = _nets(repo)
     removed = []
-    for network in nets.all():
-        if network.name != DEFAULT and not nets.leases(network.name):
-            _teardown(repo, network)
-            nets.remove(network.name)
-            removed.append(network.name)
+    for name in nets.names():
+        network = nets.get(name)
+        if nets.leases(name):
+            continue
+        _teardown(repo, network)
+        if name != DEFAULT:
+            nets.remove(name)
+            removed.append(name)
     return removed

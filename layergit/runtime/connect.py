@@ -65,9 +65,9 @@ class Controller:
             return {}
         net = self.nets.get(spec.network)
         with self.nets.lock():
-            if not network.bridge_exists(net.bridge):
+            if not network.bridge_exists(net.bridge):  # a default network pruned while unused
                 network.ensure_bridge(net)
-                firewall.apply(self.nets.all())
+            firewall.apply(self.root, [n for n in self.nets.all() if network.bridge_exists(n.bridge)])
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
             mac = network.attach(pid, cdir.id, net, ip)

@@ -193,8 +193,11 @@ def main(root: str) -> None:
     try:
         Monitor(root, init_binary).serve(listener)
     finally:
-        os.unlink(sock_path)
         listener.close()
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass  # the root was removed under us
 
 
 def _connect(sock_path: str) -> socket.socket | None:

@@ -24,7 +24,9 @@ from ..errors import Conflict, NotFound, UsageError
 from .state import now_iso
 
 DEFAULT = "bridge"
-DEFAULT_BRIDGE = "lg0"
+# Every layergit root on a host picks subnets under this lock, and creates the bridge
+# (whose route then shows in /proc/net/route) before letting go of it.
+HOST_LOCK = "/run/lock/layergit-networks.lock"
 # Where subnets come from when the user names none (private, rarely used by LANs).
 _POOLS = [ipaddress.ip_network(n) for n in ("10.89.0.0/16", "10.90.0.0/16", "172.29.0.0/16")]
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
@@ -65,10 +67,22 @@ def host_routes() -> list[ipaddress.IPv4Network]:
 
 class Networks:
     def __init__(self, root: str):
+        self.root = root
         self.dir = os.path.join(root, "networks")
 
     def _path(self, name: str, leaf: str = "") -> str:
         return os.path.join(self.dir, name, leaf)
+
+    @contextmanager
+    def host_lock(self):
+        path = HOST_LOCK if os.access(os.path.dirname(HOST_LOCK), os.W_OK) else os.path.join(self.dir, "host.lock")
+        os.makedirs(self.dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextmanager
     def lock(self, name: str = ""):
@@ -112,7 +126,7 @@ class Networks:
             raise UsageError(f"invalid network name {name!r}")
         if name in ("none", "host") or name.startswith("container:"):
             raise UsageError(f"{name!r} is a network mode, not a network name")
-        with self.lock():
+        with self.host_lock(), self.lock():
             if os.path.exists(self._path(name, "network.json")):
                 if name == DEFAULT:
                     return self.get(name)
@@ -134,9 +148,11 @@ class Networks:
             gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
             if gw not in net or gw in (net.network_address, net.broadcast_address):
                 raise UsageError(f"gateway {gw} is not a usable address of {net}")
-            nid = hashlib.sha256(f"{name}{now_iso()}{os.getpid()}".encode()).hexdigest()
-            bridge = DEFAULT_BRIDGE if name == DEFAULT else "lg-" + nid[:12]
-            network = Network(name, nid, str(net), str(gw), bridge, now_iso(), name != DEFAULT, labels or {})
+            nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()
+            network = Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT, labels or {})
+            from .network import ensure_bridge
+
+            ensure_bridge(network)  # its route now reserves the subnet for every root on the host
             os.makedirs(self._path(name), exist_ok=True)
             tmp = self._path(name, "network.json.tmp")
             with open(tmp, "w") as f:
