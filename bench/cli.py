@@ -27,7 +27,9 @@ from pathlib import Path
 from . import report
 from .report import FAILED, UNAVAILABLE, Row, ScenarioResult
 from .scratch import Scratch, remove
-from .scenarios import SCENARIOS, Context, Scenario, SetupFailed, select
+from .catalog import SCENARIOS, select
+from .podman import mounts_under
+from .scenarios import Context, Scenario, SetupFailed
 from .timing import CaseFailed, Timer
 from .tools import Tools, ToolMissing, checkout_revision
 from .workload import Workload, WorkloadError
@@ -46,7 +48,9 @@ def parse_args(argv):
     names = ", ".join(f"{s.number}/{s.name}" for s in SCENARIOS)
     p = argparse.ArgumentParser(
         prog="bench/run",
-        description="Time lg against ostree, git, tar and cp on a Debian minbase rootfs, side by side.",
+        description="Time lg against its peers side by side: ostree, git, tar and cp on a Debian minbase "
+                    "rootfs (scenarios 1-6); podman, runc and a direct connection for import, export, "
+                    "containers, networking and builds (7-15).",
         epilog="See bench/README.md for what each scenario measures.")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"run only these (name or number): {names}")
     p.add_argument("--quick", action="store_true", help="fewer runs per row (a rough figure in a couple of minutes)")
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         for s in SCENARIOS:
-            print(f"{s.number}. {s.name:16} {s.title}\n   {s.measures}")
+            print(f"{s.number:>2}. {s.name:16} {s.title}\n    {s.measures}")
         return 0
     try:
         scenarios = select(args.scenarios)
@@ -134,7 +138,7 @@ def run_scenario(scenario: Scenario, tools: Tools, workload: Workload, scratch: 
     sdir.mkdir()
     result = ScenarioResult(scenario, runs)
     started = time.monotonic()
-    ctx = Context(tools, workload, sdir, log)
+    ctx = Context(tools, workload, sdir, log, runs)
     log(f"[{scenario.name}] setting up")
     try:
         try:
@@ -145,6 +149,11 @@ def run_scenario(scenario: Scenario, tools: Tools, workload: Workload, scratch: 
         log(f"[{scenario.name}] timing {len(runnable)} rows, {runs} runs each, interleaved")
         timer = Timer(tools.hyperfine, sdir, lambda m: log(f"[{scenario.name}] {m}"))
         measured = timer.measure_all(runnable, runs)
+        for hook in ctx.after:
+            try:
+                hook()
+            except (SetupFailed, subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
+                ctx.note(f"measuring after the runs failed: {exc}")
         for case in cases:
             row = Row(case)
             if case.unavailable:
@@ -156,9 +165,10 @@ def run_scenario(scenario: Scenario, tools: Tools, workload: Workload, scratch: 
             else:
                 row.measurement = measured[case.label]
             result.rows.append(row)
-        result.notes = ctx.notes
+        result.notes, result.checks, result.figures = ctx.notes, ctx.checks, ctx.figures
         result.finish()
     finally:
+        cleanup(ctx, sdir, scenario.name)
         result.seconds = time.monotonic() - started
         # Deleting now would slow the next scenario's file creation (see scenarios.retire);
         # the scratch directory goes at exit, unless the disk is getting full.
@@ -166,6 +176,24 @@ def run_scenario(scenario: Scenario, tools: Tools, workload: Workload, scratch: 
             log(f"[{scenario.name}] low on disk space: deleting {sdir} now")
             remove(sdir, log)
     return result
+
+
+def cleanup(ctx: Context, sdir: Path, name: str) -> None:
+    """Undo what a scenario left running: its containers, lg monitors, podman store (the
+    builders register how); then make sure nothing is still mounted in its directory,
+    which would keep the scratch filesystem from unmounting."""
+    for undo in reversed(ctx.cleanups):
+        try:
+            undo()
+        except Exception as exc:  # one failed clean-up must not skip the others
+            log(f"[{name}] clean-up step failed: {exc}")
+    left = mounts_under(sdir)
+    if left:
+        log(f"[{name}] warning: {len(left)} mounts left under {sdir} after clean-up "
+            f"(e.g. {left[0]}); unmounting them")
+        ctx.note(f"{len(left)} mounts were still there after the scenario's clean-up (e.g. {left[0]})")
+        for target in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", "-l", target], capture_output=True)
 
 
 def _mount_of(path: Path) -> tuple[str, str]:

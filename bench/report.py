@@ -2,7 +2,8 @@
 
 The table is for people: per scenario one row per tool with the median wall time and,
 on each peer's row, the ratio lg / peer (below 1: lg is faster), plus the goal where
-issue 2 states one and whether this run met it. The JSON is for machines and for
+an issue states one and whether this run met it. Figures that are not a command's wall
+time (memory per container, requests per second) come as checks under the table. The JSON is for machines and for
 comparing runs later: every individual time, the exact commands, the environment.
 """
 
@@ -26,6 +27,7 @@ class Row:
     message: str = ""
     ratio: float | None = None      # peer rows: median(lg counterpart) / median(this)
     against: str | None = None      # label of that lg counterpart
+    relative: float | None = None   # lg rows with `vs` another lg row: median(this) / median(that)
     goal_met: bool | None = None
 
     @property
@@ -44,11 +46,23 @@ class Row:
 
 
 @dataclass
+class Check:
+    """A goal judged on a figure that is not a row's wall time (memory per container,
+    requests per second): what the issue asks, the figure measured, and the verdict."""
+
+    text: str
+    figure: str
+    met: bool | None
+
+
+@dataclass
 class ScenarioResult:
     scenario: "object"               # scenarios.Scenario (not imported: no cycle)
     runs: int
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # scenario-specific raw figures, for the JSON
     error: str | None = None
     seconds: float = 0.0
 
@@ -61,6 +75,12 @@ class ScenarioResult:
                 lg = lg_rows.get(row.against)
                 if lg and lg.median is not None and row.median:
                     row.ratio = lg.median / row.median
+            elif row.case.vs and row.case.vs != row.case.label:
+                # Two lg rows (first run vs cached, monitor down vs up): how they relate.
+                row.against = row.case.vs
+                other = lg_rows.get(row.against)
+                if other and other.median and row.median is not None:
+                    row.relative = row.median / other.median
             goal = row.case.goal
             if goal and goal.kind == "ratio" and row.ratio is not None:
                 row.goal_met = row.ratio <= goal.limit
@@ -101,6 +121,8 @@ def format_scenario(result: ScenarioResult) -> str:
             notes.append(f"not available: {row.message}")
         if row.against and row.against != s.primary and row.ratio is not None:
             notes.append(f"ratio vs {row.against}")
+        if row.relative is not None:
+            notes.append(f"{row.relative:.2f}x the time of '{row.against}'")
         if row.case.goal:
             notes.append(_goal_text(row))
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
@@ -115,8 +137,13 @@ def format_scenario(result: ScenarioResult) -> str:
     if table:
         out.append(line(headers))
         out.extend(line(r) for r in table)
+    out.extend(f"   check: {c.text}: {c.figure}, {_verdict(c.met)}" for c in result.checks)
     out.extend(f"   note: {n}" for n in result.notes)
     return "\n".join(out)
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: "not measured"}[met]
 
 
 def format_goals(results: list[ScenarioResult]) -> str:
@@ -131,7 +158,9 @@ def format_goals(results: list[ScenarioResult]) -> str:
                 figure = f"{seconds(row.median)} s" if row.median is not None else "no time"
             verdict = {True: "met", False: "MISSED", None: "not measured"}[row.goal_met]
             lines.append(f"  {res.scenario.name}: {row.case.goal.text}: {figure}, {verdict}")
-    return "goals (issue 2):\n" + "\n".join(lines) if lines else ""
+        for c in res.checks:
+            lines.append(f"  {res.scenario.name}: {c.text}: {c.figure}, {_verdict(c.met)}")
+    return "goals (from the issues):\n" + "\n".join(lines) if lines else ""
 
 
 def to_json(meta: dict, results: list[ScenarioResult], interrupted: bool) -> dict:
@@ -149,12 +178,15 @@ def to_json(meta: dict, results: list[ScenarioResult], interrupted: bool) -> dic
                 "median_s": row.median, "iqr_over_median": row.spread,
                 "measurement": row.measurement.to_json() if row.measurement else None,
                 "ratio_lg_over_peer": row.ratio, "ratio_against": row.against,
+                "relative_to_lg_row": row.relative,
                 "goal": {"text": c.goal.text, "kind": c.goal.kind, "limit": c.goal.limit, "met": row.goal_met}
                         if c.goal else None,
             })
         scenarios.append({"number": s.number, "name": s.name, "title": s.title, "measures": s.measures,
                           "primary": s.primary, "runs": res.runs, "seconds_with_setup": res.seconds,
-                          "error": res.error, "notes": res.notes, "rows": rows})
+                          "error": res.error, "notes": res.notes,
+                          "checks": [{"text": c.text, "figure": c.figure, "met": c.met} for c in res.checks],
+                          "figures": res.figures, "rows": rows})
     return {"format": "layergit-bench/1", "interrupted": interrupted, **meta, "scenarios": scenarios}
 
 

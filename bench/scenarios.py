@@ -1,4 +1,7 @@
-"""The scenarios of issue 2 ("Image store and history"): what each times, against whom.
+"""The scenarios of issue 2 ("Image store and history"), and what every scenario gets.
+
+Context, Scenario, retire() and SetupFailed here are shared with the container
+scenarios of issues 3-6 (containers.py); catalog.py lists them all.
 
 Each scenario is a builder: given a fresh scratch directory it sets up the state its
 commands need (stores, repositories, checkouts: untimed) and returns the cases to time,
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .report import Check
 from .timing import Case, Goal, run
 from .tools import Tools
 from .workload import TAR_FLAGS, Workload
@@ -64,9 +68,17 @@ class Context:
     workload: Workload
     dir: Path
     log: Callable[[str], None]
+    runs: int = 1           # timed runs per row in this invocation (for figures measured after them)
 
     def __post_init__(self):
         self.notes: list[str] = []
+        self.checks: list[Check] = []
+        self.figures: dict = {}
+        # Run once the rows are timed (figures that are not wall times: memory, req/s) ...
+        self.after: list[Callable[[], None]] = []
+        # ... and at the end of the scenario whatever happened, last registered first
+        # (containers, monitors, podman stores: nothing outlives its scenario).
+        self.cleanups: list[Callable[[], None]] = []
         (self.dir / GRAVEYARD).mkdir(exist_ok=True)
 
     def path(self, name: str) -> Path:
@@ -74,6 +86,10 @@ class Context:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def check(self, text: str, figure: str, met: bool | None) -> None:
+        """A goal judged on a figure that is not a row's time (shown under the table)."""
+        self.checks.append(Check(text, figure, met))
 
     def lg(self, *args) -> list[str]:
         return [*self.tools.lg, *map(str, args)]
@@ -338,7 +354,7 @@ def build_startup(ctx: Context) -> list[Case]:
     return cases
 
 
-SCENARIOS = [
+STORE_SCENARIOS = [
     Scenario(1, "commit", "cold commit of the rootfs into a fresh store",
              "`lg commit ROOTFS -t bench:v1` into an empty LG_ROOT (no stat cache) vs `ostree commit` into a "
              "fresh bare repo and `git add -A && git commit` into a fresh repository.",
@@ -363,15 +379,3 @@ SCENARIOS = [
              LG_HELP, runs=25, quick_runs=7, build=build_startup),
 ]
 
-
-def select(names: list[str]) -> list[Scenario]:
-    """Scenarios by name or number, in their canonical order; all when none are named."""
-    if not names:
-        return list(SCENARIOS)
-    by_key = {s.name: s for s in SCENARIOS} | {str(s.number): s for s in SCENARIOS}
-    unknown = [n for n in names if n not in by_key]
-    if unknown:
-        raise ValueError(f"unknown scenario {', '.join(unknown)}; choose from "
-                         + ", ".join(f"{s.number}/{s.name}" for s in SCENARIOS))
-    wanted = {by_key[n].name for n in names}
-    return [s for s in SCENARIOS if s.name in wanted]

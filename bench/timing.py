@@ -56,6 +56,8 @@ class Case:
     goal: Goal | None = None
     unavailable: str | None = None  # do not run: "not available" with this reason
     broken: str | None = None       # its setup failed: reported as FAILED with this reason
+    warmup: bool = True             # False: no untimed probe run (for rows whose run takes minutes;
+                                    # their stdout is kept, so they should print errors there)
 
     @property
     def command(self) -> str:
@@ -125,6 +127,8 @@ class Timer:
         failed: dict[str, CaseFailed] = {}
         times: dict[str, list[float]] = {c.label: [] for c in cases}
         for case in cases:
+            if not case.warmup:
+                continue
             try:
                 self._probe(case, envs[case.label])
             except CaseFailed as exc:
@@ -171,14 +175,33 @@ class Timer:
         self._n += 1
         export = self.workdir / f".hyperfine-{self._n}.json"
         cmd = [self.hyperfine, "-N", "--style", "none", "--runs", "1", "--export-json", str(export)]
-        if case.prepare:
+        output = self.workdir / f".hyperfine-{self._n}.out"
+        if not case.warmup:
+            # No probe captured this row's errors: keep its output (hyperfine keeps stdout
+            # only) so a failure names its cause rather than just "non-zero exit code".
+            cmd += ["--output", str(output)]
+        if case.prepare and not case.warmup:
+            # Run it ourselves: hyperfine would swallow its error message, and no probe
+            # has shown that it works. Untimed either way.
+            self._prepare(case, env)
+        elif case.prepare:
             # -N runs the prepare command without a shell too, so give it one explicitly.
             cmd += ["--prepare", shlex.join(["sh", "-c", case.prepare])]
         cmd.append(case.command)
         out = run(cmd, env=env, cwd=self.workdir, stdin=subprocess.DEVNULL,
                   capture_output=True, text=True, errors="replace")
         if out.returncode != 0:
-            raise CaseFailed("under hyperfine, " + _last_error_line(out.stderr, out.returncode))
+            message = "under hyperfine, " + _last_error_line(out.stderr, out.returncode)
+            if not case.warmup:
+                try:
+                    own = [ln.strip() for ln in output.read_text(errors="replace").splitlines() if ln.strip()]
+                except OSError:
+                    own = []
+                if own:
+                    message += f" (its last output line: {own[-1]})"
+            raise CaseFailed(message)
+        if not case.warmup:
+            output.unlink(missing_ok=True)
         result = json.loads(export.read_text())["results"][0]
         export.unlink()
         return result["times"][0]

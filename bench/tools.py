@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Peers of the container scenarios (7-15): podman (with runc, DESIGN.md), bare runc, and
+# the HTTP load generators of the port scenario. Not needed by scenarios 1-6.
+OPTIONAL = ("podman", "runc", "wrk", "curl")
 
 
 class ToolMissing(Exception):
@@ -79,7 +82,7 @@ class Tools:
     lg_shim: str | None           # the pyenv shim on PATH, if we resolved past one
     python: str                   # the interpreter lg runs on: the start-up floor
     hyperfine: str | None         # None: fall back to timing in Python
-    paths: dict[str, str] = field(default_factory=dict)  # ostree, git, tar, cp
+    paths: dict[str, str] = field(default_factory=dict)  # ostree, git, tar, cp; podman, runc, ... if found
 
     @classmethod
     def find(cls, lg_override: str | None = None) -> "Tools":
@@ -89,6 +92,11 @@ class Tools:
             if not found:
                 raise ToolMissing(f"{name} not found on PATH (apt-get install {name})")
             paths[name] = found
+        # The container scenarios' peers: optional, their rows say "not available" without them.
+        for name in OPTIONAL:
+            found = shutil.which(name)
+            if found:
+                paths[name] = found
         lg, note, shim, python = cls._find_lg(lg_override)
         return cls(lg=lg, lg_note=note, lg_shim=shim, python=python,
                    hyperfine=shutil.which("hyperfine"), paths=paths)
@@ -117,6 +125,17 @@ class Tools:
     def __getitem__(self, name: str) -> str:
         return self.paths[name]
 
+    def has(self, name: str) -> bool:
+        return name in self.paths
+
+    def lg_command_works(self, command: str) -> str | None:
+        """None if `lg COMMAND --help` works, else why not (lg build is written in parallel)."""
+        out = subprocess.run([*self.lg, command, "--help"], capture_output=True, text=True)
+        if out.returncode == 0:
+            return None
+        lines = [ln.strip() for ln in (out.stderr or out.stdout).splitlines() if ln.strip()]
+        return f"`lg {command} --help` exits {out.returncode}" + (f": {lines[-1]}" if lines else "")
+
     def lg_supports(self, command: str, flag: str) -> bool:
         """Whether `lg COMMAND --help` lists FLAG: lg grows while the harness runs."""
         out = subprocess.run([*self.lg, command, "--help"], capture_output=True, text=True)
@@ -130,6 +149,12 @@ class Tools:
             "git": _first_line([self["git"], "--version"]),
             "tar": _first_line([self["tar"], "--version"]),
         }
+        if self.has("podman"):
+            v["podman"] = _first_line([self["podman"], "--version"])
+        if self.has("runc"):
+            v["runc"] = _first_line([self["runc"], "--version"])
+        if self.has("wrk"):
+            v["wrk"] = " ".join(_first_line([self["wrk"], "--version"]).split()[:2])
         v["hyperfine"] = _first_line([self.hyperfine, "--version"]) if self.hyperfine else "no hyperfine (Python timer)"
         return v
 

@@ -20,8 +20,7 @@ def create(repo: Repo, name: str, subnet: str | None = None, gateway: str | None
 
 
 def ls(repo: Repo) -> list[dict]:
-    nets = _nets(repo)
-    nets.get(DEFAULT)  # the default network always exists, as in Docker
+    nets = _nets(repo)  # the default network appears once a container has used it
     return [dict(asdict(n), containers=len(nets.leases(n.name))) for n in nets.all()]
 
 
