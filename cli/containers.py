@@ -80,7 +80,13 @@ def run_cmd(ctx, detach, auto_remove, image, command, **kw):
 @click.pass_context
 def create_cmd(ctx, auto_remove, image, command, **kw):
     """Create a container from IMAGE without starting it; prints its id."""
-    click.echo(containers.create(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove)))
+    from layergit.errors import LgError
+
+    try:
+        click.echo(containers.create(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove)))
+    except LgError as exc:
+        exc.exit_code = 125  # as docker create: lg could not make the container
+        raise
 
 
 @click.command("start")

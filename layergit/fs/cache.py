@@ -75,7 +75,13 @@ class FarmWriter(TreeWriter):
                 pass
             if not self.create(fan, tmp, node):
                 return
-            os.rename(tmp, name, src_dir_fd=fan, dst_dir_fd=fan)
+            # link, never rename: an object another process made meanwhile is kept (replacing
+            # it under a concurrent link() can make that link fail with ENOENT).
+            try:
+                os.link(tmp, name, src_dir_fd=fan, dst_dir_fd=fan, follow_symlinks=False)
+            except FileExistsError:
+                pass
+            os.unlink(tmp, dir_fd=fan)
         try:
             os.link(name, node.name, src_dir_fd=fan, dst_dir_fd=fd, follow_symlinks=False)
         except OSError as exc:

@@ -263,7 +263,9 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
             _disconnect(repo, cdir.id)
         name = record.name if record else None
         with cdir.lock():
-            remove_dir(cdir.path)
+            if cdir.exists():
+                remove_dir(cdir.path)
+        cdir.forget_lock()
         if name:
             reg.release_name(name, cdir.id)
         try:

@@ -17,7 +17,7 @@ import termios
 import tty
 
 from .cgroups import Cgroup
-from .process import Stdio, spawn, spawn_in
+from .process import Stdio, pty_pair, receive_master, spawn, spawn_in
 from .spec import Process, Spec
 from .state import ContainerDir, State, now_iso, pid_start_time
 from .supervise import FORWARDED, LOG_NAME, LogWriter, exit_code, forward, pump, record_exit
@@ -32,12 +32,10 @@ def _copy_winsize(src: int, dst: int) -> None:
 
 
 def _streams(tty: bool, interactive: bool):
-    """Child stdio and the host ends we relay: (Stdio, fds to close after fork, reads, echo, master)."""
+    """Child stdio and what we relay: (Stdio, fds to close after fork, reads, echo, pty socket)."""
     if tty:
-        master, slave = os.openpty()
-        if os.isatty(0):
-            _copy_winsize(0, master)
-        return Stdio(slave, slave, slave, tty=True), [slave], {master: "stdout"}, {master: 1}, master
+        ours, stdio = pty_pair()
+        return stdio, [stdio.pty_socket], {}, {}, ours
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     stdin = os.dup(0) if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -56,7 +54,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.startswith("container:") else None
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
-    stdio, child_fds, reads, echo, master = _streams(spec.process.tty, spec.process.stdin)
+    stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)
 
     def prepare(child: int) -> None:
         cgroup.add(child)
@@ -70,12 +68,15 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     except BaseException:
         for fd in child_fds + list(reads):
             os.close(fd)
+        if pty is not None:
+            pty.close()
         cgroup.remove()
         if bridged:
             request(root, {"op": "net-detach", "id": cdir.id}, start=False)
         raise
     for fd in child_fds:
         os.close(fd)
+    master = _terminal(pty, reads, echo)
     try:
         status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
     finally:
@@ -86,7 +87,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
 
 def exec_attached(container_pid: int, cgroup: Cgroup, process: Process, hostname: str) -> int:
     """Run ``process`` inside a running container (lg exec); returns its exit code."""
-    stdio, child_fds, reads, echo, master = _streams(process.tty, process.stdin)
+    stdio, child_fds, reads, echo, pty = _streams(process.tty, process.stdin)
     try:
         pid = spawn_in(container_pid, process, hostname, stdio, cgroup)
     except BaseException:
@@ -96,7 +97,20 @@ def exec_attached(container_pid: int, cgroup: Cgroup, process: Process, hostname
     finally:
         for fd in child_fds:
             os.close(fd)
+    master = _terminal(pty, reads, echo)
     return exit_code(_relay(pid, master, reads, echo, process.stdin, None))
+
+
+def _terminal(pty, reads: dict, echo: dict) -> int | None:
+    """Take the pty master the container sent, sized like our terminal."""
+    if pty is None:
+        return None
+    master = receive_master(pty)
+    if os.isatty(0):
+        _copy_winsize(0, master)
+    reads[master] = "stdout"
+    echo[master] = 1
+    return master
 
 
 def _relay(pid: int, master: int | None, reads: dict, echo: dict, interactive: bool, log: LogWriter | None) -> int:

@@ -20,6 +20,12 @@ from ..errors import LgError
 ROOT = "/sys/fs/cgroup"
 PARENT = "layergit"
 _PERIOD = 100_000
+DEVICE_RULES = [
+    "c *:* m", "b *:* m",  # creating nodes is fine; using them is what the rules below govern
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
+    "c 10:200 rwm",  # tun, for VPN clients
+]
 
 
 def _read(path: str) -> str:
@@ -100,7 +106,22 @@ class Cgroup:
                 if os.path.exists(mine) and not _read(mine).strip():
                     _write(mine, _read(os.path.join(os.path.dirname(directory), knob)).strip())
 
+    def _devices(self) -> None:
+        """Only the devices of a minimal /dev, as Docker allows (cgroup v1's devices controller).
+
+        mknod stays allowed (CAP_MKNOD is in the default set) but opening anything
+        else, a host disk for instance, is refused. cgroup v2 has no such file: it
+        needs an eBPF program, which layergit does not install (see the issue notes).
+        """
+        devices = self._controller("devices")
+        if self.v2 or devices is None:
+            return
+        _write(os.path.join(devices, "devices.deny"), "a")
+        for rule in DEVICE_RULES:
+            _write(os.path.join(devices, "devices.allow"), rule)
+
     def _limits(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+        self._devices()
         if memory is not None:
             mem = self._controller("memory")
             if self.v2:

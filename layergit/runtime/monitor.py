@@ -31,7 +31,7 @@ from ..errors import LgError
 from .cgroups import Cgroup
 from .connect import Controller
 from .portproxy import PortProxy
-from .process import SpawnError, Stdio, spawn
+from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
 from .state import ContainerDir, State, now_iso, pid_start_time, remove_dir
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
@@ -66,10 +66,10 @@ class Monitor:
             cgroup = Cgroup(cid)
             cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            pty = None
             if spec.process.tty:
-                master, slave = os.openpty()
-                stdio, reads = Stdio(slave, slave, slave, tty=True), {master: "stdout"}
-                closes = [slave]
+                pty, stdio = pty_pair()
+                reads, closes = {}, [stdio.pty_socket]
             else:
                 out_r, out_w = os.pipe2(os.O_CLOEXEC)
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -84,6 +84,8 @@ class Monitor:
             except (SpawnError, LgError) as exc:
                 for fd in closes + list(reads) + [devnull]:
                     os.close(fd)
+                if pty is not None:
+                    pty.close()
                 cgroup.remove()
                 code = exc.exit_code if isinstance(exc, SpawnError) else 125
                 st = cdir.raw_state()
@@ -92,6 +94,8 @@ class Monitor:
                 return {"ok": False, "error": str(exc), "code": code}
             for fd in closes + [devnull]:
                 os.close(fd)
+            if pty is not None:
+                reads[receive_master(pty)] = "stdout"
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
         log = LogWriter(cdir.file(LOG_NAME))
         pidfd = os.pidfd_open(pid)
@@ -124,7 +128,9 @@ class Monitor:
             return
         if auto_remove:
             with cdir.lock():
-                remove_dir(cdir.path)
+                if cdir.exists():
+                    remove_dir(cdir.path)
+            cdir.forget_lock()
 
     def dispatch(self, request: dict) -> dict:
         op = request.get("op")
@@ -147,8 +153,8 @@ class Monitor:
                 reply = self.dispatch(request)
             except LgError as exc:
                 reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
-            except (ValueError, KeyError, OSError) as exc:
-                reply = {"ok": False, "error": f"monitor: {exc}", "code": 125}
+            except Exception as exc:  # noqa: BLE001 - one bad request must not take every container's parent down
+                reply = {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": 125}
             stream.write(json.dumps(reply).encode() + b"\n")
             stream.flush()
 
@@ -162,7 +168,10 @@ class Monitor:
                     self.handle(conn)
                     self.last_activity = time.monotonic()
                 elif key.data == "exit":
-                    self.reap(key.fd)
+                    try:
+                        self.reap(key.fd)
+                    except Exception as exc:  # noqa: BLE001 - keep parenting the other containers
+                        print(f"monitor: reaping failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                     self.last_activity = time.monotonic()
                 elif callable(key.data):
                     key.data(key, mask)

@@ -13,6 +13,7 @@ of a new namespace is a single ioctl and needs no pyroute2.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import socket
 import struct
@@ -94,10 +95,16 @@ def attach(pid: int, container_id: str, network: Network, address: str) -> str:
 
 def detach(container_id: str) -> None:
     """Delete the host end of a container's veth (if the kernel has not already)."""
+    from pyroute2 import NetlinkError
+
     with _iproute() as ipr:
         idx = _index(ipr, host_end(container_id))
         if idx is not None:
-            ipr.link("del", index=idx)
+            try:
+                ipr.link("del", index=idx)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:  # gone with its namespace meanwhile
+                    raise
 
 
 def bridge_exists(name: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import struct
 import termios
 from dataclasses import dataclass
 
@@ -35,10 +36,49 @@ class SpawnError(LgError):
 
 @dataclass
 class Stdio:
-    stdin: int
-    stdout: int
-    stderr: int
-    tty: bool = False  # stdin/stdout/stderr are one pty slave
+    """The child's stdio: three fds, or (tty) a socket to send back the master of a
+    pty the child opens inside the container, from the container's own devpts."""
+
+    stdin: int = -1
+    stdout: int = -1
+    stderr: int = -1
+    pty_socket: int | None = None
+
+    @property
+    def tty(self) -> bool:
+        return self.pty_socket is not None
+
+
+def pty_pair() -> tuple[socket.socket, Stdio]:
+    """(our end, the child's Stdio) for a tty container or exec."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.set_inheritable(theirs.fileno(), False)
+    return ours, Stdio(pty_socket=theirs.detach())
+
+
+def receive_master(ours: socket.socket) -> int:
+    """The pty master the child sent (call after spawn returned)."""
+    with ours:
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    if not fds:
+        raise LgError("the container did not hand over its terminal")
+    return fds[0]
+
+
+_TIOCGPTN = 0x80045430
+_TIOCSPTLCK = 0x40045431
+
+
+def _container_pty(stdio: Stdio) -> int:
+    """Open a pty on the container's devpts, send the master to the parent, return the slave."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+    slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+    with socket.socket(fileno=stdio.pty_socket) as sock:
+        socket.send_fds(sock, [b"m"], [master])
+    os.close(master)
+    return slave
 
 
 def spawn(spec: Spec, stdio: Stdio, prepare, init_binary: str | None = None, netns: str | None = None) -> int:
@@ -169,11 +209,15 @@ def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_b
         loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
-    rootfs.enter(spec, stdio.stdin if stdio.tty else None, init_binary if spec.init else None)
+    rootfs.enter(spec, init_binary if spec.init else None)
     if spec.hostname:
         socket.sethostname(spec.hostname)
+    if stdio.tty:
+        slave = _container_pty(stdio)
+        rootfs.console(slave)
+        stdio = Stdio(slave, slave, slave)
     args = ([rootfs.INIT_PATH, "--"] if spec.init else []) + spec.process.args
-    _become(spec.process, spec.hostname, args, stdio, seccomp, err_w)
+    _become(spec.process, spec.hostname, args, stdio, seccomp, err_w, spec.process.tty)
 
 
 def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, ready_w: int, go_r: int, err_w: int) -> None:
@@ -184,15 +228,26 @@ def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, ready_
     seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
-    _become(process, hostname, process.args, stdio, seccomp, err_w)
+    if stdio.tty:
+        slave = _container_pty(stdio)
+        stdio = Stdio(slave, slave, slave)
+        tty = True
+    else:
+        tty = False
+    _become(process, hostname, process.args, stdio, seccomp, err_w, tty)
 
 
-def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int) -> None:
+def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool) -> None:
     """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec."""
     for target, fd in ((0, stdio.stdin), (1, stdio.stdout), (2, stdio.stderr)):
         os.dup2(fd, target, inheritable=True)
-    if stdio.tty:
+    if tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # Close every inherited fd before anything resolves a path: a working directory of
+    # /proc/self/fd/N must not reach a host directory we happened to hold open. Only 0-2
+    # survive exec; the error pipe is close-on-exec and reports failures until then.
+    os.closerange(3, err_w)
+    os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
     user = users.resolve(process.user)
     env = _environment(process, hostname, user)
     cwd = process.cwd or "/"
@@ -207,9 +262,6 @@ def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, secc
     security.set_process_caps(process.caps if user.uid == 0 else [])
     if process.no_new_privileges:
         security.no_new_privileges()
-    # Only 0-2 survive exec; the error pipe is close-on-exec and reports failures until then.
-    os.closerange(3, err_w)
-    os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
     try:
         os.execvpe(args[0], args, env)
     except OSError as exc:

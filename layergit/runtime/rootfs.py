@@ -46,7 +46,7 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
-def _make_dev(dev: str, console_fd: int | None) -> None:
+def _make_dev(dev: str) -> None:
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
@@ -62,9 +62,13 @@ def _make_dev(dev: str, console_fd: int | None) -> None:
     console = os.path.join(dev, "console")
     with open(console, "w"):
         pass
-    # A tty container's console is its terminal; otherwise /dev/null, never the host's.
-    source = f"/proc/self/fd/{console_fd}" if console_fd is not None else os.path.join(dev, "null")
-    sc.mount(source, console, None, sc.MS_BIND)
+    # /dev/null until a tty container's own terminal takes its place (console()); never the host's.
+    sc.mount(os.path.join(dev, "null"), console, None, sc.MS_BIND)
+
+
+def console(slave: int) -> None:
+    """Make the container's pty (on its own devpts) its /dev/console (after pivot_root)."""
+    sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, sc.MS_BIND)
 
 
 def _in_root(root_fd: int, path: str) -> int:
@@ -142,7 +146,7 @@ def open_sources(spec: Spec, init_binary: str | None) -> list[tuple[int, str, bo
     return binds
 
 
-def enter(spec: Spec, console_fd: int | None, init_binary: str | None) -> None:
+def enter(spec: Spec, init_binary: str | None) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
@@ -152,7 +156,7 @@ def enter(spec: Spec, console_fd: int | None, init_binary: str | None) -> None:
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
     sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
-    _make_dev(os.path.join(merged, "dev"), console_fd)
+    _make_dev(os.path.join(merged, "dev"))
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for fd, target, readonly in open_sources(spec, init_binary):
         _bind(root_fd, fd, target, readonly)

@@ -87,8 +87,14 @@ class ContainerDir:
 
     @contextmanager
     def lock(self):
-        """Serialise state changes of one container (start, stop, rm, the monitor's reap)."""
-        fd = os.open(self.file("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """Serialise state changes of one container (start, stop, rm, the monitor's reap).
+
+        The lock file lives beside the container directories, not in one, so that it
+        survives the removal it protects.
+        """
+        locks = os.path.join(self.base, "locks")
+        os.makedirs(locks, exist_ok=True)
+        fd = os.open(os.path.join(locks, self.id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -128,6 +134,15 @@ class ContainerDir:
 
     def save_state(self, st: State) -> None:
         self.write_json("state.json", asdict(st))
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def forget_lock(self) -> None:
+        try:
+            os.unlink(os.path.join(self.base, "locks", self.id))
+        except FileNotFoundError:
+            pass
 
 
 class Registry:

@@ -74,7 +74,8 @@ def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int) -> State:
         st.exit_code = exit_code(status)
         st.oom_killed = cgroup.oom_killed()
         st.finished_at = now_iso()
-        cdir.save_state(st)
+        if cdir.exists():  # lg rm -f may have removed it already
+            cdir.save_state(st)
     cgroup.kill()
     cgroup.remove()
     return st
