@@ -106,8 +106,6 @@ def _terminal(pty, reads: dict, echo: dict) -> int | None:
     if pty is None:
         return None
     master = receive_master(pty)
-    if os.isatty(0):
-        _copy_winsize(0, master)
     reads[master] = "stdout"
     echo[master] = 1
     return master

@@ -43,6 +43,7 @@ class Stdio:
     stdout: int = -1
     stderr: int = -1
     pty_socket: int | None = None
+    winsize: bytes | None = None  # struct winsize for the pty, set before the command runs
 
     @property
     def tty(self) -> bool:
@@ -50,10 +51,14 @@ class Stdio:
 
 
 def pty_pair() -> tuple[socket.socket, Stdio]:
-    """(our end, the child's Stdio) for a tty container or exec."""
+    """(our end, the child's Stdio) for a tty container or exec, sized like our terminal."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     os.set_inheritable(theirs.fileno(), False)
-    return ours, Stdio(pty_socket=theirs.detach())
+    try:
+        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8) if os.isatty(0) else None
+    except OSError:
+        size = None
+    return ours, Stdio(pty_socket=theirs.detach(), winsize=size)
 
 
 def receive_master(ours: socket.socket) -> int:
@@ -75,6 +80,8 @@ def _container_pty(stdio: Stdio) -> int:
     fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
     slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+    if stdio.winsize:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, stdio.winsize)
     with socket.socket(fileno=stdio.pty_socket) as sock:
         socket.send_fds(sock, [b"m"], [master])
     os.close(master)
