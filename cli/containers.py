@@ -9,7 +9,7 @@ import click
 from layergit.porcelain import containers
 from layergit.porcelain.runopts import RunOptions
 
-from .output import print_json, repo_from, short, table
+from .output import listing, print_json, repo_from, short
 
 
 def _run_options(f):
@@ -150,15 +150,8 @@ def rm_cmd(ctx, force, refs):
 @click.pass_context
 def ps_cmd(ctx, all_, quiet, as_json):
     """List containers."""
-    rows = containers.ps(repo_from(ctx), all_)
-    if as_json:
-        print_json(rows)
-    elif quiet:
-        for r in rows:
-            click.echo(short(r.id))
-    else:
-        table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-              [[short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status, r.ports, r.name] for r in rows])
+    listing(containers.ps(repo_from(ctx), all_), as_json, quiet, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+            lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status, r.ports, r.name])
 
 
 @click.command("logs")

@@ -6,7 +6,7 @@ import click
 
 from layergit.porcelain import images
 
-from .output import human_size, print_json, progress, repo_from, short, table
+from .output import human_size, listing, print_json, progress, repo_from, short
 
 
 @click.command("commit")
@@ -76,11 +76,5 @@ def rmi_cmd(ctx, targets):
 @click.pass_context
 def images_cmd(ctx, as_json, quiet):
     """List images: name, tag, id, created, size."""
-    rows = images.list_images(repo_from(ctx))
-    if as_json:
-        print_json(rows)
-    elif quiet:
-        for r in rows:
-            click.echo(short(r.id))
-    else:
-        table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], [[r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)] for r in rows])
+    listing(images.list_images(repo_from(ctx)), as_json, quiet, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            lambda r: [r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)])

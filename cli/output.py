@@ -67,6 +67,17 @@ def table(columns: list[str], rows: list[list[str]]) -> None:
     console().print(t)
 
 
+def listing(rows: list, as_json: bool, quiet: bool, columns: list[str], cells) -> None:
+    """The three forms of every list command: JSON, ids only (-q), or a table."""
+    if as_json:
+        print_json(rows)
+    elif quiet:
+        for r in rows:
+            click.echo(short(r.id))
+    else:
+        table(columns, [cells(r) for r in rows])
+
+
 @contextmanager
 def progress(label: str):
     """A callback(entries, bytes) drawing a rich progress line on a tty; None elsewhere."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..flock import locked
 from ..root import Root
 
 
@@ -66,11 +66,5 @@ def signature_time(sig) -> datetime:
 def store_lock(repo: Repo, exclusive: bool = False):
     """Writers share this lock; ``lg gc`` takes it alone, so it never prunes objects
     that a commit has written but not yet pointed a ref at."""
-    path = os.path.join(repo.root.path, "gc.lock")
-    os.makedirs(repo.root.path, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    with locked(os.path.join(repo.root.path, "gc.lock"), shared=not exclusive):
         yield
-    finally:
-        os.close(fd)

@@ -11,16 +11,15 @@ links: runtime.network does that, from these records.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import ipaddress
 import json
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from ..errors import Conflict, NotFound, UsageError
+from ..flock import locked
 from .state import now_iso
 
 DEFAULT = "bridge"
@@ -73,28 +72,12 @@ class Networks:
     def _path(self, name: str, leaf: str = "") -> str:
         return os.path.join(self.dir, name, leaf)
 
-    @contextmanager
     def host_lock(self):
-        path = HOST_LOCK if os.access(os.path.dirname(HOST_LOCK), os.W_OK) else os.path.join(self.dir, "host.lock")
-        os.makedirs(self.dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return locked(HOST_LOCK if os.access(os.path.dirname(HOST_LOCK), os.W_OK) else os.path.join(self.dir, "host.lock"))
 
-    @contextmanager
     def lock(self, name: str = ""):
         """One lock per network (and one for the set of networks, name "")."""
-        os.makedirs(self.dir, exist_ok=True)
-        path = self._path(name, "lock") if name else os.path.join(self.dir, "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return locked(self._path(name, "lock") if name else os.path.join(self.dir, "lock"))
 
     def names(self) -> list[str]:
         try:

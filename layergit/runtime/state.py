@@ -15,7 +15,6 @@ monitor was killed, the machine rebooted) reads as exited with exit code -1.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from ..errors import Conflict, NotFound
+from ..flock import locked
 
 
 def now_iso() -> str:
@@ -92,14 +92,8 @@ class ContainerDir:
         The lock file lives beside the container directories, not in one, so that it
         survives the removal it protects.
         """
-        locks = os.path.join(self.base, "locks")
-        os.makedirs(locks, exist_ok=True)
-        fd = os.open(os.path.join(locks, self.id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(os.path.join(self.base, "locks", self.id)):
             yield
-        finally:
-            os.close(fd)
 
     def write_json(self, name: str, value) -> None:
         tmp = self.file(f".{name}.{os.getpid()}.tmp")
