@@ -12,8 +12,13 @@ Layout, one concern per module:
 - ``scratch``   the scratch directory and the dedicated filesystem inside it
 - ``workload``  the Debian minbase rootfs every scenario uses, and edits of it
 - ``timing``    timing commands, interleaved (hyperfine, else Python), with per-run setup
-- ``scenarios`` the six scenarios of issue 2 and the state each one needs
-- ``report``    the printed table and the JSON file
+- ``scenarios`` what every scenario gets (Context, Scenario); the six scenarios of issue 2
+- ``containers`` the scenarios of issues 3-6 (import/export, run, density, network, build)
+- ``podman``    a private podman store per scenario
+- ``procs``     lg's monitors and the memory of the processes a tool leaves running
+- ``helper``    untimed helpers that prepares run as commands
+- ``catalog``   every scenario, by name or number
+- ``report``    the printed table, the checks and the JSON file
 - ``cli``       argument parsing and the order things run in
 
 Run it with ``bench/run`` (see bench/README.md).

@@ -104,9 +104,18 @@ def main(argv=None) -> int:
         workload = Workload.prepare(scratch.work, log)
         meta = collect_meta(tools, workload, scratch, args)
         print(format_header(meta), flush=True)
+        code = meta["lg"]["code"]
         for scenario in scenarios:
             runs = args.runs or (scenario.quick_runs if args.quick else scenario.runs)
             result = run_scenario(scenario, tools, workload, scratch, runs, args.keep)
+            now = tools.lg_code()
+            if now != code:
+                # Someone re-ran `pip install -e` elsewhere: part of this scenario may have
+                # timed another checkout's lg.
+                result.notes.append(f"warning: lg's code moved from {code} to {now} during this scenario")
+                log(f"warning: lg now imports layergit from {now}, not {code}")
+                meta["lg"].setdefault("code_changes", []).append({"after": scenario.name, "code": now})
+                code = now
             results.append(result)
             print("\n" + report.format_scenario(result), flush=True)
         goals = report.format_goals(results)
@@ -229,7 +238,7 @@ def collect_meta(tools: Tools, workload: Workload, scratch: Scratch, args) -> di
                     "load_average_at_start": os.getloadavg()[0],
                     "scratch": str(scratch.work), "scratch_description": scratch.description,
                     "scratch_fs": fstype, "scratch_device": source},
-        "lg": {"argv": tools.lg, "found": tools.lg_note, "python": tools.python},
+        "lg": {"argv": tools.lg, "found": tools.lg_note, "python": tools.python, "code": tools.lg_code()},
         "versions": tools.versions(),
         "workload": {"description": workload.describe(), "fixture": str(workload.fixture),
                      "entries": workload.entries, "bytes": workload.size, "removed": workload.removed,
@@ -247,7 +256,8 @@ def format_header(meta: dict) -> str:
         f"machine:  {m['cpus']} CPUs, Linux {m['kernel']}, load average {m['load_average_at_start']:.2f} at start; "
         f"work directory on {m['scratch_fs']} ({m['scratch_device']}): {m['scratch_description']}; "
         "the workload copy, stores and checkouts all live there",
-        f"lg:       {meta['lg']['found']}",
+        f"lg:       {meta['lg']['found']}, importing layergit from {meta['lg']['code']}"
+        + ("" if meta["lg"]["code"].startswith(meta["checkout"]["path"] + "/") else "  (NOT this checkout)"),
         f"versions: {versions}",
         f"workload: {meta['workload']['description']}",
         f"method:   median wall time per row ({meta['timer']}); one untimed warm-up run per row (warm page "

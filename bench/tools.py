@@ -141,6 +141,14 @@ class Tools:
         out = subprocess.run([*self.lg, command, "--help"], capture_output=True, text=True)
         return out.returncode == 0 and re.search(rf"(^|[\s,]){re.escape(flag)}\b", out.stdout, re.M) is not None
 
+    def lg_code(self) -> str:
+        """Where lg's interpreter imports layergit from. An editable install follows
+        whoever ran `pip install -e` last: on a shared machine a CI clone elsewhere can
+        take over the `lg` being timed in the middle of a run, so the harness checks."""
+        out = subprocess.run([self.python, "-c", "import layergit, os; print(os.path.dirname(layergit.__file__))"],
+                             capture_output=True, text=True, cwd="/")
+        return out.stdout.strip() or f"unknown ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
+
     def versions(self) -> dict[str, str]:
         v = {
             "lg": _first_line([*self.lg, "--version"]),

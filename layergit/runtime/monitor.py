@@ -174,7 +174,10 @@ class Monitor:
                         print(f"monitor: reaping failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                     self.last_activity = time.monotonic()
                 elif callable(key.data):
-                    key.data(key, mask)
+                    try:
+                        key.data(key, mask)
+                    except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the monitor
+                        print(f"monitor: port proxy: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 else:
                     owner = self._owner.get(key.fd)
                     if owner is not None and not pump(self.sel, key, self.watched[owner][2], {}):

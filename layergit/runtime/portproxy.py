@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..errors import Conflict
 
 _CHUNK = 65536
+_CONNECT_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,16 @@ class _Pipe:
         self.closed = False
         for sock in (client, upstream):
             sock.setblocking(False)
-        sel.register(client, selectors.EVENT_READ, self.on_event)
-        sel.register(upstream, selectors.EVENT_WRITE, self.on_connect)
-
-    def on_connect(self, key, mask) -> None:
-        sock = key.fileobj
-        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            self.close()
-            return
-        self.sel.modify(sock, selectors.EVENT_READ, self.on_event)
+            sel.register(sock, selectors.EVENT_READ, self.on_event)
 
     def on_event(self, key, mask) -> None:
+        if self.closed or key.fd not in self.ends:
+            return  # the other end closed the pipe earlier in this round of events
         src, dst = self.ends[key.fd]
         if mask & selectors.EVENT_WRITE:
-            self._flush(dst.fileno(), src)
-            return
+            self._flush(src)
+            if not mask & selectors.EVENT_READ:
+                return
         try:
             data = src.recv(_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -76,7 +72,7 @@ class _Pipe:
             self.pending[dst.fileno()] = data[sent:]
             self.sel.modify(dst, selectors.EVENT_READ | selectors.EVENT_WRITE, self.on_event)
 
-    def _flush(self, src_fd: int, sock: socket.socket) -> None:
+    def _flush(self, sock: socket.socket) -> None:
         data = self.pending.pop(sock.fileno(), b"")
         if data:
             self.sel.modify(sock, selectors.EVENT_READ, self.on_event)
@@ -149,19 +145,14 @@ class PortProxy:
     def _accept(self, listener: socket.socket, target) -> None:
         try:
             client, _ = listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except OSError:  # EAGAIN, ECONNABORTED, EMFILE: nothing to relay this time
             return
-        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        upstream.setblocking(False)
-        for sock in (client, upstream):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The container is on a local bridge: connecting takes microseconds (or fails at
+        # once), and doing it here saves a round of the event loop per connection.
         try:
-            upstream.connect(target)
-        except BlockingIOError:
-            pass
+            upstream = socket.create_connection(target, timeout=_CONNECT_TIMEOUT)
         except OSError:
             client.close()
-            upstream.close()
             return
         _Pipe(self.sel, client, upstream)
 

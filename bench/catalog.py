@@ -1,0 +1,22 @@
+"""Every scenario, in order: the image store's (issue 2, scenarios.py), then import and
+export, the runtime, networking and build (issues 3-6, containers.py)."""
+
+from __future__ import annotations
+
+from .containers import CONTAINER_SCENARIOS
+from .scenarios import STORE_SCENARIOS, Scenario
+
+SCENARIOS: list[Scenario] = STORE_SCENARIOS + CONTAINER_SCENARIOS
+
+
+def select(names: list[str]) -> list[Scenario]:
+    """Scenarios by name or number, in their canonical order; all when none are named."""
+    if not names:
+        return list(SCENARIOS)
+    by_key = {s.name: s for s in SCENARIOS} | {str(s.number): s for s in SCENARIOS}
+    unknown = [n for n in names if n not in by_key]
+    if unknown:
+        raise ValueError(f"unknown scenario {', '.join(unknown)}; choose from "
+                         + ", ".join(f"{s.number}/{s.name}" for s in SCENARIOS))
+    wanted = {by_key[n].name for n in names}
+    return [s for s in SCENARIOS if s.name in wanted]

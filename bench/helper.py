@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Untimed helpers that prepares call as commands (`python3 bench/helper.py ...`).
+
+    helper.py kill-monitor ROOT      stop lg's monitor for ROOT (by pid), if one runs
+    helper.py density-reset CONFIG   record the memory of the helper processes the last
+                                     density run left, then remove all its containers
+
+The density scenario (11) times `lg run -d` x N against `podman run -d` x N. Before every
+run, and once more after the last, `density-reset` looks at what the previous run left:
+the processes that are not the containers' own (lg's monitor; podman's conmons), their
+PSS and RSS, appended as one JSON line per tool to the scenario's figures file. Then it
+removes every container of both tools (`lg rm -f`, `podman rm -af -t 0`) and stops lg's
+monitor, so every timed run starts from no containers and no monitor, as the first
+`lg run -d` on an idle machine does. CONFIG is a JSON file the scenario writes:
+{"lg": [argv], "lg_root": DIR, "podman": [argv prefix] or null, "podman_marks": [...],
+"figures": FILE}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+if __name__ == "__main__":
+    # Run as a script: import the bench package from the repository root, as bench/run does.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+from bench.procs import helpers_of, memory_kb, monitors, stop  # noqa: E402
+
+
+def kill_monitor(root: str) -> None:
+    stop(monitors(root))
+
+
+def footprint(tool: str, marks: list[str]) -> dict | None:
+    """What `tool` has running beside its containers' own processes, or None if nothing."""
+    helpers, contained = helpers_of(marks)
+    if not contained:
+        return None
+    ids = {p.pid for p in helpers}
+    tops = [p for p in contained if p.ppid in ids]
+    rows = []
+    for p in helpers:
+        pss, rss = memory_kb(p.pid)
+        rows.append({"pid": p.pid, "name": p.name, "argv0": p.argv[:3], "pss_kb": pss, "rss_kb": rss})
+    cpss = sum(memory_kb(p.pid)[0] for p in contained)
+    return {"tool": tool, "time": time.time(), "containers": len(tops), "container_processes": len(contained),
+            "helpers": rows, "helper_pss_kb": sum(r["pss_kb"] for r in rows),
+            "helper_rss_kb": sum(r["rss_kb"] for r in rows), "container_pss_kb": cpss}
+
+
+def density_reset(config: str) -> None:
+    with open(config) as f:
+        cfg = json.load(f)
+    lg_env = dict(os.environ, LG_ROOT=cfg["lg_root"])
+    seen = [footprint("lg", [cfg["lg_root"]])]
+    if cfg.get("podman"):
+        seen.append(footprint("podman", cfg["podman_marks"]))
+    with open(cfg["figures"], "a") as f:
+        for record in filter(None, seen):
+            f.write(json.dumps(record) + "\n")
+    failures = []
+    ids = subprocess.run([*cfg["lg"], "ps", "-aq"], env=lg_env, capture_output=True, text=True)
+    if ids.returncode != 0:
+        failures.append(f"lg ps -aq: exit {ids.returncode}: {ids.stderr.strip()[-300:]}")
+    elif ids.stdout.split():
+        rm = subprocess.run([*cfg["lg"], "rm", "-f", *ids.stdout.split()], env=lg_env, capture_output=True, text=True)
+        if rm.returncode != 0:
+            failures.append(f"lg rm -f: exit {rm.returncode}: {rm.stderr.strip()[-300:]}")
+    stop(monitors(cfg["lg_root"]))
+    if cfg.get("podman"):
+        rm = subprocess.run([*cfg["podman"], "rm", "-af", "-t", "0"], capture_output=True, text=True)
+        if rm.returncode != 0:
+            failures.append(f"podman rm -af: exit {rm.returncode}: {rm.stderr.strip()[-300:]}")
+    os.sync()
+    if failures:
+        sys.exit("density-reset: " + "; ".join(failures))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) == 2 and argv[0] == "kill-monitor":
+        kill_monitor(argv[1])
+    elif len(argv) == 2 and argv[0] == "density-reset":
+        density_reset(argv[1])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
