@@ -1,0 +1,239 @@
+"""Container networking, from the outside: names, published ports, isolation, teardown.
+
+Every test has its own root (so its own networks, bridges and nftables table) and
+the ``lg`` fixture's teardown removes its containers, prunes its networks and stops
+its monitor. Traffic goes only to 127.0.0.1 and to the test's own containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+PAGE = b"<p>served by a layergit container</p>\n"
+
+
+@pytest.fixture
+def img(lg, busybox_copy):
+    with open(os.path.join(busybox_copy, "var", "www", "index.html"), "wb") as f:
+        f.write(PAGE)
+    lg("commit", busybox_copy, "-t", "net:1")
+    return "net:1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 10.0) -> bytes:
+    """GET without any proxy from the environment; retried while the server starts."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with opener.open(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _links() -> set[str]:
+    with open("/proc/net/dev") as f:
+        return {line.split(":")[0].strip() for line in f.readlines()[2:]}
+
+
+def _nft_rules() -> int:
+    out = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip() and not line.strip().startswith(("table", "chain", "type", "}", "#")))
+
+
+def _inspect(lg, ref: str) -> dict:
+    return json.loads(lg.out("inspect", ref))[0]
+
+
+def _httpd(lg, img: str, *args: str) -> str:
+    return lg.out("run", "-d", *args, img, "httpd", "-f", "-p", "80", "-h", "/var/www").strip()
+
+
+def test_two_containers_on_a_user_network_talk_by_name_and_alias(lg, img):
+    """wget from one container reaches a busybox httpd in another by its name and alias, also when
+    the client started before the server (its hosts file is updated)."""
+    net = f"t{uuid.uuid4().hex[:8]}"
+    lg("network", "create", net)
+    early = lg.out("run", "-d", "--network", net, "--name", "early", img, "sleep", "600").strip()
+    _httpd(lg, img, "--network", net, "--name", "web", "--network-alias", "www")
+    for name in ("web", "www"):
+        out = lg("run", "--rm", "--network", net, img, "wget", "-qO-", f"http://{name}/").stdout
+        assert out == PAGE
+    assert lg("exec", early, "wget", "-qO-", "http://web/").stdout == PAGE
+    settings = _inspect(lg, "web")["NetworkSettings"]
+    assert net in settings["Networks"] and settings["Networks"][net]["Aliases"] == ["www"]
+    assert settings["IPAddress"].count(".") == 3
+
+
+def test_default_bridge_does_not_resolve_names(lg, img):
+    """As with Docker, containers on the default bridge do not know each other's names."""
+    _httpd(lg, img, "--name", "web")
+    proc = lg("run", "--rm", img, "wget", "-T", "2", "-qO-", "http://web/", check=False)
+    assert proc.returncode != 0
+
+
+def test_published_port_serves_the_host_on_loopback_and_host_addresses(lg, img):
+    """-p HOST:80 answers curl-style requests on 127.0.0.1; lg port and ps show the mapping."""
+    port = _free_port()
+    cid = _httpd(lg, img, "-p", f"{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/") == PAGE
+    assert f"80/tcp -> 0.0.0.0:{port}" in lg.out("port", cid)
+    assert f"0.0.0.0:{port}->80/tcp" in lg.out("ps")
+    ports = _inspect(lg, cid)["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
+
+
+def test_port_bound_to_loopback_is_not_reachable_from_another_namespace(lg, img):
+    """A port published on 127.0.0.1 stays on the host's loopback: a container reaching for its
+    gateway on that port finds nothing (route_localnet stays off)."""
+    port = _free_port()
+    _httpd(lg, img, "-p", f"127.0.0.1:{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/") == PAGE
+    with open("/proc/sys/net/ipv4/conf/all/route_localnet") as f:
+        assert f.read().strip() == "0"
+    client = lg.out("run", "-d", img, "sleep", "600").strip()
+    gateway = _inspect(lg, client)["NetworkSettings"]["Gateway"]
+    proc = lg("exec", client, "wget", "-T", "2", "-qO-", f"http://{gateway}:{port}/", check=False)
+    assert proc.returncode != 0
+
+
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9999))
+while True:
+    data, peer = s.recvfrom(100)
+    s.sendto(data.upper(), peer)
+"""
+
+
+def test_udp_publish(lg, img):
+    """-p HOST:CTR/udp relays datagrams both ways. busybox has no UDP server, so the container runs
+    the host's Debian python from read-only volumes (bootstrap.sh installs it)."""
+    port = _free_port()
+    volumes = [a for d in ("/usr", "/lib", "/lib64") for a in ("-v", f"{d}:{d}:ro")]
+    lg("run", "-d", "-p", f"127.0.0.1:{port}:9999/udp", *volumes, img, "/usr/bin/python3", "-c", UDP_ECHO)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        deadline = time.monotonic() + 15
+        while True:
+            s.sendto(b"ping", ("127.0.0.1", port))
+            try:
+                data, _ = s.recvfrom(100)
+                break
+            except socket.timeout:
+                assert time.monotonic() < deadline, "no UDP reply through the published port"
+    assert data == b"PING"
+
+
+def test_port_in_use_is_a_clear_error_and_leaves_nothing(lg, img):
+    """Publishing a port something else holds fails with one line and exit 125; no container,
+    lease or veth remains."""
+    lg("run", "--rm", img, "true")  # the default network's bridge exists from here on
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        links = _links()
+        err = lg.fails("run", "-d", "-p", f"127.0.0.1:{port}:80", img, "sleep", "60", code=125)
+        assert "already in use" in err
+    assert lg.out("ps", "-aq") == ""
+    assert _links() <= links
+    leases = os.path.join(lg.root, "networks", "bridge", "leases.json")
+    assert not os.path.exists(leases) or json.load(open(leases)) == {}
+
+
+def test_networks_are_isolated_from_each_other(lg, img):
+    """A container on one user network cannot reach a container on another."""
+    a, b = (f"a{uuid.uuid4().hex[:7]}", f"b{uuid.uuid4().hex[:7]}")
+    lg("network", "create", a)
+    lg("network", "create", b)
+    web = _httpd(lg, img, "--network", a)
+    ip = _inspect(lg, web)["NetworkSettings"]["IPAddress"]
+    assert lg("run", "--rm", "--network", a, img, "wget", "-qO-", f"http://{ip}/").stdout == PAGE
+    proc = lg("run", "--rm", "--network", b, img, "wget", "-T", "2", "-qO-", f"http://{ip}/", check=False)
+    assert proc.returncode != 0
+
+
+def test_network_none_has_only_loopback_and_host_network_sees_the_host(lg, img):
+    own = lg.out("run", "--rm", "--network", "none", img, "cat", "/proc/net/dev")
+    assert [line.split(":")[0].strip() for line in own.splitlines()[2:]] == ["lo"]
+    host = lg.out("run", "--rm", "--network", "host", img, "cat", "/proc/net/dev")
+    assert "eth0" in {line.split(":")[0].strip() for line in host.splitlines()[2:]} & _links()
+
+
+def test_container_cannot_change_links_or_routes(lg, img):
+    """Without CAP_NET_ADMIN a container cannot touch even its own interfaces, let alone the host's."""
+    proc = lg("run", "--rm", img, "ip", "link", "set", "eth0", "down", check=False)
+    assert proc.returncode != 0
+    proc = lg("run", "--rm", img, "ip", "route", "add", "10.99.0.0/24", "dev", "eth0", check=False)
+    assert proc.returncode != 0
+
+
+def test_network_commands(lg, img):
+    """create with --subnet/--gateway, ls --json, inspect, rm (refused while in use), prune."""
+    net = f"n{uuid.uuid4().hex[:8]}"
+    lg("network", "create", "--subnet", "10.213.7.0/24", "--gateway", "10.213.7.254", net)
+    rows = json.loads(lg.out("network", "ls", "--json"))
+    row = next(r for r in rows if r["name"] == net)
+    assert (row["subnet"], row["gateway"]) == ("10.213.7.0/24", "10.213.7.254")
+    cid = lg.out("run", "-d", "--network", net, img, "sleep", "600").strip()
+    info = json.loads(lg.out("network", "inspect", net))[0]
+    assert cid in info["Containers"] and info["Containers"][cid]["IPv4Address"] == "10.213.7.1/24"
+    lg.fails("network", "rm", net)
+    lg("rm", "-f", cid)
+    lg("network", "rm", net)
+    assert net not in lg.out("network", "ls")
+    lg.fails("network", "create", "--subnet", "10.213.8.0/24", "--gateway", "10.213.9.1", "bad")
+    lg.fails("network", "create", "UPPER space")
+
+
+def test_addresses_are_released_and_never_shared(lg, img):
+    """Leases go with their container and two running containers never share an address."""
+    net = f"l{uuid.uuid4().hex[:8]}"
+    lg("network", "create", "--subnet", "10.214.3.0/29", net)  # 5 usable addresses after the gateway
+    ids = [lg.out("run", "-d", "--network", net, img, "sleep", "600").strip() for _ in range(5)]
+    ips = {_inspect(lg, c)["NetworkSettings"]["IPAddress"] for c in ids}
+    assert len(ips) == 5
+    err = lg.fails("run", "-d", "--network", net, img, "sleep", "600")
+    assert "no free address" in err
+    freed = _inspect(lg, ids[0])["NetworkSettings"]["IPAddress"]
+    lg("rm", "-f", ids[0])
+    again = lg.out("run", "-d", "--network", net, img, "sleep", "600").strip()
+    assert _inspect(lg, again)["NetworkSettings"]["IPAddress"] == freed
+    assert len({_inspect(lg, c)["NetworkSettings"]["IPAddress"] for c in ids[1:] + [again]}) == 5
+
+
+def test_fifty_create_remove_cycles_leave_links_and_rules_as_they_were(lg, img):
+    """50 runs on the default bridge with a published port, each removed: afterwards the host has
+    the same links (no veth left) and, once the network is pruned, the same nftables rules."""
+    lg("run", "--rm", img, "true")  # the default bridge and this root's rules exist from here on
+    links, rules = _links(), _nft_rules()
+    for _ in range(50):
+        cid = lg.out("run", "-d", "-p", f"127.0.0.1:{_free_port()}:80", img, "sleep", "60").strip()
+        lg("rm", "-f", cid)
+    assert _links() == links
+    assert _nft_rules() == rules
+    leases = json.load(open(os.path.join(lg.root, "networks", "bridge", "leases.json")))
+    assert leases == {}
+    lg("network", "prune")
+    assert not {name for name in _links() - links if name.startswith("lg")}
