@@ -75,8 +75,9 @@ def runtime_template(tmp_path_factory, busybox_rootfs) -> str:
     with open(os.path.join(tree, "etc", "release"), "w") as f:
         f.write("2\n")
     _lg_at(root, "commit", tree, "-t", IMAGE, "-m", "release 2")
-    # The first run materialises the rootfs into the cache; later copies start warm.
-    _lg_at(root, "run", "--rm", IMAGE, "true")
+    # The first run materialises the rootfs into the cache; later copies start warm. No network:
+    # copies of this root must not inherit a network record whose bridge belongs to the template.
+    _lg_at(root, "run", "--rm", "--network", "none", IMAGE, "true")
     kill_monitor(root)
     return root
 
