@@ -96,8 +96,7 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
 
 
 def _export_image(repo: Repo, rev: str, tip: bytes, stream, path: str | None, fmt: str, progress) -> ExportResult:
-    from ..fs.imagewrite import LayerFile, write_docker_archive, write_oci
-    from ..fs.tarwrite import TarWriter, write_layer
+    from ..fs.imagewrite import write_docker_archive, write_oci
 
     chain = _chain(repo, tip)
     os.makedirs(repo.root.tmp, exist_ok=True)
@@ -110,14 +109,9 @@ def _export_image(repo: Repo, rev: str, tip: bytes, stream, path: str | None, fm
             if previous is not None and img.rootfs == previous:
                 entry["empty_layer"] = True
             else:
-                layer_path = os.path.join(tmpdir, f"layer-{i}.tar")
-                with open(layer_path, "wb") as f:
-                    digesting = _HashingWriter(f)
-                    writer = TarWriter(digesting, repo.store)
-                    write_layer(writer, previous, img.rootfs)
-                    writer.close()
-                    sockets += writer.sockets
-                layers.append(LayerFile(layer_path, digesting.sha256.hexdigest(), digesting.size))
+                layer, skipped = _layer(repo, previous, img.rootfs, tmpdir)
+                layers.append(layer)
+                sockets += skipped
             history.append(entry)
             previous = img.rootfs
             if progress:
@@ -135,6 +129,43 @@ def _export_image(repo: Repo, rev: str, tip: bytes, stream, path: str | None, fm
         return ExportResult(fmt, tip.hex(), len(layers), len(history), sockets)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str):
+    """The layer tar from rootfs ``old`` to ``new``, from the layer cache when made before.
+
+    A layer is a pure function of two immutable trees, so it is kept under
+    cache/layers/OLD-NEW.tar (with its digest) and a later export of the same image,
+    like podman's save of stored layers, only copies it. lg gc empties this cache.
+    """
+    from ..fs.imagewrite import LayerFile
+    from ..fs.tarwrite import TarWriter, write_layer
+
+    cache = repo.root.cache_dir("layers")
+    key = f"{old.hex() if old else 'empty'}-{new.hex()}"
+    tar, meta = os.path.join(cache, key + ".tar"), os.path.join(cache, key + ".sha256")
+    try:
+        with open(meta) as f:
+            digest, size = f.read().split()
+        if os.path.getsize(tar) == int(size):
+            return LayerFile(tar, digest, int(size)), 0
+    except (OSError, ValueError):
+        pass
+    os.makedirs(cache, exist_ok=True)
+    tmp = os.path.join(tmpdir, key + ".tar")
+    with open(tmp, "wb") as f:
+        digesting = _HashingWriter(f)
+        writer = TarWriter(digesting, repo.store)
+        write_layer(writer, old, new)
+        writer.close()
+    digest = digesting.sha256.hexdigest()
+    if writer.sockets == 0:  # a layer that lost sockets is not kept: the warning must come again
+        os.replace(tmp, tar)
+        with open(meta + ".tmp", "w") as f:
+            f.write(f"{digest} {digesting.size}\n")
+        os.replace(meta + ".tmp", meta)
+        tmp = tar
+    return LayerFile(tmp, digest, digesting.size), writer.sockets
 
 
 class _HashingWriter:

@@ -10,6 +10,7 @@ every hardlink names an entry of the same snapshot.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 
@@ -122,6 +123,7 @@ def gc(repo: Repo) -> GcReport:
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
         keep = {img.rootfs for _, _, img in _reachable_images(repo, [])}
         trees, objects = cache(repo).prune(keep)
+        shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)  # export's layer tars: rebuilt on demand
         return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects)
 
 
