@@ -142,7 +142,7 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
         if cdir.record().auto_remove:
             remove(repo, [cdir.id], force=True)
         return code
-    from ..runtime.monitor import request
+    from ..runtime.client import request
 
     reply = request(repo.root.path, {"op": "start", "id": cdir.id})
     if not reply.get("ok"):
@@ -279,7 +279,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
 def _disconnect(repo: Repo, cid: str) -> None:
     """Release what networking holds for a container, with or without a live monitor."""
     from ..runtime.connect import release
-    from ..runtime.monitor import request
+    from ..runtime.client import request
 
     request(repo.root.path, {"op": "net-detach", "id": cid}, start=False)
     release(repo.root.path, cid)

@@ -50,7 +50,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     """
     bridged = spec.network not in ("none", "host") and not spec.network.startswith("container:")
     if bridged or spec.network.startswith("container:"):
-        from .monitor import joined_netns, request
+        from .client import joined_netns, request
     netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.startswith("container:") else None
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)

@@ -23,7 +23,6 @@ import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -33,15 +32,12 @@ from .connect import Controller
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
+from .client import joined_netns, paths
 from .state import ContainerDir, State, now_iso, pid_start_time, remove_dir
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
 
-
-def paths(root: str) -> tuple[str, str, str]:
-    run = os.path.join(root, "run")
-    return run, os.path.join(run, "monitor.sock"), os.path.join(run, "monitor.lock")
 
 
 class Monitor:
@@ -210,65 +206,6 @@ def main(root: str) -> None:
             os.unlink(sock_path)
         except FileNotFoundError:
             pass  # the root was removed under us
-
-
-def _connect(sock_path: str) -> socket.socket | None:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(sock_path)
-        return s
-    except OSError:
-        s.close()
-        return None
-
-
-def joined_netns(containers_dir: str, spec: Spec) -> str | None:
-    """For ``--network container:ID``: the network namespace of that running container."""
-    if not spec.network.startswith("container:"):
-        return None
-    from .state import Registry
-
-    target = Registry(containers_dir).find(spec.network.partition(":")[2])
-    st = target.state()
-    if not st.running:
-        raise LgError(f"cannot join the network of {spec.network.partition(':')[2]}: it is not running")
-    return f"/proc/{st.pid}/ns/net"
-
-
-def request(root: str, message: dict, timeout: float = 60.0, start: bool = True) -> dict | None:
-    """Send one request to the root's monitor, starting the monitor if needed (and allowed)."""
-    run, sock_path, _ = paths(root)
-    conn = _connect(sock_path)
-    if conn is None and not start:
-        return None
-    if conn is None:
-        os.makedirs(run, exist_ok=True)
-        with open(os.path.join(run, "monitor.log"), "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "layergit.runtime.monitor", root],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-            )
-        deadline = time.monotonic() + 10
-        while conn is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-            conn = _connect(sock_path)
-        if conn is None:
-            raise LgError(f"could not start the container monitor (see {run}/monitor.log)")
-    with conn:
-        conn.settimeout(timeout)
-        conn.sendall(json.dumps(message).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                raise LgError("the container monitor went away mid-request")
-            data += chunk
-    reply = json.loads(data)
-    if not reply.get("ok", False) and message.get("op") != "start":
-        error = LgError(reply.get("error", "the container monitor refused"))
-        error.exit_code = reply.get("code", 125)
-        raise error
-    return reply
 
 
 if __name__ == "__main__":
