@@ -60,7 +60,8 @@ class _Walker:
             if stat.S_ISDIR(est.st_mode):
                 sub = open_dir(fd, name)
                 try:
-                    if (os.fstat(sub).st_ino, os.fstat(sub).st_dev) != (est.st_ino, est.st_dev):
+                    sst = os.fstat(sub)
+                    if (sst.st_ino, sst.st_dev) != (est.st_ino, est.st_dev):
                         raise LgError(f"{os.fsdecode(child)} changed while being read; try again")
                     git_entries.append((stored, MODE_TREE, self.directory(sub, child, None)))
                     metas[stored] = entry_meta(est, read_xattrs(fd, name, sub))
