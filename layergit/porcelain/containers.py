@@ -277,10 +277,18 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
 
 
 def _disconnect(repo: Repo, cid: str) -> None:
-    """Release what networking holds for a container, with or without a live monitor."""
-    from ..runtime.connect import release
-    from ..runtime.client import request
+    """Release what networking holds for a container, with or without a live monitor.
 
+    Nothing to do when no network leases the container an address any more (its
+    foreground run or the monitor detached it already): a start path worth keeping short.
+    """
+    from ..runtime.client import request
+    from ..runtime.connect import release
+    from ..runtime.netconfig import Networks
+
+    nets = Networks(repo.root.path)
+    if not any(h["id"] == cid for name in nets.names() for h in nets.leases(name).values()):
+        return
     request(repo.root.path, {"op": "net-detach", "id": cid}, start=False)
     release(repo.root.path, cid)
 
