@@ -89,3 +89,12 @@ def busybox_copy(tmp_path, busybox_rootfs) -> str:
     dest = tmp_path / "rootfs"
     subprocess.run(["cp", "-a", busybox_rootfs, str(dest)], check=True)
     return str(dest)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A directory next to a source tree that a snapshot must never read through a link."""
+    d = tmp_path / "outside"
+    d.mkdir()
+    (d / "secret").write_bytes(b"outside the tree: must never be captured\n")
+    return d

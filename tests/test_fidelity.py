@@ -21,15 +21,6 @@ from . import trees
 from .treecompare import assert_same_tree, describe, differences
 
 
-@pytest.fixture
-def outside(tmp_path):
-    """A directory next to the source that the snapshot must never read through a link."""
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "secret").write_bytes(b"outside the tree: must never be captured\n")
-    return d
-
-
 def _user_xattrs_or_skip(path):
     if not trees.xattrs_supported(path, "user"):
         pytest.skip("the filesystem under tmp_path does not support user.* xattrs")
@@ -149,12 +140,7 @@ def test_hardlink_leader_in_locked_directory(lg, tmp_path):
     """A hardlink whose first name is inside a 0000 directory is still recreated
     (as root; see test_nonroot_checkout_hardlink_leader_in_locked_directory)."""
     src = tmp_path / "src"
-    locked = src / "a-locked"
-    locked.mkdir(parents=True)
-    trees.write(locked / "leader", b"linked out of a locked directory\n")
-    (src / "z").mkdir()
-    os.link(locked / "leader", src / "z" / "follower")
-    os.chmod(locked, 0)
+    trees.locked_leader_tree(src)
     trees.roundtrip(lg, src, tmp_path / "out")
 
 
@@ -537,12 +523,7 @@ def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path):
     the checkout out of its own tree before the links are made)."""
     _nobody_or_skip()
     src = tmp_path / "src"
-    locked = src / "a-locked"
-    locked.mkdir(parents=True)
-    trees.write(locked / "leader", b"linked out of a locked directory\n")
-    (src / "z").mkdir()
-    os.link(locked / "leader", src / "z" / "follower")
-    os.chmod(locked, 0)
+    trees.locked_leader_tree(src)
     trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
     lg("commit", src, "-t", "locked:v1")
     with _nobody_checkout(lg, "locked:v1") as (proc, dest):

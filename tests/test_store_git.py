@@ -23,14 +23,6 @@ FIRST_MSG = "first: every kind of entry"
 SECOND_MSG = "second: one file changed deep down"
 
 
-@pytest.fixture
-def outside(tmp_path):
-    d = tmp_path / "outside"
-    d.mkdir()
-    (d / "secret").write_bytes(b"outside\n")
-    return d
-
-
 def _git_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env["GIT_CONFIG_NOSYSTEM"] = "1"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import stat
 import struct
@@ -19,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+
+from layergit.removal import remove_tree
 
 from .treecompare import assert_same_tree
 
@@ -507,16 +508,7 @@ def nobody_dir():
         os.chown(path, NOBODY, NOBODY)
         yield path
     finally:
-        _force_rmtree(path)
-
-
-def _force_rmtree(path: str) -> None:
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            p = os.path.join(dirpath, name)
-            if not os.path.islink(p):
-                os.chmod(p, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
 
 
 def nobody_env(home: str, **extra) -> dict:
@@ -568,3 +560,13 @@ def chown_tree(path, uid: int, gid: int) -> None:
     for dirpath, dirnames, filenames in os.walk(path):
         for name in dirnames + filenames:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def locked_leader_tree(src) -> None:
+    """A hardlink whose first name is inside a 0000 directory: a/leader (locked), z/follower."""
+    locked = src / "a-locked"
+    locked.mkdir(parents=True)
+    write(locked / "leader", b"linked out of a locked directory\n")
+    (src / "z").mkdir()
+    os.link(locked / "leader", src / "z" / "follower")
+    os.chmod(locked, 0)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
-from .checkout import CheckoutResult, TreeWriter, materialise_into, remove_tree
+from ..removal import remove_tree
+from .checkout import CheckoutResult, TreeWriter, materialise_into
 from .safeio import DIR_FLAGS
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from dataclasses import dataclass, field
 
 from ..errors import CorruptStore, LgError
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
+from ..removal import remove_tree
 from .safeio import open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
@@ -222,13 +222,3 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
 def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
     """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
     return materialise_into(TreeWriter(store), tree, dest)
-
-
-def remove_tree(path: str) -> None:
-    """Remove a tree we wrote, including directories whose modes deny us access."""
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            sub = os.path.join(dirpath, d)
-            if not os.path.islink(sub):
-                os.chmod(sub, 0o700)
-    shutil.rmtree(path, ignore_errors=True)

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from ..errors import Conflict, LgError, NotFound, UsageError
+from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
 from ..runtime.spec import Spec
-from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, remove_dir, wait_for
+from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, wait_for
 from ..runtime.supervise import LOG_NAME
 from . import runopts
 from .names_generator import random_name
@@ -108,7 +109,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
     except BaseException:
         if os.path.isdir(cdir.path):
-            remove_dir(cdir.path)
+            remove_tree(cdir.path)
         reg.release_name(name, cid)
         raise
     return cid
@@ -264,7 +265,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         name = record.name if record else None
         with cdir.lock():
             if cdir.exists():
-                remove_dir(cdir.path)
+                remove_tree(cdir.path)
         cdir.forget_lock()
         if name:
             reg.release_name(name, cdir.id)

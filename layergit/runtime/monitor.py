@@ -27,13 +27,14 @@ import sys
 import time
 
 from ..errors import LgError
+from ..removal import remove_tree
 from .cgroups import Cgroup
 from .connect import Controller
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
 from .client import joined_netns, paths
-from .state import ContainerDir, State, now_iso, pid_start_time, remove_dir
+from .state import ContainerDir, State, now_iso, pid_start_time
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
@@ -125,7 +126,7 @@ class Monitor:
         if auto_remove:
             with cdir.lock():
                 if cdir.exists():
-                    remove_dir(cdir.path)
+                    remove_tree(cdir.path)
             cdir.forget_lock()
 
     def dispatch(self, request: dict) -> dict:

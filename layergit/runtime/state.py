@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -191,22 +190,6 @@ class Registry:
         if cid is None or not os.path.isdir(os.path.join(self.dir, cid)):
             raise NotFound(f"no such container: {ref}")
         return ContainerDir(self.dir, cid)
-
-
-def remove_dir(path: str) -> None:
-    """Remove a container directory even where modes would deny us (upper dirs can hold 0000)."""
-
-    def fix(func, target, _exc):
-        parent = os.path.dirname(target)
-        try:
-            os.chmod(parent, 0o700)
-            if not os.path.islink(target) and os.path.isdir(target):
-                os.chmod(target, 0o700)
-        except OSError:
-            pass
-        func(target)
-
-    shutil.rmtree(path, onerror=fix)
 
 
 def wait_for(predicate, timeout: float | None, interval: float = 0.02) -> bool:
