@@ -56,14 +56,12 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
     stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)
 
-    def prepare(child: int) -> None:
-        cgroup.add(child)
-        if bridged:
-            request(root, {"op": "net-attach", "id": cdir.id, "pid": child})
+    def connect(child: int) -> None:
+        request(root, {"op": "net-attach", "id": cdir.id, "pid": child})
 
     try:
         with cdir.lock():
-            pid = spawn(spec, stdio, prepare, init_binary, netns)
+            pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns)
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
     except BaseException:
         for fd in child_fds + list(reads):

@@ -29,7 +29,7 @@ import time
 from ..errors import LgError
 from ..removal import remove_tree
 from .cgroups import Cgroup
-from .connect import Controller
+from .connect import Controller, is_bridged
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
@@ -72,12 +72,9 @@ class Monitor:
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
                 stdio, reads = Stdio(devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
                 closes = [out_w, err_w]
-            def prepare(child: int) -> None:
-                cgroup.add(child)
-                self.net.attach(cdir, spec, child)
-
             try:
-                pid = spawn(spec, stdio, prepare, self.init_binary, joined_netns(self.containers, spec))
+                connect = (lambda child: self.net.attach(cdir, spec, child)) if is_bridged(spec) else None
+                pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.containers, spec))
             except (SpawnError, LgError) as exc:
                 for fd in closes + list(reads) + [devnull]:
                     os.close(fd)

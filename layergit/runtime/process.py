@@ -1,10 +1,11 @@
 """Starting a container's first process: the parent side and the child side of the fork.
 
 Parent: put the child in a new PID namespace (unshare, fork, then setns back so
-later forks are unaffected), place it in its cgroup, release it, and learn through
-a close-on-exec pipe whether setup and exec worked. Child (PID 1 of the container):
-new mount, UTS, IPC, network and cgroup namespaces, the rootfs recipe, hostname,
-stdio, user, seccomp, capabilities, exec. Failures come back as one line and
+later forks are unaffected), connect its network if it has one, release it, and
+learn through a close-on-exec pipe whether setup and exec worked. Child (PID 1 of
+the container): its cgroup (it moves itself: see Cgroup.join_self), new mount,
+UTS, IPC, network and cgroup namespaces, the rootfs recipe, hostname, stdio, user,
+seccomp, capabilities, exec. Failures come back as one line and
 Docker's exit codes: 125 for our own failure, 126 for a command that cannot be
 executed, 127 for a command that is not found.
 """
@@ -88,17 +89,17 @@ def _container_pty(stdio: Stdio) -> int:
     return slave
 
 
-def spawn(spec: Spec, stdio: Stdio, prepare, init_binary: str | None = None, netns: str | None = None) -> int:
-    """Fork the container's PID 1 and return its pid once it has exec'd its command.
+def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: str | None = None, netns: str | None = None) -> int:
+    """Fork the container's PID 1 into ``cgroup`` and return its pid once it has exec'd its command.
 
-    ``prepare(pid)`` runs once the child has its namespaces and before it goes on:
-    it puts the child in its cgroup and connects its network. ``netns`` is the path
-    of a network namespace to join (``--network container:ID``) instead of a new one.
+    ``prepare(pid)``, if given, runs once the child has its namespaces and before it
+    goes on: it connects the child's network. ``netns`` is the path of a network
+    namespace to join (``--network container:ID``) instead of a new one.
     """
     return _launch(
         lambda: sc.unshare(sc.CLONE_NEWPID),
         prepare,
-        lambda ready_w, go_r, err_w: _child(spec, stdio, ready_w, go_r, err_w, init_binary, netns),
+        lambda handshake, err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns),
         spec.process.args[0] if spec.process.args else "",
     )
 
@@ -112,8 +113,8 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
     try:
         return _launch(
             lambda: sc.setns(fds["pid"], sc.CLONE_NEWPID),
-            cgroup.add,
-            lambda ready_w, go_r, err_w: _exec_child(fds, process, hostname, stdio, ready_w, go_r, err_w),
+            None,
+            lambda handshake, err_w: _exec_child(fds, process, hostname, stdio, cgroup, err_w),
             process.args[0] if process.args else "",
         )
     finally:
@@ -125,24 +126,48 @@ def _launch(enter_pidns, prepare, body, command: str) -> int:
     """Fork a child into a PID namespace; return its pid once it exec'd.
 
     The PID namespace change applies to our children only and is undone right after
-    the fork. The child tells us when its namespaces exist (ready), waits while we
-    ``prepare`` it (cgroup, network), and reports a failure before exec through a
+    the fork. With a ``prepare`` step, the child's ``handshake()`` tells us when its
+    namespaces exist and waits while we ``prepare`` it (network); without one there
+    is no round trip. The child reports a failure before exec through a
     close-on-exec pipe.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC) if prepare else (-1, -1)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC) if prepare else (-1, -1)
+
+    def handshake() -> None:
+        if prepare:
+            os.write(ready_w, b"1")
+            if not os.read(go_r, 1):  # the parent failed to prepare us and is killing us
+                os._exit(125)
+
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         enter_pidns()
         pid = os.fork()
         if pid == 0:
-            _child_main(body, ready_w, go_r, err_w, command)
+            _child_main(lambda err: body(handshake, err), err_w, command)
         sc.setns(own_pidns, sc.CLONE_NEWPID)
     finally:
         os.close(own_pidns)
-    for fd in (err_w, go_r, ready_w):
-        os.close(fd)
+    os.close(err_w)
+    if prepare:
+        _prepare(pid, prepare, ready_r, go_r, go_w, ready_w, err_r)
+    report = b""
+    while chunk := os.read(err_r, 4096):
+        report += chunk
+    os.close(err_r)
+    if report:
+        os.waitpid(pid, 0)
+        code, _, message = report.decode(errors="replace").partition(" ")
+        raise SpawnError(message, int(code))
+    return pid
+
+
+def _prepare(pid: int, prepare, ready_r: int, go_r: int, go_w: int, ready_w: int, err_r: int) -> None:
+    """Run ``prepare(pid)`` once the child is ready, then release it; kill it if that fails."""
+    os.close(go_r)
+    os.close(ready_w)
     try:
         if os.read(ready_r, 1):
             prepare(pid)
@@ -157,21 +182,12 @@ def _launch(enter_pidns, prepare, body, command: str) -> int:
     finally:
         os.close(go_w)
         os.close(ready_r)
-    report = b""
-    while chunk := os.read(err_r, 4096):
-        report += chunk
-    os.close(err_r)
-    if report:
-        os.waitpid(pid, 0)
-        code, _, message = report.decode(errors="replace").partition(" ")
-        raise SpawnError(message, int(code))
-    return pid
 
 
-def _child_main(body, ready_w: int, go_r: int, err_w: int, command: str) -> None:
+def _child_main(body, err_w: int, command: str) -> None:
     """Never returns: exec the container's command or report and exit."""
     try:
-        body(ready_w, go_r, err_w)
+        body(err_w)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         code, message = _classify(exc, command)
         try:
@@ -198,7 +214,8 @@ class _ExecError(Exception):
     pass
 
 
-def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_binary: str | None, netns: str | None) -> None:
+def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake, err_w: int, init_binary: str | None, netns: str | None) -> None:
+    cgroup.join_self()  # first, so that what the namespaces below cost is charged to the container
     os.setsid()
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
     if netns:
@@ -208,9 +225,7 @@ def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_b
     elif spec.network != "host":
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
-    os.write(ready_w, b"1")
-    if not os.read(go_r, 1):  # the parent has put us in our cgroup and network
-        os._exit(125)
+    handshake()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
     if spec.network != "host" and not netns:
         loopback_up()
@@ -227,11 +242,9 @@ def _child(spec: Spec, stdio: Stdio, ready_w: int, go_r: int, err_w: int, init_b
     _become(spec.process, spec.hostname, args, stdio, seccomp, err_w, spec.process.tty)
 
 
-def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, ready_w: int, go_r: int, err_w: int) -> None:
+def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup, err_w: int) -> None:
+    cgroup.join_self()
     os.setsid()
-    os.write(ready_w, b"1")
-    if not os.read(go_r, 1):  # the parent has put us in the container's cgroup
-        os._exit(125)
     seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
