@@ -1,5 +1,5 @@
 """``python -m cli`` runs lg (what the tests use, so they need no PATH set-up)."""
 
-from .main import main
+from .main import entry
 
-main()
+entry()

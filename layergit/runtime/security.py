@@ -99,11 +99,13 @@ def seccomp_profile(cache_dir: str) -> str:
 
     libseccomp compiles it once per architecture and filter version; the program is
     cached under ``cache_dir`` so that starting a container neither imports the
-    binding nor runs the two ldconfig lookups that importing it costs.
+    binding nor runs the two ldconfig lookups that importing it costs. The file name
+    carries a CRC of the rules (a new rule set gets a new file); CRC rather than a
+    cryptographic hash, whose import alone (OpenSSL) costs ~3 ms of every start.
     """
-    import hashlib
+    import zlib
 
-    version = hashlib.sha256(repr((DENIED_SYSCALLS, _NAMESPACE_FLAGS)).encode()).hexdigest()[:16]
+    version = f"{zlib.crc32(repr((DENIED_SYSCALLS, _NAMESPACE_FLAGS)).encode()):08x}"
     path = os.path.join(cache_dir, f"seccomp-{os.uname().machine}-{version}.bpf")
     if not os.path.exists(path):
         os.makedirs(cache_dir, exist_ok=True)

@@ -8,15 +8,18 @@ kernel-facing that os lacks goes through here, so it can be audited in one place
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
+
 def _load_libc():
-    # find_library runs ldconfig in a subprocess (~15 ms): try glibc's soname first.
+    # find_library runs ldconfig in a subprocess (~15 ms), and importing ctypes.util
+    # costs subprocess's import: glibc's soname first.
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
 
 
 _libc = _load_libc()

@@ -13,12 +13,14 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
-from .pack import PackWriter
 from .packread import PackReader
 from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes, object_id, parse_commit, parse_tree
+
+if TYPE_CHECKING:
+    from .pack import PackWriter
 
 _ZERO = b"\0" * 20
 INTERNAL_REFS = "refs/layergit/"
@@ -31,13 +33,18 @@ def pygit2():
     return module
 
 
-def _light_identity() -> Signature:
-    """Who we are for a reflog line, without reading git config through libgit2."""
+def _login_at_host() -> tuple[str, str]:
+    """(login name, login@host): git's fallback identity when nothing configures one."""
     import getpass
-    import socket
 
     user = getpass.getuser()
-    return Signature.now(os.environ.get("GIT_COMMITTER_NAME") or user, os.environ.get("GIT_COMMITTER_EMAIL") or f"{user}@{socket.gethostname()}")
+    return user, f"{user}@{os.uname().nodename}"
+
+
+def _light_identity() -> Signature:
+    """Who we are for a reflog line, without reading git config through libgit2."""
+    user, email = _login_at_host()
+    return Signature.now(os.environ.get("GIT_COMMITTER_NAME") or user, os.environ.get("GIT_COMMITTER_EMAIL") or email)
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,8 @@ class Store:
     @contextmanager
     def writer(self) -> Iterator[ObjectWriter]:
         """Objects written inside the block land as one pack if the block succeeds."""
+        from .pack import PackWriter  # the writer's zlib and hashlib imports are for commands that write
+
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
         try:
             yield ObjectWriter(self, pack)
@@ -349,10 +358,7 @@ class Store:
         except KeyError:
             pass
         if not name or not email:
-            import getpass
-            import socket
-
-            user = getpass.getuser()
+            user, fallback = _login_at_host()
             name = name or user
-            email = email or f"{user}@{socket.gethostname()}"
+            email = email or fallback
         return Signature.now(name, email)
