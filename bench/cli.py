@@ -82,6 +82,7 @@ def main(argv=None) -> int:
         tools = Tools.find(args.lg)
         if args.python_timer:
             tools.hyperfine = None
+        tools.compile_bytecode()
     except (ValueError, ToolMissing) as exc:
         print(f"bench/run: {exc}", file=sys.stderr)
         return 2

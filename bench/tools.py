@@ -149,6 +149,15 @@ class Tools:
                              capture_output=True, text=True, cwd="/")
         return out.stdout.strip() or f"unknown ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
 
+    def compile_bytecode(self) -> None:
+        """Byte-compile the code lg runs, as an installed package is: where
+        PYTHONDONTWRITEBYTECODE is set (this VM's shell sets it) a file edited since the
+        last compile would otherwise be compiled again by every timed lg command."""
+        code = self.lg_code()
+        if os.path.isdir(code):
+            subprocess.run([self.python, "-m", "compileall", "-q", code, os.path.join(os.path.dirname(code), "cli")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def versions(self) -> dict[str, str]:
         v = {
             "lg": _first_line([*self.lg, "--version"]),

@@ -57,8 +57,6 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> None:
 
 def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
     """Create a container from ``image``; returns its id. Nothing is left behind on failure."""
-    from .checkout import cache
-
     if options.name is not None and not _NAME.match(options.name):
         raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     img = repo.image_at(image)
@@ -67,6 +65,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
     published = runopts.ports(options, img.config)
     lower = os.path.join(repo.root.cache, "rootfs", img.rootfs.hex())
     if not os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
+        from .checkout import cache
+
         with store_lock(repo):
             lower = cache(repo).materialise(repo.store, img.rootfs)
     reg = registry(repo)
