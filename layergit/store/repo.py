@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .pack import PackWriter
 
 _ZERO = b"\0" * 20
-INTERNAL_REFS = "refs/layergit/"
 
 
 def pygit2():
@@ -94,10 +93,10 @@ def _sig(s) -> Signature:
 class Store:
     """A bare git repository used as an image store.
 
-    Reads that a container start needs (refs, commits, trees, blobs in our packs)
-    are served without libgit2, whose import alone costs ~80 ms; pygit2 is loaded
-    on first use for everything else (short ids, ref listing and updates of image
-    tags, deltified or loose objects).
+    Reads of refs, commits, trees and blobs in our packs, ref listing and ref
+    updates are served without libgit2, whose import alone costs ~30-80 ms; pygit2
+    is loaded on first use for everything else (short ids, deleting packed refs,
+    deltified or loose objects, creating a store).
     """
 
     def __init__(self, path: str):
@@ -105,6 +104,7 @@ class Store:
         self._git = None
         self._packs = PackReader(os.path.join(path, "objects", "pack"))
         self._packed_refs: dict[str, bytes] | None = None
+        self._identity: dict[str, str] | None = None
 
     @property
     def _repo(self):
@@ -245,6 +245,10 @@ class Store:
                 pass
         return self._packed_refs
 
+    def _fresh_packed(self) -> dict[str, bytes]:
+        self._packed_refs = None  # another process may have packed or rewritten them
+        return self._packed()
+
     def ref(self, name: str) -> bytes | None:
         """The commit a ref points at (loose file, else packed-refs), None if absent."""
         try:
@@ -260,52 +264,54 @@ class Store:
             raise CorruptStore(f"ref {name} does not hold an object id") from None
 
     def refs(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Every ref whose name starts with ``prefix``, with its commit: the loose files
+        below the prefix's directory (never following a symlink) and packed-refs."""
+        names = {name for name in self._fresh_packed() if name.startswith(prefix)}
+        top = os.path.join(self.path, prefix.rpartition("/")[0])
+        for directory, _, files in os.walk(top):
+            rel = os.path.relpath(directory, self.path).replace(os.sep, "/")
+            names.update(n for n in (f"{rel}/{f}" for f in files if not f.endswith(".lock")) if n.startswith(prefix))
         out = []
-        for name in self._repo.listall_references():
-            if name.startswith(prefix):
-                target = self.ref(name)
-                if target is not None:
-                    out.append((name, target))
+        for name in names:
+            target = self.ref(name)
+            if target is not None:
+                out.append((name, target))
         return sorted(out)
 
     def set_ref(self, name: str, new: bytes, old: bytes | None, message: str) -> None:
         """Point ``name`` at ``new`` if it still points at ``old`` (None: does not exist).
 
-        Raises Conflict when another writer moved the ref first; the caller decides
+        git's own protocol, without libgit2 (whose import alone would be most of an
+        ``lg tag``): ``NAME.lock`` created exclusively, the current value checked under
+        it (the loose file, else packed-refs, read afresh), the new value renamed into
+        place, a reflog line appended (core.logAllRefUpdates=always). Raises Conflict
+        when another writer holds the lock or moved the ref first; the caller decides
         whether to retry on top of the new value.
         """
-        if old is None and name.startswith(INTERNAL_REFS) and name not in self._packed():
-            self._create_loose_ref(name, new, message)
-            return
-        git = pygit2()
-        oid = self._oid(new)
-        try:
-            if old is None:
-                self._repo.create_reference_direct(name, oid, False, message=message)
-            else:
-                ref = self._repo.references[name]
-                if ref.target.raw != old:
-                    raise Conflict(f"{name} moved while we were working")
-                ref.set_target(oid, message)
-        except git.AlreadyExistsError:
-            raise Conflict(f"{name} was created while we were working") from None
-        except KeyError:
-            raise Conflict(f"{name} was removed while we were working") from None
-        except (git.GitError, OSError) as exc:  # libgit2 reports a held lock as OSError
-            text = str(exc)
-            if any(word in text for word in ("modified", "exists", "lock", "does not match")):
-                raise Conflict(f"{name} changed while we were working: {text}") from None
-            raise LgError(f"cannot update {name}: {text}") from None
+        with self._ref_lock(name) as (fd, path):
+            self._fresh_packed()  # another process may have packed refs since we looked
+            current = self.ref(name)
+            if current != old:
+                what = "was created" if old is None else "was removed" if current is None else "moved"
+                raise Conflict(f"{name} {what} while we were working")
+            os.write(fd, new.hex().encode() + b"\n")
+            try:
+                os.rename(path + ".lock", path)
+            except IsADirectoryError:  # refs below this name exist: git cannot store both
+                raise Conflict(f"{name} clashes with refs below it") from None
+        self._log_ref(name, old or _ZERO, new, message)
 
     @contextmanager
     def _ref_lock(self, name: str):
         """git's (and libgit2's) protocol: NAME.lock, created exclusively, is the lock."""
         path = self._loose_ref_path(name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             raise Conflict(f"{name} is locked by another writer") from None
+        except NotADirectoryError:  # a ref where this one's directory would be
+            raise Conflict(f"{name} clashes with a ref above it") from None
         try:
             yield fd, path
         finally:
@@ -315,25 +321,20 @@ class Store:
             except FileNotFoundError:
                 pass
 
-    def _create_loose_ref(self, name: str, new: bytes, message: str) -> None:
-        """Create a layergit-internal ref without libgit2 (container start is hot)."""
-        with self._ref_lock(name) as (fd, path):
-            if os.path.exists(path):
-                raise Conflict(f"{name} was created while we were working")
-            os.write(fd, new.hex().encode() + b"\n")
-            os.rename(path + ".lock", path)
+    def _log_ref(self, name: str, old: bytes, new: bytes, message: str) -> None:
         who = _light_identity()
         log = os.path.join(self.path, "logs", name)
         os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "ab") as f:
-            f.write(b"%s %s %s\t%s\n" % (_ZERO.hex().encode(), new.hex().encode(), who.to_bytes(), message.replace("\n", " ").encode()))
+            f.write(b"%s %s %s\t%s\n" % (old.hex().encode(), new.hex().encode(), who.to_bytes(), message.replace("\n", " ").encode()))
 
     def delete_ref(self, name: str) -> None:
-        if name.startswith(INTERNAL_REFS) and name not in self._packed():
+        """Delete a ref and its reflog; a packed one through libgit2, which rewrites packed-refs."""
+        if name not in self._fresh_packed():
             with self._ref_lock(name) as (_, path):
                 try:
                     os.unlink(path)
-                except FileNotFoundError:
+                except (FileNotFoundError, IsADirectoryError):
                     raise NotFound(f"no such ref {name}") from None
             try:
                 os.unlink(os.path.join(self.path, "logs", name))
@@ -344,19 +345,36 @@ class Store:
             self._repo.references.delete(name)
         except KeyError:
             raise NotFound(f"no such ref {name}") from None
+        finally:
+            self._packed_refs = None
 
     # -- identity ----------------------------------------------------------------
+
+    def _config_identity(self) -> dict[str, str]:
+        """user.name and user.email from git config (repository, global, system) through
+        the git command: a few ms, where reading it through libgit2 costs its import.
+        Read once per Store (a commit asks for its author and its committer)."""
+        if self._identity is not None:
+            return self._identity
+        import subprocess
+
+        try:
+            out = subprocess.run(["git", "--git-dir", self.path, "config", "-z", "--get-regexp", r"^user\.(name|email)$"],
+                                 capture_output=True, check=False).stdout
+        except OSError:
+            return {}
+        pairs = (item.decode(errors="replace").partition("\n") for item in out.split(b"\0") if item)
+        self._identity = {key: value for key, _, value in pairs}
+        return self._identity
 
     def default_author(self) -> Signature:
         """GIT_AUTHOR_* or git config like git does, else the login name at this host."""
         name = os.environ.get("GIT_AUTHOR_NAME")
         email = os.environ.get("GIT_AUTHOR_EMAIL")
-        try:
-            config = self._repo.config
-            name = name or config["user.name"]
-            email = email or config["user.email"]
-        except KeyError:
-            pass
+        if not name or not email:
+            configured = self._config_identity()
+            name = name or configured.get("user.name")
+            email = email or configured.get("user.email")
         if not name or not email:
             user, fallback = _login_at_host()
             name = name or user
