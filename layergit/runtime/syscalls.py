@@ -1,6 +1,6 @@
 """The one module that makes raw Linux system calls (through ctypes and libc).
 
-Python 3.11's os module has no mount, umount, pivot_root, unshare, setns or capset;
+Python 3.11's os module has no mount, umount, pivot_root, unshare, setns, capset or bpf;
 these thin wrappers raise OSError with errno like the rest of os does. Everything
 kernel-facing that os lacks goes through here, so it can be audited in one place.
 """
@@ -54,8 +54,8 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _SYS = {
-    "x86_64": {"pivot_root": 155, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capset": 126, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "capset": 91, "bpf": 280},
 }[os.uname().machine]
 
 
@@ -136,3 +136,42 @@ def seccomp_load(program: bytes) -> None:
     """Install a classic-BPF seccomp filter (as exported by libseccomp) on this thread."""
     prog = _SockFprog(len(program) // 8, program)
     _check(_libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0), "seccomp")
+
+
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+class _BpfProgLoad(ctypes.Structure):
+    """The head of union bpf_attr for BPF_PROG_LOAD; the kernel zero-fills the fields we leave out."""
+
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
+        ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16),
+    ]
+
+
+class _BpfProgAttach(ctypes.Structure):
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32)]
+
+
+def _bpf(cmd: int, attr: ctypes.Structure, what: str, path: str | None = None) -> int:
+    return _check(_libc.syscall(_SYS["bpf"], cmd, ctypes.byref(attr), ctypes.sizeof(attr)), what, path)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, name: str) -> int:
+    """Load an eBPF program (8-byte instructions); returns its fd, close-on-exec as every bpf fd is."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    gpl = ctypes.create_string_buffer(b"GPL")
+    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code), license=ctypes.addressof(gpl), prog_name=name.encode())
+    return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, path: str | None = None) -> None:
+    """Attach a loaded program to ``target_fd`` (a cgroup directory); the attachment holds its own reference."""
+    _bpf(BPF_PROG_ATTACH, _BpfProgAttach(target_fd, prog_fd, attach_type, flags), "bpf(BPF_PROG_ATTACH)", path)
