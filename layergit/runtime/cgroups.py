@@ -6,6 +6,9 @@ mounted controller (memory.limit_in_bytes, cpu.cfs_quota_us, pids.max,
 freezer.state) plus the named and accounting hierarchies, so ``lg exec`` can join
 the container everywhere. A v2 host is recognised by controllers in its unified
 root; a hybrid host (v1 controllers, an empty unified tree) is treated as v1.
+Either way a container may only use the devices of a minimal /dev (DEVICE_RULES):
+v1's devices controller is given the rules, on v2 they become an eBPF program
+(devfilter).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import signal
 import time
 
 from ..errors import LgError
+from . import devfilter, syscalls
 
 ROOT = "/sys/fs/cgroup"
 PARENT = "layergit"
 _PERIOD = 100_000
+# devices.allow syntax, for v1's devices controller and v2's eBPF filter alike.
 DEVICE_RULES = [
     "c *:* m", "b *:* m",  # creating nodes is fine; using them is what the rules below govern
     "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
@@ -58,34 +63,51 @@ def _v1_hierarchies() -> dict[str, set[str]]:
 
 
 class Cgroup:
-    def __init__(self, container_id: str):
-        self.v2 = unified()
+    def __init__(self, container_id: str, root: str | None = None):
+        """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
+        (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
+        hybrid host's own unified tree this way."""
+        self.v2 = root is not None or unified()
+        self.root = root or ROOT
         self.name = f"{PARENT}/{container_id}"
         hierarchies = {} if self.v2 else _v1_hierarchies()
         self._by_controller = {c: os.path.join(m, self.name) for m, cs in hierarchies.items() for c in cs}
-        self.paths = [os.path.join(ROOT, self.name)] if self.v2 else sorted(os.path.join(m, self.name) for m in hierarchies)
+        self.paths = [os.path.join(self.root, self.name)] if self.v2 else sorted(os.path.join(m, self.name) for m in hierarchies)
 
     def _controller(self, name: str) -> str | None:
         """The directory holding a controller's files for this container."""
         return self.paths[0] if self.v2 else self._by_controller.get(name)
 
     def create(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+        needed = {c for c, limit in (("memory", memory), ("cpu", cpus), ("pids", pids)) if limit is not None}
         try:
+            available = self._available()
+            missing = sorted(needed - available)
+            if missing:  # before anything exists: a limit we cannot enforce is refused, never ignored
+                where = f"cgroup v2 at {self.root}" if self.v2 else "this host's cgroup v1 hierarchies"
+                raise LgError(f"cannot limit {' and '.join(missing)}: {where} offers no {' or '.join(missing)} controller")
             if self.v2:
-                self._create_v2()
+                self._create_v2(available)
             else:
                 for path in self.paths:
                     self._mkdir_v1(path)
             self._limits(memory, cpus, pids)
         except OSError as exc:
             self.remove()
-            raise LgError(f"cannot set up the container's cgroup: {exc.strerror} ({exc.filename})") from None
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise LgError(f"cannot set up the container's cgroup: {exc.strerror}{where}") from None
 
-    def _create_v2(self) -> None:
-        parent = os.path.join(ROOT, PARENT)
+    def _available(self) -> set[str]:
+        """The controllers this container's cgroup can have."""
+        if self.v2:
+            return set(_read(os.path.join(self.root, "cgroup.controllers")).split())
+        return set(self._by_controller)
+
+    def _create_v2(self, available: set[str]) -> None:
+        parent = os.path.join(self.root, PARENT)
         os.makedirs(parent, exist_ok=True)
-        wanted = {"memory", "cpu", "pids"} & set(_read(os.path.join(ROOT, "cgroup.controllers")).split())
-        for directory in (ROOT, parent):
+        wanted = {"memory", "cpu", "pids"} & available
+        for directory in (self.root, parent):
             enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
             missing = wanted - enabled
             if missing:
@@ -107,18 +129,35 @@ class Cgroup:
                     _write(mine, _read(os.path.join(os.path.dirname(directory), knob)).strip())
 
     def _devices(self) -> None:
-        """Only the devices of a minimal /dev, as Docker allows (cgroup v1's devices controller).
+        """Only the devices of a minimal /dev, as Docker allows: DEVICE_RULES, on either version.
 
         mknod stays allowed (CAP_MKNOD is in the default set) but opening anything
-        else, a host disk for instance, is refused. cgroup v2 has no such file: it
-        needs an eBPF program, which layergit does not install (see the issue notes).
+        else, a host disk for instance, is refused. v1 has the devices controller;
+        v2 has no such files but runs the eBPF programs attached to the cgroup.
         """
+        if self.v2:
+            self._attach_device_filter()
+            return
         devices = self._controller("devices")
-        if self.v2 or devices is None:
+        if devices is None:
             return
         _write(os.path.join(devices, "devices.deny"), "a")
         for rule in DEVICE_RULES:
             _write(os.path.join(devices, "devices.allow"), rule)
+
+    def _attach_device_filter(self) -> None:
+        """Load DEVICE_RULES' program and attach it to the cgroup, then close both fds: the attachment
+        holds the program until the cgroup is removed. ALLOW_MULTI, as runc and systemd attach theirs,
+        so an ancestor's filter (systemd's on its slices) still applies too and does not block ours."""
+        directory = os.open(self.paths[0], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            prog = syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, devfilter.program(DEVICE_RULES), "lg_devices")
+            try:
+                syscalls.bpf_prog_attach(directory, prog, syscalls.BPF_CGROUP_DEVICE, syscalls.BPF_F_ALLOW_MULTI, self.paths[0])
+            finally:
+                os.close(prog)
+        finally:
+            os.close(directory)
 
     def _limits(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
         self._devices()
@@ -178,18 +217,38 @@ class Cgroup:
                 return True
         return False
 
-    def freeze(self, frozen: bool) -> None:
+    def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
+        """Stop or resume every process in the container, returning once the kernel reports it done.
+
+        Freezing takes effect as each task reaches a safe point, on both versions, so
+        the state is polled (v2: ``frozen`` in cgroup.events). A container that does
+        not freeze in time is thawed again and the caller told: reading its files
+        while it still runs would pass a half-written state off as a snapshot.
+        """
         if self.v2:
-            _write(os.path.join(self.paths[0], "cgroup.freeze"), "1" if frozen else "0")
-            return
-        freezer = self._controller("freezer")
-        if freezer is None:
-            raise LgError("this host has no freezer cgroup")
-        _write(os.path.join(freezer, "freezer.state"), "FROZEN" if frozen else "THAWED")
-        if frozen:
-            deadline = time.monotonic() + 5
-            while _read(os.path.join(freezer, "freezer.state")).strip() != "FROZEN" and time.monotonic() < deadline:
-                time.sleep(0.005)
+            knob, states = os.path.join(self.paths[0], "cgroup.freeze"), ("1", "0")
+            events = os.path.join(self.paths[0], "cgroup.events")
+
+            def state() -> str:
+                return dict(line.split(" ", 1) for line in _read(events).splitlines())["frozen"]
+        else:
+            freezer = self._controller("freezer")
+            if freezer is None:
+                raise LgError("this host has no freezer cgroup")
+            knob, states = os.path.join(freezer, "freezer.state"), ("FROZEN", "THAWED")
+
+            def state() -> str:
+                return _read(knob).strip()
+
+        want = states[0] if frozen else states[1]
+        _write(knob, want)
+        deadline = time.monotonic() + timeout
+        while state() != want:
+            if time.monotonic() > deadline:
+                if frozen:
+                    _write(knob, states[1])
+                raise LgError(f"the container did not {'freeze' if frozen else 'thaw'} within {timeout:g} s")
+            time.sleep(0.005)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal every process in the container (all of them, not just PID 1)."""
