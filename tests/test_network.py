@@ -2,13 +2,15 @@
 
 Every test has its own root (so its own networks, bridges and nftables table) and
 the ``lg`` fixture's teardown removes its containers, prunes its networks and stops
-its monitor. Traffic goes only to 127.0.0.1 and to the test's own containers.
+its monitor. Traffic goes only to 127.0.0.1, the host's own addresses and the
+test's own containers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -68,6 +70,50 @@ def _httpd(lg, img: str, *args: str) -> str:
     return lg.out("run", "-d", *args, img, "httpd", "-f", "-p", "80", "-h", "/var/www").strip()
 
 
+def _host_address() -> str:
+    """One of the host's own non-loopback IPv4 addresses (not a layergit bridge's)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if not fields[1].startswith("lg"):
+            return fields[3].split("/")[0]
+    pytest.skip("the host has no non-loopback IPv4 address to publish on")
+
+
+def _monitor_pid(root: str) -> int:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"layergit.runtime.monitor" in argv and argv[-2:] == [root.encode(), b""]:
+            return int(pid)
+    raise AssertionError(f"no monitor runs for {root}")
+
+
+def _nft_ruleset() -> str:
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+
+
+# busybox httpd runs this for /cgi-bin/peer: the address the connection came from, as
+# the container saw it.
+PEER_CGI = "#!/bin/sh\necho Content-Type: text/plain\necho\necho \"$REMOTE_ADDR\"\n"
+
+
+@pytest.fixture
+def peer_img(lg, busybox_copy):
+    with open(os.path.join(busybox_copy, "var", "www", "index.html"), "wb") as f:
+        f.write(PAGE)
+    cgi = os.path.join(busybox_copy, "var", "www", "cgi-bin")
+    os.makedirs(cgi, exist_ok=True)
+    with open(os.path.join(cgi, "peer"), "w") as f:
+        f.write(PEER_CGI)
+    os.chmod(os.path.join(cgi, "peer"), 0o755)
+    lg("commit", busybox_copy, "-t", "peer:1")
+    return "peer:1"
+
+
 def test_two_containers_on_a_user_network_talk_by_name_and_alias(lg, img):
     """wget from one container reaches a busybox httpd in another by its name and alias, also when
     the client started before the server (its hosts file is updated)."""
@@ -102,6 +148,51 @@ def test_published_port_serves_the_host_on_loopback_and_host_addresses(lg, img):
     assert ports["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
 
 
+def test_published_port_on_host_address_is_kernel_nat_with_the_clients_real_source(lg, peer_img):
+    """-p PORT:80 through the host's own non-loopback address is DNATed by the kernel: the
+    container sees the client's real address (a proxy would show its gateway), while
+    127.0.0.1 still works through the proxy. Other containers reach it through the host
+    address, on the same network (hairpin, also the container itself) and from another
+    network; a 127.0.0.1-bound port gets no rule and stays unreachable that way."""
+    host = _host_address()
+    port, local_only = _free_port(), _free_port()
+    cid = _httpd(lg, peer_img, "--name", "web", "-p", f"{port}:80", "-p", f"127.0.0.1:{local_only}:80")
+    ruleset = _nft_ruleset()
+    assert f"dport {port} " in ruleset and f"dport {local_only} " not in ruleset
+    assert _get(f"http://{host}:{port}/cgi-bin/peer").decode().strip() in (host, f"[::ffff:{host}]")
+    gateway = _inspect(lg, cid)["NetworkSettings"]["Gateway"]
+    assert gateway in _get(f"http://127.0.0.1:{port}/cgi-bin/peer").decode()  # the proxy's own address
+    assert _get(f"http://127.0.0.1:{local_only}/") == PAGE
+    assert lg("exec", cid, "wget", "-qO-", f"http://{host}:{port}/").stdout == PAGE
+    assert lg("run", "--rm", peer_img, "wget", "-qO-", f"http://{host}:{port}/").stdout == PAGE
+    net = f"h{uuid.uuid4().hex[:8]}"
+    lg("network", "create", net)
+    assert lg("run", "--rm", "--network", net, peer_img, "wget", "-qO-", f"http://{host}:{port}/").stdout == PAGE
+    proc = lg("run", "--rm", peer_img, "wget", "-T", "2", "-qO-", f"http://{host}:{local_only}/", check=False)
+    assert proc.returncode != 0
+
+
+def test_published_port_on_one_host_address_and_its_rules_go_with_the_container(lg, img):
+    """-p IP:PORT:80 with a non-loopback IP is DNATed for that address only; lg rm takes
+    the rule away, also when the monitor that made it was killed."""
+    host = _host_address()
+    port = _free_port()
+    cid = _httpd(lg, img, "-p", f"{host}:{port}:80")
+    assert f"ip daddr {host} tcp dport {port} " in _nft_ruleset()
+    assert _get(f"http://{host}:{port}/") == PAGE
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{port}/", timeout=0)
+    lg("rm", "-f", cid)
+    assert f"dport {port} " not in _nft_ruleset()
+    cid = _httpd(lg, img, "-p", f"{port}:80")
+    assert _get(f"http://{host}:{port}/") == PAGE
+    os.kill(_monitor_pid(lg.root), signal.SIGKILL)  # a crashed monitor: lg rm cleans up alone
+    lg("rm", "-f", cid)
+    assert f"dport {port} " not in _nft_ruleset()
+    leases = os.path.join(lg.root, "networks", "bridge", "leases.json")
+    assert json.load(open(leases)) == {}
+
+
 def test_port_bound_to_loopback_is_not_reachable_from_another_namespace(lg, img):
     """A port published on 127.0.0.1 stays on the host's loopback: a container reaching for its
     gateway on that port finds nothing (route_localnet stays off)."""
@@ -127,22 +218,24 @@ while True:
 
 
 def test_udp_publish(lg, img):
-    """-p HOST:CTR/udp relays datagrams both ways. busybox has no UDP server, so the container runs
+    """-p HOST:CTR/udp relays datagrams both ways, on 127.0.0.1 and on a host address. busybox has no UDP server, so the container runs
     the host's Debian python from read-only volumes (bootstrap.sh installs it)."""
     port = _free_port()
     volumes = [a for d in ("/usr", "/lib", "/lib64") for a in ("-v", f"{d}:{d}:ro")]
-    lg("run", "-d", "-p", f"127.0.0.1:{port}:9999/udp", *volumes, img, "/usr/bin/python3", "-c", UDP_ECHO)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.5)
-        deadline = time.monotonic() + 15
-        while True:
-            s.sendto(b"ping", ("127.0.0.1", port))
-            try:
-                data, _ = s.recvfrom(100)
-                break
-            except socket.timeout:
-                assert time.monotonic() < deadline, "no UDP reply through the published port"
-    assert data == b"PING"
+    everywhere = _free_port()
+    lg("run", "-d", "-p", f"127.0.0.1:{port}:9999/udp", "-p", f"{everywhere}:9999/udp", *volumes, img, "/usr/bin/python3", "-c", UDP_ECHO)
+    for address in (("127.0.0.1", port), (_host_address(), everywhere)):  # the proxy, then the kernel's NAT
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            deadline = time.monotonic() + 15
+            while True:
+                s.sendto(b"ping", address)
+                try:
+                    data, _ = s.recvfrom(100)
+                    break
+                except socket.timeout:
+                    assert time.monotonic() < deadline, f"no UDP reply through the published port {address}"
+        assert data == b"PING"
 
 
 def test_port_in_use_is_a_clear_error_and_leaves_nothing(lg, img):

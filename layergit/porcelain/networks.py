@@ -35,10 +35,9 @@ def inspect(repo: Repo, name: str) -> dict:
 def _teardown(repo: Repo, network: Network) -> None:
     from ..runtime import firewall, network as netlink
 
-    nets = _nets(repo)
     if netlink.bridge_exists(network.bridge):
         netlink.delete_bridge(network)
-    firewall.apply(repo.root.path, [n for n in nets.all() if n.name != network.name and netlink.bridge_exists(n.bridge)])
+    firewall.sync(repo.root.path, without=network.name)
 
 
 def rm(repo: Repo, names: list[str]) -> list[str]:

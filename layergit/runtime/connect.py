@@ -5,8 +5,8 @@ container start asks it to ``attach`` the new network namespace before the
 container's command runs, and its end (or ``lg rm``) to ``detach``. What the
 container got is written to its directory as ``network.json`` (NetworkSettings in
 ``lg inspect``, PORTS in ``lg ps``). ``release`` undoes everything that outlives a
-crash (the address lease, peers' hosts entries) and needs neither netlink nor the
-monitor, so ``lg rm`` can always clean up.
+crash (the address lease, peers' hosts entries, the kernel NAT of its published
+ports) and needs neither netlink nor the monitor, so ``lg rm`` can always clean up.
 """
 
 from __future__ import annotations
@@ -46,9 +46,15 @@ def refresh_hosts(root: str, network_name: str) -> None:
 
 
 def release(root: str, container_id: str) -> None:
-    """Free a container's addresses and drop it from its peers' hosts files."""
-    for name in Networks(root).release(container_id):
+    """Free a container's addresses, drop it from its peers' hosts files and its
+    published ports from the kernel's NAT."""
+    dropped = Networks(root).release(container_id)
+    for name in dropped:
         refresh_hosts(root, name)
+    if any(lease.get("ports") for lease in dropped.values()):
+        from . import firewall
+
+        firewall.sync(root)
 
 
 class Controller:
@@ -67,12 +73,15 @@ class Controller:
         with self.nets.lock():
             if not network.bridge_exists(net.bridge):  # a default network pruned while unused
                 network.ensure_bridge(net)
-            firewall.apply(self.root, [n for n in self.nets.all() if network.bridge_exists(n.bridge)])
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
             mac = network.attach(pid, cdir.id, net, ip)
             ports = self.proxy.publish(cdir.id, [Port(**p) for p in spec.ports], ip)
+            if ports:
+                self.nets.publish(net, ip, ports)
+            firewall.sync(self.root)
         except BaseException:
+            self.proxy.unpublish(cdir.id)
             network.detach(cdir.id)
             release(self.root, cdir.id)
             raise

@@ -1,7 +1,7 @@
 """Networks as records on disk: subnets, gateways, bridges and address leases.
 
 Each network is ``ROOT/networks/NAME/network.json`` plus ``leases.json`` (address ->
-container), changed only under the network's lock, so an address is never handed
+container, its names and the ports it publishes), changed only under the network's lock, so an address is never handed
 out twice and is released when its container goes. ``bridge`` is the default
 network, created on first use; its subnet and those of new networks are picked from
 private ranges that do not overlap the host's routes or other networks (checked
@@ -189,14 +189,23 @@ class Networks:
                     return str(host)
         raise Conflict(f"network {network.name} has no free address left")
 
-    def release(self, container_id: str) -> list[str]:
-        """Drop every lease a container holds; returns the networks it was on."""
-        left = []
+    def publish(self, network: Network, address: str, ports: list[dict]) -> None:
+        """Record the ports a lease's holder publishes (Docker-style descriptions), so
+        the kernel's share of them (firewall.sync) survives with the lease and goes
+        with it, whoever releases it."""
+        with self.lock(network.name):
+            leases = self.leases(network.name)
+            leases[address]["ports"] = ports
+            self._save_leases(network.name, leases)
+
+    def release(self, container_id: str) -> dict[str, dict]:
+        """Drop every lease a container holds; returns network name -> the lease dropped."""
+        left = {}
         for name in self.names():
             with self.lock(name):
                 leases = self.leases(name)
                 kept = {ip: h for ip, h in leases.items() if h["id"] != container_id}
                 if len(kept) != len(leases):
                     self._save_leases(name, kept)
-                    left.append(name)
+                    left[name] = next(h for h in leases.values() if h["id"] == container_id)
         return left

@@ -81,6 +81,10 @@ def attach(pid: int, container_id: str, network: Network, address: str) -> str:
             ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": peer, "net_ns_pid": pid})
             idx = _index(ipr, host_if)
             ipr.link("set", index=idx, master=_index(ipr, network.bridge), state="up")
+            # Hairpin: a container reaching its own published port through a host address
+            # is DNATed back to itself, and br_netfilter bridges such DNAT straight back
+            # out of the port it came in on, which a bridge refuses without this.
+            ipr.link("set", index=idx, kind="bridge_slave", mode=1)
         with _iproute(netns) as ipr:
             idx = _index(ipr, peer)
             ipr.link("set", index=idx, ifname="eth0")
