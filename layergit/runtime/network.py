@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import socket
+import os
 import struct
 
 from typing import TYPE_CHECKING
 
 from ..errors import LgError
+from . import syscalls as sc
 
 if TYPE_CHECKING:
     from .netconfig import Network
@@ -31,8 +32,11 @@ _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
 
 def loopback_up() -> None:
     """Bring up ``lo`` in the current network namespace (127.0.0.1 and ::1 come with it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING))
+    fd = sc.socket_fd(sc.AF_INET, sc.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING))
+    finally:
+        os.close(fd)
 
 
 def _iproute(netns: str | None = None):
@@ -53,7 +57,7 @@ def ensure_bridge(network: Network) -> None:
         if idx is None:
             ipr.link("add", ifname=network.bridge, kind="bridge")
             idx = _index(ipr, network.bridge)
-        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=sc.AF_INET)}
         if network.gateway not in have:
             ipr.addr("add", index=idx, address=network.gateway, prefixlen=network.prefix)
         ipr.link("set", index=idx, state="up")
