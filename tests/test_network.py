@@ -193,6 +193,39 @@ def test_published_port_on_one_host_address_and_its_rules_go_with_the_container(
     assert json.load(open(leases)) == {}
 
 
+def test_loopback_proxy_relays_large_bodies_intact_and_survives_probes(lg, busybox_copy):
+    """The 127.0.0.1 path is the userland proxy: a body much larger than its buffers
+    arrives whole and in order, a request whose client half-closes still gets its answer,
+    and clients that connect and leave at once (wrk's start-up probe, port checks,
+    resets) do not stop it."""
+    body = os.urandom(8 << 20)
+    with open(os.path.join(busybox_copy, "var", "www", "big"), "wb") as f:
+        f.write(body)
+    lg("commit", busybox_copy, "-t", "big:1")
+    port = _free_port()
+    _httpd(lg, "big:1", "-p", f"127.0.0.1:{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/big") == body
+    with socket.socket() as s:  # a reader slower than the container: the proxy must hold back, not drop
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /big HTTP/1.0\r\n\r\n")
+        chunks = []
+        while chunk := s.recv(1 << 16):
+            chunks.append(chunk)
+            time.sleep(0.0005)
+    assert b"".join(chunks).endswith(body)
+    for _ in range(50):
+        socket.create_connection(("127.0.0.1", port)).close()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # close with a reset
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /big HTTP/1.0\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: s.recv(1 << 16), b""))
+    assert answer.endswith(body) and answer.startswith(b"HTTP/1.")
+
+
 def test_port_bound_to_loopback_is_not_reachable_from_another_namespace(lg, img):
     """A port published on 127.0.0.1 stays on the host's loopback: a container reaching for its
     gateway on that port finds nothing (route_localnet stays off)."""

@@ -1,24 +1,39 @@
-"""Published ports: a userland proxy inside the monitor's event loop.
+"""Published ports: the host-side listeners, and a userland relay for loopback.
 
-``-p [IP:]HOST:CTR[/tcp|/udp]`` binds HOST on the host (all addresses, or IP) and
-relays to the container's address. One event loop serves every port of every
-container, so publishing costs no process. Being on the host side, it answers on
-127.0.0.1 as well as the host's addresses, and to other containers through the
-host's address; a port bound to 127.0.0.1 is never reachable from another network
-namespace.
+``-p [IP:]HOST:CTR[/tcp|/udp]`` binds HOST on the host (all addresses, or IP). The
+kernel serves what arrives for the host's non-loopback addresses (DNAT, see
+firewall.py); loopback cannot be DNATed without route_localnet, which would make
+127.0.0.1-bound ports reachable from other network namespaces, so connections to
+127.0.0.1 reach the listener and are relayed here, as Docker's userland proxy does.
+The listener is bound either way, so the port stays reserved on the host and a
+port in use fails the container's start with one clear line.
+
+One event loop serves every port of every container, so publishing costs no
+process. The relay keeps an epoll set of its own, seen by the monitor's selector as
+a single descriptor: raw epoll dispatches an event with a dict lookup and a call,
+where selectors builds key objects per registration and per event. Every socket
+is non-blocking, including the connect to the container, so a container that does
+not answer stalls only its own clients.
 """
 
 from __future__ import annotations
 
 import errno
+import select
 import selectors
 import socket
+import sys
+import time
 from dataclasses import dataclass
 
 from ..errors import Conflict
 
 _CHUNK = 65536
-_CONNECT_TIMEOUT = 1.0
+_MAX_EVENTS = 256
+_ACCEPTS_PER_EVENT = 64  # then let the other ports have a turn
+_SYN_RETRIES = 2  # an unresponsive container fails its client after ~7 s, not the kernel's ~2 min
+_UDP_IDLE = 90.0  # seconds before a UDP client's relay socket goes (Docker's figure)
+_IN, _OUT, _ERR, _HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
 
 
 @dataclass(frozen=True)
@@ -29,80 +44,239 @@ class Port:
     proto: str = "tcp"
 
 
+class _End:
+    """One socket of a relayed connection, and what still has to be written to it."""
+
+    __slots__ = ("sock", "fd", "peer", "out", "reading", "eof_sent", "mask")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer: _End | None = None
+        self.out = b""  # bytes the peer sent that this socket has not taken yet
+        self.reading = True  # until this socket's sender closes its side
+        self.eof_sent = False  # we shut down writing to this socket
+        self.mask = 0
+
+
 class _Pipe:
-    """One TCP connection: client <-> container, relayed both ways."""
+    """A TCP connection relayed both ways, half-closes included (a client may shut
+    down its side and still read the answer), with backpressure: while one side
+    cannot take more, the other is not read, so nothing is buffered beyond one chunk
+    and nothing is ever reordered or dropped."""
 
-    def __init__(self, sel: selectors.BaseSelector, client: socket.socket, upstream: socket.socket):
-        self.sel = sel
-        self.ends = {client.fileno(): (client, upstream), upstream.fileno(): (upstream, client)}
-        self.pending: dict[int, bytes] = {}
+    __slots__ = ("proxy", "client", "upstream", "closed")
+
+    def __init__(self, proxy: PortProxy, client: socket.socket, upstream: socket.socket):
+        self.proxy = proxy
+        self.client, self.upstream = _End(client), _End(upstream)
+        self.client.peer, self.upstream.peer = self.upstream, self.client
         self.closed = False
-        for sock in (client, upstream):
-            sock.setblocking(False)
-            sel.register(sock, selectors.EVENT_READ, self.on_event)
 
-    def on_event(self, key, mask) -> None:
-        if self.closed or key.fd not in self.ends:
-            return  # the other end closed the pipe earlier in this round of events
-        src, dst = self.ends[key.fd]
-        if mask & selectors.EVENT_WRITE:
-            self._flush(src)
-            if not mask & selectors.EVENT_READ:
-                return
-        try:
-            data = src.recv(_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
+    def connecting(self) -> None:
+        self.upstream.mask = _OUT
+        self.proxy.watch(self.upstream.fd, _OUT, self.on_connected)
+
+    def on_connected(self, fd: int, events: int) -> None:
+        err = self.upstream.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.close()
+        elif events & _OUT:
+            self.relaying(registered=True)
+
+    def relaying(self, registered: bool = False) -> None:
+        up, client = self.upstream, self.client
+        up.mask = client.mask = _IN
+        if registered:
+            self.proxy.rewatch(up.fd, _IN, self.on_event)
+        else:
+            self.proxy.watch(up.fd, _IN, self.on_event)
+        self.proxy.watch(client.fd, _IN, self.on_event)
+
+    def on_event(self, fd: int, events: int) -> None:
+        if events & _ERR:  # a reset or unreachable peer: nothing more can pass either way
             self.close()
             return
-        self._send(dst, data)
+        end = self.client if fd == self.client.fd else self.upstream
+        if events & _OUT and end.out:
+            self._flush(end)
+        if not self.closed and events & (_IN | _HUP) and end.reading and not end.peer.out:
+            self._read(end)
 
-    def _send(self, dst: socket.socket, data: bytes) -> None:
+    def _read(self, src: _End) -> None:
+        proxy, dst = self.proxy, src.peer
         try:
-            sent = dst.send(data)
+            n = src.sock.recv_into(proxy.buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # reset: the other side learns by its connection closing
+            self.close()
+            return
+        if n == 0:
+            src.reading = False
+            if not dst.out:
+                self._shutdown(dst)
+            self._update(src)
+            return
+        try:
+            sent = dst.sock.send(proxy.view[:n])
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
             self.close()
             return
-        if sent < len(data):
-            self.pending[dst.fileno()] = data[sent:]
-            self.sel.modify(dst, selectors.EVENT_READ | selectors.EVENT_WRITE, self.on_event)
+        if sent < n:
+            dst.out = bytes(proxy.view[sent:n])  # the rare copy: dst is full
+            self._update(dst)
+            self._update(src)
 
-    def _flush(self, sock: socket.socket) -> None:
-        data = self.pending.pop(sock.fileno(), b"")
-        if data:
-            self.sel.modify(sock, selectors.EVENT_READ, self.on_event)
-            self._send(sock, data)
+    def _flush(self, dst: _End) -> None:
+        try:
+            sent = dst.sock.send(dst.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        dst.out = dst.out[sent:]
+        if not dst.out:
+            if not dst.peer.reading:
+                self._shutdown(dst)
+            self._update(dst.peer)
+        if not self.closed:
+            self._update(dst)
+
+    def _shutdown(self, dst: _End) -> None:
+        """Pass an end-of-stream on; the pipe is done once both directions are."""
+        if dst.eof_sent:
+            return
+        dst.eof_sent = True
+        try:
+            dst.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        if self.client.eof_sent and self.upstream.eof_sent:
+            self.close()
+
+    def _update(self, end: _End) -> None:
+        if self.closed:
+            return
+        mask = (_IN if end.reading and not end.peer.out else 0) | (_OUT if end.out else 0)
+        if mask != end.mask:
+            end.mask = mask
+            self.proxy.rewatch(end.fd, mask, self.on_event)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for sock, _ in self.ends.values():
-            try:
-                self.sel.unregister(sock)
-            except (KeyError, ValueError):
-                pass
-            sock.close()
+        for end in (self.client, self.upstream):
+            self.proxy.forget(end.fd)
+            end.sock.close()
+
+
+class _UdpPort:
+    """A published UDP port: one connected socket per client towards the container,
+    so answers find their way back; each goes after _UDP_IDLE seconds of silence."""
+
+    def __init__(self, proxy: PortProxy, listener: socket.socket, target: tuple[str, int]):
+        self.proxy, self.listener, self.target = proxy, listener, target
+        self.peers: dict[tuple, tuple[socket.socket, list]] = {}  # client -> (socket, [last use])
+        self.swept = time.monotonic()
+
+    def on_datagram(self, fd: int, events: int) -> None:
+        try:
+            data, client = self.listener.recvfrom(_CHUNK)
+        except OSError:
+            return
+        now = time.monotonic()
+        entry = self.peers.get(client)
+        if entry is None:
+            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            peer.setblocking(False)
+            peer.connect(self.target)
+            entry = self.peers[client] = (peer, [now])
+            self.proxy.watch(peer.fileno(), _IN, lambda fd, ev, c=client, s=peer: self.on_reply(s, c))
+        entry[1][0] = now
+        try:
+            entry[0].send(data)
+        except OSError:
+            pass
+        if now - self.swept > _UDP_IDLE:
+            self.swept = now
+            for c, (peer, used) in list(self.peers.items()):
+                if now - used[0] > _UDP_IDLE:
+                    self._drop(c)
+
+    def on_reply(self, peer: socket.socket, client) -> None:
+        try:
+            self.listener.sendto(peer.recv(_CHUNK), client)
+        except OSError:
+            pass
+
+    def _drop(self, client) -> None:
+        peer, _ = self.peers.pop(client)
+        self.proxy.forget(peer.fileno())
+        peer.close()
+
+    def close(self) -> None:
+        for client in list(self.peers):
+            self._drop(client)
 
 
 class PortProxy:
     def __init__(self, sel: selectors.BaseSelector):
-        self.sel = sel
         self.listeners: dict[str, list[socket.socket]] = {}  # container id -> sockets
-        self.udp_peers: dict[int, dict] = {}
+        self._udp: dict[int, _UdpPort] = {}  # listener fd -> its relay
+        self.epoll = select.epoll()
+        self.handlers: dict[int, object] = {}  # fd -> handler(fd, events)
+        self._closed: set[int] = set()  # fds closed during the current batch of events
+        self.buf = bytearray(_CHUNK)  # every relay reads into this, then sends it on at once
+        self.view = memoryview(self.buf)
+        sel.register(self.epoll.fileno(), selectors.EVENT_READ, self.run)
+
+    # -- the event loop's side ---------------------------------------------------------
+
+    def watch(self, fd: int, mask: int, handler) -> None:
+        self.epoll.register(fd, mask)
+        self.handlers[fd] = handler
+
+    def rewatch(self, fd: int, mask: int, handler) -> None:
+        self.epoll.modify(fd, mask)
+        self.handlers[fd] = handler
+
+    def forget(self, fd: int) -> None:
+        """Call before closing ``fd``: a later event of this batch for the same number
+        belongs to the closed socket, even if a new one got the number meanwhile."""
+        if self.handlers.pop(fd, None) is not None:
+            self.epoll.unregister(fd)
+        self._closed.add(fd)
+
+    def run(self, key=None, mask=None) -> None:
+        """One batch of the relay's events (the monitor's selector saw the epoll fd ready)."""
+        closed = self._closed
+        closed.clear()
+        handlers = self.handlers
+        for fd, events in self.epoll.poll(0, _MAX_EVENTS):
+            if fd in closed:
+                continue
+            handler = handlers.get(fd)
+            if handler is None:
+                continue
+            try:
+                handler(fd, events)
+            except Exception as exc:  # noqa: BLE001 - one broken connection must not stop the others
+                print(f"monitor: port proxy: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    # -- publishing --------------------------------------------------------------------
 
     def publish(self, container_id: str, ports: list[Port], target_ip: str) -> list[dict]:
         """Bind every port (all or nothing); returns Docker-style port descriptions."""
         bound, out = [], []
         try:
             for p in ports:
-                family = socket.AF_INET
-                sock = socket.socket(family, socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((p.host_ip or "0.0.0.0", p.host_port))
@@ -115,11 +289,11 @@ class PortProxy:
                 sock.setblocking(False)
                 target = (target_ip, p.container_port)
                 if p.proto == "tcp":
-                    sock.listen(128)
-                    self.sel.register(sock, selectors.EVENT_READ, lambda key, mask, t=target: self._accept(key.fileobj, t))
+                    sock.listen(512)
+                    self.watch(sock.fileno(), _IN, lambda fd, ev, s=sock, t=target: self._accept(s, t))
                 else:
-                    self.udp_peers[sock.fileno()] = {}
-                    self.sel.register(sock, selectors.EVENT_READ, lambda key, mask, t=target: self._datagram(key.fileobj, t))
+                    udp = self._udp[sock.fileno()] = _UdpPort(self, sock, target)
+                    self.watch(sock.fileno(), _IN, udp.on_datagram)
                 out.append({"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(sock.getsockname()[1]), "ContainerPort": f"{p.container_port}/{p.proto}"})
         except BaseException:
             for sock in bound:
@@ -129,57 +303,40 @@ class PortProxy:
         return out
 
     def unpublish(self, container_id: str) -> None:
+        """Stop serving a container's ports. Relayed connections already open stay
+        until either side closes them (the container's going closes them)."""
         for sock in self.listeners.pop(container_id, []):
             self._close(sock)
 
     def _close(self, sock: socket.socket) -> None:
-        for peer in self.udp_peers.pop(sock.fileno(), {}).values():
-            self.sel.unregister(peer)
-            peer.close()
-        try:
-            self.sel.unregister(sock)
-        except (KeyError, ValueError):
-            pass
+        udp = self._udp.pop(sock.fileno(), None)
+        if udp is not None:
+            udp.close()
+        self.forget(sock.fileno())
         sock.close()
 
-    def _accept(self, listener: socket.socket, target) -> None:
-        try:
-            client, _ = listener.accept()
-        except OSError:  # EAGAIN, ECONNABORTED, EMFILE: nothing to relay this time
-            return
-        # The container is on a local bridge: connecting takes microseconds (or fails at
-        # once), and doing it here saves a round of the event loop per connection.
-        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        upstream.settimeout(_CONNECT_TIMEOUT)
-        try:
-            upstream.connect(target)  # an address, never a name: no resolver call per connection
-        except OSError:
-            upstream.close()
+    def _accept(self, listener: socket.socket, target: tuple[str, int]) -> None:
+        for _ in range(_ACCEPTS_PER_EVENT):
+            try:
+                client, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ECONNABORTED, EMFILE, ENOBUFS: this one is lost, the rest wait
+                return
+            self._relay(client, target)
+
+    def _relay(self, client: socket.socket, target: tuple[str, int]) -> None:
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        client.setblocking(False)
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, _SYN_RETRIES)
+        pipe = _Pipe(self, client, upstream)
+        err = upstream.connect_ex(target)  # an address, never a name: no resolver call
+        if err == 0:
+            pipe.relaying()
+        elif err in (errno.EINPROGRESS, errno.EAGAIN):
+            pipe.connecting()
+        else:
             client.close()
-            return
-        _Pipe(self.sel, client, upstream)
-
-    def _datagram(self, listener: socket.socket, target) -> None:
-        try:
-            data, client = listener.recvfrom(_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        peers = self.udp_peers.setdefault(listener.fileno(), {})
-        peer = peers.get(client)
-        if peer is None:
-            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            peer.setblocking(False)
-            peer.connect(target)
-            peers[client] = peer
-            self.sel.register(peer, selectors.EVENT_READ, lambda key, mask, c=client: self._reply(key.fileobj, listener, c))
-        try:
-            peer.send(data)
-        except OSError:
-            pass
-
-    def _reply(self, peer: socket.socket, listener: socket.socket, client) -> None:
-        try:
-            data = peer.recv(_CHUNK)
-            listener.sendto(data, client)
-        except OSError:
-            pass
+            upstream.close()
