@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..errors import LgError
 from . import hostsfile
 from .netconfig import Networks
 from .portproxy import Port, PortProxy
@@ -48,13 +49,19 @@ def refresh_hosts(root: str, network_name: str) -> None:
 def release(root: str, container_id: str) -> None:
     """Free a container's addresses, drop it from its peers' hosts files and its
     published ports from the kernel's NAT."""
-    dropped = Networks(root).release(container_id)
-    for name in dropped:
-        refresh_hosts(root, name)
-    if any(lease.get("ports") for lease in dropped.values()):
+    nets = Networks(root)
+    if any(h["id"] == container_id and h.get("ports") for n in nets.names() for h in nets.leases(n).values()):
         from . import firewall
 
-        firewall.sync(root)
+        try:
+            dropped = firewall.sync(root, leaving=container_id, then=lambda: nets.release(container_id))
+        except LgError:
+            nets.release(container_id)  # its address must come free even when nft cannot run
+            raise
+    else:
+        dropped = nets.release(container_id)
+    for name in dropped:
+        refresh_hosts(root, name)
 
 
 class Controller:

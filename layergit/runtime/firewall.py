@@ -119,14 +119,18 @@ def apply(root: str, networks: list[Network], published: list[Forward] = ()) -> 
         raise LgError(f"nft failed: {errors[0].strip() if errors else proc.returncode}")
 
 
-def sync(root: str, without: str | None = None) -> None:
+def sync(root: str, without: str | None = None, leaving: str | None = None, then=None):
     """Make a root's table match its records: every network whose bridge exists (but
-    ``without``, one being torn down) and the ports its leases publish."""
+    ``without``, one being torn down) and the ports its leases publish (but those of
+    container ``leaving``). ``then`` (dropping that container's leases) runs under the
+    same lock once the rules have changed, so whoever sees a lease gone (``lg rm``
+    while the monitor releases it) also sees its rules gone; returns what it returns."""
     from .network import bridge_exists
 
     nets = Networks(root)
     with nets.lock():
         live = [n for n in nets.all() if n.name != without and bridge_exists(n.bridge)]
-        published = [f for n in live for ip, holder in sorted(nets.leases(n.name).items())
+        published = [f for n in live for ip, holder in sorted(nets.leases(n.name).items()) if holder["id"] != leaving
                      for f in forwards(ip, holder.get("ports", []))]
         apply(root, live, published)
+        return then() if then is not None else None

@@ -198,14 +198,14 @@ class Networks:
             leases[address]["ports"] = ports
             self._save_leases(network.name, leases)
 
-    def release(self, container_id: str) -> dict[str, dict]:
-        """Drop every lease a container holds; returns network name -> the lease dropped."""
-        left = {}
+    def release(self, container_id: str) -> list[str]:
+        """Drop every lease a container holds; returns the networks it was on."""
+        left = []
         for name in self.names():
             with self.lock(name):
                 leases = self.leases(name)
                 kept = {ip: h for ip, h in leases.items() if h["id"] != container_id}
                 if len(kept) != len(leases):
                     self._save_leases(name, kept)
-                    left[name] = next(h for h in leases.values() if h["id"] == container_id)
+                    left.append(name)
         return left
