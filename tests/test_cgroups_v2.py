@@ -28,7 +28,7 @@ import pytest
 
 from layergit.errors import LgError
 from layergit.runtime import devfilter
-from layergit.runtime.cgroups import DEVICE_RULES, PARENT, Cgroup
+from layergit.runtime.cgroups import DEVICE_RULES, PARENT, Cgroup, v2_mount
 
 from .runtime_helpers import IMAGE, alive, rt, runtime_template  # noqa: F401
 
@@ -40,19 +40,10 @@ ALLOWED = ("/dev/null", "/dev/zero")
 _OPEN = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY  # a tty or console node must neither block nor become ours
 
 
-def _cgroup2_mount() -> str | None:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[fields.index("-") + 1] == "cgroup2":
-                return fields[4]
-    return None
-
-
 @pytest.fixture(scope="module")
 def v2root():
     """The host's cgroup2 mount; layergit/ under it is removed afterwards if these tests made it."""
-    root = _cgroup2_mount()
+    root = v2_mount()
     if root is None:
         pytest.skip("this kernel has no cgroup2 hierarchy mounted")
     parent = os.path.join(root, PARENT)

@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from layergit.runtime import cgroups, sockredirect
+
 pytestmark = pytest.mark.root
 
 PAGE = b"<p>served by a layergit container</p>\n"
@@ -94,6 +96,23 @@ def _monitor_pid(root: str) -> int:
 
 def _nft_ruleset() -> str:
     return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+
+
+def _redirects(root: str) -> dict[int, list[int]]:
+    """The kernel's view: this root's socket redirect programs attached to the cgroup2 root
+    (BPF_PROG_QUERY, then each program's name), by attach type."""
+    fd = os.open(cgroups.v2_mount(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return sockredirect.attached(root, fd)
+    finally:
+        os.close(fd)
+
+
+def _established(sport: int | None = None) -> list[tuple[str, str]]:
+    """(local, peer) of the host namespace's established TCP sockets, from ss."""
+    args = ["ss", "-tnH", "state", "established"] + ([f"( sport = :{sport} )"] if sport else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [(f[-2], f[-1]) for f in (line.split() for line in out.splitlines()) if len(f) >= 4]
 
 
 # busybox httpd runs this for /cgi-bin/peer: the address the connection came from, as
@@ -226,6 +245,60 @@ def test_loopback_proxy_relays_large_bodies_intact_and_survives_probes(lg, busyb
     assert answer.endswith(body) and answer.startswith(b"HTTP/1.")
 
 
+def test_loopback_port_is_one_kernel_connection_straight_to_the_container(lg, peer_img):
+    """A host client's connect() to 127.0.0.1:PORT is rewritten by the root's socket redirect:
+    the kernel's socket table shows the client connected to the container's address and no
+    socket on the proxy's listening port, while getpeername still answers 127.0.0.1:PORT and
+    the container sees the gateway as source. lg rm takes the programs away."""
+    port = _free_port()
+    cid = _httpd(lg, peer_img, "-p", f"127.0.0.1:{port}:80")
+    settings = _inspect(lg, cid)["NetworkSettings"]
+    assert sorted(_redirects(lg.root)) == sorted(sockredirect.FORWARD + sockredirect.REVERSE)
+    assert settings["Gateway"] in _get(f"http://127.0.0.1:{port}/cgi-bin/peer").decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        assert s.getpeername() == ("127.0.0.1", port)
+        local = "%s:%d" % s.getsockname()
+        assert local.startswith(settings["Gateway"] + ":")
+        assert (local, f"{settings['IPAddress']}:80") in _established()
+        assert _established(port) == []  # nothing accepted on the published port: no proxy in between
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert b"".join(iter(lambda: s.recv(65536), b"")).endswith(PAGE)
+    with socket.create_connection((settings["IPAddress"], 80), timeout=5) as s:  # asked for the container: left alone
+        assert s.getpeername() == (settings["IPAddress"], 80)
+    lg("rm", "-f", cid)
+    assert _redirects(lg.root) == {}
+
+
+def test_loopback_port_is_not_redirected_inside_another_namespace(lg, img):
+    """A container's own 127.0.0.1:PORT is its own loopback: the redirect acts in the host's
+    network namespace only, so the container reaches its own server, not the published port."""
+    port = _free_port()
+    _httpd(lg, img, "-p", f"127.0.0.1:{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/") == PAGE
+    script = f"mkdir -p /tmp/own && echo own > /tmp/own/index.html && httpd -p 127.0.0.1:{port} -h /tmp/own && wget -qO- http://127.0.0.1:{port}/"
+    assert lg.out("run", "--rm", img, "sh", "-c", script) == "own\n"
+
+
+def test_redirect_goes_after_a_crash_and_with_network_prune(lg, img):
+    """The programs are found in the kernel from the leases alone: after the monitor is
+    SIGKILLed, lg rm detaches them; a set a crashed lg left with no lease behind it goes
+    with lg network prune."""
+    port = _free_port()
+    cid = _httpd(lg, img, "-p", f"127.0.0.1:{port}:80")
+    assert _get(f"http://127.0.0.1:{port}/") == PAGE
+    assert _redirects(lg.root)
+    os.kill(_monitor_pid(lg.root), signal.SIGKILL)
+    lg("rm", "-f", cid)
+    assert _redirects(lg.root) == {}
+    sockredirect.sync(lg.root, sockredirect.entries("10.255.255.254", [{"HostIp": "127.0.0.1", "HostPort": str(port), "ContainerPort": "80/tcp"}]))
+    try:
+        assert _redirects(lg.root)
+        lg("network", "prune")
+        assert _redirects(lg.root) == {}
+    finally:
+        sockredirect.sync(lg.root, {})
+
+
 def test_port_bound_to_loopback_is_not_reachable_from_another_namespace(lg, img):
     """A port published on 127.0.0.1 stays on the host's loopback: a container reaching for its
     gateway on that port finds nothing (route_localnet stays off)."""
@@ -264,11 +337,12 @@ def test_udp_publish(lg, img):
             while True:
                 s.sendto(b"ping", address)
                 try:
-                    data, _ = s.recvfrom(100)
+                    data, source = s.recvfrom(100)
                     break
                 except socket.timeout:
                     assert time.monotonic() < deadline, f"no UDP reply through the published port {address}"
-        assert data == b"PING"
+        assert data == b"PING" and source == address  # the reply shows the address asked for
+    assert sorted(_redirects(lg.root)) == sorted(sockredirect.FORWARD + sockredirect.REVERSE)
 
 
 def test_port_in_use_is_a_clear_error_and_leaves_nothing(lg, img):
@@ -351,14 +425,16 @@ def test_addresses_are_released_and_never_shared(lg, img):
 
 def test_fifty_create_remove_cycles_leave_links_and_rules_as_they_were(lg, img):
     """50 runs on the default bridge with a published port, each removed: afterwards the host has
-    the same links (no veth left) and, once the network is pruned, the same nftables rules."""
+    the same links (no veth left), the same nftables rules and no socket redirect program attached,
+    and once the network is pruned, no bridge."""
     lg("run", "--rm", img, "true")  # the default bridge and this root's rules exist from here on
-    links, rules = _links(), _nft_rules()
+    links, rules, programs = _links(), _nft_rules(), _redirects(lg.root)
     for _ in range(50):
         cid = lg.out("run", "-d", "-p", f"127.0.0.1:{_free_port()}:80", img, "sleep", "60").strip()
         lg("rm", "-f", cid)
     assert _links() == links
     assert _nft_rules() == rules
+    assert _redirects(lg.root) == programs == {}
     leases = json.load(open(os.path.join(lg.root, "networks", "bridge", "leases.json")))
     assert leases == {}
     lg("network", "prune")

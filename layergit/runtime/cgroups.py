@@ -50,16 +50,27 @@ def unified() -> bool:
         return False
 
 
-def _v1_hierarchies() -> dict[str, set[str]]:
-    """Mount point -> controllers, for each mounted v1 hierarchy."""
+def _mounts(fstype: str) -> dict[str, set[str]]:
+    """Mount point -> super options, for each mount of ``fstype``."""
     out: dict[str, set[str]] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
-            if fields[sep + 1] == "cgroup":
+            if fields[sep + 1] == fstype:
                 out[fields[4]] = set(fields[sep + 3].split(","))
     return out
+
+
+def _v1_hierarchies() -> dict[str, set[str]]:
+    """Mount point -> controllers, for each mounted v1 hierarchy."""
+    return _mounts("cgroup")
+
+
+def v2_mount() -> str | None:
+    """Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid hosts):
+    programs attached to its root see every process, whatever version runs containers."""
+    return next(iter(_mounts("cgroup2")), None)
 
 
 class Cgroup:

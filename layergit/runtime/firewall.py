@@ -19,7 +19,10 @@ crashed lg's rules go with the next ``sync`` after its leases are released:
   port bound to 127.0.0.1 gets no rule at all;
 - a container reaching a published port of its own network through a host address
   (hairpin) is masqueraded, or the answer would come straight from the peer and
-  never be un-NATed.
+  never be un-NATed;
+- 127.0.0.1 ports are redirected at connect() from the host's own namespace
+  instead (sockredirect.py), from the same leases under the same lock, so the
+  redirect comes and goes with the rules.
 
 nftables has no maintained netlink binding we could use instead of its CLI
 (pyroute2's nftables support is partial).
@@ -34,6 +37,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ..errors import LgError
+from . import sockredirect
 from .netconfig import Network, Networks
 
 
@@ -130,7 +134,7 @@ def sync(root: str, without: str | None = None, leaving: str | None = None, then
     nets = Networks(root)
     with nets.lock():
         live = [n for n in nets.all() if n.name != without and bridge_exists(n.bridge)]
-        published = [f for n in live for ip, holder in sorted(nets.leases(n.name).items()) if holder["id"] != leaving
-                     for f in forwards(ip, holder.get("ports", []))]
-        apply(root, live, published)
+        held = [(ip, holder.get("ports", [])) for n in live for ip, holder in sorted(nets.leases(n.name).items()) if holder["id"] != leaving]
+        apply(root, live, [f for ip, ports in held for f in forwards(ip, ports)])
+        sockredirect.sync(root, {k: v for ip, ports in held for k, v in sockredirect.entries(ip, ports).items()})
         return then() if then is not None else None

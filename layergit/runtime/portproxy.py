@@ -4,7 +4,10 @@
 kernel serves what arrives for the host's non-loopback addresses (DNAT, see
 firewall.py); loopback cannot be DNATed without route_localnet, which would make
 127.0.0.1-bound ports reachable from other network namespaces, so connections to
-127.0.0.1 reach the listener and are relayed here, as Docker's userland proxy does.
+127.0.0.1 reach the listener and are relayed here, as Docker's userland proxy does,
+unless the root's socket redirect (sockredirect.py) already sent the host's own
+connect() straight to the container: then the relay serves only what that hook
+does not cover, such as a kernel that refused to load it.
 The listener is bound either way, so the port stays reserved on the host and a
 port in use fails the container's start with one clear line.
 

@@ -152,9 +152,19 @@ def seccomp_load(program: bytes) -> None:
     _check(_libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0), "seccomp")
 
 
+BPF_MAP_CREATE = 0
+BPF_MAP_UPDATE_ELEM = 2
+BPF_MAP_DELETE_ELEM = 3
+BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_MAP_GET_FD_BY_ID = 14
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18
 BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
 
@@ -166,7 +176,7 @@ class _BpfProgLoad(ctypes.Structure):
         ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
         ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
         ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16),
+        ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
     ]
 
 
@@ -174,18 +184,120 @@ class _BpfProgAttach(ctypes.Structure):
     _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32)]
 
 
+class _BpfMapCreate(ctypes.Structure):
+    _fields_ = [
+        ("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32), ("inner_map_fd", ctypes.c_uint32),
+        ("numa_node", ctypes.c_uint32), ("map_name", ctypes.c_char * 16),
+    ]
+
+
+class _BpfMapElem(ctypes.Structure):
+    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("key", ctypes.c_uint64), ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+class _BpfGetId(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
+
+
+class _BpfInfo(ctypes.Structure):
+    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
+
+
+class _BpfQuery(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32), ("query_flags", ctypes.c_uint32),
+        ("attach_flags", ctypes.c_uint32), ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32),
+    ]
+
+
 def _bpf(cmd: int, attr: ctypes.Structure, what: str, path: str | None = None) -> int:
     return _check(_libc.syscall(_SYS["bpf"], cmd, ctypes.byref(attr), ctypes.sizeof(attr)), what, path)
 
 
-def bpf_prog_load(prog_type: int, insns: bytes, name: str) -> int:
-    """Load an eBPF program (8-byte instructions); returns its fd, close-on-exec as every bpf fd is."""
+def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type: int = 0) -> int:
+    """Load an eBPF program (8-byte instructions); returns its fd, close-on-exec as every bpf fd is.
+    A refusal is loaded again with the verifier's log, whose last lines become the error's message."""
     code = ctypes.create_string_buffer(insns, len(insns))
     gpl = ctypes.create_string_buffer(b"GPL")
-    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code), license=ctypes.addressof(gpl), prog_name=name.encode())
-    return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code), license=ctypes.addressof(gpl),
+                        prog_name=name.encode(), expected_attach_type=expected_attach_type)
+    try:
+        return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+    except OSError as exc:
+        log = ctypes.create_string_buffer(1 << 16)
+        attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)
+        if _libc.syscall(_SYS["bpf"], BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)) >= 0:
+            raise
+        tail = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-4:])
+        raise OSError(exc.errno, f"bpf(BPF_PROG_LOAD): {os.strerror(exc.errno)}: {tail}") from None
 
 
 def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, path: str | None = None) -> None:
     """Attach a loaded program to ``target_fd`` (a cgroup directory); the attachment holds its own reference."""
     _bpf(BPF_PROG_ATTACH, _BpfProgAttach(target_fd, prog_fd, attach_type, flags), "bpf(BPF_PROG_ATTACH)", path)
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | None = None) -> None:
+    """Detach one program (by its fd: several may share a BPF_F_ALLOW_MULTI hook)."""
+    _bpf(BPF_PROG_DETACH, _BpfProgAttach(target_fd, prog_fd, attach_type, 0), "bpf(BPF_PROG_DETACH)", path)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) -> list[int]:
+    """The ids of the programs attached to ``target_fd`` at ``attach_type`` (the kernel's view)."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = _BpfQuery(target_fd=target_fd, attach_type=attach_type, prog_ids=ctypes.addressof(ids), prog_cnt=64)
+    _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)", path)
+    return list(ids[:attr.prog_cnt])
+
+
+def bpf_map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str, flags: int = 0) -> int:
+    attr = _BpfMapCreate(map_type=map_type, key_size=key_size, value_size=value_size, max_entries=max_entries, map_flags=flags, map_name=name.encode())
+    return _bpf(BPF_MAP_CREATE, attr, "bpf(BPF_MAP_CREATE)")
+
+
+def bpf_map_update(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
+    k, v = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
+    _bpf(BPF_MAP_UPDATE_ELEM, _BpfMapElem(map_fd, 0, ctypes.addressof(k), ctypes.addressof(v), flags), "bpf(BPF_MAP_UPDATE_ELEM)")
+
+
+def bpf_map_delete(map_fd: int, key: bytes) -> None:
+    k = ctypes.create_string_buffer(key, len(key))
+    _bpf(BPF_MAP_DELETE_ELEM, _BpfMapElem(map_fd, 0, ctypes.addressof(k)), "bpf(BPF_MAP_DELETE_ELEM)")
+
+
+def bpf_map_keys(map_fd: int, key_size: int) -> list[bytes]:
+    """Every key of a hash map (GET_NEXT_KEY from none: the first, then each one's successor)."""
+    keys: list[bytes] = []
+    cur, nxt = ctypes.create_string_buffer(key_size), ctypes.create_string_buffer(key_size)
+    first = True
+    while True:
+        attr = _BpfMapElem(map_fd, 0, 0 if first else ctypes.addressof(cur), ctypes.addressof(nxt))
+        if _libc.syscall(_SYS["bpf"], BPF_MAP_GET_NEXT_KEY, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
+            if ctypes.get_errno() == 2:  # ENOENT: that was the last
+                return keys
+            _check(-1, "bpf(BPF_MAP_GET_NEXT_KEY)")
+        keys.append(nxt.raw)
+        ctypes.memmove(cur, nxt, key_size)
+        first = False
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    return _bpf(BPF_PROG_GET_FD_BY_ID, _BpfGetId(prog_id), "bpf(BPF_PROG_GET_FD_BY_ID)")
+
+
+def bpf_map_get_fd_by_id(map_id: int) -> int:
+    return _bpf(BPF_MAP_GET_FD_BY_ID, _BpfGetId(map_id), "bpf(BPF_MAP_GET_FD_BY_ID)")
+
+
+def bpf_obj_info(fd: int, size: int = 256, map_ids: int = 0) -> bytes:
+    """The raw struct bpf_prog_info or bpf_map_info of ``fd`` (the caller knows its layout).
+    With ``map_ids``, a program's info also gets the ids of up to that many maps it uses,
+    as u32s appended to the returned bytes."""
+    info = ctypes.create_string_buffer(size)
+    ids = (ctypes.c_uint32 * max(map_ids, 1))()
+    if map_ids:  # struct bpf_prog_info: nr_map_ids at 52, map_ids (a pointer) at 56
+        ctypes.memmove(ctypes.addressof(info) + 52, ctypes.byref(ctypes.c_uint32(map_ids)), 4)
+        ctypes.memmove(ctypes.addressof(info) + 56, ctypes.byref(ctypes.c_uint64(ctypes.addressof(ids))), 8)
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, _BpfInfo(fd, size, ctypes.addressof(info)), "bpf(BPF_OBJ_GET_INFO_BY_FD)")
+    return info.raw + bytes(ids)[:4 * map_ids]

@@ -1,0 +1,287 @@
+"""What the loopback redirect is: socket-level load balancing for 127.0.0.1-published ports.
+
+A port published on 127.0.0.1 cannot be DNATed (that needs route_localnet, which
+would let other network namespaces reach 127.0.0.1), so the monitor's proxy relays
+it, and the second TCP connection costs a third of the throughput whatever relays
+it. Cilium's answer, used here: rewrite the address of the connect() itself, before
+any packet exists. BPF_PROG_TYPE_CGROUP_SOCK_ADDR programs attached (ALLOW_MULTI)
+to the cgroup2 root see every connect()/sendmsg() of every process; one whose
+destination is a published (127.x.x.x, port, protocol) gets the container's
+address instead, so the kernel makes one connection straight to the container
+(from the bridge's gateway address, which the container already saw through the
+proxy). The reverse programs (getpeername, UDP recvmsg) show the client the
+address it asked for, from a per-socket record keyed by the socket's cookie (a
+plain reverse map would also rewrite clients that connect to the container's
+address on purpose).
+
+Only the host's network namespace is redirected: the programs compare the
+socket's netns cookie with the one of the process that loaded them, so a
+container connecting to its own 127.0.0.1:PORT reaches its own loopback, never
+the published port. The proxy keeps listening: it holds the port and serves what
+the hook does not see (another namespace of the host, a kernel that refused).
+
+Lifecycle: one program set and map pair per layergit root, named after the root
+(``lgsr_<hash>``), so any later lg process finds them in the kernel itself
+(BPF_PROG_QUERY on the cgroup2 root, then the program's maps) without a record
+that a crash could leave stale. ``sync`` makes the map equal to what the leases
+publish on 127.0.0.1 and detaches everything when nothing is; firewall.sync calls
+it under the networks lock, so rm, --rm, network prune and cleanup after a
+crashed monitor all go through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import socket
+import struct
+import sys
+
+from . import cgroups, syscalls
+
+# enum bpf_attach_type
+CONNECT4, UDP4_SENDMSG, UDP4_RECVMSG, GETPEERNAME4 = 10, 14, 19, 29
+FORWARD, REVERSE = (CONNECT4, UDP4_SENDMSG), (GETPEERNAME4, UDP4_RECVMSG)
+_MAP_HASH, _MAP_LRU_HASH = 1, 9
+_PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+_SO_NETNS_COOKIE = 71
+_REVNAT_ENTRIES = 65536  # sockets redirected at once; the least recently used record goes first
+
+# Opcodes (64-bit ALU and jumps); memory sizes W=4, H=2, B=1, DW=8.
+_MOV_X, _ADD_K = 0xBF, 0x07
+_LDX_W, _LDX_H, _LDX_B = 0x61, 0x69, 0x71
+_STX_W, _STX_H, _STX_B, _STX_DW, _ST_B = 0x63, 0x6B, 0x73, 0x7B, 0x72
+_MOV_K = 0xB7
+_JEQ_K, _JNE_X = 0x15, 0x5D
+_CALL, _EXIT, _LD_IMM64 = 0x85, 0x95, 0x18
+_PSEUDO_MAP_FD = 1
+# helpers
+_MAP_LOOKUP, _MAP_UPDATE, _SOCKET_COOKIE, _NETNS_COOKIE = 1, 2, 46, 122
+# struct bpf_sock_addr: u32 fields at these offsets
+_USER_IP4, _USER_PORT, _PROTOCOL = 4, 24, 36
+_R0, _R1, _R2, _R3, _R4, _R6, _R7, _FP = 0, 1, 2, 3, 4, 6, 7, 10
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, src << 4 | dst, off, imm)
+
+
+def _ld_imm64(dst: int, value: int, src: int = 0) -> bytes:
+    return _insn(_LD_IMM64, dst, src, imm=struct.unpack("<i", struct.pack("<I", value & 0xFFFFFFFF))[0]) + \
+        _insn(0, imm=struct.unpack("<i", struct.pack("<I", value >> 32))[0])
+
+
+def _key_from_ctx(at: int) -> list[bytes]:
+    """Build the 8-byte address key {be32 ip, be16 port, u8 protocol, u8 0} at fp+at from
+    the context (r6): the services map's key, and the tail of the reverse map's."""
+    return [
+        _insn(_LDX_W, _R2, _R6, _USER_IP4), _insn(_STX_W, _FP, _R2, at),
+        _insn(_LDX_W, _R2, _R6, _USER_PORT), _insn(_STX_H, _FP, _R2, at + 4),  # the be16 is the u32's low half
+        _insn(_LDX_W, _R2, _R6, _PROTOCOL), _insn(_STX_B, _FP, _R2, at + 6),
+        _insn(_ST_B, _FP, off=at + 7, imm=0),
+    ]
+
+
+def _rewrite_ctx_from(reg: int) -> list[bytes]:
+    """Set the context's address to the {be32 ip, be16 port} that ``reg`` points at."""
+    return [
+        _insn(_LDX_W, _R2, reg, 0), _insn(_STX_W, _R6, _R2, _USER_IP4),
+        _insn(_LDX_H, _R2, reg, 4), _insn(_STX_W, _R6, _R2, _USER_PORT),
+    ]
+
+
+def _finish(body: list[bytes]) -> bytes:
+    """``body``, whose jumps to -1 mean "allow unchanged", then return 1 (every hook allows)."""
+    insns = [chunk[i:i + 8] for chunk in body for i in range(0, len(chunk), 8)]  # LD_IMM64 takes two slots
+    out = []
+    for i, insn in enumerate(insns):
+        code, regs, off, imm = struct.unpack("<BBhi", insn)
+        if off == -1 and code in (_JEQ_K, _JNE_X):
+            insn = struct.pack("<BBhi", code, regs, len(insns) - i - 1, imm)
+        out.append(insn)
+    return b"".join(out + [_insn(_MOV_K, _R0, imm=1), _insn(_EXIT)])
+
+
+def forward_program(services_fd: int, revnat_fd: int, netns_cookie: int) -> bytes:
+    """connect4/sendmsg4: a published destination asked from the host's namespace becomes
+    the container's address; the socket's cookie remembers what was asked."""
+    return _finish([
+        _insn(_MOV_X, _R6, _R1),
+        _insn(_CALL, imm=_NETNS_COOKIE),  # r1 is still the context
+        _ld_imm64(_R1, netns_cookie),
+        _insn(_JNE_X, _R0, _R1, off=-1),
+        *_key_from_ctx(-8),
+        _ld_imm64(_R1, services_fd, _PSEUDO_MAP_FD),
+        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-8),
+        _insn(_CALL, imm=_MAP_LOOKUP),
+        _insn(_JEQ_K, _R0, off=-1, imm=0),
+        _insn(_MOV_X, _R7, _R0),
+        # reverse key at fp-24: {u64 socket cookie, be32 container ip, be16 port, u8 protocol, u8 0}
+        _insn(_MOV_X, _R1, _R6), _insn(_CALL, imm=_SOCKET_COOKIE),
+        _insn(_STX_DW, _FP, _R0, -24),
+        _insn(_LDX_W, _R2, _R7, 0), _insn(_STX_W, _FP, _R2, -16),
+        _insn(_LDX_H, _R2, _R7, 4), _insn(_STX_H, _FP, _R2, -12),
+        _insn(_LDX_B, _R2, _FP, -2), _insn(_STX_B, _FP, _R2, -10),
+        _insn(_ST_B, _FP, off=-9, imm=0),
+        _ld_imm64(_R1, revnat_fd, _PSEUDO_MAP_FD),
+        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-24),
+        _insn(_MOV_X, _R3, _FP), _insn(_ADD_K, _R3, imm=-8),  # the value: the address asked for
+        _insn(_MOV_K, _R4, imm=0),
+        _insn(_CALL, imm=_MAP_UPDATE),
+        *_rewrite_ctx_from(_R7),
+    ])
+
+
+def reverse_program(revnat_fd: int) -> bytes:
+    """getpeername4/recvmsg4: a redirected socket's peer shows as the address it asked for."""
+    return _finish([
+        _insn(_MOV_X, _R6, _R1),
+        _insn(_CALL, imm=_SOCKET_COOKIE),
+        _insn(_STX_DW, _FP, _R0, -16),
+        *_key_from_ctx(-8),
+        _ld_imm64(_R1, revnat_fd, _PSEUDO_MAP_FD),
+        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-16),
+        _insn(_CALL, imm=_MAP_LOOKUP),
+        _insn(_JEQ_K, _R0, off=-1, imm=0),
+        *_rewrite_ctx_from(_R0),
+    ])
+
+
+def _address(ip: str, port: int, proto: int = 0) -> bytes:
+    return ipaddress.IPv4Address(ip).packed + struct.pack(">HBB", port, proto, 0)
+
+
+def entries(target_ip: str, ports: list[dict]) -> dict[bytes, bytes]:
+    """The services map's share of a lease's published ports (Docker-style descriptions):
+    those bound to 127.0.0.1 or every address, as 127.0.0.1:HOST -> container ip:port."""
+    out = {}
+    for p in ports:
+        if p["HostIp"] not in ("", "0.0.0.0", "127.0.0.1"):
+            continue
+        port, _, proto = p["ContainerPort"].partition("/")
+        out[_address("127.0.0.1", int(p["HostPort"]), _PROTOS[proto or "tcp"])] = _address(target_ip, int(port))
+    return out
+
+
+def _names(root: str) -> tuple[str, str, str]:
+    tag = hashlib.sha256(root.encode()).hexdigest()[:10]
+    return f"lgsr_{tag}", f"lgsv_{tag}", f"lgrn_{tag}"
+
+
+def _name_of(info: bytes, offset: int) -> str:
+    return info[offset:offset + 16].split(b"\0")[0].decode()
+
+
+def attached(root: str, cgroup_fd: int) -> dict[int, list[int]]:
+    """attach type -> ids of this root's programs attached there, as the kernel reports them."""
+    name = _names(root)[0]
+    out: dict[int, list[int]] = {}
+    for atype in FORWARD + REVERSE:
+        for pid in syscalls.bpf_prog_query(cgroup_fd, atype):
+            try:
+                fd = syscalls.bpf_prog_get_fd_by_id(pid)
+            except OSError:  # detached and freed meanwhile
+                continue
+            try:
+                if _name_of(syscalls.bpf_obj_info(fd), 64) == name:  # bpf_prog_info.name
+                    out.setdefault(atype, []).append(pid)
+            finally:
+                os.close(fd)
+    return out
+
+
+def _detach(cgroup_fd: int, progs: dict[int, list[int]]) -> None:
+    for atype, ids in progs.items():
+        for pid in ids:
+            try:
+                fd = syscalls.bpf_prog_get_fd_by_id(pid)
+            except OSError:
+                continue
+            try:
+                syscalls.bpf_prog_detach(cgroup_fd, fd, atype)
+            except FileNotFoundError:  # someone else detached it first
+                pass
+            finally:
+                os.close(fd)
+
+
+def _services_map(root: str, prog_id: int) -> int:
+    """An fd of the services map that this root's attached connect4 program uses."""
+    fd = syscalls.bpf_prog_get_fd_by_id(prog_id)
+    try:
+        map_ids = struct.unpack("<4I", syscalls.bpf_obj_info(fd, map_ids=4)[-16:])
+    finally:
+        os.close(fd)
+    for mid in filter(None, map_ids):
+        mfd = syscalls.bpf_map_get_fd_by_id(mid)
+        if _name_of(syscalls.bpf_obj_info(mfd), 24) == _names(root)[1]:  # bpf_map_info.name
+            return mfd
+        os.close(mfd)
+    raise FileNotFoundError(2, "the redirect's services map is gone")
+
+
+def _install(root: str, cgroup_fd: int) -> int:
+    """Load and attach a fresh program set; returns an fd of its services map."""
+    prog_name, services_name, revnat_name = _names(root)
+    with socket.socket() as s:
+        cookie = struct.unpack("<Q", s.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8))[0]
+    services = syscalls.bpf_map_create(_MAP_HASH, 8, 8, 4096, services_name)
+    revnat = syscalls.bpf_map_create(_MAP_LRU_HASH, 16, 8, _REVNAT_ENTRIES, revnat_name)
+    progs = []
+    try:
+        for atype in FORWARD + REVERSE:
+            code = forward_program(services, revnat, cookie) if atype in FORWARD else reverse_program(revnat)
+            progs.append((atype, syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, code, prog_name, atype)))
+        done = []
+        try:
+            for atype, fd in progs:
+                syscalls.bpf_prog_attach(cgroup_fd, fd, atype, syscalls.BPF_F_ALLOW_MULTI)
+                done.append((atype, fd))
+        except BaseException:
+            for atype, fd in done:
+                syscalls.bpf_prog_detach(cgroup_fd, fd, atype)
+            raise
+    except BaseException:
+        os.close(services)
+        raise
+    finally:
+        for _, fd in progs:
+            os.close(fd)
+        os.close(revnat)
+    return services
+
+
+def sync(root: str, wanted: dict[bytes, bytes]) -> None:
+    """Make the kernel redirect exactly ``wanted`` (entries() of every lease) for this root:
+    attach on the first entry, detach and free everything with the last. A kernel that
+    refuses (no cgroup2, no BPF, an old verifier) only costs the speed-up: the proxy
+    still serves 127.0.0.1, so the refusal is logged, never raised."""
+    try:
+        path = cgroups.v2_mount()
+        if path is None:
+            if wanted:
+                raise FileNotFoundError(2, "no cgroup2 hierarchy is mounted")
+            return
+        cgroup_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            progs = attached(root, cgroup_fd)
+            complete = sorted(progs) == sorted(FORWARD + REVERSE) and all(len(ids) == 1 for ids in progs.values())
+            if not wanted or not complete:  # none needed, or a set a crash left half attached
+                _detach(cgroup_fd, progs)
+                if not wanted:
+                    return
+            services = _services_map(root, progs[CONNECT4][0]) if complete else _install(root, cgroup_fd)
+        finally:
+            os.close(cgroup_fd)
+        try:
+            for key in syscalls.bpf_map_keys(services, 8):
+                if key not in wanted:
+                    syscalls.bpf_map_delete(services, key)
+            for key, value in wanted.items():
+                syscalls.bpf_map_update(services, key, value)
+        finally:
+            os.close(services)
+    except OSError as exc:
+        if wanted:
+            print(f"lg: 127.0.0.1 ports stay with the proxy (socket redirect unavailable: {exc})", file=sys.stderr, flush=True)
