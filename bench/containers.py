@@ -528,7 +528,8 @@ def container_ip(ctx: Context, argv: list[str], env: dict | None = None) -> str:
 
 def build_port(ctx: Context) -> list[Case]:
     """A busybox httpd container serving the fixture's index.html (about 150 bytes),
-    published on 127.0.0.1:PORT (lg's userland proxy) and on every address as PORT3,
+    published on 127.0.0.1:PORT (for host processes a connect-time BPF redirect straight to
+    the container; lg's userland proxy for the rest) and on every address as PORT3,
     reached through 127.0.0.1:PORT, through the host's own non-loopback address on
     PORT3 (kernel NAT) and straight at its address. Timed rows: REQUESTS GETs by one
     curl process, sequential (busybox httpd closes every connection, so each is a new
@@ -587,7 +588,8 @@ def build_port(ctx: Context) -> list[Case]:
             lg_err = str(exc)
         if host:
             ctx.note(f"HOST_ADDRESS is {host}, one of this host's own addresses: lg DNATs it in the kernel; "
-                     "127.0.0.1 goes through lg's userland proxy")
+                     "a host process's connect to 127.0.0.1:PORT is redirected to the container by lg's BPF "
+                     "program (the userland proxy if the kernel refused it)")
     pm_pub = None
     if pm is not None and pm_err is None:
         pport = free_port()
@@ -634,7 +636,7 @@ def build_port(ctx: Context) -> list[Case]:
     # Direct first: should lg's proxy die, the lg container has lost its monitor, so
     # none of its rows is measured after that.
     targets = [("direct", lg_direct), ("lg published", lg_pub), ("lg host address", lg_host), ("podman published", pm_pub)]
-    paths = {"lg published": "127.0.0.1 (userland proxy)", "lg host address": "the host's address (kernel NAT)"}
+    paths = {"lg published": "127.0.0.1 (BPF connect redirect)", "lg host address": "the host's address (kernel NAT)"}
 
     def throughput():
         if not ctx.tools.has("wrk"):
