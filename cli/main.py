@@ -6,6 +6,7 @@ rich and pygit2, loads when that command runs. Start-up time is a feature.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -114,7 +115,12 @@ def entry() -> None:
     files are closed by their ``with`` blocks, and only stdout and stderr hold
     buffered output, which is flushed here. :func:`main` itself keeps ``sys.exit``
     for callers in the same process.
+
+    The cyclic garbage collector runs 1/70th as often: with its default threshold it
+    collects ~18 times while a command's modules load (~2 ms of an ``lg run``), for
+    almost no garbage; long commands (import, build) still collect, just in bigger steps.
     """
+    gc.set_threshold(50_000, 10, 10)
     try:
         main()
         code = 0
