@@ -107,6 +107,9 @@ class Tools:
             argv = shlex.split(override)
             exe = shutil.which(argv[0]) or argv[0]
             return [exe, *argv[1:]], f"--lg {override}", None, _shebang_python(exe) or sys.executable
+        venv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "bin", "lg")
+        if os.access(venv, os.X_OK):  # what bootstrap.sh installed for this checkout (and linked onto PATH)
+            return [venv], f"{venv} (this checkout's venv, from bootstrap.sh)", None, _shebang_python(venv) or sys.executable
         on_path = shutil.which("lg")
         if on_path is None:
             # Not installed: run the CLI from this checkout, as `python3 -m cli` would.
