@@ -150,7 +150,9 @@ def rm_cmd(ctx, force, refs):
 @click.pass_context
 def ps_cmd(ctx, all_, quiet, as_json):
     """List containers."""
-    listing(containers.ps(repo_from(ctx), all_), as_json, quiet, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+    from layergit.porcelain import container_views
+
+    listing(container_views.ps(repo_from(ctx), all_), as_json, quiet, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
             lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status, r.ports, r.name])
 
 
@@ -162,7 +164,9 @@ def ps_cmd(ctx, all_, quiet, as_json):
 @click.pass_context
 def logs_cmd(ctx, follow, tail, timestamps, ref):
     """Show a container's output."""
-    for line in containers.logs(repo_from(ctx), ref, follow, tail):
+    from layergit.porcelain import container_views
+
+    for line in container_views.logs(repo_from(ctx), ref, follow, tail):
         out = sys.stderr if line.stream == "stderr" else sys.stdout
         out.write((line.time + " " if timestamps else "") + line.text)
         out.flush()
@@ -184,13 +188,13 @@ def wait_cmd(ctx, refs):
 def inspect_cmd(ctx, as_json, refs):
     """Low-level details of containers or images, with Docker's field names."""
     from layergit.errors import NotFound
-    from layergit.porcelain import history
+    from layergit.porcelain import container_views, history
 
     repo = repo_from(ctx)
     out = []
     for ref in refs:
         try:
-            out.append(containers.inspect(repo, ref))
+            out.append(container_views.inspect(repo, ref))
         except NotFound:
             out.append(history.inspect_image(repo, ref))
     print_json(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from layergit.porcelain import containers, networks
+from layergit.porcelain import container_views, networks
 
 from .output import print_json, repo_from, table
 
@@ -68,7 +68,7 @@ def prune_cmd(ctx):
 @click.pass_context
 def port_cmd(ctx, as_json, ref):
     """List a container's published ports."""
-    ports = containers.port(repo_from(ctx), ref)
+    ports = container_views.port(repo_from(ctx), ref)
     if as_json:
         print_json(ports)
         return

@@ -1,0 +1,187 @@
+"""What lg ps, logs, inspect and port show of containers.
+
+Kept apart from the lifecycle (containers.py) so that starting a container loads
+none of it: rows and log lines are dataclasses, and each costs ~0.5 ms of an
+``lg run`` to define.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..errors import NotFound
+from ..runtime.state import ContainerDir, State
+from ..runtime.supervise import LOG_NAME
+from .containers import find, registry
+from .repo import Repo
+
+
+@dataclass(frozen=True)
+class ContainerRow:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    command: str
+    created: str
+    state: str
+    status: str
+    exit_code: int
+    ports: str
+
+
+def _ago(iso: str) -> str:
+    try:
+        then = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return ""
+    seconds = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n > 1 else ''}"
+    return f"{max(seconds, 1)} second{'s' if seconds > 1 else ''}"
+
+
+def settings(cdir: ContainerDir) -> dict:
+    from ..runtime.connect import settings as network_settings
+
+    return network_settings(cdir)
+
+
+def _ports_text(net: dict) -> str:
+    return ", ".join(f"{p['HostIp']}:{p['HostPort']}->{p['ContainerPort']}" for p in net.get("Ports", []))
+
+
+def port(repo: Repo, ref: str) -> list[dict]:
+    """The container's published ports (empty when it is not running)."""
+    cdir = find(repo, ref)
+    return settings(cdir).get("Ports", []) if cdir.state().running else []
+
+
+def _status(st: State) -> str:
+    if st.status == "running":
+        return f"Up {_ago(st.started_at)}"
+    if st.status == "exited":
+        return f"Exited ({st.exit_code}) {_ago(st.finished_at)} ago"
+    return st.status.capitalize()
+
+
+def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
+    rows = []
+    for cid in registry(repo).ids():
+        cdir = ContainerDir(registry(repo).dir, cid)
+        try:
+            rec = cdir.record()
+        except NotFound:
+            continue  # removed while we listed
+        st = cdir.state()
+        if not all_ and not st.running:
+            continue
+        args = rec.spec["process"]["args"]
+        ports = _ports_text(settings(cdir)) if st.running else ""
+        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ports))
+    return sorted(rows, key=lambda r: r.created, reverse=True)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    stream: str
+    time: str
+    text: str
+
+
+def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None):
+    """The container's output as LogLines; with ``follow``, until the container stops."""
+    cdir = find(repo, ref)
+    path = cdir.file(LOG_NAME)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        lines = f.readlines()
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        for raw in lines:
+            yield _parse_log(raw)
+        while follow:
+            raw = f.readline()
+            if raw:
+                yield _parse_log(raw)
+                continue
+            if not cdir.state().running:
+                for rest in f.readlines():
+                    yield _parse_log(rest)
+                return
+            time.sleep(0.05)
+
+
+def _parse_log(raw: bytes) -> LogLine:
+    try:
+        entry = json.loads(raw)
+        return LogLine(entry.get("stream", "stdout"), entry.get("time", ""), entry.get("log", ""))
+    except ValueError:
+        return LogLine("stdout", "", raw.decode(errors="replace"))
+
+
+def inspect(repo: Repo, ref: str) -> dict:
+    """Docker-style inspect output for a container."""
+    cdir = find(repo, ref)
+    rec = cdir.record()
+    st = cdir.state()
+    spec = rec.spec
+    proc = spec["process"]
+    return {
+        "Id": rec.id,
+        "Name": "/" + rec.name,
+        "Created": rec.created,
+        "Path": proc["args"][0],
+        "Args": proc["args"][1:],
+        "State": {
+            "Status": st.status,
+            "Running": st.running,
+            "Paused": st.status == "paused",
+            "Pid": st.pid if st.running else 0,
+            "ExitCode": st.exit_code,
+            "OOMKilled": st.oom_killed,
+            "Error": st.error,
+            "StartedAt": st.started_at,
+            "FinishedAt": st.finished_at,
+        },
+        "Image": rec.image_id,
+        "Config": {
+            "Image": rec.image,
+            "Hostname": spec["hostname"],
+            "Cmd": proc["args"],
+            "Env": proc["env"],
+            "WorkingDir": proc["cwd"],
+            "User": proc["user"],
+            "Tty": proc["tty"],
+            "OpenStdin": proc["stdin"],
+            "StopSignal": spec["stop_signal"],
+        },
+        "HostConfig": rec.host_config,
+        "Mounts": [
+            {"Type": m["kind"], "Source": m["source"], "Destination": m["target"], "RW": not m["readonly"]} for m in spec["mounts"]
+        ],
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {"LowerDir": spec["rootfs_lower"], "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
+        },
+        "LogPath": cdir.file(LOG_NAME),
+        "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
+    }
+
+
+def _network_settings(spec: dict, net: dict) -> dict:
+    ports: dict = {}
+    for p in net.get("Ports", []):
+        ports.setdefault(p["ContainerPort"], []).append({"HostIp": p["HostIp"], "HostPort": p["HostPort"]})
+    networks = {}
+    if net:
+        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.get("aliases", [])}
+    return {"IPAddress": net.get("IPAddress", ""), "Gateway": net.get("Gateway", ""), "MacAddress": net.get("MacAddress", ""), "Ports": ports, "Networks": networks}
