@@ -244,16 +244,16 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
     for ref in refs:
         cdir = reg.find(ref)
         st = cdir.state()
+        cgroup = Cgroup(cdir.id)
         if st.running:
             if not force:
                 raise Conflict(f"container {ref} is running: stop it first or use rm -f")
-            Cgroup(cdir.id).kill(signal.SIGKILL)
+            cgroup.kill(signal.SIGKILL)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()
         except NotFound:
             record = None
-        cgroup = Cgroup(cdir.id)
         if cgroup.exists():
             cgroup.kill(signal.SIGKILL)
             cgroup.remove()

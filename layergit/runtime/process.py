@@ -107,11 +107,12 @@ def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: s
     goes on: it connects the child's network. ``netns`` is the path of a network
     namespace to join (``--network container:ID``) instead of a new one.
     """
+    handshake = _Handshake(prepare) if prepare else None
     return _launch(
         lambda: sc.unshare(sc.CLONE_NEWPID),
-        prepare,
-        lambda handshake, err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns),
+        lambda err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns),
         spec.process.args[0] if spec.process.args else "",
+        handshake,
     )
 
 
@@ -124,8 +125,7 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
     try:
         return _launch(
             lambda: sc.setns(fds["pid"], sc.CLONE_NEWPID),
-            None,
-            lambda handshake, err_w: _exec_child(fds, process, hostname, stdio, cgroup, err_w),
+            lambda err_w: _exec_child(fds, process, hostname, stdio, cgroup, err_w),
             process.args[0] if process.args else "",
         )
     finally:
@@ -133,37 +133,62 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
             os.close(fd)
 
 
-def _launch(enter_pidns, prepare, body, command: str) -> int:
+class _Handshake:
+    """Ready/go pipes: the child says its namespaces exist and waits while the parent
+    ``prepare``s it (connects its network). Made only when there is something to
+    prepare, so that a container without a network pays no round trip."""
+
+    def __init__(self, prepare):
+        self.prepare = prepare
+        self.ready_r, self.ready_w = os.pipe2(os.O_CLOEXEC)
+        self.go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+
+    def wait(self) -> None:
+        """The child's side."""
+        os.write(self.ready_w, b"1")
+        if not os.read(self.go_r, 1):  # the parent failed to prepare us and is killing us
+            os._exit(125)
+
+    def release(self, pid: int, err_r: int) -> None:
+        """The parent's side: prepare the child once it is ready, then let it go on; kill it if that fails."""
+        os.close(self.go_r)
+        os.close(self.ready_w)
+        try:
+            if os.read(self.ready_r, 1):
+                self.prepare(pid)
+                os.write(self.go_w, b"1")
+        except BaseException as exc:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(err_r)
+            if isinstance(exc, OSError):
+                raise LgError(f"cannot prepare the container: {exc.strerror}") from None
+            raise
+        finally:
+            os.close(self.go_w)
+            os.close(self.ready_r)
+
+
+def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None) -> int:
     """Fork a child into a PID namespace; return its pid once it exec'd.
 
     The PID namespace change applies to our children only and is undone right after
-    the fork. With a ``prepare`` step, the child's ``handshake()`` tells us when its
-    namespaces exist and waits while we ``prepare`` it (network); without one there
-    is no round trip. The child reports a failure before exec through a
-    close-on-exec pipe.
+    the fork. The child reports a failure before exec through a close-on-exec pipe;
+    with a ``handshake``, the parent prepares it first.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC) if prepare else (-1, -1)
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC) if prepare else (-1, -1)
-
-    def handshake() -> None:
-        if prepare:
-            os.write(ready_w, b"1")
-            if not os.read(go_r, 1):  # the parent failed to prepare us and is killing us
-                os._exit(125)
-
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         enter_pidns()
         pid = os.fork()
         if pid == 0:
-            _child_main(lambda err: body(handshake, err), err_w, command)
+            _child_main(body, err_w, command)
         sc.setns(own_pidns, sc.CLONE_NEWPID)
     finally:
         os.close(own_pidns)
     os.close(err_w)
-    if prepare:
-        _prepare(pid, prepare, ready_r, go_r, go_w, ready_w, err_r)
+    if handshake:
+        handshake.release(pid, err_r)
     report = b""
     while chunk := os.read(err_r, 4096):
         report += chunk
@@ -173,26 +198,6 @@ def _launch(enter_pidns, prepare, body, command: str) -> int:
         code, _, message = report.decode(errors="replace").partition(" ")
         raise SpawnError(message, int(code))
     return pid
-
-
-def _prepare(pid: int, prepare, ready_r: int, go_r: int, go_w: int, ready_w: int, err_r: int) -> None:
-    """Run ``prepare(pid)`` once the child is ready, then release it; kill it if that fails."""
-    os.close(go_r)
-    os.close(ready_w)
-    try:
-        if os.read(ready_r, 1):
-            prepare(pid)
-            os.write(go_w, b"1")
-    except BaseException as exc:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        os.close(err_r)
-        if isinstance(exc, OSError):
-            raise LgError(f"cannot prepare the container: {exc.strerror}") from None
-        raise
-    finally:
-        os.close(go_w)
-        os.close(ready_r)
 
 
 def _child_main(body, err_w: int, command: str) -> None:
@@ -225,7 +230,7 @@ class _ExecError(Exception):
     pass
 
 
-def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake, err_w: int, init_binary: str | None, netns: str | None) -> None:
+def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int, init_binary: str | None, netns: str | None) -> None:
     cgroup.join_self()  # first, so that what the namespaces below cost is charged to the container
     os.setsid()
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
@@ -236,7 +241,8 @@ def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake, err_w: int, init
     elif spec.network != "host":
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
-    handshake()  # the parent connects our network namespace
+    if handshake:
+        handshake.wait()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
     if spec.network != "host" and not netns:
         loopback_up()
