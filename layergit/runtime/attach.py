@@ -61,7 +61,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
 
     try:
         with cdir.lock():
-            pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns)
+            pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns, die_with_parent=True)
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
     except BaseException:
         for fd in child_fds + list(reads):

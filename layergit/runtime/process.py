@@ -8,23 +8,36 @@ UTS, IPC, network and cgroup namespaces, the rootfs recipe, hostname, stdio, use
 seccomp, capabilities, exec. Failures come back as one line and
 Docker's exit codes: 125 for our own failure, 126 for a command that cannot be
 executed, 127 for a command that is not found.
+
+The child is a fork of lg, so until its last exec it *is* the host's Python
+interpreter. It never execs the container's command itself: it execs the
+trampoline (runtime/trampoline.py) from a sealed memfd, which execs the command,
+so no path from inside the container (``#!/proc/self/exe``, /proc/PID/exe) reaches
+a host executable. Until then it is not dumpable (the container's processes cannot
+open its /proc entries), and it dies with its parent (PDEATHSIG), so an lg killed
+at any moment never leaves a half-made container blocked or holding lg's locks.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import select
+import signal
+import stat
 import struct
 import termios
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import LgError
-from . import rootfs, security, users
+from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
 from .network import loopback_up
 from .spec import Process, Spec
+from .trampoline import REPORT_FD, errno_report
 
 if TYPE_CHECKING:
     import socket
@@ -100,17 +113,23 @@ def _container_pty(stdio: Stdio) -> int:
     return slave
 
 
-def spawn(spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: str | None = None, netns: str | None = None) -> int:
+def spawn(
+    spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: str | None = None, netns: str | None = None,
+    die_with_parent: bool = False,
+) -> int:
     """Fork the container's PID 1 into ``cgroup`` and return its pid once it has exec'd its command.
 
     ``prepare(pid)``, if given, runs once the child has its namespaces and before it
     goes on: it connects the child's network. ``netns`` is the path of a network
-    namespace to join (``--network container:ID``) instead of a new one.
+    namespace to join (``--network container:ID``) instead of a new one. With
+    ``die_with_parent`` the container is killed when this process dies (a foreground
+    lg run is the container's only supervisor); without it (the monitor) it dies
+    with us only until its command runs.
     """
     handshake = _Handshake(prepare) if prepare else None
     return _launch(
         lambda: sc.unshare(sc.CLONE_NEWPID),
-        lambda err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns),
+        lambda err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns, die_with_parent),
         spec.process.args[0] if spec.process.args else "",
         handshake,
     )
@@ -120,7 +139,10 @@ _JOINED = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.
 
 
 def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup) -> int:
-    """Fork a process into a running container's namespaces and cgroup (lg exec)."""
+    """Fork a process into a running container's namespaces and cgroup (lg exec).
+
+    It dies with this process: lg exec relays its output, and nothing else would.
+    """
     fds = {name: os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in _JOINED + (("pid", 0),)}
     try:
         return _launch(
@@ -142,6 +164,12 @@ class _Handshake:
         self.prepare = prepare
         self.ready_r, self.ready_w = os.pipe2(os.O_CLOEXEC)
         self.go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+
+    def child_side(self) -> None:
+        """Right after the fork, in the child: drop our copies of the parent's ends, so
+        that a parent that dies reads as EOF here instead of blocking us forever."""
+        os.close(self.ready_r)
+        os.close(self.go_w)
 
     def wait(self) -> None:
         """The child's side."""
@@ -182,7 +210,7 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
         enter_pidns()
         pid = os.fork()
         if pid == 0:
-            _child_main(body, err_w, command)
+            _child_main(body, err_r, err_w, command, handshake)
         sc.setns(own_pidns, sc.CLONE_NEWPID)
     finally:
         os.close(own_pidns)
@@ -195,14 +223,31 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     os.close(err_r)
     if report:
         os.waitpid(pid, 0)
+        failed = errno_report(report)
+        if failed is not None:
+            raise SpawnError(*_exec_failure(OSError(failed, os.strerror(failed)), command))
         code, _, message = report.decode(errors="replace").partition(" ")
         raise SpawnError(message, int(code))
     return pid
 
 
-def _child_main(body, err_w: int, command: str) -> None:
-    """Never returns: exec the container's command or report and exit."""
+def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshake | None) -> None:
+    """Never returns: exec the container's command or report and exit.
+
+    First, before anything can block: not dumpable (the processes of a container we
+    join cannot open our /proc/PID/exe, fds or memory while we are still the host's
+    interpreter), our copies of the parent's pipe ends closed, and killed if the
+    parent dies; a parent already dead before that took effect shows as a pipe with
+    no reader.
+    """
     try:
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        os.close(err_r)
+        if handshake:
+            handshake.child_side()
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if _reader_gone(err_w):
+            os._exit(125)
         body(err_w)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         code, message = _classify(exc, command)
@@ -212,12 +257,27 @@ def _child_main(body, err_w: int, command: str) -> None:
             os._exit(code)
 
 
+def _reader_gone(fd: int) -> bool:
+    """Whether the pipe we write to at ``fd`` has lost its reader (our parent died)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
+
+
+def _exec_failure(err: OSError, command: str) -> tuple[str, int]:
+    """(message, exit code) as Docker gives them for a command that could not be executed."""
+    if err.errno == errno.ENOENT:
+        return f"{command}: no such file or directory", 127
+    return f"{command}: cannot execute: {err.strerror}", 126
+
+
 def _classify(exc: BaseException, command: str) -> tuple[int, str]:
     if isinstance(exc, _ExecError):
         err = exc.__cause__
-        if isinstance(err, FileNotFoundError):
-            return 127, f"{command}: executable file not found in $PATH" if "/" not in command else f"{command}: no such file or directory"
-        return 126, f"{command}: cannot execute: {err.strerror if isinstance(err, OSError) else err}"
+        if isinstance(err, FileNotFoundError) and "/" not in command:
+            return 127, f"{command}: executable file not found in $PATH"
+        message, code = _exec_failure(err if isinstance(err, OSError) else OSError(errno.EACCES, str(err)), command)
+        return code, message
     if isinstance(exc, LgError):
         return 125, str(exc)
     if isinstance(exc, OSError):
@@ -230,7 +290,10 @@ class _ExecError(Exception):
     pass
 
 
-def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int, init_binary: str | None, netns: str | None) -> None:
+def _child(
+    spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int, init_binary: str | None, netns: str | None,
+    die_with_parent: bool,
+) -> None:
     cgroup.join_self()  # first, so that what the namespaces below cost is charged to the container
     os.setsid()
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
@@ -248,15 +311,29 @@ def _child(spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | Non
         loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
-    rootfs.enter(spec, init_binary if spec.init else None)
+    init = _init_memfd(init_binary) if spec.init else None
+    rootfs.enter(spec)
     if spec.hostname:
         sc.sethostname(spec.hostname)
     if stdio.tty:
         slave = _container_pty(stdio)
         rootfs.console(slave)
         stdio = Stdio(slave, slave, slave)
-    args = ([rootfs.INIT_PATH, "--"] if spec.init else []) + spec.process.args
-    _become(spec.process, spec.hostname, args, stdio, seccomp, err_w, spec.process.tty)
+    _become(spec.process, spec.hostname, spec.process.args, stdio, seccomp, err_w, spec.process.tty, die_with_parent, init)
+
+
+def _init_memfd(init_binary: str | None) -> int:
+    """--init: tini copied from the host into a sealed memfd, read before pivot_root.
+
+    Exec'd from the copy, PID 1's /proc/1/exe is never the host's tini either.
+    """
+    if not init_binary:
+        raise LgError("--init needs tini (Debian: apt-get install tini)")
+    src = os.open(init_binary, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return trampoline.sealed_memfd("lg-init", src)
+    finally:
+        os.close(src)
 
 
 def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup, err_w: int) -> None:
@@ -271,11 +348,18 @@ def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup
         tty = True
     else:
         tty = False
-    _become(process, hostname, process.args, stdio, seccomp, err_w, tty)
+    _become(process, hostname, process.args, stdio, seccomp, err_w, tty, True, None)
 
 
-def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool) -> None:
-    """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec."""
+def _become(
+    process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool, die_with_parent: bool,
+    init: int | None,
+) -> None:
+    """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec.
+
+    The exec is of the trampoline (or, with ``init``, of tini's sealed copy, which
+    execs the command itself), never of the command: see the module docstring.
+    """
     for target, fd in ((0, stdio.stdin), (1, stdio.stdout), (2, stdio.stderr)):
         os.dup2(fd, target, inheritable=True)
     if tty:
@@ -283,8 +367,21 @@ def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, secc
     # Close every inherited fd before anything resolves a path: a working directory of
     # /proc/self/fd/N must not reach a host directory we happened to hold open. Only 0-2
     # survive exec; the error pipe is close-on-exec and reports failures until then.
-    os.closerange(3, err_w)
-    os.closerange(err_w + 1, os.sysconf("SC_OPEN_MAX"))
+    keep = sorted({err_w, init if init is not None else err_w})
+    low = 3
+    for fd in keep:
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+    if init is None:
+        # The trampoline's report fd: a copy of the error pipe it marks close-on-exec itself.
+        if err_w == REPORT_FD:
+            os.set_inheritable(REPORT_FD, True)
+        else:
+            os.dup2(err_w, REPORT_FD, inheritable=True)
+        program = trampoline.memfd()
+    else:
+        program = init
     user = users.resolve(process.user)
     env = _environment(process, hostname, user)
     cwd = process.cwd or "/"
@@ -300,9 +397,41 @@ def _become(process: Process, hostname: str, args: list[str], stdio: Stdio, secc
     if process.no_new_privileges:
         security.no_new_privileges()
     try:
-        os.execvpe(args[0], args, env)
+        argv = [rootfs.INIT_PATH, "--", *args] if init is not None else [trampoline.ARGV0, _find_executable(args[0], env), *args]
     except OSError as exc:
         raise _ExecError() from exc
+    if not die_with_parent:
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # the monitor: a container outlives it once running
+    try:
+        os.execve(program, argv, env)
+    except OSError as exc:
+        raise _ExecError() from exc
+
+
+def _find_executable(name: str, env: dict[str, str]) -> str:
+    """``name`` looked up in the command's PATH as execvp would (run as the final user).
+
+    A name with a slash is used as it is; otherwise the first regular file on PATH
+    that we may execute. Only a name found nowhere is "not found" (127); one found
+    but not executable is refused (126).
+    """
+    if "/" in name:
+        return name
+    denied = None
+    for directory in os.get_exec_path(env):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if os.access(candidate, os.X_OK):
+            return candidate
+        denied = denied or candidate
+    if denied:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), denied)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
 def _environment(process: Process, hostname: str, user: users.User) -> dict[str, str]:

@@ -26,7 +26,7 @@ MASKED = [
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
 DEV_LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")]
-INIT_PATH = "/dev/init"
+INIT_PATH = "/dev/init"  # --init's argv[0]; tini runs from a sealed memfd, not from a file (process.py)
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
@@ -128,7 +128,7 @@ def _readonly(path: str) -> None:
         sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
 
 
-def open_sources(spec: Spec, init_binary: str | None) -> list[tuple[int, str, bool]]:
+def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
     """Open every bind source on the host before pivot_root: (fd, target, readonly)."""
     binds = []
     for name in ("hosts", "hostname", "resolv.conf"):
@@ -141,12 +141,10 @@ def open_sources(spec: Spec, init_binary: str | None) -> list[tuple[int, str, bo
                 binds.append((os.open(m.source, os.O_PATH | os.O_CLOEXEC), m.target, m.readonly))
             except OSError as exc:
                 raise RootfsError(f"volume source {m.source}: {exc.strerror}") from None
-    if init_binary:
-        binds.append((os.open(init_binary, os.O_PATH | os.O_CLOEXEC), INIT_PATH, True))
     return binds
 
 
-def enter(spec: Spec, init_binary: str | None) -> None:
+def enter(spec: Spec) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
@@ -158,7 +156,7 @@ def enter(spec: Spec, init_binary: str | None) -> None:
     sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
     _make_dev(os.path.join(merged, "dev"))
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    for fd, target, readonly in open_sources(spec, init_binary):
+    for fd, target, readonly in open_sources(spec):
         _bind(root_fd, fd, target, readonly)
         os.close(fd)
     for m in spec.mounts:

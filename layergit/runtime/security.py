@@ -1,7 +1,7 @@
 """Capabilities, no_new_privs and the default seccomp filter (child side).
 
-Docker's default capability set is kept in the bounding, permitted, effective and
-inheritable sets of a root process; a non-root user gets none effective (as with
+Docker's default capability set is kept in the bounding, permitted and effective
+sets of a root process (the inheritable and ambient sets are empty); a non-root user gets none effective (as with
 Docker) but setuid programs such as sudo can still gain the bounded set, unless
 ``no_new_privileges`` is set. The seccomp filter denies, with EPERM, the calls a
 container has no business making (mount, namespaces, kernel modules, keyrings,
@@ -82,12 +82,18 @@ def drop_bounding(keep: list[str]) -> None:
 
 
 def set_process_caps(keep: list[str]) -> None:
-    """Restrict effective/permitted/inheritable to ``keep`` (after the uid switch)."""
+    """Restrict effective and permitted to ``keep`` (after the uid switch); inheritable
+    and ambient empty.
+
+    An inheritable set would let a file's inheritable capabilities raise a non-root
+    program's permitted set at exec (CVE-2022-24769; Docker and podman give none).
+    Root loses nothing by it: at exec root gets its bounding set whatever it inherits.
+    """
     mask = 0
     for c in keep:
         mask |= 1 << CAP_NUMBER[c]
     syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_CLEAR_ALL)
-    syscalls.capset(mask, mask, mask)
+    syscalls.capset(mask, mask, 0)
 
 
 def no_new_privileges() -> None:
