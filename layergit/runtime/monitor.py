@@ -11,7 +11,9 @@ status then reads from the kernel; see state.py).
 
 Protocol: one JSON line per connection on ``ROOT/run/monitor.sock``:
 ``{"op": "start", "id": ID}`` -> ``{"ok": true, "pid": N}`` or
-``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``.
+``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``. A request that is not a
+JSON object with a known op and fields of the right types, or that is longer than
+_REQUEST_MAX, gets that error reply with code 125.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import resource
 import selectors
 import shutil
 import signal
@@ -29,16 +33,134 @@ import time
 from ..errors import LgError
 from ..removal import remove_tree
 from .cgroups import Cgroup
+from .client import joined_netns, paths
 from .connect import Controller, is_bridged
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
-from .client import joined_netns, paths
 from .state import ContainerDir, State, now_iso, pid_start_time
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
+_REQUEST_MAX = 64 * 1024  # bytes in a request line; a real one is ~100, a longer one is garbage
+_CLIENT_SECONDS = 10.0  # a client must have sent its request and taken its reply by then
+_MAX_CLIENTS = 1024  # open client connections; later ones wait in the listen backlog
+_ACCEPT_PAUSE = 1.0  # seconds without accepting after accept() ran out of descriptors or memory
+_TICK = 1.0  # seconds between sweeps of overdue clients
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+_FIELDS: dict[str, dict[str, type]] = {
+    "start": {"id": str},
+    "net-attach": {"id": str, "pid": int},
+    "net-detach": {"id": str},
+}
 
+
+class BadRequest(LgError):
+    """A request line the monitor cannot act on (a broken or hostile client)."""
+
+    exit_code = 125
+
+
+def parse_request(line: bytes) -> dict:
+    """The request on ``line``, checked before any of it is used, so that garbage
+    gets an error reply instead of an exception somewhere inside an operation."""
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+        raise BadRequest("monitor: a request is one line of JSON") from None
+    if not isinstance(request, dict):
+        raise BadRequest("monitor: a request is a JSON object")
+    op = request.get("op")
+    fields = _FIELDS.get(op) if isinstance(op, str) else None
+    if fields is None:
+        raise BadRequest(f"monitor: unknown request {op!r}")
+    for name, kind in fields.items():
+        value = request.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):  # bool is an int to isinstance
+            raise BadRequest(f"monitor: {op} needs {name!r} of type {kind.__name__}")
+    if not _CONTAINER_ID.fullmatch(request["id"]):  # it becomes a path and a cgroup name
+        raise BadRequest(f"monitor: {op}: {request['id'][:80]!r} is not a container id")
+    return request
+
+
+def refusal(exc: LgError) -> dict:
+    return {"ok": False, "error": str(exc), "code": exc.exit_code}
+
+
+class _Client:
+    """One connection on the monitor's socket, served without ever blocking the loop.
+
+    The same loop pumps every container's output into its log, reaps exits and relays
+    published ports, so whatever a client does (send nothing, half a line or garbage,
+    never read its reply, vanish mid-request) must cost only its descriptor and at
+    most _REQUEST_MAX bytes of buffer. It gets one reply line, then is closed; the
+    monitor drops it if the exchange has not ended _CLIENT_SECONDS after it connected.
+    """
+
+    __slots__ = ("closed", "inbuf", "monitor", "opened", "outbuf", "sock")
+
+    def __init__(self, monitor: Monitor, sock: socket.socket):
+        self.monitor, self.sock = monitor, sock
+        self.inbuf = bytearray()
+        self.outbuf = b""
+        self.opened = time.monotonic()
+        self.closed = False
+        sock.setblocking(False)
+        monitor.sel.register(sock, selectors.EVENT_READ, self.on_event)
+
+    def on_event(self, key, mask: int) -> None:
+        if self.closed:  # an event of the current batch, for a descriptor closed meanwhile
+            return
+        if self.outbuf:
+            self.flush()
+        else:
+            self.read()
+
+    def read(self) -> None:
+        try:
+            data = self.sock.recv(_REQUEST_MAX - len(self.inbuf))
+        except BlockingIOError:
+            return
+        except OSError:  # ECONNRESET: nobody left to answer
+            self.close()
+            return
+        start, newline = len(self.inbuf), data.find(b"\n")  # only new bytes are searched: no quadratic rescans
+        self.inbuf += data
+        if newline >= 0:
+            self.reply(self.monitor.answer(bytes(self.inbuf[: start + newline])))
+        elif not data and not self.inbuf:
+            self.close()  # connected and left: nothing to answer
+        elif not data:  # an interrupted client, or one that half-closed after a partial line
+            self.reply(refusal(BadRequest("monitor: the request ended before its newline")))
+        elif len(self.inbuf) >= _REQUEST_MAX:
+            self.reply(refusal(BadRequest(f"monitor: a request is a line of less than {_REQUEST_MAX} bytes")))
+
+    def reply(self, answer: dict) -> None:
+        """Send the reply line, then close; what the client sent after its request is ignored."""
+        self.outbuf = json.dumps(answer).encode() + b"\n"
+        self.flush()
+        if not self.closed:  # the client is not reading: wait until it can take the rest
+            self.monitor.sel.modify(self.sock, selectors.EVENT_WRITE, self.on_event)
+
+    def flush(self) -> None:
+        try:
+            sent = self.sock.send(self.outbuf)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE, ECONNRESET: the client left without its reply
+            self.close()
+            return
+        self.outbuf = self.outbuf[sent:]
+        if not self.outbuf:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.monitor.sel.unregister(self.sock)
+        self.sock.close()
+        self.monitor.forget(self)
 
 
 class Monitor:
@@ -52,6 +174,12 @@ class Monitor:
         self.last_activity = time.monotonic()
         self.proxy = PortProxy(self.sel)
         self.net = Controller(root, self.proxy)
+        self.clients: set[_Client] = set()
+        # A quarter of the descriptors at most: clients must not starve containers' pipes and pidfds.
+        self.max_clients = min(_MAX_CLIENTS, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        self.listener: socket.socket | None = None
+        self.accepting = False
+        self.accept_after = 0.0  # accept() ran out of resources: wait until then
 
     def start(self, cid: str) -> dict:
         cdir = ContainerDir(self.containers, cid)
@@ -127,55 +255,99 @@ class Monitor:
             cdir.forget_lock()
 
     def dispatch(self, request: dict) -> dict:
-        op = request.get("op")
+        """Carry out a request that parse_request accepted (so its op and fields are known good)."""
+        op = request["op"]
         if op == "start":
             return self.start(request["id"])
         if op == "net-attach":
             cdir = ContainerDir(self.containers, request["id"])
             spec = Spec.from_json(json.dumps(cdir.record().spec))
-            return {"ok": True, "settings": self.net.attach(cdir, spec, int(request["pid"]))}
-        if op == "net-detach":
-            self.net.detach(request["id"])
-            return {"ok": True}
-        return {"ok": False, "error": f"unknown request {op!r}", "code": 125}
+            return {"ok": True, "settings": self.net.attach(cdir, spec, request["pid"])}
+        self.net.detach(request["id"])  # net-detach
+        return {"ok": True}
 
-    def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
-        with conn, conn.makefile("rwb") as stream:
+    def answer(self, line: bytes) -> dict:
+        """The reply to one request line; never raises, so that no request can stop the loop."""
+        try:
+            return self.dispatch(parse_request(line))
+        except LgError as exc:
+            return refusal(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not take every container's parent down
+            return {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": 125}
+
+    def accept(self) -> None:
+        """Take every pending connection: one readiness event can stand for many."""
+        while len(self.clients) < self.max_clients:
             try:
-                request = json.loads(stream.readline())
-                reply = self.dispatch(request)
-            except LgError as exc:
-                reply = {"ok": False, "error": str(exc), "code": exc.exit_code}
-            except Exception as exc:  # noqa: BLE001 - one bad request must not take every container's parent down
-                reply = {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": 125}
-            stream.write(json.dumps(reply).encode() + b"\n")
-            stream.flush()
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                break
+            except ConnectionAbortedError:
+                continue  # that client left before we took it; the next may be there
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: the listener stays readable, so pause or spin
+                print(f"monitor: accept: {exc}; pausing", file=sys.stderr, flush=True)
+                self.accept_after = time.monotonic() + _ACCEPT_PAUSE
+                break
+            self.clients.add(_Client(self, sock))
+            self.last_activity = time.monotonic()
+        self.update_accepting()
+
+    def forget(self, client: _Client) -> None:
+        self.clients.discard(client)
+        self.update_accepting()
+
+    def update_accepting(self) -> None:
+        """Watch the listener only while a new client can be taken: under the cap and
+        not right after accept() failed (a level-triggered event would spin the loop)."""
+        wanted = len(self.clients) < self.max_clients and time.monotonic() >= self.accept_after
+        if wanted and not self.accepting:
+            self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        elif self.accepting and not wanted:
+            self.sel.unregister(self.listener)
+        self.accepting = wanted
+
+    def sweep(self) -> None:
+        """Drop clients whose exchange outlived _CLIENT_SECONDS; resume a paused accept."""
+        now = time.monotonic()
+        for client in [c for c in self.clients if now - c.opened > _CLIENT_SECONDS]:
+            client.close()
+        self.update_accepting()
 
     def serve(self, listener: socket.socket) -> None:
-        self.sel.register(listener, selectors.EVENT_READ, "accept")
+        listener.setblocking(False)
+        self.listener = listener
+        self.update_accepting()
+        next_sweep = time.monotonic() + _TICK
         while self.watched or self.proxy.listeners or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
-            for key, mask in self.sel.select(timeout=1.0):
+            for key, mask in self.sel.select(timeout=_TICK):
                 if key.data == "accept":
-                    conn, _ = listener.accept()
-                    conn.setblocking(True)
-                    self.handle(conn)
-                    self.last_activity = time.monotonic()
+                    self.accept()
                 elif key.data == "exit":
                     try:
                         self.reap(key.fd)
                     except Exception as exc:  # noqa: BLE001 - keep parenting the other containers
                         print(f"monitor: reaping failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                     self.last_activity = time.monotonic()
-                elif callable(key.data):
+                elif callable(key.data):  # a client connection or the port proxy
                     try:
                         key.data(key, mask)
                     except Exception as exc:  # noqa: BLE001 - a broken connection must not stop the monitor
-                        print(f"monitor: port proxy: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                        print(f"monitor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 else:
                     owner = self._owner.get(key.fd)
                     if owner is not None and not pump(self.sel, key, self.watched[owner][2], {}):
                         del self._owner[key.fd]
+            if time.monotonic() >= next_sweep:
+                self.sweep()
+                next_sweep = time.monotonic() + _TICK
+
+
+def raise_fd_limit() -> None:
+    """Take every descriptor we may: each container costs the monitor a pidfd and its
+    pipes, each relayed connection two sockets, each client one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(root: str) -> None:
@@ -187,6 +359,7 @@ def main(root: str) -> None:
     except BlockingIOError:
         return  # another monitor serves this root
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    raise_fd_limit()
     try:
         os.unlink(sock_path)
     except FileNotFoundError:
@@ -194,7 +367,7 @@ def main(root: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     os.chmod(sock_path, 0o600)
-    listener.listen(64)
+    listener.listen(socket.SOMAXCONN)  # the kernel caps it at net.core.somaxconn
     init_binary = shutil.which("tini-static") or shutil.which("tini")
     try:
         Monitor(root, init_binary).serve(listener)
