@@ -54,7 +54,7 @@ def import_cmd(ctx, source, tag, fmt, message, max_bytes, max_entries, as_json):
 
 @click.command("export")
 @click.argument("rev")
-@click.option("-o", "--output", metavar="FILE|DIR|-", help="Where to write (default: stdout). A directory gives an OCI layout directory.")
+@click.option("-o", "--output", metavar="FILE|DIR|-", help="Where to write (default: stdout): a FILE is replaced atomically, a FIFO or device written into; with --format oci a new or empty DIR/ gets a layout directory.")
 @click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), default="docker-archive", show_default=True)
 @click.pass_context
 def export_cmd(ctx, rev, output, fmt):

@@ -15,7 +15,11 @@ import json
 import os
 import shutil
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .tarwrite import pax_stream
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -36,9 +40,9 @@ def canonical_json(value) -> bytes:
 class _Sink:
     """Files of a layout, written into a directory or appended to a tar stream."""
 
-    def __init__(self, out, directory: str | None):
+    def __init__(self, tar: tarfile.TarFile | None, directory: str | None):
         self.directory = directory
-        self.tar = None if directory else tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self.tar = tar
 
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
@@ -64,9 +68,14 @@ class _Sink:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         shutil.copyfile(layer.path, path)
 
-    def close(self) -> None:
-        if self.tar:
-            self.tar.close()
+
+@contextmanager
+def _sink(out, directory: str | None) -> Iterator[_Sink]:
+    if directory:
+        yield _Sink(None, directory)
+        return
+    with pax_stream(out) as tar:
+        yield _Sink(tar, None)
 
 
 def unique(layers: list[LayerFile]) -> list[LayerFile]:
@@ -80,18 +89,16 @@ def unique(layers: list[LayerFile]) -> list[LayerFile]:
 def write_docker_archive(out, config: dict, layers: list[LayerFile], repo_tags: list[str]) -> None:
     cfg = canonical_json(config)
     cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
-    sink = _Sink(out, None)
-    for layer in unique(layers):
-        sink.file(f"{layer.sha256}/layer.tar", layer)
-    sink.bytes(cfg_name, cfg)
     manifest = [{"Config": cfg_name, "RepoTags": repo_tags, "Layers": [f"{l.sha256}/layer.tar" for l in layers]}]
-    sink.bytes("manifest.json", json.dumps(manifest).encode())
-    sink.close()
+    with _sink(out, None) as sink:
+        for layer in unique(layers):
+            sink.file(f"{layer.sha256}/layer.tar", layer)
+        sink.bytes(cfg_name, cfg)
+        sink.bytes("manifest.json", json.dumps(manifest).encode())
 
 
 def write_oci(out, directory: str | None, config: dict, layers: list[LayerFile], name: str | None, tag: str | None) -> None:
     """An OCI layout; into ``directory`` if given, else as a tar on ``out``."""
-    sink = _Sink(out, directory)
     cfg = canonical_json(config)
     cfg_digest = hashlib.sha256(cfg).hexdigest()
     manifest = {
@@ -102,15 +109,15 @@ def write_oci(out, directory: str | None, config: dict, layers: list[LayerFile],
     }
     man = canonical_json(manifest)
     man_digest = hashlib.sha256(man).hexdigest()
-    sink.bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    for layer in unique(layers):
-        sink.file(f"blobs/sha256/{layer.sha256}", layer)
-    sink.bytes(f"blobs/sha256/{cfg_digest}", cfg)
-    sink.bytes(f"blobs/sha256/{man_digest}", man)
     descriptor = {"mediaType": MEDIA_MANIFEST, "digest": "sha256:" + man_digest, "size": len(man)}
     if tag:
         descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
         if name:
             descriptor["annotations"]["io.containerd.image.name"] = f"{name}:{tag}"
-    sink.bytes("index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))
-    sink.close()
+    with _sink(out, directory) as sink:
+        sink.bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        for layer in unique(layers):
+            sink.file(f"blobs/sha256/{layer.sha256}", layer)
+        sink.bytes(f"blobs/sha256/{cfg_digest}", cfg)
+        sink.bytes(f"blobs/sha256/{man_digest}", man)
+        sink.bytes("index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))

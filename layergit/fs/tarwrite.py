@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..store import meta as M
 from ..store import treenames
@@ -30,17 +32,31 @@ def leader_path(link: bytes) -> bytes:
     return b"/" + b"/".join(treenames.decode(p) for p in link.strip(b"/").split(b"/"))
 
 
-class TarWriter:
-    """Adds snapshot entries to a tar stream; counts what it skipped."""
+@contextmanager
+def pax_stream(fileobj) -> Iterator[tarfile.TarFile]:
+    """A PAX tar stream on ``fileobj`` (any writable, even a pipe), ended only on success.
 
-    def __init__(self, fileobj, store):
-        self.tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
+    After a failed write (a full disk, a reader gone) there is no archive worth
+    ending, and a stream left open would try again when collected, once ``fileobj``
+    is closed, and print a traceback under the one-line error.
+    """
+    tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
+    try:
+        yield tar
+    except BaseException:
+        tar.fileobj.closed = True  # tarfile's _Stream: write nothing more, not even from __del__
+        raise
+    tar.close()
+
+
+class TarWriter:
+    """Adds snapshot entries to a tar stream (from :func:`pax_stream`); counts what it skipped."""
+
+    def __init__(self, tar: tarfile.TarFile, store):
+        self.tar = tar
         self.store = store
         self.sockets = 0
         self.entries = 0
-
-    def close(self) -> None:
-        self.tar.close()
 
     def add(self, path: bytes, m: M.EntryMeta, oid: bytes | None, hardlink_to: bytes | None = None) -> None:
         if m.kind == "s":

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import timezone
 
-from ..errors import LgError, UsageError
+from ..errors import UsageError
 from ..store import names
 from .repo import Repo, signature_time
 
@@ -70,32 +70,33 @@ def _host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
-def _output(path: str | None):
-    if path in (None, "-"):
-        if sys.stdout.isatty():
-            raise UsageError("refusing to write an archive to a terminal; use -o FILE or a pipe")
-        return sys.stdout.buffer, None
-    return None, path
-
-
 def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-archive", progress=None) -> ExportResult:
-    """Write ``rev`` to ``output`` (a file, a directory for OCI, or "-"/None for stdout)."""
-    from ..fs.tarwrite import TarWriter, write_snapshot
+    """Write ``rev`` to ``output``: a file, "-"/None for stdout, or for OCI a directory.
+
+    An OCI layout goes into a directory when ``output`` is one or ends with "/";
+    every other output is one archive, written as fs.hostpath says (into a FIFO or
+    device, atomically over a file). The path is checked before any work.
+    """
+    from ..fs.hostpath import check_output, is_stdout, output_file
+    from ..fs.tarwrite import TarWriter, pax_stream, write_snapshot
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     tip = repo.resolve(rev)
-    stream, path = _output(output)
+    if is_stdout(output) and sys.stdout.isatty():
+        raise UsageError("refusing to write an archive to a terminal; use -o FILE or a pipe")
+    layout = fmt == "oci" and not is_stdout(output) and (output.endswith("/") or os.path.isdir(output))
+    check_output(output, directory=layout)
     if fmt == "rootfs":
-        with _atomic_file(path, stream) as out:
-            writer = TarWriter(out, repo.store)
+        with output_file(output) as out, pax_stream(out) as tar:
+            writer = TarWriter(tar, repo.store)
             write_snapshot(writer, repo.image(tip).rootfs)
-            writer.close()
         return ExportResult(fmt, tip.hex(), 1, 1, writer.sockets)
-    return _export_image(repo, rev, tip, stream, path, fmt, progress)
+    return _export_image(repo, rev, tip, output, fmt, layout, progress)
 
 
-def _export_image(repo: Repo, rev: str, tip: bytes, stream, path: str | None, fmt: str, progress) -> ExportResult:
+def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: bool, progress) -> ExportResult:
+    from ..fs.hostpath import output_directory, output_file
     from ..fs.imagewrite import write_docker_archive, write_oci
 
     chain = _chain(repo, tip)
@@ -118,14 +119,16 @@ def _export_image(repo: Repo, rev: str, tip: bytes, stream, path: str | None, fm
                 progress(i + 1, len(chain))
         config = image_config(chain, ["sha256:" + l.sha256 for l in layers], history)
         image = names.parse(rev) if names.looks_like_name(rev) else None
+        name, tag = (image.name, image.tag) if image else (None, None)
         if fmt == "docker-archive":
-            with _atomic_file(path, stream) as out:
+            with output_file(output) as out:
                 write_docker_archive(out, config, layers, [str(image)] if image else [])
-        elif path and (os.path.isdir(path) or path.endswith("/")):
-            write_oci(None, path, config, layers, image.name if image else None, image.tag if image else None)
+        elif layout:
+            with output_directory(output) as directory:
+                write_oci(None, directory, config, layers, name, tag)
         else:
-            with _atomic_file(path, stream) as out:
-                write_oci(out, None, config, layers, image.name if image else None, image.tag if image else None)
+            with output_file(output) as out:
+                write_oci(out, None, config, layers, name, tag)
         return ExportResult(fmt, tip.hex(), len(layers), len(history), sockets)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -139,7 +142,7 @@ def _layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str):
     like podman's save of stored layers, only copies it. lg gc empties this cache.
     """
     from ..fs.imagewrite import LayerFile
-    from ..fs.tarwrite import TarWriter, write_layer
+    from ..fs.tarwrite import TarWriter, pax_stream, write_layer
 
     cache = repo.root.cache_dir("layers")
     key = f"{old.hex() if old else 'empty'}-{new.hex()}"
@@ -155,9 +158,9 @@ def _layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str):
     tmp = os.path.join(tmpdir, key + ".tar")
     with open(tmp, "wb") as f:
         digesting = _HashingWriter(f)
-        writer = TarWriter(digesting, repo.store)
-        write_layer(writer, old, new)
-        writer.close()
+        with pax_stream(digesting) as stream:
+            writer = TarWriter(stream, repo.store)
+            write_layer(writer, old, new)
     digest = digesting.sha256.hexdigest()
     if writer.sockets == 0:  # a layer that lost sockets is not kept: the warning must come again
         os.replace(tmp, tar)
@@ -178,32 +181,3 @@ class _HashingWriter:
         self.sha256.update(data)
         self.size += len(data)
         return self._f.write(data)
-
-
-class _atomic_file:
-    """Write to PATH.tmp and rename on success (or pass a stream through)."""
-
-    def __init__(self, path: str | None, stream):
-        self.path = path
-        self.stream = stream
-        self.tmp = f"{path}.lg-tmp-{os.getpid()}" if path else None
-
-    def __enter__(self):
-        if self.stream is not None:
-            return self.stream
-        try:
-            self.f = open(self.tmp, "wb")
-        except OSError as exc:
-            raise LgError(f"cannot write {self.path}: {exc.strerror}") from None
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb):
-        if self.stream is not None:
-            self.stream.flush()
-            return False
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-        return False
