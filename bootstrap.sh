@@ -18,7 +18,14 @@ VENV="$REPO/.venv"
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine attr
     iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2
+    libcap2-bin binutils qemu-user-static
 )
+# The exec trampoline's tests assemble its source for both architectures it ships
+# (tests/test_trampoline.py) and run the other one under qemu-user.
+case "$(uname -m)" in
+x86_64) APT_PACKAGES+=(binutils-aarch64-linux-gnu) ;;
+aarch64) APT_PACKAGES+=(binutils-x86-64-linux-gnu) ;;
+esac
 
 die() {
     echo "bootstrap: $*" >&2

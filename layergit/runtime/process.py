@@ -389,11 +389,11 @@ def _become(
     os.chdir(cwd)
     if seccomp is not None:
         security.load_seccomp(seccomp)
-    security.drop_bounding(process.caps)
+    caps = security.drop_bounding(process.caps)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
-    security.set_process_caps(process.caps if user.uid == 0 else [])
+    security.set_process_caps(caps if user.uid == 0 else [])
     if process.no_new_privileges:
         security.no_new_privileges()
     try:

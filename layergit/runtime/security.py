@@ -73,12 +73,21 @@ def _last_cap() -> int:
         return len(CAPS) - 1
 
 
-def drop_bounding(keep: list[str]) -> None:
-    """Remove every capability not in ``keep`` from the bounding set (needs SETPCAP)."""
+def drop_bounding(keep: list[str]) -> list[str]:
+    """Remove every capability not in ``keep`` from the bounding set (needs SETPCAP).
+
+    Returns the capabilities of ``keep`` that the bounding set still holds: lg may
+    itself run without some (a confined host, a container), and ``--cap-add ALL``
+    means all that lg can give, not a capset the kernel refuses.
+    """
     wanted = {CAP_NUMBER[c] for c in keep}
+    held = []
     for cap in range(_last_cap() + 1):
         if cap not in wanted:
             syscalls.prctl(syscalls.PR_CAPBSET_DROP, cap)
+        elif syscalls.prctl(syscalls.PR_CAPBSET_READ, cap):
+            held.append(CAPS[cap])
+    return held
 
 
 def set_process_caps(keep: list[str]) -> None:
