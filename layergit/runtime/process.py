@@ -204,6 +204,7 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     the fork. The child reports a failure before exec through a close-on-exec pipe;
     with a ``handshake``, the parent prepares it first.
     """
+    trampoline.prepare()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .trampoline import UnsupportedArchitecture
+
 
 def _load_libc():
     # find_library runs ldconfig in a subprocess (~15 ms), and importing ctypes.util
@@ -55,10 +57,12 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+# Raw syscall numbers where libc has no wrapper, for the architectures lg runs containers
+# on (those runtime/trampoline.py has code for); importing this module never fails.
 _SYS = {
     "x86_64": {"pivot_root": 155, "capset": 126, "bpf": 321},
     "aarch64": {"pivot_root": 41, "capset": 91, "bpf": 280},
-}[os.uname().machine]
+}.get(os.uname().machine, {})
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
@@ -81,7 +85,7 @@ def umount(target: str | bytes, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root", new_root)
+    _check(_libc.syscall(_nr("pivot_root"), _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
 def unshare(flags: int) -> None:
@@ -98,6 +102,13 @@ def sethostname(name: str) -> None:
 
 
 AF_INET, SOCK_DGRAM, SOCK_CLOEXEC = 2, 2, 0o2000000
+
+
+def _nr(name: str) -> int:
+    try:
+        return _SYS[name]
+    except KeyError:
+        raise UnsupportedArchitecture(os.uname().machine) from None
 
 
 def socket_fd(family: int, kind: int) -> int:
@@ -126,7 +137,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.syscall(_SYS["capset"], ctypes.byref(header), ctypes.byref(data)), "capset")
+    _check(_libc.syscall(_nr("capset"), ctypes.byref(header), ctypes.byref(data)), "capset")
 
 
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -214,7 +225,7 @@ class _BpfQuery(ctypes.Structure):
 
 
 def _bpf(cmd: int, attr: ctypes.Structure, what: str, path: str | None = None) -> int:
-    return _check(_libc.syscall(_SYS["bpf"], cmd, ctypes.byref(attr), ctypes.sizeof(attr)), what, path)
+    return _check(_libc.syscall(_nr("bpf"), cmd, ctypes.byref(attr), ctypes.sizeof(attr)), what, path)
 
 
 def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type: int = 0) -> int:
@@ -229,7 +240,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type:
     except OSError as exc:
         log = ctypes.create_string_buffer(1 << 16)
         attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)
-        if _libc.syscall(_SYS["bpf"], BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)) >= 0:
+        if _libc.syscall(_nr("bpf"), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)) >= 0:
             raise
         tail = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-4:])
         raise OSError(exc.errno, f"bpf(BPF_PROG_LOAD): {os.strerror(exc.errno)}: {tail}") from None
@@ -275,7 +286,7 @@ def bpf_map_keys(map_fd: int, key_size: int) -> list[bytes]:
     first = True
     while True:
         attr = _BpfMapElem(map_fd, 0, 0 if first else ctypes.addressof(cur), ctypes.addressof(nxt))
-        if _libc.syscall(_SYS["bpf"], BPF_MAP_GET_NEXT_KEY, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
+        if _libc.syscall(_nr("bpf"), BPF_MAP_GET_NEXT_KEY, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
             if ctypes.get_errno() == 2:  # ENOENT: that was the last
                 return keys
             _check(-1, "bpf(BPF_MAP_GET_NEXT_KEY)")

@@ -141,7 +141,12 @@ _F_SEAL_EXEC = 0x20  # Linux 6.3: the mode's exec bits can no longer change
 
 
 class UnsupportedArchitecture(LgError):
+    """Containers need this trampoline (and a few raw syscall numbers): refused elsewhere."""
+
     exit_code = 125
+
+    def __init__(self, machine: str):
+        super().__init__(f"lg runs containers on x86_64 and aarch64 only; this machine is {machine}")
 
 
 def elf(machine: str) -> bytes:
@@ -149,9 +154,7 @@ def elf(machine: str) -> bytes:
     try:
         e_machine, _, code = CODE[machine]
     except KeyError:
-        raise UnsupportedArchitecture(
-            f"lg runs containers on x86_64 and aarch64 only; this machine is {machine} (no exec trampoline for it)"
-        ) from None
+        raise UnsupportedArchitecture(machine) from None
     headers = _EHDR.size + 2 * _PHDR.size
     size = headers + len(code)
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, version 1, System V
@@ -202,15 +205,21 @@ def sealed_memfd(name: str, content: bytes | int) -> int:
 _IMAGE: bytes | None = None
 
 
+def prepare() -> None:
+    """Build this machine's trampoline, in the parent before any fork, so that an
+    unsupported architecture is one clear error there and not a child's failure."""
+    global _IMAGE
+    if _IMAGE is None:
+        _IMAGE = elf(os.uname().machine)
+
+
 def memfd() -> int:
     """A fresh sealed memfd of this machine's trampoline (one per process started).
 
     Fresh each time, so that nothing one container did to its copy (its mode, its
     owner) reaches the next; it costs a few microseconds.
     """
-    global _IMAGE
-    if _IMAGE is None:
-        _IMAGE = elf(os.uname().machine)
+    prepare()
     return sealed_memfd(ARGV0, _IMAGE)
 
 
