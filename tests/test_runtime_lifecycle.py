@@ -436,7 +436,12 @@ def test_diff_and_commit_of_a_container(rt, tmp_path):
 def test_commit_running_container_freezes_and_thaws(rt, tmp_path):
     """lg commit of a running container works (freezer): the commit has what was written, and the
     container keeps running and writing afterwards."""
-    cid = rt.run_d("--name", "live", IMAGE, "sh", "-c", "echo before > /before; i=0; while :; do i=$((i+1)); echo $i > /counter; sleep 0.05; done")
+    # The counter is replaced by rename, never truncated in place: a reader (cat, or the frozen
+    # snapshot) must never catch it empty between the shell's truncate and its write.
+    cid = rt.run_d(
+        "--name", "live", IMAGE, "sh", "-c",
+        "echo before > /before; i=0; while :; do i=$((i+1)); echo $i > /counter.new; mv /counter.new /counter; sleep 0.05; done",
+    )
     rt.wait_until(lambda: rt("exec", "live", "test", "-f", "/counter", check=False, timeout=60).returncode == 0, what="counter")
     rt("commit", "live", "-t", "live:snap", timeout=60)
     assert rt.state("live")["Running"]
