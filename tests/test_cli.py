@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from . import trees
 from .conftest import Lg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -451,7 +452,7 @@ def test_checkout_each_version(lg, two_versions, tmp_path):
     """checkout materialises any version exactly (v2 equals the source; v1 lacks v2's changes)."""
     from .treecompare import assert_same_tree
 
-    lg("checkout", "x:v1", tmp_path / "v2")
+    lg("checkout", "x:v1", tmp_path / "v2", "--mode", trees.root_mode(two_versions["src"]))
     assert_same_tree(two_versions["src"], tmp_path / "v2")
     lg("checkout", "x:v1~1", tmp_path / "v1")
     assert os.path.islink(tmp_path / "v1" / "bin" / "ls")

@@ -422,6 +422,7 @@ def test_nonroot_commit_and_checkout_own_tree(tmp_path):
         os.chown(os.path.join(src, "sticky"), trees.NOBODY, trees.NOBODY)
         os.chmod(os.path.join(src, "sticky"), 0o1777)
         trees.set_mtimes_bottom_up(src)
+        os.chmod(src, trees.NEW_CHECKOUT_MODE)
 
         proc = _nobody_lg(home, "commit", src, "-t", "mine:v1", "-m", "unprivileged commit")
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
@@ -474,6 +475,7 @@ def test_nonroot_checkout_of_root_tree(lg, tmp_path):
         pytest.skip("no user.* xattrs here")
     src = str(tmp_path / "src")
     _root_tree_for_nobody(src)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
     lg("commit", src, "-t", "rooty:v1", "-m", "made by root")
     with _nobody_checkout(lg, "rooty:v1") as (proc, dest):
         err = proc.stderr.decode(errors="replace")
@@ -508,6 +510,7 @@ def test_nonroot_checkout_keeps_user_xattrs_on_read_only_entries(lg, tmp_path):
     os.setxattr(d, "user.tag", b"ro-dir")
     os.chmod(d, 0o555)
     trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
     lg("commit", src, "-t", "ro:v1")
     with _nobody_checkout(lg, "ro:v1") as (proc, dest):
         err = proc.stderr.decode(errors="replace")
@@ -525,6 +528,7 @@ def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path):
     src = tmp_path / "src"
     trees.locked_leader_tree(src)
     trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
     lg("commit", src, "-t", "locked:v1")
     with _nobody_checkout(lg, "locked:v1") as (proc, dest):
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")

@@ -284,7 +284,8 @@ def test_reserved_and_git_names_are_contained(guard):
     for name, data in ((".lgmeta", b"lgmeta 1\n.\td 0777 0:0 0\n"), ("d/.lgmeta", b"not metadata\n"), (".git/config", b"[core]\n\tbare = false\n"), ("%2Egit", b"percent\n"), ("a\nb", b"newline\n")):
         with open(os.path.join(co, name), "rb") as f:
             assert f.read() == data, name
-    assert stat.S_IMODE(os.lstat(co).st_mode) == 0o755
+    exported = guard.lg("export", "hostile/reserved:1", "--format", "rootfs", "-o", "-").stdout
+    assert tarfile.open(fileobj=io.BytesIO(exported)).getmember(".").mode == 0o755  # not the fake .lgmeta's 0777
 
 
 # -- whiteouts --------------------------------------------------------------------

@@ -36,6 +36,7 @@ import pytest
 from fixtures import archives as A
 
 from .treecompare import describe, differences
+from .trees import root_mode
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -65,8 +66,9 @@ def name_status(lg, a: str, b: str) -> set[tuple[str, str]]:
     return {tuple(line.split("\t", 1)) for line in out.splitlines() if line}
 
 
-def checkout(lg, rev: str, dest) -> str:
-    lg("checkout", rev, str(dest))
+def checkout(lg, rev: str, dest, like=None) -> str:
+    """Check ``rev`` out into ``dest``; with the root mode of ``like`` if it is compared with that tree, root included."""
+    lg("checkout", rev, str(dest), *(["--mode", root_mode(like)] if like is not None else []))
     return str(dest)
 
 
@@ -280,7 +282,7 @@ def test_oci_export_skopeo_and_umoci(lg, tmp_path, podman_image):
 
     bundle = tmp_path / "bundle"
     run("umoci", "unpack", "--image", f"{layout}:{tag}", bundle)
-    co = checkout(lg, image, tmp_path / "co")
+    co = checkout(lg, image, tmp_path / "co", like=bundle / "rootfs")
     assert not differences(describe(co), describe(bundle / "rootfs")), differences(describe(co), describe(bundle / "rootfs"))
 
 
@@ -412,7 +414,7 @@ def test_rootfs_tarball_round_trip(lg, tmp_path):
     want, got = _members(source_tar.read_bytes()), _members(out.read_bytes())
     diffs = [f"{n!r}: {want.get(n)} != {got.get(n)}" for n in sorted(set(want) | set(got)) if want.get(n) != got.get(n)]
     assert not diffs, "exported members differ:\n" + "\n".join(diffs[:20])
-    co = checkout(lg, "fidelity:1", tmp_path / "co")
+    co = checkout(lg, "fidelity:1", tmp_path / "co", like=src)
     assert not differences(describe(src), describe(co)), differences(describe(src), describe(co))
 
 

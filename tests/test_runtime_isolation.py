@@ -35,7 +35,7 @@ def _status(rt, *args: str) -> dict[str, str]:
 def _derived_image(rt, tmp_path, name: str, script: str) -> str:
     """Commit a copy of the busybox rootfs changed by a shell ``script`` (run on the host in the copy)."""
     tree = tmp_path / f"tree-{name.replace(':', '-')}"
-    rt("checkout", IMAGE, str(tree), timeout=60)
+    rt("checkout", IMAGE, str(tree), "--mode", "0755", timeout=60)  # the image's root mode, kept by the commit below
     subprocess.run(["sh", "-ec", script], cwd=tree, check=True)
     rt("commit", str(tree), "-t", name, timeout=60)
     return name

@@ -249,5 +249,5 @@ def test_gc_keeps_store_valid_and_exact(lg, tmp_path, outside):
     lg("gc")
     code, lines = _fsck_strict(trees.store_path(lg))
     assert code == 0 and not lines, "git fsck --strict after lg gc:\n" + "\n".join(lines)
-    lg("checkout", TAG, tmp_path / "out")
+    lg("checkout", TAG, tmp_path / "out", "--mode", trees.root_mode(src))
     assert_same_tree(src, tmp_path / "out")

@@ -144,6 +144,16 @@ def git(lg, *args, check: bool = True, cwd=None, env=None) -> subprocess.Complet
 # -- round trip -----------------------------------------------------------------
 
 
+# lg checkout's mode for a directory it creates (the host's choice, not the image's root
+# mode): a source tree with this root mode checks out equal without --mode.
+NEW_CHECKOUT_MODE = 0o700
+
+
+def root_mode(path) -> str:
+    """``path``'s mode for ``lg checkout --mode``, so that a comparison covers the root too."""
+    return f"{stat.S_IMODE(os.stat(path).st_mode):04o}"
+
+
 def roundtrip(lg, src, dest, tag: str = "fidelity:latest", warnings_ok: bool = False) -> str:
     """Commit ``src`` as ``tag``, check it out into the new directory ``dest``, compare.
 
@@ -152,7 +162,7 @@ def roundtrip(lg, src, dest, tag: str = "fidelity:latest", warnings_ok: bool = F
     """
     image_id = lg.out("commit", src, "-t", tag, "-m", f"fidelity {os.path.basename(str(dest))}").strip()
     assert len(image_id) == 40, image_id
-    proc = lg("checkout", tag, dest)
+    proc = lg("checkout", tag, dest, "--mode", root_mode(src))
     if not warnings_ok:
         assert proc.stderr.decode(errors="replace") == "", f"checkout warned: {proc.stderr!r}"
     assert_same_tree(src, dest)

@@ -28,7 +28,7 @@ from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
 from ..removal import remove_tree
-from .checkout import CheckoutResult, TreeWriter, materialise_into
+from .checkout import CheckoutPolicy, CheckoutResult, TreeWriter, materialise_into
 from .safeio import DIR_FLAGS
 
 
@@ -39,11 +39,27 @@ def object_key(node: Node) -> str:
     return hashlib.sha256((node.oid or b"") + line).hexdigest()
 
 
-class FarmWriter(TreeWriter):
-    """A TreeWriter whose files are hardlinks to (new or existing) farm objects."""
+def private_dir(path: str) -> None:
+    """Make ``path`` (0700), and tighten it to 0700 if it is wider (made by an older lg).
 
-    def __init__(self, store, objects_dir: str):
-        super().__init__(store)
+    Every way into the farm's inodes (setuid binaries and device nodes among them)
+    passes through cache/rootfs or cache/objects, or through a checkout -H
+    directory, which its own policy guards; so no other user may enter these two.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if stat.S_IMODE(os.stat(path).st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+class FarmWriter(TreeWriter):
+    """A TreeWriter whose files are hardlinks to (new or existing) farm objects.
+
+    A policy that clears privileges changes the metadata and so the object key:
+    such a checkout links to objects of its own, never to the privileged ones.
+    """
+
+    def __init__(self, store, objects_dir: str, policy: CheckoutPolicy | None):
+        super().__init__(store, policy)
         self._objects = objects_dir
         self._fan_fds: dict[str, int] = {}
 
@@ -65,6 +81,9 @@ class FarmWriter(TreeWriter):
             super().entry(fd, node)
             return
         self.result.entries += 1
+        node = self.admit(node)
+        if node is None:
+            return
         key = object_key(node)
         fan = self._fan(key)
         name = key[2:].encode()
@@ -89,6 +108,7 @@ class FarmWriter(TreeWriter):
             if exc.errno != errno.EMLINK:
                 raise
             self.create(fd, node.name, node)  # too many links to one inode: a private copy
+        self.written(node)
 
 
 @dataclass(frozen=True)
@@ -110,12 +130,12 @@ class MaterialisedCache:
 
     def materialise(self, store, tree: bytes) -> str:
         """The cached rootfs directory for snapshot ``tree``, built if missing."""
+        private_dir(self.rootfs_dir)
         final = self.path(tree)
         if os.path.isdir(final):
             return final
-        os.makedirs(self.rootfs_dir, mode=0o700, exist_ok=True)
         tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
-        self.hardlink_checkout(store, tree, tmp)
+        self.hardlink_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
         try:
             os.rename(tmp, final)
         except OSError as exc:  # another process finished the same tree first
@@ -124,9 +144,10 @@ class MaterialisedCache:
             remove_tree(tmp)
         return final
 
-    def hardlink_checkout(self, store, tree: bytes, dest: str) -> CheckoutResult:
+    def hardlink_checkout(self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None) -> CheckoutResult:
         """Check ``tree`` out into ``dest`` with every file a hardlink into the farm."""
-        writer = FarmWriter(store, self.objects_dir)
+        private_dir(self.objects_dir)
+        writer = FarmWriter(store, self.objects_dir, policy)
         try:
             return materialise_into(writer, tree, dest)
         finally:

@@ -7,13 +7,20 @@ owner first (chown clears setuid bits and file capabilities), then mode, xattrs,
 and the mtime last (directories after their children). Without the privileges for
 owners, device nodes or trusted.* xattrs we say so once per kind and carry on,
 as OSTree's user mode does.
+
+A checkout for a user (not the cache) follows a :class:`CheckoutPolicy`: an
+image's setuid-root binaries and world-writable device nodes are local root for
+anyone who can reach them, so who may enter the checkout directory is the host's
+decision, not the image's, and ``--no-special`` keeps such entries off the host.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass, field, replace
+from enum import Enum
 
 from ..errors import CorruptStore, LgError
 from ..store import meta as M
@@ -23,6 +30,49 @@ from ..removal import remove_tree
 from .safeio import open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
+NEW_DIR_MODE = 0o700  # a checkout directory lg creates, unless --mode says otherwise
+_SETID = stat.S_ISUID | stat.S_ISGID
+_CAPABILITY = "security.capability"
+
+
+def privileged(m: M.EntryMeta) -> bool:
+    """Whether an entry gives whoever reaches it more than its owner's rights.
+
+    That is a setuid or setgid file, a file with capabilities, or a device node;
+    not the 0:0 character device (overlayfs' whiteout), which reaches no device
+    and which anyone may create.
+    """
+    if m.kind in "cb":
+        return m.kind == "b" or m.rdev not in (None, (0, 0))
+    return m.kind == "f" and bool(m.mode & _SETID or any(key == _CAPABILITY for key, _ in m.xattrs))
+
+
+class Specials(Enum):
+    """What a checkout does with :func:`privileged` entries."""
+
+    KEEP = "keep"  # as the image has them
+    DROP = "drop"  # files without setuid/setgid bits and capabilities; device nodes left out
+
+
+@dataclass(frozen=True)
+class CheckoutPolicy:
+    """How a user's checkout meets the host; parsed once from lg checkout's flags.
+
+    The checkout directory takes the image root's owner, mtime and xattrs, but its
+    mode is the host's decision, not the image's: ``mode``, else 0700 when the
+    checkout creates it, else the mode it has. (Whoever the image makes its owner,
+    or lets in by ACL, is caught by lg checkout's reachability warning.)
+    """
+
+    mode: int | None = None
+    specials: Specials = Specials.KEEP
+
+    def root_meta(self, image_root: M.EntryMeta | None, st: os.stat_result, created: bool) -> M.EntryMeta:
+        """The metadata to give the checkout directory (``st``: as it is now)."""
+        mode = self.mode if self.mode is not None else NEW_DIR_MODE if created else stat.S_IMODE(st.st_mode)
+        if image_root is None:
+            return M.EntryMeta("d", mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+        return replace(image_root, mode=mode)
 
 
 @dataclass
@@ -30,11 +80,17 @@ class CheckoutResult:
     entries: int = 0
     bytes: int = 0
     warnings: list[str] = field(default_factory=list)
+    privileged: int = 0  # privileged entries written (hardlinks count once per name)
+    devices_left_out: int = 0  # by Specials.DROP
+    privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
 
 
 class TreeWriter:
-    def __init__(self, store):
+    """Writes a snapshot below a directory; ``policy`` None is an exact copy (the cache)."""
+
+    def __init__(self, store, policy: CheckoutPolicy | None = None):
         self.store = store
+        self.policy = policy
         self.root_fd = -1  # set by materialise_into
         self.result = CheckoutResult()
         self._warned: set[str] = set()
@@ -123,6 +179,23 @@ class TreeWriter:
             self.entry(fd, node)
         return own
 
+    def admit(self, node: Node) -> Node | None:
+        """``node`` as the policy lets it onto the host: as it is, without its
+        privileges, or None when it is left out."""
+        if self.policy is None or self.policy.specials is Specials.KEEP or not privileged(node.meta):
+            return node
+        if node.meta.kind in "cb":
+            self.result.devices_left_out += 1
+            return None
+        self.result.privileges_cleared += 1
+        m = node.meta
+        return replace(node, meta=replace(m, mode=m.mode & ~_SETID, xattrs=tuple(x for x in m.xattrs if x[0] != _CAPABILITY)))
+
+    def written(self, node: Node) -> None:
+        """Count a non-directory entry that is now on the host."""
+        if privileged(node.meta):
+            self.result.privileged += 1
+
     def entry(self, fd: int, node: Node) -> None:
         """Create one entry (a directory with everything below it) inside ``fd``."""
         m, name = node.meta, node.name
@@ -140,20 +213,30 @@ class TreeWriter:
             finally:
                 self._stack.pop()
                 os.close(sub)
-        elif m.link is not None and m.link in self._skipped:
-            self._skipped.add(self._stored_path(node))  # its leader could not be made either
-        elif m.link is not None:
-            if m.link not in self._made:  # only ever link to what this checkout created
-                raise CorruptStore(f"hardlink {self._stored_path(node).decode(errors='replace')} points to {m.link.decode(errors='replace')}, which is not an earlier entry of the snapshot")
-            leader_dir, leader = self._leader(m.link)
+        else:
+            self._non_directory(fd, node)
+
+    def _non_directory(self, fd: int, node: Node) -> None:
+        path = self._stored_path(node)
+        admitted = self.admit(node)
+        link = node.meta.link
+        if admitted is None or (link is not None and link in self._skipped):
+            self._skipped.add(path)  # left out, or its leader could not be made either
+            return
+        if link is not None:
+            if link not in self._made:  # only ever link to what this checkout created
+                raise CorruptStore(f"hardlink {path.decode(errors='replace')} points to {link.decode(errors='replace')}, which is not an earlier entry of the snapshot")
+            leader_dir, leader = self._leader(link)
             try:
-                os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
+                os.link(leader, node.name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
             finally:
                 os.close(leader_dir)
-        elif self.create(fd, name, node):
-            self._made.add(self._stored_path(node))
+        elif self.create(fd, node.name, admitted):
+            self._made.add(path)
         else:
-            self._skipped.add(self._stored_path(node))
+            self._skipped.add(path)
+            return
+        self.written(admitted)
 
     def create(self, fd: int, name: bytes, node: Node) -> bool:
         """Create a file, symlink or node from the store, with its metadata; False if skipped."""
@@ -201,6 +284,8 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
         writer.root_fd = fd
         own = writer.directory(fd, tree)
         writer.finish()
+        if writer.policy is not None:
+            own = writer.policy.root_meta(own, os.fstat(fd), created)
         if own is not None:
             writer.apply_meta(fd, b".", own, fd)
         return writer.result
@@ -219,6 +304,6 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
         os.close(fd)
 
 
-def checkout(store, tree: bytes, dest: str) -> CheckoutResult:
+def checkout(store, tree: bytes, dest: str, policy: CheckoutPolicy) -> CheckoutResult:
     """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
-    return materialise_into(TreeWriter(store), tree, dest)
+    return materialise_into(TreeWriter(store, policy), tree, dest)

@@ -1,6 +1,10 @@
-"""Host paths a user names for lg to write (``lg export -o PATH``), written safely.
+"""Host paths a user names for lg to write: who else can reach them, and writing them safely.
 
-What is at PATH decides how it is written, as with ``tar -f``:
+:func:`reachable_by_others` tells whether users other than root and the caller
+can walk into a directory (lg checkout warns when such a directory receives
+setuid binaries or device nodes; a future lg cp needs the same answer).
+
+For ``lg export -o PATH``, what is at PATH decides how it is written, as with ``tar -f``:
 
 * nothing yet, or a regular file: the result is written to a new file beside it and
   renamed over PATH when complete, so PATH holds the old content or the new, never
@@ -39,6 +43,40 @@ from ..errors import LgError
 _MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SPECIAL = (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK)
+
+
+def _others_may_search(path: str, st: os.stat_result, me: int) -> bool:
+    """Whether the directory grants search (x) to someone besides root and ``me``.
+
+    With a POSIX ACL the group bits are the ACL's mask, so g+x then means some
+    named user or group may pass, whatever the owning group.
+    """
+    if st.st_mode & stat.S_IXOTH or (st.st_mode & stat.S_IXUSR and st.st_uid not in (0, me)):
+        return True
+    if not st.st_mode & stat.S_IXGRP:
+        return False
+    try:
+        return st.st_gid != 0 or bool(os.getxattr(path, "system.posix_acl_access"))
+    except OSError:  # no ACL (ENODATA) or none possible here (ENOTSUP)
+        return False
+
+
+def reachable_by_others(path: str) -> bool:
+    """Whether a user other than root and the caller may be able to enter ``path``.
+
+    Entering takes search permission on the directory and on every directory above
+    it, so each of them must let someone else pass. The answer errs towards yes: it
+    does not look up group members to check that one and the same user passes
+    every step, nor other ways in (bind mounts, open descriptors).
+    """
+    me = os.geteuid()
+    path = os.path.realpath(path)
+    while True:
+        if not _others_may_search(path, os.stat(path), me):
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
 
 
 def is_stdout(path: str | None) -> bool:

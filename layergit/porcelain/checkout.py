@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import LgError
 from .repo import Repo, store_lock
+
+if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
+    from ..fs.checkout import CheckoutPolicy
 
 
 def cache(repo: Repo):
@@ -14,22 +18,36 @@ def cache(repo: Repo):
     return MaterialisedCache(repo.root.cache)
 
 
-def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False):
+def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: CheckoutPolicy | None = None):
     """Write the rootfs of ``rev`` into ``dest`` (new or empty); returns fs.checkout.CheckoutResult.
 
     With ``hardlink`` the files are hardlinks into the materialised cache, like
     ``ostree checkout -H``: fast and free of space, but editing them in place would
     edit the cache (``lg fsck`` notices), so use it for read-only work.
-    """
-    from ..fs.checkout import checkout as materialise
 
+    A checkout holding setuid/setgid files, file capabilities or device nodes in a
+    directory other users can reach hands them local root, so that is warned about
+    (``policy``, from layergit.fs.checkout, decides the directory's mode and whether
+    such entries are written; None is the default policy, ``lg checkout``'s).
+    """
+    from ..fs.checkout import CheckoutPolicy, checkout as materialise
+    from ..fs.hostpath import reachable_by_others
+
+    policy = policy or CheckoutPolicy()
     img = repo.image_at(rev)
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise LgError(f"checkout destination {dest} exists and is not a directory")
     if hardlink:
         with store_lock(repo):
-            return cache(repo).hardlink_checkout(repo.store, img.rootfs, dest)
-    return materialise(repo.store, img.rootfs, dest)
+            result = cache(repo).hardlink_checkout(repo.store, img.rootfs, dest, policy)
+    else:
+        result = materialise(repo.store, img.rootfs, dest, policy)
+    if result.privileged and reachable_by_others(dest):
+        result.warnings.append(
+            f"{dest} can be entered by other users and holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"
+            " device nodes); check out into a new directory (made 0700) or one only you can enter, or use --no-special"
+        )
+    return result
 
 
 def materialise(repo: Repo, rev: str) -> str:
