@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from layergit.runtime.bpf import devices
 from layergit.runtime.bpf.asm import (
     DW,
     FP,
@@ -49,6 +50,7 @@ from layergit.runtime.bpf.asm import (
     st_mem,
     stx_mem,
 )
+from layergit.runtime.cgroups import DEVICE_RULES
 
 
 def _listing(text: str) -> list[str]:
@@ -191,3 +193,125 @@ def test_bad_instructions_are_refused(make, message):
 def test_disassembler_refuses_what_it_cannot_read(code, message):
     with pytest.raises(ValueError, match=message):
         disassemble(bytes.fromhex(code))
+
+
+# -- the device filter (bpf/devices.py) -------------------------------------------------------------
+
+DEVICES_GOLDEN = """
+# load the context: r2 type, r3 access asked for, r4 major, r5 minor
+   0: (61) r2 = *(u32 *)(r1 +0)
+   1: (54) w2 &= 65535
+   2: (61) r3 = *(u32 *)(r1 +0)
+   3: (74) w3 >>= 16
+   4: (61) r4 = *(u32 *)(r1 +4)
+   5: (61) r5 = *(u32 *)(r1 +8)
+# c *:* m: a char device, mknod only (whatever is asked must be within 1)
+   6: (55) if r2 != 0x2 goto pc+5
+   7: (bc) w1 = w3
+   8: (54) w1 &= 1
+   9: (5d) if r1 != r3 goto pc+2
+  10: (b4) w0 = 1
+  11: (95) exit
+# b *:* m
+  12: (55) if r2 != 0x1 goto pc+5
+  13: (bc) w1 = w3
+  14: (54) w1 &= 1
+  15: (5d) if r1 != r3 goto pc+2
+  16: (b4) w0 = 1
+  17: (95) exit
+# c 1:3 rwm (null): rwm is every access, so none is compared
+  18: (55) if r2 != 0x2 goto pc+4
+  19: (55) if r4 != 0x1 goto pc+3
+  20: (55) if r5 != 0x3 goto pc+2
+  21: (b4) w0 = 1
+  22: (95) exit
+# c 1:5 rwm (zero)
+  23: (55) if r2 != 0x2 goto pc+4
+  24: (55) if r4 != 0x1 goto pc+3
+  25: (55) if r5 != 0x5 goto pc+2
+  26: (b4) w0 = 1
+  27: (95) exit
+# c 1:7 rwm (full)
+  28: (55) if r2 != 0x2 goto pc+4
+  29: (55) if r4 != 0x1 goto pc+3
+  30: (55) if r5 != 0x7 goto pc+2
+  31: (b4) w0 = 1
+  32: (95) exit
+# c 1:8 rwm (random)
+  33: (55) if r2 != 0x2 goto pc+4
+  34: (55) if r4 != 0x1 goto pc+3
+  35: (55) if r5 != 0x8 goto pc+2
+  36: (b4) w0 = 1
+  37: (95) exit
+# c 1:9 rwm (urandom)
+  38: (55) if r2 != 0x2 goto pc+4
+  39: (55) if r4 != 0x1 goto pc+3
+  40: (55) if r5 != 0x9 goto pc+2
+  41: (b4) w0 = 1
+  42: (95) exit
+# c 5:0 rwm (tty)
+  43: (55) if r2 != 0x2 goto pc+4
+  44: (55) if r4 != 0x5 goto pc+3
+  45: (55) if r5 != 0x0 goto pc+2
+  46: (b4) w0 = 1
+  47: (95) exit
+# c 5:1 rwm (console)
+  48: (55) if r2 != 0x2 goto pc+4
+  49: (55) if r4 != 0x5 goto pc+3
+  50: (55) if r5 != 0x1 goto pc+2
+  51: (b4) w0 = 1
+  52: (95) exit
+# c 5:2 rwm (ptmx)
+  53: (55) if r2 != 0x2 goto pc+4
+  54: (55) if r4 != 0x5 goto pc+3
+  55: (55) if r5 != 0x2 goto pc+2
+  56: (b4) w0 = 1
+  57: (95) exit
+# c 136:* rwm (pts): no minor compared
+  58: (55) if r2 != 0x2 goto pc+3
+  59: (55) if r4 != 0x88 goto pc+2
+  60: (b4) w0 = 1
+  61: (95) exit
+# c 10:200 rwm (tun)
+  62: (55) if r2 != 0x2 goto pc+4
+  63: (55) if r4 != 0xa goto pc+3
+  64: (55) if r5 != 0xc8 goto pc+2
+  65: (b4) w0 = 1
+  66: (95) exit
+# no rule matched: deny
+  67: (b4) w0 = 0
+  68: (95) exit
+"""
+
+
+def test_devices_program_for_device_rules():
+    assert _listing(disassemble(devices.program(DEVICE_RULES))) == _listing(DEVICES_GOLDEN)
+
+
+def test_devices_program_partial_access_and_no_rules():
+    assert _listing(disassemble(devices.program(["b 8:* rw"]))) == _listing("""
+        0: (61) r2 = *(u32 *)(r1 +0)
+        1: (54) w2 &= 65535
+        2: (61) r3 = *(u32 *)(r1 +0)
+        3: (74) w3 >>= 16
+        4: (61) r4 = *(u32 *)(r1 +4)
+        5: (61) r5 = *(u32 *)(r1 +8)
+        # b 8:* rw: read 2 | write 4
+        6: (55) if r2 != 0x1 goto pc+6
+        7: (bc) w1 = w3
+        8: (54) w1 &= 6
+        9: (5d) if r1 != r3 goto pc+3
+       10: (55) if r4 != 0x8 goto pc+2
+       11: (b4) w0 = 1
+       12: (95) exit
+       13: (b4) w0 = 0
+       14: (95) exit
+    """)
+    assert _listing(disassemble(devices.program([])))[6:] == ["6: (b4) w0 = 0", "7: (95) exit"]
+
+
+@pytest.mark.parametrize("rule", ["x 1:3 rwm", "c 1:3 rwq", "c 1 rwm", "c 1:3", "c a:3 rwm", "c 4294967296:1 rwm"])
+def test_devices_program_refuses_bad_rules(rule):
+    """A rule the assembler cannot encode stops it, rather than dropping out of the filter unnoticed."""
+    with pytest.raises(ValueError, match="bad device rule"):
+        devices.program(["c 1:3 rwm", rule])
