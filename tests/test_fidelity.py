@@ -327,7 +327,10 @@ def test_recommit_of_checkout_is_identical(lg, tmp_path, outside):
     trees.make_special_names(src / "names")
     first = trees.roundtrip(lg, src, tmp_path / "out")
     second = lg.out("commit", tmp_path / "out", "-t", "again:latest").strip()
-    tree = lambda rev: trees.git(lg, "rev-parse", f"{rev}:rootfs").stdout.strip()
+
+    def tree(rev):
+        return trees.git(lg, "rev-parse", f"{rev}:rootfs").stdout.strip()
+
     assert tree(first) == tree(second)
 
 
@@ -388,7 +391,7 @@ def _expected_for_nobody(src_desc: dict, drop_devices: bool = True) -> dict:
     (all become 65534), device nodes (skipped; except 0:0 character devices, the
     overlayfs whiteout, which Linux lets anyone create) and non-user xattrs."""
     out = {}
-    for path, (kind, mode, uid, gid, mtime, content, xattrs, group) in src_desc.items():
+    for path, (kind, mode, _uid, _gid, mtime, content, xattrs, group) in src_desc.items():
         if drop_devices and (stat.S_ISCHR(kind) or stat.S_ISBLK(kind)) and not (stat.S_ISCHR(kind) and content == (0, 0)):
             continue
         xattrs = tuple(x for x in xattrs if x[0].startswith("user."))

@@ -119,7 +119,7 @@ class Guard:
     def docker(self, name: str, *layers: list, **kw) -> str:
         """A docker-archive of these layers (entry lists), tagged hostile/NAME:1."""
         kw.setdefault("repo_tags", [f"hostile/{name}:1"])
-        return self.save(A.docker_archive([A.layer_tar(l) for l in layers], **kw), name + ".tar")
+        return self.save(A.docker_archive([A.layer_tar(entries) for entries in layers], **kw), name + ".tar")
 
     def rootfs(self, name: str, entries: list, compression: str | None = None) -> str:
         return self.save(A.compress(A.layer_tar(entries), compression), name + ".rootfs.tar")

@@ -217,19 +217,19 @@ def test_podman_save_import_export_load(lg, tmp_path, pm, podman_image):
     shows = [lg_json(lg, "show", i) for i in ids]
 
     # every history entry is a commit; the empty-layer ones keep the rootfs
-    assert [s["rootfs"] == p["rootfs"] for p, s in zip(shows, shows[1:])] == [False, False, True, True, True]
+    assert [s["rootfs"] == p["rootfs"] for p, s in zip(shows, shows[1:], strict=False)] == [False, False, True, True, True]
 
     layers = _podman_layers(podman_image["save"])
     expected = [
         {("D", "/var/www/index.html")},
         {("T", "/home/app"), ("A", "/var/www/new"), ("A", "/var/www/new/page.html")},
     ]
-    for (old, new), layer, want in zip(zip(ids, ids[1:3]), layers[1:], expected):
+    for (old, new), layer, want in zip(zip(ids, ids[1:3], strict=False), layers[1:], expected, strict=False):
         got = name_status(lg, old, new)
         assert want <= got, f"{old[:12]}..{new[:12]}: {sorted(got)}"
         mentioned = layer_paths(layer)
         assert all(covered(p, mentioned) for _, p in got - want), f"changes not in the layer: {sorted(got - want)}"
-    for old, new in zip(ids[2:], ids[3:]):
+    for old, new in zip(ids[2:], ids[3:], strict=False):
         assert name_status(lg, old, new) == set()
 
     config = lg_json(lg, "show", image)["config"]
@@ -295,7 +295,7 @@ def test_import_oci_layout_written_by_skopeo(lg, tmp_path, podman_image):
     run("skopeo", "copy", "-q", f"docker-archive:{podman_image['save']}", f"oci:{layout}:sktag")
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
-    assert all("gzip" in l["mediaType"] for l in manifest["layers"])  # skopeo recompressed them
+    assert all("gzip" in layer["mediaType"] for layer in manifest["layers"])  # skopeo recompressed them
     via_oci = lg_json(lg, "import", str(layout), "-t", "from-skopeo:1")[0]
     assert via_oci["id"] == direct
     assert log_ids(lg, "from-skopeo:1") == log_ids(lg, podman_image["image"])
@@ -540,7 +540,7 @@ def test_config_and_history(lg, tmp_path):
     assert log[0]["author"].startswith("Alice <alice@example.org>")
     assert [c["date"][:19] for c in log] == [h["created"][:19] for h in hist]
     shows = [lg_json(lg, "show", c["id"]) for c in log]
-    assert [a["rootfs"] == b["rootfs"] for a, b in zip(shows, shows[1:])] == [True, False, True, False, True]
+    assert [a["rootfs"] == b["rootfs"] for a, b in zip(shows, shows[1:], strict=False)] == [True, False, True, False, True]
     ids = [c["id"] for c in log]
     assert name_status(lg, ids[1], ids[2]) == {("D", "/etc/motd")}
     assert name_status(lg, ids[3], ids[4]) == {("A", "/srv/www/app.py"), ("D", "/srv/www/index.html")}

@@ -369,7 +369,7 @@ def test_gc_concurrent_with_commits_loses_nothing(lg, tmp_path):
         try:
             for rnd in range(4):
                 procs = []
-                for k, tag in enumerate(tags):
+                for tag in tags:
                     src = write_tree(str(tmp_path / f"src-{tag}-{rnd}"), {"round": f"{rnd}\n".encode(), "tag": tag.encode(), "blob": os.urandom(16) + chunk})
                     procs.append((tag, rnd, ps.start(lg.root, "commit", src, "-t", tag, "-m", f"{tag} round {rnd}")))
                 for tag, rnd, p in procs:

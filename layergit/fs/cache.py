@@ -24,10 +24,10 @@ import os
 import stat
 from dataclasses import dataclass
 
+from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
-from ..removal import remove_tree
 from .checkout import CheckoutPolicy, CheckoutResult, TreeWriter, materialise_into
 from .safeio import DIR_FLAGS
 
@@ -81,9 +81,10 @@ class FarmWriter(TreeWriter):
             super().entry(fd, node)
             return
         self.result.entries += 1
-        node = self.admit(node)
-        if node is None:
+        admitted = self.admit(node)
+        if admitted is None:
             return
+        node = admitted
         key = object_key(node)
         fan = self._fan(key)
         name = key[2:].encode()
@@ -144,7 +145,9 @@ class MaterialisedCache:
             remove_tree(tmp)
         return final
 
-    def hardlink_checkout(self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None) -> CheckoutResult:
+    def hardlink_checkout(
+        self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None
+    ) -> CheckoutResult:
         """Check ``tree`` out into ``dest`` with every file a hardlink into the farm."""
         private_dir(self.objects_dir)
         writer = FarmWriter(store, self.objects_dir, policy)
@@ -158,7 +161,9 @@ class MaterialisedCache:
             names = os.listdir(self.rootfs_dir)
         except FileNotFoundError:
             return []
-        return [CacheEntry(n, os.path.join(self.rootfs_dir, n)) for n in sorted(names) if not n.startswith(".")]
+        return [
+            CacheEntry(n, os.path.join(self.rootfs_dir, n)) for n in sorted(names) if not n.startswith(".")
+        ]
 
     def verify(self, store, entry: CacheEntry) -> list[str]:
         """Differences between a cached rootfs and its snapshot (empty when intact)."""
@@ -184,13 +189,18 @@ class MaterialisedCache:
                 continue
             st = os.stat(node.name, dir_fd=fd, follow_symlinks=False)
             m = node.meta
-            if M.TYPE_CHARS.get(stat.S_IFMT(st.st_mode)) != m.kind or (m.kind != "l" and stat.S_IMODE(st.st_mode) != m.mode) or (st.st_uid, st.st_gid) != (m.uid, m.gid) or st.st_mtime_ns != m.mtime_ns:
+            if (
+                M.TYPE_CHARS.get(stat.S_IFMT(st.st_mode)) != m.kind
+                or (m.kind != "l" and stat.S_IMODE(st.st_mode) != m.mode)
+                or (st.st_uid, st.st_gid) != (m.uid, m.gid)
+                or st.st_mtime_ns != m.mtime_ns
+            ):
                 problems.append(f"{where}: metadata differs from the snapshot")
                 continue
             if m.kind == "d":
                 sub = os.open(node.name, DIR_FLAGS, dir_fd=fd)
                 try:
-                    self._verify_dir(store, node.oid, sub, child, problems)
+                    self._verify_dir(store, node.tree, sub, child, problems)
                 finally:
                     os.close(sub)
             elif m.kind == "f":

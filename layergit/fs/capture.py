@@ -36,7 +36,9 @@ def entry_meta(st: os.stat_result, xattrs, link: bytes | None = None) -> M.Entry
     if kind is None:
         raise LgError(f"unsupported file type {stat.S_IFMT(st.st_mode):o}")
     rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in "cb" else None
-    return M.EntryMeta(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, rdev, link, xattrs)
+    return M.EntryMeta(
+        kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, rdev, link, xattrs
+    )
 
 
 class _Walker:
@@ -97,7 +99,9 @@ class _Walker:
         return self.w.put(OBJ_TREE, tree_bytes(git_entries))
 
 
-def capture(writer, source: str, cache: StatCache | None = None, progress: Progress | None = None) -> CaptureResult:
+def capture(
+    writer, source: str, cache: StatCache | None = None, progress: Progress | None = None
+) -> CaptureResult:
     """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

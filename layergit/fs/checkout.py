@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ..errors import CorruptStore, LgError
+from ..removal import remove_tree
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
-from ..removal import remove_tree
 from .safeio import open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
@@ -118,27 +118,30 @@ class TreeWriter:
 
     def apply_meta(self, dirfd: int, name: bytes, m: M.EntryMeta, fd: int | None) -> None:
         """Owner, mode, xattrs, mtime: for an open fd when we have one, else by name."""
-        nofollow = {"dir_fd": dirfd, "follow_symlinks": False}
+        owner = ("owner", "restore file owners")
         if fd is not None:
-            self._privileged("owner", "restore file owners", os.fchown, fd, m.uid, m.gid)
+            self._privileged(*owner, os.fchown, fd, m.uid, m.gid)
         else:
-            self._privileged("owner", "restore file owners", os.chown, name, m.uid, m.gid, **nofollow)
+            self._privileged(*owner, os.chown, name, m.uid, m.gid, dir_fd=dirfd, follow_symlinks=False)
         # xattrs before the mode: an unprivileged user needs write access to set them.
         for key, value in m.xattrs:
-            target = fd if fd is not None else proc_path(dirfd, name)
-            kind = "xattr-" + key.split(".")[0]
+            namespace = key.split(".")[0]
+            what = f"set {namespace}.* xattrs"
             if fd is not None:
-                self._privileged(kind, f"set {key.split('.')[0]}.* xattrs", os.setxattr, target, key, value)
+                self._privileged("xattr-" + namespace, what, os.setxattr, fd, key, value)
             else:
-                self._privileged(kind, f"set {key.split('.')[0]}.* xattrs", os.setxattr, target, key, value, follow_symlinks=False)
+                target = proc_path(dirfd, name)
+                self._privileged(
+                    "xattr-" + namespace, what, os.setxattr, target, key, value, follow_symlinks=False
+                )
         if fd is not None:
             os.fchmod(fd, m.mode)
         elif m.kind != "l":
-            os.chmod(name, m.mode, **nofollow)
+            os.chmod(name, m.mode, dir_fd=dirfd, follow_symlinks=False)
         if fd is not None:
             os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
         else:
-            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), **nofollow)
+            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=dirfd, follow_symlinks=False)
 
     def _open_path(self, parts: list[bytes]) -> int:
         """Open a directory we created, by real names from the root."""
@@ -159,7 +162,9 @@ class TreeWriter:
         try:
             return self._open_path(parts[:-1]), parts[-1]
         except OSError:
-            raise LgError(f"hardlink target {link.decode(errors='replace')} is missing from the snapshot") from None
+            raise LgError(
+                f"hardlink target {link.decode(errors='replace')} is missing from the snapshot"
+            ) from None
 
     def _stored_path(self, node: Node) -> bytes:
         return b"".join(b"/" + n.stored for n in self._stack) + b"/" + node.stored
@@ -189,7 +194,8 @@ class TreeWriter:
             return None
         self.result.privileges_cleared += 1
         m = node.meta
-        return replace(node, meta=replace(m, mode=m.mode & ~_SETID, xattrs=tuple(x for x in m.xattrs if x[0] != _CAPABILITY)))
+        xattrs = tuple(x for x in m.xattrs if x[0] != _CAPABILITY)
+        return replace(node, meta=replace(m, mode=m.mode & ~_SETID, xattrs=xattrs))
 
     def written(self, node: Node) -> None:
         """Count a non-directory entry that is now on the host."""
@@ -205,7 +211,7 @@ class TreeWriter:
             sub = open_dir(fd, name)
             self._stack.append(node)
             try:
-                self.directory(sub, node.oid)
+                self.directory(sub, node.tree)
                 if self._privileged_user or m.mode & 0o700 == 0o700:
                     self.apply_meta(fd, name, m, sub)
                 else:
@@ -225,7 +231,10 @@ class TreeWriter:
             return
         if link is not None:
             if link not in self._made:  # only ever link to what this checkout created
-                raise CorruptStore(f"hardlink {path.decode(errors='replace')} points to {link.decode(errors='replace')}, which is not an earlier entry of the snapshot")
+                raise CorruptStore(
+                    f"hardlink {path.decode(errors='replace')} points to {link.decode(errors='replace')}, "
+                    "which is not an earlier entry of the snapshot"
+                )
             leader_dir, leader = self._leader(link)
             try:
                 os.link(leader, node.name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
@@ -243,7 +252,9 @@ class TreeWriter:
         m = node.meta
         if m.kind == "f":
             data = self.store.read_blob(node.oid)
-            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            out = os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
+            )
             try:
                 view = memoryview(data)
                 while view:

@@ -108,7 +108,9 @@ def _check_links(path: str) -> None:
         if not stat.S_ISLNK(st.st_mode):
             return
         if st.st_uid not in (0, me):
-            raise LgError(f"refusing to follow {path}: a symbolic link owned by uid {st.st_uid}, not by you or root")
+            raise LgError(
+                f"refusing to follow {path}: a symbolic link owned by uid {st.st_uid}, not by you or root"
+            )
         path = os.path.join(os.path.dirname(path), os.readlink(path))
     raise LgError(f"cannot write {path}: too many levels of symbolic links")
 
@@ -120,10 +122,13 @@ def _place(path: str, directory: bool) -> _Place:
     bare = path.rstrip("/") or "/"
     _check_links(bare)
     try:
-        fd = os.open(bare, os.O_PATH | os.O_CLOEXEC)  # follows links, but opens nothing for I/O: no FIFO wait, no device open
+        # O_PATH follows links, but opens nothing for I/O: no FIFO wait, no device open.
+        fd = os.open(bare, os.O_PATH | os.O_CLOEXEC)
     except FileNotFoundError:
         if os.path.islink(bare):
-            raise LgError(f"refusing to write through {path}: a symbolic link to nothing ({os.readlink(bare)})") from None
+            raise LgError(
+                f"refusing to write through {path}: a symbolic link to nothing ({os.readlink(bare)})"
+            ) from None
         parent = os.path.dirname(bare) or "."
         if not os.path.isdir(parent):
             raise LgError(f"cannot write {path}: no directory {parent}") from None
@@ -152,7 +157,7 @@ def _place(path: str, directory: bool) -> _Place:
 def check_output(path: str | None, directory: bool = False) -> None:
     """Refuse now what :func:`output_file` or :func:`output_directory` would refuse
     after the work: a command checks its output path before spending time."""
-    if not is_stdout(path):
+    if path is not None and not is_stdout(path):
         _place(path, directory)
 
 
@@ -186,14 +191,15 @@ def _replacing(place: _Place, fresh_mode: int) -> Iterator[str]:
 @contextmanager
 def output_file(path: str | None) -> Iterator[BinaryIO]:
     """A binary stream for PATH ("-" or None: stdout), written by the module's rules."""
-    if is_stdout(path):
+    if path is None or is_stdout(path):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
     place = _place(path, directory=False)
-    if place.special:
+    if place.existing is not None and place.special:
         try:
-            fd = os.open(place.name, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)  # a FIFO waits for its reader here
+            # A FIFO waits for its reader here.
+            fd = os.open(place.name, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as exc:
             raise LgError(f"cannot write {path}: {exc.strerror}") from None
         with open(fd, "wb") as f:

@@ -17,6 +17,7 @@ import re
 import stat
 import tarfile
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from .safeio import DIR_FLAGS, FILE_FLAGS
@@ -47,7 +48,9 @@ class DirSource:
         except FileNotFoundError:
             raise ArchiveError(f"archive has no file {name!r}") from None
         except OSError as exc:
-            raise ArchiveError(f"cannot open {name!r} in the archive without leaving it: {exc.strerror}") from None
+            raise ArchiveError(
+                f"cannot open {name!r} in the archive without leaving it: {exc.strerror}"
+            ) from None
         finally:
             os.close(fd)
         if not stat.S_ISREG(os.fstat(file_fd).st_mode):
@@ -89,7 +92,9 @@ class TarSource:
             if not m.issym():
                 raise ArchiveError(f"{name!r} in the archive is not a regular file")
             # docker save links duplicate layers ("../abc/layer.tar"): resolve inside the archive.
-            joined = posixpath.normpath(posixpath.join(posixpath.dirname(key.decode("utf-8", "surrogateescape")), m.linkname))
+            joined = posixpath.normpath(
+                posixpath.join(posixpath.dirname(key.decode("utf-8", "surrogateescape")), m.linkname)
+            )
             if joined.startswith("..") or joined.startswith("/"):
                 raise ArchiveError(f"{name!r} links outside the archive")
             key = b"/".join(split_path(joined, "archive link"))
@@ -179,7 +184,11 @@ def _docker_images(source) -> list[ImageSpec]:
         raise ArchiveError("manifest.json lists no images")
     images = []
     for entry in manifest:
-        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("Config"), str)
+            or not isinstance(entry.get("Layers"), list)
+        ):
             raise ArchiveError("manifest.json entry lacks Config or Layers")
         config = _json(source, entry["Config"])
         if not isinstance(config, dict):
@@ -192,13 +201,17 @@ def _docker_images(source) -> list[ImageSpec]:
             if not isinstance(name, str):
                 raise ArchiveError("manifest.json names a layer that is not a path")
             split_path(name, "layer path")
-            layers.append(LayerRef(lambda n=name: source.open(n), name, diff_id=diff_ids[i] if diff_ids else None))
+            diff_id = diff_ids[i] if diff_ids else None
+            layers.append(LayerRef(partial(source.open, name), name, diff_id=diff_id))
         tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
         images.append(ImageSpec(config, layers, tags))
     return images
 
 
-_LAYER_TYPES = re.compile(r"^application/vnd\.(oci\.image|docker\.image\.rootfs)\.(diff\.tar|layer\.v1\.tar)(\.gzip|\+gzip|\+zstd)?$")
+_LAYER_TYPES = re.compile(
+    r"^application/vnd\.(oci\.image|docker\.image\.rootfs)\.(diff\.tar|layer\.v1\.tar)"
+    r"(\.gzip|\+gzip|\+zstd)?$"
+)
 
 
 def _oci_manifests(source, index: dict, depth: int = 0):
@@ -229,12 +242,22 @@ def _oci_images(source) -> list[ImageSpec]:
         layers = []
         for i, layer in enumerate(manifest["layers"]):
             if not isinstance(layer, dict) or not _LAYER_TYPES.match(str(layer.get("mediaType", ""))):
-                raise ArchiveError(f"unsupported layer media type {layer.get('mediaType') if isinstance(layer, dict) else layer!r}")
+                what = layer.get("mediaType") if isinstance(layer, dict) else layer
+                raise ArchiveError(f"unsupported layer media type {what!r}")
             path = _blob_path(layer.get("digest"))
-            layers.append(LayerRef(lambda p=path: source.open(p), path, layer["digest"], layer.get("size"), diff_ids[i] if diff_ids else None))
+            layers.append(
+                LayerRef(
+                    partial(source.open, path),
+                    path,
+                    layer["digest"],
+                    layer.get("size"),
+                    diff_ids[i] if diff_ids else None,
+                )
+            )
         annotations = desc.get("annotations") or {}
         # containerd's annotation holds the full name; the OCI one is often only the tag.
-        ref = annotations.get("io.containerd.image.name") or annotations.get("org.opencontainers.image.ref.name")
+        ref = annotations.get("io.containerd.image.name")
+        ref = ref or annotations.get("org.opencontainers.image.ref.name")
         images.append(ImageSpec(config, layers, [ref] if isinstance(ref, str) else []))
     if not images:
         raise ArchiveError("index.json lists no images")

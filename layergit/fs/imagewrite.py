@@ -18,6 +18,7 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .tarwrite import pax_stream
 
@@ -37,45 +38,53 @@ def canonical_json(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-class _Sink:
-    """Files of a layout, written into a directory or appended to a tar stream."""
+class _TarSink:
+    """Files of a layout, appended to a tar stream."""
 
-    def __init__(self, tar: tarfile.TarFile | None, directory: str | None):
-        self.directory = directory
+    def __init__(self, tar: tarfile.TarFile):
         self.tar = tar
 
-    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+    @staticmethod
+    def _info(name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
         info.size = size
         info.mode = 0o644
         return info
 
     def bytes(self, name: str, data: bytes) -> None:
-        if self.tar:
-            self.tar.addfile(self._info(name, len(data)), io.BytesIO(data))
-            return
+        self.tar.addfile(self._info(name, len(data)), io.BytesIO(data))
+
+    def file(self, name: str, layer: LayerFile) -> None:
+        with open(layer.path, "rb") as f:
+            self.tar.addfile(self._info(name, layer.size), f)
+
+
+class _DirSink:
+    """Files of a layout, written into a directory."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def _path(self, name: str) -> str:
         path = os.path.join(self.directory, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
+        return path
+
+    def bytes(self, name: str, data: bytes) -> None:
+        with open(self._path(name), "wb") as f:
             f.write(data)
 
     def file(self, name: str, layer: LayerFile) -> None:
-        if self.tar:
-            with open(layer.path, "rb") as f:
-                self.tar.addfile(self._info(name, layer.size), f)
-            return
-        path = os.path.join(self.directory, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        shutil.copyfile(layer.path, path)
+        shutil.copyfile(layer.path, self._path(name))
 
 
 @contextmanager
-def _sink(out, directory: str | None) -> Iterator[_Sink]:
+def _sink(out, directory: str | None) -> Iterator[_TarSink | _DirSink]:
     if directory:
-        yield _Sink(None, directory)
+        yield _DirSink(directory)
         return
     with pax_stream(out) as tar:
-        yield _Sink(tar, None)
+        yield _TarSink(tar)
 
 
 def unique(layers: list[LayerFile]) -> list[LayerFile]:
@@ -89,7 +98,8 @@ def unique(layers: list[LayerFile]) -> list[LayerFile]:
 def write_docker_archive(out, config: dict, layers: list[LayerFile], repo_tags: list[str]) -> None:
     cfg = canonical_json(config)
     cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
-    manifest = [{"Config": cfg_name, "RepoTags": repo_tags, "Layers": [f"{l.sha256}/layer.tar" for l in layers]}]
+    paths = [f"{layer.sha256}/layer.tar" for layer in layers]
+    manifest = [{"Config": cfg_name, "RepoTags": repo_tags, "Layers": paths}]
     with _sink(out, None) as sink:
         for layer in unique(layers):
             sink.file(f"{layer.sha256}/layer.tar", layer)
@@ -97,7 +107,9 @@ def write_docker_archive(out, config: dict, layers: list[LayerFile], repo_tags: 
         sink.bytes("manifest.json", json.dumps(manifest).encode())
 
 
-def write_oci(out, directory: str | None, config: dict, layers: list[LayerFile], name: str | None, tag: str | None) -> None:
+def write_oci(
+    out, directory: str | None, config: dict, layers: list[LayerFile], name: str | None, tag: str | None
+) -> None:
     """An OCI layout; into ``directory`` if given, else as a tar on ``out``."""
     cfg = canonical_json(config)
     cfg_digest = hashlib.sha256(cfg).hexdigest()
@@ -105,11 +117,18 @@ def write_oci(out, directory: str | None, config: dict, layers: list[LayerFile],
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
         "config": {"mediaType": MEDIA_CONFIG, "digest": "sha256:" + cfg_digest, "size": len(cfg)},
-        "layers": [{"mediaType": MEDIA_LAYER, "digest": "sha256:" + l.sha256, "size": l.size} for l in layers],
+        "layers": [
+            {"mediaType": MEDIA_LAYER, "digest": "sha256:" + layer.sha256, "size": layer.size}
+            for layer in layers
+        ],
     }
     man = canonical_json(manifest)
     man_digest = hashlib.sha256(man).hexdigest()
-    descriptor = {"mediaType": MEDIA_MANIFEST, "digest": "sha256:" + man_digest, "size": len(man)}
+    descriptor: dict[str, Any] = {
+        "mediaType": MEDIA_MANIFEST,
+        "digest": "sha256:" + man_digest,
+        "size": len(man),
+    }
     if tag:
         descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
         if name:

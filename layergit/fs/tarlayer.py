@@ -58,9 +58,13 @@ class Limits:
         self.entries += entries
         self.bytes += nbytes
         if self.entries > self.max_entries:
-            raise ArchiveError(f"archive has more than {self.max_entries} entries (raise the limit with --max-entries)")
+            raise ArchiveError(
+                f"archive has more than {self.max_entries} entries (raise the limit with --max-entries)"
+            )
         if self.bytes > self.max_bytes:
-            raise ArchiveError(f"archive unpacks to more than {self.max_bytes} bytes (raise the limit with --max-bytes)")
+            raise ArchiveError(
+                f"archive unpacks to more than {self.max_bytes} bytes (raise the limit with --max-bytes)"
+            )
 
 
 class Digesting(io.RawIOBase):
@@ -116,6 +120,7 @@ def decompressed(raw, limits: Limits) -> Digesting:
     """Wrap a binary stream, undoing gzip, xz or zstd as detected from its first bytes."""
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     magic = buffered.peek(6)[:6]
+    inner: io.BufferedIOBase | io.RawIOBase
     if magic[:2] == b"\x1f\x8b":
         from isal import igzip
 
@@ -233,7 +238,9 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
     if kind == "h":
         return TarEntry(parts, "h", link=split_path(member.linkname, "hardlink target"))
     rdev = (member.devmajor, member.devminor) if kind in "cb" else None
-    meta = M.EntryMeta(kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member))
+    meta = M.EntryMeta(
+        kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member)
+    )
     entry = TarEntry(parts, kind, meta)
     if kind == "f":
         data = tar.extractfile(member).read()
@@ -255,23 +262,31 @@ def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:
             elif e.kind == "opq":
                 tree.clear(e.parts)
         for e in entries:
-            if e.kind in ("wh", "opq", "skip"):
-                continue
-            if e.kind == "h":
-                target = tree.get(e.link)
-                if not isinstance(target, Inode):
-                    raise ArchiveError(f"hardlink /{b'/'.join(e.parts).decode(errors='replace')} points to a missing entry or a directory")
-                if not e.parts:
-                    raise ArchiveError("a hardlink cannot replace the image root")
-                tree.put(e.parts, target)
-            elif e.kind == "d":
-                tree.put(e.parts, Dir(e.meta))
-            else:
-                if not e.parts:
-                    raise ArchiveError(f"a {_KIND_WORDS.get(e.kind, e.kind)} cannot replace the image root directory")
-                tree.put(e.parts, Inode(e.meta, e.oid, e.target))
+            if e.kind not in ("wh", "opq", "skip"):
+                _put(tree, e)
     except PathError as exc:
         raise ArchiveError(str(exc)) from None
+
+
+def _put(tree: MutableTree, e: TarEntry) -> None:
+    """Place one entry of a layer that is not a whiteout."""
+    if e.kind == "h":
+        assert e.link is not None  # _entry gives every hardlink its target
+        target = tree.get(e.link)
+        if not isinstance(target, Inode):
+            where = b"/".join(e.parts).decode(errors="replace")
+            raise ArchiveError(f"hardlink /{where} points to a missing entry or a directory")
+        if not e.parts:
+            raise ArchiveError("a hardlink cannot replace the image root")
+        tree.put(e.parts, target)
+        return
+    assert e.meta is not None  # _entry gives every other kind its metadata
+    if e.kind == "d":
+        tree.put(e.parts, Dir(e.meta))
+        return
+    if not e.parts:
+        raise ArchiveError(f"a {_KIND_WORDS.get(e.kind, e.kind)} cannot replace the image root directory")
+    tree.put(e.parts, Inode(e.meta, e.oid, e.target))
 
 
 def check_limits_flags(max_bytes: int | None, max_entries: int | None) -> Limits:

@@ -15,12 +15,20 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..errors import CorruptStore
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir, walk
 from ..store.treediff import diff_trees
 
-_TYPES = {"f": tarfile.REGTYPE, "d": tarfile.DIRTYPE, "l": tarfile.SYMTYPE, "c": tarfile.CHRTYPE, "b": tarfile.BLKTYPE, "p": tarfile.FIFOTYPE}
+_TYPES = {
+    "f": tarfile.REGTYPE,
+    "d": tarfile.DIRTYPE,
+    "l": tarfile.SYMTYPE,
+    "c": tarfile.CHRTYPE,
+    "b": tarfile.BLKTYPE,
+    "p": tarfile.FIFOTYPE,
+}
 
 
 def _name(path: bytes) -> str:
@@ -44,7 +52,8 @@ def pax_stream(fileobj) -> Iterator[tarfile.TarFile]:
     try:
         yield tar
     except BaseException:
-        tar.fileobj.closed = True  # tarfile's _Stream: write nothing more, not even from __del__
+        # tarfile's _Stream: write nothing more, not even from __del__ (typeshed knows no _Stream).
+        tar.fileobj.closed = True  # type: ignore[attr-defined]
         raise
     tar.close()
 
@@ -114,10 +123,18 @@ def _lookup(store, tree: bytes, path: bytes) -> Node | None:
         if node is not None:
             if node.meta.kind != "d":
                 return None
-            tree = node.oid
+            tree = node.tree
         node = next((n for n in read_dir(store, tree)[1] if n.name == part), None)
         if node is None:
             return None
+    return node
+
+
+def _leader(store, tree: bytes, link: bytes) -> Node:
+    """The entry a hardlink's leader path (real names) names in ``tree``."""
+    node = _lookup(store, tree, link)
+    if node is None:
+        raise CorruptStore(f"hardlink target {_name(link)} is missing from the snapshot")
     return node
 
 
@@ -154,15 +171,16 @@ def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
             out.whiteout(path)
             gone.append(path)
             continue
-        if change.status == "T" and change.old.meta.kind == "d":
+        if change.status == "T" and change.old is not None and change.old.meta.kind == "d":
             gone.append(path)
         ensure_parents(path)
         node = change.new
+        assert node is not None  # A, M and T have a new side
         link = None
         if node.meta.link:
             link = leader_path(node.meta.link)
             if link not in written:
-                leader = _lookup(store, new, link)
+                leader = _leader(store, new, link)
                 ensure_parents(link)
                 out.add(link, leader.meta, leader.oid)
                 written.add(link)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Set
 
 from ..store.mutable import Dir, Inode, MutableTree
 from .capture import entry_meta
@@ -28,7 +29,9 @@ def _own_xattrs(xattrs):
     return tuple((k, v) for k, v in xattrs if not k.startswith(_OVERLAY_XATTR))
 
 
-def apply_upper(tree: MutableTree, upper: str, writer, mount_points: set[tuple[bytes, ...]] = frozenset()) -> int:
+def apply_upper(
+    tree: MutableTree, upper: str, writer, mount_points: Set[tuple[bytes, ...]] = frozenset()
+) -> int:
     """Apply the upper directory at ``upper`` to ``tree``; returns the entries it changed.
 
     ``mount_points`` are paths the runtime created only to mount something on

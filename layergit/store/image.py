@@ -24,7 +24,9 @@ def config_bytes(config: dict) -> bytes:
 def write_image_tree(writer, config: dict, rootfs: bytes) -> bytes:
     """Write (if new) the top-level tree of an image commit; returns its id."""
     blob_id = writer.put_blob(config_bytes(config))
-    return writer.put(OBJ_TREE, tree_bytes([(CONFIG_NAME, MODE_BLOB, blob_id), (ROOTFS_NAME, MODE_TREE, rootfs)]))
+    return writer.put(
+        OBJ_TREE, tree_bytes([(CONFIG_NAME, MODE_BLOB, blob_id), (ROOTFS_NAME, MODE_TREE, rootfs)])
+    )
 
 
 def read_image_tree(store, tree: bytes) -> tuple[dict, bytes]:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import re
 import stat
-from urllib.parse import quote_from_bytes, unquote_to_bytes
 from dataclasses import dataclass, field
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from ..errors import CorruptStore
 
@@ -91,7 +91,8 @@ def format_line(name: bytes, m: EntryMeta) -> bytes:
     if m.rdev is not None:
         parts.append(f"rdev={m.rdev[0]}:{m.rdev[1]}")
     for key, value in m.xattrs:
-        parts.append(f"xattr.{quote_from_bytes(key.encode('utf-8', 'surrogateescape'), safe=_SAFE)}={_xattr_value(value)}")
+        quoted = quote_from_bytes(key.encode("utf-8", "surrogateescape"), safe=_SAFE)
+        parts.append(f"xattr.{quoted}={_xattr_value(value)}")
     return name + b"\t" + " ".join(parts).encode("utf-8") + b"\n"
 
 
@@ -122,7 +123,9 @@ def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
             xattrs.append((xattr, _parse_xattr_value(value)))
         else:
             raise ValueError(f"unknown field {key!r}")
-    meta = EntryMeta(kind, int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec), rdev, link, tuple(xattrs))
+    meta = EntryMeta(
+        kind, int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec), rdev, link, tuple(xattrs)
+    )
     return name, meta
 
 

@@ -77,12 +77,14 @@ class MutableTree:
             if m.kind == "d":
                 sub = Dir(m)
                 into.children[node.name] = sub
-                MutableTree._load_dir(store, node.oid, sub, path, inodes)
+                MutableTree._load_dir(store, node.tree, sub, path, inodes)
                 continue
             if m.link is not None and m.link in inodes:
                 into.children[node.name] = inodes[m.link]
                 continue
-            inode = Inode(M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs), node.oid)
+            inode = Inode(
+                M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs), node.oid
+            )
             inodes[path] = inode
             into.children[node.name] = inode
 
@@ -121,10 +123,12 @@ class MutableTree:
             if child.meta.kind != "l":
                 if not create:
                     return None
-                raise PathError(f"/{b'/'.join(parts).decode(errors='replace')}: {name.decode(errors='replace')} is not a directory")
+                where = b"/".join(parts).decode(errors="replace")
+                raise PathError(f"/{where}: {name.decode(errors='replace')} is not a directory")
             hops += 1
             if hops > MAX_SYMLINK_HOPS:
-                raise PathError(f"/{b'/'.join(parts).decode(errors='replace')}: too many levels of symbolic links")
+                where = b"/".join(parts).decode(errors="replace")
+                raise PathError(f"/{where}: too many levels of symbolic links")
             target = self._target(child)
             if target.startswith(b"/"):
                 stack = [self.root]
@@ -148,6 +152,7 @@ class MutableTree:
                 return
             raise PathError("the root of an image must be a directory")
         parent = self.resolve_dir(parts[:-1], create=True)
+        assert parent is not None  # create=True makes what is missing
         existing = parent.children.get(parts[-1])
         if isinstance(entry, Dir) and isinstance(existing, Dir):
             existing.meta = entry.meta
@@ -200,6 +205,9 @@ class _WriteState:
             else:
                 m = M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, leader, m.xattrs)
             metas[stored] = m
+            if m.kind in M.META_ONLY:
+                continue
+            assert child.oid is not None  # every f and l has its blob
             if m.kind == "f":
                 entries.append((stored, MODE_EXEC if m.mode & 0o100 else MODE_BLOB, child.oid))
             elif m.kind == "l":

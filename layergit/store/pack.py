@@ -117,7 +117,8 @@ class PackWriter:
         for i in range(256):
             running += fanout[i]
             fanout[i] = running
-        small, large = [], []
+        small: list[int] = []
+        large: list[int] = []
         for oid in oids:
             offset = self._entries[oid][0]
             if offset < 0x80000000:

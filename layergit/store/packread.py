@@ -34,7 +34,7 @@ def _inflate(data: bytes, size: int) -> bytes:
 
         try:
             return isal_zlib.decompress(data)
-        except isal_zlib.error as exc:
+        except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls error an instance
             raise InflateError(str(exc)) from None
     except zlib.error as exc:
         raise InflateError(str(exc)) from None
@@ -80,7 +80,7 @@ class _Pack:
         """Where the object at ``offset`` ends: the next object's start, or the trailer."""
         if self._ends is None:
             starts = sorted(self._offset(i) for i in range(self.count))
-            self._ends = dict(zip(starts, starts[1:] + [len(self.pack) - 20]))
+            self._ends = dict(zip(starts, starts[1:] + [len(self.pack) - 20], strict=True))
         return self._ends[offset]
 
     def header(self, offset: int) -> tuple[int, int, int]:

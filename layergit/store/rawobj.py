@@ -77,7 +77,9 @@ class Signature:
         return f"{self.name} <{self.email}> {self.time} {sign}{hours:02d}{minutes:02d}".encode("utf-8")
 
 
-def commit_bytes(tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str) -> bytes:
+def commit_bytes(
+    tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str
+) -> bytes:
     lines = [b"tree " + tree.hex().encode()]
     lines += [b"parent " + p.hex().encode() for p in parents]
     lines.append(b"author " + author.to_bytes())
@@ -104,7 +106,12 @@ def _parse_signature(text: bytes) -> Signature:
     stamp, _, tz = when.strip().partition(b" ")
     sign = -1 if tz.startswith(b"-") else 1
     digits = tz.lstrip(b"+-") or b"0000"
-    return Signature(name.strip().decode("utf-8", "replace"), email.decode("utf-8", "replace"), int(stamp), sign * (int(digits[:-2] or 0) * 60 + int(digits[-2:])))
+    return Signature(
+        name.strip().decode("utf-8", "replace"),
+        email.decode("utf-8", "replace"),
+        int(stamp),
+        sign * (int(digits[:-2] or 0) * 60 + int(digits[-2:])),
+    )
 
 
 def parse_commit(raw: bytes) -> tuple[bytes, tuple[bytes, ...], Signature, Signature, str]:

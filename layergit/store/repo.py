@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from .packread import PackReader
-from .rawobj import OBJ_BLOB, OBJ_COMMIT, OBJ_TREE, Signature, commit_bytes, object_id, parse_commit, parse_tree
+from .rawobj import (
+    OBJ_BLOB,
+    OBJ_COMMIT,
+    OBJ_TREE,
+    Signature,
+    commit_bytes,
+    object_id,
+    parse_commit,
+    parse_tree,
+)
 
 if TYPE_CHECKING:
     from .pack import PackWriter
@@ -48,7 +57,9 @@ def _login_at_host() -> tuple[str, str]:
 def _light_identity() -> Signature:
     """Who we are for a reflog line, without reading git config through libgit2."""
     user, email = _login_at_host()
-    return Signature.now(os.environ.get("GIT_COMMITTER_NAME") or user, os.environ.get("GIT_COMMITTER_EMAIL") or email)
+    return Signature.now(
+        os.environ.get("GIT_COMMITTER_NAME") or user, os.environ.get("GIT_COMMITTER_EMAIL") or email
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,9 @@ class ObjectWriter:
     def put_blob(self, data: bytes) -> bytes:
         return self.put(OBJ_BLOB, data)
 
-    def commit(self, tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str) -> bytes:
+    def commit(
+        self, tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str
+    ) -> bytes:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
 
@@ -275,7 +288,9 @@ class Store:
         top = os.path.join(self.path, prefix.rpartition("/")[0])
         for directory, _, files in os.walk(top):
             rel = os.path.relpath(directory, self.path).replace(os.sep, "/")
-            names.update(n for n in (f"{rel}/{f}" for f in files if not f.endswith(".lock")) if n.startswith(prefix))
+            names.update(
+                n for n in (f"{rel}/{f}" for f in files if not f.endswith(".lock")) if n.startswith(prefix)
+            )
         out = []
         for name in names:
             target = self.ref(name)
@@ -331,7 +346,8 @@ class Store:
         log = os.path.join(self.path, "logs", name)
         os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "ab") as f:
-            f.write(b"%s %s %s\t%s\n" % (old.hex().encode(), new.hex().encode(), who.to_bytes(), message.replace("\n", " ").encode()))
+            oneline = message.replace("\n", " ").encode()
+            f.write(b"%s %s %s\t%s\n" % (old.hex().encode(), new.hex().encode(), who.to_bytes(), oneline))
 
     def delete_ref(self, name: str) -> None:
         """Delete a ref and its reflog; a packed one through libgit2, which rewrites packed-refs."""
@@ -364,8 +380,11 @@ class Store:
         import subprocess
 
         try:
-            out = subprocess.run(["git", "--git-dir", self.path, "config", "-z", "--get-regexp", r"^user\.(name|email)$"],
-                                 capture_output=True, check=False).stdout
+            out = subprocess.run(
+                ["git", "--git-dir", self.path, "config", "-z", "--get-regexp", r"^user\.(name|email)$"],
+                capture_output=True,
+                check=False,
+            ).stdout
         except OSError:
             return {}
         pairs = (item.decode(errors="replace").partition("\n") for item in out.split(b"\0") if item)

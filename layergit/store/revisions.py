@@ -17,7 +17,7 @@ _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 
 
 def _split_suffixes(rev: str) -> tuple[str, list[str]]:
-    suffixes = []
+    suffixes: list[str] = []
     while True:
         m = _SUFFIX.search(rev)
         if not m or m.start() == 0:

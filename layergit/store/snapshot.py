@@ -26,6 +26,13 @@ class Node:
     meta: M.EntryMeta
     oid: bytes | None  # blob for f and l, tree for d, None for c b p s
 
+    @property
+    def tree(self) -> bytes:
+        """The subtree of a directory entry (read_dir only makes ``d`` nodes that have one)."""
+        if self.meta.kind != "d" or self.oid is None:
+            raise CorruptStore(f"entry {self.stored!r} is not a directory with a tree")
+        return self.oid
+
 
 def _check_name(name: bytes, stored: bytes) -> None:
     if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
@@ -33,7 +40,8 @@ def _check_name(name: bytes, stored: bytes) -> None:
 
 
 def read_dir(store, tree: bytes) -> tuple[M.EntryMeta | None, list[Node]]:
-    """The directory's own metadata (the root's ``.`` line, else None) and its entries, sorted by real name."""
+    """The directory's own metadata (the root's ``.`` line, else None) and its entries,
+    sorted by real name."""
     entries = store.tree(tree)
     git = {stored: (mode, oid) for stored, mode, oid in entries if stored != treenames.META_NAME_B}
     meta_oid = next((oid for stored, _, oid in entries if stored == treenames.META_NAME_B), None)
@@ -48,9 +56,13 @@ def read_dir(store, tree: bytes) -> tuple[M.EntryMeta | None, list[Node]]:
             raise CorruptStore(f"entry {stored!r} has neither content nor metadata")
         if mode is None:
             if meta.kind not in M.META_ONLY:
-                raise CorruptStore(f"entry {stored!r} is a {meta.kind} without content in tree {tree.hex()[:12]}")
+                raise CorruptStore(
+                    f"entry {stored!r} is a {meta.kind} without content in tree {tree.hex()[:12]}"
+                )
         elif _KIND_FOR_MODE.get(mode) != meta.kind:
-            raise CorruptStore(f"entry {stored!r}: git mode {mode:o} disagrees with metadata type {meta.kind}")
+            raise CorruptStore(
+                f"entry {stored!r}: git mode {mode:o} disagrees with metadata type {meta.kind}"
+            )
         nodes.append(Node(name, stored, meta, oid))
     nodes.sort(key=lambda n: n.name)
     return metas.get(b"."), nodes
@@ -67,4 +79,4 @@ def walk(store, tree: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]
         path = prefix + b"/" + node.name
         yield path, node
         if node.meta.kind == "d":
-            yield from walk(store, node.oid, path)
+            yield from walk(store, node.tree, path)

@@ -46,7 +46,7 @@ def meta_aspects(a: EntryMeta, b: EntryMeta, include_mtime: bool) -> list[str]:
 def _all(store, node: Node, path: bytes, status: str) -> Iterator[Change]:
     yield Change(status, path, node if status == "D" else None, node if status == "A" else None)
     if node.meta.kind == "d":
-        for sub_path, sub in walk(store, node.oid, path):
+        for sub_path, sub in walk(store, node.tree, path):
             yield Change(status, sub_path, sub if status == "D" else None, sub if status == "A" else None)
 
 
@@ -54,10 +54,10 @@ def _pair(store, path: bytes, a: Node, b: Node, include_mtime: bool) -> Iterator
     if a.meta.kind != b.meta.kind:
         yield Change("T", path, a, b)
         if a.meta.kind == "d":
-            for sub_path, sub in walk(store, a.oid, path):
+            for sub_path, sub in walk(store, a.tree, path):
                 yield Change("D", sub_path, sub, None)
         if b.meta.kind == "d":
-            for sub_path, sub in walk(store, b.oid, path):
+            for sub_path, sub in walk(store, b.tree, path):
                 yield Change("A", sub_path, None, sub)
         return
     if a.meta.kind == "d":
@@ -72,7 +72,9 @@ def _pair(store, path: bytes, a: Node, b: Node, include_mtime: bool) -> Iterator
         yield Change("M", path, a, b, tuple(aspects))
 
 
-def diff_trees(store, a: bytes | None, b: bytes | None, include_mtime: bool = False, prefix: bytes = b"") -> Iterator[Change]:
+def diff_trees(
+    store, a: bytes | None, b: bytes | None, include_mtime: bool = False, prefix: bytes = b""
+) -> Iterator[Change]:
     """Changes from snapshot tree ``a`` to ``b`` (None: empty), in path order."""
     if a == b:
         return
@@ -81,11 +83,11 @@ def diff_trees(store, a: bytes | None, b: bytes | None, include_mtime: bool = Fa
     for name in sorted(set(a_nodes) | set(b_nodes)):
         path = prefix + b"/" + name
         old, new = a_nodes.get(name), b_nodes.get(name)
-        if old is None:
+        if new is not None and old is None:
             yield from _all(store, new, path, "A")
-        elif new is None:
+        elif old is not None and new is None:
             yield from _all(store, old, path, "D")
-        else:
+        elif old is not None and new is not None:
             yield from _pair(store, path, old, new, include_mtime)
 
 
