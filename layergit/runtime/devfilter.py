@@ -1,9 +1,15 @@
-"""The device filter's old name: the program now lives in bpf/devices.py, with the other eBPF programs.
+"""The device filter's old name: the program is generated in bpf/devices.py, with the other eBPF programs.
 
 cgroups.py and tests/test_cgroups_v2.py still import ``devfilter.program``; once they
-import ``bpf.devices`` instead, this module goes.
+import ``bpf.devices`` instead (where it is needed, not at the top: every container
+start imports cgroups.py, and only a cgroup v2 host builds the program), this module goes.
 """
 
-from .bpf.devices import program
+from __future__ import annotations
 
-__all__ = ["program"]
+
+def program(rules: list[str]) -> bytes:
+    """The filter for ``rules`` (bpf.devices.program), the assembler imported only when one is built."""
+    from .bpf import devices
+
+    return devices.program(rules)

@@ -12,7 +12,7 @@ address instead, so the kernel makes one connection straight to the container
 proxy). The reverse programs (getpeername, UDP recvmsg) show the client the
 address it asked for, from a per-socket record keyed by the socket's cookie (a
 plain reverse map would also rewrite clients that connect to the container's
-address on purpose).
+address on purpose). The programs, with the C they stand for, are in bpf/sockaddr.py.
 
 Only the host's network namespace is redirected: the programs compare the
 socket's netns cookie with the one of the process that loaded them, so a
@@ -47,106 +47,6 @@ _MAP_HASH, _MAP_LRU_HASH = 1, 9
 _PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _SO_NETNS_COOKIE = 71
 _REVNAT_ENTRIES = 65536  # sockets redirected at once; the least recently used record goes first
-
-# Opcodes (64-bit ALU and jumps); memory sizes W=4, H=2, B=1, DW=8.
-_MOV_X, _ADD_K = 0xBF, 0x07
-_LDX_W, _LDX_H, _LDX_B = 0x61, 0x69, 0x71
-_STX_W, _STX_H, _STX_B, _STX_DW, _ST_B = 0x63, 0x6B, 0x73, 0x7B, 0x72
-_MOV_K = 0xB7
-_JEQ_K, _JNE_X = 0x15, 0x5D
-_CALL, _EXIT, _LD_IMM64 = 0x85, 0x95, 0x18
-_PSEUDO_MAP_FD = 1
-# helpers
-_MAP_LOOKUP, _MAP_UPDATE, _SOCKET_COOKIE, _NETNS_COOKIE = 1, 2, 46, 122
-# struct bpf_sock_addr: u32 fields at these offsets
-_USER_IP4, _USER_PORT, _PROTOCOL = 4, 24, 36
-_R0, _R1, _R2, _R3, _R4, _R6, _R7, _FP = 0, 1, 2, 3, 4, 6, 7, 10
-
-
-def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, src << 4 | dst, off, imm)
-
-
-def _ld_imm64(dst: int, value: int, src: int = 0) -> bytes:
-    return _insn(_LD_IMM64, dst, src, imm=struct.unpack("<i", struct.pack("<I", value & 0xFFFFFFFF))[0]) + \
-        _insn(0, imm=struct.unpack("<i", struct.pack("<I", value >> 32))[0])
-
-
-def _key_from_ctx(at: int) -> list[bytes]:
-    """Build the 8-byte address key {be32 ip, be16 port, u8 protocol, u8 0} at fp+at from
-    the context (r6): the services map's key, and the tail of the reverse map's."""
-    return [
-        _insn(_LDX_W, _R2, _R6, _USER_IP4), _insn(_STX_W, _FP, _R2, at),
-        _insn(_LDX_W, _R2, _R6, _USER_PORT), _insn(_STX_H, _FP, _R2, at + 4),  # the be16 is the u32's low half
-        _insn(_LDX_W, _R2, _R6, _PROTOCOL), _insn(_STX_B, _FP, _R2, at + 6),
-        _insn(_ST_B, _FP, off=at + 7, imm=0),
-    ]
-
-
-def _rewrite_ctx_from(reg: int) -> list[bytes]:
-    """Set the context's address to the {be32 ip, be16 port} that ``reg`` points at."""
-    return [
-        _insn(_LDX_W, _R2, reg, 0), _insn(_STX_W, _R6, _R2, _USER_IP4),
-        _insn(_LDX_H, _R2, reg, 4), _insn(_STX_W, _R6, _R2, _USER_PORT),
-    ]
-
-
-def _finish(body: list[bytes]) -> bytes:
-    """``body``, whose jumps to -1 mean "allow unchanged", then return 1 (every hook allows)."""
-    insns = [chunk[i:i + 8] for chunk in body for i in range(0, len(chunk), 8)]  # LD_IMM64 takes two slots
-    out = []
-    for i, insn in enumerate(insns):
-        code, regs, off, imm = struct.unpack("<BBhi", insn)
-        if off == -1 and code in (_JEQ_K, _JNE_X):
-            insn = struct.pack("<BBhi", code, regs, len(insns) - i - 1, imm)
-        out.append(insn)
-    return b"".join(out + [_insn(_MOV_K, _R0, imm=1), _insn(_EXIT)])
-
-
-def forward_program(services_fd: int, revnat_fd: int, netns_cookie: int) -> bytes:
-    """connect4/sendmsg4: a published destination asked from the host's namespace becomes
-    the container's address; the socket's cookie remembers what was asked."""
-    return _finish([
-        _insn(_MOV_X, _R6, _R1),
-        _insn(_CALL, imm=_NETNS_COOKIE),  # r1 is still the context
-        _ld_imm64(_R1, netns_cookie),
-        _insn(_JNE_X, _R0, _R1, off=-1),
-        *_key_from_ctx(-8),
-        _ld_imm64(_R1, services_fd, _PSEUDO_MAP_FD),
-        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-8),
-        _insn(_CALL, imm=_MAP_LOOKUP),
-        _insn(_JEQ_K, _R0, off=-1, imm=0),
-        _insn(_MOV_X, _R7, _R0),
-        # reverse key at fp-24: {u64 socket cookie, be32 container ip, be16 port, u8 protocol, u8 0}
-        _insn(_MOV_X, _R1, _R6), _insn(_CALL, imm=_SOCKET_COOKIE),
-        _insn(_STX_DW, _FP, _R0, -24),
-        _insn(_LDX_W, _R2, _R7, 0), _insn(_STX_W, _FP, _R2, -16),
-        _insn(_LDX_H, _R2, _R7, 4), _insn(_STX_H, _FP, _R2, -12),
-        _insn(_LDX_B, _R2, _FP, -2), _insn(_STX_B, _FP, _R2, -10),
-        _insn(_ST_B, _FP, off=-9, imm=0),
-        _ld_imm64(_R1, revnat_fd, _PSEUDO_MAP_FD),
-        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-24),
-        _insn(_MOV_X, _R3, _FP), _insn(_ADD_K, _R3, imm=-8),  # the value: the address asked for
-        _insn(_MOV_K, _R4, imm=0),
-        _insn(_CALL, imm=_MAP_UPDATE),
-        *_rewrite_ctx_from(_R7),
-    ])
-
-
-def reverse_program(revnat_fd: int) -> bytes:
-    """getpeername4/recvmsg4: a redirected socket's peer shows as the address it asked for."""
-    return _finish([
-        _insn(_MOV_X, _R6, _R1),
-        _insn(_CALL, imm=_SOCKET_COOKIE),
-        _insn(_STX_DW, _FP, _R0, -16),
-        *_key_from_ctx(-8),
-        _ld_imm64(_R1, revnat_fd, _PSEUDO_MAP_FD),
-        _insn(_MOV_X, _R2, _FP), _insn(_ADD_K, _R2, imm=-16),
-        _insn(_CALL, imm=_MAP_LOOKUP),
-        _insn(_JEQ_K, _R0, off=-1, imm=0),
-        *_rewrite_ctx_from(_R0),
-    ])
-
 
 def _address(ip: str, port: int, proto: int = 0) -> bytes:
     return ipaddress.IPv4Address(ip).packed + struct.pack(">HBB", port, proto, 0)
@@ -223,6 +123,8 @@ def _services_map(root: str, prog_id: int) -> int:
 
 def _install(root: str, cgroup_fd: int) -> int:
     """Load and attach a fresh program set; returns an fd of its services map."""
+    from .bpf import sockaddr  # built only when no complete set is attached yet
+
     prog_name, services_name, revnat_name = _names(root)
     with socket.socket() as s:
         cookie = struct.unpack("<Q", s.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8))[0]
@@ -231,7 +133,10 @@ def _install(root: str, cgroup_fd: int) -> int:
     progs = []
     try:
         for atype in FORWARD + REVERSE:
-            code = forward_program(services, revnat, cookie) if atype in FORWARD else reverse_program(revnat)
+            if atype in FORWARD:
+                code = sockaddr.forward_program(services, revnat, cookie)
+            else:
+                code = sockaddr.reverse_program(revnat)
             progs.append((atype, syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, code, prog_name, atype)))
         done = []
         try:

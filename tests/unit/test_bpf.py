@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from layergit.runtime.bpf import devices
+from layergit.runtime.bpf import devices, sockaddr
 from layergit.runtime.bpf.asm import (
     DW,
     FP,
@@ -315,3 +315,97 @@ def test_devices_program_refuses_bad_rules(rule):
     """A rule the assembler cannot encode stops it, rather than dropping out of the filter unnoticed."""
     with pytest.raises(ValueError, match="bad device rule"):
         devices.program(["c 1:3 rwm", rule])
+
+
+# -- the 127.0.0.1 redirect (bpf/sockaddr.py), services map fd 3, revnat map fd 4 ---------------------
+
+FORWARD_GOLDEN = """
+# from the host's network namespace only (its cookie: 0x100000002 here)
+   0: (bf) r6 = r1
+   1: (85) call bpf_get_netns_cookie#122
+   2: (18) r1 = 0x100000002
+   4: (5d) if r0 != r1 goto pc+36
+# asked = {user_ip4, user_port, protocol, 0} at fp-8
+   5: (61) r2 = *(u32 *)(r6 +4)
+   6: (63) *(u32 *)(r10 -8) = r2
+   7: (61) r2 = *(u32 *)(r6 +24)
+   8: (6b) *(u16 *)(r10 -4) = r2
+   9: (61) r2 = *(u32 *)(r6 +36)
+  10: (73) *(u8 *)(r10 -2) = r2
+  11: (72) *(u8 *)(r10 -1) = 0
+# target = services[asked], or allow unchanged
+  12: (18) r1 = map[fd:3]
+  14: (bf) r2 = r10
+  15: (07) r2 += -8
+  16: (85) call bpf_map_lookup_elem#1
+  17: (15) if r0 == 0x0 goto pc+23
+  18: (bf) r7 = r0
+# rk = {socket cookie, target ip, target port, asked protocol, 0} at fp-24
+  19: (bf) r1 = r6
+  20: (85) call bpf_get_socket_cookie#46
+  21: (7b) *(u64 *)(r10 -24) = r0
+  22: (61) r2 = *(u32 *)(r7 +0)
+  23: (63) *(u32 *)(r10 -16) = r2
+  24: (69) r2 = *(u16 *)(r7 +4)
+  25: (6b) *(u16 *)(r10 -12) = r2
+  26: (71) r2 = *(u8 *)(r10 -2)
+  27: (73) *(u8 *)(r10 -10) = r2
+  28: (72) *(u8 *)(r10 -9) = 0
+# revnat[rk] = asked (BPF_ANY)
+  29: (18) r1 = map[fd:4]
+  31: (bf) r2 = r10
+  32: (07) r2 += -24
+  33: (bf) r3 = r10
+  34: (07) r3 += -8
+  35: (b7) r4 = 0
+  36: (85) call bpf_map_update_elem#2
+# connect to the target instead
+  37: (61) r2 = *(u32 *)(r7 +0)
+  38: (63) *(u32 *)(r6 +4) = r2
+  39: (69) r2 = *(u16 *)(r7 +4)
+  40: (63) *(u32 *)(r6 +24) = r2
+# allow
+  41: (b7) r0 = 1
+  42: (95) exit
+"""
+
+REVERSE_GOLDEN = """
+# rk = {socket cookie, user_ip4, user_port, protocol, 0} at fp-16
+   0: (bf) r6 = r1
+   1: (85) call bpf_get_socket_cookie#46
+   2: (7b) *(u64 *)(r10 -16) = r0
+   3: (61) r2 = *(u32 *)(r6 +4)
+   4: (63) *(u32 *)(r10 -8) = r2
+   5: (61) r2 = *(u32 *)(r6 +24)
+   6: (6b) *(u16 *)(r10 -4) = r2
+   7: (61) r2 = *(u32 *)(r6 +36)
+   8: (73) *(u8 *)(r10 -2) = r2
+   9: (72) *(u8 *)(r10 -1) = 0
+# asked = revnat[rk], or allow unchanged
+  10: (18) r1 = map[fd:4]
+  12: (bf) r2 = r10
+  13: (07) r2 += -16
+  14: (85) call bpf_map_lookup_elem#1
+  15: (15) if r0 == 0x0 goto pc+4
+# the peer is the address asked for
+  16: (61) r2 = *(u32 *)(r0 +0)
+  17: (63) *(u32 *)(r6 +4) = r2
+  18: (69) r2 = *(u16 *)(r0 +4)
+  19: (63) *(u32 *)(r6 +24) = r2
+# allow
+  20: (b7) r0 = 1
+  21: (95) exit
+"""
+
+
+def test_sockaddr_forward_program():
+    assert _listing(disassemble(sockaddr.forward_program(3, 4, 0x100000002))) == _listing(FORWARD_GOLDEN)
+
+
+def test_sockaddr_reverse_program():
+    assert _listing(disassemble(sockaddr.reverse_program(4))) == _listing(REVERSE_GOLDEN)
+
+
+def test_sockaddr_netns_cookie_takes_all_64_bits():
+    """A netns cookie is a u64: one above 2**63 is loaded whole, neither refused nor cut to 32 bits."""
+    assert "2: (18) r1 = 0xfffffffffffffffe" in _listing(disassemble(sockaddr.forward_program(3, 4, 2**64 - 2)))
