@@ -91,7 +91,7 @@ from .asm import (
 _USER_IP4, _USER_PORT, _PROTOCOL = 4, 24, 36
 
 # every path ends here: the hook allows, the address rewritten or not
-_ALLOW = [Label("allow"), mov64_imm(R0, 1), exit_insn()]
+_ALLOW: list[Insn | Label] = [Label("allow"), mov64_imm(R0, 1), exit_insn()]
 
 
 def _key_from_ctx(at: int) -> list[Insn]:
