@@ -1,11 +1,11 @@
 """Writing new objects as one git packfile (version 2) with its index.
 
 Why not libgit2's object writer: it deflates each object with zlib into its own
-loose file, which measured 4.3 s for a 200 MB Debian rootfs; ostree needs 2.3 s.
-ISA-L's deflate (the ``isal`` package) at level 1 compresses as tightly as zlib -1
-at five times the speed, and one sequential pack file replaces thousands of small
-files. The result is an ordinary pack that git, libgit2 and dulwich read; ``lg gc``
-repacks the small packs many commits leave behind.
+loose file, which made a commit of a Debian rootfs slower than ostree's. ISA-L's
+deflate (the ``isal`` package) at level 1 compresses as tightly as zlib -1 at several
+times the speed, and one sequential pack file replaces thousands of small files.
+The result is an ordinary pack that git, libgit2 and dulwich read; ``lg gc`` repacks
+the small packs many commits leave behind.
 
 Nothing is visible until :meth:`PackWriter.finish` renames the ``.idx`` into place
 (git ignores a pack without its index), so a killed writer leaves only a temporary

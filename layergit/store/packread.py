@@ -1,11 +1,10 @@
 """Reading whole (undeltified) objects straight from pack files, inflated with ISA-L.
 
 Checkout and the materialised cache read every blob of a rootfs; libgit2 inflates
-them with zlib at about 180 MB/s on this machine's Debian minbase and holds the GIL
-while doing it. Our own packs (store.pack) never contain deltas, so for them the
-object is a header and one deflate stream that ISA-L inflates several times faster.
-Deltified objects (after ``git gc``) and loose objects are left to libgit2: this
-reader answers None and the caller falls back.
+them with zlib and holds the GIL while doing it. Our own packs (store.pack) never
+contain deltas, so for them the object is a header and one deflate stream that ISA-L
+inflates several times faster. Deltified objects (after ``git gc``) and loose objects
+are left to libgit2: this reader answers None and the caller falls back.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ class InflateError(Exception):
 
 def _inflate(data: bytes, size: int) -> bytes:
     """zlib for small objects (commits, trees, configs, most files), ISA-L for big ones:
-    importing ISA-L costs ~1.2 ms, which a command reading an image's commit and config
-    (every lg run) would pay for nothing."""
+    a command that reads only an image's commit and config (every lg run) would pay
+    for importing ISA-L and gain nothing."""
     try:
         if size < _ISAL_FROM:
             return zlib.decompress(data)

@@ -24,8 +24,8 @@ _TYPE_NAMES = {OBJ_COMMIT: b"commit", OBJ_TREE: b"tree", OBJ_BLOB: b"blob"}
 def object_id(obj_type: int, data: bytes) -> bytes:
     """The raw 20-byte SHA-1 git gives an object of this type and content.
 
-    hashlib is imported here, not at the top: it loads OpenSSL (~3 ms of start-up),
-    which commands that only read objects and refs never need.
+    hashlib is imported here, not at the top: it loads OpenSSL, a start-up cost that
+    commands that only read objects and refs never need.
     """
     import hashlib
 

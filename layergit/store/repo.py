@@ -43,8 +43,8 @@ def pygit2():
 
 def _login_at_host() -> tuple[str, str]:
     """(user name, user@host): git's fallback identity when nothing configures one,
-    taken as git takes it, from the password database (getpass would cost its
-    imports, ~0.5 ms of every container start, and prefer $LOGNAME)."""
+    taken as git takes it, from the password database (getpass would add its imports
+    to every container start, and prefer $LOGNAME)."""
     import pwd
 
     try:
@@ -104,17 +104,13 @@ class ObjectWriter:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
 
-def _sig(s) -> Signature:
-    return Signature(s.name, s.email, s.time, s.offset)
-
-
 class Store:
     """A bare git repository used as an image store.
 
     Reads of refs, commits, trees and blobs in our packs, ref listing and ref
-    updates are served without libgit2, whose import alone costs ~30-80 ms; pygit2
-    is loaded on first use for everything else (short ids, deleting packed refs,
-    deltified or loose objects, creating a store).
+    updates are served without libgit2, whose import alone would be most of a short
+    command's start-up; pygit2 is loaded on first use for everything else (short ids,
+    deleting packed refs, deltified or loose objects, creating a store).
     """
 
     def __init__(self, path: str):
@@ -373,7 +369,7 @@ class Store:
 
     def _config_identity(self) -> dict[str, str]:
         """user.name and user.email from git config (repository, global, system) through
-        the git command: a few ms, where reading it through libgit2 costs its import.
+        the git command, which costs less than importing libgit2 to read it.
         Read once per Store (a commit asks for its author and its committer)."""
         if self._identity is not None:
             return self._identity
