@@ -9,11 +9,12 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import signal
 import sys
 
 import click
 
-from layergit import __version__
+from layergit import __version__, flock
 
 # command name -> (module under cli/, function name, one-line help for --help)
 COMMANDS = {
@@ -75,9 +76,29 @@ def cli(ctx, root, debug):
     ctx.obj.update(root=root, debug=debug)
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised where lg was, so that cleanups run (``finally``,
+    ``--rm``) as they do for Ctrl-C; a BaseException, so ``except Exception`` lets it pass."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
+def _terminate(signum, _frame):
+    raise Terminated(signum)
+
+
+def _say_waiting(text: str) -> None:
+    click.echo(f"lg: {text}", err=True)
+
+
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("LG_DEBUG"))
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    flock.on_wait = _say_waiting
     try:
         # The raw argv lets commands tell "A B" from "A -- PATH" (click drops "--").
         code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})
@@ -92,6 +113,8 @@ def main(argv=None) -> None:
         code = 130
     except KeyboardInterrupt:
         code = 130
+    except Terminated as exc:
+        code = 128 + exc.signum
     except Exception as exc:  # one line for the user, the traceback with --debug
         from layergit.errors import LgError
 

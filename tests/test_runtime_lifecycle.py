@@ -647,9 +647,10 @@ def test_hundred_rm_runs_leave_nothing(rt):
     assert not [m for m in new_mounts if rt.root in m], new_mounts
     assert not [m for m in mountinfo_lines() if rt.root in m]
     assert_nothing_left(rt, before)
-    leftover = [d for d in os.listdir(rt.containers_dir) if d not in ("by-name", "locks")]
+    leftover = [d for d in os.listdir(rt.containers_dir) if d not in ("by-name", "locks", "owners")]
     assert leftover == []
     assert os.listdir(os.path.join(rt.containers_dir, "by-name")) == []
+    assert os.listdir(os.path.join(rt.containers_dir, "owners")) == []
 
 
 def test_parallel_foreground_runs_on_the_default_network(rt):

@@ -5,7 +5,11 @@ The container runs in the foreground exactly as ``lg run`` runs one
 (containers.start with attach), but in a forked child whose stdout and stderr are
 pipes to us: the runtime writes container output to its own fds 1 and 2, and the
 build must label each line with its step instead of letting it reach the terminal
-raw. The container is always removed, whatever happens.
+raw. The container is always removed, whatever happens: by us when we can, and
+when the build is killed outright by the next sweep (containers.sweep), since the
+build owns it and it is ``--rm``. The forked runner dies with the build
+(PDEATHSIG), and the container with the runner, so a killed build leaves nothing
+running and no copy of its store lock behind.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import os
 import secrets
 import selectors
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Callable
 
 from ..errors import LgError
+from ..runtime import syscalls as sc
 from ..runtime.supervise import exit_code
 from . import containers
 from .container_layer import container_rootfs
@@ -36,6 +42,7 @@ def run(repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes]
     ``RUN <<EOF`` whose body starts with ``#!``, as BuildKit does).
     """
     options.name = options.name or f"lg-build-{secrets.token_hex(6)}"
+    options.auto_remove = True
     tmp = None
     if scripts:
         os.makedirs(repo.root.tmp, exist_ok=True)
@@ -46,7 +53,7 @@ def run(repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes]
                 f.write(body)
             options.volumes.append(f"{path}:/dev/pipes/{name}:ro")
     try:
-        cid = containers.create(repo, image.hex(), options)
+        cid = containers.create(repo, image.hex(), options, owned=True)
         try:
             code = _attached(repo, cid, on_output or (lambda stream, line: None))
             if code != 0:
@@ -65,22 +72,33 @@ def _attached(repo: Repo, cid: str, on_output: Output) -> int:
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(repo, cid, out_w, err_w)
+        _child(repo, cid, out_w, err_w, parent)
     os.close(out_w)
     os.close(err_w)
     try:
         _relay({out_r: "stdout", err_r: "stderr"}, on_output)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # not reaped yet, so still ours; its container dies with it
+        raise
     finally:
         _, status = os.waitpid(pid, 0)
     return exit_code(status)
 
 
-def _child(repo: Repo, cid: str, out_w: int, err_w: int) -> None:
-    """In the forked child: run the container attached to our pipes, exit with its code."""
+def _child(repo: Repo, cid: str, out_w: int, err_w: int, parent: int) -> None:
+    """In the forked child: run the container attached to our pipes, exit with its code.
+
+    First, die with the build: otherwise a killed build would leave us running the
+    step to its end, holding the build's store lock (our copy of its fd) meanwhile.
+    """
     code = 125
     try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the build died before that took effect
+            os._exit(code)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
@@ -88,7 +106,7 @@ def _child(repo: Repo, cid: str, out_w: int, err_w: int) -> None:
         # Fresh file objects: the parent's could hold a lock another thread took at fork time.
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        code = containers.start(repo, cid, attach=True)
+        code = containers.start_attached(repo, containers.find(repo, cid))
     except BaseException as exc:  # the build shows it as the step's output, with lg's exit code for it
         code = exc.exit_code if isinstance(exc, LgError) else 125
         try:

@@ -11,26 +11,34 @@ import os
 from contextlib import contextmanager
 
 from ..runtime.cgroups import Cgroup
+from ..runtime.state import FREEZERS
 from ..store import names
 from . import changes as config_changes
-from .containers import find
+from .containers import find, registry
 from .diff import DiffResult
 from .images import CommitResult, force_tag
 from .repo import Repo, store_lock
 
 
 @contextmanager
-def _frozen(cdir):
-    """Freeze a running container while we read its upper directory."""
+def _frozen(repo: Repo, cdir):
+    """Freeze a running container while we read its upper directory.
+
+    We are recorded as its freezer meanwhile (Registry.own, FREEZERS), so that if we
+    are killed before we thaw it, the next sweep does (containers.sweep).
+    """
     cgroup = Cgroup(cdir.id)
     running = cdir.state().running and cgroup.exists()
+    reg = registry(repo)
     if running:
+        reg.own(cdir.id, cdir.record().name, kind=FREEZERS)
         cgroup.freeze(True)
     try:
         yield
     finally:
         if running:
             cgroup.freeze(False)
+            reg.disown(cdir.id, os.getpid(), kind=FREEZERS)
 
 
 def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
@@ -43,7 +51,7 @@ def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
     tree = MutableTree.load(repo.store, image.rootfs)
     targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"] + [m["target"] for m in record.spec["mounts"]]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
-    with _frozen(cdir):
+    with _frozen(repo, cdir):
         changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
     return image, tree.write(writer), changed
 

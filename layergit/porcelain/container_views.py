@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ..errors import NotFound
 from ..runtime.state import ContainerDir, State
 from ..runtime.supervise import LOG_NAME
-from .containers import find, registry
+from .containers import find, registry, sweep
 from .repo import Repo
 
 
@@ -71,6 +71,8 @@ def _status(st: State) -> str:
 
 
 def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
+    """Containers, newest first; what dead owners left (``--rm``, never started) is swept first."""
+    sweep(repo)
     rows = []
     for cid in registry(repo).ids():
         cdir = ContainerDir(registry(repo).dir, cid)

@@ -4,6 +4,24 @@ A container is a directory under ``ROOT/containers`` (runtime.state) plus a ref,
 ``refs/layergit/containers/ID``, that keeps its image commit (and so its cached
 rootfs) alive through ``lg gc``. Creation is all-or-nothing: a failure removes
 the directory, the name and the ref again.
+
+Whatever kills lg, ``--rm`` holds, and so does "nothing of a container that never
+ran is kept". Ctrl-C, SIGTERM and SIGHUP raise where lg is (cli.main), so the
+``finally`` paths below remove the container. For SIGKILL nothing runs in lg, so
+the container has an *owner* (Registry.own): a marker naming the process that
+will remove it, with that process's start time, made before the container exists
+and dropped after it is gone. lg run owns the containers it creates (the monitor
+takes over a detached ``--rm`` one once it started it), lg build its RUN steps'.
+``sweep`` removes, once all of a container's owners are dead and it is not
+running, every owned container that is ``--rm`` (build steps are) or never
+started; one that ran and is not ``--rm`` is just disowned. It runs at the start
+of create (so lg run and lg build), lg ps, after lg rm, and in lg gc, and costs
+one listdir of a directory holding only the markers of containers in flight: no
+scan of every container on the run path. A foreground container dies with its lg
+(PDEATHSIG, runtime.process) and a build step's runner with its build, so the
+sweep never has to kill anything but stragglers in a dead container's cgroup.
+It also thaws a running container that a killed lg commit or lg diff left frozen
+(container_layer records its freezer the same way).
 """
 
 from __future__ import annotations
@@ -18,7 +36,7 @@ from ..errors import Conflict, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
 from ..runtime.spec import Spec
-from ..runtime.state import ContainerDir, Record, Registry, State, now_iso, wait_for
+from ..runtime.state import FREEZERS, ContainerDir, Owner, Record, Registry, State, now_iso, wait_for
 from . import runopts
 from .names_generator import random_name
 from .repo import Repo, store_lock
@@ -52,8 +70,13 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
-    """Create a container from ``image``; returns its id. Nothing is left behind on failure."""
+def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = False) -> str:
+    """Create a container from ``image``; returns its id. Nothing is left behind on failure.
+
+    ``owned``: we are its owner (module docstring) from before it exists, so that
+    if we are killed now or before we start it, the next sweep removes it.
+    """
+    sweep(repo)
     if options.name is not None and not _NAME.match(options.name):
         raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     img = repo.image_at(image)
@@ -79,7 +102,10 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
             if options.name:
                 raise
     cdir = ContainerDir(reg.dir, cid)
+    ref_set = False
     try:
+        if owned:
+            reg.own(cid, name)
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
@@ -104,10 +130,14 @@ def create(repo: Repo, image: str, options: runopts.RunOptions) -> str:
         cdir.write_json("container.json", asdict(record))
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
+        ref_set = True
     except BaseException:
         if os.path.isdir(cdir.path):
             remove_tree(cdir.path)
         reg.release_name(name, cid)
+        if ref_set:
+            repo.store.delete_ref(CONTAINER_REFS + cid)
+        reg.disown(cid)
         raise
     return cid
 
@@ -129,27 +159,56 @@ def _spec(cdir: ContainerDir) -> Spec:
 
 
 def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
-    """Start a created or exited container; with ``attach``, in the foreground (returns its exit code)."""
-    cdir = find(repo, ref)
-    if attach:
-        from ..runtime.attach import run_attached
+    """Start a created or exited container; with ``attach``, in the foreground (returns its exit code).
 
+    An ``--rm`` container is owned by us while we start it (module docstring): in
+    the foreground until it is removed, detached until the monitor has it.
+    """
+    cdir = find(repo, ref)
+    record = cdir.record()
+    reg = registry(repo)
+    if attach:
         if cdir.state().running:
             raise Conflict(f"container {ref} is already running")
-        code = run_attached(cdir, _spec(cdir), runopts.init_binary(), repo.root.path)
-        if cdir.record().auto_remove:
-            remove(repo, [cdir.id], force=True)
-        return code
+        if record.auto_remove:
+            reg.own(cdir.id, record.name)
+        try:
+            return start_attached(repo, cdir)
+        finally:
+            if record.auto_remove:
+                remove(repo, [cdir.id], force=True)
+            elif cdir.raw_state().started_at:
+                reg.disown(cdir.id, os.getpid())  # it ran: the user's now
     from ..runtime.client import request
 
+    if record.auto_remove:
+        reg.own(cdir.id, record.name)
     reply = request(repo.root.path, {"op": "start", "id": cdir.id})
     if not reply.get("ok"):
         error = LgError(reply.get("error", "the container did not start"))
         error.exit_code = reply.get("code", 125)
-        if cdir.record().auto_remove and os.path.isdir(cdir.path):
+        if record.auto_remove and os.path.isdir(cdir.path) and not cdir.state().running:
             remove(repo, [cdir.id], force=True)
         raise error
+    if record.auto_remove:  # the monitor removes it when it exits; the sweep, if the monitor dies first
+        monitor = cdir.raw_state().monitor_pid
+        if monitor:
+            reg.own(cdir.id, record.name, monitor)
+    reg.disown(cdir.id, os.getpid())
     return None
+
+
+def start_attached(repo: Repo, cdir: ContainerDir) -> int:
+    """Run a container in the foreground until it exits; returns its exit code.
+
+    Removing it afterwards is the caller's business (start, or a build step that
+    first reads its writable layer).
+    """
+    from ..runtime.attach import run_attached
+
+    if cdir.state().running:
+        raise Conflict(f"container {cdir.id[:12]} is already running")
+    return run_attached(cdir, _spec(cdir), runopts.init_binary(), repo.root.path)
 
 
 def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tuple[str, int | None]:
@@ -159,23 +218,24 @@ def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tu
     come from the command); nothing of a container that never ran is kept.
     """
     try:
-        cid = create(repo, image, options)
+        cid = create(repo, image, options, owned=True)
     except LgError as exc:
         exc.exit_code = 125
         raise
     try:
         return cid, start(repo, cid, attach=not detach)
     except BaseException as exc:
-        if os.path.isdir(os.path.join(registry(repo).dir, cid)) and not cdir_running(repo, cid):
+        if os.path.isdir(os.path.join(registry(repo).dir, cid)) and not _ran(repo, cid):
             remove(repo, [cid], force=True)
         if isinstance(exc, LgError) and exc.exit_code not in (126, 127):
             exc.exit_code = 125
         raise
 
 
-def cdir_running(repo: Repo, cid: str) -> bool:
+def _ran(repo: Repo, cid: str) -> bool:
+    """Whether the container's command ever started (a failed start records an exit, not a start)."""
     try:
-        return find(repo, cid).state().running
+        return bool(find(repo, cid).raw_state().started_at)
     except NotFound:
         return False
 
@@ -238,40 +298,113 @@ def restart(repo: Repo, refs: list[str], timeout: float = 10.0) -> list[str]:
 
 
 def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
-    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref."""
+    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref; then sweep."""
     reg = registry(repo)
     removed = []
     for ref in refs:
         cdir = reg.find(ref)
         st = cdir.state()
-        cgroup = Cgroup(cdir.id)
         if st.running:
             if not force:
                 raise Conflict(f"container {ref} is running: stop it first or use rm -f")
-            cgroup.kill(signal.SIGKILL)
+            Cgroup(cdir.id).kill(signal.SIGKILL)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()
         except NotFound:
             record = None
-        if cgroup.exists():
-            cgroup.kill(signal.SIGKILL)
-            cgroup.remove()
-        if record is None or record.spec.get("network") not in ("none", "host"):
-            _disconnect(repo, cdir.id)
-        name = record.name if record else None
-        with cdir.lock():
-            if cdir.exists():
-                remove_tree(cdir.path)
-        cdir.forget_lock()
-        if name:
-            reg.release_name(name, cdir.id)
-        try:
-            repo.store.delete_ref(CONTAINER_REFS + cdir.id)
-        except NotFound:
-            pass
+        _dispose(repo, reg, cdir, record, None)
         removed.append(ref)
+    sweep(repo)
     return removed
+
+
+def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None, name: str | None) -> None:
+    """Free all a stopped container holds: cgroup, network lease, directory, name, ref, owners.
+
+    Each step tolerates what an earlier, interrupted removal already did, and the
+    owner markers go last: a removal killed half-way is finished by the next sweep.
+    """
+    cgroup = Cgroup(cdir.id)
+    if cgroup.exists():
+        cgroup.kill(signal.SIGKILL)
+        cgroup.remove()
+    if record is None or record.spec.get("network") not in ("none", "host"):
+        _disconnect(repo, cdir.id)
+    with cdir.lock():
+        if cdir.exists():
+            remove_tree(cdir.path)
+    cdir.forget_lock()
+    name = record.name if record else name
+    if name:
+        reg.release_name(name, cdir.id)
+    try:
+        repo.store.delete_ref(CONTAINER_REFS + cdir.id)
+    except NotFound:
+        pass
+    reg.disown(cdir.id)
+
+
+def sweep(repo: Repo) -> list[str]:
+    """Remove what dead owners left (module docstring); returns the ids removed.
+
+    Best effort: a container that cannot be removed now stays for the next sweep
+    (and lg rm says why), since the sweep runs on behalf of other commands.
+    """
+    reg = registry(repo)
+    owned = reg.owned()
+    frozen = reg.owned(FREEZERS)
+    if not owned and not frozen:
+        return []
+    alive: dict[tuple[int, int], bool] = {}  # the monitor may own many: one /proc read for it
+
+    def gone(owners: list[Owner]) -> bool:
+        for owner in owners:
+            key = (owner.pid, owner.start)
+            if key not in alive:
+                alive[key] = owner.alive()
+            if alive[key]:
+                return False
+        return True
+
+    for cid, freezers in frozen.items():
+        if gone(freezers):
+            _best_effort(_thaw, reg, cid)
+    abandoned = [(cid, owners) for cid, owners in owned.items() if gone(owners)]
+    return [cid for cid, owners in abandoned if _best_effort(_abandoned, repo, reg, cid, owners)]
+
+
+def _best_effort(step, *args) -> bool:
+    try:
+        return step(*args)
+    except Exception:  # noqa: BLE001 - a record we cannot read must not stop lg run; lg rm reports it
+        return False
+
+
+def _thaw(reg: Registry, cid: str) -> bool:
+    """Thaw a container that a killed lg commit or lg diff left frozen."""
+    cgroup = Cgroup(cid)
+    if cgroup.exists():
+        cgroup.freeze(False)
+    reg.disown(cid, kind=FREEZERS)
+    return True
+
+
+def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool:
+    """Remove a container whose owners are all dead, if it is its owners' to remove."""
+    cdir = ContainerDir(reg.dir, cid)
+    try:
+        record = cdir.record()
+    except NotFound:
+        record = None  # half made, or half removed
+    st = cdir.state()
+    if st.running:
+        return False  # dying with its foreground lg, or detached and still running: later
+    if record is not None and not record.auto_remove and st.started_at:
+        reg.disown(cid)  # it ran, and nobody asked for it to go
+        return False
+    _dispose(repo, reg, cdir, record, owners[0].name())
+    return True
 
 
 def _disconnect(repo: Repo, cid: str) -> None:

@@ -33,9 +33,16 @@ class FsckReport:
         return not self.problems
 
 
-def _git(repo: Repo, *args: str) -> subprocess.CompletedProcess:
+def _git(repo: Repo, *args: str, lock: int | None = None) -> subprocess.CompletedProcess:
+    """Run git on the store; ``lock``, an fd of the gc lock, is passed on to it.
+
+    git gc runs prune and repack as children of its own: if lg is killed meanwhile
+    they run on, and must go on holding the lock until they are done, so that no
+    writer adds objects that prune would take for garbage.
+    """
     try:
-        return subprocess.run(["git", "-C", repo.root.store, *args], capture_output=True, text=True)
+        return subprocess.run(["git", "-C", repo.root.store, *args], capture_output=True, text=True,
+                              pass_fds=(lock,) if lock is not None else ())
     except FileNotFoundError:
         raise LgError("git is not installed; lg fsck and lg gc use it for object-level work") from None
 
@@ -105,10 +112,15 @@ def _store_bytes(path: str) -> int:
 
 
 def gc(repo: Repo) -> GcReport:
-    """Drop objects no ref (or reflog of a live ref) reaches, and repack the rest."""
-    from .containers import prune_refs
+    """Drop objects no ref (or reflog of a live ref) reaches, and repack the rest.
 
-    with store_lock(repo, exclusive=True):
+    Alone on the store (store_lock exclusive): it waits $LG_LOCK_TIMEOUT seconds for
+    the writers, then fails naming them. First it sweeps containers a killed lg left.
+    """
+    from .containers import prune_refs, sweep
+
+    sweep(repo)  # containers whose lg was killed
+    with store_lock(repo, exclusive=True) as lock:
         prune_refs(repo)  # refs of containers removed by the monitor after --rm
         before = _store_bytes(repo.root.store)
         pack_dir = os.path.join(repo.root.store, "objects", "pack")
@@ -117,7 +129,7 @@ def gc(repo: Repo) -> GcReport:
             if name.startswith("tmp_pack_lg_"):
                 os.unlink(os.path.join(pack_dir, name))
                 removed += 1
-        result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet")
+        result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
         if result.returncode != 0:
             raise LgError(f"git gc failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])

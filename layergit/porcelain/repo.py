@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..errors import UsageError
 from ..flock import locked
 from ..root import Root
 
@@ -62,9 +63,27 @@ def signature_time(sig) -> datetime:
     return datetime.fromtimestamp(sig.time, timezone(timedelta(minutes=sig.offset_minutes)))
 
 
+GC_LOCK_TIMEOUT = 30.0  # seconds; $LG_LOCK_TIMEOUT overrides
+
+
 @contextmanager
 def store_lock(repo: Repo, exclusive: bool = False):
     """Writers share this lock; ``lg gc`` takes it alone, so it never prunes objects
-    that a commit has written but not yet pointed a ref at."""
-    with locked(os.path.join(repo.root.path, "gc.lock"), shared=not exclusive):
-        yield
+    that a commit has written but not yet pointed a ref at. Yields the lock's fd.
+
+    A writer waits as long as gc runs (saying so once); gc waits at most
+    $LG_LOCK_TIMEOUT seconds (30 by default) for the writers, then fails naming them:
+    a build can hold the lock for an hour, and gc can run later.
+    """
+    if exclusive:
+        try:
+            timeout = float(os.environ.get("LG_LOCK_TIMEOUT") or GC_LOCK_TIMEOUT)
+        except ValueError:
+            value = os.environ["LG_LOCK_TIMEOUT"]
+            raise UsageError(f"LG_LOCK_TIMEOUT={value!r} is not a number of seconds") from None
+        with locked(os.path.join(repo.root.path, "gc.lock"), timeout=timeout, purpose="the store",
+                    hint="set LG_LOCK_TIMEOUT=SECONDS to wait longer") as fd:
+            yield fd
+    else:
+        with locked(os.path.join(repo.root.path, "gc.lock"), shared=True, purpose="with the store") as fd:
+            yield fd

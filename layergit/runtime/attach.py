@@ -3,7 +3,8 @@
 Output goes to our stdout/stderr and into the container's log; with ``-i`` our
 stdin is the container's; with ``-t`` the container gets a pty whose size follows
 our terminal, and our terminal is in raw mode meanwhile. Signals sent to lg
-(Ctrl-C, SIGTERM, ...) are forwarded to the container (supervise.forward).
+(Ctrl-C, SIGTERM, ...) are forwarded to the container (supervise.forward); one
+that interrupts lg outside that relay kills the container and records its end.
 """
 
 from __future__ import annotations
@@ -59,28 +60,55 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     def connect(child: int) -> None:
         request(root, {"op": "net-attach", "id": cdir.id, "pid": child})
 
+    pid = 0
     try:
         with cdir.lock():
             pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns, die_with_parent=True)
             cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
     except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed: a child forked before that must not run on.
+        _kill_child(pid)
         for fd in child_fds + list(reads):
             os.close(fd)
         if pty is not None:
             pty.close()
+        cgroup.kill()
         cgroup.remove()
         if bridged:
             request(root, {"op": "net-detach", "id": cdir.id}, start=False)
         raise
-    for fd in child_fds:
-        os.close(fd)
-    master = _terminal(pty, reads, echo)
     try:
+        for fd in child_fds:
+            os.close(fd)
+        master = _terminal(pty, reads, echo)
         status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
+    except BaseException:
+        # Interrupted outside the relay's signal forwarding: the container ends with us,
+        # and its end is recorded now, not read later as "ended with nobody watching".
+        record_exit(cdir, cgroup, _kill_child(pid))
+        raise
     finally:
         if bridged:
             request(root, {"op": "net-detach", "id": cdir.id}, start=False)
     return record_exit(cdir, cgroup, status).exit_code
+
+
+def _kill_child(pid: int) -> int:
+    """SIGKILL our child ``pid`` (0: none) unless it was reaped already; its wait status.
+
+    A child we have not reaped keeps its pid, so signalling it is safe; once reaped,
+    waitpid says so and nothing is signalled.
+    """
+    status = signal.SIGKILL
+    if pid:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = signal.SIGKILL
+    return status
 
 
 def exec_attached(container_pid: int, cgroup: Cgroup, process: Process, hostname: str) -> int:

@@ -5,7 +5,9 @@ Each container has a directory under ``ROOT/containers/ID`` with ``container.jso
 doing: status, pid, exit code; replaced atomically on every change) and its upper,
 work and merged directories, log and /etc files. Names are reserved with one
 symlink each in ``ROOT/containers/by-name``, so two racing creations can never
-share a name.
+share a name. ``ROOT/containers/owners`` names, for the containers in flight, the
+process that will remove them (Registry.own), so that what a killed lg leaves is
+found without reading every container's state.
 
 A recorded "running" is checked against the kernel every time it is read: the pid
 must exist and have the same start time as when we started it (pids are reused).
@@ -138,12 +140,86 @@ class ContainerDir:
             pass
 
 
+OWNERS = "owners"  # who removes a container in flight (Registry.own)
+FREEZERS = "freezers"  # who thaws a container frozen for a commit or diff
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A process in charge of removing a container (see Registry.own)."""
+
+    container_id: str
+    pid: int
+    start: int  # its start time (pid_start_time): pids are reused
+    entry: str  # the marker's path
+
+    def alive(self) -> bool:
+        return pid_start_time(self.pid) == self.start
+
+    def name(self) -> str | None:
+        """The container's name, as reserved when the marker was made."""
+        try:
+            return os.readlink(self.entry) or None
+        except OSError:
+            return None
+
+
 class Registry:
-    """All containers under a root: ids, names and lookup by either."""
+    """All containers under a root: ids, names, lookup by either, and owners."""
 
     def __init__(self, containers_dir: str):
         self.dir = containers_dir
         self.names = os.path.join(containers_dir, "by-name")
+
+    def own(self, container_id: str, name: str, pid: int | None = None, kind: str = OWNERS) -> None:
+        """Record ``pid`` (default: us) as the process that removes the container when it is done.
+
+        One symlink, ``owners/ID.PID.START`` -> NAME, made before anything of the
+        container exists and removed after everything of it is gone, so that once the
+        owner is dead (whatever killed it) a sweep finds what it left, listing one small
+        directory, not every container's state. A container may have several owners
+        while it is handed over (lg run to the monitor): it is abandoned once all are dead.
+        With ``kind`` FREEZERS, the same for a process that froze the container and
+        must thaw it.
+        """
+        pid = pid or os.getpid()
+        start = pid_start_time(pid)
+        if start is None:
+            return  # already gone: nobody to hand the container to
+        entry = os.path.join(self.dir, kind, f"{container_id}.{pid}.{start}")
+        for _ in range(2):
+            try:
+                os.symlink(name, entry)
+                return
+            except FileExistsError:
+                return
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(entry), exist_ok=True)
+
+    def owned(self, kind: str = OWNERS) -> dict[str, list[Owner]]:
+        """Every container that has owners (of ``kind``), with them."""
+        marks = os.path.join(self.dir, kind)
+        try:
+            entries = os.listdir(marks)
+        except FileNotFoundError:
+            return {}
+        out: dict[str, list[Owner]] = {}
+        for entry in entries:
+            cid, _, rest = entry.partition(".")
+            pid, _, start = rest.partition(".")
+            if len(cid) == 64 and pid.isdigit() and start.isdigit():
+                owner = Owner(cid, int(pid), int(start), os.path.join(marks, entry))
+                out.setdefault(cid, []).append(owner)
+        return out
+
+    def disown(self, container_id: str, pid: int | None = None, kind: str = OWNERS) -> None:
+        """Drop the container's owner ``pid``, or all of them."""
+        for owner in self.owned(kind).get(container_id, []):
+            if pid is None or owner.pid == pid:
+                try:
+                    os.unlink(owner.entry)
+                except FileNotFoundError:
+                    pass
 
     def ids(self) -> list[str]:
         try:
