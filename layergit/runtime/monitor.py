@@ -38,7 +38,7 @@ from .connect import Controller, is_bridged
 from .portproxy import PortProxy
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
-from .state import ContainerDir, State, now_iso, pid_start_time
+from .state import ContainerDir, Registry, State, now_iso, pid_start_time
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
@@ -245,14 +245,17 @@ class Monitor:
         record_exit(cdir, cgroup, status)
         self.net.detach(cdir.id)
         try:
-            auto_remove = cdir.record().auto_remove
+            record = cdir.record()
         except LgError:
             return
-        if auto_remove:
+        if record.auto_remove:
             with cdir.lock():
                 if cdir.exists():
                     remove_tree(cdir.path)
             cdir.forget_lock()
+            registry = Registry(self.containers)
+            registry.release_name(record.name, cdir.id)
+            registry.disown(cdir.id)  # last: an owner marker is what finishes a removal cut short
 
     def dispatch(self, request: dict) -> dict:
         """Carry out a request that parse_request accepted (so its op and fields are known good)."""

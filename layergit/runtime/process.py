@@ -212,8 +212,8 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
         pid = os.fork()
         if pid == 0:
             _child_main(body, err_r, err_w, command, handshake)
+    finally:  # also when interrupted (SIGINT/SIGTERM raise): our later forks stay in our namespace
         sc.setns(own_pidns, sc.CLONE_NEWPID)
-    finally:
         os.close(own_pidns)
     os.close(err_w)
     if handshake:
