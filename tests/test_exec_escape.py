@@ -225,3 +225,24 @@ def test_file_inheritable_capabilities_grant_nothing(watched, tmp_path):
     # The attack itself: the container's root switches to a user (su keeps the inheritable set) and runs the file.
     out = runner.out("run", "--rm", "capfile", "su", "-s", "/bin/sh", "app", "-c", "/opt/busybox grep ^CapPrm /proc/self/status", timeout=60)
     assert int(out.split()[-1], 16) == 0, out
+
+
+# -- signals: nothing ignored or blocked is inherited from lg --------------------------------------
+
+
+def _signal_sets(text: str) -> dict[str, int]:
+    return {k: int(v, 16) for k, v in (line.split(":\t") for line in text.splitlines() if line.startswith(("SigIgn", "SigBlk")))}
+
+
+def test_no_signal_ignored_or_blocked_from_lg(watched):
+    """Python ignores SIGPIPE and SIGXFSZ, the monitor SIGPIPE: none of it reaches a container's process,
+    foreground, detached or exec'd, so `yes | head -1` ends quietly instead of reporting a broken pipe."""
+    runner, _ = watched
+    show = ["grep", "^Sig", "/proc/self/status"]
+    assert _signal_sets(runner.out("run", "--rm", IMAGE, *show, timeout=60)) == {"SigIgn": 0, "SigBlk": 0}
+    runner.run_d("--name", "sig", IMAGE, "sh", "-c", "grep ^Sig /proc/self/status; echo done; exec sleep 600")
+    assert _signal_sets(runner.wait_log("sig", "done")) == {"SigIgn": 0, "SigBlk": 0}
+    assert _signal_sets(runner.out("exec", "sig", *show, timeout=60)) == {"SigIgn": 0, "SigBlk": 0}
+    for args in (["run", "--rm", IMAGE], ["exec", "sig"]):
+        proc = runner(*args, "sh", "-c", "yes | head -1", timeout=60)
+        assert proc.stdout == b"y\n" and b"Broken pipe" not in proc.stderr, (args, proc.stderr)

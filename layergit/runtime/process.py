@@ -385,6 +385,7 @@ def _become(
         program = init
     user = users.resolve(process.user)
     env = _environment(process, hostname, user)
+    _default_signals()
     cwd = process.cwd or "/"
     os.makedirs(cwd, 0o755, exist_ok=True)
     os.chdir(cwd)
@@ -407,6 +408,23 @@ def _become(
         os.execve(program, argv, env)
     except OSError as exc:
         raise _ExecError() from exc
+
+
+def _default_signals() -> None:
+    """Every signal's default action and nothing blocked, as a fresh process has them.
+
+    An ignored signal stays ignored across exec, and lg ignores some (Python ignores
+    SIGPIPE and SIGXFSZ at start, the monitor SIGPIPE): a container would inherit
+    that, and ``yes | head -1`` would report "Broken pipe" instead of dying quietly.
+    """
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # the C library's own real-time signals
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def _find_executable(name: str, env: dict[str, str]) -> str:
