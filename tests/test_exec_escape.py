@@ -246,3 +246,33 @@ def test_no_signal_ignored_or_blocked_from_lg(watched):
     for args in (["run", "--rm", IMAGE], ["exec", "sig"]):
         proc = runner(*args, "sh", "-c", "yes | head -1", timeout=60)
         assert proc.stdout == b"y\n" and b"Broken pipe" not in proc.stderr, (args, proc.stderr)
+
+
+# -- seccomp: io_uring is denied, as in Docker's profile since 2023 ---------------------------------
+
+# io_uring_setup(0, NULL), then exit with the errno: EPERM (1) from the filter, EINVAL/EFAULT from the kernel.
+IO_URING_PROBE = {
+    "x86_64": bytes.fromhex("31ff31f6b8a90100000f05f7d889c7b8e70000000f05"),
+    "aarch64": bytes.fromhex("000080d2010080d2283580d2010000d4e003004bc80b80d2010000d4"),
+}
+
+
+def test_io_uring_is_denied(watched, tmp_path):
+    """A static probe calls io_uring_setup: the kernel answers it on the host, the filter refuses it (EPERM)
+    in the container, unless seccomp=unconfined."""
+    from layergit.runtime import trampoline
+
+    runner, _ = watched
+    machine = os.uname().machine
+    probe = tmp_path / "probe"
+    probe.write_bytes(trampoline.elf(machine, IO_URING_PROBE[machine]))
+    probe.chmod(0o755)
+    on_host = subprocess.run([str(probe)]).returncode
+    assert on_host != 1, "io_uring is refused on this host already: the test would prove nothing"
+    tree = tmp_path / "probe-tree"
+    runner("checkout", IMAGE, str(tree), timeout=60)
+    shutil.copyfile(probe, tree / "probe")
+    (tree / "probe").chmod(0o755)
+    runner("commit", str(tree), "-t", "probe", timeout=120)
+    assert runner("run", "--rm", "probe", "/probe", check=False, timeout=60).returncode == 1  # EPERM
+    assert runner("run", "--rm", "--security-opt", "seccomp=unconfined", "probe", "/probe", check=False, timeout=60).returncode == on_host

@@ -149,12 +149,17 @@ class UnsupportedArchitecture(LgError):
         super().__init__(f"lg runs containers on x86_64 and aarch64 only; this machine is {machine}")
 
 
-def elf(machine: str) -> bytes:
-    """The trampoline as a static ELF64 executable for ``machine`` (os.uname().machine)."""
+def elf(machine: str, code: bytes | None = None) -> bytes:
+    """The trampoline as a static ELF64 executable for ``machine`` (os.uname().machine).
+
+    ``code``, if given, is other position-independent machine code to wrap instead
+    (the tests' syscall probes).
+    """
     try:
-        e_machine, _, code = CODE[machine]
+        e_machine, _, trampoline_code = CODE[machine]
     except KeyError:
         raise UnsupportedArchitecture(machine) from None
+    code = trampoline_code if code is None else code
     headers = _EHDR.size + 2 * _PHDR.size
     size = headers + len(code)
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)  # 64-bit, little-endian, version 1, System V
