@@ -23,7 +23,7 @@ from typing import Callable
 from .safeio import DIR_FLAGS, FILE_FLAGS
 from .tarlayer import ArchiveError, split_path
 
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")  # fullmatch
 _MAX_JSON = 16 << 20
 _MAX_LINK_HOPS = 8
 
@@ -155,7 +155,7 @@ def _json(source, name: str):
 
 
 def _blob_path(digest: object) -> str:
-    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+    m = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None
     if not m:
         raise ArchiveError(f"unsupported or malformed digest {digest!r}")
     return f"blobs/sha256/{m.group(1)}"

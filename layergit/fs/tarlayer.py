@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
+import re
 import tarfile
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from ..store.mutable import Dir, Inode, MutableTree, PathError
 WHITEOUT = b".wh."
 _TAIL = 1 << 20  # more than tarfile reads ahead (one 10 KiB record)
 OPAQUE = b".wh..wh..opq"
+_PAX_TIME = re.compile(r"(-?[0-9]+)(?:\.([0-9]*))?")  # seconds, optional fraction
 
 _KINDS = {
     tarfile.REGTYPE: "f",
@@ -183,9 +185,12 @@ def split_path(name: str, what: str = "entry") -> list[bytes]:
 def _mtime_ns(member: tarfile.TarInfo) -> int:
     text = member.pax_headers.get("mtime")
     if text:
-        whole, _, frac = text.partition(".")
+        m = _PAX_TIME.fullmatch(text)
+        if m is None:
+            raise ArchiveError(f"entry {member.name!r} has a malformed mtime {text!r}")
+        whole, frac = m.group(1), m.group(2) or ""
         sign = -1 if whole.startswith("-") else 1
-        return int(whole) * 1_000_000_000 + sign * int((frac + "000000000")[:9] or 0)
+        return int(whole) * 1_000_000_000 + sign * int((frac + "000000000")[:9])
     return int(member.mtime) * 1_000_000_000
 
 
@@ -238,9 +243,12 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
     if kind == "h":
         return TarEntry(parts, "h", link=split_path(member.linkname, "hardlink target"))
     rdev = (member.devmajor, member.devminor) if kind in "cb" else None
-    meta = M.EntryMeta(
-        kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member)
-    )
+    try:
+        meta = M.EntryMeta(
+            kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member)
+        )
+    except M.InvalidMetadata as exc:
+        raise ArchiveError(f"entry {member.name!r}: {exc}") from None
     entry = TarEntry(parts, kind, meta)
     if kind == "f":
         data = tar.extractfile(member).read()

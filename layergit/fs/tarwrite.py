@@ -35,6 +35,13 @@ def _name(path: bytes) -> str:
     return path.lstrip(b"/").decode("utf-8", "surrogateescape")
 
 
+def pax_time(ns: int) -> str:
+    """A PAX time: a decimal number of seconds, so -5 ns is "-0.000000005" (where the
+    metadata blob's floored form would say "-1.999999995")."""
+    sec, nsec = divmod(abs(ns), 1_000_000_000)
+    return f"{'-' if ns < 0 else ''}{sec}.{nsec:09d}"
+
+
 def leader_path(link: bytes) -> bytes:
     """A ``link=`` field (stored names) as a real path."""
     return b"/" + b"/".join(treenames.decode(p) for p in link.strip(b"/").split(b"/"))
@@ -80,7 +87,7 @@ class TarWriter:
         info.mtime = sec
         headers = {}
         if nsec:
-            headers["mtime"] = M.format_mtime(m.mtime_ns)
+            headers["mtime"] = pax_time(m.mtime_ns)
         for key, value in m.xattrs:
             headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
         info.pax_headers = headers

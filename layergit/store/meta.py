@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from ..errors import CorruptStore
+from ..errors import CorruptStore, LgError
 
 HEADER = b"lgmeta 1\n"
 
@@ -43,12 +43,28 @@ _NS = 1_000_000_000
 # Characters left as they are in xattr names and link paths; the rest is %XX, so that
 # a field never holds a space, "=" or a byte that is not printable ASCII.
 _SAFE = "/@:+,!$&'()*;[]^{|}#"
-_PRINTABLE = re.compile(rb'^[\x21-\x7e]*$')
+_PRINTABLE = re.compile(rb"[\x21-\x7e]*")  # fullmatch: "$" would let a final newline in
+
+# What the fields of a line may look like (docs/format.md); anything else is refused.
+_MODE = re.compile(r"[0-7]{4}")
+_PAIR = re.compile(r"(0|[1-9][0-9]*):(0|[1-9][0-9]*)")  # UID:GID, MAJOR:MINOR
+_MTIME = re.compile(r"(0|-?[1-9][0-9]*)\.([0-9]{9})")
+_ID_LIMIT = (1 << 32) - 1  # uid_t; (uid_t)-1 means "leave unchanged" to chown, so not an owner
+_SECONDS_LIMIT = 1 << 63  # time_t
+
+
+class InvalidMetadata(LgError, ValueError):
+    """Metadata no filesystem entry can have (a negative owner, mode bits beyond 07777, ...)."""
 
 
 @dataclass(frozen=True)
 class EntryMeta:
-    """Everything about one filesystem entry except its content and name."""
+    """Everything about one filesystem entry except its content and name.
+
+    Construction refuses values that could not come from a real entry, so neither a
+    hostile archive nor a hostile metadata blob can hand checkout a mode with file type
+    bits, an owner chown reads as "unchanged" or a number os.* cannot convert.
+    """
 
     kind: str  # one of TYPE_CHARS' values
     mode: int  # permission bits incl. setuid/setgid/sticky (07777)
@@ -58,6 +74,25 @@ class EntryMeta:
     rdev: tuple[int, int] | None = None  # (major, minor) for c and b
     link: bytes | None = None  # hardlink leader: "/"-joined stored path from rootfs
     xattrs: tuple[tuple[str, bytes], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHAR_TYPES:
+            raise InvalidMetadata(f"unknown file type {self.kind!r}")
+        if not 0 <= self.mode <= 0o7777:
+            raise InvalidMetadata(f"mode {self.mode:#o} is not a permission mode")
+        if not (0 <= self.uid < _ID_LIMIT and 0 <= self.gid < _ID_LIMIT):
+            raise InvalidMetadata(f"owner {self.uid}:{self.gid} is out of range")
+        if not -_SECONDS_LIMIT <= self.mtime_ns // _NS < _SECONDS_LIMIT:
+            raise InvalidMetadata(f"mtime {self.mtime_ns} ns is out of range")
+        if self.rdev is not None:
+            if self.kind not in "cb":
+                raise InvalidMetadata(f"a device number on a {self.kind}")
+            if not (0 <= self.rdev[0] <= _ID_LIMIT and 0 <= self.rdev[1] <= _ID_LIMIT):
+                raise InvalidMetadata(f"device number {self.rdev[0]}:{self.rdev[1]} is out of range")
+        if self.link is not None and (self.kind == "d" or not self.link.startswith(b"/")):
+            raise InvalidMetadata(f"hardlink leader {self.link!r} on a {self.kind}")
+        if any(not key for key, _ in self.xattrs):
+            raise InvalidMetadata("an xattr without a name")
 
     @property
     def st_mode(self) -> int:
@@ -71,7 +106,7 @@ def format_mtime(ns: int) -> str:
 
 
 def _xattr_value(value: bytes) -> str:
-    if _PRINTABLE.match(value) and b'"' not in value and b"\\" not in value:
+    if _PRINTABLE.fullmatch(value) and b'"' not in value and b"\\" not in value:
         return '"' + value.decode("ascii") + '"'
     return "0s" + base64.b64encode(value).decode("ascii")
 
@@ -101,14 +136,22 @@ def encode_blob(entries: dict[bytes, EntryMeta]) -> bytes:
     return HEADER + b"".join(format_line(name, entries[name]) for name in sorted(entries))
 
 
+def _match(pattern: re.Pattern[str], text: str, what: str) -> re.Match[str]:
+    m = pattern.fullmatch(text)
+    if m is None:
+        raise ValueError(f"bad {what} {text!r}")
+    return m
+
+
 def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
-    name, _, rest = line.partition(b"\t")
+    name, tab, rest = line.partition(b"\t")
     fields = rest.decode("utf-8").split(" ")
+    if not tab or len(fields) < 4:
+        raise ValueError("expected NAME<TAB>TYPE MODE UID:GID MTIME")
     kind, mode, owner, mtime = fields[:4]
-    uid, gid = owner.split(":")
-    sec, nsec = mtime.split(".")
-    if kind not in CHAR_TYPES or len(nsec) != 9:
-        raise ValueError("bad type or mtime")
+    _match(_MODE, mode, "mode")
+    uid, gid = _match(_PAIR, owner, "owner").groups()
+    sec, nsec = _match(_MTIME, mtime, "mtime").groups()
     link = rdev = None
     xattrs = []
     for extra in fields[4:]:
@@ -116,29 +159,46 @@ def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
         if key == "link":
             link = unquote_to_bytes(value)
         elif key == "rdev":
-            major, minor = value.split(":")
+            major, minor = _match(_PAIR, value, "device number").groups()
             rdev = (int(major), int(minor))
         elif key.startswith("xattr."):
             xattr = unquote_to_bytes(key[6:]).decode("utf-8", "surrogateescape")
             xattrs.append((xattr, _parse_xattr_value(value)))
         else:
             raise ValueError(f"unknown field {key!r}")
-    meta = EntryMeta(
-        kind, int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec), rdev, link, tuple(xattrs)
-    )
+    if [k for k, _ in xattrs] != sorted({k for k, _ in xattrs}):
+        raise ValueError("xattrs not sorted by name, or one named twice")
+    mtime_ns = int(sec) * _NS + int(nsec)
+    meta = EntryMeta(kind, int(mode, 8), int(uid), int(gid), mtime_ns, rdev, link, tuple(xattrs))
+    # One way to write any metadata: whatever this writer would not have written (fields
+    # out of order, %xx in lower case, base64 with stray bits, ...) is not ours. The
+    # patterns above already pin down lines without link= or xattrs, most of them.
+    if (link is not None or xattrs or len(fields) > 5) and format_line(name, meta) != line + b"\n":
+        raise ValueError("not in canonical form")
     return name, meta
 
 
 def decode_blob(data: bytes) -> dict[bytes, EntryMeta]:
-    """Parse a metadata blob; raises CorruptStore with the offending line."""
+    """Parse a metadata blob; raises CorruptStore with the offending line.
+
+    Lines may come in any order (a blob made by hand); everything else must be exactly
+    what :func:`encode_blob` writes, and each name may appear once.
+    """
     if not data.startswith(HEADER):
         raise CorruptStore(f"metadata blob does not start with {HEADER.strip().decode()!r}")
+    body = data[len(HEADER):]
+    if body and not body.endswith(b"\n"):
+        raise CorruptStore("metadata blob does not end with a newline")
     out: dict[bytes, EntryMeta] = {}
-    for line in data[len(HEADER):].splitlines():
+    for line in body.split(b"\n")[:-1] if body else []:
         try:
             name, meta = _parse_line(line)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptStore(f"bad metadata line {line[:80]!r}: {exc}") from None
+        if name in out:
+            raise CorruptStore(f"metadata blob describes {name!r} twice")
+        if name == b"." and meta.kind != "d":
+            raise CorruptStore(f"metadata blob describes its directory as a {meta.kind}")
         out[name] = meta
     return out
 

@@ -22,8 +22,9 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _DOMAIN = rf"(?:{_LABEL})(?:\.{_LABEL})*(?::[0-9]+)?"
-_NAME_RE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+# Used with fullmatch: "$" would also match before a final newline.
+_NAME_RE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG_RE = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ def parse(text: str) -> ImageName:
     name, tag = _split(text)
     if "@" in text:
         raise UsageError(f"invalid image name {text!r}: digests are not supported here")
-    if len(name) > 255 or not _NAME_RE.match(name):
+    if len(name) > 255 or not _NAME_RE.fullmatch(name):
         raise UsageError(f"invalid image name {text!r}: names are lowercase [a-z0-9] separated by . _ - /")
-    if tag is not None and not _TAG_RE.match(tag):
+    if tag is not None and not _TAG_RE.fullmatch(tag):
         raise UsageError(
             f"invalid tag in {text!r}: tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -"
         )

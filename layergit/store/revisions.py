@@ -12,8 +12,8 @@ import re
 from ..errors import NotFound, UsageError
 from . import names
 
-_SUFFIX = re.compile(r"(~\d*|\^\d*)$")
-_HEX = re.compile(r"^[0-9a-f]{4,40}$")
+_SUFFIX = re.compile(r"(~[0-9]*|\^[0-9]*)\Z")
+_HEX = re.compile(r"[0-9a-f]{4,40}")  # fullmatch
 
 
 def _split_suffixes(rev: str) -> tuple[str, list[str]]:
@@ -31,11 +31,11 @@ def resolve_base(store, base: str) -> bytes:
         target = store.ref(names.parse(base).ref)
         if target is not None:
             return target
-    if _HEX.match(base):
+    if _HEX.fullmatch(base):
         oid = store.expand_prefix(base)
         if oid is not None:
             return oid
-    if not names.looks_like_name(base) and not _HEX.match(base):
+    if not names.looks_like_name(base) and not _HEX.fullmatch(base):
         raise UsageError(f"invalid revision {base!r}")
     raise NotFound(f"no such image or revision: {base}")
 
