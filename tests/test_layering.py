@@ -27,7 +27,7 @@ def _modules(package: str, root: str = REPO):
 def _imports(module: str, path: str) -> set[str]:
     tree = ast.parse(open(path, encoding="utf-8").read())
     out = set()
-    pkg = module.rsplit(".", 1)[0] if not path.endswith("__init__.py") else module
+    pkg = module.rsplit(".", 1)[0]  # a module's package; for "P.__init__", P itself
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
