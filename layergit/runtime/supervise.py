@@ -12,7 +12,6 @@ import json
 import os
 import selectors
 import signal
-from dataclasses import dataclass
 
 from .cgroups import Cgroup
 from .state import ContainerDir, State, now_iso
@@ -79,15 +78,6 @@ def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int) -> State:
     cgroup.kill()
     cgroup.remove()
     return st
-
-
-@dataclass
-class Streams:
-    """The host ends of a container's stdio, as the supervisor reads them."""
-
-    stdout: int | None = None  # pipe read ends (non-tty)
-    stderr: int | None = None
-    master: int | None = None  # pty master (tty)
 
 
 def pump(sel: selectors.BaseSelector, key, log: LogWriter | None, echo: dict[int, int]) -> bool:
