@@ -18,8 +18,8 @@ from collections import deque
 
 import click
 
+from layergit.build import builder as b
 from layergit.errors import UsageError
-from layergit.porcelain import build as b
 
 from .output import repo_from
 

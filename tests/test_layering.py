@@ -1,7 +1,9 @@
 """The architecture in DESIGN.md, enforced: import direction and single owners.
 
-cli -> porcelain -> store / fs / runtime; only store/repo.py touches pygit2, only
-runtime/network.py pyroute2, only transport/ dulwich; and start-up stays light.
+cli -> porcelain and build -> store / fs / runtime; only store/repo.py touches pygit2,
+only runtime/network.py pyroute2, only transport/ dulwich; and start-up stays light.
+build/ (the Dockerfile engine) sits beside porcelain: it uses porcelain's Repo and
+containers for its steps, and porcelain uses only build.changes (``lg commit -c``).
 """
 
 import ast
@@ -45,10 +47,11 @@ def _imports(module: str, path: str) -> set[str]:
 
 
 FORBIDDEN = {
-    "layergit.store": ["layergit.porcelain", "layergit.fs", "layergit.runtime", "layergit.transport", "cli", "click", "rich"],
-    "layergit.fs": ["layergit.porcelain", "layergit.runtime", "layergit.transport", "cli", "click", "rich", "pygit2"],
-    "layergit.runtime": ["layergit.porcelain", "layergit.store", "layergit.transport", "cli", "click", "rich", "pygit2", "dulwich"],
+    "layergit.store": ["layergit.porcelain", "layergit.build", "layergit.fs", "layergit.runtime", "layergit.transport", "cli", "click", "rich"],
+    "layergit.fs": ["layergit.porcelain", "layergit.build", "layergit.runtime", "layergit.transport", "cli", "click", "rich", "pygit2"],
+    "layergit.runtime": ["layergit.porcelain", "layergit.build", "layergit.store", "layergit.transport", "cli", "click", "rich", "pygit2", "dulwich"],
     "layergit.porcelain": ["cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
+    "layergit.build": ["layergit.transport", "cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
 }
 OWNERS = {"pygit2": ["layergit.store.repo"], "pyroute2": ["layergit.runtime.network"], "dulwich": ["layergit.transport"]}
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from ..build import changes as config_changes
 from ..runtime.cgroups import Cgroup
 from ..runtime.state import FREEZERS
 from ..store import names
-from . import changes as config_changes
 from .containers import find, registry
 from .diff import DiffResult
 from .images import CommitResult, force_tag

@@ -8,7 +8,7 @@ image starts from that image's commit; ``FROM scratch`` is a root commit with an
 empty rootfs. Only the target stage and the stages it needs are built (as BuildKit
 does), and tags move only when every step succeeded.
 
-Steps are reused through buildcache. RUN steps run in containers (buildrun) on the
+Steps are reused through build.cache. RUN steps run in containers (build.container) on the
 default bridge network unless ``--network`` says otherwise, as with Docker: most
 RUN steps fetch packages, which outbound NAT allows, while the step stays isolated
 from the host's own services. Progress is a stream of events for the CLI to
@@ -28,17 +28,26 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import LgError, NotFound, UsageError
+from ..porcelain.images import force_tag
+from ..porcelain.repo import Repo, store_lock
+from ..porcelain.runopts import RunOptions
 from ..store import names
 from ..store.image import write_image_tree
 from ..store.mutable import MutableTree, PathError
-from . import buildcache, buildfiles, buildrun
+from . import cache, container, files
 from . import changes as config_changes
-from .buildcontext import Context, Source, digest
-from .dockerfile import Dockerfile, DockerfileError, Expander, Instruction, heredoc_name, json_list, parse, split_flags
+from .context import Context, Source, digest
+from .dockerfile import (
+    Dockerfile,
+    DockerfileError,
+    Expander,
+    Instruction,
+    heredoc_name,
+    json_list,
+    parse,
+    split_flags,
+)
 from .dockerignore import Ignore
-from .images import force_tag
-from .repo import Repo, store_lock
-from .runopts import RunOptions
 
 NETWORKS = ("host", "none", "bridge")
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -377,11 +386,11 @@ class _Builder:
         with self.store.writer() as w:
             if prepare is not None:
                 extra = prepare(w)
-            step_key = buildcache.key(state.commit, text, f"{extra}\nconfig {config}")
-            hit = None if self.options.no_cache else buildcache.lookup(self.repo, step_key)
+            step_key = cache.key(state.commit, text, f"{extra}\nconfig {config}")
+            hit = None if self.options.no_cache else cache.lookup(self.repo, step_key)
             commit = hit or make(w)
         if hit is None:
-            buildcache.remember(self.repo, step_key, commit)
+            cache.remember(self.repo, step_key, commit)
         self._advance(state, commit)
         return hit is not None
 
@@ -502,7 +511,7 @@ class _Builder:
         path = ex.word(instr.args)
         if not path:
             raise DockerfileError("WORKDIR requires a path")
-        parts = buildfiles.dest_path(state.config.get("WorkingDir"), path)
+        parts = files.dest_path(state.config.get("WorkingDir"), path)
         config = config_changes.apply(state.config, "WORKDIR /" + "/".join(os.fsdecode(p) for p in parts))
         text = instr.text(ex.render(instr.args))
 
@@ -536,7 +545,7 @@ class _Builder:
 
         def make(w) -> bytes:
             options = RunOptions(env=[f"{k}={v}" for k, v in arg_env.items()], network=network, entrypoint="", command=argv)
-            code, rootfs = buildrun.run(self.repo, state.commit, options, scripts, lambda stream, line: self.emit(StepOutput(step, stream, line)), w)
+            code, rootfs = container.run(self.repo, state.commit, options, scripts, lambda stream, line: self.emit(StepOutput(step, stream, line)), w)
             if code:
                 shown = " ".join(argv).replace("\n", "\\n")
                 shown = shown if len(shown) <= 200 else shown[:197] + "..."
@@ -571,7 +580,7 @@ class _Builder:
         if len(words) < 2:
             raise DockerfileError(f"{instr.keyword} requires at least two arguments: SOURCE... DEST")
         sources, dest = words[:-1], words[-1]
-        mode = buildfiles.parse_chmod(value["chmod"]) if "chmod" in value else None
+        mode = files.parse_chmod(value["chmod"]) if "chmod" in value else None
         text = instr.text(ex.render(instr.args))
         docs = {h.name: h for h in instr.heredocs}
         if "from" in value:
@@ -586,10 +595,10 @@ class _Builder:
                 doc = docs.get(heredoc_name(src) or "")
                 if doc is not None:
                     body = (ex.render(doc.body) if doc.expand else doc.body).encode()
-                    items.append((buildfiles.heredoc_source(doc.name, body, w), None))
+                    items.append((files.heredoc_source(doc.name, body, w), None))
                     extra.append(hashlib.sha256(body).hexdigest())
                 elif add and re.match(r"^https?://", src):
-                    source, fetched = buildfiles.fetch(src, w)
+                    source, fetched = files.fetch(src, w)
                     if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
                         raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
                     items.append((source, None))
@@ -598,20 +607,20 @@ class _Builder:
                     for rel in self.context.match(src):
                         source = self.context.read(rel, w)
                         opener = (lambda rel=rel: self.context.open_file(rel)) if add and source.entries[0].meta.kind == "f" else None
-                        items.append((source, opener if opener and buildfiles.is_archive(opener) else None))
-            if len(items) > 1 and not buildfiles.names_a_dir(dest):
+                        items.append((source, opener if opener and files.is_archive(opener) else None))
+            if len(items) > 1 and not files.names_a_dir(dest):
                 raise DockerfileError(f"when using {instr.keyword} with more than one source file, the destination must be a directory and end with a /")
             return "\n".join(extra + [digest([s for s, _ in items])])
 
         def make(w) -> bytes:
             tree = MutableTree.load(self.store, state.rootfs)
-            ids = buildfiles.owner(tree, value["chown"]) if "chown" in value else (0, 0)
-            target = buildfiles.dest_path(state.config.get("WorkingDir"), dest)
+            ids = files.owner(tree, value["chown"]) if "chown" in value else (0, 0)
+            target = files.dest_path(state.config.get("WorkingDir"), dest)
             for source, archive in items:
                 if archive is not None:
-                    buildfiles.extract(tree, target, archive, w)
+                    files.extract(tree, target, archive, w)
                 else:
-                    buildfiles.put_source(tree, dest, target, source, ids, mode)
+                    files.put_source(tree, dest, target, source, ids, mode)
             return self._write(w, state, text, tree.write(w))
 
         return self._cached_or(state, text, make, prepare=prepare)
@@ -630,14 +639,14 @@ class _Builder:
 
         def make(w) -> bytes:
             origin = MutableTree.load(self.store, image.rootfs)
-            found = [s for pattern in sources for s in buildfiles.image_sources(origin, pattern)]
-            if len(found) > 1 and not buildfiles.names_a_dir(dest):
+            found = [s for pattern in sources for s in files.image_sources(origin, pattern)]
+            if len(found) > 1 and not files.names_a_dir(dest):
                 raise DockerfileError("when copying more than one source, the destination must be a directory and end with a /")
             tree = MutableTree.load(self.store, state.rootfs)
-            ids = buildfiles.owner(tree, value["chown"]) if "chown" in value else None
-            target = buildfiles.dest_path(state.config.get("WorkingDir"), dest)
+            ids = files.owner(tree, value["chown"]) if "chown" in value else None
+            target = files.dest_path(state.config.get("WorkingDir"), dest)
             for source in found:
-                buildfiles.put_source(tree, dest, target, source, ids, mode)
+                files.put_source(tree, dest, target, source, ids, mode)
             return self._write(w, state, text, tree.write(w))
 
         return self._cached_or(state, text, make, f"from {image.rootfs.hex()}")

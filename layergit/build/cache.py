@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from ..errors import Conflict
-from .repo import Repo
+from ..porcelain.repo import Repo
 
 CACHE_REFS = "refs/layergit/build-cache/"
 _VERSION = b"lg-build-cache 1\0"

@@ -24,12 +24,12 @@ import tempfile
 from typing import Callable
 
 from ..errors import LgError
+from ..porcelain import containers
+from ..porcelain.container_layer import container_rootfs
+from ..porcelain.repo import Repo
+from ..porcelain.runopts import RunOptions
 from ..runtime import syscalls as sc
 from ..runtime.supervise import exit_code
-from . import containers
-from .container_layer import container_rootfs
-from .repo import Repo
-from .runopts import RunOptions
 
 _LONGEST_LINE = 65536
 Output = Callable[[str, bytes], None]  # (stream, one line without its newline)

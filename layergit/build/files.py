@@ -1,7 +1,7 @@
 """What COPY and ADD put into an image: sources placed at their destination in an
 in-memory snapshot (store.mutable), with ``--chown`` and ``--chmod`` applied.
 
-Sources come from the build context (buildcontext), from another stage or image
+Sources come from the build context (build.context), from another stage or image
 (``--from``), from here-documents, from a URL (ADD) or from a local tar archive that
 ADD unpacks. Archives are read with the same parser and limits as ``lg import``
 (fs.tarlayer): nothing is ever extracted on the host, ``..`` entries are refused and
@@ -28,7 +28,7 @@ import urllib.request
 from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
-from .buildcontext import Source, SourceEntry, expand_glob
+from .context import Source, SourceEntry, expand_glob
 from .dockerfile import DockerfileError
 
 _DOWNLOAD_TIMEOUT = 60
