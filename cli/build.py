@@ -18,7 +18,9 @@ from collections import deque
 
 import click
 
-from layergit.build import builder as b
+from layergit.build import events as ev
+from layergit.build.builder import build
+from layergit.build.options import NETWORKS, BuildOptions
 from layergit.errors import UsageError
 
 from .output import repo_from
@@ -37,20 +39,20 @@ class Plain:
         self.started: dict[int, float] = {}
 
     def __call__(self, event) -> None:
-        if isinstance(event, b.BuildWarning):
+        if isinstance(event, ev.BuildWarning):
             _emit(f"WARNING: {event.text}")
             return
         n = event.step.number
-        if isinstance(event, b.StepStarted):
+        if isinstance(event, ev.StepStarted):
             self.started[n] = time.monotonic()
             _emit(f"\n#{n} {event.step.label} {event.step.text}")
-        elif isinstance(event, b.StepOutput):
+        elif isinstance(event, ev.StepOutput):
             _emit(f"#{n} {time.monotonic() - self.started[n]:.3f} {event.line.decode('utf-8', 'replace')}")
-        elif isinstance(event, b.StepCached):
+        elif isinstance(event, ev.StepCached):
             _emit(f"#{n} CACHED")
-        elif isinstance(event, b.StepDone):
+        elif isinstance(event, ev.StepDone):
             _emit(f"#{n} DONE {event.seconds:.1f}s")
-        elif isinstance(event, b.StepFailed):
+        elif isinstance(event, ev.StepFailed):
             _emit(f"#{n} ERROR: {event.error}")
 
     def close(self) -> None:
@@ -64,11 +66,11 @@ class Quiet:
         self.lines: deque = deque(maxlen=_KEPT_LINES)
 
     def __call__(self, event) -> None:
-        if isinstance(event, b.StepStarted):
+        if isinstance(event, ev.StepStarted):
             self.lines.clear()
-        elif isinstance(event, b.StepOutput):
+        elif isinstance(event, ev.StepOutput):
             self.lines.append(event.line.decode("utf-8", "replace"))
-        elif isinstance(event, b.StepFailed):
+        elif isinstance(event, ev.StepFailed):
             for line in self.lines:
                 _emit(line)
 
@@ -102,10 +104,10 @@ class Folded:
         self.console.print(f"  {status}", style=style, markup=False)
 
     def __call__(self, event) -> None:
-        if isinstance(event, b.BuildWarning):
+        if isinstance(event, ev.BuildWarning):
             self.console.print(f"WARNING: {event.text}", style="yellow", markup=False)
             return
-        if isinstance(event, b.StepStarted):
+        if isinstance(event, ev.StepStarted):
             from rich.live import Live
 
             self.step, self.started = event.step, time.monotonic()
@@ -113,15 +115,15 @@ class Folded:
             self.live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
             self.live.start()
             return
-        elif isinstance(event, b.StepOutput):
+        elif isinstance(event, ev.StepOutput):
             self.lines.append(event.line.decode("utf-8", "replace"))
-        elif isinstance(event, b.StepCached):
+        elif isinstance(event, ev.StepCached):
             self._finish("CACHED", "blue")
             return
-        elif isinstance(event, b.StepDone):
+        elif isinstance(event, ev.StepDone):
             self._finish(f"{event.seconds:.1f}s", "green")
             return
-        elif isinstance(event, b.StepFailed):
+        elif isinstance(event, ev.StepFailed):
             self._finish("ERROR", "red")
             for line in self.lines:
                 self.console.print("   " + line, markup=False)
@@ -158,7 +160,7 @@ def _build_args(values) -> dict[str, str]:
 @click.option("--no-cache", is_flag=True, help="Run every step again (the cache is still updated).")
 @click.option("--pull", type=click.Choice(["never"]), help="Accepted for Docker compatibility: lg builds from local images only.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id (and a failing step's output).")
-@click.option("--network", type=click.Choice(b.NETWORKS), default="bridge", show_default=True, help="Network of RUN steps (RUN --network overrides it).")
+@click.option("--network", type=click.Choice(NETWORKS), default="bridge", show_default=True, help="Network of RUN steps (RUN --network overrides it).")
 @click.option("--progress", type=click.Choice(["auto", "plain"]), default="auto", show_default=True, help="plain: every line of output; auto: folded on a terminal.")
 @click.pass_context
 def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull, quiet, network, progress):
@@ -172,7 +174,7 @@ def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull
     text = None
     if dockerfile == "-":
         text, dockerfile = sys.stdin.read(), None
-    options = b.BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network)
+    options = BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network)
     if quiet:
         render = Quiet()
     elif progress == "plain" or not sys.stdout.isatty():
@@ -180,7 +182,7 @@ def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull
     else:
         render = Folded()
     try:
-        result = b.build(repo_from(ctx), context, options, render)
+        result = build(repo_from(ctx), context, options, render)
     finally:
         render.close()
     if quiet:

@@ -163,6 +163,45 @@ def json_list(args: str) -> list[str] | None:
     return None
 
 
+def check_flags(instr: Instruction, flags: Mapping[str, list[str]], allowed: set[str], name: str) -> None:
+    """Refuse a flag the instruction does not take here (``name``: the Dockerfile's, for the message)."""
+    for flag in flags:
+        if flag not in allowed:
+            raise DockerfileError(f"{name}:{instr.line}: {instr.keyword} --{flag} is not supported")
+
+
+def arg_declarations(instr: Instruction, ex: Expander, name: str) -> list[tuple[str, str | None]]:
+    """``ARG NAME[=DEFAULT]...`` as (name, default) pairs, defaults expanded by ``ex``."""
+    out = []
+    for word in ex.raw_words(instr.args):
+        key, eq, value = word.partition("=")
+        if not key:
+            raise DockerfileError(f"{name}:{instr.line}: ARG names can not be blank")
+        out.append((key, ex.word(value) if eq else None))
+    if not out:
+        raise DockerfileError(f"{name}:{instr.line}: ARG requires at least one argument")
+    return out
+
+
+def name_values(instr: Instruction, ex: Expander) -> list[tuple[str, str]]:
+    """ENV and LABEL's ``KEY=VALUE...`` (Docker's parseNameVal), or the legacy ``KEY VALUE WITH SPACES``."""
+    words = ex.raw_words(instr.args)
+    if not words:
+        raise DockerfileError(f"{instr.keyword} requires at least one argument")
+    if "=" not in words[0]:
+        rest = instr.args.strip()[len(words[0]):].strip()
+        if not rest:
+            raise DockerfileError(f"{instr.keyword} {words[0]} needs a value (KEY=VALUE or KEY VALUE)")
+        return [(words[0], ex.word(rest))]
+    out = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or not key:
+            raise DockerfileError(f"{instr.keyword} expects KEY=VALUE, got {word!r}")
+        out.append((ex.word(key), ex.word(value)))
+    return out
+
+
 class Expander:
     """Docker's word processing: quotes, the escape character and ``$VAR`` substitution.
 

@@ -1,0 +1,18 @@
+"""What a build is asked to do: lg build's flags as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NETWORKS = ("host", "none", "bridge")
+
+
+@dataclass
+class BuildOptions:
+    dockerfile: str | None = None  # default: CONTEXT/Dockerfile, else CONTEXT/Containerfile
+    dockerfile_text: str | None = None  # the Dockerfile itself (lg build -f -)
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    network: str = "bridge"  # of RUN steps, unless RUN --network says otherwise

@@ -1,0 +1,485 @@
+"""The instructions of a stage, one function each, and STEPS, the table from keyword to function.
+
+Modelled on imagebuilder's dispatchers.go: each function is headed by the syntax it
+carries out, and all take the same arguments: the build running them (``Build``,
+what a step may use of builder.py), the stage's ``State``, the instruction, an
+Expander holding the variables as they stand before it, and the progress ``Step``
+(for RUN's output). Each makes one commit whose message is the instruction as
+written, variables expanded where Docker expands them (config-only instructions are
+commits with the parent's rootfs), through ``Build.cached_or``, and returns whether
+that commit came from the cache. Adding an instruction is one function and one
+table entry.
+
+FROM is not here: it starts a stage from the base the plan resolved (builder.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..errors import NotFound
+from ..porcelain.repo import Repo
+from ..porcelain.runopts import RunOptions
+from ..store.mutable import MutableTree, PathError
+from . import changes as config_changes
+from . import container, files
+from .context import Context, Source, digest
+from .dockerfile import (
+    DockerfileError,
+    Expander,
+    Instruction,
+    arg_declarations,
+    check_flags,
+    heredoc_name,
+    json_list,
+    name_values,
+    parse,
+    split_flags,
+)
+from .events import BuildError, Step, StepOutput
+from .options import NETWORKS, BuildOptions
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+# Docker passes these to RUN when given, but keeps them out of the cache and history.
+PROXY_ARGS = frozenset(
+    k for name in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY") for k in (name, name.lower())
+)
+_URL = re.compile(r"^https?://")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+@dataclass
+class State:
+    """Where a stage's build stands: its current commit and what the Dockerfile declared."""
+
+    label: str
+    total: int
+    done: int = 0
+    commit: bytes | None = None
+    config: dict = field(default_factory=dict)
+    rootfs: bytes | None = None
+    args: dict[str, str | None] = field(default_factory=dict)
+    cmd_set: bool = False
+
+    def env(self) -> dict[str, str]:
+        """Variables for expansion: declared ARGs, overridden by ENV (Docker's precedence)."""
+        out = {k: v for k, v in self.args.items() if v is not None}
+        out.update(item.partition("=")[::2] for item in self.config.get("Env") or [])
+        return out
+
+
+class Build(Protocol):
+    """What a step may use of the build running it (builder.py's one implementation)."""
+
+    repo: Repo
+    options: BuildOptions
+    name: str  # the Dockerfile's, for messages
+    globals: dict[str, str | None]  # platform args and the ARGs before the first FROM
+
+    @property
+    def context(self) -> Context: ...  # opened on the first use
+
+    def emit(self, event: object) -> None: ...
+
+    def stage_result(self, ref: str) -> bytes | None:
+        """The commit a stage built so far, by name or index; None if ``ref`` names none."""
+        ...
+
+    def cached_or(self, state: State, text: str, make: Callable[[object], bytes], extra: str = "",
+                  prepare: Callable[[object], str] | None = None) -> bool:
+        """The step's commit from the cache, else ``make``'s; the stage moves on to it."""
+        ...
+
+    def write(self, writer, state: State, text: str, rootfs: bytes | None = None, config: dict | None = None) -> bytes:
+        """A commit on the stage's current one: ``rootfs`` and ``config`` default to its own."""
+        ...
+
+
+StepFunction = Callable[[Build, State, Instruction, Expander, Step], bool]
+
+
+def config_step(b: Build, state: State, text: str, config: dict, extra: str = "") -> bool:
+    """A commit with the parent's rootfs and a new config."""
+    return b.cached_or(state, text, lambda w: b.write(w, state, text, config=config), extra)
+
+
+# -- the filesystem -----------------------------------------------------------------------
+
+
+def run(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """RUN [--network=default|none|host|bridge] COMMAND | RUN ["EXECUTABLE", "ARG"...] | RUN <<EOF
+
+    The command runs in a throw-away container on the stage's image (build.container)
+    and its writable layer is the new rootfs. Declared ARGs reach it as environment
+    variables (ENV wins), and so do given proxy args, declared or not; only the
+    first are part of the cache key, as in Docker.
+    """
+    flags, rest = split_flags(instr.args)
+    check_flags(instr, flags, {"network"}, b.name)
+    network = (flags.get("network") or ["default"])[-1]
+    network = b.options.network if network == "default" else network
+    if network not in NETWORKS:
+        raise DockerfileError(f"RUN --network={network}: use default, {', '.join(NETWORKS)}")
+    argv, scripts = _command(state, rest, instr)
+    env_names = {item.partition("=")[0] for item in state.config.get("Env") or []}
+    arg_env = {k: v for k, v in state.args.items() if v is not None and k not in env_names}
+    for key in PROXY_ARGS & b.options.build_args.keys():  # given, they reach RUN undeclared
+        arg_env.setdefault(key, b.options.build_args[key])
+    extra = "\n".join(f"{k}={v}" for k, v in sorted(arg_env.items()) if k not in PROXY_ARGS)
+    text = instr.text()
+
+    def make(w) -> bytes:
+        options = RunOptions(env=[f"{k}={v}" for k, v in arg_env.items()], network=network, entrypoint="", command=argv)
+        code, rootfs = container.run(b.repo, state.commit, options, scripts, lambda stream, line: b.emit(StepOutput(step, stream, line)), w)
+        if code:
+            shown = " ".join(argv).replace("\n", "\\n")
+            shown = shown if len(shown) <= 200 else shown[:197] + "..."
+            raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}', code)
+        return b.write(w, state, text, rootfs)
+
+    return b.cached_or(state, text, make, extra)
+
+
+def _command(state: State, rest: str, instr: Instruction) -> tuple[list[str], dict[str, bytes]]:
+    """RUN's argv (exec form, or the shell form through SHELL) and any script to mount."""
+    exec_form = json_list(rest)
+    if exec_form is not None:
+        if instr.heredocs:
+            raise DockerfileError("RUN here-documents need the shell form")
+        return exec_form, {}
+    sh = state.config.get("Shell") or DEFAULT_SHELL
+    docs = instr.heredocs
+    if len(docs) == 1 and heredoc_name(rest.strip()) == docs[0].name:
+        if docs[0].body.startswith("#!"):  # a script with its own interpreter, as BuildKit runs it
+            interpreter = docs[0].body[2:].split("\n", 1)[0].split()
+            return interpreter + [f"/dev/pipes/{docs[0].name}"], {docs[0].name: docs[0].body.encode()}
+        return sh + [docs[0].body], {}
+    return sh + [rest + "".join(f"\n{h.body}{h.name}" for h in docs)], {}
+
+
+def copy(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """COPY [--from=STAGE|IMAGE] [--chown=USER[:GROUP]] [--chmod=MODE] [--link] SOURCE... DEST
+    | COPY [OPTIONS] ["SOURCE"..., "DEST"] | COPY <<EOF DEST
+
+    Context paths (globs; never outside the context or excluded by .dockerignore),
+    here-documents, or paths of another stage or image, placed by Docker's rules
+    (build.files). Context files become root's unless --chown says otherwise.
+    """
+    return _put(b, state, instr, ex)
+
+
+def add(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """ADD [--chown=USER[:GROUP]] [--chmod=MODE] [--checksum=sha256:HEX] [--link] SOURCE... DEST
+
+    COPY, and also: a URL is downloaded (--checksum checks it), a local tar archive
+    (compressed or not, known by its content) is unpacked into DEST.
+    """
+    return _put(b, state, instr, ex, add=True)
+
+
+def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = False) -> bool:
+    """COPY and ADD. Sources are read in ``prepare``, since what they hold is part of the
+    step's cache key; ``make`` places them only when the cache has no such step.
+    --link is accepted and changes nothing: every step is a snapshot of its own."""
+    flags, rest = split_flags(instr.args)
+    check_flags(instr, flags, {"from", "chown", "chmod", "link"} | ({"checksum"} if add else set()), b.name)
+    value = {k: ex.word(v[-1]) for k, v in flags.items()}
+    sources, dest = _sources_and_dest(instr, rest, ex)
+    mode = files.parse_chmod(value["chmod"]) if "chmod" in value else None
+    text = instr.text(ex.render(instr.args))
+    docs = {h.name: h for h in instr.heredocs}
+    if "from" in value:
+        return _put_from(b, state, value, sources, dest, mode, text)
+    if "checksum" in value and not all(_URL.match(s) for s in sources):
+        raise DockerfileError("ADD --checksum applies to URLs only")
+    items: list[tuple[Source, object]] = []  # (source, opener of an archive ADD unpacks)
+
+    def prepare(w) -> str:
+        extra = []
+        for src in sources:
+            doc = docs.get(heredoc_name(src) or "")
+            if doc is not None:
+                body = (ex.render(doc.body) if doc.expand else doc.body).encode()
+                items.append((files.heredoc_source(doc.name, body, w), None))
+                extra.append(hashlib.sha256(body).hexdigest())
+            elif add and _URL.match(src):
+                source, fetched = files.fetch(src, w)
+                if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
+                    raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
+                items.append((source, None))
+                extra.append(fetched)
+            else:
+                items.extend(_from_context(b, src, add, w))
+        if len(items) > 1 and not files.names_a_dir(dest):
+            raise DockerfileError(f"when using {instr.keyword} with more than one source file, the destination must be a directory and end with a /")
+        return "\n".join(extra + [digest([s for s, _ in items])])
+
+    def make(w) -> bytes:
+        tree = MutableTree.load(b.repo.store, state.rootfs)
+        ids = files.owner(tree, value["chown"]) if "chown" in value else (0, 0)
+        target = files.dest_path(state.config.get("WorkingDir"), dest)
+        for source, archive in items:
+            if archive is not None:
+                files.extract(tree, target, archive, w)
+            else:
+                files.put_source(tree, dest, target, source, ids, mode)
+        return b.write(w, state, text, tree.write(w))
+
+    return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _from_context(b: Build, src: str, add: bool, w) -> list[tuple[Source, object]]:
+    """The context's sources a pattern names, each with an opener if ADD unpacks it (an archive)."""
+    out: list[tuple[Source, object]] = []
+    for rel in b.context.match(src):
+        source = b.context.read(rel, w)
+        opener = (lambda rel=rel: b.context.open_file(rel)) if add and source.entries[0].meta.kind == "f" else None
+        out.append((source, opener if opener and files.is_archive(opener) else None))
+    return out
+
+
+def _sources_and_dest(instr: Instruction, rest: str, ex: Expander) -> tuple[list[str], str]:
+    """SOURCE... DEST, expanded: the JSON form's strings or the shell form's words."""
+    exec_form = json_list(rest)
+    words = [ex.word(w) for w in exec_form] if exec_form is not None else ex.words(rest)
+    if len(words) < 2:
+        raise DockerfileError(f"{instr.keyword} requires at least two arguments: SOURCE... DEST")
+    return words[:-1], words[-1]
+
+
+def _put_from(b: Build, state: State, value: dict, sources: list[str], dest: str, mode: int | None, text: str) -> bool:
+    """--from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
+    ref = value["from"]
+    built = b.stage_result(ref)
+    if built is not None:
+        image = b.repo.image(built)
+    else:
+        try:
+            image = b.repo.image_at(ref)
+        except NotFound:
+            raise DockerfileError(f"--from={ref}: no such stage or image") from None
+
+    def make(w) -> bytes:
+        origin = MutableTree.load(b.repo.store, image.rootfs)
+        found = [s for pattern in sources for s in files.image_sources(origin, pattern)]
+        if len(found) > 1 and not files.names_a_dir(dest):
+            raise DockerfileError("when copying more than one source, the destination must be a directory and end with a /")
+        tree = MutableTree.load(b.repo.store, state.rootfs)
+        ids = files.owner(tree, value["chown"]) if "chown" in value else None
+        target = files.dest_path(state.config.get("WorkingDir"), dest)
+        for source in found:
+            files.put_source(tree, dest, target, source, ids, mode)
+        return b.write(w, state, text, tree.write(w))
+
+    return b.cached_or(state, text, make, f"from {image.rootfs.hex()}")
+
+
+def workdir(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """WORKDIR PATH
+
+    The directory RUN, CMD, ENTRYPOINT, COPY and ADD start from, relative to the
+    previous one; created in the rootfs when missing, as Docker does.
+    """
+    path = ex.word(instr.args)
+    if not path:
+        raise DockerfileError("WORKDIR requires a path")
+    parts = files.dest_path(state.config.get("WorkingDir"), path)
+    config = config_changes.apply(state.config, "WORKDIR /" + "/".join(os.fsdecode(p) for p in parts))
+    text = instr.text(ex.render(instr.args))
+
+    def make(w) -> bytes:
+        tree = MutableTree.load(b.repo.store, state.rootfs)
+        rootfs = None
+        if tree.resolve_dir(parts, create=False) is None:
+            try:
+                tree.resolve_dir(parts, create=True)
+            except PathError as exc:
+                raise DockerfileError(str(exc)) from None
+            rootfs = tree.write(w)
+        return b.write(w, state, text, rootfs, config)
+
+    return b.cached_or(state, text, make)
+
+
+# -- variables --------------------------------------------------------------------------
+
+
+def arg(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """ARG NAME[=DEFAULT]...
+
+    Declares build args for the rest of the stage: the --build-arg value, else the
+    default, else the value of a global ARG (before the first FROM) of that name.
+    """
+    for key, default in arg_declarations(instr, ex, b.name):
+        state.args[key] = b.options.build_args.get(key, default if default is not None else b.globals.get(key))
+    return config_step(b, state, instr.text(ex.render(instr.args)), state.config)
+
+
+def env(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """ENV KEY=VALUE... | ENV KEY VALUE WITH SPACES
+
+    Sets the image's environment, which the instructions after it also expand.
+    """
+    text = instr.text(ex.render(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, "ENV " + _quoted(name_values(instr, ex))))
+
+
+def _quoted(pairs: list[tuple[str, str]]) -> str:
+    """KEY=VALUE pairs as lg commit -c's ENV and LABEL take them."""
+    return " ".join(f"{shlex.quote(k)}={shlex.quote(v)}" for k, v in pairs)
+
+
+# -- the image's configuration -------------------------------------------------------------
+
+
+def cmd(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """CMD ["EXECUTABLE", "ARG"...] | CMD ["ARG"...] | CMD COMMAND
+
+    The default command, or the entrypoint's default arguments; the shell form runs
+    through SHELL.
+    """
+    config = config_changes.apply(state.config, "CMD " + json.dumps(_command_form(state, instr)))
+    was_set, state.cmd_set = state.cmd_set, True
+    return config_step(b, state, instr.text(), config, f"cmd_set={was_set}")
+
+
+def entrypoint(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """ENTRYPOINT ["EXECUTABLE", "ARG"...] | ENTRYPOINT COMMAND
+
+    What the container runs; a new entrypoint does not inherit the base image's Cmd
+    (one this Dockerfile set stays).
+    """
+    config = config_changes.apply(state.config, "ENTRYPOINT " + json.dumps(_command_form(state, instr)))
+    if not state.cmd_set:
+        config.pop("Cmd", None)
+    return config_step(b, state, instr.text(), config, f"cmd_set={state.cmd_set}")
+
+
+def _command_form(state: State, instr: Instruction) -> list[str]:
+    """CMD and ENTRYPOINT's argv: the exec form as written, the shell form through SHELL."""
+    command = json_list(instr.args)
+    return command if command is not None else (state.config.get("Shell") or DEFAULT_SHELL) + [instr.args]
+
+
+def shell(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """SHELL ["EXECUTABLE", "ARG"...]
+
+    The shell that RUN, CMD and ENTRYPOINT's shell forms run through (default /bin/sh -c).
+    """
+    argv = json_list(instr.args)
+    if not argv:
+        raise DockerfileError("SHELL requires the JSON form, e.g. SHELL [\"/bin/bash\", \"-c\"]")
+    return config_step(b, state, instr.text(), dict(state.config, Shell=argv))
+
+
+def label(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """LABEL KEY=VALUE... | LABEL KEY VALUE WITH SPACES"""
+    text = instr.text(ex.render(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, "LABEL " + _quoted(name_values(instr, ex))))
+
+
+def maintainer(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """MAINTAINER NAME (deprecated): the label maintainer=NAME, as Docker sets it."""
+    config = config_changes.apply(state.config, f"LABEL maintainer={shlex.quote(instr.args)}")
+    return config_step(b, state, instr.text(), config)
+
+
+def user(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """USER NAME[:GROUP] | USER UID[:GID]"""
+    text = instr.text(ex.render(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, f"USER {ex.word(instr.args)}"))
+
+
+def expose(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """EXPOSE PORT[/PROTOCOL]..."""
+    text = instr.text(ex.render(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, "EXPOSE " + " ".join(ex.words(instr.args))))
+
+
+def volume(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """VOLUME PATH... | VOLUME ["PATH"...]"""
+    text = instr.text(ex.render(instr.args))
+    paths = json_list(instr.args)
+    change = "VOLUME " + json.dumps([ex.word(p) for p in paths] if paths is not None else ex.words(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, change))
+
+
+def stopsignal(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """STOPSIGNAL SIGNAL"""
+    text = instr.text(ex.render(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, f"STOPSIGNAL {ex.word(instr.args)}"))
+
+
+def healthcheck(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D] [--retries=N] CMD COMMAND
+    | HEALTHCHECK NONE
+
+    D is a Go duration (30s, 1m30s); NONE turns off a check the base image has.
+    """
+    flags, rest = split_flags(instr.args)
+    check_flags(instr, flags, {"interval", "timeout", "start-period", "start-interval", "retries"}, b.name)
+    kind, _, command = rest.partition(" ")
+    if kind.upper() == "NONE" and not command.strip():
+        if flags:
+            raise DockerfileError("HEALTHCHECK NONE takes no options")
+        check: dict = {"Test": ["NONE"]}
+    else:
+        if kind.upper() != "CMD" or not command.strip():
+            raise DockerfileError("HEALTHCHECK takes CMD COMMAND or NONE")
+        exec_form = json_list(command)
+        check = {"Test": ["CMD"] + exec_form if exec_form is not None else ["CMD-SHELL", command.strip()]}
+        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
+            if flag in flags:
+                check[key] = duration_ns(flags[flag][-1])
+        if "retries" in flags:
+            if not flags["retries"][-1].isdigit():
+                raise DockerfileError(f"HEALTHCHECK --retries must be a number, got {flags['retries'][-1]!r}")
+            check["Retries"] = int(flags["retries"][-1])
+    return config_step(b, state, instr.text(), dict(state.config, Healthcheck=check))
+
+
+def duration_ns(text: str) -> int:
+    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, as HEALTHCHECK takes them."""
+    if not text or _DURATION.sub("", text):
+        raise DockerfileError(f"invalid duration {text!r}: use e.g. 30s, 1m30s or 500ms")
+    return int(sum(float(n) * _NS[unit] for n, unit in _DURATION.findall(text)))
+
+
+def onbuild(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
+    """ONBUILD INSTRUCTION
+
+    Stored in the image (OnBuild), run by a build FROM it, not inherited further.
+    """
+    trigger = parse(instr.args, "ONBUILD").instructions
+    if len(trigger) != 1 or trigger[0].keyword in ("ONBUILD", "FROM", "MAINTAINER"):
+        raise DockerfileError("ONBUILD takes one instruction other than ONBUILD, FROM or MAINTAINER")
+    triggers = list(state.config.get("OnBuild") or []) + [trigger[0].text()]
+    return config_step(b, state, instr.text(), dict(state.config, OnBuild=triggers))
+
+
+STEPS: dict[str, StepFunction] = {
+    "ADD": add,
+    "ARG": arg,
+    "CMD": cmd,
+    "COPY": copy,
+    "ENTRYPOINT": entrypoint,
+    "ENV": env,
+    "EXPOSE": expose,
+    "HEALTHCHECK": healthcheck,
+    "LABEL": label,
+    "MAINTAINER": maintainer,
+    "ONBUILD": onbuild,
+    "RUN": run,
+    "SHELL": shell,
+    "STOPSIGNAL": stopsignal,
+    "USER": user,
+    "VOLUME": volume,
+    "WORKDIR": workdir,
+}
