@@ -19,7 +19,8 @@ import uuid
 
 import pytest
 
-from layergit.runtime import cgroups, sockredirect
+from layergit.runtime import cgroups
+from layergit.runtime.net import sockredirect
 
 pytestmark = pytest.mark.root
 

@@ -47,7 +47,7 @@ def _ago(iso: str) -> str:
 
 
 def settings(cdir: ContainerDir) -> dict:
-    from ..runtime.connect import settings as network_settings
+    from ..runtime.net.controller import settings as network_settings
 
     return network_settings(cdir)
 

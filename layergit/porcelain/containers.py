@@ -149,7 +149,7 @@ def _network_mode(repo: Repo, options: runopts.RunOptions) -> str:
         return mode
     if mode.startswith("container:"):
         return "container:" + find(repo, mode.partition(":")[2]).id
-    from ..runtime.netconfig import Networks
+    from ..runtime.net.ipam import Networks
 
     return Networks(repo.root.path).get(mode).name
 
@@ -414,14 +414,12 @@ def _disconnect(repo: Repo, cid: str) -> None:
     foreground run or the monitor detached it already): a start path worth keeping short.
     """
     from ..runtime.client import request
-    from ..runtime.connect import release
-    from ..runtime.netconfig import Networks
+    from ..runtime.net import controller
 
-    nets = Networks(repo.root.path)
-    if not any(h["id"] == cid for name in nets.names() for h in nets.leases(name).values()):
+    if not controller.holds_lease(repo.root.path, cid):
         return
     request(repo.root.path, {"op": "net-detach", "id": cid}, start=False)
-    release(repo.root.path, cid)
+    controller.release(repo.root.path, cid)
 
 
 def prune_refs(repo: Repo) -> int:

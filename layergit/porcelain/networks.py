@@ -6,8 +6,8 @@ import os
 from dataclasses import asdict
 
 from ..errors import Conflict
-from ..runtime import connect
-from ..runtime.netconfig import DEFAULT, Network, Networks
+from ..runtime.net import controller
+from ..runtime.net.ipam import DEFAULT, Network, Networks
 from .repo import Repo
 
 
@@ -16,7 +16,7 @@ def _nets(repo: Repo) -> Networks:
 
 
 def create(repo: Repo, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
-    return _nets(repo).create(name, subnet, gateway)
+    return controller.create_network(repo.root.path, name, subnet, gateway)
 
 
 def ls(repo: Repo) -> list[dict]:
@@ -32,14 +32,6 @@ def inspect(repo: Repo, name: str) -> dict:
             "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]}, "Containers": containers, "Labels": n.labels}
 
 
-def _teardown(repo: Repo, network: Network) -> None:
-    from ..runtime import firewall, network as netlink
-
-    if netlink.bridge_exists(network.bridge):
-        netlink.delete_bridge(network)
-    firewall.sync(repo.root.path, without=network.name)
-
-
 def rm(repo: Repo, names: list[str]) -> list[str]:
     nets = _nets(repo)
     for name in names:
@@ -49,7 +41,7 @@ def rm(repo: Repo, names: list[str]) -> list[str]:
         _forget_gone(repo)
         if nets.leases(name):
             raise Conflict(f"network {name} has containers attached; remove them first")
-        _teardown(repo, network)
+        controller.remove_bridge(repo.root.path, network)
         nets.remove(name)
     return names
 
@@ -61,7 +53,7 @@ def _forget_gone(repo: Repo) -> None:
     for name in nets.names():
         for holder in list(nets.leases(name).values()):
             if not os.path.isdir(os.path.join(containers, holder["id"])):
-                connect.release(repo.root.path, holder["id"])
+                controller.release(repo.root.path, holder["id"])
 
 
 def prune(repo: Repo) -> list[str]:
@@ -77,7 +69,7 @@ def prune(repo: Repo) -> list[str]:
         network = nets.get(name)
         if nets.leases(name):
             continue
-        _teardown(repo, network)
+        controller.remove_bridge(repo.root.path, network)
         if name != DEFAULT:
             nets.remove(name)
             removed.append(name)

@@ -34,8 +34,7 @@ from ..errors import LgError
 from ..removal import remove_tree
 from .cgroups import Cgroup
 from .client import joined_netns, paths
-from .connect import Controller, is_bridged
-from .portproxy import PortProxy
+from .net.controller import Controller, is_bridged
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
 from .state import ContainerDir, Registry, State, now_iso, pid_start_time
@@ -172,8 +171,7 @@ class Monitor:
         self.watched: dict[int, tuple[ContainerDir, Cgroup, LogWriter, int]] = {}  # pidfd -> container
         self._owner: dict[int, int] = {}  # output fd -> pidfd of the container writing it
         self.last_activity = time.monotonic()
-        self.proxy = PortProxy(self.sel)
-        self.net = Controller(root, self.proxy)
+        self.net = Controller(root, self.sel)
         self.clients: set[_Client] = set()
         # A quarter of the descriptors at most: clients must not starve containers' pipes and pidfds.
         self.max_clients = min(_MAX_CLIENTS, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
@@ -321,7 +319,7 @@ class Monitor:
         self.listener = listener
         self.update_accepting()
         next_sweep = time.monotonic() + _TICK
-        while self.watched or self.proxy.listeners or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
+        while self.watched or self.net.publishing or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
             for key, mask in self.sel.select(timeout=_TICK):
                 if key.data == "accept":
                     self.accept()

@@ -35,7 +35,7 @@ from ..errors import LgError
 from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
-from .network import loopback_up
+from .net.link import loopback_up
 from .spec import Process, Spec
 from .trampoline import REPORT_FD, errno_report
 

@@ -3,7 +3,7 @@
 The porcelain builds a :class:`Spec` from the image config and the user's flags;
 the runtime needs nothing else to start, stop, exec into or clean up a container.
 Networking is three fields (``network``, ``ports``, ``aliases``) that only the
-network controller (runtime.connect) interprets.
+network controller (runtime.net.controller) interprets.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Spec:
     network: str = "none"  # "none", "host", "container:ID", or a network's name ("bridge" is the default one)
     init: bool = False
     stop_signal: str = "SIGTERM"
-    ports: list[dict] = field(default_factory=list)  # portproxy.Port fields
+    ports: list[dict] = field(default_factory=list)  # net.portproxy.Port fields
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
 
     def to_json(self) -> str:

@@ -38,7 +38,7 @@ import socket
 import struct
 import sys
 
-from . import cgroups, syscalls
+from .. import cgroups, syscalls
 
 # enum bpf_attach_type
 CONNECT4, UDP4_SENDMSG, UDP4_RECVMSG, GETPEERNAME4 = 10, 14, 19, 29
@@ -123,7 +123,7 @@ def _services_map(root: str, prog_id: int) -> int:
 
 def _install(root: str, cgroup_fd: int) -> int:
     """Load and attach a fresh program set; returns an fd of its services map."""
-    from .bpf import sockaddr  # built only when no complete set is attached yet
+    from ..bpf import sockaddr  # built only when no complete set is attached yet
 
     prog_name, services_name, revnat_name = _names(root)
     with socket.socket() as s:

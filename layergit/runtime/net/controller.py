@@ -1,25 +1,37 @@
-"""Connecting containers to networks: address, veth, published ports, peer names.
+"""The facade of container networking: what the rest of lg calls, and all it calls.
 
-Used by the monitor, which keeps pyroute2 loaded and runs the port proxy: a
-container start asks it to ``attach`` the new network namespace before the
-container's command runs, and its end (or ``lg rm``) to ``detach``. What the
-container got is written to its directory as ``network.json`` (NetworkSettings in
-``lg inspect``, PORTS in ``lg ps``). ``release`` undoes everything that outlives a
-crash (the address lease, peers' hosts entries, the kernel NAT of its published
-ports) and needs neither netlink nor the monitor, so ``lg rm`` can always clean up.
+Attaching a container to a network is several steps, each owned by a module of this
+package: an address lease (ipam, records on disk), a veth on the network's bridge
+(link, the one netlink module), published ports (portproxy's listeners, then
+firewall's kernel NAT and sockredirect's loopback redirect), and the peers' hosts
+files (hostsfile). This module runs them in order and undoes them in reverse:
+
+- ``Controller``: the monitor's, which keeps pyroute2 loaded and runs the port proxy.
+  A container start asks it to ``attach`` the new network namespace before the
+  container's command runs, and its end (or ``lg rm``) to ``detach``. What the
+  container got is written to its directory as ``network.json`` (NetworkSettings in
+  ``lg inspect``, PORTS in ``lg ps``), read back with ``settings``.
+- ``release`` undoes everything that outlives a crash (the address lease, peers'
+  hosts entries, the kernel NAT of its published ports) and needs neither netlink
+  nor the monitor, so ``lg rm`` can always clean up; ``holds_lease`` says whether
+  there is anything to release.
+- ``create_network`` and ``remove_bridge`` are ``lg network``'s kernel side.
+
+The netlink and nftables modules are imported only where they are needed, so that
+``lg rm`` and ``lg ps`` pay for neither.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
 
-from ..errors import LgError
+from ...errors import LgError
+from ..spec import Spec
+from ..state import ContainerDir
 from . import hostsfile
-from .netconfig import Networks
-from .portproxy import Port, PortProxy
-from .spec import Spec
-from .state import ContainerDir
+from .ipam import Network, Networks
 
 SETTINGS = "network.json"
 
@@ -65,31 +77,42 @@ def release(root: str, container_id: str) -> None:
 
 
 class Controller:
-    def __init__(self, root: str, proxy: PortProxy):
+    """Attaches and detaches the containers of one root; serves their published ports
+    from the monitor's event loop (``sel``)."""
+
+    def __init__(self, root: str, sel: selectors.BaseSelector):
+        from .portproxy import PortProxy
+
         self.root = root
-        self.proxy = proxy
+        self.proxy = PortProxy(sel)
         self.nets = Networks(root)
+
+    @property
+    def publishing(self) -> bool:
+        """Whether some container's ports are being served (the monitor stays up for them)."""
+        return bool(self.proxy.listeners)
 
     def attach(self, cdir: ContainerDir, spec: Spec, pid: int) -> dict:
         """Connect a new container; returns its NetworkSettings (also saved beside it)."""
-        from . import firewall, network
+        from . import firewall, link
+        from .portproxy import Port
 
         if not is_bridged(spec):
             return {}
         net = self.nets.get(spec.network)
         with self.nets.lock():
-            if not network.bridge_exists(net.bridge):  # a default network pruned while unused
-                network.ensure_bridge(net)
+            if not link.bridge_exists(net.bridge):  # a default network pruned while unused
+                link.ensure_bridge(net)
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
-            mac = network.attach(pid, cdir.id, net, ip)
+            mac = link.attach(pid, cdir.id, net, ip)
             ports = self.proxy.publish(cdir.id, [Port(**p) for p in spec.ports], ip)
             if ports:
                 self.nets.publish(net, ip, ports)
             firewall.sync(self.root)
         except BaseException:
             self.proxy.unpublish(cdir.id)
-            network.detach(cdir.id)
+            link.detach(cdir.id)
             release(self.root, cdir.id)
             raise
         settings = {"Network": net.name, "IPAddress": ip, "IPPrefixLen": net.prefix, "Gateway": net.gateway, "MacAddress": mac, "Ports": ports}
@@ -98,11 +121,31 @@ class Controller:
         return settings
 
     def detach(self, container_id: str) -> None:
-        from . import network
+        from . import link
 
         self.proxy.unpublish(container_id)
-        network.detach(container_id)
+        link.detach(container_id)
         release(self.root, container_id)
+
+
+def holds_lease(root: str, container_id: str) -> bool:
+    """Whether any network of the root still leases the container an address."""
+    nets = Networks(root)
+    return any(h["id"] == container_id for name in nets.names() for h in nets.leases(name).values())
+
+
+def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+    """A new network, its bridge up (``lg network create``)."""
+    return Networks(root).create(name, subnet, gateway)
+
+
+def remove_bridge(root: str, network: Network) -> None:
+    """Take a network's bridge and its rules off the host; its records stay."""
+    from . import firewall, link
+
+    if link.bridge_exists(network.bridge):
+        link.delete_bridge(network)
+    firewall.sync(root, without=network.name)
 
 
 def settings(cdir: ContainerDir) -> dict:

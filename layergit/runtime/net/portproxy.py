@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ..errors import Conflict
+from ...errors import Conflict
 
 _CHUNK = 65536
 _MAX_EVENTS = 256

@@ -6,7 +6,7 @@ out twice and is released when its container goes. ``bridge`` is the default
 network, created on first use; its subnet and those of new networks are picked from
 private ranges that do not overlap the host's routes or other networks (checked
 in /proc/net/route), unless the user gives one. Nothing here touches the kernel's
-links: runtime.network does that, from these records.
+links: link.py does that, from these records.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from ..errors import Conflict, NotFound, UsageError
-from ..flock import locked
-from .state import now_iso
+from ...errors import Conflict, NotFound, UsageError
+from ...flock import locked
+from ..state import now_iso
 
 DEFAULT = "bridge"
 # Every layergit root on a host picks subnets under this lock, and creates the bridge
@@ -133,7 +133,7 @@ class Networks:
                 raise UsageError(f"gateway {gw} is not a usable address of {net}")
             nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()
             network = Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT, labels or {})
-            from .network import ensure_bridge
+            from .link import ensure_bridge
 
             ensure_bridge(network)  # its route now reserves the subnet for every root on the host
             os.makedirs(self._path(name), exist_ok=True)

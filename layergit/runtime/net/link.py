@@ -1,0 +1,119 @@
+"""Container networking: the one module that talks netlink (through pyroute2).
+
+A bridge per network on the host, holding the network's gateway address; a veth
+pair per container, the host end enslaved to the bridge, the other end created
+directly in the container's network namespace, renamed eth0, given its leased
+address and a default route through the gateway. When the container's namespace
+dies the kernel deletes the pair, so teardown needs no netlink at all.
+
+pyroute2 costs 150-250 ms to import here, so only the monitor (long-lived) imports
+this module's netlink parts; a container start asks the monitor. Bringing up ``lo``
+of a new namespace is a single ioctl and needs no pyroute2.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from ...errors import LgError
+from .. import syscalls as sc
+
+if TYPE_CHECKING:
+    from .ipam import Network
+
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
+
+
+def loopback_up() -> None:
+    """Bring up ``lo`` in the current network namespace (127.0.0.1 and ::1 come with it)."""
+    fd = sc.socket_fd(sc.AF_INET, sc.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING))
+    finally:
+        os.close(fd)
+
+
+def _iproute(netns: str | None = None):
+    from pyroute2 import IPRoute
+
+    return IPRoute(netns=netns) if netns else IPRoute()
+
+
+def _index(ipr, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def ensure_bridge(network: Network) -> None:
+    """Create (if missing) the network's bridge with its gateway address, up."""
+    with _iproute() as ipr:
+        idx = _index(ipr, network.bridge)
+        if idx is None:
+            ipr.link("add", ifname=network.bridge, kind="bridge")
+            idx = _index(ipr, network.bridge)
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=sc.AF_INET)}
+        if network.gateway not in have:
+            ipr.addr("add", index=idx, address=network.gateway, prefixlen=network.prefix)
+        ipr.link("set", index=idx, state="up")
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1")
+
+
+def delete_bridge(network: Network) -> None:
+    with _iproute() as ipr:
+        idx = _index(ipr, network.bridge)
+        if idx is not None:
+            ipr.link("del", index=idx)
+
+
+def host_end(container_id: str) -> str:
+    return "lgv" + container_id[:12]
+
+
+def attach(pid: int, container_id: str, network: Network, address: str) -> str:
+    """Give the container (its PID 1 is ``pid``) an eth0 on ``network``; returns its MAC."""
+    host_if, peer = host_end(container_id), "lgp" + container_id[:12]
+    netns = f"/proc/{pid}/ns/net"
+    try:
+        with _iproute() as ipr:
+            ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": peer, "net_ns_pid": pid})
+            idx = _index(ipr, host_if)
+            ipr.link("set", index=idx, master=_index(ipr, network.bridge), state="up")
+            # Hairpin: a container reaching its own published port through a host address
+            # is DNATed back to itself, and br_netfilter bridges such DNAT straight back
+            # out of the port it came in on, which a bridge refuses without this.
+            ipr.link("set", index=idx, kind="bridge_slave", mode=1)
+        with _iproute(netns) as ipr:
+            idx = _index(ipr, peer)
+            ipr.link("set", index=idx, ifname="eth0")
+            ipr.addr("add", index=idx, address=address, prefixlen=network.prefix)
+            ipr.link("set", index=idx, state="up")
+            ipr.route("add", dst="default", gateway=network.gateway)
+            return ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+    except Exception as exc:  # pyroute2's NetlinkError and friends: one clear line
+        detach(container_id)
+        raise LgError(f"cannot connect the container to network {network.name}: {exc}") from None
+
+
+def detach(container_id: str) -> None:
+    """Delete the host end of a container's veth (if the kernel has not already)."""
+    from pyroute2 import NetlinkError
+
+    with _iproute() as ipr:
+        idx = _index(ipr, host_end(container_id))
+        if idx is not None:
+            try:
+                ipr.link("del", index=idx)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:  # gone with its namespace meanwhile
+                    raise
+
+
+def bridge_exists(name: str) -> bool:
+    with open("/proc/net/dev") as f:
+        return any(line.split(":")[0].strip() == name for line in f)
