@@ -8,8 +8,9 @@ image starts from that image's commit; ``FROM scratch`` is a root commit with an
 empty rootfs. Only the target stage and the stages it needs are built (as BuildKit
 does), and tags move only when every step succeeded.
 
-This module runs the stages, one step per instruction: FROM here, every other
-instruction through its function in steps.STEPS. Steps are reused through
+build.plan decides which stages run, before the store is locked; this module runs
+them, one step per instruction: FROM here, every other instruction through its
+function in steps.STEPS. Steps are reused through
 build.cache. RUN steps run in containers (build.container) on the default bridge
 network unless ``--network`` says otherwise, as with Docker: most RUN steps fetch
 packages, which outbound NAT allows, while the step stays isolated from the host's
@@ -22,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import LgError, NotFound, UsageError
@@ -36,22 +35,12 @@ from ..store.image import write_image_tree
 from ..store.mutable import MutableTree
 from . import cache
 from .context import Context
-from .dockerfile import (
-    Dockerfile,
-    DockerfileError,
-    Expander,
-    Instruction,
-    arg_declarations,
-    check_flags,
-    parse,
-    split_flags,
-)
+from .dockerfile import DockerfileError, Expander, Instruction, parse
 from .dockerignore import Ignore
 from .events import BuildError, BuildWarning, Progress, Step, StepCached, StepDone, StepFailed, StepStarted
 from .options import NETWORKS, BuildOptions
+from .plan import Plan, Stage, plan
 from .steps import PROXY_ARGS, STEPS, State
-
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -81,7 +70,8 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
         except OSError as exc:
             raise NotFound(f"cannot read {path}: {exc.strerror}") from None
         label = os.path.basename(path)
-    builder = _Builder(repo, context, options, parse(text, label), label, Ignore.for_context(context, path), progress or (lambda event: None))
+    planned = plan(parse(text, label), label, options.build_args, options.target)
+    builder = _Builder(repo, context, options, planned, label, Ignore.for_context(context, path), progress or (lambda event: None))
     with store_lock(repo):
         final = builder.run()
     for image in tags:
@@ -90,131 +80,43 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
     return BuildResult(final.hex(), [str(t) for t in tags], builder.number, builder.cached)
 
 
-def platform_args() -> dict[str, str]:
-    """BuildKit's automatic platform args (global scope: FROM sees them, a stage must declare them)."""
-    machine = platform.machine().lower()
-    arch, variant = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", "")}.get(machine, (machine, ""))
-    plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
-    out = {}
-    for prefix in ("TARGET", "BUILD"):
-        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": "linux", f"{prefix}ARCH": arch, f"{prefix}VARIANT": variant})
-    return out
-
-
-@dataclass
-class _Stage:
-    index: int
-    name: str | None
-    base: str
-    line: int
-    body: list[Instruction] = field(default_factory=list)
-    needs: set[int] = field(default_factory=set)
-
-
 class _Builder:
-    """One build: plans the stages, then runs them step by step (steps.Build is what a step may use)."""
+    """One build: runs a plan's stages step by step (steps.Build is what a step may use of it)."""
 
-    def __init__(self, repo: Repo, context: str, options: BuildOptions, dockerfile: Dockerfile, name: str, ignore: Ignore, emit: Progress):
+    def __init__(self, repo: Repo, context: str, options: BuildOptions, planned: Plan, name: str, ignore: Ignore, emit: Progress):
         self.repo = repo
         self.store = repo.store
         self.context_dir = context
         self.options = options
-        self.df = dockerfile
+        self.plan = planned
+        self.globals = planned.globals
         self.name = name
         self.ignore = ignore
         self.emit = emit
         self.number = 0
         self.cached = 0
-        self.declared_args: set[str] = set()
-        self.globals: dict[str, str | None] = dict(platform_args())
-        self.stages: list[_Stage] = []
         self.results: dict[int, bytes] = {}
         self._context: Context | None = None
         self._author = None
 
-    # -- planning ------------------------------------------------------------------
-
     def _expander(self, env) -> Expander:
-        return Expander({k: v for k, v in env.items() if v is not None}, self.df.escape)
-
-    def _plan(self) -> list[_Stage]:
-        instructions = self.df.instructions
-        self.declared_args = {w.partition("=")[0] for instr in instructions if instr.keyword == "ARG" for w in Expander({}, self.df.escape).raw_words(instr.args)}
-        i = 0
-        while i < len(instructions) and instructions[i].keyword == "ARG":
-            for key, default in arg_declarations(instructions[i], self._expander(self.globals), self.name):
-                self.globals[key] = self.options.build_args.get(key, default)
-            i += 1
-        if i == len(instructions) or instructions[i].keyword != "FROM":
-            line = instructions[i].line if i < len(instructions) else 1
-            raise DockerfileError(f"{self.name}:{line}: the first instruction must be FROM (only ARG may come before it)")
-        by_name: dict[str, int] = {}
-        for instr in instructions[i:]:
-            if instr.keyword == "FROM":
-                stage = self._from_line(instr, len(self.stages))
-                if stage.base.lower() in by_name:
-                    stage.needs.add(by_name[stage.base.lower()])
-                if stage.name:
-                    by_name[stage.name] = stage.index
-                self.stages.append(stage)
-                continue
-            stage = self.stages[-1]
-            stage.body.append(instr)
-            if instr.keyword in ("COPY", "ADD"):
-                source = split_flags(instr.args)[0].get("from")
-                if source:
-                    ref = self._expander(self.globals).word(source[-1]).lower()
-                    if ref in by_name:
-                        stage.needs.add(by_name[ref])
-                    elif ref.isdigit() and int(ref) < stage.index:
-                        stage.needs.add(int(ref))
-        target = self.stages[-1]
-        if self.options.target:
-            wanted = self.options.target.lower()
-            if wanted not in by_name:
-                raise UsageError(f"target stage {self.options.target!r} could not be found in {self.name}")
-            target = self.stages[by_name[wanted]]
-        needed, todo = set(), [target.index]
-        while todo:
-            index = todo.pop()
-            if index not in needed:
-                needed.add(index)
-                todo += self.stages[index].needs
-        return [s for s in self.stages if s.index in needed]
-
-    def _from_line(self, instr: Instruction, index: int) -> _Stage:
-        flags, rest = split_flags(instr.args)
-        check_flags(instr, flags, {"platform"}, self.name)
-        ex = self._expander(self.globals)
-        for value in flags.get("platform", []):
-            if ex.word(value) not in (self.globals["TARGETPLATFORM"], "linux"):
-                raise DockerfileError(f"{self.name}:{instr.line}: cannot build for platform {ex.word(value)}: lg runs {self.globals['TARGETPLATFORM']} only")
-        words = ex.words(rest)
-        name = None
-        if len(words) == 3 and words[1].lower() == "as":
-            name = words[2].lower()
-            if not _STAGE_NAME.match(name):
-                raise DockerfileError(f"{self.name}:{instr.line}: invalid stage name {words[2]!r}")
-        elif len(words) != 1:
-            raise DockerfileError(f"{self.name}:{instr.line}: FROM requires either one or three arguments")
-        return _Stage(index, name, words[0], instr.line)
+        return Expander({k: v for k, v in env.items() if v is not None}, self.plan.escape)
 
     # -- running -------------------------------------------------------------------
 
     def run(self) -> bytes:
-        stages = self._plan()
         try:
-            for stage in stages:
-                self.results[stage.index] = self._stage(stage, len(self.stages) > 1)
+            for stage in self.plan.order:
+                self.results[stage.index] = self._stage(stage, len(self.plan.stages) > 1)
         finally:
             if self._context is not None:
                 self._context.close()
-        unused = sorted(set(self.options.build_args) - self.declared_args - PROXY_ARGS)
+        unused = sorted(set(self.options.build_args) - self.plan.declared - PROXY_ARGS)
         if unused:
             self.emit(BuildWarning(f"build args not consumed by any ARG: {', '.join(unused)}"))
-        return self.results[stages[-1].index]
+        return self.results[self.plan.order[-1].index]
 
-    def _stage(self, stage: _Stage, multi: bool) -> bytes:
+    def _stage(self, stage: Stage, multi: bool) -> bytes:
         state = State(stage.name or f"stage-{stage.index}" if multi else "", 1 + len(stage.body))
         triggers: list[Instruction] = []
 
@@ -248,13 +150,13 @@ class _Builder:
         else:
             self.emit(StepDone(step, time.monotonic() - started))
 
-    def _from(self, state: State, stage: _Stage) -> bool:
+    def _from(self, state: State, stage: Stage) -> bool:
         if stage.base == "scratch":
             def make(w) -> bytes:
                 return self.write(w, state, "FROM scratch", MutableTree.empty(self.store).write(w), {})
 
             return self.cached_or(state, "FROM scratch", make)
-        earlier = next((s for s in self.stages[: stage.index] if s.name == stage.base.lower()), None)
+        earlier = next((s for s in self.plan.stages[: stage.index] if s.name == stage.base.lower()), None)
         if earlier is not None:
             self._advance(state, self.results[earlier.index])
             return False
@@ -303,7 +205,7 @@ class _Builder:
         return hit is not None
 
     def stage_result(self, ref: str) -> bytes | None:
-        stage = next((s for s in self.stages if s.name == ref.lower() or str(s.index) == ref), None)
+        stage = next((s for s in self.plan.stages if s.name == ref.lower() or str(s.index) == ref), None)
         return self.results.get(stage.index) if stage is not None else None
 
     @property
