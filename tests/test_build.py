@@ -102,27 +102,50 @@ def no_proxy(lg) -> dict:
 
 
 @pytest.mark.root
-def test_multistage_build_with_every_instruction(lg, base, ctx, tmp_path, http_dir):
+def test_run_in_shell_exec_and_heredoc_form(lg, base, ctx, tmp_path):
+    """RUN's three forms see declared ARGs and ENV; the log keeps RUN as written, other lines expanded."""
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\n"
+        "ARG VERSION=1.0\n"
+        "ENV APP_HOME=/opt/app \\\n"
+        "    MODE=build\n"
+        "# a comment inside the stage\n"
+        'SHELL ["/bin/sh", "-c"]\n'
+        'RUN mkdir -p $APP_HOME && echo "version $VERSION" > $APP_HOME/version\n'
+        'RUN ["/bin/sh", "-c", "echo exec-form > /opt/app/exec"]\n'
+        "RUN <<EOF\n"
+        'echo "heredoc in $(pwd)" > /opt/app/heredoc\n'
+        "EOF\n"
+        "WORKDIR $APP_HOME\n"
+    )
+    build(lg, ctx, "--build-arg", "VERSION=2.0", "-t", "app:1")
+    app = checkout(lg, "app:1", tmp_path) / "opt/app"
+    assert (app / "version").read_text() == "version 2.0\n"
+    assert (app / "exec").read_text() == "exec-form\n"
+    assert (app / "heredoc").read_text() == "heredoc in /\n"
+    assert config(lg, "app:1")["WorkingDir"] == "/opt/app"
+    assert messages(lg, "app:1", 7) == [
+        "ARG VERSION=1.0",
+        "ENV APP_HOME=/opt/app     MODE=build",
+        'SHELL ["/bin/sh", "-c"]',
+        'RUN mkdir -p $APP_HOME && echo "version $VERSION" > $APP_HOME/version',
+        'RUN ["/bin/sh", "-c", "echo exec-form > /opt/app/exec"]',
+        'RUN <<EOF\necho "heredoc in $(pwd)" > /opt/app/heredoc\nEOF',
+        "WORKDIR /opt/app",
+    ]
+
+
+@pytest.mark.root
+def test_copy_and_add_place_globs_owners_heredocs_archives_and_urls(lg, base, ctx, tmp_path, http_dir):
     served, url = http_dir
     (served / "remote.txt").write_text("from the web\n")
     write(ctx, {"app/main.sh": "echo main\n", "app/data.txt": "data\n", "notes.md": "not copied\n"})
     os.chmod(ctx / "app/main.sh", 0o755)
     (ctx / "payload.tar").write_bytes(A.layer_tar([A.directory("pkg"), A.file("pkg/readme", b"vendored\n")]))
     (ctx / "Dockerfile").write_text(f"""\
-# syntax=docker/dockerfile:1
-ARG BASE=base:1
-FROM ${{BASE}} AS builder
-ARG VERSION=1.0
-ENV APP_HOME=/opt/app \\
-    MODE=build
-# a comment inside the stage
-SHELL ["/bin/sh", "-c"]
-RUN mkdir -p $APP_HOME && echo "version $VERSION" > $APP_HOME/version
-RUN ["/bin/sh", "-c", "echo exec-form > /opt/app/exec"]
-RUN <<EOF
-echo "heredoc in $(pwd)" > /opt/app/heredoc
-EOF
-WORKDIR $APP_HOME
+FROM base:1
+ENV MODE=build
+WORKDIR /opt/app
 COPY app/*.sh ./bin/
 COPY --chown=app:app --chmod=640 app/data.txt data/
 COPY <<EOF conf/app.conf
@@ -130,17 +153,34 @@ mode=$MODE
 EOF
 ADD payload.tar vendor/
 ADD {url}/remote.txt remote/
-ONBUILD RUN echo triggered
+""")
+    lg.out("build", "-q", "-t", "app:1", str(ctx), env=no_proxy(lg))
+    root = checkout(lg, "app:1", tmp_path)
+    app = root / "opt/app"
+    assert (app / "bin/main.sh").read_text() == "echo main\n" and os.stat(app / "bin/main.sh").st_mode & 0o777 == 0o755
+    st = os.stat(app / "data/data.txt")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o640)
+    assert (app / "conf/app.conf").read_text() == "mode=build\n"
+    assert (app / "vendor/pkg/readme").read_text() == "vendored\n"
+    assert (app / "remote/remote.txt").read_text() == "from the web\n"
+    assert stat.S_IMODE(os.stat(app / "remote/remote.txt").st_mode) == 0o600
+    assert not list(root.rglob("notes.md"))
+    # The here-document is in the log as written, its expansion only in the file.
+    assert messages(lg, "app:1", 5) == [
+        "COPY app/*.sh ./bin/",
+        "COPY --chown=app:app --chmod=640 app/data.txt data/",
+        "COPY <<EOF conf/app.conf\nmode=$MODE\nEOF",
+        "ADD payload.tar vendor/",
+        f"ADD {url}/remote.txt remote/",
+    ]
 
-FROM scratch AS empty
-COPY --from=builder /opt/app/version /
 
+def test_config_instructions_set_the_image_config_and_log_as_written(lg, base, ctx):
+    (ctx / "Dockerfile").write_text("""\
 FROM base:1
 ARG VERSION
 LABEL version=$VERSION
 MAINTAINER Jane Doe <jane@example.org>
-COPY --from=builder /opt/app /srv/app
-COPY --from=empty /version /srv/
 USER app
 WORKDIR /srv/app
 EXPOSE 8080 53/udp
@@ -150,27 +190,7 @@ HEALTHCHECK --interval=5s --timeout=2s --retries=2 CMD ["/bin/true"]
 ENTRYPOINT ["/bin/sh"]
 CMD ["-c", "cat /srv/app/version"]
 """)
-    out = lg.out("build", "--progress", "plain", "--build-arg", "VERSION=2.0", "--build-arg", "NOBODY=1", "-t", "app:1", str(ctx), env=no_proxy(lg))
-    for label in ("#1 [builder 1/14] FROM base:1", "[empty 1/2] FROM scratch", "[stage-2 1/14] FROM base:1"):
-        assert label in out
-    assert "WARNING: build args not consumed by any ARG: NOBODY" in out
-    assert re.search(r"^writing image [0-9a-f]{40}", out, re.M) and "naming to app:1" in out
-
-    root = checkout(lg, "app:1", tmp_path)
-    app = root / "srv/app"
-    assert (app / "version").read_text() == "version 2.0\n"
-    assert (app / "exec").read_text() == "exec-form\n"
-    assert (app / "heredoc").read_text() == "heredoc in /\n"
-    assert (app / "bin/main.sh").read_text() == "echo main\n" and os.stat(app / "bin/main.sh").st_mode & 0o777 == 0o755
-    st = os.stat(app / "data/data.txt")
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o640)
-    assert (app / "conf/app.conf").read_text() == "mode=build\n"
-    assert (app / "vendor/pkg/readme").read_text() == "vendored\n"
-    assert (app / "remote/remote.txt").read_text() == "from the web\n"
-    assert stat.S_IMODE(os.stat(app / "remote/remote.txt").st_mode) == 0o600
-    assert (root / "srv/version").read_text() == "version 2.0\n"
-    assert not (root / "srv/app/notes.md").exists()
-
+    build(lg, ctx, "--build-arg", "VERSION=2.0", "-t", "app:1")
     cfg = config(lg, "app:1")
     assert cfg["Labels"] == {"version": "2.0", "maintainer": "Jane Doe <jane@example.org>"}
     assert cfg["User"] == "app" and cfg["WorkingDir"] == "/srv/app"
@@ -178,16 +198,11 @@ CMD ["-c", "cat /srv/app/version"]
     assert cfg["Volumes"] == {"/data": {}} and cfg["StopSignal"] == "SIGQUIT"
     assert cfg["Healthcheck"] == {"Test": ["CMD", "/bin/true"], "Interval": 5_000_000_000, "Timeout": 2_000_000_000, "Retries": 2}
     assert cfg["Entrypoint"] == ["/bin/sh"] and cfg["Cmd"] == ["-c", "cat /srv/app/version"]
-    assert "OnBuild" not in cfg
-
-    # The log reads like the final stage of the Dockerfile, variables expanded.
-    final = messages(lg, "app:1", 13)
-    assert final == [
+    # One commit per instruction, variables expanded; FROM an image adds none.
+    assert messages(lg, "app:1", 11) == [
         "ARG VERSION",
         "LABEL version=2.0",
         "MAINTAINER Jane Doe <jane@example.org>",
-        "COPY --from=builder /opt/app /srv/app",
-        "COPY --from=empty /version /srv/",
         "USER app",
         "WORKDIR /srv/app",
         "EXPOSE 8080 53/udp",
@@ -197,38 +212,57 @@ CMD ["-c", "cat /srv/app/version"]
         'ENTRYPOINT ["/bin/sh"]',
         'CMD ["-c", "cat /srv/app/version"]',
     ]
-    assert messages(lg, "app:1", 14)[0] == messages(lg, "base:1", 1)[0]
+    assert messages(lg, "app:1", 12)[0] == messages(lg, "base:1", 1)[0]
 
-    # The builder stage on its own: its log, and ONBUILD stored for images built FROM it.
-    builder = lg.out("build", "-q", "--build-arg", "VERSION=2.0", "--target", "builder", "-t", "builder:1", str(ctx), env=no_proxy(lg)).strip()
-    assert image_id(lg, "builder:1") == builder
-    assert config(lg, "builder:1")["OnBuild"] == ["RUN echo triggered"]
-    assert messages(lg, "builder:1", 13) == [
-        "ARG VERSION=1.0",
-        "ENV APP_HOME=/opt/app     MODE=build",
-        'SHELL ["/bin/sh", "-c"]',
-        'RUN mkdir -p $APP_HOME && echo "version $VERSION" > $APP_HOME/version',
-        'RUN ["/bin/sh", "-c", "echo exec-form > /opt/app/exec"]',
-        'RUN <<EOF\necho "heredoc in $(pwd)" > /opt/app/heredoc\nEOF',
-        "WORKDIR /opt/app",
-        "COPY app/*.sh ./bin/",
-        "COPY --chown=app:app --chmod=640 app/data.txt data/",
-        "COPY <<EOF conf/app.conf\nmode=$MODE\nEOF",
-        "ADD payload.tar vendor/",
-        f"ADD {url}/remote.txt remote/",
-        "ONBUILD RUN echo triggered",
-    ]
 
-    # ONBUILD triggers run in a build FROM that image, and are not inherited further.
-    child = ctx / "child"
-    child.mkdir()
-    (child / "Dockerfile").write_text("FROM builder:1\nLABEL child=yes\n")
-    out = build(lg, child, "-t", "child:1")
-    assert "RUN echo triggered" in out and "triggered" in run_output_lines(out)
-    assert "OnBuild" not in config(lg, "child:1")
+@pytest.mark.root
+def test_multistage_build_copies_between_stages_and_the_result_runs(lg, base, ctx, tmp_path):
+    (ctx / "Dockerfile").write_text("""\
+# syntax=docker/dockerfile:1
+ARG BASE=base:1
+FROM ${BASE} AS builder
+ARG VERSION=1.0
+RUN mkdir -p /opt/app && echo "version $VERSION" > /opt/app/version
 
+FROM scratch AS empty
+COPY --from=builder /opt/app/version /
+
+FROM base:1
+COPY --from=builder /opt/app /srv/app
+COPY --from=empty /version /srv/
+USER app
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "cat /srv/app/version"]
+""")
+    out = build(lg, ctx, "--build-arg", "VERSION=2.0", "--build-arg", "NOBODY=1", "-t", "app:1")
+    for label in ("#1 [builder 1/3] FROM base:1", "[empty 1/2] FROM scratch", "[stage-2 1/6] FROM base:1"):
+        assert label in out
+    assert "WARNING: build args not consumed by any ARG: NOBODY" in out
+    assert re.search(r"^writing image [0-9a-f]{40}", out, re.M) and "naming to app:1" in out
+    root = checkout(lg, "app:1", tmp_path)
+    assert (root / "srv/app/version").read_text() == "version 2.0\n"
+    assert (root / "srv/version").read_text() == "version 2.0\n"
+    assert messages(lg, "app:1", 5)[:2] == ["COPY --from=builder /opt/app /srv/app", "COPY --from=empty /version /srv/"]
     # The image runs: its Entrypoint and Cmd, as its User.
     assert lg.out("run", "--rm", "app:1") == "version 2.0\n"
+
+
+@pytest.mark.root
+def test_onbuild_triggers_run_in_a_build_from_the_image_and_are_not_inherited(lg, base, ctx):
+    (ctx / "Dockerfile").write_text("FROM base:1\nONBUILD RUN echo triggered\n")
+    parent = lg.out("build", "-q", "-t", "parent:1", str(ctx)).strip()
+    assert image_id(lg, "parent:1") == parent
+    assert config(lg, "parent:1")["OnBuild"] == ["RUN echo triggered"]
+    assert messages(lg, "parent:1", 1) == ["ONBUILD RUN echo triggered"]
+
+    child = ctx / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM parent:1\nLABEL child=yes\n")
+    out = build(lg, child, "-t", "child:1")
+    assert "[2/3] RUN echo triggered" in out and run_output_lines(out) == ["triggered"]
+    assert "OnBuild" not in config(lg, "child:1")
+    (child / "Dockerfile").write_text("FROM child:1\nLABEL grandchild=yes\n")
+    assert run_output_lines(build(lg, child, "-t", "grandchild:1")) == []
 
 
 @pytest.mark.root
