@@ -27,11 +27,11 @@ import json
 import os
 import selectors
 
-from ...errors import LgError
+from ...errors import Conflict, LgError, NotFound
 from ..spec import Spec
 from ..state import ContainerDir
 from . import hostsfile
-from .ipam import Network, Networks
+from .ipam import DEFAULT, Network, Networks, check_name
 
 SETTINGS = "network.json"
 
@@ -99,7 +99,7 @@ class Controller:
 
         if not is_bridged(spec):
             return {}
-        net = self.nets.get(spec.network)
+        net = self._network(spec.network)
         with self.nets.lock():
             if not link.bridge_exists(net.bridge):  # a default network pruned while unused
                 link.ensure_bridge(net)
@@ -120,6 +120,15 @@ class Controller:
         refresh_hosts(self.root, net.name)
         return settings
 
+    def _network(self, name: str) -> Network:
+        """The network a container joins; the default one is made on first use."""
+        try:
+            return self.nets.get(name)
+        except NotFound:
+            if name != DEFAULT:
+                raise
+        return create_network(self.root, DEFAULT)
+
     def detach(self, container_id: str) -> None:
         from . import link
 
@@ -135,8 +144,21 @@ def holds_lease(root: str, container_id: str) -> bool:
 
 
 def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
-    """A new network, its bridge up (``lg network create``)."""
-    return Networks(root).create(name, subnet, gateway)
+    """A new network, its bridge up (``lg network create``, and the default network on first
+    use, which is no error when another lg made it meanwhile)."""
+    from . import link
+
+    check_name(name)
+    nets = Networks(root)
+    with nets.host_lock(), nets.lock():
+        if name in nets.names():
+            if name == DEFAULT:
+                return nets.get(name)
+            raise Conflict(f"network {name} already exists")
+        network = nets.plan(name, link.host_routes(), subnet, gateway)
+        link.ensure_bridge(network)  # its route now reserves the subnet for every root on the host
+        nets.add(network)
+    return network
 
 
 def remove_bridge(root: str, network: Network) -> None:

@@ -1,12 +1,13 @@
 """Networks as records on disk: subnets, gateways, bridges and address leases.
 
 Each network is ``ROOT/networks/NAME/network.json`` plus ``leases.json`` (address ->
-container, its names and the ports it publishes), changed only under the network's lock, so an address is never handed
-out twice and is released when its container goes. ``bridge`` is the default
-network, created on first use; its subnet and those of new networks are picked from
-private ranges that do not overlap the host's routes or other networks (checked
-in /proc/net/route), unless the user gives one. Nothing here touches the kernel's
-links: link.py does that, from these records.
+container, its names and the ports it publishes), changed only under the network's
+lock, so an address is never handed out twice and is released when its container
+goes. ``bridge`` is the default network, which the controller creates on first use;
+its subnet and those of new networks are picked from private ranges that overlap
+neither the host's routes (which the caller reads) nor other networks, unless the
+user gives one. Nothing here calls the kernel: the controller brings up what these
+records describe (link.py), under the locks they provide.
 """
 
 from __future__ import annotations
@@ -47,21 +48,12 @@ class Network:
         return ipaddress.ip_network(self.subnet).prefixlen
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """Destinations the host already routes (IPv4), from /proc/net/route."""
-    out = []
-    try:
-        with open("/proc/net/route") as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                dest = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
-                mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
-                if int(mask):
-                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
-    except OSError:
-        pass
-    return out
+def check_name(name: str) -> None:
+    """A network's name: a directory name here, a Docker-style name for the user."""
+    if not _NAME.match(name):
+        raise UsageError(f"invalid network name {name!r}")
+    if name in ("none", "host") or name.startswith("container:"):
+        raise UsageError(f"{name!r} is a network mode, not a network name")
 
 
 class Networks:
@@ -73,6 +65,7 @@ class Networks:
         return os.path.join(self.dir, name, leaf)
 
     def host_lock(self):
+        """Held while a subnet is picked and its bridge made, by every root of the host."""
         return locked(HOST_LOCK if os.access(os.path.dirname(HOST_LOCK), os.W_OK) else os.path.join(self.dir, "host.lock"))
 
     def lock(self, name: str = ""):
@@ -86,8 +79,6 @@ class Networks:
             return []
 
     def get(self, name: str) -> Network:
-        if name == DEFAULT and DEFAULT not in self.names():
-            return self.create(DEFAULT)
         try:
             with open(self._path(name, "network.json")) as f:
                 return Network(**json.load(f))
@@ -104,48 +95,38 @@ class Networks:
                     return str(candidate)
         raise Conflict("no free private subnet left for a new network; give one with --subnet")
 
-    def create(self, name: str, subnet: str | None = None, gateway: str | None = None, labels: dict | None = None) -> Network:
-        if not _NAME.match(name):
-            raise UsageError(f"invalid network name {name!r}")
-        if name in ("none", "host") or name.startswith("container:"):
-            raise UsageError(f"{name!r} is a network mode, not a network name")
-        with self.host_lock(), self.lock():
-            if os.path.exists(self._path(name, "network.json")):
-                if name == DEFAULT:
-                    return self.get(name)
-                raise Conflict(f"network {name} already exists")
-            others = [ipaddress.ip_network(n.subnet) for n in (self._read(n) for n in self.names())]
-            taken = host_routes() + others
-            if subnet:
-                try:
-                    net = ipaddress.ip_network(subnet)
-                except ValueError as exc:
-                    raise UsageError(f"invalid --subnet {subnet!r}: {exc}") from None
-                if net.version != 4 or net.prefixlen > 30:
-                    raise UsageError("--subnet must be an IPv4 network of /30 or larger")
-                clash = next((t for t in taken if net.overlaps(t)), None)
-                if clash is not None:
-                    raise Conflict(f"subnet {net} overlaps {clash}, already in use on this host")
-            else:
-                net = ipaddress.ip_network(self._free_subnet(taken))
-            gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
-            if gw not in net or gw in (net.network_address, net.broadcast_address):
-                raise UsageError(f"gateway {gw} is not a usable address of {net}")
-            nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()
-            network = Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT, labels or {})
-            from .link import ensure_bridge
+    def plan(self, name: str, routes: list[ipaddress.IPv4Network], subnet: str | None = None, gateway: str | None = None,
+             labels: dict | None = None) -> Network:
+        """A new network, not recorded yet: the given subnet and gateway checked, or the first
+        free private /24 and its first address. ``name`` passed check_name; ``routes`` are the
+        host's (link.host_routes). Call under host_lock() and lock(), and ``add`` it under the
+        same locks once its bridge exists, so that no other root picks the same subnet meanwhile."""
+        taken = routes + [ipaddress.ip_network(self.get(n).subnet) for n in self.names()]
+        if subnet:
+            try:
+                net = ipaddress.ip_network(subnet)
+            except ValueError as exc:
+                raise UsageError(f"invalid --subnet {subnet!r}: {exc}") from None
+            if net.version != 4 or net.prefixlen > 30:
+                raise UsageError("--subnet must be an IPv4 network of /30 or larger")
+            clash = next((t for t in taken if net.overlaps(t)), None)
+            if clash is not None:
+                raise Conflict(f"subnet {net} overlaps {clash}, already in use on this host")
+        else:
+            net = ipaddress.ip_network(self._free_subnet(taken))
+        gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
+        if gw not in net or gw in (net.network_address, net.broadcast_address):
+            raise UsageError(f"gateway {gw} is not a usable address of {net}")
+        nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()
+        return Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT, labels or {})
 
-            ensure_bridge(network)  # its route now reserves the subnet for every root on the host
-            os.makedirs(self._path(name), exist_ok=True)
-            tmp = self._path(name, "network.json.tmp")
-            with open(tmp, "w") as f:
-                json.dump(asdict(network), f, indent=2, sort_keys=True)
-            os.replace(tmp, self._path(name, "network.json"))
-            return network
-
-    def _read(self, name: str) -> Network:
-        with open(self._path(name, "network.json")) as f:
-            return Network(**json.load(f))
+    def add(self, network: Network) -> None:
+        """Record a network that ``plan`` made (under the same locks)."""
+        os.makedirs(self._path(network.name), exist_ok=True)
+        tmp = self._path(network.name, "network.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(network), f, indent=2, sort_keys=True)
+        os.replace(tmp, self._path(network.name, "network.json"))
 
     def remove(self, name: str) -> None:
         with self.lock(name):

@@ -23,6 +23,8 @@ from ...errors import LgError
 from .. import syscalls as sc
 
 if TYPE_CHECKING:
+    import ipaddress
+
     from .ipam import Network
 
 _SIOCSIFFLAGS = 0x8914
@@ -112,6 +114,25 @@ def detach(container_id: str) -> None:
             except NetlinkError as exc:
                 if exc.code != errno.ENODEV:  # gone with its namespace meanwhile
                     raise
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """Destinations the host already routes (IPv4), from /proc/net/route."""
+    import ipaddress
+
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                dest = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
+                mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
+                if int(mask):
+                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
+    except OSError:
+        pass
+    return out
 
 
 def bridge_exists(name: str) -> bool:
