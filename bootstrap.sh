@@ -14,9 +14,9 @@ VENV="$REPO/.venv"
 
 # Debian packages layergit uses at run time (git, mounts, namespaces, networking,
 # archives) plus the peers it is measured against (podman, runc, ostree, skopeo, umoci,
-# hyperfine) and what the fixtures are built with (debootstrap, busybox-static).
+# hyperfine, wrk) and what the fixtures are built with (debootstrap, busybox-static).
 APT_PACKAGES=(
-    git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine attr
+    git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine wrk attr
     iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2
     libcap2-bin binutils qemu-user-static
 )

@@ -87,9 +87,10 @@ class Context:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def check(self, text: str, figure: str, met: bool | None) -> None:
-        """A goal judged on a figure that is not a row's time (shown under the table)."""
-        self.checks.append(Check(text, figure, met))
+    def check(self, text: str, figure: str, verdict: str, median_met: bool | None = None) -> None:
+        """A goal judged on a figure that is not a row's time (shown under the table);
+        verdict from report.judge(), median_met what the medians alone say."""
+        self.checks.append(Check(text, figure, verdict, median_met))
 
     def lg(self, *args) -> list[str]:
         return [*self.tools.lg, *map(str, args)]
