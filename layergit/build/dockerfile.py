@@ -5,8 +5,8 @@ dockerfile-parse, the maintained Python parser, does not know here-documents: th
 body of ``RUN <<EOF`` comes back as instructions of its own. BuildKit's grammar is
 small and precisely specified, so it is followed here instead, rule for rule
 (moby/buildkit frontend/dockerfile/parser and shell): directives only before the
-first other line; an escape character at the end of a line continues it, with
-comment and empty lines inside a continuation skipped; here-documents for RUN, COPY
+first other line; an escape character at the end of a line continues it unless it
+is escaped itself, with comment and empty lines inside a continuation skipped; here-documents for RUN, COPY
 and ADD, read after the logical line, ``<<-`` stripping leading tabs and a quoted
 terminator turning expansion off.
 """
@@ -64,6 +64,30 @@ class Dockerfile:
 
 def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
     lines = [line.rstrip("\r") for line in text.lstrip("\ufeff").split("\n")]
+    escape, i = _directives(lines, name)
+    e = re.escape(escape)
+    continuation = re.compile(rf"(?<!{e}){e}[ \t]*$")
+    out = []
+    while i < len(lines):
+        start = i
+        logical, i = _logical_line(lines, i, continuation)
+        if not logical.strip():
+            continue
+        keyword, args = _KEYWORD.match(logical.strip()).groups()
+        keyword = keyword.upper()
+        if keyword not in INSTRUCTIONS:
+            raise DockerfileError(f"{name}:{start + 1}: unknown instruction: {keyword}")
+        heredocs = []
+        if keyword in _HEREDOC_INSTRUCTIONS:
+            for chomp, quoted, word in _heredoc_markers(args, escape):
+                body, i = _heredoc_body(lines, i, word, chomp, f"{name}:{start + 1}")
+                heredocs.append(Heredoc(word, body, not quoted))
+        out.append(Instruction(keyword, args, start + 1, tuple(heredocs)))
+    return Dockerfile(out, escape)
+
+
+def _directives(lines: list[str], name: str) -> tuple[str, int]:
+    """The escape character the parser directives set, and the index of the line after them."""
     directives: dict[str, str] = {}
     i = 0
     while i < len(lines):
@@ -78,41 +102,47 @@ def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
     escape = directives.get("escape", "\\")
     if escape not in ("\\", "`"):
         raise DockerfileError(f"{name}: invalid escape token {escape!r}: it must be ` or \\")
-    continued = re.compile(re.escape(escape) + r"[ \t]*$")
-    out = []
-    while i < len(lines):
-        start = i
-        logical = lines[i].lstrip()
+    return escape, i
+
+
+def _logical_line(lines: list[str], i: int, continuation: re.Pattern) -> tuple[str, int]:
+    """The logical line starting at ``lines[i]`` (empty for a comment) and the index after it.
+
+    As in BuildKit, each physical line loses its own continuation: the escape character
+    at its end, unless that is escaped itself (``ENV C trailing\\\\`` ends the
+    instruction, docker/for-win#5254). Comment and empty lines inside a continuation
+    are skipped.
+    """
+    first = lines[i].lstrip()
+    if first.startswith("#"):
+        return "", i + 1
+    line, more = _uncontinued(first, continuation)
+    i += 1
+    while more and i < len(lines):
+        raw = lines[i]
         i += 1
-        if not logical or logical.startswith("#"):
-            continue
-        while continued.search(logical):
-            logical = continued.sub("", logical)
-            while i < len(lines) and (not lines[i].strip() or lines[i].lstrip().startswith("#")):
-                i += 1
-            if i == len(lines):
-                break
-            logical += lines[i]
-            i += 1
-        keyword, args = _KEYWORD.match(logical.strip()).groups()
-        keyword = keyword.upper()
-        if keyword not in INSTRUCTIONS:
-            raise DockerfileError(f"{name}:{start + 1}: unknown instruction: {keyword}")
-        heredocs = []
-        if keyword in _HEREDOC_INSTRUCTIONS:
-            for chomp, quoted, word in _heredoc_markers(args, escape):
-                body = []
-                while True:
-                    if i == len(lines):
-                        raise DockerfileError(f"{name}:{start + 1}: here-document {word} is not terminated")
-                    raw = lines[i].lstrip("\t") if chomp else lines[i]
-                    i += 1
-                    if raw == word:
-                        break
-                    body.append(raw + "\n")
-                heredocs.append(Heredoc(word, "".join(body), not quoted))
-        out.append(Instruction(keyword, args, start + 1, tuple(heredocs)))
-    return Dockerfile(out, escape)
+        if raw.strip() and not raw.lstrip().startswith("#"):
+            part, more = _uncontinued(raw, continuation)
+            line += part
+    return line, i
+
+
+def _uncontinued(line: str, continuation: re.Pattern) -> tuple[str, bool]:
+    m = continuation.search(line)
+    return (line[: m.start()], True) if m else (line, False)
+
+
+def _heredoc_body(lines: list[str], i: int, word: str, chomp: bool, where: str) -> tuple[str, int]:
+    """A here-document's lines up to its terminator (``<<-``: leading tabs stripped), and the index after it."""
+    body = []
+    while True:
+        if i == len(lines):
+            raise DockerfileError(f"{where}: here-document {word} is not terminated")
+        raw = lines[i].lstrip("\t") if chomp else lines[i]
+        i += 1
+        if raw == word:
+            return "".join(body), i
+        body.append(raw + "\n")
 
 
 def _heredoc_markers(args: str, escape: str = "\\") -> list[tuple[bool, bool, str]]:

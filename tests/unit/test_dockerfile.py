@@ -50,17 +50,23 @@ def lines(text: str) -> list[tuple[str, str, int]]:
         ("FROM a\nENV F hello\\\n \\\nworld\n", [("FROM", "a", 1), ("ENV", "F hello world", 2)]),
         ("FROM a\nENV G hello \\\n\\\nworld\n", [("FROM", "a", 1), ("ENV", "G hello world", 2)]),
         ("FROM a\nENV B another\\\\path\n", [("FROM", "a", 1), ("ENV", "B another\\\\path", 2)]),
+        # An escaped escape ends the line (BuildKit's case C and D, docker/for-win#5254) ...
+        (
+            "FROM a\nENV C trailing\\\\backslash\\\\\nENV D not appended to C\n",
+            [("FROM", "a", 1), ("ENV", "C trailing\\\\backslash\\\\", 2), ("ENV", "D not appended to C", 3)],
+        ),
+        ("# escape=`\nFROM a\nENV P C:\\``\nENV Q x\n", [("FROM", "a", 2), ("ENV", "P C:\\``", 3), ("ENV", "Q x", 4)]),
+        # ... and so does an escaped escape then an escape, as BuildKit's regular expression has it.
+        ("FROM a\nRUN echo \\\\\\\nRUN b\n", [("FROM", "a", 1), ("RUN", "echo \\\\\\", 2), ("RUN", "b", 3)]),
     ],
 )
 def test_logical_lines(text, expected):
     assert lines(text) == expected
 
 
-def test_an_escaped_escape_at_the_end_of_a_line_still_continues_it_today():
-    # BuildKit disagrees (trailing-backslash testfile, docker/for-win#5254): ENV D is an instruction.
-    assert lines("FROM a\nENV C trailing\\\\backslash\\\\\nENV D not appended to C\n") == [
-        ("FROM", "a", 1), ("ENV", "C trailing\\\\backslash\\ENV D not appended to C", 2),
-    ]
+def test_an_escaped_escape_ends_the_value_it_is_in():
+    (_, env) = parse("FROM a\nENV C trailing\\\\backslash\\\\\n").instructions
+    assert name_values(env, Expander({})) == [("C", "trailing\\backslash\\")]
 
 
 @pytest.mark.parametrize(
