@@ -473,6 +473,16 @@ def test_escape_directive_continuations_and_add_url(lg, base, ctx, http_dir):
     assert step_lines(out, "DONE")[1:] == [f"ADD --chmod=644 {url}/page.html /www/"]
 
 
+def test_copy_words_are_split_at_blanks_then_each_expanded(lg, base, ctx, tmp_path):
+    """As in BuildKit: a variable is one path, spaces and all; quotes cannot join words."""
+    write(ctx, {"a b": "spaced\n", "a": "a\n"})
+    (ctx / "Dockerfile").write_text('FROM base:1\nARG F="a b"\nCOPY $F /copied\n')
+    build(lg, ctx, "-t", "app:1")
+    assert (checkout(lg, "app:1", tmp_path) / "copied").read_text() == "spaced\n"
+    (ctx / "Dockerfile").write_text('FROM base:1\nCOPY "a b" /copied\n')
+    assert "matching double-quote" in lg.fails("build", str(ctx))
+
+
 def test_bad_dockerfiles_fail_with_one_line(lg, base, ctx):
     for text, expected in (
         ("RUN echo no from\n", "first instruction must be FROM"),

@@ -30,6 +30,7 @@ _HEREDOC = re.compile(r"^(\d*)<<(-?)(['\"]?)([A-Za-z0-9_.-]+)\3$")
 _FLAG = re.compile(r"""--([a-zA-Z][a-zA-Z0-9-]*)(?:=("[^"]*"|'[^']*'|\S*))?(?:\s+|$)""")
 _KEYWORD = re.compile(r"(\S+)\s*(.*)$", re.S)
 _NAME_START = re.compile(r"[A-Za-z_0-9]")
+_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
 
 class DockerfileError(LgError):
@@ -146,9 +147,17 @@ def _heredoc_body(lines: list[str], i: int, word: str, chomp: bool, where: str) 
 
 
 def _heredoc_markers(args: str, escape: str = "\\") -> list[tuple[bool, bool, str]]:
-    """(strip tabs, quoted, terminator) for each ``<<WORD`` in an instruction's arguments."""
+    """(strip tabs, quoted, terminator) for each ``<<WORD`` in an instruction's arguments.
+
+    Words that do not lex (an open quote) mean no here-documents, as in BuildKit: the
+    line is still an instruction, and its own expansion reports the quote, if any does.
+    """
     out = []
-    for word in Expander({}, escape).raw_words(args):
+    try:
+        words = Expander({}, escape).raw_words(args)
+    except DockerfileError:
+        return []
+    for word in words:
         m = _HEREDOC.match(word)
         if m:
             out.append((m.group(2) == "-", bool(m.group(3)), m.group(4)))
@@ -177,6 +186,19 @@ def split_flags(args: str) -> tuple[dict[str, list[str]], str]:
     if args.startswith("-- ", pos) or args[pos:] == "--":
         pos += 2
     return flags, args[pos:].strip()
+
+
+def copy_words(args: str) -> list[str]:
+    """COPY and ADD's SOURCE... DEST as written, before expansion (BuildKit's parseMaybeJSONToList).
+
+    The exec form's strings, else the words between blanks: quotes and escapes are each
+    word's own, for its expansion, so ``\\conf\\\\" /.znc`` is the source ``\\conf\\\\"``
+    and the destination ``/.znc``, not an open quote, and ``"a b"`` is two words.
+    """
+    exec_form = json_list(args)
+    if exec_form is not None:
+        return exec_form
+    return _WHITESPACE.split(args.strip()) if args.strip() else []
 
 
 def json_list(args: str) -> list[str] | None:

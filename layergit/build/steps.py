@@ -36,6 +36,7 @@ from .dockerfile import (
     Instruction,
     arg_declarations,
     check_flags,
+    copy_words,
     heredoc_name,
     json_list,
     name_values,
@@ -246,9 +247,8 @@ def _from_context(b: Build, src: str, add: bool, w) -> list[tuple[Source, object
 
 
 def _sources_and_dest(instr: Instruction, rest: str, ex: Expander) -> tuple[list[str], str]:
-    """SOURCE... DEST, expanded: the JSON form's strings or the shell form's words."""
-    exec_form = json_list(rest)
-    words = [ex.word(w) for w in exec_form] if exec_form is not None else ex.words(rest)
+    """SOURCE... DEST, each word expanded on its own (an expansion is one path, spaces and all)."""
+    words = [ex.word(w) for w in copy_words(rest)]
     if len(words) < 2:
         raise DockerfileError(f"{instr.keyword} requires at least two arguments: SOURCE... DEST")
     return words[:-1], words[-1]

@@ -17,6 +17,7 @@ from layergit.build.dockerfile import (
     Heredoc,
     Instruction,
     arg_declarations,
+    copy_words,
     heredoc_name,
     json_list,
     name_values,
@@ -151,6 +152,44 @@ def test_heredoc_name(word, name):
 )
 def test_split_flags(args, flags, rest):
     assert split_flags(args) == (flags, rest)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ("a b\t c/ ", ["a", "b", "c/"]),
+        ('["a b", "c"]', ["a b", "c"]),
+        ('"a b" $S', ['"a', 'b"', "$S"]),  # quotes and variables are each word's, for its expansion
+        ('\\conf\\\\" /.znc', ['\\conf\\\\"', "/.znc"]),  # BuildKit's testfile escapes
+        ("<<EOF <<-'X' /d/", ["<<EOF", "<<-'X'", "/d/"]),
+        ("", []),
+    ],
+)
+def test_copy_words_are_split_at_blanks_before_expansion(args, words):
+    assert copy_words(args) == words
+
+
+def test_escaped_quotes_in_add_copy_and_label_words():
+    """BuildKit's parser testfile escapes: none of these lines opens a quote."""
+    df = parse(
+        "FROM ubuntu:14.04\n"
+        "LABEL maintainer Erik \\\\Hollensbe <erik@hollensbe.org>\\\"\n"
+        "RUN apt-get \\update && \\\n"
+        "  apt-get \\\"install znc -y\n"
+        "ADD \\conf\\\\\" /.znc\n"
+    )
+    label, run, add = df.instructions[1:]
+    assert name_values(label, Expander({})) == [("maintainer", 'Erik \\Hollensbe <erik@hollensbe.org>"')]
+    assert run.args == 'apt-get \\update &&   apt-get \\"install znc -y' and run.heredocs == ()
+    assert copy_words(add.args) == ['\\conf\\\\"', "/.znc"]
+    # Each word then expands on its own, as BuildKit's dispatch does: this one has an open quote.
+    with pytest.raises(DockerfileError, match="matching double-quote"):
+        Expander({}).word(copy_words(add.args)[0])
+
+
+def test_a_line_that_does_not_lex_has_no_heredocs_but_is_an_instruction():
+    (_, run) = parse('FROM a\nRUN echo "<<EOF\nRUN b\n').instructions[:2]
+    assert (run.args, run.heredocs) == ('echo "<<EOF', ())
 
 
 @pytest.mark.parametrize(
