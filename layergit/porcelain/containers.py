@@ -26,7 +26,6 @@ It also thaws a running container that a killed lg commit or lg diff left frozen
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -35,6 +34,7 @@ from dataclasses import asdict
 from ..errors import Conflict, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
+from ..runtime.net.values import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.spec import Spec
 from ..runtime.state import FREEZERS, ContainerDir, Owner, Record, Registry, State, now_iso, wait_for
 from . import runopts
@@ -53,18 +53,18 @@ def find(repo: Repo, ref: str) -> ContainerDir:
     return registry(repo).find(ref)
 
 
-def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> None:
+def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
     with open(cdir.file("hostname"), "w") as f:
         f.write(hostname + "\n")
     with open(cdir.file("hosts"), "w") as f:
         f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        f.write(f"127.0.1.1\t{hostname}\n" if network != "host" else "")
+        f.write(f"127.0.1.1\t{hostname}\n" if not network.is_host else "")
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
     except OSError:
         lines = []
-    if network != "host":  # a loopback resolver of the host is not reachable from the container
+    if not network.is_host:  # a loopback resolver of the host is not reachable from the container
         lines = [line for line in lines if not re.match(r"^\s*nameserver\s+(127\.|::1)", line)]
     with open(cdir.file("resolv.conf"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -81,8 +81,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
-    network = _network_mode(repo, options)
-    published = runopts.ports(options, img.config)
+    network = _network_mode(repo, runopts.network_mode(options))
+    published = runopts.ports(options, img.config, network)
     lower = os.path.join(repo.root.cache, "rootfs", img.rootfs.hex())
     if not os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
         from .checkout import cache
@@ -110,7 +110,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
         hostname = options.hostname or cid[:12]
-        _etc_files(cdir, hostname, options.network)
+        _etc_files(cdir, hostname, network)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources, network, options.init,
                     img.config.get("StopSignal") or "SIGTERM", published, list(options.aliases))
         host_config = {
@@ -118,7 +118,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "NanoCpus": int((resources.cpus or 0) * 1e9),
             "PidsLimit": resources.pids,
             "ReadonlyRootfs": options.read_only,
-            "NetworkMode": network,
+            "NetworkMode": network.to_json(),
             "PortBindings": published,
             "AutoRemove": options.auto_remove,
             "Init": options.init,
@@ -126,7 +126,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "CapDrop": options.cap_drop,
             "SecurityOpt": options.security_opt,
         }
-        record = Record(cid, name, image, img.id.hex(), now_iso(), asdict(spec), img.config, host_config, options.auto_remove)
+        record = Record(cid, name, image, img.id.hex(), now_iso(), spec.to_dict(), img.config, host_config, options.auto_remove)
         cdir.write_json("container.json", asdict(record))
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
@@ -142,20 +142,20 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     return cid
 
 
-def _network_mode(repo: Repo, options: runopts.RunOptions) -> str:
-    """Validate --network: none, host, bridge (the default network), a network, container:ID."""
-    mode = options.network
-    if mode in ("none", "host", "bridge"):
-        return mode
-    if mode.startswith("container:"):
-        return "container:" + find(repo, mode.partition(":")[2]).id
-    from ..runtime.net.ipam import Networks
+def _network_mode(repo: Repo, mode: NetworkMode) -> NetworkMode:
+    """What --network names must exist: the container (recorded by its id) or the network
+    (but the default one, made on first use)."""
+    if mode.container:
+        return NetworkMode(NetworkKind.CONTAINER, find(repo, mode.container).id)
+    if mode.bridged and mode.name != DEFAULT:
+        from ..runtime.net.ipam import Networks
 
-    return Networks(repo.root.path).get(mode).name
+        Networks(repo.root.path).get(mode.name)
+    return mode
 
 
 def _spec(cdir: ContainerDir) -> Spec:
-    return Spec.from_json(json.dumps(cdir.record().spec))
+    return Spec.from_dict(cdir.record().spec)
 
 
 def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
@@ -329,7 +329,7 @@ def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | Non
     if cgroup.exists():
         cgroup.kill(signal.SIGKILL)
         cgroup.remove()
-    if record is None or record.spec.get("network") not in ("none", "host"):
+    if record is None or NetworkMode.from_json(record.spec["network"]).bridged:
         _disconnect(repo, cdir.id)
     with cdir.lock():
         if cdir.exists():

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..runtime.net.values import NetworkKind, NetworkMode
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Mount, Process, Resources
 
@@ -41,7 +42,7 @@ class RunOptions:
     entrypoint: str | None = None
     interactive: bool = False
     tty: bool = False
-    network: str = "bridge"
+    network: str = "bridge"  # as given: network_mode() parses it
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     aliases: list[str] = field(default_factory=list)
@@ -175,6 +176,11 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
     return process, resources, _mounts(options)
 
 
+def network_mode(options: RunOptions) -> NetworkMode:
+    """--network: none, host, container:NAME|ID or a network's name (bridge, the default one)."""
+    return NetworkMode.parse(options.network)
+
+
 _PORT = r"^(?:(?P<ip>[0-9]+(?:\.[0-9]+){3}):)?(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp))?$"
 
 
@@ -186,10 +192,10 @@ def _range(text: str) -> list[int]:
     return list(range(lo, hi + 1))
 
 
-def ports(options: RunOptions, config: dict) -> list[dict]:
+def ports(options: RunOptions, config: dict, network: NetworkMode) -> list[dict]:
     """-p [IP:][HOST:]CTR[/proto] (ranges allowed) and -P, as portproxy.Port fields."""
-    if options.network in ("none", "host") and (options.publish or options.publish_all):
-        raise UsageError(f"publishing ports needs a bridge network, not --network {options.network}")
+    if network.kind in (NetworkKind.NONE, NetworkKind.HOST) and (options.publish or options.publish_all):
+        raise UsageError(f"publishing ports needs a bridge network, not --network {network}")
     out = []
     for spec in options.publish:
         m = re.match(_PORT, spec)

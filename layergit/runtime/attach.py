@@ -49,10 +49,10 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     A container on a bridge network is connected by the monitor (which keeps
     netlink loaded and serves published ports) before its command runs.
     """
-    bridged = spec.network not in ("none", "host") and not spec.network.startswith("container:")
-    if bridged or spec.network.startswith("container:"):
+    bridged = spec.network.bridged
+    if bridged or spec.network.container:
         from .client import joined_netns, request
-    netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.startswith("container:") else None
+    netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.container else None
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
     stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)

@@ -33,14 +33,14 @@ def _connect(sock_path: str) -> socket.socket | None:
 
 def joined_netns(containers_dir: str, spec: Spec) -> str | None:
     """For ``--network container:ID``: the network namespace of that running container."""
-    if not spec.network.startswith("container:"):
+    if not spec.network.container:
         return None
     from .state import Registry
 
-    target = Registry(containers_dir).find(spec.network.partition(":")[2])
+    target = Registry(containers_dir).find(spec.network.container)
     st = target.state()
     if not st.running:
-        raise LgError(f"cannot join the network of {spec.network.partition(':')[2]}: it is not running")
+        raise LgError(f"cannot join the network of {spec.network.container}: it is not running")
     return f"/proc/{st.pid}/ns/net"
 
 

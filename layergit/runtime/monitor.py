@@ -34,7 +34,7 @@ from ..errors import LgError
 from ..removal import remove_tree
 from .cgroups import Cgroup
 from .client import joined_netns, paths
-from .net.controller import Controller, is_bridged
+from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
 from .state import ContainerDir, Registry, State, now_iso, pid_start_time
@@ -182,7 +182,7 @@ class Monitor:
     def start(self, cid: str) -> dict:
         cdir = ContainerDir(self.containers, cid)
         record = cdir.record()
-        spec = Spec.from_json(json.dumps(record.spec))
+        spec = Spec.from_dict(record.spec)
         with cdir.lock():
             if cdir.state().running:
                 return {"ok": False, "error": f"container {record.name} is already running", "code": 1}
@@ -199,7 +199,7 @@ class Monitor:
                 stdio, reads = Stdio(devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
                 closes = [out_w, err_w]
             try:
-                connect = (lambda child: self.net.attach(cdir, spec, child)) if is_bridged(spec) else None
+                connect = (lambda child: self.net.attach(cdir, spec, child)) if spec.network.bridged else None
                 pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.containers, spec))
             except (SpawnError, LgError) as exc:
                 for fd in closes + list(reads) + [devnull]:
@@ -262,7 +262,7 @@ class Monitor:
             return self.start(request["id"])
         if op == "net-attach":
             cdir = ContainerDir(self.containers, request["id"])
-            spec = Spec.from_json(json.dumps(cdir.record().spec))
+            spec = Spec.from_dict(cdir.record().spec)
             return {"ok": True, "settings": self.net.attach(cdir, spec, request["pid"])}
         self.net.detach(request["id"])  # net-detach
         return {"ok": True}

@@ -302,13 +302,13 @@ def _child(
         fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(fd, sc.CLONE_NEWNET)
         os.close(fd)
-    elif spec.network != "host":
+    elif not spec.network.is_host:
         flags |= sc.CLONE_NEWNET
     sc.unshare(flags)
     if handshake:
         handshake.wait()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
-    if spec.network != "host" and not netns:
+    if not spec.network.is_host and not netns:
         loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None

@@ -3,14 +3,16 @@
 The porcelain builds a :class:`Spec` from the image config and the user's flags;
 the runtime needs nothing else to start, stop, exec into or clean up a container.
 Networking is three fields (``network``, ``ports``, ``aliases``) that only the
-network controller (runtime.net.controller) interprets.
+network controller (runtime.net.controller) interprets; ``network`` is a parsed
+value (net.values), written to container.json as the string it always was.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
+
+from .net.values import NONE, NetworkMode
 
 
 @dataclass
@@ -53,19 +55,23 @@ class Spec:
     readonly: bool = False
     mounts: list[Mount] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
-    network: str = "none"  # "none", "host", "container:ID", or a network's name ("bridge" is the default one)
+    network: NetworkMode = NONE
     init: bool = False
     stop_signal: str = "SIGTERM"
     ports: list[dict] = field(default_factory=list)  # net.portproxy.Port fields
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    def to_dict(self) -> dict:
+        """As container.json holds it (Record.spec)."""
+        raw = dataclasses.asdict(self)
+        raw["network"] = self.network.to_json()
+        return raw
 
     @classmethod
-    def from_json(cls, text: str) -> Spec:
-        raw = json.loads(text)
+    def from_dict(cls, raw: dict) -> Spec:
+        raw = dict(raw)
         raw["process"] = Process(**raw["process"])
         raw["resources"] = Resources(**raw["resources"])
         raw["mounts"] = [Mount(**m) for m in raw["mounts"]]
+        raw["network"] = NetworkMode.from_json(raw["network"])
         return cls(**raw)

@@ -36,10 +36,6 @@ from .ipam import DEFAULT, Network, Networks, check_name
 SETTINGS = "network.json"
 
 
-def is_bridged(spec: Spec) -> bool:
-    return spec.network not in ("none", "host") and not spec.network.startswith("container:")
-
-
 def refresh_hosts(root: str, network_name: str) -> None:
     """Rewrite the hosts file of every container on a network from its leases."""
     nets = Networks(root)
@@ -97,9 +93,9 @@ class Controller:
         from . import firewall, link
         from .portproxy import Port
 
-        if not is_bridged(spec):
+        if not spec.network.bridged:
             return {}
-        net = self._network(spec.network)
+        net = self._network(spec.network.name)
         with self.nets.lock():
             if not link.bridge_exists(net.bridge):  # a default network pruned while unused
                 link.ensure_bridge(net)

@@ -22,14 +22,13 @@ from dataclasses import asdict, dataclass, field
 from ...errors import Conflict, NotFound, UsageError
 from ...flock import locked
 from ..state import now_iso
+from .values import DEFAULT, NETWORK_NAME, NetworkMode
 
-DEFAULT = "bridge"
 # Every layergit root on a host picks subnets under this lock, and creates the bridge
 # (whose route then shows in /proc/net/route) before letting go of it.
 HOST_LOCK = "/run/lock/layergit-networks.lock"
 # Where subnets come from when the user names none (private, rarely used by LANs).
 _POOLS = [ipaddress.ip_network(n) for n in ("10.89.0.0/16", "10.90.0.0/16", "172.29.0.0/16")]
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -49,10 +48,10 @@ class Network:
 
 
 def check_name(name: str) -> None:
-    """A network's name: a directory name here, a Docker-style name for the user."""
-    if not _NAME.match(name):
+    """A name for a new network: not one of the modes that name no network."""
+    if not re.fullmatch(NETWORK_NAME, name):
         raise UsageError(f"invalid network name {name!r}")
-    if name in ("none", "host") or name.startswith("container:"):
+    if not NetworkMode.from_json(name).bridged:
         raise UsageError(f"{name!r} is a network mode, not a network name")
 
 
