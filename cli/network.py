@@ -70,7 +70,7 @@ def port_cmd(ctx, as_json, ref):
     """List a container's published ports."""
     ports = container_views.port(repo_from(ctx), ref)
     if as_json:
-        print_json(ports)
+        print_json([p.to_docker() for p in ports])
         return
     for p in ports:
-        click.echo(f"{p['ContainerPort']} -> {p['HostIp']}:{p['HostPort']}")
+        click.echo(f"{p.key} -> {p.bind_ip}:{p.host_port}")

@@ -21,6 +21,7 @@ import pytest
 
 from layergit.runtime import cgroups
 from layergit.runtime.net import sockredirect
+from layergit.runtime.net.values import PublishedPort
 
 pytestmark = pytest.mark.root
 
@@ -291,7 +292,7 @@ def test_redirect_goes_after_a_crash_and_with_network_prune(lg, img):
     os.kill(_monitor_pid(lg.root), signal.SIGKILL)
     lg("rm", "-f", cid)
     assert _redirects(lg.root) == {}
-    sockredirect.sync(lg.root, sockredirect.entries("10.255.255.254", [{"HostIp": "127.0.0.1", "HostPort": str(port), "ContainerPort": "80/tcp"}]))
+    sockredirect.sync(lg.root, sockredirect.entries("10.255.255.254", [PublishedPort("127.0.0.1", port, 80)]))
     try:
         assert _redirects(lg.root)
         lg("network", "prune")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import NotFound
+from ..runtime.net.values import PublishedPort
 from ..runtime.state import ContainerDir, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
@@ -52,14 +53,18 @@ def settings(cdir: ContainerDir) -> dict:
     return network_settings(cdir)
 
 
+def _published(net: dict) -> list[PublishedPort]:
+    return [PublishedPort.from_docker(p) for p in net.get("Ports", [])]
+
+
 def _ports_text(net: dict) -> str:
-    return ", ".join(f"{p['HostIp']}:{p['HostPort']}->{p['ContainerPort']}" for p in net.get("Ports", []))
+    return ", ".join(str(p) for p in _published(net))
 
 
-def port(repo: Repo, ref: str) -> list[dict]:
-    """The container's published ports (empty when it is not running)."""
+def port(repo: Repo, ref: str) -> list[PublishedPort]:
+    """The container's published ports, with the host ports they got (none when it is not running)."""
     cdir = find(repo, ref)
-    return settings(cdir).get("Ports", []) if cdir.state().running else []
+    return _published(settings(cdir)) if cdir.state().running else []
 
 
 def _status(st: State) -> str:
@@ -181,8 +186,8 @@ def inspect(repo: Repo, ref: str) -> dict:
 
 def _network_settings(spec: dict, net: dict) -> dict:
     ports: dict = {}
-    for p in net.get("Ports", []):
-        ports.setdefault(p["ContainerPort"], []).append({"HostIp": p["HostIp"], "HostPort": p["HostPort"]})
+    for p in _published(net):
+        ports.setdefault(p.key, []).append({"HostIp": p.bind_ip, "HostPort": str(p.host_port)})
     networks = {}
     if net:
         networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.get("aliases", [])}

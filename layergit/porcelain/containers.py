@@ -119,7 +119,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "PidsLimit": resources.pids,
             "ReadonlyRootfs": options.read_only,
             "NetworkMode": network.to_json(),
-            "PortBindings": published,
+            "PortBindings": [p.to_json() for p in published],
             "AutoRemove": options.auto_remove,
             "Init": options.init,
             "CapAdd": options.cap_add,

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..runtime.net.values import NetworkKind, NetworkMode
+from ..runtime.net.values import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Mount, Process, Resources
 
@@ -181,36 +181,13 @@ def network_mode(options: RunOptions) -> NetworkMode:
     return NetworkMode.parse(options.network)
 
 
-_PORT = r"^(?:(?P<ip>[0-9]+(?:\.[0-9]+){3}):)?(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp))?$"
-
-
-def _range(text: str) -> list[int]:
-    first, _, last = text.partition("-")
-    lo, hi = int(first), int(last or first)
-    if not 0 < lo <= hi <= 65535:
-        raise UsageError(f"invalid port range {text!r}")
-    return list(range(lo, hi + 1))
-
-
-def ports(options: RunOptions, config: dict, network: NetworkMode) -> list[dict]:
-    """-p [IP:][HOST:]CTR[/proto] (ranges allowed) and -P, as portproxy.Port fields."""
+def ports(options: RunOptions, config: dict, network: NetworkMode) -> list[PublishedPort]:
+    """-p [IP:][HOST:]CTR[/proto] (ranges allowed) and -P (the image's ExposedPorts)."""
     if network.kind in (NetworkKind.NONE, NetworkKind.HOST) and (options.publish or options.publish_all):
         raise UsageError(f"publishing ports needs a bridge network, not --network {network}")
-    out = []
-    for spec in options.publish:
-        m = re.match(_PORT, spec)
-        if not m:
-            raise UsageError(f"invalid -p {spec!r}: use [IP:]HOST:CONTAINER[/tcp|/udp]")
-        ctr = _range(m.group("ctr"))
-        host = _range(m.group("host")) if m.group("host") else [0] * len(ctr)
-        if len(host) != len(ctr):
-            raise UsageError(f"invalid -p {spec!r}: the host and container ranges differ in size")
-        for h, c in zip(host, ctr):
-            out.append({"host_ip": m.group("ip") or "", "host_port": h, "container_port": c, "proto": m.group("proto") or "tcp"})
+    out = [port for text in options.publish for port in PublishedPort.parse(text)]
     if options.publish_all:
-        for exposed in config.get("ExposedPorts") or {}:
-            port, _, proto = exposed.partition("/")
-            out.append({"host_ip": "", "host_port": 0, "container_port": int(port), "proto": proto or "tcp"})
+        out += [PublishedPort.exposed(key) for key in config.get("ExposedPorts") or {}]
     return out
 
 

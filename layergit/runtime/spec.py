@@ -3,8 +3,8 @@
 The porcelain builds a :class:`Spec` from the image config and the user's flags;
 the runtime needs nothing else to start, stop, exec into or clean up a container.
 Networking is three fields (``network``, ``ports``, ``aliases``) that only the
-network controller (runtime.net.controller) interprets; ``network`` is a parsed
-value (net.values), written to container.json as the string it always was.
+network controller (runtime.net.controller) interprets; ``network`` and ``ports``
+are parsed values (net.values), written to container.json as they always were.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .net.values import NONE, NetworkMode
+from .net.values import NONE, NetworkMode, PublishedPort
 
 
 @dataclass
@@ -58,13 +58,14 @@ class Spec:
     network: NetworkMode = NONE
     init: bool = False
     stop_signal: str = "SIGTERM"
-    ports: list[dict] = field(default_factory=list)  # net.portproxy.Port fields
+    ports: list[PublishedPort] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.spec)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
+        raw["ports"] = [p.to_json() for p in self.ports]
         return raw
 
     @classmethod
@@ -74,4 +75,5 @@ class Spec:
         raw["resources"] = Resources(**raw["resources"])
         raw["mounts"] = [Mount(**m) for m in raw["mounts"]]
         raw["network"] = NetworkMode.from_json(raw["network"])
+        raw["ports"] = [PublishedPort.from_json(p) for p in raw["ports"]]
         return cls(**raw)

@@ -91,7 +91,6 @@ class Controller:
     def attach(self, cdir: ContainerDir, spec: Spec, pid: int) -> dict:
         """Connect a new container; returns its NetworkSettings (also saved beside it)."""
         from . import firewall, link
-        from .portproxy import Port
 
         if not spec.network.bridged:
             return {}
@@ -102,7 +101,7 @@ class Controller:
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
             mac = link.attach(pid, cdir.id, net, ip)
-            ports = self.proxy.publish(cdir.id, [Port(**p) for p in spec.ports], ip)
+            ports = self.proxy.publish(cdir.id, spec.ports, ip)
             if ports:
                 self.nets.publish(net, ip, ports)
             firewall.sync(self.root)
@@ -111,7 +110,8 @@ class Controller:
             link.detach(cdir.id)
             release(self.root, cdir.id)
             raise
-        settings = {"Network": net.name, "IPAddress": ip, "IPPrefixLen": net.prefix, "Gateway": net.gateway, "MacAddress": mac, "Ports": ports}
+        settings = {"Network": net.name, "IPAddress": ip, "IPPrefixLen": net.prefix, "Gateway": net.gateway, "MacAddress": mac,
+                    "Ports": [p.to_docker() for p in ports]}
         cdir.write_json(SETTINGS, settings)
         refresh_hosts(self.root, net.name)
         return settings

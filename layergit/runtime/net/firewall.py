@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from ...errors import LgError
 from . import sockredirect
 from .ipam import Network, Networks
+from .values import PublishedPort
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,12 @@ def table_name(root: str) -> str:
     return "layergit_" + hashlib.sha256(root.encode()).hexdigest()[:10]
 
 
-def forwards(target_ip: str, ports: list[dict]) -> list[Forward]:
-    """The kernel's share of a lease's published ports (Docker-style descriptions):
-    all but loopback-bound ones, which only the proxy serves, and non-IPv4 ones."""
+def forwards(target_ip: str, ports: list[PublishedPort]) -> list[Forward]:
+    """The kernel's share of a lease's published ports: all but loopback-bound ones,
+    which only the proxy serves, and non-IPv4 ones."""
     out = []
     for p in ports:
-        host_ip = "" if p["HostIp"] in ("", "0.0.0.0") else p["HostIp"]
+        host_ip = "" if p.any_address else p.host_ip
         if host_ip:
             try:
                 addr = ipaddress.ip_address(host_ip)
@@ -70,8 +71,7 @@ def forwards(target_ip: str, ports: list[dict]) -> list[Forward]:
                 continue
             if addr.version != 4 or addr.is_loopback:
                 continue
-        port, _, proto = p["ContainerPort"].partition("/")
-        out.append(Forward(host_ip, int(p["HostPort"]), proto or "tcp", target_ip, int(port)))
+        out.append(Forward(host_ip, p.host_port, p.proto, target_ip, p.container_port))
     return out
 
 
@@ -134,7 +134,7 @@ def sync(root: str, without: str | None = None, leaving: str | None = None, then
     nets = Networks(root)
     with nets.lock():
         live = [n for n in nets.all() if n.name != without and bridge_exists(n.bridge)]
-        held = [(ip, holder.get("ports", [])) for n in live for ip, holder in sorted(nets.leases(n.name).items()) if holder["id"] != leaving]
+        held = [lease for n in live for lease in nets.published(n.name, leaving)]
         apply(root, live, [f for ip, ports in held for f in forwards(ip, ports)])
         sockredirect.sync(root, {k: v for ip, ports in held for k, v in sockredirect.entries(ip, ports).items()})
         return then() if then is not None else None

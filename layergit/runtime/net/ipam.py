@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from ...errors import Conflict, NotFound, UsageError
 from ...flock import locked
 from ..state import now_iso
-from .values import DEFAULT, NETWORK_NAME, NetworkMode
+from .values import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
 
 # Every layergit root on a host picks subnets under this lock, and creates the bridge
 # (whose route then shows in /proc/net/route) before letting go of it.
@@ -141,7 +141,8 @@ class Networks:
     # -- leases -------------------------------------------------------------------
 
     def leases(self, name: str) -> dict[str, dict]:
-        """address -> {"id", "name", "aliases"} for the network's containers."""
+        """address -> {"id", "name", "aliases", "ports"} for the network's containers
+        ("ports": what ``published`` reads, only once the holder publishes some)."""
         try:
             with open(self._path(name, "leases.json")) as f:
                 return json.load(f)
@@ -169,14 +170,18 @@ class Networks:
                     return str(host)
         raise Conflict(f"network {network.name} has no free address left")
 
-    def publish(self, network: Network, address: str, ports: list[dict]) -> None:
-        """Record the ports a lease's holder publishes (Docker-style descriptions), so
-        the kernel's share of them (firewall.sync) survives with the lease and goes
-        with it, whoever releases it."""
+    def publish(self, network: Network, address: str, ports: list[PublishedPort]) -> None:
+        """Record the ports a lease's holder publishes, so the kernel's share of them
+        (firewall.sync) survives with the lease and goes with it, whoever releases it."""
         with self.lock(network.name):
             leases = self.leases(network.name)
-            leases[address]["ports"] = ports
+            leases[address]["ports"] = [p.to_docker() for p in ports]
             self._save_leases(network.name, leases)
+
+    def published(self, name: str, leaving: str | None = None) -> list[tuple[str, list[PublishedPort]]]:
+        """(address, the ports its holder publishes) of a network's leases, but container ``leaving``'s."""
+        return [(ip, [PublishedPort.from_docker(p) for p in holder.get("ports", [])])
+                for ip, holder in sorted(self.leases(name).items()) if holder["id"] != leaving]
 
     def release(self, container_id: str) -> list[str]:
         """Drop every lease a container holds; returns the networks it was on."""

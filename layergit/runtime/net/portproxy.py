@@ -27,9 +27,10 @@ import selectors
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 from ...errors import Conflict
+from .values import PublishedPort
 
 _CHUNK = 65536
 _MAX_EVENTS = 256
@@ -37,14 +38,6 @@ _ACCEPTS_PER_EVENT = 64  # then let the other ports have a turn
 _SYN_RETRIES = 2  # an unresponsive container fails its client after ~7 s, not the kernel's ~2 min
 _UDP_IDLE = 90.0  # seconds before a UDP client's relay socket goes (Docker's figure)
 _IN, _OUT, _ERR, _HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
-
-
-@dataclass(frozen=True)
-class Port:
-    host_ip: str  # "" for every address
-    host_port: int  # 0: any free port
-    container_port: int
-    proto: str = "tcp"
 
 
 class _End:
@@ -274,20 +267,20 @@ class PortProxy:
 
     # -- publishing --------------------------------------------------------------------
 
-    def publish(self, container_id: str, ports: list[Port], target_ip: str) -> list[dict]:
-        """Bind every port (all or nothing); returns Docker-style port descriptions."""
+    def publish(self, container_id: str, ports: list[PublishedPort], target_ip: str) -> list[PublishedPort]:
+        """Bind every port (all or nothing); returns them with the host ports they got."""
         bound, out = [], []
         try:
             for p in ports:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    sock.bind((p.host_ip or "0.0.0.0", p.host_port))
+                    sock.bind((p.bind_ip, p.host_port))
                 except OSError as exc:
                     sock.close()
                     if exc.errno == errno.EADDRINUSE:
-                        raise Conflict(f"port {p.host_ip or '0.0.0.0'}:{p.host_port}/{p.proto} is already in use") from None
-                    raise Conflict(f"cannot bind {p.host_ip or '0.0.0.0'}:{p.host_port}/{p.proto}: {exc.strerror}") from None
+                        raise Conflict(f"port {p.bind_ip}:{p.host_port}/{p.proto} is already in use") from None
+                    raise Conflict(f"cannot bind {p.bind_ip}:{p.host_port}/{p.proto}: {exc.strerror}") from None
                 bound.append(sock)
                 sock.setblocking(False)
                 target = (target_ip, p.container_port)
@@ -297,7 +290,7 @@ class PortProxy:
                 else:
                     udp = self._udp[sock.fileno()] = _UdpPort(self, sock, target)
                     self.watch(sock.fileno(), _IN, udp.on_datagram)
-                out.append({"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(sock.getsockname()[1]), "ContainerPort": f"{p.container_port}/{p.proto}"})
+                out.append(replace(p, host_port=sock.getsockname()[1]))
         except BaseException:
             for sock in bound:
                 self._close(sock)

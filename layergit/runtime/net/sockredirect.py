@@ -39,6 +39,7 @@ import struct
 import sys
 
 from .. import cgroups, syscalls
+from .values import PublishedPort
 
 # enum bpf_attach_type
 CONNECT4, UDP4_SENDMSG, UDP4_RECVMSG, GETPEERNAME4 = 10, 14, 19, 29
@@ -52,15 +53,13 @@ def _address(ip: str, port: int, proto: int = 0) -> bytes:
     return ipaddress.IPv4Address(ip).packed + struct.pack(">HBB", port, proto, 0)
 
 
-def entries(target_ip: str, ports: list[dict]) -> dict[bytes, bytes]:
-    """The services map's share of a lease's published ports (Docker-style descriptions):
-    those bound to 127.0.0.1 or every address, as 127.0.0.1:HOST -> container ip:port."""
+def entries(target_ip: str, ports: list[PublishedPort]) -> dict[bytes, bytes]:
+    """The services map's share of a lease's published ports: those bound to 127.0.0.1
+    or every address, as 127.0.0.1:HOST -> container ip:port."""
     out = {}
     for p in ports:
-        if p["HostIp"] not in ("", "0.0.0.0", "127.0.0.1"):
-            continue
-        port, _, proto = p["ContainerPort"].partition("/")
-        out[_address("127.0.0.1", int(p["HostPort"]), _PROTOS[proto or "tcp"])] = _address(target_ip, int(port))
+        if p.any_address or p.host_ip == "127.0.0.1":
+            out[_address("127.0.0.1", p.host_port, _PROTOS[p.proto])] = _address(target_ip, p.container_port)
     return out
 
 

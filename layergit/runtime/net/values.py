@@ -1,10 +1,11 @@
 """What a container asks of networking, as values: parsed once, then only read.
 
-``--network`` is parsed where user input enters (porcelain.runopts) into a
-:class:`NetworkMode`, which the Spec carries to the runtime and the monitor.
-On disk (container.json) it stays the string Docker shows as NetworkMode, which
-is what every lg wrote, so records of containers created before still read and a
-monitor of the previous lg still reads ours.
+``--network`` and ``-p``/``-P`` are parsed where user input enters
+(porcelain.runopts) into a :class:`NetworkMode` and :class:`PublishedPort` values,
+which the Spec carries to the runtime and the monitor. On disk they keep the JSON
+every lg wrote (the NetworkMode string, the two port shapes below), so records of
+containers created before still read and a monitor of the previous lg, still
+running after an upgrade, reads ours.
 """
 
 from __future__ import annotations
@@ -80,3 +81,83 @@ class NetworkMode:
 
 NONE = NetworkMode(NetworkKind.NONE)
 HOST = NetworkMode(NetworkKind.HOST)
+
+
+# -p [IP:][HOST:]CTR[/tcp|/udp]; HOST and CTR may be ranges A-B.
+_PORT = r"(?:(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}):)?(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp))?"
+
+
+def _range(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    lo, hi = int(first), int(last or first)
+    if not 0 < lo <= hi <= 65535:
+        raise UsageError(f"invalid port range {text!r}")
+    return list(range(lo, hi + 1))
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the host: HOST_IP:HOST_PORT -> CONTAINER_PORT/PROTO.
+
+    Parsed from -p/-P where user input enters (porcelain.runopts), carried by the Spec,
+    given its actual host port by the port proxy, recorded with the address lease.
+    Two JSON shapes stay on disk as every lg wrote them, so that old records read and
+    a monitor of the previous lg reads ours: the spec's (container.json, ``to_json``)
+    and Docker's (leases.json, network.json, inspect, ``to_docker``).
+    """
+
+    host_ip: str  # "" or "0.0.0.0" for every address
+    host_port: int  # 0: any free port, until published
+    container_port: int
+    proto: str = "tcp"
+
+    @classmethod
+    def parse(cls, text: str) -> list[PublishedPort]:
+        """-p [IP:][HOST:]CTR[/tcp|/udp], a port each of a HOST range and a CTR range of one size."""
+        m = re.fullmatch(_PORT, text)
+        if not m or (m["ip"] and any(int(octet) > 255 for octet in m["ip"].split("."))):
+            raise UsageError(f"invalid -p {text!r}: use [IP:]HOST:CONTAINER[/tcp|/udp]")
+        ctr = _range(m["ctr"])
+        host = _range(m["host"]) if m["host"] else [0] * len(ctr)
+        if len(host) != len(ctr):
+            raise UsageError(f"invalid -p {text!r}: the host and container ranges differ in size")
+        return [cls(m["ip"] or "", h, c, m["proto"] or "tcp") for h, c in zip(host, ctr, strict=True)]
+
+    @classmethod
+    def exposed(cls, key: str) -> PublishedPort:
+        """-P: an ExposedPorts key of the image ("80/tcp", "53/udp", "8080"), on any free host port."""
+        port, _, proto = key.partition("/")
+        return cls("", 0, int(port), proto or "tcp")
+
+    @classmethod
+    def from_json(cls, raw: dict) -> PublishedPort:
+        return cls(raw["host_ip"], raw["host_port"], raw["container_port"], raw["proto"])
+
+    def to_json(self) -> dict:
+        """As the spec and HostConfig.PortBindings in container.json hold it."""
+        return {"host_ip": self.host_ip, "host_port": self.host_port, "container_port": self.container_port, "proto": self.proto}
+
+    @classmethod
+    def from_docker(cls, raw: dict) -> PublishedPort:
+        port, _, proto = raw["ContainerPort"].partition("/")
+        return cls(raw["HostIp"], int(raw["HostPort"]), int(port), proto or "tcp")
+
+    def to_docker(self) -> dict:
+        """Docker's description, as leases.json and network.json hold it and inspect shows it."""
+        return {"HostIp": self.bind_ip, "HostPort": str(self.host_port), "ContainerPort": self.key}
+
+    @property
+    def bind_ip(self) -> str:
+        return self.host_ip or "0.0.0.0"
+
+    @property
+    def any_address(self) -> bool:
+        return self.bind_ip == "0.0.0.0"
+
+    @property
+    def key(self) -> str:
+        """Docker's name of the container side ("80/tcp"): ExposedPorts' and NetworkSettings.Ports' keys."""
+        return f"{self.container_port}/{self.proto}"
+
+    def __str__(self) -> str:
+        return f"{self.bind_ip}:{self.host_port}->{self.key}"
