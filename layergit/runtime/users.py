@@ -7,9 +7,12 @@ entry. The user's supplementary groups come from /etc/group.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 from ..errors import LgError
+from . import syscalls as sc
 
 
 class UserError(LgError):
@@ -24,18 +27,53 @@ class User:
     home: str
 
 
+MAX_DATABASE = 4 << 20  # bytes: far beyond any real passwd or group file
+
+
 def _entries(path: str) -> list[list[str]]:
+    """The lines of the image's ``path`` split into fields; [] if it does not exist.
+
+    The file is the image's, read as root before exec, so it is hostile input: a
+    link to /dev/zero must not grow without bound, a FIFO must not hang lg, and a
+    magic link (/proc/self/fd/0) must not read lg's own stdin. Regular files only,
+    opened without blocking and without magic links, read up to MAX_DATABASE.
+    """
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-    except OSError:
+        fd = sc.openat2(-100, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, sc.RESOLVE_NO_MAGICLINKS)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UserError(f"cannot read the image's {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"the image's {path} is not a regular file")
+        if st.st_size > MAX_DATABASE:
+            raise UserError(f"the image's {path} is larger than {MAX_DATABASE >> 20} MiB")
+        data = os.read(fd, MAX_DATABASE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DATABASE:  # grew since fstat
+        raise UserError(f"the image's {path} is larger than {MAX_DATABASE >> 20} MiB")
+    text = data.decode("utf-8", errors="replace")
+    return [line.split(":") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _usable(path: str, needed: bool) -> list[list[str]]:
+    """_entries, except that an unusable file counts as absent when no name must be looked
+    up in it (numeric ids): only a lookup by name needs the image's database."""
+    try:
+        return _entries(path)
+    except UserError:
+        if needed:
+            raise
         return []
 
 
 def resolve(spec_user: str) -> User:
     user, _, group = (spec_user or "0").partition(":")
-    passwd = _entries("/etc/passwd")
-    groups = _entries("/etc/group")
+    passwd = _usable("/etc/passwd", not user.isdigit())
+    groups = _usable("/etc/group", bool(group) and not group.isdigit())
     entry = next((p for p in passwd if len(p) >= 6 and (p[0] == user or (user.isdigit() and p[2] == user))), None)
     if entry is None and not user.isdigit():
         raise UserError(f"unable to find user {user}: no matching entries in the image's /etc/passwd")

@@ -1,0 +1,81 @@
+"""What lg reads from an image as root before the container's command runs is hostile input.
+
+The image's /etc/passwd and /etc/group are read (as root, after pivot_root or setns)
+to resolve ``-u``: a link to /dev/zero, a FIFO, a magic link to lg's own stdin or a
+huge file must end in one clear line (exit 125) when a name must be looked up in it,
+quickly, and never hang or exhaust memory, for lg run and lg exec alike; numeric ids
+need no lookup and run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from .runtime_helpers import IMAGE, rt, runtime_template  # noqa: F401
+
+pytestmark = pytest.mark.root
+
+
+def _image(rt, tmp_path, name: str, change) -> str:
+    tree = tmp_path / f"tree-{name}"
+    rt("checkout", "--mode", "0755", IMAGE, str(tree), timeout=60)
+    change(tree / "etc")
+    rt("commit", str(tree), "-t", name, timeout=120)
+    return name
+
+
+def _link(target: str):
+    def change(etc):
+        os.unlink(etc / "passwd")
+        os.symlink(target, etc / "passwd")
+    return change
+
+
+def _fifo(etc):
+    os.unlink(etc / "group")
+    os.mkfifo(etc / "group")
+
+
+def _huge(etc):
+    with open(etc / "passwd", "ab") as f:
+        f.truncate(5 << 20)
+
+
+# kind -> (how the image is made hostile, the -u that needs that file, the error)
+HOSTILE = {
+    "zero": (_link("/dev/zero"), "app", "not a regular file"),
+    "stdin": (_link("/proc/self/fd/0"), "app", "cannot read the image's /etc/passwd"),
+    "fifo": (_fifo, "app:app", "not a regular file"),
+    "huge": (_huge, "app", "larger than 4 MiB"),
+}
+# (not `id`: the image's own tools read the hostile files too; that is the image's business)
+UID = ["grep", "^Uid", "/proc/self/status"]
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_user_database(rt, tmp_path, kind):
+    change, user, message = HOSTILE[kind]
+    image = _image(rt, tmp_path, kind, change)
+    # stdin is a pipe lg would block on if it read it: nothing is ever written to it.
+    proc = subprocess.run([rt.python, "-m", "cli", "run", "--rm", "--network", "none", "-u", user, image, *UID],
+                          stdin=subprocess.PIPE, capture_output=True, env=rt.env(), timeout=30)
+    err = proc.stderr.decode()
+    assert proc.returncode == 125 and message in err and len(err.strip().splitlines()) == 1, (proc.returncode, err)
+    rt.run_d("--name", f"c-{kind}", image, "sleep", "600")  # numeric ids need no lookup: root runs
+    rt.wait_running(f"c-{kind}")
+    proc = subprocess.run([rt.python, "-m", "cli", "exec", "-u", user, f"c-{kind}", *UID],
+                          stdin=subprocess.PIPE, capture_output=True, env=rt.env(), timeout=30)
+    assert proc.returncode == 125 and message in proc.stderr.decode(), proc.stderr
+    assert rt.out("exec", "-u", "1000:1000", f"c-{kind}", *UID, timeout=60).split()[1] == "1000"
+
+
+def test_symlinked_passwd_inside_the_image_still_works(rt, tmp_path):
+    """An ordinary in-image symlink (as some distributions ship) resolves as before."""
+    def move(etc):
+        os.rename(etc / "passwd", etc / "passwd.real")
+        os.symlink("passwd.real", etc / "passwd")
+    image = _image(rt, tmp_path, "moved", move)
+    assert rt.out("run", "--rm", "-u", "app", image, "id", "-u", timeout=60) == "1000\n"
