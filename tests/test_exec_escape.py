@@ -176,17 +176,23 @@ def test_build_run_after_a_replaced_shell_cannot_run_the_host_interpreter(watche
     assert runner("images", "-q", "after", check=False, timeout=60).stdout.strip() == b""
 
 
-def test_racing_for_proc_pid_exe_of_exec_processes(watched):
-    """A container process chmods /proc/*/exe of everything it sees, while lg exec starts processes in it:
-    a starting process is not dumpable until it runs the trampoline, so the host interpreter stays out of reach."""
+@pytest.mark.parametrize("caps", [[], ["--cap-add", "SYS_PTRACE"], ["--cap-add", "ALL"]], ids=["default", "sys_ptrace", "all"])
+def test_racing_for_proc_pid_exe_of_exec_processes(watched, tmp_path, caps):
+    """A container process goes through /proc/*/{exe,root,fd} of everything it sees while lg exec starts
+    processes in it. A process is prepared outside the container's PID namespace and only a fork of the
+    trampoline enters it, so even with CAP_SYS_PTRACE (which passes the dumpable check) the host's
+    interpreter, root and lg's descriptors stay out of reach."""
     runner, copy = watched
-    race = "while :; do for p in /proc/[0-9]*; do chmod 6777 $p/exe 2>/dev/null; touch $p/exe 2>/dev/null; done; done"
-    runner.run_d("--name", "racer", IMAGE, "sh", "-c", race)
+    escaped = tmp_path / "escaped"  # exists on the host only: reachable only through a host root
+    race = (f"while :; do for p in /proc/[0-9]*; do chmod 6777 $p/exe; touch $p/exe; "
+            f"echo x > $p/root{escaped}; ls $p/fd/ >/dev/null; done 2>/dev/null; done")
+    runner.run_d("--name", "racer", *caps, IMAGE, "sh", "-c", race)
     runner.wait_running("racer")
     before = _fingerprint(copy)
     for _ in range(30):
         runner("exec", "racer", "true", timeout=60)
     assert _fingerprint(copy) == before
+    assert not escaped.exists(), "a container process wrote through the host's root"
 
 
 # -- capabilities: nothing inheritable (CVE-2022-24769) -------------------------------------------

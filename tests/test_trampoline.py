@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+from layergit.errors import LgError
 from layergit.runtime import trampoline
 
 HOST = os.uname().machine
@@ -32,10 +33,15 @@ def _tool(names: list[str], machine: str) -> str:
     pytest.fail(f"no assembler for {machine} (bootstrap.sh installs binutils for both architectures)")
 
 
-@pytest.mark.parametrize("machine", sorted(trampoline.CODE))
-def test_bytes_match_the_assembly_source(machine, tmp_path):
+PROGRAMS = {"exec": trampoline.EXEC, "fork": trampoline.FORK}
+MACHINES = sorted(trampoline.E_MACHINE)
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("machine", MACHINES)
+def test_bytes_match_the_assembly_source(machine, program, tmp_path):
     """The golden listing: the bytes shipped are exactly what the source assembles to."""
-    _, source, code = trampoline.CODE[machine]
+    source, code = PROGRAMS[program][machine].source, PROGRAMS[program][machine].code
     (tmp_path / "t.s").write_text(source)
     subprocess.run([_tool(ASSEMBLERS[machine], machine), "-o", str(tmp_path / "t.o"), str(tmp_path / "t.s")], check=True)
     objcopy = "objcopy" if machine == HOST else f"{machine}-linux-gnu-objcopy"
@@ -53,10 +59,10 @@ def _runner(machine: str, path: str) -> list[str]:
     return [emulator, path]
 
 
-def _start(machine: str, tmp_path, argv: list[str], report_fd: bool = True, env: dict | None = None):
+def _start(machine: str, tmp_path, argv: list[str], report_fd: bool = True, env: dict | None = None, program: str = "exec"):
     """Run the ELF with ``argv`` after its own name, fd 3 a pipe (or absent); (returncode, stdout, report)."""
-    path = tmp_path / f"trampoline-{machine}"
-    path.write_bytes(trampoline.elf(machine))
+    path = tmp_path / f"trampoline-{program}-{machine}"
+    path.write_bytes(trampoline.elf(machine, PROGRAMS[program][machine].code))
     path.chmod(0o755)
     r, w = os.pipe()
     try:
@@ -83,38 +89,53 @@ def _is_open(fd: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("machine", sorted(trampoline.CODE))
-def test_execs_the_command_with_its_argv_and_environment(machine, tmp_path):
-    code, out, report = _start(machine, tmp_path, ["/bin/sh", "sh", "-c", 'echo "$0|$1|$LG_T"', "zero", "one"], env={"LG_T": "env ok"})
-    assert (code, out, report) == (0, b"zero|one|env ok\n", b"")
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("machine", MACHINES)
+def test_execs_the_command_with_its_argv_and_environment(machine, program, tmp_path):
+    code, out, report = _start(machine, tmp_path, ["/bin/sh", "sh", "-c", 'echo "$0|$1|$LG_T"', "zero", "one"],
+                               env={"LG_T": "env ok"}, program=program)
+    assert (code, out) == (0, b"zero|one|env ok\n")
+    assert [tag for tag, _ in trampoline.records(report) or []] == ([trampoline.TAG_PID] if program == "fork" else [])
 
 
-@pytest.mark.parametrize("machine", sorted(trampoline.CODE))
-def test_fd3_is_closed_by_the_exec(machine, tmp_path):
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("machine", MACHINES)
+def test_fd3_is_closed_by_the_exec(machine, program, tmp_path):
     """The report pipe never reaches the command: the reader sees EOF once the exec succeeded."""
-    code, out, report = _start(machine, tmp_path, ["/bin/sh", "sh", "-c", "readlink /proc/self/fd/3 || echo closed"])
-    assert code == 0 and out == b"closed\n" and report == b""
+    code, out, report = _start(machine, tmp_path, ["/bin/sh", "sh", "-c", "readlink /proc/self/fd/3 || echo closed"], program=program)
+    assert code == 0 and out == b"closed\n"
 
 
-@pytest.mark.parametrize("machine", sorted(trampoline.CODE))
+@pytest.mark.parametrize("machine", MACHINES)
+def test_fork_names_a_child_that_leads_its_own_session(machine, tmp_path):
+    """FORK's record names the child that ran the command: its own session, not dumpable until the exec."""
+    code, out, report = _start(machine, tmp_path, ["/bin/sh", "sh", "-c", "echo $$; ps -o sid= -p $$ 2>/dev/null || cut -d' ' -f6 /proc/$$/stat"], program="fork")
+    (tag, pid), = trampoline.records(report)
+    pid_seen, sid = out.decode().split()
+    assert code == 0 and tag == trampoline.TAG_PID and int(pid_seen) == pid == int(sid)
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("target, err", [("/nonexistent", errno.ENOENT), ("/etc/passwd", errno.EACCES), ("/etc", errno.EACCES)])
-def test_exec_failure_is_reported_as_errno(machine, tmp_path, target, err):
-    code, out, report = _start(machine, tmp_path, [target, "x"])
-    assert code == 127 and out == b""
-    assert trampoline.errno_report(report) == err
+def test_exec_failure_is_reported_as_errno(machine, program, tmp_path, target, err):
+    code, out, report = _start(machine, tmp_path, [target, "x"], program=program)
+    assert out == b"" and (trampoline.TAG_ERRNO, err) in trampoline.records(report)
+    assert code == (0 if program == "fork" else 127)  # FORK's parent succeeded; its child exits 127
 
 
-@pytest.mark.parametrize("machine", sorted(trampoline.CODE))
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+@pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("argv, fd3", [(["/bin/echo", "echo", "RAN"], False), (["/bin/echo"], True), ([], True)])
-def test_refuses_when_not_started_by_lg(machine, tmp_path, argv, fd3):
+def test_refuses_when_not_started_by_lg(machine, program, tmp_path, argv, fd3):
     """No fd 3 (e.g. run as a script's #! interpreter) or too few arguments: exit 126, exec nothing."""
-    code, out, report = _start(machine, tmp_path, argv, report_fd=fd3)
+    code, out, report = _start(machine, tmp_path, argv, report_fd=fd3, program=program)
     assert code == 126 and b"RAN" not in out and report == b""
 
 
 def test_elf_is_small_and_static():
-    for machine in trampoline.CODE:
-        image = trampoline.elf(machine)
+    for machine, program in ((m, p) for m in MACHINES for p in PROGRAMS.values()):
+        image = trampoline.elf(machine, program[machine].code)
         assert image[:4] == b"\x7fELF" and len(image) < 512
         assert b"/lib" not in image  # no interpreter: nothing to load from the container's root
 
@@ -146,7 +167,10 @@ def test_memfd_is_sealed():
         os.close(fd)
 
 
-def test_errno_report_tells_text_from_errno():
-    assert trampoline.errno_report((2).to_bytes(4, "little")) == 2
-    assert trampoline.errno_report(b"125 ") is None
-    assert trampoline.errno_report(b"127 sh: no such file or directory") is None
+def test_records_tell_text_from_records_and_refuse_forgeries():
+    assert trampoline.records(trampoline.RECORD.pack(2, trampoline.TAG_ERRNO)) == [(trampoline.TAG_ERRNO, 2)]
+    assert trampoline.records(b"125 ") is None
+    assert trampoline.records(b"127 sh: no such file or directory") is None
+    for forged in (b"\0" * 3, trampoline.RECORD.pack(2, 7), trampoline.RECORD.pack(1, trampoline.TAG_PID) + b"\0"):
+        with pytest.raises(LgError):
+            trampoline.records(forged)

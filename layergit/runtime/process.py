@@ -35,14 +35,15 @@ from ..errors import LgError
 from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
-from .net.link import loopback_up
 from .spec import Process, Spec
-from .trampoline import REPORT_FD, errno_report
+from .trampoline import REPORT_FD
 
 if TYPE_CHECKING:
     import socket
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
 
 
 class SpawnError(LgError):
@@ -139,16 +140,24 @@ _JOINED = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.
 
 
 def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup) -> int:
-    """Fork a process into a running container's namespaces and cgroup (lg exec).
+    """Start a process in a running container's namespaces and cgroup (lg exec); its pid.
 
-    It dies with this process: lg exec relays its output, and nothing else would.
+    Other processes already live in that PID namespace, and with CAP_SYS_PTRACE the
+    container's root passes the dumpable check: so the forked child (still the host's
+    interpreter) never enters it. It joins the other namespaces and is prepared
+    outside, then execs the FORK trampoline, whose child is the first process the
+    container sees. That child is reparented to us (a child subreaper) when the
+    trampoline exits, so that we can wait for it. It does not die with us, as a
+    docker exec'd process does not.
     """
     fds = {name: os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in _JOINED + (("pid", 0),)}
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
         return _launch(
-            lambda: sc.setns(fds["pid"], sc.CLONE_NEWPID),
+            lambda: None,
             lambda err_w: _exec_child(fds, process, hostname, stdio, cgroup, err_w),
             process.args[0] if process.args else "",
+            forks=True,
         )
     finally:
         for fd in fds.values():
@@ -197,12 +206,13 @@ class _Handshake:
             os.close(self.ready_r)
 
 
-def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None) -> int:
-    """Fork a child into a PID namespace; return its pid once it exec'd.
+def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None, forks: bool = False) -> int:
+    """Fork a child into a PID namespace; return the command's pid once it exec'd.
 
     The PID namespace change applies to our children only and is undone right after
     the fork. The child reports a failure before exec through a close-on-exec pipe;
-    with a ``handshake``, the parent prepares it first.
+    with a ``handshake``, the parent prepares it first. With ``forks`` the child runs
+    the FORK trampoline, which names the command's process in a record and exits.
     """
     trampoline.prepare()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -218,18 +228,38 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     os.close(err_w)
     if handshake:
         handshake.release(pid, err_r)
-    report = b""
-    while chunk := os.read(err_r, 4096):
-        report += chunk
-    os.close(err_r)
-    if report:
+    report = _read_report(err_r)
+    records = trampoline.records(report)
+    if records is None and report:  # lg's own failure before the exec
         os.waitpid(pid, 0)
-        failed = errno_report(report)
-        if failed is not None:
-            raise SpawnError(*_exec_failure(OSError(failed, os.strerror(failed)), command))
         code, _, message = report.decode(errors="replace").partition(" ")
-        raise SpawnError(message, int(code))
-    return pid
+        raise SpawnError(message, int(code) if code.isdigit() else 125)
+    command_pid, failed = pid, None
+    for tag, value in records or ():
+        if tag == trampoline.TAG_PID and forks:
+            command_pid = value
+        else:
+            failed = value
+    if forks:
+        os.waitpid(pid, 0)  # the trampoline, which exits once it forked: its child is ours now
+    if failed is not None:
+        if command_pid != pid or not forks:
+            os.waitpid(command_pid, 0)
+        raise SpawnError(*_exec_failure(OSError(failed, os.strerror(failed)), command))
+    if forks and command_pid == pid:
+        raise SpawnError("the exec trampoline did not name its process", 125)
+    return command_pid
+
+
+def _read_report(fd: int) -> bytes:
+    """What the child wrote on the report pipe until every writer closed it, at most REPORT_MAX bytes."""
+    report = bytearray()
+    try:
+        while len(report) < trampoline.REPORT_MAX and (chunk := os.read(fd, trampoline.REPORT_MAX - len(report))):
+            report += chunk
+    finally:
+        os.close(fd)
+    return bytes(report)
 
 
 def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshake | None) -> None:
@@ -291,6 +321,18 @@ class _ExecError(Exception):
     pass
 
 
+def _loopback_up() -> None:
+    """Bring up ``lo`` in the child's new network namespace (127.0.0.1 and ::1 come with it).
+
+    One ioctl, here rather than in runtime/net/, so that a container start loads no
+    networking module beyond the values its Spec holds."""
+    fd = sc.socket_fd(sc.AF_INET, sc.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING))
+    finally:
+        os.close(fd)
+
+
 def _child(
     spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int, init_binary: str | None, netns: str | None,
     die_with_parent: bool,
@@ -309,7 +351,7 @@ def _child(
         handshake.wait()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
     if not spec.network.is_host and not netns:
-        loopback_up()
+        _loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
     init = _init_memfd(init_binary) if spec.init else None
@@ -343,18 +385,19 @@ def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup
     seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
+    sc.setns(fds["pid"], sc.CLONE_NEWPID)  # for our children only: the trampoline's child is born there
     if stdio.tty:
         slave = _container_pty(stdio)
         stdio = Stdio(slave, slave, slave)
         tty = True
     else:
         tty = False
-    _become(process, hostname, process.args, stdio, seccomp, err_w, tty, True, None)
+    _become(process, hostname, process.args, stdio, seccomp, err_w, tty, True, None, fork=True)
 
 
 def _become(
     process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool, die_with_parent: bool,
-    init: int | None,
+    init: int | None, fork: bool = False,
 ) -> None:
     """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec.
 
@@ -363,7 +406,7 @@ def _become(
     """
     for target, fd in ((0, stdio.stdin), (1, stdio.stdout), (2, stdio.stderr)):
         os.dup2(fd, target, inheritable=True)
-    if tty:
+    if tty and not fork:  # FORK's child, the session's leader, takes the terminal itself
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     # Close every inherited fd before anything resolves a path: a working directory of
     # /proc/self/fd/N must not reach a host directory we happened to hold open. Only 0-2
@@ -380,7 +423,7 @@ def _become(
             os.set_inheritable(REPORT_FD, True)
         else:
             os.dup2(err_w, REPORT_FD, inheritable=True)
-        program = trampoline.memfd()
+        program = trampoline.memfd(fork)
     else:
         program = init
     user = users.resolve(process.user)
