@@ -55,15 +55,13 @@ FORBIDDEN = {
 }
 OWNERS = {"pygit2": ["layergit.store.repo"], "pyroute2": ["layergit.runtime.net.link"], "dulwich": ["layergit.transport"]}
 
-# Networking is reached through its facade (net.controller), its records (net.ipam) and values;
-# the kernel-facing modules are the controller's steps. The exceptions: a container's
-# child side brings up its own loopback (net.link.loopback_up) before pivot_root, and
-# runtime/network.py and firewall.py, the old paths a monitor started by the previous
-# lg imports late, name what moved (delete those entries with the two modules).
+# Networking is reached through its facade (net.controller), its records (net.ipam) and
+# its values (the package itself); the kernel-facing modules are the controller's steps.
+# The exceptions: runtime/network.py and firewall.py, the old paths a monitor started by
+# the previous lg imports late, name what moved (delete them with the two modules).
 NET = "layergit.runtime.net"
-NET_ENTRY_POINTS = {NET, f"{NET}.controller", f"{NET}.ipam", f"{NET}.values"}
+NET_ENTRY_POINTS = {NET, f"{NET}.controller", f"{NET}.ipam"}
 NET_EXTRA = {
-    "layergit.runtime.process": {f"{NET}.link"},
     "layergit.runtime.network": {f"{NET}.link"},
     "layergit.runtime.firewall": {f"{NET}.firewall"},
 }

@@ -20,8 +20,7 @@ import uuid
 import pytest
 
 from layergit.runtime import cgroups
-from layergit.runtime.net import sockredirect
-from layergit.runtime.net.values import PublishedPort
+from layergit.runtime.net import PublishedPort, sockredirect
 
 pytestmark = pytest.mark.root
 

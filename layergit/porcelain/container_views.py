@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import NotFound
-from ..runtime.net.values import PublishedPort
+from ..runtime.net import PublishedPort
 from ..runtime.state import ContainerDir, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep

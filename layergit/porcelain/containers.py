@@ -34,7 +34,7 @@ from dataclasses import asdict
 from ..errors import Conflict, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
-from ..runtime.net.values import DEFAULT, NetworkKind, NetworkMode
+from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.spec import Spec
 from ..runtime.state import FREEZERS, ContainerDir, Owner, Record, Registry, State, now_iso, wait_for
 from . import runopts

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..runtime.net.values import NetworkKind, NetworkMode, PublishedPort
+from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Mount, Process, Resources
 

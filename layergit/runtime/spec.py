@@ -4,7 +4,7 @@ The porcelain builds a :class:`Spec` from the image config and the user's flags;
 the runtime needs nothing else to start, stop, exec into or clean up a container.
 Networking is three fields (``network``, ``ports``, ``aliases``) that only the
 network controller (runtime.net.controller) interprets; ``network`` and ``ports``
-are parsed values (net.values), written to container.json as they always were.
+are parsed values (runtime.net), written to container.json as they always were.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .net.values import NONE, NetworkMode, PublishedPort
+from .net import NONE, NetworkMode, PublishedPort
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Networking values (runtime/net/values.py): parsed once from the user's flags, read back
+"""Networking values (runtime/net/__init__.py): parsed once from the user's flags, read back
 from records, and written as the previous lg wrote them, so that upgrading lg while its
 containers run works both ways (the new lg reads the old records; a monitor of the old lg,
 still running, reads the new ones)."""
@@ -11,9 +11,8 @@ import json
 import pytest
 
 from layergit.errors import UsageError
-from layergit.runtime.net import firewall, sockredirect
+from layergit.runtime.net import NetworkKind, NetworkMode, PublishedPort, firewall, sockredirect
 from layergit.runtime.net.ipam import Network, Networks
-from layergit.runtime.net.values import NetworkKind, NetworkMode, PublishedPort
 from layergit.runtime.spec import Spec
 
 CID = "ddf825d5f5f584852932ed66b88acf4d0849803a37d787058dfcdff587fb327f"

@@ -37,9 +37,8 @@ import subprocess
 from dataclasses import dataclass
 
 from ...errors import LgError
-from . import sockredirect
+from . import PublishedPort, sockredirect
 from .ipam import Network, Networks
-from .values import PublishedPort
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from ...errors import Conflict, NotFound, UsageError
 from ...flock import locked
 from ..state import now_iso
-from .values import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
+from . import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
 
 # Every layergit root on a host picks subnets under this lock, and creates the bridge
 # (whose route then shows in /proc/net/route) before letting go of it.

@@ -8,15 +8,13 @@ dies the kernel deletes the pair, so teardown needs no netlink at all.
 
 pyroute2 costs 150-250 ms to import here, so only the monitor (long-lived) imports
 this module's netlink parts; a container start asks the monitor. Bringing up ``lo``
-of a new namespace is a single ioctl and needs no pyroute2.
+of a new namespace is a single ioctl, which the container's child side does itself
+(process.py).
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
-import struct
 from typing import TYPE_CHECKING
 
 from ...errors import LgError
@@ -26,18 +24,6 @@ if TYPE_CHECKING:
     import ipaddress
 
     from .ipam import Network
-
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING = 0x1, 0x8, 0x40
-
-
-def loopback_up() -> None:
-    """Bring up ``lo`` in the current network namespace (127.0.0.1 and ::1 come with it)."""
-    fd = sc.socket_fd(sc.AF_INET, sc.SOCK_DGRAM)
-    try:
-        fcntl.ioctl(fd, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP | _IFF_LOOPBACK | _IFF_RUNNING))
-    finally:
-        os.close(fd)
 
 
 def _iproute(netns: str | None = None):

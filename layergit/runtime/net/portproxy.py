@@ -27,10 +27,9 @@ import selectors
 import socket
 import sys
 import time
-from dataclasses import replace
 
 from ...errors import Conflict
-from .values import PublishedPort
+from . import PublishedPort
 
 _CHUNK = 65536
 _MAX_EVENTS = 256
@@ -290,7 +289,7 @@ class PortProxy:
                 else:
                     udp = self._udp[sock.fileno()] = _UdpPort(self, sock, target)
                     self.watch(sock.fileno(), _IN, udp.on_datagram)
-                out.append(replace(p, host_port=sock.getsockname()[1]))
+                out.append(p._replace(host_port=sock.getsockname()[1]))
         except BaseException:
             for sock in bound:
                 self._close(sock)

@@ -39,7 +39,7 @@ import struct
 import sys
 
 from .. import cgroups, syscalls
-from .values import PublishedPort
+from . import PublishedPort
 
 # enum bpf_attach_type
 CONNECT4, UDP4_SENDMSG, UDP4_RECVMSG, GETPEERNAME4 = 10, 14, 19, 29
