@@ -126,10 +126,17 @@ def _alive(pid: int) -> bool:
 
 
 def describe(pid: int) -> str:
-    """``lg gc (pid 123)``: a process as a user would recognise it."""
+    """``lg gc (pid 123)``: a process as a user would recognise it.
+
+    Any user's process may hold a lock lg waits for, and its command line is
+    whatever that user chose, escape sequences included: it is printed through
+    :func:`layergit.text.printable`.
+    """
+    from .text import printable
+
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+            argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")[:-1]]
     except OSError:
         argv = []
     python = bool(argv) and os.path.basename(argv[0]).startswith("python")
@@ -139,8 +146,14 @@ def describe(pid: int) -> str:
         argv = ["lg", *argv[2:]]
     elif argv:
         argv[0] = os.path.basename(argv[0])
-    text = " ".join(" ".join(argv).split()) or "?"  # one line, whatever the arguments hold
-    return f"{text if len(text) <= 60 else text[:57] + '...'} (pid {pid})"
+    text = printable(" ".join(" ".join(argv).split())) or "?"  # one line, whatever the arguments hold
+    if len(text) > 60:
+        text = text[:57]
+        escape = text.rfind("\\")
+        if escape >= len(text) - 3:  # never end inside an escape (\x1b cut to \x1)
+            text = text[:escape]
+        text += "..."
+    return f"{text} (pid {pid})"
 
 
 def _names(pids: list[int]) -> str:
