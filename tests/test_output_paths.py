@@ -13,12 +13,15 @@ from __future__ import annotations
 import io
 import os
 import select
+import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
 import threading
 import tty
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -321,3 +324,284 @@ def test_symlink_planted_by_another_user_is_refused(lg, image, tmp_path):
     os.symlink(shared / "out.tar", tmp_path / "mine.tar")
     lg.fails("export", image, "-o", tmp_path / "mine.tar")
     assert victim.read_bytes() == b"root:*:19000:0:99999:7:::\n"
+
+
+# -- another user racing lg in a directory they may write ------------------------------------
+#
+# The second review's findings: root exports into a directory uid 65534 may write (its home,
+# a shared directory without the sticky bit), and 65534 swaps names there while lg works:
+# (a) the temporary file for a link to root's 0600 key (lg chmodded and renamed by name),
+# (b) the temporary OCI directory for a link to a root-only directory (lg filled and
+# chmodded it), (c) PATH, or a directory on its way, exchanged with such a link
+# (renameat2 RENAME_EXCHANGE) between lg's check and its open, (d) a directory on the way
+# that simply is 65534's link to a root-only directory. Each attack is played by a real
+# uid 65534 process; lg runs in process here (hundreds of rounds in seconds) and, for one
+# round each, as the lg command.
+
+ATTACKER = r'''
+import ctypes, os, sys
+
+def swap_once(target):
+    """Move each of lg's temporaries away and put a link to TARGET in its place."""
+    done = []
+    for name in os.listdir("."):
+        if ".lg-" in name and not name.startswith("moved-away-") and not os.path.islink(name):
+            try:
+                os.rename(name, "moved-away-" + name)
+                os.symlink(target, name)
+                done.append(name)
+            except OSError:
+                pass
+    return done
+
+mode, where = sys.argv[1], sys.argv[2]
+os.chdir(where)
+if mode == "swap":  # swap TARGET: forever, as fast as it can
+    print("ready", flush=True)
+    while True:
+        for name in swap_once(sys.argv[3]):
+            print("swapped", name, flush=True)
+elif mode == "step":  # step TARGET: once per line on stdin, after lg made its temporary
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print("swapped" if swap_once(sys.argv[3]) else "missed", flush=True)
+elif mode == "flip":  # flip A B ...: exchange each pair of names forever
+    libc = ctypes.CDLL(None, use_errno=True)
+    pairs = list(zip(sys.argv[3::2], sys.argv[4::2]))
+    print("ready", flush=True)
+    while True:
+        for a, b in pairs:
+            libc.renameat2(-100, a.encode(), -100, b.encode(), 2)  # AT_FDCWD, RENAME_EXCHANGE
+'''
+
+
+class Attacker:
+    """A uid 65534 process running one of ATTACKER's modes in ``where``."""
+
+    def __init__(self, where, mode: str, *args: str):
+        script = os.path.join(where, "attack.py")
+        with open(script, "w") as f:
+            f.write(ATTACKER)
+        self.proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", "/usr/bin/python3", script, mode, where, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )
+        assert self.proc.stdout.readline() == "ready\n"
+
+    def step(self) -> str:
+        self.proc.stdin.write("go\n")
+        return self.proc.stdout.readline().strip()
+
+    def stop(self) -> list[str]:
+        self.proc.kill()
+        out, _ = self.proc.communicate()
+        return out.splitlines()
+
+
+@pytest.fixture
+def arena():
+    """Root's secrets (a 0600 key in a 0700 directory) and uid 65534's directory beside
+    them, under a root-owned 0755 directory in /tmp; all removed afterwards."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root and /usr/bin/python3 to play uid 65534")
+    top = tempfile.mkdtemp(prefix="lg-race-", dir="/tmp")
+    os.chmod(top, 0o755)
+    try:
+        vault = os.path.join(top, "vault")
+        os.mkdir(vault, 0o700)
+        key = os.path.join(vault, "id_rsa")
+        with open(key, "wb") as f:
+            f.write(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")
+        os.chmod(key, 0o600)
+        home = os.path.join(top, "mallory")
+        os.mkdir(home, 0o755)
+        os.chown(home, NOBODY, NOBODY)
+        yield Arena(top, vault, key, home)
+    finally:
+        shutil.rmtree(top)
+
+
+@dataclass
+class Arena:
+    top: str
+    vault: str
+    key: str
+    home: str
+
+    def snapshot(self) -> tuple:
+        """Everything about root's vault an attack could change."""
+        st = os.lstat(self.key)
+        with open(self.key, "rb") as f:
+            data = f.read()
+        v = os.lstat(self.vault)
+        return (st.st_ino, stat.S_IMODE(st.st_mode), st.st_uid, data, stat.S_IMODE(v.st_mode), v.st_uid, sorted(os.listdir(self.vault)))
+
+
+def export_in_process(lg, image: str, output: str, fmt: str = "rootfs"):
+    """lg export, in this process: the race is run hundreds of times."""
+    from layergit import api
+    from layergit.porcelain import exporter
+
+    return exporter.export(api.open_repo(lg.root), image, output, fmt)
+
+
+def attempt(lg, image: str, output: str, fmt: str = "rootfs") -> str | None:
+    """Export in process; the one-line error, or None on success."""
+    from layergit.errors import LgError
+
+    try:
+        export_in_process(lg, image, output, fmt)
+    except LgError as exc:
+        return str(exc)
+    return None
+
+
+def hook_before(monkeypatch, module, name: str, action) -> None:
+    """Run ``action`` when lg calls ``module.name``: lg is then between making its
+    temporary and renaming it into place."""
+    real = getattr(module, name)
+
+    def hooked(*args, **kwargs):
+        action()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, hooked)
+
+
+def test_swapped_temporary_file_never_reaches_roots_file(lg, image, arena, monkeypatch):
+    """(a) In lock step, 200 times: once lg has created .bb.tar.lg-*, 65534 moves it away
+    and links the name to root's 0600 key (swap.sh). lg changes its file through its
+    fd and renames at the directory fd; what lands at bb.tar is then 65534's own link, which
+    lg notices and reports. The key keeps its mode, inode and content every time."""
+    from layergit.fs import tarwrite
+
+    before = arena.snapshot()
+    out = os.path.join(arena.home, "bb.tar")
+    attacker = Attacker(arena.home, "step", arena.key)
+    try:
+        hook_before(monkeypatch, tarwrite, "write_snapshot", lambda: results.append(attacker.step()))
+        results: list[str] = []
+        for _ in range(200):
+            if os.path.lexists(out):
+                os.unlink(out)  # the last round's link
+            error = attempt(lg, image, out)
+            assert arena.snapshot() == before
+            assert error is not None and "changed by someone else" in error
+        assert results == ["swapped"] * 200
+    finally:
+        attacker.stop()
+    assert os.readlink(out) == arena.key  # 65534's link, renamed as a link, never followed
+
+
+def test_racing_swapper_never_reaches_roots_file(lg, image, arena):
+    """(a) free running: 65534 swaps every temporary it sees, as fast as it can, while
+    root exports 200 times, then once as the lg command. Each export either succeeds or
+    says the file was changed; the key is untouched after each."""
+    before = arena.snapshot()
+    out = os.path.join(arena.home, "bb.tar")
+    attacker = Attacker(arena.home, "swap", arena.key)
+    try:
+        for _ in range(200):
+            if os.path.lexists(out):
+                os.unlink(out)  # the last round's link, if the attacker won the name
+            error = attempt(lg, image, out)
+            assert arena.snapshot() == before
+            assert error is None or "changed by someone else" in error
+        os.unlink(out)
+        proc = lg("export", image, "-o", out, check=False)
+        assert proc.returncode == 0 or b"changed by someone else" in proc.stderr, proc.stderr
+    finally:
+        swaps = attacker.stop()
+    assert arena.snapshot() == before
+    print(f"{len(swaps)} swaps")
+
+
+def test_swapped_oci_directory_never_reaches_roots_directory(lg, image, arena, monkeypatch):
+    """(b) --format oci -o DIR/: lg made .out.lg-*, 0700; 65534 moves it away and links the
+    name to root's 0700 vault (iswap.c) before a byte is written, 50 times in lock step.
+    lg fills and chmods the directory it made (held by an fd), never the vault, and
+    finding 65534's link at PATH, fails and empties its own directory."""
+    from layergit.fs import imagewrite
+
+    before = arena.snapshot()
+    attacker = Attacker(arena.home, "step", arena.vault)
+    try:
+        results: list[str] = []
+        hook_before(monkeypatch, imagewrite, "write_oci", lambda: results.append(attacker.step()))
+        for i in range(50):
+            error = attempt(lg, image, os.path.join(arena.home, f"out{i}") + "/", "oci")
+            assert arena.snapshot() == before
+            assert error is not None and "changed by someone else" in error
+        assert results == ["swapped"] * 50
+    finally:
+        attacker.stop()
+    moved = [n for n in os.listdir(arena.home) if n.startswith("moved-away-")]
+    assert len(moved) == 50  # lg's directories, where 65534 moved them, emptied by lg on failing
+    assert all(os.listdir(os.path.join(arena.home, n)) == [] for n in moved)
+
+
+def test_racing_oci_swapper_never_reaches_roots_directory(lg, image, arena):
+    """(b) free running, 100 OCI exports in process and one lg command."""
+    before = arena.snapshot()
+    attacker = Attacker(arena.home, "swap", arena.vault)
+    try:
+        for i in range(100):
+            error = attempt(lg, image, os.path.join(arena.home, f"out{i}") + "/", "oci")
+            assert arena.snapshot() == before
+            assert error is None or "someone else" in error
+        proc = lg("export", image, "--format", "oci", "-o", os.path.join(arena.home, "cli") + "/", check=False)
+        assert proc.returncode == 0 or b"someone else" in proc.stderr, proc.stderr
+    finally:
+        attacker.stop()
+    assert arena.snapshot() == before
+
+
+def test_exchanged_names_never_reach_roots_file(lg, image, arena):
+    """(c) flip.c: 65534 exchanges, nonstop, its file out.tar with its link to root's key,
+    and its directory backups/ with its link to root's vault. lg opens each component once,
+    without following, and judges a link by the link it opened: 200 exports to each name
+    either write 65534's own file, refuse the link, or find its rename undone by the next
+    exchange; the key is untouched after each."""
+    home = arena.home
+    for name, data in (("out.tar", b"mallory's\n"), ("backups/id_rsa", b"mallory's\n")):
+        os.makedirs(os.path.dirname(os.path.join(home, name)), exist_ok=True)
+        with open(os.path.join(home, name), "wb") as f:
+            f.write(data)
+    os.symlink(arena.key, os.path.join(home, "key-link"))
+    os.symlink(arena.vault, os.path.join(home, "vault-link"))
+    for dirpath, dirnames, filenames in os.walk(home):
+        for n in [dirpath] + [os.path.join(dirpath, x) for x in dirnames + filenames]:
+            os.chown(n, NOBODY, NOBODY, follow_symlinks=False)
+    before = arena.snapshot()
+    attacker = Attacker(home, "flip", "out.tar", "key-link", "backups", "vault-link")
+    outcomes = set()
+    try:
+        for target in ("out.tar", "backups/id_rsa"):
+            for _ in range(200):
+                error = attempt(lg, image, os.path.join(home, target))
+                assert arena.snapshot() == before
+                assert error is None or "owned by uid 65534" in error or "changed by someone else" in error, error
+                outcomes.add("refused" if error else "written")
+    finally:
+        attacker.stop()
+    assert outcomes == {"written", "refused"}  # both sides of the exchange were met
+
+
+def test_link_of_another_user_in_a_directory_component_is_refused(lg, image, arena):
+    """(d) ~65534/backups -> root's vault; -o ~65534/backups/id_rsa (or a new name there)
+    is refused in one line naming the link, and nothing in the vault changes. Root's own
+    link on the way is followed."""
+    link = os.path.join(arena.home, "backups")
+    os.symlink(arena.vault, link)
+    os.chown(link, NOBODY, NOBODY, follow_symlinks=False)
+    before = arena.snapshot()
+    for name in ("id_rsa", "app.tar"):
+        for fmt in ("rootfs", "docker-archive"):
+            err = lg.fails("export", image, "--format", fmt, "-o", os.path.join(link, name))
+            assert f"refusing to follow {link}: a symbolic link owned by uid 65534" in err
+    lg.fails("export", image, "--format", "oci", "-o", os.path.join(link, "layout") + "/")
+    assert arena.snapshot() == before
+    mine = os.path.join(arena.top, "mine")
+    os.symlink("vault", mine)
+    lg("export", image, "-o", os.path.join(mine, "app.tar"))
+    assert "manifest.json" in names(open(os.path.join(arena.vault, "app.tar"), "rb").read())
