@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from layergit.fs.checkout import CheckoutPolicy, Specials
+from layergit.fs.checkout import CheckoutPolicy, RootOwner, Specials
 from layergit.porcelain import checkout
 
 from .output import repo_from
@@ -32,13 +32,15 @@ def _count(n: int, what: str) -> str:
 @click.option("-H", "--hardlink", is_flag=True, help="Hardlink files from the materialised cache (fast; treat the result as read-only).")
 @click.option("--mode", callback=_octal_mode, metavar="MODE", help="Mode of DEST, octal (default: 0700 when the checkout creates it; an existing DEST keeps its own).")
 @click.option("--no-special", is_flag=True, help="Write no device nodes, and files without setuid/setgid bits or capabilities.")
+@click.option("--root-owner", type=click.Choice([o.value for o in RootOwner]), default=RootOwner.CALLER.value, show_default=True, help="Owner and ACLs of DEST: yours (an existing DEST keeps its own), or the image root's.")
 @click.pass_context
-def checkout_cmd(ctx, rev, dest, hardlink, mode, no_special):
+def checkout_cmd(ctx, rev, dest, hardlink, mode, no_special, root_owner):
     """Write the rootfs of REV into DEST (a new or empty directory), exactly.
 
-    DEST's own mode is the host's: 0700 when the checkout creates it (see --mode).
+    DEST itself is the host's: yours, 0700 when the checkout creates it (see --mode
+    and --root-owner); everything below it is the image's.
     """
-    policy = CheckoutPolicy(mode, Specials.DROP if no_special else Specials.KEEP)
+    policy = CheckoutPolicy(mode, Specials.DROP if no_special else Specials.KEEP, RootOwner(root_owner))
     result = checkout.checkout(repo_from(ctx), rev, dest, hardlink=hardlink, policy=policy)
     for warning in result.warnings:
         click.echo(f"lg: warning: {warning}", err=True)

@@ -119,18 +119,107 @@ def test_a_group_other_than_roots_counts_as_reachable(lg, image, shared):
         assert mode_of(os.path.join(parent, "dest")) == 0o755
 
 
-def test_image_root_owned_by_a_user_is_warned(lg, image, tmp_path, shared):
-    """The variant of the attack that needs no --mode: the image makes its root directory
-    uid 65534's. The checkout keeps that owner (it is exact), so 65534 may enter its
-    0700 directory: that is warned, and it is true (stat succeeds for 65534)."""
+@pytest.fixture
+def owned(lg, image, tmp_path) -> str:
+    """The image again, its root directory now uid 65534's and 0700, holding a setuid-root
+    copy of id(1) (which, unlike busybox, keeps the euid it is given and shows it)."""
     src = tmp_path / "src"
+    shutil.copy("/usr/bin/id", src / "bin" / "id")
+    os.chmod(src / "bin" / "id", 0o4755)
     os.chown(src, NOBODY, NOBODY)
+    os.chmod(src, 0o700)
     lg("commit", src, "-t", "owned")
-    dest = os.path.join(shared, "owned")
-    err = lg("checkout", "owned", dest).stderr.decode()
-    assert mode_of(dest) == 0o700 and os.stat(dest).st_uid == NOBODY
-    assert len(err.splitlines()) == 1 and f"holds {PRIVILEGED} " in err
+    return "owned"
+
+
+def run_setuid_id(dest) -> subprocess.CompletedProcess:
+    """uid 65534 runs the checkout's setuid-root id: "0" if the attack works."""
+    return as_nobody("env", os.path.join(dest, "bin", "id"), "-u")  # env: exec's error as text
+
+
+@pytest.mark.parametrize("how", ["new", "mode-700", "hardlink", "existing"])
+def test_image_root_owner_is_not_handed_the_checkout(lg, owned, shared, how):
+    """The attack: an image whose root is uid 65534's, 0700. Checked out as the image
+    says, that directory let 65534 in (owner), and it ran the setuid-root id with euid
+    0. The checkout directory's owner is now the caller's (root), like its mode, for a
+    new directory, with --mode 700, with -H, and into an existing root-owned 0700
+    directory (which is not chowned either): 65534 gets EACCES, and no warning is due."""
+    dest = os.path.join(shared, how)
+    flags = {"mode-700": ["--mode", "700"], "hardlink": ["-H"]}.get(how, [])
+    if how == "existing":
+        os.mkdir(dest, 0o700)
+    err = lg("checkout", *flags, owned, dest).stderr
+    attack = run_setuid_id(dest)
+    assert attack.returncode != 0 and "Permission denied" in attack.stderr, attack
+    assert nobody_stat(os.path.join(dest, "bin", "busybox")).returncode != 0
+    st = os.stat(dest)
+    assert (st.st_uid, st.st_gid, mode_of(dest)) == (0, 0, 0o700)
+    assert os.stat(os.path.join(dest, "bin", "id")).st_mode & stat.S_ISUID  # the tree itself is exact
+    assert err == b""
+
+
+def test_image_root_owner_only_when_asked(lg, owned, shared):
+    """--root-owner image gives the directory the image root's owner, as asked: the
+    attack then works (euid 0) and the warning says what let 65534 in and how to undo it."""
+    dest = os.path.join(shared, "asked")
+    err = lg("checkout", "--root-owner", "image", owned, dest).stderr.decode()
+    assert os.stat(dest).st_uid == NOBODY and mode_of(dest) == 0o700
+    assert len(err.splitlines()) == 1 and f"holds {PRIVILEGED + 1} " in err
+    assert "--root-owner image made it uid 65534's; leave that out, or use --no-special" in err
+    assert run_setuid_id(dest).stdout.strip() == "0"
+
+
+def acl_letting_in(uid: int) -> bytes:
+    """A system.posix_acl_access value: rwx for the owner, r-x for ``uid``, the group and
+    the mask, nothing for others (the kernel's xattr form: version 2, then tag, perm, id)."""
+    import struct
+
+    undefined = 0xFFFFFFFF
+    entries = [(0x01, 7, undefined), (0x02, 5, uid), (0x04, 5, undefined), (0x10, 5, undefined), (0x20, 0, undefined)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_image_root_acls_are_not_applied(lg, image, tmp_path, shared):
+    """An image root with an ACL letting uid 65534 in: the checkout directory does not get
+    it (the ACL is the caller's, like the owner), unless --root-owner image."""
+    src = tmp_path / "src"
+    try:
+        os.setxattr(src, "system.posix_acl_access", acl_letting_in(NOBODY))
+    except OSError:
+        pytest.skip("no POSIX ACLs on this filesystem")
+    lg("commit", src, "-t", "acl")
+    dest = os.path.join(shared, "acl")
+    assert lg("checkout", "acl", dest).stderr == b""
+    assert "system.posix_acl_access" not in os.listxattr(dest)
+    assert nobody_stat(os.path.join(dest, "bin", "busybox")).returncode != 0
+    dest = os.path.join(shared, "acl-image")
+    err = lg("checkout", "--root-owner", "image", "--mode", "750", "acl", dest).stderr.decode()
+    assert "system.posix_acl_access" in os.listxattr(dest)
     assert nobody_stat(os.path.join(dest, "bin", "busybox")).stdout.strip() == "4755"
+    assert "with group 0 or an ACL" in err
+
+
+def test_existing_directory_is_private_while_written(lg, image, shared, monkeypatch):
+    """An existing 0755 directory keeps its mode in the end (warned), but while the
+    entries are written it is 0700: the setuid files are not reachable before the
+    warning is."""
+    from layergit import api
+    from layergit.fs import checkout as fs_checkout
+
+    dest = os.path.join(shared, "existing")
+    os.mkdir(dest, 0o755)
+    os.chmod(dest, 0o755)
+    seen = []
+    real = fs_checkout.TreeWriter.written
+
+    def spy(self, node):
+        seen.append(mode_of(dest))
+        return real(self, node)
+
+    monkeypatch.setattr(fs_checkout.TreeWriter, "written", spy)
+    result = api.checkout(api.open_repo(lg.root), image, dest)
+    assert seen and set(seen) == {0o700}
+    assert mode_of(dest) == 0o755 and len(result.warnings) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)

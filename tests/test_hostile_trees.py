@@ -359,18 +359,24 @@ def test_metadata_type_disagrees_with_git_mode(lg, arena, mode, kind):
     assert proc.returncode != 0
 
 
-def test_device_nodes_and_odd_root_metadata_are_contained(lg, arena):
-    """Device nodes, setuid modes and foreign owners are created inside DEST only; root '.' metadata applies to DEST."""
+@pytest.mark.parametrize("root_owner", ["caller", "image"])
+def test_device_nodes_and_odd_root_metadata_are_contained(lg, arena, root_owner):
+    """Device nodes, setuid modes and foreign owners are created inside DEST only; root '.'
+    metadata applies to DEST. DEST's owner is the caller's (root here), not the image
+    root's 4242 (which would let uid 4242 into the setuid file), unless --root-owner image
+    asks for it: this test asserted 4242 before DEST's owner became the host's decision."""
     entries = [(BLOB, b"suid", blob(lg, b"#!/bin/sh\n"))]
     lines = [b"null\tc 0666 0:0 0.000000000 rdev=1:3", b"disk\tb 0600 0:0 0.000000000 rdev=7:0", b"suid\tf 4755 12345:54321 0.000000000", b"fifo\tp 0600 0:0 0.000000000"]
     rev = image(lg, "devices", rootfs(lg, entries, meta(*lines, root=b".\td 0700 4242:4242 0.000000000")))
     dest = arena.dest
-    proc = lg("checkout", rev, dest, check=False)
+    proc = lg("checkout", "--root-owner", root_owner, rev, dest, check=False)
     try:
         assert proc.returncode == 0, proc.stderr
         assert stat.S_ISCHR(os.lstat(dest / "null").st_mode) and stat.S_ISBLK(os.lstat(dest / "disk").st_mode)
         assert os.lstat(dest / "suid").st_mode & 0o7777 == 0o4755 and os.lstat(dest / "suid").st_uid == 12345
-        assert os.lstat(dest).st_uid == 4242 and os.lstat(dest).st_mode & 0o7777 == 0o700
+        owner = 4242 if root_owner == "image" else os.geteuid()
+        assert os.lstat(dest).st_uid == owner and os.lstat(dest).st_mode & 0o7777 == 0o700
+        assert os.lstat(dest).st_mtime_ns == 0  # the rest of the root's metadata is the image's
         arena.assert_contained()
         arena.assert_untouched()
     finally:

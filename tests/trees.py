@@ -158,11 +158,12 @@ def roundtrip(lg, src, dest, tag: str = "fidelity:latest", warnings_ok: bool = F
     """Commit ``src`` as ``tag``, check it out into the new directory ``dest``, compare.
 
     Returns the image id. As root a checkout must not warn about anything: a warning
-    means something was skipped.
+    means something was skipped. The root directory is compared too, so it takes the
+    source root's mode and owner (--mode, --root-owner image).
     """
     image_id = lg.out("commit", src, "-t", tag, "-m", f"fidelity {os.path.basename(str(dest))}").strip()
     assert len(image_id) == 40, image_id
-    proc = lg("checkout", tag, dest, "--mode", root_mode(src))
+    proc = lg("checkout", tag, dest, "--mode", root_mode(src), "--root-owner", "image")
     if not warnings_ok:
         assert proc.stderr.decode(errors="replace") == "", f"checkout warned: {proc.stderr!r}"
     assert_same_tree(src, dest)

@@ -54,25 +54,42 @@ class Specials(Enum):
     DROP = "drop"  # files without setuid/setgid bits and capabilities; device nodes left out
 
 
+class RootOwner(Enum):
+    """Whose the checkout directory is."""
+
+    CALLER = "caller"  # the caller's, as mkdir makes it (an existing directory keeps its owner)
+    IMAGE = "image"  # the image root's owner and ACLs: an exact copy, root included
+
+
+_ACLS = ("system.posix_acl_access", "system.posix_acl_default")
+
+
 @dataclass(frozen=True)
 class CheckoutPolicy:
     """How a user's checkout meets the host; parsed once from lg checkout's flags.
 
-    The checkout directory takes the image root's owner, mtime and xattrs, but its
-    mode is the host's decision, not the image's: ``mode``, else 0700 when the
-    checkout creates it, else the mode it has. (Whoever the image makes its owner,
-    or lets in by ACL, is caught by lg checkout's reachability warning.)
+    Who may enter the checkout directory is the host's decision, not the image's:
+    its mode is ``mode``, else 0700 when the checkout creates it, else the mode it
+    has; its owner and ACLs are the caller's (a new directory's) or its own (an
+    existing one's). An image whose root belongs to uid 65534 would otherwise hand
+    that user the way to every setuid-root binary below it, whatever the mode.
+    ``root_owner`` IMAGE asks for the image's owner and ACLs. The directory's mtime
+    and other xattrs, and everything below it, are the image's.
     """
 
     mode: int | None = None
     specials: Specials = Specials.KEEP
+    root_owner: RootOwner = RootOwner.CALLER
 
     def root_meta(self, image_root: M.EntryMeta | None, st: os.stat_result, created: bool) -> M.EntryMeta:
-        """The metadata to give the checkout directory (``st``: as it is now)."""
+        """The metadata to give the checkout directory (``st``: as it was before the checkout)."""
         mode = self.mode if self.mode is not None else NEW_DIR_MODE if created else stat.S_IMODE(st.st_mode)
         if image_root is None:
             return M.EntryMeta("d", mode, st.st_uid, st.st_gid, st.st_mtime_ns)
-        return replace(image_root, mode=mode)
+        if self.root_owner is RootOwner.IMAGE:
+            return replace(image_root, mode=mode)
+        xattrs = tuple(x for x in image_root.xattrs if x[0] not in _ACLS)
+        return replace(image_root, mode=mode, uid=st.st_uid, gid=st.st_gid, xattrs=xattrs)
 
 
 @dataclass
@@ -279,7 +296,10 @@ class TreeWriter:
 def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResult:
     """Run ``writer`` over the snapshot ``tree`` into ``dest`` (empty or absent).
 
-    A destination this call created is removed again if anything fails.
+    A destination this call created is removed again if anything fails. Under a
+    policy the directory is 0700 while entries are written (an existing one is
+    tightened, and put back if the checkout fails): its final mode and owner, which
+    may let others in, come only once the tree is complete.
     """
     created = False
     try:
@@ -287,16 +307,24 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
         created = True
     except FileExistsError:
         pass
-    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # A directory we just made is opened without following a link and must be ours: in a
+    # directory another user may write, they could put their own (or a link) in its place.
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if created else 0))
+    before = os.fstat(fd)
+    if created and before.st_uid != os.geteuid():
+        os.close(fd)
+        raise LgError(f"checkout destination {dest} was replaced by someone else's directory")
     if os.listdir(fd):
         os.close(fd)
         raise LgError(f"checkout destination {dest} is not empty")
     try:
+        if writer.policy is not None and stat.S_IMODE(before.st_mode) & 0o7077:
+            _try_fchmod(fd, 0o700)
         writer.root_fd = fd
         own = writer.directory(fd, tree)
         writer.finish()
         if writer.policy is not None:
-            own = writer.policy.root_meta(own, os.fstat(fd), created)
+            own = writer.policy.root_meta(own, before, created)
         if own is not None:
             writer.apply_meta(fd, b".", own, fd)
         return writer.result
@@ -310,9 +338,18 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
                     remove_tree(path)
                 else:
                     os.unlink(path)
+            _try_fchmod(fd, stat.S_IMODE(before.st_mode))
         raise
     finally:
         os.close(fd)
+
+
+def _try_fchmod(fd: int, mode: int) -> None:
+    """Change the mode of a directory we may not own (an unprivileged caller's existing DEST)."""
+    try:
+        os.fchmod(fd, mode)
+    except PermissionError:
+        pass
 
 
 def checkout(store, tree: bytes, dest: str, policy: CheckoutPolicy) -> CheckoutResult:

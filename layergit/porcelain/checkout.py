@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from ..errors import LgError
@@ -27,8 +28,10 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
 
     A checkout holding setuid/setgid files, file capabilities or device nodes in a
     directory other users can reach hands them local root, so that is warned about
-    (``policy``, from layergit.fs.checkout, decides the directory's mode and whether
-    such entries are written; None is the default policy, ``lg checkout``'s).
+    (``policy``, from layergit.fs.checkout, decides the directory's mode and owner
+    and whether such entries are written; None is the default policy, ``lg
+    checkout``'s), naming what lets the others in: what was just done is never the
+    advice.
     """
     from ..fs.checkout import CheckoutPolicy, checkout as materialise
     from ..fs.hostpath import reachable_by_others
@@ -44,10 +47,25 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
         result = materialise(repo.store, img.rootfs, dest, policy)
     if result.privileged and reachable_by_others(dest):
         result.warnings.append(
-            f"{dest} can be entered by other users and holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"
-            " device nodes); check out into a new directory (made 0700) or one only you can enter, or use --no-special"
+            f"{dest} holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"
+            f" device nodes) and other users can enter it: {_way_in(dest, policy)}"
         )
     return result
+
+
+def _way_in(dest: str, policy: CheckoutPolicy) -> str:
+    """What lets other users into ``dest``, and how to shut them out (for the warning)."""
+    from ..fs.checkout import RootOwner
+
+    st = os.stat(dest)
+    if st.st_uid not in (0, os.geteuid()):
+        if policy.root_owner is RootOwner.IMAGE:
+            return f"--root-owner image made it uid {st.st_uid}'s; leave that out, or use --no-special"
+        return f"it is uid {st.st_uid}'s; check out into a directory of yours, or use --no-special"
+    how = f"--mode {policy.mode:04o}" if policy.mode is not None else f"its mode {stat.S_IMODE(st.st_mode):04o}"
+    if not st.st_mode & stat.S_IXOTH:
+        how += f" with group {st.st_gid} or an ACL"
+    return f"{how}; use --mode 700, or --no-special"
 
 
 def materialise(repo: Repo, rev: str) -> str:

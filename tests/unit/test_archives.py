@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from layergit.fs import imagearchive as IA
-from layergit.fs.checkout import CheckoutPolicy, privileged
+from layergit.fs.checkout import CheckoutPolicy, RootOwner, privileged
 from layergit.fs.tarlayer import ArchiveError
 from layergit.store import meta as M
 
@@ -158,6 +158,12 @@ def test_the_checkout_directory_mode_is_the_hosts_decision(tmp_path):
     image_root = M.EntryMeta("d", 0o777, 1, 2, 3)
     assert CheckoutPolicy().root_meta(image_root, st, created=True).mode == 0o700
     assert CheckoutPolicy().root_meta(image_root, st, created=False).mode == 0o755
-    assert CheckoutPolicy(mode=0o750).root_meta(image_root, st, created=True) == M.EntryMeta("d", 0o750, 1, 2, 3)
+    # the owner and ACLs are the directory's own (the caller's, for a new one), unless the image's are asked for
+    acl = (("system.posix_acl_access", b"\x02\0\0\0"), ("user.note", b"kept"))
+    image_root = M.EntryMeta("d", 0o777, 1, 2, 3, xattrs=acl)
+    mine = M.EntryMeta("d", 0o750, st.st_uid, st.st_gid, 3, xattrs=acl[1:])
+    assert CheckoutPolicy(mode=0o750).root_meta(image_root, st, created=True) == mine
+    image = CheckoutPolicy(mode=0o750, root_owner=RootOwner.IMAGE).root_meta(image_root, st, created=True)
+    assert image == M.EntryMeta("d", 0o750, 1, 2, 3, xattrs=acl)
     here = M.EntryMeta("d", 0o700, st.st_uid, st.st_gid, st.st_mtime_ns)
     assert CheckoutPolicy().root_meta(None, st, created=True) == here
