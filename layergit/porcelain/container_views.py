@@ -80,7 +80,7 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
     sweep(repo)
     rows = []
     for cid in registry(repo).ids():
-        cdir = ContainerDir(registry(repo).dir, cid)
+        cdir = registry(repo).container(cid)
         try:
             rec = cdir.record()
         except NotFound:

@@ -46,7 +46,7 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def registry(repo: Repo) -> Registry:
-    return Registry(os.path.join(repo.root.path, "containers"))
+    return Registry(repo.root)
 
 
 def find(repo: Repo, ref: str) -> ContainerDir:
@@ -83,7 +83,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
-    lower = os.path.join(repo.root.cache, "rootfs", img.rootfs.hex())
+    lower = os.path.join(repo.root.cache_dir("rootfs"), img.rootfs.hex())
     if not os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
         from .checkout import cache
 
@@ -101,7 +101,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         except Conflict:
             if options.name:
                 raise
-    cdir = ContainerDir(reg.dir, cid)
+    cdir = reg.container(cid)
     ref_set = False
     try:
         if owned:
@@ -225,7 +225,7 @@ def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tu
     try:
         return cid, start(repo, cid, attach=not detach)
     except BaseException as exc:
-        if os.path.isdir(os.path.join(registry(repo).dir, cid)) and not _ran(repo, cid):
+        if os.path.isdir(repo.root.container(cid)) and not _ran(repo, cid):
             remove(repo, [cid], force=True)
         if isinstance(exc, LgError) and exc.exit_code not in (126, 127):
             exc.exit_code = 125
@@ -392,7 +392,7 @@ def _thaw(reg: Registry, cid: str) -> bool:
 
 def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool:
     """Remove a container whose owners are all dead, if it is its owners' to remove."""
-    cdir = ContainerDir(reg.dir, cid)
+    cdir = reg.container(cid)
     try:
         record = cdir.record()
     except NotFound:

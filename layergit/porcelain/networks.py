@@ -49,10 +49,9 @@ def rm(repo: Repo, names: list[str]) -> list[str]:
 def _forget_gone(repo: Repo) -> None:
     """Drop leases of containers that no longer exist (a crash mid-setup, a lost monitor)."""
     nets = _nets(repo)
-    containers = os.path.join(repo.root.path, "containers")
     for name in nets.names():
         for holder in list(nets.leases(name).values()):
-            if not os.path.isdir(os.path.join(containers, holder["id"])):
+            if not os.path.isdir(repo.root.container(holder["id"])):
                 controller.release(repo.root.path, holder["id"])
 
 

@@ -81,9 +81,9 @@ def store_lock(repo: Repo, exclusive: bool = False):
         except ValueError:
             value = os.environ["LG_LOCK_TIMEOUT"]
             raise UsageError(f"LG_LOCK_TIMEOUT={value!r} is not a number of seconds") from None
-        with locked(os.path.join(repo.root.path, "gc.lock"), timeout=timeout, purpose="the store",
+        with locked(repo.root.gc_lock, timeout=timeout, purpose="the store",
                     hint="set LG_LOCK_TIMEOUT=SECONDS to wait longer") as fd:
             yield fd
     else:
-        with locked(os.path.join(repo.root.path, "gc.lock"), shared=True, purpose="with the store") as fd:
+        with locked(repo.root.gc_lock, shared=True, purpose="with the store") as fd:
             yield fd

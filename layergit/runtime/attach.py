@@ -52,7 +52,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     bridged = spec.network.bridged
     if bridged or spec.network.container:
         from .client import joined_netns, request
-    netns = joined_netns(os.path.dirname(cdir.path), spec) if spec.network.container else None
+    netns = joined_netns(root, spec) if spec.network.container else None
     cgroup = Cgroup(cdir.id)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
     stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)

@@ -14,12 +14,9 @@ import sys
 import time
 
 from ..errors import LgError
+from ..root import Root
 from .spec import Spec
 
-
-def paths(root: str) -> tuple[str, str, str]:
-    run = os.path.join(root, "run")
-    return run, os.path.join(run, "monitor.sock"), os.path.join(run, "monitor.lock")
 
 def _connect(sock_path: str) -> socket.socket | None:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -31,13 +28,13 @@ def _connect(sock_path: str) -> socket.socket | None:
         return None
 
 
-def joined_netns(containers_dir: str, spec: Spec) -> str | None:
+def joined_netns(root: str, spec: Spec) -> str | None:
     """For ``--network container:ID``: the network namespace of that running container."""
     if not spec.network.container:
         return None
     from .state import Registry
 
-    target = Registry(containers_dir).find(spec.network.container)
+    target = Registry(Root(root)).find(spec.network.container)
     st = target.state()
     if not st.running:
         raise LgError(f"cannot join the network of {spec.network.container}: it is not running")
@@ -46,13 +43,13 @@ def joined_netns(containers_dir: str, spec: Spec) -> str | None:
 
 def request(root: str, message: dict, timeout: float = 60.0, start: bool = True) -> dict | None:
     """Send one request to the root's monitor, starting the monitor if needed (and allowed)."""
-    run, sock_path, _ = paths(root)
-    conn = _connect(sock_path)
+    layout = Root(root)
+    conn = _connect(layout.monitor_sock)
     if conn is None and not start:
         return None
     if conn is None:
-        os.makedirs(run, exist_ok=True)
-        with open(os.path.join(run, "monitor.log"), "ab") as log:
+        os.makedirs(layout.run, exist_ok=True)
+        with open(layout.monitor_log, "ab") as log:
             subprocess.Popen(
                 [sys.executable, "-m", "layergit.runtime.monitor", root],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
@@ -60,9 +57,9 @@ def request(root: str, message: dict, timeout: float = 60.0, start: bool = True)
         deadline = time.monotonic() + 10
         while conn is None and time.monotonic() < deadline:
             time.sleep(0.01)
-            conn = _connect(sock_path)
+            conn = _connect(layout.monitor_sock)
         if conn is None:
-            raise LgError(f"could not start the container monitor (see {run}/monitor.log)")
+            raise LgError(f"could not start the container monitor (see {layout.monitor_log})")
     with conn:
         conn.settimeout(timeout)
         conn.sendall(json.dumps(message).encode() + b"\n")

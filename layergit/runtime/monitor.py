@@ -32,8 +32,9 @@ import time
 
 from ..errors import LgError
 from ..removal import remove_tree
+from ..root import Root
 from .cgroups import Cgroup
-from .client import joined_netns, paths
+from .client import joined_netns
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
 from .spec import Spec
@@ -165,7 +166,7 @@ class _Client:
 class Monitor:
     def __init__(self, root: str, init_binary: str | None):
         self.root = root
-        self.containers = os.path.join(root, "containers")
+        self.registry = Registry(Root(root))
         self.init_binary = init_binary
         self.sel = selectors.DefaultSelector()
         self.watched: dict[int, tuple[ContainerDir, Cgroup, LogWriter, int]] = {}  # pidfd -> container
@@ -180,7 +181,7 @@ class Monitor:
         self.accept_after = 0.0  # accept() ran out of resources: wait until then
 
     def start(self, cid: str) -> dict:
-        cdir = ContainerDir(self.containers, cid)
+        cdir = self.registry.container(cid)
         record = cdir.record()
         spec = Spec.from_dict(record.spec)
         with cdir.lock():
@@ -200,7 +201,7 @@ class Monitor:
                 closes = [out_w, err_w]
             try:
                 connect = (lambda child: self.net.attach(cdir, spec, child)) if spec.network.bridged else None
-                pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.containers, spec))
+                pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.root, spec))
             except (SpawnError, LgError) as exc:
                 for fd in closes + list(reads) + [devnull]:
                     os.close(fd)
@@ -251,9 +252,8 @@ class Monitor:
                 if cdir.exists():
                     remove_tree(cdir.path)
             cdir.forget_lock()
-            registry = Registry(self.containers)
-            registry.release_name(record.name, cdir.id)
-            registry.disown(cdir.id)  # last: an owner marker is what finishes a removal cut short
+            self.registry.release_name(record.name, cdir.id)
+            self.registry.disown(cdir.id)  # last: an owner marker is what finishes a removal cut short
 
     def dispatch(self, request: dict) -> dict:
         """Carry out a request that parse_request accepted (so its op and fields are known good)."""
@@ -261,7 +261,7 @@ class Monitor:
         if op == "start":
             return self.start(request["id"])
         if op == "net-attach":
-            cdir = ContainerDir(self.containers, request["id"])
+            cdir = self.registry.container(request["id"])
             spec = Spec.from_dict(cdir.record().spec)
             return {"ok": True, "settings": self.net.attach(cdir, spec, request["pid"])}
         self.net.detach(request["id"])  # net-detach
@@ -352,9 +352,10 @@ def raise_fd_limit() -> None:
 
 
 def main(root: str) -> None:
-    run, sock_path, lock_path = paths(root)
-    os.makedirs(run, exist_ok=True)
-    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    layout = Root(root)
+    sock_path = layout.monitor_sock
+    os.makedirs(layout.run, exist_ok=True)
+    lock = os.open(layout.monitor_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

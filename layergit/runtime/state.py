@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 
 from ..errors import Conflict, NotFound
 from ..flock import locked
+from ..root import Root
 
 
 def now_iso() -> str:
@@ -78,10 +79,10 @@ class Record:
 
 
 class ContainerDir:
-    def __init__(self, containers_dir: str, container_id: str):
-        self.base = containers_dir
+    def __init__(self, root: Root, container_id: str):
+        self.root = root
         self.id = container_id
-        self.path = os.path.join(containers_dir, container_id)
+        self.path = root.container(container_id)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -93,7 +94,7 @@ class ContainerDir:
         The lock file lives beside the container directories, not in one, so that it
         survives the removal it protects.
         """
-        with locked(os.path.join(self.base, "locks", self.id)):
+        with locked(self.root.container_lock(self.id)):
             yield
 
     def write_json(self, name: str, value) -> None:
@@ -135,12 +136,12 @@ class ContainerDir:
 
     def forget_lock(self) -> None:
         try:
-            os.unlink(os.path.join(self.base, "locks", self.id))
+            os.unlink(self.root.container_lock(self.id))
         except FileNotFoundError:
             pass
 
 
-OWNERS = "owners"  # who removes a container in flight (Registry.own)
+OWNERS = "owners"  # kinds of marker: who removes a container in flight (Registry.own)
 FREEZERS = "freezers"  # who thaws a container frozen for a commit or diff
 
 
@@ -167,9 +168,14 @@ class Owner:
 class Registry:
     """All containers under a root: ids, names, lookup by either, and owners."""
 
-    def __init__(self, containers_dir: str):
-        self.dir = containers_dir
-        self.names = os.path.join(containers_dir, "by-name")
+    def __init__(self, root: Root):
+        self.root = root
+        self.dir = root.containers
+        self.names = root.container_names
+        self._marks = {OWNERS: root.container_owners, FREEZERS: root.container_freezers}
+
+    def container(self, container_id: str) -> ContainerDir:
+        return ContainerDir(self.root, container_id)
 
     def own(self, container_id: str, name: str, pid: int | None = None, kind: str = OWNERS) -> None:
         """Record ``pid`` (default: us) as the process that removes the container when it is done.
@@ -186,7 +192,7 @@ class Registry:
         start = pid_start_time(pid)
         if start is None:
             return  # already gone: nobody to hand the container to
-        entry = os.path.join(self.dir, kind, f"{container_id}.{pid}.{start}")
+        entry = os.path.join(self._marks[kind], f"{container_id}.{pid}.{start}")
         for _ in range(2):
             try:
                 os.symlink(name, entry)
@@ -198,7 +204,7 @@ class Registry:
 
     def owned(self, kind: str = OWNERS) -> dict[str, list[Owner]]:
         """Every container that has owners (of ``kind``), with them."""
-        marks = os.path.join(self.dir, kind)
+        marks = self._marks[kind]
         try:
             entries = os.listdir(marks)
         except FileNotFoundError:
@@ -236,7 +242,7 @@ class Registry:
                 return
             except FileExistsError:
                 owner = self.by_name(name)
-                if owner and os.path.isdir(os.path.join(self.dir, owner)):
+                if owner and os.path.isdir(self.root.container(owner)):
                     raise Conflict(f"the container name {name!r} is already in use by container {owner[:12]}") from None
                 self.release_name(name, owner or "")  # left behind by a container removed with --rm
         raise Conflict(f"the container name {name!r} is being taken by another container")
@@ -263,9 +269,9 @@ class Registry:
             if len(matches) > 1:
                 raise Conflict(f"container id prefix {ref} is ambiguous")
             cid = matches[0] if matches else None
-        if cid is None or not os.path.isdir(os.path.join(self.dir, cid)):
+        if cid is None or not os.path.isdir(self.root.container(cid)):
             raise NotFound(f"no such container: {ref}")
-        return ContainerDir(self.dir, cid)
+        return ContainerDir(self.root, cid)
 
 
 def wait_for(predicate, timeout: float | None, interval: float = 0.02) -> bool:

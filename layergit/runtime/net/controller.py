@@ -28,6 +28,7 @@ import os
 import selectors
 
 from ...errors import Conflict, LgError, NotFound
+from ...root import Root
 from ..spec import Spec
 from ..state import ContainerDir
 from . import hostsfile
@@ -42,7 +43,7 @@ def refresh_hosts(root: str, network_name: str) -> None:
     network = nets.get(network_name)
     members = []
     for ip, holder in nets.leases(network_name).items():
-        cdir = ContainerDir(os.path.join(root, "containers"), holder["id"])
+        cdir = ContainerDir(Root(root), holder["id"])
         try:
             hostname = cdir.record().spec["hostname"]
         except Exception:  # noqa: BLE001 - a container being removed

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from ...errors import Conflict, NotFound, UsageError
 from ...flock import locked
+from ...root import Root
 from ..state import now_iso
 from . import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
 
@@ -58,7 +59,7 @@ def check_name(name: str) -> None:
 class Networks:
     def __init__(self, root: str):
         self.root = root
-        self.dir = os.path.join(root, "networks")
+        self.dir = Root(root).networks
 
     def _path(self, name: str, leaf: str = "") -> str:
         return os.path.join(self.dir, name, leaf)
