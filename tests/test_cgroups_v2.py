@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 from layergit.errors import LgError
-from layergit.runtime import devfilter
+from layergit.runtime.bpf import devices
 from layergit.runtime.cgroups import DEVICE_RULES, PARENT, Cgroup, v2_mount
 
 from .runtime_helpers import IMAGE, alive, rt, runtime_template  # noqa: F401
@@ -254,7 +254,7 @@ def test_device_filter_outlives_its_fd(cgroups, tmp_path):
 def test_device_filter_refuses_bad_rules(rule):
     """A rule the assembler cannot read stops it, rather than dropping out of the filter unnoticed."""
     with pytest.raises(ValueError, match="bad device rule"):
-        devfilter.program(["c 1:3 rwm", rule])
+        devices.program(["c 1:3 rwm", rule])
 
 
 # -- freeze, kill, remove ------------------------------------------------------------------------

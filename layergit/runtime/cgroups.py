@@ -8,7 +8,8 @@ the container everywhere. A v2 host is recognised by controllers in its unified
 root; a hybrid host (v1 controllers, an empty unified tree) is treated as v1.
 Either way a container may only use the devices of a minimal /dev (DEVICE_RULES):
 v1's devices controller is given the rules, on v2 they become an eBPF program
-(devfilter).
+(bpf/devices.py, imported only where a v2 host builds it: every container start imports
+this module).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import signal
 import time
 
 from ..errors import LgError
-from . import devfilter, syscalls
+from . import syscalls
 
 ROOT = "/sys/fs/cgroup"
 PARENT = "layergit"
@@ -83,7 +84,10 @@ class Cgroup:
         self.name = f"{PARENT}/{container_id}"
         hierarchies = {} if self.v2 else _v1_hierarchies()
         self._by_controller = {c: os.path.join(m, self.name) for m, cs in hierarchies.items() for c in cs}
-        self.paths = [os.path.join(self.root, self.name)] if self.v2 else sorted(os.path.join(m, self.name) for m in hierarchies)
+        if self.v2:
+            self.paths = [os.path.join(self.root, self.name)]
+        else:
+            self.paths = sorted(os.path.join(m, self.name) for m in hierarchies)
 
     def _controller(self, name: str) -> str | None:
         """The directory holding a controller's files for this container."""
@@ -96,7 +100,8 @@ class Cgroup:
             missing = sorted(needed - available)
             if missing:  # before anything exists: a limit we cannot enforce is refused, never ignored
                 where = f"cgroup v2 at {self.root}" if self.v2 else "this host's cgroup v1 hierarchies"
-                raise LgError(f"cannot limit {' and '.join(missing)}: {where} offers no {' or '.join(missing)} controller")
+                wanted, offered = " and ".join(missing), " or ".join(missing)
+                raise LgError(f"cannot limit {wanted}: {where} offers no {offered} controller")
             if self.v2:
                 self._create_v2(available)
             else:
@@ -122,7 +127,8 @@ class Cgroup:
             enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
             missing = wanted - enabled
             if missing:
-                _write(os.path.join(directory, "cgroup.subtree_control"), " ".join("+" + c for c in sorted(missing)))
+                enable = " ".join("+" + c for c in sorted(missing))
+                _write(os.path.join(directory, "cgroup.subtree_control"), enable)
         os.makedirs(self.paths[0])
 
     @staticmethod
@@ -160,11 +166,16 @@ class Cgroup:
         """Load DEVICE_RULES' program and attach it to the cgroup, then close both fds: the attachment
         holds the program until the cgroup is removed. ALLOW_MULTI, as runc and systemd attach theirs,
         so an ancestor's filter (systemd's on its slices) still applies too and does not block ours."""
+        from .bpf import devices
+
         directory = os.open(self.paths[0], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            prog = syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, devfilter.program(DEVICE_RULES), "lg_devices")
+            code = devices.program(DEVICE_RULES)
+            prog = syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, code, "lg_devices")
             try:
-                syscalls.bpf_prog_attach(directory, prog, syscalls.BPF_CGROUP_DEVICE, syscalls.BPF_F_ALLOW_MULTI, self.paths[0])
+                syscalls.bpf_prog_attach(
+                    directory, prog, syscalls.BPF_CGROUP_DEVICE, syscalls.BPF_F_ALLOW_MULTI, self.paths[0]
+                )
             finally:
                 os.close(prog)
         finally:

@@ -25,9 +25,13 @@ MASKED = [
 ]
 READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-DEV_LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")]
+DEV_LINKS = [
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+]
 INIT_PATH = "/dev/init"  # --init's argv[0]; tini runs from a sealed memfd, not from a file (process.py)
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+_IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS  # openat2: the rootfs is /, magic links refused
 
 
 class RootfsError(LgError):
@@ -56,7 +60,10 @@ def _make_dev(dev: str) -> None:
         os.symlink(target, os.path.join(dev, name))
     for sub in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, sub), 0o755)
-    sc.mount("devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    sc.mount(
+        "devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
     sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
     sc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
     console = os.path.join(dev, "console")
@@ -73,7 +80,7 @@ def console(slave: int) -> None:
 
 def _in_root(root_fd: int, path: str) -> int:
     """An O_PATH fd for ``path`` resolved inside the rootfs: symlinks and .. cannot leave it."""
-    return sc.openat2(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+    return sc.openat2(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC, _IN_ROOT)
 
 
 def _mount_point(root_fd: int, path: str, is_dir: bool) -> int:
@@ -85,12 +92,14 @@ def _mount_point(root_fd: int, path: str, is_dir: bool) -> int:
             continue
         except FileNotFoundError:
             pass
-        parent = sc.openat2(root_fd, "/".join(parts[: i - 1]) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        above = "/".join(parts[: i - 1]) or "."
+        parent = sc.openat2(root_fd, above, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, _IN_ROOT)
         try:
             if i < len(parts) or is_dir:
                 os.mkdir(parts[i - 1], 0o755, dir_fd=parent)
             else:
-                os.close(os.open(parts[i - 1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                os.close(os.open(parts[i - 1], flags, 0o644, dir_fd=parent))
         finally:
             os.close(parent)
     return _in_root(root_fd, "/".join(parts))
@@ -106,7 +115,8 @@ def _bind(root_fd: int, source_fd: int, target: str, readonly: bool) -> None:
     if readonly:
         mounted = _in_root(root_fd, target)  # reopened: the old fd still names what is underneath
         try:
-            sc.mount(None, f"/proc/self/fd/{mounted}", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+            flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC
+            sc.mount(None, f"/proc/self/fd/{mounted}", None, flags)
         finally:
             os.close(mounted)
 

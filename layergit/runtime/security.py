@@ -1,8 +1,9 @@
 """Capabilities, no_new_privs and the default seccomp filter (child side).
 
 Docker's default capability set is kept in the bounding, permitted and effective
-sets of a root process (the inheritable and ambient sets are empty); a non-root user gets none effective (as with
-Docker) but setuid programs such as sudo can still gain the bounded set, unless
+sets of a root process (the inheritable and ambient sets are empty); a non-root user
+gets none effective (as with Docker) but setuid programs such as sudo can still gain
+the bounded set, unless
 ``no_new_privileges`` is set. The seccomp filter denies, with EPERM, the calls a
 container has no business making (mount, namespaces, kernel modules, keyrings,
 reboot, ...), on top of what the missing capabilities already prevent; it is built
@@ -35,7 +36,8 @@ DEFAULT_CAPS = [
 DENIED_SYSCALLS = [
     "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
     "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm",
-    "io_uring_enter", "io_uring_register", "io_uring_setup", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
+    "io_uring_enter", "io_uring_register", "io_uring_setup", "iopl", "kcmp", "kexec_file_load", "kexec_load",
+    "keyctl", "lookup_dcookie", "mount", "mount_setattr",
     "move_mount", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
     "pivot_root", "process_vm_readv", "process_vm_writev", "query_module", "quotactl", "quotactl_fd",
     "reboot", "request_key", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "_sysctl",

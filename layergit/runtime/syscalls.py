@@ -74,8 +74,15 @@ def _b(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes | None, flags: int = 0, data: str | bytes | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)), "mount", os.fsdecode(target))
+def mount(
+    source: str | bytes | None,
+    target: str | bytes,
+    fstype: str | bytes | None,
+    flags: int = 0,
+    data: str | bytes | None = None,
+) -> None:
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(ret, "mount", os.fsdecode(target))
 
 
 def umount(target: str | bytes, flags: int = 0) -> None:
@@ -116,7 +123,8 @@ def socket_fd(family: int, kind: int) -> int:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+    args = (ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
+    return _check(_libc.prctl(option, *args), "prctl")
 
 
 class _CapHeader(ctypes.Structure):
@@ -124,7 +132,9 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
@@ -150,7 +160,8 @@ class _OpenHow(ctypes.Structure):
 def openat2(dirfd: int, path: str | bytes, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open ``path`` below ``dirfd`` with the given RESOLVE_* restrictions."""
     how = _OpenHow(flags, mode, resolve)
-    return _check(_libc.syscall(_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how)), "openat2", os.fsdecode(path))
+    ret = _libc.syscall(_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    return _check(ret, "openat2", os.fsdecode(path))
 
 
 class _SockFprog(ctypes.Structure):
@@ -160,7 +171,8 @@ class _SockFprog(ctypes.Structure):
 def seccomp_load(program: bytes) -> None:
     """Install a classic-BPF seccomp filter (as exported by libseccomp) on this thread."""
     prog = _SockFprog(len(program) // 8, program)
-    _check(_libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0), "seccomp")
+    ret = _libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0)
+    _check(ret, "seccomp")
 
 
 BPF_MAP_CREATE = 0
@@ -187,12 +199,16 @@ class _BpfProgLoad(ctypes.Structure):
         ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
         ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
         ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32),
     ]
 
 
 class _BpfProgAttach(ctypes.Structure):
-    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32)]
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+    ]
 
 
 class _BpfMapCreate(ctypes.Structure):
@@ -204,7 +220,10 @@ class _BpfMapCreate(ctypes.Structure):
 
 
 class _BpfMapElem(ctypes.Structure):
-    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("key", ctypes.c_uint64), ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+    _fields_ = [
+        ("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("key", ctypes.c_uint64),
+        ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64),
+    ]
 
 
 class _BpfGetId(ctypes.Structure):
@@ -231,8 +250,10 @@ def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type:
     A refusal is loaded again with the verifier's log, whose last lines become the error's message."""
     code = ctypes.create_string_buffer(insns, len(insns))
     gpl = ctypes.create_string_buffer(b"GPL")
-    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code), license=ctypes.addressof(gpl),
-                        prog_name=name.encode(), expected_attach_type=expected_attach_type)
+    attr = _BpfProgLoad(
+        prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code),
+        license=ctypes.addressof(gpl), prog_name=name.encode(), expected_attach_type=expected_attach_type,
+    )
     try:
         return _bpf(BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
     except OSError as exc:
@@ -244,9 +265,13 @@ def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type:
         raise OSError(exc.errno, f"bpf(BPF_PROG_LOAD): {os.strerror(exc.errno)}: {tail}") from None
 
 
-def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, path: str | None = None) -> None:
-    """Attach a loaded program to ``target_fd`` (a cgroup directory); the attachment holds its own reference."""
-    _bpf(BPF_PROG_ATTACH, _BpfProgAttach(target_fd, prog_fd, attach_type, flags), "bpf(BPF_PROG_ATTACH)", path)
+def bpf_prog_attach(
+    target_fd: int, prog_fd: int, attach_type: int, flags: int, path: str | None = None
+) -> None:
+    """Attach a loaded program to ``target_fd`` (a cgroup directory); the attachment holds its own
+    reference."""
+    attr = _BpfProgAttach(target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr, "bpf(BPF_PROG_ATTACH)", path)
 
 
 def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | None = None) -> None:
@@ -257,19 +282,27 @@ def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int, path: str | 
 def bpf_prog_query(target_fd: int, attach_type: int, path: str | None = None) -> list[int]:
     """The ids of the programs attached to ``target_fd`` at ``attach_type`` (the kernel's view)."""
     ids = (ctypes.c_uint32 * 64)()
-    attr = _BpfQuery(target_fd=target_fd, attach_type=attach_type, prog_ids=ctypes.addressof(ids), prog_cnt=64)
+    attr = _BpfQuery(
+        target_fd=target_fd, attach_type=attach_type, prog_ids=ctypes.addressof(ids), prog_cnt=64
+    )
     _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)", path)
     return list(ids[:attr.prog_cnt])
 
 
-def bpf_map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str, flags: int = 0) -> int:
-    attr = _BpfMapCreate(map_type=map_type, key_size=key_size, value_size=value_size, max_entries=max_entries, map_flags=flags, map_name=name.encode())
+def bpf_map_create(
+    map_type: int, key_size: int, value_size: int, max_entries: int, name: str, flags: int = 0
+) -> int:
+    attr = _BpfMapCreate(
+        map_type=map_type, key_size=key_size, value_size=value_size, max_entries=max_entries,
+        map_flags=flags, map_name=name.encode(),
+    )
     return _bpf(BPF_MAP_CREATE, attr, "bpf(BPF_MAP_CREATE)")
 
 
 def bpf_map_update(map_fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     k, v = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
-    _bpf(BPF_MAP_UPDATE_ELEM, _BpfMapElem(map_fd, 0, ctypes.addressof(k), ctypes.addressof(v), flags), "bpf(BPF_MAP_UPDATE_ELEM)")
+    attr = _BpfMapElem(map_fd, 0, ctypes.addressof(k), ctypes.addressof(v), flags)
+    _bpf(BPF_MAP_UPDATE_ELEM, attr, "bpf(BPF_MAP_UPDATE_ELEM)")
 
 
 def bpf_map_delete(map_fd: int, key: bytes) -> None:

@@ -39,7 +39,8 @@ def _entries(path: str) -> list[list[str]]:
     opened without blocking and without magic links, read up to MAX_DATABASE.
     """
     try:
-        fd = sc.openat2(-100, path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, sc.RESOLVE_NO_MAGICLINKS)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        fd = sc.openat2(-100, path, flags, sc.RESOLVE_NO_MAGICLINKS)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -70,11 +71,17 @@ def _usable(path: str, needed: bool) -> list[list[str]]:
         return []
 
 
+def _named(rows: list[list[str]], key: str, fields: int) -> list[str] | None:
+    """The first row of at least ``fields`` fields for ``key``: its name, or its id if ``key`` is numeric."""
+    by_id = key.isdigit()
+    return next((r for r in rows if len(r) >= fields and (r[0] == key or (by_id and r[2] == key))), None)
+
+
 def resolve(spec_user: str) -> User:
     user, _, group = (spec_user or "0").partition(":")
     passwd = _usable("/etc/passwd", not user.isdigit())
     groups = _usable("/etc/group", bool(group) and not group.isdigit())
-    entry = next((p for p in passwd if len(p) >= 6 and (p[0] == user or (user.isdigit() and p[2] == user))), None)
+    entry = _named(passwd, user, 6)
     if entry is None and not user.isdigit():
         raise UserError(f"unable to find user {user}: no matching entries in the image's /etc/passwd")
     uid = int(entry[2]) if entry else int(user)
@@ -82,9 +89,12 @@ def resolve(spec_user: str) -> User:
     home = entry[5] if entry else "/"
     name = entry[0] if entry else None
     if group:
-        g = next((g for g in groups if len(g) >= 3 and (g[0] == group or (group.isdigit() and g[2] == group))), None)
+        g = _named(groups, group, 3)
         if g is None and not group.isdigit():
             raise UserError(f"unable to find group {group}: no matching entries in the image's /etc/group")
         gid = int(g[2]) if g else int(group)
-    extra = sorted({int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()} - {gid})
+    member = {
+        int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()
+    }
+    extra = sorted(member - {gid})
     return User(uid, gid, tuple(extra), home)

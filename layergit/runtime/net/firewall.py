@@ -75,9 +75,14 @@ def forwards(target_ip: str, ports: list[PublishedPort]) -> list[Forward]:
 
 
 def ruleset(table: str, networks: list[Network], published: list[Forward] = ()) -> str:
-    nat = "".join(f'        ip saddr {n.subnet} oifname != "{n.bridge}" masquerade\n'
-                  f"        ct status dnat ip saddr {n.subnet} ip daddr {n.subnet} masquerade\n" for n in networks)
-    isolate = "".join(f'        iifname "{n.bridge}" oifname "lg*" oifname != "{n.bridge}" drop\n' for n in networks)
+    nat = "".join(
+        f'        ip saddr {n.subnet} oifname != "{n.bridge}" masquerade\n'
+        f"        ct status dnat ip saddr {n.subnet} ip daddr {n.subnet} masquerade\n"
+        for n in networks
+    )
+    isolate = "".join(
+        f'        iifname "{n.bridge}" oifname "lg*" oifname != "{n.bridge}" drop\n' for n in networks
+    )
     dnat = "".join(f"        {f'ip daddr {f.host_ip} ' if f.host_ip else ''}{f.proto} dport {f.host_port} "
                    f"dnat to {f.target_ip}:{f.target_port}\n" for f in published)
     local = "ip daddr != 127.0.0.0/8 fib daddr type local jump published"
@@ -93,7 +98,8 @@ def ruleset(table: str, networks: list[Network], published: list[Forward] = ()) 
         f"        {local}\n"
         "    }\n"
         "    chain output {\n"
-        "        type nat hook output priority -100; policy accept;\n"  # dstnat; nft 1.0.6 takes the name only in prerouting
+        # -100 is dstnat: nft 1.0.6 takes the name only in prerouting
+        "        type nat hook output priority -100; policy accept;\n"
         f"        {local}\n"
         "    }\n"
         "    chain postrouting {\n"
@@ -113,12 +119,18 @@ def apply(root: str, networks: list[Network], published: list[Forward] = ()) -> 
     """Install the rules for a root's ``networks`` (its table goes when there are none)."""
     nft = shutil.which("nft")
     if nft is None:
-        raise LgError("nft (Debian package nftables) is needed for container networks; bootstrap.sh installs it")
+        raise LgError(
+            "nft (Debian package nftables) is needed for container networks; bootstrap.sh installs it"
+        )
     table = table_name(root)
-    text = ruleset(table, networks, published) if networks else f"table ip {table} {{}}\ndelete table ip {table}\n"
+    if networks:
+        text = ruleset(table, networks, published)
+    else:
+        text = f"table ip {table} {{}}\ndelete table ip {table}\n"
     proc = subprocess.run([nft, "-f", "-"], input=text, capture_output=True, text=True)
     if proc.returncode != 0:  # nft's last lines point at the culprit with carets: quote its error line
-        errors = [line for line in proc.stderr.splitlines() if "Error:" in line] or proc.stderr.strip().splitlines()
+        errors = [line for line in proc.stderr.splitlines() if "Error:" in line]
+        errors = errors or proc.stderr.strip().splitlines()
         raise LgError(f"nft failed: {errors[0].strip() if errors else proc.returncode}")
 
 
@@ -135,5 +147,6 @@ def sync(root: str, without: str | None = None, leaving: str | None = None, then
         live = [n for n in nets.all() if n.name != without and bridge_exists(n.bridge)]
         held = [lease for n in live for lease in nets.published(n.name, leaving)]
         apply(root, live, [f for ip, ports in held for f in forwards(ip, ports)])
-        sockredirect.sync(root, {k: v for ip, ports in held for k, v in sockredirect.entries(ip, ports).items()})
+        redirects = {k: v for ip, ports in held for k, v in sockredirect.entries(ip, ports).items()}
+        sockredirect.sync(root, redirects)
         return then() if then is not None else None

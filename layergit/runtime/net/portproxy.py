@@ -200,7 +200,7 @@ class _UdpPort:
             pass
         if now - self.swept > _UDP_IDLE:
             self.swept = now
-            for c, (peer, used) in list(self.peers.items()):
+            for c, (_peer, used) in list(self.peers.items()):
                 if now - used[0] > _UDP_IDLE:
                     self._drop(c)
 
@@ -271,15 +271,17 @@ class PortProxy:
         bound, out = [], []
         try:
             for p in ports:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM)
+                kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
+                sock = socket.socket(socket.AF_INET, kind)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((p.bind_ip, p.host_port))
                 except OSError as exc:
                     sock.close()
+                    where = f"{p.bind_ip}:{p.host_port}/{p.proto}"
                     if exc.errno == errno.EADDRINUSE:
-                        raise Conflict(f"port {p.bind_ip}:{p.host_port}/{p.proto} is already in use") from None
-                    raise Conflict(f"cannot bind {p.bind_ip}:{p.host_port}/{p.proto}: {exc.strerror}") from None
+                        raise Conflict(f"port {where} is already in use") from None
+                    raise Conflict(f"cannot bind {where}: {exc.strerror}") from None
                 bound.append(sock)
                 sock.setblocking(False)
                 target = (target_ip, p.container_port)

@@ -136,7 +136,8 @@ def _install(root: str, cgroup_fd: int) -> int:
                 code = sockaddr.forward_program(services, revnat, cookie)
             else:
                 code = sockaddr.reverse_program(revnat)
-            progs.append((atype, syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, code, prog_name, atype)))
+            prog = syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, code, prog_name, atype)
+            progs.append((atype, prog))
         done = []
         try:
             for atype, fd in progs:
@@ -170,7 +171,8 @@ def sync(root: str, wanted: dict[bytes, bytes]) -> None:
         cgroup_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             progs = attached(root, cgroup_fd)
-            complete = sorted(progs) == sorted(FORWARD + REVERSE) and all(len(ids) == 1 for ids in progs.values())
+            complete = sorted(progs) == sorted(FORWARD + REVERSE)
+            complete = complete and all(len(ids) == 1 for ids in progs.values())
             if not wanted or not complete:  # none needed, or a set a crash left half attached
                 _detach(cgroup_fd, progs)
                 if not wanted:
@@ -188,4 +190,8 @@ def sync(root: str, wanted: dict[bytes, bytes]) -> None:
             os.close(services)
     except OSError as exc:
         if wanted:
-            print(f"lg: 127.0.0.1 ports stay with the proxy (socket redirect unavailable: {exc})", file=sys.stderr, flush=True)
+            print(
+                f"lg: 127.0.0.1 ports stay with the proxy (socket redirect unavailable: {exc})",
+                file=sys.stderr,
+                flush=True,
+            )
