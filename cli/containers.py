@@ -80,12 +80,12 @@ def run_cmd(ctx, detach, auto_remove, image, command, **kw):
 @click.pass_context
 def create_cmd(ctx, auto_remove, image, command, **kw):
     """Create a container from IMAGE without starting it; prints its id."""
-    from layergit.errors import LgError
+    from layergit.errors import ExitCode, LgError
 
     try:
         click.echo(containers.create(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove)))
     except LgError as exc:
-        exc.exit_code = 125  # as docker create: lg could not make the container
+        exc.exit_code = ExitCode.RUN_FAILED  # as docker create: lg could not make the container
         raise
 
 

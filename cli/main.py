@@ -15,6 +15,7 @@ import sys
 import click
 
 from layergit import __version__, flock
+from layergit.errors import ExitCode
 
 # command name -> (module under cli/, function name, one-line help for --help)
 COMMANDS = {
@@ -110,11 +111,11 @@ def main(argv=None) -> None:
         code = exc.exit_code
     except click.Abort:
         click.echo("lg: aborted", err=True)
-        code = 130
+        code = ExitCode.INTERRUPTED
     except KeyboardInterrupt:
-        code = 130
+        code = ExitCode.INTERRUPTED
     except Terminated as exc:
-        code = 128 + exc.signum
+        code = ExitCode.SIGNALLED + exc.signum
     except Exception as exc:  # one line for the user, the traceback with --debug
         from layergit.errors import LgError
 
@@ -124,9 +125,9 @@ def main(argv=None) -> None:
             message, code = str(exc), exc.exit_code
         elif isinstance(exc, OSError):
             where = f": {exc.filename}" if exc.filename else ""
-            message, code = f"{exc.strerror or exc}{where}", 1
+            message, code = f"{exc.strerror or exc}{where}", ExitCode.FAILURE
         else:
-            message, code = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1
+            message, code = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", ExitCode.FAILURE
         click.echo(f"lg: {message}", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -4,17 +4,33 @@ One place decides exit codes (as pip does), so every command fails the same way:
 one line on stderr, a meaningful status, the traceback only with --debug.
 """
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """lg's exit statuses. A container's own code passes through unchanged; around
+    it, Docker's: lg failed to create or start it, its command could not be
+    executed, its command was not found."""
+
+    FAILURE = 1
+    USAGE = 2
+    RUN_FAILED = 125
+    CANNOT_EXECUTE = 126
+    COMMAND_NOT_FOUND = 127
+    SIGNALLED = 128  # plus the signal's number (SIGTERM, SIGHUP)
+    INTERRUPTED = 130  # Ctrl-C
+
 
 class LgError(Exception):
     """A failure we expect and can explain in one line."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILURE
 
 
 class UsageError(LgError):
     """The user asked for something malformed (bad name, bad flag value)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class NotFound(LgError):

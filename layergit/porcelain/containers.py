@@ -31,7 +31,7 @@ import re
 import signal
 from dataclasses import asdict
 
-from ..errors import Conflict, LgError, NotFound, UsageError
+from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
@@ -186,7 +186,7 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
     reply = request(repo.root.path, {"op": "start", "id": cdir.id})
     if not reply.get("ok"):
         error = LgError(reply.get("error", "the container did not start"))
-        error.exit_code = reply.get("code", 125)
+        error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
         if record.auto_remove and os.path.isdir(cdir.path) and not cdir.state().running:
             remove(repo, [cdir.id], force=True)
         raise error
@@ -220,15 +220,15 @@ def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tu
     try:
         cid = create(repo, image, options, owned=True)
     except LgError as exc:
-        exc.exit_code = 125
+        exc.exit_code = ExitCode.RUN_FAILED
         raise
     try:
         return cid, start(repo, cid, attach=not detach)
     except BaseException as exc:
         if os.path.isdir(repo.root.container(cid)) and not _ran(repo, cid):
             remove(repo, [cid], force=True)
-        if isinstance(exc, LgError) and exc.exit_code not in (126, 127):
-            exc.exit_code = 125
+        if isinstance(exc, LgError) and exc.exit_code not in (ExitCode.CANNOT_EXECUTE, ExitCode.COMMAND_NOT_FOUND):
+            exc.exit_code = ExitCode.RUN_FAILED
         raise
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from ..root import Root
 from .spec import Spec
 
@@ -72,7 +72,7 @@ def request(root: str, message: dict, timeout: float = 60.0, start: bool = True)
     reply = json.loads(data)
     if not reply.get("ok", False) and message.get("op") != "start":
         error = LgError(reply.get("error", "the container monitor refused"))
-        error.exit_code = reply.get("code", 125)
+        error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
         raise error
     return reply
 

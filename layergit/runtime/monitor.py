@@ -13,7 +13,7 @@ Protocol: one JSON line per connection on ``ROOT/run/monitor.sock``:
 ``{"op": "start", "id": ID}`` -> ``{"ok": true, "pid": N}`` or
 ``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``. A request that is not a
 JSON object with a known op and fields of the right types, or that is longer than
-_REQUEST_MAX, gets that error reply with code 125.
+_REQUEST_MAX, gets that error reply with code 125 (ExitCode.RUN_FAILED).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from ..removal import remove_tree
 from ..root import Root
 from .cgroups import Cgroup
@@ -58,7 +58,7 @@ _FIELDS: dict[str, dict[str, type]] = {
 class BadRequest(LgError):
     """A request line the monitor cannot act on (a broken or hostile client)."""
 
-    exit_code = 125
+    exit_code = ExitCode.RUN_FAILED
 
 
 def parse_request(line: bytes) -> dict:
@@ -186,7 +186,7 @@ class Monitor:
         spec = Spec.from_dict(record.spec)
         with cdir.lock():
             if cdir.state().running:
-                return {"ok": False, "error": f"container {record.name} is already running", "code": 1}
+                return {"ok": False, "error": f"container {record.name} is already running", "code": ExitCode.FAILURE}
             cgroup = Cgroup(cid)
             cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -208,7 +208,7 @@ class Monitor:
                 if pty is not None:
                     pty.close()
                 cgroup.remove()
-                code = exc.exit_code if isinstance(exc, SpawnError) else 125
+                code = exc.exit_code if isinstance(exc, SpawnError) else ExitCode.RUN_FAILED
                 st = cdir.raw_state()
                 st.status, st.exit_code, st.error, st.finished_at = "exited", code, str(exc), now_iso()
                 cdir.save_state(st)
@@ -274,7 +274,7 @@ class Monitor:
         except LgError as exc:
             return refusal(exc)
         except Exception as exc:  # noqa: BLE001 - one bad request must not take every container's parent down
-            return {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": 125}
+            return {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": ExitCode.RUN_FAILED}
 
     def accept(self) -> None:
         """Take every pending connection: one readiness event can stand for many."""
