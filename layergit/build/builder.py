@@ -20,6 +20,7 @@ nothing here prints.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -63,7 +64,8 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
         text, label = options.dockerfile_text, "Dockerfile"
     else:
         if path is None:
-            path = next((p for p in (os.path.join(context, n) for n in ("Dockerfile", "Containerfile")) if os.path.exists(p)), os.path.join(context, "Dockerfile"))
+            candidates = (os.path.join(context, n) for n in ("Dockerfile", "Containerfile"))
+            path = next((p for p in candidates if os.path.exists(p)), os.path.join(context, "Dockerfile"))
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
@@ -71,7 +73,8 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
             raise NotFound(f"cannot read {path}: {exc.strerror}") from None
         label = os.path.basename(path)
     planned = plan(parse(text, label), label, options.build_args, options.target)
-    builder = _Builder(repo, context, options, planned, label, Ignore.for_context(context, path), progress or (lambda event: None))
+    ignore = Ignore.for_context(context, path)
+    builder = _Builder(repo, context, options, planned, label, ignore, progress or (lambda event: None))
     with store_lock(repo):
         final = builder.run()
     for image in tags:
@@ -83,7 +86,10 @@ def build(repo: Repo, context: str, options: BuildOptions, progress: Progress | 
 class _Builder:
     """One build: runs a plan's stages step by step (steps.Build is what a step may use of it)."""
 
-    def __init__(self, repo: Repo, context: str, options: BuildOptions, planned: Plan, name: str, ignore: Ignore, emit: Progress):
+    def __init__(
+        self, repo: Repo, context: str, options: BuildOptions, planned: Plan, name: str, ignore: Ignore,
+        emit: Progress,
+    ):
         self.repo = repo
         self.store = repo.store
         self.context_dir = context
@@ -130,13 +136,16 @@ class _Builder:
 
         self._step(state, f"FROM {stage.base}", stage.line, start)
         for instr in triggers + stage.body:
-            self._step(state, instr.text().split("\n")[0], instr.line, lambda step, instr=instr: self._instruction(state, instr, step))
+            run = functools.partial(self._instruction, state, instr)
+            self._step(state, instr.text().split("\n")[0], instr.line, run)
+        assert state.commit is not None  # FROM made or found one
         return state.commit
 
     def _step(self, state: State, text: str, line: int, run: Callable[[Step], bool]) -> None:
         state.done += 1
         self.number += 1
-        step = Step(self.number, f"[{state.label + ' ' if state.label else ''}{state.done}/{state.total}]", text)
+        where = f"{state.label} " if state.label else ""
+        step = Step(self.number, f"[{where}{state.done}/{state.total}]", text)
         self.emit(StepStarted(step))
         started = time.monotonic()
         try:
@@ -163,7 +172,9 @@ class _Builder:
         try:
             self._advance(state, self.repo.resolve(stage.base))
         except NotFound:
-            raise DockerfileError(f"no such image {stage.base}: lg build uses local images (lg import or lg commit one first)") from None
+            raise DockerfileError(
+                f"no such image {stage.base}: lg build uses local images (lg import or lg commit one first)"
+            ) from None
         return False
 
     def _instruction(self, state: State, instr: Instruction, step: Step) -> bool:
@@ -181,11 +192,22 @@ class _Builder:
         image = self.repo.image(commit)
         state.commit, state.config, state.rootfs = commit, image.config, image.rootfs
 
-    def write(self, writer, state: State, text: str, rootfs: bytes | None = None, config: dict | None = None) -> bytes:
-        tree = write_image_tree(writer, state.config if config is None else config, rootfs or state.rootfs)
+    def write(
+        self, writer, state: State, text: str, rootfs: bytes | None = None, config: dict | None = None
+    ) -> bytes:
+        rootfs = rootfs or state.rootfs
+        assert rootfs is not None  # only FROM scratch writes before the stage has one, and it passes its own
+        tree = write_image_tree(writer, state.config if config is None else config, rootfs)
         return writer.commit(tree, [state.commit] if state.commit else [], self.author, self.author, text)
 
-    def cached_or(self, state: State, text: str, make: Callable[[object], bytes], extra: str = "", prepare: Callable[[object], str] | None = None) -> bool:
+    def cached_or(
+        self,
+        state: State,
+        text: str,
+        make: Callable[[object], bytes],
+        extra: str = "",
+        prepare: Callable[[object], str] | None = None,
+    ) -> bool:
         """Reuse the step's commit from the cache, else ``make`` it (and remember it).
 
         Both get the step's one object writer (one pack per step): ``prepare`` (COPY
@@ -214,5 +236,6 @@ class _Builder:
         if self._context is None:
             from ..fs.statcache import StatCache
 
-            self._context = Context(self.context_dir, self.ignore, StatCache.for_directory(self.repo.root.cache_dir("build-stat"), self.context_dir))
+            stats = StatCache.for_directory(self.repo.root.cache_dir("build-stat"), self.context_dir)
+            self._context = Context(self.context_dir, self.ignore, stats)
         return self._context

@@ -5,8 +5,9 @@ expansion, here-documents included) and whatever else its result depends on (the
 digest of COPY/ADD sources, the build args a RUN sees). The entry is the ref
 ``refs/layergit/build-cache/KEY`` pointing at the commit, so the cache survives
 restarts, is shared by every Dockerfile that reaches the same step, is kept by
-``lg gc`` like any other ref, and goes away with ``git update-ref -d``. Since the parent commit is part of the key, changing one step
-invalidates it and everything after it, and nothing before.
+``lg gc`` like any other ref, and goes away with ``git update-ref -d``. Since the
+parent commit is part of the key, changing one step invalidates it and everything
+after it, and nothing before.
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ _LONGEST_LINE = 65536
 Output = Callable[[str, bytes], None]  # (stream, one line without its newline)
 
 
-def run(repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes], on_output: Output | None, writer) -> tuple[int, bytes | None]:
+def run(
+    repo: Repo, image: bytes, options: RunOptions, scripts: dict[str, bytes], on_output: Output | None, writer
+) -> tuple[int, bytes | None]:
     """(exit code, new rootfs tree or None if the command failed).
 
     ``scripts`` are here-documents to mount read-only at ``/dev/pipes/NAME`` (for a

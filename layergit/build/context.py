@@ -82,7 +82,8 @@ def digest(sources: list[Source]) -> str:
         for n, e in enumerate(source.entries):
             m = e.meta
             link = leaders.setdefault(e.inode, n) if e.inode is not None else n
-            h.update(b"/".join(e.parts) + b"\0%s %o %r %d " % (m.kind.encode(), m.mode, m.rdev, link) + (e.oid or b"") + b"\n")
+            fields = b"\0%s %o %r %d " % (m.kind.encode(), m.mode, m.rdev, link)
+            h.update(b"/".join(e.parts) + fields + (e.oid or b"") + b"\n")
     return h.hexdigest()
 
 
@@ -143,9 +144,15 @@ class Context:
     def match(self, pattern: str) -> list[str]:
         """Context-relative paths a COPY source names (globs expanded), never excluded ones."""
         found = expand_glob(pattern, self._listdir)
-        out = ["/".join(p) or "." for p in found if self._lstat(p) is not None and not self.ignore.excluded("/".join(p))]
+        out = [
+            "/".join(p) or "." for p in found
+            if self._lstat(p) is not None and not self.ignore.excluded("/".join(p))
+        ]
         if not out:
-            raise DockerfileError(f"{pattern}: not found in the build context (or excluded by .dockerignore); symlinked directories are not followed")
+            raise DockerfileError(
+                f"{pattern}: not found in the build context (or excluded by .dockerignore);"
+                " symlinked directories are not followed"
+            )
         return out
 
     # -- reading -------------------------------------------------------------------
@@ -204,7 +211,9 @@ class Context:
                 out.append(self._entry(fd, name, st, parts + [name], rel, writer, inodes))
         return out
 
-    def _entry(self, dirfd: int, name: bytes, st: os.stat_result, parts: list[bytes], rel: str, writer, inodes: dict) -> SourceEntry:
+    def _entry(
+        self, dirfd: int, name: bytes, st: os.stat_result, parts: list[bytes], rel: str, writer, inodes: dict
+    ) -> SourceEntry:
         meta = entry_meta(st, ())
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink(name, dir_fd=dirfd)

@@ -21,7 +21,8 @@ from typing import Mapping
 from ..errors import LgError
 
 INSTRUCTIONS = frozenset(
-    "FROM RUN CMD LABEL MAINTAINER EXPOSE ENV ADD COPY ENTRYPOINT VOLUME USER WORKDIR ARG ONBUILD STOPSIGNAL HEALTHCHECK SHELL".split()
+    "FROM RUN CMD LABEL MAINTAINER EXPOSE ENV ADD COPY ENTRYPOINT VOLUME USER WORKDIR ARG ONBUILD STOPSIGNAL"
+    " HEALTHCHECK SHELL".split()
 )
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 _DIRECTIVES = frozenset({"syntax", "escape", "check"})
@@ -74,7 +75,9 @@ def parse(text: str, name: str = "Dockerfile") -> Dockerfile:
         logical, i = _logical_line(lines, i, continuation)
         if not logical.strip():
             continue
-        keyword, args = _KEYWORD.match(logical.strip()).groups()
+        match = _KEYWORD.match(logical.strip())
+        assert match is not None  # a line that is not blank starts with a word
+        keyword, args = match.groups()
         keyword = keyword.upper()
         if keyword not in INSTRUCTIONS:
             raise DockerfileError(f"{name}:{start + 1}: unknown instruction: {keyword}")
@@ -134,8 +137,9 @@ def _uncontinued(line: str, continuation: re.Pattern) -> tuple[str, bool]:
 
 
 def _heredoc_body(lines: list[str], i: int, word: str, chomp: bool, where: str) -> tuple[str, int]:
-    """A here-document's lines up to its terminator (``<<-``: leading tabs stripped), and the index after it."""
-    body = []
+    """A here-document's lines up to its terminator (``<<-``: leading tabs stripped), and the index after
+    it."""
+    body: list[str] = []
     while True:
         if i == len(lines):
             raise DockerfileError(f"{where}: here-document {word} is not terminated")
@@ -325,7 +329,10 @@ class _Lexer:
             elif ch == "'":
                 end = self.text.find("'", self.pos)
                 if end < 0:
-                    raise DockerfileError(f"unexpected end of statement while looking for matching single-quote in {self.text!r}")
+                    raise DockerfileError(
+                        "unexpected end of statement while looking for matching single-quote"
+                        f" in {self.text!r}"
+                    )
                 body = self.text[self.pos:end]
                 self.pos = end + 1
                 self._add("'" + body + "'" if self.raw else body)
@@ -344,7 +351,9 @@ class _Lexer:
         out = ['"'] if self.raw else []
         while True:
             if self.pos >= len(self.text):
-                raise DockerfileError(f"unexpected end of statement while looking for matching double-quote in {self.text!r}")
+                raise DockerfileError(
+                    f"unexpected end of statement while looking for matching double-quote in {self.text!r}"
+                )
             ch = self.text[self.pos]
             self.pos += 1
             if ch == '"':
@@ -396,11 +405,8 @@ class _Lexer:
             raise DockerfileError(f"syntax error: missing '}}' in {self.text!r}")
         self.pos = sub.pos + 1
         value = self.ex.env.get(name)
-        is_set = value is not None and (value != "" or not colon)
-        if op == "-":
-            return value if is_set else word
-        if op == "+":
-            return word if is_set else ""
-        if not is_set:
-            raise DockerfileError(f"{name}: {word or 'is not allowed to be unset'}")
-        return value
+        if value is None or (colon and value == ""):  # unset; with ':', empty counts as unset too
+            if op == "?":
+                raise DockerfileError(f"{name}: {word or 'is not allowed to be unset'}")
+            return word if op == "-" else ""
+        return word if op == "+" else value

@@ -100,7 +100,8 @@ class Ignore:
         for p in self.patterns:
             if p.exclusion != matched:
                 continue
-            hit = bool(p.regex.match(path)) or any(p.regex.match("/".join(parents[: i + 1])) for i in range(len(parents)))
+            hit = bool(p.regex.match(path))
+            hit = hit or any(p.regex.match("/".join(parents[: i + 1])) for i in range(len(parents)))
             if hit:
                 matched = not p.exclusion
         return matched

@@ -87,7 +87,9 @@ def owner(tree: MutableTree, spec: str) -> tuple[int, int]:
     return uid, primary
 
 
-def place(tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: int | None) -> None:
+def place(
+    tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: int | None
+) -> None:
     """Put ``source`` at ``target``: a directory source merges its contents into it.
 
     ``ids`` replaces every owner (None keeps the source's), ``mode`` every mode but
@@ -98,7 +100,8 @@ def place(tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int
         for e in source.entries:
             m = e.meta
             uid, gid = ids if ids is not None else (m.uid, m.gid)
-            meta = M.EntryMeta(m.kind, m.mode if mode is None or m.kind == "l" else mode, uid, gid, m.mtime_ns, m.rdev, None, m.xattrs)
+            new_mode = m.mode if mode is None or m.kind == "l" else mode
+            meta = M.EntryMeta(m.kind, new_mode, uid, gid, m.mtime_ns, m.rdev, None, m.xattrs)
             path = target + e.parts
             if m.kind == "d":
                 if e.parts or tree.resolve_dir(path, create=False) is None:
@@ -114,7 +117,14 @@ def place(tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int
         raise DockerfileError(str(exc)) from None
 
 
-def put_source(tree: MutableTree, dest: str, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: int | None) -> None:
+def put_source(
+    tree: MutableTree,
+    dest: str,
+    target: list[bytes],
+    source: Source,
+    ids: tuple[int, int] | None,
+    mode: int | None,
+) -> None:
     """Place a source at COPY's destination ``dest`` (resolved to ``target``).
 
     A directory's contents go into ``target``; anything else goes inside it when
@@ -154,7 +164,8 @@ def image_sources(tree: MutableTree, pattern: str) -> list[Source]:
     for parts in expand_glob(pattern, listdir):
         node = tree.get([os.fsencode(p) for p in parts])
         if node is not None:
-            sources.append(Source("/" + "/".join(parts), isinstance(node, Dir), list(_tree_entries(node, []))))
+            entries = list(_tree_entries(node, []))
+            sources.append(Source("/" + "/".join(parts), isinstance(node, Dir), entries))
     if not sources:
         raise DockerfileError(f"{pattern}: not found in the source image")
     return sources
@@ -165,7 +176,8 @@ def fetch(url: str, writer) -> tuple[Source, str]:
     name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
     limit = Limits().max_bytes
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "layergit"}), timeout=_DOWNLOAD_TIMEOUT) as resp:
+        request = urllib.request.Request(url, headers={"User-Agent": "layergit"})
+        with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT) as resp:
             data = resp.read(limit + 1)
             modified = resp.headers.get("Last-Modified")
     except urllib.error.HTTPError as exc:
@@ -212,5 +224,8 @@ def extract(tree: MutableTree, target: list[bytes], open_file, writer) -> None:
         tree.resolve_dir(target, create=True)
     except PathError as exc:
         raise DockerfileError(str(exc)) from None
-    moved = [dataclasses.replace(e, parts=target + e.parts, link=target + e.link if e.link is not None else None) for e in entries]
+    moved = [
+        dataclasses.replace(e, parts=target + e.parts, link=target + e.link if e.link is not None else None)
+        for e in entries
+    ]
     apply_layer(tree, moved)

@@ -30,6 +30,11 @@ from .dockerfile import (
 )
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# platform.machine() to (GOARCH, variant), as BuildKit names them.
+_ARCHES = {
+    "x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
+    "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""),
+}
 
 
 @dataclass
@@ -54,7 +59,12 @@ class Plan:
 def plan(df: Dockerfile, name: str, build_args: Mapping[str, str], target: str | None = None) -> Plan:
     """The plan for building ``target`` of ``df`` (``name``: the Dockerfile's, for messages)."""
     instructions = df.instructions
-    declared = {w.partition("=")[0] for instr in instructions if instr.keyword == "ARG" for w in Expander({}, df.escape).raw_words(instr.args)}
+    raw = Expander({}, df.escape)
+    declared = {
+        w.partition("=")[0]
+        for instr in instructions if instr.keyword == "ARG"
+        for w in raw.raw_words(instr.args)
+    }
     scope: dict[str, str | None] = dict(platform_args())
     i = 0
     while i < len(instructions) and instructions[i].keyword == "ARG":
@@ -63,7 +73,9 @@ def plan(df: Dockerfile, name: str, build_args: Mapping[str, str], target: str |
         i += 1
     if i == len(instructions) or instructions[i].keyword != "FROM":
         line = instructions[i].line if i < len(instructions) else 1
-        raise DockerfileError(f"{name}:{line}: the first instruction must be FROM (only ARG may come before it)")
+        raise DockerfileError(
+            f"{name}:{line}: the first instruction must be FROM (only ARG may come before it)"
+        )
     stages, by_name = _stages(instructions[i:], scope, df.escape, name)
     last = stages[-1]
     if target:
@@ -76,11 +88,16 @@ def plan(df: Dockerfile, name: str, build_args: Mapping[str, str], target: str |
 def platform_args() -> dict[str, str]:
     """BuildKit's automatic platform args (global scope: FROM sees them, a stage must declare them)."""
     machine = platform.machine().lower()
-    arch, variant = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", "")}.get(machine, (machine, ""))
+    arch, variant = _ARCHES.get(machine, (machine, ""))
     plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
     out = {}
     for prefix in ("TARGET", "BUILD"):
-        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": "linux", f"{prefix}ARCH": arch, f"{prefix}VARIANT": variant})
+        out.update({
+            f"{prefix}PLATFORM": plat,
+            f"{prefix}OS": "linux",
+            f"{prefix}ARCH": arch,
+            f"{prefix}VARIANT": variant,
+        })
     return out
 
 
@@ -88,7 +105,9 @@ def _expander(scope: Mapping[str, str | None], escape: str) -> Expander:
     return Expander({k: v for k, v in scope.items() if v is not None}, escape)
 
 
-def _stages(instructions: list[Instruction], scope: dict[str, str | None], escape: str, name: str) -> tuple[list[Stage], dict[str, int]]:
+def _stages(
+    instructions: list[Instruction], scope: dict[str, str | None], escape: str, name: str
+) -> tuple[list[Stage], dict[str, int]]:
     """The stages from the first FROM on, with what each needs, and the index of each name."""
     ex = _expander(scope, escape)
     stages: list[Stage] = []
@@ -121,7 +140,9 @@ def _from_line(instr: Instruction, index: int, ex: Expander, here: str | None, n
     check_flags(instr, flags, {"platform"}, name)
     for value in flags.get("platform", []):
         if ex.word(value) not in (here, "linux"):
-            raise DockerfileError(f"{name}:{instr.line}: cannot build for platform {ex.word(value)}: lg runs {here} only")
+            raise DockerfileError(
+                f"{name}:{instr.line}: cannot build for platform {ex.word(value)}: lg runs {here} only"
+            )
     words = ex.words(rest)
     stage_name = None
     if len(words) == 3 and words[1].lower() == "as":

@@ -15,6 +15,7 @@ FROM is not here: it starts a stage from the base the plan resolved (builder.py)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -49,11 +50,16 @@ from .options import NETWORKS, BuildOptions
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 # Docker passes these to RUN when given, but keeps them out of the cache and history.
 PROXY_ARGS = frozenset(
-    k for name in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY") for k in (name, name.lower())
+    k
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for k in (name, name.lower())
 )
 _URL = re.compile(r"^https?://")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+_NS = {
+    "ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000,
+    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+}
 
 
 @dataclass
@@ -98,7 +104,9 @@ class Build(Protocol):
         """The step's commit from the cache, else ``make``'s; the stage moves on to it."""
         ...
 
-    def write(self, writer, state: State, text: str, rootfs: bytes | None = None, config: dict | None = None) -> bytes:
+    def write(
+        self, writer, state: State, text: str, rootfs: bytes | None = None, config: dict | None = None
+    ) -> bytes:
         """A commit on the stage's current one: ``rootfs`` and ``config`` default to its own."""
         ...
 
@@ -137,8 +145,14 @@ def run(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
     text = instr.text()
 
     def make(w) -> bytes:
-        options = RunOptions(env=[f"{k}={v}" for k, v in arg_env.items()], network=network, entrypoint="", command=argv)
-        code, rootfs = container.run(b.repo, state.commit, options, scripts, lambda stream, line: b.emit(StepOutput(step, stream, line)), w)
+        env = [f"{k}={v}" for k, v in arg_env.items()]
+        options = RunOptions(env=env, network=network, entrypoint="", command=argv)
+
+        def output(stream, line) -> None:
+            b.emit(StepOutput(step, stream, line))
+
+        assert state.commit is not None  # RUN follows FROM
+        code, rootfs = container.run(b.repo, state.commit, options, scripts, output, w)
         if code:
             shown = " ".join(argv).replace("\n", "\\n")
             shown = shown if len(shown) <= 200 else shown[:197] + "..."
@@ -219,7 +233,10 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
             else:
                 items.extend(_from_context(b, src, add, w))
         if len(items) > 1 and not files.names_a_dir(dest):
-            raise DockerfileError(f"when using {instr.keyword} with more than one source file, the destination must be a directory and end with a /")
+            raise DockerfileError(
+                f"when using {instr.keyword} with more than one source file, the destination must be"
+                " a directory and end with a /"
+            )
         return "\n".join(extra + [digest([s for s, _ in items])])
 
     def make(w) -> bytes:
@@ -241,7 +258,9 @@ def _from_context(b: Build, src: str, add: bool, w) -> list[tuple[Source, object
     out: list[tuple[Source, object]] = []
     for rel in b.context.match(src):
         source = b.context.read(rel, w)
-        opener = (lambda rel=rel: b.context.open_file(rel)) if add and source.entries[0].meta.kind == "f" else None
+        opener = None
+        if add and source.entries[0].meta.kind == "f":
+            opener = functools.partial(b.context.open_file, rel)
         out.append((source, opener if opener and files.is_archive(opener) else None))
     return out
 
@@ -254,7 +273,9 @@ def _sources_and_dest(instr: Instruction, rest: str, ex: Expander) -> tuple[list
     return words[:-1], words[-1]
 
 
-def _put_from(b: Build, state: State, value: dict, sources: list[str], dest: str, mode: int | None, text: str) -> bool:
+def _put_from(
+    b: Build, state: State, value: dict, sources: list[str], dest: str, mode: int | None, text: str
+) -> bool:
     """--from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
     ref = value["from"]
     built = b.stage_result(ref)
@@ -270,7 +291,9 @@ def _put_from(b: Build, state: State, value: dict, sources: list[str], dest: str
         origin = MutableTree.load(b.repo.store, image.rootfs)
         found = [s for pattern in sources for s in files.image_sources(origin, pattern)]
         if len(found) > 1 and not files.names_a_dir(dest):
-            raise DockerfileError("when copying more than one source, the destination must be a directory and end with a /")
+            raise DockerfileError(
+                "when copying more than one source, the destination must be a directory and end with a /"
+            )
         tree = MutableTree.load(b.repo.store, state.rootfs)
         ids = files.owner(tree, value["chown"]) if "chown" in value else None
         target = files.dest_path(state.config.get("WorkingDir"), dest)
@@ -318,7 +341,8 @@ def arg(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
     default, else the value of a global ARG (before the first FROM) of that name.
     """
     for key, default in arg_declarations(instr, ex, b.name):
-        state.args[key] = b.options.build_args.get(key, default if default is not None else b.globals.get(key))
+        fallback = default if default is not None else b.globals.get(key)
+        state.args[key] = b.options.build_args.get(key, fallback)
     return config_step(b, state, instr.text(ex.render(instr.args)), state.config)
 
 
@@ -328,7 +352,8 @@ def env(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
     Sets the image's environment, which the instructions after it also expand.
     """
     text = instr.text(ex.render(instr.args))
-    return config_step(b, state, text, config_changes.apply(state.config, "ENV " + _quoted(name_values(instr, ex))))
+    change = "ENV " + _quoted(name_values(instr, ex))
+    return config_step(b, state, text, config_changes.apply(state.config, change))
 
 
 def _quoted(pairs: list[tuple[str, str]]) -> str:
@@ -382,7 +407,8 @@ def shell(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) 
 def label(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
     """LABEL KEY=VALUE... | LABEL KEY VALUE WITH SPACES"""
     text = instr.text(ex.render(instr.args))
-    return config_step(b, state, text, config_changes.apply(state.config, "LABEL " + _quoted(name_values(instr, ex))))
+    change = "LABEL " + _quoted(name_values(instr, ex))
+    return config_step(b, state, text, config_changes.apply(state.config, change))
 
 
 def maintainer(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
@@ -400,26 +426,29 @@ def user(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -
 def expose(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
     """EXPOSE PORT[/PROTOCOL]..."""
     text = instr.text(ex.render(instr.args))
-    return config_step(b, state, text, config_changes.apply(state.config, "EXPOSE " + " ".join(ex.words(instr.args))))
+    change = "EXPOSE " + " ".join(ex.words(instr.args))
+    return config_step(b, state, text, config_changes.apply(state.config, change))
 
 
 def volume(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
     """VOLUME PATH... | VOLUME ["PATH"...]"""
     text = instr.text(ex.render(instr.args))
     paths = json_list(instr.args)
-    change = "VOLUME " + json.dumps([ex.word(p) for p in paths] if paths is not None else ex.words(instr.args))
+    words = [ex.word(p) for p in paths] if paths is not None else ex.words(instr.args)
+    change = "VOLUME " + json.dumps(words)
     return config_step(b, state, text, config_changes.apply(state.config, change))
 
 
 def stopsignal(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
     """STOPSIGNAL SIGNAL"""
     text = instr.text(ex.render(instr.args))
-    return config_step(b, state, text, config_changes.apply(state.config, f"STOPSIGNAL {ex.word(instr.args)}"))
+    change = f"STOPSIGNAL {ex.word(instr.args)}"
+    return config_step(b, state, text, config_changes.apply(state.config, change))
 
 
 def healthcheck(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
-    """HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D] [--retries=N] CMD COMMAND
-    | HEALTHCHECK NONE
+    """HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D] [--retries=N]
+    CMD COMMAND | HEALTHCHECK NONE
 
     D is a Go duration (30s, 1m30s); NONE turns off a check the base image has.
     """
@@ -435,7 +464,11 @@ def healthcheck(b: Build, state: State, instr: Instruction, ex: Expander, step: 
             raise DockerfileError("HEALTHCHECK takes CMD COMMAND or NONE")
         exec_form = json_list(command)
         check = {"Test": ["CMD"] + exec_form if exec_form is not None else ["CMD-SHELL", command.strip()]}
-        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):
+        durations = (
+            ("interval", "Interval"), ("timeout", "Timeout"),
+            ("start-period", "StartPeriod"), ("start-interval", "StartInterval"),
+        )
+        for flag, key in durations:
             if flag in flags:
                 check[key] = duration_ns(flags[flag][-1])
         if "retries" in flags:
