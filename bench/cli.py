@@ -25,15 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import report
-from .report import FAILED, UNAVAILABLE, Row, ScenarioResult
-from .scratch import Scratch, remove
 from .catalog import SCENARIOS, select
 from .podman import mounts_under
+from .report import FAILED, UNAVAILABLE, Row, ScenarioResult
 from .scenarios import Context, Scenario, SetupFailed
+from .scratch import Scratch, remove
 from .timing import CaseFailed, Timer
-from .tools import Tools, ToolMissing, checkout_revision
+from .tools import ToolMissing, Tools, checkout_revision
 from .workload import Workload, WorkloadError
-
 
 # Below this much free space in the work directory a finished scenario's files are
 # deleted straight away rather than at exit.
@@ -52,17 +51,21 @@ def parse_args(argv):
                     "rootfs (scenarios 1-6); podman, runc and a direct connection for import, export, "
                     "containers, networking and builds (7-15).",
         epilog="See bench/README.md for what each scenario measures.")
-    p.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"run only these (name or number): {names}")
-    p.add_argument("--quick", action="store_true", help="fewer runs per row (a rough figure in a couple of minutes)")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help=f"run only these (name or number): {names}")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer runs per row (a rough figure in a couple of minutes)")
     p.add_argument("--runs", type=int, metavar="N", help="exactly N timed runs per row (overrides --quick)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON to FILE")
-    p.add_argument("--lg", metavar="CMD", help="command that runs lg (default: lg on PATH, past a pyenv shim)")
+    p.add_argument("--lg", metavar="CMD",
+                   help="command that runs lg (default: lg on PATH, past a pyenv shim)")
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
                    help="where the temporary directory goes (default: /var/tmp)")
     p.add_argument("--no-loop", dest="loop", action="store_false",
                    help="work directly on the scratch directory's filesystem instead of a dedicated "
                         "journaled ext4 loop filesystem inside it (see bench/README.md)")
-    p.add_argument("--python-timer", action="store_true", help="time runs in Python even if hyperfine is installed")
+    p.add_argument("--python-timer", action="store_true",
+                   help="time runs in Python even if hyperfine is installed")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (for a post-mortem)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = p.parse_args(argv)
@@ -71,7 +74,7 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> int:  # noqa: C901 (one session: set up, run, clean up in its finally)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         for s in SCENARIOS:
@@ -253,16 +256,18 @@ def format_header(meta: dict) -> str:
     m = meta["machine"]
     versions = ", ".join(f"{v}" for v in meta["versions"].values())
     return "\n".join([
-        f"layergit benchmarks, {meta['date']}, checkout {meta['checkout']['path']} at {meta['checkout']['head']}",
-        f"machine:  {m['cpus']} CPUs, Linux {m['kernel']}, load average {m['load_average_at_start']:.2f} at start; "
+        f"layergit benchmarks, {meta['date']}, checkout {meta['checkout']['path']}"
+        f" at {meta['checkout']['head']}",
+        f"machine:  {m['cpus']} CPUs, Linux {m['kernel']},"
+        f" load average {m['load_average_at_start']:.2f} at start; "
         f"work directory on {m['scratch_fs']} ({m['scratch_device']}): {m['scratch_description']}; "
         "the workload copy, stores and checkouts all live there",
         f"lg:       {meta['lg']['found']}, importing layergit from {meta['lg']['code']}"
         + ("" if meta["lg"]["code"].startswith(meta["checkout"]["path"] + "/") else "  (NOT this checkout)"),
         f"versions: {versions}",
         f"workload: {meta['workload']['description']}",
-        f"method:   median wall time per row ({meta['timer']}); one untimed warm-up run per row (warm page "
-        "cache), then the rows' runs interleaved (run 1 of every row, run 2 of every row, ...), each after an "
-        "untimed prepare (fresh store or empty destination, edits, sync; old results moved aside, "
+        f"method:   median wall time per row ({meta['timer']}); one untimed warm-up run per row (warm "
+        "page cache), then the rows' runs interleaved (run 1 of every row, run 2 of every row, ...), each "
+        "after an untimed prepare (fresh store or empty destination, edits, sync; old results moved aside, "
         "deleted only at exit); lg/peer = lg median / peer median, below 1 means lg is faster",
     ])

@@ -57,7 +57,8 @@ def busybox_rootfs(ctx: Context) -> Path:
     global _busybox
     if _busybox is None:
         ctx.log(f"fixture: {BUSYBOX_SCRIPT}")
-        out = subprocess.run(["bash", str(BUSYBOX_SCRIPT)], stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+        out = subprocess.run(["bash", str(BUSYBOX_SCRIPT)], stdout=subprocess.PIPE, stderr=sys.stderr,
+                             text=True)
         lines = out.stdout.strip().splitlines()
         if out.returncode != 0 or not lines or not Path(lines[-1]).is_dir():
             raise SetupFailed(f"{BUSYBOX_SCRIPT} failed (exit {out.returncode})")
@@ -82,7 +83,8 @@ def lg_teardown(ctx: Context, root: Path) -> None:
             rm = run(ctx.lg("rm", "-f", *ids.stdout.split()), env=env, stdin=subprocess.DEVNULL,
                      capture_output=True, text=True, errors="replace")
             if rm.returncode != 0:
-                ctx.note(f"clean-up: lg rm -f of {len(ids.stdout.split())} containers exited {rm.returncode}: "
+                ctx.note(f"clean-up: lg rm -f of {len(ids.stdout.split())} containers"
+                         f" exited {rm.returncode}: "
                          f"{(rm.stderr.strip().splitlines() or ['no output'])[-1]}")
     # The monitor would exit 30 s after its last container; do not leave it to that.
     stop(monitors(str(root)))
@@ -90,14 +92,15 @@ def lg_teardown(ctx: Context, root: Path) -> None:
         # Bridges and nftables rules are host-wide and outlive the root's directory:
         # `lg network prune` is how lg removes an idle root's (README, "Containers, ...").
         env = dict(os.environ, LG_ROOT=str(root))
-        out = run(ctx.lg("network", "prune"), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                  errors="replace")
+        out = run(ctx.lg("network", "prune"), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                  text=True, errors="replace")
         if out.returncode != 0:
             ctx.note(f"clean-up: lg network prune exited {out.returncode}: "
                      f"{(out.stderr.strip().splitlines() or ['no output'])[-1]}")
         leaked = host_leftovers(root)
         if leaked:
-            ctx.note(f"lg leak: after lg rm -f and lg network prune, {leaked} remained on the host (removed by the harness)")
+            ctx.note(f"lg leak: after lg rm -f and lg network prune, {leaked} remained on the host"
+                     " (removed by the harness)")
 
 
 def host_leftovers(root: Path) -> str | None:
@@ -109,7 +112,8 @@ def host_leftovers(root: Path) -> str | None:
         return None
     found = [f"nftables table ip {table}"]
     for bridge in sorted(set(re.findall(r'oifname != "([^"]+)"', body.stdout))):
-        members = subprocess.run(["ip", "-br", "link", "show", "master", bridge], capture_output=True, text=True)
+        members = subprocess.run(["ip", "-br", "link", "show", "master", bridge],
+                                 capture_output=True, text=True)
         if members.returncode == 0 and not members.stdout.strip():
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             found.append(f"bridge {bridge}")
@@ -139,7 +143,9 @@ def busybox_images(ctx: Context, pm: Podman | None, lg_env: dict) -> tuple[str |
     """bbench:1 in lg (`lg commit` of the fixture) and lgbench-bb:1 in podman (`podman
     import` of a tar of the same directory). Returns the (lg, podman) set-up errors."""
     bb = busybox_rootfs(ctx)
-    lg_err = try_setup(lambda: ctx.run(ctx.lg("commit", bb, "-t", LG_BB), lg_env, "lg commit BUSYBOX -t bbench:1"))
+    lg_err = try_setup(
+        lambda: ctx.run(ctx.lg("commit", bb, "-t", LG_BB), lg_env, "lg commit BUSYBOX -t bbench:1")
+    )
     pm_err = None
     if pm is not None:
         tar = ctx.path("busybox.tar")
@@ -151,7 +157,8 @@ def busybox_images(ctx: Context, pm: Podman | None, lg_env: dict) -> tuple[str |
 
 def podman_case(pm: Podman | None, label: str, args: list, broken: str | None = None, **kw) -> Case:
     if pm is None:
-        return Case("podman", label, unavailable=NO_PODMAN, **{k: v for k, v in kw.items() if k in ("vs", "goal")})
+        kept = {k: v for k, v in kw.items() if k in ("vs", "goal")}
+        return Case("podman", label, unavailable=NO_PODMAN, **kept)
     return Case("podman", label, pm.argv(*args), broken=broken, **kw)
 
 
@@ -186,7 +193,8 @@ def build_import(ctx: Context) -> list[Case]:
     if pm is not None:
         broken = try_setup(lambda: ctx.run(pm.argv("images"), what="podman images (creates the store)"))
         name = "lgbench-import:x"
-        cases.append(Case("podman", "podman import minbase.tar lgbench-import:x", pm.argv("import", tarball, name),
+        cases.append(Case("podman", "podman import minbase.tar lgbench-import:x",
+                          pm.argv("import", tarball, name),
                           prepare=f"{or_true(pm.sh('rmi', '-f', name))} && sync", broken=broken,
                           goal=Goal("lg faster than podman (issue 3)", "ratio", 1.0)))
     else:
@@ -221,22 +229,27 @@ def build_export(ctx: Context) -> list[Case]:
         setup_tar = ctx.path("setup-export.tar")
         loaded = None
         if lg_err is None:
-            loaded = try_setup(lambda: ctx.run(ctx.lg("export", img, "--format", "docker-archive", "-o", setup_tar),
-                                               env, "lg export (for podman load)"))
+            export = ctx.lg("export", img, "--format", "docker-archive", "-o", setup_tar)
+            loaded = try_setup(lambda: ctx.run(export, env, "lg export (for podman load)"))
             if loaded is None:
-                loaded = try_setup(lambda: ctx.run(pm.argv("load", "-i", setup_tar), what="podman load of lg's export"))
+                load = pm.argv("load", "-i", setup_tar)
+                loaded = try_setup(lambda: ctx.run(load, what="podman load of lg's export"))
             if loaded is None:
-                loaded = try_setup(lambda: ctx.run(pm.argv("tag", f"localhost/{img}", pm_name), what="podman tag"))
+                tag = pm.argv("tag", f"localhost/{img}", pm_name)
+                loaded = try_setup(lambda: ctx.run(tag, what="podman tag"))
         if lg_err is not None or loaded is not None:
             # Fall back to the one-layer tarball so the podman row still has an image.
-            ctx.note(f"podman's image is a plain `podman import` of minbase.tar (one layer): {lg_err or loaded}")
+            ctx.note("podman's image is a plain `podman import` of minbase.tar (one layer):"
+                     f" {lg_err or loaded}")
             pm_err = try_setup(lambda: ctx.run(pm.argv("import", wl.tarball, pm_name), what="podman import"))
         else:
             try:
-                layers = ctx.run(pm.argv("image", "inspect", "--format", "{{len .RootFS.Layers}}", pm_name)).strip()
+                inspect = pm.argv("image", "inspect", "--format", "{{len .RootFS.Layers}}", pm_name)
+                layers = ctx.run(inspect).strip()
             except SetupFailed as exc:
                 layers = f"? ({exc})"
-            ctx.note(f"podman's copy is lg's docker-archive export, loaded with `podman load`: {layers} layers")
+            ctx.note(f"podman's copy is lg's docker-archive export, loaded with `podman load`:"
+                     f" {layers} layers")
     out_lg, out_pm = ctx.path("lg-out.tar"), ctx.path("podman-out.tar")
 
     def sizes():
@@ -249,8 +262,8 @@ def build_export(ctx: Context) -> list[Case]:
     return [
         Case("lg", LG_EXPORT, ctx.lg("export", img, "--format", "docker-archive", "-o", out_lg), env=env,
              broken=lg_err, prepare=f"{retire(ctx, out_lg)} && sync"),
-        podman_case(pm, "podman save -o FILE IMG (docker-archive)", ["save", "-o", out_pm, pm_name], broken=pm_err,
-                    prepare=f"{retire(ctx, out_pm)} && sync",
+        podman_case(pm, "podman save -o FILE IMG (docker-archive)", ["save", "-o", out_pm, pm_name],
+                    broken=pm_err, prepare=f"{retire(ctx, out_pm)} && sync",
                     goal=Goal("lg faster than podman (issue 3)", "ratio", 1.0)),
     ]
 
@@ -283,7 +296,8 @@ def build_run(ctx: Context) -> list[Case]:
     lg_err, pm_err = busybox_images(ctx, pm, env)
     cases = [
         Case("lg", LG_RUN, ctx.lg("run", "--rm", "--network", "none", LG_BB, "true"), env=env, broken=lg_err),
-        podman_case(pm, "podman run --rm --network none IMG true", ["run", "--rm", "--network", "none", PM_BB, "true"],
+        podman_case(pm, "podman run --rm --network none IMG true",
+                    ["run", "--rm", "--network", "none", PM_BB, "true"],
                     broken=pm_err, goal=Goal("lg <= 0.5x podman (issue 4)", "ratio", 0.5)),
     ]
     if ctx.tools.has("runc"):
@@ -319,7 +333,8 @@ def build_first_run(ctx: Context) -> list[Case]:
     env_a, env_b = {"LG_ROOT": str(root_a)}, {"LG_ROOT": str(root_b)}
     ctx.cleanups.append(lambda: lg_teardown(ctx, root_b))
     img, argv = "mb:1", ["run", "--rm", "--network", "none", "mb:1", "true"]
-    err = try_setup(lambda: ctx.run(ctx.lg("commit", wl.rootfs, "-t", img), {"LG_ROOT": str(pristine)}, "lg commit ROOTFS"))
+    commit = ctx.lg("commit", wl.rootfs, "-t", img)
+    err = try_setup(lambda: ctx.run(commit, {"LG_ROOT": str(pristine)}, "lg commit ROOTFS"))
     if err is None:
         subprocess.run(["cp", "-a", str(pristine), str(root_b)], check=True)
         before = du_mb(root_b)
@@ -329,13 +344,15 @@ def build_first_run(ctx: Context) -> list[Case]:
     pm = podman(ctx, "first-run")
     pm_err = None
     if pm is not None:
-        pm_err = try_setup(lambda: ctx.run(pm.argv("import", wl.tarball, "lgbench-mb:1"), what="podman import minbase.tar"))
+        pm_import = pm.argv("import", wl.tarball, "lgbench-mb:1")
+        pm_err = try_setup(lambda: ctx.run(pm_import, what="podman import minbase.tar"))
     return [
         Case("lg", LG_FIRST, ctx.lg(*argv), env=env_a, broken=err, vs=LG_CACHED,
              prepare=f"{retire(ctx, root_a)} && cp -a {q(pristine)} {q(root_a)} && sync"),
         Case("lg", LG_CACHED, ctx.lg(*argv), env=env_b, broken=err),
         podman_case(pm, "podman run --rm --network none IMG true (image unpacked at import)",
-                    ["run", "--rm", "--network", "none", "localhost/lgbench-mb:1", "true"], broken=pm_err, vs=LG_CACHED),
+                    ["run", "--rm", "--network", "none", "localhost/lgbench-mb:1", "true"],
+                    broken=pm_err, vs=LG_CACHED),
     ]
 
 
@@ -355,13 +372,15 @@ def build_density(ctx: Context) -> list[Case]:
     figures = ctx.path("density.jsonl")
     config = ctx.path("density.json")
     config.write_text(json.dumps({"lg": ctx.tools.lg, "lg_root": str(root), "figures": str(figures),
-                                  "podman": pm.prefix if pm else None, "podman_marks": pm.marks if pm else []}))
+                                  "podman": pm.prefix if pm else None,
+                                  "podman_marks": pm.marks if pm else []}))
     reset = shlex.join([sys.executable, str(HELPER), "density-reset", str(config)])
 
     def loop(argv_of) -> list[str]:
         one = " ".join(argv_of("$i"))
         # Errors to stdout (ids to /dev/null): a row without warm-up keeps only stdout.
-        return ["sh", "-c", f'i=1; while [ "$i" -le {DENSITY} ]; do {one} 2>&1 >/dev/null || exit $?; i=$((i + 1)); done']
+        return ["sh", "-c", f'i=1; while [ "$i" -le {DENSITY} ]; do {one} 2>&1 >/dev/null || exit $?;'
+                            ' i=$((i + 1)); done']
 
     lg_loop = loop(lambda i: [shlex.join(ctx.lg("run", "-d", "--network", "none", "--name")) + f" dens{i}",
                               shlex.join([LG_BB, "sleep", "infinity"])])
@@ -413,7 +432,8 @@ def build_density(ctx: Context) -> list[Case]:
 # -- 12. commit a container --------------------------------------------------------------
 
 LG_CCOMMIT = "lg commit C -t x:y (C wrote 10 files, 5 MB)"
-WRITE_5MB = 'mkdir -p /data && i=0; while [ "$i" -lt 10 ]; do head -c 500000 /dev/urandom >/data/f$i; i=$((i + 1)); done'
+WRITE_5MB = ('mkdir -p /data && i=0; while [ "$i" -lt 10 ]; do head -c 500000 /dev/urandom >/data/f$i;'
+             ' i=$((i + 1)); done')
 
 
 def build_commit_container(ctx: Context) -> list[Case]:
@@ -428,9 +448,11 @@ def build_commit_container(ctx: Context) -> list[Case]:
                   prepare=f"{or_true(shlex.join(ctx.lg('rm', '-f', 'cc')))} && {lg_write} && sync")]
     if pm is not None:
         pm_write = pm.sh("run", "--name", "lgbench-cc", "--network", "none", PM_BB, "sh", "-c", WRITE_5MB)
-        cases.append(Case("podman", "podman commit C lgbench-ccommit:y", pm.argv("commit", "lgbench-cc", "lgbench-ccommit:y"),
+        pm_rm = or_true(pm.sh("rm", "-f", "-t", "0", "lgbench-cc"))
+        cases.append(Case("podman", "podman commit C lgbench-ccommit:y",
+                          pm.argv("commit", "lgbench-cc", "lgbench-ccommit:y"),
                           broken=pm_err,
-                          prepare=f"{or_true(pm.sh('rm', '-f', '-t', '0', 'lgbench-cc'))} && {pm_write} && sync"))
+                          prepare=f"{pm_rm} && {pm_write} && sync"))
     else:
         cases.append(Case("podman", "podman commit", unavailable=NO_PODMAN))
     return cases
@@ -446,16 +468,19 @@ def bridge_check(ctx: Context, env: dict, network: str = "bridge") -> str | None
     """Whether lg's network has its gateway on its bridge (the host reaches the containers
     only then). Returns a description of the problem, or None."""
     try:
-        info = json.loads(ctx.run(ctx.lg("network", "inspect", network), env, f"lg network inspect {network}"))[0]
+        shown = ctx.run(ctx.lg("network", "inspect", network), env, f"lg network inspect {network}")
+        info = json.loads(shown)[0]
     except (SetupFailed, ValueError, IndexError, KeyError) as exc:
         return f"cannot inspect lg's {network} network: {exc}"
     bridge = info.get("Bridge")
     gateways = [c.get("Gateway") for c in info.get("IPAM", {}).get("Config", [])]
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", str(bridge)], capture_output=True, text=True)
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", str(bridge)],
+                         capture_output=True, text=True)
     have = re.findall(r"inet (\S+)", out.stdout)
     if not any(g and any(h.split("/")[0] == g for h in have) for g in gateways):
-        return (f"lg's {network} network in this root ({info.get('IPAM', {}).get('Config')}) uses bridge {bridge}, "
-                f"which holds {', '.join(have) or 'no IPv4 address'} but not the gateway {', '.join(map(str, gateways))} "
+        return (f"lg's {network} network in this root ({info.get('IPAM', {}).get('Config')})"
+                f" uses bridge {bridge}, which holds {', '.join(have) or 'no IPv4 address'}"
+                f" but not the gateway {', '.join(map(str, gateways))} "
                 f"(made by another root?): the host cannot reach these containers")
     return None
 
@@ -509,7 +534,8 @@ def free_ports(n: int) -> list[int]:
 
 def host_address() -> str | None:
     """One of this host's own non-loopback IPv4 addresses (not an lg bridge's), if any."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True).stdout
     for line in out.splitlines():
         fields = line.split()
         if len(fields) > 3 and not fields[1].startswith("lg"):
@@ -570,7 +596,7 @@ def httpd(wrk_ports: range) -> list[str]:
     return ["sh", "-c", daemons + "exec httpd -f -p 80 -h /var/www"]
 
 
-def build_port(ctx: Context) -> list[Case]:
+def build_port(ctx: Context) -> list[Case]:  # noqa: C901 (one scenario's set-up, in the order it runs)
     """A busybox httpd container serving the fixture's index.html (about 150 bytes),
     published on 127.0.0.1:PORT (for host processes a connect-time BPF redirect straight to
     the container; lg's userland proxy for the rest) and on every address as PORT3,
@@ -631,7 +657,8 @@ def build_port(ctx: Context) -> list[Case]:
             why = reachable(f"http://{ip}/", curl) or reachable(f"http://127.0.0.1:{port}/", curl)
             if why:
                 problem = bridge_check(ctx, env) or "no bridge problem found"
-                ctx.note(f"lg bug: the httpd container on the default bridge does not answer ({why}); {problem}. "
+                ctx.note(f"lg bug: the httpd container on the default bridge does not answer ({why});"
+                         f" {problem}. "
                          "Measured on a user-defined network instead (`lg network create lgbench-port`)")
                 ctx.run(ctx.lg("rm", "-f", "web"), env)
                 network = "lgbench-port"
@@ -689,11 +716,15 @@ def build_port(ctx: Context) -> list[Case]:
                 *(["-Z", "--parallel-max", str(PARALLEL)] if parallel else []), f"{url}?[1-{REQUESTS}]"]
 
     if lg_err is None:
-        ctx.note(f"lg's httpd container is on lg's {'default bridge' if network == 'bridge' else network + ' network'}")
+        on = "default bridge" if network == "bridge" else network + " network"
+        ctx.note(f"lg's httpd container is on lg's {on}")
     goal = Goal("published-port overhead under 20% (issue 5)", "ratio", 1.2)
     cases = []
     for parallel, lg_label in ((False, LG_PORT), (True, LG_PORT_PAR)):
-        what = f"{REQUESTS} GETs, {PARALLEL} at a time (curl -Z), " if parallel else f"{REQUESTS} sequential GETs (curl), "
+        if parallel:
+            what = f"{REQUESTS} GETs, {PARALLEL} at a time (curl -Z), "
+        else:
+            what = f"{REQUESTS} sequential GETs (curl), "
         host_label = LG_HOST_PAR if parallel else LG_HOST
         cases += [
             Case("lg", lg_label, client(lg_pub, parallel), broken=lg_err),
@@ -706,10 +737,10 @@ def build_port(ctx: Context) -> list[Case]:
         if pm is None:
             cases.append(Case("podman", what + "podman's published port", unavailable=NO_PODMAN, vs=lg_label))
         else:
-            cases.append(Case("podman", what + "podman's published port 127.0.0.1:PORT2", client(pm_pub, parallel),
-                              broken=pm_err, vs=lg_label))
+            cases.append(Case("podman", what + "podman's published port 127.0.0.1:PORT2",
+                              client(pm_pub, parallel), broken=pm_err, vs=lg_label))
 
-    def throughput():
+    def throughput():  # noqa: C901 (the wrk rounds, then their verdicts; split, each half needs all the state)
         if not ctx.tools.has("wrk"):
             ctx.note("throughput: not measured, wrk is not installed (bootstrap.sh installs it)")
             return
@@ -750,8 +781,9 @@ def build_port(ctx: Context) -> list[Case]:
                     why = reachable(url, curl) if name == "lg published" else None
                     if why:
                         dead = why
-                        ctx.note(f"lg bug: the published port stopped answering during wrk -c{conns} ({why}); "
-                                 f"lg's monitor: {monitor_failure(root)}. No further wrk runs to lg's container")
+                        ctx.note(f"lg bug: the published port stopped answering during wrk -c{conns}"
+                                 f" ({why}); lg's monitor: {monitor_failure(root)}."
+                                 " No further wrk runs to lg's container")
         ctx.figures["wrk"] = [{"connections": c, "target": n, "runs": r} for (c, n), r in results.items()]
         ctx.figures["wrk_conntrack_wait_s"] = waited
         if waited >= 1:
@@ -764,7 +796,8 @@ def build_port(ctx: Context) -> list[Case]:
         for conns in WRK_CONNECTIONS:
             direct = summary.get((conns, "direct"))
             for name, path in paths.items():
-                what = f"wrk -c{conns}: throughput through lg's published port on {path} within 20% of direct (issue 5)"
+                what = (f"wrk -c{conns}: throughput through lg's published port on {path}"
+                        " within 20% of direct (issue 5)")
                 if (conns, name) not in results or direct is None:
                     if dead and lg_pub:
                         ctx.check(what, "no figure, lg's port proxy had crashed", UNMEASURED)
@@ -822,12 +855,14 @@ def monitor_failure(root: Path) -> str:
     if monitors(str(root)):
         return "still running"
     try:
-        lines = [ln.strip() for ln in (root / "run" / "monitor.log").read_text(errors="replace").splitlines() if ln.strip()]
+        text = (root / "run" / "monitor.log").read_text(errors="replace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     except OSError:
         return "exited, no monitor.log"
     frames = [ln for ln in lines if ln.startswith("File ")]
     where = frames[-1] if frames else ""
-    return f"exited; monitor.log ends with {lines[-1] if lines else 'nothing'}" + (f" at {where}" if where else "")
+    last = lines[-1] if lines else "nothing"
+    return f"exited; monitor.log ends with {last}" + (f" at {where}" if where else "")
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -906,7 +941,8 @@ def build_build(ctx: Context) -> list[Case]:
         return f"date +%s%N >{q(d / 'last.txt')}"
 
     cases = []
-    rows = [("cached", LG_BUILD_CACHED, "podman build (all cached)", [], False, Goal("lg <= 0.5x podman (issue 6)", "ratio", 0.5)),
+    rows = [("cached", LG_BUILD_CACHED, "podman build (all cached)", [], False,
+             Goal("lg <= 0.5x podman (issue 6)", "ratio", 0.5)),
             ("last", LG_BUILD_LAST, "podman build, last COPY's source changed", [], True, None),
             ("cold", LG_BUILD_COLD, "podman build --no-cache (cold)", ["--no-cache"], False, None)]
     for key, lg_label, pm_label, extra, touch, goal in rows:
@@ -915,15 +951,18 @@ def build_build(ctx: Context) -> list[Case]:
         else:
             d = context(f"ctx-lg-{key}", LG_BB)
             argv = ctx.lg("build", "-q", "--network", "none", *extra, "-t", f"built-{key}:1", d)
-            err = lg_err or try_setup(lambda: ctx.run(argv, env, f"first lg build ({key})"))
-            cases.append(Case("lg", lg_label, argv, env=env, broken=err, prepare=touch_last(d) if touch else None,
-                              goal=Goal("lg < 1 s (issue 6)", "seconds", 1.0) if key == "cached" else None))
+            what = f"first lg build ({key})"
+            err = lg_err or try_setup(lambda argv=argv, what=what: ctx.run(argv, env, what))
+            lg_goal = Goal("lg < 1 s (issue 6)", "seconds", 1.0) if key == "cached" else None
+            cases.append(Case("lg", lg_label, argv, env=env, broken=err,
+                              prepare=touch_last(d) if touch else None, goal=lg_goal))
         if pm is None:
             cases.append(Case("podman", pm_label, unavailable=NO_PODMAN, vs=lg_label))
             continue
         d = context(f"ctx-podman-{key}", PM_BB)
         argv = pm.argv("build", "-q", "--network", "none", *extra, "-t", f"lgbench-built-{key}:1", d)
-        err = pm_err or try_setup(lambda: ctx.run(argv, what=f"first podman build ({key})"))
+        what = f"first podman build ({key})"
+        err = pm_err or try_setup(lambda argv=argv, what=what: ctx.run(argv, what=what))
         cases.append(Case("podman", pm_label, argv, broken=err, prepare=touch_last(d) if touch else None,
                           vs=lg_label, goal=goal))
     if why is not None:
@@ -937,20 +976,21 @@ CONTAINER_SCENARIOS = [
              "(the image removed before each run).",
              LG_IMPORT, runs=5, quick_runs=2, build=build_import),
     Scenario(8, "export", "export of a two-layer image as a docker-archive",
-             "`lg export IMG --format docker-archive -o FILE` vs `podman save -o FILE IMG` of the same two layers "
-             "(minbase plus ten edited files and 5 MB), podman's copy loaded from lg's export.",
+             "`lg export IMG --format docker-archive -o FILE` vs `podman save -o FILE IMG` of the same two "
+             "layers (minbase plus ten edited files and 5 MB), podman's copy loaded from lg's export.",
              LG_EXPORT, runs=5, quick_runs=2, build=build_export),
     Scenario(9, "run", "start, run `true`, remove: no network",
-             "`lg run --rm --network none IMG true` vs `podman run --rm --network none IMG true` and bare `runc run` "
-             "of a bundle, on the busybox image.",
+             "`lg run --rm --network none IMG true` vs `podman run --rm --network none IMG true` and bare "
+             "`runc run` of a bundle, on the busybox image.",
              LG_RUN, runs=15, quick_runs=5, build=build_run),
     Scenario(10, "first-run", "first run of a never-materialised commit vs a cached one",
-             "`lg run --rm --network none IMG true` of the minbase commit in a root that never ran it (restored per "
-             "run) vs in a root that did; podman's run of the same image for scale.",
+             "`lg run --rm --network none IMG true` of the minbase commit in a root that never ran it "
+             "(restored per run) vs in a root that did; podman's run of the same image for scale.",
              LG_FIRST, runs=5, quick_runs=3, build=build_first_run),
     Scenario(11, "density", f"{DENSITY} detached containers: start time and memory per container",
-             f"{DENSITY} `lg run -d --network none IMG sleep infinity` one after another vs podman's; then the PSS "
-             "of what each tool keeps running beside the containers (lg's monitor; podman's conmons), per container.",
+             f"{DENSITY} `lg run -d --network none IMG sleep infinity` one after another vs podman's; then "
+             "the PSS of what each tool keeps running beside the containers (lg's monitor; podman's "
+             "conmons), per container.",
              f"lg run -d --network none IMG sleep infinity, x{DENSITY} one after another",
              runs=3, quick_runs=1, build=build_density),
     Scenario(12, "commit-container", "commit of a container that wrote 10 files, 5 MB",
@@ -958,8 +998,8 @@ CONTAINER_SCENARIOS = [
              "500,000 random bytes.",
              LG_CCOMMIT, runs=7, quick_runs=3, build=build_commit_container),
     Scenario(13, "bridge-run", "start, run `true`, remove: default bridge network",
-             "`lg run --rm IMG true` on lg's default bridge (monitor up, and monitor down) vs `podman run --rm IMG "
-             "true` on podman's.",
+             "`lg run --rm IMG true` on lg's default bridge (monitor up, and monitor down) vs "
+             "`podman run --rm IMG true` on podman's.",
              LG_BRIDGE, runs=11, quick_runs=5, build=build_bridge_run),
     Scenario(14, "port", "HTTP through a published port vs straight to the container",
              f"{REQUESTS} GETs (sequential, and {PARALLEL} at a time) to a busybox httpd container through "
@@ -967,7 +1007,7 @@ CONTAINER_SCENARIOS = [
              "throughput and latency.",
              LG_PORT, runs=9, quick_runs=3, build=build_port),
     Scenario(15, "build", "10-step Dockerfile: cached, last step changed, cold",
-             "`lg build` fully cached, after changing the last COPY's source, and with --no-cache, vs `podman build` "
-             "of the same Dockerfile on the same busybox image.",
+             "`lg build` fully cached, after changing the last COPY's source, and with --no-cache, vs "
+             "`podman build` of the same Dockerfile on the same busybox image.",
              LG_BUILD_CACHED, runs=7, quick_runs=3, build=build_build),
 ]

@@ -67,7 +67,9 @@ def density_reset(config: str) -> None:
     if ids.returncode != 0:
         failures.append(f"lg ps -aq: exit {ids.returncode}: {ids.stderr.strip()[-300:]}")
     elif ids.stdout.split():
-        rm = subprocess.run([*cfg["lg"], "rm", "-f", *ids.stdout.split()], env=lg_env, capture_output=True, text=True)
+        rm = subprocess.run(
+            [*cfg["lg"], "rm", "-f", *ids.stdout.split()], env=lg_env, capture_output=True, text=True
+        )
         if rm.returncode != 0:
             failures.append(f"lg rm -f: exit {rm.returncode}: {rm.stderr.strip()[-300:]}")
     stop(monitors(cfg["lg_root"]))

@@ -35,7 +35,9 @@ class Podman:
         base = f"/run/lgbench-{os.getpid()}-{tag}"
         self.runroot = Path(base)
         self.tmpdir = Path(base + "-tmp")
-        self.prefix = [exe, "--root", str(self.root), "--runroot", str(self.runroot), "--tmpdir", str(self.tmpdir)]
+        self.prefix = [
+            exe, "--root", str(self.root), "--runroot", str(self.runroot), "--tmpdir", str(self.tmpdir),
+        ]
 
     def argv(self, *args) -> list[str]:
         return [*self.prefix, *map(str, args)]
@@ -53,7 +55,9 @@ class Podman:
         """Remove every container and image of this private store, then the store's run dirs.
         The store itself goes with the scratch directory."""
         for args in (("rm", "-af", "-t", "0"), ("rmi", "-af")):
-            out = run(self.argv(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+            out = run(
+                self.argv(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace"
+            )
             if out.returncode != 0:
                 lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
                 log(f"warning: podman {' '.join(args)} in {self.root}: exit {out.returncode}"

@@ -194,7 +194,8 @@ def _ratio_text(row: Row, ratio: float) -> str:
 
 def format_scenario(result: ScenarioResult) -> str:
     s = result.scenario
-    out = [f"{s.number}. {s.name}: {s.title}  [median of {result.runs} runs, {result.seconds:.0f} s with setup]"]
+    runs = f"median of {result.runs} runs, {result.seconds:.0f} s with setup"
+    out = [f"{s.number}. {s.name}: {s.title}  [{runs}]"]
     if result.error:
         out.append(f"   setup failed: {result.error}")
     headers = ["tool", "what", "median s", "spread", "lg/peer", "notes"]
@@ -221,7 +222,7 @@ def format_scenario(result: ScenarioResult) -> str:
     align = ["<", "<", ">", ">", ">", "<"]
 
     def line(cells):
-        return "   " + "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+        return "   " + "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)).rstrip()
 
     if table:
         out.append(line(headers))

@@ -198,7 +198,8 @@ def build_recommit(ctx: Context) -> list[Case]:
         cases.append(Case(
             "lg", label, ctx.lg("commit", lg_src, "-t", TAG1, *extra),
             prepare=f"{wl.edit_script(lg_src, wl.edits(n))} && sync", env=lg_env, broken=broken,
-            goal=Goal("lg < 1 s (well under 1 s, proportional to the change)", "seconds", 1.0) if n == EDITS else None))
+            goal=Goal("lg < 1 s (well under 1 s, proportional to the change)", "seconds", 1.0)
+            if n == EDITS else None))
 
     ost_src = wl.copy(ctx.path("ostree-src"))
     ost = ctx.ostree_repo(ost_src)
@@ -239,9 +240,11 @@ def build_checkout(ctx: Context) -> list[Case]:
              prepare=f"{retire(ctx, dest, root)} && cp -a {q(pristine)} {q(root)} && sync"),
         # Plain `ostree checkout` hardlinks from a bare repo on the same filesystem (that is
         # scenario 4); -C forces the copy this scenario is about.
-        Case("ostree", "ostree checkout -C x DEST (copy)", [ostree, f"--repo={ost}", "checkout", "-C", "x", str(dest)],
+        Case("ostree", "ostree checkout -C x DEST (copy)",
+             [ostree, f"--repo={ost}", "checkout", "-C", "x", str(dest)],
              prepare=f"{retire(ctx, dest)} && sync"),
-        Case("tar", "tar -xpf rootfs.tar -C DEST", ["tar", *TAR_FLAGS, "-xpf", str(wl.tarball), "-C", str(dest)],
+        Case("tar", "tar -xpf rootfs.tar -C DEST",
+             ["tar", *TAR_FLAGS, "-xpf", str(wl.tarball), "-C", str(dest)],
              prepare=f"{retire(ctx, dest)} && mkdir {q(dest)} && sync"),
     ]
 
@@ -266,7 +269,8 @@ def build_cached_checkout(ctx: Context) -> list[Case]:
         try:
             ctx.run(ctx.lg("commit", wl.rootfs, "-t", TAG1), env, "lg commit")
             # The first hardlink checkout materialises the commit; the timed ones reuse it.
-            ctx.run(ctx.lg("checkout", "--hardlink", TAG1, ctx.path("first")), env, "first lg checkout --hardlink")
+            first = ctx.lg("checkout", "--hardlink", TAG1, ctx.path("first"))
+            ctx.run(first, env, "first lg checkout --hardlink")
         except SetupFailed as exc:
             broken = str(exc)
         cases.append(Case("lg", LG_HARDLINK, ctx.lg("checkout", "--hardlink", TAG1, dest), env=env,
@@ -276,8 +280,10 @@ def build_cached_checkout(ctx: Context) -> list[Case]:
     ost = ctx.ostree_repo(wl.rootfs)
     cases += [
         Case("ostree", "ostree checkout -H x DEST (hardlinks)",
-             [ostree, f"--repo={ost}", "checkout", "-H", "x", str(dest)], prepare=f"{retire(ctx, dest)} && sync"),
-        Case("cp", "cp -al ROOTFS DEST", ["cp", "-al", str(wl.rootfs), str(dest)], prepare=f"{retire(ctx, dest)} && sync"),
+             [ostree, f"--repo={ost}", "checkout", "-H", "x", str(dest)],
+             prepare=f"{retire(ctx, dest)} && sync"),
+        Case("cp", "cp -al ROOTFS DEST", ["cp", "-al", str(wl.rootfs), str(dest)],
+             prepare=f"{retire(ctx, dest)} && sync"),
     ]
     return cases
 
@@ -321,8 +327,9 @@ def build_diff(ctx: Context) -> list[Case]:
             lg_out = ctx.run(lg_argv, lg_env, "lg diff").splitlines()
             git_out = ctx.run(git_argv, genv, "git diff").splitlines()
             expect = sorted(f"M\t/{p}" for p in ctx.workload.edits(EDITS))
+            differs = "" if sorted(lg_out) == expect else "; lg output differs from the expected M lines"
             ctx.note(f"lg diff lists {len(lg_out)} changes, git diff {len(git_out)} "
-                     f"({EDITS} files were edited){'' if sorted(lg_out) == expect else '; lg output differs from the expected M lines'}")
+                     f"({EDITS} files were edited){differs}")
         except SetupFailed as exc:
             broken = str(exc)
     return [
@@ -345,7 +352,8 @@ def build_startup(ctx: Context) -> list[Case]:
         Case("lg", LG_IMAGES, ctx.lg("images"), env=lg_env, broken=broken),
     ]
     if ctx.tools.lg_shim:
-        cases.append(Case("lg", "lg --help through the pyenv shim on PATH", [ctx.tools.lg_shim, "--help"], env=lg_env))
+        cases.append(Case("lg", "lg --help through the pyenv shim on PATH", [ctx.tools.lg_shim, "--help"],
+                          env=lg_env))
     cases += [
         Case("git", "git --version", ["git", "--version"], vs=LG_HELP),
         Case("git", "git for-each-ref (2 commits, 2 tags)", ["git", "for-each-ref"], env=genv, vs=LG_IMAGES),

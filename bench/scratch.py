@@ -81,7 +81,9 @@ class Scratch:
             image.unlink()
             return f"mount -o loop failed: {mount.stderr.strip()}"
         self.work = mnt
-        self.description = f"a dedicated journaled ext4 (loop-mounted {image}, sparse, {IMAGE_SIZE >> 30} GiB)"
+        self.description = (
+            f"a dedicated journaled ext4 (loop-mounted {image}, sparse, {IMAGE_SIZE >> 30} GiB)"
+        )
         return None
 
     def free(self) -> int:

@@ -109,16 +109,19 @@ class Tools:
             return [exe, *argv[1:]], f"--lg {override}", None, _shebang_python(exe) or sys.executable
         venv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "bin", "lg")
         if os.access(venv, os.X_OK):  # what bootstrap.sh installed for this checkout (and linked onto PATH)
-            return [venv], f"{venv} (this checkout's venv, from bootstrap.sh)", None, _shebang_python(venv) or sys.executable
+            python = _shebang_python(venv) or sys.executable
+            return [venv], f"{venv} (this checkout's venv, from bootstrap.sh)", None, python
         on_path = shutil.which("lg")
         if on_path is None:
             # Not installed: run the CLI from this checkout, as `python3 -m cli` would.
-            return [sys.executable, "-m", "cli"], f"{sys.executable} -m cli (no lg on PATH)", None, sys.executable
+            argv = [sys.executable, "-m", "cli"]
+            return argv, f"{sys.executable} -m cli (no lg on PATH)", None, sys.executable
         if _is_pyenv_shim(on_path):
             real = subprocess.run(["pyenv", "which", "lg"], capture_output=True, text=True)
             if real.returncode == 0 and real.stdout.strip():
                 exe = real.stdout.strip()
-                return [exe], f"{exe} (resolved past the pyenv shim {on_path})", on_path, _shebang_python(exe) or sys.executable
+                python = _shebang_python(exe) or sys.executable
+                return [exe], f"{exe} (resolved past the pyenv shim {on_path})", on_path, python
         # Started through pyenv ourselves (bench/run's `env python3` is a shim too), PATH
         # already leads to the real script; the user's shell would still meet the shim.
         shim = _pyenv_shim_for("lg")
@@ -142,15 +145,18 @@ class Tools:
     def lg_supports(self, command: str, flag: str) -> bool:
         """Whether `lg COMMAND --help` lists FLAG: lg grows while the harness runs."""
         out = subprocess.run([*self.lg, command, "--help"], capture_output=True, text=True)
-        return out.returncode == 0 and re.search(rf"(^|[\s,]){re.escape(flag)}\b", out.stdout, re.M) is not None
+        listed = re.search(rf"(^|[\s,]){re.escape(flag)}\b", out.stdout, re.M)
+        return out.returncode == 0 and listed is not None
 
     def lg_code(self) -> str:
         """Where lg's interpreter imports layergit from. An editable install follows
         whoever ran `pip install -e` last: on a shared machine a CI clone elsewhere can
         take over the `lg` being timed in the middle of a run, so the harness checks."""
-        out = subprocess.run([self.python, "-c", "import layergit, os; print(os.path.dirname(layergit.__file__))"],
-                             capture_output=True, text=True, cwd="/")
-        return out.stdout.strip() or f"unknown ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
+        script = "import layergit, os; print(os.path.dirname(layergit.__file__))"
+        out = subprocess.run([self.python, "-c", script], capture_output=True, text=True, cwd="/")
+        if out.stdout.strip():
+            return out.stdout.strip()
+        return f"unknown ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
 
     def compile_bytecode(self) -> None:
         """Byte-compile the code lg runs, as an installed package is: where
@@ -158,7 +164,8 @@ class Tools:
         last compile would otherwise be compiled again by every timed lg command."""
         code = self.lg_code()
         if os.path.isdir(code):
-            subprocess.run([self.python, "-m", "compileall", "-q", code, os.path.join(os.path.dirname(code), "cli")],
+            cli = os.path.join(os.path.dirname(code), "cli")
+            subprocess.run([self.python, "-m", "compileall", "-q", code, cli],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def versions(self) -> dict[str, str]:
@@ -175,7 +182,10 @@ class Tools:
             v["runc"] = _first_line([self["runc"], "--version"])
         if self.has("wrk"):
             v["wrk"] = " ".join(_first_line([self["wrk"], "--version"]).split()[:2])
-        v["hyperfine"] = _first_line([self.hyperfine, "--version"]) if self.hyperfine else "no hyperfine (Python timer)"
+        if self.hyperfine:
+            v["hyperfine"] = _first_line([self.hyperfine, "--version"])
+        else:
+            v["hyperfine"] = "no hyperfine (Python timer)"
         return v
 
 
