@@ -179,17 +179,15 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
                 remove(repo, [cdir.id], force=True)
             elif cdir.raw_state().started_at:
                 reg.disown(cdir.id, os.getpid())  # it ran: the user's now
-    from ..runtime.client import request
+    from ..runtime.client import refused, request
 
     if record.auto_remove:
         reg.own(cdir.id, record.name)
-    reply = request(repo.root.path, {"op": "start", "id": cdir.id})
+    reply = request(repo.root.path, {"op": "start", "id": cdir.id}, check=False)
     if not reply.get("ok"):
-        error = LgError(reply.get("error", "the container did not start"))
-        error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
         if record.auto_remove and os.path.isdir(cdir.path) and not cdir.state().running:
             remove(repo, [cdir.id], force=True)
-        raise error
+        raise refused(reply, "the container did not start")
     if record.auto_remove:  # the monitor removes it when it exits; the sweep, if the monitor dies first
         monitor = cdir.raw_state().monitor_pid
         if monitor:

@@ -41,8 +41,20 @@ def joined_netns(root: str, spec: Spec) -> str | None:
     return f"/proc/{st.pid}/ns/net"
 
 
-def request(root: str, message: dict, timeout: float = 60.0, start: bool = True) -> dict | None:
-    """Send one request to the root's monitor, starting the monitor if needed (and allowed)."""
+def refused(reply: dict, default: str = "the container monitor refused") -> LgError:
+    """The error a refusal (``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``) stands for:
+    the monitor's message, exiting with its code (a reply without one: lg's own failure)."""
+    error = LgError(reply.get("error") or default)
+    error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
+    return error
+
+
+def request(root: str, message: dict, timeout: float = 60.0, start: bool = True, check: bool = True) -> dict | None:
+    """Send one request to the root's monitor, starting the monitor if needed (and allowed).
+
+    A refusal raises (``refused``) unless ``check`` is false: then the caller, which
+    has something to undo first, raises ``refused(reply)`` itself.
+    """
     layout = Root(root)
     conn = _connect(layout.monitor_sock)
     if conn is None and not start:
@@ -70,10 +82,8 @@ def request(root: str, message: dict, timeout: float = 60.0, start: bool = True)
                 raise LgError("the container monitor went away mid-request")
             data += chunk
     reply = json.loads(data)
-    if not reply.get("ok", False) and message.get("op") != "start":
-        error = LgError(reply.get("error", "the container monitor refused"))
-        error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
-        raise error
+    if check and not reply.get("ok", False):
+        raise refused(reply)
     return reply
 
 

@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 
-from ..errors import ExitCode, LgError
+from ..errors import Conflict, ExitCode, LgError
 from ..removal import remove_tree
 from ..root import Root
 from .cgroups import Cgroup
@@ -83,8 +83,11 @@ def parse_request(line: bytes) -> dict:
     return request
 
 
-def refusal(exc: LgError) -> dict:
-    return {"ok": False, "error": str(exc), "code": exc.exit_code}
+def refusal(exc: Exception, code: int | None = None) -> dict:
+    """The reply for a failed request; runtime.client.refused turns it back into an error."""
+    if code is None:
+        code = exc.exit_code if isinstance(exc, LgError) else ExitCode.RUN_FAILED
+    return {"ok": False, "error": str(exc), "code": code}
 
 
 class _Client:
@@ -186,7 +189,7 @@ class Monitor:
         spec = Spec.from_dict(record.spec)
         with cdir.lock():
             if cdir.state().running:
-                return {"ok": False, "error": f"container {record.name} is already running", "code": ExitCode.FAILURE}
+                return refusal(Conflict(f"container {record.name} is already running"))
             cgroup = Cgroup(cid)
             cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -212,7 +215,7 @@ class Monitor:
                 st = cdir.raw_state()
                 st.status, st.exit_code, st.error, st.finished_at = "exited", code, str(exc), now_iso()
                 cdir.save_state(st)
-                return {"ok": False, "error": str(exc), "code": code}
+                return refusal(exc, code)
             for fd in closes + [devnull]:
                 os.close(fd)
             if pty is not None:
@@ -274,7 +277,7 @@ class Monitor:
         except LgError as exc:
             return refusal(exc)
         except Exception as exc:  # noqa: BLE001 - one bad request must not take every container's parent down
-            return {"ok": False, "error": f"monitor: {type(exc).__name__}: {exc}", "code": ExitCode.RUN_FAILED}
+            return refusal(LgError(f"monitor: {type(exc).__name__}: {exc}"), ExitCode.RUN_FAILED)
 
     def accept(self) -> None:
         """Take every pending connection: one readiness event can stand for many."""
