@@ -134,7 +134,7 @@ def _components(path: str) -> list[str]:
     return [c for c in path.split("/") if c not in ("", ".")]
 
 
-def _resolve(path: str) -> _Place:
+def _resolve(path: str) -> _Place:  # noqa: C901 - one walk: the fds and state stay in one place, where a race cannot hide
     """Walk PATH one component at a time, never letting a name be looked up twice.
 
     Each component is opened with O_PATH|O_NOFOLLOW relative to the directory fd
@@ -162,7 +162,9 @@ def _resolve(path: str) -> _Place:
                 if not last:
                     raise LgError(f"cannot write {path}: no directory {_shown(walked, comp)}") from None
                 if dangling is not None:
-                    raise LgError(f"refusing to write through {path}: {dangling} is a symbolic link to nothing") from None
+                    raise LgError(
+                        f"refusing to write through {path}: {dangling} is a symbolic link to nothing"
+                    ) from None
                 place, cur = _Place(path, cur, comp), -1
                 return place
             st = os.fstat(fd)
@@ -170,7 +172,8 @@ def _resolve(path: str) -> _Place:
                 try:
                     if st.st_uid not in (0, me):
                         raise LgError(
-                            f"refusing to follow {_shown(walked, comp)}: a symbolic link owned by uid {st.st_uid}, not by you or root"
+                            f"refusing to follow {_shown(walked, comp)}: "
+                            f"a symbolic link owned by uid {st.st_uid}, not by you or root"
                         )
                     links += 1
                     if links > _MAX_LINKS:
@@ -246,7 +249,7 @@ def _place(path: str, directory: bool) -> _Place:
             raise LgError(f"{path} is a directory; name a file to write")
         if directory and not stat.S_ISDIR(st.st_mode):
             raise LgError(f"{path} exists and is not a directory")
-        if directory and _entries(place.fd):
+        if directory and place.fd is not None and _entries(place.fd):
             raise LgError(f"{path} is not empty; an output directory must be new or empty")
         if stat.S_ISSOCK(st.st_mode):
             raise LgError(f"cannot write {path}: it is a socket")
@@ -352,11 +355,9 @@ def _into_special(place: _Place) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise LgError(f"cannot write {place.path}: {exc.strerror}") from None
     with open(fd, "wb") as f:
-        now = os.fstat(fd)
-        if stat.S_IFMT(now.st_mode) not in _SPECIAL or (now.st_dev, now.st_ino) != (
-            place.existing.st_dev,
-            place.existing.st_ino,
-        ):
+        now, seen = os.fstat(fd), place.existing
+        assert seen is not None  # a special file was looked at: _Place.special
+        if stat.S_IFMT(now.st_mode) not in _SPECIAL or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
             raise LgError(f"{place.path} changed while lg looked at it; try again")
         yield f
 
