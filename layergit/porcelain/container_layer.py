@@ -49,7 +49,7 @@ def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
     record = cdir.record()
     image = repo.image(bytes.fromhex(record.image_id))
     tree = MutableTree.load(repo.store, image.rootfs)
-    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"] + [m["target"] for m in record.spec["mounts"]]
+    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"] + [m.target for m in record.spec.mounts]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
     with _frozen(repo, cdir):
         changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)

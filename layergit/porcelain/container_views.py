@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from ..errors import NotFound
 from ..runtime.net import PublishedPort
+from ..runtime.spec import Spec
 from ..runtime.state import ContainerDir, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
@@ -88,7 +89,7 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         st = cdir.state()
         if not all_ and not st.running:
             continue
-        args = rec.spec["process"]["args"]
+        args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ports))
     return sorted(rows, key=lambda r: r.created, reverse=True)
@@ -141,13 +142,13 @@ def inspect(repo: Repo, ref: str) -> dict:
     rec = cdir.record()
     st = cdir.state()
     spec = rec.spec
-    proc = spec["process"]
+    proc = spec.process
     return {
         "Id": rec.id,
         "Name": "/" + rec.name,
         "Created": rec.created,
-        "Path": proc["args"][0],
-        "Args": proc["args"][1:],
+        "Path": proc.args[0],
+        "Args": proc.args[1:],
         "State": {
             "Status": st.status,
             "Running": st.running,
@@ -162,33 +163,33 @@ def inspect(repo: Repo, ref: str) -> dict:
         "Image": rec.image_id,
         "Config": {
             "Image": rec.image,
-            "Hostname": spec["hostname"],
-            "Cmd": proc["args"],
-            "Env": proc["env"],
-            "WorkingDir": proc["cwd"],
-            "User": proc["user"],
-            "Tty": proc["tty"],
-            "OpenStdin": proc["stdin"],
-            "StopSignal": spec["stop_signal"],
+            "Hostname": spec.hostname,
+            "Cmd": proc.args,
+            "Env": proc.env,
+            "WorkingDir": proc.cwd,
+            "User": proc.user,
+            "Tty": proc.tty,
+            "OpenStdin": proc.stdin,
+            "StopSignal": spec.stop_signal,
         },
         "HostConfig": rec.host_config,
         "Mounts": [
-            {"Type": m["kind"], "Source": m["source"], "Destination": m["target"], "RW": not m["readonly"]} for m in spec["mounts"]
+            {"Type": m.kind, "Source": m.source, "Destination": m.target, "RW": not m.readonly} for m in spec.mounts
         ],
         "GraphDriver": {
             "Name": "overlay",
-            "Data": {"LowerDir": spec["rootfs_lower"], "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
+            "Data": {"LowerDir": spec.rootfs_lower, "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
         },
         "LogPath": cdir.file(LOG_NAME),
         "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
     }
 
 
-def _network_settings(spec: dict, net: dict) -> dict:
+def _network_settings(spec: Spec, net: dict) -> dict:
     ports: dict = {}
     for p in _published(net):
         ports.setdefault(p.key, []).append({"HostIp": p.bind_ip, "HostPort": str(p.host_port)})
     networks = {}
     if net:
-        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.get("aliases", [])}
+        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.aliases}
     return {"IPAddress": net.get("IPAddress", ""), "Gateway": net.get("Gateway", ""), "MacAddress": net.get("MacAddress", ""), "Ports": ports, "Networks": networks}

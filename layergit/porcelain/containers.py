@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-from dataclasses import asdict
 
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
@@ -126,8 +125,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "CapDrop": options.cap_drop,
             "SecurityOpt": options.security_opt,
         }
-        record = Record(cid, name, image, img.id.hex(), now_iso(), spec.to_dict(), img.config, host_config, options.auto_remove)
-        cdir.write_json("container.json", asdict(record))
+        record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config, options.auto_remove)
+        cdir.write_json("container.json", record.to_json())
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
         ref_set = True
@@ -155,7 +154,7 @@ def _network_mode(repo: Repo, mode: NetworkMode) -> NetworkMode:
 
 
 def _spec(cdir: ContainerDir) -> Spec:
-    return Spec.from_dict(cdir.record().spec)
+    return cdir.record().spec
 
 
 def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
@@ -327,7 +326,7 @@ def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | Non
     if cgroup.exists():
         cgroup.kill(signal.SIGKILL)
         cgroup.remove()
-    if record is None or NetworkMode.from_json(record.spec["network"]).bridged:
+    if record is None or record.spec.network.bridged:
         _disconnect(repo, cdir.id)
     with cdir.lock():
         if cdir.exists():

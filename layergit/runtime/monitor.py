@@ -37,7 +37,6 @@ from .cgroups import Cgroup
 from .client import joined_netns
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
-from .spec import Spec
 from .state import ContainerDir, Registry, State, now_iso, pid_start_time
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
@@ -186,7 +185,7 @@ class Monitor:
     def start(self, cid: str) -> dict:
         cdir = self.registry.container(cid)
         record = cdir.record()
-        spec = Spec.from_dict(record.spec)
+        spec = record.spec
         with cdir.lock():
             if cdir.state().running:
                 return refusal(Conflict(f"container {record.name} is already running"))
@@ -265,7 +264,7 @@ class Monitor:
             return self.start(request["id"])
         if op == "net-attach":
             cdir = self.registry.container(request["id"])
-            spec = Spec.from_dict(cdir.record().spec)
+            spec = cdir.record().spec
             return {"ok": True, "settings": self.net.attach(cdir, spec, request["pid"])}
         self.net.detach(request["id"])  # net-detach
         return {"ok": True}

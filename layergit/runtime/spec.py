@@ -62,7 +62,7 @@ class Spec:
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
 
     def to_dict(self) -> dict:
-        """As container.json holds it (Record.spec)."""
+        """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
@@ -70,10 +70,11 @@ class Spec:
 
     @classmethod
     def from_dict(cls, raw: dict) -> Spec:
+        """From container.json; the fields with defaults may be absent."""
         raw = dict(raw)
         raw["process"] = Process(**raw["process"])
-        raw["resources"] = Resources(**raw["resources"])
-        raw["mounts"] = [Mount(**m) for m in raw["mounts"]]
-        raw["network"] = NetworkMode.from_json(raw["network"])
-        raw["ports"] = [PublishedPort.from_json(p) for p in raw["ports"]]
+        raw["resources"] = Resources(**raw.get("resources", {}))
+        raw["mounts"] = [Mount(**m) for m in raw.get("mounts", [])]
+        raw["network"] = NetworkMode.from_json(raw["network"]) if "network" in raw else NONE
+        raw["ports"] = [PublishedPort.from_json(p) for p in raw.get("ports", [])]
         return cls(**raw)

@@ -21,12 +21,13 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
 from ..errors import Conflict, NotFound
 from ..flock import locked
 from ..root import Root
+from .spec import Spec
 
 
 def now_iso() -> str:
@@ -72,10 +73,20 @@ class Record:
     image: str  # as the user named it
     image_id: str  # commit id
     created: str
-    spec: dict  # runtime.spec.Spec as a dict
+    spec: Spec
     config: dict = field(default_factory=dict)  # the image config.json it was created from
     host_config: dict = field(default_factory=dict)  # Docker-style HostConfig echo
     auto_remove: bool = False
+
+    def to_json(self) -> dict:
+        """As container.json holds it (docs/format.md): the spec in Spec.to_dict's form."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw["spec"] = self.spec.to_dict()
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Record:
+        return cls(**dict(raw, spec=Spec.from_dict(raw["spec"])))
 
 
 class ContainerDir:
@@ -106,7 +117,7 @@ class ContainerDir:
     def record(self) -> Record:
         try:
             with open(self.file("container.json")) as f:
-                return Record(**json.load(f))
+                return Record.from_json(json.load(f))
         except FileNotFoundError:
             raise NotFound(f"no such container: {self.id[:12]}") from None
 

@@ -24,7 +24,6 @@ The netlink and nftables modules are imported only where they are needed, so tha
 from __future__ import annotations
 
 import json
-import os
 import selectors
 
 from ...errors import Conflict, LgError, NotFound
@@ -45,7 +44,7 @@ def refresh_hosts(root: str, network_name: str) -> None:
     for ip, holder in nets.leases(network_name).items():
         cdir = ContainerDir(Root(root), holder["id"])
         try:
-            hostname = cdir.record().spec["hostname"]
+            hostname = cdir.record().spec.hostname
         except Exception:  # noqa: BLE001 - a container being removed
             continue
         members.append((holder["id"], ip, [holder["name"], hostname] + holder.get("aliases", []), cdir))
