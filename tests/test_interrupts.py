@@ -191,7 +191,9 @@ def assert_clean(rt, sleep_token: str, cids: set[str], gc: bool = True) -> None:
         proc = rt("gc", check=False, timeout=60, env=rt.env(LG_LOCK_TIMEOUT="10"))
         assert proc.returncode == 0, proc.stderr.decode()
         assert time.monotonic() - started < 30
-    assert not dead_lock_holders(rt.root)
+    # A process killed with its parent (PDEATHSIG) lets go of the lock copies it inherited only once the
+    # kernel has finished its exit, a moment after its parent is gone: "no dead holder" holds from then on.
+    rt.wait_until(lambda: not dead_lock_holders(rt.root), 10, 0.02, what="no lock of the root held by a dead process")
 
 
 # -- lg run --rm ----------------------------------------------------------------------------

@@ -299,6 +299,14 @@ def test_exec_user_workdir_env_exit_code(rt):
     assert rt.out("exec", "-i", "ex", "cat", input=b"piped\n", timeout=60) == "piped\n"
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def test_exec_joins_pid_namespace_and_cgroup(rt):
     """lg exec ps shows the container's command as PID 1; the exec'd process is in the container's cgroups."""
     cid = rt.run_d("--name", "ns", IMAGE, "sleep", "600")
@@ -315,10 +323,12 @@ def test_exec_joins_pid_namespace_and_cgroup(rt):
         pid1 = rt.state("ns")["Pid"]
 
         def exec_pid():
+            """The exec'd `sleep 30`, once it runs: lg exec's helper process joins the cgroup
+            first and leaves once it forked the command, so it must not be taken for it."""
             for path in cgroup_dirs(cid):
                 if path.startswith(os.path.join(CGROUP_ROOT, "pids")):
                     with open(os.path.join(path, "cgroup.procs")) as f:
-                        return [int(p) for p in f.read().split() if int(p) != pid1]
+                        return [int(p) for p in f.read().split() if int(p) != pid1 and _cmdline(int(p)) == b"sleep\x0030\x00"]
             return []
 
         pids = rt.wait_until(exec_pid, what="the exec'd process in the container's cgroup")
