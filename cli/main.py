@@ -90,8 +90,13 @@ def _terminate(signum, _frame):
     raise Terminated(signum)
 
 
-def _say_waiting(text: str) -> None:
-    click.echo(f"lg: {text}", err=True)
+def _say(text: str) -> None:
+    """One line on stderr. What lg says may quote anything a user, an image or another
+    process wrote (names, paths, command lines): its control characters are escaped,
+    so that it stays one line and can rewrite nothing on the terminal."""
+    from layergit.text import printable
+
+    click.echo(f"lg: {printable(text)}", err=True)
 
 
 def main(argv=None) -> None:
@@ -99,7 +104,7 @@ def main(argv=None) -> None:
     debug = "--debug" in args or bool(os.environ.get("LG_DEBUG"))
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
-    flock.on_wait = _say_waiting
+    flock.on_wait = _say
     try:
         # The raw argv lets commands tell "A B" from "A -- PATH" (click drops "--").
         code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})
@@ -107,10 +112,10 @@ def main(argv=None) -> None:
         code = exc.exit_code
     except click.ClickException as exc:  # usage errors too: one line, like every other error
         hint = f" (see lg {exc.ctx.command_path.partition(' ')[2] + ' ' if getattr(exc, 'ctx', None) and ' ' in exc.ctx.command_path else ''}--help)" if isinstance(exc, click.UsageError) else ""
-        click.echo(f"lg: {exc.format_message()}{hint}", err=True)
+        _say(f"{exc.format_message()}{hint}")
         code = exc.exit_code
     except click.Abort:
-        click.echo("lg: aborted", err=True)
+        _say("aborted")
         code = ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
@@ -128,7 +133,7 @@ def main(argv=None) -> None:
             message, code = f"{exc.strerror or exc}{where}", ExitCode.FAILURE
         else:
             message, code = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", ExitCode.FAILURE
-        click.echo(f"lg: {message}", err=True)
+        _say(message)
     sys.exit(code if isinstance(code, int) else 0)
 
 

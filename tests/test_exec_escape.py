@@ -282,3 +282,18 @@ def test_io_uring_is_denied(watched, tmp_path):
     runner("commit", str(tree), "-t", "probe", timeout=120)
     assert runner("run", "--rm", "probe", "/probe", check=False, timeout=60).returncode == 1  # EPERM
     assert runner("run", "--rm", "--security-opt", "seccomp=unconfined", "probe", "/probe", check=False, timeout=60).returncode == on_host
+
+
+# -- what lg says quotes hostile text: one line, nothing a terminal obeys -----------------------------
+
+
+@pytest.mark.parametrize("name", ["\x1b[2J\x1b[Hevil\nline2", "\x9b31mred", os.fsdecode(b"/\xff\x1b]0;title\x07")])
+def test_error_lines_escape_control_characters(watched, name):
+    """A command or container name with ESC/CSI/OSC sequences, newlines or bytes that are not UTF-8 comes
+    back in one error line, escaped as git escapes paths; lg's own report of the failure is never lost."""
+    runner, _ = watched
+    for args in (["run", "--rm", IMAGE, name], ["rm", name]):
+        proc = runner(*args, check=False, timeout=60)
+        err = proc.stderr
+        assert proc.returncode in (1, 127) and err.count(b"\n") == 1 and err.startswith(b"lg: "), (args, err)
+        assert not any(c < 0x20 or 0x7F <= c < 0xA0 for c in err[:-1]) and b"\\" in err, (args, err)

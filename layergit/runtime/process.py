@@ -232,7 +232,7 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     records = trampoline.records(report)
     if records is None and report:  # lg's own failure before the exec
         os.waitpid(pid, 0)
-        code, _, message = report.decode(errors="replace").partition(" ")
+        code, _, message = report.decode(errors="surrogateescape").partition(" ")
         raise SpawnError(message, int(code) if code.isdigit() else 125)
     command_pid, failed = pid, None
     for tag, value in records or ():
@@ -283,7 +283,7 @@ def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshak
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         code, message = _classify(exc, command)
         try:
-            os.write(err_w, f"{code} {message}".encode())
+            os.write(err_w, f"{code} {message}".encode(errors="surrogateescape"))  # argv may hold any bytes
         finally:
             os._exit(code)
 
