@@ -81,3 +81,38 @@ def test_symlinked_passwd_inside_the_image_still_works(rt, tmp_path):
         os.symlink("passwd.real", etc / "passwd")
     image = _image(rt, tmp_path, "moved", move)
     assert rt.out("run", "--rm", "-u", "app", image, "id", "-u", timeout=60) == "1000\n"
+
+
+# -- container references are names or ids, never paths -------------------------------------------
+
+
+def test_container_references_are_never_paths(rt, tmp_path):
+    """`lg rm ../../x` followed a link out of the root and removed a directory: every command that takes a
+    container refuses a reference outside the grammar of names and ids in one line, before touching the disk."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("keep\n")
+    link = tmp_path / "planted"
+    link.symlink_to(victim)
+    up = "../" * (len(rt.containers_dir.split("/")) + 2)
+    refs = [f"{up}{str(link).lstrip('/')}", f"..{link}", "a/../b", "x" * 300, "-rf", ".hidden", ""]
+    for ref in refs:
+        for command in (["rm", "-f"], ["stop"], ["inspect"], ["logs"], ["kill"], ["diff"]):
+            proc = rt(*command, ref, check=False, timeout=60)
+            err = proc.stderr.decode()
+            assert proc.returncode != 0 and len(err.strip().splitlines()) == 1, (command, ref, err)
+    assert (victim / "keep").read_text() == "keep\n"
+    proc = rt("run", "--rm", "--name", "x" * 129, IMAGE, "true", check=False, timeout=60)
+    assert proc.returncode == 125 and b"at most 128" in proc.stderr  # lg run fails as docker run does
+
+
+def test_a_name_link_that_holds_no_id_is_ignored(rt, tmp_path):
+    """A name link in by-name whose target is not a container id (planted, or left half-written) names nothing."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    rt.run_d("--name", "real", IMAGE, "true")
+    by_name = os.path.join(rt.containers_dir, "by-name")
+    os.symlink(f"../../../../../..{victim}", os.path.join(by_name, "fake"))
+    proc = rt("rm", "-f", "fake", check=False, timeout=60)
+    assert proc.returncode == 1 and b"no such container: fake" in proc.stderr
+    assert victim.is_dir()

@@ -35,13 +35,22 @@ from ..removal import remove_tree
 from ..runtime.cgroups import Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.spec import Spec
-from ..runtime.state import FREEZERS, ContainerDir, Owner, Record, Registry, State, now_iso, wait_for
+from ..runtime.state import (
+    FREEZERS,
+    ContainerDir,
+    Owner,
+    Record,
+    Registry,
+    State,
+    check_name,
+    now_iso,
+    wait_for,
+)
 from . import runopts
 from .names_generator import random_name
 from .repo import Repo, store_lock
 
 CONTAINER_REFS = "refs/layergit/containers/"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def registry(repo: Repo) -> Registry:
@@ -76,8 +85,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     if we are killed now or before we start it, the next sweep removes it.
     """
     sweep(repo)
-    if options.name is not None and not _NAME.match(options.name):
-        raise UsageError(f"invalid container name {options.name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    if options.name is not None:
+        check_name(options.name)
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))

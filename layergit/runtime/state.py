@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, UsageError
 from ..flock import locked
 from ..root import Root
 from .spec import Spec
@@ -176,6 +177,25 @@ class Owner:
             return None
 
 
+# Docker's grammar for container names, and a length a file name can hold.
+NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+ID = re.compile(r"[0-9a-f]{64}")
+
+
+def check_name(name: str) -> None:
+    """Refuse a container name outside Docker's grammar (one line)."""
+    if not NAME.fullmatch(name):
+        raise UsageError(f"invalid container name {name[:80]!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters")
+
+
+def check_ref(ref: str) -> None:
+    """A reference that is neither a name nor an id (prefix) names no container. NotFound,
+    not a usage error: commands that take a container or an image (inspect, diff) go on
+    to the image."""
+    if not NAME.fullmatch(ref):
+        raise NotFound(f"no such container: {ref[:80]}")
+
+
 class Registry:
     """All containers under a root: ids, names, lookup by either, and owners."""
 
@@ -267,13 +287,23 @@ class Registry:
             pass
 
     def by_name(self, name: str) -> str | None:
+        """The id a name is reserved for; None for a name that is not one (never a path)
+        or a link that does not hold an id."""
+        if not NAME.fullmatch(name):
+            return None
         try:
-            return os.readlink(os.path.join(self.names, name))
+            cid = os.readlink(os.path.join(self.names, name))
         except OSError:
             return None
+        return cid if ID.fullmatch(cid) else None
 
     def find(self, ref: str) -> ContainerDir:
-        """A container by name, full id or unique id prefix."""
+        """A container by name, full id or unique id prefix.
+
+        ``ref`` is checked against the grammar of names (which id prefixes also
+        follow) before anything touches the disk: a reference is never a path.
+        """
+        check_ref(ref)
         cid = self.by_name(ref)
         if cid is None:
             matches = [i for i in self.ids() if i.startswith(ref)] if len(ref) >= 1 and all(c in "0123456789abcdef" for c in ref) else []
