@@ -116,3 +116,32 @@ def test_a_name_link_that_holds_no_id_is_ignored(rt, tmp_path):
     proc = rt("rm", "-f", "fake", check=False, timeout=60)
     assert proc.returncode == 1 and b"no such container: fake" in proc.stderr
     assert victim.is_dir()
+
+
+# -- what the user hands lg is bounded and validated too -------------------------------------------
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--hostname", "evil\n10.0.0.1 bank.example"), ("--hostname", "a" * 65), ("--hostname", "-lead"),
+    ("--network-alias", "a b"), ("--network-alias", "x\ny"), ("--network-alias", "a..b"),
+])
+def test_hostnames_and_aliases_are_dns_names(rt, flag, value):
+    """A newline in --hostname or --network-alias injected lines into /etc/hosts files: refused in one line."""
+    proc = rt("run", "--rm", flag, value, IMAGE, "true", check=False, timeout=60)
+    assert proc.returncode == 125 and len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
+    assert not rt.container_ids()
+    assert rt.out("run", "--rm", "--hostname", "ok-host.example", IMAGE, "hostname", timeout=60) == "ok-host.example\n"
+
+
+def test_env_file_is_read_bounded(rt, tmp_path):
+    """--env-file /dev/zero read 11 GB: now at most 1 MiB, then one line; a pipe still works."""
+    for path, message, code in (("/dev/zero", "larger than 1 MiB", 125), (str(tmp_path), "is a directory", 2)):
+        proc = rt("run", "--rm", "--env-file", path, IMAGE, "true", check=False, timeout=60)
+        assert proc.returncode == code and message in proc.stderr.decode(), proc.stderr
+    r, w = os.pipe()
+    os.write(w, b"A=from a pipe\n")
+    os.close(w)
+    proc = subprocess.run([rt.python, "-m", "cli", "run", "--rm", "--network", "none", "--env-file", f"/dev/fd/{r}", IMAGE,
+                           "sh", "-c", "echo $A"], pass_fds=(r,), capture_output=True, env=rt.env(), timeout=60)
+    os.close(r)
+    assert proc.stdout == b"from a pipe\n", proc.stderr

@@ -87,6 +87,10 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     sweep(repo)
     if options.name is not None:
         check_name(options.name)
+    if options.hostname is not None:
+        runopts.dns_name(options.hostname, "--hostname", 64)  # the kernel's HOST_NAME_MAX
+    for alias in options.aliases:
+        runopts.dns_name(alias, "--network-alias", 253)
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))

@@ -74,6 +74,43 @@ def parse_cpus(text: str) -> float:
     return value
 
 
+ENV_FILE_MAX = 1 << 20  # bytes: an environment, not a data file
+
+
+def _read_env_file(path: str) -> str:
+    """An --env-file's text, read up to ENV_FILE_MAX: a pipe works (``--env-file <(...)``),
+    /dev/zero or a huge file is refused in one line instead of filling memory."""
+    data = bytearray()
+    try:
+        with open(path, "rb") as f:
+            while len(data) <= ENV_FILE_MAX and (chunk := f.read(65536)):
+                data += chunk
+    except OSError as exc:
+        raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+    if len(data) > ENV_FILE_MAX:
+        raise UsageError(f"--env-file {path} is larger than {ENV_FILE_MAX >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--env-file {path} is not UTF-8 text") from None
+
+
+_DNS_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_DNS_NAME = None
+
+
+def dns_name(value: str, what: str, longest: int) -> str:
+    """``value`` if it is a DNS name (RFC 1123 labels, dot-separated) of at most ``longest``
+    characters; it goes into /etc/hosts files and the kernel's hostname, where a newline
+    or a space would inject lines or names."""
+    global _DNS_NAME
+    if _DNS_NAME is None:
+        _DNS_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+    if len(value) > longest or not _DNS_NAME.fullmatch(value):
+        raise UsageError(f"invalid {what} {value[:80]!r}: use letters, digits, '-' and '.', at most {longest} characters")
+    return value
+
+
 def _env(options: RunOptions, image_env: list[str]) -> list[str]:
     merged: dict[str, str] = {}
     for item in image_env:
@@ -81,15 +118,12 @@ def _env(options: RunOptions, image_env: list[str]) -> list[str]:
         merged[key] = value
     lines = []
     for path in options.env_files:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines += [line.rstrip("\n") for line in f if line.strip() and not line.lstrip().startswith("#")]
-        except OSError as exc:
-            raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+        text = _read_env_file(path)
+        lines += [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     for item in lines + options.env:
         key, eq, value = item.partition("=")
-        if not key or " " in key:
-            raise UsageError(f"invalid environment variable {item!r}")
+        if not key or " " in key or "\0" in item:
+            raise UsageError(f"invalid environment variable {item[:80]!r}")
         if eq:
             merged[key] = value
         elif key in os.environ:
