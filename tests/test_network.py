@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -440,3 +441,23 @@ def test_fifty_create_remove_cycles_leave_links_and_rules_as_they_were(lg, img):
     assert leases == {}
     lg("network", "prune")
     assert not {name for name in _links() - links if name.startswith("lg")}
+
+
+def test_host_side_of_networks_has_no_ipv6(lg, img):
+    """Containers have CAP_NET_RAW: a router advertisement from one must not configure the host (the
+    CVE-2020-13401 pattern). The bridge and the host's veth end have IPv6 disabled, so they hold no IPv6
+    address and accept no advertisement, on the default network and a user network alike."""
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        pytest.fail("this host has no IPv6: the test would prove nothing")
+    net = f"t{uuid.uuid4().hex[:8]}"
+    lg("network", "create", net)
+    for args in ([], ["--network", net]):
+        cid = lg.out("run", "-d", *args, img, "sleep", "600").strip()
+        veth = "lgv" + cid[:12]
+        link = subprocess.run(["ip", "-o", "link", "show", "dev", veth], capture_output=True, text=True, check=True).stdout
+        bridge = re.search(r" master (\S+) ", link).group(1)
+        for ifname in (bridge, veth):
+            with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6") as f:
+                assert f.read().strip() == "1", ifname
+            addrs = subprocess.run(["ip", "-6", "-o", "addr", "show", "dev", ifname], capture_output=True, text=True).stdout
+            assert addrs == "", (ifname, addrs)

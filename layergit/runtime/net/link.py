@@ -44,12 +44,24 @@ def ensure_bridge(network: Network) -> None:
         if idx is None:
             ipr.link("add", ifname=network.bridge, kind="bridge")
             idx = _index(ipr, network.bridge)
+        _without_ipv6(network.bridge)
         have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=sc.AF_INET)}
         if network.gateway not in have:
             ipr.addr("add", index=idx, address=network.gateway, prefixlen=network.prefix)
         ipr.link("set", index=idx, state="up")
     with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
         f.write("1")
+
+
+def _without_ipv6(ifname: str) -> None:
+    """No IPv6 on the host's side of a network: containers have CAP_NET_RAW, and a router
+    advertisement one of them sends would otherwise give the host addresses and routes
+    (the CVE-2020-13401 pattern). lg networks are IPv4 until IPv6 networks exist."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as f:
+            f.write("1")
+    except FileNotFoundError:
+        pass  # no IPv6 on this host at all
 
 
 def delete_bridge(network: Network) -> None:
@@ -70,6 +82,7 @@ def attach(pid: int, container_id: str, network: Network, address: str) -> str:
     try:
         with _iproute() as ipr:
             ipr.link("add", ifname=host_if, kind="veth", peer={"ifname": peer, "net_ns_pid": pid})
+            _without_ipv6(host_if)
             idx = _index(ipr, host_if)
             ipr.link("set", index=idx, master=_index(ipr, network.bridge), state="up")
             # Hairpin: a container reaching its own published port through a host address
