@@ -54,10 +54,10 @@ def table(columns: list[str], rows: list[list[str]]) -> None:
     if not sys.stdout.isatty():
         widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
         for row in [columns] + rows:
-            click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
         return
-    from rich.table import Table
     from rich import box
+    from rich.table import Table
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for c in columns:

@@ -33,7 +33,8 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     checkout``'s), naming what lets the others in: what was just done is never the
     advice.
     """
-    from ..fs.checkout import CheckoutPolicy, checkout as materialise
+    from ..fs.checkout import CheckoutPolicy
+    from ..fs.checkout import checkout as materialise
     from ..fs.hostpath import reachable_by_others
 
     policy = policy or CheckoutPolicy()

@@ -53,6 +53,17 @@ from .repo import Repo, store_lock
 CONTAINER_REFS = "refs/layergit/containers/"
 
 
+def _check_names(options: runopts.RunOptions) -> None:
+    """The names a container takes (its own, its host name, its aliases) end up in file
+    names and /etc/hosts lines: each must follow its grammar before anything is made."""
+    if options.name is not None:
+        check_name(options.name)
+    if options.hostname is not None:
+        runopts.dns_name(options.hostname, "--hostname", 64)  # the kernel's HOST_NAME_MAX
+    for alias in options.aliases:
+        runopts.dns_name(alias, "--network-alias", 253)
+
+
 def registry(repo: Repo) -> Registry:
     return Registry(repo.root)
 
@@ -85,12 +96,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     if we are killed now or before we start it, the next sweep removes it.
     """
     sweep(repo)
-    if options.name is not None:
-        check_name(options.name)
-    if options.hostname is not None:
-        runopts.dns_name(options.hostname, "--hostname", 64)  # the kernel's HOST_NAME_MAX
-    for alias in options.aliases:
-        runopts.dns_name(alias, "--network-alias", 253)
+    _check_names(options)
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
@@ -452,7 +458,7 @@ def wait(repo: Repo, refs: list[str]) -> list[int]:
     for ref in refs:
         cdir = find(repo, ref)
         _wait_stopped(cdir, None)
-        wait_for(lambda: cdir.raw_state().status == "exited" or not os.path.isdir(cdir.path), 5)
+        wait_for(lambda cdir=cdir: cdir.raw_state().status == "exited" or not os.path.isdir(cdir.path), 5)
         codes.append(cdir.state().exit_code)
     return codes
 

@@ -117,7 +117,7 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
             previous = img.rootfs
             if progress:
                 progress(i + 1, len(chain))
-        config = image_config(chain, ["sha256:" + l.sha256 for l in layers], history)
+        config = image_config(chain, ["sha256:" + layer.sha256 for layer in layers], history)
         image = names.parse(rev) if names.looks_like_name(rev) else None
         name, tag = (image.name, image.tag) if image else (None, None)
         if fmt == "docker-archive":

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .repo import Repo, signature_time
 from . import sizes
+from .repo import Repo, signature_time
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from ..errors import Conflict, LgError, NotFound
 from ..store import names
-from .repo import Repo, signature_time, store_lock
 from . import sizes
+from .repo import Repo, signature_time, store_lock
 
 _RACE_RETRIES = 20
 

@@ -72,7 +72,7 @@ def fsck(repo: Repo) -> FsckReport:
             continue
         report.problems.append(f"git fsck: {line}")
     rootfs_seen: set[bytes] = set()
-    for ref, cid, img in _reachable_images(repo, report.problems):
+    for _ref, _cid, img in _reachable_images(repo, report.problems):
         report.commits += 1
         if img.rootfs not in rootfs_seen:
             rootfs_seen.add(img.rootfs)
