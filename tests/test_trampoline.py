@@ -174,3 +174,30 @@ def test_records_tell_text_from_records_and_refuse_forgeries():
     for forged in (b"\0" * 3, trampoline.RECORD.pack(2, 7), trampoline.RECORD.pack(1, trampoline.TAG_PID) + b"\0"):
         with pytest.raises(LgError):
             trampoline.records(forged)
+
+
+def _sleeping_child() -> int:
+    pid = os.fork()
+    if pid == 0:
+        import time
+
+        time.sleep(60)
+        os._exit(0)
+    return pid
+
+
+def test_a_forged_pid_record_is_refused_and_our_child_killed():
+    """lg exec takes FORK's record only when it names exactly one process, our child: a record written by a
+    container's root (CAP_SYS_PTRACE reaches the pipe before the exec) naming another process fails, and a
+    child of ours it would leave behind is killed."""
+    from layergit.runtime import process
+
+    child = _sleeping_child()
+    assert process._forked_child([child]) == child
+    with pytest.raises(process.SpawnError, match="forged"):
+        process._forked_child([1])  # init: never our child
+    with pytest.raises(process.SpawnError, match="forged"):
+        process._forked_child([child, 1])
+    assert process._parent_of(child) is None  # killed and reaped
+    with pytest.raises(process.SpawnError, match="forged"):
+        process._forked_child([])

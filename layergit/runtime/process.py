@@ -234,21 +234,48 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
         os.waitpid(pid, 0)
         code, _, message = report.decode(errors="surrogateescape").partition(" ")
         raise SpawnError(message, int(code) if code.isdigit() else 125)
-    command_pid, failed = pid, None
-    for tag, value in records or ():
-        if tag == trampoline.TAG_PID and forks:
-            command_pid = value
-        else:
-            failed = value
+    named = [value for tag, value in records or () if tag == trampoline.TAG_PID]
+    failed = [value for tag, value in records or () if tag == trampoline.TAG_ERRNO]
+    command_pid = pid
     if forks:
         os.waitpid(pid, 0)  # the trampoline, which exits once it forked: its child is ours now
-    if failed is not None:
-        if command_pid != pid or not forks:
-            os.waitpid(command_pid, 0)
-        raise SpawnError(*_exec_failure(OSError(failed, os.strerror(failed)), command))
-    if forks and command_pid == pid:
-        raise SpawnError("the exec trampoline did not name its process", 125)
+        command_pid = _forked_child(named)
+    elif named:
+        os.waitpid(pid, 0)
+        raise SpawnError("the exec trampoline sent a malformed report", 125)
+    if failed:
+        if forks:  # a forged errno must not leave us waiting on a command that runs
+            os.kill(command_pid, signal.SIGKILL)
+        os.waitpid(command_pid, 0)
+        raise SpawnError(*_exec_failure(OSError(failed[0], os.strerror(failed[0])), command))
     return command_pid
+
+
+def _forked_child(named: list[int]) -> int:
+    """The process FORK named, once checked to be our child.
+
+    With CAP_SYS_PTRACE a container's root can reach the report pipe in the instant
+    before the command's exec and write records of its own: a pid that is not our
+    child would have lg exec wait for, and forward signals to, a process of the
+    attacker's choosing. Anything but exactly one record naming our child fails, and
+    a child of ours it named is killed.
+    """
+    ours = [p for p in named if _parent_of(p) == os.getpid()]
+    if len(named) == 1 and ours:
+        return ours[0]
+    for child in ours:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    raise SpawnError("the exec trampoline's report was forged or lost", 125)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[1])
 
 
 def _read_report(fd: int) -> bytes:
