@@ -93,7 +93,8 @@ class Folded:
     def _render(self):
         from rich.text import Text
 
-        text = Text(f"=> {self.step.label} {self.step.text}  {time.monotonic() - self.started:.1f}s", style="bold")
+        text = Text(f"=> {self.step.label} {self.step.text}  {time.monotonic() - self.started:.1f}s",
+                    style="bold")
         for line in list(self.lines)[-_FOLDED_LINES:]:
             text.append("\n   " + line, style="dim")
         return text
@@ -153,15 +154,21 @@ def _build_args(values) -> dict[str, str]:
 
 @click.command("build")
 @click.argument("context", metavar="CONTEXT")
-@click.option("-f", "--file", "dockerfile", metavar="FILE", help="The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile; - reads stdin).")
-@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]", help="Name the result (repeatable); tags move only when the build succeeds.")
-@click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]", help="Set a build-time variable declared with ARG.")
+@click.option("-f", "--file", "dockerfile", metavar="FILE",
+              help="The Dockerfile (default: CONTEXT/Dockerfile, else CONTEXT/Containerfile; - reads stdin).")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+              help="Name the result (repeatable); tags move only when the build succeeds.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
+              help="Set a build-time variable declared with ARG.")
 @click.option("--target", metavar="STAGE", help="Build up to this stage (and only the stages it needs).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (the cache is still updated).")
-@click.option("--pull", type=click.Choice(["never"]), help="Accepted for Docker compatibility: lg builds from local images only.")
+@click.option("--pull", type=click.Choice(["never"]),
+              help="Accepted for Docker compatibility: lg builds from local images only.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id (and a failing step's output).")
-@click.option("--network", type=click.Choice(NETWORKS), default="bridge", show_default=True, help="Network of RUN steps (RUN --network overrides it).")
-@click.option("--progress", type=click.Choice(["auto", "plain"]), default="auto", show_default=True, help="plain: every line of output; auto: folded on a terminal.")
+@click.option("--network", type=click.Choice(NETWORKS), default="bridge", show_default=True,
+              help="Network of RUN steps (RUN --network overrides it).")
+@click.option("--progress", type=click.Choice(["auto", "plain"]), default="auto", show_default=True,
+              help="plain: every line of output; auto: folded on a terminal.")
 @click.pass_context
 def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull, quiet, network, progress):
     """Build an image from a Dockerfile: every instruction becomes a commit.

@@ -29,10 +29,16 @@ def _count(n: int, what: str) -> str:
 @click.command("checkout")
 @click.argument("rev")
 @click.argument("dest", type=click.Path())
-@click.option("-H", "--hardlink", is_flag=True, help="Hardlink files from the materialised cache (fast; treat the result as read-only).")
-@click.option("--mode", callback=_octal_mode, metavar="MODE", help="Mode of DEST, octal (default: 0700 when the checkout creates it; an existing DEST keeps its own).")
-@click.option("--no-special", is_flag=True, help="Write no device nodes, and files without setuid/setgid bits or capabilities.")
-@click.option("--root-owner", type=click.Choice([o.value for o in RootOwner]), default=RootOwner.CALLER.value, show_default=True, help="Owner and ACLs of DEST: yours (an existing DEST keeps its own), or the image root's.")
+@click.option("-H", "--hardlink", is_flag=True,
+              help="Hardlink files from the materialised cache (fast; treat the result as read-only).")
+@click.option("--mode", callback=_octal_mode, metavar="MODE",
+              help="Mode of DEST, octal (default: 0700 when the checkout creates it;"
+                   " an existing DEST keeps its own).")
+@click.option("--no-special", is_flag=True,
+              help="Write no device nodes, and files without setuid/setgid bits or capabilities.")
+@click.option("--root-owner", type=click.Choice([o.value for o in RootOwner]),
+              default=RootOwner.CALLER.value, show_default=True,
+              help="Owner and ACLs of DEST: yours (an existing DEST keeps its own), or the image root's.")
 @click.pass_context
 def checkout_cmd(ctx, rev, dest, hardlink, mode, no_special, root_owner):
     """Write the rootfs of REV into DEST (a new or empty directory), exactly.
@@ -45,4 +51,7 @@ def checkout_cmd(ctx, rev, dest, hardlink, mode, no_special, root_owner):
     for warning in result.warnings:
         click.echo(f"lg: warning: {warning}", err=True)
     if result.devices_left_out or result.privileges_cleared:
-        click.echo(f"lg: --no-special: left out {_count(result.devices_left_out, 'device node')}, cleared setuid/setgid bits or capabilities on {_count(result.privileges_cleared, 'file')}", err=True)
+        devices = _count(result.devices_left_out, "device node")
+        files = _count(result.privileges_cleared, "file")
+        click.echo(f"lg: --no-special: left out {devices},"
+                   f" cleared setuid/setgid bits or capabilities on {files}", err=True)

@@ -16,11 +16,15 @@ def _run_options(f):
     """The flags lg run and lg create share (Docker's names)."""
     options = [
         click.option("--name", help="Container name (default: a random adjective_noun)."),
-        click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]", help="Set an environment variable."),
-        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False), help="Read KEY=VALUE lines from a file."),
+        click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]",
+                     help="Set an environment variable."),
+        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="Read KEY=VALUE lines from a file."),
         click.option("-w", "--workdir", help="Working directory inside the container."),
-        click.option("-u", "--user", metavar="USER[:GROUP]", help="User (name or id) from the image's /etc/passwd."),
-        click.option("-v", "--volume", multiple=True, metavar="HOST:CTR[:ro]", help="Bind-mount a host path."),
+        click.option("-u", "--user", metavar="USER[:GROUP]",
+                     help="User (name or id) from the image's /etc/passwd."),
+        click.option("-v", "--volume", multiple=True, metavar="HOST:CTR[:ro]",
+                     help="Bind-mount a host path."),
         click.option("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs."),
         click.option("--hostname", help="Container host name (default: the short id)."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
@@ -30,9 +34,12 @@ def _run_options(f):
         click.option("--entrypoint", help="Override the image's Entrypoint."),
         click.option("-i", "--interactive", is_flag=True, help="Keep stdin attached."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
-        click.option("--network", "--net", default="bridge", show_default=True, help="bridge, a network's name, none, host or container:ID."),
-        click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CTR[/proto]", help="Publish a container port on the host."),
-        click.option("-P", "--publish-all", is_flag=True, help="Publish every EXPOSEd port on a free host port."),
+        click.option("--network", "--net", default="bridge", show_default=True,
+                     help="bridge, a network's name, none, host or container:ID."),
+        click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CTR[/proto]",
+                     help="Publish a container port on the host."),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="Publish every EXPOSEd port on a free host port."),
         click.option("--network-alias", multiple=True, help="Another name for the container on its network."),
         click.option("--init", is_flag=True, help="Run tini as PID 1 to forward signals and reap zombies."),
         click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
@@ -48,12 +55,13 @@ def _run_options(f):
 
 def _options(kw: dict, auto_remove: bool) -> RunOptions:
     return RunOptions(
-        name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"],
-        volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"], read_only=kw["read_only"],
-        memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"], entrypoint=kw["entrypoint"],
-        interactive=kw["interactive"], tty=kw["tty"], network=kw["network"], publish=list(kw["publish"]),
-        publish_all=kw["publish_all"], aliases=list(kw["network_alias"]), init=kw["init"], auto_remove=auto_remove,
-        cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), command=list(kw["command"]),
+        name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
+        user=kw["user"], volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"],
+        read_only=kw["read_only"], memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"],
+        entrypoint=kw["entrypoint"], interactive=kw["interactive"], tty=kw["tty"], network=kw["network"],
+        publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),
+        init=kw["init"], auto_remove=auto_remove, cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
+        security_opt=list(kw["security_opt"]), command=list(kw["command"]),
     )
 
 
@@ -67,7 +75,8 @@ _CONTEXT = {"allow_interspersed_args": False}
 @click.pass_context
 def run_cmd(ctx, detach, auto_remove, image, command, **kw):
     """Run a command in a new container from IMAGE (any revision: app:v1~2, an id)."""
-    cid, code = containers.run(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove), detach)
+    options = _options(dict(kw, command=command), auto_remove)
+    cid, code = containers.run(repo_from(ctx), image, options, detach)
     if detach:
         click.echo(cid)
     else:
@@ -104,7 +113,8 @@ def start_cmd(ctx, attach, refs):
 
 
 @click.command("stop")
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True, help="Seconds to wait before SIGKILL.")
+@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True,
+              help="Seconds to wait before SIGKILL.")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
 def stop_cmd(ctx, timeout, refs):
@@ -152,8 +162,10 @@ def ps_cmd(ctx, all_, quiet, as_json):
     """List containers."""
     from layergit.porcelain import container_views
 
-    listing(container_views.ps(repo_from(ctx), all_), as_json, quiet, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-            lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status, r.ports, r.name])
+    listing(container_views.ps(repo_from(ctx), all_), as_json, quiet,
+            ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+            lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status,
+                       r.ports, r.name])
 
 
 @click.command("logs")

@@ -45,12 +45,14 @@ def _json(result) -> dict:
         if n is None:
             return None
         m = n.meta
-        return {"type": m.kind, "mode": f"{m.mode:04o}", "uid": m.uid, "gid": m.gid, "mtime_ns": m.mtime_ns, "id": n.oid.hex() if n.oid else None, "xattrs": sorted(k for k, _ in m.xattrs)}
+        return {"type": m.kind, "mode": f"{m.mode:04o}", "uid": m.uid, "gid": m.gid, "mtime_ns": m.mtime_ns,
+                "id": n.oid.hex() if n.oid else None, "xattrs": sorted(k for k, _ in m.xattrs)}
 
     return {
         "old": result.old,
         "new": result.new,
-        "changes": [{"status": c.status, "path": _path(c.path), "aspects": list(c.aspects), "old": node(c.old), "new": node(c.new)} for c in result.changes],
+        "changes": [{"status": c.status, "path": _path(c.path), "aspects": list(c.aspects),
+                     "old": node(c.old), "new": node(c.new)} for c in result.changes],
         "config": {k: {"old": o, "new": n} for k, (o, n) in result.config_changes.items()},
     }
 
@@ -72,7 +74,8 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
     if not 1 <= len(revs) <= 2:
         raise UsageError("lg diff takes one or two revisions, then optionally -- PATH...")
     repo = repo_from(ctx)
-    result = _container_diff(repo, revs, paths, mtime) or porcelain_diff.diff(repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
+    result = _container_diff(repo, revs, paths, mtime) or porcelain_diff.diff(
+        repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
     if as_json:
         print_json(_json(result))
     elif name_status:
@@ -110,7 +113,9 @@ def _print_stat(repo, result) -> None:
         added += _size(repo, c.new)
         removed += _size(repo, c.old)
         click.echo(f" {c.status} {_path(c.path)}")
-    click.echo(f" {len(result.changes)} paths changed: {counts['A']} added, {counts['M']} modified, {counts['D']} deleted, {counts['T']} type changed; +{human_size(added)} -{human_size(removed)}")
+    click.echo(f" {len(result.changes)} paths changed: {counts['A']} added, {counts['M']} modified,"
+               f" {counts['D']} deleted, {counts['T']} type changed;"
+               f" +{human_size(added)} -{human_size(removed)}")
     if result.config_changes:
         click.echo(f" config: {', '.join(result.config_changes)} changed")
 
@@ -128,8 +133,11 @@ def _print_report(repo, result) -> None:
             before = porcelain_diff.blob_text(repo, c.old.oid)
             after = porcelain_diff.blob_text(repo, c.new.oid)
             if before is None or after is None:
-                out.print(f"    binary content differs ({human_size(_size(repo, c.old))} -> {human_size(_size(repo, c.new))})", markup=False)
+                sizes = f"{human_size(_size(repo, c.old))} -> {human_size(_size(repo, c.new))}"
+                out.print(f"    binary content differs ({sizes})", markup=False)
                 continue
-            for line in difflib.unified_diff(before.splitlines(), after.splitlines(), "a" + _path(c.path), "b" + _path(c.path), lineterm=""):
-                colour = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else None
+            for line in difflib.unified_diff(before.splitlines(), after.splitlines(), "a" + _path(c.path),
+                                             "b" + _path(c.path), lineterm=""):
+                colour = ("green" if line.startswith("+") else "red" if line.startswith("-")
+                          else "cyan" if line.startswith("@@") else None)
                 out.print("    " + line, markup=False, style=colour)

@@ -22,7 +22,9 @@ def log_cmd(ctx, rev, max_count, as_json, oneline):
         print_json(entries)
         return
     if oneline:
-        table(["IMAGE", "CREATED", "SIZE", "CREATED BY"], [[short(e.id), e.date.strftime("%Y-%m-%d %H:%M"), human_size(e.size), e.message.splitlines()[0] if e.message else ""] for e in entries])
+        table(["IMAGE", "CREATED", "SIZE", "CREATED BY"],
+              [[short(e.id), e.date.strftime("%Y-%m-%d %H:%M"), human_size(e.size),
+                e.message.splitlines()[0] if e.message else ""] for e in entries])
         return
     out = console()
     for i, e in enumerate(entries):

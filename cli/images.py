@@ -11,8 +11,10 @@ from .output import human_size, listing, print_json, progress, repo_from, short
 
 @click.command("commit")
 @click.argument("source", metavar="DIR|CONTAINER")
-@click.option("-t", "--tag", "tag", required=True, metavar="NAME[:TAG]", help="Image name to commit to (moves like a branch).")
-@click.option("-c", "--change", multiple=True, metavar="INSTRUCTION", help="For a container: apply a Dockerfile config instruction (CMD, ENV, ...).")
+@click.option("-t", "--tag", "tag", required=True, metavar="NAME[:TAG]",
+              help="Image name to commit to (moves like a branch).")
+@click.option("-c", "--change", multiple=True, metavar="INSTRUCTION",
+              help="For a container: apply a Dockerfile config instruction (CMD, ENV, ...).")
 @click.option("-m", "--message", help="Commit message (default: 'lg commit DIR').")
 @click.option("--author", metavar='"Name <mail>"', help="Author (default: git's user.name/user.email).")
 @click.option("--parent", metavar="REV", help="Parent commit (default: the tag's current commit).")
@@ -32,9 +34,11 @@ def commit_cmd(ctx, source, tag, change, message, author, parent, allow_empty, a
     repo = repo_from(ctx)
     if os.path.isdir(source):
         if change:
-            raise UsageError("-c/--change applies to containers; edit config with a Dockerfile or lg commit CONTAINER -c")
+            raise UsageError("-c/--change applies to containers;"
+                             " edit config with a Dockerfile or lg commit CONTAINER -c")
         with progress(f"committing {source}") as cb:
-            result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent, allow_empty=allow_empty, progress=cb)
+            result = images.commit_dir(repo, source, tag, message=message, author=author, parent=parent,
+                                       allow_empty=allow_empty, progress=cb)
     else:
         from layergit.errors import NotFound
         from layergit.porcelain import container_layer, containers
@@ -44,7 +48,8 @@ def commit_cmd(ctx, source, tag, change, message, author, parent, allow_empty, a
         except NotFound:
             raise NotFound(f"no such directory or container: {source}") from None
         if parent or allow_empty:
-            raise UsageError("--parent and --allow-empty apply to directories; a container commits on top of its image")
+            raise UsageError("--parent and --allow-empty apply to directories;"
+                             " a container commits on top of its image")
         result = container_layer.commit(repo, source, tag, message, author, list(change))
     if as_json:
         print_json(result)
@@ -76,5 +81,7 @@ def rmi_cmd(ctx, targets):
 @click.pass_context
 def images_cmd(ctx, as_json, quiet):
     """List images: name, tag, id, created, size."""
-    listing(images.list_images(repo_from(ctx)), as_json, quiet, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-            lambda r: [r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)])
+    listing(images.list_images(repo_from(ctx)), as_json, quiet,
+            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            lambda r: [r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"),
+                       human_size(r.size)])

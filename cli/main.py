@@ -68,7 +68,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", envvar="LG_ROOT", type=click.Path(file_okay=False), help="layergit root (default: $LG_ROOT, /var/lib/layergit as root, else ~/.local/share/layergit).")
+@click.option("--root", envvar="LG_ROOT", type=click.Path(file_okay=False),
+              help="layergit root (default: $LG_ROOT, /var/lib/layergit as root,"
+                   " else ~/.local/share/layergit).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="lg")  # not package_name: importlib.metadata costs ~13 ms
 @click.pass_context
@@ -99,6 +101,15 @@ def _say(text: str) -> None:
     click.echo(f"lg: {printable(text)}", err=True)
 
 
+def _help_hint(exc: click.ClickException) -> str:
+    """Where to read about a usage error: the failing subcommand's --help, else lg's."""
+    if not isinstance(exc, click.UsageError):
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    sub = ctx.command_path.partition(" ")[2] + " " if ctx and " " in ctx.command_path else ""
+    return f" (see lg {sub}--help)"
+
+
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("LG_DEBUG"))
@@ -111,8 +122,7 @@ def main(argv=None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:  # usage errors too: one line, like every other error
-        hint = f" (see lg {exc.ctx.command_path.partition(' ')[2] + ' ' if getattr(exc, 'ctx', None) and ' ' in exc.ctx.command_path else ''}--help)" if isinstance(exc, click.UsageError) else ""
-        _say(f"{exc.format_message()}{hint}")
+        _say(f"{exc.format_message()}{_help_hint(exc)}")
         code = exc.exit_code
     except click.Abort:
         _say("aborted")
@@ -132,7 +142,8 @@ def main(argv=None) -> None:
             where = f": {exc.filename}" if exc.filename else ""
             message, code = f"{exc.strerror or exc}{where}", ExitCode.FAILURE
         else:
-            message, code = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", ExitCode.FAILURE
+            message = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"
+            code = ExitCode.FAILURE
         _say(message)
     sys.exit(code if isinstance(code, int) else 0)
 

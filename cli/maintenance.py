@@ -24,7 +24,8 @@ def fsck_cmd(ctx, as_json):
             click.echo(f"error: {line}")
         for line in report.notes:
             click.echo(f"note: {line}")
-        click.echo(f"checked {report.commits} commits, {report.trees} directories: {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
+        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"checked {report.commits} commits, {report.trees} directories: {verdict}")
     if not report.ok:
         sys.exit(1)
 
@@ -38,4 +39,5 @@ def gc_cmd(ctx, as_json):
     if as_json:
         print_json(report)
     else:
-        click.echo(f"{report.refs} image names kept; store {human_size(report.size_before)} -> {human_size(report.size_after)}")
+        sizes = f"{human_size(report.size_before)} -> {human_size(report.size_after)}"
+        click.echo(f"{report.refs} image names kept; store {sizes}")

@@ -33,7 +33,9 @@ def ls_cmd(ctx, as_json):
     if as_json:
         print_json(rows)
     else:
-        table(["NETWORK ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"], [[r["id"][:12], r["name"], r["subnet"], r["gateway"], r["bridge"], str(r["containers"])] for r in rows])
+        table(["NETWORK ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE", "CONTAINERS"],
+              [[r["id"][:12], r["name"], r["subnet"], r["gateway"], r["bridge"], str(r["containers"])]
+               for r in rows])
 
 
 @network_cmd.command("inspect")

@@ -22,18 +22,22 @@ def layer_progress(label: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
         task = bar.add_task(label, total=None, detail="")
 
         def update(done: int, total: int, nbytes: int | None = None) -> None:
-            bar.update(task, completed=done, total=total, detail=human_size(nbytes) if nbytes is not None else "")
+            bar.update(task, completed=done, total=total,
+                       detail=human_size(nbytes) if nbytes is not None else "")
 
         yield update
 
 
 @click.command("import")
 @click.argument("source", metavar="SOURCE|-")
-@click.option("-t", "--tag", metavar="NAME[:TAG]", help="Name the imported image (overrides the archive's tags).")
+@click.option("-t", "--tag", metavar="NAME[:TAG]",
+              help="Name the imported image (overrides the archive's tags).")
 @click.option("--format", "fmt", type=click.Choice(importer.FORMATS), default="auto", show_default=True)
 @click.option("-m", "--message", help="Commit message for a rootfs import.")
 @click.option("--max-bytes", type=int, help="Refuse archives that unpack to more bytes (default 32 GiB).")
@@ -54,8 +58,12 @@ def import_cmd(ctx, source, tag, fmt, message, max_bytes, max_entries, as_json):
 
 @click.command("export")
 @click.argument("rev")
-@click.option("-o", "--output", metavar="FILE|DIR|-", help="Where to write (default: stdout): a FILE is replaced atomically, a FIFO or device written into; with --format oci a new or empty DIR/ gets a layout directory.")
-@click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), default="docker-archive", show_default=True)
+@click.option("-o", "--output", metavar="FILE|DIR|-",
+              help="Where to write (default: stdout): a FILE is replaced atomically,"
+                   " a FIFO or device written into;"
+                   " with --format oci a new or empty DIR/ gets a layout directory.")
+@click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), default="docker-archive",
+              show_default=True)
 @click.pass_context
 def export_cmd(ctx, rev, output, fmt):
     """Export REV: a rootfs tar, or its history as a docker-archive or OCI image."""
@@ -64,4 +72,5 @@ def export_cmd(ctx, rev, output, fmt):
     if result.skipped_sockets:
         click.echo(f"lg: warning: tar cannot hold sockets; skipped {result.skipped_sockets}", err=True)
     if output not in (None, "-"):
-        click.echo(f"{short(result.id)}: {result.layers} layers, {result.history} history entries -> {output}", err=True)
+        counts = f"{result.layers} layers, {result.history} history entries"
+        click.echo(f"{short(result.id)}: {counts} -> {output}", err=True)
