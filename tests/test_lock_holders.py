@@ -29,7 +29,7 @@ def test_lock_holder_command_line_is_escaped(tmp_path):
                 pass
         message = str(caught.value)
         assert not CONTROLS & set(message), repr(message)
-        assert "\\e]0;owned\\x07\\e[2J\\x9b31m -c import fcntl" in message
+        assert "\\e]0;owned\\x07\\e[2J\\u009b31m -c import fcntl" in message
         assert f"(pid {holder.pid})" in message
     finally:
         holder.kill()
