@@ -15,6 +15,7 @@ import sys
 import click
 
 from layergit import __version__, flock
+from layergit import root as root_layout
 from layergit.errors import ExitCode
 
 # command name -> (module under cli/, function name, one-line help for --help)
@@ -116,6 +117,7 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     flock.on_wait = _say
+    root_layout.on_notice = _say
     try:
         # The raw argv lets commands tell "A B" from "A -- PATH" (click drops "--").
         code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})

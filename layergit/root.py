@@ -1,21 +1,31 @@
 """Where layergit keeps its state, and the layout under that root.
 
 The root is ``--root``, else ``$LG_ROOT``, else ``/var/lib/layergit`` for root and
-``${XDG_DATA_HOME:-~/.local/share}/layergit`` for everyone else (DESIGN.md). Only the
-store is created eagerly; caches and container directories appear when used.
+``${XDG_DATA_HOME:-~/.local/share}/layergit`` for everyone else (DESIGN.md).
+:meth:`Root.secure` makes the root and the directories directly under it private
+before any command uses them (docs/format.md, "Modes"); what is below them appears
+when used.
 
 Every path directly under the root, and the shared directories of containers and of
 the monitor, is named here and nowhere else, so that the layout docs/format.md
 describes has one owner; what is inside one container's or one network's directory
 belongs to the module that writes it (runtime/state.py, runtime/net/). The runtime
 takes the root as a path and wraps it (``Root(path)``): this module imports nothing
-of layergit, so both halves may use it.
+of layergit but ``errors``, so both halves may use it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
+from typing import Callable
+
+PRIVATE_MODE = 0o700  # every directory directly under the root, and a user's root
+SYSTEM_ROOT_MODE = 0o711  # a root owned by uid 0: traversable, never listable
+
+on_notice: Callable[[str], None] | None = None  # told when an existing root is tightened (the CLI prints it)
 
 
 def default_root() -> str:
@@ -38,6 +48,51 @@ class Root:
 
     def _at(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
+
+    def secure(self) -> None:
+        """Create the root and the directories directly under it private, and tighten
+        ones an older lg made wider, saying so through ``on_notice`` (once: then they are right).
+
+        Every image's files (/etc/shadow, keys baked into a layer) are in the store,
+        and again, unpacked, in the caches, spools and containers: at a umask's 0755
+        any local user read them all. With these directories 0700, what is below them
+        needs no mode of its own, so its writers keep plain makedirs. A root of uid 0
+        is 0711, traversable but not listable, so that containers whose ids a user
+        namespace maps elsewhere can be given a way to their own directory without
+        another layout; nothing needs that today (every runtime path is reached as
+        root). store.git is only tightened here: the store creates it (store/repo.py).
+        """
+        changed: list[str] = []
+        try:
+            new_mode = SYSTEM_ROOT_MODE if os.geteuid() == 0 else PRIVATE_MODE
+            try:
+                os.mkdir(self.path, new_mode)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                os.mkdir(self.path, new_mode)
+            st = os.stat(self.path)
+            _tighten(self.path, st, SYSTEM_ROOT_MODE if st.st_uid == 0 else PRIVATE_MODE, changed, "the root")
+            for path in (self.cache, self.tmp, self.containers, self.networks, self.run):
+                try:
+                    os.mkdir(path, PRIVATE_MODE)
+                except FileExistsError:
+                    pass
+            for path in (self.store, self.cache, self.tmp, self.containers, self.networks, self.run):
+                try:
+                    _tighten(path, os.stat(path), PRIVATE_MODE, changed, os.path.basename(path))
+                except FileNotFoundError:  # store.git, before the store makes it
+                    pass
+        except OSError as exc:
+            from .errors import LgError
+
+            where = f" ({exc.filename})" if exc.filename and exc.filename != self.path else ""
+            why = f"{exc.strerror or exc}{where}"
+            raise LgError(f"cannot use {self.path} as a layergit root: {why}") from None
+        if changed and on_notice is not None:
+            done = ", ".join(changed)
+            on_notice(f"made {self.path} private ({done}): other users could read images through it")
 
     # -- the store --------------------------------------------------------------
 
@@ -124,3 +179,14 @@ class Root:
     def monitor_log(self) -> str:
         """The monitor's stdout and stderr, appended by every monitor started."""
         return self._at("run", "monitor.log")
+
+
+def _tighten(path: str, st: os.stat_result, mode: int, changed: list[str], label: str) -> None:
+    """Take from ``path`` the group and other bits ``mode`` does not have (never add one)."""
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+    have = stat.S_IMODE(st.st_mode)
+    want = have & (~0o077 | mode)
+    if want != have:
+        os.chmod(path, want)
+        changed.append(f"{label} {have:04o} to {want:04o}")

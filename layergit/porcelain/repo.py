@@ -33,7 +33,6 @@ class Repo:
         if self._store is None:
             from ..store.repo import Store
 
-            os.makedirs(self.root.path, exist_ok=True)
             self._store = Store.open(self.root.store)
         return self._store
 
@@ -54,8 +53,11 @@ class Repo:
 
 
 def open_repo(root: str | None = None) -> Repo:
-    """Open the layergit root ``root`` (default: --root / $LG_ROOT / per-user default)."""
-    return Repo(Root.resolve(root))
+    """Open the layergit root ``root`` (default: --root / $LG_ROOT / per-user default),
+    made private first (``Root.secure``): every command, the store's or not, starts here."""
+    layout = Root.resolve(root)
+    layout.secure()
+    return Repo(layout)
 
 
 def signature_time(sig) -> datetime:

@@ -146,6 +146,7 @@ class Store:
         repo.config["core.logAllRefUpdates"] = "always"  # tag moves are history too
         repo.config["gc.auto"] = "0"  # lg gc decides when to repack
         del repo
+        os.chmod(tmp, 0o700)  # every image's files are in here: no other user reads them (root.py)
         try:
             os.rename(tmp, path)  # atomic: a half-made store is never visible
         except OSError:
