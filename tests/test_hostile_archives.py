@@ -875,3 +875,124 @@ def test_created_before_1970(guard):
     """The smallest case of the above: a history date before the epoch."""
     hist = [A.history("RUN a", created="1969-12-31T23:59:59Z"), A.history("RUN b"), A.history("RUN c")]
     guard.either(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/epoch:1"]), "epoch.tar"), tag="hostile/epoch:1")
+
+
+# -- configs whose fields have the wrong type (issue 12) ------------------------------------
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("where", ["manifest.json", "config", "index.json", "oci-config"])
+def test_deeply_nested_json(guard, where):
+    """100,000 nested arrays in a manifest, an index or a config: one line, not a RecursionError."""
+    layers = A.three_layers()
+    if where in ("manifest.json", "config"):
+        def mutate(files):
+            name = "manifest.json" if where == "manifest.json" else json.loads(files["manifest.json"])[0]["Config"]
+            files[name] = NESTED
+        path = guard.save(A.docker_archive(layers, repo_tags=["hostile/nested:1"], mutate=mutate), "nested.tar")
+    elif where == "index.json":
+        path = guard.save(A.oci_layout(layers, mutate=lambda files: files.__setitem__("index.json", NESTED)), "nested.tar")
+    else:
+        path = guard.save(A.oci_layout(layers, mutate=_nest_oci_config), "nested.tar")
+    err = guard.must_fail(path)
+    assert "nests arrays or objects too deeply" in err, err
+
+
+def _nest_oci_config(files) -> None:
+    """Replace the OCI config blob with nested arrays, re-pointing the manifest and index at it."""
+    index = json.loads(files["index.json"])
+    man_name = "blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(files[man_name])
+    del files[man_name], files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]]
+    files["blobs/sha256/" + hashlib.sha256(NESTED).hexdigest()] = NESTED
+    manifest["config"].update(digest=A.sha256(NESTED), size=len(NESTED))
+    man = json.dumps(manifest).encode()
+    files["blobs/sha256/" + hashlib.sha256(man).hexdigest()] = man
+    index["manifests"][0].update(digest=A.sha256(man), size=len(man))
+    files["index.json"] = json.dumps(index).encode()
+
+
+BAD_CONFIGS = {
+    "Env-string": ({"Env": "PATH=/bin"}, "Env must be a list of strings, not a string"),
+    "Env-numbers": ({"Env": [1, 2]}, "an item of Env must be a string"),
+    "Env-nul": ({"Env": ["A=b\u0000c"]}, "contains a NUL"),
+    "WorkingDir-list": ({"WorkingDir": ["/srv"]}, "WorkingDir must be a string, not a list"),
+    "User-number": ({"User": 0}, "User must be a string, not a number"),
+    "User-map": ({"User": {"uid": 0}}, "User must be a string, not a map"),
+    "Cmd-number": ({"Cmd": 5}, "Cmd must be a list of strings"),
+    "Cmd-nested": ({"Cmd": [["sh"]]}, "an item of Cmd must be a string"),
+    "Entrypoint-map": ({"Entrypoint": {"a": "b"}}, "Entrypoint must be a list of strings"),
+    "Labels-list": ({"Labels": ["a=b"]}, "Labels must be a map of strings, not a list"),
+    "Labels-value": ({"Labels": {"a": 1}}, "label 'a' must be a string"),
+    "ExposedPorts-list": ({"ExposedPorts": ["80/tcp"]}, "ExposedPorts must be a map"),
+    "Volumes-string": ({"Volumes": "/data"}, "Volumes must be a map"),
+    "Healthcheck-string": ({"Healthcheck": "curl"}, "Healthcheck must be a map"),
+    "Healthcheck-interval": ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": "5s"}}, "Healthcheck.Interval"),
+    "StopSignal-number": ({"StopSignal": 9}, "StopSignal must be a string"),
+    "Shell-string": ({"Shell": "/bin/sh -c"}, "Shell must be a list of strings"),
+    "ArgsEscaped-string": ({"ArgsEscaped": "yes"}, "ArgsEscaped must be a boolean"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_config_field_of_the_wrong_type(guard, case, fmt):
+    """Fields whose type Docker's Go structs would refuse are refused at import, whole, with
+    one line naming the field: the image never lands, so no later command meets it."""
+    runtime, message = BAD_CONFIGS[case]
+    make = A.docker_archive if fmt == "docker-archive" else A.oci_layout
+    path = guard.save(make(A.three_layers(), runtime=runtime), f"{case}.tar")
+    err = guard.must_fail(path)
+    assert "image config: " in err and message in err, err
+
+
+def test_config_that_is_not_a_map(guard):
+    config = dict(A.image_config(A.three_layers()), config=["Cmd", "sh"])
+    err = guard.must_fail(guard.save(A.docker_archive(A.three_layers(), config=config, repo_tags=["hostile/cfg:1"]), "cfg.tar"))
+    assert "is not a map" in err, err
+
+
+def test_config_leniencies_docker_has_are_kept(guard):
+    """What Docker's types accept stays accepted: a Cmd that is one string (a StrSlice), null
+    fields; and ExposedPorts/Volumes values are flattened to {} (nothing nested reaches the store)."""
+    deep: object = {}
+    for _ in range(500):
+        deep = {"x": deep}
+    runtime = {"Cmd": "/bin/sh", "Env": None, "ExposedPorts": {"80/tcp": deep}, "Volumes": {"/data": {"y": 1}}}
+    guard.must_succeed(guard.save(A.docker_archive(A.three_layers(), runtime=runtime, repo_tags=["ok/lenient:1"]), "lenient.tar"), tag="ok/lenient:1")
+    config = json.loads(guard.lg.out("inspect", "ok/lenient:1"))[0]["Config"]
+    assert config["Cmd"] == ["/bin/sh"] and config["ExposedPorts"] == {"80/tcp": {}} and config["Volumes"] == {"/data": {}}, config
+    assert "Env" not in config, config
+
+
+def _git(store: str, *args: str, input: bytes | None = None) -> str:
+    return subprocess.run(["git", "-C", store, *args], input=input, check=True, capture_output=True).stdout.decode().strip()
+
+
+def test_bad_config_that_arrives_through_git_is_refused_on_use(guard):
+    """An image commit written with plain git (as a fetch from a remote would bring it) is
+    checked where lg reads it: lg inspect, lg run and lg checkout say which field, in one line."""
+    store = guard.store
+    rootfs = _git(store, "rev-parse", "refs/heads/base/1:rootfs")
+    blob = _git(store, "hash-object", "-w", "--stdin", input=b'{"Env": "PATH=/bin", "Cmd": ["/bin/sh"]}\n')
+    tree = _git(store, "mktree", input=f"100644 blob {blob}\tconfig.json\n040000 tree {rootfs}\trootfs\n".encode())
+    commit = _git(store, "commit-tree", tree, "-m", "fetched")
+    _git(store, "update-ref", "refs/heads/fetched/1", commit)
+    for args in (["inspect", "fetched:1"], ["run", "--rm", "--network", "none", "fetched:1"], ["checkout", "fetched:1", str(guard.checkouts / "f")]):
+        err = guard.lg.fails(*args)
+        assert "config.json in" in err and "Env must be a list of strings" in err, (args, err)
+        assert "internal error" not in err
+    assert not os.path.exists(guard.checkouts / "f")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("key", ["abc/tcp", "99999/tcp", "0/udp", "80/sctp", "80-90/tcp"])
+def test_exposed_port_that_is_not_a_port(lg, tmp_path, key):
+    """ExposedPorts keys are checked where they are used, by -P: the image imports (Docker's load
+    takes it too) and runs without -P; with -P, one line naming the key, exit 125, no container."""
+    path = A.docker_archive(A.three_layers(), runtime={"Cmd": ["/bin/sh"], "ExposedPorts": {key: {}}}, repo_tags=["ports:1"]).write_tar(tmp_path / "p.tar")
+    lg("import", path)
+    err = lg.fails("run", "-P", "ports:1", code=125)
+    assert f"the image exposes {key!r}" in err, err
+    assert lg.out("ps", "-aq").strip() == ""

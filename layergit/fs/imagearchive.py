@@ -148,6 +148,8 @@ def _parse_json(data: bytes, name: str):
         return json.loads(data)
     except ValueError as exc:
         raise ArchiveError(f"{name} is not valid JSON: {exc}") from None
+    except RecursionError:  # json's C parser stops at the interpreter's recursion limit
+        raise ArchiveError(f"{name} nests arrays or objects too deeply to be a manifest or config") from None
 
 
 def _json(source, name: str):

@@ -43,13 +43,24 @@ class ImportedImage:
 
 
 def runtime_config(image_config: dict) -> dict:
-    """config.json for an image: its runtime config, plus the platform it was built for."""
+    """config.json for an image: its runtime config, plus the platform it was built for.
+
+    Checked here (store.image.check_config), before any layer is read: an image whose
+    Env, Cmd or WorkingDir has a type no container can use is refused whole at import.
+    """
+    from ..store.image import InvalidConfig, check_config
+
     inner = image_config.get("config") or image_config.get("container_config") or {}
-    out = {k: inner[k] for k in _CONFIG_KEYS if isinstance(inner, dict) and inner.get(k) is not None}
+    if not isinstance(inner, dict):
+        raise ArchiveError("the image config's \"config\" is not a map")
+    out = {k: inner[k] for k in _CONFIG_KEYS if inner.get(k) is not None}
     for key, name in (("architecture", "Architecture"), ("os", "Os"), ("variant", "Variant")):
         if isinstance(image_config.get(key), str):
             out[name] = image_config[key]
-    return out
+    try:
+        return check_config(out)
+    except InvalidConfig as exc:
+        raise ArchiveError(f"image config: {exc}") from None
 
 
 def _parse_time(text) -> int:

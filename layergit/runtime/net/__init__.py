@@ -139,9 +139,14 @@ class PublishedPort(NamedTuple):
 
     @classmethod
     def exposed(cls, key: str) -> PublishedPort:
-        """-P: an ExposedPorts key of the image ("80/tcp", "53/udp", "8080"), on any free host port."""
-        port, _, proto = key.partition("/")
-        return cls("", 0, int(port), proto or "tcp")
+        """-P: an ExposedPorts key of the image ("80/tcp", "53/udp", "8080"), on any free host port.
+
+        The image wrote the key: checked here, where it is used, since an image that
+        exposes "abc/tcp" still runs without -P (Docker's load takes it too)."""
+        m = re.fullmatch(r"([0-9]{1,5})(?:/(tcp|udp))?", key)
+        if not m or not 0 < int(m[1]) <= 65535:
+            raise UsageError(f"-P: the image exposes {key!r}, not PORT[/tcp|/udp] with PORT from 1 to 65535")
+        return cls("", 0, int(m[1]), m[2] or "tcp")
 
     @classmethod
     def from_json(cls, raw: dict) -> PublishedPort:
