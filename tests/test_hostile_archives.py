@@ -996,3 +996,14 @@ def test_exposed_port_that_is_not_a_port(lg, tmp_path, key):
     err = lg.fails("run", "-P", "ports:1", code=125)
     assert f"the image exposes {key!r}" in err, err
     assert lg.out("ps", "-aq").strip() == ""
+
+
+def test_history_authors(guard):
+    """A history entry's author is the commit's author; an entry without one gets the neutral
+    "unknown" with no email (it read "imported layer <imported layer>"), and brackets or
+    newlines in an author cannot forge a second signature field."""
+    hist = [A.history("ADD base"), A.history("RUN a", author="Alice <alice@example.org>"), A.history("RUN b", author="bob\n<x> <evil@example.org>")]
+    guard.must_succeed(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/authors:1"]), "authors.tar"), tag="hostile/authors:1")
+    authors = _git(guard.store, "log", "--format=%an|%ae|%cn|%ce", "refs/heads/hostile/authors/1").splitlines()[::-1]
+    assert authors == ["unknown||unknown|", "Alice|alice@example.org|Alice|alice@example.org", "bob|x   evil@example.org|bob|x   evil@example.org"], authors
+    assert "imported layer" not in guard.lg.out("log", "hostile/authors:1")

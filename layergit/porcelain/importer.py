@@ -82,12 +82,22 @@ def _clean(message: str) -> str:
     return "".join(c if c in "\n\t" or c >= " " else " " for c in message) or "imported layer"
 
 
+# Who made a layer whose history entry names nobody (most do: Docker fills "author" only
+# for MAINTAINER and docker commit -a): git needs a name, and lg does not invent one.
+NO_AUTHOR = "unknown"
+
+
+def _signature_part(text: str) -> str:
+    """One field of a git signature: one line, no angle brackets, no control bytes."""
+    return "".join(" " if c < " " or c in "<>" else c for c in text).strip()
+
+
 def _author(entry: dict, when: int) -> Signature:
+    """The history entry's author ("Name <email>", or either part alone), else NO_AUTHOR."""
     author = entry.get("author") if isinstance(entry.get("author"), str) else ""
     name, _, email = author.partition("<")
-    name = _clean(name.strip().replace("<", "").replace(">", "")).replace("\n", " ").strip() or "unknown"
-    email = _clean(email.rstrip(">").strip().replace("<", "").replace(">", "")).replace("\n", " ").strip()
-    return Signature(name, email, when, 0)
+    email = _signature_part(email.rstrip().removesuffix(">"))
+    return Signature(_signature_part(name) or NO_AUTHOR, email, when, 0)
 
 
 def _open_source(repo: Repo, source: str, limits: Limits, cleanup: list):
