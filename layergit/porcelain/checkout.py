@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..errors import LgError
-from .repo import Repo, store_lock
+from ..errors import CorruptStore, LgError, NotFound
+from .repo import Image, Repo, store_lock
 
 if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
     from ..fs.checkout import CheckoutPolicy
@@ -17,6 +18,27 @@ def cache(repo: Repo):
     from ..fs.cache import MaterialisedCache
 
     return MaterialisedCache(repo.root.cache)
+
+
+@contextmanager
+def _verified_store(repo: Repo, img: Image, name: str):
+    """The store as a checkout or the cache reads it: every object checked against its
+    id (Store.verifying), and damage reported with the image it was found in, the one
+    name a user can act on, rather than an object id alone."""
+    try:
+        yield repo.store.verifying()
+    except (CorruptStore, NotFound) as exc:  # an object of an image that exists: the store is damaged
+        raise CorruptStore(f"image {name} ({img.id.hex()[:12]}) is damaged: {exc} (see lg fsck)") from None
+
+
+def cached_rootfs(repo: Repo, img: Image, name: str) -> str:
+    """The cached rootfs directory of ``img`` (``name``, as the user gave it), what a
+    container mounts: materialised first, under the store lock, if it is not there."""
+    lower = os.path.join(repo.root.cache_dir("rootfs"), img.rootfs.hex())
+    if os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
+        return lower
+    with store_lock(repo), _verified_store(repo, img, name) as store:
+        return cache(repo).materialise(store, img.rootfs)
 
 
 def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: CheckoutPolicy | None = None):
@@ -42,10 +64,11 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise LgError(f"checkout destination {dest} exists and is not a directory")
     if hardlink:
-        with store_lock(repo):
-            result = cache(repo).hardlink_checkout(repo.store, img.rootfs, dest, policy)
+        with store_lock(repo), _verified_store(repo, img, rev) as store:
+            result = cache(repo).hardlink_checkout(store, img.rootfs, dest, policy)
     else:
-        result = materialise(repo.store, img.rootfs, dest, policy)
+        with _verified_store(repo, img, rev) as store:
+            result = materialise(store, img.rootfs, dest, policy)
     if result.privileged and reachable_by_others(dest):
         result.warnings.append(
             f"{dest} holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"
@@ -63,7 +86,8 @@ def _way_in(dest: str, policy: CheckoutPolicy) -> str:
         if policy.root_owner is RootOwner.IMAGE:
             return f"--root-owner image made it uid {st.st_uid}'s; leave that out, or use --no-special"
         return f"it is uid {st.st_uid}'s; check out into a directory of yours, or use --no-special"
-    how = f"--mode {policy.mode:04o}" if policy.mode is not None else f"its mode {stat.S_IMODE(st.st_mode):04o}"
+    how = (f"--mode {policy.mode:04o}" if policy.mode is not None
+           else f"its mode {stat.S_IMODE(st.st_mode):04o}")
     if not st.st_mode & stat.S_IXOTH:
         how += f" with group {st.st_gid} or an ACL"
     return f"{how}; use --mode 700, or --no-special"
@@ -71,6 +95,4 @@ def _way_in(dest: str, policy: CheckoutPolicy) -> str:
 
 def materialise(repo: Repo, rev: str) -> str:
     """The read-only cached rootfs directory of ``rev`` (what a container mounts)."""
-    img = repo.image_at(rev)
-    with store_lock(repo):
-        return cache(repo).materialise(repo.store, img.rootfs)
+    return cached_rootfs(repo, repo.image_at(rev), rev)

@@ -49,7 +49,8 @@ def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
     record = cdir.record()
     image = repo.image(bytes.fromhex(record.image_id))
     tree = MutableTree.load(repo.store, image.rootfs)
-    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"] + [m.target for m in record.spec.mounts]
+    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"]
+    targets += [m.target for m in record.spec.mounts]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
     with _frozen(repo, cdir):
         changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
@@ -66,11 +67,13 @@ def diff(repo: Repo, ref: str, paths: list[str] | None = None, include_mtime: bo
         with repo.store.writer() as writer:
             image, rootfs, _ = container_rootfs(repo, cdir, writer)
     prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
-    changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime) if _under(c.path, prefixes)]
+    changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime)
+               if _under(c.path, prefixes)]
     return DiffResult(image.id.hex(), cdir.id, changes, {})
 
 
-def commit(repo: Repo, ref: str, tag: str, message: str | None = None, author: str | None = None, changes: list[str] | None = None) -> CommitResult:
+def commit(repo: Repo, ref: str, tag: str, message: str | None = None, author: str | None = None,
+           changes: list[str] | None = None) -> CommitResult:
     """The container's filesystem as a new commit on top of its image, tagged ``tag``."""
     from ..store.image import write_image_tree
     from ..store.rawobj import Signature
@@ -86,6 +89,7 @@ def commit(repo: Repo, ref: str, tag: str, message: str | None = None, author: s
             for change in changes or []:
                 config = config_changes.apply(config, change)
             text = message or f"lg commit {record.name}"
-            oid = writer.commit(write_image_tree(writer, config, rootfs), [image.id], who, repo.store.default_author(), text)
+            oid = writer.commit(write_image_tree(writer, config, rootfs), [image.id], who,
+                                repo.store.default_author(), text)
         force_tag(repo, image_name, oid, f"commit: container {record.name}")
     return CommitResult(oid.hex(), rootfs.hex(), image.id.hex(), str(image_name), changed, 0)

@@ -91,7 +91,8 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
             continue
         args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
-        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created, st.status, _status(st), st.exit_code, ports))
+        rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
+                                 st.status, _status(st), st.exit_code, ports))
     return sorted(rows, key=lambda r: r.created, reverse=True)
 
 
@@ -174,11 +175,13 @@ def inspect(repo: Repo, ref: str) -> dict:
         },
         "HostConfig": rec.host_config,
         "Mounts": [
-            {"Type": m.kind, "Source": m.source, "Destination": m.target, "RW": not m.readonly} for m in spec.mounts
+            {"Type": m.kind, "Source": m.source, "Destination": m.target,
+             "RW": not m.readonly} for m in spec.mounts
         ],
         "GraphDriver": {
             "Name": "overlay",
-            "Data": {"LowerDir": spec.rootfs_lower, "UpperDir": cdir.file("upper"), "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
+            "Data": {"LowerDir": spec.rootfs_lower, "UpperDir": cdir.file("upper"),
+                     "WorkDir": cdir.file("work"), "MergedDir": cdir.file("merged")},
         },
         "LogPath": cdir.file(LOG_NAME),
         "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
@@ -191,5 +194,8 @@ def _network_settings(spec: Spec, net: dict) -> dict:
         ports.setdefault(p.key, []).append({"HostIp": p.bind_ip, "HostPort": str(p.host_port)})
     networks = {}
     if net:
-        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"], "Gateway": net["Gateway"], "MacAddress": net["MacAddress"], "Aliases": spec.aliases}
-    return {"IPAddress": net.get("IPAddress", ""), "Gateway": net.get("Gateway", ""), "MacAddress": net.get("MacAddress", ""), "Ports": ports, "Networks": networks}
+        networks[net["Network"]] = {"IPAddress": net["IPAddress"], "IPPrefixLen": net["IPPrefixLen"],
+                                    "Gateway": net["Gateway"], "MacAddress": net["MacAddress"],
+                                    "Aliases": spec.aliases}
+    return {"IPAddress": net.get("IPAddress", ""), "Gateway": net.get("Gateway", ""),
+            "MacAddress": net.get("MacAddress", ""), "Ports": ports, "Networks": networks}

@@ -47,8 +47,9 @@ from ..runtime.state import (
     wait_for,
 )
 from . import runopts
+from .checkout import cached_rootfs
 from .names_generator import random_name
-from .repo import Repo, store_lock
+from .repo import Repo
 
 CONTAINER_REFS = "refs/layergit/containers/"
 
@@ -101,12 +102,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
-    lower = os.path.join(repo.root.cache_dir("rootfs"), img.rootfs.hex())
-    if not os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
-        from .checkout import cache
-
-        with store_lock(repo):
-            lower = cache(repo).materialise(repo.store, img.rootfs)
+    lower = cached_rootfs(repo, img, image)
     reg = registry(repo)
     cid = os.urandom(32).hex()
     name = options.name
@@ -129,8 +125,9 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network)
-        spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources, network, options.init,
-                    img.config.get("StopSignal") or "SIGTERM", published, list(options.aliases))
+        spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
+                    network, options.init, img.config.get("StopSignal") or "SIGTERM", published,
+                    list(options.aliases))
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -144,7 +141,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "CapDrop": options.cap_drop,
             "SecurityOpt": options.security_opt,
         }
-        record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config, options.auto_remove)
+        record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
+                        options.auto_remove)
         cdir.write_json("container.json", record.to_json())
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
@@ -243,7 +241,8 @@ def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tu
     except BaseException as exc:
         if os.path.isdir(repo.root.container(cid)) and not _ran(repo, cid):
             remove(repo, [cid], force=True)
-        if isinstance(exc, LgError) and exc.exit_code not in (ExitCode.CANNOT_EXECUTE, ExitCode.COMMAND_NOT_FOUND):
+        command_failed = (ExitCode.CANNOT_EXECUTE, ExitCode.COMMAND_NOT_FOUND)
+        if isinstance(exc, LgError) and exc.exit_code not in command_failed:
             exc.exit_code = ExitCode.RUN_FAILED
         raise
 
@@ -463,7 +462,8 @@ def wait(repo: Repo, refs: list[str]) -> list[int]:
     return codes
 
 
-def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, tty: bool = False, user: str | None = None, workdir: str | None = None, env: list[str] | None = None) -> int:
+def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, tty: bool = False,
+          user: str | None = None, workdir: str | None = None, env: list[str] | None = None) -> int:
     """Run a command in a running container (its namespaces, cgroup, user, limits); returns its exit code."""
     from ..runtime.attach import exec_attached
 

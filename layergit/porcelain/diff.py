@@ -22,7 +22,8 @@ def _under(path: bytes, prefixes: list[bytes]) -> bool:
     return not prefixes or any(path == p or path.startswith(p.rstrip(b"/") + b"/") for p in prefixes)
 
 
-def diff(repo: Repo, a: str, b: str | None = None, paths: list[str] | None = None, include_mtime: bool = False) -> DiffResult:
+def diff(repo: Repo, a: str, b: str | None = None, paths: list[str] | None = None,
+         include_mtime: bool = False) -> DiffResult:
     """Changes from ``a`` to ``b``; with only ``a``, from its parent to ``a`` (like git show)."""
     if b is None:
         new = repo.image_at(a)
@@ -30,14 +31,16 @@ def diff(repo: Repo, a: str, b: str | None = None, paths: list[str] | None = Non
     else:
         old, new = repo.image_at(a), repo.image_at(b)
     prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
-    changes = [c for c in diff_trees(repo.store, old.rootfs if old else None, new.rootfs, include_mtime) if _under(c.path, prefixes)]
+    changes = [c for c in diff_trees(repo.store, old.rootfs if old else None, new.rootfs, include_mtime)
+               if _under(c.path, prefixes)]
     if old is not None and _under(b"/", prefixes):
         aspects = root_meta_changes(repo.store, old.rootfs, new.rootfs, include_mtime)
         if aspects:
             changes.insert(0, Change("M", b"/", None, None, tuple(aspects)))
     old_cfg = old.config if old else {}
     keys = sorted(set(old_cfg) | set(new.config))
-    config_changes = {k: (old_cfg.get(k), new.config.get(k)) for k in keys if old_cfg.get(k) != new.config.get(k)}
+    config_changes = {k: (old_cfg.get(k), new.config.get(k))
+                      for k in keys if old_cfg.get(k) != new.config.get(k)}
     return DiffResult(old.id.hex() if old else None, new.id.hex(), changes, config_changes)
 
 

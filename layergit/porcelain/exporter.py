@@ -70,7 +70,8 @@ def _host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
-def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-archive", progress=None) -> ExportResult:
+def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-archive",
+           progress=None) -> ExportResult:
     """Write ``rev`` to ``output``: a file, "-"/None for stdout, or for OCI a directory.
 
     An OCI layout goes into a directory when ``output`` is one or ends with "/";
@@ -95,7 +96,8 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
     return _export_image(repo, rev, tip, output, fmt, layout, progress)
 
 
-def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: bool, progress) -> ExportResult:
+def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: bool,
+                  progress) -> ExportResult:
     from ..fs.hostpath import output_directory, output_file
     from ..fs.imagewrite import write_docker_archive, write_oci
 
@@ -106,7 +108,8 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
         layers, history, sockets = [], [], 0
         previous = None
         for i, img in enumerate(chain):
-            entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"), "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
+            entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
+                     "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
             if previous is not None and img.rootfs == previous:
                 entry["empty_layer"] = True
             else:

@@ -44,7 +44,8 @@ def check_ref_clash(repo: Repo, image: names.ImageName) -> None:
     for existing, _ in repo.store.refs(names.IMAGE_PREFIX):
         if existing.startswith(ref + "/") or ref.startswith(existing + "/"):
             other = names.from_ref(existing)
-            raise NameClash(f"{image} cannot coexist with image {other or existing}: pick another name or tag")
+            raise NameClash(f"{image} cannot coexist with image {other or existing}:"
+                            " pick another name or tag")
 
 
 def move_tag(repo: Repo, image: names.ImageName, new: bytes, old: bytes | None, message: str) -> None:
@@ -122,14 +123,16 @@ def _commit_dir(
             if current == expected:
                 continue  # only locked: try again
             if parent or current is None:
-                raise Conflict(f"{image} moved while committing; nothing was tagged (the commit is {oid.hex()[:12]})") from None
+                raise Conflict(f"{image} moved while committing;"
+                               f" nothing was tagged (the commit is {oid.hex()[:12]})") from None
             expected = base = current
             with store.writer() as w:
                 oid = w.commit(tree, [base], who, committer, text)
     else:
         raise Conflict(f"{image} keeps moving; gave up after {_RACE_RETRIES} attempts")
     sizes.remember(repo, "tree", captured.tree, captured.bytes)
-    return CommitResult(oid.hex(), tree.hex(), base.hex() if base else None, str(image), captured.entries, captured.bytes)
+    return CommitResult(oid.hex(), tree.hex(), base.hex() if base else None, str(image), captured.entries,
+                        captured.bytes)
 
 
 def tag(repo: Repo, source: str, target: str) -> str:
@@ -163,5 +166,6 @@ def list_images(repo: Repo) -> list[ImageRow]:
         if image is None:
             continue
         img = repo.image(oid)
-        rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer), sizes.tree_size(repo, img.rootfs)))
+        rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
+                             sizes.tree_size(repo, img.rootfs)))
     return rows

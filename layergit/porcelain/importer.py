@@ -31,7 +31,8 @@ from .repo import Repo, store_lock
 
 FORMATS = ("auto", "rootfs", "docker-archive", "oci")
 # Fields of an image config's "config" object that config.json keeps (Docker's names).
-_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "Healthcheck", "OnBuild", "Shell", "ArgsEscaped")
+_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                "StopSignal", "Healthcheck", "OnBuild", "Shell", "ArgsEscaped")
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ def _history(spec) -> list[tuple[dict, bool]]:
     history = [h for h in spec.config.get("history") or [] if isinstance(h, dict)]
     if sum(1 for h in history if not h.get("empty_layer")) != len(spec.layers):
         created = spec.config.get("created")
-        history = [{"created": created, "created_by": f"layer {i + 1} ({layer.name})"} for i, layer in enumerate(spec.layers)]
+        history = [{"created": created, "created_by": f"layer {i + 1} ({layer.name})"}
+                   for i, layer in enumerate(spec.layers)]
     return [(h, not h.get("empty_layer")) for h in history]
 
 
@@ -174,7 +176,8 @@ def _import_spec(repo: Repo, spec, writer, limits: Limits, progress) -> tuple[by
         when = _parse_time(entry.get("created"))
         sig = _author(entry, when)
         message = _clean(str(entry.get("created_by") or entry.get("comment") or "imported layer"))
-        parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig, message)
+        parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig,
+                               message)
     if parent is None:  # an image with no layers and no history
         sig = _author({}, _parse_time(spec.config.get("created")))
         parent = writer.commit(write_image_tree(writer, config, rootfs), [], sig, sig, "empty image")
@@ -261,6 +264,7 @@ def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits) -> Im
         tree = MutableTree.empty(store)
         apply_layer(tree, read_tar(decompressed(f, limits), writer, limits, whiteouts=False))
         rootfs = tree.write(writer)
-        oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who, message or f"lg import {os.path.basename(path)}")
+        oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who,
+                            message or f"lg import {os.path.basename(path)}")
     force_tag(repo, target, oid, f"import: {path}")
     return ImportedImage(oid.hex(), [str(target)], 1, 1)

@@ -58,7 +58,9 @@ def _check_rootfs(repo: Repo, tree: bytes, path: bytes, leaders: set, report: Fs
     for node in nodes:
         child = path + b"/" + node.stored
         if node.meta.link is not None and node.meta.link not in leaders:
-            report.problems.append(f"{child.decode(errors='replace')}: hardlink to {node.meta.link.decode(errors='replace')}, which is not an earlier entry")
+            target = node.meta.link.decode(errors="replace")
+            report.problems.append(f"{child.decode(errors='replace')}: hardlink to {target},"
+                                   " which is not an earlier entry")
         leaders.add(child)
         if node.meta.kind == "d":
             _check_rootfs(repo, node.oid, child, leaders, report)
@@ -84,9 +86,11 @@ def fsck(repo: Repo) -> FsckReport:
             continue
         report.problems.extend(f"cache {entry.tree[:12]}{p}" for p in materialised.verify(repo.store, entry))
     pack_dir = os.path.join(repo.root.store, "objects", "pack")
-    leftovers = [n for n in os.listdir(pack_dir) if n.startswith("tmp_pack_lg_")] if os.path.isdir(pack_dir) else []
+    packs = os.listdir(pack_dir) if os.path.isdir(pack_dir) else []
+    leftovers = [n for n in packs if n.startswith("tmp_pack_lg_")]
     if leftovers:
-        report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes; lg gc removes them")
+        report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes;"
+                            " lg gc removes them")
     return report
 
 
@@ -131,11 +135,13 @@ def gc(repo: Repo) -> GcReport:
                 removed += 1
         result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
         if result.returncode != 0:
-            raise LgError(f"git gc failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+            stderr = result.stderr.strip()
+            raise LgError(f"git gc failed: {stderr.splitlines()[-1] if stderr else result.returncode}")
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
         keep = {img.rootfs for _, _, img in _reachable_images(repo, [])}
         trees, objects = cache(repo).prune(keep)
-        shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)  # export's layer tars: rebuilt on demand
+        # export's layer tars: rebuilt on demand
+        shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)
         return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 ADJECTIVES = (
-    "amber", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager", "fancy", "gentle", "glad",
-    "golden", "happy", "hardy", "honest", "humble", "jolly", "keen", "kind", "lively", "lucky", "merry", "mighty",
-    "modest", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick", "quiet", "rapid", "ready",
-    "rustic", "sharp", "shiny", "silent", "snug", "solid", "spry", "steady", "sunny", "swift", "tidy", "trusty",
-    "vivid", "warm", "wise", "witty", "zesty",
+    "amber", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager", "fancy", "gentle",
+    "glad", "golden", "happy", "hardy", "honest", "humble", "jolly", "keen", "kind", "lively", "lucky",
+    "merry", "mighty", "modest", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick", "quiet",
+    "rapid", "ready", "rustic", "sharp", "shiny", "silent", "snug", "solid", "spry", "steady", "sunny",
+    "swift", "tidy", "trusty", "vivid", "warm", "wise", "witty", "zesty",
 )
 NOUNS = (
     "alder", "aspen", "badger", "beacon", "birch", "bison", "cedar", "comet", "condor", "coral", "crane",

@@ -27,9 +27,12 @@ def ls(repo: Repo) -> list[dict]:
 def inspect(repo: Repo, name: str) -> dict:
     nets = _nets(repo)
     n = nets.get(name)
-    containers = {h["id"]: {"Name": h["name"], "IPv4Address": f"{ip}/{n.prefix}", "Aliases": h.get("aliases", [])} for ip, h in nets.leases(name).items()}
+    containers = {h["id"]: {"Name": h["name"], "IPv4Address": f"{ip}/{n.prefix}",
+                            "Aliases": h.get("aliases", [])}
+                  for ip, h in nets.leases(name).items()}
     return {"Name": n.name, "Id": n.id, "Created": n.created, "Driver": "bridge", "Bridge": n.bridge,
-            "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]}, "Containers": containers, "Labels": n.labels}
+            "IPAM": {"Config": [{"Subnet": n.subnet, "Gateway": n.gateway}]}, "Containers": containers,
+            "Labels": n.labels}
 
 
 def rm(repo: Repo, names: list[str]) -> list[str]:

@@ -57,7 +57,8 @@ class RunOptions:
 def parse_memory(text: str) -> int:
     m = re.match(_SIZE, text.strip(), re.IGNORECASE)
     if not m:
-        raise UsageError(f"invalid --memory value {text!r}: use a number with an optional unit b, k, m or g (e.g. 256m)")
+        raise UsageError(f"invalid --memory value {text!r}:"
+                         " use a number with an optional unit b, k, m or g (e.g. 256m)")
     value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     if value < MIN_MEMORY:
         raise UsageError(f"--memory {text} is below the minimum of 6m")
@@ -107,7 +108,8 @@ def dns_name(value: str, what: str, longest: int) -> str:
     if _DNS_NAME is None:
         _DNS_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
     if len(value) > longest or not _DNS_NAME.fullmatch(value):
-        raise UsageError(f"invalid {what} {value[:80]!r}: use letters, digits, '-' and '.', at most {longest} characters")
+        raise UsageError(f"invalid {what} {value[:80]!r}:"
+                         f" use letters, digits, '-' and '.', at most {longest} characters")
     return value
 
 
@@ -139,12 +141,14 @@ def _mounts(options: RunOptions) -> list[Mount]:
             raise UsageError(f"invalid volume {spec!r}: use HOST:CONTAINER[:ro]")
         host, target = parts[0], parts[1]
         if not os.path.isabs(host):
-            raise UsageError(f"invalid volume {spec!r}: the host path must be absolute (named volumes are not supported)")
+            raise UsageError(f"invalid volume {spec!r}:"
+                             " the host path must be absolute (named volumes are not supported)")
         if not os.path.isabs(target):
             raise UsageError(f"invalid volume {spec!r}: the container path must be absolute")
         if not os.path.exists(host):
             raise UsageError(f"volume source {host} does not exist")
-        mounts.append(Mount("bind", os.path.normpath(target), os.path.realpath(host), len(parts) == 3 and parts[2] == "ro"))
+        mounts.append(Mount("bind", os.path.normpath(target), os.path.realpath(host),
+                            len(parts) == 3 and parts[2] == "ro"))
     for spec in options.tmpfs:
         target, _, opts = spec.partition(":")
         if not os.path.isabs(target):
@@ -163,7 +167,8 @@ def command(options: RunOptions, config: dict) -> list[str]:
         cmd = list(options.command) or list(config.get("Cmd") or [])
     args = entry + cmd
     if not args:
-        raise UsageError("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
+        raise UsageError("no command specified: the image has no Cmd or Entrypoint;"
+                         " give one after the image name")
     return args
 
 

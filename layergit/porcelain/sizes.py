@@ -37,16 +37,19 @@ def remember(repo, kind: str, key: bytes, value: int) -> None:
 
 def _file_bytes(repo, nodes) -> int:
     store = repo.store
-    return sum(store.object_size(n.oid) for n in nodes if n is not None and n.meta.kind == "f" and n.meta.link is None)
+    return sum(store.object_size(n.oid) for n in nodes
+               if n is not None and n.meta.kind == "f" and n.meta.link is None)
 
 
 def tree_size(repo, rootfs: bytes) -> int:
-    return _cached(repo, "tree", rootfs, lambda: _file_bytes(repo, (node for _, node in walk(repo.store, rootfs))))
+    return _cached(repo, "tree", rootfs,
+                   lambda: _file_bytes(repo, (node for _, node in walk(repo.store, rootfs))))
 
 
 def layer_size(repo, commit_id: bytes, rootfs: bytes, parent_rootfs: bytes | None) -> int:
     def compute() -> int:
         changes = diff_trees(repo.store, parent_rootfs, rootfs)
-        return _file_bytes(repo, (c.new for c in changes if c.status in "AMT" and (c.status != "M" or "content" in c.aspects)))
+        grown = (c.new for c in changes if c.status in "AMT" and (c.status != "M" or "content" in c.aspects))
+        return _file_bytes(repo, grown)
 
     return _cached(repo, "layer", commit_id, compute)
