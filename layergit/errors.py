@@ -43,3 +43,10 @@ class Conflict(LgError):
 
 class CorruptStore(LgError):
     """The store holds something that does not parse; fsck explains more."""
+
+
+class TooDeep(LgError):
+    """A tree nests directories deeper than git reads (``core.maxTreeDepth``).
+
+    An image like that could be stored, but plain git could not read, fsck or push
+    it, so it is refused before anything refers to it."""

@@ -13,6 +13,10 @@ Paths are lists of real (decoded) names. Symlinks in the *parent* part of a path
 are resolved inside the snapshot (absolute targets from its root, ``..`` stopping at
 its root, at most 40 hops), like a container runtime resolving a path in a chroot;
 the final component is never followed.
+
+Nothing here recurses: loading and writing keep their own stacks, and the chain of
+directories last resolved is remembered, so the entries of a tar, which come parent
+first, cost what their own name costs however deep they are.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..errors import LgError
 from . import meta as M
 from . import treenames
 from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
-from .snapshot import read_dir
+from .snapshot import MAX_DEPTH, read_dir, too_deep
 
 MAX_SYMLINK_HOPS = 40
 DEFAULT_DIR = M.EntryMeta("d", 0o755, 0, 0, 0)
@@ -52,6 +56,8 @@ class MutableTree:
     def __init__(self, store, root: Dir):
         self.store = store
         self.root = root
+        # The directories last reached by plain names, no symlinks: (names, the Dir of each).
+        self._chain: tuple[list[bytes], list[Dir]] = ([], [])
 
     @classmethod
     def empty(cls, store, meta: M.EntryMeta = DEFAULT_DIR) -> MutableTree:
@@ -62,22 +68,22 @@ class MutableTree:
         """Read a whole snapshot into memory (None: an empty one)."""
         if tree is None:
             return cls.empty(store)
-        own, _ = read_dir(store, tree)
+        own, nodes = read_dir(store, tree)
         root = Dir(own or DEFAULT_DIR)
-        inodes: dict[bytes, Inode] = {}
-        cls._load_dir(store, tree, root, b"", inodes)
-        return cls(store, root)
-
-    @staticmethod
-    def _load_dir(store, tree: bytes, into: Dir, stored_path: bytes, inodes: dict) -> None:
-        _, nodes = read_dir(store, tree)
-        for node in nodes:
+        inodes: dict[bytes, Inode] = {}  # hardlink leaders by stored path
+        stack = [(root, b"", iter(nodes))]
+        while stack:
+            into, stored_path, pending = stack[-1]
+            node = next(pending, None)
+            if node is None:
+                stack.pop()
+                continue
             path = stored_path + b"/" + node.stored
             m = node.meta
             if m.kind == "d":
                 sub = Dir(m)
                 into.children[node.name] = sub
-                MutableTree._load_dir(store, node.tree, sub, path, inodes)
+                stack.append((sub, path, iter(read_dir(store, node.tree)[1])))
                 continue
             if m.link is not None and m.link in inodes:
                 into.children[node.name] = inodes[m.link]
@@ -87,6 +93,7 @@ class MutableTree:
             )
             inodes[path] = inode
             into.children[node.name] = inode
+        return cls(store, root)
 
     # -- lookups -----------------------------------------------------------------
 
@@ -101,14 +108,16 @@ class MutableTree:
         With ``create``, missing directories are made (0755, root-owned), as tar
         extraction does for an entry whose parents are not in the archive.
         """
-        stack: list[Dir] = [self.root]
-        pending = list(parts)
+        names, dirs = self._chain
+        known = len(names) if parts[: len(names)] == names else _common(parts, names)
+        stack: list[Dir] = [self.root] + dirs[:known]
+        pending = parts[known:][::-1]  # a stack: the next name is last
+        plain = True  # no symlink, ".", ".." or "" on the way: the chain may remember it
         while pending:
-            name = pending.pop(0)
-            if name in (b"", b"."):
-                continue
-            if name == b"..":
-                if len(stack) > 1:
+            name = pending.pop()
+            if name in (b"", b".", b".."):
+                plain = False
+                if name == b".." and len(stack) > 1:
                     stack.pop()
                 continue
             current = stack[-1]
@@ -129,10 +138,13 @@ class MutableTree:
             if hops > MAX_SYMLINK_HOPS:
                 where = b"/".join(parts).decode(errors="replace")
                 raise PathError(f"/{where}: too many levels of symbolic links")
+            plain = False
             target = self._target(child)
             if target.startswith(b"/"):
                 stack = [self.root]
-            pending = target.split(b"/") + pending
+            pending.extend(target.split(b"/")[::-1])
+        if plain:
+            self._chain = (list(parts), stack[1:])
         return stack[-1]
 
     def get(self, parts: list[bytes]) -> Dir | Inode | None:
@@ -157,6 +169,8 @@ class MutableTree:
         if isinstance(entry, Dir) and isinstance(existing, Dir):
             existing.meta = entry.meta
             return
+        if existing is not None:
+            self._forget()
         parent.children[parts[-1]] = entry
 
     def remove(self, parts: list[bytes]) -> bool:
@@ -166,6 +180,7 @@ class MutableTree:
         parent = self.resolve_dir(parts[:-1], create=False)
         if parent is None or parts[-1] not in parent.children:
             return False
+        self._forget()
         del parent.children[parts[-1]]
         return True
 
@@ -173,44 +188,90 @@ class MutableTree:
         """Empty the directory at ``parts`` (an opaque directory in a layer)."""
         target = self.get(parts) if parts else self.root
         if isinstance(target, Dir):
+            self._forget()
             target.children.clear()
+
+    def _forget(self) -> None:
+        """An entry is replaced or removed: the directories remembered may be gone."""
+        self._chain = ([], [])
 
     # -- writing -----------------------------------------------------------------
 
     def write(self, writer) -> bytes:
-        """Write every new tree and metadata blob; returns the root tree id."""
-        return _WriteState(writer).directory(self.root, b"", self.root.meta)
+        """Write every new tree and metadata blob; returns the root tree id.
 
-
-class _WriteState:
-    def __init__(self, writer):
-        self.w = writer
-        self.leaders: dict[int, bytes] = {}
-
-    def directory(self, d: Dir, stored_path: bytes, own: M.EntryMeta | None) -> bytes:
-        metas: dict[bytes, M.EntryMeta] = {b".": own} if own else {}
-        entries = []
-        for name in sorted(d.children):
-            child = d.children[name]
-            stored = treenames.encode(name)
-            path = stored_path + b"/" + stored
-            if isinstance(child, Dir):
-                entries.append((stored, MODE_TREE, self.directory(child, path, None)))
-                metas[stored] = child.meta
+        A directory deeper than git reads (snapshot.MAX_DEPTH) is refused on the way
+        down, before any of its trees is written.
+        """
+        leaders: dict[int, bytes] = {}
+        stack = [_Frame(self.root, b"", b"", self.root.meta)]
+        while True:
+            frame = stack[-1]
+            sub = frame.fill(leaders)
+            if sub is not None:
+                if len(stack) > MAX_DEPTH:
+                    raise too_deep([f.name for f in stack[1:]] + [sub.name])
+                stack.append(sub)
                 continue
+            tree = frame.finish(writer)
+            stack.pop()
+            if not stack:
+                return tree
+            stack[-1].entries.append((frame.stored, MODE_TREE, tree))
+
+
+def _common(a: list[bytes], b: list[bytes]) -> int:
+    """How many leading names ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class _Frame:
+    """One directory being written: its entries so far, and where its listing is."""
+
+    def __init__(self, d: Dir, name: bytes, stored_path: bytes, own: M.EntryMeta | None):
+        self.dir = d
+        self.name = name
+        self.stored = treenames.encode(name) if name else b""
+        self.path = stored_path
+        self.metas: dict[bytes, M.EntryMeta] = {b".": own} if own else {}
+        self.entries: list[tuple[bytes, int, bytes]] = []
+        self.names = iter(sorted(d.children))
+
+    def fill(self, leaders: dict[int, bytes]) -> _Frame | None:
+        """Add entries up to the next subdirectory, which is returned to be written first.
+
+        Hardlink leaders are assigned in the order capture walks (byte order, depth
+        first): the first name of an inode leads, the others name it in ``link=``.
+        """
+        for name in self.names:
+            child = self.dir.children[name]
+            stored = treenames.encode(name)
+            path = self.path + b"/" + stored
+            if isinstance(child, Dir):
+                self.metas[stored] = child.meta
+                return _Frame(child, name, path, None)
             m = child.meta
-            leader = self.leaders.get(id(child))
+            leader = leaders.get(id(child))
             if leader is None:
-                self.leaders[id(child)] = path
+                leaders[id(child)] = path
             else:
                 m = M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, leader, m.xattrs)
-            metas[stored] = m
+            self.metas[stored] = m
             if m.kind in M.META_ONLY:
                 continue
             assert child.oid is not None  # every f and l has its blob
             if m.kind == "f":
-                entries.append((stored, MODE_EXEC if m.mode & 0o100 else MODE_BLOB, child.oid))
+                self.entries.append((stored, MODE_EXEC if m.mode & 0o100 else MODE_BLOB, child.oid))
             elif m.kind == "l":
-                entries.append((stored, MODE_LINK, child.oid))
-        entries.append((treenames.META_NAME_B, MODE_BLOB, self.w.put(OBJ_BLOB, M.encode_blob(metas))))
-        return self.w.put(OBJ_TREE, tree_bytes(entries))
+                self.entries.append((stored, MODE_LINK, child.oid))
+        return None
+
+    def finish(self, writer) -> bytes:
+        meta = writer.put(OBJ_BLOB, M.encode_blob(self.metas))
+        self.entries.append((treenames.META_NAME_B, MODE_BLOB, meta))
+        return writer.put(OBJ_TREE, tree_bytes(self.entries))

@@ -11,12 +11,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import CorruptStore
+from ..errors import CorruptStore, TooDeep
 from . import meta as M
 from . import treenames
 from .rawobj import MODE_LINK, MODE_TREE
 
 _KIND_FOR_MODE = {MODE_TREE: "d", MODE_LINK: "l", 0o100644: "f", 0o100755: "f"}
+
+# git (2.44+) stops at trees nested deeper than core.maxTreeDepth, counting the tree it
+# starts from (a commit's) as depth 0 and each subtree one more. An image's rootfs is
+# depth 1, so a directory N levels below / is depth N + 1: N may be at most 2047.
+GIT_MAX_TREE_DEPTH = 2048
+MAX_DEPTH = GIT_MAX_TREE_DEPTH - 1
+
+
+def shown(names: list[bytes]) -> str:
+    """A path for a message: "/" and its names, a deep one cut to its ends."""
+    if len(names) > 6:
+        names = names[:3] + [b"\xe2\x80\xa6"] + names[-2:]
+    return "/" + b"/".join(names).decode(errors="replace")
+
+
+def too_deep(names: list[bytes], what: str = "") -> TooDeep:
+    """The refusal of a directory at ``names`` (below /, more than MAX_DEPTH of them)."""
+    return TooDeep(
+        f"{what}{shown(names)} is {len(names)} directories deep; git reads at most {MAX_DEPTH} "
+        f"below an image's / (core.maxTreeDepth {GIT_MAX_TREE_DEPTH}), so it is refused"
+    )
 
 
 @dataclass(frozen=True)
@@ -72,11 +93,17 @@ def walk(store, tree: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]
     """Every entry below ``tree`` as (path, node), depth-first in byte order.
 
     Paths start with "/" and use real names. This is the order capture assigned
-    hardlink leaders in, so a leader always comes before the links to it.
+    hardlink leaders in, so a leader always comes before the links to it. The walk
+    keeps its own stack: trees may be nested far deeper than Python recurses.
     """
-    _, nodes = read_dir(store, tree)
-    for node in nodes:
-        path = prefix + b"/" + node.name
+    stack = [(prefix, iter(read_dir(store, tree)[1]))]
+    while stack:
+        parent, nodes = stack[-1]
+        node = next(nodes, None)
+        if node is None:
+            stack.pop()
+            continue
+        path = parent + b"/" + node.name
         yield path, node
         if node.meta.kind == "d":
-            yield from walk(store, node.tree, path)
+            stack.append((path, iter(read_dir(store, node.tree)[1])))

@@ -51,6 +51,7 @@ def _all(store, node: Node, path: bytes, status: str) -> Iterator[Change]:
 
 
 def _pair(store, path: bytes, a: Node, b: Node, include_mtime: bool) -> Iterator[Change]:
+    """The changes of an entry both sides have, except those below a directory on both."""
     if a.meta.kind != b.meta.kind:
         yield Change("T", path, a, b)
         if a.meta.kind == "d":
@@ -60,35 +61,49 @@ def _pair(store, path: bytes, a: Node, b: Node, include_mtime: bool) -> Iterator
             for sub_path, sub in walk(store, b.tree, path):
                 yield Change("A", sub_path, None, sub)
         return
-    if a.meta.kind == "d":
-        aspects = meta_aspects(a.meta, b.meta, include_mtime)
-        if aspects:
-            yield Change("M", path, a, b, tuple(aspects))
-        if a.oid != b.oid:
-            yield from diff_trees(store, a.oid, b.oid, include_mtime, path)
-        return
-    aspects = (["content"] if a.oid != b.oid else []) + meta_aspects(a.meta, b.meta, include_mtime)
+    aspects = meta_aspects(a.meta, b.meta, include_mtime)
+    if a.meta.kind != "d" and a.oid != b.oid:
+        aspects.insert(0, "content")
     if aspects:
         yield Change("M", path, a, b, tuple(aspects))
+
+
+def _pairs(
+    store, a: bytes | None, b: bytes | None, prefix: bytes
+) -> Iterator[tuple[bytes, Node | None, Node | None]]:
+    """(path, old, new) for every name in either directory, in byte order."""
+    a_nodes = {n.name: n for n in read_dir(store, a)[1]} if a else {}
+    b_nodes = {n.name: n for n in read_dir(store, b)[1]} if b else {}
+    for name in sorted(set(a_nodes) | set(b_nodes)):
+        yield prefix + b"/" + name, a_nodes.get(name), b_nodes.get(name)
 
 
 def diff_trees(
     store, a: bytes | None, b: bytes | None, include_mtime: bool = False, prefix: bytes = b""
 ) -> Iterator[Change]:
-    """Changes from snapshot tree ``a`` to ``b`` (None: empty), in path order."""
+    """Changes from snapshot tree ``a`` to ``b`` (None: empty), in path order.
+
+    Directories that differ are compared from a stack of our own, not by recursion:
+    a tree may nest directories far deeper than Python's recursion limit.
+    """
     if a == b:
         return
-    a_nodes = {n.name: n for n in read_dir(store, a)[1]} if a else {}
-    b_nodes = {n.name: n for n in read_dir(store, b)[1]} if b else {}
-    for name in sorted(set(a_nodes) | set(b_nodes)):
-        path = prefix + b"/" + name
-        old, new = a_nodes.get(name), b_nodes.get(name)
-        if new is not None and old is None:
+    stack = [_pairs(store, a, b, prefix)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        path, old, new = item
+        if old is None:
+            assert new is not None  # each name comes from one side at least
             yield from _all(store, new, path, "A")
-        elif old is not None and new is None:
+        elif new is None:
             yield from _all(store, old, path, "D")
-        elif old is not None and new is not None:
+        else:
             yield from _pair(store, path, old, new, include_mtime)
+            if old.meta.kind == new.meta.kind == "d" and old.oid != new.oid:
+                stack.append(_pairs(store, old.oid, new.oid, path))
 
 
 def root_meta_changes(store, a: bytes, b: bytes, include_mtime: bool) -> list[str]:
