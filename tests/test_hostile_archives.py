@@ -1007,3 +1007,34 @@ def test_history_authors(guard):
     authors = _git(guard.store, "log", "--format=%an|%ae|%cn|%ce", "refs/heads/hostile/authors/1").splitlines()[::-1]
     assert authors == ["unknown||unknown|", "Alice|alice@example.org|Alice|alice@example.org", "bob|x   evil@example.org|bob|x   evil@example.org"], authors
     assert "imported layer" not in guard.lg.out("log", "hostile/authors:1")
+
+
+# -- xattrs Linux cannot hold (issue 12) -------------------------------------------------------
+
+BAD_XATTRS = {
+    "nul": ({"user.a\x00b": b"v"}, "contains NUL"),
+    "empty-name": ({"": b"v"}, "an xattr without a name"),
+    "no-namespace": ({"foo": b"v"}, "is not NAMESPACE.NAME"),
+    "empty-after-namespace": ({"user.": b"v"}, "is not NAMESPACE.NAME"),
+    "long-name": ({"user." + "a" * 300: b"v"}, "longer than 255 bytes"),
+    "big-value": ({"user.big": b"x" * 70_000}, "larger than 65536 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_XATTRS))
+def test_xattr_records_linux_cannot_hold(guard, case):
+    """PAX SCHILY.xattr records whose name or value setxattr would refuse are refused at import,
+    one line naming the entry (checkout failed on them with "internal error: ValueError" or a
+    bare "Numerical result out of range: 8")."""
+    xattrs, message = BAD_XATTRS[case]
+    err = guard.must_fail(guard.docker("xattr", [A.directory("etc"), A.file("etc/f", b"hi\n", xattrs=xattrs)]))
+    assert "etc/f" in err and message in err, err
+
+
+def test_xattr_records_at_the_limits_are_kept(guard):
+    """The longest name Linux takes imports and reads back exactly, so does a binary value (one
+    that fits in an ext4 inode's xattr block: the 64 KiB limit is tested in tests/unit/test_meta.py)."""
+    xattrs = {"user." + "n" * 250: b"v", "user.bin": bytes(range(256)) * 8}
+    co = guard.must_succeed(guard.docker("xattrok", [A.file("f", b"hi\n", xattrs=xattrs)]), tag="hostile/xattrok:1")
+    for key, value in xattrs.items():
+        assert os.getxattr(os.path.join(co, "f"), key) == value

@@ -51,6 +51,8 @@ _PAIR = re.compile(r"(0|[1-9][0-9]*):(0|[1-9][0-9]*)")  # UID:GID, MAJOR:MINOR
 _MTIME = re.compile(r"(0|-?[1-9][0-9]*)\.([0-9]{9})")
 _ID_LIMIT = (1 << 32) - 1  # uid_t; (uid_t)-1 means "leave unchanged" to chown, so not an owner
 _SECONDS_LIMIT = 1 << 63  # time_t
+_XATTR_NAME_MAX = 255  # bytes, as Linux's XATTR_NAME_MAX
+_XATTR_SIZE_MAX = 65536  # bytes, as Linux's XATTR_SIZE_MAX
 
 
 class InvalidMetadata(LgError, ValueError):
@@ -91,12 +93,27 @@ class EntryMeta:
                 raise InvalidMetadata(f"device number {self.rdev[0]}:{self.rdev[1]} is out of range")
         if self.link is not None and (self.kind == "d" or not self.link.startswith(b"/")):
             raise InvalidMetadata(f"hardlink leader {self.link!r} on a {self.kind}")
-        if any(not key for key, _ in self.xattrs):
-            raise InvalidMetadata("an xattr without a name")
+        for key, value in self.xattrs:
+            _check_xattr(key, value)
 
     @property
     def st_mode(self) -> int:
         return CHAR_TYPES[self.kind] | self.mode
+
+
+def _check_xattr(key: str, value: bytes) -> None:
+    """An xattr Linux can hold: setxattr refuses the rest, and checkout must not meet it."""
+    if not key:
+        raise InvalidMetadata("an xattr without a name")
+    namespace, dot, rest = key.partition(".")
+    if "\0" in key:
+        raise InvalidMetadata(f"xattr name {key!r} contains NUL")
+    if not (namespace and dot and rest):
+        raise InvalidMetadata(f"xattr name {key!r} is not NAMESPACE.NAME (user.x, trusted.x, ...)")
+    if len(key.encode("utf-8", "surrogateescape")) > _XATTR_NAME_MAX:
+        raise InvalidMetadata(f"xattr name {key[:32]!r}... is longer than {_XATTR_NAME_MAX} bytes")
+    if len(value) > _XATTR_SIZE_MAX:
+        raise InvalidMetadata(f"xattr {key!r} has a value larger than {_XATTR_SIZE_MAX} bytes")
 
 
 def format_mtime(ns: int) -> str:

@@ -93,8 +93,8 @@ def test_link_paths_escape_all_but_the_safe_characters(link, written):
 
 
 def test_fields_come_in_the_documented_order():
-    m = M.EntryMeta("c", 0o4755, 1, 2, 0, rdev=(4, 5), link=b"/l", xattrs=(("a b", b"1"), ("trusted.x", b"2")))
-    assert M.format_line(b"n", m) == b'n\tc 4755 1:2 0.000000000 link=/l rdev=4:5 xattr.a%20b="1" xattr.trusted.x="2"\n'
+    m = M.EntryMeta("c", 0o4755, 1, 2, 0, rdev=(4, 5), link=b"/l", xattrs=(("a.b c", b"1"), ("trusted.x", b"2")))
+    assert M.format_line(b"n", m) == b'n\tc 4755 1:2 0.000000000 link=/l rdev=4:5 xattr.a.b%20c="1" xattr.trusted.x="2"\n'
 
 
 def test_entries_are_written_sorted_by_stored_name():
@@ -113,7 +113,9 @@ def test_entries_without_a_line_read_as_root_owned_defaults(git_mode, kind, mode
 # -- round trips ---------------------------------------------------------------------------------------
 
 _names = st.one_of(st.just(b"."), st.binary(min_size=1, max_size=12).map(treenames.encode))
-_xattr_keys = st.binary(min_size=1, max_size=12).map(lambda b: b.decode("utf-8", "surrogateescape"))
+_xattr_keys = st.builds(
+    lambda ns, rest: ns + rest.replace(b"\0", b"_").decode("utf-8", "surrogateescape"),
+    st.sampled_from(["user.", "trusted.", "security.", "x."]), st.binary(min_size=1, max_size=12))
 
 
 @st.composite
@@ -259,6 +261,15 @@ def test_malformed_blobs_are_refused(blob):
         "x\tf 0644 0:0 0.000000000 xattr.user.a=0sAB==",  # stray bits in the last base64 digit
         "x\tf 0644 0:0 0.000000000 xattr.user.a=0saGk=",  # printable text goes in quotes
         "x\tf 0644 0:0 0.000000000 xattr.user.a=0sYQ",  # padding missing
+        'x\tf 0644 0:0 0.000000000 xattr.user.a%00b="1"',  # names Linux cannot hold (issue 12)
+        'x\tf 0644 0:0 0.000000000 xattr.%00="1"',
+        'x\tf 0644 0:0 0.000000000 xattr.user.="1"',
+        'x\tf 0644 0:0 0.000000000 xattr.nonamespace="1"',
+        'x\tf 0644 0:0 0.000000000 xattr.user.' + "a" * 251 + '="1"',
+        "x\tf 0644 0:0 0.000000000 xattr.user.big=0s" + "A" * 87384,  # 65,538 bytes
+        'x\tf 0644 0:0 0.000000000 xattr.user.a',
+        'x\tf 0644 0:0 0.000000000 xattr.user.a=',
+        'x\tf 0644 0:0 0.000000000 xattr.user.a=""=""',
         "x\tf 0644 0:0 0.000000000 owner=0:0",  # unknown field
         "x\tf 0644 0:0 0.000000000\tmore",
         ".\tf 0644 0:0 0.000000000",  # a directory describing itself as a file
@@ -269,6 +280,16 @@ def test_hostile_lines_are_refused(text):
     with pytest.raises(CorruptStore) as info:
         M.decode_blob(line(text))
     assert "\n" not in str(info.value)
+
+
+def test_xattr_limits_are_linux_limits():
+    """The longest name and the largest value Linux takes are kept; one byte more is refused."""
+    name, value = "user." + "a" * 250, b"\x00" * 65536
+    m = M.EntryMeta("f", 0o644, 0, 0, 0, xattrs=((name, value),))
+    assert M.decode_blob(M.encode_blob({b"x": m})) == {b"x": m}
+    for bad in ((name + "a", b""), ("user.a", value + b"\x00")):
+        with pytest.raises(M.InvalidMetadata):
+            M.EntryMeta("f", 0o644, 0, 0, 0, xattrs=(bad,))
 
 
 def test_non_utf8_fields_are_refused():
