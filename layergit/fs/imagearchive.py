@@ -70,15 +70,17 @@ class TarSource:
     """Regular files inside a (seekable, uncompressed) tar; symlinks resolved inside it."""
 
     def __init__(self, path: str):
+        # tarfile lets ValueError and IndexError out of headers that lie (a GNU sparse map
+        # that is not numbers, a cut-off extended header): corrupt archives like the rest.
         try:
             self._tar = tarfile.open(path, "r:")
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, ValueError, IndexError) as exc:
             raise ArchiveError(f"not a tar archive: {exc}") from None
         self._members: dict[bytes, tarfile.TarInfo] = {}
         try:
             for m in self._tar:
                 self._members[b"/".join(split_path(m.name, "archive member"))] = m
-        except tarfile.TarError as exc:
+        except (tarfile.TarError, ValueError, IndexError) as exc:
             raise ArchiveError(f"archive is truncated or corrupt: {exc}") from None
 
     def _member(self, name: str) -> tarfile.TarInfo:

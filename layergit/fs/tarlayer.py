@@ -31,6 +31,7 @@ _KINDS = {
     tarfile.REGTYPE: "f",
     tarfile.AREGTYPE: "f",
     tarfile.CONTTYPE: "f",
+    tarfile.GNUTYPE_SPARSE: "f",  # old GNU sparse; tarfile reads the holes as zeros (see _check_sparse)
     tarfile.DIRTYPE: "d",
     tarfile.SYMTYPE: "l",
     tarfile.LNKTYPE: "h",
@@ -206,14 +207,49 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool) -> list[TarEntry]:
     """Parse one tar stream into entries, writing file contents as blobs as we go."""
     entries = []
     try:
-        with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tar:
-            for member in tar:
+        with _parsing(tarfile.open, fileobj=stream, mode="r|", errorlevel=2) as tar:
+            members = iter(tar)
+            while (member := _parsing(next, members, None)) is not None:
                 limits.count(entries=1)
+                _check_sparse(tar, member, limits)
                 entries.append(_entry(tar, member, writer, whiteouts))
             _check_end(stream, tar.offset)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"not a readable tar archive: {exc}") from None
     return entries
+
+
+def _parsing(parse, *args, **kwargs):
+    """``parse(...)``, one of tarfile's steps that read a header. tarfile lets ValueError
+    and IndexError out of its parsing of GNU sparse maps and PAX numbers (a map that is
+    not numbers, an extended sparse header cut off): archives that lie, like the rest."""
+    try:
+        return parse(*args, **kwargs)
+    except (ValueError, IndexError) as exc:
+        raise ArchiveError(f"corrupt tar header: {exc}") from None
+
+
+def _check_sparse(tar: tarfile.TarFile, member, limits: Limits) -> None:  # typeshed: TarInfo.sparse is an int
+    """A GNU sparse member (old GNU type S, PAX 0.0, 0.1 and 1.0, as ``tar --sparse``
+    writes them; common in images: lastlog, faillog) whose map tarfile can follow.
+
+    tarfile turns the map into data runs and holes and trusts it: runs out of order or
+    past the file's size, or more data than the archive holds for the member, would
+    read other members' bytes as content. The holes are counted against the limits
+    before anything is read, so a 1 TB hole in a 10 KB archive is a bomb like any other.
+    """
+    if member.sparse is None:
+        return
+    end = stored = 0
+    for offset, size in member.sparse:
+        if size == 0:
+            continue  # old GNU headers pad their four slots with (0, 0)
+        if offset < end or size < 0 or offset + size > member.size:
+            raise ArchiveError(f"entry {member.name!r} has a sparse map out of order or past its size")
+        end, stored = offset + size, stored + size
+    if member.offset_data + stored > tar.offset:
+        raise ArchiveError(f"entry {member.name!r}: its sparse map claims more data than the archive holds")
+    limits.count(nbytes=member.size - stored)
 
 
 def _check_end(stream: Digesting, offset: int) -> None:
