@@ -22,6 +22,7 @@ from layergit.build import events as ev
 from layergit.build.builder import build
 from layergit.build.options import NETWORKS, BuildOptions
 from layergit.errors import UsageError
+from layergit.text import printable
 
 from .output import repo_from
 
@@ -40,12 +41,12 @@ class Plain:
 
     def __call__(self, event) -> None:
         if isinstance(event, ev.BuildWarning):
-            _emit(f"WARNING: {event.text}")
+            _emit(f"WARNING: {printable(event.text)}")
             return
         n = event.step.number
         if isinstance(event, ev.StepStarted):
             self.started[n] = time.monotonic()
-            _emit(f"\n#{n} {event.step.label} {event.step.text}")
+            _emit(f"\n#{n} {event.step.label} {printable(event.step.text)}")
         elif isinstance(event, ev.StepOutput):
             _emit(f"#{n} {time.monotonic() - self.started[n]:.3f} {event.line.decode('utf-8', 'replace')}")
         elif isinstance(event, ev.StepCached):
@@ -53,7 +54,7 @@ class Plain:
         elif isinstance(event, ev.StepDone):
             _emit(f"#{n} DONE {event.seconds:.1f}s")
         elif isinstance(event, ev.StepFailed):
-            _emit(f"#{n} ERROR: {event.error}")
+            _emit(f"#{n} ERROR: {printable(str(event.error))}")
 
     def close(self) -> None:
         pass
@@ -84,7 +85,7 @@ class Folded:
     def __init__(self):
         from rich.console import Console
 
-        self.console = Console(highlight=False)
+        self.console = Console(highlight=False, emoji=False)
         self.live = None
         self.lines: deque = deque(maxlen=_KEPT_LINES)
         self.step = None
@@ -93,20 +94,21 @@ class Folded:
     def _render(self):
         from rich.text import Text
 
-        text = Text(f"=> {self.step.label} {self.step.text}  {time.monotonic() - self.started:.1f}s",
-                    style="bold")
+        elapsed = time.monotonic() - self.started
+        text = Text(f"=> {self.step.label} {printable(self.step.text)}  {elapsed:.1f}s", style="bold")
         for line in list(self.lines)[-_FOLDED_LINES:]:
             text.append("\n   " + line, style="dim")
         return text
 
     def _finish(self, status: str, style: str) -> None:
         self.close()
-        self.console.print(f"=> {self.step.label} {self.step.text}", style=style, end="", markup=False)
+        line = f"=> {self.step.label} {printable(self.step.text)}"
+        self.console.print(line, style=style, end="", markup=False)
         self.console.print(f"  {status}", style=style, markup=False)
 
     def __call__(self, event) -> None:
         if isinstance(event, ev.BuildWarning):
-            self.console.print(f"WARNING: {event.text}", style="yellow", markup=False)
+            self.console.print(f"WARNING: {printable(event.text)}", style="yellow", markup=False)
             return
         if isinstance(event, ev.StepStarted):
             from rich.live import Live
@@ -117,7 +119,7 @@ class Folded:
             self.live.start()
             return
         elif isinstance(event, ev.StepOutput):
-            self.lines.append(event.line.decode("utf-8", "replace"))
+            self.lines.append(printable(event.line))  # shown live: the terminal must obey none of it
         elif isinstance(event, ev.StepCached):
             self._finish("CACHED", "blue")
             return
@@ -128,7 +130,7 @@ class Folded:
             self._finish("ERROR", "red")
             for line in self.lines:
                 self.console.print("   " + line, markup=False)
-            self.console.print(f"   {event.error}", style="red", markup=False)
+            self.console.print(f"   {printable(str(event.error))}", style="red", markup=False)
             return
         self.live.update(self._render(), refresh=True)
 

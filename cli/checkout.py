@@ -6,6 +6,7 @@ import click
 
 from layergit.fs.checkout import CheckoutPolicy, RootOwner, Specials
 from layergit.porcelain import checkout
+from layergit.text import printable
 
 from .output import repo_from
 
@@ -49,7 +50,7 @@ def checkout_cmd(ctx, rev, dest, hardlink, mode, no_special, root_owner):
     policy = CheckoutPolicy(mode, Specials.DROP if no_special else Specials.KEEP, RootOwner(root_owner))
     result = checkout.checkout(repo_from(ctx), rev, dest, hardlink=hardlink, policy=policy)
     for warning in result.warnings:
-        click.echo(f"lg: warning: {warning}", err=True)
+        click.echo(f"lg: warning: {printable(warning)}", err=True)
     if result.devices_left_out or result.privileges_cleared:
         devices = _count(result.devices_left_out, "device node")
         files = _count(result.privileges_cleared, "file")

@@ -8,6 +8,7 @@ import click
 
 from layergit.errors import UsageError
 from layergit.porcelain import diff as porcelain_diff
+from layergit.text import printable, quoted
 
 from .output import console, human_size, print_json, repo_from, short
 
@@ -22,7 +23,14 @@ def _split_paths(ctx, args: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 
 def _path(p: bytes) -> str:
+    """A path for JSON, which carries text: bytes that are not UTF-8 as ``\\xNN``."""
     return p.decode("utf-8", "backslashreplace")
+
+
+def _lines(text: str) -> list[str]:
+    """A file's lines as git diffs them: split at newlines only (a carriage return is content)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 def _describe(change) -> str:
@@ -80,7 +88,7 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
         print_json(_json(result))
     elif name_status:
         for c in result.changes:
-            click.echo(f"{c.status}\t{_path(c.path)}")
+            click.echo(f"{c.status}\t{quoted(c.path)}")
     elif stat_:
         _print_stat(repo, result)
     else:
@@ -112,23 +120,25 @@ def _print_stat(repo, result) -> None:
         counts[c.status] += 1
         added += _size(repo, c.new)
         removed += _size(repo, c.old)
-        click.echo(f" {c.status} {_path(c.path)}")
+        click.echo(f" {c.status} {quoted(c.path)}")
     click.echo(f" {len(result.changes)} paths changed: {counts['A']} added, {counts['M']} modified,"
                f" {counts['D']} deleted, {counts['T']} type changed;"
                f" +{human_size(added)} -{human_size(removed)}")
     if result.config_changes:
-        click.echo(f" config: {', '.join(result.config_changes)} changed")
+        click.echo(f" config: {printable(', '.join(result.config_changes))} changed")
 
 
 def _print_report(repo, result) -> None:
+    """Paths quoted, config values as Python literals; the content of a changed file is
+    printed as it is when piped (as git does), escaped on a terminal, which obeys it."""
     out = console()
     out.print(f"diff {short(result.old)} {short(result.new)}", markup=False, style="bold")
     for key, (old, new) in result.config_changes.items():
-        out.print(f"config {key}: {old!r} -> {new!r}", markup=False, style="cyan")
+        out.print(printable(f"config {key}: {old!r} -> {new!r}"), style="cyan")
     for c in result.changes:
         style = {"A": "green", "D": "red", "M": "yellow", "T": "magenta"}[c.status]
         detail = f" ({_describe(c)})" if c.aspects else ""
-        out.print(f"{c.status} {_path(c.path)}{detail}", markup=False, style=style)
+        out.print(f"{c.status} {quoted(c.path)}{detail}", style=style)
         if c.status == "M" and "content" in c.aspects and c.old.meta.kind == "f":
             before = porcelain_diff.blob_text(repo, c.old.oid)
             after = porcelain_diff.blob_text(repo, c.new.oid)
@@ -136,8 +146,11 @@ def _print_report(repo, result) -> None:
                 sizes = f"{human_size(_size(repo, c.old))} -> {human_size(_size(repo, c.new))}"
                 out.print(f"    binary content differs ({sizes})", markup=False)
                 continue
-            for line in difflib.unified_diff(before.splitlines(), after.splitlines(), "a" + _path(c.path),
-                                             "b" + _path(c.path), lineterm=""):
+            for line in difflib.unified_diff(_lines(before), _lines(after), quoted(b"a" + c.path),
+                                             quoted(b"b" + c.path), lineterm=""):
+                if not out.is_terminal:
+                    click.echo("    " + line, color=True)  # (else click strips what looks like a colour)
+                    continue
                 colour = ("green" if line.startswith("+") else "red" if line.startswith("-")
                           else "cyan" if line.startswith("@@") else None)
-                out.print("    " + line, markup=False, style=colour)
+                out.print("    " + printable(line), style=colour)

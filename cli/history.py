@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from layergit.porcelain import history
+from layergit.text import printable
 
-from .output import console, human_size, print_json, repo_from, short, table
+from .output import console, human_size, message_lines, print_json, repo_from, short, table
 
 
 @click.command("log")
@@ -24,19 +25,19 @@ def log_cmd(ctx, rev, max_count, as_json, oneline):
     if oneline:
         table(["IMAGE", "CREATED", "SIZE", "CREATED BY"],
               [[short(e.id), e.date.strftime("%Y-%m-%d %H:%M"), human_size(e.size),
-                e.message.splitlines()[0] if e.message else ""] for e in entries])
+                e.message.split("\n", 1)[0]] for e in entries])
         return
     out = console()
     for i, e in enumerate(entries):
         if i:
             out.print()
         out.print(f"[yellow]commit {e.id}[/yellow]", markup=True)
-        out.print(f"Author: {e.author}", markup=False)
+        out.print(f"Author: {printable(e.author)}")
         out.print(f"Date:   {e.date.strftime('%a %b %d %H:%M:%S %Y %z')}", markup=False)
         out.print(f"Size:   {human_size(e.size)}", markup=False)
         out.print()
-        for line in e.message.splitlines() or [""]:
-            out.print("    " + line, markup=False)
+        for line in message_lines(e.message):
+            out.print("    " + line)
 
 
 @click.command("show")
@@ -55,15 +56,15 @@ def show_cmd(ctx, rev, as_json):
     out.print(f"[yellow]commit {info.id}[/yellow]", markup=True)
     for label, value in (
         ("Parents", " ".join(short(p) for p in info.parents) or "(none)"),
-        ("Author", info.author),
+        ("Author", printable(info.author)),
         ("Date", info.author_date.strftime("%a %b %d %H:%M:%S %Y %z")),
         ("Rootfs", info.rootfs),
         ("Size", human_size(info.size)),
     ):
         out.print(f"{label + ':':9}{value}", markup=False)
     out.print()
-    for line in info.message.splitlines():
-        out.print("    " + line, markup=False)
+    for line in message_lines(info.message):
+        out.print("    " + line)
     out.print()
     out.print("config.json:", markup=False)
     out.print(json.dumps(info.config, indent=2, sort_keys=True), markup=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from layergit.porcelain import images
+from layergit.text import printable
 
 from .output import human_size, listing, print_json, progress, repo_from, short
 
@@ -72,7 +73,7 @@ def tag_cmd(ctx, source, target):
 def rmi_cmd(ctx, targets):
     """Remove image names. The commits stay until `lg gc` finds them unreachable."""
     for name, oid in images.rmi(repo_from(ctx), list(targets)):
-        click.echo(f"Untagged: {name} ({short(oid)})")
+        click.echo(f"Untagged: {printable(name)} ({short(oid)})")
 
 
 @click.command("images")

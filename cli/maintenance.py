@@ -7,6 +7,7 @@ import sys
 import click
 
 from layergit.porcelain import maintenance
+from layergit.text import printable
 
 from .output import human_size, print_json, repo_from
 
@@ -21,9 +22,9 @@ def fsck_cmd(ctx, as_json):
         print_json({"ok": report.ok, **report.__dict__})
     else:
         for line in report.problems:
-            click.echo(f"error: {line}")
+            click.echo(f"error: {printable(line)}")
         for line in report.notes:
-            click.echo(f"note: {line}")
+            click.echo(f"note: {printable(line)}")
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         click.echo(f"checked {report.commits} commits, {report.trees} directories: {verdict}")
     if not report.ok:

@@ -11,6 +11,7 @@ from datetime import datetime
 import click
 
 from layergit.porcelain.repo import Repo, open_repo
+from layergit.text import printable
 
 
 def repo_from(ctx: click.Context) -> Repo:
@@ -27,14 +28,28 @@ def _default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+# JSON may escape any character; json.dumps without ensure_ascii leaves DEL, C1 controls
+# and lone surrogates raw. Escaped, the output parses to the very same strings, and a
+# terminal it reaches obeys none of them (they can only occur inside JSON strings).
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000))}
+
+
 def print_json(value) -> None:
-    click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False))
+    click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False).translate(_JSON_ESCAPES))
 
 
 def console():
+    """A rich console that interprets nothing in what it prints (no markup, no :emoji:
+    codes): names and messages are the image's. Callers pass markup=True for their own."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def message_lines(text: str) -> list[str]:
+    """A message (a commit's, a command line) as printable lines: split at newlines
+    only, as git does, so that a carriage return or form feed shows as an escape."""
+    return [printable(line) for line in text.rstrip("\n").split("\n")]
 
 
 def human_size(n: int) -> str:
@@ -50,7 +65,10 @@ def short(hex_id: str | None) -> str:
 
 
 def table(columns: list[str], rows: list[list[str]]) -> None:
-    """A plain aligned table when piped, a rich one on a terminal."""
+    """A plain aligned table when piped, a rich one on a terminal. Cells are escaped
+    (:func:`printable`) and never read as rich markup: they hold names, tags and
+    commands an image chose."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     if not sys.stdout.isatty():
         widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
         for row in [columns] + rows:
@@ -58,12 +76,13 @@ def table(columns: list[str], rows: list[list[str]]) -> None:
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*map(Text, r))
     console().print(t)
 
 

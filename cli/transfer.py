@@ -9,6 +9,7 @@ import click
 
 from layergit.fs.tarlayer import check_limits_flags
 from layergit.porcelain import exporter, importer
+from layergit.text import printable
 
 from .output import human_size, print_json, repo_from, short
 
@@ -53,7 +54,8 @@ def import_cmd(ctx, source, tag, fmt, message, max_bytes, max_entries, as_json):
         print_json(results)
         return
     for r in results:
-        click.echo(f"{r.id}  {' '.join(r.tags) or '(untagged)'}  {r.commits} commits, {r.layers} layers")
+        tags = printable(" ".join(r.tags)) or "(untagged)"
+        click.echo(f"{r.id}  {tags}  {r.commits} commits, {r.layers} layers")
 
 
 @click.command("export")
