@@ -4,6 +4,9 @@ One place decides exit codes (as pip does), so every command fails the same way:
 one line on stderr, a meaningful status, the traceback only with --debug.
 """
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 
 
@@ -43,6 +46,25 @@ class Conflict(LgError):
 
 class CorruptStore(LgError):
     """The store holds something that does not parse; fsck explains more."""
+
+
+class DiskFull(LgError):
+    """A write failed for lack of space or quota: the user frees some and tries again."""
+
+
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+@contextmanager
+def disk_full_names(path: str) -> Iterator[None]:
+    """Turn ENOSPC and EDQUOT raised inside into :class:`DiskFull` naming ``path``, what
+    was being written: a write to an fd says neither where nor what filled up."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        raise DiskFull(f"{_FULL[exc.errno]} while writing {path}; free some space and try again") from None
 
 
 class TooDeep(LgError):

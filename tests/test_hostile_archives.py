@@ -1125,3 +1125,55 @@ def test_sparse_maps_that_lie(guard, case):
     entry, message = HOSTILE_SPARSE[case]
     err = guard.must_fail(guard.rootfs(f"sparse-{case}", [entry]), "-t", "sparse/bad:1")
     assert message in err, err
+
+
+# -- a full disk (issue 12) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_root(tmp_path):
+    """An lg root on a 20 MiB tmpfs of its own, holding one small image; unmounted afterwards."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        lg = Lg(str(mnt / "root"))
+        lg("import", A.docker_archive(A.three_layers(), repo_tags=["base:1"]).write_tar(tmp_path / "base.tar"))
+        yield lg
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _root_files(root: str) -> list[str]:
+    return [p for p in _files_below(root) if not p.startswith("run")]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("how", ["layer", "gzip-rootfs", "stdin"])
+def test_full_disk_during_import(small_root, tmp_path, how):
+    """ENOSPC while writing the pack (a 30 MB incompressible layer), the decompressed spool of a
+    gzip rootfs or the spool of stdin: one line that says the disk is full and names what was being
+    written, and nothing half-written stays (no temporary pack or spool, refs and files as before)."""
+    lg, data = small_root, os.urandom(30 << 20)
+    before = (_root_files(lg.root), _git(os.path.join(lg.root, "store.git"), "for-each-ref"))
+    layer = A.layer_tar([A.file("big", data)])
+    if how == "layer":
+        path, args, where = A.docker_archive([layer], repo_tags=["big:1"]).write_tar(tmp_path / "big.tar"), [], "store.git"
+    else:
+        path = tmp_path / "big.tar.gz"
+        path.write_bytes(gzip.compress(layer, compresslevel=1))
+        args, where = ["-t", "big:1"], os.path.join("tmp", "import-")
+    if how == "stdin":
+        with open(tmp_path / "big.tar", "wb") as f:
+            f.write(layer)
+        with open(tmp_path / "big.tar", "rb") as f:
+            proc = lg("import", "-", *args, check=False, stdin=f)
+        assert proc.returncode != 0
+        err = proc.stderr.decode()
+        assert len(err.strip().splitlines()) == 1, err
+    else:
+        err = lg.fails("import", str(path), *args)
+    assert "no space left on device while writing" in err and os.path.join(lg.root, where) in err, err
+    assert "internal error" not in err and "not a readable tar" not in err, err
+    assert (_root_files(lg.root), _git(os.path.join(lg.root, "store.git"), "for-each-ref")) == before
+    lg("fsck")

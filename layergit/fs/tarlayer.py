@@ -11,6 +11,7 @@ on the host. Limits on uncompressed bytes and entry count stop decompression bom
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import lzma
@@ -215,6 +216,8 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool) -> list[TarEntry]:
                 entries.append(_entry(tar, member, writer, whiteouts))
             _check_end(stream, tar.offset)
     except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the store's disk is full, not the archive broken: the caller names it
         raise ArchiveError(f"not a readable tar archive: {exc}") from None
     return entries
 

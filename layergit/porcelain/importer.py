@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import LgError, UsageError
+from ..errors import LgError, UsageError, disk_full_names
 from ..fs.imagearchive import DirSource, TarSource, detect, read_images
 from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
 from ..store import names
@@ -107,7 +107,7 @@ def _open_source(repo: Repo, source: str, limits: Limits, cleanup: list):
         os.makedirs(repo.root.tmp, exist_ok=True)
         spool = tempfile.NamedTemporaryFile(dir=repo.root.tmp, prefix="import-", delete=False)
         cleanup.append(spool.name)
-        with spool:
+        with disk_full_names(spool.name), spool:
             shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
         source = spool.name
     if os.path.isdir(source):
@@ -120,7 +120,7 @@ def _open_source(repo: Repo, source: str, limits: Limits, cleanup: list):
         os.makedirs(repo.root.tmp, exist_ok=True)
         plain = tempfile.NamedTemporaryFile(dir=repo.root.tmp, prefix="import-", delete=False)
         cleanup.append(plain.name)
-        with open(source, "rb") as raw, plain:
+        with disk_full_names(plain.name), open(source, "rb") as raw, plain:
             stream = decompressed(raw, limits)
             shutil.copyfileobj(stream, plain, 1 << 20)
         limits.bytes = 0  # counted again when the tar is parsed
@@ -212,7 +212,8 @@ def import_archive(
     limits = limits or Limits()
     cleanup: list[str] = []
     try:
-        with store_lock(repo):
+        # Spools name themselves; what fills up later is the store (packs, refs).
+        with store_lock(repo), disk_full_names(repo.root.store):
             return _import(repo, source, target, fmt, message, limits, progress, cleanup)
     finally:
         for path in cleanup:

@@ -69,11 +69,16 @@ class PackWriter:
         return oid
 
     def abort(self) -> None:
-        self._file.close()
+        """Remove the pack and index being written, as far as :meth:`finish` got."""
         try:
-            os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
+            self._file.close()
+        except OSError:
+            pass  # flushing what is buffered fails on a full disk too; the file goes anyway
+        for path in (self._tmp, self._tmp + ".idx"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def finish(self, fsync: bool = True) -> str | None:
         """Seal the pack and install it with its index; returns the pack's path."""

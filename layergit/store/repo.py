@@ -234,10 +234,10 @@ class Store:
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
         try:
             yield ObjectWriter(self, pack)
+            pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
         except BaseException:
             pack.abort()
             raise
-        pack.finish()
 
     # -- refs --------------------------------------------------------------------
 
