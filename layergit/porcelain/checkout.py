@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptStore, LgError, NotFound
-from .repo import Image, Repo, store_lock
+from .repo import Image, Repo, damaged, store_lock
 
 if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
     from ..fs.checkout import CheckoutPolicy
@@ -28,15 +28,19 @@ def _verified_store(repo: Repo, img: Image, name: str):
     try:
         yield repo.store.verifying()
     except (CorruptStore, NotFound) as exc:  # an object of an image that exists: the store is damaged
-        raise CorruptStore(f"image {name} ({img.id.hex()[:12]}) is damaged: {exc} (see lg fsck)") from None
+        raise damaged(name, img.id, exc) from None
 
 
 def cached_rootfs(repo: Repo, img: Image, name: str) -> str:
     """The cached rootfs directory of ``img`` (``name``, as the user gave it), what a
-    container mounts: materialised first, under the store lock, if it is not there."""
+    container mounts, materialised first if it is not there: lg run's way in."""
     lower = os.path.join(repo.root.cache_dir("rootfs"), img.rootfs.hex())
     if os.path.isdir(lower):  # the common case is a commit already materialised: no work at all
         return lower
+    return _materialised(repo, img, name)
+
+
+def _materialised(repo: Repo, img: Image, name: str) -> str:
     with store_lock(repo), _verified_store(repo, img, name) as store:
         return cache(repo).materialise(store, img.rootfs)
 
@@ -95,4 +99,4 @@ def _way_in(dest: str, policy: CheckoutPolicy) -> str:
 
 def materialise(repo: Repo, rev: str) -> str:
     """The read-only cached rootfs directory of ``rev`` (what a container mounts)."""
-    return cached_rootfs(repo, repo.image_at(rev), rev)
+    return _materialised(repo, repo.image_at(rev), rev)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..errors import UsageError
+from ..errors import CorruptStore, NotFound, UsageError
 from ..flock import locked
 from ..root import Root
 
@@ -49,7 +49,17 @@ class Repo:
         return Image(commit_id, info, config, rootfs)
 
     def image_at(self, rev: str) -> Image:
-        return self.image(self.resolve(rev))
+        commit = self.resolve(rev)
+        try:
+            return self.image(commit)
+        except (NotFound, CorruptStore) as exc:  # the commit is there: the store is damaged
+            raise damaged(rev, commit, exc) from None
+
+
+def damaged(name: str, commit: bytes, exc: Exception) -> CorruptStore:
+    """The error for an image whose objects do not read: named as the user named it, the
+    one thing they can act on, with the object the store reported."""
+    return CorruptStore(f"image {name} ({commit.hex()[:12]}) is damaged: {exc} (see lg fsck)")
 
 
 def open_repo(root: str | None = None) -> Repo:

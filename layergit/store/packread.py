@@ -47,6 +47,8 @@ class _Pack:
             self.pack = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.idx[:8] != b"\xfftOc\x00\x00\x00\x02":
             raise ValueError("unsupported pack index version")
+        if len(self.pack) < 32 or self.pack[-20:] != self.idx[-40:-20]:
+            raise ValueError("the pack is not the one its index was made for")  # truncated, or replaced
         self.fanout = struct.unpack_from(">256I", self.idx, 8)
         self.count = self.fanout[255]
         self.sha_at = 8 + 1024
@@ -73,6 +75,8 @@ class _Pack:
         (off,) = struct.unpack_from(">I", self.idx, self.off_at + 4 * i)
         if off & 0x80000000:
             (off,) = struct.unpack_from(">Q", self.idx, self.large_at + 8 * (off & 0x7FFFFFFF))
+        if not 12 <= off < len(self.pack) - 20:
+            raise ValueError("the pack index points outside its pack")
         return off
 
     def end_of(self, offset: int) -> int:
@@ -146,8 +150,12 @@ class PackReader:
         return where[0].read(where[1]) if where else None
 
     def header(self, oid: bytes) -> tuple[int, int] | None:
-        """(type, size) of a whole object in a pack, or None (absent, or a delta)."""
-        where = self._locate(oid)
+        """(type, size) of a whole object in a pack, or None (absent, a delta, or an index
+        that points outside its pack: libgit2 then says what is wrong)."""
+        try:
+            where = self._locate(oid)
+        except ValueError:
+            return None
         if where is None:
             return None
         obj_type, size, _ = where[0].header(where[1])
