@@ -151,7 +151,7 @@ def create_network(root: str, name: str, subnet: str | None = None, gateway: str
             if name == DEFAULT:
                 return nets.get(name)
             raise Conflict(f"network {name} already exists")
-        network = nets.plan(name, link.host_routes(), subnet, gateway)
+        network = nets.plan(name, link.host_routes() + link.host_subnets(), subnet, gateway)
         link.ensure_bridge(network)  # its route now reserves the subnet for every root on the host
         nets.add(network)
     return network

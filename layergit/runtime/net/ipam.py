@@ -30,6 +30,31 @@ from . import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
 HOST_LOCK = "/run/lock/layergit-networks.lock"
 # Where subnets come from when the user names none (private, rarely used by LANs).
 _POOLS = [ipaddress.ip_network(n) for n in ("10.89.0.0/16", "10.90.0.0/16", "172.29.0.0/16")]
+# What IPv4 itself or the kernel gives a meaning: a bridge there would shadow the host's
+# loopback, answer for link-local services (cloud metadata at 169.254.169.254) or hold
+# addresses no host may have.
+RESERVED = {
+    ipaddress.ip_network("0.0.0.0/8"): "this-network addresses",
+    ipaddress.ip_network("127.0.0.0/8"): "loopback",
+    ipaddress.ip_network("169.254.0.0/16"): "link-local",
+    ipaddress.ip_network("224.0.0.0/4"): "multicast",
+    ipaddress.ip_network("240.0.0.0/4"): "reserved addresses and broadcast",
+}
+
+
+def check_subnet(subnet: str) -> ipaddress.IPv4Network:
+    """``--subnet`` as a network a bridge may hold: IPv4, /30 or larger, clear of RESERVED
+    (whose overlap with the host's subnets and other networks plan() checks)."""
+    try:
+        net = ipaddress.ip_network(subnet)
+    except ValueError as exc:
+        raise UsageError(f"invalid --subnet {subnet!r}: {exc}") from None
+    if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen > 30:
+        raise UsageError("--subnet must be an IPv4 network of /30 or larger")
+    for reserved, what in RESERVED.items():
+        if net.overlaps(reserved):
+            raise UsageError(f"--subnet {net} overlaps {reserved}: {what}, not for a container network")
+    return net
 
 
 @dataclass
@@ -98,23 +123,24 @@ class Networks:
     def plan(self, name: str, routes: list[ipaddress.IPv4Network], subnet: str | None = None, gateway: str | None = None,
              labels: dict | None = None) -> Network:
         """A new network, not recorded yet: the given subnet and gateway checked, or the first
-        free private /24 and its first address. ``name`` passed check_name; ``routes`` are the
-        host's (link.host_routes). Call under host_lock() and lock(), and ``add`` it under the
-        same locks once its bridge exists, so that no other root picks the same subnet meanwhile."""
-        taken = routes + [ipaddress.ip_network(self.get(n).subnet) for n in self.names()]
+        free private /24 and its first address. ``name`` passed check_name; ``routes`` are what
+        the host uses (link.host_routes, link.host_subnets). Call under host_lock() and lock(),
+        and ``add`` it under the same locks once its bridge exists, so that no other root picks
+        the same subnet meanwhile."""
+        networks = {n: ipaddress.ip_network(self.get(n).subnet) for n in self.names()}
+        taken = routes + list(networks.values())
         if subnet:
-            try:
-                net = ipaddress.ip_network(subnet)
-            except ValueError as exc:
-                raise UsageError(f"invalid --subnet {subnet!r}: {exc}") from None
-            if net.version != 4 or net.prefixlen > 30:
-                raise UsageError("--subnet must be an IPv4 network of /30 or larger")
-            clash = next((t for t in taken if net.overlaps(t)), None)
+            net = check_subnet(subnet)
+            clash = next((f"{s} of network {n}" for n, s in networks.items() if net.overlaps(s)), None)
+            clash = clash or next((f"{t}, in use on this host" for t in routes if net.overlaps(t)), None)
             if clash is not None:
-                raise Conflict(f"subnet {net} overlaps {clash}, already in use on this host")
+                raise Conflict(f"subnet {net} overlaps {clash}")
         else:
             net = ipaddress.ip_network(self._free_subnet(taken))
-        gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
+        try:
+            gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
+        except ValueError as exc:
+            raise UsageError(f"invalid --gateway: {exc}") from None
         if gw not in net or gw in (net.network_address, net.broadcast_address):
             raise UsageError(f"gateway {gw} is not a usable address of {net}")
         nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()

@@ -134,6 +134,18 @@ def host_routes() -> list[ipaddress.IPv4Network]:
     return out
 
 
+def host_subnets() -> list[ipaddress.IPv4Network]:
+    """The subnets of the host's own IPv4 addresses, on every interface: routes miss some
+    (an address whose subnet is routed elsewhere, a /32, 127/8 which lives in the local
+    table), and a network on one of them would shadow the host's own address."""
+    import ipaddress
+
+    with _iproute() as ipr:
+        addresses = [(a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                     for a in ipr.get_addr(family=sc.AF_INET)]
+    return [ipaddress.ip_network(f"{address}/{prefix}", strict=False) for address, prefix in addresses]
+
+
 def bridge_exists(name: str) -> bool:
     with open("/proc/net/dev") as f:
         return any(line.split(":")[0].strip() == name for line in f)
