@@ -40,7 +40,8 @@ def _streams(tty: bool, interactive: bool):
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     stdin = os.dup(0) if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    return Stdio(stdin, out_w, err_w), [stdin, out_w, err_w], {out_r: "stdout", err_r: "stderr"}, {out_r: 1, err_r: 2}, None
+    reads = {out_r: "stdout", err_r: "stderr"}
+    return Stdio(stdin, out_w, err_w), [stdin, out_w, err_w], reads, {out_r: 1, err_r: 2}, None
 
 
 def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: str) -> int:
@@ -63,8 +64,10 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     pid = 0
     try:
         with cdir.lock():
-            pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns, die_with_parent=True)
-            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
+            pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns,
+                        die_with_parent=True)
+            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(),
+                                  monitor_pid=os.getpid()))
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or failed: a child forked before that must not run on.
         _kill_child(pid)
@@ -137,45 +140,21 @@ def _terminal(pty, reads: dict, echo: dict) -> int | None:
     return master
 
 
-def _relay(pid: int, master: int | None, reads: dict, echo: dict, interactive: bool, log: LogWriter | None) -> int:
+def _relay(pid: int, master: int | None, reads: dict[int, str], echo: dict[int, int], interactive: bool,
+           log: LogWriter | None) -> int:
     """Copy output (and tty input) until ``pid`` exits; returns its wait status."""
     sel = selectors.DefaultSelector()
     pidfd = os.pidfd_open(pid)
-    sel.register(pidfd, selectors.EVENT_READ, "exit")
-    for fd, stream in reads.items():
-        sel.register(fd, selectors.EVENT_READ, stream)
-    raw_terminal = master is not None and interactive and os.isatty(0)
+    tty_input = master if interactive else None
+    _watch(sel, pidfd, reads, tty_input is not None)
+    raw_terminal = tty_input is not None and os.isatty(0)
     saved = termios.tcgetattr(0) if raw_terminal else None
-    if master is not None and interactive:
-        sel.register(0, selectors.EVENT_READ, "stdin")
-    previous = {}
-    for sig in FORWARDED:
-        if sig == signal.SIGWINCH:
-            handler = (lambda *_: _copy_winsize(0, master)) if master is not None else signal.SIG_DFL
-        else:
-            handler = lambda s, _f: forward(pid, s)  # noqa: E731
-        previous[sig] = signal.signal(sig, handler)
+    previous = _forward_signals(pid, master)
     try:
         if raw_terminal:
             tty.setraw(0)
-        status = None
-        while status is None:
-            for key, _ in sel.select():
-                if key.data == "exit":
-                    _, status = os.waitpid(pid, 0)
-                elif key.data == "stdin":
-                    data = os.read(0, 4096)
-                    if not data:
-                        sel.unregister(0)
-                    else:
-                        os.write(master, data)
-                else:
-                    pump(sel, key, log, echo)
-        for fd in list(reads):
-            if fd in sel.get_map():
-                os.set_blocking(fd, False)
-                while pump(sel, sel.get_key(fd), log, echo):
-                    pass
+        status = _copy_until_exit(sel, pid, tty_input, log, echo)
+        _drain(sel, reads, log, echo)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -187,3 +166,57 @@ def _relay(pid: int, master: int | None, reads: dict, echo: dict, interactive: b
             log.close()
         sys.stdout.flush()
     return status
+
+
+def _watch(sel: selectors.BaseSelector, pidfd: int, reads: dict[int, str], stdin: bool) -> None:
+    """Register what the relay waits on: the child's exit, its output, and our stdin for a tty."""
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    for fd, stream in reads.items():
+        sel.register(fd, selectors.EVENT_READ, stream)
+    if stdin:
+        sel.register(0, selectors.EVENT_READ, "stdin")
+
+
+def _forward_signals(pid: int, master: int | None) -> dict:
+    """Pass the signals lg gets on to ``pid`` (a resized terminal resizes its pty); the handlers replaced."""
+    previous = {}
+    for sig in FORWARDED:
+        if sig == signal.SIGWINCH:
+            handler = (lambda *_: _copy_winsize(0, master)) if master is not None else signal.SIG_DFL
+        else:
+            handler = lambda s, _f: forward(pid, s)  # noqa: E731
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _copy_until_exit(sel: selectors.BaseSelector, pid: int, tty_input: int | None, log: LogWriter | None,
+                     echo: dict[int, int]) -> int:
+    """Pump output, and our stdin into the pty master ``tty_input``, until ``pid`` exits; its wait status.
+
+    The pidfd says when: every event of the batch that saw the exit is still served.
+    """
+    status = None
+    while status is None:
+        for key, _ in sel.select():
+            if key.data == "exit":
+                _, status = os.waitpid(pid, 0)
+            elif key.data == "stdin":
+                data = os.read(0, 4096)
+                if not data:
+                    sel.unregister(0)
+                elif tty_input is not None:
+                    os.write(tty_input, data)
+            else:
+                pump(sel, key, log, echo)
+    return status
+
+
+def _drain(sel: selectors.BaseSelector, reads: dict[int, str], log: LogWriter | None,
+           echo: dict[int, int]) -> None:
+    """Copy what the container wrote before it exited and is still in the pipes, without blocking:
+    its descendants may hold the pipes open."""
+    for fd in list(reads):
+        if fd in sel.get_map():
+            os.set_blocking(fd, False)
+            while pump(sel, sel.get_key(fd), log, echo):
+                pass

@@ -49,7 +49,8 @@ def refused(reply: dict, default: str = "the container monitor refused") -> LgEr
     return error
 
 
-def request(root: str, message: dict, timeout: float = 60.0, start: bool = True, check: bool = True) -> dict | None:
+def request(root: str, message: dict, timeout: float = 60.0, start: bool = True,
+            check: bool = True) -> dict | None:
     """Send one request to the root's monitor, starting the monitor if needed (and allowed).
 
     A refusal raises (``refused``) unless ``check`` is false: then the caller, which

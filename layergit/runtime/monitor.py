@@ -126,7 +126,8 @@ class _Client:
         except OSError:  # ECONNRESET: nobody left to answer
             self.close()
             return
-        start, newline = len(self.inbuf), data.find(b"\n")  # only new bytes are searched: no quadratic rescans
+        # Only new bytes are searched: no quadratic rescans.
+        start, newline = len(self.inbuf), data.find(b"\n")
         self.inbuf += data
         if newline >= 0:
             self.reply(self.monitor.answer(bytes(self.inbuf[: start + newline])))
@@ -219,7 +220,8 @@ class Monitor:
                 os.close(fd)
             if pty is not None:
                 reads[receive_master(pty)] = "stdout"
-            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(), monitor_pid=os.getpid()))
+            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(),
+                                  monitor_pid=os.getpid()))
         log = LogWriter(cdir.file(LOG_NAME))
         pidfd = os.pidfd_open(pid)
         self.watched[pidfd] = (cdir, cgroup, log, pid)
@@ -321,7 +323,8 @@ class Monitor:
         self.listener = listener
         self.update_accepting()
         next_sweep = time.monotonic() + _TICK
-        while self.watched or self.net.publishing or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS:
+        while (self.watched or self.net.publishing
+               or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS):
             for key, mask in self.sel.select(timeout=_TICK):
                 if key.data == "accept":
                     self.accept()
@@ -329,7 +332,8 @@ class Monitor:
                     try:
                         self.reap(key.fd)
                     except Exception as exc:  # noqa: BLE001 - keep parenting the other containers
-                        print(f"monitor: reaping failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                        print(f"monitor: reaping failed: {type(exc).__name__}: {exc}",
+                              file=sys.stderr, flush=True)
                     self.last_activity = time.monotonic()
                 elif callable(key.data):  # a client connection or the port proxy
                     try:

@@ -115,8 +115,8 @@ def _container_pty(stdio: Stdio) -> int:
 
 
 def spawn(
-    spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: str | None = None, netns: str | None = None,
-    die_with_parent: bool = False,
+    spec: Spec, stdio: Stdio, cgroup: Cgroup, prepare=None, init_binary: str | None = None,
+    netns: str | None = None, die_with_parent: bool = False,
 ) -> int:
     """Fork the container's PID 1 into ``cgroup`` and return its pid once it has exec'd its command.
 
@@ -136,7 +136,8 @@ def spawn(
     )
 
 
-_JOINED = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET), ("mnt", sc.CLONE_NEWNS))
+_JOINED = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS),
+           ("net", sc.CLONE_NEWNET), ("mnt", sc.CLONE_NEWNS))
 
 
 def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup) -> int:
@@ -150,7 +151,8 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
     trampoline exits, so that we can wait for it. It does not die with us, as a
     docker exec'd process does not.
     """
-    fds = {name: os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name, _ in _JOINED + (("pid", 0),)}
+    fds = {name: os.open(f"/proc/{target_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+           for name, _ in _JOINED + (("pid", 0),)}
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
         return _launch(
@@ -282,7 +284,10 @@ def _read_report(fd: int) -> bytes:
     """What the child wrote on the report pipe until every writer closed it, at most REPORT_MAX bytes."""
     report = bytearray()
     try:
-        while len(report) < trampoline.REPORT_MAX and (chunk := os.read(fd, trampoline.REPORT_MAX - len(report))):
+        while len(report) < trampoline.REPORT_MAX:
+            chunk = os.read(fd, trampoline.REPORT_MAX - len(report))
+            if not chunk:
+                break
             report += chunk
     finally:
         os.close(fd)
@@ -334,7 +339,8 @@ def _classify(exc: BaseException, command: str) -> tuple[int, str]:
         err = exc.__cause__
         if isinstance(err, FileNotFoundError) and "/" not in command:
             return 127, f"{command}: executable file not found in $PATH"
-        message, code = _exec_failure(err if isinstance(err, OSError) else OSError(errno.EACCES, str(err)), command)
+        cause = err if isinstance(err, OSError) else OSError(errno.EACCES, str(err))
+        message, code = _exec_failure(cause, command)
         return code, message
     if isinstance(exc, LgError):
         return 125, str(exc)
@@ -361,8 +367,8 @@ def _loopback_up() -> None:
 
 
 def _child(
-    spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int, init_binary: str | None, netns: str | None,
-    die_with_parent: bool,
+    spec: Spec, stdio: Stdio, cgroup: Cgroup, handshake: _Handshake | None, err_w: int,
+    init_binary: str | None, netns: str | None, die_with_parent: bool,
 ) -> None:
     cgroup.join_self()  # first, so that what the namespaces below cost is charged to the container
     os.setsid()
@@ -389,7 +395,8 @@ def _child(
         slave = _container_pty(stdio)
         rootfs.console(slave)
         stdio = Stdio(slave, slave, slave)
-    _become(spec.process, spec.hostname, spec.process.args, stdio, seccomp, err_w, spec.process.tty, die_with_parent, init)
+    _become(spec.process, spec.hostname, spec.process.args, stdio, seccomp, err_w, spec.process.tty,
+            die_with_parent, init)
 
 
 def _init_memfd(init_binary: str | None) -> int:
@@ -409,7 +416,8 @@ def _init_memfd(init_binary: str | None) -> int:
 def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup: Cgroup, err_w: int) -> None:
     cgroup.join_self()
     os.setsid()
-    seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None  # a host file: before setns(mnt)
+    # A host file: read before setns(mnt).
+    seccomp = security.read_seccomp(process.seccomp) if process.seccomp else None
     for name, nstype in _JOINED:
         sc.setns(fds[name], nstype)  # joining the mount namespace also moves us to its root
     sc.setns(fds["pid"], sc.CLONE_NEWPID)  # for our children only: the trampoline's child is born there
@@ -423,8 +431,8 @@ def _exec_child(fds: dict, process: Process, hostname: str, stdio: Stdio, cgroup
 
 
 def _become(
-    process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool, die_with_parent: bool,
-    init: int | None, fork: bool = False,
+    process: Process, hostname: str, args: list[str], stdio: Stdio, seccomp, err_w: int, tty: bool,
+    die_with_parent: bool, init: int | None, fork: bool = False,
 ) -> None:
     """The common end of both paths: stdio, user, working dir, seccomp, capabilities, exec.
 
@@ -469,7 +477,10 @@ def _become(
     if process.no_new_privileges:
         security.no_new_privileges()
     try:
-        argv = [rootfs.INIT_PATH, "--", *args] if init is not None else [trampoline.ARGV0, _find_executable(args[0], env), *args]
+        if init is not None:
+            argv = [rootfs.INIT_PATH, "--", *args]
+        else:
+            argv = [trampoline.ARGV0, _find_executable(args[0], env), *args]
     except OSError as exc:
         raise _ExecError() from exc
     if not die_with_parent:

@@ -185,7 +185,8 @@ ID = re.compile(r"[0-9a-f]{64}")
 def check_name(name: str) -> None:
     """Refuse a container name outside Docker's grammar (one line)."""
     if not NAME.fullmatch(name):
-        raise UsageError(f"invalid container name {name[:80]!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters")
+        raise UsageError(f"invalid container name {name[:80]!r}:"
+                         " use [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128 characters")
 
 
 def check_ref(ref: str) -> None:
@@ -260,7 +261,8 @@ class Registry:
 
     def ids(self) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(self.dir) if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
+            return sorted(n for n in os.listdir(self.dir)
+                          if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
         except FileNotFoundError:
             return []
 
@@ -274,7 +276,8 @@ class Registry:
             except FileExistsError:
                 owner = self.by_name(name)
                 if owner and os.path.isdir(self.root.container(owner)):
-                    raise Conflict(f"the container name {name!r} is already in use by container {owner[:12]}") from None
+                    raise Conflict(f"the container name {name!r} is already in use"
+                                   f" by container {owner[:12]}") from None
                 self.release_name(name, owner or "")  # left behind by a container removed with --rm
         raise Conflict(f"the container name {name!r} is being taken by another container")
 
@@ -306,7 +309,8 @@ class Registry:
         check_ref(ref)
         cid = self.by_name(ref)
         if cid is None:
-            matches = [i for i in self.ids() if i.startswith(ref)] if len(ref) >= 1 and all(c in "0123456789abcdef" for c in ref) else []
+            hexadecimal = bool(ref) and all(c in "0123456789abcdef" for c in ref)
+            matches = [i for i in self.ids() if i.startswith(ref)] if hexadecimal else []
             if len(matches) > 1:
                 raise Conflict(f"container id prefix {ref} is ambiguous")
             cid = matches[0] if matches else None

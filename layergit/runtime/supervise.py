@@ -18,7 +18,8 @@ from .state import ContainerDir, State, now_iso
 
 LOG_NAME = "container.log"
 _CHUNK = 16384
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
 
 class LogWriter:
@@ -45,7 +46,8 @@ class LogWriter:
             return
         stamp = now_iso()
         out = b"".join(
-            json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""), "stream": stream, "time": stamp}).encode() + b"\n"
+            json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""),
+                        "stream": stream, "time": stamp}).encode() + b"\n"
             for line in lines
         )
         os.write(self._fd, out)

@@ -55,7 +55,8 @@ class NetworkMode(NamedTuple):
         if mode.kind is NetworkKind.CONTAINER and not mode.name:
             raise UsageError("--network container: needs the name or id of a running container")
         if mode.kind is NetworkKind.BRIDGE and not re.fullmatch(NETWORK_NAME, text):
-            raise UsageError(f"invalid --network {text!r}: use bridge, a network's name, none, host or container:NAME")
+            raise UsageError(f"invalid --network {text!r}:"
+                             " use bridge, a network's name, none, host or container:NAME")
         return mode
 
     @classmethod
@@ -99,7 +100,12 @@ HOST = NetworkMode(NetworkKind.HOST)
 
 
 # -p [IP:][HOST:]CTR[/tcp|/udp]; HOST and CTR may be ranges A-B.
-_PORT = r"(?:(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}):)?(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?(?P<ctr>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp))?"
+_PORT = (
+    r"(?:(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}):)?"  # IP:
+    r"(?:(?P<host>[0-9]+(?:-[0-9]+)?)?:)?"  # HOST: or an empty HOST (IP::CTR)
+    r"(?P<ctr>[0-9]+(?:-[0-9]+)?)"
+    r"(?:/(?P<proto>tcp|udp))?"
+)
 
 
 def _range(text: str) -> list[int]:
@@ -154,7 +160,8 @@ class PublishedPort(NamedTuple):
 
     def to_json(self) -> dict:
         """As the spec and HostConfig.PortBindings in container.json hold it."""
-        return {"host_ip": self.host_ip, "host_port": self.host_port, "container_port": self.container_port, "proto": self.proto}
+        return {"host_ip": self.host_ip, "host_port": self.host_port, "container_port": self.container_port,
+                "proto": self.proto}
 
     @classmethod
     def from_docker(cls, raw: dict) -> PublishedPort:

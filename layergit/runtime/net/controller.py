@@ -50,7 +50,8 @@ def refresh_hosts(root: str, network_name: str) -> None:
         members.append((holder["id"], ip, [holder["name"], hostname] + holder.get("aliases", []), cdir))
     for cid, ip, names, cdir in members:
         own = [(ip, names)]
-        peers = [(p_ip, p_names) for p_id, p_ip, p_names, _ in members if p_id != cid] if network.internal_dns else []
+        others = [(p_ip, p_names) for p_id, p_ip, p_names, _ in members if p_id != cid]
+        peers = others if network.internal_dns else []
         hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers))
 
 
@@ -110,8 +111,8 @@ class Controller:
             link.detach(cdir.id)
             release(self.root, cdir.id)
             raise
-        settings = {"Network": net.name, "IPAddress": ip, "IPPrefixLen": net.prefix, "Gateway": net.gateway, "MacAddress": mac,
-                    "Ports": [p.to_docker() for p in ports]}
+        settings = {"Network": net.name, "IPAddress": ip, "IPPrefixLen": net.prefix, "Gateway": net.gateway,
+                    "MacAddress": mac, "Ports": [p.to_docker() for p in ports]}
         cdir.write_json(SETTINGS, settings)
         refresh_hosts(self.root, net.name)
         return settings

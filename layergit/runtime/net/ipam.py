@@ -91,7 +91,8 @@ class Networks:
 
     def host_lock(self):
         """Held while a subnet is picked and its bridge made, by every root of the host."""
-        return locked(HOST_LOCK if os.access(os.path.dirname(HOST_LOCK), os.W_OK) else os.path.join(self.dir, "host.lock"))
+        shared = os.access(os.path.dirname(HOST_LOCK), os.W_OK)
+        return locked(HOST_LOCK if shared else os.path.join(self.dir, "host.lock"))
 
     def lock(self, name: str = ""):
         """One lock per network (and one for the set of networks, name "")."""
@@ -120,8 +121,8 @@ class Networks:
                     return str(candidate)
         raise Conflict("no free private subnet left for a new network; give one with --subnet")
 
-    def plan(self, name: str, routes: list[ipaddress.IPv4Network], subnet: str | None = None, gateway: str | None = None,
-             labels: dict | None = None) -> Network:
+    def plan(self, name: str, routes: list[ipaddress.IPv4Network], subnet: str | None = None,
+             gateway: str | None = None, labels: dict | None = None) -> Network:
         """A new network, not recorded yet: the given subnet and gateway checked, or the first
         free private /24 and its first address. ``name`` passed check_name; ``routes`` are what
         the host uses (link.host_routes, link.host_subnets). Call under host_lock() and lock(),
@@ -144,7 +145,8 @@ class Networks:
         if gw not in net or gw in (net.network_address, net.broadcast_address):
             raise UsageError(f"gateway {gw} is not a usable address of {net}")
         nid = hashlib.sha256(f"{self.root}\0{name}\0{now_iso()}\0{os.getpid()}".encode()).hexdigest()
-        return Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT, labels or {})
+        return Network(name, nid, str(net), str(gw), "lg-" + nid[:12], now_iso(), name != DEFAULT,
+                       labels or {})
 
     def add(self, network: Network) -> None:
         """Record a network that ``plan`` made (under the same locks)."""
