@@ -145,3 +145,56 @@ def test_env_file_is_read_bounded(rt, tmp_path):
                            "sh", "-c", "echo $A"], pass_fds=(r,), capture_output=True, env=rt.env(), timeout=60)
     os.close(r)
     assert proc.stdout == b"from a pipe\n", proc.stderr
+
+
+# -- ids and names out of range: one line, nothing left ---------------------------------------------
+
+
+OUT_OF_RANGE = ["99999999999", "-1", "4294967295", "1:99999999999", "1:4294967295", "0:-1", "9" * 5000]
+
+
+def test_user_ids_out_of_range_are_refused(rt):
+    """-u 99999999999 was an internal error (OverflowError) when the container started, and
+    -u 4294967295, which setresuid reads as "unchanged", ran the command as root. Every form is
+    refused in one line before a container exists, for lg run, create and exec."""
+    cid = rt.run_d("--name", "up", IMAGE, "sleep", "600")
+    rt.wait_running(cid)
+    for user in OUT_OF_RANGE:
+        for args in (["run", "--rm", "--network", "none", "-u", user, IMAGE, "id"],
+                     ["create", "-u", user, IMAGE, "id"], ["exec", "-u", user, cid, "id"]):
+            proc = rt(*args, check=False, timeout=60)
+            err = proc.stderr.decode()
+            assert proc.returncode == 125 and "ids are 0 to 4294967294" in err, (args[0], user, err)
+            assert len(err.strip().splitlines()) == 1 and len(err) < 200 and not proc.stdout, (args[0], user, err)
+    assert rt.container_ids() == [cid]
+    top = "4294967294:4294967294"  # the highest ids a kernel takes still run, as those ids
+    assert rt.out("exec", "-u", top, cid, "id", "-u", timeout=60) == "4294967294\n"
+
+
+def test_an_image_user_with_an_id_out_of_range_is_refused(rt, tmp_path):
+    """The image's /etc/passwd and /etc/group are hostile too: an id of 4294967295 for a user ran
+    it as root; a supplementary group out of range names no group."""
+    def ids(etc):
+        with open(etc / "passwd", "a") as f:
+            f.write("wrap:x:4294967295:100:wrapped:/:/bin/sh\nbig:x:99999999999:100::/:/bin/sh\n"
+                    "ok:x:1500:1500::/:/bin/sh\n")
+        with open(etc / "group", "a") as f:
+            f.write("wrapg:x:4294967295:ok\nokg:x:1500:\nextra:x:1600:ok\n")
+    image = _image(rt, tmp_path, "ids", ids)
+    for user, named in (("wrap", "'wrap' the id '4294967295'"), ("big", "'big' the id '99999999999'"),
+                        ("ok:wrapg", "'wrapg' the id '4294967295'")):
+        proc = rt("run", "--rm", "--network", "none", "-u", user, image, "id", check=False, timeout=60)
+        err = proc.stderr.decode()
+        assert proc.returncode == 125 and "the image's /etc/" in err and named in err, (user, err)
+    out = rt.out("run", "--rm", "--network", "none", "-u", "ok", image, "sh", "-c", "id -u; id -G", timeout=60)
+    assert out == "1500\n1500 1600\n"  # (wrapg, out of range, is left out of the groups)
+
+
+def test_a_300_character_name_is_one_line(rt):
+    for args, code in ((["create", "--name", "n" * 300, IMAGE, "true"], 125),
+                       (["run", "--rm", "--name", "n" * 300, IMAGE, "true"], 125),
+                       (["network", "create", "n" * 300], 2)):
+        proc = rt(*args, check=False, timeout=60)
+        err = proc.stderr.decode()
+        assert proc.returncode == code and len(err.strip().splitlines()) == 1 and len(err) < 300, (args[0], err)
+    assert not rt.container_ids()

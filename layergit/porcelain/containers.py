@@ -32,6 +32,7 @@ import signal
 
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
+from ..runtime import users
 from ..runtime.cgroups import Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.spec import Spec
@@ -478,6 +479,7 @@ def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, t
     process.args = list(command)
     process.stdin, process.tty = interactive, tty
     if user is not None:
+        users.check(user)
         process.user = user
     if workdir is not None:
         if not os.path.isabs(workdir):

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..runtime import users
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Mount, Process, Resources
@@ -194,6 +195,8 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
     if options.init and not init_binary():
         raise UsageError("--init needs tini (Debian package tini); bootstrap.sh installs it")
     nnp, seccomp = security(options)
+    if options.user is not None:
+        users.check(options.user)  # (the image's User is checked where it is resolved)
     process = Process(
         args=command(options, config),
         env=_env(options, list(config.get("Env") or [])),

@@ -28,6 +28,39 @@ class User:
 
 
 MAX_DATABASE = 4 << 20  # bytes: far beyond any real passwd or group file
+# Ids are 32 bits, and the last one is (uid_t)-1, which setresuid and setresgid read as
+# "leave unchanged": -u 4294967295 ran the command as root.
+MAX_ID = 0xFFFF_FFFE
+
+
+def parse_id(text: str) -> int | None:
+    """``text`` (one half of USER[:GROUP]) as a numeric id, or None when it is a name to look
+    up; a number no kernel takes (negative, or above MAX_ID) is refused, never wrapped."""
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    if text.startswith("-") or len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
+        raise UserError(f"invalid user or group id {text[:20]!r}: ids are 0 to {MAX_ID}")
+    return int(digits)
+
+
+def check(spec_user: str) -> None:
+    """Refuse a USER[:GROUP] whose numbers are out of range before any container exists
+    (names can only be looked up in the image, when the container starts)."""
+    user, _, group = spec_user.partition(":")
+    parse_id(user)
+    parse_id(group)
+
+
+def _image_id(text: str, path: str, name: str) -> int:
+    """An id from the image's ``path`` (hostile input) for ``name``: a number in range."""
+    try:
+        value = parse_id(text)
+    except UserError:
+        value = None
+    if value is None:
+        raise UserError(f"the image's {path} gives {name[:40]!r} the id {text[:20]!r}: ids are 0 to {MAX_ID}")
+    return value
 
 
 def _entries(path: str) -> list[list[str]]:
@@ -73,28 +106,43 @@ def _usable(path: str, needed: bool) -> list[list[str]]:
 
 def _named(rows: list[list[str]], key: str, fields: int) -> list[str] | None:
     """The first row of at least ``fields`` fields for ``key``: its name, or its id if ``key`` is numeric."""
-    by_id = key.isdigit()
+    by_id = key.isascii() and key.isdigit()
     return next((r for r in rows if len(r) >= fields and (r[0] == key or (by_id and r[2] == key))), None)
+
+
+def _member_gid(text: str) -> int | None:
+    """A supplementary group's id, or None for one no kernel takes: it names no group."""
+    try:
+        return parse_id(text)
+    except UserError:
+        return None
 
 
 def resolve(spec_user: str) -> User:
     user, _, group = (spec_user or "0").partition(":")
-    passwd = _usable("/etc/passwd", not user.isdigit())
-    groups = _usable("/etc/group", bool(group) and not group.isdigit())
+    uid_given, gid_given = parse_id(user), parse_id(group)
+    passwd = _usable("/etc/passwd", uid_given is None)
+    groups = _usable("/etc/group", bool(group) and gid_given is None)
     entry = _named(passwd, user, 6)
-    if entry is None and not user.isdigit():
+    if entry is not None:
+        uid, gid = _image_id(entry[2], "/etc/passwd", entry[0]), _image_id(entry[3], "/etc/passwd", entry[0])
+    elif uid_given is not None:
+        uid, gid = uid_given, 0
+    else:
         raise UserError(f"unable to find user {user}: no matching entries in the image's /etc/passwd")
-    uid = int(entry[2]) if entry else int(user)
-    gid = int(entry[3]) if entry else 0
     home = entry[5] if entry else "/"
     name = entry[0] if entry else None
     if group:
         g = _named(groups, group, 3)
-        if g is None and not group.isdigit():
+        if g is not None:
+            gid = _image_id(g[2], "/etc/group", g[0])
+        elif gid_given is not None:
+            gid = gid_given
+        else:
             raise UserError(f"unable to find group {group}: no matching entries in the image's /etc/group")
-        gid = int(g[2]) if g else int(group)
     member = {
-        int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()
+        n for g in groups if len(g) >= 4 and name and name in g[3].split(",")
+        if (n := _member_gid(g[2])) is not None
     }
     extra = sorted(member - {gid})
     return User(uid, gid, tuple(extra), home)

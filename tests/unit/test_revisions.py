@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from layergit.errors import NotFound, UsageError
 from layergit.store import revisions
@@ -28,6 +31,20 @@ from layergit.store import revisions
 )
 def test_suffixes_split_off_the_end(rev, base, suffixes):
     assert revisions._split_suffixes(rev) == (base, suffixes)
+
+
+def _split_by_regex(rev: str) -> tuple[str, list[str]]:
+    """The reading the one-pass _split_suffixes keeps: one anchored regex search per suffix."""
+    suffixes: list[str] = []
+    while (m := re.search(r"([~^][0-9]*)\Z", rev)) and m.start() > 0:
+        suffixes.append(m.group(1))
+        rev = rev[: m.start()]
+    return rev, suffixes[::-1]
+
+
+@given(st.text(alphabet="ab:~^09\u0661", max_size=24))
+def test_suffixes_split_as_a_regex_reads_them(rev):
+    assert revisions._split_suffixes(rev) == _split_by_regex(rev)
 
 
 def oid(n: int) -> bytes:
@@ -93,9 +110,15 @@ def test_resolve(rev, want):
         ("0909", NotFound, "no such image or revision"),
         ("App!", UsageError, "invalid revision"),
         ("app\n:1", UsageError, "invalid revision"),
+        ("app~" + "9" * 5000, UsageError, "has at most 9 digits"),  # int() refuses 4,300 digits and more
+        ("app^" + "9" * 10, UsageError, "has at most 9 digits"),
+        ("app~999999999", NotFound, "has no parent #1"),  # 9 digits: walked, to where history starts
+        ("app~" + "0" * 5000 + "1", UsageError, "invalid revision 'app~00000"),  # quoted short
+        ("app" + "~" * 100_000, NotFound, "has no parent #1"),
+        ("a" * 5000, UsageError, "invalid revision"),
     ],
 )
 def test_resolve_fails_in_one_line(rev, error, text):
     with pytest.raises(error) as info:
         revisions.resolve(FakeStore(), rev)
-    assert text in str(info.value) and "\n" not in str(info.value)
+    assert text in str(info.value) and "\n" not in str(info.value) and len(str(info.value)) < 200

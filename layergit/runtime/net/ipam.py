@@ -76,7 +76,8 @@ class Network:
 def check_name(name: str) -> None:
     """A name for a new network: not one of the modes that name no network."""
     if not re.fullmatch(NETWORK_NAME, name):
-        raise UsageError(f"invalid network name {name!r}")
+        raise UsageError(f"invalid network name {name[:80]!r}:"
+                         " use [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 characters")
     if not NetworkMode.from_json(name).bridged:
         raise UsageError(f"{name!r} is a network mode, not a network name")
 
