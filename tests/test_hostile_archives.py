@@ -1178,3 +1178,16 @@ def test_full_disk_during_import(small_root, tmp_path, how):
     assert "internal error" not in err and "not a readable tar" not in err, err
     assert (_root_files(lg.root), _git(os.path.join(lg.root, "store.git"), "for-each-ref")) == before
     lg("fsck")
+
+
+def test_history_texts_that_are_not_strings(guard):
+    """created_by and comment are strings in Docker's and OCI's schemas: anything else (a list,
+    a number, a map nested hundreds deep) is passed over for the next, never printed as a repr."""
+    hist = [A.history("x"), A.history("x"), A.history("x")]
+    hist[0]["created_by"] = ["RUN", "a"]
+    hist[0]["comment"] = "from the comment"
+    hist[1]["created_by"] = 7
+    hist[2]["created_by"] = json.loads("[" * 500 + "]" * 500)
+    guard.must_succeed(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/texts:1"]), "texts.tar"), tag="hostile/texts:1")
+    messages = _git(guard.store, "log", "--format=%s", "refs/heads/hostile/texts/1").splitlines()[::-1]
+    assert messages == ["from the comment", "imported layer", "imported layer"], messages

@@ -175,7 +175,8 @@ def _import_spec(repo: Repo, spec, writer, limits: Limits, progress) -> tuple[by
                 progress(done, len(spec.layers), limits.bytes)
         when = _parse_time(entry.get("created"))
         sig = _author(entry, when)
-        message = _clean(str(entry.get("created_by") or entry.get("comment") or "imported layer"))
+        texts = (entry.get("created_by"), entry.get("comment"))  # strings in Docker's and OCI's schema
+        message = _clean(next((t for t in texts if isinstance(t, str) and t), "imported layer"))
         parent = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], sig, sig,
                                message)
     if parent is None:  # an image with no layers and no history
