@@ -4,6 +4,7 @@ with thousands of digits or suffixes, a root that is not a usable directory.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -65,3 +66,12 @@ def test_a_read_only_root_is_one_line(lg, tmp_path):
         assert proc.returncode == 1 and f"cannot use {root} as a layergit root: Read-only" in err, err
         assert len(err.strip().splitlines()) == 1
     assert os.listdir(ro) == []
+
+
+def test_a_message_or_author_that_is_not_utf8_is_one_line(lg, img, tmp_path):
+    """A commit's text is UTF-8 for git: a byte that is not (here 0xFF in argv) was an encoding
+    traceback; now one line, and no commit."""
+    for args in (["-m", "bad \udcff\x1b[2J"], ["--author", "A\udcff <a@x>"]):
+        err = lg.fails("commit", tmp_path / "tree", "-t", "img", "--allow-empty", *args, code=2)
+        assert "is not valid UTF-8" in err and "\x1b" not in err, err
+    assert len(json.loads(lg.out("log", "img", "--json"))) == 1

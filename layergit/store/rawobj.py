@@ -74,7 +74,18 @@ class Signature:
     def to_bytes(self) -> bytes:
         sign = "-" if self.offset_minutes < 0 else "+"
         hours, minutes = divmod(abs(self.offset_minutes), 60)
-        return f"{self.name} <{self.email}> {self.time} {sign}{hours:02d}{minutes:02d}".encode("utf-8")
+        who = _utf8(f"{self.name} <{self.email}>", "the author")
+        return who + f" {self.time} {sign}{hours:02d}{minutes:02d}".encode()
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` for a commit, which git reads as UTF-8: bytes that are not (from argv, as
+    surrogates, or a lone surrogate from JSON) are one line, not an encoding traceback."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise UsageError(f"{what} is not valid UTF-8: {shown!r}") from None
 
 
 def commit_bytes(
@@ -85,7 +96,7 @@ def commit_bytes(
     lines.append(b"author " + author.to_bytes())
     lines.append(b"committer " + committer.to_bytes())
     body = message if message.endswith("\n") else message + "\n"
-    return b"\n".join(lines) + b"\n\n" + body.encode("utf-8")
+    return b"\n".join(lines) + b"\n\n" + _utf8(body, "the commit message")
 
 
 def parse_tree(raw: bytes) -> list[tuple[bytes, int, bytes]]:

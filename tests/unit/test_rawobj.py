@@ -87,6 +87,19 @@ def test_bad_authors_are_usage_errors(text):
         R.Signature.parse(text)
 
 
+@pytest.mark.parametrize("message, author", [
+    ("bad \udcff", "A <a@x>"),  # a byte that is not UTF-8, from argv (surrogateescape)
+    ("lone \ud800", "A <a@x>"),  # a lone surrogate, as JSON can hold one
+    ("fine", "A\udcff <a@x>"),
+    ("fine", "A <a\udcff@x>"),
+])
+def test_text_that_is_not_utf8_is_a_usage_error(message, author):
+    sig = R.Signature.parse(author, when=1700000000)
+    with pytest.raises(UsageError, match="is not valid UTF-8") as caught:
+        R.commit_bytes(b"\0" * 20, [], sig, sig, message)
+    assert "\n" not in str(caught.value)
+
+
 _text = st.text(alphabet=st.characters(blacklist_characters="<>\n\0", blacklist_categories=("Cs",)), min_size=1, max_size=12)
 _sigs = st.builds(
     R.Signature,
