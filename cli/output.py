@@ -106,9 +106,10 @@ def progress(label: str):
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[detail]}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, detail="")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(printable(label), detail="")  # it names a path the user gave
 
         def update(entries: int, nbytes: int) -> None:
             bar.update(task, detail=f"{entries} entries, {human_size(nbytes)}")

@@ -23,10 +23,10 @@ def layer_progress(label: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=Console(stderr=True),
                   transient=True) as bar:
-        task = bar.add_task(label, total=None, detail="")
+        task = bar.add_task(printable(label), total=None, detail="")  # it names a path or revision
 
         def update(done: int, total: int, nbytes: int | None = None) -> None:
             bar.update(task, completed=done, total=total,
