@@ -20,7 +20,7 @@ def _exec_form(rest: str) -> list[str]:
     if text.startswith("["):
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested past json's limit
             value = None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value

@@ -212,7 +212,7 @@ def json_list(args: str) -> list[str] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested past json's limit
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
@@ -287,9 +287,15 @@ class Expander:
         return _Lexer(self, text, split=True, raw=True, expand=False).run()
 
 
+# ${A:-${B:-...}} is read by a lexer per level: deeper than anyone writes, and far below
+# the interpreter's recursion limit, which a Dockerfile must not reach.
+_MAX_NESTING = 64
+
+
 class _Lexer:
-    def __init__(self, ex: Expander, text: str, split: bool, raw: bool, expand: bool):
+    def __init__(self, ex: Expander, text: str, split: bool, raw: bool, expand: bool, depth: int = 0):
         self.ex, self.text, self.split, self.raw, self.expand = ex, text, split, raw, expand
+        self.depth = depth
         self.pos = 0
         self.words: list[str] = []
         self.cur: list[str] = []
@@ -398,7 +404,9 @@ class _Lexer:
             self.pos += 1
         if op not in ("-", "+", "?"):
             raise DockerfileError(f"unsupported modifier ({op}) in substitution {self.text!r}")
-        sub = _Lexer(self.ex, self.text, split=False, raw=False, expand=True)
+        if self.depth >= _MAX_NESTING:
+            raise DockerfileError(f"substitutions nested over {_MAX_NESTING} deep: {self.text[:80]!r}...")
+        sub = _Lexer(self.ex, self.text, split=False, raw=False, expand=True, depth=self.depth + 1)
         sub.pos = self.pos
         word = "".join(sub.run(stop="}"))
         if sub.pos >= len(self.text):

@@ -24,6 +24,7 @@ from layergit.build.dockerfile import (
     parse,
     split_flags,
 )
+from layergit.build.plan import plan
 from layergit.errors import UsageError
 
 
@@ -326,3 +327,24 @@ def test_commit_changes(change, config):
 def test_commit_changes_refused(change):
     with pytest.raises(UsageError):
         changes.apply({}, change)
+
+
+# -- what the fuzzer found (issue 12) --------------------------------------------------------------
+
+
+def test_substitutions_nested_past_the_limit_are_one_error():
+    """${x:-${x:-...}} 3,000 deep ended in RecursionError; 64 levels still expand."""
+    ok = "${x:-" * 64 + "v" + "}" * 64
+    assert Expander({}).word(ok) == "v"
+    deep = "${x:-" * 3000 + "}" * 3000
+    with pytest.raises(DockerfileError, match="nested over 64 deep"):
+        Expander({}).word(deep)
+    with pytest.raises(DockerfileError, match="nested over 64 deep"):
+        plan(parse("FROM " + deep), "Dockerfile", {})
+
+
+def test_json_arrays_nested_past_json_s_limit_are_the_shell_form():
+    """CMD [[[[... 100,000 deep: not an exec form (json gives up), so the shell form, as Docker does."""
+    text = "[" * 100_000
+    assert json_list(text) is None
+    assert changes.apply({}, "CMD " + text) == {"Cmd": ["/bin/sh", "-c", text]}
