@@ -1,0 +1,60 @@
+"""The fuzz layer: property-based fuzzing (hypothesis) of what lg parses from outside.
+
+Every target is a parser of hostile input, run in process: the tar reader, the archive
+importer (docker-archive and OCI layouts, as files), the Dockerfile parser and planner,
+revision and image name parsing, and the metadata blob reader. The property is the one
+every command promises: the input gives a typed value, or an LgError whose message is
+one printable line; never another exception, and never more than :data:`DEADLINE`.
+
+CI runs a few hundred examples per target (the layer takes about a minute).
+``LG_FUZZ=long`` runs 20 times as many (half an hour on a busy machine, by hand, see
+CONTRIBUTING.md), ``LG_FUZZ_EXAMPLES=N`` exactly N per target. A failure prints the
+smallest input found and a ``@reproduce_failure`` blob to replay it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from hypothesis import HealthCheck, event, settings
+
+from layergit.errors import LgError
+from layergit.text import printable
+
+DEADLINE = timedelta(seconds=10)  # per example: "bounded time" (the importer's are the slowest)
+_LONG_FACTOR = 20
+
+
+def fuzz(ci_examples: int):
+    """The settings of one fuzz target that runs ``ci_examples`` examples in CI."""
+    override = os.environ.get("LG_FUZZ_EXAMPLES")
+    if override:
+        examples = int(override)
+    elif os.environ.get("LG_FUZZ") == "long":
+        examples = ci_examples * _LONG_FACTOR
+    else:
+        examples = ci_examples
+    return settings(
+        max_examples=examples,
+        deadline=DEADLINE,
+        database=None,
+        print_blob=True,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def outcome(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, or the LgError it raised after checking its message is one
+    non-empty line once printed (as cli.main prints it). Any other exception fails the test."""
+    try:
+        result = fn(*args, **kwargs)
+    except LgError as exc:
+        shown = printable(str(exc))
+        assert shown.strip(), f"{type(exc).__name__} with an empty message"
+        assert "\n" not in shown
+        event(f"refused: {type(exc).__name__}: {shown[:40]}")  # --hypothesis-show-statistics
+        return exc
+    event("accepted")
+    return result
