@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..fs.capture import entry_meta
-from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, open_dir, read_file
+from ..fs.content import put_file
+from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, open_dir
 from ..fs.statcache import StatCache
 from ..store import meta as M
 from .dockerfile import DockerfileError
@@ -228,7 +229,6 @@ class Context:
         if hit is not None and writer.has(hit[0]):
             oid = hit[0]
         else:
-            data, _ = read_file(dirfd, name, st)
-            oid = writer.put_blob(data)
+            oid, _ = put_file(writer, dirfd, name, st)
             self.cache.record(key, st, oid, ())
         return SourceEntry(parts, meta, oid, inode=inode)

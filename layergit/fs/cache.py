@@ -29,6 +29,7 @@ from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
 from .checkout import CheckoutPolicy, CheckoutResult, TreeWriter, materialise_into
+from .content import file_blob_id
 from .safeio import DIR_FLAGS
 
 
@@ -204,9 +205,12 @@ class MaterialisedCache:
                 finally:
                     os.close(sub)
             elif m.kind == "f":
-                with open(os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd), "rb") as f:
-                    if object_id(OBJ_BLOB, f.read()) != node.oid:
+                content = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                try:
+                    if file_blob_id(content, node.name) != node.oid:
                         problems.append(f"{where}: content differs from the snapshot")
+                finally:
+                    os.close(content)
             elif m.kind == "l" and object_id(OBJ_BLOB, os.readlink(node.name, dir_fd=fd)) != node.oid:
                 problems.append(f"{where}: link target differs from the snapshot")
 

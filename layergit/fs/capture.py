@@ -17,7 +17,8 @@ from ..errors import LgError, NotFound
 from ..store import meta as M
 from ..store import treenames
 from ..store.rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
-from .safeio import open_dir, read_file, read_xattrs
+from .content import put_file
+from .safeio import open_dir, read_xattrs
 from .statcache import StatCache
 
 Progress = Callable[[int, int], None]  # (entries done, bytes done)
@@ -81,8 +82,7 @@ class _Walker:
                 if hit is not None and self.w.has(hit[0]):
                     blob, xattrs = hit
                 else:
-                    data, xattrs = read_file(fd, name, est)
-                    blob = self.w.put(OBJ_BLOB, data)
+                    blob, xattrs = put_file(self.w, fd, name, est)
                     self.cache.record(child, est, blob, xattrs)
                 if link is None:
                     self.result.bytes += est.st_size

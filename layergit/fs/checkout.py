@@ -27,6 +27,7 @@ from ..removal import remove_tree
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
+from .content import write_blob
 from .safeio import open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
@@ -268,16 +269,16 @@ class TreeWriter:
         """Create a file, symlink or node from the store, with its metadata; False if skipped."""
         m = node.meta
         if m.kind == "f":
-            data = self.store.read_blob(node.oid)
+            assert node.oid is not None  # every file has its blob
             out = os.open(
                 name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
             )
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(out, view):]
-                self.result.bytes += len(data)
+                self.result.bytes += write_blob(self.store, node.oid, out)
                 self.apply_meta(fd, name, m, out)
+            except BaseException:
+                os.unlink(name, dir_fd=fd)  # content that failed its check never stays behind
+                raise
             finally:
                 os.close(out)
             return True

@@ -51,21 +51,26 @@ def read_xattrs(dirfd: int, name: bytes, fd: int | None = None) -> tuple[tuple[s
     return tuple(out)
 
 
-def read_file(dirfd: int, name: bytes, expect: os.stat_result) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
-    """Content and xattrs of a regular file, checking it is the inode we stat'ed."""
+def open_file(dirfd: int, name: bytes, expect: os.stat_result) -> tuple[int, os.stat_result]:
+    """A regular file opened for reading, and its fstat, checking it is the inode we stat'ed."""
     fd = os.open(name, FILE_FLAGS, dir_fd=dirfd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_ino != expect.st_ino or st.st_dev != expect.st_dev:
             raise LgError(f"{os.fsdecode(name)} changed while being read; try again")
-        chunks = []
-        remaining = st.st_size
-        while True:
-            chunk = os.read(fd, max(remaining, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks), read_xattrs(dirfd, name, fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, st
+
+
+def read_all(fd: int, size: int) -> bytes:
+    """Everything left in an open file, expected to be ``size`` bytes (for small files)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, max(size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)

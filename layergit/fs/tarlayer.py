@@ -11,6 +11,7 @@ on the host. Limits on uncompressed bytes and entry count stop decompression bom
 
 from __future__ import annotations
 
+import collections
 import errno
 import hashlib
 import io
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from ..errors import LgError, UsageError
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
+from ..store.rawobj import CHUNK, STREAM_FROM
 
 WHITEOUT = b".wh."
 _TAIL = 1 << 20  # more than tarfile reads ahead (one 10 KiB record)
@@ -82,16 +84,19 @@ class Digesting(io.RawIOBase):
         self._limits = limits
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self._tail = bytearray()  # the last bytes read, to look back at where a tar ended
+        # The last reads, at least _TAIL bytes, to look back at where a tar ended: whole
+        # pieces, since trimming one buffer to exactly _TAIL moved a megabyte per read.
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._tail_size = 0
 
     def block_at(self, offset: int, n: int) -> bytes | None:
         """Bytes [offset, offset+n) if still in the look-back window, else None."""
         while self.size < offset + n and self.read(1 << 16):
             pass
-        start = self.size - len(self._tail)
+        start = self.size - self._tail_size
         if offset < start:
             return None
-        return bytes(self._tail[offset - start: offset - start + n])
+        return b"".join(self._tail)[offset - start: offset - start + n]
 
     def readable(self) -> bool:
         return True
@@ -109,9 +114,10 @@ class Digesting(io.RawIOBase):
             self._limits.count(nbytes=n)
         self.sha256.update(data)
         self.size += n
-        self._tail += data
-        if len(self._tail) > _TAIL:
-            del self._tail[: len(self._tail) - _TAIL]
+        self._tail.append(bytes(data))
+        self._tail_size += n
+        while self._tail_size - len(self._tail[0]) >= _TAIL:
+            self._tail_size -= len(self._tail.popleft())
         return n
 
     def drain(self) -> None:
@@ -290,14 +296,33 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
         raise ArchiveError(f"entry {member.name!r}: {exc}") from None
     entry = TarEntry(parts, kind, meta)
     if kind == "f":
-        data = tar.extractfile(member).read()
-        if len(data) != member.size:
-            raise ArchiveError(f"archive is truncated inside {member.name!r}")
-        entry.oid = writer.put_blob(data)
+        entry.oid = _put_content(tar.extractfile(member), member, writer)
     elif kind == "l":
         entry.target = member.linkname.encode("utf-8", "surrogateescape")
         entry.oid = writer.put_blob(entry.target)
     return entry
+
+
+def _put_content(f, member: tarfile.TarInfo, writer) -> bytes:
+    """A member's content as a blob: whole when small, else in CHUNK pieces, so a
+    4 GB member costs a chunk of memory (the stream cannot be read twice: the pack
+    writer hashes and deflates as the pieces come)."""
+    if member.size < STREAM_FROM:
+        data = f.read()
+        if len(data) != member.size:
+            raise ArchiveError(f"archive is truncated inside {member.name!r}")
+        return writer.put_blob(data)
+
+    def pieces():
+        left = member.size
+        while left:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise ArchiveError(f"archive is truncated inside {member.name!r}")
+            left -= len(chunk)
+            yield chunk
+
+    return writer.put_blob_stream(member.size, pieces())
 
 
 def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:

@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from ..errors import CorruptStore
 from ..store import meta as M
 from ..store import treenames
+from ..store.rawobj import CHUNK
 from ..store.snapshot import Node, read_dir, walk
 from ..store.treediff import diff_trees
+from .content import BlobReader
 
 _TYPES = {
     "f": tarfile.REGTYPE,
@@ -49,20 +51,35 @@ def leader_path(link: bytes) -> bytes:
 
 @contextmanager
 def pax_stream(fileobj) -> Iterator[tarfile.TarFile]:
-    """A PAX tar stream on ``fileobj`` (any writable, even a pipe), ended only on success.
-
-    After a failed write (a full disk, a reader gone) there is no archive worth
-    ending, and a stream left open would try again when collected, once ``fileobj``
-    is closed, and print a traceback under the one-line error.
-    """
-    tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT)
-    try:
-        yield tar
-    except BaseException:
-        # tarfile's _Stream: write nothing more, not even from __del__ (typeshed knows no _Stream).
-        tar.fileobj.closed = True  # type: ignore[attr-defined]
-        raise
+    """A PAX tar stream on ``fileobj`` (any writable, even a pipe), ended only on success:
+    after a failed write (a full disk, a reader gone) there is no archive worth ending."""
+    # typeshed wants a file that also reads and seeks; "w" mode only writes and tells.
+    tar = tarfile.open(fileobj=_Counting(fileobj), mode="w", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    tar.copybufsize = CHUNK  # a big file's content goes through in pieces this big (16 KiB by default)
+    yield tar
     tar.close()
+
+
+class _Counting:
+    """``fileobj`` with the ``tell`` tarfile's "w" mode asks for, counted, so a pipe will do.
+
+    Not the "w|" stream mode: its buffer cuts every write into 10 KiB records, copying
+    what remains each time, which made a 1 GB file cost seconds of copying. "w" writes
+    each piece straight through (the bytes are the same), and has no buffer that a
+    collected, failed stream would try to flush.
+    """
+
+    def __init__(self, fileobj):
+        self._f = fileobj
+        self._written = 0
+
+    def write(self, data) -> int:
+        self._f.write(data)
+        self._written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._written
 
 
 class TarWriter:
@@ -91,20 +108,23 @@ class TarWriter:
         for key, value in m.xattrs:
             headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
         info.pax_headers = headers
-        data = None
+        content = None
         if hardlink_to is not None:
             info.type = tarfile.LNKTYPE
             info.linkname = _name(hardlink_to)
         else:
             info.type = _TYPES[m.kind]
             if m.kind == "f":
-                data = self.store.read_blob(oid)
-                info.size = len(data)
+                assert oid is not None  # every file has its blob
+                content = BlobReader(self.store, oid)
+                info.size = content.size
             elif m.kind == "l":
                 info.linkname = self.store.read_blob(oid).decode("utf-8", "surrogateescape")
             elif m.kind in "cb":
                 info.devmajor, info.devminor = m.rdev or (0, 0)
-        self.tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        self.tar.addfile(info, content)
+        if content is not None:
+            content.finish()
         self.entries += 1
 
     def whiteout(self, path: bytes) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Set
 
 from ..store.mutable import Dir, Inode, MutableTree
 from .capture import entry_meta
-from .safeio import open_dir, read_file, read_xattrs
+from .content import put_file
+from .safeio import open_dir, read_xattrs
 
 _OVERLAY_XATTR = "trusted.overlay."
 
@@ -73,8 +74,7 @@ def _apply_dir(tree: MutableTree, fd: int, parts: list[bytes], writer, inodes: d
             continue
         target = None
         if stat.S_ISREG(st.st_mode):
-            data, xattrs = read_file(fd, name, st)
-            oid = writer.put_blob(data)
+            oid, xattrs = put_file(writer, fd, name, st)
         elif stat.S_ISLNK(st.st_mode):
             target = os.readlink(name, dir_fd=fd)
             oid = writer.put_blob(target)

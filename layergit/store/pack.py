@@ -18,10 +18,11 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterable
 
 from isal import isal_zlib
 
-from .rawobj import object_id
+from .rawobj import object_hasher, object_id
 
 _COMPRESSION_LEVEL = 1
 
@@ -66,6 +67,55 @@ class PackWriter:
         self._file.write(record)
         self._entries[oid] = (self._offset, zlib.crc32(record))
         self._offset += len(record)
+        return oid
+
+    def add_stream(
+        self, obj_type: int, size: int, chunks: Iterable[bytes], known: Callable[[bytes], bool]
+    ) -> bytes:
+        """Append an object of ``size`` bytes that arrive in ``chunks``, never held whole:
+        each chunk is hashed and deflated as it comes. Returns its raw id.
+
+        The id is known only after the last chunk, so the record is written first and
+        cut off again when the object turns out to be in this pack or ``known`` (the
+        store has it). That costs a deflate and some disk for a duplicate, but one pass
+        over the source, which may not be readable twice (a tar stream); a file read
+        twice (hash, then write) would also cost the second read of every new file.
+        Whatever goes wrong (a source that changed size, an error of the reader) cuts
+        the record off too, so the pack stays well-formed.
+        """
+        f, start = self._file, self._offset
+        header = _object_header(obj_type, size)
+        digest = object_hasher(obj_type, size)
+        deflate = isal_zlib.compressobj(_COMPRESSION_LEVEL)
+        f.write(header)
+        crc, end, seen = zlib.crc32(header), start + len(header), 0
+        try:
+            for chunk in chunks:
+                seen += len(chunk)
+                if seen > size:
+                    break
+                digest.update(chunk)
+                out = deflate.compress(chunk)
+                f.write(out)
+                crc, end = zlib.crc32(out, crc), end + len(out)
+            if seen != size:
+                raise ValueError(f"object content was {seen} bytes, not the {size} announced")
+            out = deflate.flush()
+            f.write(out)
+            crc, end = zlib.crc32(out, crc), end + len(out)
+            oid = digest.digest()
+            if oid in self._entries or known(oid):
+                end = start
+        except BaseException:
+            end = start
+            raise
+        finally:
+            if end == start:
+                f.seek(start)
+                f.truncate()
+        if end != start:
+            self._entries[oid] = (start, crc)
+            self._offset = end
         return oid
 
     def abort(self) -> None:

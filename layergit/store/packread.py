@@ -13,6 +13,9 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+
+from .rawobj import CHUNK, STREAM_FROM
 
 _DELTA_TYPES = (6, 7)  # OFS_DELTA, REF_DELTA
 _ISAL_FROM = 4096  # objects this big or bigger inflate with ISA-L (the bytes of a rootfs: nearly all)
@@ -43,7 +46,8 @@ class _Pack:
     def __init__(self, base: str):
         with open(base + ".idx", "rb") as f:
             self.idx = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        with open(base + ".pack", "rb") as f:
+        self.path = base + ".pack"
+        with open(self.path, "rb") as f:
             self.pack = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self.idx[:8] != b"\xfftOc\x00\x00\x00\x02":
             raise ValueError("unsupported pack index version")
@@ -110,6 +114,44 @@ class _Pack:
         return obj_type, data
 
 
+    def open(self, offset: int) -> tuple[int, int, Iterator[bytes]] | None:
+        """(type, size, content in pieces) of the object at ``offset``, None for a delta.
+        An object of STREAM_FROM bytes or more is inflated CHUNK bytes at a time."""
+        obj_type, size, pos = self.header(offset)
+        if obj_type in _DELTA_TYPES:
+            return None
+        if size < STREAM_FROM:
+            whole = self.read(offset)
+            return None if whole is None else (obj_type, size, iter((whole[1],)))
+        return obj_type, size, self._inflating(pos, self.end_of(offset), size)
+
+    def _inflating(self, pos: int, end: int, size: int) -> Iterator[bytes]:
+        """The deflate stream at [pos, end) inflated piece by piece. Read with pread, not
+        through the map: mapped pages count as resident memory while they stay mapped,
+        which for a 4 GB object would be 4 GB."""
+        from isal import isal_zlib
+
+        inflate, pending, done = isal_zlib.decompressobj(), b"", 0
+        with open(self.path, "rb", buffering=0) as f:
+            while not inflate.eof:
+                if not pending and pos < end:
+                    pending = os.pread(f.fileno(), min(CHUNK, end - pos), pos)
+                    pos = pos + len(pending) if pending else end
+                try:
+                    out = inflate.decompress(pending, CHUNK)
+                except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls error an instance
+                    raise InflateError(str(exc)) from None
+                pending = inflate.unconsumed_tail
+                if not out and not pending and pos >= end:
+                    break  # the stream ends before its end marker
+                done += len(out)
+                if done > size:
+                    break
+                yield out
+        if done != size or not inflate.eof:
+            raise InflateError(f"the object's deflate stream does not hold its {size} bytes")
+
+
 class PackReader:
     InflateError = InflateError
 
@@ -148,6 +190,12 @@ class PackReader:
         """(type, data) of a whole object in a pack, or None (let libgit2 handle it)."""
         where = self._locate(oid)
         return where[0].read(where[1]) if where else None
+
+    def open(self, oid: bytes) -> tuple[int, int, Iterator[bytes]] | None:
+        """(type, size, content in pieces) of a whole object in a pack, or None
+        (absent, or a delta: let libgit2 handle it); big objects are never held whole."""
+        where = self._locate(oid)
+        return where[0].open(where[1]) if where else None
 
     def header(self, oid: bytes) -> tuple[int, int] | None:
         """(type, size) of a whole object in a pack, or None (absent, a delta, or an index

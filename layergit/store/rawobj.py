@@ -18,18 +18,30 @@ MODE_EXEC = 0o100755
 MODE_LINK = 0o120000
 
 OBJ_COMMIT, OBJ_TREE, OBJ_BLOB = 1, 2, 3
+
+# Content at least this big is streamed in CHUNK-sized pieces (hashed, deflated, inflated,
+# written as it flows) rather than held whole: memory stays bounded whatever a file's size,
+# while the files of a rootfs (nearly all far smaller) keep the one-piece path.
+STREAM_FROM = 8 << 20
+CHUNK = 1 << 20
 _TYPE_NAMES = {OBJ_COMMIT: b"commit", OBJ_TREE: b"tree", OBJ_BLOB: b"blob"}
 
 
-def object_id(obj_type: int, data: bytes) -> bytes:
-    """The raw 20-byte SHA-1 git gives an object of this type and content.
+def object_hasher(obj_type: int, size: int):
+    """A SHA-1 fed git's object header: update it with the ``size`` bytes of content,
+    in as many pieces as they come, and its digest is the object's id.
 
     hashlib is imported here, not at the top: it loads OpenSSL, a start-up cost that
     commands that only read objects and refs never need.
     """
     import hashlib
 
-    h = hashlib.sha1(_TYPE_NAMES[obj_type] + b" %d\0" % len(data))
+    return hashlib.sha1(_TYPE_NAMES[obj_type] + b" %d\0" % size)
+
+
+def object_id(obj_type: int, data: bytes) -> bytes:
+    """The raw 20-byte SHA-1 git gives an object of this type and content."""
+    h = object_hasher(obj_type, len(data))
     h.update(data)
     return h.digest()
 

@@ -12,18 +12,22 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from .packread import PackReader
 from .rawobj import (
+    CHUNK,
     OBJ_BLOB,
     OBJ_COMMIT,
     OBJ_TREE,
+    STREAM_FROM,
     Signature,
     commit_bytes,
+    object_hasher,
     object_id,
     parse_commit,
     parse_tree,
@@ -103,6 +107,11 @@ class ObjectWriter:
 
     def put_blob(self, data: bytes) -> bytes:
         return self.put(OBJ_BLOB, data)
+
+    def put_blob_stream(self, size: int, chunks: Iterable[bytes]) -> bytes:
+        """:meth:`put_blob` for content that arrives in pieces (a big file): memory is a
+        chunk, not the file (see :meth:`PackWriter.add_stream` for how a duplicate goes)."""
+        return self._pack.add_stream(OBJ_BLOB, size, chunks, self._store.has)
 
     def commit(
         self, tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str
@@ -212,6 +221,74 @@ class Store:
     def read_blob(self, oid: bytes) -> bytes:
         return self._typed(oid, OBJ_BLOB, "blob")
 
+    def open_blob(self, oid: bytes) -> tuple[int, Iterator[bytes]]:
+        """(size, content in pieces) of a blob, verified against its id as it flows.
+
+        An object of STREAM_FROM bytes or more in our packs (undeltified) or loose is
+        inflated CHUNK bytes at a time, so a 4 GB file costs a chunk of memory; smaller
+        ones come in one piece, as do deltified ones (which ``git gc`` makes only below
+        core.bigFileThreshold, 512 MiB), rebuilt in memory by libgit2. The pieces are
+        hashed as they pass and the last ``next`` raises CorruptStore if they are not
+        the object asked for: whoever writes them out removes what it wrote.
+        """
+        try:
+            hit = self._packs.open(oid) or self._loose(oid)
+        except (ValueError, OSError, PackReader.InflateError):
+            hit = None  # libgit2 below reports what is wrong
+        if hit is None:
+            obj_type, data = self.read(oid)
+            hit = (obj_type, len(data), iter((data,)))
+        obj_type, size, chunks = hit
+        if obj_type != OBJ_BLOB:
+            raise CorruptStore(f"object {oid.hex()} is not a blob")
+        return size, self._verified(oid, size, chunks)
+
+    def _loose(self, oid: bytes) -> tuple[int, int, Iterator[bytes]] | None:
+        """A loose object's (type, size, pieces), or None if it is not loose here."""
+        hexid = oid.hex()
+        try:
+            f = open(os.path.join(self.path, "objects", hexid[:2], hexid[2:]), "rb")
+        except FileNotFoundError:
+            return None
+        with f:
+            inflate = zlib.decompressobj()
+            head = inflate.decompress(f.read(CHUNK), CHUNK)
+        kind, _, rest = head.partition(b" ")
+        size, nul, _ = rest.partition(b"\0")
+        if kind != b"blob" or not nul or int(size) < STREAM_FROM:
+            return None  # a small or non-blob object: libgit2's read is as good
+        return OBJ_BLOB, int(size), self._loose_chunks(f.name, len(kind) + len(size) + 2)
+
+    @staticmethod
+    def _loose_chunks(path: str, skip: int) -> Iterator[bytes]:
+        """The content of a loose object, its header (``skip`` bytes) left out."""
+        inflate = zlib.decompressobj()
+        with open(path, "rb") as f:
+            while not inflate.eof:
+                data = inflate.unconsumed_tail or f.read(CHUNK)
+                out = inflate.decompress(data, CHUNK)
+                if not data and not out:
+                    break  # truncated: the size check below says so
+                if skip:
+                    out, skip = out[skip:], max(0, skip - len(out))
+                if out:
+                    yield out
+
+    @staticmethod
+    def _verified(oid: bytes, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end."""
+        what = f"object {oid.hex()} is corrupt in the store"
+        digest, done = object_hasher(OBJ_BLOB, size), 0
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                done += len(chunk)
+                yield chunk
+        except (ValueError, OSError, PackReader.InflateError, zlib.error) as exc:
+            raise CorruptStore(f"{what}: {exc}") from None
+        if done != size or digest.digest() != oid:
+            raise CorruptStore(f"{what}: its content does not match its id")
+
     def object_size(self, oid: bytes) -> int:
         header = self._packs.header(oid)
         if header is not None:
@@ -260,10 +337,10 @@ class Store:
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
         try:
             yield ObjectWriter(self, pack)
+            pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
         except BaseException:
             pack.abort()
             raise
-        pack.finish()
 
     # -- refs --------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """An object store in a dict, with the methods the pure modules call on a store and
-on a writer (``tree``, ``read_blob``, ``put``, ``put_blob``, ``has``), and helpers that
+on a writer (``tree``, ``read_blob``, ``open_blob``, ``put``, ``put_blob``, ``has``), and helpers that
 build snapshots through store.mutable, as import and build do."""
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class MemStore:
 
     def read_blob(self, oid: bytes) -> bytes:
         return self._typed(oid, OBJ_BLOB)
+
+    def open_blob(self, oid: bytes):
+        """(size, pieces) as Store.open_blob gives a blob: here always one piece."""
+        data = self.read_blob(oid)
+        return len(data), iter((data,))
 
     def tree(self, oid: bytes) -> list[tuple[bytes, int, bytes]]:
         return parse_tree(self._typed(oid, OBJ_TREE))

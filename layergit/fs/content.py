@@ -1,0 +1,156 @@
+"""File content between the host and the store in bounded memory, holes kept.
+
+A rootfs may hold a 4 GB file (a disk image, a database); reading it whole would need
+4 GB of memory. Files of STREAM_FROM bytes or more therefore travel in CHUNK-sized
+pieces: hashed and deflated into the pack as they are read, inflated and written out
+as they come back. Smaller files, nearly all of a rootfs, keep the one-piece path,
+which costs fewer calls.
+
+Sparse files: reading asks the filesystem where the data is (SEEK_DATA/SEEK_HOLE), so
+a hole costs no reads, only the hashing and deflating of its zeros (git's id covers
+every byte; deflating zeros runs at several GB/s). Writing seeks over every all-zero
+chunk instead of writing it and sets the size at the end, so holes come back as holes
+(at CHUNK granularity) on filesystems that have them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+
+from ..errors import LgError
+from ..store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_hasher
+from .safeio import open_file, read_all, read_xattrs
+
+_ZEROS = bytes(CHUNK)
+
+
+def put_file(
+    writer, dirfd: int, name: bytes, expect: os.stat_result
+) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """Store a regular file's content as a blob; returns its id and the file's xattrs,
+    checking it is the inode we stat'ed (see safeio.open_file)."""
+    fd, st = open_file(dirfd, name, expect)
+    try:
+        if st.st_size < STREAM_FROM:
+            oid = writer.put_blob(read_all(fd, st.st_size))
+        else:
+            oid = writer.put_blob_stream(st.st_size, file_chunks(fd, st.st_size, name))
+        return oid, read_xattrs(dirfd, name, fd)
+    finally:
+        os.close(fd)
+
+
+def _next_data(fd: int, pos: int, size: int) -> int:
+    """Where data starts at or after ``pos``: ``size`` if only a hole follows; ``pos``
+    where the filesystem cannot tell (everything is then data)."""
+    try:
+        return min(os.lseek(fd, pos, os.SEEK_DATA), size)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return size
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return pos
+        raise
+
+
+def _next_hole(fd: int, pos: int, size: int) -> int:
+    try:
+        return min(os.lseek(fd, pos, os.SEEK_HOLE), size)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENXIO):
+            return size
+        raise
+
+
+def file_chunks(fd: int, size: int, name: bytes) -> Iterator[bytes | memoryview]:
+    """The ``size`` bytes of an open file in pieces, its holes as zeros that cost no read.
+
+    A file that is not ``size`` bytes long any more (written while we read it) is an
+    error: the blob would be neither the old content nor the new.
+    """
+    zeros = memoryview(_ZEROS)
+    pos = 0
+    while pos < size:
+        data = _next_data(fd, pos, size)
+        while pos < data:
+            n = min(CHUNK, data - pos)
+            yield zeros[:n]
+            pos += n
+        hole = _next_hole(fd, pos, size) if pos < size else size
+        while pos < hole:
+            chunk = os.pread(fd, min(CHUNK, hole - pos), pos)
+            if not chunk:
+                break
+            yield chunk
+            pos += len(chunk)
+        if pos < hole:
+            break
+    if pos != size or os.pread(fd, 1, size) or os.fstat(fd).st_size != size:
+        raise LgError(f"{os.fsdecode(name)} changed size while being read; try again")
+
+
+def file_blob_id(fd: int, name: bytes) -> bytes:
+    """The blob id of an open file's content, read in pieces (holes unread)."""
+    size = os.fstat(fd).st_size
+    digest = object_hasher(OBJ_BLOB, size)
+    for chunk in file_chunks(fd, size, name):
+        digest.update(chunk)
+    return digest.digest()
+
+
+def write_blob(store, oid: bytes, fd: int) -> int:
+    """Write a blob into the open, empty file ``fd``; returns its size.
+
+    A big blob is written chunk by chunk, seeking over chunks of zeros (the file gets
+    its size from ftruncate at the end), so a sparse file stays sparse. The store
+    verifies the content as it flows; on CorruptStore the caller removes the file.
+    """
+    size, chunks = store.open_blob(oid)
+    sparse = size >= STREAM_FROM
+    pos = end = 0
+    for chunk in chunks:
+        n = len(chunk)
+        if sparse and chunk == (_ZEROS if n == CHUNK else bytes(n)):
+            os.lseek(fd, n, os.SEEK_CUR)
+        else:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+            end = pos + n
+        pos += n
+    if end != pos:
+        os.ftruncate(fd, pos)  # a trailing hole: the size the seeks did not give
+    return pos
+
+
+class BlobReader:
+    """A blob as a file to ``read`` (for tarfile), verified as it is read: ``read(n)``
+    gives exactly ``n`` bytes until the end, a whole chunk without copying it."""
+
+    def __init__(self, store, oid: bytes):
+        self.size, self._chunks = store.open_blob(oid)
+        self._pending = b""
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n < 0:
+            n = self.size  # all that is left: never more than the whole
+        parts = []
+        while n > 0:
+            if not self._pending:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._pending = chunk
+            piece = self._pending if len(self._pending) <= n else self._pending[:n]
+            self._pending = self._pending[len(piece):]
+            parts.append(piece)
+            n -= len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def finish(self) -> None:
+        """Drain what is left: the store's check of the content runs at its end."""
+        for _ in self._chunks:
+            pass
+        self._pending = b""
