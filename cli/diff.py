@@ -22,11 +22,6 @@ def _split_paths(ctx, args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return list(args), []
 
 
-def _path(p: bytes) -> str:
-    """A path for JSON, which carries text: bytes that are not UTF-8 as ``\\xNN``."""
-    return p.decode("utf-8", "backslashreplace")
-
-
 def _lines(text: str) -> list[str]:
     """A file's lines as git diffs them: split at newlines only (a carriage return is content)."""
     lines = text.split("\n")
@@ -59,7 +54,7 @@ def _json(result) -> dict:
     return {
         "old": result.old,
         "new": result.new,
-        "changes": [{"status": c.status, "path": _path(c.path), "aspects": list(c.aspects),
+        "changes": [{"status": c.status, "path": c.path, "aspects": list(c.aspects),
                      "old": node(c.old), "new": node(c.new)} for c in result.changes],
         "config": {k: {"old": o, "new": n} for k, (o, n) in result.config_changes.items()},
     }

@@ -138,10 +138,12 @@ def test_a_message_that_is_not_utf8_is_escaped(hostile):
 
 def test_json_gives_back_the_exact_strings(hostile):
     changes = json.loads(hostile("diff", "img~1", "--json").stdout)["changes"]
-    paths = {c["path"] for c in changes}
-    for name in NAMES:
-        # JSON holds text: bytes that are not UTF-8 come back as \xNN (lg diff's JSON contract)
-        assert "/" + name.decode("utf-8", "backslashreplace") in paths
+    # JSON holds text: a byte that is not UTF-8 is a lone surrogate (\udcNN), as Python's
+    # surrogateescape has it, so that the path goes back to lg (-- PATH) or the kernel exactly
+    paths = {os.fsencode(c["path"]) for c in changes}
+    assert {b"/" + name for name in NAMES} <= paths
+    bad = next(c["path"] for c in changes if c["path"].startswith("/bad"))
+    assert hostile("diff", "img~1", "--name-status", "--", bad).stdout == b'A\t"/bad\\xff\\xfe"\n'
     log = json.loads(hostile("log", "img", "--json").stdout)
     assert log[0]["message"].rstrip("\n") == MESSAGE
     ps = {r["name"]: r for r in json.loads(hostile("ps", "-a", "--json").stdout)}
