@@ -68,7 +68,7 @@ class Root:
             try:
                 os.mkdir(self.path, new_mode)
             except FileExistsError:
-                pass
+                self._check_adoptable()
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 os.mkdir(self.path, new_mode)
@@ -93,6 +93,26 @@ class Root:
         if changed and on_notice is not None:
             done = ", ".join(changed)
             on_notice(f"made {self.path} private ({done}): other users could read images through it")
+
+    def _check_adoptable(self) -> None:
+        """Refuse an existing directory that holds anything but what lg keeps in a root.
+
+        :meth:`secure` takes group and other bits away from the root: ``--root /etc``,
+        ``--root ~`` or ``--root /sys/fs/cgroup`` (where a mkdir makes a cgroup) would
+        otherwise be chmodded and filled with lg's directories. An empty directory, or
+        one holding only the entries this class names, is a root; anything else is
+        someone else's.
+        """
+        entries = os.listdir(self.path)  # NotADirectoryError: secure() says so
+        own = (self.store, self.gc_lock, self.cache, self.tmp, self.containers, self.networks, self.run)
+        foreign = sorted(set(entries) - {os.path.basename(path) for path in own})
+        if foreign:
+            from .errors import LgError
+            from .text import quoted
+
+            raise LgError(f"{self.path} is not a layergit root: it holds {quoted(foreign[0])}"
+                          f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}; "
+                          "give an empty directory or a new path")
 
     # -- the store --------------------------------------------------------------
 

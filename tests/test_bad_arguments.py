@@ -42,14 +42,34 @@ def test_roots_that_are_not_usable_directories(lg, tmp_path):
     line too, and nothing is left in them."""
     plain = tmp_path / "file"
     plain.write_text("")
-    for root, text in (("/proc", "cannot use /proc as a layergit root"),
-                       ("/proc/self/fd", "cannot use /proc/self/fd as a layergit root"),
+    for root, text in (("/proc", "/proc is not a layergit root: it holds "),
+                       ("/proc/self/fd", "/proc/self/fd is not a layergit root: it holds "),
                        ("/dev/null", "cannot use /dev/null as a layergit root"),
                        (str(plain), "is a file"), (f"{plain}/sub", "cannot use")):
         for command in (["images"], ["ps"], ["log", "x"]):
             err = lg.fails("--root", root, *command)
             assert text in err, (root, command, err)
     assert plain.read_text() == ""
+
+
+@pytest.mark.root
+def test_a_directory_that_is_not_a_root_is_left_alone(lg, tmp_path):
+    """An existing directory holding anything but a root's own entries is refused before lg
+    tightens its mode or makes a directory in it: --root /etc would have made /etc 0711, and
+    --root /sys/fs/cgroup made cgroups. An empty directory, or a root of lg's, is used."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    (theirs / "notes.txt").write_text("mine")
+    for root in (theirs, "/etc", "/sys/fs/cgroup"):
+        before = sorted(os.listdir(root)), os.stat(root).st_mode
+        err = lg.fails("--root", root, "images")
+        assert f"{root} is not a layergit root: it holds " in err and len(err.strip().splitlines()) == 1, err
+        assert (sorted(os.listdir(root)), os.stat(root).st_mode) == before, root
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    lg("--root", empty, "images")
+    lg("--root", empty, "images")  # now holding what lg made: still a root
+    assert "store.git" in os.listdir(empty)
 
 
 @pytest.mark.root
