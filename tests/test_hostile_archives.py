@@ -1191,3 +1191,21 @@ def test_history_texts_that_are_not_strings(guard):
     guard.must_succeed(guard.save(A.docker_archive(A.three_layers(), hist=hist, repo_tags=["hostile/texts:1"]), "texts.tar"), tag="hostile/texts:1")
     messages = _git(guard.store, "log", "--format=%s", "refs/heads/hostile/texts/1").splitlines()[::-1]
     assert messages == ["from the comment", "imported layer", "imported layer"], messages
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("stop, ok", [("SIGFOO", False), ("SIG_DFL", False), ("99999", False), ("Signals", False),
+                                      ("SIGRTMIN+3", True), ("QUIT", True), ("15", True)])
+def test_stop_signal_is_checked_when_a_container_is_created(lg, tmp_path, stop, ok):
+    """StopSignal is judged where Docker judges it, at create: a name that is no signal is one line
+    then, not an "unknown signal" from lg stop on a container that can no longer be stopped. Real
+    names pass, systemd's SIGRTMIN+3 too."""
+    path = A.docker_archive(A.three_layers(), runtime={"Cmd": ["/bin/sh"], "StopSignal": stop}, repo_tags=["stop:1"]).write_tar(tmp_path / "s.tar")
+    lg("import", path)
+    if ok:
+        lg("create", "--network", "none", "stop:1")
+        assert len(lg.out("ps", "-aq").split()) == 1
+    else:
+        err = lg.fails("create", "--network", "none", "stop:1")
+        assert f"the image's StopSignal {stop!r} is not a signal" in err, err
+        assert lg.out("ps", "-aq").strip() == ""

@@ -103,6 +103,11 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
+    stop_signal = img.config.get("StopSignal") or "SIGTERM"
+    try:
+        _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
+    except UsageError:
+        raise UsageError(f"the image's StopSignal {stop_signal!r} is not a signal") from None
     lower = cached_rootfs(repo, img, image)
     reg = registry(repo)
     cid = os.urandom(32).hex()
@@ -127,7 +132,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
-                    network, options.init, img.config.get("StopSignal") or "SIGTERM", published,
+                    network, options.init, stop_signal, published,
                     list(options.aliases))
         host_config = {
             "Memory": resources.memory or 0,
@@ -257,14 +262,24 @@ def _ran(repo: Repo, cid: str) -> bool:
 
 
 def _signal_number(sig: str | int) -> int:
-    if isinstance(sig, int) or str(sig).isdigit():
-        return int(sig)
-    name = str(sig).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(getattr(signal, name))
-    except AttributeError:
-        raise UsageError(f"unknown signal {sig!r}") from None
+    """A signal by number or name, as Docker's ParseSignal takes it: 9, KILL, SIGKILL,
+    SIGRTMIN+3 (systemd's stop signal); UsageError for anything else. An image names
+    its StopSignal, so a name is looked up as a signal, never as any attribute."""
+    text = str(sig).upper()
+    rt = re.fullmatch(r"(?:SIG)?RT(MIN|MAX)(?:([+-])([0-9]{1,2}))?", text)
+    if isinstance(sig, int) or re.fullmatch(r"[0-9]{1,3}", text):
+        number = int(sig)
+    elif rt:
+        base = signal.SIGRTMIN if rt[1] == "MIN" else signal.SIGRTMAX
+        number = base + (int(rt[3] or 0) * (-1 if rt[2] == "-" else 1))
+        if not signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            number = 0
+    else:
+        name = text if text.startswith("SIG") else "SIG" + text
+        number = int(signal.Signals[name]) if name in signal.Signals.__members__ else 0
+    if not 0 < number <= signal.SIGRTMAX:
+        raise UsageError(f"unknown signal {sig!r}")
+    return number
 
 
 def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
