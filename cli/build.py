@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,6 +26,9 @@ from layergit.errors import UsageError
 from layergit.text import printable
 
 from .output import repo_from
+
+if TYPE_CHECKING:  # rich loads with the first terminal build, never for --help
+    from rich.live import Live
 
 _FOLDED_LINES = 6
 _KEPT_LINES = 200
@@ -86,23 +90,22 @@ class Folded:
         from rich.console import Console
 
         self.console = Console(highlight=False, emoji=False)
-        self.live = None
+        self.live: Live | None = None
         self.lines: deque = deque(maxlen=_KEPT_LINES)
-        self.step = None
         self.started = 0.0
 
-    def _render(self):
+    def _render(self, step: ev.Step):
         from rich.text import Text
 
         elapsed = time.monotonic() - self.started
-        text = Text(f"=> {self.step.label} {printable(self.step.text)}  {elapsed:.1f}s", style="bold")
+        text = Text(f"=> {step.label} {printable(step.text)}  {elapsed:.1f}s", style="bold")
         for line in list(self.lines)[-_FOLDED_LINES:]:
             text.append("\n   " + line, style="dim")
         return text
 
-    def _finish(self, status: str, style: str) -> None:
+    def _finish(self, step: ev.Step, status: str, style: str) -> None:
         self.close()
-        line = f"=> {self.step.label} {printable(self.step.text)}"
+        line = f"=> {step.label} {printable(step.text)}"
         self.console.print(line, style=style, end="", markup=False)
         self.console.print(f"  {status}", style=style, markup=False)
 
@@ -113,26 +116,28 @@ class Folded:
         if isinstance(event, ev.StepStarted):
             from rich.live import Live
 
-            self.step, self.started = event.step, time.monotonic()
+            self.started = time.monotonic()
             self.lines.clear()
-            self.live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
+            self.live = Live(self._render(event.step), console=self.console, auto_refresh=False,
+                             transient=True)
             self.live.start()
             return
         elif isinstance(event, ev.StepOutput):
             self.lines.append(printable(event.line))  # shown live: the terminal must obey none of it
         elif isinstance(event, ev.StepCached):
-            self._finish("CACHED", "blue")
+            self._finish(event.step, "CACHED", "blue")
             return
         elif isinstance(event, ev.StepDone):
-            self._finish(f"{event.seconds:.1f}s", "green")
+            self._finish(event.step, f"{event.seconds:.1f}s", "green")
             return
         elif isinstance(event, ev.StepFailed):
-            self._finish("ERROR", "red")
+            self._finish(event.step, "ERROR", "red")
             for line in self.lines:
                 self.console.print("   " + line, markup=False)
             self.console.print(f"   {printable(str(event.error))}", style="red", markup=False)
             return
-        self.live.update(self._render(), refresh=True)
+        if self.live is not None:  # output of the running step
+            self.live.update(self._render(event.step), refresh=True)
 
     def close(self) -> None:
         if self.live is not None:
@@ -184,6 +189,7 @@ def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull
     if dockerfile == "-":
         text, dockerfile = sys.stdin.read(), None
     options = BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network)
+    render: Quiet | Plain | Folded
     if quiet:
         render = Quiet()
     elif progress == "plain" or not sys.stdout.isatty():

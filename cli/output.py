@@ -19,7 +19,7 @@ def repo_from(ctx: click.Context) -> Repo:
 
 
 def _default(value):
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, datetime):
         return value.isoformat()
@@ -52,7 +52,7 @@ def message_lines(text: str) -> list[str]:
     return [printable(line) for line in text.rstrip("\n").split("\n")]
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"

@@ -34,6 +34,7 @@ from ..porcelain.repo import Repo, store_lock
 from ..store import names
 from ..store.image import write_image_tree
 from ..store.mutable import MutableTree
+from ..store.rawobj import Signature
 from . import cache
 from .context import Context
 from .dockerfile import DockerfileError, Expander, Instruction, parse
@@ -103,7 +104,7 @@ class _Builder:
         self.cached = 0
         self.results: dict[int, bytes] = {}
         self._context: Context | None = None
-        self._author = None
+        self._author: Signature | None = None
 
     def _expander(self, env) -> Expander:
         return Expander({k: v for k, v in env.items() if v is not None}, self.plan.escape)
@@ -183,7 +184,7 @@ class _Builder:
     # -- what steps use (steps.Build) ------------------------------------------------
 
     @property
-    def author(self):
+    def author(self) -> Signature:
         if self._author is None:
             self._author = self.store.default_author()
         return self._author

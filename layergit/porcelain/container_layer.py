@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..build import changes as config_changes
 from ..runtime.cgroups import Cgroup
@@ -17,7 +18,11 @@ from ..store import names
 from .containers import find, registry
 from .diff import DiffResult
 from .images import CommitResult, force_tag
-from .repo import Repo, store_lock
+from .repo import Image, Repo, store_lock
+
+if TYPE_CHECKING:
+    from ..runtime.state import ContainerDir
+    from ..store.repo import ObjectWriter
 
 
 @contextmanager
@@ -41,7 +46,7 @@ def _frozen(repo: Repo, cdir):
             reg.disown(cdir.id, os.getpid(), kind=FREEZERS)
 
 
-def container_rootfs(repo: Repo, cdir, writer) -> tuple[object, bytes, int]:
+def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tuple[Image, bytes, int]:
     """(image, new rootfs tree id, entries changed) for the container's current filesystem."""
     from ..fs.upper import apply_upper
     from ..store.mutable import MutableTree

@@ -91,6 +91,20 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+def _reserve_name(reg: Registry, cid: str, wanted: str | None) -> str:
+    """Reserve ``wanted`` for container ``cid``, or without one a random adjective_noun
+    (suffixed once the plain names keep clashing); returns the name reserved."""
+    for attempt in range(20):
+        candidate = wanted or random_name() + (f"_{attempt}" if attempt > 10 else "")
+        try:
+            reg.reserve_name(candidate, cid)
+            return candidate
+        except Conflict:
+            if wanted:
+                raise
+    raise Conflict("no free random container name after 20 attempts; give one with --name")
+
+
 def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = False) -> str:
     """Create a container from ``image``; returns its id. Nothing is left behind on failure.
 
@@ -111,16 +125,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     lower = cached_rootfs(repo, img, image)
     reg = registry(repo)
     cid = os.urandom(32).hex()
-    name = options.name
-    for attempt in range(20):
-        candidate = name or random_name() + (f"_{attempt}" if attempt > 10 else "")
-        try:
-            reg.reserve_name(candidate, cid)
-            name = candidate
-            break
-        except Conflict:
-            if options.name:
-                raise
+    name = _reserve_name(reg, cid, options.name)
     cdir = reg.container(cid)
     ref_set = False
     try:

@@ -86,8 +86,11 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
     tip = repo.resolve(rev)
     if is_stdout(output) and sys.stdout.isatty():
         raise UsageError("refusing to write an archive to a terminal; use -o FILE or a pipe")
-    layout = fmt == "oci" and not is_stdout(output) and (output.endswith("/") or os.path.isdir(output))
-    check_output(output, directory=layout)
+    layout = None  # the directory an OCI layout goes into, if it goes into one
+    if fmt == "oci" and output is not None and not is_stdout(output):
+        if output.endswith("/") or os.path.isdir(output):
+            layout = output
+    check_output(output, directory=layout is not None)
     if fmt == "rootfs":
         with output_file(output) as out, pax_stream(out) as tar:
             writer = TarWriter(tar, repo.store)
@@ -96,7 +99,7 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
     return _export_image(repo, rev, tip, output, fmt, layout, progress)
 
 
-def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: bool,
+def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: str | None,
                   progress) -> ExportResult:
     from ..fs.hostpath import output_directory, output_file
     from ..fs.imagewrite import write_docker_archive, write_oci
@@ -126,8 +129,8 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
         if fmt == "docker-archive":
             with output_file(output) as out:
                 write_docker_archive(out, config, layers, [str(image)] if image else [])
-        elif layout:
-            with output_directory(output) as directory:
+        elif layout is not None:
+            with output_directory(layout) as directory:
                 write_oci(None, directory, config, layers, name, tag)
         else:
             with output_file(output) as out:

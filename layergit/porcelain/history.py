@@ -40,7 +40,7 @@ def _who(sig) -> str:
 
 def log(repo: Repo, rev: str, limit: int | None = None) -> list[LogEntry]:
     """First-parent history from ``rev``, newest first, like docker history."""
-    out = []
+    out: list[LogEntry] = []
     oid: bytes | None = repo.resolve(rev)
     while oid is not None and (limit is None or len(out) < limit):
         img = repo.image(oid)

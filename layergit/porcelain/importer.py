@@ -95,7 +95,9 @@ def _signature_part(text: str) -> str:
 
 def _author(entry: dict, when: int) -> Signature:
     """The history entry's author ("Name <email>", or either part alone), else NO_AUTHOR."""
-    author = entry.get("author") if isinstance(entry.get("author"), str) else ""
+    author = entry.get("author")
+    if not isinstance(author, str):
+        author = ""
     name, _, email = author.partition("<")
     email = _signature_part(email.rstrip().removesuffix(">"))
     return Signature(_signature_part(name) or NO_AUTHOR, email, when, 0)

@@ -62,7 +62,7 @@ def _check_rootfs(repo: Repo, tree: bytes, path: bytes, leaders: set, report: Fs
             report.problems.append(f"{child.decode(errors='replace')}: hardlink to {target},"
                                    " which is not an earlier entry")
         leaders.add(child)
-        if node.meta.kind == "d":
+        if node.meta.kind == "d" and node.oid is not None:
             _check_rootfs(repo, node.oid, child, leaders, report)
 
 

@@ -6,10 +6,15 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptStore, NotFound, UsageError
 from ..flock import locked
 from ..root import Root
+
+if TYPE_CHECKING:  # the store module loads with the first command that opens the store
+    from ..store.rawobj import Signature
+    from ..store.repo import CommitInfo, Store
 
 
 @dataclass(frozen=True)
@@ -17,7 +22,7 @@ class Image:
     """A resolved image commit: its commit record, config and rootfs tree."""
 
     id: bytes
-    commit: object  # store.repo.CommitInfo
+    commit: CommitInfo
     config: dict
     rootfs: bytes
 
@@ -25,10 +30,10 @@ class Image:
 class Repo:
     def __init__(self, root: Root):
         self.root = root
-        self._store = None
+        self._store: Store | None = None
 
     @property
-    def store(self):
+    def store(self) -> Store:
         """The object store, opened (and created) on first use: pygit2 loads only here."""
         if self._store is None:
             from ..store.repo import Store
@@ -70,7 +75,7 @@ def open_repo(root: str | None = None) -> Repo:
     return Repo(layout)
 
 
-def signature_time(sig) -> datetime:
+def signature_time(sig: Signature) -> datetime:
     """A commit signature's time as an aware datetime in its own UTC offset."""
     return datetime.fromtimestamp(sig.time, timezone(timedelta(minutes=sig.offset_minutes)))
 

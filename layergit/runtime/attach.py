@@ -102,7 +102,7 @@ def _kill_child(pid: int) -> int:
     A child we have not reaped keeps its pid, so signalling it is safe; once reaped,
     waitpid says so and nothing is signalled.
     """
-    status = signal.SIGKILL
+    status: int = signal.SIGKILL
     if pid:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)

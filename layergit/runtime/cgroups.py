@@ -93,6 +93,13 @@ class Cgroup:
         """The directory holding a controller's files for this container."""
         return self.paths[0] if self.v2 else self._by_controller.get(name)
 
+    def _limited(self, name: str) -> str:
+        """The directory of a controller that ``create`` found available before setting its limit."""
+        path = self._controller(name)
+        if path is None:
+            raise LgError(f"this host has no {name} cgroup controller")
+        return path
+
     def create(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
         needed = {c for c, limit in (("memory", memory), ("cpu", cpus), ("pids", pids)) if limit is not None}
         try:
@@ -184,7 +191,7 @@ class Cgroup:
     def _limits(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
         self._devices()
         if memory is not None:
-            mem = self._controller("memory")
+            mem = self._limited("memory")
             if self.v2:
                 _write(os.path.join(mem, "memory.max"), str(memory))
                 if os.path.exists(os.path.join(mem, "memory.swap.max")):
@@ -196,14 +203,14 @@ class Cgroup:
                     _write(swap, str(memory))
         if cpus is not None:
             quota = max(1000, int(cpus * _PERIOD))
-            cpu = self._controller("cpu")
+            cpu = self._limited("cpu")
             if self.v2:
                 _write(os.path.join(cpu, "cpu.max"), f"{quota} {_PERIOD}")
             else:
                 _write(os.path.join(cpu, "cpu.cfs_period_us"), str(_PERIOD))
                 _write(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
         if pids is not None:
-            _write(os.path.join(self._controller("pids"), "pids.max"), str(pids))
+            _write(os.path.join(self._limited("pids"), "pids.max"), str(pids))
 
     def join_self(self) -> None:
         """Move the calling process, which must be single-threaded (a child just forked), here.

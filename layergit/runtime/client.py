@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Literal, overload
 
 from ..errors import ExitCode, LgError
 from ..root import Root
@@ -47,6 +48,17 @@ def refused(reply: dict, default: str = "the container monitor refused") -> LgEr
     error = LgError(reply.get("error") or default)
     error.exit_code = reply.get("code", ExitCode.RUN_FAILED)
     return error
+
+
+# A reply always comes when the monitor may be started; without that, None when none runs.
+@overload
+def request(root: str, message: dict, timeout: float = ..., start: Literal[True] = ...,
+            check: bool = ...) -> dict: ...
+
+
+@overload
+def request(root: str, message: dict, timeout: float = ..., *, start: bool,
+            check: bool = ...) -> dict | None: ...
 
 
 def request(root: str, message: dict, timeout: float = 60.0, start: bool = True,

@@ -284,7 +284,7 @@ class Monitor:
         """Take every pending connection: one readiness event can stand for many."""
         while len(self.clients) < self.max_clients:
             try:
-                sock, _ = self.listener.accept()
+                sock, _ = self._listening().accept()
             except BlockingIOError:
                 break
             except ConnectionAbortedError:
@@ -297,6 +297,12 @@ class Monitor:
             self.last_activity = time.monotonic()
         self.update_accepting()
 
+    def _listening(self) -> socket.socket:
+        """The listener ``serve`` was given: accepting is only watched for once it has one."""
+        if self.listener is None:
+            raise LgError("monitor: no listening socket yet")
+        return self.listener
+
     def forget(self, client: _Client) -> None:
         self.clients.discard(client)
         self.update_accepting()
@@ -306,9 +312,9 @@ class Monitor:
         not right after accept() failed (a level-triggered event would spin the loop)."""
         wanted = len(self.clients) < self.max_clients and time.monotonic() >= self.accept_after
         if wanted and not self.accepting:
-            self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+            self.sel.register(self._listening(), selectors.EVENT_READ, "accept")
         elif self.accepting and not wanted:
-            self.sel.unregister(self.listener)
+            self.sel.unregister(self._listening())
         self.accepting = wanted
 
     def sweep(self) -> None:

@@ -60,12 +60,12 @@ class Stdio:
     stdin: int = -1
     stdout: int = -1
     stderr: int = -1
-    pty_socket: int | None = None
+    pty_socket: int = -1
     winsize: bytes | None = None  # struct winsize for the pty, set before the command runs
 
     @property
     def tty(self) -> bool:
-        return self.pty_socket is not None
+        return self.pty_socket >= 0
 
 
 def pty_pair() -> tuple[socket.socket, Stdio]:

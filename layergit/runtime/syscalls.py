@@ -262,7 +262,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, name: str, expected_attach_type:
         if _libc.syscall(_nr("bpf"), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)) >= 0:
             raise
         tail = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-4:])
-        raise OSError(exc.errno, f"bpf(BPF_PROG_LOAD): {os.strerror(exc.errno)}: {tail}") from None
+        raise OSError(exc.errno, f"{exc.strerror}: {tail}") from None  # _check's "bpf(BPF_PROG_LOAD): ..."
 
 
 def bpf_prog_attach(

@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...errors import LgError
@@ -74,7 +75,7 @@ def forwards(target_ip: str, ports: list[PublishedPort]) -> list[Forward]:
     return out
 
 
-def ruleset(table: str, networks: list[Network], published: list[Forward] = ()) -> str:
+def ruleset(table: str, networks: list[Network], published: Sequence[Forward] = ()) -> str:
     nat = "".join(
         f'        ip saddr {n.subnet} oifname != "{n.bridge}" masquerade\n'
         f"        ct status dnat ip saddr {n.subnet} ip daddr {n.subnet} masquerade\n"
@@ -115,7 +116,7 @@ def ruleset(table: str, networks: list[Network], published: list[Forward] = ()) 
     )
 
 
-def apply(root: str, networks: list[Network], published: list[Forward] = ()) -> None:
+def apply(root: str, networks: list[Network], published: Sequence[Forward] = ()) -> None:
     """Install the rules for a root's ``networks`` (its table goes when there are none)."""
     nft = shutil.which("nft")
     if nft is None:

@@ -138,7 +138,7 @@ class Networks:
             if clash is not None:
                 raise Conflict(f"subnet {net} overlaps {clash}")
         else:
-            net = ipaddress.ip_network(self._free_subnet(taken))
+            net = ipaddress.IPv4Network(self._free_subnet(taken))
         try:
             gw = ipaddress.ip_address(gateway) if gateway else next(net.hosts())
         except ValueError as exc:

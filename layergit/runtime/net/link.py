@@ -128,7 +128,7 @@ def host_routes() -> list[ipaddress.IPv4Network]:
                 dest = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
                 mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
                 if int(mask):
-                    out.append(ipaddress.ip_network(f"{dest}/{mask}", strict=False))
+                    out.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))
     except OSError:
         pass
     return out
@@ -143,7 +143,7 @@ def host_subnets() -> list[ipaddress.IPv4Network]:
     with _iproute() as ipr:
         addresses = [(a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                      for a in ipr.get_addr(family=sc.AF_INET)]
-    return [ipaddress.ip_network(f"{address}/{prefix}", strict=False) for address, prefix in addresses]
+    return [ipaddress.IPv4Network(f"{address}/{prefix}", strict=False) for address, prefix in addresses]
 
 
 def bridge_exists(name: str) -> bool:

@@ -27,6 +27,7 @@ import selectors
 import socket
 import sys
 import time
+from typing import Callable
 
 from ...errors import Conflict
 from . import PublishedPort
@@ -37,17 +38,18 @@ _ACCEPTS_PER_EVENT = 64  # then let the other ports have a turn
 _SYN_RETRIES = 2  # an unresponsive container fails its client after ~7 s, not the kernel's ~2 min
 _UDP_IDLE = 90.0  # seconds before a UDP client's relay socket goes (Docker's figure)
 _IN, _OUT, _ERR, _HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
+_Handler = Callable[[int, int], None]  # called with an fd and its epoll events
 
 
 class _End:
     """One socket of a relayed connection, and what still has to be written to it."""
 
     __slots__ = ("sock", "fd", "peer", "out", "reading", "eof_sent", "mask")
+    peer: _End  # the other socket of the pipe: set by _Pipe as soon as both ends exist
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.fd = sock.fileno()
-        self.peer: _End | None = None
         self.out = b""  # bytes the peer sent that this socket has not taken yet
         self.reading = True  # until this socket's sender closes its side
         self.eof_sent = False  # we shut down writing to this socket
@@ -192,7 +194,7 @@ class _UdpPort:
             peer.setblocking(False)
             peer.connect(self.target)
             entry = self.peers[client] = (peer, [now])
-            self.proxy.watch(peer.fileno(), _IN, lambda fd, ev, c=client, s=peer: self.on_reply(s, c))
+            self.proxy.watch(peer.fileno(), _IN, lambda _fd, _events: self.on_reply(peer, client))
         entry[1][0] = now
         try:
             entry[0].send(data)
@@ -225,7 +227,7 @@ class PortProxy:
         self.listeners: dict[str, list[socket.socket]] = {}  # container id -> sockets
         self._udp: dict[int, _UdpPort] = {}  # listener fd -> its relay
         self.epoll = select.epoll()
-        self.handlers: dict[int, object] = {}  # fd -> handler(fd, events)
+        self.handlers: dict[int, _Handler] = {}  # fd -> handler(fd, events)
         self._closed: set[int] = set()  # fds closed during the current batch of events
         self.buf = bytearray(_CHUNK)  # every relay reads into this, then sends it on at once
         self.view = memoryview(self.buf)
@@ -233,11 +235,11 @@ class PortProxy:
 
     # -- the event loop's side ---------------------------------------------------------
 
-    def watch(self, fd: int, mask: int, handler) -> None:
+    def watch(self, fd: int, mask: int, handler: _Handler) -> None:
         self.epoll.register(fd, mask)
         self.handlers[fd] = handler
 
-    def rewatch(self, fd: int, mask: int, handler) -> None:
+    def rewatch(self, fd: int, mask: int, handler: _Handler) -> None:
         self.epoll.modify(fd, mask)
         self.handlers[fd] = handler
 
@@ -287,7 +289,7 @@ class PortProxy:
                 target = (target_ip, p.container_port)
                 if p.proto == "tcp":
                     sock.listen(512)
-                    self.watch(sock.fileno(), _IN, lambda fd, ev, s=sock, t=target: self._accept(s, t))
+                    self.watch(sock.fileno(), _IN, self._acceptor(sock, target))
                 else:
                     udp = self._udp[sock.fileno()] = _UdpPort(self, sock, target)
                     self.watch(sock.fileno(), _IN, udp.on_datagram)
@@ -311,6 +313,10 @@ class PortProxy:
             udp.close()
         self.forget(sock.fileno())
         sock.close()
+
+    def _acceptor(self, listener: socket.socket, target: tuple[str, int]) -> _Handler:
+        """The handler of a TCP listener's events: its connections are relayed to ``target``."""
+        return lambda _fd, _events: self._accept(listener, target)
 
     def _accept(self, listener: socket.socket, target: tuple[str, int]) -> None:
         for _ in range(_ACCEPTS_PER_EVENT):
