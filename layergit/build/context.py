@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..fs.capture import entry_meta
 from ..fs.content import put_file
-from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, open_dir
+from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, DirStack, open_dir
 from ..fs.statcache import StatCache
 from ..store import meta as M
 from .dockerfile import DockerfileError
@@ -192,25 +192,40 @@ class Context:
             os.close(parent)
 
     def _walk(self, fd: int, parts: list[bytes], prefix: str, writer, inodes: dict) -> list[SourceEntry]:
-        out = []
-        for name in sorted(os.fsencode(e.name) for e in os.scandir(fd)):
-            rel = prefix + os.fsdecode(name)
-            excluded = self.ignore.excluded(rel)
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                if excluded and not self.ignore.has_exclusions:
+        """Every entry below the directory ``fd``, parents first, in byte order of names.
+
+        Depth first from stacks of our own and a bounded number of directory fds
+        (safeio.DirStack): a context may nest deeper than Python recurses. An
+        excluded directory is kept when something below it is not (a ``!`` rule).
+        """
+        frames = [_Level(fd, parts, prefix, None, False)]
+        with DirStack(fd) as dirs:
+            while True:
+                level = frames[-1]
+                name = next(level.names, None)
+                if name is not None:
+                    rel = level.prefix + os.fsdecode(name)
+                    excluded = self.ignore.excluded(rel)
+                    st = os.stat(name, dir_fd=dirs.fd, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        if excluded and not self.ignore.has_exclusions:
+                            continue
+                        sub = open_dir(dirs.fd, name)
+                        dirs.push(sub, name)
+                        meta = entry_meta(os.fstat(sub), ())
+                        frames.append(_Level(sub, level.parts + [name], rel + "/", meta, excluded))
+                    elif not excluded:
+                        entry = self._entry(dirs.fd, name, st, level.parts + [name], rel, writer, inodes)
+                        level.out.append(entry)
                     continue
-                sub = open_dir(fd, name)
-                try:
-                    below = self._walk(sub, parts + [name], rel + "/", writer, inodes)
-                    if not excluded or below:
-                        out.append(SourceEntry(parts + [name], entry_meta(os.fstat(sub), ())))
-                        out += below
-                finally:
-                    os.close(sub)
-            elif not excluded:
-                out.append(self._entry(fd, name, st, parts + [name], rel, writer, inodes))
-        return out
+                frames.pop()
+                if not frames:
+                    return level.out
+                dirs.pop()
+                if not level.excluded or level.out:
+                    assert level.meta is not None  # every level but the first is a directory met
+                    frames[-1].out.append(SourceEntry(level.parts, level.meta))
+                    frames[-1].out += level.out
 
     def _entry(
         self, dirfd: int, name: bytes, st: os.stat_result, parts: list[bytes], rel: str, writer, inodes: dict
@@ -232,3 +247,15 @@ class Context:
             oid, _ = put_file(writer, dirfd, name, st)
             self.cache.record(key, st, oid, ())
         return SourceEntry(parts, meta, oid, inode=inode)
+
+
+class _Level:
+    """One directory of a context walk: its listing, and the entries found below it."""
+
+    def __init__(self, fd: int, parts: list[bytes], prefix: str, meta: M.EntryMeta | None, excluded: bool):
+        self.names = iter(sorted(os.fsencode(e.name) for e in os.scandir(fd)))
+        self.parts = parts
+        self.prefix = prefix
+        self.meta = meta  # the directory's own, None for the walk's top
+        self.excluded = excluded
+        self.out: list[SourceEntry] = []

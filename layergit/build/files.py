@@ -24,6 +24,7 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 
 from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
 from ..store import meta as M
@@ -144,13 +145,18 @@ def heredoc_source(name: str, body: bytes, writer) -> Source:
     return Source(name, False, [SourceEntry([], M.EntryMeta("f", 0o644, 0, 0, 0), writer.put_blob(body))])
 
 
-def _tree_entries(node, parts: list[bytes]):
-    if isinstance(node, Dir):
-        yield SourceEntry(parts, node.meta)
-        for name in sorted(node.children):
-            yield from _tree_entries(node.children[name], parts + [name])
-    else:
-        yield SourceEntry(parts, node.meta, node.oid, node.target, node)
+def _tree_entries(node: Dir | Inode, parts: list[bytes]) -> Iterator[SourceEntry]:
+    """``node`` and everything below it, parents first, in byte order (without
+    recursion: an image may nest deeper than Python recurses)."""
+    stack: list[tuple[Dir | Inode, list[bytes]]] = [(node, parts)]
+    while stack:
+        node, parts = stack.pop()
+        if isinstance(node, Dir):
+            yield SourceEntry(parts, node.meta)
+            below = sorted(node.children, reverse=True)  # popped in byte order
+            stack.extend((node.children[name], parts + [name]) for name in below)
+        else:
+            yield SourceEntry(parts, node.meta, node.oid, node.target, node)
 
 
 def image_sources(tree: MutableTree, pattern: str) -> list[Source]:

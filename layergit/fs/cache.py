@@ -22,6 +22,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..removal import remove_tree
@@ -30,7 +31,7 @@ from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
 from .checkout import CheckoutPolicy, CheckoutResult, TreeWriter, materialise_into
 from .content import file_blob_id
-from .safeio import DIR_FLAGS
+from .safeio import DIR_FLAGS, DirStack
 
 
 def object_key(node: Node) -> str:
@@ -78,9 +79,6 @@ class FarmWriter(TreeWriter):
         return fd
 
     def entry(self, fd: int, node: Node) -> None:
-        if node.meta.kind == "d":
-            super().entry(fd, node)
-            return
         self.result.entries += 1
         admitted = self.admit(node)
         if admitted is None:
@@ -171,12 +169,28 @@ class MaterialisedCache:
         problems: list[str] = []
         fd = os.open(entry.path, DIR_FLAGS)
         try:
-            self._verify_dir(store, bytes.fromhex(entry.tree), fd, b"", problems)
+            with DirStack(fd) as dirs:  # depth first without recursion: trees nest deep
+                pending = [self._verify_dir(store, bytes.fromhex(entry.tree), dirs, b"", problems)]
+                while pending:
+                    below = next(pending[-1], None)
+                    if below is None:
+                        pending.pop()
+                        if pending:
+                            dirs.pop()
+                        continue
+                    node, child = below
+                    dirs.push(os.open(node.name, DIR_FLAGS, dir_fd=dirs.fd), node.name)
+                    pending.append(self._verify_dir(store, node.tree, dirs, child, problems))
         finally:
             os.close(fd)
         return problems
 
-    def _verify_dir(self, store, tree: bytes, fd: int, path: bytes, problems: list[str]) -> None:
+    def _verify_dir(
+        self, store, tree: bytes, dirs: DirStack, path: bytes, problems: list[str]
+    ) -> Iterator[tuple[Node, bytes]]:
+        """Check the entries of the directory ``dirs`` is at; yields each subdirectory
+        (node, path) for the caller to check, with ``dirs`` moved down and back up."""
+        fd = dirs.fd
         _, nodes = read_dir(store, tree)
         on_disk = {os.fsencode(n) for n in os.listdir(fd)}
         expected = {n.name for n in nodes}
@@ -199,11 +213,8 @@ class MaterialisedCache:
                 problems.append(f"{where}: metadata differs from the snapshot")
                 continue
             if m.kind == "d":
-                sub = os.open(node.name, DIR_FLAGS, dir_fd=fd)
-                try:
-                    self._verify_dir(store, node.tree, sub, child, problems)
-                finally:
-                    os.close(sub)
+                yield node, child
+                fd = dirs.fd  # the same directory, perhaps reopened (DirStack)
             elif m.kind == "f":
                 content = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                 try:

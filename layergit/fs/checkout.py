@@ -23,12 +23,12 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ..errors import CorruptStore, LgError
-from ..removal import remove_tree
+from ..removal import remove_at, remove_tree
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
 from .content import write_blob
-from .safeio import open_dir, proc_path
+from .safeio import DirStack, open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
 NEW_DIR_MODE = 0o700  # a checkout directory lg creates, unless --mode says otherwise
@@ -197,10 +197,41 @@ class TreeWriter:
                 os.close(fd)
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
+        """Write the entries of snapshot ``tree`` into the open directory ``fd``; returns
+        the tree's own metadata (its root's, else None).
+
+        Depth first with stacks of our own, not recursion, and a bounded number of
+        directory fds (safeio.DirStack): a snapshot may nest thousands of directories.
+        A directory's metadata is applied once everything below it is written.
+        """
         own, nodes = read_dir(self.store, tree)
-        for node in nodes:
-            self.entry(fd, node)
-        return own
+        pending = [iter(nodes)]  # per level: the entries still to write
+        with DirStack(fd) as dirs:
+            while True:
+                node = next(pending[-1], None)
+                if node is None:
+                    pending.pop()
+                    if not pending:
+                        return own
+                    self._finish_dir(dirs.fd)
+                    dirs.pop()
+                elif node.meta.kind == "d":
+                    self.result.entries += 1
+                    os.mkdir(node.name, 0o700, dir_fd=dirs.fd)
+                    dirs.push(open_dir(dirs.fd, node.name), node.name)
+                    self._stack.append(node)
+                    pending.append(iter(read_dir(self.store, node.tree)[1]))
+                else:
+                    self.entry(dirs.fd, node)
+
+    def _finish_dir(self, fd: int) -> None:
+        """Apply the metadata of the directory just written (open as ``fd``), or defer it."""
+        m = self._stack[-1].meta
+        if self._privileged_user or m.mode & 0o700 == 0o700:
+            self.apply_meta(fd, b".", m, fd)
+        else:
+            self._deferred.append(([n.name for n in self._stack], m))
+        self._stack.pop()
 
     def admit(self, node: Node) -> Node | None:
         """``node`` as the policy lets it onto the host: as it is, without its
@@ -221,24 +252,9 @@ class TreeWriter:
             self.result.privileged += 1
 
     def entry(self, fd: int, node: Node) -> None:
-        """Create one entry (a directory with everything below it) inside ``fd``."""
-        m, name = node.meta, node.name
+        """Create one entry that is not a directory inside ``fd``."""
         self.result.entries += 1
-        if m.kind == "d":
-            os.mkdir(name, 0o700, dir_fd=fd)
-            sub = open_dir(fd, name)
-            self._stack.append(node)
-            try:
-                self.directory(sub, node.tree)
-                if self._privileged_user or m.mode & 0o700 == 0o700:
-                    self.apply_meta(fd, name, m, sub)
-                else:
-                    self._deferred.append(([n.name for n in self._stack], m))
-            finally:
-                self._stack.pop()
-                os.close(sub)
-        else:
-            self._non_directory(fd, node)
+        self._non_directory(fd, node)
 
     def _non_directory(self, fd: int, node: Node) -> None:
         path = self._stored_path(node)
@@ -333,12 +349,8 @@ def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResu
         if created:
             remove_tree(dest)
         else:  # it was empty when we started (checked above): leave it empty again
-            for name in os.listdir(dest):
-                path = os.path.join(dest, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    remove_tree(path)
-                else:
-                    os.unlink(path)
+            for name in os.listdir(fd):
+                remove_at(fd, os.fsencode(name))
             _try_fchmod(fd, stat.S_IMODE(before.st_mode))
         raise
     finally:

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import LgError
+from ..removal import remove_at
 from ..text import printable
 
 
@@ -375,16 +376,8 @@ def _unlink_quietly(dirfd: int, name: str, fd: int) -> None:
 
 def _empty(dirfd: int) -> None:
     """Remove everything below the directory open as ``dirfd``, never following a link."""
-    for entry in os.scandir(dirfd):
-        if entry.is_dir(follow_symlinks=False):
-            sub = os.open(entry.name, _OWN_DIR, dir_fd=dirfd)
-            try:
-                _empty(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(entry.name, dir_fd=dirfd)
-        else:
-            os.unlink(entry.name, dir_fd=dirfd)
+    for name in os.listdir(dirfd):
+        remove_at(dirfd, os.fsencode(name))
 
 
 @contextmanager

@@ -30,6 +30,84 @@ def open_dir(dirfd: int, name: bytes) -> int:
     return os.open(name, DIR_FLAGS, dir_fd=dirfd)
 
 
+WINDOW = 32  # directory fds a walk keeps open besides its root (RLIMIT_NOFILE is 1024 by default)
+
+
+def identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+class DirStack:
+    """The directories from a walk's root down to the one being walked, as fds.
+
+    A tree may nest thousands of directories, far more than the 1024 fds a process
+    gets by default, so only the deepest :data:`WINDOW` stay open (and the root,
+    which the caller owns). One closed on the way down is reopened on the way back
+    up as ``..`` of its child, which must then be the very inode it was: if the tree
+    was rearranged meanwhile we stop, exactly where a held fd would have kept us.
+    Walks that cut the loop short close the stack (``with``).
+    """
+
+    def __init__(self, root_fd: int):
+        self._fds = [root_fd]
+        self._ids = [identity(os.fstat(root_fd))]
+        self._names: list[bytes] = []
+
+    def __enter__(self) -> DirStack:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """How many directories below the root the walk is."""
+        return len(self._names)
+
+    @property
+    def fd(self) -> int:
+        """The directory being walked (always open)."""
+        return self._fds[-1]
+
+    @property
+    def names(self) -> list[bytes]:
+        """Names from the root down to the directory being walked."""
+        return self._names
+
+    def push(self, fd: int, name: bytes, st: os.stat_result | None = None) -> None:
+        """Go down into ``fd`` (opened as ``name`` in the current directory); the stack owns it."""
+        self._fds.append(fd)
+        self._ids.append(identity(st if st is not None else os.fstat(fd)))
+        self._names.append(name)
+        old = len(self._fds) - 1 - WINDOW
+        if old >= 1 and self._fds[old] >= 0:
+            os.close(self._fds[old])
+            self._fds[old] = -1
+
+    def pop(self) -> None:
+        """Go back up to the parent, reopening it if it was closed."""
+        fd = self._fds.pop()
+        self._ids.pop()
+        name = self._names.pop()
+        try:
+            if self._fds[-1] < 0:
+                parent = os.open(b"..", DIR_FLAGS, dir_fd=fd)
+                if identity(os.fstat(parent)) != self._ids[-1]:
+                    os.close(parent)
+                    where = f"{os.fsdecode(name)!r}, {len(self._names) + 1} levels down,"
+                    raise LgError(f"directory {where} was moved while being read; try again")
+                self._fds[-1] = parent
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Close every fd but the root's."""
+        while len(self._fds) > 1:
+            fd = self._fds.pop()
+            if fd >= 0:
+                os.close(fd)
+        del self._ids[1:], self._names[:]
+
+
 def read_xattrs(dirfd: int, name: bytes, fd: int | None = None) -> tuple[tuple[str, bytes], ...]:
     """All xattrs of an entry, sorted by name; empty where the filesystem has none."""
     target = fd if fd is not None else proc_path(dirfd, name)

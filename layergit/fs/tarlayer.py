@@ -182,10 +182,13 @@ class TarEntry:
 def split_path(name: str, what: str = "entry") -> list[bytes]:
     """Archive path -> components; absolute paths are relative to the root, ``..`` is refused."""
     raw = name.encode("utf-8", "surrogateescape")
-    parts = [p for p in raw.split(b"/") if p not in (b"", b".")]
-    if b".." in parts:
+    framed = b"/" + raw + b"/"  # a name may have thousands of components: search bytes, not lists
+    if b"/../" in framed:
         raise ArchiveError(f"{what} {name!r} has a '..' component; refusing it")
-    if any(b"\0" in p for p in parts):
+    parts = raw.split(b"/")
+    if b"//" in framed or b"/./" in framed:
+        parts = [p for p in parts if p not in (b"", b".")]
+    if b"\0" in raw:
         raise ArchiveError(f"{what} {name!r} contains NUL")
     return parts
 

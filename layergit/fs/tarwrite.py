@@ -144,17 +144,24 @@ def write_snapshot(out: TarWriter, tree: bytes) -> None:
         out.add(path, node.meta, node.oid, link)
 
 
-def _lookup(store, tree: bytes, path: bytes) -> Node | None:
-    node = None
+def _chain(store, tree: bytes, path: bytes) -> list[Node]:
+    """The entries from / down to ``path`` (a real path), as far as they exist."""
+    nodes: list[Node] = []
     for part in path.strip(b"/").split(b"/"):
-        if node is not None:
-            if node.meta.kind != "d":
-                return None
-            tree = node.tree
+        if nodes:
+            if nodes[-1].meta.kind != "d":
+                break
+            tree = nodes[-1].tree
         node = next((n for n in read_dir(store, tree)[1] if n.name == part), None)
         if node is None:
-            return None
-    return node
+            break
+        nodes.append(node)
+    return nodes
+
+
+def _lookup(store, tree: bytes, path: bytes) -> Node | None:
+    nodes = _chain(store, tree, path)
+    return nodes[-1] if len(nodes) == path.strip(b"/").count(b"/") + 1 else None
 
 
 def _leader(store, tree: bytes, link: bytes) -> Node:
@@ -163,6 +170,24 @@ def _leader(store, tree: bytes, link: bytes) -> Node:
     if node is None:
         raise CorruptStore(f"hardlink target {_name(link)} is missing from the snapshot")
     return node
+
+
+def _ensure_parents(out: TarWriter, new: bytes, written: set[bytes], path: bytes) -> None:
+    """Write the parents of ``path`` not written yet, outermost first, from one walk
+    down the ``new`` tree (a deep path may lack thousands of them)."""
+    missing = []
+    parent = path.rpartition(b"/")[0]
+    while parent and parent not in written:
+        missing.append(parent)
+        parent = parent.rpartition(b"/")[0]
+    if not missing:
+        return
+    nodes = _chain(out.store, new, missing[0])
+    for parent in reversed(missing):
+        level = parent.count(b"/")  # "/a" is nodes[0]
+        if level <= len(nodes):
+            out.add(parent, nodes[level - 1].meta, None)
+            written.add(parent)
 
 
 def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
@@ -179,28 +204,18 @@ def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
     if own is not None and (old is None or read_dir(store, old)[0] != own):
         out.add(b"/", own, None)
 
-    def ensure_parents(path: bytes) -> None:
-        parent = path.rpartition(b"/")[0]
-        if not parent or parent in written:
-            return
-        ensure_parents(parent)
-        node = _lookup(store, new, parent)
-        if node is not None:
-            out.add(parent, node.meta, None)
-            written.add(parent)
-
     for change in diff_trees(store, old, new, include_mtime=True):
         path = change.path
         if any(path.startswith(g + b"/") for g in gone):
             continue  # below a deleted or replaced directory: covered already
         if change.status == "D":
-            ensure_parents(path)
+            _ensure_parents(out, new, written, path)
             out.whiteout(path)
             gone.append(path)
             continue
         if change.status == "T" and change.old is not None and change.old.meta.kind == "d":
             gone.append(path)
-        ensure_parents(path)
+        _ensure_parents(out, new, written, path)
         node = change.new
         assert node is not None  # A, M and T have a new side
         link = None
@@ -208,7 +223,7 @@ def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
             link = leader_path(node.meta.link)
             if link not in written:
                 leader = _leader(store, new, link)
-                ensure_parents(link)
+                _ensure_parents(out, new, written, link)
                 out.add(link, leader.meta, leader.oid)
                 written.add(link)
         if path not in written:

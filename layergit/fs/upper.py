@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Set
+from collections.abc import Iterator, Set
 
 from ..store.mutable import Dir, Inode, MutableTree
 from .capture import entry_meta
 from .content import put_file
-from .safeio import open_dir, read_xattrs
+from .safeio import DirStack, open_dir, read_xattrs
 
 _OVERLAY_XATTR = "trusted.overlay."
 
@@ -41,47 +41,68 @@ def apply_upper(
     """
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return _apply_dir(tree, fd, [], writer, {}, mount_points)
+        return _apply(tree, fd, writer, mount_points)
     finally:
         os.close(fd)
 
 
-def _apply_dir(tree: MutableTree, fd: int, parts: list[bytes], writer, inodes: dict, mount_points) -> int:
+def _listing(fd: int) -> Iterator[bytes]:
+    return iter(sorted(os.fsencode(e.name) for e in os.scandir(fd)))
+
+
+def _apply(tree: MutableTree, root_fd: int, writer, mount_points) -> int:
+    """Depth first, with a stack of our own and a bounded number of directory fds
+    (safeio.DirStack): the container decides how deep its upper dir nests."""
     changed = 0
-    for name in sorted(os.fsencode(e.name) for e in os.scandir(fd)):
-        path = parts + [name]
-        if tuple(path) in mount_points and tree.get(path) is None:
-            continue
-        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        changed += 1
-        if _is_whiteout(st):
-            tree.remove(path)
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            sub = open_dir(fd, name)
-            try:
+    inodes: dict[tuple[int, int], Inode] = {}
+    pending = [_listing(root_fd)]  # per level: the names still to apply
+    with DirStack(root_fd) as dirs:
+        while True:
+            name = next(pending[-1], None)
+            if name is None:
+                pending.pop()
+                if not pending:
+                    return changed
+                dirs.pop()
+                continue
+            fd = dirs.fd
+            path = dirs.names + [name]
+            if tuple(path) in mount_points and tree.get(path) is None:
+                continue
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            changed += 1
+            if _is_whiteout(st):
+                tree.remove(path)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                sub = open_dir(fd, name)
+                dirs.push(sub, name)
                 xattrs = read_xattrs(fd, name, sub)
                 if (("trusted.overlay.opaque", b"y") in xattrs) or not isinstance(tree.get(path), Dir):
                     tree.remove(path)
                 tree.put(path, Dir(entry_meta(st, _own_xattrs(xattrs))))
-                changed += _apply_dir(tree, sub, path, writer, inodes, mount_points)
-            finally:
-                os.close(sub)
-            continue
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in inodes:
-            tree.put(path, inodes[key])
-            continue
-        target = None
-        if stat.S_ISREG(st.st_mode):
-            oid, xattrs = put_file(writer, fd, name, st)
-        elif stat.S_ISLNK(st.st_mode):
-            target = os.readlink(name, dir_fd=fd)
-            oid = writer.put_blob(target)
-            xattrs = read_xattrs(fd, name)
-        else:
-            oid, xattrs = None, read_xattrs(fd, name)
-        inode = Inode(entry_meta(st, _own_xattrs(xattrs)), oid, target)
-        inodes[key] = inode
-        tree.put(path, inode)
-    return changed
+                pending.append(_listing(sub))
+                continue
+            _apply_file(tree, fd, name, st, path, writer, inodes)
+
+
+def _apply_file(
+    tree: MutableTree, fd: int, name: bytes, st: os.stat_result, path: list[bytes], writer, inodes: dict
+) -> None:
+    """Put an entry that is not a directory (a hardlink to one seen before shares its inode)."""
+    key = (st.st_dev, st.st_ino)
+    if st.st_nlink > 1 and key in inodes:
+        tree.put(path, inodes[key])
+        return
+    target = None
+    if stat.S_ISREG(st.st_mode):
+        oid, xattrs = put_file(writer, fd, name, st)
+    elif stat.S_ISLNK(st.st_mode):
+        target = os.readlink(name, dir_fd=fd)
+        oid = writer.put_blob(target)
+        xattrs = read_xattrs(fd, name)
+    else:
+        oid, xattrs = None, read_xattrs(fd, name)
+    inode = Inode(entry_meta(st, _own_xattrs(xattrs)), oid, target)
+    inodes[key] = inode
+    tree.put(path, inode)

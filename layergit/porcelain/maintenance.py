@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import LgError
 from ..store import names
-from ..store.snapshot import read_dir
+from ..store.snapshot import Node, read_dir
 from .checkout import cache
 from .repo import Repo, store_lock
 
@@ -48,22 +49,36 @@ def _git(repo: Repo, *args: str, lock: int | None = None) -> subprocess.Complete
 
 
 def _check_rootfs(repo: Repo, tree: bytes, path: bytes, leaders: set, report: FsckReport) -> None:
-    """Parse every directory of a rootfs and check hardlinks name an earlier entry."""
-    report.trees += 1
-    try:
-        _, nodes = read_dir(repo.store, tree)
-    except LgError as exc:
-        report.problems.append(f"{path.decode(errors='replace') or '/'}: {exc}")
-        return
-    for node in nodes:
-        child = path + b"/" + node.stored
+    """Parse every directory of a rootfs and check hardlinks name an earlier entry.
+
+    Depth first in capture's order, from a stack of our own: trees nest deeper than
+    Python recurses.
+    """
+    stack = [(path, _entries(repo, tree, path, report))]
+    while stack:
+        parent, nodes = stack[-1]
+        node = next(nodes, None)
+        if node is None:
+            stack.pop()
+            continue
+        child = parent + b"/" + node.stored
         if node.meta.link is not None and node.meta.link not in leaders:
             target = node.meta.link.decode(errors="replace")
             report.problems.append(f"{child.decode(errors='replace')}: hardlink to {target},"
                                    " which is not an earlier entry")
         leaders.add(child)
-        if node.meta.kind == "d" and node.oid is not None:
-            _check_rootfs(repo, node.oid, child, leaders, report)
+        if node.meta.kind == "d":
+            stack.append((child, _entries(repo, node.tree, child, report)))
+
+
+def _entries(repo: Repo, tree: bytes, path: bytes, report: FsckReport) -> Iterator[Node]:
+    """The entries of one directory; none, and a problem, where it does not parse."""
+    report.trees += 1
+    try:
+        return iter(read_dir(repo.store, tree)[1])
+    except LgError as exc:
+        report.problems.append(f"{path.decode(errors='replace') or '/'}: {exc}")
+        return iter(())
 
 
 def fsck(repo: Repo) -> FsckReport:
