@@ -32,7 +32,7 @@ class InvalidConfig(LgError):
 
 def _type_name(value: object) -> str:
     return {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _string(value: object, what: str) -> str:

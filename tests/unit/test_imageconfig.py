@@ -37,7 +37,7 @@ def test_docker_leniencies_are_normalised(given, kept):
     ({"Env": ["A=1", 2]}, "an item of Env must be a string, not a number"),
     ({"Env": ["A=\0"]}, "an item of Env contains a NUL character"),
     ({"Cmd": {"a": 1}}, "Cmd must be a list of strings, not a map"),
-    ({"Cmd": [None]}, "an item of Cmd must be a string"),
+    ({"Cmd": [None]}, "an item of Cmd must be a string, not null"),
     ({"Entrypoint": True}, "Entrypoint must be a list of strings, not a boolean"),
     ({"Shell": "sh"}, "Shell must be a list of strings"),
     ({"OnBuild": [["RUN x"]]}, "an item of OnBuild must be a string, not a list"),
