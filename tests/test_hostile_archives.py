@@ -1209,3 +1209,19 @@ def test_stop_signal_is_checked_when_a_container_is_created(lg, tmp_path, stop, 
         err = lg.fails("create", "--network", "none", "stop:1")
         assert f"the image's StopSignal {stop!r} is not a signal" in err, err
         assert lg.out("ps", "-aq").strip() == ""
+
+
+def test_xattr_the_checkout_filesystem_cannot_hold(guard, tmp_path):
+    """A 10 KB xattr is legal for Linux but more than ext4 keeps per inode (one 4 KiB block):
+    checkout says so in one line naming the entry and the xattr, not "No space left on device: 8"."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"x" * 10_000)
+        pytest.skip("this filesystem holds 10 KB xattrs")
+    except OSError:
+        pass
+    proc = guard.run(guard.docker("bigxattr", [A.file("f", b"hi\n", xattrs={"user.big": b"x" * 10_000})]))
+    assert proc.returncode == 0, proc.stderr
+    err = guard.lg.fails("checkout", "hostile/bigxattr:1", str(guard.checkouts / "big"))
+    assert "f: this filesystem cannot hold the image's 10000-byte xattr 'user.big'" in err, err

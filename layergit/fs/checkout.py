@@ -93,6 +93,10 @@ class CheckoutPolicy:
         return replace(image_root, mode=mode, uid=st.st_uid, gid=st.st_gid, xattrs=xattrs)
 
 
+# setxattr's answers for an xattr the filesystem has no room for (Linux took the name and size).
+_XATTR_TOO_BIG = (errno.ENOSPC, errno.E2BIG, errno.ERANGE)
+
+
 @dataclass
 class CheckoutResult:
     entries: int = 0
@@ -145,13 +149,22 @@ class TreeWriter:
         for key, value in m.xattrs:
             namespace = key.split(".")[0]
             what = f"set {namespace}.* xattrs"
-            if fd is not None:
-                self._privileged("xattr-" + namespace, what, os.setxattr, fd, key, value)
-            else:
-                target = proc_path(dirfd, name)
-                self._privileged(
-                    "xattr-" + namespace, what, os.setxattr, target, key, value, follow_symlinks=False
-                )
+            try:
+                if fd is not None:
+                    self._privileged("xattr-" + namespace, what, os.setxattr, fd, key, value)
+                else:
+                    target = proc_path(dirfd, name)
+                    self._privileged(
+                        "xattr-" + namespace, what, os.setxattr, target, key, value, follow_symlinks=False
+                    )
+            except OSError as exc:
+                if exc.errno not in _XATTR_TOO_BIG:
+                    raise
+                # ext4 keeps an inode's xattrs in one block: 4 KiB where Linux allows 64 KiB each.
+                raise LgError(
+                    f"{os.fsdecode(name)}: this filesystem cannot hold the image's {len(value)}-byte xattr"
+                    f" {key!r} ({exc.strerror})"
+                ) from None
         if fd is not None:
             os.fchmod(fd, m.mode)
         elif m.kind != "l":
