@@ -1,12 +1,14 @@
 """Every scenario, in order: the image store's (issue 2, scenarios.py), then import and
-export, the runtime, networking and build (issues 3-6, containers.py)."""
+export, the runtime, networking and build (issues 3-6, containers.py), then big files
+(issue 13, bigfiles.py)."""
 
 from __future__ import annotations
 
+from .bigfiles import BIG_FILE_SCENARIOS
 from .containers import CONTAINER_SCENARIOS
 from .scenarios import STORE_SCENARIOS, Scenario
 
-SCENARIOS: list[Scenario] = STORE_SCENARIOS + CONTAINER_SCENARIOS
+SCENARIOS: list[Scenario] = STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS
 
 
 def select(names: list[str]) -> list[Scenario]:

@@ -4,6 +4,10 @@
     helper.py kill-monitor ROOT      stop lg's monitor for ROOT (by pid), if one runs
     helper.py density-reset CONFIG   record the memory of the helper processes the last
                                      density run left, then remove all its containers
+    helper.py peak-rss FILE LABEL -- ARGV...
+                                     run ARGV, append its peak RSS (wait4's ru_maxrss, what
+                                     /usr/bin/time -v reports) and CPU time to FILE as a JSON
+                                     line, exit with its status (scenario 16 runs through it)
 
 The density scenario (11) times `lg run -d` x N against `podman run -d` x N. Before every
 run, and once more after the last, `density-reset` looks at what the previous run left:
@@ -82,11 +86,24 @@ def density_reset(config: str) -> None:
         sys.exit("density-reset: " + "; ".join(failures))
 
 
+def peak_rss(figures: str, label: str, argv: list[str]) -> int:
+    """Run ``argv`` (inheriting stdio) and record its peak RSS; returns its exit status."""
+    proc = subprocess.Popen(argv)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    with open(figures, "a") as f:
+        f.write(json.dumps({"label": label, "maxrss_kb": usage.ru_maxrss, "status": code,
+                            "cpu_s": usage.ru_utime + usage.ru_stime}) + "\n")
+    return code
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 2 and argv[0] == "kill-monitor":
         kill_monitor(argv[1])
     elif len(argv) == 2 and argv[0] == "density-reset":
         density_reset(argv[1])
+    elif len(argv) > 4 and argv[0] == "peak-rss" and argv[3] == "--":
+        sys.exit(peak_rss(argv[1], argv[2], argv[4:]))
     else:
         sys.exit(__doc__)
 
