@@ -372,7 +372,7 @@ def _nobody_checkout(lg, rev):
     ``rev``; yields (process, destination, the source of truth for comparisons)."""
     with trees.nobody_dir() as home:
         lgroot = os.path.join(home, ".local", "share", "layergit")
-        os.makedirs(lgroot)
+        os.makedirs(lgroot, mode=0o700)  # as lg makes a user's root: a wider one would be tightened, with a notice
         subprocess.run(["cp", "-a", os.path.join(lg.root, "store.git"), os.path.join(lgroot, "store.git")], check=True)
         trees.chown_tree(os.path.join(home, ".local"), trees.NOBODY, trees.NOBODY)
         dest = os.path.join(home, "out")
