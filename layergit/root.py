@@ -200,6 +200,12 @@ class Root:
         """The monitor's stdout and stderr, appended by every monitor started."""
         return self._at("run", "monitor.log")
 
+    @property
+    def monitor_log_old(self) -> str:
+        """The previous monitor.log, moved aside when a monitor starts and finds it over
+        MONITOR_LOG_MAX: the two together stay bounded."""
+        return self._at("run", "monitor.log.old")
+
 
 def _tighten(path: str, st: os.stat_result, mode: int, changed: list[str], label: str) -> None:
     """Take from ``path`` the group and other bits ``mode`` does not have (never add one)."""

@@ -19,7 +19,7 @@ from datetime import timezone
 
 from ..errors import UsageError
 from ..store import names
-from .repo import Repo, signature_time
+from .repo import Repo, signature_time, store_lock
 
 FORMATS = ("rootfs", "docker-archive", "oci")
 _RUNTIME_PLATFORM_KEYS = {"Architecture": "architecture", "Os": "os", "Variant": "variant"}
@@ -96,7 +96,8 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
             writer = TarWriter(tar, repo.store)
             write_snapshot(writer, repo.image(tip).rootfs)
         return ExportResult(fmt, tip.hex(), 1, 1, writer.sockets)
-    return _export_image(repo, rev, tip, output, fmt, layout, progress)
+    with store_lock(repo):  # its spool is in tmp/, which lg gc empties under the exclusive lock
+        return _export_image(repo, rev, tip, output, fmt, layout, progress)
 
 
 def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str, layout: str | None,

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import LgError
+from ..removal import remove_tree
 from ..store import names
 from ..store.snapshot import Node, read_dir
 from .checkout import cache
@@ -106,7 +108,29 @@ def fsck(repo: Repo) -> FsckReport:
     if leftovers:
         report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes;"
                             " lg gc removes them")
+    _check_running_state(repo, report)
     return report
+
+
+def _check_running_state(repo: Repo, report: FsckReport) -> None:
+    """What lives beside the store (docs/format.md, "Running state"): records that
+    read, and what killed commands left that lg gc removes."""
+    from .containers import registry
+
+    reg = registry(repo)
+    for cid in reg.ids():
+        try:
+            reg.container(cid).record()
+        except (LgError, ValueError, TypeError, KeyError) as exc:
+            report.problems.append(f"container {cid[:12]}: its record does not read: {exc}")
+    leftovers = reg.leftovers()
+    if leftovers:
+        report.notes.append(f"{len(leftovers)} lock file(s) or name(s) of removed containers;"
+                            " lg gc removes them")
+    spools = _listing(repo.root.tmp)
+    if spools:
+        report.notes.append(f"{len(spools)} spool(s) in tmp/; lg gc removes those no import, export or"
+                            " build is using")
 
 
 @dataclass
@@ -117,6 +141,9 @@ class GcReport:
     removed_temporary: int
     cached_trees_removed: int
     cached_objects_removed: int
+    spools_removed: int  # what killed imports, exports and builds left in tmp/
+    leftovers_removed: int  # lock files and name links of containers that are gone
+    cache_files_removed: int  # sizes of objects gone, stat caches unused for STAT_CACHE_DAYS
 
 
 def _store_bytes(path: str) -> int:
@@ -136,7 +163,7 @@ def gc(repo: Repo) -> GcReport:
     Alone on the store (store_lock exclusive): it waits $LG_LOCK_TIMEOUT seconds for
     the writers, then fails naming them. First it sweeps containers a killed lg left.
     """
-    from .containers import prune_refs, sweep
+    from .containers import prune_refs, registry, sweep
 
     sweep(repo)  # containers whose lg was killed
     with store_lock(repo, exclusive=True) as lock:
@@ -157,7 +184,77 @@ def gc(repo: Repo) -> GcReport:
         trees, objects = cache(repo).prune(keep)
         # export's layer tars: rebuilt on demand
         shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)
-        return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects)
+        spools = _remove_all(repo.root.tmp)
+        leftovers = _remove_all(registry(repo).leftovers())
+        small = _prune_small_caches(repo)
+        return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects,
+                        spools, leftovers, small)
+
+
+STAT_CACHE_DAYS = 30  # a directory not committed for this long is read whole next time
+
+
+def _remove_all(where: str | list[str]) -> int:
+    """Remove every entry of a directory, or every path of a list; returns how many.
+
+    tmp/ is only written under the store lock (import, export, build), so under
+    gc's exclusive lock everything in it is what a killed lg left.
+    """
+    paths = [os.path.join(where, n) for n in _listing(where)] if isinstance(where, str) else where
+    for path in paths:
+        remove_tree(path)  # a file or link is unlinked, never followed
+    return len(paths)
+
+
+def _prune_small_caches(repo: Repo) -> int:
+    """Drop sizes of objects the store no longer has, and stat caches not used lately.
+
+    Both are optimisations only (a missing entry is computed again). A stat cache
+    is named by a hash of its directory's path, so whether the directory is still
+    there cannot be told: one not rewritten in STAT_CACHE_DAYS days goes. Files of
+    writers in flight (``.NAME.PID`` and ``NAME.PID.tmp``) are left for a day.
+    """
+    removed = 0
+    now = time.time()
+    sizes = repo.root.cache_dir("sizes")
+    for name in _listing(sizes):
+        kind, _, key = name.partition("-")
+        if name.startswith("."):
+            stale = _age(os.path.join(sizes, name), now) > 86400
+        else:
+            stale = len(key) != 40 or not repo.store.has(bytes.fromhex(key))
+        removed += _unlink_if(stale, os.path.join(sizes, name))
+    for kind in ("stat", "build-stat"):
+        directory = repo.root.cache_dir(kind)
+        for name in _listing(directory):
+            path = os.path.join(directory, name)
+            limit = 86400 if name.endswith(".tmp") else STAT_CACHE_DAYS * 86400
+            removed += _unlink_if(_age(path, now) > limit, path)
+    return removed
+
+
+def _listing(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+
+
+def _age(path: str, now: float) -> float:
+    try:
+        return now - os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _unlink_if(condition: bool, path: str) -> int:
+    if not condition:
+        return 0
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    return 1
 
 
 def _reachable_images(repo: Repo, problems: list[str]):

@@ -29,6 +29,24 @@ def _connect(sock_path: str) -> socket.socket | None:
         return None
 
 
+MONITOR_LOG_MAX = 1 << 20  # bytes of monitor.log a new monitor appends to; beyond, it starts afresh
+
+
+def _rotate(layout: Root) -> None:
+    """Move a monitor.log over MONITOR_LOG_MAX aside (replacing the one moved before).
+
+    Every monitor of the root appends to it for as long as the root is used: moved
+    aside at a start, it and its predecessor hold at most what one monitor wrote plus
+    MONITOR_LOG_MAX. A monitor still writing to the moved file (one that is quitting
+    as this one starts) writes to monitor.log.old, where its lines belong.
+    """
+    try:
+        if os.stat(layout.monitor_log).st_size > MONITOR_LOG_MAX:
+            os.replace(layout.monitor_log, layout.monitor_log_old)
+    except FileNotFoundError:
+        pass
+
+
 def joined_netns(root: str, spec: Spec) -> str | None:
     """For ``--network container:ID``: the network namespace of that running container."""
     if not spec.network.container:
@@ -74,6 +92,7 @@ def request(root: str, message: dict, timeout: float = 60.0, start: bool = True,
         return None
     if conn is None:
         os.makedirs(layout.run, exist_ok=True)
+        _rotate(layout)
         with open(layout.monitor_log, "ab") as log:
             subprocess.Popen(
                 [sys.executable, "-m", "layergit.runtime.monitor", root],

@@ -237,12 +237,8 @@ class Registry:
     def owned(self, kind: str = OWNERS) -> dict[str, list[Owner]]:
         """Every container that has owners (of ``kind``), with them."""
         marks = self._marks[kind]
-        try:
-            entries = os.listdir(marks)
-        except FileNotFoundError:
-            return {}
         out: dict[str, list[Owner]] = {}
-        for entry in entries:
+        for entry in _entries(marks):
             cid, _, rest = entry.partition(".")
             pid, _, start = rest.partition(".")
             if len(cid) == 64 and pid.isdigit() and start.isdigit():
@@ -260,11 +256,24 @@ class Registry:
                     pass
 
     def ids(self) -> list[str]:
-        try:
-            return sorted(n for n in os.listdir(self.dir)
-                          if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
-        except FileNotFoundError:
-            return []
+        return sorted(n for n in _entries(self.dir)
+                      if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
+
+    def leftovers(self) -> list[str]:
+        """Lock files and name links of no container and of no creation in flight.
+
+        A lock outlives the removal it guards (ContainerDir.lock), so a killed
+        ``lg rm`` leaves one; a name link stays when the monitor removes a ``--rm``
+        container. Neither harms (a name is retaken, a lock reused), but they pile up:
+        ``lg fsck`` counts them and ``lg gc`` removes them. A creation makes its
+        owner marker before its name or lock (:meth:`own`), so none of its is listed.
+        """
+        busy = set(self.ids()) | set(self.owned())
+        found = [os.path.join(self.root.container_locks, entry)
+                 for entry in _entries(self.root.container_locks) if entry not in busy]
+        found += [os.path.join(self.names, entry)
+                  for entry in _entries(self.names) if self.by_name(entry) not in busy]
+        return found
 
     def reserve_name(self, name: str, container_id: str) -> None:
         os.makedirs(self.names, exist_ok=True)
@@ -317,6 +326,13 @@ class Registry:
         if cid is None or not os.path.isdir(self.root.container(cid)):
             raise NotFound(f"no such container: {ref}")
         return ContainerDir(self.root, cid)
+
+
+def _entries(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 def wait_for(predicate, timeout: float | None, interval: float = 0.02) -> bool:
