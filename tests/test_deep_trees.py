@@ -222,3 +222,36 @@ def test_a_container_layer_5000_levels_deep_is_refused_and_removed(deep_rt):
     assert pack_files(rt) == packs
     lg_few(rt, "rm", "-f", "deep")
     assert_nothing_left(rt, before)
+
+
+def test_a_walk_holds_few_fds_and_stops_where_the_tree_was_moved_under_it(scratch):
+    """safeio.DirStack, the walks' fds: a 1,200-level walk holds WINDOW of them, and a
+    directory whose fd was let go is reopened as '..' of its child only if it is still
+    the same inode: a child moved elsewhere meanwhile (a racing process, a container)
+    stops the walk instead of taking it into the new place."""
+    from layergit.errors import LgError
+    from layergit.fs.safeio import WINDOW, DirStack, open_dir
+
+    make_chain(os.path.join(scratch, "t"), DEEP)
+    os.mkdir(os.path.join(scratch, "elsewhere"))
+    top = os.open(os.path.join(scratch, "t"), os.O_RDONLY | os.O_DIRECTORY)
+    fds = len(os.listdir("/proc/self/fd"))
+    try:
+        with DirStack(top) as dirs:
+            while len(dirs) < DEEP:
+                dirs.push(open_dir(dirs.fd, b"d"), b"d")
+                assert len(os.listdir("/proc/self/fd")) <= fds + WINDOW
+            while len(dirs) > 3:
+                dirs.pop()
+            assert os.path.samestat(os.fstat(dirs.fd), os.stat(os.path.join(scratch, "t", "d", "d", "d")))
+            for _ in range(WINDOW + 3):
+                dirs.push(open_dir(dirs.fd, b"d"), b"d")
+            # Levels 3 to 6 are let go now; level 4 moves from under level 3, so on the way
+            # back up, '..' of level 4 is 'elsewhere', not level 3.
+            os.rename(os.path.join(scratch, "t", "d", "d", "d", "d"), os.path.join(scratch, "elsewhere", "d"))
+            with pytest.raises(LgError, match="was moved while being read"):
+                while len(dirs) > 3:
+                    dirs.pop()
+        assert len(os.listdir("/proc/self/fd")) == fds  # every fd but the root's closed
+    finally:
+        os.close(top)
