@@ -894,23 +894,9 @@ def test_deeply_nested_json(guard, where):
     elif where == "index.json":
         path = guard.save(A.oci_layout(layers, mutate=lambda files: files.__setitem__("index.json", NESTED)), "nested.tar")
     else:
-        path = guard.save(A.oci_layout(layers, mutate=_nest_oci_config), "nested.tar")
+        path = guard.save(A.oci_layout(layers, mutate=lambda files: A.oci_relink(files, "config", NESTED)), "nested.tar")
     err = guard.must_fail(path)
     assert "nests arrays or objects too deeply" in err, err
-
-
-def _nest_oci_config(files) -> None:
-    """Replace the OCI config blob with nested arrays, re-pointing the manifest and index at it."""
-    index = json.loads(files["index.json"])
-    man_name = "blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]
-    manifest = json.loads(files[man_name])
-    del files[man_name], files["blobs/sha256/" + manifest["config"]["digest"].split(":")[1]]
-    files["blobs/sha256/" + hashlib.sha256(NESTED).hexdigest()] = NESTED
-    manifest["config"].update(digest=A.sha256(NESTED), size=len(NESTED))
-    man = json.dumps(manifest).encode()
-    files["blobs/sha256/" + hashlib.sha256(man).hexdigest()] = man
-    index["manifests"][0].update(digest=A.sha256(man), size=len(man))
-    files["index.json"] = json.dumps(index).encode()
 
 
 BAD_CONFIGS = {
@@ -1225,3 +1211,36 @@ def test_xattr_the_checkout_filesystem_cannot_hold(guard, tmp_path):
     assert proc.returncode == 0, proc.stderr
     err = guard.lg.fails("checkout", "hostile/bigxattr:1", str(guard.checkouts / "big"))
     assert "f: this filesystem cannot hold the image's 10000-byte xattr 'user.big'" in err, err
+
+
+
+@pytest.mark.parametrize("what, doc, message", [
+    ("manifest", b"[1]", "is not an image manifest or index"),
+    ("manifest", b'"x"', "is not an image manifest or index"),
+    ("manifest", b"null", "is not an image manifest or index"),
+    ("config", b"[1, 2]", "is not an image config"),
+    ("config", b"5", "is not an image config"),
+])
+def test_oci_documents_that_are_not_objects(guard, what, doc, message):
+    """Found by the fuzzer: an OCI manifest or config that is valid JSON but not an object, under
+    an honest digest, ended in "internal error: AttributeError"."""
+    err = guard.must_fail(guard.save(A.oci_layout(A.three_layers(), mutate=lambda files: A.oci_relink(files, what, doc)), "notobj.tar"))
+    assert message in err, err
+
+
+def test_annotations_and_repo_tags_of_the_wrong_type(guard):
+    """An index's annotations that are not a map name no image; RepoTags that is a string rather
+    than a list tags nothing (it used to tag one image per character)."""
+    def annotations(files):
+        index = json.loads(files["index.json"])
+        index["manifests"][0]["annotations"] = ["org.opencontainers.image.ref.name", "x"]
+        files["index.json"] = json.dumps(index).encode()
+    guard.must_succeed(guard.save(A.oci_layout(A.three_layers(), mutate=annotations), "ann.tar"), "-t", "ok/ann:1", tag="ok/ann:1")
+    def repo_tags(files):
+        manifest = json.loads(files["manifest.json"])
+        manifest[0]["RepoTags"] = "abc"
+        files["manifest.json"] = json.dumps(manifest).encode()
+    refs_before = _git(guard.store, "for-each-ref", "--format=%(refname)")
+    proc = guard.run(guard.save(A.docker_archive(A.three_layers(), mutate=repo_tags), "tags.tar"))
+    assert proc.returncode == 0, proc.stderr
+    assert _git(guard.store, "for-each-ref", "--format=%(refname)") == refs_before

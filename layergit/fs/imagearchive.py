@@ -207,7 +207,8 @@ def _docker_images(source) -> list[ImageSpec]:
             split_path(name, "layer path")
             diff_id = diff_ids[i] if diff_ids else None
             layers.append(LayerRef(partial(source.open, name), name, diff_id=diff_id))
-        tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
+        repo_tags = entry.get("RepoTags")
+        tags = [t for t in repo_tags if isinstance(t, str)] if isinstance(repo_tags, list) else []
         images.append(ImageSpec(config, layers, tags))
     return images
 
@@ -223,6 +224,8 @@ def _oci_manifests(source, index: dict, depth: int = 0):
         if not isinstance(desc, dict):
             raise ArchiveError("index.json has a malformed descriptor")
         doc = _verified_json(source, desc)
+        if not isinstance(doc, dict):
+            raise ArchiveError(f"{_blob_path(desc.get('digest'))} is not an image manifest or index")
         if isinstance(doc.get("manifests"), list):
             if depth > 2:
                 raise ArchiveError("image index nested too deeply")
@@ -240,6 +243,8 @@ def _oci_images(source) -> list[ImageSpec]:
         if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers"), list):
             raise ArchiveError("an image manifest lacks config or layers")
         config = _verified_json(source, manifest["config"])
+        if not isinstance(config, dict):
+            raise ArchiveError(f"{_blob_path(manifest['config'].get('digest'))} is not an image config")
         diff_ids = _diff_ids(config)
         if diff_ids and len(diff_ids) != len(manifest["layers"]):
             raise ArchiveError("the manifest and the image config disagree on the number of layers")
@@ -258,7 +263,8 @@ def _oci_images(source) -> list[ImageSpec]:
                     diff_ids[i] if diff_ids else None,
                 )
             )
-        annotations = desc.get("annotations") or {}
+        annotations = desc.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else {}
         # containerd's annotation holds the full name; the OCI one is often only the tag.
         ref = annotations.get("io.containerd.image.name")
         ref = ref or annotations.get("org.opencontainers.image.ref.name")

@@ -72,9 +72,13 @@ def archives(draw) -> bytes:
     else:
         layout = A.oci_layout(layers, ref_name=draw(st.sampled_from([None, "latest", "fuzz:2", "../x"])),
                               compression=draw(st.sampled_from([None, "gzip"])), **kw)
-        if draw(st.booleans()):
+        what = draw(st.sampled_from(["none", "file", "manifest", "config"]))
+        if what == "file":  # any file replaced: digests no longer match, mostly
             name = draw(st.sampled_from(sorted(layout)))
             layout[name] = draw(st.one_of(_JSON.map(lambda v: json.dumps(v).encode()), mutated(layout[name])))
+        elif what != "none":  # a manifest or config that is any JSON, under an honest digest
+            A.oci_relink(layout, what, json.dumps(draw(st.one_of(_JSON, st.dictionaries(st.sampled_from(
+                ["config", "layers", "manifests", "annotations", "mediaType", "digest", "size"]), _JSON)))).encode())
     return layout
 
 
