@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
+from . import procstat
 from .errors import LgError
 
 on_wait: Callable[[str], None] | None = None  # told once when a lock must be waited for
@@ -90,7 +91,7 @@ def holders(fd: int) -> list[int]:
     except (OSError, ValueError):
         pass
     me = os.getpid()
-    alive = sorted(p for p in lockers if p != me and _alive(p))
+    alive = sorted(p for p in lockers if p != me and procstat.alive(p))
     if alive or not lockers - {me}:
         return alive
     return _sharing(st, me)  # the locker died; a child it forked holds the lock on
@@ -114,15 +115,6 @@ def _sharing(st: os.stat_result, me: int) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 def describe(pid: int) -> str:

@@ -237,16 +237,6 @@ def kill_monitor(root: str, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(b")") + 2:].split()[0] != b"Z"
-
-
 def ppid(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

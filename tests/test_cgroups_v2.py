@@ -27,10 +27,11 @@ import uuid
 import pytest
 
 from layergit.errors import LgError
+from layergit.procstat import alive
 from layergit.runtime.bpf import devices
 from layergit.runtime.cgroups import DEVICE_RULES, PARENT, Cgroup, v2_mount
 
-from .runtime_helpers import IMAGE, alive, rt, runtime_template  # noqa: F401
+from .runtime_helpers import IMAGE, rt, runtime_template  # noqa: F401
 
 pytestmark = pytest.mark.root
 

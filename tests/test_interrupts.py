@@ -30,8 +30,10 @@ import time
 
 import pytest
 
+from layergit.procstat import alive
+
 from .conftest import REPO
-from .runtime_helpers import IMAGE, alive, cgroup_dirs, mountinfo_lines, rt, runtime_template  # noqa: F401
+from .runtime_helpers import IMAGE, cgroup_dirs, mountinfo_lines, rt, runtime_template  # noqa: F401
 
 pytestmark = pytest.mark.root
 

@@ -24,8 +24,10 @@ from datetime import datetime
 
 import pytest
 
+from layergit.procstat import alive
+
 from .runtime_helpers import (  # noqa: F401
-    CGROUP_ROOT, IMAGE, RuntimeLg, cleanup_root, alive, assert_nothing_left, cgroup_dirs, cgroup_pids, kill_monitor, monitor_pids,
+    CGROUP_ROOT, IMAGE, RuntimeLg, cleanup_root, assert_nothing_left, cgroup_dirs, cgroup_pids, kill_monitor, monitor_pids,
     mountinfo_lines, ppid, rt, runtime_template, snapshot,
 )
 

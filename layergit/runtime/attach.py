@@ -20,7 +20,7 @@ import tty
 from .cgroups import Cgroup
 from .process import Stdio, pty_pair, receive_master, spawn, spawn_in
 from .spec import Process, Spec
-from .state import ContainerDir, State, now_iso, pid_start_time
+from .state import ContainerDir, State
 from .supervise import FORWARDED, LOG_NAME, LogWriter, exit_code, forward, pump, record_exit
 
 
@@ -66,8 +66,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
         with cdir.lock():
             pid = spawn(spec, stdio, cgroup, connect if bridged else None, init_binary, netns,
                         die_with_parent=True)
-            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(),
-                                  monitor_pid=os.getpid()))
+            cdir.save_state(State.started(pid))
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or failed: a child forked before that must not run on.
         _kill_child(pid)

@@ -37,7 +37,7 @@ from .cgroups import Cgroup
 from .client import joined_netns
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
-from .state import ContainerDir, Registry, State, now_iso, pid_start_time
+from .state import ContainerDir, Registry, State, now_iso
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
@@ -220,8 +220,7 @@ class Monitor:
                 os.close(fd)
             if pty is not None:
                 reads[receive_master(pty)] = "stdout"
-            cdir.save_state(State("running", pid, pid_start_time(pid) or 0, started_at=now_iso(),
-                                  monitor_pid=os.getpid()))
+            cdir.save_state(State.started(pid))
         log = LogWriter(cdir.file(LOG_NAME))
         pidfd = os.pidfd_open(pid)
         self.watched[pidfd] = (cdir, cgroup, log, pid)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 
+from .. import procstat
 from ..errors import Conflict, NotFound, UsageError
 from ..flock import locked
 from ..root import Root
@@ -33,19 +34,6 @@ from .spec import Spec
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def pid_start_time(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
-        return None  # a zombie has exited; its parent just has not reaped it yet
-    return int(fields[19])
 
 
 @dataclass
@@ -59,6 +47,14 @@ class State:
     finished_at: str = ""
     error: str = ""
     monitor_pid: int = 0
+
+    @classmethod
+    def started(cls, pid: int) -> State:
+        """A container whose first process ``pid`` we just started, and parent: the
+        monitor, or lg itself in the foreground. The start time tells its pid from a
+        later process's that got the same number."""
+        start = procstat.start_time(pid) or 0
+        return cls("running", pid, start, started_at=now_iso(), monitor_pid=os.getpid())
 
     @property
     def running(self) -> bool:
@@ -132,7 +128,7 @@ class ContainerDir:
     def state(self) -> State:
         """The recorded state, corrected by what the kernel says about the pid."""
         st = self.raw_state()
-        if st.running and pid_start_time(st.pid) != st.pid_start:
+        if st.running and procstat.start_time(st.pid) != st.pid_start:
             st.status = "exited"
             if not st.finished_at:
                 st.exit_code = -1
@@ -163,11 +159,11 @@ class Owner:
 
     container_id: str
     pid: int
-    start: int  # its start time (pid_start_time): pids are reused
+    start: int  # its start time (procstat.start_time): pids are reused
     entry: str  # the marker's path
 
     def alive(self) -> bool:
-        return pid_start_time(self.pid) == self.start
+        return procstat.start_time(self.pid) == self.start
 
     def name(self) -> str | None:
         """The container's name, as reserved when the marker was made."""
@@ -221,7 +217,7 @@ class Registry:
         must thaw it.
         """
         pid = pid or os.getpid()
-        start = pid_start_time(pid)
+        start = procstat.start_time(pid)
         if start is None:
             return  # already gone: nobody to hand the container to
         entry = os.path.join(self._marks[kind], f"{container_id}.{pid}.{start}")
