@@ -493,6 +493,26 @@ def test_swapped_temporary_file_never_reaches_roots_file(lg, image, arena, monke
     assert os.readlink(out) == arena.key  # 65534's link, renamed as a link, never followed
 
 
+def test_temporary_moved_away_before_the_rename_is_reported(lg, image, arena, monkeypatch):
+    """The free-running swapper's other window: the temporary is moved away and nothing
+    is at its name yet when lg renames it (the rename finds no file). That is the same
+    one line, not an internal error, and PATH stays empty."""
+    from layergit.fs import hostpath
+
+    out = os.path.join(arena.home, "bb.tar")
+
+    def move_temporary_away():
+        (temporary,) = [n for n in os.listdir(arena.home) if n.startswith(".bb.tar.lg-")]
+        os.rename(os.path.join(arena.home, temporary), os.path.join(arena.home, "moved-away"))
+
+    before = arena.snapshot()
+    hook_before(monkeypatch, hostpath, "_publish", move_temporary_away)
+    error = attempt(lg, image, out)
+    assert error is not None and "changed by someone else" in error, error
+    assert not os.path.lexists(out) and os.path.exists(os.path.join(arena.home, "moved-away"))
+    assert arena.snapshot() == before
+
+
 def test_racing_swapper_never_reaches_roots_file(lg, image, arena):
     """(a) free running: 65534 swaps every temporary it sees, as fast as it can, while
     root exports 200 times, then once as the lg command. Each export either succeeds or

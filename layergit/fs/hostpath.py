@@ -293,12 +293,12 @@ def _publish(place: _Place, tmp: str, fd: int) -> None:
     """Rename ``tmp`` (open as ``fd``) over PATH, and make sure what landed is ours:
     someone who may write the directory can swap the name in between, which only
     leaves their own entry at PATH; that is reported, never written through."""
-    os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
-    ours = os.fstat(fd)
-    try:
+    try:  # the temporary itself may have been moved away: then PATH is not ours either
+        os.rename(tmp, place.name, src_dir_fd=place.dirfd, dst_dir_fd=place.dirfd)
         now = os.stat(place.name, dir_fd=place.dirfd, follow_symlinks=False)
     except FileNotFoundError:
         now = None
+    ours = os.fstat(fd)
     if now is None or (now.st_dev, now.st_ino) != (ours.st_dev, ours.st_ino):
         raise LgError(f"{place.path} was changed by someone else while lg wrote it; check its directory")
 
