@@ -277,7 +277,6 @@ class Store:
     @staticmethod
     def _verified(oid: bytes, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
         """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end."""
-        what = f"object {oid.hex()} is corrupt in the store"
         digest, done = object_hasher(OBJ_BLOB, size), 0
         try:
             for chunk in chunks:
@@ -285,9 +284,9 @@ class Store:
                 done += len(chunk)
                 yield chunk
         except (ValueError, OSError, PackReader.InflateError, zlib.error) as exc:
-            raise CorruptStore(f"{what}: {exc}") from None
+            raise corrupt(oid, str(exc)) from None
         if done != size or digest.digest() != oid:
-            raise CorruptStore(f"{what}: its content does not match its id")
+            raise corrupt(oid, "its content does not match its id")
 
     def object_size(self, oid: bytes) -> int:
         header = self._packs.header(oid)

@@ -75,6 +75,17 @@ def test_swapped_offsets_are_caught_by_the_verifying_store_only(tmp_path):
         checked.read_blob(passwd)
 
 
+def test_streamed_blobs_are_checked_in_any_store(tmp_path):
+    """open_blob (a checkout's files, an export's) hashes what it passes on and fails at
+    the end, with the same line, whether or not the store is the verifying one."""
+    store, idx, (passwd, group, *_) = store_with_pack(tmp_path)
+    swap(idx, passwd, group)
+    for reader in (store, store.verifying()):
+        _, chunks = reader.open_blob(passwd)
+        with pytest.raises(CorruptStore, match=f"object {passwd.hex()} is corrupt in the store: its content"):
+            b"".join(chunks)
+
+
 def test_verifying_is_a_view_sharing_the_reader(tmp_path):
     store, _, ids = store_with_pack(tmp_path)
     checked = store.verifying()
