@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Callable
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from ..porcelain import containers
 from ..porcelain.container_layer import container_rootfs
 from ..porcelain.repo import Repo
@@ -96,7 +96,7 @@ def _child(repo: Repo, cid: str, out_w: int, err_w: int, parent: int) -> None:
     First, die with the build: otherwise a killed build would leave us running the
     step to its end, holding the build's store lock (our copy of its fd) meanwhile.
     """
-    code = 125
+    code: int = ExitCode.RUN_FAILED
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the build died before that took effect
@@ -110,13 +110,13 @@ def _child(repo: Repo, cid: str, out_w: int, err_w: int, parent: int) -> None:
         sys.stderr = open(2, "w", closefd=False)
         code = containers.start_attached(repo, containers.find(repo, cid))
     except BaseException as exc:  # the build shows it as the step's output, with lg's exit code for it
-        code = exc.exit_code if isinstance(exc, LgError) else 125
+        code = exc.exit_code if isinstance(exc, LgError) else ExitCode.RUN_FAILED
         try:
             os.write(2, f"lg: {exc}\n".encode(errors="replace"))
         except OSError:
             pass
     finally:
-        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 125)
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else ExitCode.RUN_FAILED)
 
 
 def _relay(streams: dict[int, str], on_output: Output) -> None:

@@ -31,7 +31,7 @@ import termios
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
@@ -186,7 +186,7 @@ class _Handshake:
         """The child's side."""
         os.write(self.ready_w, b"1")
         if not os.read(self.go_r, 1):  # the parent failed to prepare us and is killing us
-            os._exit(125)
+            os._exit(ExitCode.RUN_FAILED)
 
     def release(self, pid: int, err_r: int) -> None:
         """The parent's side: prepare the child once it is ready, then let it go on; kill it if that fails."""
@@ -235,7 +235,7 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     if records is None and report:  # lg's own failure before the exec
         os.waitpid(pid, 0)
         code, _, message = report.decode(errors="surrogateescape").partition(" ")
-        raise SpawnError(message, int(code) if code.isdigit() else 125)
+        raise SpawnError(message, int(code) if code.isdigit() else ExitCode.RUN_FAILED)
     named = [value for tag, value in records or () if tag == trampoline.TAG_PID]
     failed = [value for tag, value in records or () if tag == trampoline.TAG_ERRNO]
     command_pid = pid
@@ -244,7 +244,7 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
         command_pid = _forked_child(named)
     elif named:
         os.waitpid(pid, 0)
-        raise SpawnError("the exec trampoline sent a malformed report", 125)
+        raise SpawnError("the exec trampoline sent a malformed report", ExitCode.RUN_FAILED)
     if failed:
         if forks:  # a forged errno must not leave us waiting on a command that runs
             os.kill(command_pid, signal.SIGKILL)
@@ -268,7 +268,7 @@ def _forked_child(named: list[int]) -> int:
     for child in ours:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
-    raise SpawnError("the exec trampoline's report was forged or lost", 125)
+    raise SpawnError("the exec trampoline's report was forged or lost", ExitCode.RUN_FAILED)
 
 
 def _parent_of(pid: int) -> int | None:
@@ -310,7 +310,7 @@ def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshak
             handshake.child_side()
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if _reader_gone(err_w):
-            os._exit(125)
+            os._exit(ExitCode.RUN_FAILED)
         body(err_w)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         code, message = _classify(exc, command)
@@ -330,24 +330,24 @@ def _reader_gone(fd: int) -> bool:
 def _exec_failure(err: OSError, command: str) -> tuple[str, int]:
     """(message, exit code) as Docker gives them for a command that could not be executed."""
     if err.errno == errno.ENOENT:
-        return f"{command}: no such file or directory", 127
-    return f"{command}: cannot execute: {err.strerror}", 126
+        return f"{command}: no such file or directory", ExitCode.COMMAND_NOT_FOUND
+    return f"{command}: cannot execute: {err.strerror}", ExitCode.CANNOT_EXECUTE
 
 
 def _classify(exc: BaseException, command: str) -> tuple[int, str]:
     if isinstance(exc, _ExecError):
         err = exc.__cause__
         if isinstance(err, FileNotFoundError) and "/" not in command:
-            return 127, f"{command}: executable file not found in $PATH"
+            return ExitCode.COMMAND_NOT_FOUND, f"{command}: executable file not found in $PATH"
         cause = err if isinstance(err, OSError) else OSError(errno.EACCES, str(err))
         message, code = _exec_failure(cause, command)
         return code, message
     if isinstance(exc, LgError):
-        return 125, str(exc)
+        return ExitCode.RUN_FAILED, str(exc)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
-        return 125, f"container setup failed: {exc.strerror or exc}{where}"
-    return 125, f"container setup failed: {type(exc).__name__}: {exc}"
+        return ExitCode.RUN_FAILED, f"container setup failed: {exc.strerror or exc}{where}"
+    return ExitCode.RUN_FAILED, f"container setup failed: {type(exc).__name__}: {exc}"
 
 
 class _ExecError(Exception):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from . import syscalls as sc
 from .spec import Spec
 
@@ -35,7 +35,7 @@ _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS  # openat2: the rootfs 
 
 
 class RootfsError(LgError):
-    exit_code = 125
+    exit_code = ExitCode.RUN_FAILED
 
 
 def _ensure_dir(root: str, name: str) -> str:

@@ -46,7 +46,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 
 ARGV0 = "lg-exec"
 REPORT_FD = 3
@@ -305,7 +305,7 @@ _F_SEAL_EXEC = 0x20  # Linux 6.3: the mode's exec bits can no longer change
 class UnsupportedArchitecture(LgError):
     """Containers need this trampoline (and a few raw syscall numbers): refused elsewhere."""
 
-    exit_code = 125
+    exit_code = ExitCode.RUN_FAILED
 
     def __init__(self, machine: str):
         super().__init__(f"lg runs containers on x86_64 and aarch64 only; this machine is {machine}")

@@ -11,12 +11,12 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ..errors import LgError
+from ..errors import ExitCode, LgError
 from . import syscalls as sc
 
 
 class UserError(LgError):
-    exit_code = 125
+    exit_code = ExitCode.RUN_FAILED
 
 
 @dataclass(frozen=True)
