@@ -210,13 +210,13 @@ def test_existing_directory_is_private_while_written(lg, image, shared, monkeypa
     os.mkdir(dest, 0o755)
     os.chmod(dest, 0o755)
     seen = []
-    real = fs_checkout.TreeWriter.written
+    real = fs_checkout.DirectoryWriter.written
 
     def spy(self, node):
         seen.append(mode_of(dest))
         return real(self, node)
 
-    monkeypatch.setattr(fs_checkout.TreeWriter, "written", spy)
+    monkeypatch.setattr(fs_checkout.DirectoryWriter, "written", spy)
     result = api.checkout(api.open_repo(lg.root), image, dest)
     assert seen and set(seen) == {0o700}
     assert mode_of(dest) == 0o755 and len(result.warnings) == 1

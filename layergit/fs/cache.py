@@ -29,7 +29,7 @@ from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, object_id
 from ..store.snapshot import Node, read_dir
-from .checkout import CheckoutPolicy, CheckoutResult, TreeWriter, materialise_into
+from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, materialise_into
 from .content import file_blob_id
 from .safeio import DIR_FLAGS, DirStack
 
@@ -53,8 +53,8 @@ def private_dir(path: str) -> None:
         os.chmod(path, 0o700)
 
 
-class FarmWriter(TreeWriter):
-    """A TreeWriter whose files are hardlinks to (new or existing) farm objects.
+class FarmWriter(DirectoryWriter):
+    """A DirectoryWriter whose files are hardlinks to (new or existing) farm objects.
 
     A policy that clears privileges changes the metadata and so the object key:
     such a checkout links to objects of its own, never to the privileged ones.

@@ -107,8 +107,9 @@ class CheckoutResult:
     privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
 
 
-class TreeWriter:
-    """Writes a snapshot below a directory; ``policy`` None is an exact copy (the cache)."""
+class DirectoryWriter:
+    """Writes a snapshot's trees out as directories and files below a directory;
+    ``policy`` None is an exact copy (the cache)."""
 
     def __init__(self, store, policy: CheckoutPolicy | None = None):
         self.store = store
@@ -323,7 +324,7 @@ class TreeWriter:
         return True
 
 
-def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResult:
+def materialise_into(writer: DirectoryWriter, tree: bytes, dest: str) -> CheckoutResult:
     """Run ``writer`` over the snapshot ``tree`` into ``dest`` (empty or absent).
 
     A destination this call created is removed again if anything fails. Under a
@@ -380,4 +381,4 @@ def _try_fchmod(fd: int, mode: int) -> None:
 
 def checkout(store, tree: bytes, dest: str, policy: CheckoutPolicy) -> CheckoutResult:
     """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
-    return materialise_into(TreeWriter(store, policy), tree, dest)
+    return materialise_into(DirectoryWriter(store, policy), tree, dest)
