@@ -1244,3 +1244,11 @@ def test_annotations_and_repo_tags_of_the_wrong_type(guard):
     proc = guard.run(guard.save(A.docker_archive(A.three_layers(), mutate=repo_tags), "tags.tar"))
     assert proc.returncode == 0, proc.stderr
     assert _git(guard.store, "for-each-ref", "--format=%(refname)") == refs_before
+
+
+@pytest.mark.parametrize("length", [4096, 10 << 20])
+def test_symlink_target_longer_than_linux_allows(guard, length):
+    """A tar may hold a symlink whose target no Linux filesystem can: it was stored, and every
+    checkout then failed with the whole target printed. Refused at import, in one short line."""
+    err = guard.must_fail(guard.rootfs("longlink", [A.symlink("l", "a" * length)]), "-t", "longlink")
+    assert f"its symlink target is {length} bytes; Linux allows 4095" in err and len(err) < 400, err[:400]

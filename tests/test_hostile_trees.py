@@ -448,3 +448,21 @@ def test_source_given_through_a_symlink_is_read_but_inner_links_are_not_followed
     store = os.path.join(lg.root, "store.git")
     target = subprocess.run(["git", "-C", store, "cat-file", "blob", "alias/latest:rootfs/passwd"], capture_output=True, check=True).stdout
     assert target == b"/etc/passwd"
+
+
+# -- what lg would hold whole --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hardlink", [False, True], ids=["copy", "checkout-H"])
+def test_huge_symlink_target_is_refused_by_its_size(lg, arena, hardlink):
+    """A store filled from a hostile remote can give a symlink a 64 MiB target: lg would read it
+    whole to call symlink(2), which refuses more than 4095 bytes anyway. Checkout and export
+    refuse it by the blob's size, in one line, before reading it."""
+    target = blob(lg, b"a/" * (32 << 20))
+    rev = image(lg, "longlink", rootfs(lg, [(LINK, b"l", target)], meta(b"l\t" + L)))
+    proc = checkout_hostile(lg, arena, rev, hardlink=hardlink)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and f"symlink target {target.hex()} is 67108864 bytes; lg reads at most 4095" in err
+    out = arena.work / "longlink.tar"
+    err = lg.fails("export", "--format", "rootfs", rev, "-o", out)
+    assert "lg reads at most 4095" in err and not out.exists()

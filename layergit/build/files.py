@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Iterator
 
 from ..fs.tarlayer import ArchiveError, Digesting, Limits, apply_layer, decompressed, read_tar
+from ..runtime.users import MAX_DATABASE
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
 from .context import Source, SourceEntry, expand_glob
@@ -54,7 +55,7 @@ def _table(tree: MutableTree, name: bytes) -> list[list[str]]:
     node = tree.get([b"etc", name])
     if not isinstance(node, Inode) or node.meta.kind != "f":
         return []
-    text = tree.store.read_blob(node.oid).decode("utf-8", "replace")
+    text = tree.store.read_blob(node.oid, MAX_DATABASE, f"/etc/{name.decode()}").decode("utf-8", "replace")
     return [line.split(":") for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

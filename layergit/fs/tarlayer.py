@@ -302,6 +302,9 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
         entry.oid = _put_content(tar.extractfile(member), member, writer)
     elif kind == "l":
         entry.target = member.linkname.encode("utf-8", "surrogateescape")
+        if len(entry.target) > M.LINK_TARGET_MAX:
+            raise ArchiveError(f"entry {member.name[:200]!r}: its symlink target is"
+                               f" {len(entry.target)} bytes; Linux allows {M.LINK_TARGET_MAX}")
         entry.oid = writer.put_blob(entry.target)
     return entry
 

@@ -119,7 +119,8 @@ class TarWriter:
                 content = BlobReader(self.store, oid)
                 info.size = content.size
             elif m.kind == "l":
-                info.linkname = self.store.read_blob(oid).decode("utf-8", "surrogateescape")
+                target = self.store.read_blob(oid, M.LINK_TARGET_MAX, "symlink target")
+                info.linkname = target.decode("utf-8", "surrogateescape")
             elif m.kind in "cb":
                 info.devmajor, info.devminor = m.rdev or (0, 0)
         self.tar.addfile(info, content)

@@ -14,6 +14,7 @@ from ..errors import CorruptStore, LgError
 from .rawobj import MODE_BLOB, MODE_TREE, OBJ_TREE, tree_bytes
 
 CONFIG_NAME = b"config.json"
+CONFIG_MAX = 16 << 20  # bytes of config.json lg reads: Docker's biggest real ones are a few KiB
 ROOTFS_NAME = b"rootfs"
 
 # Docker's Go types for the fields lg keeps, which is what ``docker load`` would refuse on.
@@ -117,7 +118,7 @@ def read_image_tree(store, tree: bytes) -> tuple[dict, bytes]:
     if CONFIG_NAME not in entries or ROOTFS_NAME not in entries:
         raise CorruptStore(f"tree {tree.hex()[:12]} is not an image (needs config.json and rootfs/)")
     try:
-        config = check_config(json.loads(store.read_blob(entries[CONFIG_NAME])))
+        config = check_config(json.loads(store.read_blob(entries[CONFIG_NAME], CONFIG_MAX, "config.json")))
     except (ValueError, RecursionError) as exc:
         raise CorruptStore(f"config.json in {tree.hex()[:12]} is not JSON: {exc}") from None
     except InvalidConfig as exc:

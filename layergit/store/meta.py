@@ -24,6 +24,7 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 from ..errors import CorruptStore, LgError
 
 HEADER = b"lgmeta 1\n"
+LINK_TARGET_MAX = 4095  # bytes: symlink(2) refuses PATH_MAX (4096, with its NUL) or more
 
 # One letter per file type, as in ls -l (with "f" for regular files).
 TYPE_CHARS = {

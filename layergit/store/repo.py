@@ -218,7 +218,13 @@ class Store:
             raise CorruptStore(f"object {oid.hex()} is not a {what}")
         return data
 
-    def read_blob(self, oid: bytes) -> bytes:
+    def read_blob(self, oid: bytes, limit: int | None = None, what: str = "blob") -> bytes:
+        """A blob, whole. ``limit``: the most lg will hold of what an image controls and
+        is read whole (a symlink target, a config, a passwd file); a larger ``what`` is
+        refused by its size before a byte is read: a store filled from a hostile remote
+        may give a symlink a 4 GB target."""
+        if limit is not None and (size := self.object_size(oid)) > limit:
+            raise CorruptStore(f"{what} {oid.hex()} is {size} bytes; lg reads at most {limit}")
         return self._typed(oid, OBJ_BLOB, "blob")
 
     def open_blob(self, oid: bytes) -> tuple[int, Iterator[bytes]]:

@@ -4,6 +4,7 @@ build snapshots through store.mutable, as import and build do."""
 
 from __future__ import annotations
 
+from layergit.errors import CorruptStore
 from layergit.store import meta as M
 from layergit.store.mutable import Dir, Inode, MutableTree
 from layergit.store.rawobj import OBJ_BLOB, OBJ_TREE, object_id, parse_tree
@@ -31,8 +32,11 @@ class MemStore:
         assert obj_type == want, f"{oid.hex()} is a {obj_type}, not a {want}"
         return data
 
-    def read_blob(self, oid: bytes) -> bytes:
-        return self._typed(oid, OBJ_BLOB)
+    def read_blob(self, oid: bytes, limit: int | None = None, what: str = "blob") -> bytes:
+        data = self._typed(oid, OBJ_BLOB)
+        if limit is not None and len(data) > limit:  # Store checks the size before reading
+            raise CorruptStore(f"{what} {oid.hex()} is {len(data)} bytes; lg reads at most {limit}")
+        return data
 
     def open_blob(self, oid: bytes):
         """(size, pieces) as Store.open_blob gives a blob: here always one piece."""
