@@ -60,7 +60,7 @@ class Root:
         is 0711, traversable but not listable, so that containers whose ids a user
         namespace maps elsewhere can be given a way to their own directory without
         another layout; nothing needs that today (every runtime path is reached as
-        root). store.git is only tightened here: the store creates it (store/repo.py).
+        root). store.git is only tightened here: the store creates it (store/store.py).
         """
         changed: list[str] = []
         try:

@@ -1,6 +1,6 @@
 """The architecture in DESIGN.md, enforced: import direction and single owners.
 
-cli -> porcelain and build -> store / fs / runtime; only store/repo.py touches pygit2,
+cli -> porcelain and build -> store / fs / runtime; only store/store.py touches pygit2,
 only runtime/net/link.py pyroute2, only transport/ dulwich; and start-up stays light.
 build/ (the Dockerfile engine) sits beside porcelain: it uses porcelain's Repo and
 containers for its steps, and porcelain uses only build.changes (``lg commit -c``).
@@ -53,7 +53,7 @@ FORBIDDEN = {
     "layergit.porcelain": ["cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
     "layergit.build": ["layergit.transport", "cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
 }
-OWNERS = {"pygit2": ["layergit.store.repo"], "pyroute2": ["layergit.runtime.net.link"], "dulwich": ["layergit.transport"]}
+OWNERS = {"pygit2": ["layergit.store.store"], "pyroute2": ["layergit.runtime.net.link"], "dulwich": ["layergit.transport"]}
 
 # Networking is reached through its facade (net.controller), its records (net.ipam) and
 # its values (the package itself); the kernel-facing modules are the controller's steps.

@@ -281,7 +281,7 @@ def test_ref_moved_between_check_and_update_is_a_retryable_conflict(lg, tmp_path
     retries on top of the new tip), not overwrite the other writer's update, whether the ref was a loose file
     or only a line in packed-refs (after git pack-refs, as lg gc leaves it). An unmoved packed ref updates."""
     from layergit.errors import Conflict
-    from layergit.store.repo import Store
+    from layergit.store.store import Store
 
     a = lg.out("commit", write_tree(str(tmp_path / "a"), {"f": b"a"}), "-t", "cas").strip()
     b = lg.out("commit", write_tree(str(tmp_path / "b"), {"f": b"b"}), "-t", "cas").strip()
@@ -310,7 +310,7 @@ def test_locked_ref_is_a_retryable_conflict(lg, tmp_path, existing):
     """While another writer holds NAME.lock (git's ref lock), Store.set_ref raises Conflict, the error commit_dir
     retries on; and lg commit then fails with a clear line that names the image, not a raw libgit2 message."""
     from layergit.errors import Conflict
-    from layergit.store.repo import Store
+    from layergit.store.store import Store
 
     a = lg.out("commit", write_tree(str(tmp_path / "a"), {"f": b"a"}), "-t", "other").strip()
     name = "refs/heads/locked/latest"

@@ -22,7 +22,7 @@ from .repo import Image, Repo, store_lock
 
 if TYPE_CHECKING:
     from ..runtime.state import ContainerDir
-    from ..store.repo import ObjectWriter
+    from ..store.store import ObjectWriter
 
 
 @contextmanager

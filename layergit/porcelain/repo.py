@@ -14,7 +14,7 @@ from ..root import Root
 
 if TYPE_CHECKING:  # the store module loads with the first command that opens the store
     from ..store.rawobj import Signature
-    from ..store.repo import CommitInfo, Store
+    from ..store.store import CommitInfo, Store
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Repo:
     def store(self) -> Store:
         """The object store, opened (and created) on first use: pygit2 loads only here."""
         if self._store is None:
-            from ..store.repo import Store
+            from ..store.store import Store
 
             self._store = Store.open(self.root.store)
         return self._store

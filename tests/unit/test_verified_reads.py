@@ -15,7 +15,7 @@ import pytest
 from layergit.errors import CorruptStore
 from layergit.store import pack, packread
 from layergit.store.rawobj import OBJ_BLOB, OBJ_TREE
-from layergit.store.repo import Store
+from layergit.store.store import Store
 
 OBJECTS = [(OBJ_BLOB, b"root:x:0:0:root:/root:/bin/sh\n"), (OBJ_BLOB, b"root:x:0:\n"),
            (OBJ_TREE, b""), (OBJ_BLOB, os.urandom(9000))]
