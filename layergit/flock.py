@@ -22,7 +22,6 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
-from . import procstat
 from .errors import LgError
 
 on_wait: Callable[[str], None] | None = None  # told once when a lock must be waited for
@@ -79,6 +78,8 @@ def _wait(fd: int, path: str, mode: int, timeout: float | None, purpose: str, hi
 
 def holders(fd: int) -> list[int]:
     """Live pids holding a lock on the file open at ``fd`` (other than us)."""
+    from . import procstat  # only a contended lock asks who holds it: not every command's start-up
+
     st = os.fstat(fd)
     key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     lockers = set()
