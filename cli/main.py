@@ -14,8 +14,7 @@ import sys
 
 import click
 
-from layergit import __version__, flock
-from layergit import root as root_layout
+from layergit import __version__
 from layergit.errors import ExitCode
 
 # command name -> (module under cli/, function name, one-line help for --help)
@@ -93,7 +92,7 @@ def _terminate(signum, _frame):
     raise Terminated(signum)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     """One line on stderr. What lg says may quote anything a user, an image or another
     process wrote (names, paths, command lines): its control characters are escaped,
     so that it stays one line and can rewrite nothing on the terminal."""
@@ -116,18 +115,16 @@ def main(argv=None) -> None:
     debug = "--debug" in args or bool(os.environ.get("LG_DEBUG"))
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
-    flock.on_wait = _say
-    root_layout.on_notice = _say
     try:
         # The raw argv lets commands tell "A B" from "A -- PATH" (click drops "--").
         code = cli.main(args, prog_name="lg", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:  # usage errors too: one line, like every other error
-        _say(f"{exc.format_message()}{_help_hint(exc)}")
+        say(f"{exc.format_message()}{_help_hint(exc)}")
         code = exc.exit_code
     except click.Abort:
-        _say("aborted")
+        say("aborted")
         code = ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
@@ -146,7 +143,7 @@ def main(argv=None) -> None:
         else:
             message = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"
             code = ExitCode.FAILURE
-        _say(message)
+        say(message)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -15,6 +15,14 @@ from layergit.text import printable
 
 
 def repo_from(ctx: click.Context) -> Repo:
+    """The root the command line names, opened. What lg then says of its own accord, a
+    root it tightens or a lock it waits for, goes to stderr; the hooks are set here, not
+    at start-up, so that ``lg --help`` imports neither module."""
+    from layergit import flock, root
+
+    from .main import say
+
+    root.on_notice = flock.on_wait = say
     return open_repo(ctx.find_root().obj.get("root"))
 
 
