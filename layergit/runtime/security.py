@@ -7,7 +7,8 @@ the bounded set, unless
 ``no_new_privileges`` is set. The seccomp filter denies, with EPERM, the calls a
 container has no business making (mount, namespaces, kernel modules, keyrings,
 reboot, ...), on top of what the missing capabilities already prevent; it is built
-with libseccomp through the pyseccomp binding.
+with libseccomp through the pyseccomp binding. docs/seccomp.md compares it with
+Docker's default profile call by call and gives the reason for each entry.
 """
 
 from __future__ import annotations
@@ -35,14 +36,22 @@ DEFAULT_CAPS = [
 
 DENIED_SYSCALLS = [
     "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
-    "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm",
-    "io_uring_enter", "io_uring_register", "io_uring_setup", "iopl", "kcmp", "kexec_file_load", "kexec_load",
-    "keyctl", "lookup_dcookie", "mount", "mount_setattr",
-    "move_mount", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
-    "pivot_root", "process_vm_readv", "process_vm_writev", "query_module", "quotactl", "quotactl_fd",
-    "reboot", "request_key", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "_sysctl",
-    "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
+    "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms",
+    "get_mempolicy", "init_module", "ioperm", "io_uring_enter", "io_uring_register", "io_uring_setup", "iopl",
+    "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "migrate_pages", "mount",
+    "mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at",
+    "open_tree", "perf_event_open", "pidfd_getfd", "pivot_root", "process_madvise", "process_vm_readv",
+    "process_vm_writev", "query_module", "quotactl", "quotactl_fd", "reboot", "request_key",
+    "set_mempolicy", "set_mempolicy_home_node", "setns", "settimeofday", "stime", "swapoff", "swapon",
+    "sysfs", "_sysctl", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86",
+    "vm86old",
 ]
+# socket(2) families Docker's profile refuses: the kernel's crypto API (AF_ALG, a long line of kernel
+# bugs) and host<->guest sockets (AF_VSOCK, a way out to the hypervisor). The kernel reads the family as
+# an int, so only the low 32 bits are compared.
+DENIED_SOCKET_FAMILIES = (38, 40)
+# personality(2) values Docker's profile allows: PER_LINUX, UNAME26, PER_LINUX32, both, and the query.
+ALLOWED_PERSONAS = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 _NAMESPACE_FLAGS = (
     syscalls.CLONE_NEWNS, syscalls.CLONE_NEWUTS, syscalls.CLONE_NEWIPC, syscalls.CLONE_NEWUSER,
     syscalls.CLONE_NEWPID, syscalls.CLONE_NEWNET, syscalls.CLONE_NEWCGROUP,
@@ -122,7 +131,8 @@ def seccomp_profile(cache_dir: str) -> str:
     """
     import zlib
 
-    version = f"{zlib.crc32(repr((DENIED_SYSCALLS, _NAMESPACE_FLAGS)).encode()):08x}"
+    rules = (DENIED_SYSCALLS, _NAMESPACE_FLAGS, DENIED_SOCKET_FAMILIES, ALLOWED_PERSONAS)
+    version = f"{zlib.crc32(repr(rules).encode()):08x}"
     path = os.path.join(cache_dir, f"seccomp-{os.uname().machine}-{version}.bpf")
     if not os.path.exists(path):
         os.makedirs(cache_dir, exist_ok=True)
@@ -131,6 +141,23 @@ def seccomp_profile(cache_dir: str) -> str:
             _build_filter().export_bpf(f)
         os.replace(tmp, path)
     return path
+
+
+def persona_denials() -> list[tuple[int, int]]:
+    """The personality(2) values outside ALLOWED_PERSONAS, as (mask, value) pairs of masked equalities.
+
+    Unusual personas switch off ASLR (ADDR_NO_RANDOMIZE), make data executable (READ_IMPLIES_EXEC) or
+    map page zero (MMAP_PAGE_ZERO); Docker allows only the five values. A libseccomp rule compares an
+    argument once and a denylist cannot say "none of these", so the refused values are split: with bit 0
+    set (no allowed persona has it) by the lowest clear bit k (bits 0..k-1 set, bit k clear: never the
+    query, which has none clear); with bit 0 clear, by any bit the allowed personas never set. The kernel
+    reads the argument as an unsigned int: the masks cover the low 32 bits only.
+    """
+    used = 0
+    for persona in ALLOWED_PERSONAS[:-1]:
+        used |= persona
+    rules = [((1 << (k + 1)) - 1, (1 << k) - 1) for k in range(1, 32)]
+    return rules + [((1 << bit) | 1, 1 << bit) for bit in range(1, 32) if not used >> bit & 1]
 
 
 def _build_filter():
@@ -144,6 +171,11 @@ def _build_filter():
             continue  # not a system call on this architecture
     for flag in _NAMESPACE_FLAGS:
         f.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    eperm = seccomp.ERRNO(errno.EPERM)
+    for family in DENIED_SOCKET_FAMILIES:
+        f.add_rule(eperm, "socket", seccomp.Arg(0, seccomp.MASKED_EQ, 0xFFFFFFFF, family))
+    for mask, value in persona_denials():
+        f.add_rule(eperm, "personality", seccomp.Arg(0, seccomp.MASKED_EQ, mask, value))
     # clone3 passes its flags in memory a filter cannot read: make libc fall back to clone.
     f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     return f
