@@ -35,7 +35,7 @@ DEFAULT_CAPS = [
 ]
 
 DENIED_SYSCALLS = [
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+    "acct", "add_key", "bpf", "clock_settime", "create_module", "delete_module",
     "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms",
     "get_mempolicy", "init_module", "ioperm", "io_uring_enter", "io_uring_register", "io_uring_setup", "iopl",
     "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "migrate_pages", "mount",
