@@ -577,3 +577,59 @@ def test_export_layers_carry_whiteouts(lg, tmp_path):
     assert "etc/.wh.motd" in layers[1] and "etc/passwd" not in layers[1]
     assert "srv/www/app.py" in layers[2] and "srv/www/.wh.index.html" in layers[2]
     assert "etc/passwd" not in layers[2]
+
+
+# -- materialised at import (issue 13) ----------------------------------------------------
+
+
+def _farm(lg) -> set[str]:
+    """Every object in the root's hardlink farm (cache/objects/XX/KEY)."""
+    top = os.path.join(lg.root, "cache", "objects")
+    return {os.path.join(d, f) for d, _, files in os.walk(top) for f in files}
+
+
+@pytest.mark.parametrize("kind", ["rootfs", "docker-archive"])
+def test_import_materialises_the_rootfs(lg, tmp_path, kind):
+    """``lg import`` leaves the image's rootfs materialised, as podman unpacks at import:
+    the first use (a hardlink checkout, lg run's way in) writes no farm object, and
+    ``lg fsck`` finds the cached tree equal to its snapshot."""
+    if kind == "rootfs":
+        path, args = tmp_path / "r.tar", ["-t", "x:1"]
+        path.write_bytes(_small_rootfs())
+    else:
+        path, args = A.docker_archive(A.three_layers(), repo_tags=["x:1"]).write_tar(tmp_path / "d.tar"), []
+    lg("import", path, *args)
+    rootfs = lg_json(lg, "show", "x:1")["rootfs"]
+    assert os.listdir(os.path.join(lg.root, "cache", "rootfs")) == [rootfs]
+    objects = _farm(lg)
+    lg("checkout", "--hardlink", "x:1", tmp_path / "co")
+    assert _farm(lg) == objects, "the first use wrote files the import had seen"
+    assert "ok" in lg.out("fsck")
+
+
+def test_a_refused_import_leaves_no_rootfs_and_gc_prunes_its_files(lg, tmp_path):
+    """An archive refused half-way leaves no image and no cached rootfs; the farm objects
+    of the files read before the refusal link nowhere, and ``lg gc`` removes them."""
+    path = tmp_path / "bad.tar"
+    path.write_bytes(A.layer_tar([A.file("a", b"one\n"), A.file("b", b"two\n"), A.file("c/../../x", b"x")]))
+    assert "'..'" in lg.fails("import", path, "-t", "bad:1")
+    assert lg_json(lg, "images") == []
+    cached = os.path.join(lg.root, "cache", "rootfs")
+    assert not os.path.isdir(cached) or not os.listdir(cached)
+    assert _farm(lg), "a and b were read, so the farm holds them (no rootfs links them)"
+    lg("gc")
+    assert _farm(lg) == set()
+
+
+def test_a_rootfs_with_names_image_archives_use_is_still_a_rootfs(lg, tmp_path):
+    """A rootfs whose top holds names image archives start with (blobs/, a 64-hex name,
+    repositories) is a rootfs still: the one-pass import gives way to detection, which
+    finds no manifest.json."""
+    path = tmp_path / "odd.tar"
+    path.write_bytes(A.layer_tar([A.file("a" * 64, b"1\n"), A.directory("blobs"), A.file("blobs/x", b"2\n"),
+                                  A.file("repositories", b"3\n"), A.file("etc/hostname", b"box\n")]))
+    lg("import", path, "-t", "odd:1")
+    co = tmp_path / "co"
+    lg("checkout", "odd:1", co)
+    assert (co / ("a" * 64)).read_bytes() == b"1\n" and (co / "blobs" / "x").read_bytes() == b"2\n"
+    assert (co / "repositories").read_bytes() == b"3\n"

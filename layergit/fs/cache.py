@@ -23,22 +23,27 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..errors import LgError
 from ..removal import remove_tree
 from ..store import meta as M
-from ..store.rawobj import OBJ_BLOB, object_id
+from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
 from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, materialise_into
-from .content import file_blob_id
+from .content import SparseWriter, file_blob_id
 from .safeio import DIR_FLAGS, DirStack
 
 
 def object_key(node: Node) -> str:
     """The farm name for an entry: content id plus every bit of metadata, not the name."""
-    m = node.meta
+    return _key(node.oid, node.meta)
+
+
+def _key(oid: bytes | None, m: M.EntryMeta) -> str:
     line = M.format_line(b"", M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs))
-    return hashlib.sha256((node.oid or b"") + line).hexdigest()
+    return hashlib.sha256((oid or b"") + line).hexdigest()
 
 
 def private_dir(path: str) -> None:
@@ -111,6 +116,89 @@ class FarmWriter(DirectoryWriter):
         self.written(node)
 
 
+class FarmFile(SparseWriter):
+    """One file on its way into the farm: its bytes, then its blob id once the store
+    has hashed them (None if that failed: the file is dropped)."""
+
+    oid: bytes | None = None
+
+
+class FarmDeposit(FarmWriter):
+    """Regular files written into the farm while an import reads and hashes them, as
+    podman unpacks at import: materialising the image afterwards finds each file's
+    object already there and makes only directories and links, instead of reading
+    every blob back from the pack.
+
+    An object gets its key from the blob id the store computed over the very bytes
+    written here, so it is right by construction. An import that fails later leaves
+    the objects it wrote; nothing links to them (one link each), so no rootfs uses
+    them and ``prune`` (lg gc) removes them, as it does objects only an overwritten
+    file of a lower layer had.
+    """
+
+    def __init__(self, store, objects_dir: str):
+        private_dir(objects_dir)
+        super().__init__(store, objects_dir, None)
+        self._dir = os.open(objects_dir, DIR_FLAGS)
+        self._count = 0
+
+    def close(self) -> None:
+        super().close()
+        os.close(self._dir)
+
+    @contextmanager
+    def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
+        """A new file in the farm for the block to fill and give a blob id; linked in
+        under its key (unless an equal object is there) when the block ends."""
+        fd, tmp = self._create()
+        try:
+            out = FarmFile(fd, size >= STREAM_FROM)
+            yield out
+            out.finish()
+            if out.oid is not None and self._metadata(tmp, meta, fd):
+                key = _key(out.oid, meta)
+                try:
+                    if tmp is None:  # linkat(2) of an O_TMPFILE file through its /proc link
+                        os.link(b"/proc/self/fd/%d" % fd, key[2:].encode(), dst_dir_fd=self._fan(key))
+                    else:
+                        os.link(tmp, key[2:].encode(), src_dir_fd=self._dir, dst_dir_fd=self._fan(key),
+                                follow_symlinks=False)
+                except FileExistsError:
+                    pass
+        finally:
+            os.close(fd)
+            if tmp is not None:
+                os.unlink(tmp, dir_fd=self._dir)
+
+    def _metadata(self, tmp: bytes | None, meta: M.EntryMeta, fd: int) -> bool:
+        """Give the file its metadata; False when this filesystem cannot hold it (an xattr
+        too big for ext4): the file stays out of the farm, and the import goes on, for
+        the first run to say so (materialising, it meets the same limit)."""
+        try:
+            self.apply_meta(self._dir, tmp or b"(imported file)", meta, fd)
+        except LgError:
+            return False
+        return True
+
+    def _create(self) -> tuple[int, bytes | None]:
+        """An open, empty file for the farm: nameless (O_TMPFILE, so one that is never
+        linked in vanishes when closed, and creating it costs no directory entry: a
+        third of the time on ext4), else named tmp-* where the filesystem cannot."""
+        try:
+            return os.open(b".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=self._dir), None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+        self._count += 1
+        tmp = b"tmp-%d-import-%d" % (os.getpid(), self._count)
+        try:
+            os.unlink(tmp, dir_fd=self._dir)  # left by a killed process that had our pid
+        except FileNotFoundError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(tmp, flags, 0o600, dir_fd=self._dir), tmp
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     tree: str
@@ -143,6 +231,10 @@ class MaterialisedCache:
                 raise
             remove_tree(tmp)
         return final
+
+    def deposit(self, store) -> FarmDeposit:
+        """A FarmDeposit into this cache's farm, for an import."""
+        return FarmDeposit(store, self.objects_dir)
 
     def hardlink_checkout(
         self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None

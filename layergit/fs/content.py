@@ -103,26 +103,42 @@ def file_blob_id(fd: int, name: bytes) -> bytes:
 def write_blob(store, oid: bytes, fd: int) -> int:
     """Write a blob into the open, empty file ``fd``; returns its size.
 
-    A big blob is written chunk by chunk, seeking over chunks of zeros (the file gets
-    its size from ftruncate at the end), so a sparse file stays sparse. The store
-    verifies the content as it flows; on CorruptStore the caller removes the file.
+    The store verifies the content as it flows; on CorruptStore the caller removes
+    the file.
     """
     size, chunks = store.open_blob(oid)
-    sparse = size >= STREAM_FROM
-    pos = end = 0
+    out = SparseWriter(fd, size >= STREAM_FROM)
     for chunk in chunks:
+        out.write(chunk)
+    return out.finish()
+
+
+class SparseWriter:
+    """Writes content into an open, empty file piece by piece; for a big file
+    (``sparse``) it seeks over every all-zero chunk instead of writing it, and the file
+    gets its size from ftruncate at the end, so a sparse file stays sparse."""
+
+    def __init__(self, fd: int, sparse: bool):
+        self._fd = fd
+        self._sparse = sparse
+        self._pos = self._end = 0
+
+    def write(self, chunk: bytes | memoryview) -> None:
         n = len(chunk)
-        if sparse and chunk == (_ZEROS if n == CHUNK else bytes(n)):
-            os.lseek(fd, n, os.SEEK_CUR)
+        if self._sparse and chunk == (_ZEROS if n == CHUNK else bytes(n)):
+            os.lseek(self._fd, n, os.SEEK_CUR)
         else:
             view = memoryview(chunk)
             while view:
-                view = view[os.write(fd, view):]
-            end = pos + n
-        pos += n
-    if end != pos:
-        os.ftruncate(fd, pos)  # a trailing hole: the size the seeks did not give
-    return pos
+                view = view[os.write(self._fd, view):]
+            self._end = self._pos + n
+        self._pos += n
+
+    def finish(self) -> int:
+        """The size written; a trailing hole gets it from ftruncate (the seeks did not)."""
+        if self._end != self._pos:
+            os.ftruncate(self._fd, self._pos)
+        return self._pos
 
 
 class BlobReader:

@@ -213,16 +213,21 @@ def _xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
     return tuple(sorted(out))
 
 
-def read_tar(stream, writer, limits: Limits, whiteouts: bool) -> list[TarEntry]:
-    """Parse one tar stream into entries, writing file contents as blobs as we go."""
+def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watch=None) -> list[TarEntry]:
+    """Parse one tar stream into entries, writing file contents as blobs as we go, and
+    regular files into ``deposit`` too when given (a fs.cache.FarmDeposit). ``watch``,
+    when given, sees each member before its content is read, and may stop the parse
+    by raising."""
     entries = []
     try:
         with _parsing(tarfile.open, fileobj=stream, mode="r|", errorlevel=2) as tar:
             members = iter(tar)
             while (member := _parsing(next, members, None)) is not None:
                 limits.count(entries=1)
+                if watch is not None:
+                    watch(member)
                 _check_sparse(tar, member, limits)
-                entries.append(_entry(tar, member, writer, whiteouts))
+                entries.append(_entry(tar, member, writer, whiteouts, deposit))
             _check_end(stream, tar.offset)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -274,7 +279,7 @@ def _check_end(stream: Digesting, offset: int) -> None:
     raise ArchiveError(f"corrupt tar header at byte {offset}")
 
 
-def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
+def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool, deposit) -> TarEntry:
     parts = split_path(member.name)
     base = parts[-1] if parts else b""
     if whiteouts and base.startswith(WHITEOUT):
@@ -299,7 +304,11 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
         raise ArchiveError(f"entry {member.name!r}: {exc}") from None
     entry = TarEntry(parts, kind, meta)
     if kind == "f":
-        entry.oid = _put_content(tar.extractfile(member), member, writer)
+        if deposit is None:
+            entry.oid = _put_content(tar.extractfile(member), member, writer)
+        else:
+            with deposit.file(meta, member.size) as out:
+                entry.oid = out.oid = _put_content(tar.extractfile(member), member, writer, out.write)
     elif kind == "l":
         entry.target = member.linkname.encode("utf-8", "surrogateescape")
         if len(entry.target) > M.LINK_TARGET_MAX:
@@ -309,14 +318,16 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool) -> TarEntry:
     return entry
 
 
-def _put_content(f, member: tarfile.TarInfo, writer) -> bytes:
+def _put_content(f, member: tarfile.TarInfo, writer, tee=None) -> bytes:
     """A member's content as a blob: whole when small, else in CHUNK pieces, so a
     4 GB member costs a chunk of memory (the stream cannot be read twice: the pack
-    writer hashes and deflates as the pieces come)."""
+    writer hashes and deflates as the pieces come, and ``tee`` gets each piece too)."""
     if member.size < STREAM_FROM:
         data = f.read()
         if len(data) != member.size:
             raise ArchiveError(f"archive is truncated inside {member.name!r}")
+        if tee is not None:
+            tee(data)
         return writer.put_blob(data)
 
     def pieces():
@@ -326,6 +337,8 @@ def _put_content(f, member: tarfile.TarInfo, writer) -> bytes:
             if not chunk:
                 raise ArchiveError(f"archive is truncated inside {member.name!r}")
             left -= len(chunk)
+            if tee is not None:
+                tee(chunk)
             yield chunk
 
     return writer.put_blob_stream(member.size, pieces())
