@@ -8,7 +8,8 @@ from .bigfiles import BIG_FILE_SCENARIOS
 from .containers import CONTAINER_SCENARIOS
 from .scenarios import STORE_SCENARIOS, Scenario
 
-SCENARIOS: list[Scenario] = STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS
+SCENARIOS: list[Scenario] = sorted(STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS,
+                                   key=lambda s: s.number)
 
 
 def select(names: list[str]) -> list[Scenario]:

@@ -356,6 +356,65 @@ def build_first_run(ctx: Context) -> list[Case]:
     ]
 
 
+# -- 17. import to running --------------------------------------------------------------
+
+LG_IMPORT_RUN = "lg import minbase.tar -t x && lg run --rm --network none x true"
+LG_IMPORT_ONLY = "lg import minbase.tar -t x (the first half)"
+LG_RUN_IMPORTED = "lg run --rm --network none x true, x just imported (the second half)"
+LG_COMMIT_RUN = "lg commit ROOTFS -t x && lg run --rm --network none x true"
+
+
+def build_import_to_run(ctx: Context) -> list[Case]:
+    """What a user waits for from an image tarball to a container that ran: `lg import`
+    and the first `lg run` of the image, in a root that has run a container before (its
+    seccomp filter compiled, as any root in use has) but never saw the image, restored
+    per run; vs `podman import` and `podman run` of the same tarball, the image removed
+    before each run. Each half is timed alone too, and `lg commit` of the same tree
+    followed by its first run."""
+    wl = ctx.workload
+    pristine, root = ctx.path("lg-pristine"), ctx.path("lg-root")
+    env = {"LG_ROOT": str(root)}
+    ctx.cleanups.append(lambda: lg_teardown(ctx, root))
+    pm = podman(ctx, "import-run")
+    lg_err, _ = busybox_images(ctx, None, {"LG_ROOT": str(pristine)})
+    if lg_err is None:
+        lg_err = try_setup(lambda: ctx.run(ctx.lg("run", "--rm", "--network", "none", LG_BB, "true"),
+                                           {"LG_ROOT": str(pristine)}, "lg run of busybox (the root in use)"))
+    fresh = f"{retire(ctx, root)} && cp -a {q(pristine)} {q(root)}"
+    imp = ctx.lg("import", wl.tarball, "-t", "x")
+    run_x = ctx.lg("run", "--rm", "--network", "none", "x", "true")
+    both = ["sh", "-c", f"{shlex.join(imp)} && {shlex.join(run_x)}"]
+    commit = ctx.lg("commit", wl.rootfs, "-t", "x")
+    cases = [
+        Case("lg", LG_IMPORT_RUN, both, env=env, broken=lg_err, prepare=f"{fresh} && sync"),
+        Case("lg", LG_IMPORT_ONLY, imp, env=env, broken=lg_err, prepare=f"{fresh} && sync"),
+        Case("lg", LG_RUN_IMPORTED, run_x, env=env, broken=lg_err,
+             prepare=f"{fresh} && LG_ROOT={q(root)} {shlex.join(imp)} >/dev/null && sync"),
+        Case("lg", LG_COMMIT_RUN, ["sh", "-c", f"{shlex.join(commit)} && {shlex.join(run_x)}"], env=env,
+             broken=lg_err, prepare=f"{fresh} && sync"),
+    ]
+    name = "localhost/lgbench-import-run:x"
+    rmi = or_true(pm.sh("rmi", "-f", name)) if pm is not None else ""
+    pm_imp = pm.argv("import", wl.tarball, name) if pm is not None else []
+    pm_run = pm.argv("run", "--rm", "--network", "none", name, "true") if pm is not None else []
+    pm_both = ["sh", "-c", f"{shlex.join(pm_imp)} >/dev/null && {shlex.join(pm_run)}"]
+    goal = Goal("lg <= 0.8x podman, import to running (issue 13)", "ratio", 0.8)
+    if pm is None:
+        return cases + [Case("podman", "podman import && podman run", unavailable=NO_PODMAN)]
+    pm_err = try_setup(lambda: ctx.run(pm.argv("images"), what="podman images (creates the store)"))
+    return cases + [
+        Case("podman", "podman import minbase.tar IMG && podman run --rm --network none IMG true",
+             pm_both, prepare=f"{rmi} && sync", broken=pm_err, vs=LG_IMPORT_RUN, goal=goal),
+        Case("podman", "podman import minbase.tar IMG (the first half)", pm_imp,
+             prepare=f"{rmi} && sync", broken=pm_err, vs=LG_IMPORT_ONLY),
+        Case("podman", "podman run --rm --network none IMG true, IMG just imported (the second half)", pm_run,
+             prepare=f"{rmi} && {shlex.join(pm_imp)} >/dev/null && sync", broken=pm_err, vs=LG_RUN_IMPORTED),
+        Case("podman", "podman import && podman run, vs lg commit && lg run", pm_both,
+             prepare=f"{rmi} && sync", broken=pm_err, vs=LG_COMMIT_RUN,
+             goal=Goal("lg <= 0.8x podman, commit to running (issue 13)", "ratio", 0.8)),
+    ]
+
+
 # -- 11. density -------------------------------------------------------------------------
 
 DENSITY = 100
@@ -987,6 +1046,11 @@ CONTAINER_SCENARIOS = [
              "`lg run --rm --network none IMG true` of the minbase commit in a root that never ran it "
              "(restored per run) vs in a root that did; podman's run of the same image for scale.",
              LG_FIRST, runs=5, quick_runs=3, build=build_first_run),
+    Scenario(17, "import-to-run", "from a tarball to a container that ran: import, then the first run",
+             "`lg import minbase.tar -t x && lg run --rm --network none x true` in a root in use that never "
+             "saw the image vs `podman import` then `podman run` of the same tarball; each half alone, and "
+             "`lg commit ROOTFS` then its first run.",
+             LG_IMPORT_RUN, runs=7, quick_runs=3, build=build_import_to_run),
     Scenario(11, "density", f"{DENSITY} detached containers: start time and memory per container",
              f"{DENSITY} `lg run -d --network none IMG sleep infinity` one after another vs podman's; then "
              "the PSS of what each tool keeps running beside the containers (lg's monitor; podman's "
