@@ -72,18 +72,11 @@ class Root:
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 os.mkdir(self.path, new_mode)
-            st = os.stat(self.path)
-            _tighten(self.path, st, SYSTEM_ROOT_MODE if st.st_uid == 0 else PRIVATE_MODE, changed, "the root")
-            for path in (self.cache, self.tmp, self.containers, self.networks, self.run):
-                try:
-                    os.mkdir(path, PRIVATE_MODE)
-                except FileExistsError:
-                    pass
-            for path in (self.store, self.cache, self.tmp, self.containers, self.networks, self.run):
-                try:
-                    _tighten(path, os.stat(path), PRIVATE_MODE, changed, os.path.basename(path))
-                except FileNotFoundError:  # store.git, before the store makes it
-                    pass
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                self._secure_at(fd, changed)
+            finally:
+                os.close(fd)
         except OSError as exc:
             from .errors import LgError
 
@@ -94,6 +87,52 @@ class Root:
             done = ", ".join(changed)
             on_notice(f"made {self.path} private ({done}): other users could read images through it")
 
+    def _secure_at(self, fd: int, changed: list[str]) -> None:
+        """:meth:`secure` on the root open as ``fd``: its owner, then each entry lg keeps in it.
+
+        Everything is checked and tightened through descriptors, never by path: the
+        owner of a root (or anyone who could write to it once) can swap an entry for a
+        symlink, and a chmod or a mkdir by path would then follow it to a directory of
+        the victim's choosing, and lg would fill it. A root another user owns is
+        refused as git refuses such a repository (safe.directory): its owner can widen
+        it again or plant links at any time after we checked.
+        """
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            from .errors import LgError
+
+            raise LgError(f"{self.path} is owned by uid {st.st_uid}, not by uid {os.geteuid()} who runs lg:"
+                          " refusing to use another user's directory as a layergit root")
+        kept = (self.store, self.cache, self.tmp, self.containers, self.networks, self.run)
+        dirs = [os.path.basename(path) for path in kept]
+        for name in (*dirs, os.path.basename(self.gc_lock)):  # all checked before anything changes
+            try:
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                continue
+            want = "a directory" if name in dirs else "a file"
+            if stat.S_ISLNK(mode):
+                _refuse_entry(self.path, name, "a symbolic link", want)
+            if name not in dirs and not stat.S_ISREG(mode):
+                _refuse_entry(self.path, name, "not a file", want)
+            if name in dirs and not stat.S_ISDIR(mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), name)
+        _tighten(fd, st, SYSTEM_ROOT_MODE if st.st_uid == 0 else PRIVATE_MODE, changed, "the root")
+        for name in dirs:
+            if name != os.path.basename(self.store):  # the store creates store.git (store/store.py)
+                try:
+                    os.mkdir(name, PRIVATE_MODE, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:  # O_NOFOLLOW still: the check above is only for a clear message
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:  # store.git, before the store makes it
+                continue
+            try:
+                _tighten(sub, os.fstat(sub), PRIVATE_MODE, changed, name)
+            finally:
+                os.close(sub)
+
     def _check_adoptable(self) -> None:
         """Refuse an existing directory that holds anything but what lg keeps in a root.
 
@@ -101,7 +140,7 @@ class Root:
         ``--root ~`` or ``--root /sys/fs/cgroup`` (where a mkdir makes a cgroup) would
         otherwise be chmodded and filled with lg's directories. An empty directory, or
         one holding only the entries this class names, is a root; anything else is
-        someone else's.
+        someone else's. Who owns it and what those entries are: :meth:`_secure_at`.
         """
         entries = os.listdir(self.path)  # NotADirectoryError: secure() says so
         own = (self.store, self.gc_lock, self.cache, self.tmp, self.containers, self.networks, self.run)
@@ -207,12 +246,18 @@ class Root:
         return self._at("run", "monitor.log.old")
 
 
-def _tighten(path: str, st: os.stat_result, mode: int, changed: list[str], label: str) -> None:
-    """Take from ``path`` the group and other bits ``mode`` does not have (never add one)."""
-    if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+def _refuse_entry(root: str, name: str, what: str, want: str) -> None:
+    """Refuse an entry of the root that is not of the type lg keeps there (one line)."""
+    from .errors import LgError
+
+    raise LgError(f"cannot use {root} as a layergit root: its {name} is {what}, where lg keeps {want}")
+
+
+def _tighten(fd: int, st: os.stat_result, mode: int, changed: list[str], label: str) -> None:
+    """Take from the directory open as ``fd`` the group and other bits ``mode`` does not have
+    (never add one)."""
     have = stat.S_IMODE(st.st_mode)
     want = have & (~0o077 | mode)
     if want != have:
-        os.chmod(path, want)
+        os.fchmod(fd, want)
         changed.append(f"{label} {have:04o} to {want:04o}")

@@ -140,3 +140,25 @@ def test_a_root_that_cannot_be_used_is_one_line(lg):
         pass
     assert f"cannot use {lg.root} as a layergit root: Not a directory" in lg.fails("images", code=1)
     assert "cannot use /proc/self/x as a layergit root" in lg.fails("--root", "/proc/self/x", "images", code=1)
+
+
+def test_a_planted_cache_link_and_another_users_root_are_refused(lg_shared):
+    """The review's attack: a world-writable root holding ``cache -> T`` made T 0700 and would
+    have had lg write its rootfs cache into T; a root nobody owns was adopted as root's."""
+    os.makedirs(lg_shared.root)
+    os.chmod(lg_shared.root, 0o777)
+    victim = tempfile.mkdtemp(prefix="lg-victim-", dir="/tmp")
+    try:
+        os.chmod(victim, 0o755)
+        os.symlink(victim, os.path.join(lg_shared.root, "cache"))
+        err = lg_shared.fails("images", code=1)
+        assert f"cannot use {lg_shared.root} as a layergit root: its cache is a symbolic link" in err
+        assert mode_of(victim) == 0o755 and os.listdir(victim) == []
+    finally:
+        shutil.rmtree(victim)
+    os.unlink(os.path.join(lg_shared.root, "cache"))
+    os.chown(lg_shared.root, NOBODY, NOBODY)
+    err = lg_shared.fails("images", code=1)
+    assert f"{lg_shared.root} is owned by uid {NOBODY}, not by uid 0 who runs lg" in err
+    assert len(err.strip().splitlines()) == 1 and os.listdir(lg_shared.root) == []
+    assert mode_of(lg_shared.root) == 0o777
