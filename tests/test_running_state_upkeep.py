@@ -69,6 +69,53 @@ def test_gc_removes_what_killed_commands_left_and_keeps_what_is_used(rt, tmp_pat
     rt("rm", "kept")
 
 
+def test_odd_cache_names_and_records_of_another_shape_are_reported_not_crashed_on(rt):
+    """A 40-character size name that is not hex is stale (it crashed bytes.fromhex), and a
+    container.json that is JSON but not an object is a problem fsck names (AttributeError)."""
+    sizes = os.path.join(rt.root, "cache", "sizes")
+    os.makedirs(sizes, exist_ok=True)
+    odd = os.path.join(sizes, "image-" + "z" * 40)
+    open(odd, "w").close()
+    rt("create", "--name", "odd", IMAGE, "true")
+    cid = rt.inspect("odd")["Id"]
+    with open(os.path.join(rt.root, "containers", cid, "container.json"), "w") as f:
+        f.write("[]")
+    proc = rt("fsck", check=False)
+    err = proc.stdout.decode() + proc.stderr.decode()
+    assert f"container {cid[:12]}: its record does not read" in err and "Traceback" not in err, err
+    assert '"cache_files_removed": 1' in rt.out("gc", "--json")
+    assert not os.path.exists(odd)
+
+
+def test_gc_during_a_creation_keeps_its_name(rt, monkeypatch):
+    """The review's race: gc removed the name link of a container being created (no marker
+    yet, no container.json), and a second create then took the name. Here lg create runs
+    in this process and a real lg gc runs while it holds the name and writes its files."""
+    from layergit import api
+    from layergit.porcelain import containers, runopts
+
+    real = containers._etc_files
+    link = os.path.join(rt.root, "containers", "by-name", "racing")
+    seen: dict[str, str] = {}
+
+    def gc_now(cdir, *args, **kwargs):
+        seen["owners"] = " ".join(os.listdir(os.path.join(rt.root, "containers", "owners")))
+        seen["gc"] = rt.out("gc", "--json")
+        seen["link"] = os.readlink(link)
+        seen["again"] = rt.fails("create", "--name", "racing", IMAGE, "true")
+        return real(cdir, *args, **kwargs)
+
+    monkeypatch.setattr(containers, "_etc_files", gc_now)
+    cid = containers.create(api.open_repo(rt.root), IMAGE, runopts.RunOptions(name="racing", command=["true"]))
+    assert seen["link"] == cid and cid in seen["owners"], seen
+    assert '"leftovers_removed": 0' in seen["gc"], seen
+    assert "the container name 'racing' is already in use" in seen["again"], seen
+    assert os.listdir(os.path.join(rt.root, "containers", "owners")) == []  # lg create's: the user's now
+    rt("ps", "-a")  # runs the sweep: a created container is kept
+    assert rt.inspect("racing")["Id"] == cid
+    rt("rm", "racing")
+
+
 @pytest.mark.root
 def test_a_monitor_starting_moves_a_big_log_aside(rt):
     log = os.path.join(rt.root, "run", "monitor.log")

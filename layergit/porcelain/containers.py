@@ -10,7 +10,8 @@ ran is kept". Ctrl-C, SIGTERM and SIGHUP raise where lg is (cli.main), so the
 ``finally`` paths below remove the container. For SIGKILL nothing runs in lg, so
 the container has an *owner* (Registry.own): a marker naming the process that
 will remove it, with that process's start time, made before the container exists
-and dropped after it is gone. lg run owns the containers it creates (the monitor
+and dropped after it is gone. Every creation owns its container until it is made
+(before its name, which lg gc then spares); lg run owns the containers it creates (the monitor
 takes over a detached ``--rm`` one once it started it), lg build its RUN steps'.
 ``sweep`` removes, once all of a container's owners are dead and it is not
 running, every owned container that is ``--rm`` (build steps are) or never
@@ -96,10 +97,12 @@ def _reserve_name(reg: Registry, cid: str, wanted: str | None) -> str:
     (suffixed once the plain names keep clashing); returns the name reserved."""
     for attempt in range(20):
         candidate = wanted or random_name() + (f"_{attempt}" if attempt > 10 else "")
+        reg.own(cid, candidate)  # before the name: lg gc spares the names of owned ids (Registry.leftovers)
         try:
             reg.reserve_name(candidate, cid)
             return candidate
         except Conflict:
+            reg.disown(cid, os.getpid())
             if wanted:
                 raise
     raise Conflict("no free random container name after 20 attempts; give one with --name")
@@ -108,8 +111,10 @@ def _reserve_name(reg: Registry, cid: str, wanted: str | None) -> str:
 def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = False) -> str:
     """Create a container from ``image``; returns its id. Nothing is left behind on failure.
 
-    ``owned``: we are its owner (module docstring) from before it exists, so that
-    if we are killed now or before we start it, the next sweep removes it.
+    We own it (module docstring) from before its name is reserved, so that ``lg gc``
+    leaves that name alone while it is made and the next sweep removes what a killed
+    creation left. ``owned``: we stay its owner once it is made, so that if we are killed
+    before we start it, the next sweep removes it; otherwise (lg create) it is the user's.
     """
     sweep(repo)
     _check_names(options)
@@ -125,12 +130,11 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     lower = cached_rootfs(repo, img, image)
     reg = registry(repo)
     cid = os.urandom(32).hex()
-    name = _reserve_name(reg, cid, options.name)
     cdir = reg.container(cid)
+    name = ""
     ref_set = False
     try:
-        if owned:
-            reg.own(cid, name)
+        name = _reserve_name(reg, cid, options.name)
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
@@ -161,11 +165,14 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     except BaseException:
         if os.path.isdir(cdir.path):
             remove_tree(cdir.path)
-        reg.release_name(name, cid)
+        if name:
+            reg.release_name(name, cid)
         if ref_set:
             repo.store.delete_ref(CONTAINER_REFS + cid)
         reg.disown(cid)
         raise
+    if not owned:
+        reg.disown(cid, os.getpid())  # complete: the user's (container.json is there for Registry.leftovers)
     return cid
 
 

@@ -10,6 +10,7 @@ every hardlink names an entry of the same snapshot.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -121,7 +122,7 @@ def _check_running_state(repo: Repo, report: FsckReport) -> None:
     for cid in reg.ids():
         try:
             reg.container(cid).record()
-        except (LgError, ValueError, TypeError, KeyError) as exc:
+        except (LgError, ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON of another shape
             report.problems.append(f"container {cid[:12]}: its record does not read: {exc}")
     leftovers = reg.leftovers()
     if leftovers:
@@ -185,22 +186,23 @@ def gc(repo: Repo) -> GcReport:
         # export's layer tars: rebuilt on demand
         shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)
         spools = _remove_all(repo.root.tmp)
-        leftovers = _remove_all(registry(repo).leftovers())
+        leftovers = registry(repo).drop_leftovers()
         small = _prune_small_caches(repo)
         return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects,
                         spools, leftovers, small)
 
 
 STAT_CACHE_DAYS = 30  # a directory not committed for this long is read whole next time
+_HEX40 = re.compile(r"[0-9a-f]{40}")  # an object id as cache/sizes names it; fullmatch
 
 
-def _remove_all(where: str | list[str]) -> int:
-    """Remove every entry of a directory, or every path of a list; returns how many.
+def _remove_all(directory: str) -> int:
+    """Remove every entry of a directory; returns how many.
 
     tmp/ is only written under the store lock (import, export, build), so under
     gc's exclusive lock everything in it is what a killed lg left.
     """
-    paths = [os.path.join(where, n) for n in _listing(where)] if isinstance(where, str) else where
+    paths = [os.path.join(directory, n) for n in _listing(directory)]
     for path in paths:
         remove_tree(path)  # a file or link is unlinked, never followed
     return len(paths)
@@ -222,7 +224,7 @@ def _prune_small_caches(repo: Repo) -> int:
         if name.startswith("."):
             stale = _age(os.path.join(sizes, name), now) > 86400
         else:
-            stale = len(key) != 40 or not repo.store.has(bytes.fromhex(key))
+            stale = not _HEX40.fullmatch(key) or not repo.store.has(bytes.fromhex(key))
         removed += _unlink_if(stale, os.path.join(sizes, name))
     for kind in ("stat", "build-stat"):
         directory = repo.root.cache_dir(kind)

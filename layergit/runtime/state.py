@@ -261,17 +261,48 @@ class Registry:
         A lock outlives the removal it guards (ContainerDir.lock), so a killed
         ``lg rm`` leaves one; a name link stays when the monitor removes a ``--rm``
         container. Neither harms (a name is retaken, a lock reused), but they pile up:
-        ``lg fsck`` counts them and ``lg gc`` removes them. A creation makes its
-        owner marker before its name or lock (:meth:`own`), so none of its is listed.
+        ``lg fsck`` counts them and ``lg gc`` removes them (:meth:`drop_leftovers`).
         """
-        busy = set(self.ids()) | set(self.owned())
-        found = [os.path.join(self.root.container_locks, entry)
-                 for entry in _entries(self.root.container_locks) if entry not in busy]
-        found += [os.path.join(self.names, entry)
-                  for entry in _entries(self.names) if self.by_name(entry) not in busy]
-        return found
+        locks, names = self._leftovers()
+        return locks + [os.path.join(self.names, name) for name in names]
+
+    def drop_leftovers(self) -> int:
+        """Remove what :meth:`leftovers` lists; returns how many. A name goes only while it
+        still holds the id it held when listed: one retaken since is a new container's."""
+        locks, names = self._leftovers()
+        for path in locks:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        for name, target in names.items():
+            self.release_name(name, target)
+        return len(locks) + len(names)
+
+    def _leftovers(self) -> tuple[list[str], dict[str, str]]:
+        """Stale lock paths, and stale names with the link each held.
+
+        The order is what makes this safe against creations in flight: every creation
+        makes its owner marker before its name (porcelain/containers.py, create), and
+        writes container.json before it drops that marker. So the names and locks are
+        read first, the markers next (one a name seen here had is listed), the
+        containers last (one whose marker went is complete by then).
+        """
+        locks = _entries(self.root.container_locks)
+        names: dict[str, str] = {}
+        for name in _entries(self.names):
+            try:
+                names[name] = os.readlink(os.path.join(self.names, name))
+            except OSError:  # gone since, or not a link: nothing lg made
+                pass
+        busy = set(self.owned())
+        busy |= set(self.ids())
+        stale_locks = [os.path.join(self.root.container_locks, lock) for lock in locks if lock not in busy]
+        return stale_locks, {name: cid for name, cid in names.items() if cid not in busy}
 
     def reserve_name(self, name: str, container_id: str) -> None:
+        """Make the name's link; one held by a container, or by a creation in flight (owned,
+        its directory not made yet), is in use. Any other is a leftover, retaken."""
         os.makedirs(self.names, exist_ok=True)
         link = os.path.join(self.names, name)
         for _ in range(3):
@@ -280,7 +311,7 @@ class Registry:
                 return
             except FileExistsError:
                 owner = self.by_name(name)
-                if owner and os.path.isdir(self.root.container(owner)):
+                if owner and (os.path.isdir(self.root.container(owner)) or owner in self.owned()):
                     raise Conflict(f"the container name {name!r} is already in use"
                                    f" by container {owner[:12]}") from None
                 self.release_name(name, owner or "")  # left behind by a container removed with --rm

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from layergit.root import Root
 from layergit.runtime.net import NetworkMode, PublishedPort
 from layergit.runtime.spec import Mount, Spec
@@ -78,3 +80,22 @@ def test_fields_with_defaults_may_be_absent():
         del raw["spec"][key]
     spec = Record.from_json(raw).spec
     assert (spec.aliases, spec.mounts, spec.ports, spec.network.bridged) == ([], [], [], False)
+
+
+def test_a_name_of_a_creation_in_flight_is_neither_a_leftover_nor_free(tmp_path):
+    """A creation owns its id before it reserves the name and has no directory yet: gc must
+    not count the name as a leftover, nor another creation retake it. Once disowned with no
+    container made (a creation that failed to clean up), the name is a leftover."""
+    from layergit.errors import Conflict
+    from layergit.runtime.state import Registry
+
+    reg = Registry(Root(str(tmp_path)))
+    reg.own(CID, "web")
+    reg.reserve_name("web", CID)
+    assert reg.leftovers() == [] and reg.drop_leftovers() == 0
+    with pytest.raises(Conflict, match="the container name 'web' is already in use"):
+        reg.reserve_name("web", "d" * 64)
+    assert reg.by_name("web") == CID
+    reg.disown(CID)
+    assert reg.leftovers() == [str(tmp_path / "containers" / "by-name" / "web")]
+    assert reg.drop_leftovers() == 1 and reg.by_name("web") is None
