@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import stat
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
 
@@ -466,3 +468,111 @@ def test_huge_symlink_target_is_refused_by_its_size(lg, arena, hardlink):
     out = arena.work / "longlink.tar"
     err = lg.fails("export", "--format", "rootfs", rev, "-o", out)
     assert "lg reads at most 4095" in err and not out.exists()
+
+
+# -- a damaged store: one line, never "internal error" -------------------------------------------
+
+
+def loose(lg, header: bytes, content: bytes = b"") -> bytes:
+    """A loose object as plain git or a hostile remote may leave one: any header, any
+    content, under an id that is not its hash. ``header`` None: not even zlib."""
+    oid = os.urandom(20)
+    folder = os.path.join(lg.root, "store.git", "objects", oid.hex()[:2])
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, oid.hex()[2:]), "wb") as f:
+        f.write(zlib.compress(header + content, 9) if header is not None else b"not zlib at all" * 100)
+    return oid
+
+
+def _fsize_limit(limit: int):
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("hardlink", [False, True], ids=["copy", "checkout-H"])
+def test_a_loose_blob_longer_than_its_header_is_stopped_at_its_size(lg, arena, hardlink):
+    """The attack: a loose object of about 60 KB whose header announces 9 MiB and which
+    inflates to 64 MiB. Checkout (and the cache that lg run fills) stopped only after the
+    last byte: 64 MiB written for a 9 MiB file, 32 GB for a 32 MB object. Under a 16 MiB
+    file size limit lg must fail with one line, not be killed by SIGXFSZ."""
+    oid = loose(lg, b"blob %d\0" % (9 << 20), b"x" * (64 << 20))
+    rev = image(lg, "overlong", rootfs(lg, [(BLOB, b"big", oid)], meta(b"big\t" + F)))
+    proc = lg("checkout", *(["-H"] if hardlink else []), rev, arena.dest, check=False, timeout=60,
+              preexec_fn=_fsize_limit(16 << 20))
+    err = proc.stderr.decode(errors="replace").strip()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert f"object {oid.hex()} is corrupt in the store: it holds more than the 9437184 bytes" in err
+    assert len(err.splitlines()) == 1 and not os.path.lexists(arena.dest)
+    arena.assert_untouched()
+
+
+@pytest.mark.parametrize("what", ["metadata", "tree", "commit"])
+def test_oversized_metadata_trees_and_commits_are_refused_by_size(lg, arena, what):
+    """lg reads a directory's .lgmeta, a tree and a commit whole; a loose object of a few
+    bytes may announce 300 MB (a real one of 300 KB inflated to it and held lg run and lg
+    fsck at 650 MB). Each is refused by its header's size before a byte is inflated."""
+    huge = 300_000_000
+    if what == "metadata":
+        bad = loose(lg, b"blob %d\0" % huge)
+        rev = image(lg, "hugemeta", raw_tree(lg, [(BLOB, b".lgmeta", bad)]))
+        limit = 64 << 20
+    elif what == "tree":
+        bad = loose(lg, b"tree %d\0" % huge)
+        rev = image(lg, "hugetree", rootfs(lg, [(TREE, b"sub", bad)], meta(b"sub\t" + D)))
+        limit = 256 << 20
+    else:
+        bad = loose(lg, b"commit %d\0" % huge)
+        os.makedirs(os.path.join(lg.root, "store.git", "refs", "heads", "evil"), exist_ok=True)
+        with open(os.path.join(lg.root, "store.git", "refs", "heads", "evil", "hugecommit"), "w") as f:
+            f.write(bad.hex() + "\n")  # update-ref would look the object up
+        rev, limit = "evil:hugecommit", 16 << 20
+    line = f"{what} {bad.hex()} is {huge} bytes; lg reads at most {limit}"
+    proc = checkout_hostile(lg, arena, rev)
+    assert proc.returncode == 1 and line in proc.stderr.decode()
+    if what != "commit":
+        fsck = lg("fsck", check=False, timeout=120)
+        assert fsck.returncode != 0 and line in fsck.stdout.decode() + fsck.stderr.decode()
+        assert b"internal error" not in fsck.stderr
+
+
+@pytest.mark.parametrize("target", [b"", b"etc\0/passwd"], ids=["empty", "nul"])
+@pytest.mark.parametrize("hardlink", [False, True], ids=["copy", "checkout-H"])
+def test_a_symlink_target_no_symlink_can_have_is_one_line(lg, arena, target, hardlink):
+    """symlink(2) refuses an empty target and an embedded NUL ("internal error:
+    ValueError"); export wrote the NUL one cut short and fsck passed both. All say the
+    store is damaged now, in one line."""
+    bad = blob(lg, target)
+    why = "is empty" if not target else "holds a NUL byte"
+    line = f"symlink target {bad.hex()} {why}"
+    rev = image(lg, "badlink", rootfs(lg, [(LINK, b"l", bad)], meta(b"l\t" + L)))
+    proc = checkout_hostile(lg, arena, rev, hardlink=hardlink)
+    assert proc.returncode == 1 and line in proc.stderr.decode()
+    out = arena.work / "badlink.tar"
+    assert line in lg.fails("export", "--format", "rootfs", rev, "-o", out) and not out.exists()
+    fsck = lg("fsck", check=False, timeout=120)
+    assert fsck.returncode != 0 and f"/l: {line}" in fsck.stdout.decode() + fsck.stderr.decode()
+
+
+def test_a_loose_object_that_is_not_zlib_is_one_line(lg, arena):
+    bad = loose(lg, None)
+    rev = image(lg, "notzlib", rootfs(lg, [(BLOB, b"f", bad)], meta(b"f\t" + F)))
+    proc = checkout_hostile(lg, arena, rev)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and f"object {bad.hex()} is corrupt in the store" in err, err
+
+
+def test_a_symbolic_ref_loop_and_a_bad_packed_refs_line_are_one_line(lg, arena):
+    """A ref that points at itself recursed until RecursionError; a packed-refs line that
+    is not hex was a ValueError. Both are CorruptStore, naming what is damaged."""
+    refs = os.path.join(lg.root, "store.git", "refs", "heads", "evil")
+    os.makedirs(refs, exist_ok=True)
+    with open(os.path.join(refs, "loop"), "w") as f:
+        f.write("ref: refs/heads/evil/loop\n")
+    for command in (["images"], ["fsck"]):
+        proc = lg(*command, check=False, timeout=120)
+        assert proc.returncode != 0 and b"internal error" not in proc.stderr
+        assert b"refs/heads/evil/loop is a chain of more than 5 symbolic refs" in proc.stdout + proc.stderr
+    os.unlink(os.path.join(refs, "loop"))
+    with open(os.path.join(lg.root, "store.git", "packed-refs"), "ab") as f:
+        f.write(b"zz" * 20 + b" refs/heads/evil/x\n")
+    err = lg.fails("images")
+    assert "packed-refs has a line that is not an object id" in err

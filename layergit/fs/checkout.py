@@ -313,7 +313,7 @@ class DirectoryWriter:
                 os.close(out)
             return True
         if m.kind == "l":
-            os.symlink(self.store.read_blob(node.oid, M.LINK_TARGET_MAX, "symlink target"), name, dir_fd=fd)
+            os.symlink(M.read_link_target(self.store, node.oid), name, dir_fd=fd)
         else:
             try:
                 os.mknod(name, _NODE_TYPES[m.kind] | 0o600, os.makedev(*m.rdev) if m.rdev else 0, dir_fd=fd)

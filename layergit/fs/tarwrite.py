@@ -119,7 +119,7 @@ class TarWriter:
                 content = BlobReader(self.store, oid)
                 info.size = content.size
             elif m.kind == "l":
-                target = self.store.read_blob(oid, M.LINK_TARGET_MAX, "symlink target")
+                target = M.read_link_target(self.store, oid)
                 info.linkname = target.decode("utf-8", "surrogateescape")
             elif m.kind in "cb":
                 info.devmajor, info.devminor = m.rdev or (0, 0)

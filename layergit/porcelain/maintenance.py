@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import LgError
 from ..removal import remove_tree
+from ..store import meta as M
 from ..store import names
 from ..store.snapshot import Node, read_dir
 from .checkout import cache
@@ -70,6 +71,11 @@ def _check_rootfs(repo: Repo, tree: bytes, path: bytes, leaders: set, report: Fs
             report.problems.append(f"{child.decode(errors='replace')}: hardlink to {target},"
                                    " which is not an earlier entry")
         leaders.add(child)
+        if node.meta.kind == "l":
+            try:
+                M.read_link_target(repo.store, node.oid)
+            except LgError as exc:
+                report.problems.append(f"{child.decode(errors='replace')}: {exc}")
         if node.meta.kind == "d":
             stack.append((child, _entries(repo, node.tree, child, report)))
 

@@ -25,6 +25,27 @@ from ..errors import CorruptStore, LgError
 
 HEADER = b"lgmeta 1\n"
 LINK_TARGET_MAX = 4095  # bytes: symlink(2) refuses PATH_MAX (4096, with its NUL) or more
+# The largest .lgmeta blob lg reads (whole: it is parsed into one dict). A line is a
+# stored name (at most 255 bytes) and about 40 bytes of type, mode, owner and mtime,
+# plus a hardlink path or xattrs when there are any: a directory of a million entries
+# of ordinary names (~20 bytes) is about 60 MB, and one line with the largest xattr
+# (64 KiB, percent-encoded) fits hundreds of times over.
+META_BLOB_MAX = 64 << 20
+
+
+def read_link_target(store, oid: bytes | None) -> bytes:
+    """A symlink's target from its blob, checked as Linux would check it: at most
+    LINK_TARGET_MAX bytes, not empty and no NUL (symlink(2) refuses an empty target, and
+    a NUL would end it early: an export would write it cut short). A store filled by
+    plain git or a hostile remote may hold any of these. ``oid`` is a node's, which
+    snapshot.read_dir gives every symlink; None is refused, not followed."""
+    if oid is None:
+        raise CorruptStore("a symlink has no target blob")
+    target = store.read_blob(oid, LINK_TARGET_MAX, "symlink target")
+    if not target or b"\0" in target:
+        why = "is empty" if not target else "holds a NUL byte"
+        raise CorruptStore(f"symlink target {oid.hex()} {why}; no symlink can have it")
+    return target
 
 # One letter per file type, as in ls -l (with "f" for regular files).
 TYPE_CHARS = {

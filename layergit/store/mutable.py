@@ -99,7 +99,7 @@ class MutableTree:
 
     def _target(self, inode: Inode) -> bytes:
         if inode.target is None:
-            inode.target = self.store.read_blob(inode.oid, M.LINK_TARGET_MAX, "symlink target")
+            inode.target = M.read_link_target(self.store, inode.oid)
         return inode.target
 
     def resolve_dir(self, parts: list[bytes], create: bool, hops: int = 0) -> Dir | None:

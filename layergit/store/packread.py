@@ -91,17 +91,21 @@ class _Pack:
         return self._ends[offset]
 
     def header(self, offset: int) -> tuple[int, int, int]:
-        """(type, size, offset of the data) of the object at ``offset``."""
+        """(type, size, offset of the data) of the object at ``offset``; ValueError for a
+        size whose bytes run off the end of the pack."""
         pack = self.pack
         byte = pack[offset]
         obj_type = (byte >> 4) & 7
         size = byte & 0x0F
         shift, pos = 4, offset + 1
-        while byte & 0x80:
-            byte = pack[pos]
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            pos += 1
+        try:
+            while byte & 0x80:
+                byte = pack[pos]
+                size |= (byte & 0x7F) << shift
+                shift += 7
+                pos += 1
+        except IndexError:
+            raise ValueError("an object's size runs off the end of its pack") from None
         return obj_type, size, pos
 
     def read(self, offset: int) -> tuple[int, bytes] | None:
@@ -202,9 +206,9 @@ class PackReader:
         that points outside its pack: libgit2 then says what is wrong)."""
         try:
             where = self._locate(oid)
+            if where is None:
+                return None
+            obj_type, size, _ = where[0].header(where[1])
         except ValueError:
             return None
-        if where is None:
-            return None
-        obj_type, size, _ = where[0].header(where[1])
         return None if obj_type in _DELTA_TYPES else (obj_type, size)

@@ -66,7 +66,7 @@ def read_dir(store, tree: bytes) -> tuple[M.EntryMeta | None, list[Node]]:
     entries = store.tree(tree)
     git = {stored: (mode, oid) for stored, mode, oid in entries if stored != treenames.META_NAME_B}
     meta_oid = next((oid for stored, _, oid in entries if stored == treenames.META_NAME_B), None)
-    metas = M.decode_blob(store.read_blob(meta_oid)) if meta_oid else {}
+    metas = M.decode_blob(store.read_blob(meta_oid, M.META_BLOB_MAX, "metadata")) if meta_oid else {}
     nodes = []
     for stored in set(git) | (set(metas) - {b"."}):
         name = treenames.decode(stored)

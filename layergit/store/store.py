@@ -37,6 +37,15 @@ if TYPE_CHECKING:
     from .pack import PackWriter
 
 _ZERO = b"\0" * 20
+# The largest tree and commit lg reads (whole, as libgit2 does). A git tree entry is at
+# most ~300 bytes (mode, a 255-byte name, NUL, id): 256 MiB holds about a million of
+# the longest and several million of ordinary length, more than any real directory;
+# a commit is a few hundred bytes and its message. Beyond these the object is hostile:
+# its size is checked before a byte is inflated.
+TREE_MAX = 256 << 20
+COMMIT_MAX = 16 << 20
+_LOOSE_HEAD_MAX = 32  # "blob " + up to 20 digits of size + NUL: all a loose header holds
+_SYMREF_HOPS = 5  # git's limit on symbolic refs followed (refs.c, SYMREF_MAXDEPTH)
 
 
 def pygit2():
@@ -212,7 +221,9 @@ class Store:
             raise corrupt(oid, str(exc)) from None
         return int(obj_type), data
 
-    def _typed(self, oid: bytes, want: int, what: str) -> bytes:
+    def _typed(self, oid: bytes, want: int, what: str, limit: int | None = None) -> bytes:
+        if limit is not None and (size := self.object_size(oid)) > limit:
+            raise CorruptStore(f"{what} {oid.hex()} is {size} bytes; lg reads at most {limit}")
         obj_type, data = self.read(oid)
         if obj_type != want:
             raise CorruptStore(f"object {oid.hex()} is not a {what}")
@@ -223,9 +234,7 @@ class Store:
         is read whole (a symlink target, a config, a passwd file); a larger ``what`` is
         refused by its size before a byte is read: a store filled from a hostile remote
         may give a symlink a 4 GB target."""
-        if limit is not None and (size := self.object_size(oid)) > limit:
-            raise CorruptStore(f"{what} {oid.hex()} is {size} bytes; lg reads at most {limit}")
-        return self._typed(oid, OBJ_BLOB, "blob")
+        return self._typed(oid, OBJ_BLOB, what, limit)
 
     def open_blob(self, oid: bytes) -> tuple[int, Iterator[bytes]]:
         """(size, content in pieces) of a blob, verified against its id as it flows.
@@ -239,7 +248,7 @@ class Store:
         """
         try:
             hit = self._packs.open(oid) or self._loose(oid)
-        except (ValueError, OSError, PackReader.InflateError):
+        except (ValueError, OSError, PackReader.InflateError, zlib.error):
             hit = None  # libgit2 below reports what is wrong
         if hit is None:
             obj_type, data = self.read(oid)
@@ -256,9 +265,13 @@ class Store:
             f = open(os.path.join(self.path, "objects", hexid[:2], hexid[2:]), "rb")
         except FileNotFoundError:
             return None
-        with f:
-            inflate = zlib.decompressobj()
-            head = inflate.decompress(f.read(CHUNK), CHUNK)
+        with f:  # inflate only the header: libgit2 reads a small object again whole
+            inflate, head = zlib.decompressobj(), b""
+            while b"\0" not in head and len(head) < _LOOSE_HEAD_MAX and not inflate.eof:
+                data = f.read(512)
+                if not data:
+                    break
+                head += inflate.decompress(data, _LOOSE_HEAD_MAX - len(head))
         kind, _, rest = head.partition(b" ")
         size, nul, _ = rest.partition(b"\0")
         if kind != b"blob" or not nul or int(size) < STREAM_FROM:
@@ -282,12 +295,16 @@ class Store:
 
     @staticmethod
     def _verified(oid: bytes, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end."""
+        """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end,
+        and a byte beyond the announced ``size`` at once: a loose object of 300 KB whose
+        header says 9 MiB may inflate to 300 MB, which would otherwise all be written out."""
         digest, done = object_hasher(OBJ_BLOB, size), 0
         try:
             for chunk in chunks:
-                digest.update(chunk)
                 done += len(chunk)
+                if done > size:
+                    raise corrupt(oid, f"it holds more than the {size} bytes its header announces")
+                digest.update(chunk)
                 yield chunk
         except (ValueError, OSError, PackReader.InflateError, zlib.error) as exc:
             raise corrupt(oid, str(exc)) from None
@@ -302,10 +319,12 @@ class Store:
             return self._repo.odb.read_header(self._oid(oid))[1]
         except KeyError:
             raise NotFound(f"object {oid.hex()} is missing from the store") from None
+        except pygit2().GitError as exc:  # a damaged loose object: libgit2 says how
+            raise corrupt(oid, str(exc)) from None
 
     def tree(self, oid: bytes) -> list[tuple[bytes, int, bytes]]:
         try:
-            return parse_tree(self._typed(oid, OBJ_TREE, "tree"))
+            return parse_tree(self._typed(oid, OBJ_TREE, "tree", TREE_MAX))
         except NotFound:
             raise NotFound(f"tree {oid.hex()} is missing from the store") from None
         except (ValueError, IndexError):
@@ -313,6 +332,8 @@ class Store:
 
     def commit(self, oid: bytes) -> CommitInfo:
         try:
+            if (size := self.object_size(oid)) > COMMIT_MAX:
+                raise CorruptStore(f"commit {oid.hex()} is {size} bytes; lg reads at most {COMMIT_MAX}")
             obj_type, data = self.read(oid)
         except NotFound:
             raise NotFound(f"commit {oid.hex()} is missing from the store") from None
@@ -360,12 +381,19 @@ class Store:
             try:
                 with open(os.path.join(self.path, "packed-refs"), "rb") as f:
                     for line in f:
-                        if line[:1] in (b"#", b"^"):
+                        if line[:1] in (b"#", b"^", b"\n"):
                             continue
                         hexid, _, ref = line.strip().partition(b" ")
-                        self._packed_refs[ref.decode()] = bytes.fromhex(hexid.decode())
+                        oid = bytes.fromhex(hexid.decode())
+                        if len(oid) != 20:
+                            raise ValueError(hexid)
+                        self._packed_refs[ref.decode()] = oid
             except FileNotFoundError:
                 pass
+            except ValueError:  # also UnicodeDecodeError
+                self._packed_refs = None
+                raise CorruptStore(f"{self.path}/packed-refs has a line that is not an object id"
+                                   " and a ref name") from None
         return self._packed_refs
 
     def _fresh_packed(self) -> dict[str, bytes]:
@@ -373,18 +401,23 @@ class Store:
         return self._packed()
 
     def ref(self, name: str) -> bytes | None:
-        """The commit a ref points at (loose file, else packed-refs), None if absent."""
-        try:
-            with open(self._loose_ref_path(name), "rb") as f:
-                content = f.read().strip()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return self._packed().get(name)
-        if content.startswith(b"ref: "):
-            return self.ref(content[5:].decode())
-        try:
-            return bytes.fromhex(content.decode())
-        except ValueError:
-            raise CorruptStore(f"ref {name} does not hold an object id") from None
+        """The commit a ref points at (loose file, else packed-refs), None if absent.
+        Symbolic refs are followed at most _SYMREF_HOPS deep, as git does: one that
+        points at itself would otherwise be followed for ever."""
+        first = name
+        for _ in range(_SYMREF_HOPS + 1):
+            try:
+                with open(self._loose_ref_path(name), "rb") as f:
+                    content = f.read().strip()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return self._packed().get(name)
+            try:
+                if not content.startswith(b"ref: "):
+                    return bytes.fromhex(content.decode())
+                name = content[5:].decode()
+            except ValueError:  # also UnicodeDecodeError
+                raise CorruptStore(f"ref {name} does not hold an object id") from None
+        raise CorruptStore(f"ref {first} is a chain of more than {_SYMREF_HOPS} symbolic refs (a loop?)")
 
     def refs(self, prefix: str) -> list[tuple[str, bytes]]:
         """Every ref whose name starts with ``prefix``, with its commit: the loose files
