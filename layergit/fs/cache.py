@@ -92,7 +92,9 @@ class FarmWriter(DirectoryWriter):
         key = object_key(node)
         fan = self._fan(key)
         name = key[2:].encode()
-        if not os.path.lexists(b"/proc/self/fd/%d/%s" % (fan, name)):
+        try:  # the object is there (an import put it there, or an earlier checkout): one call
+            self._link(fan, name, fd, node)
+        except FileNotFoundError:
             tmp = b"tmp-%d-%s" % (os.getpid(), name)
             try:
                 os.unlink(tmp, dir_fd=fan)  # left by a killed process that had our pid
@@ -107,13 +109,16 @@ class FarmWriter(DirectoryWriter):
             except FileExistsError:
                 pass
             os.unlink(tmp, dir_fd=fan)
+            self._link(fan, name, fd, node)
+        self.written(node)
+
+    def _link(self, fan: int, name: bytes, fd: int, node: Node) -> None:
         try:
             os.link(name, node.name, src_dir_fd=fan, dst_dir_fd=fd, follow_symlinks=False)
         except OSError as exc:
             if exc.errno != errno.EMLINK:
                 raise
             self.create(fd, node.name, node)  # too many links to one inode: a private copy
-        self.written(node)
 
 
 class FarmFile(SparseWriter):

@@ -358,7 +358,7 @@ def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits, watch
     who = store.default_author()
     with store.writer() as writer, _deposit(repo) as deposit, open(path, "rb") as f:
         tree = MutableTree.empty(store)
-        stream = decompressed(f, limits)
+        stream = decompressed(f, limits, digest=False)
         entries = read_tar(stream, writer, limits, whiteouts=False, deposit=deposit, watch=watch)
         apply_layer(tree, entries)
         rootfs = tree.write(writer)
