@@ -21,7 +21,7 @@ from functools import partial
 from typing import Callable
 
 from .safeio import DIR_FLAGS, FILE_FLAGS
-from .tarlayer import ArchiveError, split_path
+from .tarlayer import ArchiveError, BoundedTarFile, Limits, split_path
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")  # fullmatch
 _MAX_JSON = 16 << 20
@@ -69,16 +69,24 @@ class DirSource:
 class TarSource:
     """Regular files inside a (seekable, uncompressed) tar; symlinks resolved inside it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits: Limits | None = None):
+        """Read every header once, its name checked and counted against ``limits``
+        (an entry, and the header's bytes), so a tar of a million members is refused
+        at --max-entries instead of indexed whole. Each member is kept once, in the
+        index: tarfile's own list of them is emptied as the scan goes (extractfile
+        needs only the member)."""
+        limits = limits or Limits()
         # tarfile lets ValueError and IndexError out of headers that lie (a GNU sparse map
         # that is not numbers, a cut-off extended header): corrupt archives like the rest.
         try:
-            self._tar = tarfile.open(path, "r:")
+            self._tar = BoundedTarFile.open(path, "r:")
         except (tarfile.TarError, ValueError, IndexError) as exc:
             raise ArchiveError(f"not a tar archive: {exc}") from None
         self._members: dict[bytes, tarfile.TarInfo] = {}
         try:
-            for m in self._tar:
+            while (m := self._tar.next()) is not None:
+                self._tar.members.clear()
+                limits.count(entries=1, nbytes=m.offset_data - m.offset)
                 self._members[b"/".join(split_path(m.name, "archive member"))] = m
         except (tarfile.TarError, ValueError, IndexError) as exc:
             raise ArchiveError(f"archive is truncated or corrupt: {exc}") from None

@@ -51,6 +51,11 @@ class ArchiveError(LgError):
     """An archive that is malformed, hostile or over the limits."""
 
 
+class LimitExceeded(ArchiveError):
+    """An archive over --max-bytes, --max-entries or the bound on extended headers:
+    refused whatever reads it, format detection included."""
+
+
 @dataclass
 class Limits:
     """Caps on what one import may unpack; flags raise them for genuinely huge images."""
@@ -64,11 +69,11 @@ class Limits:
         self.entries += entries
         self.bytes += nbytes
         if self.entries > self.max_entries:
-            raise ArchiveError(
+            raise LimitExceeded(
                 f"archive has more than {self.max_entries} entries (raise the limit with --max-entries)"
             )
         if self.bytes > self.max_bytes:
-            raise ArchiveError(
+            raise LimitExceeded(
                 f"archive unpacks to more than {self.max_bytes} bytes (raise the limit with --max-bytes)"
             )
 
@@ -177,6 +182,96 @@ class _Zstd(io.RawIOBase):
         return out
 
 
+# An extended header (pax x or g, GNU long name or link, a sparse map) holds a path
+# (PATH_MAX, 4 KiB), a link target (as much) and xattrs, whose values store.meta caps
+# at 64 KiB as Linux does: 1 MiB holds a dozen xattrs at that cap. Real writers put at
+# most a global header, a pax header, a long name and link and a sparse map before one
+# member; more is a chain that tarfile would follow by recursion.
+_MAX_EXTENDED = 1 << 20
+_MAX_EXTENDED_HEADERS = 8
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """tarfile's member header, refusing an extended header over the bounds above
+    before it is read: tarfile reads each whole into memory, its size as the archive
+    claims it, so a 300 KB .tar.gz made lg hold 300 MB. tarfile offers no public hook
+    for this; these override its private readers (as Python 3.11's tarfile names
+    them): ``_proc_pax``, ``_proc_gnulong`` (the header's size is known
+    before the read) and ``_proc_sparse``, ``_proc_gnusparse_10`` (maps read block by
+    block until the map says it ends: their reads are capped instead)."""
+
+    def _proc_pax(self, tar: BoundedTarFile):
+        self._spend(tar, self.size, "pax extended header")
+        if self.type == tarfile.XGLTYPE:  # kept for every later member
+            tar.global_bytes += self.size
+            if tar.global_bytes > _MAX_EXTENDED:
+                raise LimitExceeded(f"archive has pax global headers of more than {_MAX_EXTENDED} bytes")
+        return super()._proc_pax(tar)  # type: ignore[misc]  # private, not in typeshed
+
+    def _proc_gnulong(self, tar: BoundedTarFile):
+        self._spend(tar, self.size, "GNU long name or link")
+        return super()._proc_gnulong(tar)  # type: ignore[misc]  # private, not in typeshed
+
+    def _proc_sparse(self, tar: BoundedTarFile):
+        return self._capped(tar, super()._proc_sparse, tar)  # type: ignore[misc]  # private, not in typeshed
+
+    def _proc_gnusparse_10(self, next, pax_headers, tar: BoundedTarFile):
+        return self._capped(tar, super()._proc_gnusparse_10, next, pax_headers, tar)  # type: ignore[misc]  # private, not in typeshed
+
+    def _spend(self, tar: BoundedTarFile, size: int, what: str) -> None:
+        tar.extended_headers += 1
+        tar.extended_bytes += size
+        if tar.extended_headers > _MAX_EXTENDED_HEADERS:
+            raise LimitExceeded(
+                f"archive has more than {_MAX_EXTENDED_HEADERS} extended headers before one entry")
+        if tar.extended_bytes > _MAX_EXTENDED:
+            raise LimitExceeded(f"archive has a {what} of more than {_MAX_EXTENDED} bytes")
+
+    def _capped(self, tar: BoundedTarFile, read, *args):
+        """``read(*args)`` with the archive's reads counted as an extended header."""
+        self._spend(tar, 0, "GNU sparse map")
+        real = tar.fileobj
+        tar.fileobj = _SparseMapReads(real, tar)  # type: ignore[assignment]  # reads and tells
+        try:
+            return read(*args)
+        finally:
+            tar.fileobj = real
+
+
+class _SparseMapReads:
+    """The archive stream while a sparse map is read: what is read counts as extended
+    header bytes, refused over the bound before the read."""
+
+    def __init__(self, inner, tar: BoundedTarFile):
+        self._inner = inner
+        self._tar = tar
+
+    def read(self, n: int) -> bytes:
+        self._tar.extended_bytes += n
+        if self._tar.extended_bytes > _MAX_EXTENDED:
+            raise LimitExceeded(f"archive has a GNU sparse map of more than {_MAX_EXTENDED} bytes")
+        return self._inner.read(n)
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+
+class BoundedTarFile(tarfile.TarFile):
+    """A TarFile whose member headers are :class:`_BoundedInfo`; open archives with
+    ``BoundedTarFile.open``. The extended-header budget is per member, but for pax
+    global headers, which tarfile keeps for the rest of the archive."""
+
+    tarinfo = _BoundedInfo
+    members: list[tarfile.TarInfo]  # tarfile's own, not in typeshed
+    extended_headers = 0
+    extended_bytes = 0
+    global_bytes = 0
+
+    def next(self):
+        self.extended_headers = self.extended_bytes = 0
+        return super().next()
+
+
 @dataclass
 class TarEntry:
     parts: list[bytes]  # path inside the image, no "." or ".." components
@@ -228,7 +323,7 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watc
     by raising."""
     entries = []
     try:
-        with _parsing(tarfile.open, fileobj=stream, mode="r|", errorlevel=2) as tar:
+        with _parsing(BoundedTarFile.open, fileobj=stream, mode="r|", errorlevel=2) as tar:
             members = iter(tar)
             while (member := _parsing(next, members, None)) is not None:
                 limits.count(entries=1)

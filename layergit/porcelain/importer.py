@@ -29,6 +29,7 @@ from ..fs.imagearchive import DirSource, TarSource, detect, read_images
 from ..fs.tarlayer import (
     ArchiveError,
     Digesting,
+    LimitExceeded,
     Limits,
     TarEntry,
     apply_layer,
@@ -259,11 +260,11 @@ def _import(repo, source, target, fmt, message, limits, progress, cleanup) -> li
             return [_import_rootfs(repo, path, target, message, limits, _stop_at_image_member)]
         except _ImageMember:
             limits.bytes, limits.entries = counted
-    if fmt == "rootfs" or (fmt == "auto" and not is_dir and not _is_image_tar(path)):
+    if fmt == "rootfs" or (fmt == "auto" and not is_dir and not _is_image_tar(path, limits)):
         if is_dir:
             raise UsageError("a rootfs import needs a tar file; use lg commit for a directory")
         return [_import_rootfs(repo, path, target, message, limits)]
-    source_obj = DirSource(path) if is_dir else TarSource(path)
+    source_obj = DirSource(path) if is_dir else TarSource(path, limits)
     detected = detect(source_obj)
     if fmt != "auto" and fmt != detected:
         raise ArchiveError(f"{source} is a {detected}, not a {fmt}")
@@ -339,11 +340,19 @@ def _stop_at_image_member(member) -> None:
         raise _ImageMember
 
 
-def _is_image_tar(path: str) -> bool:
+def _is_image_tar(path: str, limits: Limits) -> bool:
+    """Whether detection takes this tar for an image archive. Its members count against
+    ``limits`` (a tar of a million members is refused here at --max-entries), and are
+    counted again by the pass that imports it."""
+    counted = limits.bytes, limits.entries
     try:
-        source = TarSource(path)
+        source = TarSource(path, limits)
+    except LimitExceeded:
+        raise
     except ArchiveError:
         return False
+    finally:
+        limits.bytes, limits.entries = counted
     return source.exists("manifest.json") or (source.exists("index.json") and source.exists("oci-layout"))
 
 
