@@ -1295,6 +1295,12 @@ def test_annotations_and_repo_tags_of_the_wrong_type(guard):
     assert _git(guard.store, "for-each-ref", "--format=%(refname)") == refs_before
 
 
+def test_empty_symlink_target(guard):
+    """No filesystem holds a symlink to "": the layer is refused as Docker refuses it, naming the entry."""
+    err = guard.must_fail(guard.rootfs("emptylink", [A.symlink("l", "")]), "-t", "emptylink")
+    assert "entry 'l': its symlink target is empty" in err, err
+
+
 @pytest.mark.parametrize("length", [4096, 10 << 20])
 def test_symlink_target_longer_than_linux_allows(guard, length):
     """A tar may hold a symlink whose target no Linux filesystem can: it was stored, and every

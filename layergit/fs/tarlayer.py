@@ -413,12 +413,21 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool, deposit) -> Ta
             with deposit.file(meta, member.size) as out:
                 entry.oid = out.oid = _put_content(tar.extractfile(member), member, writer, out.write)
     elif kind == "l":
-        entry.target = member.linkname.encode("utf-8", "surrogateescape")
-        if len(entry.target) > M.LINK_TARGET_MAX:
-            raise ArchiveError(f"entry {member.name[:200]!r}: its symlink target is"
-                               f" {len(entry.target)} bytes; Linux allows {M.LINK_TARGET_MAX}")
+        entry.target = _link_target(member)
         entry.oid = writer.put_blob(entry.target)
     return entry
+
+
+def _link_target(member: tarfile.TarInfo) -> bytes:
+    """A symlink's target as Linux can hold it: not empty (symlink(2) refuses it, and
+    Docker refuses the layer) and at most LINK_TARGET_MAX bytes."""
+    target = member.linkname.encode("utf-8", "surrogateescape")
+    if not target:
+        raise ArchiveError(f"entry {member.name[:200]!r}: its symlink target is empty")
+    if len(target) > M.LINK_TARGET_MAX:
+        raise ArchiveError(f"entry {member.name[:200]!r}: its symlink target is"
+                           f" {len(target)} bytes; Linux allows {M.LINK_TARGET_MAX}")
+    return target
 
 
 def _put_content(f, member: tarfile.TarInfo, writer, tee=None) -> bytes:
