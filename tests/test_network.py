@@ -8,6 +8,7 @@ test's own containers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -36,10 +37,18 @@ def img(lg, busybox_copy):
     return "net:1"
 
 
+def _free_ports(n: int) -> list[int]:
+    """n distinct ports free now: the sockets stay bound until all are, or the kernel
+    may hand the same port out twice (it did: -p 41325:80 -p 127.0.0.1:41325:80)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _free_ports(1)[0]
 
 
 def _get(url: str, timeout: float = 10.0) -> bytes:
@@ -176,7 +185,7 @@ def test_published_port_on_host_address_is_kernel_nat_with_the_clients_real_sour
     address, on the same network (hairpin, also the container itself) and from another
     network; a 127.0.0.1-bound port gets no rule and stays unreachable that way."""
     host = _host_address()
-    port, local_only = _free_port(), _free_port()
+    port, local_only = _free_ports(2)
     cid = _httpd(lg, peer_img, "--name", "web", "-p", f"{port}:80", "-p", f"127.0.0.1:{local_only}:80")
     ruleset = _nft_ruleset()
     assert f"dport {port} " in ruleset and f"dport {local_only} " not in ruleset
@@ -328,9 +337,8 @@ while True:
 def test_udp_publish(lg, img):
     """-p HOST:CTR/udp relays datagrams both ways, on 127.0.0.1 and on a host address. busybox has no UDP server, so the container runs
     the host's Debian python from read-only volumes (bootstrap.sh installs it)."""
-    port = _free_port()
+    port, everywhere = _free_ports(2)
     volumes = [a for d in ("/usr", "/lib", "/lib64") for a in ("-v", f"{d}:{d}:ro")]
-    everywhere = _free_port()
     lg("run", "-d", "-p", f"127.0.0.1:{port}:9999/udp", "-p", f"{everywhere}:9999/udp", *volumes, img, "/usr/bin/python3", "-c", UDP_ECHO)
     for address in (("127.0.0.1", port), (_host_address(), everywhere)):  # the proxy, then the kernel's NAT
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
