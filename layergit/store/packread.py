@@ -164,7 +164,8 @@ class PackReader:
         self._packs: dict[str, _Pack] = {}
         self._listing: tuple[str, ...] = ()
 
-    def _refresh(self) -> bool:
+    def refresh(self) -> bool:
+        """Read the pack directory again; True if its packs changed."""
         try:
             listing = tuple(sorted(n[:-4] for n in os.listdir(self._dir) if n.endswith(".idx")))
         except FileNotFoundError:
@@ -186,9 +187,14 @@ class PackReader:
                 offset = pack.find(oid)
                 if offset is not None:
                     return pack, offset
-            if attempt == 0 and not self._refresh():
+            if attempt == 0 and not self.refresh():
                 return None
         return None
+
+    def contains(self, oid: bytes) -> bool:
+        """Whether a pack seen at the last refresh holds ``oid`` (a delta too); no reread
+        of the directory on a miss."""
+        return any(pack.find(oid) is not None for pack in self._packs.values())
 
     def read(self, oid: bytes) -> tuple[int, bytes] | None:
         """(type, data) of a whole object in a pack, or None (let libgit2 handle it)."""

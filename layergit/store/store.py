@@ -99,7 +99,9 @@ class ObjectWriter:
         self._pack = pack
 
     def has(self, oid: bytes) -> bool:
-        return oid in self._pack or self._store.has(oid)
+        """Whether the object need not be written: in this pack, or in the store as
+        :meth:`Store.has_seen` sees it (a miss costs a duplicate, never a loss)."""
+        return oid in self._pack or self._store.has_seen(oid)
 
     def add(self, obj_type: int, data: bytes, oid: bytes | None = None) -> bytes:
         return self._pack.add(obj_type, data, oid)
@@ -203,6 +205,17 @@ class Store:
         if self._packs.header(oid) is not None:
             return True
         return self._repo.odb.exists(self._oid(oid))
+
+    def has_seen(self, oid: bytes) -> bool:
+        """Whether the store holds ``oid`` in a pack it has already seen or as a loose
+        object: the check before writing an object. libgit2's exists() re-reads the pack
+        directory on every miss, and most objects an import or a commit writes are new;
+        a pack another process adds meanwhile can only make us write a duplicate, which
+        git tolerates and gc removes."""
+        if self._packs.contains(oid):
+            return True
+        hexid = oid.hex()
+        return os.path.exists(os.path.join(self.path, "objects", hexid[:2], hexid[2:]))
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
         try:
@@ -361,6 +374,7 @@ class Store:
         from .pack import PackWriter  # the writer's zlib and hashlib imports are for commands that write
 
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
+        self._packs.refresh()  # what has_seen sees: the packs there when the writer starts
         try:
             yield ObjectWriter(self, pack)
             pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
