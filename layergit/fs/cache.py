@@ -21,7 +21,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,6 +136,13 @@ class FarmDeposit(FarmWriter):
     object already there and makes only directories and links, instead of reading
     every blob back from the pack.
 
+    Small files (``put``) are written by a background thread while the import goes on
+    parsing and deflating: their system calls (open, write, owner, times, link) are
+    half the work of a deposit and need no GIL, so on two cores they overlap. Queued
+    files are whole and small (under DEFER_BELOW, at most QUEUED of them: a bounded
+    amount of memory); a big file is written as it streams (``file``), once the
+    queue is empty, so the two never share the farm's state.
+
     An object gets its key from the blob id the store computed over the very bytes
     written here, so it is right by construction. An import that fails later leaves
     the objects it wrote; nothing links to them (one link each), so no rootfs uses
@@ -141,20 +150,66 @@ class FarmDeposit(FarmWriter):
     file of a lower layer had.
     """
 
+    DEFER_BELOW = 256 << 10
+    QUEUED = 128
+
     def __init__(self, store, objects_dir: str):
         private_dir(objects_dir)
         super().__init__(store, objects_dir, None)
         self._dir = os.open(objects_dir, DIR_FLAGS)
         self._count = 0
+        self._queue: queue.Queue[tuple[M.EntryMeta, bytes, bytes] | None] = queue.Queue(self.QUEUED)
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="farm-deposit", daemon=True)
+        self._worker.start()
 
     def close(self) -> None:
+        """Wait for the queued files; raise what stopped the worker (a full disk)."""
+        self._queue.put(None)
+        self._worker.join()
         super().close()
         os.close(self._dir)
+        if self._failure is not None:
+            raise self._failure
+
+    def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
+        """A small file, whole, with the blob id the store gave its bytes: queued for
+        the background thread (a big one goes through ``file``)."""
+        if self._failure is not None:
+            raise self._failure
+        if len(data) >= self.DEFER_BELOW:
+            with self.file(meta, len(data)) as out:
+                out.write(data)
+                out.oid = oid
+            return
+        self._queue.put((meta, data, oid))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._failure is None:
+                    meta, data, oid = item
+                    with self._file(meta, len(data)) as out:
+                        out.write(data)
+                        out.oid = oid
+            except BaseException as exc:  # handed to the importing thread, which raises it
+                self._failure = exc
+            finally:
+                self._queue.task_done()
 
     @contextmanager
     def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         """A new file in the farm for the block to fill and give a blob id; linked in
-        under its key (unless an equal object is there) when the block ends."""
+        under its key (unless an equal object is there) when the block ends. Written
+        by the calling thread, once the queued files are in."""
+        self._queue.join()
+        if self._failure is not None:
+            raise self._failure
+        with self._file(meta, size) as out:
+            yield out
+
+    @contextmanager
+    def _file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         fd, tmp = self._create()
         try:
             out = FarmFile(fd, size >= STREAM_FROM)

@@ -237,6 +237,10 @@ def _entry(tar: TarReader, member: Member, writer, whiteouts: bool, deposit) -> 
     if kind == "f":
         if deposit is None:
             entry.oid = _put_content(tar, member, writer)
+        elif member.size < deposit.DEFER_BELOW:
+            data = _small_content(tar, member)
+            entry.oid = writer.put_blob(data)
+            deposit.put(meta, data, entry.oid)
         else:
             with deposit.file(meta, member.size) as out:
                 entry.oid = out.oid = _put_content(tar, member, writer, out.write)
@@ -263,9 +267,7 @@ def _put_content(f: TarReader, member: Member, writer, tee=None) -> bytes:
     4 GB member costs a chunk of memory (the stream cannot be read twice: the pack
     writer hashes and deflates as the pieces come, and ``tee`` gets each piece too)."""
     if member.size < STREAM_FROM:
-        data = f.read(member.size)
-        if len(data) < member.size:  # a sparse file comes in pieces: a hole, a run, ...
-            data = b"".join(_pieces(f, member, len(data), data))
+        data = _small_content(f, member)
         if tee is not None:
             tee(data)
         return writer.put_blob(data)
@@ -277,6 +279,14 @@ def _put_content(f: TarReader, member: Member, writer, tee=None) -> bytes:
             yield chunk
 
     return writer.put_blob_stream(member.size, teed())
+
+
+def _small_content(f: TarReader, member: Member) -> bytes:
+    """A member's content whole (one read, or pieces for a sparse file: a hole, a run, ...)."""
+    data = f.read(member.size)
+    if len(data) < member.size:
+        data = b"".join(_pieces(f, member, len(data), data))
+    return data
 
 
 def _pieces(f: TarReader, member: Member, done: int = 0, first: bytes = b""):
