@@ -44,6 +44,10 @@ COMMANDS = {
     "inspect": ("containers", "inspect_cmd", "Low-level details of containers or images."),
     "network": ("network", "network_cmd", "Manage container networks."),
     "port": ("network", "port_cmd", "List a container's published ports."),
+    "remote": ("remotes", "remote_cmd", "Manage the store's git remotes."),
+    "push": ("remotes", "push_cmd", "Push images' history to a git remote (REMOTE, URL or path)."),
+    "pull": ("remotes", "pull_cmd", "Pull images' history from a git remote and fast-forward tags."),
+    "fetch": ("remotes", "fetch_cmd", "Fetch images' history from a git remote (origin/NAME:TAG)."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
 }

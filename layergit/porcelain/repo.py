@@ -28,9 +28,10 @@ class Image:
 
 
 class Repo:
-    def __init__(self, root: Root):
+    def __init__(self, root: Root, store: Store | None = None):
+        """``store``: another object store to read through (a quarantine), else the root's."""
         self.root = root
-        self._store: Store | None = None
+        self._store: Store | None = store
 
     @property
     def store(self) -> Store:

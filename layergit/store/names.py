@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 IMAGE_PREFIX = "refs/heads/"
+REMOTE_PREFIX = "refs/remotes/"  # REMOTE/NAME/TAG: what ``lg fetch`` last saw on a remote
 DEFAULT_TAG = "latest"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -91,3 +92,18 @@ def from_ref(ref: str) -> ImageName | None:
     name, _, tag = path.rpartition("/")
     image = ImageName("/".join(_unescape(c) for c in name.split("/")), _unescape(tag))
     return image if looks_like_name(str(image)) else None
+
+
+def tracking_ref(remote: str, image: ImageName) -> str:
+    """Where ``lg fetch`` records ``image`` as last seen on ``remote``: git's own
+    remote-tracking name, so that ``git log origin/app/1`` in the store shows it too."""
+    return f"{REMOTE_PREFIX}{remote}/{image.ref[len(IMAGE_PREFIX):]}"
+
+
+def from_tracking_ref(ref: str) -> tuple[str, ImageName] | None:
+    """(remote, image) of a remote-tracking ref, None for other refs."""
+    if not ref.startswith(REMOTE_PREFIX):
+        return None
+    remote, _, rest = ref[len(REMOTE_PREFIX):].partition("/")
+    image = from_ref(IMAGE_PREFIX + rest) if remote else None
+    return (remote, image) if image is not None else None

@@ -521,6 +521,78 @@ class Store:
         finally:
             self._packed_refs = None
 
+    # -- remotes and received objects ---------------------------------------------
+
+    def remotes(self) -> dict[str, str]:
+        """Configured remotes, name -> URL, from the store's git config (``git remote -v``)."""
+        return {remote.name: remote.url for remote in self._repo.remotes if remote.url}
+
+    def add_remote(self, name: str, url: str) -> None:
+        """``remote.NAME.url`` and git's fetch refspec, so plain git fetches into the same
+        remote-tracking refs lg does (``refs/remotes/NAME/...``)."""
+        if name in self.remotes():
+            raise Conflict(f"remote {name} already exists")
+        self._repo.remotes.create(name, url)
+
+    def remove_remote(self, name: str) -> None:
+        """Drop the remote's config section; its remote-tracking refs are the caller's."""
+        if name not in self.remotes():
+            raise NotFound(f"no such remote: {name}")
+        self._repo.remotes.delete(name)
+
+    @contextmanager
+    def quarantine(self, parent: str) -> Iterator[Store]:
+        """A throw-away repository under ``parent`` for objects that arrive from elsewhere.
+
+        As git's receive-pack does: what a fetch brings lands in the quarantine's own
+        object directory, while reads fall through to this store (an alternate), and
+        nothing reaches the store until :meth:`admit` moves it in, after lg's checks.
+        Removed, with whatever it holds, when the block ends.
+        """
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="quarantine-", dir=parent)
+        try:
+            for sub in ("objects/pack", "objects/info", "refs/heads"):
+                os.makedirs(os.path.join(path, sub))
+            with open(os.path.join(path, "HEAD"), "w") as f:
+                f.write("ref: refs/heads/main\n")
+            with open(os.path.join(path, "config"), "w") as f:
+                f.write("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
+            with open(os.path.join(path, "objects", "info", "alternates"), "w") as f:
+                f.write(os.path.abspath(os.path.join(self.path, "objects")) + "\n")
+            yield Store(path)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def admit(self, quarantine: Store) -> int:
+        """Move a quarantine's objects into this store; returns how many objects moved.
+
+        Loose objects first, then each pack with its index last: a pack is visible
+        only once its ``.idx`` is in place, so a reader never finds half of one.
+        Same file system (the quarantine is under the root), so every move is a rename.
+        """
+        moved = 0  # objects
+        source = os.path.join(quarantine.path, "objects")
+        target = os.path.join(self.path, "objects")
+        for sub in sorted(os.listdir(source)):
+            if len(sub) != 2:
+                continue
+            os.makedirs(os.path.join(target, sub), exist_ok=True)
+            for name in os.listdir(os.path.join(source, sub)):
+                os.replace(os.path.join(source, sub, name), os.path.join(target, sub, name))
+                moved += 1
+        pack_dir = os.path.join(source, "pack")
+        order = {".pack": 0, ".rev": 1, ".idx": 2}
+        for name in sorted(os.listdir(pack_dir), key=lambda n: (order.get(os.path.splitext(n)[1], 3), n)):
+            if name.endswith(".idx"):
+                with open(os.path.join(pack_dir, name), "rb") as f:
+                    f.seek(8 + 255 * 4)  # version 2: the last fan-out entry counts every object
+                    moved += int.from_bytes(f.read(4), "big")
+            if os.path.splitext(name)[1] in order:
+                os.replace(os.path.join(pack_dir, name), os.path.join(target, "pack", name))
+        return moved  # the pack reader and libgit2 both look again on a miss
+
     # -- identity ----------------------------------------------------------------
 
     def _config_identity(self) -> dict[str, str]:

@@ -1,0 +1,109 @@
+"""lg remote add|ls|rm, lg push, lg pull, lg fetch: images to and from git remotes."""
+
+from __future__ import annotations
+
+import click
+
+from layergit.porcelain import remotes
+
+from .output import human_size, print_json, repo_from, short, table
+
+_GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
+            " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
+            " registry image (Docker's form, e.g. localhost:5000/app:1), which is not supported yet.")
+
+
+@click.group("remote")
+def remote_cmd():
+    """Manage the store's git remotes (plain `git remote -v` in the store shows them)."""
+
+
+@remote_cmd.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.pass_context
+def remote_add_cmd(ctx, name, url):
+    """Add a remote: URL is a path, file://, ssh://, host:path, git:// or http(s)://."""
+    remote = remotes.remote_add(repo_from(ctx), name, url)
+    click.echo(f"{remote.name}\t{remote.url}")
+
+
+@remote_cmd.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def remote_ls_cmd(ctx, as_json):
+    """List remotes."""
+    rows = remotes.remote_list(repo_from(ctx))
+    if as_json:
+        print_json(rows)
+    else:
+        table(["NAME", "URL"], [[r.name, r.url] for r in rows])
+
+
+@remote_cmd.command("rm")
+@click.argument("name")
+@click.pass_context
+def remote_rm_cmd(ctx, name):
+    """Remove a remote and its remote-tracking names (origin/app:1)."""
+    dropped = remotes.remote_remove(repo_from(ctx), name)
+    click.echo(f"removed {name} and {dropped} remote-tracking name(s)")
+
+
+def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
+    from .main import say
+
+    if as_json:
+        print_json(result)
+        return
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    if result.ignored:
+        say(f"{result.ignored} ref(s) of the remote are not layergit images; left alone")
+    for update in result.updated:
+        click.echo(f"{update.image}\t{short(update.old)} -> {short(update.new)}")
+    for update in result.tracking:
+        click.echo(f"{update.image}\t{short(update.old)} -> {short(update.new)} (remote-tracking)")
+    for name in result.up_to_date:
+        click.echo(f"{name}\tup to date")
+    size = f", {human_size(result.bytes)}" if result.bytes else ""
+    pushes = f" in {result.pushes} pushes" if result.pushes > 1 else ""
+    click.echo(f"{verb} {result.objects} object(s){size}{pushes}")
+
+
+@click.command("push", epilog=_GRAMMAR)
+@click.argument("remote", metavar="REMOTE")
+@click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
+@click.option("--all", "all_images", is_flag=True, help="Push every local image.")
+@click.option("-f", "--force", is_flag=True, help="Replace the remote's history where it diverged.")
+@click.option("--max-pack", metavar="SIZE",
+              help="Split a long history into pushes of at most SIZE each (e.g. 1g).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def push_cmd(ctx, remote, images, all_images, force, max_pack, as_json):
+    """Send images' history to a git remote: only what it lacks."""
+    from layergit.porcelain.runopts import parse_size
+
+    limit = parse_size(max_pack, "--max-pack") if max_pack else None
+    result = remotes.push(repo_from(ctx), remote, list(images), all_images, force, limit)
+    _report(result, "sent", as_json)
+
+
+@click.command("pull", epilog=_GRAMMAR)
+@click.argument("remote", metavar="REMOTE")
+@click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def pull_cmd(ctx, remote, images, as_json):
+    """Fetch images from a git remote and fast-forward their local tags (none named:
+    every local image the remote also holds)."""
+    _report(remotes.pull(repo_from(ctx), remote, list(images)), "received", as_json)
+
+
+@click.command("fetch", epilog=_GRAMMAR)
+@click.argument("remote", metavar="REMOTE")
+@click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def fetch_cmd(ctx, remote, images, as_json):
+    """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
+    _report(remotes.fetch(repo_from(ctx), remote, list(images)), "received", as_json)
