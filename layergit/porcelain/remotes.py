@@ -68,10 +68,12 @@ def remote_list(repo: Repo) -> list[Remote]:
 def remote_remove(repo: Repo, name: str) -> int:
     """Forget a remote and its remote-tracking names; returns how many names went."""
     with store_lock(repo):
-        repo.store.remove_remote(name)
+        if name not in repo.store.remotes():
+            raise NotFound(f"no such remote: {name}")
         tracking = repo.store.refs(f"{names.REMOTE_PREFIX}{name}/")
         for ref, _ in tracking:
             repo.store.delete_ref(ref)
+        repo.store.remove_remote(name)
     return len(tracking)
 
 
@@ -190,6 +192,7 @@ def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, 
         result.bytes = sum(disk for _, _, disk, _ in objects)
         result.warnings.extend(_check_limits(where.url, objects, result.bytes, max_pack))
         steps = _split(store, updates, haves, max_pack) if max_pack and result.bytes > max_pack else [updates]
+        steps = [step for step in steps if step]
         for step in steps:
             gitcli.push(store.path, where.url, [(image.ref, new, old) for image, new, old in step])
             result.pushes += 1
