@@ -48,9 +48,12 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _failure(what: str, url: str, stderr: bytes) -> RemoteError:
-    """One line from git's complaint: its last ``fatal:``/``error:`` line, else the last line."""
+    """One line from git's complaint: its first ``error:`` line (the cause: ``fatal:``
+    lines that follow say only that the step failed), else its first ``fatal:``, else
+    its last line."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    pick = next((line for line in reversed(lines) if line.startswith(("fatal:", "error:"))), None)
+    pick = next((line for line in lines if line.startswith("error:")), None)
+    pick = pick or next((line for line in lines if line.startswith("fatal:")), None)
     pick = pick or (lines[-1] if lines else "git failed")
     pick = pick.partition(":")[2].strip() if pick.startswith(("fatal:", "error:")) else pick
     return RemoteError(f"{what} {printable(url)}: {printable(pick)[:300]}")
