@@ -48,6 +48,7 @@ COMMANDS = {
     "push": ("remotes", "push_cmd", "Push images' history to a git remote (REMOTE, URL or path)."),
     "pull": ("remotes", "pull_cmd", "Pull images' history from a git remote and fast-forward tags."),
     "fetch": ("remotes", "fetch_cmd", "Fetch images' history from a git remote (origin/NAME:TAG)."),
+    "serve": ("remotes", "serve_cmd", "Serve this store over git's smart HTTP protocol."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
 }

@@ -107,3 +107,28 @@ def pull_cmd(ctx, remote, images, as_json):
 def fetch_cmd(ctx, remote, images, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
     _report(remotes.fetch(repo_from(ctx), remote, list(images)), "received", as_json)
+
+
+@click.command("serve")
+@click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT")
+@click.option("--allow-push", is_flag=True,
+              help="Accept pushes (checked as lg pull checks; they take the store's lock).")
+@click.pass_context
+def serve_cmd(ctx, listen, allow_push):
+    """Serve this store over git's smart HTTP protocol: `lg pull http://HOST:PORT app:1`
+    and `git clone http://HOST:PORT/` read it. Read-only unless --allow-push; stops on
+    Ctrl-C or SIGTERM."""
+    from layergit.porcelain import images
+
+    from .main import say
+
+    repo = repo_from(ctx)
+    served = images.list_images(repo)
+
+    def ready(url: str) -> None:
+        mode = "accepting pushes" if allow_push else "read-only"
+        say(f"serving {repo.root.store} at {url} ({mode}): {len(served)} image(s)")
+        for row in served:
+            say(f"  {row.name}:{row.tag} {short(row.id)}")
+
+    remotes.serve(repo, listen, allow_push, say, ready)

@@ -297,3 +297,60 @@ def test_refs_that_are_not_images_are_ignored_and_counted(lg, lg_b, small_tree, 
     proc = lg_b("pull", remote, "app:1")
     assert b"3 ref(s) of the remote are not layergit images" in proc.stderr
     assert list(refs(os.path.join(lg_b.root, "store.git"))) == ["refs/heads/app/1"]
+
+
+# -- lg serve --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lg_serve(lg):
+    """Start ``lg serve`` on a free loopback port for ``lg``'s root; SIGTERM at the end,
+    which must stop it cleanly (128 + 15) with no backend left behind."""
+    started = []
+
+    def start(*flags: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen([lg.python, "-m", "cli", "serve", "--listen", f"127.0.0.1:{port}", *flags],
+                                env=lg.env(), stderr=subprocess.PIPE)
+        started.append(proc)
+        wait_port(port, proc)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 128 + 15
+        log = proc.stderr.read().decode() if proc.stderr else ""
+        assert "serving" in log and "POST /git-upload-pack" in log, log
+
+
+def test_serve_clone_and_pull(lg, lg_b, small_tree, tmp_path, lg_serve):
+    lg("commit", small_tree, "-t", "app:1")
+    lg("tag", "app:1", "app:2")
+    url = lg_serve()
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--bare", url + "/", str(clone)], check=True, capture_output=True)
+    assert sorted(refs(str(clone))) == ["refs/heads/app/1", "refs/heads/app/2"]
+    lg_b("pull", url, "app:1")
+    checkout_same(lg, lg_b, "app:1", tmp_path)
+    err = subprocess.run(["git", "--git-dir", os.path.join(lg.root, "store.git"), "push", url + "/",
+                          "app/1:refs/heads/app/3"], capture_output=True).stderr
+    assert b"403" in err and "refs/heads/app/3" not in refs(os.path.join(lg.root, "store.git"))
+
+
+def test_serve_accepts_checked_pushes(lg, lg_b, small_tree, tmp_path, lg_serve):
+    lg("images")
+    url = lg_serve("--allow-push")
+    lg_b("commit", small_tree, "-t", "app:1")
+    lg_b("push", url, "app:1")
+    store = os.path.join(lg.root, "store.git")
+    assert refs(store)["refs/heads/app/1"] == refs(os.path.join(lg_b.root, "store.git"))["refs/heads/app/1"]
+    assert "push" in (tmp_path / "lgroot" / "store.git" / "logs" / "refs" / "heads" / "app" / "1").read_text()
+    assert "ok" in lg.out("fsck")
+    evil = bare(tmp_path / "evil.git")
+    bad = _commit(evil, _tree(evil, [("100644", _blob(evil, b"x\n"), b"README")]), "refs/heads/app/2")
+    proc = subprocess.run(["git", "--git-dir", evil, "push", url + "/", f"{bad}:refs/heads/app/2",
+                           f"{bad}:refs/heads/main"], capture_output=True)
+    assert proc.returncode != 0 and b"lg: refused:" in proc.stderr
+    assert sorted(refs(store)) == ["refs/heads/app/1"]
+    assert subprocess.run(["git", "--git-dir", store, "cat-file", "-e", bad]).returncode != 0  # not admitted

@@ -363,3 +363,67 @@ def _fast_forwards(repo: Repo, quarantine, chosen, arrived, result: TransferResu
             raise Conflict(f"{image} has diverged from the remote's (local {old.hex()[:12]},"
                            f" remote {new.hex()[:12]}); nothing was changed")
     return moves
+
+
+# -- serving -----------------------------------------------------------------------
+
+# What git-http-backend's receive-pack is told when pushes are allowed: fsck every
+# object strictly, never delete or rewind an image, run lg's checks before refs move.
+_PUSH_CONFIG = {
+    "http.receivepack": "true",
+    "receive.fsckObjects": "true",
+    **{f"receive.fsck.{msg}": "error" for msg in ("hasDot", "hasDotdot", "hasDotgit", "fullPathname",
+                                                  "zeroPaddedFilemode", "badFilemode", "badTimezone")},
+    "receive.denyDeletes": "true",
+    "receive.denyNonFastForwards": "true",
+    "core.logAllRefUpdates": "always",
+}
+
+
+def serve(repo: Repo, listen: str, allow_push: bool, log, ready) -> None:
+    """This store over git's smart HTTP protocol until interrupted: read-only, or with
+    ``allow_push`` accepting pushes that pass lg's checks (the pre-receive hook in
+    :mod:`.prereceive`), each under the store's lock as a local commit is."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from ..transport import serve as server
+
+    host, port = server.parse_listen(listen)
+    options = server.ServeOptions(repo.store.path, host, port, allow_push, log=log)  # the store, created
+    # Only images are served: containers' and build-cache refs, and what other remotes
+    # hold, stay private.
+    options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX]})
+    hooks = tempfile.mkdtemp(prefix="lg-serve-hooks-") if allow_push else None  # outside tmp/: gc empties it
+    try:
+        if hooks:
+            hook = os.path.join(hooks, "pre-receive")
+            package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            with open(hook, "w") as f:
+                f.write(f"#!/bin/sh\nPYTHONPATH={_sh(package_parent)} exec {_sh(sys.executable)}"
+                        f" -m layergit.porcelain.prereceive {_sh(os.path.abspath(repo.root.path))}\n")
+            os.chmod(hook, 0o700)
+            options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX],
+                                       **{k: [v] for k, v in _PUSH_CONFIG.items()}, "core.hooksPath": [hooks]})
+            options.around_push = lambda: store_lock(repo)
+        server.serve(options, ready)
+    finally:
+        if hooks:
+            shutil.rmtree(hooks, ignore_errors=True)
+
+
+def _config_env(config: dict[str, list[str]]) -> dict[str, str]:
+    """git config as the environment passes it to git and every git it starts."""
+    pairs = [(key, value) for key, values in config.items() for value in values]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (key, value) in enumerate(pairs):
+        env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+    return env
+
+
+def _sh(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

@@ -541,13 +541,15 @@ class Store:
         self._repo.remotes.delete(name)
 
     @contextmanager
-    def quarantine(self, parent: str) -> Iterator[Store]:
+    def quarantine(self, parent: str, incoming: str | None = None) -> Iterator[Store]:
         """A throw-away repository under ``parent`` for objects that arrive from elsewhere.
 
         As git's receive-pack does: what a fetch brings lands in the quarantine's own
         object directory, while reads fall through to this store (an alternate), and
         nothing reaches the store until :meth:`admit` moves it in, after lg's checks.
-        Removed, with whatever it holds, when the block ends.
+        Removed, with whatever it holds, when the block ends. ``incoming``: another
+        object directory to read through as well (git's own quarantine of a push, which
+        a pre-receive hook is given).
         """
         import tempfile
 
@@ -560,7 +562,9 @@ class Store:
             with open(os.path.join(path, "config"), "w") as f:
                 f.write("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
             with open(os.path.join(path, "objects", "info", "alternates"), "w") as f:
-                f.write(os.path.abspath(os.path.join(self.path, "objects")) + "\n")
+                for directory in (incoming, os.path.join(self.path, "objects")):
+                    if directory:
+                        f.write(os.path.abspath(directory) + "\n")
             yield Store(path)
         finally:
             shutil.rmtree(path, ignore_errors=True)

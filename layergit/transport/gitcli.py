@@ -52,7 +52,8 @@ def _failure(what: str, url: str, stderr: bytes) -> RemoteError:
     lines that follow say only that the step failed), else its first ``fatal:``, else
     its last line."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    pick = next((line for line in lines if line.startswith("error:")), None)
+    pick = next((line[len("remote: "):] for line in lines if line.startswith("remote: lg: refused:")), None)
+    pick = pick or next((line for line in lines if line.startswith("error:")), None)
     pick = pick or next((line for line in lines if line.startswith("fatal:")), None)
     pick = pick or (lines[-1] if lines else "git failed")
     pick = pick.partition(":")[2].strip() if pick.startswith(("fatal:", "error:")) else pick
