@@ -354,3 +354,16 @@ def test_serve_accepts_checked_pushes(lg, lg_b, small_tree, tmp_path, lg_serve):
     assert proc.returncode != 0 and b"lg: refused:" in proc.stderr
     assert sorted(refs(store)) == ["refs/heads/app/1"]
     assert subprocess.run(["git", "--git-dir", store, "cat-file", "-e", bad]).returncode != 0  # not admitted
+
+
+def test_max_pack_splits_a_long_history(lg, lg_b, small_tree, tmp_path):
+    remote = bare(tmp_path / "remote.git")
+    for i in range(3):
+        write(small_tree / "data" / f"big{i}", os.urandom(600_000))
+        lg("commit", small_tree, "-t", "app:1", "-m", f"version {i}")
+    assert "invalid --max-pack" in lg.fails("push", remote, "app:1", "--max-pack", "lots", code=2)
+    out = lg.out("push", remote, "app:1", "--max-pack", "700k")
+    assert "in 3 pushes" in out
+    assert refs(remote)["refs/heads/app/1"] == refs(os.path.join(lg.root, "store.git"))["refs/heads/app/1"]
+    lg_b("pull", remote, "app:1")
+    assert "ok" in lg_b.out("fsck")

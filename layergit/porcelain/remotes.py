@@ -24,6 +24,8 @@ _REMOTE_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # a name co
 _NAME_MAX = 64
 _PROBLEMS_SHOWN = 1
 
+Update = tuple[names.ImageName, bytes, "bytes | None"]  # an image, its new commit, the remote's old one
+
 
 class NotGitOperand(UsageError):
     """The first operand of push/pull names no remote, URL or path: it is a registry's."""
@@ -150,7 +152,8 @@ def is_ancestor(store, old: bytes, new: bytes) -> bool:
     return False
 
 
-def _set_tracking(repo: Repo, remote: str, image: names.ImageName, oid: bytes, result: TransferResult) -> None:
+def _set_tracking(repo: Repo, remote: str, image: names.ImageName, oid: bytes,
+                  result: TransferResult) -> None:
     ref = names.tracking_ref(remote, image)
     old = repo.store.ref(ref)
     if old != oid:
@@ -176,7 +179,7 @@ def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, 
         ours = _local_images(repo, images, all_images)
         theirs, _ = _remote_images(repo, where.url)
         result = TransferResult(where.url)
-        updates = []
+        updates: list[Update] = []
         for image, oid in ours.items():
             old = theirs.get(image)
             if old == oid:
@@ -213,19 +216,19 @@ def _local_images(repo: Repo, images: list[str], all_images: bool) -> dict[names
         return found
     out = {}
     for image in _images(images):
-        oid = repo.store.ref(image.ref)
-        if oid is None:
+        tip = repo.store.ref(image.ref)
+        if tip is None:
             raise NotFound(f"no such image: {image}")
-        out[image] = oid
+        out[image] = tip
     return out
 
 
 def _check_limits(url: str, objects, total: int, max_pack: int | None) -> list[str]:
     """Refuse what the host would refuse, before a byte is sent; warnings for the rest."""
     limits = urls.limits_for(url)
-    warnings = []
-    big = sorted(((size, path) for kind, size, _, path in objects if kind == "blob" and size > urls.WARN_FILE),
-                 reverse=True)
+    warnings: list[str] = []
+    big = sorted(((size, path) for kind, size, _, path in objects
+                  if kind == "blob" and size > urls.WARN_FILE), reverse=True)
     if limits.max_file:
         over = [(size, path) for size, path in big if size > limits.max_file]
         if over:
@@ -251,25 +254,26 @@ def _real_path(stored_path: str) -> str:
     return "/".join(treenames.decode(p).decode(errors="replace") for p in parts)
 
 
-def _split(store, updates, haves: list[bytes], max_pack: int):
+def _split(store, updates: list[Update], haves: list[bytes], max_pack: int) -> list[list[Update]]:
     """Consecutive pushes, each at most ``max_pack`` bytes on disk where one commit allows:
     every image's first-parent history is sent oldest first, tip by tip, moving the
     remote's tag through versions it had here too."""
     from ..transport import gitcli
 
-    steps = []
+    steps: list[list[Update]] = []
     sent = list(haves)
     for image, oid, old in updates:
-        chain = []
-        cid: bytes | None = oid
-        while cid is not None and cid not in sent and (old is None or cid != old):
-            chain.append(cid)
-            parents = store.commit(cid).parents
-            cid = parents[0] if parents else None
+        chain: list[bytes] = []
+        walk: bytes | None = oid
+        while walk is not None and walk not in sent and walk != old:
+            chain.append(walk)
+            parents = store.commit(walk).parents
+            walk = parents[0] if parents else None
         chain.reverse()
         previous, batch_size, last = old, 0, None
         for cid in chain:
-            size = sum(d for _, _, d, _ in gitcli.objects_between(store.path, [cid], sent + ([last] if last else [])))
+            objects = gitcli.objects_between(store.path, [cid], sent + ([last] if last else []))
+            size = sum(disk for _, _, disk, _ in objects)
             if last is not None and batch_size + size > max_pack:
                 steps.append([(image, last, previous)])
                 sent.append(last)
@@ -406,7 +410,8 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready) -> None:
                         f" -m layergit.porcelain.prereceive {_sh(os.path.abspath(repo.root.path))}\n")
             os.chmod(hook, 0o700)
             options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX],
-                                       **{k: [v] for k, v in _PUSH_CONFIG.items()}, "core.hooksPath": [hooks]})
+                                       **{k: [v] for k, v in _PUSH_CONFIG.items()},
+                                       "core.hooksPath": [hooks]})
             options.around_push = lambda: store_lock(repo)
         server.serve(options, ready)
     finally:

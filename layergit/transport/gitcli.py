@@ -131,7 +131,8 @@ def fetch(git_dir: str, url: str, refs: Iterable[str]) -> None:
         stdin=spec, check_what="cannot fetch from", url=url)
 
 
-def objects_between(git_dir: str, tips: Iterable[bytes], haves: Iterable[bytes]) -> list[tuple[str, int, int, str]]:
+def objects_between(git_dir: str, tips: Iterable[bytes],
+                    haves: Iterable[bytes]) -> list[tuple[str, int, int, str]]:
     """(type, size, size on disk, path) of every object reachable from ``tips`` and not
     from ``haves``: what a push sends, before it is sent."""
     revs = "".join(f"{t.hex()}\n" for t in tips) + "".join(f"^{h.hex()}\n" for h in haves)
@@ -141,7 +142,7 @@ def objects_between(git_dir: str, tips: Iterable[bytes], haves: Iterable[bytes])
     batch = b"".join(line[:40] + b"\n" for line in lines)
     sizes = git(git_dir, "cat-file", "--batch-check=%(objecttype) %(objectsize) %(objectsize:disk)",
                 stdin=batch, check_what="cannot size objects in")
-    for line, size_line in zip(lines, sizes.stdout.splitlines()):
+    for line, size_line in zip(lines, sizes.stdout.splitlines(), strict=True):
         kind, size, disk = size_line.decode().split()
         out.append((kind, int(size), int(disk), line[41:].decode(errors="surrogateescape")))
     return out

@@ -34,7 +34,8 @@ _CHUNK = 1 << 16
 def backend() -> str:
     """Where git keeps git-http-backend (``git --exec-path``)."""
     try:
-        path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
+        path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True,
+                              check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         raise LgError("git is not installed; lg serve runs its git-http-backend") from None
     exe = os.path.join(path, "git-http-backend")
@@ -101,7 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if length is not None:
             env["CONTENT_LENGTH"] = length
-        for header, var in (("Git-Protocol", "HTTP_GIT_PROTOCOL"), ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
+        for header, var in (("Git-Protocol", "HTTP_GIT_PROTOCOL"),
+                            ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
             if self.headers.get(header):
                 env[var] = self.headers[header]
         env.update(options.env)
@@ -216,7 +218,8 @@ def serve(options: ServeOptions, ready: Callable[[str], None]) -> None:
     backends still running are killed on the way out."""
     server = _Server(options)
     host, port = server.server_address[:2]
-    ready(f"http://{f'[{host}]' if ':' in str(host) else host}:{port}/")
+    shown = str(host)
+    ready(f"http://{f'[{shown}]' if ':' in shown else shown}:{port}/")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

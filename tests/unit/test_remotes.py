@@ -128,3 +128,19 @@ def test_ancestry():
     assert is_ancestor(store, oid(1), oid(4))
     assert is_ancestor(store, oid(4), oid(4))
     assert not is_ancestor(store, oid(4), oid(2))
+
+
+def test_host_limits_refuse_before_sending():
+    from layergit.errors import Conflict
+    from layergit.porcelain.remotes import _check_limits
+
+    small = ("blob", 10, 10, "rootfs/etc/hostname")
+    big = ("blob", 150_000_000, 149_000_000, "rootfs/srv/%%2Egit-dump")
+    with pytest.raises(Conflict, match=r"github.com refuses files over 100 MB.*/srv/\.git-dump"):
+        _check_limits("git@github.com:a/b.git", [small, big], 149_000_000, None)
+    warned = _check_limits("/srv/images.git", [small, big], 149_000_000, None)
+    assert warned == ["/srv/.git-dump is 143 MiB; git hosts warn above 50 MiB"]
+    over = ("blob", 1 << 20, 1 << 20, "rootfs/x")
+    with pytest.raises(Conflict, match="--max-pack"):
+        _check_limits("https://github.com/a/b.git", [over], 3 << 30, None)
+    assert _check_limits("https://github.com/a/b.git", [over], 3 << 30, 1 << 30) == []
