@@ -63,6 +63,8 @@ def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
         click.echo(f"{update.image}\t{short(update.old)} -> {short(update.new)}")
     for update in result.tracking:
         click.echo(f"{update.image}\t{short(update.old)} -> {short(update.new)} (remote-tracking)")
+    for name in result.pruned:
+        click.echo(f"{name}\tgone from the remote (remote-tracking name removed)")
     for name in result.up_to_date:
         click.echo(f"{name}\tup to date")
     size = f", {human_size(result.bytes)}" if result.bytes else ""

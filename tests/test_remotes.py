@@ -195,7 +195,12 @@ def test_fetch_names_remote_tracking_images(lg, lg_b, small_tree, tmp_path):
     assert lg_b.out("inspect", "origin/app:1").count(tip) >= 1
     lg_b("tag", "origin/app:1", "app:1")
     assert refs(os.path.join(lg_b.root, "store.git"))["refs/heads/app/1"] == tip
-    assert "2 remote-tracking" in lg_b.out("remote", "rm", "origin")
+    lg_b("tag", "app:1", "origin/app:1")  # a local image of the same name wins, with a warning
+    assert b"local image is used" in lg_b("inspect", "origin/app:1").stderr
+    lg_b("rmi", "origin/app:1")
+    gitc(remote, "update-ref", "-d", "refs/heads/other/2")
+    assert "origin/other:2\tgone" in lg_b.out("fetch", "origin")
+    assert "1 remote-tracking" in lg_b.out("remote", "rm", "origin")
     assert lg_b.out("images", "--remote").count("\n") == 1
 
 

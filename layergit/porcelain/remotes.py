@@ -115,6 +115,7 @@ class TransferResult:
     objects: int = 0
     bytes: int = 0
     ignored: int = 0  # refs of the remote that are not layergit images
+    pruned: list[str] = field(default_factory=list)  # remote-tracking names of images the remote dropped
     pushes: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -159,6 +160,16 @@ def _set_tracking(repo: Repo, remote: str, image: names.ImageName, oid: bytes,
     if old != oid:
         repo.store.set_ref(ref, oid, old, f"fetch: {remote}")
         result.tracking.append(RefUpdate(f"{remote}/{image}", old.hex() if old else None, oid.hex()))
+
+
+def _prune_tracking(repo: Repo, remote: str, present: set[names.ImageName], result: TransferResult) -> None:
+    """Drop the remote-tracking names of images the remote no longer holds (git's fetch
+    --prune), so that lg gc can let their objects go."""
+    for ref, _ in repo.store.refs(f"{names.REMOTE_PREFIX}{remote}/"):
+        tracked = names.from_tracking_ref(ref)
+        if tracked is not None and tracked[1] not in present:
+            repo.store.delete_ref(ref)
+            result.pruned.append(f"{remote}/{tracked[1]}")
 
 
 # -- push ------------------------------------------------------------------------
@@ -332,6 +343,8 @@ def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool) -> Transfe
         if where.remote:
             for image, oid in arrived.items():
                 _set_tracking(repo, where.remote, image, oid, result)
+            if not wanted:
+                _prune_tracking(repo, where.remote, set(theirs), result)
         from .images import move_tag
 
         for image, new, old in moves:

@@ -43,9 +43,14 @@ class Repo:
         return self._store
 
     def resolve(self, rev: str) -> bytes:
-        from ..store.revisions import resolve
+        from .. import root
+        from ..store.revisions import resolve, shadowed
 
-        return resolve(self.store, rev)
+        oid = resolve(self.store, rev)
+        if root.on_notice is not None and "/" in rev and shadowed(self.store, rev):
+            root.on_notice(f"warning: {rev.strip()} is a local image and a remote-tracking name;"
+                           " the local image is used")
+        return oid
 
     def image(self, commit_id: bytes) -> Image:
         from ..store.image import read_image_tree

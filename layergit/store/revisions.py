@@ -63,6 +63,16 @@ def _tracking(store, image: names.ImageName) -> bytes | None:
     return store.ref(names.tracking_ref(remote, names.ImageName(rest, image.tag)))
 
 
+def shadowed(store, rev: str) -> bool:
+    """Whether ``rev`` names a local image and also a remote-tracking one (the local wins;
+    git warns about such a refname, and so does lg)."""
+    base = _split_suffixes(rev.strip())[0]
+    if not names.looks_like_name(base):
+        return False
+    image = names.parse(base)
+    return store.ref(image.ref) is not None and _tracking(store, image) is not None
+
+
 def resolve(store, rev: str) -> bytes:
     """The commit id ``rev`` names; NotFound / UsageError with one clear line otherwise."""
     base, suffixes = _split_suffixes(rev.strip())

@@ -144,3 +144,14 @@ def test_host_limits_refuse_before_sending():
     with pytest.raises(Conflict, match="--max-pack"):
         _check_limits("https://github.com/a/b.git", [over], 3 << 30, None)
     assert _check_limits("https://github.com/a/b.git", [over], 3 << 30, 1 << 30) == []
+
+
+def test_shadowed_tracking_names():
+    from layergit.store.revisions import shadowed
+
+    store = FakeStore()
+    store.refs["refs/remotes/origin/app/1"] = oid(3)
+    assert not shadowed(store, "origin/app:1")
+    store.refs["refs/heads/origin/app/1"] = oid(1)
+    assert shadowed(store, "origin/app:1~1")
+    assert not shadowed(store, "app:1")
