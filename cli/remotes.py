@@ -83,40 +83,50 @@ def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
 @click.pass_context
 def push_cmd(ctx, remote, images, all_images, force, max_pack, as_json):
     """Send images' history to a git remote: only what it lacks."""
+    result = remotes.push(repo_from(ctx), remote, list(images), all_images, force, _size(max_pack))
+    _report(result, "sent", as_json)
+
+
+def _size(text: str | None) -> int | None:
     from layergit.porcelain.runopts import parse_size
 
-    limit = parse_size(max_pack, "--max-pack") if max_pack else None
-    result = remotes.push(repo_from(ctx), remote, list(images), all_images, force, limit)
-    _report(result, "sent", as_json)
+    return parse_size(text, "--max-pack") if text else None
+
+
+_MAX_RECEIVED = click.option("--max-pack", metavar="SIZE",
+                             help="Stop, keeping nothing, if the remote sends more than SIZE (e.g. 2g).")
 
 
 @click.command("pull", epilog=_GRAMMAR)
 @click.argument("remote", metavar="REMOTE")
 @click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
+@_MAX_RECEIVED
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def pull_cmd(ctx, remote, images, as_json):
+def pull_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images from a git remote and fast-forward their local tags (none named:
     every local image the remote also holds)."""
-    _report(remotes.pull(repo_from(ctx), remote, list(images)), "received", as_json)
+    _report(remotes.pull(repo_from(ctx), remote, list(images), _size(max_pack)), "received", as_json)
 
 
 @click.command("fetch", epilog=_GRAMMAR)
 @click.argument("remote", metavar="REMOTE")
 @click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
+@_MAX_RECEIVED
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def fetch_cmd(ctx, remote, images, as_json):
+def fetch_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
-    _report(remotes.fetch(repo_from(ctx), remote, list(images)), "received", as_json)
+    _report(remotes.fetch(repo_from(ctx), remote, list(images), _size(max_pack)), "received", as_json)
 
 
 @click.command("serve")
 @click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT")
 @click.option("--allow-push", is_flag=True,
               help="Accept pushes (checked as lg pull checks; they take the store's lock).")
+@click.option("--max-pack", metavar="SIZE", help="With --allow-push: refuse pushes larger than SIZE.")
 @click.pass_context
-def serve_cmd(ctx, listen, allow_push):
+def serve_cmd(ctx, listen, allow_push, max_pack):
     """Serve this store over git's smart HTTP protocol: `lg pull http://HOST:PORT app:1`
     and `git clone http://HOST:PORT/` read it. Read-only unless --allow-push; stops on
     Ctrl-C or SIGTERM."""
@@ -133,4 +143,4 @@ def serve_cmd(ctx, listen, allow_push):
         for row in served:
             say(f"  {row.name}:{row.tag} {short(row.id)}")
 
-    remotes.serve(repo, listen, allow_push, say, ready)
+    remotes.serve(repo, listen, allow_push, say, ready, _size(max_pack))

@@ -345,7 +345,11 @@ def test_serve_clone_and_pull(lg, lg_b, small_tree, tmp_path, lg_serve):
 
 def test_serve_accepts_checked_pushes(lg, lg_b, small_tree, tmp_path, lg_serve):
     lg("images")
-    url = lg_serve("--allow-push")
+    url = lg_serve("--allow-push", "--max-pack", "100k")
+    write(small_tree / "noise", os.urandom(200_000))
+    lg_b("commit", small_tree, "-t", "big:1")
+    assert lg_b.fails("push", url, "big:1", code=1)
+    os.unlink(small_tree / "noise")
     lg_b("commit", small_tree, "-t", "app:1")
     lg_b("push", url, "app:1")
     store = os.path.join(lg.root, "store.git")
@@ -372,3 +376,17 @@ def test_max_pack_splits_a_long_history(lg, lg_b, small_tree, tmp_path):
     assert refs(remote)["refs/heads/app/1"] == refs(os.path.join(lg.root, "store.git"))["refs/heads/app/1"]
     lg_b("pull", remote, "app:1")
     assert "ok" in lg_b.out("fsck")
+
+
+def test_a_remote_that_sends_too_much_is_stopped(lg, lg_b, tmp_path):
+    src = tmp_path / "big"
+    write(src / "noise", os.urandom(4 << 20))
+    remote = bare(tmp_path / "remote.git")
+    lg("commit", src, "-t", "big:1")
+    lg("push", remote, "big:1")
+    lg_b("images")
+    state = store_state(lg_b)
+    err = lg_b.fails("pull", remote, "big:1", "--max-pack", "1m", code=1)
+    assert "sent more than 1048576 bytes" in err
+    assert store_state(lg_b) == state
+    lg_b("pull", remote, "big:1", "--max-pack", "8m")

@@ -300,20 +300,23 @@ def _split(store, updates: list[Update], haves: list[bytes], max_pack: int) -> l
 # -- fetch and pull ----------------------------------------------------------------
 
 
-def fetch(repo: Repo, operand: str, images: list[str] | None = None) -> TransferResult:
+def fetch(repo: Repo, operand: str, images: list[str] | None = None,
+          max_pack: int | None = None) -> TransferResult:
     """Bring images' history from a git remote into the store, checked, and record what
-    the remote holds as remote-tracking names (``origin/app:1``); no local tag moves."""
-    return _receive(repo, operand, images or [], pull=False)
+    the remote holds as remote-tracking names (``origin/app:1``); no local tag moves.
+    ``max_pack``: stop (keeping nothing) once the remote has sent more than that."""
+    return _receive(repo, operand, images or [], pull=False, max_pack=max_pack)
 
 
-def pull(repo: Repo, operand: str, images: list[str] | None = None) -> TransferResult:
+def pull(repo: Repo, operand: str, images: list[str] | None = None,
+         max_pack: int | None = None) -> TransferResult:
     """:func:`fetch`, then fast-forward the local tags of the images named (none named:
     every local image the remote also holds); a tag whose history diverged from the
     remote's is refused before any tag moves."""
-    return _receive(repo, operand, images or [], pull=True)
+    return _receive(repo, operand, images or [], pull=True, max_pack=max_pack)
 
 
-def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool) -> TransferResult:
+def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: int | None) -> TransferResult:
     from ..transport import gitcli
 
     where = target(repo, operand)
@@ -334,7 +337,7 @@ def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool) -> Transfe
         with store.quarantine(repo.root.tmp) as quarantine:
             need = [image.ref for image in fetch_set if not store.has(theirs[image])]
             if need:
-                gitcli.fetch(quarantine.path, where.url, need)
+                gitcli.fetch(quarantine.path, where.url, need, max_pack)
             got = dict(quarantine.refs(names.IMAGE_PREFIX))
             arrived = {image: got.get(image.ref, theirs[image]) for image in fetch_set}
             _check_arrivals(repo, quarantine, where, list(arrived.values()))
@@ -397,10 +400,11 @@ _PUSH_CONFIG = {
 }
 
 
-def serve(repo: Repo, listen: str, allow_push: bool, log, ready) -> None:
+def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int | None = None) -> None:
     """This store over git's smart HTTP protocol until interrupted: read-only, or with
     ``allow_push`` accepting pushes that pass lg's checks (the pre-receive hook in
-    :mod:`.prereceive`), each under the store's lock as a local commit is."""
+    :mod:`.prereceive`), each under the store's lock as a local commit is, and none
+    larger than ``max_pack`` (receive.maxInputSize)."""
     import os
     import shutil
     import sys
@@ -424,7 +428,8 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready) -> None:
             os.chmod(hook, 0o700)
             options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX],
                                        **{k: [v] for k, v in _PUSH_CONFIG.items()},
-                                       "core.hooksPath": [hooks]})
+                                       "core.hooksPath": [hooks],
+                                       **({"receive.maxInputSize": [str(max_pack)]} if max_pack else {})})
             options.around_push = lambda: store_lock(repo)
         server.serve(options, ready)
     finally:

@@ -118,17 +118,55 @@ _FETCH_CONFIG = ("transfer.fsckObjects=true", "fetch.unpackLimit=1", "transfer.u
                      "nulInHeader", "badTimezone", "missingEmail", "badDate", "largePathname")))
 
 
-def fetch(git_dir: str, url: str, refs: Iterable[str]) -> None:
+def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = None) -> None:
     """Fetch ``refs`` of ``url`` into the repository ``git_dir`` under the same names.
 
     ``git_dir`` is a quarantine (:meth:`Store.quarantine`) whose alternate is the
     store: git negotiates with the store's refs as what we have, so only missing
-    objects travel, and they land in the quarantine's own pack.
+    objects travel, and they land in the quarantine's own pack. git's fetch has no
+    size limit of its own, so with ``max_bytes`` the quarantine is watched as it fills
+    and git is stopped once it holds more: a remote may send far more than it should.
     """
+    import threading
+
     config = [arg for item in _FETCH_CONFIG for arg in ("-c", item)]
     spec = "".join(f"+{ref}:{ref}\n" for ref in refs).encode()
-    git(git_dir, *config, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--stdin", "--", url,
-        stdin=spec, check_what="cannot fetch from", url=url)
+    argv = ["git", "--git-dir", git_dir, *config, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
+            "--stdin", "--", url]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=_env())
+    except FileNotFoundError:
+        raise LgError("git is not installed; lg talks to remotes through it") from None
+    over = threading.Event()
+    if max_bytes is not None:
+        threading.Thread(target=_watch, args=(proc, os.path.join(git_dir, "objects"), max_bytes, over),
+                         daemon=True).start()
+    _, err = proc.communicate(spec)
+    if over.is_set():
+        raise RemoteError(f"{printable(url)} sent more than {max_bytes} bytes (--max-pack); stopped,"
+                          " nothing was kept")
+    if proc.returncode != 0:
+        raise _failure("cannot fetch from", url, err)
+
+
+def _watch(proc: subprocess.Popen, directory: str, limit: int, over) -> None:
+    """Kill ``proc`` once the files under ``directory`` add up to more than ``limit`` bytes."""
+    import time
+
+    while proc.poll() is None:
+        total = 0
+        for folder, _, files in os.walk(directory):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except FileNotFoundError:
+                    pass
+        if total > limit:
+            over.set()
+            proc.kill()
+            return
+        time.sleep(0.05)
 
 
 def objects_between(git_dir: str, tips: Iterable[bytes],
