@@ -6,6 +6,7 @@
     for entry in api.log(repo, "app:v1"):
         print(entry.id[:12], entry.message, entry.size)
     changes = api.diff(repo, "app:v1~1", "app:v1").changes
+    api.push(repo, "/srv/images.git", ["app:v1"])  # a remote's name, a URL or a path
 
 Importing this module is cheap: pygit2 loads on the first call that needs the store.
 """
@@ -15,6 +16,7 @@ from .porcelain.diff import diff
 from .porcelain.history import log, show
 from .porcelain.images import commit_dir, list_images, rmi, tag
 from .porcelain.maintenance import fsck, gc
+from .porcelain.remotes import fetch, pull, push, remote_add, remote_list, remote_remove
 from .porcelain.repo import Repo, open_repo
 
 __all__ = [
@@ -22,12 +24,18 @@ __all__ = [
     "checkout",
     "commit_dir",
     "diff",
+    "fetch",
     "fsck",
     "gc",
     "list_images",
     "log",
     "materialise",
     "open_repo",
+    "pull",
+    "push",
+    "remote_add",
+    "remote_list",
+    "remote_remove",
     "rmi",
     "show",
     "tag",
