@@ -81,6 +81,8 @@ def build_incremental(ctx: Context) -> list[Case]:
     env, broken = _two_versions(ctx, root)
     remote = ctx.path("remote.git")
     ctx.run(["git", "init", "-q", "--bare", str(remote)])
+    # what a push sends is kept as the pack it came in, so the remote's growth is its size
+    ctx.run(["git", "--git-dir", str(remote), "config", "receive.unpackLimit", "1"])
     src = ctx.path("src")
     if broken is None:
         try:

@@ -6,7 +6,7 @@ import click
 
 from layergit.porcelain import remotes
 
-from .output import human_size, print_json, repo_from, short, table
+from .output import human_size, listing, print_json, repo_from, short
 
 _GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
             " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
@@ -33,11 +33,7 @@ def remote_add_cmd(ctx, name, url):
 @click.pass_context
 def remote_ls_cmd(ctx, as_json):
     """List remotes."""
-    rows = remotes.remote_list(repo_from(ctx))
-    if as_json:
-        print_json(rows)
-    else:
-        table(["NAME", "URL"], [[r.name, r.url] for r in rows])
+    listing(remotes.remote_list(repo_from(ctx)), as_json, False, ["NAME", "URL"], lambda r: [r.name, r.url])
 
 
 @remote_cmd.command("rm")
@@ -93,16 +89,22 @@ def _size(text: str | None) -> int | None:
     return parse_size(text, "--max-pack") if text else None
 
 
-_MAX_RECEIVED = click.option("--max-pack", metavar="SIZE",
-                             help="Stop, keeping nothing, if the remote sends more than SIZE (e.g. 2g).")
+def _receiving(command):
+    """What pull and fetch share: REMOTE, the images, --max-pack, --json."""
+    for decorate in reversed((
+        click.argument("remote", metavar="REMOTE"),
+        click.argument("images", nargs=-1, metavar="[NAME[:TAG]]..."),
+        click.option("--max-pack", metavar="SIZE",
+                     help="Stop, keeping nothing, if the remote sends more than SIZE (e.g. 2g)."),
+        click.option("--json", "as_json", is_flag=True),
+        click.pass_context,
+    )):
+        command = decorate(command)
+    return command
 
 
 @click.command("pull", epilog=_GRAMMAR)
-@click.argument("remote", metavar="REMOTE")
-@click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
-@_MAX_RECEIVED
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
+@_receiving
 def pull_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images from a git remote and fast-forward their local tags (none named:
     every local image the remote also holds)."""
@@ -110,11 +112,7 @@ def pull_cmd(ctx, remote, images, max_pack, as_json):
 
 
 @click.command("fetch", epilog=_GRAMMAR)
-@click.argument("remote", metavar="REMOTE")
-@click.argument("images", nargs=-1, metavar="[NAME[:TAG]]...")
-@_MAX_RECEIVED
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
+@_receiving
 def fetch_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
     _report(remotes.fetch(repo_from(ctx), remote, list(images), _size(max_pack)), "received", as_json)

@@ -147,29 +147,24 @@ class _Handler(BaseHTTPRequestHandler):
             proc.kill()  # the client went away or sent garbage: the backend stops too
 
     def _body(self, length: str | None, chunked: bool):
+        """The request body in pieces: Content-Length bytes, or HTTP/1.1 chunks decoded.
+        A body cut short raises ValueError, so the backend is killed, not fed half."""
         if length is not None:
-            left = int(length)
-            while left > 0:
-                piece = self.rfile.read(min(left, _CHUNK))
-                if not piece:
-                    return
-                left -= len(piece)
-                yield piece
+            yield from self._exactly(int(length))
             return
-        if not chunked:
-            return
-        while True:
+        while chunked:
             size = int(self.rfile.readline(100).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                self.rfile.readline(100)
-                return
-            while size > 0:
-                piece = self.rfile.read(min(size, _CHUNK))
-                if not piece:
-                    return
-                size -= len(piece)
-                yield piece
-            self.rfile.readline(100)
+            yield from self._exactly(size)
+            self.rfile.readline(100)  # the CRLF after a chunk (or the end of the trailer)
+            chunked = size > 0
+
+    def _exactly(self, size: int):
+        while size > 0:
+            piece = self.rfile.read(min(size, _CHUNK))
+            if not piece:
+                raise ValueError("request body cut short")
+            size -= len(piece)
+            yield piece
 
     def _respond(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
