@@ -1,4 +1,4 @@
-"""Scenarios 18-20 (issue 14): images to and from git remotes, side by side with git itself.
+"""Scenarios 18-21 (issue 14): images to and from git remotes, side by side with git itself.
 
 18. push of a two-version minbase image into an empty bare repository: `lg push` vs
     `git push` of the same refs straight from lg's store, and dulwich's client (the
@@ -8,6 +8,8 @@
     under 100 kB).
 20. pull of the image into a fresh root from `lg serve` vs from `git daemon` serving
     the same store (goal: at most 1.3x), and `git clone --bare` from each.
+21. an image rebuilt with `--no-cache`: what its git push adds to the remote vs what a
+    registry push would upload (goal: at most a tenth).
 
 The servers run for the scenario on loopback ports and are stopped in its cleanups.
 """
@@ -167,6 +169,64 @@ def build_clone(ctx: Context) -> list[Case]:
     ]
 
 
+# -- 21. rebuild without the cache: git's objects vs a registry's layers --------------------
+
+DOCKERFILE = """FROM base:1
+RUN cp -a /usr/share/doc /opt/doc
+RUN cp -a /usr/share/zoneinfo /opt/zoneinfo && echo built > /opt/stamp
+RUN cp -a /usr/share/perl5 /opt/perl5
+"""
+
+
+def _blobs(layout) -> dict[str, int]:
+    """digest -> size of every blob of an OCI layout: what a registry would hold."""
+    directory = layout / "blobs" / "sha256"
+    return {name: os.stat(directory / name).st_size for name in os.listdir(directory)}
+
+
+def build_rebuild(ctx: Context) -> list[Case]:
+    """An image built twice, the second time with --no-cache: every RUN layer is new to a
+    registry (new mtimes, new tar, new digest) although its files are byte-identical. A
+    registry push of the second build uploads every blob the first did not have (here
+    the blobs of lg's own OCI export, compared by digest: what a push of that layout would
+    send); a git push sends only the objects the remote lacks."""
+    root = ctx.path("lg-root")
+    env = {"LG_ROOT": str(root)}
+    context = ctx.path("context")
+    context.mkdir()
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    remote = ctx.path("remote.git")
+    ctx.run(["git", "init", "-q", "--bare", str(remote)])
+    ctx.run(["git", "--git-dir", str(remote), "config", "receive.unpackLimit", "1"])
+    broken = None
+    try:
+        ctx.run(ctx.lg("commit", ctx.workload.rootfs, "-t", "base:1"), env, "lg commit base")
+        ctx.run(ctx.lg("build", "-q", "--network", "none", "-t", "app:1", context), env, "lg build")
+        ctx.run(ctx.lg("push", remote, "base:1", "app:1"), env, "lg push app:1")
+        ctx.run(ctx.lg("export", "--format", "oci", "-o", f"{ctx.path('oci-1')}/", "app:1"), env, "export 1")
+        ctx.run(ctx.lg("build", "-q", "--no-cache", "--network", "none", "-t", "app:2", context), env,
+                "lg build --no-cache")
+        ctx.run(ctx.lg("export", "--format", "oci", "-o", f"{ctx.path('oci-2')}/", "app:2"), env, "export 2")
+        first, second = _blobs(ctx.path("oci-1")), _blobs(ctx.path("oci-2"))
+        registry = sum(size for digest, size in second.items() if digest not in first)
+        before = _remote_kb(remote)
+        ctx.run(ctx.lg("push", remote, "app:2"), env, "lg push app:2")
+        git_kb = _remote_kb(remote) - before
+        ctx.figures.update(rebuild_git_push_kb=git_kb, rebuild_registry_upload_kb=registry / 1024)
+        ratio = git_kb * 1024 / registry if registry else 0.0
+        new_blobs = len(set(second) - set(first))
+        ctx.note(f"after `lg build --no-cache`: the git push of app:2 added {git_kb:.0f} kB to the remote; "
+                 f"a registry push would upload {registry / 1024:.0f} kB ({new_blobs} new blobs of lg's "
+                 "OCI export)")
+        ctx.check("git push sends at most a tenth of what a registry push uploads (issue 14)",
+                  f"{ratio:.3f} of it", "met" if ratio <= 0.1 else "MISSED", ratio <= 0.1)
+    except SetupFailed as exc:
+        broken = str(exc)
+    delete = f"git --git-dir {q(remote)} update-ref -d refs/heads/app/2"
+    return [Case("lg", "lg push REMOTE app:2 (rebuilt with --no-cache)", ctx.lg("push", remote, "app:2"),
+                 env=env, broken=broken, prepare=delete)]
+
+
 REMOTE_SCENARIOS = [
     Scenario(18, "remote-push", "push of a two-version image into an empty bare repository",
              "`lg push` of bench:v1 and bench:v2 vs `git push` and dulwich's `porcelain.push` of the same "
@@ -181,4 +241,9 @@ REMOTE_SCENARIOS = [
              "`lg pull` of bench:v2 into a fresh root from `lg serve` and from `git daemon` serving the same "
              "store, and `git clone --bare` from each (goal: lg serve at most 1.3x git daemon, issue 14).",
              "lg pull http://(lg serve) bench:v2, fresh root", runs=5, quick_runs=2, build=build_clone),
+    Scenario(21, "rebuild-push", "push of an image rebuilt with --no-cache: git objects vs registry layers",
+             "`lg build --no-cache` of a three-RUN Dockerfile on the minbase image, then `lg push` of the "
+             "result to a git remote holding the first build; kB it adds vs the blobs a registry push would "
+             "upload (goal: at most a tenth, issue 14).",
+             "lg push REMOTE app:2 (rebuilt with --no-cache)", runs=3, quick_runs=2, build=build_rebuild),
 ]

@@ -6,7 +6,7 @@ import click
 
 from layergit.porcelain import remotes
 
-from .output import human_size, listing, print_json, repo_from, short
+from .output import human_size, listing, print_json, progress, repo_from, short
 
 _GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
             " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
@@ -79,7 +79,9 @@ def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
 @click.pass_context
 def push_cmd(ctx, remote, images, all_images, force, max_pack, as_json):
     """Send images' history to a git remote: only what it lacks."""
-    result = remotes.push(repo_from(ctx), remote, list(images), all_images, force, _size(max_pack))
+    repo = repo_from(ctx)
+    with progress(f"pushing to {remote}"):  # a spinner and the time taken, on a terminal
+        result = remotes.push(repo, remote, list(images), all_images, force, _size(max_pack))
     _report(result, "sent", as_json)
 
 
@@ -108,14 +110,20 @@ def _receiving(command):
 def pull_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images from a git remote and fast-forward their local tags (none named:
     every local image the remote also holds)."""
-    _report(remotes.pull(repo_from(ctx), remote, list(images), _size(max_pack)), "received", as_json)
+    repo = repo_from(ctx)
+    with progress(f"pulling from {remote}"):
+        result = remotes.pull(repo, remote, list(images), _size(max_pack))
+    _report(result, "received", as_json)
 
 
 @click.command("fetch", epilog=_GRAMMAR)
 @_receiving
 def fetch_cmd(ctx, remote, images, max_pack, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
-    _report(remotes.fetch(repo_from(ctx), remote, list(images), _size(max_pack)), "received", as_json)
+    repo = repo_from(ctx)
+    with progress(f"fetching from {remote}"):
+        result = remotes.fetch(repo, remote, list(images), _size(max_pack))
+    _report(result, "received", as_json)
 
 
 @click.command("serve")
