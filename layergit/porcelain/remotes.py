@@ -415,8 +415,9 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
     host, port = server.parse_listen(listen)
     options = server.ServeOptions(repo.store.path, host, port, allow_push, log=log)  # the store, created
     # Only images are served: containers' and build-cache refs, and what other remotes
-    # hold, stay private.
-    options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX]})
+    # hold, stay private; the exact object walk as for a push (gitcli.EXACT_WALK).
+    served = {"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX], "pack.useSparse": ["false"]}
+    options.env = _config_env(served)
     hooks = tempfile.mkdtemp(prefix="lg-serve-hooks-") if allow_push else None  # outside tmp/: gc empties it
     try:
         if hooks:
@@ -426,8 +427,7 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
                 f.write(f"#!/bin/sh\nPYTHONPATH={_sh(package_parent)} exec {_sh(sys.executable)}"
                         f" -m layergit.porcelain.prereceive {_sh(os.path.abspath(repo.root.path))}\n")
             os.chmod(hook, 0o700)
-            options.env = _config_env({"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX],
-                                       **{k: [v] for k, v in _PUSH_CONFIG.items()},
+            options.env = _config_env({**served, **{k: [v] for k, v in _PUSH_CONFIG.items()},
                                        "core.hooksPath": [hooks],
                                        **({"receive.maxInputSize": [str(max_pack)]} if max_pack else {})})
             options.around_push = lambda: store_lock(repo)

@@ -186,10 +186,17 @@ def objects_between(git_dir: str, tips: Iterable[bytes],
     return out
 
 
+# git's "sparse" object walk (pack.useSparse, on by default) treats as already sent only
+# the trees of the commits a push builds on: an image rebuilt with --no-cache sent 6.2 MB
+# where the exact walk sends 55 kB, because its twin build's trees were never looked at.
+# The exact walk costs a few tens of milliseconds on an image's few thousand trees.
+EXACT_WALK = "pack.useSparse=false"
+
+
 def push(git_dir: str, url: str, updates: list[tuple[str, bytes, bytes | None]]) -> None:
     """Set each ``(ref, new, expected old)`` on ``url`` in one atomic push. The old
     value is a lease: had the remote moved since lg looked, git refuses the whole push."""
     leases = [f"--force-with-lease={ref}:{old.hex() if old else ''}" for ref, _, old in updates]
     specs = [f"+{new.hex()}:{ref}" for ref, new, _ in updates]
-    git(git_dir, "push", "--atomic", "--quiet", "--no-verify", *leases, "--", url, *specs,
+    git(git_dir, "-c", EXACT_WALK, "push", "--atomic", "--quiet", "--no-verify", *leases, "--", url, *specs,
         check_what="cannot push to", url=url)
