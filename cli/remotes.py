@@ -86,9 +86,11 @@ def push_cmd(ctx, remote, images, all_images, force, max_pack, as_json):
 
 
 def _size(text: str | None) -> int | None:
-    from layergit.porcelain.runopts import parse_size
+    if not text:
+        return None
+    from layergit.porcelain.runopts import parse_size  # with the run options' imports: only when asked
 
-    return parse_size(text, "--max-pack") if text else None
+    return parse_size(text, "--max-pack")
 
 
 def _receiving(command):
