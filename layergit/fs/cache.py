@@ -259,6 +259,67 @@ class FarmDeposit(FarmWriter):
         return os.open(tmp, flags, 0o600, dir_fd=self._dir), tmp
 
 
+class FarmCopies:
+    """A copy checkout's source of file bytes: the farm's object for an entry, copied
+    by the kernel (copy_file_range, sendfile across filesystems) instead of inflated
+    from a pack and hashed, as ``ostree checkout -C`` copies its repository's files.
+
+    The farm is trusted as ``lg run`` trusts it (its rootfs directories are what
+    containers mount); its object must still be a regular file of the blob's size.
+    Big files (STREAM_FROM and over) come from the store, which keeps their holes.
+    """
+
+    def __init__(self, store, objects_dir: str):
+        self._store = store
+        self._dir = os.open(objects_dir, DIR_FLAGS)
+
+    def close(self) -> None:
+        os.close(self._dir)
+
+    def __call__(self, node: Node, out: int) -> int | None:
+        key = object_key(node)
+        try:
+            src = os.open(f"{key[:2]}/{key[2:]}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=self._dir)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(src)
+            assert node.oid is not None  # a file's node has its blob
+            if (not stat.S_ISREG(st.st_mode) or st.st_size >= STREAM_FROM
+                    or st.st_size != self._store.object_size(node.oid)):
+                return None
+            return _copy(src, out, st.st_size)
+        finally:
+            os.close(src)
+
+
+def _copy(src: int, out: int, size: int) -> int:
+    left = size
+    kernel_copy = _copy_file_range
+    while left:
+        try:
+            n = kernel_copy(src, out, left)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL) \
+                    or kernel_copy is _sendfile:
+                raise
+            kernel_copy = _sendfile  # another filesystem, or a kernel without it
+            continue
+        if n == 0:
+            raise LgError("a cache object is shorter than it was a moment ago")
+        left -= n
+    return size
+
+
+def _copy_file_range(src: int, out: int, count: int) -> int:
+    return os.copy_file_range(src, out, count)
+
+
+def _sendfile(src: int, out: int, count: int) -> int:
+    return os.sendfile(out, src, None, count)
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     tree: str
@@ -291,6 +352,13 @@ class MaterialisedCache:
                 raise
             remove_tree(tmp)
         return final
+
+    def copies(self, store) -> FarmCopies | None:
+        """The farm as a copy checkout's source of file bytes (None when there is none)."""
+        try:
+            return FarmCopies(store, self.objects_dir)
+        except FileNotFoundError:
+            return None
 
     def deposit(self, store) -> FarmDeposit:
         """A FarmDeposit into this cache's farm, for an import."""
