@@ -84,7 +84,10 @@ class TarSource:
         except TarBoundError as exc:
             self._file.close()
             raise LimitExceeded(str(exc)) from None
-        except (TarError, ArchiveError):
+        except TarError as exc:
+            self._file.close()
+            raise ArchiveError(str(exc)) from None
+        except ArchiveError:
             self._file.close()
             raise
 

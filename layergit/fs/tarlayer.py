@@ -201,8 +201,7 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watc
             limits.count(entries=1)
             if watch is not None:
                 watch(member)
-            if member.sparse is not None:  # holes are not in the archive: count them before reading
-                limits.count(nbytes=member.size - member.stored)
+            limits.count(nbytes=member.holes)  # not in the archive: counted before they are read
             entries.append(_entry(tar, member, writer, whiteouts, deposit))
     except TarBoundError as exc:
         raise LimitExceeded(str(exc)) from None
@@ -212,6 +211,9 @@ def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watc
 
 
 def _entry(tar: TarReader, member: Member, writer, whiteouts: bool, deposit) -> TarEntry:
+    kind = _KINDS.get(member.type)
+    if kind is None:  # before anything else: a whiteout's name does not make a vendor type readable
+        raise ArchiveError(f"entry {member.name!r} has unsupported tar type {member.type!r}")
     parts = split_path(member.name)
     base = parts[-1] if parts else b""
     if whiteouts and base.startswith(WHITEOUT):
@@ -222,9 +224,6 @@ def _entry(tar: TarReader, member: Member, writer, whiteouts: bool, deposit) -> 
                 raise ArchiveError(f"invalid whiteout {member.name!r}")
             return TarEntry(parts, "skip")  # aufs bookkeeping (.wh..wh.plnk and friends)
         return TarEntry(parts[:-1] + [base[len(WHITEOUT):]], "wh")
-    kind = _KINDS.get(member.type)
-    if kind is None:
-        raise ArchiveError(f"entry {member.name!r} has unsupported tar type {member.type!r}")
     if kind == "h":
         return TarEntry(parts, "h", link=split_path(member.linkname, "hardlink target"))
     rdev = (member.devmajor, member.devminor) if kind in "cb" else None

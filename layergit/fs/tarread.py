@@ -38,7 +38,11 @@ MAX_EXTENDED_HEADERS = 8
 REGULAR = (b"0", b"\0", b"7")  # regular file, old regular file, contiguous file
 SPARSE = b"S"  # old GNU sparse file
 _DATA_TYPES = REGULAR + (SPARSE,)
-_DEVICES = (b"3", b"4")  # types whose size counts data blocks that follow
+# Types whose header is all there is: any other type's size counts data blocks that
+# follow, which are skipped, never read as headers (tarfile and Go's archive/tar agree).
+_HEADER_ONLY = (b"1", b"2", b"3", b"4", b"5", b"6")
+_DEVICES = (b"3", b"4")
+_MAX_DIGITS = 40  # a number in a pax record or a sparse map: int() refuses over 4,300
 _GNU_LONGNAME, _GNU_LONGLINK, _PAX, _PAX_GLOBAL = b"L", b"K", b"x", b"g"
 _POSIX_MAGIC = b"ustar\x0000"
 
@@ -46,7 +50,7 @@ _POSIX_MAGIC = b"ustar\x0000"
 # devmajor, devminor, prefix (ustar) or GNU's atime..realsize, padding
 _BUFFER = 1 << 16
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
-_PAX_RECORD = re.compile(rb"(\d+) ([^=\n]+)=")
+_PAX_RECORD = re.compile(rb"(\d{1,20}) ([^=\n]+)=")
 
 
 class TarError(LgError):
@@ -77,6 +81,7 @@ class Member:
     stored: int  # bytes of content in the archive (a sparse file's runs, end to end)
     offset: int  # where its first header (extended ones included) starts
     offset_data: int  # where its content starts
+    holes: int = 0  # bytes of a sparse file the archive does not hold (zeros when read)
 
     def is_file(self) -> bool:
         """A regular file, sparse or not (a member whose content follows its header)."""
@@ -126,7 +131,7 @@ def _checksum_ok(block: bytes) -> bool:
     return stored == signed
 
 
-_PAX_INTEGER = re.compile(r"-?[0-9]+")
+_PAX_INTEGER = re.compile(r"-?[0-9]{1,%d}" % _MAX_DIGITS)
 
 
 def _pax_number(value: str, key: str) -> int:
@@ -136,7 +141,8 @@ def _pax_number(value: str, key: str) -> int:
     return int(value)
 
 
-_PAX_TIME = re.compile(r"(-?[0-9]+)(?:\.([0-9]*))?")  # seconds, optional fraction
+# seconds, then an optional fraction
+_PAX_TIME = re.compile(r"(-?[0-9]{1,%d})(?:\.([0-9]{0,%d}))?" % (_MAX_DIGITS, _MAX_DIGITS))
 
 
 def _pax_time_ns(text: str) -> int:
@@ -169,7 +175,6 @@ class TarReader:
         self.offset = 0  # bytes consumed
         self._buf = b""
         self._bpos = 0
-        self._globals: dict[str, str] = {}
         self._global_bytes = 0
         self._left = 0  # bytes of the current member's content still in the stream
         self._skip = 0  # padding after them, up to the next header
@@ -295,16 +300,18 @@ class TarReader:
             else:
                 records, runs = _pax_records(data)
                 if kind == _PAX_GLOBAL:
+                    # Checked, then ignored, as Docker (Go's archive/tar) ignores them:
+                    # applied to every later member (tarfile's way) a global path, size or
+                    # xattr would make lg see another layer than Docker does, and cost
+                    # its bytes again for every member.
                     self._global_bytes += size
                     if self._global_bytes > MAX_EXTENDED:
                         raise TarBoundError(
                             f"archive has pax global headers of more than {MAX_EXTENDED} bytes")
-                    self._globals.update(records)
                 else:
                     pax.update(records)
                     sparse_00.extend(runs)
-        return self._member(block, fields, start, {**self._globals, **pax}, sparse_00, long_name, long_link,
-                            extended)
+        return self._member(block, fields, start, pax, sparse_00, long_name, long_link, extended)
 
     def _member(self, block: bytes, fields, start: int, pax: dict[str, str], sparse_00, long_name, long_link,
                 extended: int) -> Member:
@@ -337,12 +344,15 @@ class TarReader:
             offset_data=self.offset,
         )
         self._name = member.name
+        if kind in _HEADER_ONLY:
+            return member
+        stored = _pax_number(pax["size"], "size") if "size" in pax else _number(size, "size")
+        if stored < 0:
+            raise TarError(f"corrupt tar header: entry {member.name[:200]!r} has a negative size")
+        self._left = stored
+        self._skip = -stored % BLOCK
         if member.is_file():
-            stored = _pax_number(pax["size"], "size") if "size" in pax else _number(size, "size")
-            if stored < 0:
-                raise TarError(f"corrupt tar header: entry {member.name[:200]!r} has a negative size")
             member.size = member.stored = stored
-            self._skip = -stored % BLOCK
             if kind == SPARSE:
                 self._old_gnu_sparse(member, block, extended)
             elif "GNU.sparse.major" in pax or "GNU.sparse.map" in pax or sparse_00:
@@ -410,14 +420,16 @@ class TarReader:
             text += self._exact(BLOCK, "a GNU sparse map")
             used += BLOCK
             *lines, text = text.split(b"\n")
+            if len(text.rstrip(b"\0")) > _MAX_DIGITS:
+                raise TarError(f"entry {member.name[:200]!r}: its GNU sparse map is not numbers")
             for line in lines:
-                if not line.isdigit():
+                if not line.isdigit() or len(line) > _MAX_DIGITS:
                     raise TarError(f"entry {member.name[:200]!r}: its GNU sparse map is not numbers")
                 numbers.append(int(line))
                 if want is None:
                     want = numbers[0]
-        runs = list(zip(numbers[1::2], numbers[2::2], strict=True))[:want]
-        return runs, used
+        wanted = numbers[1:1 + 2 * want]
+        return list(zip(wanted[::2], wanted[1::2], strict=True)), used
 
     # -- content -------------------------------------------------------------------------
 
@@ -460,6 +472,8 @@ def _check_runs(member: Member) -> None:
     """A sparse map is refused unless its runs are in order, inside the file, and no more
     than the archive holds for the member: a map that lies would read other members'
     bytes as content."""
+    if member.size < 0:
+        raise TarError(f"entry {member.name[:200]!r} has a negative sparse size")
     end = stored = 0
     for offset, size in member.sparse or ():
         if offset < end or size < 0 or offset + size > member.size:
@@ -467,6 +481,7 @@ def _check_runs(member: Member) -> None:
         end, stored = offset + size, stored + size
     if stored > member.stored:
         raise TarError(f"entry {member.name[:200]!r}: its sparse map claims more data than the archive holds")
+    member.holes = member.size - stored  # not negative: every run ends inside the file
 
 
 def _runs_from(raw: bytes, count: int) -> list[tuple[int, int]]:

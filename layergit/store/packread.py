@@ -184,6 +184,8 @@ class PackReader:
         if listing == self._listing:
             return False
         self._listing = listing
+        # Forget packs that are gone (gc repacked them): their objects may be gone too.
+        self._packs = {name: pack for name, pack in self._packs.items() if name in listing}
         for name in listing:
             if name not in self._packs:
                 try:

@@ -125,3 +125,18 @@ def test_an_index_of_another_version_is_ignored(tmp_path):
     path, ids = written(tmp_path, [(OBJ_BLOB, b"v1 index")])
     _patch(path[: -len(".pack")] + ".idx", 4, b"\0\0\0\x03")
     assert packread.PackReader(str(tmp_path)).read(next(iter(ids))) is None
+
+
+def test_a_pack_gone_from_the_directory_is_forgotten_at_the_next_refresh(tmp_path):
+    """gc may repack and prune: a reader that kept a removed pack would vouch for objects
+    the store no longer has, and a writer would then skip writing them."""
+    path, ids = written(tmp_path, OBJECTS[:3])
+    reader = packread.PackReader(str(tmp_path))
+    reader.refresh()
+    assert all(reader.contains(oid) for oid in ids)
+    base = path[:-len(".pack")] if path.endswith(".pack") else path
+    for suffix in (".idx", ".pack"):
+        os.unlink(base + suffix)
+    written(tmp_path, [(OBJ_BLOB, b"another pack\n")])
+    assert reader.refresh()
+    assert not any(reader.contains(oid) for oid in ids)

@@ -79,10 +79,13 @@ def test_every_field_reads_as_tarfile_reads_it(members, fmt):
     assert _ours(data) == _reference(data)
 
 
-def test_pax_xattrs_fractional_times_and_globals():
+def test_pax_xattrs_fractional_times_and_globals_ignored():
+    """A pax global header is checked and then ignored, as Docker ignores it: applied to
+    every later member (tarfile's way) it would make lg read another layer than Docker
+    does, and its xattrs would cost their bytes again for every member."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
-                      pax_headers={"uid": "77"}) as tar:  # a global header: every member's owner
+                      pax_headers={"uid": "77", "SCHILY.xattr.user.g": "v" * 60_000}) as tar:
         info = tarfile.TarInfo("f")
         info.pax_headers = {"SCHILY.xattr.user.b": "2", "SCHILY.xattr.user.a": "\udcff1", "mtime": "-1.5"}
         tar.addfile(info, io.BytesIO(b""))
@@ -91,7 +94,8 @@ def test_pax_xattrs_fractional_times_and_globals():
     f, g = list(reader)
     assert f.xattrs == (("user.a", b"\xff1"), ("user.b", b"2"))
     assert f.mtime_ns == -1_500_000_000
-    assert f.uid == g.uid == 77
+    assert f.uid == g.uid == 0
+    assert g.xattrs == ()
 
 
 def test_content_left_unread_is_skipped_and_the_end_found():
@@ -135,3 +139,83 @@ def test_extended_headers_are_refused_before_they_are_read():
     with pytest.raises(TarBoundError, match="more than 1048576 bytes"):
         list(TarReader(Counting(out.getvalue())))
     assert Counting.most <= 1 << 16
+
+
+# -- archives no writer makes: headers built byte by byte ------------------------------
+
+
+def _header(name: bytes, kind: bytes = b"0", size: int = 0, tail: bytes = b"") -> bytes:
+    block = bytearray(512)
+    block[0:100] = name.ljust(100, b"\0")
+    for at, width, value in ((100, 8, 0o644), (108, 8, 0), (116, 8, 0), (124, 12, size), (136, 12, 0)):
+        block[at:at + width] = b"%0*o\0" % (width - 1, value)
+    block[156:157] = kind
+    block[257:265] = b"ustar\x0000"
+    block[345:345 + len(tail)] = tail
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _member(name: bytes, data: bytes = b"", kind: bytes = b"0", tail: bytes = b"") -> bytes:
+    return _header(name, kind, len(data), tail) + data + bytes(-len(data) % 512)
+
+
+def _pax(records: dict[str, str], kind: bytes = b"x") -> bytes:
+    body = b""
+    for key, value in records.items():
+        line = f" {key}={value}\n".encode()
+        n = len(line) + 1
+        while len(str(n)) + len(line) != n:
+            n = len(str(n)) + len(line)
+        body += str(n).encode() + line
+    return _member(b"pax", body, kind)
+
+
+END = bytes(1024)
+
+
+def test_content_of_an_unknown_type_is_skipped_never_read_as_headers():
+    """A vendor type's content holds what looks like a member: it must stay content (as
+    tarfile and Go read it), or a layer carries a file Docker never sees."""
+    hidden = _member(b"bin/evil", b"#!/bin/sh\necho pwned\n")
+    data = _member(b"bin/.wh.placeholder", hidden, b"D") + _member(b"bin/ok", b"fine") + END
+    assert [m.name for m in TarReader(io.BytesIO(data))] == ["bin/.wh.placeholder", "bin/ok"]
+    assert [m.name for m in TarReader(io.BytesIO(data), seekable=True)] == ["bin/.wh.placeholder", "bin/ok"]
+
+
+@pytest.mark.parametrize("size", ["-1099511627776", "-1"])
+def test_a_negative_sparse_size_is_refused(size):
+    sparse = _pax({"GNU.sparse.major": "0", "GNU.sparse.minor": "0", "GNU.sparse.size": size})
+    with pytest.raises(TarError, match="negative sparse size"):
+        list(TarReader(io.BytesIO(sparse + _member(b"s") + END)))
+
+
+def test_holes_are_what_the_runs_leave_of_the_size():
+    sparse = _pax({"GNU.sparse.major": "0", "GNU.sparse.minor": "1", "GNU.sparse.size": "4096",
+                   "GNU.sparse.map": "1024,3", "GNU.sparse.name": "s"})
+    member = next(TarReader(io.BytesIO(sparse + _member(b"s", b"abc") + END)))
+    assert (member.size, member.holes) == (4096, 4093)
+
+
+@pytest.mark.parametrize("damage", [
+    _pax({"uid": "1" * 5000}) + _member(b"a"),
+    _pax({"mtime": "9" * 5000}) + _member(b"a"),
+    _member(b"pax", b"0" * 4999 + b"9 a=b\n", b"x") + _member(b"a"),
+    _pax({"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "10",
+          "GNU.sparse.name": "s"}) + _member(b"s", b"1\n" + b"0" * 5000 + b"\n4\n".ljust(512, b"\0")),
+    _pax({"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "10",
+          "GNU.sparse.name": "s"}) + _member(b"s", b"7" * 600),
+], ids=["uid-digits", "mtime-digits", "record-length-digits", "map-digits", "map-without-newline"])
+def test_numbers_too_long_for_int_are_tar_errors(damage):
+    with pytest.raises(TarError):
+        list(TarReader(io.BytesIO(damage + END)))
+
+
+def test_a_sparse_map_with_more_lines_than_it_announces_reads_what_it_announces():
+    body = b"1\n0\n4\n7\n".ljust(512, b"\0") + b"abcd"
+    data = _pax({"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.realsize": "10",
+                 "GNU.sparse.name": "s"}) + _member(b"s", body) + END
+    reader = TarReader(io.BytesIO(data))
+    member = next(reader)
+    assert (member.sparse, b"".join(iter(lambda: reader.read(100), b""))) == (((0, 4),), b"abcd" + bytes(6))
