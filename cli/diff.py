@@ -66,8 +66,9 @@ def _json(result) -> dict:
 @click.option("--stat", "stat_", is_flag=True, help="Summarise changes and bytes.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--mtime", is_flag=True, help="Report mtime-only changes too.")
+@click.option("--waste", is_flag=True, help="The waste report (lg waste) of the layers from A to B.")
 @click.pass_context
-def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
+def diff_cmd(ctx, args, name_status, stat_, as_json, mtime, waste):
     """What changed from A to B (from A's parent to A when B is absent).
 
     With a single argument that names a container: what the container changed
@@ -77,6 +78,9 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
     if not 1 <= len(revs) <= 2:
         raise UsageError("lg diff takes one or two revisions, then optionally -- PATH...")
     repo = repo_from(ctx)
+    if waste:
+        _print_waste(repo, revs, paths, as_json)
+        return
     result = _container_diff(repo, revs, paths, mtime) or porcelain_diff.diff(
         repo, revs[0], revs[1] if len(revs) > 1 else None, paths, include_mtime=mtime)
     if as_json:
@@ -88,6 +92,21 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime):
         _print_stat(repo, result)
     else:
         _print_report(repo, result)
+
+
+def _print_waste(repo, revs: list[str], paths: list[str], as_json: bool) -> None:
+    """What the layers above A up to B (A's own layer with one revision) ship that B drops."""
+    from layergit.porcelain.waste import waste
+
+    from .review import print_waste
+
+    if paths:
+        raise UsageError("lg diff --waste takes no paths")
+    if len(revs) == 1:
+        report = waste(repo, revs[0], base=f"{revs[0]}^" if repo.image_at(revs[0]).commit.parents else None)
+    else:
+        report = waste(repo, revs[1], base=revs[0])
+    print_waste(report, as_json)
 
 
 def _container_diff(repo, revs: list[str], paths: list[str], mtime: bool):

@@ -34,7 +34,7 @@ class ShowInfo:
     size: int
 
 
-def _who(sig) -> str:
+def who(sig) -> str:
     return f"{sig.name} <{sig.email}>"
 
 
@@ -50,7 +50,7 @@ def log(repo: Repo, rev: str, limit: int | None = None) -> list[LogEntry]:
             LogEntry(
                 oid.hex(),
                 signature_time(img.commit.author),
-                _who(img.commit.author),
+                who(img.commit.author),
                 img.commit.message.rstrip("\n"),
                 sizes.layer_size(repo, oid, img.rootfs, parent_rootfs),
                 tuple(p.hex() for p in img.commit.parents),
@@ -68,9 +68,9 @@ def show(repo: Repo, rev: str) -> ShowInfo:
         c.tree.hex(),
         img.rootfs.hex(),
         tuple(p.hex() for p in c.parents),
-        _who(c.author),
+        who(c.author),
         signature_time(c.author),
-        _who(c.committer),
+        who(c.committer),
         signature_time(c.committer),
         c.message.rstrip("\n"),
         img.config,
