@@ -98,7 +98,7 @@ def _print_waste(repo, revs: list[str], paths: list[str], as_json: bool) -> None
     """What the layers above A up to B (A's own layer with one revision) ship that B drops."""
     from layergit.porcelain.waste import waste
 
-    from .review import print_waste
+    from .waste import print_waste
 
     if paths:
         raise UsageError("lg diff --waste takes no paths")

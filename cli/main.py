@@ -31,7 +31,7 @@ COMMANDS = {
     "cat": ("review", "cat_cmd", "Print a file of an image version."),
     "ls": ("review", "ls_cmd", "List a directory of an image version from its metadata."),
     "grep": ("review", "grep_cmd", "Search the files of one or several image versions."),
-    "waste": ("review", "waste_cmd", "Report the bytes an image's layers ship and its rootfs drops."),
+    "waste": ("waste", "waste_cmd", "Report the bytes an image's layers ship and its rootfs drops."),
     "checkout": ("checkout", "checkout_cmd", "Write an image version's rootfs into a directory."),
     "build": ("build", "build_cmd", "Build an image from a Dockerfile."),
     "import": ("transfer", "import_cmd", "Import a rootfs tarball, docker-archive or OCI layout."),

@@ -28,6 +28,7 @@ from .repo import Repo, signature_time
 if TYPE_CHECKING:
     from ..store.store import CommitInfo
 
+_RAW = "surrogateescape"  # names and paths are bytes; as str they keep every byte
 BLAME_MAX = 16 << 20  # bytes of one version of a file blame or grep --first read whole
 SYMLINK_HOPS = 40  # Linux's limit on symlinks followed while resolving one path (ELOOP)
 BINARY_PROBE = 8000  # git's heuristic: a NUL in the first 8000 bytes means binary
@@ -179,8 +180,9 @@ def _pairs(repo: Repo, rev: str) -> Iterator[tuple[Version, bytes | None]]:
 
 def log_entry(repo: Repo, v: Version, parent_rootfs: bytes | None) -> LogEntry:
     info = v.info
+    size = sizes.layer_size(repo, v.id, v.rootfs, parent_rootfs)
     return LogEntry(v.id.hex(), signature_time(info.author), who(info.author), info.message.rstrip("\n"),
-                    sizes.layer_size(repo, v.id, v.rootfs, parent_rootfs), tuple(p.hex() for p in info.parents))
+                    size, tuple(p.hex() for p in info.parents))
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ def _renamed_from(trees: _Trees, old_root: bytes, new_root: bytes, parts: list[b
     for change in diff_trees(trees.store, old_root, new_root):
         if change.status == "D" and change.old is not None and change.old.oid == node.oid \
                 and change.old.meta.kind == "f":
-            return path_parts(change.path.decode("utf-8", "surrogateescape"))
+            return path_parts(change.path.decode("utf-8", _RAW))
     return None
 
 
@@ -222,9 +224,9 @@ def path_log(repo: Repo, rev: str, paths: list[str], limit: int | None = None, f
         for parts in current:
             how = path_change(trees, parent_rootfs, v.rootfs, parts, include_mtime)
             if how:
-                changes.append((joined(parts).decode("utf-8", "surrogateescape"), how))
+                changes.append((joined(parts).decode("utf-8", _RAW), how))
         if changes:
-            named = tuple(joined(p).decode("utf-8", "surrogateescape") for p in current)
+            named = tuple(joined(p).decode("utf-8", _RAW) for p in current)
             out.append(PathLogEntry(log_entry(repo, v, parent_rootfs), named, tuple(changes)))
         if follow and parent_rootfs is not None and changes and changes[0][1] == ("added",):
             source = _renamed_from(trees, parent_rootfs, v.rootfs, current[0])
@@ -257,10 +259,11 @@ def _lines(data: bytes) -> list[bytes]:
 
 
 def _bounded_text(store, node: Node, path: str) -> bytes:
+    assert node.oid is not None  # a file's blob
     size = store.object_size(node.oid)
     if size > BLAME_MAX:
-        raise UsageError(f"{path} is {size} bytes in {node.oid.hex()[:12] if node.oid else '?'};"
-                         f" lg blames files of at most {BLAME_MAX} bytes")
+        raise UsageError(f"{path} is {size} bytes in one version; lg blames files of at most"
+                         f" {BLAME_MAX} bytes")
     return store.read_blob(node.oid, BLAME_MAX)
 
 
@@ -272,51 +275,53 @@ def kind_at(repo: Repo, rev: str, path: str) -> str:
     return node.meta.kind
 
 
+def _rev_lines(store, node: Node | None, path: str, rev: str) -> list[bytes]:
+    if node is None:
+        raise NotFound(f"{path} does not exist in {rev}")
+    if node.meta.kind != "f":
+        raise UsageError(f"{path} is not a regular file in {rev}; blame a directory's entries"
+                         " with lg blame REV DIR")
+    data = _bounded_text(store, node, path)
+    if _is_binary(data):
+        raise UsageError(f"{path} is a binary file; lg blame reads text")
+    return _lines(data)
+
+
+def _carry(older: list[bytes], newer: list[bytes], pending: dict[int, int]) -> dict[int, int]:
+    """Moves the lines of ``pending`` (index in ``newer`` -> index in REV's file) that
+    ``older`` already had into the returned map (index in ``older`` -> the same)."""
+    carried: dict[int, int] = {}
+    for a, b, size in SequenceMatcher(None, older, newer, autojunk=False).get_matching_blocks():
+        for k in range(size):
+            if b + k in pending:
+                carried[a + k] = pending.pop(b + k)
+    return carried
+
+
 def blame_file(repo: Repo, rev: str, path: str) -> list[BlameLine]:
     """Each line of the file at ``path`` in ``rev`` with the version that last changed it,
     as git blame does without -M/-C: walking back through the versions that changed the
     file's content, a line matched (difflib's longest matching blocks) in the older
-    version passes the blame on; the rest stays with the newer one."""
+    version passes the blame on; the rest stays with the newer one. A version where the
+    file was added (or was not a file) takes every line still unclaimed."""
     trees = _Trees(repo.store)
     parts = path_parts(path)
-    pending: dict[int, int] | None = None  # line index in the version being examined -> index in REV's file
-    lines: list[bytes] = []
+    lines = newer = _rev_lines(repo.store, trees.node(repo.image_at(rev).rootfs, parts), path, rev)
+    pending = {i: i for i in range(len(lines))}
     out: dict[int, LogEntry] = {}
-    newer: list[bytes] = []
     for v, parent_rootfs in _pairs(repo, rev):
-        node = trees.node(v.rootfs, parts)
-        if pending is None:  # REV itself
-            if node is None:
-                raise NotFound(f"{path} does not exist in {rev}")
-            if node.meta.kind != "f":
-                raise UsageError(f"{path} is not a regular file in {rev}; blame a directory's entries"
-                                 " with lg blame REV DIR")
-            lines = newer = _lines(_bounded_text(repo.store, node, path))
-            if b"\0" in b"\n".join(lines)[:BINARY_PROBE]:
-                raise UsageError(f"{path} is a binary file; lg blame reads text")
-            pending = {i: i for i in range(len(lines))}
+        if not pending:
+            break
         how = path_change(trees, parent_rootfs, v.rootfs, parts, False)
         if "content" not in how and how not in (("added",), ("type",)):
             continue
         old = trees.node(parent_rootfs, parts) if parent_rootfs is not None else None
-        entry = log_entry(repo, v, parent_rootfs)
-        if old is None or old.meta.kind != "f":
-            for final in pending.values():
-                out[final] = entry
-            pending = {}
-            break
-        older = _lines(_bounded_text(repo.store, old, path))
-        carried: dict[int, int] = {}
-        matcher = SequenceMatcher(None, older, newer, autojunk=False)
-        for a, b, size in matcher.get_matching_blocks():
-            for k in range(size):
-                if b + k in pending:
-                    carried[a + k] = pending.pop(b + k)
-        for final in pending.values():
-            out[final] = entry
+        older: list[bytes] = []
+        if old is not None and old.meta.kind == "f":
+            older = _lines(_bounded_text(repo.store, old, path))
+        carried = _carry(older, newer, pending)
+        out.update(dict.fromkeys(pending.values(), log_entry(repo, v, parent_rootfs)))
         pending, newer = carried, older
-        if not pending:
-            break
     return [BlameLine(i + 1, line, out[i]) for i, line in enumerate(lines)]
 
 
@@ -346,7 +351,7 @@ def blame_dir(repo: Repo, rev: str, path: str) -> list[BlameEntry]:
             how = node_change(trees, old_nodes.get(name), new_nodes.get(name), False)
             if how:
                 entry = entry or log_entry(repo, v, parent_rootfs)
-                out[name] = BlameEntry(name.decode("utf-8", "surrogateescape"), unresolved.pop(name).meta.kind,
+                out[name] = BlameEntry(name.decode("utf-8", _RAW), unresolved.pop(name).meta.kind,
                                        entry, how)
         if not unresolved:
             break
@@ -371,7 +376,8 @@ def resolve(trees: _Trees, rootfs: bytes, path: str, follow_last: bool = True) -
             continue
         node = trees.node(rootfs, done + [name])
         if node is None:
-            raise NotFound(f"{path} does not exist in the image ({joined(done + [name]).decode(errors='replace')})")
+            missing = joined(done + [name]).decode(errors="replace")
+            raise NotFound(f"{path} does not exist in the image ({missing})")
         if node.meta.kind == "l" and (todo or follow_last):
             hops += 1
             if hops > SYMLINK_HOPS:
@@ -395,7 +401,9 @@ def cat(repo: Repo, rev: str, path: str) -> tuple[int, Iterator[bytes]]:
     parts, node = resolve(trees, repo.image_at(rev).rootfs, path)
     if node.meta.kind != "f":
         what = {"d": "a directory", "c": "a device", "b": "a device", "p": "a fifo", "s": "a socket"}
-        raise UsageError(f"{joined(parts).decode(errors='replace')} is {what[node.meta.kind]} in {rev}, not a file")
+        shown = joined(parts).decode(errors="replace")
+        raise UsageError(f"{shown} is {what[node.meta.kind]} in {rev}, not a file")
+    assert node.oid is not None  # a file's blob
     return repo.store.open_blob(node.oid)
 
 
@@ -419,12 +427,12 @@ def _ls_entry(store, path: bytes, node: Node) -> LsEntry:
     from ..fs.tarwrite import leader_path
 
     m: EntryMeta = node.meta
-    target = read_link_target(store, node.oid).decode("utf-8", "surrogateescape") if m.kind == "l" else None
+    target = read_link_target(store, node.oid).decode("utf-8", _RAW) if m.kind == "l" else None
     size = store.object_size(node.oid) if m.kind == "f" and node.oid else len(target.encode(
         "utf-8", "surrogateescape")) if target is not None else 0
-    leader = leader_path(m.link).decode("utf-8", "surrogateescape") if m.link else None
-    return LsEntry(path.decode("utf-8", "surrogateescape"), node.name.decode("utf-8", "surrogateescape"), m.kind,
-                   m.mode, m.uid, m.gid, size, m.mtime_ns, target, leader, m.rdev, tuple(k for k, _ in m.xattrs))
+    leader = leader_path(m.link).decode("utf-8", _RAW) if m.link else None
+    return LsEntry(path.decode("utf-8", _RAW), node.name.decode("utf-8", _RAW), m.kind, m.mode, m.uid, m.gid,
+                   size, m.mtime_ns, target, leader, m.rdev, tuple(k for k, _ in m.xattrs))
 
 
 def ls(repo: Repo, rev: str, path: str = "/", recursive: bool = False) -> Iterator[LsEntry]:
@@ -520,7 +528,7 @@ def grep(repo: Repo, revs: list[str], pattern: re.Pattern[bytes], paths: list[st
                 hits = cache[node.oid] = _grep_blob(repo.store, node.oid, pattern, text)
             if not hits:
                 continue
-            name = path.decode("utf-8", "surrogateescape")
+            name = path.decode("utf-8", _RAW)
             if files_only:
                 yield GrepMatch(rev, name, 0, b"")
                 continue
@@ -537,7 +545,7 @@ def _files_under(store, rootfs: bytes, prefixes: list[bytes]) -> Iterator[tuple[
     for start in starts:
         if any(start != p and start.startswith(p + b"/") for p in starts):
             continue  # inside another prefix: walked with it
-        parts = path_parts(start.decode("utf-8", "surrogateescape"))
+        parts = path_parts(start.decode("utf-8", _RAW))
         node = trees.node(rootfs, parts)
         if node is None:
             continue
@@ -554,7 +562,7 @@ def _origins(repo: Repo, rev: str, path: bytes, lines: list[bytes]) -> dict[byte
     """For each line, the oldest version in the unbroken run of versions back from ``rev``
     whose file at ``path`` holds it."""
     trees = _Trees(repo.store)
-    parts = path_parts(path.decode("utf-8", "surrogateescape"))
+    parts = path_parts(path.decode("utf-8", _RAW))
     wanted = set(lines)
     origin: dict[bytes, LogEntry] = {}
     alive = set(wanted)
@@ -568,7 +576,8 @@ def _origins(repo: Repo, rev: str, path: bytes, lines: list[bytes]) -> dict[byte
         held: set[bytes] = set()
         if old is not None and old.meta.kind == "f" and "content" not in how:
             continue  # only metadata changed: the lines live on
-        if old is not None and old.meta.kind == "f" and repo.store.object_size(old.oid) <= BLAME_MAX:
+        if old is not None and old.oid is not None and old.meta.kind == "f" \
+                and repo.store.object_size(old.oid) <= BLAME_MAX:
             held = set(_lines(repo.store.read_blob(old.oid, BLAME_MAX))) & alive
         entry = None
         for line in alive - held:

@@ -205,8 +205,8 @@ class _Counter:
         kept = sum(layer.kept for layer in self.layers)
         minimum = sum(s[2] for s in self.dive.values())
         cumulative = sum(s[1] for s in self.dive.values())
-        paths = sorted((PathWaste(p.decode("utf-8", "surrogateescape"), w, n) for p, (w, n) in self.by_path.items()),
-                       key=lambda pw: (-pw.wasted, pw.path))
+        paths = sorted((PathWaste(p.decode("utf-8", "surrogateescape"), w, n)
+                        for p, (w, n) in self.by_path.items()), key=lambda pw: (-pw.wasted, pw.path))
         return WasteReport(
             tip, base, shipped, kept, duplicate, wasted, shipped - kept,
             kept / shipped if shipped else 1.0,
