@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import LgError, NotFound, UsageError
 from ..store import treenames
-from ..store.meta import EntryMeta, default_meta, read_link_target
+from ..store.meta import META_BLOB_MAX, EntryMeta, default_meta, read_link_target
 from ..store.rawobj import MODE_TREE
 from ..store.snapshot import Node, read_dir, walk
 from ..store.treediff import diff_trees, meta_aspects
@@ -70,6 +70,19 @@ class _Trees:
                 self._raw.clear()
             hit = self._raw[tree] = {name: (mode, oid) for name, mode, oid in self.store.tree(tree)}
         return hit
+
+    def meta_line(self, blob: tuple[int, bytes] | None, stored: bytes) -> bytes | None:
+        """The raw line of ``stored`` in a directory's metadata blob, found without parsing
+        the blob (a line is the name, a TAB, the fields: docs/format.md); None if absent."""
+        if blob is None:
+            return None
+        data = self.store.read_blob(blob[1], META_BLOB_MAX, "metadata")
+        key = b"\n" + stored + b"\t"
+        at = data.find(key)
+        if at < 0:
+            return None
+        end = data.find(b"\n", at + len(key))
+        return data[at + 1:end if end >= 0 else len(data)]
 
     def nodes(self, tree: bytes) -> dict[bytes, Node]:
         hit = self._dirs.get(tree)
@@ -134,8 +147,10 @@ def path_change(trees: _Trees, old_root: bytes | None, new_root: bytes, parts: l
         if old_parent is not None and new_parent is not None:
             old_raw, new_raw = trees.raw(old_parent), trees.raw(new_parent)
             stored, meta = treenames.encode(parts[-1]), treenames.META_NAME_B
-            if old_raw.get(stored) == new_raw.get(stored) and old_raw.get(meta) == new_raw.get(meta):
-                return ()
+            if old_raw.get(stored) == new_raw.get(stored):
+                old_meta, new_meta = old_raw.get(meta), new_raw.get(meta)
+                if old_meta == new_meta or trees.meta_line(old_meta, stored) == trees.meta_line(new_meta, stored):
+                    return ()  # the same id and the same metadata line: a sibling changed
     return node_change(trees, trees.node(old_root, parts), trees.node(new_root, parts), include_mtime)
 
 
