@@ -219,8 +219,6 @@ class _Counter:
 def waste(repo: Repo, rev: str, base: str | None = None, top: int | None = 20) -> WasteReport:
     """The waste report of ``rev``'s layers (those above ``base`` when given, which must be
     on its first-parent chain), with the ``top`` most wasteful paths (all: None)."""
-    from ..fs.tarwrite import write_layer
-
     tip = repo.resolve(rev)
     stop = repo.resolve(base) if base is not None else None
     chain = []
@@ -232,11 +230,20 @@ def waste(repo: Repo, rev: str, base: str | None = None, top: int | None = 20) -
     if stop is not None and oid != stop:
         raise UsageError(f"{base} is not on the first-parent history of {rev}")
     previous = repo.image(stop).rootfs if stop is not None else None
-    counter = _Counter(repo.store)
-    for img in reversed(chain):
-        if img.rootfs == previous:
+    versions = [(img.id.hex(), img.commit.message.rstrip("\n"), img.rootfs) for img in reversed(chain)]
+    return count(repo.store, versions, previous).report(tip.hex(), stop.hex() if stop is not None else None, top)
+
+
+def count(store, versions: list[tuple[str, str, bytes]], previous: bytes | None = None) -> _Counter:
+    """The waste of the layers between ``versions`` ((id, message, rootfs), oldest first),
+    the first one's layer taken from ``previous`` (None: from nothing)."""
+    from ..fs.tarwrite import write_layer
+
+    counter = _Counter(store)
+    for commit, message, rootfs in versions:
+        if rootfs == previous:
             continue  # a config-only commit: no layer (an empty_layer history entry)
-        counter.start(img.id.hex(), img.commit.message.rstrip("\n"))
-        write_layer(counter, previous, img.rootfs)  # type: ignore[arg-type]
-        previous = img.rootfs
-    return counter.report(tip.hex(), stop.hex() if stop is not None else None, top)
+        counter.start(commit, message)
+        write_layer(counter, previous, rootfs)  # type: ignore[arg-type]
+        previous = rootfs
+    return counter

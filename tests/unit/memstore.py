@@ -43,6 +43,9 @@ class MemStore:
         data = self.read_blob(oid)
         return len(data), iter((data,))
 
+    def object_size(self, oid: bytes) -> int:
+        return len(self.objects[oid][1])
+
     def tree(self, oid: bytes) -> list[tuple[bytes, int, bytes]]:
         return parse_tree(self._typed(oid, OBJ_TREE))
 
