@@ -149,7 +149,8 @@ def path_change(trees: _Trees, old_root: bytes | None, new_root: bytes, parts: l
             stored, meta = treenames.encode(parts[-1]), treenames.META_NAME_B
             if old_raw.get(stored) == new_raw.get(stored):
                 old_meta, new_meta = old_raw.get(meta), new_raw.get(meta)
-                if old_meta == new_meta or trees.meta_line(old_meta, stored) == trees.meta_line(new_meta, stored):
+                line = trees.meta_line
+                if old_meta == new_meta or line(old_meta, stored) == line(new_meta, stored):
                     return ()  # the same id and the same metadata line: a sibling changed
     return node_change(trees, trees.node(old_root, parts), trees.node(new_root, parts), include_mtime)
 

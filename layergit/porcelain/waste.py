@@ -231,7 +231,8 @@ def waste(repo: Repo, rev: str, base: str | None = None, top: int | None = 20) -
         raise UsageError(f"{base} is not on the first-parent history of {rev}")
     previous = repo.image(stop).rootfs if stop is not None else None
     versions = [(img.id.hex(), img.commit.message.rstrip("\n"), img.rootfs) for img in reversed(chain)]
-    return count(repo.store, versions, previous).report(tip.hex(), stop.hex() if stop is not None else None, top)
+    counter = count(repo.store, versions, previous)
+    return counter.report(tip.hex(), stop.hex() if stop is not None else None, top)
 
 
 def count(store, versions: list[tuple[str, str, bytes]], previous: bytes | None = None) -> _Counter:
