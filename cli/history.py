@@ -9,7 +9,7 @@ from layergit.porcelain import history
 from layergit.text import printable
 
 from .output import console, human_size, message_lines, print_json, repo_from, short, table
-from .pager import no_pager_option, paged
+from .pager import no_pager_option, paged, printer
 
 
 @click.command("log")
@@ -52,7 +52,7 @@ def _print_log(repo, entries, limits, oneline: bool, patch: bool) -> None:
               [[short(e.id), e.date.strftime("%Y-%m-%d %H:%M"), human_size(e.size),
                 e.message.split("\n", 1)[0]] for e in entries])
         return
-    out = console()
+    out = printer()
     for i, (e, paths) in enumerate(zip(entries, limits, strict=True)):
         if i:
             out.print()
@@ -71,7 +71,7 @@ def _print_log(repo, entries, limits, oneline: bool, patch: bool) -> None:
 
 
 def _print_entry(out, e) -> None:
-    out.print(f"[yellow]commit {e.id}[/yellow]", markup=True)
+    out.print(f"commit {e.id}", style="yellow")
     out.print(f"Author: {printable(e.author)}")
     out.print(f"Date:   {e.date.strftime('%a %b %d %H:%M:%S %Y %z')}", markup=False)
     out.print(f"Size:   {human_size(e.size)}", markup=False)

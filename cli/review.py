@@ -13,8 +13,8 @@ from layergit.porcelain import review
 from layergit.text import printable, quoted
 
 from .diff import _split_paths
-from .output import console, human_size, print_json, repo_from, short, table
-from .pager import no_pager_option, paged
+from .output import human_size, print_json, repo_from, short, table
+from .pager import no_pager_option, paged, printer
 from .waste import summary
 
 
@@ -60,7 +60,7 @@ def blame_cmd(ctx, rev, path, as_json, no_pager):
         return
     width = len(str(len(lines)))
     with paged(not no_pager):
-        out = console()
+        out = printer()
         for b in lines:
             head = f"{short(b.version.id)} ({b.version.date.strftime('%Y-%m-%d')} " \
                    f"{summary(b.version.message, 24):24} {b.number:>{width}}) "
@@ -169,7 +169,7 @@ def grep_cmd(ctx, args, ignore_case, files_only, text, line_number, fixed_string
         ctx.exit(0 if found else 1)
     any_match = False
     with paged(not no_pager):
-        out = console()
+        out = printer()
         for m in matches:
             any_match = True
             where = f"{printable(m.rev)}:{quoted(m.path)}"

@@ -308,3 +308,43 @@ def test_dive_score_matches_dive(img, tmp_path):
         figures[key.strip()] = value.strip()
     assert float(figures["efficiency"].rstrip(" %")) == pytest.approx(100 * report["dive_efficiency"], abs=0.01)
     assert figures["wastedBytes"].split()[0] == str(report["dive_wasted"])
+
+
+# -- paging ---------------------------------------------------------------------------------
+
+
+def _on_terminal(lg, tmp_path, *args, **env) -> bytes:
+    """lg on a pseudo-terminal that is its controlling terminal (so /dev/tty works, as in
+    a shell), with LG_PAGER writing what it is given to a file; returns that file."""
+    import fcntl
+    import os
+    import pty
+    import termios
+
+    paged = tmp_path / "paged"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [lg.python, "-m", "cli", *args], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+        env=lg.env(**{"TERM": "xterm-256color", "LG_PAGER": f"cat > {paged}; echo LESS=$LESS >> {paged}", **env}),
+        start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        while os.read(master, 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return paged.read_bytes() if paged.exists() else b""
+
+
+def test_pager_on_a_terminal_only(img, tmp_path):
+    lg, ids = img
+    paged = _on_terminal(lg, tmp_path, "log", "rev", "--", "/etc/passwd")
+    assert f"commit {ids['base']}".encode() in paged and b"\x1b[" in paged  # colours kept for less -R
+    assert paged.endswith(b"LESS=FRX\n")
+    (tmp_path / "paged").unlink()
+    assert _on_terminal(lg, tmp_path, "log", "--no-pager", "rev", "--", "/etc/passwd") == b""
+    assert _on_terminal(lg, tmp_path, "blame", "rev", "/app/main.py", LG_PAGER="cat") == b""
+    assert b"\x1b[" not in lg("log", "rev", "--", "/etc/passwd").stdout  # piped: plain, no pager

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Iterator
 
-from ..errors import LgError, NotFound, UsageError
+from ..errors import CorruptStore, LgError, NotFound, UsageError
 from ..store import treenames
-from ..store.meta import META_BLOB_MAX, EntryMeta, default_meta, read_link_target
+from ..store.meta import (
+    HEADER,
+    META_BLOB_MAX,
+    META_ONLY,
+    EntryMeta,
+    decode_blob,
+    default_meta,
+    read_link_target,
+)
 from ..store.rawobj import MODE_TREE
-from ..store.snapshot import Node, read_dir, walk
+from ..store.snapshot import KIND_FOR_MODE, Node, read_dir, walk
 from ..store.treediff import diff_trees, meta_aspects
 from . import sizes
 from .history import LogEntry, who
@@ -62,6 +70,7 @@ class _Trees:
         self.store = store
         self._raw: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
         self._dirs: dict[bytes, dict[bytes, Node]] = {}
+        self._blobs: dict[bytes, bytes] = {}
 
     def raw(self, tree: bytes) -> dict[bytes, tuple[int, bytes]]:
         hit = self._raw.get(tree)
@@ -76,7 +85,11 @@ class _Trees:
         the blob (a line is the name, a TAB, the fields: docs/format.md); None if absent."""
         if blob is None:
             return None
-        data = self.store.read_blob(blob[1], META_BLOB_MAX, "metadata")
+        data = self._blobs.get(blob[1])
+        if data is None:
+            if len(self._blobs) > 256:
+                self._blobs.clear()
+            data = self._blobs[blob[1]] = self.store.read_blob(blob[1], META_BLOB_MAX, "metadata")
         key = b"\n" + stored + b"\t"
         at = data.find(key)
         if at < 0:
@@ -111,7 +124,27 @@ class _Trees:
             own = read_dir(self.store, rootfs)[0] or default_meta(MODE_TREE)
             return Node(b"/", b"", own, rootfs)
         parent = self.parent_tree(rootfs, parts)
-        return self.nodes(parent).get(parts[-1]) if parent is not None else None
+        return self.child(parent, parts[-1]) if parent is not None else None
+
+    def child(self, tree: bytes, name: bytes) -> Node | None:
+        """The entry ``name`` of directory ``tree`` from its raw tree entry and its one line
+        of metadata, checked as snapshot.read_dir checks them, without the whole directory."""
+        raw = self.raw(tree)
+        stored = treenames.encode(name)
+        entry = raw.get(stored)
+        line = self.meta_line(raw.get(treenames.META_NAME_B), stored)
+        if line is None:
+            if entry is None:
+                return None
+            meta = default_meta(entry[0])
+        else:
+            meta = decode_blob(HEADER + line + b"\n")[stored]
+        if entry is None and meta.kind not in META_ONLY:
+            raise CorruptStore(f"entry {stored!r} is a {meta.kind} without content in {tree.hex()[:12]}")
+        if entry is not None and KIND_FOR_MODE.get(entry[0]) != meta.kind:
+            raise CorruptStore(f"entry {stored!r}: git mode {entry[0]:o} disagrees with metadata type"
+                               f" {meta.kind}")
+        return Node(name, stored, meta, entry[1] if entry is not None else None)
 
 
 def node_change(trees: _Trees, old: Node | None, new: Node | None, include_mtime: bool) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from . import meta as M
 from . import treenames
 from .rawobj import MODE_LINK, MODE_TREE
 
-_KIND_FOR_MODE = {MODE_TREE: "d", MODE_LINK: "l", 0o100644: "f", 0o100755: "f"}
+KIND_FOR_MODE = {MODE_TREE: "d", MODE_LINK: "l", 0o100644: "f", 0o100755: "f"}
 
 # git (2.44+) stops at trees nested deeper than core.maxTreeDepth, counting the tree it
 # starts from (a commit's) as depth 0 and each subtree one more. An image's rootfs is
@@ -80,7 +80,7 @@ def read_dir(store, tree: bytes) -> tuple[M.EntryMeta | None, list[Node]]:
                 raise CorruptStore(
                     f"entry {stored!r} is a {meta.kind} without content in tree {tree.hex()[:12]}"
                 )
-        elif _KIND_FOR_MODE.get(mode) != meta.kind:
+        elif KIND_FOR_MODE.get(mode) != meta.kind:
             raise CorruptStore(
                 f"entry {stored!r}: git mode {mode:o} disagrees with metadata type {meta.kind}"
             )
