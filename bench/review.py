@@ -118,6 +118,7 @@ class _Content:
 def _write_layer(path: Path, files: list[tuple], whiteouts: list[str] = ()) -> None:
     """A layer tar: files as (name, size, seed, mode, uid); parents made as directories."""
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.copybufsize = MIB  # content comes a block at a time, not 16 KiB
         made: set[str] = set()
         for name in [*(f[0] for f in files), *whiteouts]:
             parts = name.split("/")[:-1]

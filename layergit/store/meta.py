@@ -182,7 +182,18 @@ def _match(pattern: re.Pattern[str], text: str, what: str) -> re.Match[str]:
     return m
 
 
+# The line of almost every entry (no hardlink, device number or xattr), in one match:
+# the same fields the patterns above accept, as bytes. Reading a 1 GB image's metadata
+# for lg waste spent most of its time in the general parser below.
+_PLAIN = re.compile(rb"([^\t]*)\t([a-z]) ([0-7]{4}) (0|[1-9][0-9]*):(0|[1-9][0-9]*)"
+                    rb" (0|-?[1-9][0-9]*)\.([0-9]{9})")
+
+
 def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
+    plain = _PLAIN.fullmatch(line)
+    if plain is not None:
+        name, kind, mode, uid, gid, sec, nsec = plain.groups()
+        return name, EntryMeta(kind.decode(), int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec))
     name, tab, rest = line.partition(b"\t")
     fields = rest.decode("utf-8").split(" ")
     if not tab or len(fields) < 4:

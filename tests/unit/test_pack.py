@@ -90,8 +90,7 @@ def test_a_missing_pack_directory_reads_as_empty(tmp_path):
 @pytest.mark.parametrize("obj_type", [OBJ_COMMIT, OBJ_TREE, OBJ_BLOB, 6, 7])
 def test_object_headers_decode_to_what_was_encoded(obj_type, size):
     header = pack._object_header(obj_type, size)
-    fake = types.SimpleNamespace(pack=header + b"data")
-    assert packread._Pack.header(fake, 0) == (obj_type, size, len(header))
+    assert packread.parse_header(header + b"data") == (obj_type, size, len(header))
 
 
 def _patch(path: str, offset: int, data: bytes) -> None:
