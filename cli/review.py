@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import stat
 import sys
 from datetime import datetime, timezone
@@ -86,10 +88,11 @@ def cat_cmd(ctx, rev, path):
         import codecs
 
         decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        for chunk in chunks:
-            text = decoder.decode(chunk)
-            sys.stdout.write("\n".join(printable(part).replace("\\x09", "\t") for part in text.split("\n")))
-        sys.stdout.write(printable(decoder.decode(b"", final=True)))
+        for chunk in itertools.chain(chunks, [b""]):
+            text = decoder.decode(chunk, final=not chunk)
+            # newlines and tabs as they are, every other control escaped
+            sys.stdout.write("".join(part if part in ("\n", "\t") else printable(part)
+                                     for part in re.split("([\n\t])", text)))
         return
     out = sys.stdout.buffer
     for chunk in chunks:

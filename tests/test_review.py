@@ -237,6 +237,9 @@ def test_grep_across_versions(img):
         (ids["edit main.py, add a user"][:12], "line2 changed"), (ids["base"][:12], "line3"),
         (ids["edit main.py, add a user"][:12], "line4")]
     assert "bad pattern" in lg.fails("grep", "(", "rev", code=2)
+    # a blob both versions have is searched once and reported for each
+    assert lg.out("grep", "-n", "^root", "rev", "rev~1").splitlines() == [
+        "rev:/etc/passwd:1:root:x:0:0", "rev~1:/etc/passwd:1:root:x:0:0"]
 
 
 # -- waste ------------------------------------------------------------------------------
@@ -348,3 +351,26 @@ def test_pager_on_a_terminal_only(img, tmp_path):
     assert _on_terminal(lg, tmp_path, "log", "--no-pager", "rev", "--", "/etc/passwd") == b""
     assert _on_terminal(lg, tmp_path, "blame", "rev", "/app/main.py", LG_PAGER="cat") == b""
     assert b"\x1b[" not in lg("log", "rev", "--", "/etc/passwd").stdout  # piped: plain, no pager
+
+
+def test_cat_on_a_terminal_escapes_controls(img, tmp_path):
+    """big.bin holds every byte: on a terminal only newlines and tabs stay as they are."""
+    import os
+    import pty
+
+    lg, _ = img
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([lg.python, "-m", "cli", "cat", "rev", "/app/big.bin"], stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=subprocess.PIPE, env=lg.env(TERM="xterm"))
+    os.close(slave)
+    out = b""
+    try:
+        while chunk := os.read(master, 65536):
+            out += chunk
+    except OSError:
+        pass
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    assert not [c for c in out if (c < 0x20 and c not in b"\n\t\r") or c == 0x7F]
+    assert b"\\e" in out and b"\t" in out and b"\\x00" in out

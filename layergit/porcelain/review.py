@@ -41,6 +41,7 @@ BLAME_MAX = 16 << 20  # bytes of one version of a file blame or grep --first rea
 SYMLINK_HOPS = 40  # Linux's limit on symlinks followed while resolving one path (ELOOP)
 BINARY_PROBE = 8000  # git's heuristic: a NUL in the first 8000 bytes means binary
 GREP_LINE_MAX = 1 << 20  # a line longer than this is matched on its first MiB only
+GREP_CACHE_LINES = 1000  # a blob several versions share is searched once if it matches at most this often
 
 
 def path_parts(path: str) -> list[bytes]:
@@ -520,33 +521,24 @@ def _is_binary(head: bytes) -> bool:
     return b"\0" in head[:BINARY_PROBE]
 
 
-def _grep_blob(store, oid: bytes, pattern: re.Pattern[bytes], text: bool) -> list[tuple[int, bytes]]:
-    """(line number, line) of every matching line, reading the blob in pieces; [] for a
-    binary file unless ``text``. A line longer than GREP_LINE_MAX is matched on its start."""
+def _matching_lines(store, oid: bytes, pattern: re.Pattern[bytes], text: bool) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of every matching line, as the blob is read in pieces; none for
+    a binary file unless ``text``. A line longer than GREP_LINE_MAX is matched on its start."""
     _, chunks = store.open_blob(oid)
-    found: list[tuple[int, bytes]] = []
     carry, number, first = b"", 0, True
     for chunk in chunks:
         if first:
             first = False
             if not text and _is_binary(chunk):
-                for _ in chunks:  # drained: the blob is verified as it flows
-                    pass
-                return []
-        data = carry + chunk
-        lines = data.split(b"\n")
-        carry = lines.pop()
-        if len(carry) > GREP_LINE_MAX:
-            carry = carry[:GREP_LINE_MAX]
+                return
+        lines = (carry + chunk).split(b"\n")
+        carry = lines.pop()[:GREP_LINE_MAX]
         for line in lines:
             number += 1
             if pattern.search(line):
-                found.append((number, line))
-    if carry:
-        number += 1
-        if pattern.search(carry):
-            found.append((number, carry))
-    return found
+                yield number, line
+    if carry and pattern.search(carry):
+        yield number + 1, carry
 
 
 def compile_pattern(pattern: str, ignore_case: bool = False, fixed: bool = False) -> re.Pattern[bytes]:
@@ -567,23 +559,33 @@ def grep(repo: Repo, revs: list[str], pattern: re.Pattern[bytes], paths: list[st
     several versions share is read once. ``first`` adds, for each match, the oldest version
     of the unbroken run back from that revision in which the file at that path held the line."""
     prefixes = [joined(path_parts(p)) for p in paths or []]
-    cache: dict[bytes, list[tuple[int, bytes]]] = {}
+    cache: dict[bytes, list[tuple[int, bytes]]] = {}  # blob -> its matches, when few
     for rev in revs:
         rootfs = repo.image_at(rev).rootfs
         for path, node in _files_under(repo.store, rootfs, prefixes):
             assert node.oid is not None
-            hits = cache.get(node.oid)
-            if hits is None:
-                hits = cache[node.oid] = _grep_blob(repo.store, node.oid, pattern, text)
-            if not hits:
-                continue
             name = path.decode("utf-8", _RAW)
+            hits: Iterator[tuple[int, bytes]] | list[tuple[int, bytes]] | None = cache.get(node.oid)
+            if hits is None:
+                hits = _matching_lines(repo.store, node.oid, pattern, text)
             if files_only:
-                yield GrepMatch(rev, name, 0, b"")
+                if next(iter(hits), None) is not None:
+                    yield GrepMatch(rev, name, 0, b"")
                 continue
-            origins = _origins(repo, rev, path, [line for _, line in hits]) if first else {}
+            if first and repo.store.object_size(node.oid) <= BLAME_MAX:
+                hits = list(hits)  # --first reads the file's versions whole: it is small
+                origins = _origins(repo, rev, path, [line for _, line in hits]) if hits else {}
+            else:
+                origins = {}
+            kept: list[tuple[int, bytes]] | None = []
             for number, line in hits:
+                if kept is not None:
+                    kept.append((number, line))
+                    if len(kept) > GREP_CACHE_LINES:
+                        kept = None
                 yield GrepMatch(rev, name, number, line, origins.get(line))
+            if kept is not None and len(revs) > 1:
+                cache[node.oid] = kept
 
 
 def _files_under(store, rootfs: bytes, prefixes: list[bytes]) -> Iterator[tuple[bytes, Node]]:
