@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 import click
 
 from layergit.errors import UsageError
@@ -145,6 +143,8 @@ def _print_stat(repo, result) -> None:
 def _print_report(repo, result) -> None:
     """Paths quoted, config values as Python literals; the content of a changed file is
     printed as it is when piped (as git does), escaped on a terminal, which obeys it."""
+    import difflib  # (here: lg log -- PATH imports this module for _split_paths)
+
     out = console()
     out.print(f"diff {short(result.old)} {short(result.new)}", markup=False, style="bold")
     for key, (old, new) in result.config_changes.items():

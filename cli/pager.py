@@ -9,10 +9,7 @@ there unchanged; rich keeps its colours (``FORCE_COLOR``) and the terminal's wid
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
-import subprocess
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -63,6 +60,10 @@ def paged(enabled: bool = True) -> Iterator[None]:
     if not enabled or not sys.stdout.isatty() or command.strip() in ("", "cat") or not _keyboard():
         yield
         return
+    import io  # (here: a piped command, the common case, imports none of these)
+    import shutil
+    import subprocess
+
     env = dict(os.environ)
     env.setdefault("LESS", "FRX")
     env.setdefault("LV", "-c")
