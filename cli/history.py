@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from layergit.errors import UsageError
@@ -35,6 +37,9 @@ def log_cmd(ctx, args, max_count, as_json, oneline, patch, follow, no_pager):
         from layergit.porcelain import review
 
         found = review.path_log(repo, revs[0], paths, max_count, follow)
+        if as_json:  # each version with what it did to each path it changed
+            print_json([{**dataclasses.asdict(f.entry), "changes": dict(f.changes)} for f in found])
+            return
         entries, limits = [f.entry for f in found], [list(f.paths) for f in found]
     else:
         entries = history.log(repo, revs[0], max_count)

@@ -110,6 +110,11 @@ def test_log_several_paths_limit_follow_and_patch(img):
     assert messages(lg, "log", "rev", "--", "/bin/tool2") == ["motd again, rename tool"]
     assert messages(lg, "log", "rev", "--follow", "--", "/bin/tool2") == [
         "motd again, rename tool", "chmod tool, tag big.bin", "base"]
+    changes = [e["changes"] for e in json.loads(lg.out("log", "--json", "--follow", "rev", "--", "/bin/tool2"))]
+    assert changes == [{"/bin/tool2": ["added"]}, {"/bin/tool": ["mode"]}, {"/bin/tool": ["added"]}]
+    changes = [e["changes"] for e in json.loads(lg.out("log", "--json", "rev", "--", "/app/big.bin", "/etc"))]
+    assert changes[2:] == [{"/app/big.bin": ["owner"]}, {"/app/big.bin": ["xattrs"]},
+                           {"/etc": ["content"]}, {"/app/big.bin": ["added"], "/etc": ["added"]}]
     patch = lg.out("log", "rev", "-p", "--", "/etc/passwd")
     assert "+user:x:1000:1000" in patch and patch.count("commit ") == 2
     assert "/app/main.py" not in patch  # the diff is limited to the path too
