@@ -83,6 +83,14 @@ def build_log_path(ctx: Context) -> list[Case]:
             broken=broken,
             goal=Goal("lg log -- PATH under 0.2 s over 50 versions", "seconds", 0.2),
         ),
+        # The floor: the same command reading one commit (start-up, the store opened).
+        Case(
+            "lg",
+            "lg log bench:mb -n 1 (the floor)",
+            ctx.lg("log", "bench:mb", "-n", "1"),
+            env=env,
+            broken=broken,
+        ),
         Case(
             "git",
             "git log bench/mb -- rootfs/etc/passwd (same store)",
