@@ -135,8 +135,13 @@ class _Pack:
         obj_type, size, length = parse_header(os.pread(self._fd, _HEADER_MAX, offset))
         return obj_type, size, offset + length
 
+    def _mapped_header(self, offset: int) -> tuple[int, int, int]:
+        """:meth:`header` through the map, for an object about to be read through it anyway."""
+        obj_type, size, length = parse_header(self.pack[offset:offset + _HEADER_MAX])
+        return obj_type, size, offset + length
+
     def read(self, offset: int) -> tuple[int, bytes] | None:
-        obj_type, size, pos = self.header(offset)
+        obj_type, size, pos = self._mapped_header(offset)
         if obj_type in _DELTA_TYPES:
             return None
         # Where the next object starts costs a sorted table of the whole index (~40 ms for
@@ -154,7 +159,7 @@ class _Pack:
     def open(self, offset: int) -> tuple[int, int, Iterator[bytes]] | None:
         """(type, size, content in pieces) of the object at ``offset``, None for a delta.
         An object of STREAM_FROM bytes or more is inflated CHUNK bytes at a time."""
-        obj_type, size, pos = self.header(offset)
+        obj_type, size, pos = self.header(offset)  # (a big one is read with pread, not the map)
         if obj_type in _DELTA_TYPES:
             return None
         if size < STREAM_FROM:
