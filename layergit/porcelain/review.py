@@ -67,18 +67,30 @@ class _Trees:
     """Raw tree entries and parsed directories by tree id, read once per command: the
     tree a version has is its child's parent tree in the next step of a walk."""
 
+    # What the caches hold before they start again: an image controls how big its trees and
+    # metadata blobs are, so the bound is on their contents, not on how many there are.
+    ENTRIES_KEPT = 500_000
+    BYTES_KEPT = 32 << 20
+
     def __init__(self, store):
         self.store = store
         self._raw: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
         self._dirs: dict[bytes, dict[bytes, Node]] = {}
         self._blobs: dict[bytes, bytes] = {}
+        self._held = {"raw": 0, "dirs": 0, "blobs": 0}
+
+    def _room(self, cache: dict, kind: str, size: int, limit: int) -> None:
+        if self._held[kind] + size > limit:
+            cache.clear()
+            self._held[kind] = 0
+        self._held[kind] += size
 
     def raw(self, tree: bytes) -> dict[bytes, tuple[int, bytes]]:
         hit = self._raw.get(tree)
         if hit is None:
-            if len(self._raw) > 4096:
-                self._raw.clear()
-            hit = self._raw[tree] = {name: (mode, oid) for name, mode, oid in self.store.tree(tree)}
+            hit = {name: (mode, oid) for name, mode, oid in self.store.tree(tree)}
+            self._room(self._raw, "raw", len(hit), self.ENTRIES_KEPT)
+            self._raw[tree] = hit
         return hit
 
     def meta_line(self, blob: tuple[int, bytes] | None, stored: bytes) -> bytes | None:
@@ -88,9 +100,9 @@ class _Trees:
             return None
         data = self._blobs.get(blob[1])
         if data is None:
-            if len(self._blobs) > 256:
-                self._blobs.clear()
-            data = self._blobs[blob[1]] = self.store.read_blob(blob[1], META_BLOB_MAX, "metadata")
+            data = self.store.read_blob(blob[1], META_BLOB_MAX, "metadata")
+            self._room(self._blobs, "blobs", len(data), self.BYTES_KEPT)
+            self._blobs[blob[1]] = data
         key = b"\n" + stored + b"\t"
         at = data.find(key)
         if at < 0:
@@ -101,9 +113,9 @@ class _Trees:
     def nodes(self, tree: bytes) -> dict[bytes, Node]:
         hit = self._dirs.get(tree)
         if hit is None:
-            if len(self._dirs) > 256:
-                self._dirs.clear()
-            hit = self._dirs[tree] = {n.name: n for n in read_dir(self.store, tree)[1]}
+            hit = {n.name: n for n in read_dir(self.store, tree)[1]}
+            self._room(self._dirs, "dirs", len(hit), self.ENTRIES_KEPT)
+            self._dirs[tree] = hit
         return hit
 
     def child_tree(self, tree: bytes | None, name: bytes) -> bytes | None:
@@ -195,11 +207,11 @@ class Version:
 
     id: bytes
     rootfs: bytes
-    parent: bytes | None
     info: CommitInfo
 
 
 def _rootfs(store, tree: bytes) -> bytes:
+    """The rootfs of an image commit's tree, without reading its config (image.read_image_tree)."""
     from ..store.image import ROOTFS_NAME
 
     for name, _, oid in store.tree(tree):
@@ -213,9 +225,8 @@ def versions(repo: Repo, rev: str) -> Iterator[Version]:
     oid: bytes | None = repo.resolve(rev)
     while oid is not None:
         info = repo.store.commit(oid)
-        parent = info.parents[0] if info.parents else None
-        yield Version(oid, _rootfs(repo.store, info.tree), parent, info)
-        oid = parent
+        yield Version(oid, _rootfs(repo.store, info.tree), info)
+        oid = info.parents[0] if info.parents else None
 
 
 def _pairs(repo: Repo, rev: str) -> Iterator[tuple[Version, bytes | None]]:
