@@ -21,9 +21,10 @@ from .pager import no_pager_option, paged, printer
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 @click.option("-p", "--patch", is_flag=True, help="With each version, its diff (of the PATHs, if named).")
 @click.option("--follow", is_flag=True, help="Follow one file through exact renames (same content).")
+@click.option("--mtime", is_flag=True, help="With paths: an mtime-only change counts too.")
 @no_pager_option
 @click.pass_context
-def log_cmd(ctx, args, max_count, as_json, oneline, patch, follow, no_pager):
+def log_cmd(ctx, args, max_count, as_json, oneline, patch, follow, mtime, no_pager):
     """History of image REV, newest first, with the size each layer adds; with
     ``-- PATH...``, only the versions that changed those paths (content, type or
     metadata; mtime alone does not count)."""
@@ -36,7 +37,7 @@ def log_cmd(ctx, args, max_count, as_json, oneline, patch, follow, no_pager):
     if paths or follow:
         from layergit.porcelain import review
 
-        found = review.path_log(repo, revs[0], paths, max_count, follow)
+        found = review.path_log(repo, revs[0], paths, max_count, follow, include_mtime=mtime)
         if as_json:  # each version with what it did to each path it changed
             print_json([{**dataclasses.asdict(f.entry), "changes": dict(f.changes)} for f in found])
             return
