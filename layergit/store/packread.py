@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import weakref
 import zlib
 from collections.abc import Iterator
 
@@ -74,6 +75,7 @@ class _Pack:
             self.idx = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self.path = base + ".pack"
         self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # held while the map is
+        weakref.finalize(self, os.close, self._fd)
         self.pack = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         if self.idx[:8] != b"\xfftOc\x00\x00\x00\x02":
             raise ValueError("unsupported pack index version")
@@ -213,7 +215,9 @@ class PackReader:
             return False
         self._listing = listing
         # Forget packs that are gone (gc repacked them): their objects may be gone too.
+        # Not closed here: a stream may still be reading one (its fd closes with it).
         self._packs = {name: pack for name, pack in self._packs.items() if name in listing}
+        self._last = None
         for name in listing:
             if name not in self._packs:
                 try:
