@@ -38,7 +38,7 @@ def _iso(sig) -> str:
     return signature_time(sig).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _chain(repo: Repo, tip: bytes) -> list:
+def chain(repo: Repo, tip: bytes) -> list:
     chain = []
     oid: bytes | None = tip
     while oid is not None:
@@ -49,7 +49,10 @@ def _chain(repo: Repo, tip: bytes) -> list:
 
 
 def image_config(images: list, diff_ids: list[str], history: list[dict]) -> dict:
-    """The OCI/Docker image config for the tip of ``images``."""
+    """The OCI/Docker image config for the tip of ``images``, with the records that let
+    an import rebuild the same commits (porcelain/provenance.py)."""
+    from .provenance import KEY, records
+
     tip = images[-1]
     runtime = {k: v for k, v in tip.config.items() if k not in _RUNTIME_PLATFORM_KEYS}
     config = {
@@ -59,10 +62,28 @@ def image_config(images: list, diff_ids: list[str], history: list[dict]) -> dict
         "created": _iso(tip.commit.committer),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
+        KEY: records(images),
     }
     if tip.config.get("Variant"):
         config["variant"] = tip.config["Variant"]
     return config
+
+
+def image_history(images: list) -> tuple[list[dict], list[tuple[bytes | None, bytes]]]:
+    """The history entries of a chain and its layers as (old rootfs, new rootfs) pairs:
+    a commit that kept its parent's rootfs is an ``empty_layer`` entry, not a layer."""
+    history, changes = [], []
+    previous = None
+    for img in images:
+        entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
+                 "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
+        if previous is not None and img.rootfs == previous:
+            entry["empty_layer"] = True
+        else:
+            changes.append((previous, img.rootfs))
+        history.append(entry)
+        previous = img.rootfs
+    return history, changes
 
 
 def _host_arch() -> str:
@@ -105,26 +126,19 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
     from ..fs.hostpath import output_directory, output_file
     from ..fs.imagewrite import write_docker_archive, write_oci
 
-    chain = _chain(repo, tip)
+    images = chain(repo, tip)
     os.makedirs(repo.root.tmp, exist_ok=True)
     tmpdir = tempfile.mkdtemp(dir=repo.root.tmp, prefix="export-")
     try:
-        layers, history, sockets = [], [], 0
-        previous = None
-        for i, img in enumerate(chain):
-            entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
-                     "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
-            if previous is not None and img.rootfs == previous:
-                entry["empty_layer"] = True
-            else:
-                layer, skipped = _layer(repo, previous, img.rootfs, tmpdir)
-                layers.append(layer)
-                sockets += skipped
-            history.append(entry)
-            previous = img.rootfs
+        layers, sockets = [], 0
+        history, changes = image_history(images)
+        for i, (old, new) in enumerate(changes):
+            layer, skipped = _layer(repo, old, new, tmpdir)
+            layers.append(layer)
+            sockets += skipped
             if progress:
-                progress(i + 1, len(chain))
-        config = image_config(chain, ["sha256:" + layer.sha256 for layer in layers], history)
+                progress(i + 1, len(changes))
+        config = image_config(images, ["sha256:" + layer.sha256 for layer in layers], history)
         image = names.parse(rev) if names.looks_like_name(rev) else None
         name, tag = (image.name, image.tag) if image else (None, None)
         if fmt == "docker-archive":
