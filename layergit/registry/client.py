@@ -230,7 +230,7 @@ class Client:
         """(body, media type, digest) of a manifest or index; the digest is checked when
         the reference is one, and the registry's Docker-Content-Digest never trusted."""
         resp = self.request("GET", f"/v2/{repository}/manifests/{quote(reference)}", self.scope(repository),
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)}, 
+                            headers={"Accept": ", ".join(MANIFEST_TYPES)},
                             what=f"manifest {repository}:{reference}" if not reference.startswith("sha256:")
                             else f"manifest {repository}@{reference}")
         body = read_bounded(resp, MAX_MANIFEST, f"manifest of {repository}")

@@ -1,0 +1,133 @@
+"""lg pull, lg push (registry forms), lg login, lg logout.
+
+The bodies only parse flags and call ``porcelain.registry`` / ``registry.auth``, so
+that the git forms of push and pull (issue 14) can share one command each.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from layergit.text import printable, quoted
+
+from .output import human_size, print_json, repo_from, short
+from .transfer import layer_progress
+
+_TLS = click.option("--tls-verify/--no-tls-verify", "tls_verify", default=None,
+                    help="Check TLS certificates (default: yes; plain HTTP only for loopback registries "
+                         "or with --tls-verify=false).")
+_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+                        help="Give up on a registry silent this long (default 60).")
+
+
+@click.command("pull")
+@click.argument("reference", metavar="[REGISTRY/]NAME[:TAG|@DIGEST]")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pick from an index (default: this host's).")
+@click.option("-a", "--all-tags", is_flag=True, help="Pull every tag of the repository.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only image ids.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_TLS
+@_TIMEOUT
+@click.pass_context
+def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, tls_verify, timeout):
+    """Pull an image from a registry (Docker's names: debian is docker.io/library/debian:latest)."""
+    from layergit.porcelain import registry
+
+    repo = repo_from(ctx)
+    with layer_progress(f"pulling {reference}") as cb:
+        progress = (lambda what, done, total: cb(done, total)) if cb and not quiet else None
+        options = registry.RegistryOptions(platform=platform, tls_verify=tls_verify, timeout=timeout,
+                                           all_tags=all_tags, progress=progress)
+        results = registry.pull(repo, reference, options)
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        if quiet:
+            click.echo(r.id)
+            continue
+        fetched = f"{human_size(r.downloaded)} downloaded" if r.downloaded else "already present"
+        tags = printable(" ".join(r.tags)) or "(untagged)"
+        click.echo(f"{short(r.id)}  {tags}  {r.digest}  {r.commits} commits, {r.layers} layers, {fetched}")
+
+
+@click.command("push")
+@click.argument("reference", metavar="[REGISTRY/]NAME[:TAG]")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True,
+              help="How layers are compressed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the manifest digest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_TLS
+@_TIMEOUT
+@click.pass_context
+def push_cmd(ctx, reference, compression, quiet, as_json, tls_verify, timeout):
+    """Push an image to the registry its name holds (lg tag app localhost:5000/app first)."""
+    from layergit.porcelain import registry
+
+    repo = repo_from(ctx)
+    with layer_progress(f"pushing {reference}") as cb:
+        progress = (lambda what, done, total: cb(done, total)) if cb and not quiet else None
+        options = registry.RegistryOptions(tls_verify=tls_verify, timeout=timeout, compression=compression,
+                                           progress=progress)
+        r = registry.push(repo, reference, options)
+    if r.skipped_sockets:
+        click.echo(f"lg: warning: tar cannot hold sockets; skipped {r.skipped_sockets}", err=True)
+    if as_json:
+        print_json(r)
+    elif quiet:
+        click.echo(r.digest)
+    else:
+        click.echo(f"{short(r.id)} -> {printable(r.reference)}@{r.digest}: {r.uploaded} uploaded "
+                   f"({human_size(r.bytes)}), {r.skipped} present, {r.mounted} mounted")
+
+
+def _host(server: str) -> str:
+    from layergit.registry.client import check_host
+    from layergit.registry.reference import _HUB_ALIASES, DOCKER_HUB
+
+    server = server.removeprefix("https://").removeprefix("http://").rstrip("/")
+    server = server.split("/")[0]
+    check_host(server)
+    return DOCKER_HUB if server in _HUB_ALIASES else server
+
+
+@click.command("login")
+@click.argument("server", metavar="REGISTRY", required=False, default="docker.io")
+@click.option("-u", "--username", help="User name (asked for on a tty when missing).")
+@click.option("-p", "--password", help="Password (visible to other users in ps: prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_TLS
+@_TIMEOUT
+def login_cmd(server, username, password, password_stdin, tls_verify, timeout):
+    """Log in to a registry; credentials go where podman keeps them."""
+    from layergit.errors import UsageError
+    from layergit.porcelain.registry import RegistryOptions, login
+
+    host = _host(server)
+    if password_stdin:
+        if password:
+            raise UsageError("--password and --password-stdin exclude each other")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not username:
+        if not sys.stdin.isatty():
+            raise UsageError("give -u USER (stdin is not a terminal to ask on)")
+        username = click.prompt("Username")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("give --password-stdin (stdin is not a terminal to ask on)")
+        password = click.prompt("Password", hide_input=True)
+    path = login(host, username, password, RegistryOptions(tls_verify=tls_verify, timeout=timeout))
+    click.echo(f"Login Succeeded ({quoted(path)})")
+
+
+@click.command("logout")
+@click.argument("server", metavar="REGISTRY", required=False, default="docker.io")
+def logout_cmd(server):
+    """Forget the credentials of a registry."""
+    from layergit.registry import auth
+
+    host = _host(server)
+    auth.remove(host)
+    click.echo(f"Removed login credentials for {host}")
