@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import Conflict, LgError, NotFound
@@ -32,6 +32,7 @@ class ImageRow:
     id: str
     created: datetime
     size: int
+    digests: list[str] = field(default_factory=list)  # NAME@sha256:..., the digest index's
 
 
 class NameClash(Conflict):
@@ -161,11 +162,27 @@ def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
 
 def list_images(repo: Repo) -> list[ImageRow]:
     rows = []
+    digests = _digests_by_commit(repo)
     for ref, oid in repo.store.refs(names.IMAGE_PREFIX):
         image = names.from_ref(ref)
         if image is None:
             continue
         img = repo.image(oid)
         rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
-                             sizes.tree_size(repo, img.rootfs)))
+                             sizes.tree_size(repo, img.rootfs),
+                             [d for d in digests.get(oid, []) if d.startswith(image.name + "@")]))
     return rows
+
+
+def _digests_by_commit(repo: Repo) -> dict[bytes, list[str]]:
+    out: dict[bytes, list[str]] = {}
+    for ref, oid in repo.store.refs(names.DIGEST_PREFIX):
+        parsed = names.from_digest_ref(ref)
+        if parsed is not None:
+            out.setdefault(oid, []).append(f"{parsed[0]}@{parsed[1]}")
+    return out
+
+
+def repo_digests(repo: Repo, oid: bytes) -> list[str]:
+    """Docker's RepoDigests of commit ``oid``: NAME@sha256:... it was pushed as or pulled from."""
+    return sorted(_digests_by_commit(repo).get(oid, []))

@@ -1,0 +1,328 @@
+"""lg pull / lg push against Debian's docker-registry on loopback (issue 15).
+
+Real peers only: the registry (distribution 2.8) started per module with its own
+storage and port, one with htpasswd auth; skopeo as an independent reader and writer,
+podman (root) pulling and running what lg pushed and pushing what lg pulls. Hostile
+registries are played by changing the registry's stored blobs, and by a small server
+in this file for what distribution never does (429, hanging, a lying manifest).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import Lg, cleanup_root
+from .registry_server import start_registry
+from .test_import_export import PodmanSession, podman, podman_image, run
+
+
+class RegLg(Lg):
+    """lg with the test's own auth file and runtime dir: the host's are never read or written."""
+
+    def __init__(self, root: str, home: str):
+        super().__init__(root)
+        self.home = home
+
+    def env(self, **extra) -> dict:
+        return super().env(REGISTRY_AUTH_FILE=os.path.join(self.home, "auth.json"),
+                           XDG_RUNTIME_DIR=self.home, HOME=self.home, **extra)
+
+
+@pytest.fixture
+def rlg(tmp_path):
+    runner = RegLg(str(tmp_path / "lgroot"), str(tmp_path))
+    yield runner
+    cleanup_root(runner)
+
+
+@pytest.fixture
+def rlg2(tmp_path):
+    runner = RegLg(str(tmp_path / "lgroot2"), str(tmp_path))
+    yield runner
+    cleanup_root(runner)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory):
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), users={"alice": "s3cret"})
+    yield reg
+    reg.stop()
+
+
+def api(reg, path: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+    req = urllib.request.Request(f"http://{reg.host}{path}", data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.read(), dict(resp.headers)
+
+
+def manifest(reg, repo: str, ref: str) -> dict:
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    return json.loads(api(reg, f"/v2/{repo}/manifests/{ref}", headers={"Accept": accept})[1])
+
+
+def log_ids(lg, rev: str) -> list[str]:
+    return [c["id"] for c in json.loads(lg.out("log", rev, "--json"))]
+
+
+def make_image(lg, busybox_copy: str, name: str) -> str:
+    """Four commits: the busybox rootfs, ENV and USER (config only), a layer deleting a file."""
+    lg("commit", busybox_copy, "-t", name, "-m", "base\n\nwith a body", "--author", "Ann <ann@example.org>")
+    context = os.path.join(os.path.dirname(busybox_copy), "context")
+    os.makedirs(context, exist_ok=True)
+    with open(os.path.join(context, "Dockerfile"), "w") as f:
+        f.write(f"FROM {name}\nENV GREETING=hello\nUSER nobody\n")
+    lg("build", "-q", "-t", name, context)
+    os.unlink(os.path.join(busybox_copy, "bin", "ls"))
+    with open(os.path.join(busybox_copy, "added"), "w") as f:
+        f.write("added\n")
+    lg("commit", busybox_copy, "-t", name, "-m", "third")
+    return log_ids(lg, name)[0]
+
+
+def push(lg, ref: str, *args) -> dict:
+    return json.loads(lg.out("push", ref, "--json", *args))
+
+
+def pull(lg, ref: str, *args) -> dict:
+    [result] = json.loads(lg.out("pull", ref, "--json", *args))
+    return result
+
+
+def test_push_pull_round_trip_keeps_commit_ids(rlg, rlg2, registry, busybox_copy):
+    name = f"{registry.host}/team/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    pushed = push(rlg, name)
+    assert pushed["id"] == tip and pushed["uploaded"] == 3 and pushed["skipped"] == 0  # 2 layers + config
+    m = manifest(registry, "team/app", "1")
+    assert m["annotations"]["org.opencontainers.image.revision"] == tip
+    assert [x["mediaType"] for x in m["layers"]] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * 2
+    pulled = pull(rlg2, name)
+    assert pulled["id"] == tip and pulled["rebuilt"] and pulled["commits"] == 4
+    assert log_ids(rlg2, name) == log_ids(rlg, name)
+    # the digest leads back to the commit on both sides, and inspect shows it
+    for side in (rlg, rlg2):
+        assert log_ids(side, f"{registry.host}/team/app@{pushed['digest']}")[0] == tip
+        [info] = json.loads(side.out("inspect", name))
+        assert f"{registry.host}/team/app@{pushed['digest']}" in info["RepoDigests"]
+    assert pushed["digest"] in rlg.out("images", "--digests")
+    # the same commit pushed again gives the same digest and uploads nothing
+    again = push(rlg, name)
+    assert again["digest"] == pushed["digest"] and again["uploaded"] == 0 and again["skipped"] == 3
+    # a pull of what is here downloads nothing
+    assert pull(rlg2, name)["downloaded"] == 0
+
+
+def test_zstd_and_mount_and_one_changed_layer(rlg, rlg2, registry, busybox_copy):
+    name = f"{registry.host}/z/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    pushed = push(rlg, name, "--compression", "zstd")
+    assert {x["mediaType"] for x in manifest(registry, "z/app", "1")["layers"]} == \
+        {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert pull(rlg2, name)["id"] == tip
+    # another repository of the same registry: every blob is mounted, none uploaded
+    other = f"{registry.host}/z/other:1"
+    rlg("tag", name, other)
+    mounted = push(rlg, other, "--compression", "zstd")
+    assert mounted["mounted"] == 3 and mounted["uploaded"] == 0 and mounted["digest"] == pushed["digest"]
+    # one more commit: one layer and the config go up, the rest is skipped
+    with open(os.path.join(busybox_copy, "more"), "w") as f:
+        f.write("more\n")
+    rlg("commit", busybox_copy, "-t", name, "-m", "fourth")
+    grown = push(rlg, name, "--compression", "zstd")
+    assert (grown["uploaded"], grown["skipped"]) == (2, 2)
+
+
+def test_skopeo_reads_and_writes(rlg, rlg2, registry, busybox_copy, tmp_path):
+    name = f"{registry.host}/sk/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    push(rlg, name)
+    # skopeo, an independent reader, verifies every digest and size on its copy
+    run("skopeo", "copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{tmp_path}/layout:x")
+    # skopeo as the writer: lg's own export, sent by skopeo, pulled by lg, same commits
+    rlg("export", "--format", "oci", "-o", f"{tmp_path}/export/", name)
+    run("skopeo", "copy", "--dest-tls-verify=false", f"oci:{tmp_path}/export", f"docker://{registry.host}/sk/copy:1")
+    assert pull(rlg2, f"{registry.host}/sk/copy:1")["id"] == tip
+    assert rlg2.out("run", "--rm", f"{registry.host}/sk/copy:1", "cat", "/added") == "added\n"
+
+
+@pytest.mark.root
+def test_podman_pulls_runs_and_pushes(rlg, registry, busybox_copy, podman_image):
+    name = f"{registry.host}/pm/app:1"
+    make_image(rlg, busybox_copy, name)
+    push(rlg, name)
+    session = PodmanSession(None)
+    try:
+        podman("pull", "--tls-verify=false", name)
+        session.images.append(name)
+        assert podman("run", "--rm", "--network=none", name, "sh", "-c", "cat /added; id -u; echo $GREETING") \
+            == "added\n65534\nhello\n"
+    finally:
+        session.cleanup()
+    # what podman built (whiteouts, ENV, WORKDIR, CMD) and pushed, lg pulls as podman history has it
+    theirs = f"{registry.host}/pm/built:1"
+    podman("push", "--tls-verify=false", podman_image["image"], f"docker://{theirs}")
+    result = pull(rlg, theirs)
+    assert result["commits"] == len(podman_image["history"]) and not result["rebuilt"]
+    [info] = json.loads(rlg.out("inspect", theirs))
+    assert "GREETING=hello" in info["Config"]["Env"] and info["Config"]["WorkingDir"] == "/var/www"
+    assert rlg("run", "--rm", theirs, "test", "-e", "/var/www/index.html", check=False).returncode == 1
+    assert rlg.out("run", "--rm", theirs, "cat", "/home/app") == "now-a-file\n"
+
+
+def refs(lg) -> str:
+    path = os.path.join(lg.root, "store.git")
+    if not os.path.isdir(path):
+        return ""
+    return subprocess.run(["git", "-C", path, "for-each-ref"], capture_output=True, text=True).stdout
+
+
+def test_login_logout_and_auth_failures(rlg, rlg2, auth_registry, busybox_copy, tmp_path):
+    name = f"{auth_registry.host}/sec/app:1"
+    make_image(rlg, busybox_copy, name)
+    assert "authentication required" in rlg.fails("push", name, code=1)
+    err = rlg.fails("login", "-u", "alice", "--password-stdin", auth_registry.host, input=b"wrong\n", code=1)
+    assert "wrong credentials" in err and "wrong" not in err.replace("wrong credentials", "")
+    assert not os.path.exists(tmp_path / "auth.json")
+    out = rlg.out("login", "-u", "alice", "--password-stdin", auth_registry.host, input=b"s3cret\n")
+    assert "s3cret" not in out
+    auth = tmp_path / "auth.json"
+    assert stat.S_IMODE(os.stat(auth).st_mode) == 0o600
+    assert auth_registry.host in json.loads(auth.read_text())["auths"]
+    push(rlg, name)
+    assert pull(rlg2, name)["commits"] == 4
+    rlg.out("logout", auth_registry.host)
+    assert auth_registry.host not in json.loads(auth.read_text())["auths"]
+    assert "not logged in" in rlg.fails("logout", auth_registry.host, code=1)
+    rlg2("rmi", name)
+    assert "authentication required" in rlg2.fails("pull", name, code=1)
+
+
+def test_unknown_image_and_bad_references(rlg, registry):
+    before = refs(rlg)
+    assert "not found" in rlg.fails("pull", f"{registry.host}/nothing/here:1", code=1)
+    assert refs(rlg) == before
+    assert "invalid reference" in rlg.fails("pull", "UPPER/Case", code=2)
+    assert "invalid reference" in rlg.fails("pull", "app@sha256:1234", code=2)
+    assert "no such image" in rlg.fails("push", f"{registry.host}/not/local:1", code=1)
+
+
+def test_lying_blobs_leave_nothing(rlg, rlg2, registry, busybox_copy):
+    name = f"{registry.host}/lie/app:1"
+    make_image(rlg, busybox_copy, name)
+    m = manifest(registry, "lie/app", push(rlg, name)["digest"])
+    layer = registry.blob_path(m["layers"][-1]["digest"])
+    with open(layer, "rb") as f:
+        good = f.read()
+    try:
+        with open(layer, "wb") as f:  # same size, one byte changed
+            f.write(good[:-1] + bytes([good[-1] ^ 1]))
+        assert "does not match its digest" in rlg2.fails("pull", name, code=1)
+        assert "refs/heads" not in refs(rlg2) and "digests" not in refs(rlg2)
+        with open(layer, "wb") as f:  # cut short
+            f.write(good[: len(good) // 2])
+        assert "bytes, the manifest says" in rlg2.fails("pull", name, code=1)
+        assert "refs/heads" not in refs(rlg2)
+    finally:
+        with open(layer, "wb") as f:
+            f.write(good)
+
+
+def test_index_platform_selection(rlg, rlg2, registry, busybox_copy):
+    name = f"{registry.host}/multi/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    pushed = push(rlg, name)
+    _, body, _ = api(registry, f"/v2/multi/app/manifests/{pushed['digest']}",
+                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": pushed["digest"], "size": len(body),
+         "platform": {"os": "linux", "architecture": "s390x"}}]}
+    api(registry, "/v2/multi/app/manifests/idx", "PUT", json.dumps(index).encode(),
+        {"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    err = rlg2.fails("pull", f"{registry.host}/multi/app:idx", code=1)
+    assert "has no image for linux/" in err and "it has: linux/s390x" in err
+    assert pull(rlg2, f"{registry.host}/multi/app:idx", "--platform", "linux/s390x")["id"] == tip
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """What distribution never does: rate limiting, silence, a manifest that is not the one asked for."""
+
+    hits: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path
+        self.hits[path] = self.hits.get(path, 0) + 1
+        if path == "/v2/":
+            self._send(200, b"{}")
+        elif path.startswith("/v2/slow/"):
+            time.sleep(5)
+            self._send(200, b"{}")
+        elif path.startswith("/v2/busy/") and self.hits[path] == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path.startswith("/v2/busy/") or path.startswith("/v2/always/"):
+            self.send_response(429 if "always" in path else 404)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path.startswith("/v2/lie/manifests/sha256:"):
+            self._send(200, b'{"schemaVersion":2,"config":{},"layers":[]}')
+        else:
+            self._send(404, b'{"errors":[{"code":"NOT_FOUND","message":"\\u001b[31mred"}]}')
+
+    def _send(self, code: int, body: bytes):
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # lg gave up on a slow answer: what the test wants
+            pass
+
+
+@pytest.fixture
+def hostile():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_hostile_registry(rlg, hostile):
+    start = time.monotonic()
+    assert "timed out" in rlg.fails("pull", f"{hostile}/slow/app:1", "--timeout", "0.5", code=1)
+    assert time.monotonic() - start < 4.5
+    # a 429 is honoured once (Retry-After), then the answer counts: here a 404
+    assert "not found" in rlg.fails("pull", f"{hostile}/busy/app:1", code=1)
+    assert "rate limited" in rlg.fails("pull", f"{hostile}/always/app:1", code=1)
+    digest = "sha256:" + "0" * 64
+    assert "the registry sent something else" in rlg.fails("pull", f"{hostile}/lie/app@{digest}", code=1)
+    err = rlg.fails("pull", f"{hostile}/none/app:1", code=1)
+    assert "\x1b" not in err and "red" in err
+    assert refs(rlg) == ""
