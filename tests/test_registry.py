@@ -273,7 +273,7 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         if path == "/v2/":
             self._send(200, b"{}")
         elif path.startswith("/v2/slow/"):
-            time.sleep(5)
+            time.sleep(3)
             self._send(200, b"{}")
         elif path.startswith("/v2/busy/") and self.hits[path] == 1:
             self.send_response(429)
@@ -285,7 +285,7 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
             self.send_header("Retry-After", "0")
             self.send_header("Content-Length", "0")
             self.end_headers()
-        elif path.startswith("/v2/lie/manifests/sha256:"):
+        elif path.startswith("/v2/lie/app/manifests/sha256:"):
             self._send(200, b'{"schemaVersion":2,"config":{},"layers":[]}')
         else:
             self._send(404, b'{"errors":[{"code":"NOT_FOUND","message":"\\u001b[31mred"}]}')
@@ -305,6 +305,7 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 def hostile():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
     server.daemon_threads = True
+    server.block_on_close = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
