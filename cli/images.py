@@ -79,7 +79,8 @@ def rmi_cmd(ctx, targets):
 @click.command("images")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
-@click.option("--digests", is_flag=True, help="Show the registry digests the images were pushed or pulled as.")
+@click.option("--digests", is_flag=True,
+              help="Show the registry digests the images were pushed or pulled as.")
 @click.pass_context
 def images_cmd(ctx, as_json, quiet, digests):
     """List images: name, tag, id, created, size."""

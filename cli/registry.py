@@ -24,7 +24,8 @@ _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=Non
 
 @click.command("pull")
 @click.argument("reference", metavar="[REGISTRY/]NAME[:TAG|@DIGEST]")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pick from an index (default: this host's).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from an index (default: this host's).")
 @click.option("-a", "--all-tags", is_flag=True, help="Pull every tag of the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only image ids.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -78,8 +78,9 @@ def image_config(images: list, diff_ids: list[str], history: list[dict]) -> dict
 def image_history(images: list) -> tuple[list[dict], list[tuple[bytes | None, bytes]]]:
     """The history entries of a chain and its layers as (old rootfs, new rootfs) pairs:
     a commit that kept its parent's rootfs is an ``empty_layer`` entry, not a layer."""
-    history, changes = [], []
-    previous = None
+    history: list[dict] = []
+    changes: list[tuple[bytes | None, bytes]] = []
+    previous: bytes | None = None
     for img in images:
         entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
                  "author": f"{img.commit.author.name} <{img.commit.author.email}>"}

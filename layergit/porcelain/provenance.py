@@ -33,8 +33,8 @@ def records(chain: list) -> dict:
     out: list[dict] = []
     previous = None
     for img in chain:
-        record = {"id": img.id.hex(), "author": _sig(img.commit.author), "committer": _sig(img.commit.committer),
-                  "message": img.commit.message}
+        record = {"id": img.id.hex(), "author": _sig(img.commit.author),
+                  "committer": _sig(img.commit.committer), "message": img.commit.message}
         if img.config != previous:
             record["config"] = img.config
         previous = img.config

@@ -54,7 +54,8 @@ class RegistryOptions:
     all_tags: bool = False
     jobs: int = 4  # blobs in flight
     chunk_size: int | None = None  # bytes per upload PATCH
-    progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)  # (what, done, total)
+    # called with (what, done, total) as layers are made and blobs move
+    progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,8 @@ def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counte
     from ..fs.imagearchive import LayerRef
     from ..registry.client import RegistryError
 
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config.get("rootfs"), dict) else None
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest["layers"]):
         raise RegistryError(f"{ref}: the manifest and the image config disagree on the layers")
     out = []

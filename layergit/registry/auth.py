@@ -41,7 +41,8 @@ def read_paths() -> list[str]:
     home = os.path.expanduser("~")
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     docker = os.environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
-    return [write_path(), os.path.join(config, "containers", "auth.json"), os.path.join(docker, "config.json")]
+    return [write_path(), os.path.join(config, "containers", "auth.json"),
+            os.path.join(docker, "config.json")]
 
 
 def _load(path: str) -> dict:
@@ -102,17 +103,22 @@ def _decode(entry: object, path: str, host: str) -> Credentials | None:
     return Credentials(user, password) if colon else None
 
 
+def _section(doc: dict, key: str) -> dict:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def lookup(host: str) -> Credentials | None:
     """The credentials for registry ``host``, or None for anonymous access."""
     for path in read_paths():
         doc = _load(path)
-        helpers = doc.get("credHelpers") if isinstance(doc.get("credHelpers"), dict) else {}
+        helpers = _section(doc, "credHelpers")
         for key in _keys(host):
             if isinstance(helpers.get(key), str):
                 found = _helper(helpers[key], host)
                 if found:
                     return found
-        auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+        auths = _section(doc, "auths")
         for key in _keys(host):
             found = _decode(auths.get(key), path, host)
             if found:
@@ -160,7 +166,7 @@ def remove(host: str) -> str:
     """Forget ``host``'s credentials in the file login writes; NotFound if none were there."""
     path = write_path()
     doc = _load(path)
-    auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
+    auths = _section(doc, "auths")
     gone = [key for key in _keys(host) if auths.pop(key, None) is not None]
     if not gone:
         raise NotFound(f"not logged in to {host}")

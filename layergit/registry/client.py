@@ -233,7 +233,8 @@ class Client:
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or index; the digest is checked when
         the reference is one, and the registry's Docker-Content-Digest never trusted."""
-        resp = self.request("GET", f"/v2/{repository}/manifests/{self._ref(reference)}", self.scope(repository),
+        resp = self.request("GET", f"/v2/{repository}/manifests/{self._ref(reference)}",
+                            self.scope(repository),
                             headers={"Accept": ", ".join(MANIFEST_TYPES)},
                             what=f"manifest {repository}:{reference}" if not reference.startswith("sha256:")
                             else f"manifest {repository}@{reference}")
@@ -323,9 +324,9 @@ class Client:
         return int(m.group(1)) + 1 if m else 0
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
-        resp = self.request("PUT", f"/v2/{repository}/manifests/{self._ref(reference)}", self.scope(repository, True),
-                            body=body, ok=(201,), headers={"Content-Type": media_type},
-                            what=f"manifest {repository}:{reference}")
+        resp = self.request("PUT", f"/v2/{repository}/manifests/{self._ref(reference)}",
+                            self.scope(repository, True), body=body, ok=(201,),
+                            headers={"Content-Type": media_type}, what=f"manifest {repository}:{reference}")
         _discard(resp)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 

@@ -99,8 +99,8 @@ def endpoints(host: str, tls_verify: bool | None = None, timeout: float | None =
     entry = _conf_entry(host, registries_conf() if conf is None else conf)
     verify = tls_verify if tls_verify is not None else not entry.get("insecure", False)
     ca, client = _certs(host)
-    extra = {"read_timeout": timeout, "connect_timeout": min(timeout, 10.0)} if timeout else {}
-    https = Endpoint(host, True, verify, ca, client, proxy=_proxy(host, True), **extra)
+    read, connect = (timeout, min(timeout, 10.0)) if timeout else (60.0, 10.0)
+    https = Endpoint(host, True, verify, ca, client, connect, read, _proxy(host, True))
     if verify and not _is_loopback(host):
         return [https]
-    return [https, Endpoint(host, False, False, proxy=_proxy(host, False), **extra)]
+    return [https, Endpoint(host, False, False, None, None, connect, read, _proxy(host, False))]
