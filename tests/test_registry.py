@@ -327,3 +327,38 @@ def test_hostile_registry(rlg, hostile):
     err = rlg.fails("pull", f"{hostile}/none/app:1", code=1)
     assert "\x1b" not in err and "red" in err
     assert refs(rlg) == ""
+
+
+def test_run_create_build_pull_what_is_missing(rlg, rlg2, registry, busybox_copy, tmp_path):
+    name = f"{registry.host}/pp/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    push(rlg, name)
+    assert "no such image" in rlg2.fails("run", "--rm", "--pull", "never", name, "true", code=125)
+    assert refs(rlg2).count("refs/heads") == 0
+    assert rlg2.out("run", "--rm", "--network", "none", name, "cat", "/added") == "added\n"
+    assert log_ids(rlg2, name)[0] == tip
+    # FROM pulls too, into a root that has never seen the image
+    (tmp_path / "ctx2").mkdir()
+    (tmp_path / "ctx2" / "Dockerfile").write_text(f"FROM {registry.host}/pp/app:1\nENV MORE=1\n")
+    other = RegLg(str(tmp_path / "lgroot3"), str(tmp_path))
+    try:
+        other("build", "-q", "-t", "built:1", str(tmp_path / "ctx2"))
+        assert log_ids(other, "built:1")[1] == tip
+        assert "pulling it failed" in other.fails("create", f"{registry.host}/pp/none:1", code=125)
+    finally:
+        cleanup_root(other)
+
+
+def test_chunked_upload_read_back_by_skopeo(rlg, registry, busybox_copy, tmp_path):
+    """Uploads in 64 KiB PATCHes (through the Python API, where the chunk size is a knob)."""
+    name = f"{registry.host}/chunk/app:1"
+    make_image(rlg, busybox_copy, name)
+    code = ("import json, sys; from layergit.porcelain.repo import open_repo;"
+            "from layergit.porcelain.registry import RegistryOptions, push;"
+            f"r = push(open_repo(), {name!r}, RegistryOptions(chunk_size=65536, jobs=2));"
+            "print(json.dumps([r.uploaded, r.requests]))")
+    proc = subprocess.run([rlg.python, "-c", code], env=rlg.env(), capture_output=True, text=True, check=True)
+    uploaded, requests = json.loads(proc.stdout)
+    size = sum(x["size"] for x in manifest(registry, "chunk/app", "1")["layers"])
+    assert uploaded == 3 and requests > size // 65536  # one PATCH per chunk at least
+    run("skopeo", "copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{tmp_path}/chunked:x")
