@@ -126,6 +126,11 @@ def test_push_pull_round_trip_keeps_commit_ids(rlg, rlg2, registry, busybox_copy
     assert again["digest"] == pushed["digest"] and again["uploaded"] == 0 and again["skipped"] == 3
     # a pull of what is here downloads nothing
     assert pull(rlg2, name)["downloaded"] == 0
+    # the digest index forgets with the last tag, or by name
+    rlg2("rmi", name)
+    assert "digests" not in refs(rlg2)
+    rlg("rmi", f"{registry.host}/team/app@{pushed['digest']}")
+    assert "digests" not in refs(rlg) and log_ids(rlg, name)[0] == tip
 
 
 def test_zstd_and_mount_and_one_changed_layer(rlg, rlg2, registry, busybox_copy):

@@ -147,17 +147,37 @@ def tag(repo: Repo, source: str, target: str) -> str:
 
 
 def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
-    """Remove names (objects stay until ``lg gc``); returns (name, id) removed."""
-    resolved = []
+    """Remove names (objects stay until ``lg gc``); returns (name, id) removed.
+
+    ``NAME@sha256:...`` removes that entry of the digest index. Removing a tag also
+    removes the digests of NAME that led to the same commit once no tag of NAME does,
+    as Docker forgets an image's RepoDigests with its last tag."""
+    resolved: list[tuple[str, str, bytes]] = []  # (shown, ref, commit)
     for text in targets:
-        image = names.parse(text)
-        oid = repo.store.ref(image.ref)
+        pinned = names.split_digest(text)
+        ref = names.digest_ref(*pinned) if pinned else names.parse(text).ref
+        shown = f"{pinned[0]}@{pinned[1]}" if pinned else str(names.parse(text))
+        oid = repo.store.ref(ref)
         if oid is None:
-            raise NotFound(f"no such image: {image}")
-        resolved.append((image, oid))
-    for image, _ in resolved:
-        repo.store.delete_ref(image.ref)
-    return [(str(image), oid.hex()) for image, oid in resolved]
+            raise NotFound(f"no such image: {shown}")
+        resolved.append((shown, ref, oid))
+    for _, ref, _ in resolved:
+        repo.store.delete_ref(ref)
+    for _, ref, oid in resolved:
+        image = names.from_ref(ref)
+        if image is not None:
+            _forget_digests(repo, image.name, oid)
+    return [(shown, oid.hex()) for shown, _, oid in resolved]
+
+
+def _forget_digests(repo: Repo, name: str, oid: bytes) -> None:
+    tags = (names.from_ref(r) for r, target in repo.store.refs(names.IMAGE_PREFIX) if target == oid)
+    if any(t is not None and t.name == name for t in tags):
+        return
+    for ref, target in repo.store.refs(names.DIGEST_PREFIX):
+        parsed = names.from_digest_ref(ref)
+        if target == oid and parsed is not None and parsed[0] == name:
+            repo.store.delete_ref(ref)
 
 
 def list_images(repo: Repo) -> list[ImageRow]:
