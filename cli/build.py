@@ -170,7 +170,7 @@ def _build_args(values) -> dict[str, str]:
 @click.option("--target", metavar="STAGE", help="Build up to this stage (and only the stages it needs).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (the cache is still updated).")
 @click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
-              show_default=True, help="Pull FROM images from their registry: when missing here, always, or never.")
+              show_default=True, help="Pull FROM images from their registry: when missing, always, or never.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id (and a failing step's output).")
 @click.option("--network", type=click.Choice(NETWORKS), default="bridge", show_default=True,
               help="Network of RUN steps (RUN --network overrides it).")

@@ -367,3 +367,14 @@ def test_chunked_upload_read_back_by_skopeo(rlg, registry, busybox_copy, tmp_pat
     size = sum(x["size"] for x in manifest(registry, "chunk/app", "1")["layers"])
     assert uploaded == 3 and requests > size // 65536  # one PATCH per chunk at least
     run("skopeo", "copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{tmp_path}/chunked:x")
+
+
+def test_mirror_from_registries_conf(rlg, rlg2, registry, busybox_copy, tmp_path):
+    """registries.conf names our registry as the mirror of one that does not resolve."""
+    tip = make_image(rlg, busybox_copy, f"{registry.host}/mirror/app:1")
+    push(rlg, f"{registry.host}/mirror/app:1")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "nowhere.invalid"\n[[registry.mirror]]\nlocation = "{registry.host}"\n')
+    env = rlg2.env(CONTAINERS_REGISTRIES_CONF=str(conf))
+    [result] = json.loads(rlg2.out("pull", "nowhere.invalid/mirror/app:1", "--json", env=env))
+    assert result["id"] == tip and result["tags"] == ["nowhere.invalid/mirror/app:1"]

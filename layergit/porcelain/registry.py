@@ -124,11 +124,21 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
 def pull(repo: Repo, reference: str, options: RegistryOptions | None = None) -> list[PullResult]:
     """Pull ``reference`` (Docker's grammar); with ``all_tags``, every tag of its repository."""
     from ..registry.reference import parse
+    from ..registry.settings import mirrors
 
     options = options or RegistryOptions()
     ref = parse(reference)
     platform = platform_of(options.platform)
-    client = connect(ref.registry, options)
+    for mirror in mirrors(ref.registry):  # registries.conf's mirrors first, as podman
+        try:
+            return _pull_from(repo, connect(mirror, options), ref, platform, options)
+        except LgError:
+            continue  # a mirror that fails or lacks the image: the next, then the registry itself
+    return _pull_from(repo, connect(ref.registry, options), ref, platform, options)
+
+
+def _pull_from(repo: Repo, client: Client, ref: Reference, platform, options: RegistryOptions
+               ) -> list[PullResult]:
     try:
         if not options.all_tags:
             return [_pull_one(repo, client, ref, platform, options)]
