@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 from .conftest import Lg, cleanup_root
-from .registry_server import start_registry
+from fixtures.registry import start_registry
 from .test_import_export import PodmanSession, podman, podman_image, run
 
 
