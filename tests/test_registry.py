@@ -9,6 +9,7 @@ in this file for what distribution never does (429, hanging, a lying manifest).
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -16,12 +17,14 @@ import stat
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 
-from .conftest import Lg, cleanup_root
 from fixtures.registry import start_registry
+
+from .conftest import Lg, cleanup_root
 from .test_import_export import PodmanSession, podman, podman_image, run
 
 
@@ -378,3 +381,98 @@ def test_mirror_from_registries_conf(rlg, rlg2, registry, busybox_copy, tmp_path
     env = rlg2.env(CONTAINERS_REGISTRIES_CONF=str(conf))
     [result] = json.loads(rlg2.out("pull", "nowhere.invalid/mirror/app:1", "--json", env=env))
     assert result["id"] == tip and result["tags"] == ["nowhere.invalid/mirror/app:1"]
+
+
+class TokenIssuer:
+    """The Bearer flow of Docker Hub and GHCR, offline: a token service that knows alice,
+    signs RS256 JWTs with a key made here, which the registry trusts by certificate."""
+
+    def __init__(self, work):
+        self.key, self.cert = str(work / "issuer.key"), str(work / "issuer.pem")
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.cert,
+            "-subj", "/CN=lg-test-issuer", "-days", "1")
+        der = run_bytes("openssl", "x509", "-in", self.cert, "-outform", "DER")
+        self.x5c = base64.b64encode(der).decode()
+        self.requests = 0
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                issuer.requests += 1
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+                given = self.headers.get("Authorization")
+                if given is not None and given != basic:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                access = []
+                for scope in (query.get("scope") or [""])[0].split():
+                    kind, _, rest = scope.partition(":")
+                    name, _, actions = rest.rpartition(":")
+                    if kind == "repository" and given is not None:
+                        access.append({"type": "repository", "name": name, "actions": actions.split(",")})
+                body = json.dumps({"token": issuer.sign(access)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self, access: list) -> str:
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": "lg-test-issuer", "sub": "alice", "aud": "lg-test", "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = run_bytes("openssl", "dgst", "-sha256", "-sign", self.key, input=signing.encode())
+        return f"{signing}.{b64(signature)}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_bytes(*args, input: bytes | None = None) -> bytes:
+    return subprocess.run(args, input=input, capture_output=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("token-registry")
+    issuer = TokenIssuer(work)
+    try:
+        reg = start_registry(work, token={"realm": issuer.realm, "service": "lg-test", "issuer": "lg-test-issuer",
+                                          "rootcertbundle": issuer.cert})
+        try:
+            yield reg, issuer
+        finally:
+            reg.stop()
+    finally:
+        issuer.stop()
+
+
+def test_bearer_token_flow(rlg, rlg2, token_registry, busybox_copy):
+    reg, issuer = token_registry
+    name = f"{reg.host}/tok/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    assert "authentication required" in rlg.fails("push", name, code=1)  # an anonymous token grants nothing
+    assert "refused the credentials" in rlg.fails("login", "-u", "alice", "--password-stdin", reg.host,
+                                                  input=b"nope\n", code=1)
+    rlg("login", "-u", "alice", "--password-stdin", reg.host, input=b"s3cret\n")
+    before = issuer.requests
+    assert push(rlg, name)["uploaded"] == 3
+    assert issuer.requests - before <= 3  # a token per scope, reused, not one per request
+    assert pull(rlg2, name)["id"] == tip

@@ -100,18 +100,18 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
     """A client for ``registry`` on the first endpoint that answers /v2/, with the
     credentials given or else those the auth files hold."""
     from ..registry import auth, settings
-    from ..registry.client import Client, RegistryError
+    from ..registry.client import Client, TransportError
     from ..registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
     host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
     credentials = credentials or auth.lookup(registry)
-    failure: RegistryError | None = None
+    failure: TransportError | None = None
     for endpoint in settings.endpoints(host, options.tls_verify, options.timeout):
         client = Client(endpoint, credentials)
         try:
             client.request("GET", "/v2/", "", ok=(200, 401), what="the registry API (/v2/)").release_conn()
             return client
-        except RegistryError as exc:
+        except TransportError as exc:  # no answer here: the next endpoint may give one
             failure = failure or exc
             client.close()
     assert failure is not None

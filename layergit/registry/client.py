@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ MANIFEST_TYPES = (
 
 class RegistryError(LgError):
     """A registry refused, failed or lied; the message names what and where."""
+
+
+class TransportError(RegistryError):
+    """No answer: refused, unreachable, TLS failed, timed out, dropped. Another
+    endpoint (plain HTTP for a loopback registry) may still answer."""
 
 
 class AuthError(RegistryError):
@@ -110,6 +116,7 @@ class Client:
                                            else urllib3.PoolManager(**kw))
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
         self._challenge: tuple[str, dict[str, str]] | None = None
+        self._token_lock = threading.Lock()  # blobs move in parallel: one token per scope
         self.user_agent = user_agent
         self.requests = 0  # every HTTP request sent: benchmarks and tests count them
 
@@ -130,6 +137,7 @@ class Client:
 
         url = self._url(path)
         retried_429 = authed = False
+        self._known_token(scope)
         while True:
             hdrs = {"User-Agent": self.user_agent, **(headers or {})}
             if scope in self._auth:
@@ -141,7 +149,7 @@ class Client:
                 resp = self._http.request(method, url, headers=hdrs, body=body, preload_content=False,
                                           redirect=method in ("GET", "HEAD"))
             except urllib3.exceptions.HTTPError as exc:
-                raise RegistryError(f"{self.endpoint.host}: {_transport_error(exc)}") from None
+                raise TransportError(f"{self.endpoint.host}: {_transport_error(exc)}") from None
             if resp.status == 401 and not authed and self._answer(resp, scope):
                 _discard(resp)
                 authed = True
@@ -159,6 +167,15 @@ class Client:
                 return resp
             self._fail(resp, what or f"{method} {urlsplit(url).path}")
 
+    def _known_token(self, scope: str) -> None:
+        """Once the registry has asked for a Bearer token, fetch one for a new scope
+        before the request, not after its 401 (once, whichever thread asks first)."""
+        if scope in self._auth or not self._challenge or self._challenge[0] != "bearer":
+            return
+        with self._token_lock:
+            if scope not in self._auth:
+                self._auth[scope] = "Bearer " + self._token(self._challenge[1], scope)
+
     def _basic(self) -> str:
         assert self.credentials is not None
         pair = f"{self.credentials.username}:{self.credentials.password}".encode()
@@ -174,7 +191,8 @@ class Client:
             self._auth[scope] = self._basic()
             return True
         if scheme == "bearer" and params.get("realm"):
-            self._auth[scope] = "Bearer " + self._token(params, scope)
+            with self._token_lock:
+                self._auth[scope] = "Bearer " + self._token(params, scope)
             return True
         return False
 
@@ -193,7 +211,7 @@ class Client:
         try:
             resp = self._http.request("GET", url, headers=headers, preload_content=False)
         except Exception as exc:  # urllib3's errors, named for the user
-            raise RegistryError(f"token service {_header_text(realm)}: {_transport_error(exc)}") from None
+            raise TransportError(f"token service {_header_text(realm)}: {_transport_error(exc)}") from None
         if resp.status in (401, 403):
             _discard(resp)
             raise AuthError(f"{self.endpoint.host}: the token service refused the credentials")
@@ -300,7 +318,7 @@ class Client:
                                     headers={"Content-Type": "application/octet-stream",
                                              "Content-Length": str(n),
                                              "Content-Range": f"{offset}-{offset + n - 1}"})
-            except RegistryError:
+            except TransportError:
                 if resumes <= 0:
                     raise
                 resumes -= 1
