@@ -13,12 +13,14 @@ import base64
 import http.server
 import json
 import os
+import shutil
 import stat
 import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 
@@ -476,3 +478,43 @@ def test_bearer_token_flow(rlg, rlg2, token_registry, busybox_copy):
     assert push(rlg, name)["uploaded"] == 3
     assert issuer.requests - before <= 3  # a token per scope, reused, not one per request
     assert pull(rlg2, name)["id"] == tip
+
+
+@pytest.fixture
+def containerd(tmp_path):
+    """A containerd of this test's own (root, state, socket), without CRI; stopped and
+    its state removed afterwards."""
+    state = f"/run/lgtest-containerd-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    sock = str(tmp_path / "containerd.sock")
+    config = tmp_path / "containerd.toml"
+    config.write_text(f'version = 2\nroot = "{tmp_path / "containerd"}"\nstate = "{state}"\n'
+                      f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{sock}"\n')
+    proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "containerd.log", "wb"))
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["ctr", "-a", sock, "version"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "containerd did not start"
+            time.sleep(0.1)
+        yield ["ctr", "-a", sock, "-n", "lgtest"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for line in reversed(open("/proc/self/mounts").read().splitlines()):
+            target = line.split()[1]
+            if target.startswith((str(tmp_path), state)):
+                subprocess.run(["umount", "-l", target], capture_output=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_containerd_pulls_and_runs_what_lg_pushed(rlg, registry, busybox_copy, containerd):
+    name = f"{registry.host}/ctr/app:1"
+    make_image(rlg, busybox_copy, name)
+    pushed = push(rlg, name)
+    out = run(*containerd, "images", "pull", "--plain-http", name)
+    assert pushed["digest"] in run(*containerd, "images", "ls")
+    assert "unpacking linux/" in out
+    out = run(*containerd, "run", "--rm", name, f"lgtest-{uuid.uuid4().hex[:8]}", "/bin/sh", "-c",
+              "cat /added; id -u; echo $GREETING; test ! -e /bin/ls && echo gone")
+    assert out == "added\n65534\nhello\ngone\n"
