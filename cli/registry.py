@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from layergit.fs.tarlayer import check_limits_flags
 from layergit.text import printable, quoted
 
 from .output import human_size, print_json, repo_from, short
@@ -29,10 +30,12 @@ _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=Non
 @click.option("-a", "--all-tags", is_flag=True, help="Pull every tag of the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only image ids.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--max-bytes", type=int, help="Refuse images that unpack to more bytes (default 32 GiB).")
+@click.option("--max-entries", type=int, help="Refuse images with more entries (default 2,000,000).")
 @_TLS
 @_TIMEOUT
 @click.pass_context
-def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, tls_verify, timeout):
+def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_bytes, max_entries, tls_verify, timeout):
     """Pull an image from a registry (Docker's names: debian is docker.io/library/debian:latest)."""
     from layergit.porcelain import registry
 
@@ -40,7 +43,8 @@ def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, tls_verify, tim
     with layer_progress(f"pulling {reference}") as cb:
         progress = (lambda what, done, total: cb(done, total)) if cb and not quiet else None
         options = registry.RegistryOptions(platform=platform, tls_verify=tls_verify, timeout=timeout,
-                                           all_tags=all_tags, progress=progress)
+                                           all_tags=all_tags, progress=progress,
+                                           limits=check_limits_flags(max_bytes, max_entries))
         results = registry.pull(repo, reference, options)
     if as_json:
         print_json(results)

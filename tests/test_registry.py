@@ -10,12 +10,16 @@ in this file for what distribution never does (429, hanging, a lying manifest).
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import http.server
+import io
 import json
 import os
 import shutil
 import stat
 import subprocess
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -156,6 +160,12 @@ def test_zstd_and_mount_and_one_changed_layer(rlg, rlg2, registry, busybox_copy)
     rlg("commit", busybox_copy, "-t", name, "-m", "fourth")
     grown = push(rlg, name, "--compression", "zstd")
     assert (grown["uploaded"], grown["skipped"]) == (2, 2)
+    # every tag of a repository
+    rlg("tag", name, f"{registry.host}/z/app:2")
+    push(rlg, f"{registry.host}/z/app:2", "--compression", "zstd")
+    pulled = json.loads(rlg2.out("pull", "--all-tags", f"{registry.host}/z/app", "--json"))
+    assert [r["tags"] for r in pulled] == [[name], [f"{registry.host}/z/app:2"]]
+    assert {r["id"] for r in pulled} == {log_ids(rlg, name)[0]}
 
 
 def test_skopeo_reads_and_writes(rlg, rlg2, registry, busybox_copy, tmp_path):
@@ -518,3 +528,50 @@ def test_containerd_pulls_and_runs_what_lg_pushed(rlg, registry, busybox_copy, c
     out = run(*containerd, "run", "--rm", name, f"lgtest-{uuid.uuid4().hex[:8]}", "/bin/sh", "-c",
               "cat /added; id -u; echo $GREETING; test ! -e /bin/ls && echo gone")
     assert out == "added\n65534\nhello\ngone\n"
+
+
+def upload(reg, repo: str, data: bytes) -> dict:
+    """A blob put by hand (monolithic upload), as a hostile pusher would; its descriptor."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    _, _, headers = api(reg, f"/v2/{repo}/blobs/uploads/", "POST", b"")
+    location = headers["Location"]
+    sep = "&" if "?" in location else "?"
+    url = location if location.startswith("http") else f"http://{reg.host}{location}"
+    req = urllib.request.Request(f"{url}{sep}digest={digest}", data=data, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req, timeout=10).close()
+    return {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": len(data)}
+
+
+def hostile_image(reg, repo: str, layer_tar: bytes) -> None:
+    layer = gzip.compress(layer_tar, mtime=0)
+    desc = upload(reg, repo, layer)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
+                         "history": [{"created_by": "hostile"}]}).encode()
+    cdesc = dict(upload(reg, repo, config), mediaType="application/vnd.oci.image.config.v1+json")
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cdesc,
+         "layers": [desc]}
+    api(reg, f"/v2/{repo}/manifests/1", "PUT", json.dumps(m).encode(),
+        {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+
+
+def tar_of(*members: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_hostile_layers_go_through_imports_parser_and_limits(rlg, registry):
+    hostile_image(registry, "evil/escape", tar_of(("ok", b"fine\n"), ("../../etc/evil", b"x")))
+    assert "'..' component" in rlg.fails("pull", f"{registry.host}/evil/escape:1", code=1)
+    hostile_image(registry, "evil/bomb", tar_of(("zeros", b"\0" * (8 << 20))))  # 8 MiB from ~8 KiB
+    err = rlg.fails("pull", f"{registry.host}/evil/bomb:1", "--max-bytes", "1000000", code=1)
+    assert "unpacks to more than 1000000 bytes" in err
+    assert refs(rlg) == ""
+    tmp = os.path.join(rlg.root, "tmp")
+    assert not os.path.isdir(tmp) or not os.listdir(tmp)

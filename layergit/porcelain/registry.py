@@ -32,6 +32,7 @@ from ..store import names
 from .repo import Repo, store_lock
 
 if TYPE_CHECKING:
+    from ..fs.tarlayer import Limits
     from ..registry.client import Client, Credentials
     from ..registry.reference import Reference
 
@@ -54,6 +55,7 @@ class RegistryOptions:
     all_tags: bool = False
     jobs: int = 4  # blobs in flight
     chunk_size: int | None = None  # bytes per upload PATCH
+    limits: Limits | None = None  # what a pulled image may unpack to (lg import's --max-bytes, --max-entries)
     # called with (what, done, total) as layers are made and blobs move
     progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)
 
@@ -318,7 +320,7 @@ def _pull_one(repo: Repo, client: Client, ref: Reference, platform, options: Reg
             progress(f"pulling {ref.name}", done, total)
 
     with store_lock(repo):
-        [result] = import_images(repo, [spec], target, str(ref), progress=on_layer)
+        [result] = import_images(repo, [spec], target, str(ref), options.limits, on_layer)
         tip = bytes.fromhex(result.id)
         _record(repo, ref.name, keys, tip)
     rebuilt = _rebuilt(config, result.id)
