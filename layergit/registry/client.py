@@ -385,7 +385,8 @@ class BlobStream:
     def __init__(self, resp, digest: str, size: int | None, what: str):
         self._resp = resp
         self._chunks: Iterator[bytes] = resp.stream(CHUNK)
-        self._buf = b""
+        self._buf = b""  # the last chunk received, handed out from _pos: never copied whole per read
+        self._pos = 0
         self._digest, self._size, self._what = digest, size, what
         self._sha = hashlib.sha256()
         self.received = 0
@@ -411,7 +412,8 @@ class BlobStream:
         if self._size is not None and self.received > self._size:
             raise RegistryError(f"{self._what}: more than the {self._size} bytes the manifest says")
         self._sha.update(chunk)
-        self._buf += chunk
+        self._buf = self._buf[self._pos:] + chunk if self._pos < len(self._buf) else chunk
+        self._pos = 0
         return True
 
     def _check_end(self) -> None:
@@ -421,11 +423,16 @@ class BlobStream:
             raise RegistryError(f"{self._what}: content does not match its digest {self._digest}")
 
     def read(self, n: int = -1) -> bytes:
-        while (n < 0 or len(self._buf) < n) and self._more():
-            pass
+        """Up to ``n`` bytes (all with -1); short only at the end, where the checks run."""
         if n < 0:
-            n = len(self._buf)
-        out, self._buf = self._buf[:n], self._buf[n:]
+            while self._more():
+                pass
+        else:
+            while len(self._buf) - self._pos < n and self._more():
+                pass
+        end = len(self._buf) if n < 0 else min(len(self._buf), self._pos + n)
+        out = self._buf[self._pos:end]
+        self._pos = end
         return out
 
     def readinto(self, b) -> int:
