@@ -292,6 +292,8 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         self.hits[path] = self.hits.get(path, 0) + 1
         if path == "/v2/":
             self._send(200, b"{}")
+        elif path.startswith("/v2/up/blobs/uploads/"):
+            self._status(path.rsplit("/", 1)[-1])
         elif path.startswith("/v2/slow/"):
             time.sleep(3)
             self._send(200, b"{}")
@@ -310,11 +312,60 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         else:
             self._send(404, b'{"errors":[{"code":"NOT_FOUND","message":"\\u001b[31mred"}]}')
 
-    def _send(self, code: int, body: bytes):
+    # A registry that drops the connection in the middle of the first PATCH of each
+    # upload, having kept half of it: the client must ask (GET) and resume from there.
+    uploads: dict = {}
+    dropped: set = set()
+    blobs: dict = {}
+
+    def do_HEAD(self):
+        digest = self.path.rsplit("/", 1)[-1]
+        self._send(200 if digest in self.blobs else 404, b"")
+
+    def do_POST(self):
+        uid = uuid.uuid4().hex
+        self.uploads[uid] = b""
+        self._send(202, b"", {"Location": f"/v2/up/blobs/uploads/{uid}"})
+
+    def do_PATCH(self):
+        uid = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        start = int(self.headers["Content-Range"].split("-")[0])
+        if start != len(self.uploads[uid]):
+            self._send(416, b"")
+        elif uid not in self.dropped and len(data) > 1:
+            self.dropped.add(uid)
+            self.uploads[uid] += data[: len(data) // 2]
+            self.close_connection = True
+            self.connection.shutdown(2)  # no answer: the connection drops
+        else:
+            self.uploads[uid] += data
+            self._send(202, b"", {"Location": f"/v2/up/blobs/uploads/{uid}", "Range": f"0-{len(self.uploads[uid]) - 1}"})
+
+    def do_PUT(self):
+        url = urllib.parse.urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "/manifests/" in url.path:
+            self._send(201, b"")
+            return
+        uid = url.path.rsplit("/", 1)[-1]
+        digest = urllib.parse.parse_qs(url.query)["digest"][0]
+        data = self.uploads.pop(uid) + body
+        ok = "sha256:" + hashlib.sha256(data).hexdigest() == digest
+        if ok:
+            self.blobs[digest] = data
+        self._send(201 if ok else 400, b"")
+
+    def _status(self, uid: str):
+        self._send(204, b"", {"Range": f"0-{len(self.uploads[uid]) - 1}"})
+
+    def _send(self, code: int, body: bytes, headers: dict | None = None):
         try:
             self.send_response(code)
             self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
             self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
         except OSError:  # lg gave up on a slow answer: what the test wants
@@ -575,3 +626,11 @@ def test_hostile_layers_go_through_imports_parser_and_limits(rlg, registry):
     assert refs(rlg) == ""
     tmp = os.path.join(rlg.root, "tmp")
     assert not os.path.isdir(tmp) or not os.listdir(tmp)
+
+
+def test_upload_resumes_after_a_dropped_connection(rlg, hostile, busybox_copy):
+    name = f"{hostile}/up/app:1"
+    rlg("commit", busybox_copy, "-t", name)
+    result = push(rlg, name)
+    assert result["uploaded"] == 2  # the layer and the config, each put together from two PATCHes
+    assert _Hostile.dropped and not _Hostile.uploads
