@@ -7,6 +7,8 @@ that the git forms of push and pull (issue 14) can share one command each.
 from __future__ import annotations
 
 import sys
+import threading
+from contextlib import contextmanager
 
 import click
 
@@ -14,7 +16,30 @@ from layergit.fs.tarlayer import check_limits_flags
 from layergit.text import printable, quoted
 
 from .output import human_size, print_json, repo_from, short
-from .transfer import layer_progress
+
+
+@contextmanager
+def transfer_progress(quiet: bool):
+    """A callback(item, done, total) drawing one line per blob on a tty (bytes, speed);
+    None when quiet or not on a tty, where the one summary line is all lg says."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+        tasks: dict = {}
+        lock = threading.Lock()
+
+        def update(item: str, done: int, total: int) -> None:
+            with lock:  # blobs move on several threads
+                if item not in tasks:
+                    tasks[item] = bar.add_task(printable(item), total=total)
+                bar.update(tasks[item], completed=done, total=total)
+
+        yield update
 
 _TLS = click.option("--tls-verify/--no-tls-verify", "tls_verify", default=None,
                     help="Check TLS certificates (default: yes; plain HTTP only for loopback registries "
@@ -40,8 +65,7 @@ def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_bytes, max_
     from layergit.porcelain import registry
 
     repo = repo_from(ctx)
-    with layer_progress(f"pulling {reference}") as cb:
-        progress = (lambda what, done, total: cb(done, total)) if cb and not quiet else None
+    with transfer_progress(quiet or as_json) as progress:
         options = registry.RegistryOptions(platform=platform, tls_verify=tls_verify, timeout=timeout,
                                            all_tags=all_tags, progress=progress,
                                            limits=check_limits_flags(max_bytes, max_entries))
@@ -72,8 +96,7 @@ def push_cmd(ctx, reference, compression, quiet, as_json, tls_verify, timeout):
     from layergit.porcelain import registry
 
     repo = repo_from(ctx)
-    with layer_progress(f"pushing {reference}") as cb:
-        progress = (lambda what, done, total: cb(done, total)) if cb and not quiet else None
+    with transfer_progress(quiet or as_json) as progress:
         options = registry.RegistryOptions(tls_verify=tls_verify, timeout=timeout, compression=compression,
                                            progress=progress)
         r = registry.push(repo, reference, options)

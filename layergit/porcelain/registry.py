@@ -56,7 +56,8 @@ class RegistryOptions:
     jobs: int = 4  # blobs in flight
     chunk_size: int | None = None  # bytes per upload PATCH
     limits: Limits | None = None  # what a pulled image may unpack to (lg import's --max-bytes, --max-entries)
-    # called with (what, done, total) as layers are made and blobs move
+    # called with (item, done, total) as blobs move, in bytes for items named by their
+    # digest ("sha256:..."), in layers for "preparing layers" (push, compressing)
     progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)
 
 
@@ -257,7 +258,8 @@ _LAYER_TYPES = (
 )
 
 
-def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int]) -> list:
+def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int], progress
+            ) -> list:
     from ..fs.imagearchive import LayerRef
     from ..registry.client import RegistryError
 
@@ -273,17 +275,25 @@ def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counte
             from ..text import printable
 
             raise RegistryError(f"{ref}: unsupported layer media type {printable(str(media)[:100])!r}")
-        out.append(LayerRef(partial(_open_layer, client, ref.repository, digest, size, counter),
+        out.append(LayerRef(partial(_open_layer, client, ref.repository, digest, size, counter, progress),
                             f"{digest[:19]}", digest, size, diff_id if isinstance(diff_id, str) else None))
     return out
 
 
-def _open_layer(client: Client, repository: str, digest: str, size: int, counter: list[int]):
+def _open_layer(client: Client, repository: str, digest: str, size: int, counter: list[int], progress):
     from ..registry.client import BlobStream
 
-    stream = BlobStream(client.open_blob(repository, digest), digest, size, f"layer {digest[:19]}")
+    on_bytes = _bytes_to(progress, digest[:19], size)
+    stream = BlobStream(client.open_blob(repository, digest), digest, size, f"layer {digest[:19]}", on_bytes)
     counter.append(size)
     return stream
+
+
+def _bytes_to(progress, item: str, total: int) -> Callable[[int], None] | None:
+    """A callback(bytes so far) reporting ``item``'s transfer to ``progress``, if any."""
+    if progress is None:
+        return None
+    return lambda done: progress(item, done, total)
 
 
 def _known(repo: Repo, digest: str) -> bytes | None:
@@ -312,15 +322,9 @@ def _pull_one(repo: Repo, client: Client, ref: Reference, platform, options: Reg
 
     config = _config(client, ref.repository, manifest)
     counter: list[int] = []
-    spec = ImageSpec(config, _layers(client, ref, manifest, config, counter), [])
-    progress = options.progress
-
-    def on_layer(done: int, total: int, nbytes: int | None = None) -> None:
-        if progress:
-            progress(f"pulling {ref.name}", done, total)
-
+    spec = ImageSpec(config, _layers(client, ref, manifest, config, counter, options.progress), [])
     with store_lock(repo):
-        [result] = import_images(repo, [spec], target, str(ref), options.limits, on_layer)
+        [result] = import_images(repo, [spec], target, str(ref), options.limits)
         tip = bytes.fromhex(result.id)
         _record(repo, ref.name, keys, tip)
     rebuilt = _rebuilt(config, result.id)
@@ -369,7 +373,6 @@ class _Tally:
     skipped: int = 0
     mounted: int = 0
     bytes: int = 0
-    done: int = 0
 
 
 def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> PushResult:
@@ -463,13 +466,12 @@ def _send(repo: Repo, client: Client, ref: Reference, blobs: list[_Blob], option
     lock = threading.Lock()
 
     def one(blob: _Blob) -> None:
-        outcome = _send_one(client, ref.repository, blob, sources, options.chunk_size or DEFAULT_CHUNK_UPLOAD)
+        on_bytes = _bytes_to(options.progress, blob.digest[:19], blob.size)
+        chunk = options.chunk_size or DEFAULT_CHUNK_UPLOAD
+        outcome = _send_one(client, ref.repository, blob, sources, chunk, on_bytes)
         with lock:
             setattr(tally, outcome, getattr(tally, outcome) + 1)
             tally.bytes += blob.size if outcome == "uploaded" else 0
-            tally.done += 1
-            if options.progress:
-                options.progress(f"pushing {ref.name}", tally.done, len(blobs))
 
     with ThreadPoolExecutor(max(1, options.jobs)) as pool:
         for future in [pool.submit(one, blob) for blob in blobs]:
@@ -477,29 +479,37 @@ def _send(repo: Repo, client: Client, ref: Reference, blobs: list[_Blob], option
     return tally
 
 
-def _send_one(client: Client, repository: str, blob: _Blob, sources: list[str], chunk: int) -> str:
+def _send_one(client: Client, repository: str, blob: _Blob, sources: list[str], chunk: int, on_bytes
+              ) -> str:
     """Skip, mount or upload one blob; says which."""
     if client.has_blob(repository, blob.digest):
-        return "skipped"
-    location = None
-    for source in sources:
-        location = client.mount_blob(repository, blob.digest, source)
-        if location is None:
-            return "mounted"
-    _upload(client, repository, blob, location, chunk)
-    return "uploaded"
+        outcome = "skipped"
+    else:
+        location = None
+        for source in sources:
+            location = client.mount_blob(repository, blob.digest, source)
+            if location is None:
+                break
+        else:
+            _upload(client, repository, blob, location, chunk, on_bytes)
+            return "uploaded"
+        outcome = "mounted"
+    if on_bytes:
+        on_bytes(blob.size)
+    return outcome
 
 
-def _upload(client: Client, repository: str, blob: _Blob, location: str | None, chunk: int) -> None:
+def _upload(client: Client, repository: str, blob: _Blob, location: str | None, chunk: int, on_bytes) -> None:
     import io
 
     if blob.data is not None:
-        client.upload_blob(repository, blob.digest, blob.size, io.BytesIO(blob.data), location, chunk)
+        data = io.BytesIO(blob.data)
+        client.upload_blob(repository, blob.digest, blob.size, data, location, chunk, on_bytes)
         return
     assert blob.path is not None
     try:
         with open(blob.path, "rb") as f:
-            client.upload_blob(repository, blob.digest, blob.size, f, location, chunk)
+            client.upload_blob(repository, blob.digest, blob.size, f, location, chunk, on_bytes)
     except FileNotFoundError:
         raise LgError(f"layer file {blob.path} vanished during the push (lg gc?); push again") from None
 

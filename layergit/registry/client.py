@@ -305,10 +305,13 @@ class Client:
     def upload_blob(self, repository: str, digest: str, size: int, f: IO[bytes], location: str | None = None,
                     chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None, resumes: int = 3) -> None:
         """PATCH ``f`` in chunks, then PUT with the digest. A dropped connection is
-        resumed where the registry says it has got to (GET on the upload's location)."""
+        resumed where the registry says it has got to (GET on the upload's location).
+        ``on_bytes`` is called with the bytes the registry holds after each chunk."""
         scope = self.scope(repository, True)
         location = location or self.start_upload(repository)
         offset = 0
+        if on_bytes and size == 0:
+            on_bytes(0)
         while offset < size:
             n = min(chunk, size - offset)
             f.seek(offset)
@@ -328,7 +331,7 @@ class Client:
             location = self._location(resp)
             offset += n
             if on_bytes:
-                on_bytes(n)
+                on_bytes(offset)
         sep = "&" if "?" in location else "?"
         resp = self.request("PUT", f"{location}{sep}{urlencode({'digest': digest})}", scope, ok=(201,),
                             headers={"Content-Length": "0"}, what=f"upload of {digest[:19]}")
@@ -382,7 +385,7 @@ class BlobStream:
     """A blob's body as a file to read, checked against its digest and size as it flows:
     reading past the size, or ending short or with another digest, raises."""
 
-    def __init__(self, resp, digest: str, size: int | None, what: str):
+    def __init__(self, resp, digest: str, size: int | None, what: str, on_bytes=None):
         self._resp = resp
         self._chunks: Iterator[bytes] = resp.stream(CHUNK)
         self._buf = b""  # the last chunk received, handed out from _pos: never copied whole per read
@@ -391,6 +394,7 @@ class BlobStream:
         self._sha = hashlib.sha256()
         self.received = 0
         self._done = False
+        self._on_bytes = on_bytes  # called with the bytes received so far
 
     def readable(self) -> bool:
         return True
@@ -412,6 +416,8 @@ class BlobStream:
         if self._size is not None and self.received > self._size:
             raise RegistryError(f"{self._what}: more than the {self._size} bytes the manifest says")
         self._sha.update(chunk)
+        if self._on_bytes:
+            self._on_bytes(self.received)
         self._buf = self._buf[self._pos:] + chunk if self._pos < len(self._buf) else chunk
         self._pos = 0
         return True
