@@ -171,7 +171,12 @@ def test_zstd_and_mount_and_one_changed_layer(rlg, rlg2, registry, busybox_copy)
 def test_skopeo_reads_and_writes(rlg, rlg2, registry, busybox_copy, tmp_path):
     name = f"{registry.host}/sk/app:1"
     tip = make_image(rlg, busybox_copy, name)
-    push(rlg, name)
+    digest = push(rlg, name)["digest"]
+    # by digest alone: no tag moves, the digest index keeps it (through gc) and names it
+    by_digest = pull(rlg2, f"{registry.host}/sk/app@{digest}")
+    assert by_digest["tags"] == [] and by_digest["downloaded"] > 0 and by_digest["id"] == tip
+    rlg2("gc")
+    assert log_ids(rlg2, f"{registry.host}/sk/app@{digest}")[0] == tip
     # skopeo, an independent reader, verifies every digest and size on its copy
     run("skopeo", "copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{tmp_path}/layout:x")
     # skopeo as the writer: lg's own export, sent by skopeo, pulled by lg, same commits
