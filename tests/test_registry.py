@@ -639,3 +639,37 @@ def test_upload_resumes_after_a_dropped_connection(rlg, hostile, busybox_copy):
     result = push(rlg, name)
     assert result["uploaded"] == 2  # the layer and the config, each put together from two PATCHes
     assert _Hostile.dropped and not _Hostile.uploads
+
+
+def test_tls_registry_with_a_ca_from_certs_d(tmp_path, monkeypatch):
+    """HTTPS checked against the CA certs.d gives for HOST:PORT; without it, one line about
+    the certificate (in-process: certs.d lives in /etc, which a test does not write)."""
+    from layergit.errors import LgError
+    from layergit.porcelain import registry as porcelain
+    from layergit.registry import settings
+
+    ca_key, ca = tmp_path / "ca.key", tmp_path / "ca.pem"
+    key, csr, cert = tmp_path / "srv.key", tmp_path / "srv.csr", tmp_path / "srv.pem"
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-subj", "/CN=lg-test-ca", "-days", "1")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+        "-days", "1", "-extfile", tmp_path / "san.ext")
+    reg = start_registry(tmp_path / "tls", tls={"certificate": cert, "key": key})
+    try:
+        options = porcelain.RegistryOptions(timeout=10)
+        monkeypatch.setattr(settings, "CERTS_DIRS", (str(tmp_path / "certs.d"),))
+        monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
+        with pytest.raises(LgError, match="certificate verify failed"):
+            porcelain.connect(reg.host, options)
+        (tmp_path / "certs.d" / reg.host).mkdir(parents=True)
+        shutil.copy(ca, tmp_path / "certs.d" / reg.host / "ca.crt")
+        client = porcelain.connect(reg.host, options)
+        try:
+            assert client.endpoint.secure and client.endpoint.tls_verify and client.endpoint.ca_certs
+            client.ping()  # over HTTPS, the certificate checked against certs.d's CA
+        finally:
+            client.close()
+    finally:
+        reg.stop()

@@ -103,7 +103,7 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
     """A client for ``registry`` on the first endpoint that answers /v2/, with the
     credentials given or else those the auth files hold."""
     from ..registry import auth, settings
-    from ..registry.client import Client, TransportError
+    from ..registry.client import AuthError, Client, RegistryError, TransportError
     from ..registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
     host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
@@ -117,6 +117,12 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
         except TransportError as exc:  # no answer here: the next endpoint may give one
             failure = failure or exc
             client.close()
+        except RegistryError as exc:
+            client.close()
+            # Plain HTTP to a TLS registry answers 400: the TLS failure is the news.
+            if failure is not None and not isinstance(exc, AuthError):
+                raise failure from None
+            raise
     assert failure is not None
     raise failure
 

@@ -195,3 +195,33 @@ def test_blob_stream_checks_digest_and_size_as_it_flows():
         BlobStream(_Body([data]), digest, 1001, "b").read()
     with pytest.raises(RegistryError, match="does not match its digest"):
         BlobStream(_Body([data[:-1] + b"y"]), digest, 1000, "b").read()
+
+
+def test_credential_helpers_are_asked_first(auth_env, monkeypatch):
+    bin_dir = auth_env / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-lgtest"
+    helper.write_text('#!/bin/sh\nread host\n[ "$host" = "helped.example" ] || exit 1\n'
+                      'echo \'{"ServerURL":"helped.example","Username":"hu","Secret":"hs"}\'\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    docker = auth_env / "home" / ".docker"
+    docker.mkdir(parents=True)
+    stored = base64.b64encode(b"file:pw").decode()
+    (docker / "config.json").write_text(json.dumps({
+        "credHelpers": {"helped.example": "lgtest"}, "credsStore": "lgtest",
+        "auths": {"helped.example": {"auth": stored}, "other.example": {"auth": stored}}}))
+    assert auth.lookup("helped.example") == Credentials("hu", "hs")
+    assert auth.lookup("other.example") == Credentials("file", "pw")  # the store knows nothing of it
+    assert auth.lookup("third.example") is None
+
+
+def test_certs_d_gives_cas_and_client_certificates(tmp_path, monkeypatch):
+    d = tmp_path / "certs.d" / "r.example:5000"
+    d.mkdir(parents=True)
+    for name in ("ca.crt", "client.cert", "client.key"):
+        (d / name).write_text("x")
+    monkeypatch.setattr(settings, "CERTS_DIRS", (str(tmp_path / "none"), str(tmp_path / "certs.d")))
+    [endpoint] = settings.endpoints("r.example:5000", conf={})
+    assert endpoint.ca_certs == str(d / "ca.crt")
+    assert endpoint.client_cert == (str(d / "client.cert"), str(d / "client.key"))
