@@ -263,6 +263,7 @@ def test_lying_blobs_leave_nothing(rlg, rlg2, registry, busybox_copy):
             f.write(good[: len(good) // 2])
         assert "bytes, the manifest says" in rlg2.fails("pull", name, code=1)
         assert "refs/heads" not in refs(rlg2)
+        assert os.listdir(os.path.join(rlg2.root, "tmp")) == []  # the spools of the parallel downloads
     finally:
         with open(layer, "wb") as f:
             f.write(good)

@@ -295,6 +295,52 @@ def _open_layer(client: Client, repository: str, digest: str, size: int, counter
     return stream
 
 
+class _Prefetch:
+    """Layers after the first download in parallel into spools under tmp/ while the
+    importer reads the first straight from the registry; each spool is checked (digest,
+    size) as it is written and read again by the importer, which checks it again. A
+    failure or Ctrl-C stops the downloads and removes the spools."""
+
+    def __init__(self, repo: Repo, layers: list, jobs: int):
+        self.repo, self.layers, self.jobs = repo, layers, max(1, jobs)
+        self.stop = threading.Event()
+
+    def __enter__(self) -> list:
+        from dataclasses import replace
+
+        if len(self.layers) < 2 or self.jobs < 2:
+            self.pool = None
+            return self.layers
+        os.makedirs(self.repo.root.tmp, exist_ok=True)
+        self.dir = tempfile.mkdtemp(dir=self.repo.root.tmp, prefix="pull-")
+        self.pool = ThreadPoolExecutor(min(self.jobs, len(self.layers) - 1))
+        out = [self.layers[0]]
+        for i, layer in enumerate(self.layers[1:], 1):
+            path = os.path.join(self.dir, str(i))
+            future = self.pool.submit(self._spool, layer, path)
+            out.append(replace(layer, open=partial(self._open, future, path)))
+        return out
+
+    def _spool(self, layer, path: str) -> None:
+        with layer.open() as stream, open(path, "wb") as f:
+            while chunk := stream.read(1 << 20):
+                if self.stop.is_set():
+                    raise LgError("pull interrupted")
+                f.write(chunk)
+
+    @staticmethod
+    def _open(future, path: str):
+        future.result()  # its error, if the download failed
+        return open(path, "rb")
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is None:
+            return
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def _bytes_to(progress, item: str, total: int) -> Callable[[int], None] | None:
     """A callback(bytes so far) reporting ``item``'s transfer to ``progress``, if any."""
     if progress is None:
@@ -328,8 +374,9 @@ def _pull_one(repo: Repo, client: Client, ref: Reference, platform, options: Reg
 
     config = _config(client, ref.repository, manifest)
     counter: list[int] = []
-    spec = ImageSpec(config, _layers(client, ref, manifest, config, counter, options.progress), [])
-    with store_lock(repo):
+    layers = _layers(client, ref, manifest, config, counter, options.progress)
+    with store_lock(repo), _Prefetch(repo, layers, options.jobs) as prefetched:
+        spec = ImageSpec(config, prefetched, [])
         [result] = import_images(repo, [spec], target, str(ref), options.limits)
         tip = bytes.fromhex(result.id)
         _record(repo, ref.name, keys, tip)
