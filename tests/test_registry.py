@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
@@ -300,6 +301,8 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
             self._send(200, b"{}")
         elif path.startswith("/v2/up/blobs/uploads/"):
             self._status(path.rsplit("/", 1)[-1])
+        elif path.startswith("/v2/stall/"):
+            self._stall(path)
         elif path.startswith("/v2/slow/"):
             time.sleep(3)
             self._send(200, b"{}")
@@ -361,6 +364,34 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
         if ok:
             self.blobs[digest] = data
         self._send(201 if ok else 400, b"")
+
+    # An image whose layer stops half way (for Ctrl-C in the middle of a pull).
+    STALL_LAYER = b"\0" * (1 << 20)
+    STALL_CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(STALL_LAYER).hexdigest()]}}).encode()
+
+    def _stall(self, path: str):
+        layer = "sha256:" + hashlib.sha256(self.STALL_LAYER).hexdigest()
+        config = "sha256:" + hashlib.sha256(self.STALL_CONFIG).hexdigest()
+        if "/manifests/" in path:
+            self._send(200, json.dumps({
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                           "size": len(self.STALL_CONFIG)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer,
+                            "size": len(self.STALL_LAYER)}]}).encode())
+        elif path.endswith(config):
+            self._send(200, self.STALL_CONFIG)
+        else:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(self.STALL_LAYER)))
+                self.end_headers()
+                self.wfile.write(self.STALL_LAYER[: 1 << 16])
+                self.wfile.flush()
+                time.sleep(10)
+            except OSError:
+                pass
 
     def _status(self, uid: str):
         self._send(204, b"", {"Range": f"0-{len(self.uploads[uid]) - 1}"})
@@ -674,3 +705,19 @@ def test_tls_registry_with_a_ca_from_certs_d(tmp_path, monkeypatch):
             client.close()
     finally:
         reg.stop()
+
+
+def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(rlg, hostile):
+    proc = subprocess.Popen([rlg.python, "-m", "cli", "pull", f"{hostile}/stall/app:1"], env=rlg.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not _Hostile.hits.get("/v2/stall/app/blobs/sha256:" + hashlib.sha256(_Hostile.STALL_LAYER).hexdigest()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 130
+    assert refs(rlg) == ""
+    tmp = os.path.join(rlg.root, "tmp")
+    assert not os.path.isdir(tmp) or os.listdir(tmp) == []
+    assert os.listdir(os.path.join(rlg.root, "store.git", "objects", "pack")) == []  # no pack, whole or temporary
