@@ -15,9 +15,11 @@ from .porcelain.diff import diff
 from .porcelain.history import log, show
 from .porcelain.images import commit_dir, list_images, rmi, tag
 from .porcelain.maintenance import fsck, gc
+from .porcelain.registry import RegistryOptions, login, pull, push
 from .porcelain.repo import Repo, open_repo
 
 __all__ = [
+    "RegistryOptions",
     "Repo",
     "checkout",
     "commit_dir",
@@ -26,8 +28,11 @@ __all__ = [
     "gc",
     "list_images",
     "log",
+    "login",
     "materialise",
     "open_repo",
+    "pull",
+    "push",
     "rmi",
     "show",
     "tag",

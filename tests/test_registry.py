@@ -461,8 +461,8 @@ def test_chunked_upload_read_back_by_skopeo(rlg, registry, busybox_copy, tmp_pat
     """Uploads in 64 KiB PATCHes (through the Python API, where the chunk size is a knob)."""
     name = f"{registry.host}/chunk/app:1"
     make_image(rlg, busybox_copy, name)
-    code = ("import json, sys; from layergit.porcelain.repo import open_repo;"
-            "from layergit.porcelain.registry import RegistryOptions, push;"
+    code = ("import json, sys; from layergit.api import open_repo;"
+            "from layergit.api import RegistryOptions, push;"
             f"r = push(open_repo(), {name!r}, RegistryOptions(chunk_size=65536, jobs=2));"
             "print(json.dumps([r.uploaded, r.requests]))")
     proc = subprocess.run([rlg.python, "-c", code], env=rlg.env(), capture_output=True, text=True, check=True)
