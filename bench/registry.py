@@ -1,12 +1,12 @@
-"""Scenarios 18 and 19 (issue 15): lg pull and lg push against a loopback registry.
+"""Scenarios 22 and 23 (issue 15): lg pull and lg push against a loopback registry.
 
 Both use Debian's docker-registry on 127.0.0.1 (fixtures/registry.py: its own config,
 storage and port, stopped when the scenario ends) and a two-layer image: the minbase
 tarball imported, plus ten edited files and 5 MB as a second commit, as scenario 8.
 
-18 pull: `lg pull` into a fresh root and the first `lg run` of it vs `podman pull`
+22 registry-pull: `lg pull` into a fresh root and the first `lg run` of it vs `podman pull`
     (then `podman run`), the image removed before each run.
-19 push: `lg push` to an emptied registry (layer cache cold, and warm) vs `skopeo copy`
+23 registry-push: `lg push` to an emptied registry (layer cache cold, and warm) vs `skopeo copy`
     of lg's own OCI export to the same registry; then, untimed, a push after a one-layer
     change, counting the blobs and requests it took.
 """
@@ -132,11 +132,11 @@ def build_push(ctx: Context) -> list[Case]:
 
 
 REGISTRY_SCENARIOS = [
-    Scenario(18, "pull", "lg pull of a two-layer minbase image from a loopback registry",
+    Scenario(22, "registry-pull", "lg pull of a two-layer minbase image from a loopback registry",
              "`lg pull` into a fresh root then the first `lg run` vs `podman pull` then `podman run`, "
              "from Debian's docker-registry on 127.0.0.1; each half of lg's alone too.",
              LG_PULL, runs=5, quick_runs=2, build=build_pull),
-    Scenario(19, "push", "lg push of a two-layer minbase image to an empty loopback registry",
+    Scenario(23, "registry-push", "lg push of a two-layer minbase image to an empty loopback registry",
              "`lg push` (layer cache cold, and warm) vs `skopeo copy oci:LAYOUT docker://…` of lg's own "
              "export, the registry emptied before each run; then a push after a one-layer change.",
              LG_PUSH_COLD, runs=5, quick_runs=2, build=build_push),

@@ -1,7 +1,9 @@
-"""lg pull, lg push (registry forms), lg login, lg logout.
+"""lg pull, lg push (registry forms, and which form a command line is), lg login, lg logout.
 
-The bodies only parse flags and call ``porcelain.registry`` / ``registry.auth``, so
-that the git forms of push and pull (issue 14) can share one command each.
+``lg push`` and ``lg pull`` are git's when the first operand is a configured remote,
+a URL with a scheme or a path (``cli/remotes.py``), and a registry's otherwise (the
+commands here): :func:`_two_forms` decides and hands the command line to that form.
+The bodies only parse flags and call ``porcelain.registry`` / ``registry.auth``.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=Non
 @_TLS
 @_TIMEOUT
 @click.pass_context
-def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_bytes, max_entries, tls_verify, timeout):
+def registry_pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_bytes, max_entries, tls_verify,
+                      timeout):
     """Pull an image from a registry (Docker's names: debian is docker.io/library/debian:latest)."""
     from layergit.porcelain import registry
 
@@ -91,7 +94,7 @@ def pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_bytes, max_
 @_TLS
 @_TIMEOUT
 @click.pass_context
-def push_cmd(ctx, reference, compression, quiet, as_json, tls_verify, timeout):
+def registry_push_cmd(ctx, reference, compression, quiet, as_json, tls_verify, timeout):
     """Push an image to the registry its name holds (lg tag app localhost:5000/app first)."""
     from layergit.porcelain import registry
 
@@ -159,3 +162,55 @@ def logout_cmd(server):
     host = _host(server)
     auth.remove(host)
     click.echo(f"Removed login credentials for {host}")
+
+
+def _operand(args: list[str], commands: list[click.Command]) -> str | None:
+    """The first operand of a command line either form could take: options that take a
+    value (``--platform X``, ``--max-pack N``) are skipped with their value."""
+    valued = {opt for command in commands for param in command.params
+              if isinstance(param, click.Option) and not param.is_flag for opt in param.opts}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            continue
+        elif arg.startswith("-"):
+            skip = arg in valued
+        else:
+            return arg
+    return None
+
+
+def _two_forms(name: str, registry_form: click.Command, summary: str) -> click.Command:
+    @click.command(name, help=summary, add_help_option=False,
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    @click.pass_context
+    def command(ctx, args):
+        from layergit.porcelain import remotes
+
+        from . import remotes as git_forms
+
+        git_form = getattr(git_forms, f"{name}_cmd")
+        argv = list(args)
+        operand = _operand(argv, [git_form, registry_form])
+        if operand is None and any(a in ("-h", "--help") for a in argv):
+            for form in (git_form, registry_form):
+                click.echo(form.get_help(click.Context(form, info_name=f"lg {name}", parent=ctx.parent)))
+                click.echo()
+            return
+        git = operand is not None and remotes.is_git_operand(
+            operand, [r.name for r in remotes.remote_list(repo_from(ctx))])
+        form = git_form if git else registry_form
+        form.main(argv, prog_name=f"lg {name}", standalone_mode=False, obj=ctx.find_root().obj)
+
+    return command
+
+
+pull_cmd = _two_forms("pull", registry_pull_cmd,
+                      "Pull from a git remote (REMOTE, URL or path: see the first form) or from a registry "
+                      "(Docker's names: debian is docker.io/library/debian:latest).")
+push_cmd = _two_forms("push", registry_push_cmd,
+                      "Push to a git remote (REMOTE, URL or path: see the first form) or to the registry an "
+                      "image's name holds (localhost:5000/app:1).")

@@ -6,6 +6,7 @@
     for entry in api.log(repo, "app:v1"):
         print(entry.id[:12], entry.message, entry.size)
     changes = api.diff(repo, "app:v1~1", "app:v1").changes
+    api.push(repo, "/srv/images.git", ["app:v1"])  # a remote's name, a URL or a path
 
 Importing this module is cheap: pygit2 loads on the first call that needs the store.
 """
@@ -15,7 +16,10 @@ from .porcelain.diff import diff
 from .porcelain.history import log, show
 from .porcelain.images import commit_dir, list_images, rmi, tag
 from .porcelain.maintenance import fsck, gc
-from .porcelain.registry import RegistryOptions, login, pull, push
+from .porcelain.registry import RegistryOptions, login
+from .porcelain.registry import pull as registry_pull
+from .porcelain.registry import push as registry_push
+from .porcelain.remotes import fetch, pull, push, remote_add, remote_list, remote_remove
 from .porcelain.repo import Repo, open_repo
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "checkout",
     "commit_dir",
     "diff",
+    "fetch",
     "fsck",
     "gc",
     "list_images",
@@ -33,6 +38,11 @@ __all__ = [
     "open_repo",
     "pull",
     "push",
+    "registry_pull",
+    "registry_push",
+    "remote_add",
+    "remote_list",
+    "remote_remove",
     "rmi",
     "show",
     "tag",

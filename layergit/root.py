@@ -25,7 +25,8 @@ from typing import Callable
 PRIVATE_MODE = 0o700  # every directory directly under the root, and a user's root
 SYSTEM_ROOT_MODE = 0o711  # a root owned by uid 0: traversable, never listable
 
-on_notice: Callable[[str], None] | None = None  # told when an existing root is tightened (the CLI prints it)
+# lg's notices (an existing root tightened, a remote-tracking name a local image hides): the CLI prints them
+on_notice: Callable[[str], None] | None = None
 
 
 def default_root() -> str:

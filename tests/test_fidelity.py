@@ -315,6 +315,29 @@ def test_everything_at_once(lg, tmp_path, outside):
     trees.roundtrip(lg, src, tmp_path / "out")
 
 
+@pytest.mark.root
+def test_copy_checkout_from_the_cache_farm_is_exact(lg, tmp_path, outside):
+    """A copy checkout of an image whose files the cache farm holds (here after a
+    hardlinked checkout) copies them from the farm, and is as exact as one from the
+    store; a farm object that is not the size of its blob is not used."""
+    src = tmp_path / "src"
+    trees.make_everything(src, outside, privileged=True)
+    trees.roundtrip(lg, src, tmp_path / "first")
+    lg("checkout", "--hardlink", "fidelity:latest", tmp_path / "linked")  # fills the farm
+    farm = os.path.join(lg.root, "cache", "objects")
+    objects = [os.path.join(d, n) for d, _, names in os.walk(farm) for n in names]
+    assert objects, "the hardlinked checkout put nothing in the farm"
+    regular = tmp_path / "linked" / "regular" / "text"
+    assert os.stat(regular).st_nlink > 1  # the farm's object itself
+    # Damage the object behind one regular file: another size than its blob's.
+    with open(regular, "ab") as f:
+        f.write(b"grown in the farm")
+    proc = lg("checkout", "fidelity:latest", tmp_path / "copy", "--mode", trees.root_mode(src),
+              "--root-owner", "image")
+    assert proc.stderr == b""
+    trees.assert_same_tree(src, tmp_path / "copy")
+
+
 def test_recommit_of_checkout_is_identical(lg, tmp_path, outside):
     """Committing the checkout again gives the very same rootfs tree id: the snapshot
     is canonical and checkout loses nothing the store records."""

@@ -52,6 +52,7 @@ FORBIDDEN = {
     "layergit.runtime": ["layergit.porcelain", "layergit.build", "layergit.store", "layergit.transport", "cli", "click", "rich", "pygit2", "dulwich"],
     "layergit.porcelain": ["cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
     "layergit.build": ["layergit.transport", "cli", "click", "rich", "pygit2", "pyroute2", "dulwich"],
+    "layergit.transport": ["layergit.porcelain", "layergit.build", "layergit.fs", "layergit.runtime", "cli", "click", "rich", "pygit2", "pyroute2"],
 }
 OWNERS = {"pygit2": ["layergit.store.store"], "pyroute2": ["layergit.runtime.net.link"], "dulwich": ["layergit.transport"]}
 

@@ -462,8 +462,8 @@ def test_chunked_upload_read_back_by_skopeo(rlg, registry, busybox_copy, tmp_pat
     name = f"{registry.host}/chunk/app:1"
     make_image(rlg, busybox_copy, name)
     code = ("import json, sys; from layergit.api import open_repo;"
-            "from layergit.api import RegistryOptions, push;"
-            f"r = push(open_repo(), {name!r}, RegistryOptions(chunk_size=65536, jobs=2));"
+            "from layergit.api import RegistryOptions, registry_push;"
+            f"r = registry_push(open_repo(), {name!r}, RegistryOptions(chunk_size=65536, jobs=2));"
             "print(json.dumps([r.uploaded, r.requests]))")
     proc = subprocess.run([rlg.python, "-c", code], env=rlg.env(), capture_output=True, text=True, check=True)
     uploaded, requests = json.loads(proc.stdout)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,6 +136,13 @@ class FarmDeposit(FarmWriter):
     object already there and makes only directories and links, instead of reading
     every blob back from the pack.
 
+    Small files (``put``) are written by a background thread while the import goes on
+    parsing and deflating: their system calls (open, write, owner, times, link) are
+    half the work of a deposit and need no GIL, so on two cores they overlap. Queued
+    files are whole and small (under DEFER_BELOW, at most QUEUED of them: a bounded
+    amount of memory); a big file is written as it streams (``file``), once the
+    queue is empty, so the two never share the farm's state.
+
     An object gets its key from the blob id the store computed over the very bytes
     written here, so it is right by construction. An import that fails later leaves
     the objects it wrote; nothing links to them (one link each), so no rootfs uses
@@ -141,20 +150,66 @@ class FarmDeposit(FarmWriter):
     file of a lower layer had.
     """
 
+    DEFER_BELOW = 256 << 10
+    QUEUED = 128
+
     def __init__(self, store, objects_dir: str):
         private_dir(objects_dir)
         super().__init__(store, objects_dir, None)
         self._dir = os.open(objects_dir, DIR_FLAGS)
         self._count = 0
+        self._queue: queue.Queue[tuple[M.EntryMeta, bytes, bytes] | None] = queue.Queue(self.QUEUED)
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="farm-deposit", daemon=True)
+        self._worker.start()
 
     def close(self) -> None:
+        """Wait for the queued files; raise what stopped the worker (a full disk)."""
+        self._queue.put(None)
+        self._worker.join()
         super().close()
         os.close(self._dir)
+        if self._failure is not None:
+            raise self._failure
+
+    def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
+        """A small file, whole, with the blob id the store gave its bytes: queued for
+        the background thread (a big one goes through ``file``)."""
+        if self._failure is not None:
+            raise self._failure
+        if len(data) >= self.DEFER_BELOW:
+            with self.file(meta, len(data)) as out:
+                out.write(data)
+                out.oid = oid
+            return
+        self._queue.put((meta, data, oid))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._failure is None:
+                    meta, data, oid = item
+                    with self._file(meta, len(data)) as out:
+                        out.write(data)
+                        out.oid = oid
+            except BaseException as exc:  # handed to the importing thread, which raises it
+                self._failure = exc
+            finally:
+                self._queue.task_done()
 
     @contextmanager
     def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         """A new file in the farm for the block to fill and give a blob id; linked in
-        under its key (unless an equal object is there) when the block ends."""
+        under its key (unless an equal object is there) when the block ends. Written
+        by the calling thread, once the queued files are in."""
+        self._queue.join()
+        if self._failure is not None:
+            raise self._failure
+        with self._file(meta, size) as out:
+            yield out
+
+    @contextmanager
+    def _file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         fd, tmp = self._create()
         try:
             out = FarmFile(fd, size >= STREAM_FROM)
@@ -204,6 +259,67 @@ class FarmDeposit(FarmWriter):
         return os.open(tmp, flags, 0o600, dir_fd=self._dir), tmp
 
 
+class FarmCopies:
+    """A copy checkout's source of file bytes: the farm's object for an entry, copied
+    by the kernel (copy_file_range, sendfile across filesystems) instead of inflated
+    from a pack and hashed, as ``ostree checkout -C`` copies its repository's files.
+
+    The farm is trusted as ``lg run`` trusts it (its rootfs directories are what
+    containers mount); its object must still be a regular file of the blob's size.
+    Big files (STREAM_FROM and over) come from the store, which keeps their holes.
+    """
+
+    def __init__(self, store, objects_dir: str):
+        self._store = store
+        self._dir = os.open(objects_dir, DIR_FLAGS)
+
+    def close(self) -> None:
+        os.close(self._dir)
+
+    def __call__(self, node: Node, out: int) -> int | None:
+        key = object_key(node)
+        try:
+            src = os.open(f"{key[:2]}/{key[2:]}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=self._dir)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(src)
+            assert node.oid is not None  # a file's node has its blob
+            if (not stat.S_ISREG(st.st_mode) or st.st_size >= STREAM_FROM
+                    or st.st_size != self._store.object_size(node.oid)):
+                return None
+            return _copy(src, out, st.st_size)
+        finally:
+            os.close(src)
+
+
+def _copy(src: int, out: int, size: int) -> int:
+    left = size
+    kernel_copy = _copy_file_range
+    while left:
+        try:
+            n = kernel_copy(src, out, left)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL) \
+                    or kernel_copy is _sendfile:
+                raise
+            kernel_copy = _sendfile  # another filesystem, or a kernel without it
+            continue
+        if n == 0:
+            raise LgError("a cache object is shorter than it was a moment ago")
+        left -= n
+    return size
+
+
+def _copy_file_range(src: int, out: int, count: int) -> int:
+    return os.copy_file_range(src, out, count)
+
+
+def _sendfile(src: int, out: int, count: int) -> int:
+    return os.sendfile(out, src, None, count)
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     tree: str
@@ -236,6 +352,13 @@ class MaterialisedCache:
                 raise
             remove_tree(tmp)
         return final
+
+    def copies(self, store) -> FarmCopies | None:
+        """The farm as a copy checkout's source of file bytes (None when there is none)."""
+        try:
+            return FarmCopies(store, self.objects_dir)
+        except FileNotFoundError:
+            return None
 
     def deposit(self, store) -> FarmDeposit:
         """A FarmDeposit into this cache's farm, for an import."""

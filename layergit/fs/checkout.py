@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -107,13 +108,20 @@ class CheckoutResult:
     privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
 
 
+# Where a copy checkout may find a file's bytes already unpacked (fs.cache.FarmCopies):
+# given the entry and the new file, it fills the file and returns its size, or returns
+# None (then the bytes come from the store).
+Copies = Callable[[Node, int], "int | None"]
+
+
 class DirectoryWriter:
     """Writes a snapshot's trees out as directories and files below a directory;
     ``policy`` None is an exact copy (the cache)."""
 
-    def __init__(self, store, policy: CheckoutPolicy | None = None):
+    def __init__(self, store, policy: CheckoutPolicy | None = None, copies: Copies | None = None):
         self.store = store
         self.policy = policy
+        self.copies = copies
         self.root_fd = -1  # set by materialise_into
         self.result = CheckoutResult()
         self._warned: set[str] = set()
@@ -304,7 +312,8 @@ class DirectoryWriter:
                 name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
             )
             try:
-                self.result.bytes += write_blob(self.store, node.oid, out)
+                copied = self.copies(node, out) if self.copies is not None else None
+                self.result.bytes += copied if copied is not None else write_blob(self.store, node.oid, out)
                 self.apply_meta(fd, name, m, out)
             except BaseException:
                 os.unlink(name, dir_fd=fd)  # content that failed its check never stays behind
@@ -379,6 +388,8 @@ def _try_fchmod(fd: int, mode: int) -> None:
         pass
 
 
-def checkout(store, tree: bytes, dest: str, policy: CheckoutPolicy) -> CheckoutResult:
+def checkout(
+    store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
+) -> CheckoutResult:
     """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
-    return materialise_into(DirectoryWriter(store, policy), tree, dest)
+    return materialise_into(DirectoryWriter(store, policy, copies), tree, dest)

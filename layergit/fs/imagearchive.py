@@ -10,18 +10,19 @@ match. Every path or digest named by a manifest is validated before use.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import posixpath
 import re
 import stat
-import tarfile
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
 from .safeio import DIR_FLAGS, FILE_FLAGS
-from .tarlayer import ArchiveError, BoundedTarFile, Limits, split_path
+from .tarlayer import ArchiveError, LimitExceeded, Limits, split_path
+from .tarread import Member, TarBoundError, TarError, TarReader
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")  # fullmatch
 _MAX_JSON = 16 << 20
@@ -70,36 +71,32 @@ class TarSource:
     """Regular files inside a (seekable, uncompressed) tar; symlinks resolved inside it."""
 
     def __init__(self, path: str, limits: Limits | None = None):
-        """Read every header once, its name checked and counted against ``limits``
-        (an entry, and the header's bytes), so a tar of a million members is refused
-        at --max-entries instead of indexed whole. Each member is kept once, in the
-        index: tarfile's own list of them is emptied as the scan goes (extractfile
-        needs only the member)."""
+        """Read every header once (content is seeked over), its name checked and counted
+        against ``limits`` (an entry, and the header's bytes), so a tar of a million
+        members is refused at --max-entries instead of indexed whole."""
         limits = limits or Limits()
-        # tarfile lets ValueError and IndexError out of headers that lie (a GNU sparse map
-        # that is not numbers, a cut-off extended header): corrupt archives like the rest.
+        self._file = open(path, "rb")
+        self._members: dict[bytes, Member] = {}
         try:
-            self._tar = BoundedTarFile.open(path, "r:")
-        except (tarfile.TarError, ValueError, IndexError) as exc:
-            raise ArchiveError(f"not a tar archive: {exc}") from None
-        self._members: dict[bytes, tarfile.TarInfo] = {}
-        try:
-            while (m := self._tar.next()) is not None:
-                self._tar.members.clear()
+            for m in TarReader(self._file, seekable=True):
                 limits.count(entries=1, nbytes=m.offset_data - m.offset)
                 self._members[b"/".join(split_path(m.name, "archive member"))] = m
-        except (tarfile.TarError, ValueError, IndexError) as exc:
-            raise ArchiveError(f"archive is truncated or corrupt: {exc}") from None
+        except TarBoundError as exc:
+            self._file.close()
+            raise LimitExceeded(str(exc)) from None
+        except (TarError, ArchiveError):
+            self._file.close()
+            raise
 
-    def _member(self, name: str) -> tarfile.TarInfo:
+    def _member(self, name: str) -> Member:
         key = b"/".join(split_path(name, "archive path"))
         for _ in range(_MAX_LINK_HOPS):
             m = self._members.get(key)
             if m is None:
                 raise ArchiveError(f"archive has no file {name!r}")
-            if m.isfile():
+            if m.is_file() and m.sparse is None:
                 return m
-            if not m.issym():
+            if not m.is_symlink():
                 raise ArchiveError(f"{name!r} in the archive is not a regular file")
             # docker save links duplicate layers ("../abc/layer.tar"): resolve inside the archive.
             joined = posixpath.normpath(
@@ -110,8 +107,9 @@ class TarSource:
             key = b"/".join(split_path(joined, "archive link"))
         raise ArchiveError(f"{name!r}: too many links in the archive")
 
-    def open(self, name: str):
-        return self._tar.extractfile(self._member(name))
+    def open(self, name: str) -> io.BufferedReader:
+        m = self._member(name)
+        return io.BufferedReader(_Slice(self._file.fileno(), m.offset_data, m.size), 1 << 20)
 
     def exists(self, name: str) -> bool:
         try:
@@ -119,6 +117,29 @@ class TarSource:
         except ArchiveError:
             return False
         return True
+
+
+class _Slice(io.RawIOBase):
+    """One member's bytes in the archive's file, read with pread, so that each opened
+    member keeps its own position (the indexing pass checked they lie inside the file)."""
+
+    def __init__(self, fd: int, start: int, size: int):
+        self._fd = fd
+        self._pos = start
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        want = min(len(buf), self._left)
+        data = os.pread(self._fd, want, self._pos) if want else b""
+        if len(data) < want:
+            raise ArchiveError("archive is truncated")
+        buf[:len(data)] = data
+        self._pos += len(data)
+        self._left -= len(data)
+        return len(data)
 
 
 @dataclass

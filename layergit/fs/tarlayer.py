@@ -1,6 +1,6 @@
 """Reading tar archives (rootfs tarballs and image layers) into snapshot changes.
 
-tarfile is used only as a parser: nothing is extracted to the host. Each member
+Nothing is extracted to the host: fs/tarread.py parses the stream, and each member
 becomes a :class:`TarEntry` (a path inside the image, its metadata and its blob), and
 :func:`apply_layer` applies a layer's entries to an in-memory snapshot
 (store.mutable), whiteouts first as the OCI layer spec says (a whiteout hides only
@@ -11,36 +11,31 @@ on the host. Limits on uncompressed bytes and entry count stop decompression bom
 
 from __future__ import annotations
 
-import collections
-import errno
 import hashlib
 import io
 import lzma
-import re
-import tarfile
 from dataclasses import dataclass
 
 from ..errors import LgError, UsageError
 from ..store import meta as M
 from ..store.mutable import Dir, Inode, MutableTree, PathError
 from ..store.rawobj import CHUNK, STREAM_FROM
+from .tarread import Member, TarBoundError, TarError, TarReader
 
 WHITEOUT = b".wh."
-_TAIL = 1 << 20  # more than tarfile reads ahead (one 10 KiB record)
 OPAQUE = b".wh..wh..opq"
-_PAX_TIME = re.compile(r"(-?[0-9]+)(?:\.([0-9]*))?")  # seconds, optional fraction
 
 _KINDS = {
-    tarfile.REGTYPE: "f",
-    tarfile.AREGTYPE: "f",
-    tarfile.CONTTYPE: "f",
-    tarfile.GNUTYPE_SPARSE: "f",  # old GNU sparse; tarfile reads the holes as zeros (see _check_sparse)
-    tarfile.DIRTYPE: "d",
-    tarfile.SYMTYPE: "l",
-    tarfile.LNKTYPE: "h",
-    tarfile.CHRTYPE: "c",
-    tarfile.BLKTYPE: "b",
-    tarfile.FIFOTYPE: "p",
+    b"0": "f",
+    b"\0": "f",
+    b"7": "f",  # contiguous file
+    b"S": "f",  # old GNU sparse: holes read as zeros
+    b"5": "d",
+    b"2": "l",
+    b"1": "h",
+    b"3": "c",
+    b"4": "b",
+    b"6": "p",
 }
 
 
@@ -84,7 +79,8 @@ class Digesting(io.RawIOBase):
     Decompressor errors surface as ArchiveError: each library has its own types.
     With ``digest`` False nothing is hashed (``sha256`` stays the hash of nothing), for
     a stream no digest is checked against: a rootfs tarball, where hashing 200 MB cost
-    a tenth of the import.
+    a tenth of the import. ``read`` hands on the inner stream's bytes objects as they
+    are (the tar reader's path: no copy); ``readinto`` serves a BufferedReader.
     """
 
     def __init__(self, inner, limits: Limits | None = None, digest: bool = True):
@@ -93,41 +89,28 @@ class Digesting(io.RawIOBase):
         self.sha256 = hashlib.sha256()
         self._hash = self.sha256.update if digest else _unhashed
         self.size = 0
-        # The last reads, at least _TAIL bytes, to look back at where a tar ended: whole
-        # pieces, since trimming one buffer to exactly _TAIL moved a megabyte per read.
-        self._tail: collections.deque[bytes] = collections.deque()
-        self._tail_size = 0
-
-    def block_at(self, offset: int, n: int) -> bytes | None:
-        """Bytes [offset, offset+n) if still in the look-back window, else None."""
-        while self.size < offset + n and self.read(1 << 16):
-            pass
-        start = self.size - self._tail_size
-        if offset < start:
-            return None
-        return b"".join(self._tail)[offset - start: offset - start + n]
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:
+    def read(self, size: int | None = -1) -> bytes:
         try:
-            data = self._inner.read(len(buf))
+            data = self._inner.read(-1 if size is None else size)
         except LgError:
             raise
         except Exception as exc:  # each decompressor has its own error types
             raise ArchiveError(f"corrupt or truncated compressed data: {exc}") from None
         n = len(data)
-        buf[:n] = data
         if self._limits is not None:
             self._limits.count(nbytes=n)
         self._hash(data)
         self.size += n
-        self._tail.append(bytes(data))
-        self._tail_size += n
-        while self._tail_size - len(self._tail[0]) >= _TAIL:
-            self._tail_size -= len(self._tail.popleft())
-        return n
+        return data
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
 
     def drain(self) -> None:
         """Read to the end (a tar's trailing padding is part of the digest too)."""
@@ -182,96 +165,6 @@ class _Zstd(io.RawIOBase):
         return out
 
 
-# An extended header (pax x or g, GNU long name or link, a sparse map) holds a path
-# (PATH_MAX, 4 KiB), a link target (as much) and xattrs, whose values store.meta caps
-# at 64 KiB as Linux does: 1 MiB holds a dozen xattrs at that cap. Real writers put at
-# most a global header, a pax header, a long name and link and a sparse map before one
-# member; more is a chain that tarfile would follow by recursion.
-_MAX_EXTENDED = 1 << 20
-_MAX_EXTENDED_HEADERS = 8
-
-
-class _BoundedInfo(tarfile.TarInfo):
-    """tarfile's member header, refusing an extended header over the bounds above
-    before it is read: tarfile reads each whole into memory, its size as the archive
-    claims it, so a 300 KB .tar.gz made lg hold 300 MB. tarfile offers no public hook
-    for this; these override its private readers (as Python 3.11's tarfile names
-    them): ``_proc_pax``, ``_proc_gnulong`` (the header's size is known
-    before the read) and ``_proc_sparse``, ``_proc_gnusparse_10`` (maps read block by
-    block until the map says it ends: their reads are capped instead)."""
-
-    def _proc_pax(self, tar: BoundedTarFile):
-        self._spend(tar, self.size, "pax extended header")
-        if self.type == tarfile.XGLTYPE:  # kept for every later member
-            tar.global_bytes += self.size
-            if tar.global_bytes > _MAX_EXTENDED:
-                raise LimitExceeded(f"archive has pax global headers of more than {_MAX_EXTENDED} bytes")
-        return super()._proc_pax(tar)  # type: ignore[misc]  # private, not in typeshed
-
-    def _proc_gnulong(self, tar: BoundedTarFile):
-        self._spend(tar, self.size, "GNU long name or link")
-        return super()._proc_gnulong(tar)  # type: ignore[misc]  # private, not in typeshed
-
-    def _proc_sparse(self, tar: BoundedTarFile):
-        return self._capped(tar, super()._proc_sparse, tar)  # type: ignore[misc]  # private, not in typeshed
-
-    def _proc_gnusparse_10(self, next, pax_headers, tar: BoundedTarFile):
-        return self._capped(tar, super()._proc_gnusparse_10, next, pax_headers, tar)  # type: ignore[misc]  # private, not in typeshed
-
-    def _spend(self, tar: BoundedTarFile, size: int, what: str) -> None:
-        tar.extended_headers += 1
-        tar.extended_bytes += size
-        if tar.extended_headers > _MAX_EXTENDED_HEADERS:
-            raise LimitExceeded(
-                f"archive has more than {_MAX_EXTENDED_HEADERS} extended headers before one entry")
-        if tar.extended_bytes > _MAX_EXTENDED:
-            raise LimitExceeded(f"archive has a {what} of more than {_MAX_EXTENDED} bytes")
-
-    def _capped(self, tar: BoundedTarFile, read, *args):
-        """``read(*args)`` with the archive's reads counted as an extended header."""
-        self._spend(tar, 0, "GNU sparse map")
-        real = tar.fileobj
-        tar.fileobj = _SparseMapReads(real, tar)  # type: ignore[assignment]  # reads and tells
-        try:
-            return read(*args)
-        finally:
-            tar.fileobj = real
-
-
-class _SparseMapReads:
-    """The archive stream while a sparse map is read: what is read counts as extended
-    header bytes, refused over the bound before the read."""
-
-    def __init__(self, inner, tar: BoundedTarFile):
-        self._inner = inner
-        self._tar = tar
-
-    def read(self, n: int) -> bytes:
-        self._tar.extended_bytes += n
-        if self._tar.extended_bytes > _MAX_EXTENDED:
-            raise LimitExceeded(f"archive has a GNU sparse map of more than {_MAX_EXTENDED} bytes")
-        return self._inner.read(n)
-
-    def tell(self) -> int:
-        return self._inner.tell()
-
-
-class BoundedTarFile(tarfile.TarFile):
-    """A TarFile whose member headers are :class:`_BoundedInfo`; open archives with
-    ``BoundedTarFile.open``. The extended-header budget is per member, but for pax
-    global headers, which tarfile keeps for the rest of the archive."""
-
-    tarinfo = _BoundedInfo
-    members: list[tarfile.TarInfo]  # tarfile's own, not in typeshed
-    extended_headers = 0
-    extended_bytes = 0
-    global_bytes = 0
-
-    def next(self):
-        self.extended_headers = self.extended_bytes = 0
-        return super().next()
-
-
 @dataclass
 class TarEntry:
     parts: list[bytes]  # path inside the image, no "." or ".." components
@@ -296,93 +189,29 @@ def split_path(name: str, what: str = "entry") -> list[bytes]:
     return parts
 
 
-def _mtime_ns(member: tarfile.TarInfo) -> int:
-    text = member.pax_headers.get("mtime")
-    if text:
-        m = _PAX_TIME.fullmatch(text)
-        if m is None:
-            raise ArchiveError(f"entry {member.name!r} has a malformed mtime {text!r}")
-        whole, frac = m.group(1), m.group(2) or ""
-        sign = -1 if whole.startswith("-") else 1
-        return int(whole) * 1_000_000_000 + sign * int((frac + "000000000")[:9])
-    return int(member.mtime) * 1_000_000_000
-
-
-def _xattrs(member: tarfile.TarInfo) -> tuple[tuple[str, bytes], ...]:
-    out = []
-    for key, value in member.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
-            out.append((key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")))
-    return tuple(sorted(out))
-
-
 def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watch=None) -> list[TarEntry]:
     """Parse one tar stream into entries, writing file contents as blobs as we go, and
     regular files into ``deposit`` too when given (a fs.cache.FarmDeposit). ``watch``,
     when given, sees each member before its content is read, and may stop the parse
     by raising."""
     entries = []
+    tar = TarReader(stream)
     try:
-        with _parsing(BoundedTarFile.open, fileobj=stream, mode="r|", errorlevel=2) as tar:
-            members = iter(tar)
-            while (member := _parsing(next, members, None)) is not None:
-                limits.count(entries=1)
-                if watch is not None:
-                    watch(member)
-                _check_sparse(tar, member, limits)
-                entries.append(_entry(tar, member, writer, whiteouts, deposit))
-            _check_end(stream, tar.offset)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise  # the store's disk is full, not the archive broken: the caller names it
-        raise ArchiveError(f"not a readable tar archive: {exc}") from None
+        for member in tar:
+            limits.count(entries=1)
+            if watch is not None:
+                watch(member)
+            if member.sparse is not None:  # holes are not in the archive: count them before reading
+                limits.count(nbytes=member.size - member.stored)
+            entries.append(_entry(tar, member, writer, whiteouts, deposit))
+    except TarBoundError as exc:
+        raise LimitExceeded(str(exc)) from None
+    except TarError as exc:
+        raise ArchiveError(str(exc)) from None
     return entries
 
 
-def _parsing(parse, *args, **kwargs):
-    """``parse(...)``, one of tarfile's steps that read a header. tarfile lets ValueError
-    and IndexError out of its parsing of GNU sparse maps and PAX numbers (a map that is
-    not numbers, an extended sparse header cut off): archives that lie, like the rest."""
-    try:
-        return parse(*args, **kwargs)
-    except (ValueError, IndexError) as exc:
-        raise ArchiveError(f"corrupt tar header: {exc}") from None
-
-
-def _check_sparse(tar: tarfile.TarFile, member, limits: Limits) -> None:  # typeshed: TarInfo.sparse is an int
-    """A GNU sparse member (old GNU type S, PAX 0.0, 0.1 and 1.0, as ``tar --sparse``
-    writes them; common in images: lastlog, faillog) whose map tarfile can follow.
-
-    tarfile turns the map into data runs and holes and trusts it: runs out of order or
-    past the file's size, or more data than the archive holds for the member, would
-    read other members' bytes as content. The holes are counted against the limits
-    before anything is read, so a 1 TB hole in a 10 KB archive is a bomb like any other.
-    """
-    if member.sparse is None:
-        return
-    end = stored = 0
-    for offset, size in member.sparse:
-        if size == 0:
-            continue  # old GNU headers pad their four slots with (0, 0)
-        if offset < end or size < 0 or offset + size > member.size:
-            raise ArchiveError(f"entry {member.name!r} has a sparse map out of order or past its size")
-        end, stored = offset + size, stored + size
-    if member.offset_data + stored > tar.offset:
-        raise ArchiveError(f"entry {member.name!r}: its sparse map claims more data than the archive holds")
-    limits.count(nbytes=member.size - stored)
-
-
-def _check_end(stream: Digesting, offset: int) -> None:
-    """tarfile stops quietly at a corrupt or truncated header; a real end is a zero block."""
-    block = stream.block_at(offset, 512)
-    if block is None or block == b"" or block == bytes(512):
-        return
-    if len(block) < 512:
-        raise ArchiveError(f"archive is truncated at byte {offset}")
-    raise ArchiveError(f"corrupt tar header at byte {offset}")
-
-
-def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool, deposit) -> TarEntry:
+def _entry(tar: TarReader, member: Member, writer, whiteouts: bool, deposit) -> TarEntry:
     parts = split_path(member.name)
     base = parts[-1] if parts else b""
     if whiteouts and base.startswith(WHITEOUT):
@@ -400,25 +229,28 @@ def _entry(tar, member: tarfile.TarInfo, writer, whiteouts: bool, deposit) -> Ta
         return TarEntry(parts, "h", link=split_path(member.linkname, "hardlink target"))
     rdev = (member.devmajor, member.devminor) if kind in "cb" else None
     try:
-        meta = M.EntryMeta(
-            kind, member.mode & 0o7777, member.uid, member.gid, _mtime_ns(member), rdev, None, _xattrs(member)
-        )
+        meta = M.EntryMeta(kind, member.mode & 0o7777, member.uid, member.gid, member.mtime_ns, rdev, None,
+                           member.xattrs)
     except M.InvalidMetadata as exc:
         raise ArchiveError(f"entry {member.name!r}: {exc}") from None
     entry = TarEntry(parts, kind, meta)
     if kind == "f":
         if deposit is None:
-            entry.oid = _put_content(tar.extractfile(member), member, writer)
+            entry.oid = _put_content(tar, member, writer)
+        elif member.size < deposit.DEFER_BELOW:
+            data = _small_content(tar, member)
+            entry.oid = writer.put_blob(data)
+            deposit.put(meta, data, entry.oid)
         else:
             with deposit.file(meta, member.size) as out:
-                entry.oid = out.oid = _put_content(tar.extractfile(member), member, writer, out.write)
+                entry.oid = out.oid = _put_content(tar, member, writer, out.write)
     elif kind == "l":
         entry.target = _link_target(member)
         entry.oid = writer.put_blob(entry.target)
     return entry
 
 
-def _link_target(member: tarfile.TarInfo) -> bytes:
+def _link_target(member: Member) -> bytes:
     """A symlink's target as Linux can hold it: not empty (symlink(2) refuses it, and
     Docker refuses the layer) and at most LINK_TARGET_MAX bytes."""
     target = member.linkname.encode("utf-8", "surrogateescape")
@@ -430,30 +262,45 @@ def _link_target(member: tarfile.TarInfo) -> bytes:
     return target
 
 
-def _put_content(f, member: tarfile.TarInfo, writer, tee=None) -> bytes:
+def _put_content(f: TarReader, member: Member, writer, tee=None) -> bytes:
     """A member's content as a blob: whole when small, else in CHUNK pieces, so a
     4 GB member costs a chunk of memory (the stream cannot be read twice: the pack
     writer hashes and deflates as the pieces come, and ``tee`` gets each piece too)."""
     if member.size < STREAM_FROM:
-        data = f.read()
-        if len(data) != member.size:
-            raise ArchiveError(f"archive is truncated inside {member.name!r}")
+        data = _small_content(f, member)
         if tee is not None:
             tee(data)
         return writer.put_blob(data)
 
-    def pieces():
-        left = member.size
-        while left:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                raise ArchiveError(f"archive is truncated inside {member.name!r}")
-            left -= len(chunk)
+    def teed():
+        for chunk in _pieces(f, member):
             if tee is not None:
                 tee(chunk)
             yield chunk
 
-    return writer.put_blob_stream(member.size, pieces())
+    return writer.put_blob_stream(member.size, teed())
+
+
+def _small_content(f: TarReader, member: Member) -> bytes:
+    """A member's content whole (one read, or pieces for a sparse file: a hole, a run, ...)."""
+    data = f.read(member.size)
+    if len(data) < member.size:
+        data = b"".join(_pieces(f, member, len(data), data))
+    return data
+
+
+def _pieces(f: TarReader, member: Member, done: int = 0, first: bytes = b""):
+    """The member's content from byte ``done`` on, in pieces of at most CHUNK, after
+    ``first`` (what was read already)."""
+    if first:
+        yield first
+    left = member.size - done
+    while left:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            raise ArchiveError(f"archive is truncated inside {member.name!r}")
+        left -= len(chunk)
+        yield chunk
 
 
 def apply_layer(tree: MutableTree, entries: list[TarEntry]) -> None:

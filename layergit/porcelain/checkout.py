@@ -71,8 +71,14 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
         with store_lock(repo), _verified_store(repo, img, rev) as store:
             result = cache(repo).hardlink_checkout(store, img.rootfs, dest, policy)
     else:
+        # Files the farm holds (an imported or run image's) are copied from it: no inflating.
         with _verified_store(repo, img, rev) as store:
-            result = materialise(store, img.rootfs, dest, policy)
+            copies = cache(repo).copies(store)
+            try:
+                result = materialise(store, img.rootfs, dest, policy, copies)
+            finally:
+                if copies is not None:
+                    copies.close()
     if result.privileged and reachable_by_others(dest):
         result.warnings.append(
             f"{dest} holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"

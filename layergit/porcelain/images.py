@@ -180,11 +180,20 @@ def _forget_digests(repo: Repo, name: str, oid: bytes) -> None:
             repo.store.delete_ref(ref)
 
 
-def list_images(repo: Repo) -> list[ImageRow]:
+def _named(ref: str, remote: bool) -> names.ImageName | None:
+    """The name a listing shows for a ref: ``origin/app`` for a remote-tracking one."""
+    if not remote:
+        return names.from_ref(ref)
+    tracked = names.from_tracking_ref(ref)
+    return names.ImageName(f"{tracked[0]}/{tracked[1].name}", tracked[1].tag) if tracked else None
+
+
+def list_images(repo: Repo, remote: bool = False) -> list[ImageRow]:
+    """Local images, or with ``remote`` what ``lg fetch`` last saw on each remote."""
     rows = []
     digests = _digests_by_commit(repo)
-    for ref, oid in repo.store.refs(names.IMAGE_PREFIX):
-        image = names.from_ref(ref)
+    for ref, oid in repo.store.refs(names.REMOTE_PREFIX if remote else names.IMAGE_PREFIX):
+        image = _named(ref, remote)
         if image is None:
             continue
         img = repo.image(oid)

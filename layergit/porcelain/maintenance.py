@@ -122,6 +122,35 @@ def fsck(repo: Repo) -> FsckReport:
     return report
 
 
+def check_received(repo: Repo, tips: list[bytes], known) -> FsckReport:
+    """lg's own checks of commits that arrived from elsewhere, before any ref names them.
+
+    ``repo`` reads through a quarantine; ``known(oid)`` says whether the store had an
+    object already (checked when it came, or made here), where the walk stops. Every
+    new commit must read as an image (config.json and rootfs, a config of Docker's
+    types) and every new rootfs as a snapshot, as :func:`fsck` checks the store.
+    """
+    report = FsckReport()
+    seen: set[bytes] = set()
+    stack = list(tips)
+    while stack:
+        cid = stack.pop()
+        if cid in seen or known(cid):
+            continue
+        seen.add(cid)
+        report.commits += 1
+        try:
+            img = repo.image(cid)
+        except LgError as exc:
+            report.problems.append(f"commit {cid.hex()[:12]}: {exc}")
+            continue
+        stack.extend(img.commit.parents)
+        if img.rootfs not in seen and not known(img.rootfs):
+            seen.add(img.rootfs)
+            _check_rootfs(repo, img.rootfs, b"", set(), report)
+    return report
+
+
 def _check_running_state(repo: Repo, report: FsckReport) -> None:
     """What lives beside the store (docs/format.md, "Running state"): records that
     read, and what killed commands left that lg gc removes."""

@@ -28,9 +28,10 @@ class Image:
 
 
 class Repo:
-    def __init__(self, root: Root):
+    def __init__(self, root: Root, store: Store | None = None):
+        """``store``: another object store to read through (a quarantine), else the root's."""
         self.root = root
-        self._store: Store | None = None
+        self._store: Store | None = store
 
     @property
     def store(self) -> Store:
@@ -42,9 +43,14 @@ class Repo:
         return self._store
 
     def resolve(self, rev: str) -> bytes:
-        from ..store.revisions import resolve
+        from .. import root
+        from ..store.revisions import resolve, shadowed
 
-        return resolve(self.store, rev)
+        oid = resolve(self.store, rev)
+        if root.on_notice is not None and "/" in rev and shadowed(self.store, rev):
+            root.on_notice(f"warning: {rev.strip()} is a local image and a remote-tracking name;"
+                           " the local image is used")
+        return oid
 
     def image(self, commit_id: bytes) -> Image:
         from ..store.image import read_image_tree

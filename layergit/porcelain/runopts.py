@@ -55,12 +55,17 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
 
 
-def parse_memory(text: str) -> int:
+def parse_size(text: str, flag: str) -> int:
+    """A size as Docker's flags take it (``256m``, ``1.5g``; units of 1024) in bytes."""
     m = re.match(_SIZE, text.strip(), re.IGNORECASE)
     if not m:
-        raise UsageError(f"invalid --memory value {text!r}:"
+        raise UsageError(f"invalid {flag} value {text!r}:"
                          " use a number with an optional unit b, k, m or g (e.g. 256m)")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_memory(text: str) -> int:
+    value = parse_size(text, "--memory")
     if value < MIN_MEMORY:
         raise UsageError(f"--memory {text} is below the minimum of 6m")
     return value

@@ -21,6 +21,7 @@ IMAGE_PREFIX = "refs/heads/"
 # manifest of repository NAME with that digest was pushed from or pulled into.
 DIGEST_PREFIX = "refs/layergit/digests/"
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+REMOTE_PREFIX = "refs/remotes/"  # REMOTE/NAME/TAG: what ``lg fetch`` last saw on a remote
 DEFAULT_TAG = "latest"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -129,3 +130,18 @@ def split_digest(text: str) -> tuple[str, str] | None:
     if not _NAME_RE.fullmatch(name) or not _DIGEST_RE.fullmatch(digest):
         raise UsageError(f"invalid image digest reference {text[:200]!r}: NAME@sha256:64 hex digits")
     return name, digest
+
+
+def tracking_ref(remote: str, image: ImageName) -> str:
+    """Where ``lg fetch`` records ``image`` as last seen on ``remote``: git's own
+    remote-tracking name, so that ``git log origin/app/1`` in the store shows it too."""
+    return f"{REMOTE_PREFIX}{remote}/{image.ref[len(IMAGE_PREFIX):]}"
+
+
+def from_tracking_ref(ref: str) -> tuple[str, ImageName] | None:
+    """(remote, image) of a remote-tracking ref, None for other refs."""
+    if not ref.startswith(REMOTE_PREFIX):
+        return None
+    remote, _, rest = ref[len(REMOTE_PREFIX):].partition("/")
+    image = from_ref(IMAGE_PREFIX + rest) if remote else None
+    return (remote, image) if image is not None else None

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from .rawobj import CHUNK, STREAM_FROM
 
 _DELTA_TYPES = (6, 7)  # OFS_DELTA, REF_DELTA
+_ID_SET_MAX = 100_000  # ids of a bigger pack are not copied into a set (2 MB and more)
 _ISAL_FROM = 4096  # objects this big or bigger inflate with ISA-L (the bytes of a rootfs: nearly all)
 
 
@@ -59,6 +60,7 @@ class _Pack:
         self.off_at = self.sha_at + 24 * self.count  # after the sha and crc tables
         self.large_at = self.off_at + 4 * self.count
         self._ends: dict[int, int] | None = None
+        self._ids: frozenset[bytes] | None = None
 
     def find(self, oid: bytes) -> int | None:
         lo = self.fanout[oid[0] - 1] if oid[0] else 0
@@ -74,6 +76,15 @@ class _Pack:
             else:
                 hi = mid
         return None
+
+    def holds(self, oid: bytes) -> bool:
+        """Whether the pack holds ``oid``: for a writer's many checks (a commit asks for
+        every file it did not read), from a set of the index's ids made at the first
+        check, in packs small enough for that; a binary search in the others."""
+        if self._ids is None and self.count <= _ID_SET_MAX:
+            idx, at = self.idx, self.sha_at
+            self._ids = frozenset(idx[at + 20 * i: at + 20 * i + 20] for i in range(self.count))
+        return oid in self._ids if self._ids is not None else self.find(oid) is not None
 
     def _offset(self, i: int) -> int:
         (off,) = struct.unpack_from(">I", self.idx, self.off_at + 4 * i)
@@ -164,7 +175,8 @@ class PackReader:
         self._packs: dict[str, _Pack] = {}
         self._listing: tuple[str, ...] = ()
 
-    def _refresh(self) -> bool:
+    def refresh(self) -> bool:
+        """Read the pack directory again; True if its packs changed."""
         try:
             listing = tuple(sorted(n[:-4] for n in os.listdir(self._dir) if n.endswith(".idx")))
         except FileNotFoundError:
@@ -186,9 +198,14 @@ class PackReader:
                 offset = pack.find(oid)
                 if offset is not None:
                     return pack, offset
-            if attempt == 0 and not self._refresh():
+            if attempt == 0 and not self.refresh():
                 return None
         return None
+
+    def contains(self, oid: bytes) -> bool:
+        """Whether a pack seen at the last refresh holds ``oid`` (a delta too); no reread
+        of the directory on a miss."""
+        return any(pack.holds(oid) for pack in self._packs.values())
 
     def read(self, oid: bytes) -> tuple[int, bytes] | None:
         """(type, data) of a whole object in a pack, or None (let libgit2 handle it)."""

@@ -45,7 +45,10 @@ def resolve_base(store, base: str) -> bytes:
             raise NotFound(f"no image {pinned[0]}@{pinned[1]} pushed or pulled here")
         return target
     if names.looks_like_name(base):
-        target = store.ref(names.parse(base).ref)
+        image = names.parse(base)
+        target = store.ref(image.ref)
+        if target is None:
+            target = _tracking(store, image)
         if target is not None:
             return target
     if _HEX.fullmatch(base):
@@ -55,6 +58,25 @@ def resolve_base(store, base: str) -> bytes:
     if not names.looks_like_name(base) and not _HEX.fullmatch(base):
         raise UsageError(f"invalid revision {_shown(base)}")
     raise NotFound(f"no such image or revision: {base}")  # a name or an id: short and printable
+
+
+def _tracking(store, image: names.ImageName) -> bytes | None:
+    """``REMOTE/NAME:TAG`` as a remote-tracking name (``origin/app:1``), asked only when
+    no local image has that name: a local image wins, as a local branch does in git."""
+    remote, slash, rest = image.name.partition("/")
+    if not slash:
+        return None
+    return store.ref(names.tracking_ref(remote, names.ImageName(rest, image.tag)))
+
+
+def shadowed(store, rev: str) -> bool:
+    """Whether ``rev`` names a local image and also a remote-tracking one (the local wins;
+    git warns about such a refname, and so does lg)."""
+    base = _split_suffixes(rev.strip())[0]
+    if not names.looks_like_name(base):
+        return False
+    image = names.parse(base)
+    return store.ref(image.ref) is not None and _tracking(store, image) is not None
 
 
 def resolve(store, rev: str) -> bytes:

@@ -99,7 +99,9 @@ class ObjectWriter:
         self._pack = pack
 
     def has(self, oid: bytes) -> bool:
-        return oid in self._pack or self._store.has(oid)
+        """Whether the object need not be written: in this pack, or in the store as
+        :meth:`Store.has_seen` sees it (a miss costs a duplicate, never a loss)."""
+        return oid in self._pack or self._store.has_seen(oid)
 
     def add(self, obj_type: int, data: bytes, oid: bytes | None = None) -> bytes:
         return self._pack.add(obj_type, data, oid)
@@ -203,6 +205,17 @@ class Store:
         if self._packs.header(oid) is not None:
             return True
         return self._repo.odb.exists(self._oid(oid))
+
+    def has_seen(self, oid: bytes) -> bool:
+        """Whether the store holds ``oid`` in a pack it has already seen or as a loose
+        object: the check before writing an object. libgit2's exists() re-reads the pack
+        directory on every miss, and most objects an import or a commit writes are new;
+        a pack another process adds meanwhile can only make us write a duplicate, which
+        git tolerates and gc removes."""
+        if self._packs.contains(oid):
+            return True
+        hexid = oid.hex()
+        return os.path.exists(os.path.join(self.path, "objects", hexid[:2], hexid[2:]))
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
         try:
@@ -361,6 +374,7 @@ class Store:
         from .pack import PackWriter  # the writer's zlib and hashlib imports are for commands that write
 
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
+        self._packs.refresh()  # what has_seen sees: the packs there when the writer starts
         try:
             yield ObjectWriter(self, pack)
             pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
@@ -506,6 +520,94 @@ class Store:
             raise NotFound(f"no such ref {name}") from None
         finally:
             self._packed_refs = None
+
+    # -- remotes and received objects ---------------------------------------------
+
+    def remotes(self) -> dict[str, str]:
+        """Configured remotes, name -> URL, from the store's git config (``git remote -v``),
+        read by the git command: every push and pull asks, and libgit2's import would be
+        a third of a small push."""
+        import subprocess
+
+        out = subprocess.run(["git", "--git-dir", self.path, "config", "--file",
+                              os.path.join(self.path, "config"), "-z", "--get-regexp", r"^remote\..*\.url$"],
+                             capture_output=True, check=False).stdout
+        found = {}
+        for item in out.split(b"\0"):
+            key, _, url = item.decode(errors="surrogateescape").partition("\n")
+            if key.startswith("remote.") and key.endswith(".url") and url:
+                found[key[len("remote."):-len(".url")]] = url
+        return found
+
+    def add_remote(self, name: str, url: str) -> None:
+        """``remote.NAME.url`` and git's fetch refspec, so plain git fetches into the same
+        remote-tracking refs lg does (``refs/remotes/NAME/...``)."""
+        if name in self.remotes():
+            raise Conflict(f"remote {name} already exists")
+        self._repo.remotes.create(name, url)
+
+    def remove_remote(self, name: str) -> None:
+        """Drop the remote's config section; its remote-tracking refs are the caller's."""
+        if name not in self.remotes():
+            raise NotFound(f"no such remote: {name}")
+        self._repo.remotes.delete(name)
+
+    @contextmanager
+    def quarantine(self, parent: str, incoming: str | None = None) -> Iterator[Store]:
+        """A throw-away repository under ``parent`` for objects that arrive from elsewhere.
+
+        As git's receive-pack does: what a fetch brings lands in the quarantine's own
+        object directory, while reads fall through to this store (an alternate), and
+        nothing reaches the store until :meth:`admit` moves it in, after lg's checks.
+        Removed, with whatever it holds, when the block ends. ``incoming``: another
+        object directory to read through as well (git's own quarantine of a push, which
+        a pre-receive hook is given).
+        """
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="quarantine-", dir=parent)
+        try:
+            for sub in ("objects/pack", "objects/info", "refs/heads"):
+                os.makedirs(os.path.join(path, sub))
+            with open(os.path.join(path, "HEAD"), "w") as f:
+                f.write("ref: refs/heads/main\n")
+            with open(os.path.join(path, "config"), "w") as f:
+                f.write("[core]\n\trepositoryformatversion = 0\n\tbare = true\n")
+            with open(os.path.join(path, "objects", "info", "alternates"), "w") as f:
+                for directory in (incoming, os.path.join(self.path, "objects")):
+                    if directory:
+                        f.write(os.path.abspath(directory) + "\n")
+            yield Store(path)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def admit(self, quarantine: Store) -> int:
+        """Move a quarantine's objects into this store; returns how many objects moved.
+
+        Loose objects first, then each pack with its index last: a pack is visible
+        only once its ``.idx`` is in place, so a reader never finds half of one.
+        Same file system (the quarantine is under the root), so every move is a rename.
+        """
+        moved = 0  # objects
+        source = os.path.join(quarantine.path, "objects")
+        target = os.path.join(self.path, "objects")
+        for sub in sorted(os.listdir(source)):
+            if len(sub) != 2:
+                continue
+            os.makedirs(os.path.join(target, sub), exist_ok=True)
+            for name in os.listdir(os.path.join(source, sub)):
+                os.replace(os.path.join(source, sub, name), os.path.join(target, sub, name))
+                moved += 1
+        pack_dir = os.path.join(source, "pack")
+        order = {".pack": 0, ".rev": 1, ".idx": 2}
+        for name in sorted(os.listdir(pack_dir), key=lambda n: (order.get(os.path.splitext(n)[1], 3), n)):
+            if name.endswith(".idx"):
+                with open(os.path.join(pack_dir, name), "rb") as f:
+                    f.seek(8 + 255 * 4)  # version 2: the last fan-out entry counts every object
+                    moved += int.from_bytes(f.read(4), "big")
+            if os.path.splitext(name)[1] in order:
+                os.replace(os.path.join(pack_dir, name), os.path.join(target, "pack", name))
+        return moved  # the pack reader and libgit2 both look again on a miss
 
     # -- identity ----------------------------------------------------------------
 

@@ -1,0 +1,452 @@
+"""Images travel like code: remotes, and push, fetch and pull of image history.
+
+A remote is an ordinary git remote of the store (``git remote -v`` shows it). What
+moves is git's business (:mod:`layergit.transport.gitcli`): only objects the other
+side lacks. What arrives is lg's: it lands in a quarantine, is checked as
+``lg fsck`` checks the store, and only then enters the store and moves a name.
+
+``push`` and ``pull`` are shared with OCI registries: :func:`is_git_operand` is the
+one rule that decides which grammar a command line speaks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from ..errors import Conflict, CorruptStore, NotFound, UsageError
+from ..store import names
+from ..transport import urls
+from .repo import Repo, store_lock
+
+_REMOTE_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # a name component; fullmatch
+_NAME_MAX = 64
+_PROBLEMS_SHOWN = 1
+
+Update = tuple[names.ImageName, bytes, "bytes | None"]  # an image, its new commit, the remote's old one
+
+
+class NotGitOperand(UsageError):
+    """The first operand of push/pull names no remote, URL or path: it is a registry's."""
+
+
+def is_git_operand(operand: str, remotes: Collection[str]) -> bool:
+    """Whether ``lg push``/``lg pull`` with this first operand is git's (else a registry's).
+
+    Git's exactly when it is a configured remote's name, a URL with a scheme
+    (``file://``, ``ssh://``, ``git://``, ``http(s)://``; no image name holds ``://``)
+    or a path (``/…``, ``./…``, ``../…``). scp-style ``host:path`` is not: it reads as
+    an image name (``app:1``), so it is for ``lg remote add`` only.
+    """
+    return operand in remotes or urls.scheme(operand) is not None or urls.is_path(operand)
+
+
+def check_remote_name(name: str) -> str:
+    """A remote's name is one component of an image name, so ``origin/app:1`` parses."""
+    if len(name) > _NAME_MAX or not _REMOTE_NAME.fullmatch(name):
+        raise UsageError(f"invalid remote name {name!r}: lowercase [a-z0-9] separated by . _ -,"
+                         f" at most {_NAME_MAX} characters")
+    return name
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str
+    url: str
+
+
+def remote_add(repo: Repo, name: str, url: str) -> Remote:
+    remote = Remote(check_remote_name(name), urls.normalise(url, scp=True))
+    with store_lock(repo):
+        repo.store.add_remote(remote.name, remote.url)
+    return remote
+
+
+def remote_list(repo: Repo) -> list[Remote]:
+    return [Remote(name, url) for name, url in sorted(repo.store.remotes().items())]
+
+
+def remote_remove(repo: Repo, name: str) -> int:
+    """Forget a remote and its remote-tracking names; returns how many names went."""
+    with store_lock(repo):
+        if name not in repo.store.remotes():
+            raise NotFound(f"no such remote: {name}")
+        tracking = repo.store.refs(f"{names.REMOTE_PREFIX}{name}/")
+        for ref, _ in tracking:
+            repo.store.delete_ref(ref)
+        repo.store.remove_remote(name)
+    return len(tracking)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a push or fetch goes: its URL, and the remote's name if it has one."""
+
+    url: str
+    remote: str | None
+
+
+def target(repo: Repo, operand: str) -> Target:
+    remotes = repo.store.remotes()
+    if not is_git_operand(operand, remotes):
+        raise NotGitOperand(f"{operand!r} is not a configured remote, a URL or a path;"
+                            " it names an image in an OCI registry (porcelain.registry)")
+    if operand in remotes:
+        return Target(remotes[operand], operand)
+    return Target(urls.normalise(operand, scp=False), None)
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    image: str
+    old: str | None
+    new: str
+
+
+@dataclass
+class TransferResult:
+    """What a push, fetch or pull did: names set, names already current, objects moved."""
+
+    url: str
+    updated: list[RefUpdate] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    tracking: list[RefUpdate] = field(default_factory=list)
+    objects: int = 0
+    bytes: int = 0
+    ignored: int = 0  # refs of the remote that are not layergit images
+    pruned: list[str] = field(default_factory=list)  # remote-tracking names of images the remote dropped
+    pushes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _images(texts: list[str]) -> list[names.ImageName]:
+    return list(dict.fromkeys(names.parse(t) for t in texts))
+
+
+def _remote_images(repo: Repo, url: str) -> tuple[dict[names.ImageName, bytes], int]:
+    """The images a remote holds, and how many of its refs are something else (branches
+    of code, tags, names lg would not write): those are left alone and counted."""
+    from ..transport import gitcli
+
+    listing = gitcli.ls_remote(repo.store.path, url)
+    images: dict[names.ImageName, bytes] = {}
+    for ref, oid in listing.refs.items():
+        image = names.from_ref(ref)
+        if image is not None and image.ref == ref:
+            images[image] = oid
+    return images, listing.unreadable + len(listing.refs) - len(images)
+
+
+def is_ancestor(store, old: bytes, new: bytes) -> bool:
+    """Whether ``old`` is ``new`` or in its history (a move from old to new fast-forwards)."""
+    seen: set[bytes] = set()
+    stack = [new]
+    while stack:
+        cid = stack.pop()
+        if cid == old:
+            return True
+        if cid in seen:
+            continue
+        seen.add(cid)
+        stack.extend(store.commit(cid).parents)
+    return False
+
+
+def _set_tracking(repo: Repo, remote: str, image: names.ImageName, oid: bytes,
+                  result: TransferResult) -> None:
+    ref = names.tracking_ref(remote, image)
+    old = repo.store.ref(ref)
+    if old != oid:
+        repo.store.set_ref(ref, oid, old, f"fetch: {remote}")
+        result.tracking.append(RefUpdate(f"{remote}/{image}", old.hex() if old else None, oid.hex()))
+
+
+def _prune_tracking(repo: Repo, remote: str, present: set[names.ImageName], result: TransferResult) -> None:
+    """Drop the remote-tracking names of images the remote no longer holds (git's fetch
+    --prune), so that lg gc can let their objects go."""
+    for ref, _ in repo.store.refs(f"{names.REMOTE_PREFIX}{remote}/"):
+        tracked = names.from_tracking_ref(ref)
+        if tracked is not None and tracked[1] not in present:
+            repo.store.delete_ref(ref)
+            result.pruned.append(f"{remote}/{tracked[1]}")
+
+
+# -- push ------------------------------------------------------------------------
+
+
+def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, force: bool = False,
+         max_pack: int | None = None) -> TransferResult:
+    """Send images' history to a git remote: refuses (before sending anything) a move
+    that would lose the remote's commits unless ``force``, and a push a host would
+    refuse by its limits; ``max_pack`` splits a long history into several pushes."""
+    from ..transport import gitcli
+
+    where = target(repo, operand)
+    if all_images == bool(images):
+        raise UsageError("name the images to push, or give --all")
+    store = repo.store
+    with store_lock(repo):
+        ours = _local_images(repo, images, all_images)
+        theirs, _ = _remote_images(repo, where.url)
+        result = TransferResult(where.url)
+        updates: list[Update] = []
+        for image, oid in ours.items():
+            old = theirs.get(image)
+            if old == oid:
+                result.up_to_date.append(str(image))
+                continue
+            if old is not None and not force and not (store.has(old) and is_ancestor(store, old, oid)):
+                raise Conflict(f"{image} on {where.remote or where.url} has commits this store lacks"
+                               " (pull first, or push --force to replace them)")
+            updates.append((image, oid, old))
+        haves = [oid for oid in theirs.values() if store.has(oid)]
+        objects = gitcli.objects_between(store.path, [oid for _, oid, _ in updates], haves)
+        result.objects = len(objects)
+        result.bytes = sum(disk for _, _, disk, _ in objects)
+        result.warnings.extend(_check_limits(where.url, objects, result.bytes, max_pack))
+        steps = _split(store, updates, haves, max_pack) if max_pack and result.bytes > max_pack else [updates]
+        steps = [step for step in steps if step]
+        for step in steps:
+            gitcli.push(store.path, where.url, [(image.ref, new, old) for image, new, old in step])
+            result.pushes += 1
+        for image, oid, old in updates:
+            result.updated.append(RefUpdate(str(image), old.hex() if old else None, oid.hex()))
+            if where.remote:
+                _set_tracking(repo, where.remote, image, oid, result)
+    return result
+
+
+def _local_images(repo: Repo, images: list[str], all_images: bool) -> dict[names.ImageName, bytes]:
+    if all_images:
+        found = {}
+        for ref, oid in repo.store.refs(names.IMAGE_PREFIX):
+            image = names.from_ref(ref)
+            if image is not None:
+                found[image] = oid
+        return found
+    out = {}
+    for image in _images(images):
+        tip = repo.store.ref(image.ref)
+        if tip is None:
+            raise NotFound(f"no such image: {image}")
+        out[image] = tip
+    return out
+
+
+def _check_limits(url: str, objects, total: int, max_pack: int | None) -> list[str]:
+    """Refuse what the host would refuse, before a byte is sent; warnings for the rest."""
+    limits = urls.limits_for(url)
+    warnings: list[str] = []
+    big = sorted(((size, path) for kind, size, _, path in objects
+                  if kind == "blob" and size > urls.WARN_FILE), reverse=True)
+    if limits.max_file:
+        over = [(size, path) for size, path in big if size > limits.max_file]
+        if over:
+            shown = ", ".join(f"/{_real_path(path)} ({size >> 20} MiB)" for size, path in over[:3])
+            more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+            raise Conflict(f"{limits.host} refuses files over {limits.max_file // 1_000_000} MB, and a file"
+                           f" cannot be split: {shown}{more}")
+    warnings.extend(f"/{_real_path(path)} is {size >> 20} MiB; git hosts warn above"
+                    f" {urls.WARN_FILE >> 20} MiB" for size, path in big[:5])
+    if limits.max_push and total > limits.max_push and not (max_pack and max_pack <= limits.max_push):
+        raise Conflict(f"this push is about {total >> 20} MiB and {limits.host} refuses pushes over"
+                       f" {limits.max_push >> 20} MiB: split it with --max-pack SIZE")
+    return warnings
+
+
+def _real_path(stored_path: str) -> str:
+    """A path as git lists it (``rootfs/etc/%%2Egit``) as the image's own path."""
+    from ..store import treenames
+
+    parts = stored_path.encode(errors="surrogateescape").split(b"/")
+    if parts[:1] == [b"rootfs"]:
+        parts = parts[1:]
+    return "/".join(treenames.decode(p).decode(errors="replace") for p in parts)
+
+
+def _split(store, updates: list[Update], haves: list[bytes], max_pack: int) -> list[list[Update]]:
+    """Consecutive pushes, each at most ``max_pack`` bytes on disk where one commit allows:
+    every image's first-parent history is sent oldest first, tip by tip, moving the
+    remote's tag through versions it had here too."""
+    from ..transport import gitcli
+
+    steps: list[list[Update]] = []
+    sent = list(haves)
+    for image, oid, old in updates:
+        chain: list[bytes] = []
+        walk: bytes | None = oid
+        while walk is not None and walk not in sent and walk != old:
+            chain.append(walk)
+            parents = store.commit(walk).parents
+            walk = parents[0] if parents else None
+        chain.reverse()
+        previous, batch_size, last = old, 0, None
+        for cid in chain:
+            objects = gitcli.objects_between(store.path, [cid], sent + ([last] if last else []))
+            size = sum(disk for _, _, disk, _ in objects)
+            if last is not None and batch_size + size > max_pack:
+                steps.append([(image, last, previous)])
+                sent.append(last)
+                previous, batch_size = last, 0
+            batch_size += size
+            last = cid
+        if last is not None:
+            steps.append([(image, last, previous)])
+            sent.append(last)
+    return steps
+
+
+# -- fetch and pull ----------------------------------------------------------------
+
+
+def fetch(repo: Repo, operand: str, images: list[str] | None = None,
+          max_pack: int | None = None) -> TransferResult:
+    """Bring images' history from a git remote into the store, checked, and record what
+    the remote holds as remote-tracking names (``origin/app:1``); no local tag moves.
+    ``max_pack``: stop (keeping nothing) once the remote has sent more than that."""
+    return _receive(repo, operand, images or [], pull=False, max_pack=max_pack)
+
+
+def pull(repo: Repo, operand: str, images: list[str] | None = None,
+         max_pack: int | None = None) -> TransferResult:
+    """:func:`fetch`, then fast-forward the local tags of the images named (none named:
+    every local image the remote also holds); a tag whose history diverged from the
+    remote's is refused before any tag moves."""
+    return _receive(repo, operand, images or [], pull=True, max_pack=max_pack)
+
+
+def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: int | None) -> TransferResult:
+    from ..transport import gitcli
+
+    where = target(repo, operand)
+    store = repo.store
+    with store_lock(repo):
+        theirs, ignored = _remote_images(repo, where.url)
+        result = TransferResult(where.url, ignored=ignored)
+        if wanted:
+            chosen = _images(wanted)
+            missing = [str(i) for i in chosen if i not in theirs]
+            if missing:
+                raise NotFound(f"{where.remote or where.url} has no image {missing[0]}")
+        elif pull:  # the local images the remote also holds
+            chosen = [i for i in theirs if store.ref(i.ref) is not None]
+        else:
+            chosen = list(theirs)
+        fetch_set = list(theirs) if not wanted and where.remote else chosen
+        with store.quarantine(repo.root.tmp) as quarantine:
+            need = [image.ref for image in fetch_set if not store.has(theirs[image])]
+            if need:
+                gitcli.fetch(quarantine.path, where.url, need, max_pack)
+            got = dict(quarantine.refs(names.IMAGE_PREFIX))
+            arrived = {image: got.get(image.ref, theirs[image]) for image in fetch_set}
+            _check_arrivals(repo, quarantine, where, list(arrived.values()))
+            moves = _fast_forwards(repo, quarantine, chosen, arrived, result) if pull else []
+            result.objects = store.admit(quarantine)
+        if where.remote:
+            for image, oid in arrived.items():
+                _set_tracking(repo, where.remote, image, oid, result)
+            if not wanted:
+                _prune_tracking(repo, where.remote, set(theirs), result)
+        from .images import move_tag
+
+        for image, new, old in moves:
+            move_tag(repo, image, new, old, f"pull: {where.remote or where.url}")
+            result.updated.append(RefUpdate(str(image), old.hex() if old else None, new.hex()))
+    return result
+
+
+def _check_arrivals(repo: Repo, quarantine, where: Target, tips: list[bytes]) -> None:
+    from .maintenance import check_received
+
+    report = check_received(Repo(repo.root, quarantine), tips, repo.store.has)
+    if report.problems:
+        more = len(report.problems) - _PROBLEMS_SHOWN
+        tail = f" (and {more} more)" if more > 0 else ""
+        raise CorruptStore(f"{where.remote or where.url} sent objects that fail lg's checks, nothing was"
+                           f" kept: {report.problems[0]}{tail}")
+
+
+def _fast_forwards(repo: Repo, quarantine, chosen, arrived, result: TransferResult):
+    """(image, new, old) for each local tag to move; Conflict if any diverged."""
+    moves = []
+    for image in chosen:
+        new = arrived[image]
+        old = repo.store.ref(image.ref)
+        if old == new:
+            result.up_to_date.append(str(image))
+        elif old is None or is_ancestor(quarantine, old, new):
+            moves.append((image, new, old))
+        elif is_ancestor(quarantine, new, old):
+            result.up_to_date.append(str(image))  # ours is ahead: nothing to take
+        else:
+            raise Conflict(f"{image} has diverged from the remote's (local {old.hex()[:12]},"
+                           f" remote {new.hex()[:12]}); nothing was changed")
+    return moves
+
+
+# -- serving -----------------------------------------------------------------------
+
+# What git-http-backend's receive-pack is told when pushes are allowed: fsck every
+# object strictly, never delete or rewind an image, run lg's checks before refs move.
+_PUSH_CONFIG = {
+    "http.receivepack": "true",
+    "receive.fsckObjects": "true",
+    **{f"receive.fsck.{msg}": "error" for msg in ("hasDot", "hasDotdot", "hasDotgit", "fullPathname",
+                                                  "zeroPaddedFilemode", "badFilemode", "badTimezone")},
+    "receive.denyDeletes": "true",
+    "receive.denyNonFastForwards": "true",
+    "core.logAllRefUpdates": "always",
+}
+
+
+def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int | None = None) -> None:
+    """This store over git's smart HTTP protocol until interrupted: read-only, or with
+    ``allow_push`` accepting pushes that pass lg's checks (the pre-receive hook in
+    :mod:`.prereceive`), each under the store's lock as a local commit is, and none
+    larger than ``max_pack`` (receive.maxInputSize)."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from ..transport import serve as server
+
+    host, port = server.parse_listen(listen)
+    options = server.ServeOptions(repo.store.path, host, port, allow_push, log=log)  # the store, created
+    # Only images are served: containers' and build-cache refs, and what other remotes
+    # hold, stay private; the exact object walk as for a push (gitcli.EXACT_WALK).
+    served = {"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX], "pack.useSparse": ["false"]}
+    options.env = _config_env(served)
+    hooks = tempfile.mkdtemp(prefix="lg-serve-hooks-") if allow_push else None  # outside tmp/: gc empties it
+    try:
+        if hooks:
+            hook = os.path.join(hooks, "pre-receive")
+            package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            with open(hook, "w") as f:
+                f.write(f"#!/bin/sh\nPYTHONPATH={_sh(package_parent)} exec {_sh(sys.executable)}"
+                        f" -m layergit.porcelain.prereceive {_sh(os.path.abspath(repo.root.path))}\n")
+            os.chmod(hook, 0o700)
+            options.env = _config_env({**served, **{k: [v] for k, v in _PUSH_CONFIG.items()},
+                                       "core.hooksPath": [hooks],
+                                       **({"receive.maxInputSize": [str(max_pack)]} if max_pack else {})})
+            options.around_push = lambda: store_lock(repo)
+        server.serve(options, ready)
+    finally:
+        if hooks:
+            shutil.rmtree(hooks, ignore_errors=True)
+
+
+def _config_env(config: dict[str, list[str]]) -> dict[str, str]:
+    """git config as the environment passes it to git and every git it starts."""
+    pairs = [(key, value) for key, values in config.items() for value in values]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (key, value) in enumerate(pairs):
+        env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+    return env
+
+
+def _sh(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
