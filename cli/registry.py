@@ -164,11 +164,12 @@ def logout_cmd(server):
     click.echo(f"Removed login credentials for {host}")
 
 
-def _operand(args: list[str], commands: list[click.Command]) -> str | None:
-    """The first operand of a command line either form could take: options that take a
+def _operands(args: list[str], commands: list[click.Command]) -> list[str]:
+    """The operands of a command line either form could take: options that take a
     value (``--platform X``, ``--max-pack N``) are skipped with their value."""
     valued = {opt for command in commands for param in command.params
               if isinstance(param, click.Option) and not param.is_flag for opt in param.opts}
+    out: list[str] = []
     skip = False
     for arg in args:
         if skip:
@@ -178,8 +179,8 @@ def _operand(args: list[str], commands: list[click.Command]) -> str | None:
         elif arg.startswith("-"):
             skip = arg in valued
         else:
-            return arg
-    return None
+            out.append(arg)
+    return out
 
 
 def _two_forms(name: str, registry_form: click.Command, summary: str) -> click.Command:
@@ -194,14 +195,20 @@ def _two_forms(name: str, registry_form: click.Command, summary: str) -> click.C
 
         git_form = getattr(git_forms, f"{name}_cmd")
         argv = list(args)
-        operand = _operand(argv, [git_form, registry_form])
+        operands = _operands(argv, [git_form, registry_form])
+        operand = operands[0] if operands else None
         if operand is None and any(a in ("-h", "--help") for a in argv):
             for form in (git_form, registry_form):
-                click.echo(form.get_help(click.Context(form, info_name=f"lg {name}", parent=ctx.parent)))
+                click.echo(form.get_help(click.Context(form, info_name=name, parent=ctx.parent)))
                 click.echo()
             return
         git = operand is not None and remotes.is_git_operand(
             operand, [r.name for r in remotes.remote_list(repo_from(ctx))])
+        if not git and len(operands) > 1:
+            from layergit.errors import UsageError
+
+            raise UsageError(f"{quoted(operand)} is not a configured remote, a URL or a path; a registry "
+                             f"{name} takes one image, [REGISTRY/]NAME[:TAG] (see lg {name} --help)")
         form = git_form if git else registry_form
         form.main(argv, prog_name=f"lg {name}", standalone_mode=False, obj=ctx.find_root().obj)
 

@@ -91,7 +91,7 @@ def target(repo: Repo, operand: str) -> Target:
     remotes = repo.store.remotes()
     if not is_git_operand(operand, remotes):
         raise NotGitOperand(f"{operand!r} is not a configured remote, a URL or a path;"
-                            " it names an image in an OCI registry (porcelain.registry)")
+                            " images in OCI registries are not supported yet")
     if operand in remotes:
         return Target(remotes[operand], operand)
     return Target(urls.normalise(operand, scp=False), None)
