@@ -204,7 +204,7 @@ def _two_forms(name: str, registry_form: click.Command, summary: str) -> click.C
             return
         git = operand is not None and remotes.is_git_operand(
             operand, [r.name for r in remotes.remote_list(repo_from(ctx))])
-        if not git and len(operands) > 1:
+        if operand is not None and not git and len(operands) > 1:
             from layergit.errors import UsageError
 
             raise UsageError(f"{quoted(operand)} is not a configured remote, a URL or a path; a registry "
