@@ -18,7 +18,7 @@ VENV="$REPO/.venv"
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine wrk attr
     iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2
-    libcap2-bin binutils qemu-user-static
+    libcap2-bin binutils qemu-user-static docker-registry containerd
 )
 # The exec trampoline's tests assemble its source for both architectures it ships
 # (tests/test_trampoline.py) and run the other one under qemu-user.
@@ -180,8 +180,23 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+# docker-registry and containerd are test peers the tests start themselves, each with
+# its own config, storage and port: the services their packages enable must not run
+# (a system registry on :5000 would answer tests meant for theirs).
+stop_peer_services() {
+    local unit
+    for unit in docker-registry containerd; do
+        if command -v systemctl >/dev/null && systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+            echo "bootstrap: stopping and disabling the $unit service (tests start their own)" >&2
+            systemctl stop "$unit" >/dev/null 2>&1 || true  # fails harmlessly without systemd running
+            systemctl disable "$unit" >/dev/null 2>&1 || true
+        fi
+    done
+}
+
 install_all() {
     ensure_apt_packages
+    stop_peer_services
     ensure_podman_config
     ensure_python
 }

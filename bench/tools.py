@@ -20,8 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Peers of the container scenarios (7-15): podman (with runc, DESIGN.md), bare runc, and
-# the HTTP load generators of the port scenario. Not needed by scenarios 1-6.
-OPTIONAL = ("podman", "runc", "wrk", "curl")
+# the HTTP load generators of the port scenario; skopeo and docker-registry for the
+# registry scenarios (22-23). Not needed by scenarios 1-6.
+OPTIONAL = ("podman", "runc", "wrk", "curl", "skopeo", "docker-registry")
 
 
 class ToolMissing(Exception):

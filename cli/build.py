@@ -169,8 +169,8 @@ def _build_args(values) -> dict[str, str]:
               help="Set a build-time variable declared with ARG.")
 @click.option("--target", metavar="STAGE", help="Build up to this stage (and only the stages it needs).")
 @click.option("--no-cache", is_flag=True, help="Run every step again (the cache is still updated).")
-@click.option("--pull", type=click.Choice(["never"]),
-              help="Accepted for Docker compatibility: lg builds from local images only.")
+@click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+              show_default=True, help="Pull FROM images from their registry: when missing, always, or never.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id (and a failing step's output).")
 @click.option("--network", type=click.Choice(NETWORKS), default="bridge", show_default=True,
               help="Network of RUN steps (RUN --network overrides it).")
@@ -188,7 +188,8 @@ def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull
     text = None
     if dockerfile == "-":
         text, dockerfile = sys.stdin.read(), None
-    options = BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network)
+    options = BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network,
+                           pull)
     render: Quiet | Plain | Folded
     if quiet:
         render = Quiet()

@@ -68,15 +68,36 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
 _CONTEXT = {"allow_interspersed_args": False}
 
 
+_PULL = click.option("--pull", "pull_policy", type=click.Choice(["missing", "always", "never"]),
+                     default="missing", show_default=True,
+                     help="Pull IMAGE from its registry: when missing here, always, or never.")
+
+
+def _pulled(ctx, image: str, policy: str):
+    """The root, with IMAGE pulled first as the policy says; a failure is lg's failure to
+    make the container (125), as Docker's."""
+    from layergit.errors import ExitCode, LgError
+    from layergit.porcelain.registry import ensure
+
+    repo = repo_from(ctx)
+    try:
+        ensure(repo, image, policy)
+    except LgError as exc:
+        exc.exit_code = ExitCode.RUN_FAILED
+        raise
+    return repo
+
+
 @click.command("run", context_settings=_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container id.")
 @click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@_PULL
 @_run_options
 @click.pass_context
-def run_cmd(ctx, detach, auto_remove, image, command, **kw):
+def run_cmd(ctx, detach, auto_remove, pull_policy, image, command, **kw):
     """Run a command in a new container from IMAGE (any revision: app:v1~2, an id)."""
     options = _options(dict(kw, command=command), auto_remove)
-    cid, code = containers.run(repo_from(ctx), image, options, detach)
+    cid, code = containers.run(_pulled(ctx, image, pull_policy), image, options, detach)
     if detach:
         click.echo(cid)
     else:
@@ -85,14 +106,16 @@ def run_cmd(ctx, detach, auto_remove, image, command, **kw):
 
 @click.command("create", context_settings=_CONTEXT)
 @click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
+@_PULL
 @_run_options
 @click.pass_context
-def create_cmd(ctx, auto_remove, image, command, **kw):
+def create_cmd(ctx, auto_remove, pull_policy, image, command, **kw):
     """Create a container from IMAGE without starting it; prints its id."""
     from layergit.errors import ExitCode, LgError
 
     try:
-        click.echo(containers.create(repo_from(ctx), image, _options(dict(kw, command=command), auto_remove)))
+        repo = _pulled(ctx, image, pull_policy)
+        click.echo(containers.create(repo, image, _options(dict(kw, command=command), auto_remove)))
     except LgError as exc:
         exc.exit_code = ExitCode.RUN_FAILED  # as docker create: lg could not make the container
         raise

@@ -80,10 +80,16 @@ def rmi_cmd(ctx, targets):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
 @click.option("--remote", is_flag=True, help="List remote-tracking names (origin/app:1) instead.")
+@click.option("--digests", is_flag=True,
+              help="Show the registry digests the images were pushed or pulled as.")
 @click.pass_context
-def images_cmd(ctx, as_json, quiet, remote):
+def images_cmd(ctx, as_json, quiet, remote, digests):
     """List images: name, tag, id, created, size."""
     listing(images.list_images(repo_from(ctx), remote), as_json, quiet,
-            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-            lambda r: [r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"),
-                       human_size(r.size)])
+            ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"],
+            lambda r: [r.name, r.tag, *([_digest(r)] if digests else []), short(r.id),
+                       r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)])
+
+
+def _digest(row) -> str:
+    return ", ".join(d.partition("@")[2] for d in row.digests) or "<none>"

@@ -10,7 +10,7 @@ from .output import human_size, listing, print_json, progress, repo_from, short
 
 _GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
             " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
-            " registry image (Docker's form, e.g. localhost:5000/app:1), which is not supported yet.")
+            " registry image (Docker's form, e.g. localhost:5000/app:1): see the registry form.")
 
 
 @click.group("remote")

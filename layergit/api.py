@@ -16,10 +16,14 @@ from .porcelain.diff import diff
 from .porcelain.history import log, show
 from .porcelain.images import commit_dir, list_images, rmi, tag
 from .porcelain.maintenance import fsck, gc
+from .porcelain.registry import RegistryOptions, login
+from .porcelain.registry import pull as registry_pull
+from .porcelain.registry import push as registry_push
 from .porcelain.remotes import fetch, pull, push, remote_add, remote_list, remote_remove
 from .porcelain.repo import Repo, open_repo
 
 __all__ = [
+    "RegistryOptions",
     "Repo",
     "checkout",
     "commit_dir",
@@ -29,10 +33,13 @@ __all__ = [
     "gc",
     "list_images",
     "log",
+    "login",
     "materialise",
     "open_repo",
     "pull",
     "push",
+    "registry_pull",
+    "registry_push",
     "remote_add",
     "remote_list",
     "remote_remove",

@@ -197,7 +197,7 @@ def test_images_json_fields(lg, two_versions):
     rows = json.loads(lg.out("images", "--json"))
     assert [(r["name"], r["tag"]) for r in rows] == [("x", "v1"), ("y", "latest")]
     for r in rows:
-        assert set(r) == {"name", "tag", "id", "created", "size"}
+        assert set(r) == {"name", "tag", "id", "created", "size", "digests"}
         assert r["id"] == v["second"]
         assert r["size"] == v["v2_bytes"]
         created = datetime.fromisoformat(r["created"])

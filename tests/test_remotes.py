@@ -222,8 +222,9 @@ def test_remote_commands_and_bad_operands(lg, tmp_path):
     assert "invalid remote name" in lg.fails("remote", "add", "Bad/Name", remote, code=2)
     assert "option" in lg.fails("remote", "add", "x", "--upload-pack=touch /tmp/pwned", code=2)
     assert "helpers" in lg.fails("remote", "add", "x", "ext::sh -c touch% /tmp/pwned", code=2)
-    assert "not supported" in lg.fails("push", "nosuch", "app:1", code=2)
-    assert "not supported" in lg.fails("pull", "debian:bookworm", code=2)
+    assert "not a configured remote" in lg.fails("push", "nosuch", "app:1", code=2)
+    # any other first operand is a registry image (Docker's form): nothing listens on port 1
+    assert "localhost:1" in lg.fails("pull", "localhost:1/debian:bookworm", code=1)
     assert "not supported" in lg.fails("fetch", "git@example.org:x.git", code=2)
     empty = tmp_path / "not-a-repo"
     empty.mkdir()

@@ -170,12 +170,13 @@ class _Builder:
         if earlier is not None:
             self._advance(state, self.results[earlier.index])
             return False
+        from ..porcelain.registry import ensure
+
         try:
+            ensure(self.repo, stage.base, self.options.pull)
             self._advance(state, self.repo.resolve(stage.base))
-        except NotFound:
-            raise DockerfileError(
-                f"no such image {stage.base}: lg build uses local images (lg import or lg commit one first)"
-            ) from None
+        except NotFound as exc:
+            raise DockerfileError(f"FROM {stage.base}: {exc}") from None
         return False
 
     def _instruction(self, state: State, instr: Instruction, step: Step) -> bool:

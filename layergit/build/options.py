@@ -16,3 +16,4 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     network: str = "bridge"  # of RUN steps, unless RUN --network says otherwise
+    pull: str = "missing"  # FROM images: pulled when missing here, always, or never

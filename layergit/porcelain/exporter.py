@@ -14,12 +14,18 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..store import names
 from .repo import Repo, signature_time, store_lock
+
+if TYPE_CHECKING:
+    from ..fs.imagewrite import LayerFile
 
 FORMATS = ("rootfs", "docker-archive", "oci")
 _RUNTIME_PLATFORM_KEYS = {"Architecture": "architecture", "Os": "os", "Variant": "variant"}
@@ -38,7 +44,7 @@ def _iso(sig) -> str:
     return signature_time(sig).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _chain(repo: Repo, tip: bytes) -> list:
+def chain(repo: Repo, tip: bytes) -> list:
     chain = []
     oid: bytes | None = tip
     while oid is not None:
@@ -49,23 +55,45 @@ def _chain(repo: Repo, tip: bytes) -> list:
 
 
 def image_config(images: list, diff_ids: list[str], history: list[dict]) -> dict:
-    """The OCI/Docker image config for the tip of ``images``."""
+    """The OCI/Docker image config for the tip of ``images``, with the records that let
+    an import rebuild the same commits (porcelain/provenance.py)."""
+    from .provenance import KEY, records
+
     tip = images[-1]
     runtime = {k: v for k, v in tip.config.items() if k not in _RUNTIME_PLATFORM_KEYS}
     config = {
-        "architecture": tip.config.get("Architecture") or _host_arch(),
+        "architecture": tip.config.get("Architecture") or host_arch(),
         "os": tip.config.get("Os") or "linux",
         "config": runtime,
         "created": _iso(tip.commit.committer),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
+        KEY: records(images),
     }
     if tip.config.get("Variant"):
         config["variant"] = tip.config["Variant"]
     return config
 
 
-def _host_arch() -> str:
+def image_history(images: list) -> tuple[list[dict], list[tuple[bytes | None, bytes]]]:
+    """The history entries of a chain and its layers as (old rootfs, new rootfs) pairs:
+    a commit that kept its parent's rootfs is an ``empty_layer`` entry, not a layer."""
+    history: list[dict] = []
+    changes: list[tuple[bytes | None, bytes]] = []
+    previous: bytes | None = None
+    for img in images:
+        entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
+                 "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
+        if previous is not None and img.rootfs == previous:
+            entry["empty_layer"] = True
+        else:
+            changes.append((previous, img.rootfs))
+        history.append(entry)
+        previous = img.rootfs
+    return history, changes
+
+
+def host_arch() -> str:
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
@@ -105,26 +133,19 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
     from ..fs.hostpath import output_directory, output_file
     from ..fs.imagewrite import write_docker_archive, write_oci
 
-    chain = _chain(repo, tip)
+    images = chain(repo, tip)
     os.makedirs(repo.root.tmp, exist_ok=True)
     tmpdir = tempfile.mkdtemp(dir=repo.root.tmp, prefix="export-")
     try:
-        layers, history, sockets = [], [], 0
-        previous = None
-        for i, img in enumerate(chain):
-            entry = {"created": _iso(img.commit.author), "created_by": img.commit.message.rstrip("\n"),
-                     "author": f"{img.commit.author.name} <{img.commit.author.email}>"}
-            if previous is not None and img.rootfs == previous:
-                entry["empty_layer"] = True
-            else:
-                layer, skipped = _layer(repo, previous, img.rootfs, tmpdir)
-                layers.append(layer)
-                sockets += skipped
-            history.append(entry)
-            previous = img.rootfs
+        layers, sockets = [], 0
+        history, changes = image_history(images)
+        for i, (old, new) in enumerate(changes):
+            made = layer(repo, old, new, tmpdir)
+            layers.append(made.file)
+            sockets += made.sockets
             if progress:
-                progress(i + 1, len(chain))
-        config = image_config(chain, ["sha256:" + layer.sha256 for layer in layers], history)
+                progress(i + 1, len(changes))
+        config = image_config(images, ["sha256:" + layer.sha256 for layer in layers], history)
         image = names.parse(rev) if names.looks_like_name(rev) else None
         name, tag = (image.name, image.tag) if image else (None, None)
         if fmt == "docker-archive":
@@ -141,41 +162,98 @@ def _export_image(repo: Repo, rev: str, tip: bytes, output: str | None, fmt: str
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str):
-    """The layer tar from rootfs ``old`` to ``new``, from the layer cache when made before.
+@dataclass(frozen=True)
+class Compression:
+    """How a pushed layer is compressed. ``tag`` names the compressor, its version and
+    level: it is part of the layer cache's key, since another version or level gives
+    other bytes, and the same commit must always give the same digest."""
 
-    A layer is a pure function of two immutable trees, so it is kept under
-    cache/layers/OLD-NEW.tar (with its digest) and a later export of the same image,
-    like podman's save of stored layers, only copies it. lg gc empties this cache.
+    name: str  # "gzip", "zstd"
+    media_type: str
+    tag: str
+
+
+def compression(name: str) -> Compression:
+    """The compression called ``name`` as this lg makes it (ISA-L's gzip, zstandard's zstd)."""
+    if name == "gzip":
+        import isal
+
+        return Compression(name, "application/vnd.oci.image.layer.v1.tar+gzip",
+                           f"gzip-isal{isal.__version__}-{_GZIP_LEVEL}")
+    if name == "zstd":
+        import zstandard
+
+        return Compression(name, "application/vnd.oci.image.layer.v1.tar+zstd",
+                           f"zstd-{zstandard.__version__}-{_ZSTD_LEVEL}")
+    raise UsageError(f"unknown compression {name!r}; use gzip or zstd")
+
+
+_GZIP_LEVEL = 1  # ISA-L's levels are 0-3; 1 is about zlib's 6 in size at several times its speed
+_ZSTD_LEVEL = 3
+
+
+@contextmanager
+def _compressing(f, how: Compression | None) -> Iterator:
+    if how is None:
+        yield f
+    elif how.name == "gzip":
+        from isal import igzip
+
+        # mtime 0 and no file name: the same tar always gives the same bytes.
+        with igzip.GzipFile(fileobj=f, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
+            yield gz
+    else:
+        import zstandard
+
+        with zstandard.ZstdCompressor(level=_ZSTD_LEVEL).stream_writer(f, closefd=False) as z:
+            yield z
+
+
+@dataclass(frozen=True)
+class Layer:
+    file: LayerFile  # the blob as stored or sent (compressed when asked)
+    diff_id: str  # hex sha256 of the uncompressed tar
+    sockets: int  # sockets the tar could not hold
+
+
+def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compression | None = None) -> Layer:
+    """The layer from rootfs ``old`` to ``new``, from the layer cache when made before.
+
+    A layer is a pure function of two immutable trees (and the compressor), so it is
+    kept under cache/layers/OLD-NEW.tar[.TAG] with its digests, and a later export or
+    push of the same image, like podman's save of stored layers, only reads it. lg gc
+    empties this cache.
     """
     from ..fs.imagewrite import LayerFile
     from ..fs.tarwrite import TarWriter, pax_stream, write_layer
 
     cache = repo.root.cache_dir("layers")
-    key = f"{old.hex() if old else 'empty'}-{new.hex()}"
+    key = f"{old.hex() if old else 'empty'}-{new.hex()}" + (f".{how.tag}" if how else "")
     tar, meta = os.path.join(cache, key + ".tar"), os.path.join(cache, key + ".sha256")
     try:
         with open(meta) as f:
-            digest, size = f.read().split()
+            digest, size, *diff_id = f.read().split()
         if os.path.getsize(tar) == int(size):
-            return LayerFile(tar, digest, int(size)), 0
+            return Layer(LayerFile(tar, digest, int(size)), (diff_id or [digest])[0], 0)
     except (OSError, ValueError):
         pass
     os.makedirs(cache, exist_ok=True)
     tmp = os.path.join(tmpdir, key + ".tar")
     with open(tmp, "wb") as f:
         digesting = _HashingWriter(f)
-        with pax_stream(digesting) as stream:
-            writer = TarWriter(stream, repo.store)
-            write_layer(writer, old, new)
-    digest = digesting.sha256.hexdigest()
+        with _compressing(digesting, how) as out:
+            plain = _HashingWriter(out) if how else digesting
+            with pax_stream(plain) as stream:
+                writer = TarWriter(stream, repo.store)
+                write_layer(writer, old, new)
+    digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
     if writer.sockets == 0:  # a layer that lost sockets is not kept: the warning must come again
         os.replace(tmp, tar)
         with open(meta + ".tmp", "w") as f:
-            f.write(f"{digest} {digesting.size}\n")
+            f.write(f"{digest} {digesting.size}" + (f" {diff}" if how else "") + "\n")
         os.replace(meta + ".tmp", meta)
         tmp = tar
-    return LayerFile(tmp, digest, digesting.size), writer.sockets
+    return Layer(LayerFile(tmp, digest, digesting.size), diff, writer.sockets)
 
 
 class _HashingWriter:
@@ -188,3 +266,6 @@ class _HashingWriter:
         self.sha256.update(data)
         self.size += len(data)
         return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()

@@ -81,6 +81,7 @@ def show(repo: Repo, rev: str) -> ShowInfo:
 def inspect_image(repo: Repo, rev: str) -> dict:
     """Docker-style inspect output for an image."""
     from ..store import names
+    from .images import repo_digests
 
     info = show(repo, rev)
     tags = []
@@ -91,6 +92,7 @@ def inspect_image(repo: Repo, rev: str) -> dict:
     return {
         "Id": info.id,
         "RepoTags": tags,
+        "RepoDigests": repo_digests(repo, bytes.fromhex(info.id)),
         "Parent": info.parents[0] if info.parents else "",
         "Comment": info.message,
         "Created": info.commit_date.isoformat(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import Conflict, LgError, NotFound
@@ -32,6 +32,7 @@ class ImageRow:
     id: str
     created: datetime
     size: int
+    digests: list[str] = field(default_factory=list)  # NAME@sha256:..., the digest index's
 
 
 class NameClash(Conflict):
@@ -146,17 +147,37 @@ def tag(repo: Repo, source: str, target: str) -> str:
 
 
 def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
-    """Remove names (objects stay until ``lg gc``); returns (name, id) removed."""
-    resolved = []
+    """Remove names (objects stay until ``lg gc``); returns (name, id) removed.
+
+    ``NAME@sha256:...`` removes that entry of the digest index. Removing a tag also
+    removes the digests of NAME that led to the same commit once no tag of NAME does,
+    as Docker forgets an image's RepoDigests with its last tag."""
+    resolved: list[tuple[str, str, bytes]] = []  # (shown, ref, commit)
     for text in targets:
-        image = names.parse(text)
-        oid = repo.store.ref(image.ref)
+        pinned = names.split_digest(text)
+        ref = names.digest_ref(*pinned) if pinned else names.parse(text).ref
+        shown = f"{pinned[0]}@{pinned[1]}" if pinned else str(names.parse(text))
+        oid = repo.store.ref(ref)
         if oid is None:
-            raise NotFound(f"no such image: {image}")
-        resolved.append((image, oid))
-    for image, _ in resolved:
-        repo.store.delete_ref(image.ref)
-    return [(str(image), oid.hex()) for image, oid in resolved]
+            raise NotFound(f"no such image: {shown}")
+        resolved.append((shown, ref, oid))
+    for _, ref, _ in resolved:
+        repo.store.delete_ref(ref)
+    for _, ref, oid in resolved:
+        image = names.from_ref(ref)
+        if image is not None:
+            _forget_digests(repo, image.name, oid)
+    return [(shown, oid.hex()) for shown, _, oid in resolved]
+
+
+def _forget_digests(repo: Repo, name: str, oid: bytes) -> None:
+    tags = (names.from_ref(r) for r, target in repo.store.refs(names.IMAGE_PREFIX) if target == oid)
+    if any(t is not None and t.name == name for t in tags):
+        return
+    for ref, target in repo.store.refs(names.DIGEST_PREFIX):
+        parsed = names.from_digest_ref(ref)
+        if target == oid and parsed is not None and parsed[0] == name:
+            repo.store.delete_ref(ref)
 
 
 def _named(ref: str, remote: bool) -> names.ImageName | None:
@@ -170,11 +191,27 @@ def _named(ref: str, remote: bool) -> names.ImageName | None:
 def list_images(repo: Repo, remote: bool = False) -> list[ImageRow]:
     """Local images, or with ``remote`` what ``lg fetch`` last saw on each remote."""
     rows = []
+    digests = _digests_by_commit(repo)
     for ref, oid in repo.store.refs(names.REMOTE_PREFIX if remote else names.IMAGE_PREFIX):
         image = _named(ref, remote)
         if image is None:
             continue
         img = repo.image(oid)
         rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
-                             sizes.tree_size(repo, img.rootfs)))
+                             sizes.tree_size(repo, img.rootfs),
+                             [d for d in digests.get(oid, []) if d.startswith(image.name + "@")]))
     return rows
+
+
+def _digests_by_commit(repo: Repo) -> dict[bytes, list[str]]:
+    out: dict[bytes, list[str]] = {}
+    for ref, oid in repo.store.refs(names.DIGEST_PREFIX):
+        parsed = names.from_digest_ref(ref)
+        if parsed is not None:
+            out.setdefault(oid, []).append(f"{parsed[0]}@{parsed[1]}")
+    return out
+
+
+def repo_digests(repo: Repo, oid: bytes) -> list[str]:
+    """Docker's RepoDigests of commit ``oid``: NAME@sha256:... it was pushed as or pulled from."""
+    return sorted(_digests_by_commit(repo).get(oid, []))

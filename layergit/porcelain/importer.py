@@ -42,6 +42,7 @@ from ..store.mutable import MutableTree
 from ..store.rawobj import Signature
 from .checkout import cache
 from .images import force_tag
+from .provenance import rebuild
 from .repo import Repo, store_lock
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ def _import_spec(
     done = 0
     specials = False
     history = _history(spec)
+    trees = []  # the rootfs after each history entry, for provenance.rebuild
     for entry, has_layer in history:
         if has_layer:
             layer = next(layers)
@@ -201,6 +203,7 @@ def _import_spec(
             done += 1
             if progress:
                 progress(done, len(spec.layers), limits.bytes)
+        trees.append(rootfs)
         when = _parse_time(entry.get("created"))
         sig = _author(entry, when)
         texts = (entry.get("created_by"), entry.get("comment"))  # strings in Docker's and OCI's schema
@@ -210,6 +213,7 @@ def _import_spec(
     if parent is None:  # an image with no layers and no history
         sig = _author({}, _parse_time(spec.config.get("created")))
         parent = writer.commit(write_image_tree(writer, config, rootfs), [], sig, sig, "empty image")
+    parent = rebuild(writer, spec.config, trees) or parent  # the exact commits lg exported, if they are
     return parent, None if specials else rootfs, len(history), done
 
 
@@ -268,7 +272,19 @@ def _import(repo, source, target, fmt, message, limits, progress, cleanup) -> li
     detected = detect(source_obj)
     if fmt != "auto" and fmt != detected:
         raise ArchiveError(f"{source} is a {detected}, not a {fmt}")
-    specs = read_images(source_obj, detected)
+    return _land(repo, read_images(source_obj, detected), target, source, limits, progress)
+
+
+def import_images(repo: Repo, specs: list, target: names.ImageName | None, source: str,
+                  limits: Limits | None = None, progress=None) -> list[ImportedImage]:
+    """Import images read elsewhere (``lg pull``'s, whose layers stream from a registry),
+    exactly as an archive's: the same commits, checks, limits and materialising."""
+    limits = limits or Limits()
+    with store_lock(repo), disk_full_names(repo.root.store):
+        return _land(repo, specs, target, source, limits, progress)
+
+
+def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
     if target and len(specs) > 1:
         raise UsageError(f"{source} holds {len(specs)} images; -t can name only one")
     results = []

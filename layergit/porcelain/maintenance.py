@@ -116,6 +116,9 @@ def fsck(repo: Repo) -> FsckReport:
         report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes;"
                             " lg gc removes them")
     _check_running_state(repo, report)
+    for ref, _ in repo.store.refs(names.DIGEST_PREFIX):
+        if names.from_digest_ref(ref) is None:
+            report.problems.append(f"{ref}: not a digest index entry (NAME/sha256-HEX)")
     return report
 
 

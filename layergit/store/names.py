@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 IMAGE_PREFIX = "refs/heads/"
+# The digest index: refs/layergit/digests/NAME/sha256-HEX -> the commit a registry
+# manifest of repository NAME with that digest was pushed from or pulled into.
+DIGEST_PREFIX = "refs/layergit/digests/"
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 REMOTE_PREFIX = "refs/remotes/"  # REMOTE/NAME/TAG: what ``lg fetch`` last saw on a remote
 DEFAULT_TAG = "latest"
 
@@ -92,6 +96,40 @@ def from_ref(ref: str) -> ImageName | None:
     name, _, tag = path.rpartition("/")
     image = ImageName("/".join(_unescape(c) for c in name.split("/")), _unescape(tag))
     return image if looks_like_name(str(image)) else None
+
+
+def digest_ref(name: str, digest: str) -> str:
+    """The digest index's ref for manifest ``digest`` (``sha256:HEX``) of image ``name``."""
+    if not _NAME_RE.fullmatch(name) or not _DIGEST_RE.fullmatch(digest):
+        raise UsageError(f"invalid image digest reference {name!r}@{digest!r}")
+    return DIGEST_PREFIX + "/".join(_escape(c) for c in name.split("/")) + "/" + digest.replace(":", "-")
+
+
+def from_digest_ref(ref: str) -> tuple[str, str] | None:
+    """(name, digest) of a digest index ref, None for other refs."""
+    if not ref.startswith(DIGEST_PREFIX) or "/" not in ref[len(DIGEST_PREFIX):]:
+        return None
+    name, _, leaf = ref[len(DIGEST_PREFIX):].rpartition("/")
+    digest = leaf.replace("-", ":", 1)
+    name = "/".join(_unescape(c) for c in name.split("/"))
+    return (name, digest) if _NAME_RE.fullmatch(name) and _DIGEST_RE.fullmatch(digest) else None
+
+
+def split_digest(text: str) -> tuple[str, str] | None:
+    """``NAME@sha256:HEX`` as (familiar name, digest); None if ``text`` has no ``@``.
+
+    Docker Hub's long forms (``docker.io/library/debian``) are the short ones lg stores."""
+    if "@" not in text:
+        return None
+    name, _, digest = text.partition("@")
+    if name.rfind(":") > name.rfind("/"):  # NAME:TAG@DIGEST: the digest pins, the tag is a comment
+        name = name[:name.rfind(":")]
+    name = name.removeprefix("docker.io/")
+    if name.startswith("library/") and name.count("/") == 1:
+        name = name.removeprefix("library/")
+    if not _NAME_RE.fullmatch(name) or not _DIGEST_RE.fullmatch(digest):
+        raise UsageError(f"invalid image digest reference {text[:200]!r}: NAME@sha256:64 hex digits")
+    return name, digest
 
 
 def tracking_ref(remote: str, image: ImageName) -> str:

@@ -38,6 +38,12 @@ def _split_suffixes(rev: str) -> tuple[str, list[str]]:
 
 
 def resolve_base(store, base: str) -> bytes:
+    pinned = names.split_digest(base)
+    if pinned is not None:  # NAME@sha256:... through the digest index (lg push, lg pull)
+        target = store.ref(names.digest_ref(*pinned))
+        if target is None:
+            raise NotFound(f"no image {pinned[0]}@{pinned[1]} pushed or pulled here")
+        return target
     if names.looks_like_name(base):
         image = names.parse(base)
         target = store.ref(image.ref)

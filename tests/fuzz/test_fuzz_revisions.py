@@ -69,3 +69,27 @@ def test_image_names(text):
 def test_refs_read_back_as_names(ref):
     image = names.from_ref(ref)
     assert image is None or names.looks_like_name(str(image))
+
+
+_DIGEST = "sha256:" + "ab" * 32
+
+
+@fuzz(500)
+@given(st.one_of(_TEXT_NAMES, st.text(max_size=300), _TEXT_NAMES.map(lambda t: f"{t}@{_DIGEST}")))
+def test_registry_references(text):
+    """Docker's reference grammar (registry/reference.py): a reference or one line; what it
+    names locally is a name lg can store, and it prints back to the same reference."""
+    from layergit.registry.reference import Reference, parse
+
+    ref = outcome(parse, text)
+    if isinstance(ref, Reference):
+        assert names.looks_like_name(ref.local())
+        assert parse(str(ref)) == ref
+
+
+@fuzz(300)
+@given(st.one_of(_TEXT_NAMES.map(lambda t: f"{t}@{_DIGEST}"), _TEXT_NAMES, st.text(max_size=100)))
+def test_digest_references(text):
+    pinned = outcome(names.split_digest, text)
+    if isinstance(pinned, tuple):
+        assert names.from_digest_ref(names.digest_ref(*pinned)) == pinned
