@@ -1263,6 +1263,18 @@ def test_xattr_the_checkout_filesystem_cannot_hold(guard, tmp_path):
 
 
 
+def test_xattr_value_the_kernel_refuses(guard):
+    """Found by the fuzzer: a file capability the kernel does not take ("0") ended import in
+    "internal error: Invalid argument" while the files went into the cache. The image is
+    stored as it is; checking it out or running it says in one line what stops it."""
+    proc = guard.run(guard.docker("badcap", [A.file("f", b"hi\n", xattrs={"security.capability": b"0"})]))
+    assert proc.returncode == 0, proc.stderr
+    err = guard.lg.fails("checkout", "hostile/badcap:1", str(guard.checkouts / "badcap"))
+    assert "the kernel refuses the image's xattr 'security.capability'" in err, err
+    err = guard.lg.fails("run", "--rm", "--network", "none", "hostile/badcap:1", "/f")
+    assert "the kernel refuses the image's xattr 'security.capability'" in err, err
+
+
 @pytest.mark.parametrize("what, doc, message", [
     ("manifest", b"[1]", "is not an image manifest or index"),
     ("manifest", b'"x"', "is not an image manifest or index"),

@@ -167,6 +167,9 @@ class DirectoryWriter:
                         "xattr-" + namespace, what, os.setxattr, target, key, value, follow_symlinks=False
                     )
             except OSError as exc:
+                if exc.errno == errno.EINVAL:  # a value the kernel does not take (a malformed capability)
+                    raise LgError(f"{os.fsdecode(name)}: the kernel refuses the image's xattr {key!r}"
+                                  f" ({exc.strerror})") from None
                 if exc.errno not in _XATTR_TOO_BIG:
                     raise
                 # ext4 keeps an inode's xattrs in one block: 4 KiB where Linux allows 64 KiB each.
