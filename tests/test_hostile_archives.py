@@ -1272,7 +1272,7 @@ def test_xattr_value_the_kernel_refuses(guard):
     err = guard.lg.fails("checkout", "hostile/badcap:1", str(guard.checkouts / "badcap"))
     assert "the kernel refuses the image's xattr 'security.capability'" in err, err
     err = guard.lg.fails("run", "--rm", "--network", "none", "hostile/badcap:1", "/f")
-    assert "the kernel refuses the image's xattr 'security.capability'" in err, err
+    assert "/f: the kernel refuses the image's xattr 'security.capability'" in err, err  # not the cache's name
 
 
 @pytest.mark.parametrize("what, doc, message", [

@@ -71,6 +71,7 @@ class FarmWriter(DirectoryWriter):
         super().__init__(store, policy)
         self._objects = objects_dir
         self._fan_fds: dict[str, int] = {}
+        self._making: Node | None = None  # the entry whose farm object is being created
 
     def close(self) -> None:
         for fd in self._fan_fds.values():
@@ -102,7 +103,12 @@ class FarmWriter(DirectoryWriter):
                 os.unlink(tmp, dir_fd=fan)  # left by a killed process that had our pid
             except FileNotFoundError:
                 pass
-            if not self.create(fan, tmp, node):
+            self._making = node
+            try:
+                made = self.create(fan, tmp, node)
+            finally:
+                self._making = None
+            if not made:
                 return
             # link, never rename: an object another process made meanwhile is kept (replacing
             # it under a concurrent link() can make that link fail with ENOENT).
@@ -113,6 +119,12 @@ class FarmWriter(DirectoryWriter):
             os.unlink(tmp, dir_fd=fan)
             self._link(fan, name, fd, node)
         self.written(node)
+
+    def shown(self, name: bytes) -> str:
+        """The image path of the entry whose farm object is being made, not the object's name."""
+        if self._making is None:
+            return super().shown(name)
+        return self._stored_path(self._making).decode(errors="replace")
 
     def _link(self, fan: int, name: bytes, fd: int, node: Node) -> None:
         try:

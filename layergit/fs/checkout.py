@@ -147,6 +147,10 @@ class DirectoryWriter:
                 raise
             self.warn_once(kind, f"cannot {what} here ({exc.strerror}); skipped")
 
+    def shown(self, name: bytes) -> str:
+        """The entry ``name`` (in the directory being written) as messages name it."""
+        return os.fsdecode(name)
+
     def apply_meta(self, dirfd: int, name: bytes, m: M.EntryMeta, fd: int | None) -> None:
         """Owner, mode, xattrs, mtime: for an open fd when we have one, else by name."""
         owner = ("owner", "restore file owners")
@@ -168,13 +172,13 @@ class DirectoryWriter:
                     )
             except OSError as exc:
                 if exc.errno == errno.EINVAL:  # a value the kernel does not take (a malformed capability)
-                    raise LgError(f"{os.fsdecode(name)}: the kernel refuses the image's xattr {key!r}"
+                    raise LgError(f"{self.shown(name)}: the kernel refuses the image's xattr {key!r}"
                                   f" ({exc.strerror})") from None
                 if exc.errno not in _XATTR_TOO_BIG:
                     raise
                 # ext4 keeps an inode's xattrs in one block: 4 KiB where Linux allows 64 KiB each.
                 raise LgError(
-                    f"{os.fsdecode(name)}: this filesystem cannot hold the image's {len(value)}-byte xattr"
+                    f"{self.shown(name)}: this filesystem cannot hold the image's {len(value)}-byte xattr"
                     f" {key!r} ({exc.strerror})"
                 ) from None
         if fd is not None:
