@@ -156,16 +156,29 @@ def rm_cmd(ctx, force, refs):
 @click.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="id, name, label, status, exited, ancestor, network, volume, health, before, since.")
+@click.option("--format", "fmt", metavar="TEMPLATE", help="Go template ({{.Names}}), table ..., or json.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate ids and commands.")
+@click.option("-n", "--last", type=int, default=0, help="Only the N newest containers (all states).")
+@click.option("-l", "--latest", is_flag=True, help="Only the newest container (all states).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def ps_cmd(ctx, all_, quiet, as_json):
+def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc, last, latest, as_json):
     """List containers."""
-    from layergit.porcelain import container_views
+    from layergit.porcelain import filters as filtering
 
-    listing(container_views.ps(repo_from(ctx), all_), as_json, quiet,
+    rows = filtering.ps(repo_from(ctx), all_ or bool(last) or latest, filters)
+    rows = rows[:1 if latest else last] if latest or last else rows
+    if fmt and not quiet and not as_json:
+        from .formats import PS_HEADERS, PS_TABLE, print_rows, ps_record
+
+        print_rows(fmt, [ps_record(r, no_trunc) for r in rows], PS_HEADERS, PS_TABLE)
+        return
+    listing(rows, as_json, quiet,
             ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-            lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status,
-                       r.ports, r.name])
+            lambda r: [r.id if no_trunc else short(r.id), r.image, r.command if no_trunc else r.command[:30],
+                       r.created[:19].replace("T", " "), r.status, r.ports, r.name])
 
 
 @click.command("logs")
@@ -194,10 +207,12 @@ def wait_cmd(ctx, refs):
 
 
 @click.command("inspect")
-@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is always JSON.")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go template, e.g. '{{.State.Pid}}'.")
+@click.option("--type", "kind", type=click.Choice(["container", "image"]), help="Only look for this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is JSON without -f.")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER|IMAGE...")
 @click.pass_context
-def inspect_cmd(ctx, as_json, refs):
+def inspect_cmd(ctx, fmt, kind, as_json, refs):
     """Low-level details of containers or images, with Docker's field names."""
     from layergit.errors import NotFound
     from layergit.porcelain import container_views, history
@@ -206,10 +221,19 @@ def inspect_cmd(ctx, as_json, refs):
     out = []
     for ref in refs:
         try:
+            if kind == "image":
+                raise NotFound(ref)
             out.append(container_views.inspect(repo, ref))
         except NotFound:
+            if kind == "container":
+                raise
             out.append(history.inspect_image(repo, ref))
-    print_json(out)
+    if fmt:
+        from .formats import print_each
+
+        print_each(fmt, out)
+    else:
+        print_json(out)
 
 
 @click.command("exec", context_settings=_CONTEXT)

@@ -355,6 +355,11 @@ def _inner(value) -> str:
 
 
 def _to_json(value) -> str:
+    """Go's json encoding as Docker's ``json`` function sets it up (no HTML escaping);
+    a :class:`Record` is marshalled as Docker marshals its rows: a map, keys sorted,
+    methods left out."""
+    if isinstance(value, Record):
+        value = {k: v for k, v in sorted(value.items()) if not callable(v)}
     return json.dumps(None if value is _MISSING else value, ensure_ascii=False, separators=(",", ":"),
                       default=str)
 

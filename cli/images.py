@@ -80,10 +80,27 @@ def rmi_cmd(ctx, targets):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
 @click.option("--remote", is_flag=True, help="List remote-tracking names (origin/app:1) instead.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="dangling, label, reference, before, since.")
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="Go template ({{.Repository}}), table ..., or json.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate image ids.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Accepted: lg lists every named image anyway.")
+@click.argument("reference", required=False, metavar="[NAME[:TAG]]")
 @click.pass_context
-def images_cmd(ctx, as_json, quiet, remote):
+def images_cmd(ctx, as_json, quiet, remote, filters, fmt, no_trunc, all_, reference):
     """List images: name, tag, id, created, size."""
-    listing(images.list_images(repo_from(ctx), remote), as_json, quiet,
+    from layergit.porcelain import filters as filtering
+
+    words = [*filters, *([f"reference={reference}"] if reference else [])]
+    rows = filtering.list_images(repo_from(ctx), words, remote)
+    if fmt and not quiet and not as_json:
+        from .formats import IMAGE_HEADERS, IMAGE_TABLE, image_record, print_rows
+
+        print_rows(fmt, [image_record(r, no_trunc, human_size(r.size)) for r in rows], IMAGE_HEADERS,
+                   IMAGE_TABLE)
+        return
+    listing(rows, as_json, quiet,
             ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-            lambda r: [r.name, r.tag, short(r.id), r.created.strftime("%Y-%m-%d %H:%M:%S %z"),
-                       human_size(r.size)])
+            lambda r: [r.name, r.tag, r.id if no_trunc else short(r.id),
+                       r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)])

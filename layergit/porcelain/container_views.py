@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ..errors import NotFound
 from ..runtime.net import PublishedPort
 from ..runtime.spec import Spec
-from ..runtime.state import ContainerDir, State
+from ..runtime.state import ContainerDir, Record, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
 from .repo import Repo
@@ -33,6 +33,9 @@ class ContainerRow:
     status: str
     exit_code: int
     ports: str
+    labels: dict[str, str]
+    network: str
+    mounts: list[str]
 
 
 def _ago(iso: str) -> str:
@@ -92,8 +95,14 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
-                                 st.status, _status(st), st.exit_code, ports))
+                                 st.status, _status(st), st.exit_code, ports, labels(rec),
+                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts]))
     return sorted(rows, key=lambda r: r.created, reverse=True)
+
+
+def labels(rec: Record) -> dict[str, str]:
+    """A container's labels: its image's, as Docker merges them into the container's config."""
+    return dict(rec.config.get("Labels") or {})
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Tty": proc.tty,
             "OpenStdin": proc.stdin,
             "StopSignal": spec.stop_signal,
+            "Labels": labels(rec),
         },
         "HostConfig": rec.host_config,
         "Mounts": [

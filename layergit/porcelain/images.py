@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import Conflict, LgError, NotFound
@@ -32,6 +32,7 @@ class ImageRow:
     id: str
     created: datetime
     size: int
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class NameClash(Conflict):
@@ -176,5 +177,5 @@ def list_images(repo: Repo, remote: bool = False) -> list[ImageRow]:
             continue
         img = repo.image(oid)
         rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
-                             sizes.tree_size(repo, img.rootfs)))
+                             sizes.tree_size(repo, img.rootfs), dict(img.config.get("Labels") or {})))
     return rows

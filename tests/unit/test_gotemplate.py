@@ -122,6 +122,8 @@ def test_render_table_json_and_literal_escapes():
         "CONTAINER ID   NAMES\nabc            web\ndef            db\n")
     assert render("{{.Names}}", rows, headers, "") == "web\ndb\n"
     assert render("json", rows, headers, "") == '{"ID":"abc","Names":"web"}\n{"ID":"def","Names":"db"}\n'
+    method = [Record(Names="web", Label=lambda key: key, Able="x")]
+    assert render("{{json .}}", method, headers, "") == '{"Able":"x","Names":"web"}\n'
     assert render("table", rows, headers, "{{.Names}}") == "NAMES\nweb\ndb\n"
 
 

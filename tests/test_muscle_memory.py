@@ -1,0 +1,127 @@
+"""Docker one-liners, run unchanged against lg: --format, filters, the verbs people type.
+
+Each expectation is what Docker's documentation shows for the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from .conftest import Lg, cleanup_root
+
+
+@pytest.fixture(scope="module")
+def scene(busybox_rootfs, tmp_path_factory):
+    """Two images (base, and app with labels on top of it) and three containers:
+    web (created, from app), db (created, from base), job (exited 3, from base);
+    one root for the module, as every test here only reads it."""
+    tmp_path = tmp_path_factory.mktemp("muscle")
+    lg = Lg(str(tmp_path / "lgroot"))
+    try:
+        yield _populate(lg, busybox_rootfs, tmp_path)
+    finally:
+        cleanup_root(lg)
+        shutil.rmtree(lg.root, ignore_errors=True)
+
+
+def _populate(lg, busybox_rootfs, tmp_path):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM base:1\nLABEL tier=front com.example.vendor="ACME"\n')
+    lg("build", "-t", "app:2", str(ctx))
+    lg("create", "--name", "web", "--network", "none", "app:2", "sh")
+    lg("create", "--name", "db", "--network", "none", "base:1", "sleep", "1")
+    lg("run", "--name", "job", "--network", "none", "base:1", "sh", "-c", "exit 3", check=False)
+    return lg
+
+
+@pytest.mark.root
+def test_inspect_format(scene):
+    lg = scene
+    assert lg.out("inspect", "-f", "{{.State.Status}} {{.Name}}", "web", "job") == "created /web\nexited /job\n"
+    assert lg.out("inspect", "--format", "{{.State.ExitCode}}", "job") == "3\n"
+    assert lg.out("inspect", "-f", "{{json .Config.Labels}}", "web") == \
+        '{"com.example.vendor":"ACME","tier":"front"}\n'
+    assert lg.out("inspect", "-f", '{{index .Config.Labels "tier"}}', "app:2") == "front\n"
+    assert lg.out("inspect", "--type", "image", "-f", "{{.RepoTags}}", "app:2") == "[app:2]\n"
+    assert lg.out("inspect", "-f", "{{range .Config.Cmd}}<{{.}}>{{end}}", "db") == "<sleep><1>\n"
+    assert lg.out("inspect", "-f", "{{.State.Nope}}", "web") == "<no value>\n"
+    err = lg.fails("inspect", "-f", "{{.State.Status", "web", code=2)
+    assert "unclosed action" in err
+    lg.fails("inspect", "--type", "container", "app:2", code=1)
+
+
+@pytest.mark.root
+def test_ps_format(scene):
+    lg = scene
+    assert sorted(lg.out("ps", "-a", "--format", "{{.Names}}").split()) == ["db", "job", "web"]
+    assert lg.out("ps", "--format", "{{.Names}}") == ""  # nothing runs
+    table = lg.out("ps", "-a", "--format", r"table {{.Names}}\t{{.Image}}\t{{.State}}").splitlines()
+    assert table[0].split() == ["NAMES", "IMAGE", "STATE"]
+    assert table[0].index("IMAGE") == 10  # Go's tabwriter: min width 10, padding 3
+    rows = [json.loads(line) for line in lg.out("ps", "-a", "--format", "{{json .}}").splitlines()]
+    web = next(r for r in rows if r["Names"] == "web")
+    assert web["Image"] == "app:2" and web["Command"] == '"sh"' and web["State"] == "created"
+    assert web["Labels"] == "com.example.vendor=ACME,tier=front" and len(web["ID"]) == 12
+    assert [json.loads(line)["Names"] for line in lg.out("ps", "-a", "--format", "json").splitlines()] == \
+        [r["Names"] for r in rows]
+    assert lg.out("ps", "-a", "-f", "name=web", "--format", '{{.Label "tier"}}') == "front\n"
+    err = lg.fails("ps", "-a", "--format", "{{.Nope}}", code=2)
+    assert "can't evaluate field Nope" in err
+
+
+def _names(lg, *args) -> list[str]:
+    return sorted(lg.out("ps", *args, "--format", "{{.Names}}").split())
+
+
+@pytest.mark.root
+def test_ps_filters(scene):
+    lg = scene
+    assert _names(lg, "-f", "status=created") == ["db", "web"]  # status looks past running ones, as Docker
+    assert _names(lg, "-f", "status=exited") == ["job"]
+    assert _names(lg, "-f", "status=exited", "-f", "status=created") == ["db", "job", "web"]
+    assert _names(lg, "-a", "-f", "exited=3") == ["job"]
+    assert _names(lg, "-a", "-f", "exited=0") == []
+    assert _names(lg, "-a", "-f", "name=^w") == ["web"]
+    assert _names(lg, "-a", "-f", "label=tier=front") == ["web"]
+    assert _names(lg, "-a", "-f", "label=tier") == ["web"]
+    assert _names(lg, "-a", "-f", "ancestor=base:1") == ["db", "job", "web"]  # app:2 descends from base
+    assert _names(lg, "-a", "-f", "ancestor=app:2") == ["web"]
+    assert _names(lg, "-a", "-f", "ancestor=app:2", "-f", "status=exited") == []
+    assert _names(lg, "-a", "-f", "network=none") == ["db", "job", "web"]
+    assert _names(lg, "-a", "-f", "before=job") == ["db", "web"]
+    assert _names(lg, "-a", "-f", "since=web") == ["db", "job"]
+    assert _names(lg, "-a", "-f", "health=none", "-f", "name=db") == ["db"]
+    assert lg.out("ps", "-aq", "-f", "name=web") == lg.out("inspect", "-f", "{{.Id}}", "web")[:12] + "\n"
+    assert _names(lg, "-l") == ["job"]
+    assert "invalid filter 'colour'" in lg.fails("ps", "-f", "colour=red", code=2)
+    assert "invalid filter 'status=asleep'" in lg.fails("ps", "-f", "status=asleep", code=2)
+    assert "expected name=value" in lg.fails("ps", "-f", "running", code=2)
+    assert "no such image" in lg.fails("ps", "-f", "ancestor=nope:1")
+
+
+@pytest.mark.root
+def test_images_format_and_filters(scene):
+    lg = scene
+
+    def images(*args):
+        return sorted(lg.out("images", *args, "--format", "{{.Repository}}:{{.Tag}}").split())
+
+    assert images() == ["app:2", "base:1"]
+    assert images("-f", "label=tier=front") == ["app:2"]
+    assert images("-f", "reference=ba*") == ["base:1"]
+    assert images("-f", "reference=*:2") == ["app:2"]
+    assert images("base") == ["base:1"]
+    assert images("-f", "dangling=true") == []
+    assert images("-f", "dangling=false") == ["app:2", "base:1"]
+    assert images("-f", "since=base:1") == ["app:2"]
+    assert images("-f", "before=app:2") == ["base:1"]
+    table = lg.out("images", "--format", r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}").splitlines()
+    assert table[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID"]
+    ids = lg.out("images", "-q", "-f", "reference=app").split()
+    assert ids == [lg.out("inspect", "-f", "{{.Id}}", "app:2")[:12]]
+    assert "invalid filter 'dangling=maybe'" in lg.fails("images", "-f", "dangling=maybe", code=2)
