@@ -30,6 +30,8 @@ COMMANDS = {
     "build": ("build", "build_cmd", "Build an image from a Dockerfile."),
     "import": ("transfer", "import_cmd", "Import a rootfs tarball, docker-archive or OCI layout."),
     "export": ("transfer", "export_cmd", "Export an image as a rootfs tar, docker-archive or OCI layout."),
+    "save": ("transfer", "save_cmd", "Save an image as a docker-archive (lg export's Docker name)."),
+    "load": ("transfer", "load_cmd", "Load a docker-archive or OCI archive (lg import's Docker name)."),
     "run": ("containers", "run_cmd", "Run a command in a new container."),
     "create": ("containers", "create_cmd", "Create a container without starting it."),
     "start": ("containers", "start_cmd", "Start containers."),
@@ -51,6 +53,11 @@ COMMANDS = {
     "serve": ("remotes", "serve_cmd", "Serve this store over git's smart HTTP protocol."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
+    "version": ("system", "version_cmd", "Show lg's version and its store's format."),
+    "info": ("system", "info_cmd", "Show the root, what it holds and what the host offers."),
+    "image": ("groups", "image_cmd", "Docker's image commands: ls, rm, inspect, tag, history, save, load."),
+    "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
+    "system": ("groups", "system_cmd", "Docker's system commands: info, version."),
 }
 
 

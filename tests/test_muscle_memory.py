@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import tempfile
 
 import pytest
 
@@ -125,3 +127,61 @@ def test_images_format_and_filters(scene):
     ids = lg.out("images", "-q", "-f", "reference=app").split()
     assert ids == [lg.out("inspect", "-f", "{{.Id}}", "app:2")[:12]]
     assert "invalid filter 'dangling=maybe'" in lg.fails("images", "-f", "dangling=maybe", code=2)
+
+
+def test_version_and_info(lg):
+    assert lg.out("version", "--format", "{{.Client.Version}}") == lg.out("--version").split()[-1] + "\n"
+    assert lg.out("version", "-f", "{{.Server.StoreFormat}}") == "lgmeta 1\n"
+    assert "Store:" in lg.out("version")
+    doc = json.loads(lg.out("info", "--format", "{{json .}}"))
+    assert doc["DockerRootDir"] == lg.root and doc["Images"] == 0 and doc["Containers"] == 0
+    assert doc["CgroupVersion"] in ("1", "2") and set(doc["Features"]) == {"overlay", "userns", "seccomp", "bpf"}
+    assert doc["Programs"]["git"]  # lg's tests need git: it is there
+    assert lg.out("system", "info", "-f", "{{.NCPU}}").strip().isdigit()
+    text = lg.out("info")
+    assert "Cgroup version:" in text and "git:" in text
+    assert "unclosed action" in lg.fails("info", "-f", "{{.NCPU", code=2)
+
+
+@pytest.mark.root
+def test_management_aliases(scene):
+    lg = scene
+    assert lg.out("image", "ls", "--format", "{{.Repository}}") == lg.out("images", "--format", "{{.Repository}}")
+    assert lg.out("container", "ls", "-a", "-q") == lg.out("ps", "-a", "-q")
+    assert lg.out("container", "inspect", "-f", "{{.Name}}", "web") == "/web\n"
+    assert "No such command" in lg.fails("image", "frobnicate", code=2)
+
+
+@pytest.mark.root
+def test_container_prune(lg, busybox_rootfs):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    lg("create", "--name", "a", "--network", "none", "base:1", "true")
+    lg("run", "--name", "b", "--network", "none", "base:1", "true")
+    lg("run", "-d", "--name", "up", "--network", "none", "base:1", "sleep", "60")
+    assert lg.out("container", "prune", input=b"n\n").count("Deleted") == 0  # answering no keeps them
+    assert len(lg.out("ps", "-aq").split()) == 3
+    out = lg.out("container", "prune", "-f")
+    assert out.startswith("Deleted Containers:\n") and out.count("\n") == 5  # two ids, blank, total
+    assert lg.out("ps", "-a", "--format", "{{.Names}}") == "up\n"
+
+
+@pytest.mark.root
+def test_save_and_load_round_trip(scene, lg, tmp_path):
+    archive = tmp_path / "app.tar"
+    scene("save", "-o", archive, "app:2")
+    assert lg.out("load", "-i", archive) == "Loaded image: app:2\n"
+    assert lg.out("inspect", "-f", "{{.Config.Labels.tier}}", "app:2") == "front\n"
+    piped = lg("load", input=scene("save", "app:2").stdout).stdout.decode()
+    assert piped == "Loaded image: app:2\n"
+    assert "one image" in scene.fails("save", "-o", archive, "app:2", "base:1", code=2)
+    store = tempfile.mkdtemp(prefix="lgpod")  # podman wants a runroot under 50 characters
+    podman = ["podman", "--root", f"{store}/root", "--runroot", f"{store}/run", "--storage-driver", "vfs"]
+    try:
+        loaded = subprocess.run([*podman, "load", "-i", archive], capture_output=True, text=True)
+        assert loaded.returncode == 0, loaded.stderr
+        listed = subprocess.run([*podman, "images", "--format", "{{.Repository}}:{{.Tag}}"], check=True,
+                                capture_output=True, text=True).stdout
+        assert "app:2" in listed
+    finally:
+        subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
+        shutil.rmtree(store, ignore_errors=True)

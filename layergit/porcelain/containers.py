@@ -362,6 +362,20 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
     return removed
 
 
+def prune(repo: Repo) -> list[str]:
+    """lg container prune: remove every container that is not running or paused; one
+    started while we look stays (``remove`` refuses it), one removed meanwhile is skipped."""
+    removed = []
+    for cid in registry(repo).ids():
+        if registry(repo).container(cid).state().running:
+            continue
+        try:
+            removed += remove(repo, [cid])
+        except (Conflict, NotFound):
+            continue
+    return removed
+
+
 def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None, name: str | None) -> None:
     """Free all a stopped container holds: cgroup, network lease, directory, name, ref, owners.
 
