@@ -45,6 +45,9 @@ def _run_options(f):
         click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
         click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL)."),
         click.option("--security-opt", multiple=True, help="no-new-privileges, seccomp=unconfined."),
+        click.option("-l", "--label", multiple=True, metavar="KEY[=VALUE]", help="Set a label."),
+        click.option("--label-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="Read KEY=VALUE label lines from a file."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -61,7 +64,8 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         entrypoint=kw["entrypoint"], interactive=kw["interactive"], tty=kw["tty"], network=kw["network"],
         publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),
         init=kw["init"], auto_remove=auto_remove, cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
-        security_opt=list(kw["security_opt"]), command=list(kw["command"]),
+        security_opt=list(kw["security_opt"]), labels=list(kw["label"]), label_files=list(kw["label_file"]),
+        command=list(kw["command"]),
     )
 
 

@@ -35,7 +35,9 @@ def _populate(lg, busybox_rootfs, tmp_path):
     ctx.mkdir()
     (ctx / "Dockerfile").write_text('FROM base:1\nLABEL tier=front com.example.vendor="ACME"\n')
     lg("build", "-t", "app:2", str(ctx))
-    lg("create", "--name", "web", "--network", "none", "app:2", "sh")
+    (tmp_path / "labels").write_text("# team labels\nteam=core\n\nenv=dev\n")
+    lg("create", "--name", "web", "--network", "none", "--label-file", tmp_path / "labels", "-l", "env=prod",
+       "--label", "tier=back", "--label", "tier=front", "app:2", "sh")
     lg("create", "--name", "db", "--network", "none", "base:1", "sleep", "1")
     lg("run", "--name", "job", "--network", "none", "base:1", "sh", "-c", "exit 3", check=False)
     return lg
@@ -46,8 +48,9 @@ def test_inspect_format(scene):
     lg = scene
     assert lg.out("inspect", "-f", "{{.State.Status}} {{.Name}}", "web", "job") == "created /web\nexited /job\n"
     assert lg.out("inspect", "--format", "{{.State.ExitCode}}", "job") == "3\n"
-    assert lg.out("inspect", "-f", "{{json .Config.Labels}}", "web") == \
-        '{"com.example.vendor":"ACME","tier":"front"}\n'
+    assert json.loads(lg.out("inspect", "-f", "{{json .Config.Labels}}", "web")) == \
+        {"com.example.vendor": "ACME", "tier": "front", "team": "core", "env": "prod"}
+    assert lg.out("inspect", "-f", "{{json .Config.Labels}}", "db") == "{}\n"
     assert lg.out("inspect", "-f", '{{index .Config.Labels "tier"}}', "app:2") == "front\n"
     assert lg.out("inspect", "--type", "image", "-f", "{{.RepoTags}}", "app:2") == "[app:2]\n"
     assert lg.out("inspect", "-f", "{{range .Config.Cmd}}<{{.}}>{{end}}", "db") == "<sleep><1>\n"
@@ -68,7 +71,7 @@ def test_ps_format(scene):
     rows = [json.loads(line) for line in lg.out("ps", "-a", "--format", "{{json .}}").splitlines()]
     web = next(r for r in rows if r["Names"] == "web")
     assert web["Image"] == "app:2" and web["Command"] == '"sh"' and web["State"] == "created"
-    assert web["Labels"] == "com.example.vendor=ACME,tier=front" and len(web["ID"]) == 12
+    assert web["Labels"] == "com.example.vendor=ACME,env=prod,team=core,tier=front" and len(web["ID"]) == 12
     assert [json.loads(line)["Names"] for line in lg.out("ps", "-a", "--format", "json").splitlines()] == \
         [r["Names"] for r in rows]
     assert lg.out("ps", "-a", "-f", "name=web", "--format", '{{.Label "tier"}}') == "front\n"
@@ -91,6 +94,8 @@ def test_ps_filters(scene):
     assert _names(lg, "-a", "-f", "name=^w") == ["web"]
     assert _names(lg, "-a", "-f", "label=tier=front") == ["web"]
     assert _names(lg, "-a", "-f", "label=tier") == ["web"]
+    assert _names(lg, "-a", "-f", "label=env=prod", "-f", "label=team") == ["web"]  # every label must match
+    assert _names(lg, "-a", "-f", "label=env=dev") == []
     assert _names(lg, "-a", "-f", "ancestor=base:1") == ["db", "job", "web"]  # app:2 descends from base
     assert _names(lg, "-a", "-f", "ancestor=app:2") == ["web"]
     assert _names(lg, "-a", "-f", "ancestor=app:2", "-f", "status=exited") == []
@@ -101,6 +106,8 @@ def test_ps_filters(scene):
     assert lg.out("ps", "-aq", "-f", "name=web") == lg.out("inspect", "-f", "{{.Id}}", "web")[:12] + "\n"
     assert _names(lg, "-l") == ["job"]
     assert "invalid filter 'colour'" in lg.fails("ps", "-f", "colour=red", code=2)
+    assert "needs a name" in lg.fails("create", "-l", "=x", "base:1", code=125)
+    assert lg.out("ps", "-aq") == lg.out("ps", "-aq", "-f", "name=.")  # nothing half-made
     assert "invalid filter 'status=asleep'" in lg.fails("ps", "-f", "status=asleep", code=2)
     assert "expected name=value" in lg.fails("ps", "-f", "running", code=2)
     assert "no such image" in lg.fails("ps", "-f", "ancestor=nope:1")

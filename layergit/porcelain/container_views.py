@@ -101,8 +101,9 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
 
 
 def labels(rec: Record) -> dict[str, str]:
-    """A container's labels: its image's, as Docker merges them into the container's config."""
-    return dict(rec.config.get("Labels") or {})
+    """A container's labels: its image's, and over them its own (``--label``), as Docker
+    merges them into the container's config."""
+    return {**(rec.config.get("Labels") or {}), **rec.labels}
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     """
     sweep(repo)
     _check_names(options)
+    labels = runopts.labels(options)
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
@@ -157,7 +158,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "SecurityOpt": options.security_opt,
         }
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
-                        options.auto_remove)
+                        options.auto_remove, labels)
         cdir.write_json("container.json", record.to_json())
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")

@@ -52,6 +52,8 @@ class RunOptions:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
 
@@ -84,7 +86,7 @@ def parse_cpus(text: str) -> float:
 ENV_FILE_MAX = 1 << 20  # bytes: an environment, not a data file
 
 
-def _read_env_file(path: str) -> str:
+def _read_env_file(path: str, flag: str = "--env-file") -> str:
     """An --env-file's text, read up to ENV_FILE_MAX: a pipe works (``--env-file <(...)``),
     /dev/zero or a huge file is refused in one line instead of filling memory."""
     data = bytearray()
@@ -93,13 +95,13 @@ def _read_env_file(path: str) -> str:
             while len(data) <= ENV_FILE_MAX and (chunk := f.read(65536)):
                 data += chunk
     except OSError as exc:
-        raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {flag} {path}: {exc.strerror}") from None
     if len(data) > ENV_FILE_MAX:
-        raise UsageError(f"--env-file {path} is larger than {ENV_FILE_MAX >> 20} MiB")
+        raise UsageError(f"{flag} {path} is larger than {ENV_FILE_MAX >> 20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"--env-file {path} is not UTF-8 text") from None
+        raise UsageError(f"{flag} {path} is not UTF-8 text") from None
 
 
 _DNS_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
@@ -117,6 +119,22 @@ def dns_name(value: str, what: str, longest: int) -> str:
         raise UsageError(f"invalid {what} {value[:80]!r}:"
                          f" use letters, digits, '-' and '.', at most {longest} characters")
     return value
+
+
+def labels(options: RunOptions) -> dict[str, str]:
+    """``--label-file`` lines, then ``--label``s, as Docker reads them: KEY=VALUE or a bare
+    KEY (an empty value); blank lines and ``#`` comments skipped; a later KEY wins."""
+    lines = []
+    for path in options.label_files:
+        lines += [line.strip() for line in _read_env_file(path, "--label-file").splitlines()
+                  if line.strip() and not line.lstrip().startswith("#")]
+    out: dict[str, str] = {}
+    for item in lines + options.labels:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid label {item!r}: a label needs a name (KEY=VALUE)")
+        out[key] = value
+    return out
 
 
 def _env(options: RunOptions, image_env: list[str]) -> list[str]:

@@ -74,6 +74,7 @@ class Record:
     config: dict = field(default_factory=dict)  # the image config.json it was created from
     host_config: dict = field(default_factory=dict)  # Docker-style HostConfig echo
     auto_remove: bool = False
+    labels: dict = field(default_factory=dict)  # --label: shown over the image's labels
 
     def to_json(self) -> dict:
         """As container.json holds it (docs/format.md): the spec in Spec.to_dict's form."""
