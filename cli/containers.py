@@ -189,13 +189,17 @@ def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc, last, latest, as_json):
 @click.option("-f", "--follow", is_flag=True)
 @click.option("--tail", type=int, help="Only the last N lines.")
 @click.option("-t", "--timestamps", is_flag=True)
+@click.option("--since", metavar="TIME", help="Only lines since TIME (RFC 3339, Unix time, or 10m ago).")
+@click.option("--until", metavar="TIME", help="Only lines before TIME (same forms).")
 @click.argument("ref", metavar="CONTAINER")
 @click.pass_context
-def logs_cmd(ctx, follow, tail, timestamps, ref):
+def logs_cmd(ctx, follow, tail, timestamps, since, until, ref):
     """Show a container's output."""
-    from layergit.porcelain import container_views
+    from layergit.porcelain import container_views, timespec
 
-    for line in container_views.logs(repo_from(ctx), ref, follow, tail):
+    since_t = timespec.parse(since, "--since") if since else None
+    until_t = timespec.parse(until, "--until") if until else None
+    for line in container_views.logs(repo_from(ctx), ref, follow, tail, since_t, until_t):
         out = sys.stderr if line.stream == "stderr" else sys.stdout
         out.write((line.time + " " if timestamps else "") + line.text)
         out.flush()

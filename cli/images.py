@@ -68,11 +68,13 @@ def tag_cmd(ctx, source, target):
 
 
 @click.command("rmi")
-@click.argument("targets", nargs=-1, required=True, metavar="NAME[:TAG]...")
+@click.option("-f", "--force", is_flag=True, help="Remove every name of an image given by id.")
+@click.option("--no-prune", is_flag=True, help="Accepted: lg never removes commits here (lg gc does).")
+@click.argument("targets", nargs=-1, required=True, metavar="NAME[:TAG]|ID...")
 @click.pass_context
-def rmi_cmd(ctx, targets):
+def rmi_cmd(ctx, force, no_prune, targets):
     """Remove image names. The commits stay until `lg gc` finds them unreachable."""
-    for name, oid in images.rmi(repo_from(ctx), list(targets)):
+    for name, oid in images.rmi(repo_from(ctx), list(targets), force):
         click.echo(f"Untagged: {printable(name)} ({short(oid)})")
 
 

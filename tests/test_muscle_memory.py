@@ -39,7 +39,7 @@ def _populate(lg, busybox_rootfs, tmp_path):
     lg("create", "--name", "web", "--network", "none", "--label-file", tmp_path / "labels", "-l", "env=prod",
        "--label", "tier=back", "--label", "tier=front", "app:2", "sh")
     lg("create", "--name", "db", "--network", "none", "base:1", "sleep", "1")
-    lg("run", "--name", "job", "--network", "none", "base:1", "sh", "-c", "exit 3", check=False)
+    lg("run", "--name", "job", "--network", "none", "base:1", "sh", "-c", "echo hello; exit 3", check=False)
     return lg
 
 
@@ -160,6 +160,17 @@ def test_management_aliases(scene):
 
 
 @pytest.mark.root
+def test_logs_since_until(scene):
+    lg = scene
+    assert lg.out("logs", "--since", "10m", "job") == "hello\n"
+    assert lg.out("logs", "--since", "2000-01-01T00:00:00Z", "--until", "2100-01-01", "job") == "hello\n"
+    assert lg.out("logs", "--until", "2000-01-01T00:00:00+02:00", "job") == ""
+    assert lg.out("logs", "--since", "4102444800", "job") == ""  # 2100, as a Unix timestamp
+    assert lg.out("logs", "--since", "1h", "--tail", "1", "job") == "hello\n"
+    assert "invalid --since value" in lg.fails("logs", "--since", "yesterday", "job", code=2)
+
+
+@pytest.mark.root
 def test_container_prune(lg, busybox_rootfs):
     lg("commit", busybox_rootfs, "-t", "base:1")
     lg("create", "--name", "a", "--network", "none", "base:1", "true")
@@ -170,6 +181,12 @@ def test_container_prune(lg, busybox_rootfs):
     out = lg.out("container", "prune", "-f")
     assert out.startswith("Deleted Containers:\n") and out.count("\n") == 5  # two ids, blank, total
     assert lg.out("ps", "-a", "--format", "{{.Names}}") == "up\n"
+    # rmi by id: refused when the image has several names, unless -f
+    lg("tag", "base:1", "other:1")
+    image_id = lg.out("inspect", "-f", "{{.Id}}", "base:1").strip()
+    assert "use -f" in lg.fails("rmi", image_id[:12], code=1)
+    assert lg.out("rmi", "-f", image_id[:12]).count("Untagged:") == 2
+    assert lg.out("images", "-q") == ""
 
 
 @pytest.mark.root

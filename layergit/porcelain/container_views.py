@@ -113,30 +113,47 @@ class LogLine:
     text: str
 
 
-def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None):
-    """The container's output as LogLines; with ``follow``, until the container stops."""
+def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None,
+         since: float | None = None, until: float | None = None):
+    """The container's output as LogLines; with ``follow``, until the container stops.
+    ``since``/``until`` (seconds since the epoch) keep the lines written in that window;
+    ``tail`` counts within it, as Docker's does."""
     cdir = find(repo, ref)
+    inside = _window(since, until)
     path = cdir.file(LOG_NAME)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
-        lines = f.readlines()
+        lines = [line for line in map(_parse_log, f.readlines()) if inside(line)]
         if tail is not None:
             lines = lines[-tail:] if tail else []
-        for raw in lines:
-            yield _parse_log(raw)
+        yield from lines
         while follow:
             raw = f.readline()
             if raw:
-                yield _parse_log(raw)
+                line = _parse_log(raw)
+                if inside(line):
+                    yield line
                 continue
             if not cdir.state().running:
-                for rest in f.readlines():
-                    yield _parse_log(rest)
+                yield from (line for line in map(_parse_log, f.readlines()) if inside(line))
                 return
             time.sleep(0.05)
+
+
+def _window(since: float | None, until: float | None):
+    """Whether a line falls in [since, until]; a line without a time always does."""
+    if since is None and until is None:
+        return lambda line: True
+    from .timespec import stamp
+
+    def inside(line: LogLine) -> bool:
+        when = stamp(line.time)
+        return when is None or ((since is None or when >= since) and (until is None or when <= until))
+
+    return inside
 
 
 def _parse_log(raw: bytes) -> LogLine:

@@ -146,18 +146,36 @@ def tag(repo: Repo, source: str, target: str) -> str:
     return oid.hex()
 
 
-def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
-    """Remove names (objects stay until ``lg gc``); returns (name, id) removed."""
+def rmi(repo: Repo, targets: list[str], force: bool = False) -> list[tuple[str, str]]:
+    """Remove names (objects stay until ``lg gc``); returns (name, id) removed.
+
+    A target that is no name but an image id (or its prefix) removes the names that
+    point at that image, as ``docker rmi ID`` does: only with ``force`` when there are
+    several, so that one id typed never silently removes many names."""
     resolved = []
     for text in targets:
-        image = names.parse(text)
-        oid = repo.store.ref(image.ref)
-        if oid is None:
-            raise NotFound(f"no such image: {image}")
-        resolved.append((image, oid))
+        resolved += _rmi_targets(repo, text, force)
     for image, _ in resolved:
         repo.store.delete_ref(image.ref)
     return [(str(image), oid.hex()) for image, oid in resolved]
+
+
+def _rmi_targets(repo: Repo, text: str, force: bool) -> list[tuple[names.ImageName, bytes]]:
+    image = names.parse(text)
+    oid = repo.store.ref(image.ref)
+    if oid is not None:
+        return [(image, oid)]
+    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+        named = [(img, o) for ref, o in repo.store.refs(names.IMAGE_PREFIX)
+                 if o.hex().startswith(text) and (img := names.from_ref(ref)) is not None]
+        if len({o for _, o in named}) > 1:
+            raise Conflict(f"image id {text} is ambiguous: give more digits")
+        if len(named) > 1 and not force:
+            raise Conflict(f"image {text} is named {len(named)} times"
+                           f" ({', '.join(str(i) for i, _ in named)}): remove the names, or use -f")
+        if named:
+            return named
+    raise NotFound(f"no such image: {image}")
 
 
 def _named(ref: str, remote: bool) -> names.ImageName | None:
