@@ -48,6 +48,11 @@ def _run_options(f):
         click.option("-l", "--label", multiple=True, metavar="KEY[=VALUE]", help="Set a label."),
         click.option("--label-file", multiple=True, type=click.Path(dir_okay=False),
                      help="Read KEY=VALUE label lines from a file."),
+        click.option("--add-host", multiple=True, metavar="NAME:IP",
+                     help="Add a line to /etc/hosts (IP may be host-gateway)."),
+        click.option("--dns", multiple=True, metavar="IP", help="Set a DNS server (replaces the host's)."),
+        click.option("--dns-search", multiple=True, metavar="DOMAIN", help="Set a DNS search domain."),
+        click.option("--dns-option", multiple=True, metavar="OPT", help="Set a resolv.conf option."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -65,6 +70,8 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),
         init=kw["init"], auto_remove=auto_remove, cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
         security_opt=list(kw["security_opt"]), labels=list(kw["label"]), label_files=list(kw["label_file"]),
+        add_hosts=list(kw["add_host"]), dns=list(kw["dns"]), dns_search=list(kw["dns_search"]),
+        dns_options=list(kw["dns_option"]),
         command=list(kw["command"]),
     )
 

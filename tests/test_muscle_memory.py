@@ -209,3 +209,28 @@ def test_save_and_load_round_trip(scene, lg, tmp_path):
     finally:
         subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
         shutil.rmtree(store, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_add_host_and_dns_seen_inside(lg, busybox_rootfs):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    hosts = lg.out("run", "--rm", "--network", "none", "--add-host", "db:10.0.0.5", "--add-host", "v6=[::1]",
+                   "base:1", "cat", "/etc/hosts")
+    assert "10.0.0.5\tdb\n" in hosts and "::1\tv6\n" in hosts
+    resolv = lg.out("run", "--rm", "--network", "none", "--dns", "9.9.9.9", "--dns-search", "example.com",
+                    "--dns-option", "ndots:2", "base:1", "cat", "/etc/resolv.conf")
+    assert "nameserver 9.9.9.9" in resolv and "search example.com" in resolv and "options ndots:2" in resolv
+    assert resolv.count("nameserver") == 1  # --dns replaces the host's servers
+    cid = lg.out("create", "--network", "none", "--dns", "1.1.1.1", "--add-host", "a:1.2.3.4", "base:1", "true")
+    assert lg.out("inspect", "-f", "{{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}}", cid.strip()) == \
+        "[1.1.1.1] [a:1.2.3.4]\n"
+    lg("rm", cid.strip())
+    bridged = lg.out("run", "--rm", "--add-host", "gw:host-gateway", "base:1", "cat", "/etc/hosts")
+    gateway = json.loads(lg.out("network", "inspect", "bridge"))
+    gateway = (gateway[0] if isinstance(gateway, list) else gateway)["IPAM"]["Config"][0]["Gateway"]
+    assert f"{gateway}\tgw\n" in bridged
+    for bad, message in ((["--add-host", "db"], "not an IP address"), (["--add-host", "d b:1.2.3.4"], "host name"),
+                         (["--dns", "dns.example"], "not an IP address"),
+                         (["--network", "none", "--add-host", "g:host-gateway"], "host-gateway needs")):
+        assert message in lg.fails("run", "--rm", *bad, "base:1", "true", code=125)
+    assert lg.out("ps", "-aq") == ""  # nothing half-made

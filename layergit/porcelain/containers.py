@@ -75,12 +75,17 @@ def find(repo: Repo, ref: str) -> ContainerDir:
     return registry(repo).find(ref)
 
 
-def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
+def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode, extra_hosts: list[str],
+               options: runopts.RunOptions) -> None:
+    from ..runtime.net.hostsfile import render
+
     with open(cdir.file("hostname"), "w") as f:
         f.write(hostname + "\n")
+    hosts = render(hostname, [], [], extra_hosts)  # on a bridge, rewritten with the lease at attach
+    if network.is_host:  # the host's own name resolves as the host resolves it
+        hosts = hosts.replace(f"127.0.1.1\t{hostname}\n", "")
     with open(cdir.file("hosts"), "w") as f:
-        f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        f.write(f"127.0.1.1\t{hostname}\n" if not network.is_host else "")
+        f.write(hosts)
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
@@ -89,7 +94,7 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
     if not network.is_host:  # a loopback resolver of the host is not reachable from the container
         lines = [line for line in lines if not re.match(r"^\s*nameserver\s+(127\.|::1)", line)]
     with open(cdir.file("resolv.conf"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(runopts.resolv_conf(options, lines)) + "\n")
 
 
 def _reserve_name(reg: Registry, cid: str, wanted: str | None) -> str:
@@ -119,10 +124,12 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     sweep(repo)
     _check_names(options)
     labels = runopts.labels(options)
+    runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
+    extra_hosts = runopts.extra_hosts(options, network.kind)
     stop_signal = img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
@@ -140,10 +147,10 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
         hostname = options.hostname or cid[:12]
-        _etc_files(cdir, hostname, network)
+        _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
-                    list(options.aliases))
+                    list(options.aliases), extra_hosts)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -156,6 +163,10 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "CapAdd": options.cap_add,
             "CapDrop": options.cap_drop,
             "SecurityOpt": options.security_opt,
+            "ExtraHosts": extra_hosts,
+            "Dns": options.dns,
+            "DnsSearch": options.dns_search,
+            "DnsOptions": options.dns_options,
         }
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
                         options.auto_remove, labels)

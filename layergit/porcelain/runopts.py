@@ -53,6 +53,10 @@ class RunOptions:
     cap_drop: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -135,6 +139,59 @@ def labels(options: RunOptions) -> dict[str, str]:
             raise UsageError(f"invalid label {item!r}: a label needs a name (KEY=VALUE)")
         out[key] = value
     return out
+
+
+_HOST_NAME = r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,253})"
+
+
+def extra_hosts(options: RunOptions, network: NetworkKind) -> list[str]:
+    """``--add-host NAME:IP`` (or NAME=IP, an IPv6 address bracketed or not) as NAME:IP;
+    IP may be ``host-gateway``: the network's gateway, or the host's loopback with
+    ``--network host``. A name or address that could break the hosts file is refused."""
+    import ipaddress
+
+    out = []
+    for item in options.add_hosts:
+        sep = min((i for i in (item.find(":"), item.find("=")) if i >= 0), default=-1)
+        name, ip = (item[:sep], item[sep + 1:]) if sep > 0 else (item, "")
+        ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+        if not re.fullmatch(_HOST_NAME, name):
+            raise UsageError(f"invalid --add-host {item!r}: expected NAME:IP with a host name")
+        if ip == "host-gateway":
+            if network is NetworkKind.HOST:
+                ip = "127.0.0.1"
+            elif network is not NetworkKind.BRIDGE:
+                raise UsageError(f"--add-host {item}: host-gateway needs a bridge network or --network host")
+        else:
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise UsageError(f"invalid --add-host {item!r}: {ip!r} is not an IP address") from None
+        out.append(f"{name}:{ip}")
+    return out
+
+
+def resolv_conf(options: RunOptions, host_lines: list[str]) -> list[str]:
+    """The container's resolv.conf lines: the host's, with ``--dns`` replacing its
+    nameservers, ``--dns-search`` its search list, ``--dns-option`` its options, as Docker."""
+    import ipaddress
+
+    for server in options.dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise UsageError(f"invalid --dns {server!r}: not an IP address") from None
+    for value in options.dns_search + options.dns_options:
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise UsageError(f"invalid DNS search domain or option {value!r}")
+    replaced = {"nameserver": options.dns, "search": options.dns_search, "options": options.dns_options}
+    lines = [line for line in host_lines if not (line.split() and replaced.get(line.split()[0]))]
+    lines += [f"nameserver {s}" for s in options.dns]
+    if options.dns_search:
+        lines.append("search " + " ".join(options.dns_search))
+    if options.dns_options:
+        lines.append("options " + " ".join(options.dns_options))
+    return lines
 
 
 def _env(options: RunOptions, image_env: list[str]) -> list[str]:

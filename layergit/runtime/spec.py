@@ -60,6 +60,7 @@ class Spec:
     stop_signal: str = "SIGTERM"
     ports: list[PublishedPort] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
+    extra_hosts: list[str] = field(default_factory=list)  # --add-host NAME:IP; IP may be "host-gateway"
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""

@@ -44,15 +44,16 @@ def refresh_hosts(root: str, network_name: str) -> None:
     for ip, holder in nets.leases(network_name).items():
         cdir = ContainerDir(Root(root), holder["id"])
         try:
-            hostname = cdir.record().spec.hostname
+            spec = cdir.record().spec
         except Exception:  # noqa: BLE001 - a container being removed
             continue
-        members.append((holder["id"], ip, [holder["name"], hostname] + holder.get("aliases", []), cdir))
-    for cid, ip, names, cdir in members:
+        members.append((holder["id"], ip, [holder["name"], spec.hostname] + holder.get("aliases", []), cdir,
+                        spec.extra_hosts))
+    for cid, ip, names, cdir, extra in members:
         own = [(ip, names)]
-        others = [(p_ip, p_names) for p_id, p_ip, p_names, _ in members if p_id != cid]
+        others = [(p_ip, p_names) for p_id, p_ip, p_names, _, _ in members if p_id != cid]
         peers = others if network.internal_dns else []
-        hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers))
+        hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers, extra, network.gateway))
 
 
 def release(root: str, container_id: str) -> None:
