@@ -77,15 +77,12 @@ def find(repo: Repo, ref: str) -> ContainerDir:
 
 def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode, extra_hosts: list[str],
                options: runopts.RunOptions) -> None:
-    from ..runtime.net.hostsfile import render
+    from ..runtime.net import initial_hosts
 
     with open(cdir.file("hostname"), "w") as f:
         f.write(hostname + "\n")
-    hosts = render(hostname, [], [], extra_hosts)  # on a bridge, rewritten with the lease at attach
-    if network.is_host:  # the host's own name resolves as the host resolves it
-        hosts = hosts.replace(f"127.0.1.1\t{hostname}\n", "")
     with open(cdir.file("hosts"), "w") as f:
-        f.write(hosts)
+        f.write(initial_hosts(hostname, extra_hosts, network.is_host))
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()

@@ -148,9 +148,11 @@ def extra_hosts(options: RunOptions, network: NetworkKind) -> list[str]:
     """``--add-host NAME:IP`` (or NAME=IP, an IPv6 address bracketed or not) as NAME:IP;
     IP may be ``host-gateway``: the network's gateway, or the host's loopback with
     ``--network host``. A name or address that could break the hosts file is refused."""
-    import ipaddress
+    out: list[str] = []
+    if not options.add_hosts:
+        return out
+    import ipaddress  # only when asked: every lg run comes through here
 
-    out = []
     for item in options.add_hosts:
         sep = min((i for i in (item.find(":"), item.find("=")) if i >= 0), default=-1)
         name, ip = (item[:sep], item[sep + 1:]) if sep > 0 else (item, "")
@@ -174,9 +176,9 @@ def extra_hosts(options: RunOptions, network: NetworkKind) -> list[str]:
 def resolv_conf(options: RunOptions, host_lines: list[str]) -> list[str]:
     """The container's resolv.conf lines: the host's, with ``--dns`` replacing its
     nameservers, ``--dns-search`` its search list, ``--dns-option`` its options, as Docker."""
-    import ipaddress
-
     for server in options.dns:
+        import ipaddress  # only when asked: every lg run comes through here
+
         try:
             ipaddress.ip_address(server)
         except ValueError:

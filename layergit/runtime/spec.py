@@ -67,6 +67,8 @@ class Spec:
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
+        if not self.extra_hosts:  # written only when used: a record stays what the previous lg wrote
+            del raw["extra_hosts"]
         return raw
 
     @classmethod

@@ -80,6 +80,8 @@ class Record:
         """As container.json holds it (docs/format.md): the spec in Spec.to_dict's form."""
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["spec"] = self.spec.to_dict()
+        if not self.labels:  # written only when used: a record stays what the previous lg wrote
+            del raw["labels"]
         return raw
 
     @classmethod
