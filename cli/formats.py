@@ -99,6 +99,21 @@ def image_record(row, no_trunc: bool, size: str) -> Record:
     )
 
 
+NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
+                   "Internal": "INTERNAL", "Labels": "LABELS", "Label": "LABEL", "CreatedAt": "CREATED AT",
+                   "Subnet": "SUBNET", "Gateway": "GATEWAY"}
+NETWORK_TABLE = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+
+
+def network_record(row: dict, no_trunc: bool) -> Record:
+    labels = row.get("labels") or {}
+    return Record(
+        ID=row["id"] if no_trunc else row["id"][:12], Name=row["name"], Driver="bridge", Scope="local",
+        IPv6="false", Internal="false", Labels=_labels_text(labels), Label=lambda key: labels.get(key, ""),
+        CreatedAt=_go_time(_iso(row["created"])), Subnet=row["subnet"], Gateway=row["gateway"],
+    )
+
+
 def print_rows(fmt: str, records: list[Record], headers: dict[str, str], default_table: str) -> None:
     click.echo(render(fmt, records, headers, default_table), nl=False)
 

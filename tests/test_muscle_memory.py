@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import uuid
 
 import pytest
 
@@ -234,3 +235,22 @@ def test_add_host_and_dns_seen_inside(lg, busybox_rootfs):
                          (["--network", "none", "--add-host", "g:host-gateway"], "host-gateway needs")):
         assert message in lg.fails("run", "--rm", *bad, "base:1", "true", code=125)
     assert lg.out("ps", "-aq") == ""  # nothing half-made
+
+
+@pytest.mark.root
+def test_network_labels_format_and_filters(lg):
+    name = f"m{uuid.uuid4().hex[:8]}"
+    other = f"m{uuid.uuid4().hex[:8]}"
+    lg("network", "create", "--label", "env=ci", "--subnet", "10.213.7.0/24", name)
+    lg("network", "create", other)
+    assert lg.out("network", "inspect", "-f", "{{.Labels.env}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                  name) == "ci 10.213.7.0/24\n"
+    assert lg.out("network", "ls", "-f", "label=env=ci", "--format", "{{.Name}} {{.Driver}} {{.Scope}}") == \
+        f"{name} bridge local\n"
+    assert sorted(lg.out("network", "ls", "-f", "type=custom", "--format", "{{.Name}}").split()) == \
+        sorted([name, other])
+    assert lg.out("network", "ls", "-f", f"name={other}", "-q") == \
+        lg.out("network", "inspect", "-f", "{{.Id}}", other)[:12] + "\n"
+    table = lg.out("network", "ls", "--format", "table {{.Name}}\\t{{.Label \"env\"}}").splitlines()
+    assert table[0].split() == ["NAME", "LABEL"] and f"{name}" in "".join(table)
+    assert "invalid filter 'type=weird'" in lg.fails("network", "ls", "-f", "type=weird", code=2)

@@ -120,7 +120,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     """
     sweep(repo)
     _check_names(options)
-    labels = runopts.labels(options)
+    labels = runopts.labels(options.labels, options.label_files)
     runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))

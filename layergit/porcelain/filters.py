@@ -21,6 +21,7 @@ from .repo import Repo
 CONTAINER_KEYS = ("id", "name", "label", "status", "exited", "ancestor", "network", "health", "before",
                   "since", "volume")
 IMAGE_KEYS = ("dangling", "label", "reference", "before", "since")
+NETWORK_KEYS = ("id", "name", "label", "driver", "type", "scope")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
 
@@ -178,3 +179,26 @@ def list_images(repo: Repo, words: Iterable[str], remote: bool = False) -> list[
 
     wanted = parse(words, IMAGE_KEYS)
     return images(repo, listed(repo, remote), wanted)
+
+
+def network_ls(repo: Repo, words: Iterable[str]) -> list[dict]:
+    """lg network ls: the networks (as networks.ls gives them) every filter admits."""
+    from .networks import ls
+
+    wanted = parse(words, NETWORK_KEYS)
+    tests: list[Callable[[dict], bool]] = []
+    if "id" in wanted:
+        tests.append(lambda n: any(n["id"].startswith(v) for v in wanted.get("id")))
+    if "name" in wanted:
+        patterns = [_regex("name", v) for v in wanted.get("name")]
+        tests.append(lambda n: any(p.search(n["name"]) for p in patterns))
+    if "label" in wanted:
+        tests.append(lambda n: _labels_match(n.get("labels") or {}, wanted.get("label")))
+    if "driver" in wanted:
+        tests.append(lambda n: "bridge" in wanted.get("driver"))
+    if "scope" in wanted:
+        tests.append(lambda n: "local" in _choice("scope", wanted.get("scope"), ("local", "swarm", "global")))
+    if "type" in wanted:
+        kinds = _choice("type", wanted.get("type"), ("custom", "builtin"))
+        tests.append(lambda n: ("custom" if n.get("internal_dns", True) else "builtin") in kinds)
+    return [n for n in ls(repo) if all(t(n) for t in tests)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -125,15 +126,15 @@ def dns_name(value: str, what: str, longest: int) -> str:
     return value
 
 
-def labels(options: RunOptions) -> dict[str, str]:
+def labels(items: list[str], files: Sequence[str] = ()) -> dict[str, str]:
     """``--label-file`` lines, then ``--label``s, as Docker reads them: KEY=VALUE or a bare
     KEY (an empty value); blank lines and ``#`` comments skipped; a later KEY wins."""
     lines = []
-    for path in options.label_files:
+    for path in files:
         lines += [line.strip() for line in _read_env_file(path, "--label-file").splitlines()
                   if line.strip() and not line.lstrip().startswith("#")]
     out: dict[str, str] = {}
-    for item in lines + options.labels:
+    for item in lines + items:
         key, _, value = item.partition("=")
         if not key:
             raise UsageError(f"invalid label {item!r}: a label needs a name (KEY=VALUE)")

@@ -60,6 +60,6 @@ def test_resolv_conf_refuses(options):
 def test_labels(tmp_path):
     f = tmp_path / "labels"
     f.write_text("# comment\n\na=1\nflag\nb=x=y\n")
-    assert labels(RunOptions(labels=["a=2", "c"], label_files=[str(f)])) == {"a": "2", "flag": "", "b": "x=y", "c": ""}
+    assert labels(["a=2", "c"], [str(f)]) == {"a": "2", "flag": "", "b": "x=y", "c": ""}
     with pytest.raises(UsageError, match="needs a name"):
-        labels(RunOptions(labels=["=x"]))
+        labels(["=x"])

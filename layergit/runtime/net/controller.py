@@ -141,7 +141,8 @@ def holds_lease(root: str, container_id: str) -> bool:
     return any(h["id"] == container_id for name in nets.names() for h in nets.leases(name).values())
 
 
-def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None,
+                   labels: dict | None = None) -> Network:
     """A new network, its bridge up (``lg network create``, and the default network on first
     use, which is no error when another lg made it meanwhile)."""
     from . import link
@@ -153,7 +154,7 @@ def create_network(root: str, name: str, subnet: str | None = None, gateway: str
             if name == DEFAULT:
                 return nets.get(name)
             raise Conflict(f"network {name} already exists")
-        network = nets.plan(name, link.host_routes() + link.host_subnets(), subnet, gateway)
+        network = nets.plan(name, link.host_routes() + link.host_subnets(), subnet, gateway, labels)
         link.ensure_bridge(network)  # its route now reserves the subnet for every root on the host
         nets.add(network)
     return network
