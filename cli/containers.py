@@ -53,6 +53,11 @@ def _run_options(f):
         click.option("--dns", multiple=True, metavar="IP", help="Set a DNS server (replaces the host's)."),
         click.option("--dns-search", multiple=True, metavar="DOMAIN", help="Set a DNS search domain."),
         click.option("--dns-option", multiple=True, metavar="OPT", help="Set a resolv.conf option."),
+        click.option("--stop-signal", metavar="SIGNAL", help="Signal lg stop sends (default: the image's)."),
+        click.option("--stop-timeout", type=int, metavar="SECONDS", help="lg stop's wait before SIGKILL."),
+        click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm, e.g. 256m (default 64m)."),
+        click.option("--cidfile", type=click.Path(dir_okay=False), help="Write the id to a new file."),
+        click.option("--platform", metavar="OS/ARCH", help="Only this machine's (lg runs natively)."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -71,7 +76,8 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         init=kw["init"], auto_remove=auto_remove, cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
         security_opt=list(kw["security_opt"]), labels=list(kw["label"]), label_files=list(kw["label_file"]),
         add_hosts=list(kw["add_host"]), dns=list(kw["dns"]), dns_search=list(kw["dns_search"]),
-        dns_options=list(kw["dns_option"]),
+        dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
+        shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
         command=list(kw["command"]),
     )
 
@@ -124,18 +130,20 @@ def start_cmd(ctx, attach, refs):
 
 
 @click.command("stop")
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True,
-              help="Seconds to wait before SIGKILL.")
+@click.option("-t", "--time", "timeout", type=float,
+              help="Seconds to wait before SIGKILL (default: --stop-timeout, else 10).")
+@click.option("-s", "--signal", "sig", help="Signal to send (default: the container's StopSignal).")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
-def stop_cmd(ctx, timeout, refs):
+def stop_cmd(ctx, timeout, sig, refs):
     """Stop containers: their StopSignal, then SIGKILL after -t seconds."""
-    for ref in containers.stop(repo_from(ctx), list(refs), timeout):
+    for ref in containers.stop(repo_from(ctx), list(refs), timeout, sig):
         click.echo(ref)
 
 
 @click.command("restart")
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.option("-t", "--time", "timeout", type=float,
+              help="Seconds to wait before SIGKILL (default: --stop-timeout, else 10).")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
 def restart_cmd(ctx, timeout, refs):

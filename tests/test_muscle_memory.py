@@ -254,3 +254,31 @@ def test_network_labels_format_and_filters(lg):
     table = lg.out("network", "ls", "--format", "table {{.Name}}\\t{{.Label \"env\"}}").splitlines()
     assert table[0].split() == ["NAME", "LABEL"] and f"{name}" in "".join(table)
     assert "invalid filter 'type=weird'" in lg.fails("network", "ls", "-f", "type=weird", code=2)
+
+
+@pytest.mark.root
+def test_stop_shm_cidfile_and_platform_flags(lg, busybox_rootfs, tmp_path):
+    import os
+    import time
+
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    df = lg.out("run", "--rm", "--network", "none", "--shm-size", "2m", "base:1", "df", "-k", "/dev/shm")
+    assert df.splitlines()[1].split()[1] == "2048"
+    cidfile = tmp_path / "cid"
+    cid = lg.out("run", "-d", "--network", "none", "--cidfile", cidfile, "--stop-timeout", "1",
+                 "--stop-signal", "SIGUSR1", "base:1", "sleep", "60").strip()
+    assert cidfile.read_text() == cid
+    assert lg.out("inspect", "-f", "{{.Config.StopSignal}}", cid) == "SIGUSR1\n"
+    started = time.monotonic()
+    lg("stop", cid)  # sleep as PID 1 ignores SIGUSR1: SIGKILL after the container's 1 s, not 10
+    assert time.monotonic() - started < 8
+    assert lg.out("inspect", "-f", "{{.State.Status}}", cid) == "exited\n"
+    assert "container ID file found" in lg.fails("create", "--network", "none", "--cidfile", cidfile, "base:1",
+                                                 "true", code=125)
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    other = "linux/arm64" if machine == "amd64" else "linux/amd64"
+    assert lg.out("run", "--rm", "--network", "none", "--platform", f"linux/{machine}", "base:1", "echo", "ok") \
+        == "ok\n"
+    assert "lg runs images natively" in lg.fails("run", "--rm", "--platform", other, "base:1", "true", code=125)
+    assert "not a signal" in lg.fails("run", "--stop-signal", "SIGNOPE", "base:1", "true", code=125)
+    assert lg.out("ps", "-aq") == cid[:12] + "\n"  # nothing half-made

@@ -58,6 +58,11 @@ class RunOptions:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    shm_size: str | None = None
+    cidfile: str | None = None
+    platform: str | None = None
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -195,6 +200,17 @@ def resolv_conf(options: RunOptions, host_lines: list[str]) -> list[str]:
     if options.dns_options:
         lines.append("options " + " ".join(options.dns_options))
     return lines
+
+
+def check_platform(platform: str | None) -> None:
+    """``--platform``: lg runs images natively, so only this machine's is accepted."""
+    if not platform:
+        return
+    machine = os.uname().machine
+    native = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    os_name, _, arch = platform.lower().partition("/")
+    if os_name != "linux" or arch.split("/")[0] not in ("", native, machine):
+        raise UsageError(f"--platform {platform}: lg runs images natively; this machine is linux/{native}")
 
 
 def _env(options: RunOptions, image_env: list[str]) -> list[str]:

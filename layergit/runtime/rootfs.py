@@ -50,7 +50,7 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
-def _make_dev(dev: str) -> None:
+def _make_dev(dev: str, shm_size: int | None) -> None:
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
@@ -64,7 +64,8 @@ def _make_dev(dev: str) -> None:
         "devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
     )
-    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC,
+             f"mode=1777,size={shm_size or 65536 << 10}")
     sc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
     console = os.path.join(dev, "console")
     with open(console, "w"):
@@ -164,7 +165,7 @@ def enter(spec: Spec) -> None:
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
     sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
-    _make_dev(os.path.join(merged, "dev"))
+    _make_dev(os.path.join(merged, "dev"), spec.shm_size)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for fd, target, readonly in open_sources(spec):
         _bind(root_fd, fd, target, readonly)

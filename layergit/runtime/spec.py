@@ -61,14 +61,17 @@ class Spec:
     ports: list[PublishedPort] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
     extra_hosts: list[str] = field(default_factory=list)  # --add-host NAME:IP; IP may be "host-gateway"
+    stop_timeout: int | None = None  # --stop-timeout: lg stop's default wait for this container
+    shm_size: int | None = None  # --shm-size in bytes (default 64 MiB, as Docker)
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
-        if not self.extra_hosts:  # written only when used: a record stays what the previous lg wrote
-            del raw["extra_hosts"]
+        for name in ("extra_hosts", "stop_timeout", "shm_size"):
+            if not raw[name]:  # written only when used: a record stays what the previous lg wrote
+                del raw[name]
         return raw
 
     @classmethod
