@@ -71,7 +71,13 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"cli.{module}"), attr)
+        command = getattr(importlib.import_module(f"cli.{module}"), attr)
+        if "--help" in sys.argv or "-h" in sys.argv:  # say which of Docker's flags lg lacks
+            from .dockerflags import epilog
+
+            names = {opt for param in command.params for opt in getattr(param, "opts", ())}
+            command.epilog = command.epilog or epilog(name, names) or None
+        return command
 
     def format_commands(self, ctx, formatter):
         rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]

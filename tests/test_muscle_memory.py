@@ -282,3 +282,10 @@ def test_stop_shm_cidfile_and_platform_flags(lg, busybox_rootfs, tmp_path):
     assert "lg runs images natively" in lg.fails("run", "--rm", "--platform", other, "base:1", "true", code=125)
     assert "not a signal" in lg.fails("run", "--stop-signal", "SIGNOPE", "base:1", "true", code=125)
     assert lg.out("ps", "-aq") == cid[:12] + "\n"  # nothing half-made
+
+
+def test_help_names_dockers_flags_lg_lacks(lg):
+    note = " ".join(lg.out("run", "--help").split("Docker's flags that lg does not take:")[1].split())
+    assert "--ulimit" in note and "--privileged" in note
+    assert "--dns" not in note.replace("--dns-", "") and "--add-host" not in note and "--label" not in note
+    assert "--digests" in lg.out("image", "ls", "--help")
