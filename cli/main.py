@@ -58,6 +58,7 @@ COMMANDS = {
     "image": ("groups", "image_cmd", "Docker's image commands: ls, rm, inspect, tag, history, save, load."),
     "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
     "system": ("groups", "system_cmd", "Docker's system commands: info, version."),
+    "completion": ("completion", "completion_cmd", "Print a shell completion script (bash, zsh, fish)."),
 }
 
 
@@ -77,6 +78,10 @@ class LazyGroup(click.Group):
 
             names = {opt for param in command.params for opt in getattr(param, "opts", ())}
             command.epilog = command.epilog or epilog(name, names) or None
+        if "_LG_COMPLETE" in os.environ:  # the shell asks what to offer
+            from .completion import attach
+
+            attach(name, command)
         return command
 
     def format_commands(self, ctx, formatter):

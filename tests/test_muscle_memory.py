@@ -289,3 +289,22 @@ def test_help_names_dockers_flags_lg_lacks(lg):
     assert "--ulimit" in note and "--privileged" in note
     assert "--dns" not in note.replace("--dns-", "") and "--add-host" not in note and "--label" not in note
     assert "--digests" in lg.out("image", "ls", "--help")
+
+
+def _complete(lg, words: str) -> list[str]:
+    env = lg.env(_LG_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
+    out = lg.out(env=env)
+    return [line.split(",", 1)[1] for line in out.splitlines()]
+
+
+@pytest.mark.root
+def test_shell_completion(scene):
+    lg = scene
+    for shell in ("bash", "zsh", "fish"):
+        assert "_LG_COMPLETE" in lg.out("completion", shell)
+    assert "inspect" in _complete(lg, "lg ins")
+    assert _complete(lg, "lg ps --fo") == ["--format"]
+    assert _complete(lg, "lg run ap") == ["app:2"]
+    assert _complete(lg, "lg logs j") == ["job"]
+    assert sorted(_complete(lg, "lg container rm w")) == ["web"]
+    assert "is not one of" in lg.fails("completion", "tcsh", code=2)
