@@ -17,11 +17,9 @@ def completion_cmd(ctx, shell):
     """Print the completion script for SHELL: eval "$(lg completion bash)"."""
     from click.shell_completion import get_completion_class
 
-    from .main import cli
-
     cls = get_completion_class(shell)
     assert cls is not None  # the choice admits only shells click knows
-    click.echo(cls(cli, {}, "lg", COMPLETE_VAR).source())
+    click.echo(cls(ctx.find_root().command, {}, "lg", COMPLETE_VAR).source())
 
 
 def _names(ctx: click.Context, kind: str) -> list[str]:
