@@ -1,16 +1,19 @@
 """Every scenario, in order: the image store's (issue 2, scenarios.py), then import and
 export, the runtime, networking and build (issues 3-6, containers.py), then big files
-(issue 13, bigfiles.py), then git remotes (issue 14, remotes.py)."""
+(issue 13, bigfiles.py), git remotes (issue 14, remotes.py), then Docker's --format
+(issue 20, muscle.py)."""
 
 from __future__ import annotations
 
 from .bigfiles import BIG_FILE_SCENARIOS
 from .containers import CONTAINER_SCENARIOS
+from .muscle import MUSCLE_SCENARIOS
 from .remotes import REMOTE_SCENARIOS
 from .scenarios import STORE_SCENARIOS, Scenario
 
 SCENARIOS: list[Scenario] = sorted(
-    STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS, key=lambda s: s.number)
+    STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS + MUSCLE_SCENARIOS,
+    key=lambda s: s.number)
 
 
 def select(names: list[str]) -> list[Scenario]:

@@ -238,7 +238,7 @@ def wait_cmd(ctx, refs):
 def inspect_cmd(ctx, fmt, kind, as_json, refs):
     """Low-level details of containers or images, with Docker's field names."""
     from layergit.errors import NotFound
-    from layergit.porcelain import container_views, history
+    from layergit.porcelain import container_views
 
     repo = repo_from(ctx)
     out = []
@@ -250,6 +250,8 @@ def inspect_cmd(ctx, fmt, kind, as_json, refs):
         except NotFound:
             if kind == "container":
                 raise
+            from layergit.porcelain import history  # images only: a container's inspect skips its ~30 ms
+
             out.append(history.inspect_image(repo, ref))
     if fmt:
         from .formats import print_each

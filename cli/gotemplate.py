@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 from layergit.errors import UsageError
 
@@ -56,8 +54,19 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 
-@dataclass
-class _Tok:
+class _Node:
+    """The syntax tree's nodes: plain classes, not dataclasses, as defining a dataclass
+    costs about a millisecond at import, and every ``--format`` pays the import."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *values):
+        for name, value in zip(self.__slots__, values, strict=False):
+            setattr(self, name, value)
+
+
+class _Tok(_Node):
+    __slots__ = ("kind", "text")
     kind: str
     text: str
 
@@ -80,45 +89,54 @@ def _tokens(action: str) -> list[_Tok]:
 
 # --------------------------------------------------------------------------- syntax tree
 
-@dataclass
-class _Field:  # .A.B on dot (receiver None), on $var, or on a (sub pipeline)
+class _Field(_Node):  # .A.B on dot (receiver None), on $var, or on a (sub pipeline)
+    __slots__ = ("names", "receiver")
     names: list[str]
-    receiver: object = None
+    receiver: object
+
+    def __init__(self, names: list[str], receiver: object = None):
+        super().__init__(names, receiver)
 
 
-@dataclass
-class _Var:
+class _Var(_Node):
+    __slots__ = ("name",)
     name: str
 
 
-@dataclass
-class _Lit:
+class _Lit(_Node):
+    __slots__ = ("value",)
     value: object
 
 
-@dataclass
-class _Func:
+class _Func(_Node):
+    __slots__ = ("name",)
     name: str
 
 
-@dataclass
-class _Cmd:
+class _Cmd(_Node):
+    __slots__ = ("args",)
     args: list
 
 
-@dataclass
-class _Pipe:
+class _Pipe(_Node):
+    __slots__ = ("cmds", "decl", "assign")
     cmds: list[_Cmd]
-    decl: list[str] = field(default_factory=list)
-    assign: bool = False  # "=" rather than ":="
+    decl: list[str]
+    assign: bool  # "=" rather than ":="
+
+    def __init__(self, cmds: list[_Cmd], decl: list[str] | None = None, assign: bool = False):
+        super().__init__(cmds, decl or [], assign)
 
 
-@dataclass
-class _Block:  # if / range / with
+class _Block(_Node):  # if / range / with
+    __slots__ = ("kind", "pipe", "body", "orelse")
     kind: str
     pipe: _Pipe
-    body: list = field(default_factory=list)
-    orelse: list = field(default_factory=list)
+    body: list
+    orelse: list
+
+    def __init__(self, kind: str, pipe: _Pipe):
+        super().__init__(kind, pipe, [], [])
 
 
 _FUNCS: dict[str, Callable] = {}
@@ -318,6 +336,8 @@ def _go_float(f: float) -> str:
         return {True: "NaN"}.get(f != f) or ("+Inf" if f > 0 else "-Inf")
     if f == 0:
         return "0"
+    from decimal import Decimal  # floats are rare in what lg prints
+
     digits, exp = Decimal(repr(f)).normalize().as_tuple()[1:]
     text = "".join(map(str, digits))
     point = len(text) + int(exp)  # digits before the decimal point
@@ -653,10 +673,10 @@ class _Exec:
         raise TemplateError(f"can't evaluate field {name} in type {type(value).__name__}")
 
 
-@dataclass(frozen=True)
 class Template:
-    source: str
-    nodes: list
+    def __init__(self, source: str, nodes: list):
+        self.source = source
+        self.nodes = nodes
 
     def execute(self, data) -> str:
         ex = _Exec(data)

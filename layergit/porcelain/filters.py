@@ -12,11 +12,14 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import NotFound, UsageError
-from .container_views import ContainerRow
-from .images import ImageRow
-from .repo import Repo
+
+if TYPE_CHECKING:  # lg ps loads neither images.py nor its store modules
+    from .container_views import ContainerRow
+    from .images import ImageRow
+    from .repo import Repo
 
 CONTAINER_KEYS = ("id", "name", "label", "status", "exited", "ancestor", "network", "health", "before",
                   "since", "volume")
