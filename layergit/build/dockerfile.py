@@ -263,7 +263,10 @@ class Expander:
 
     Supports ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME-word}``,
     ``${NAME:+word}``, ``${NAME+word}``, ``${NAME:?msg}`` and ``${NAME?msg}``; unset
-    variables expand to nothing, as in Docker.
+    variables expand to nothing, as in Docker. BuildKit's pattern forms too:
+    ``${NAME#glob}``/``${NAME##glob}`` remove the shortest/longest matching prefix,
+    ``${NAME%glob}``/``${NAME%%glob}`` the suffix, ``${NAME/glob/word}`` replaces the
+    first match, ``${NAME//glob/word}`` every one (globs: ``*``, ``?``, ``[...]``).
     """
 
     def __init__(self, env: Mapping[str, str], escape: str = "\\"):
@@ -290,6 +293,30 @@ class Expander:
 # ${A:-${B:-...}} is read by a lexer per level: deeper than anyone writes, and far below
 # the interpreter's recursion limit, which a Dockerfile must not reach.
 _MAX_NESTING = 64
+
+
+def _glob(pattern: str) -> str:
+    """A shell glob (``*``, ``?``, ``[...]``, ``\\x``) as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i:end]
+            negated = body[:1] in ("!", "^")
+            out.append("[" + ("^" + body[1:] if negated else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        elif ch == "\\" and i < len(pattern):
+            out.append(re.escape(pattern[i]))
+            i += 1
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
 
 
 class _Lexer:
@@ -398,6 +425,8 @@ class _Lexer:
         self.pos += 1
         if op == "}":
             return self.ex.env.get(name, "")
+        if op in ("#", "%", "/"):
+            return self._pattern(name, op)
         colon = op == ":"
         if colon:
             op = self._peek()
@@ -418,3 +447,36 @@ class _Lexer:
                 raise DockerfileError(f"{name}: {word or 'is not allowed to be unset'}")
             return word if op == "-" else ""
         return word if op == "+" else value
+
+    def _sub_word(self, stop: str) -> tuple[str, str]:
+        """The word up to ``stop`` or ``}`` (expanded), and which of them ended it."""
+        if self.depth >= _MAX_NESTING:
+            raise DockerfileError(f"substitutions nested over {_MAX_NESTING} deep: {self.text[:80]!r}...")
+        sub = _Lexer(self.ex, self.text, split=False, raw=False, expand=True, depth=self.depth + 1)
+        sub.pos = self.pos
+        ends = [i for i in (self.text.find(stop, self.pos) if stop else -1, self.text.find("}", self.pos))
+                if i >= 0]
+        word = "".join(sub.run(stop=self.text[min(ends)] if ends else "}"))
+        if sub.pos >= len(self.text):
+            raise DockerfileError(f"syntax error: missing '}}' in {self.text!r}")
+        self.pos = sub.pos + 1
+        return word, self.text[sub.pos]
+
+    def _pattern(self, name: str, op: str) -> str:
+        """``#``, ``##``, ``%``, ``%%``, ``/`` and ``//`` (see Expander)."""
+        twice = self._peek() == op
+        if twice:
+            self.pos += 1
+        pattern, ended = self._sub_word("/" if op == "/" else "")
+        replacement = self._sub_word("")[0] if op == "/" and ended == "/" else ""
+        value = self.ex.env.get(name) or ""
+        if op == "/":
+            rx = re.compile(_glob(pattern), re.S)  # leftmost, then longest: as the shell
+            return rx.sub(lambda m: replacement, value, count=0 if twice else 1) if pattern else value
+        rx = re.compile(_glob(pattern), re.S)
+        cuts = range(len(value) + 1)
+        if op == "#":  # the shortest (or, doubled, the longest) prefix that matches
+            order = reversed(cuts) if twice else cuts
+            return next((value[i:] for i in order if rx.fullmatch(value, 0, i)), value)
+        order = cuts if twice else reversed(cuts)  # suffix: the longest starts first
+        return next((value[:i] for i in order if rx.fullmatch(value, i)), value)
