@@ -295,28 +295,83 @@ class Expander:
 _MAX_NESTING = 64
 
 
-def _glob(pattern: str) -> str:
-    """A shell glob (``*``, ``?``, ``[...]``, ``\\x``) as a regular expression."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[" and "]" in pattern[i + 1:]:
-            end = pattern.index("]", i + 1)
-            body = pattern[i:end]
-            negated = body[:1] in ("!", "^")
-            out.append("[" + ("^" + body[1:] if negated else body).replace("\\", "\\\\") + "]")
-            i = end + 1
-        elif ch == "\\" and i < len(pattern):
-            out.append(re.escape(pattern[i]))
+# A pattern substitution costs at most this many matcher steps: a hostile Dockerfile
+# gets one error, never a build that hangs (a regex would backtrack exponentially).
+_GLOB_BUDGET = 1_000_000
+
+
+class _Glob:
+    """A shell glob (``*``, ``?``, ``[...]``, ``[!...]``) matched by simulating its
+    automaton: linear in the text for each start, within one budget of steps."""
+
+    def __init__(self, pattern: str, budget: list[int]):
+        self.tokens: list[tuple[str, str]] = []  # ("*", ""), ("?", ""), ("=", ch), ("[", set), ("!", set)
+        self.budget = budget
+        i = 0
+        while i < len(pattern):
+            ch = pattern[i]
             i += 1
+            if ch in "*?":
+                self.tokens.append((ch, ""))
+            elif ch == "[" and "]" in pattern[i + 1:]:
+                end = pattern.index("]", i + 1)
+                body = pattern[i:end]
+                negated = body[:1] in ("!", "^")
+                self.tokens.append(("!" if negated else "[", _class(body[1:] if negated else body)))
+                i = end + 1
+            else:
+                self.tokens.append(("=", ch))
+
+    def reversed(self) -> _Glob:
+        other = _Glob("", self.budget)
+        other.tokens = self.tokens[::-1]
+        return other
+
+    def _closure(self, states: set[int]) -> set[int]:
+        out = set(states)
+        for t in sorted(states):
+            while t < len(self.tokens) and self.tokens[t][0] == "*":
+                t += 1
+                out.add(t)
+        return out
+
+    def ends(self, text: str, start: int = 0) -> list[int]:
+        """Every end such that text[start:end] matches the whole pattern, ascending."""
+        states = self._closure({0})
+        found = []
+        for j in range(start, len(text) + 1):
+            if len(self.tokens) in states:
+                found.append(j)
+            if j == len(text) or not states:
+                break
+            self.budget[0] -= len(states)
+            if self.budget[0] < 0:
+                raise DockerfileError("pattern substitution too costly for this value")
+            ch, new = text[j], set()
+            for t in states:
+                if t == len(self.tokens):
+                    continue
+                kind, arg = self.tokens[t]
+                if kind == "*":
+                    new.add(t)
+                elif kind == "?" or (kind == "=" and ch == arg) or (kind == "[" and ch in arg) or \
+                        (kind == "!" and ch not in arg):
+                    new.add(t + 1)
+            states = self._closure(new)
+        return found
+
+
+def _class(body: str) -> str:
+    """The characters of a bracket expression's body (``a-z0-9_``)."""
+    chars, i = [], 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            chars += [chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1)][:4096]
+            i += 3
         else:
-            out.append(re.escape(ch))
-    return "".join(out)
+            chars.append(body[i])
+            i += 1
+    return "".join(chars)
 
 
 class _Lexer:
@@ -470,13 +525,30 @@ class _Lexer:
         pattern, ended = self._sub_word("/" if op == "/" else "")
         replacement = self._sub_word("")[0] if op == "/" and ended == "/" else ""
         value = self.ex.env.get(name) or ""
-        if op == "/":
-            rx = re.compile(_glob(pattern), re.S)  # leftmost, then longest: as the shell
-            return rx.sub(lambda m: replacement, value, count=0 if twice else 1) if pattern else value
-        rx = re.compile(_glob(pattern), re.S)
-        cuts = range(len(value) + 1)
+        glob = _Glob(pattern, [_GLOB_BUDGET])
         if op == "#":  # the shortest (or, doubled, the longest) prefix that matches
-            order = reversed(cuts) if twice else cuts
-            return next((value[i:] for i in order if rx.fullmatch(value, 0, i)), value)
-        order = cuts if twice else reversed(cuts)  # suffix: the longest starts first
-        return next((value[:i] for i in order if rx.fullmatch(value, i)), value)
+            ends = glob.ends(value)
+            return value[(ends[-1] if twice else ends[0]):] if ends else value
+        if op == "%":  # the same of the reversed value and pattern: a suffix
+            ends = glob.reversed().ends(value[::-1])
+            return value[:len(value) - (ends[-1] if twice else ends[0])] if ends else value
+        if not pattern:
+            return value
+        out, i = [], 0  # "/": the leftmost match, longest there; "//": every one
+        while i <= len(value):
+            ends = glob.ends(value, i)
+            if not ends:
+                if i < len(value):
+                    out.append(value[i])
+                i += 1
+                continue
+            out.append(replacement)
+            if ends[-1] == i:  # an empty match: keep the character it stood before
+                out.append(value[i:i + 1])
+                i += 1
+            else:
+                i = ends[-1]
+            if not twice:
+                out.append(value[i:])
+                break
+        return "".join(out)

@@ -375,3 +375,15 @@ PATHS = {"F": "/usr/local/lib/app.tar.gz", "V": "v1.2.3", "E": ""}
 ])
 def test_buildkit_pattern_substitutions(text, expected):
     assert Expander(PATHS).word(text) == expected
+
+
+def test_pattern_substitutions_take_bounded_time():
+    import time
+
+    started = time.monotonic()
+    ex = Expander({"V": "a" * 3000})
+    assert ex.word("${V#*a*a*a*a*b}") == "a" * 3000  # a regex would backtrack for hours here
+    assert ex.word("${V%%*a*a*a*a*b}") == "a" * 3000
+    with pytest.raises(DockerfileError, match="too costly"):
+        Expander({"V": "a" * 20000}).word("${V//*a*a*a*b/x}")
+    assert time.monotonic() - started < 10
