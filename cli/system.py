@@ -53,17 +53,18 @@ def info_cmd(ctx, fmt, as_json):
     from layergit.porcelain import system
 
     i = system.info(repo_from(ctx))
-    security = [name for name, on in (("seccomp", i.seccomp), ("userns", i.userns)) if on]
+    h = i.host
+    security = [name for name, on in (("seccomp", h.seccomp), ("userns", h.userns)) if on]
     doc = {
         "ID": "", "Containers": i.containers, "ContainersRunning": i.running, "ContainersPaused": i.paused,
         "ContainersStopped": i.stopped, "Images": i.images, "Networks": i.networks, "Driver": "overlay",
         "DockerRootDir": i.root, "StoreSize": i.store_bytes, "CacheSize": i.cache_bytes,
         "ServerVersion": i.version.version, "StoreFormat": i.version.store_format,
-        "KernelVersion": i.kernel, "OperatingSystem": i.version.os, "OSType": i.version.os,
-        "Architecture": i.version.arch, "NCPU": i.cpus, "MemTotal": i.memory,
-        "CgroupDriver": "cgroupfs", "CgroupVersion": str(i.cgroup_version), "SecurityOptions": security,
-        "Features": {"overlay": i.overlay, "userns": i.userns, "seccomp": i.seccomp, "bpf": i.bpf},
-        "Programs": i.programs,
+        "KernelVersion": h.kernel, "OperatingSystem": i.version.os, "OSType": i.version.os,
+        "Architecture": i.version.arch, "NCPU": h.cpus, "MemTotal": h.memory,
+        "CgroupDriver": "cgroupfs", "CgroupVersion": str(h.cgroup_version), "SecurityOptions": security,
+        "Features": {"overlay": h.overlay, "userns": h.userns, "seccomp": h.seccomp, "bpf": h.bpf},
+        "Programs": h.programs,
     }
     if fmt or as_json:
         _formatted(doc, fmt, as_json)
@@ -79,14 +80,14 @@ def info_cmd(ctx, fmt, as_json):
         f"Store size:         {human_size(i.store_bytes)}",
         f"Cache size:         {human_size(i.cache_bytes)}",
         f"Version:            {i.version.version} (store format {i.version.store_format})",
-        f"Kernel:             {i.kernel} ({i.version.arch}, {i.cpus} CPUs, {human_size(i.memory)} memory)",
-        f"Cgroup version:     {i.cgroup_version}",
-        f"Overlay:            {_yes(i.overlay)}",
-        f"User namespaces:    {_yes(i.userns)}",
-        f"Seccomp:            {_yes(i.seccomp)}",
-        f"BPF:                {_yes(i.bpf)}",
+        f"Kernel:             {h.kernel} ({i.version.arch}, {h.cpus} CPUs, {human_size(h.memory)} memory)",
+        f"Cgroup version:     {h.cgroup_version}",
+        f"Overlay:            {_yes(h.overlay)}",
+        f"User namespaces:    {_yes(h.userns)}",
+        f"Seccomp:            {_yes(h.seccomp)}",
+        f"BPF:                {_yes(h.bpf)}",
         "Programs:",
     ]
-    for name, path in i.programs.items():
+    for name, path in h.programs.items():
         lines.append(f"  {name + ':':17} {quoted(path) if path else 'MISSING: ' + PROGRAMS[name]}")
     click.echo("\n".join(lines))

@@ -6,8 +6,12 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .repo import Repo
+
+if TYPE_CHECKING:  # lg version loads no runtime module
+    from ..runtime.features import Features
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,7 @@ class SystemInfo:
     store_bytes: int  # store.git: objects and refs, what push and backups carry
     cache_bytes: int  # cache/: materialised rootfs trees, rebuilt on demand
     version: VersionInfo
-    kernel: str
-    cpus: int
-    memory: int
-    cgroup_version: int
-    overlay: bool
-    userns: bool
-    seccomp: bool
-    bpf: bool
-    programs: dict[str, str]
+    host: Features
 
 
 def _disk_bytes(top: str) -> int:
@@ -90,7 +86,5 @@ def info(repo: Repo) -> SystemInfo:
         root=repo.root.path, images=images, containers=len(states), running=states.count("running"),
         paused=states.count("paused"), stopped=len(states) - states.count("running") - states.count("paused"),
         networks=len(networks(repo)), store_bytes=_disk_bytes(repo.root.store),
-        cache_bytes=_disk_bytes(repo.root.cache), version=version(), kernel=host.kernel, cpus=host.cpus,
-        memory=host.memory, cgroup_version=host.cgroup_version, overlay=host.overlay, userns=host.userns,
-        seccomp=host.seccomp, bpf=host.bpf, programs=host.programs,
+        cache_bytes=_disk_bytes(repo.root.cache), version=version(), host=host,
     )
