@@ -58,6 +58,8 @@ def _run_options(f):
         click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm, e.g. 256m (default 64m)."),
         click.option("--cidfile", type=click.Path(dir_okay=False), help="Write the id to a new file."),
         click.option("--platform", metavar="OS/ARCH", help="Only this machine's (lg runs natively)."),
+        click.option("--group-add", multiple=True, metavar="GROUP", help="Another group for the process."),
+        click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -78,6 +80,7 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         add_hosts=list(kw["add_host"]), dns=list(kw["dns"]), dns_search=list(kw["dns_search"]),
         dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
+        group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]),
         command=list(kw["command"]),
     )
 

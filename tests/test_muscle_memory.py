@@ -308,3 +308,18 @@ def test_shell_completion(scene):
     assert _complete(lg, "lg logs j") == ["job"]
     assert sorted(_complete(lg, "lg container rm w")) == ["web"]
     assert "is not one of" in lg.fails("completion", "tcsh", code=2)
+
+
+@pytest.mark.root
+def test_ulimit_and_group_add_seen_inside(lg, busybox_rootfs):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    out = lg.out("run", "--rm", "--network", "none", "--ulimit", "nofile=512:1024", "--ulimit", "core=-1",
+                 "base:1", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c")
+    assert out.split() == ["512", "1024", "unlimited"]
+    groups = lg.out("run", "--rm", "--network", "none", "--group-add", "4321", "--group-add", "0",
+                    "-u", "65534", "base:1", "id", "-G").split()
+    assert "4321" in groups and "0" in groups
+    assert "unable to find group nosuch" in lg.fails("run", "--rm", "--network", "none", "--group-add", "nosuch",
+                                                     "base:1", "true", code=125)
+    assert "invalid --ulimit" in lg.fails("run", "--rm", "--ulimit", "nofile=9:3", "base:1", "true", code=125)
+    assert lg.out("ps", "-aq") == ""

@@ -63,6 +63,8 @@ class RunOptions:
     shm_size: str | None = None
     cidfile: str | None = None
     platform: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -202,6 +204,35 @@ def resolv_conf(options: RunOptions, host_lines: list[str]) -> list[str]:
     return lines
 
 
+_RLIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+            "rtprio", "rttime", "sigpending", "stack")
+
+
+def ulimit(text: str) -> list[int]:
+    """``--ulimit NAME=SOFT[:HARD]`` as [resource, soft, hard]; -1 is unlimited, which
+    is also the kernel's RLIM_INFINITY as Python's resource module spells it."""
+    import resource
+
+    name, eq, values = text.partition("=")
+    soft_text, _, hard_text = values.partition(":")
+    if name not in _RLIMITS or not eq:
+        raise UsageError(f"invalid --ulimit {text!r}: use NAME=SOFT[:HARD] (NAME: {', '.join(_RLIMITS)})")
+    try:
+        soft, hard = int(soft_text), int(hard_text or soft_text)
+    except ValueError:
+        raise UsageError(f"invalid --ulimit {text!r}: limits are integers (-1: unlimited)") from None
+    unlimited = float("inf")
+    if min(soft, hard) < -1 or (unlimited if soft == -1 else soft) > (unlimited if hard == -1 else hard):
+        raise UsageError(f"invalid --ulimit {text!r}: the soft limit must not exceed the hard one")
+    return [getattr(resource, f"RLIMIT_{name.upper()}"), soft, hard]
+
+
+def _group(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", text):
+        raise UsageError(f"invalid --group-add {text!r}: a group name or id")
+    return text
+
+
 def check_platform(platform: str | None) -> None:
     """``--platform``: lg runs images natively, so only this machine's is accepted."""
     if not platform:
@@ -306,6 +337,8 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
         caps=capability_set(options.cap_add, options.cap_drop),
         no_new_privileges=nnp,
         seccomp=seccomp_profile(seccomp_dir) if seccomp else "",
+        groups_add=[_group(g) for g in options.group_add],
+        rlimits=[ulimit(u) for u in options.ulimits],
     )
     resources = Resources(
         parse_memory(options.memory) if options.memory else None,

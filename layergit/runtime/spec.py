@@ -35,6 +35,8 @@ class Process:
     caps: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
     seccomp: str = ""  # BPF program file (security.seccomp_profile); "" for unconfined
+    groups_add: list[str] = field(default_factory=list)  # --group-add: names (the image's /etc/group) or ids
+    rlimits: list[list[int]] = field(default_factory=list)  # --ulimit: [resource, soft, hard], -1 unlimited
 
 
 @dataclass
@@ -69,9 +71,10 @@ class Spec:
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
-        for name in ("extra_hosts", "stop_timeout", "shm_size"):
-            if not raw[name]:  # written only when used: a record stays what the previous lg wrote
-                del raw[name]
+        for fields_of, name in ((raw, "extra_hosts"), (raw, "stop_timeout"), (raw, "shm_size"),
+                                (raw["process"], "groups_add"), (raw["process"], "rlimits")):
+            if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
+                del fields_of[name]
         return raw
 
     @classmethod

@@ -63,3 +63,16 @@ def test_labels(tmp_path):
     assert labels(["a=2", "c"], [str(f)]) == {"a": "2", "flag": "", "b": "x=y", "c": ""}
     with pytest.raises(UsageError, match="needs a name"):
         labels(["=x"])
+
+
+def test_ulimit():
+    import resource
+
+    from layergit.porcelain.runopts import ulimit
+
+    assert ulimit("nofile=1024:2048") == [resource.RLIMIT_NOFILE, 1024, 2048]
+    assert ulimit("core=-1") == [resource.RLIMIT_CORE, -1, -1]
+    assert ulimit("nproc=10:-1") == [resource.RLIMIT_NPROC, 10, -1]
+    for bad in ("nofile", "files=1", "nofile=a", "nofile=9:3", "nofile=-1:5", "nofile=-2"):
+        with pytest.raises(UsageError, match="--ulimit"):
+            ulimit(bad)
