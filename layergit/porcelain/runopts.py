@@ -133,13 +133,20 @@ def dns_name(value: str, what: str, longest: int) -> str:
     return value
 
 
+def _kv_lines(path: str, flag: str) -> list[str]:
+    """An --env-file's or --label-file's KEY=VALUE lines, by Docker's rules: a leading
+    BOM and each line's leading whitespace dropped, blank and # lines skipped, the value
+    taken as written (quotes are part of it)."""
+    text = _read_env_file(path, flag).removeprefix("\ufeff")
+    return [line.lstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
 def labels(items: list[str], files: Sequence[str] = ()) -> dict[str, str]:
     """``--label-file`` lines, then ``--label``s, as Docker reads them: KEY=VALUE or a bare
     KEY (an empty value); blank lines and ``#`` comments skipped; a later KEY wins."""
     lines = []
     for path in files:
-        lines += [line.strip() for line in _read_env_file(path, "--label-file").splitlines()
-                  if line.strip() and not line.lstrip().startswith("#")]
+        lines += _kv_lines(path, "--label-file")
     out: dict[str, str] = {}
     for item in lines + items:
         key, _, value = item.partition("=")
@@ -251,11 +258,10 @@ def _env(options: RunOptions, image_env: list[str]) -> list[str]:
         merged[key] = value
     lines = []
     for path in options.env_files:
-        text = _read_env_file(path)
-        lines += [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        lines += _kv_lines(path, "--env-file")
     for item in lines + options.env:
         key, eq, value = item.partition("=")
-        if not key or " " in key or "\0" in item:
+        if not key or any(c.isspace() for c in key) or "\0" in item:
             raise UsageError(f"invalid environment variable {item[:80]!r}")
         if eq:
             merged[key] = value

@@ -76,3 +76,17 @@ def test_ulimit():
     for bad in ("nofile", "files=1", "nofile=a", "nofile=9:3", "nofile=-1:5", "nofile=-2"):
         with pytest.raises(UsageError, match="--ulimit"):
             ulimit(bad)
+
+
+def test_env_file_follows_dockers_rules(tmp_path, monkeypatch):
+    from layergit.porcelain.runopts import _env
+
+    monkeypatch.setenv("FROM_HOST", "h")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    f = tmp_path / "env"
+    f.write_text('\ufeffA=1\n  B="quoted value"\n# comment\n\n\tC=x=y\nFROM_HOST\nNOT_SET\nD=\n')
+    env = _env(RunOptions(env_files=[str(f)], env=["A=2"]), ["PATH=/bin", "B=image"])
+    assert env == ["PATH=/bin", "B=\"quoted value\"", "A=2", "C=x=y", "FROM_HOST=h", "D="]
+    f.write_text("BAD KEY=1\n")
+    with pytest.raises(UsageError, match="invalid environment variable"):
+        _env(RunOptions(env_files=[str(f)]), [])
