@@ -323,3 +323,25 @@ def test_ulimit_and_group_add_seen_inside(lg, busybox_rootfs):
                                                      "base:1", "true", code=125)
     assert "invalid --ulimit" in lg.fails("run", "--rm", "--ulimit", "nofile=9:3", "base:1", "true", code=125)
     assert lg.out("ps", "-aq") == ""
+
+
+@pytest.mark.root
+def test_dockerfile_chmod_symbolic_and_pattern_substitutions(lg, busybox_rootfs, tmp_path):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (ctx / "tool.sh").chmod(0o666)
+    (ctx / "Dockerfile").write_text(
+        "FROM base:1\n"
+        "ARG ARCHIVE=/downloads/app-1.2.3.tar.gz\n"
+        "ENV NAME=${ARCHIVE##*/} VERSION=${ARCHIVE#*-}\n"
+        "ENV STEM=${NAME%%.*} DASHED=${VERSION//./-}\n"
+        "COPY --chmod=u+x,go-w tool.sh /bin/tool\n"
+    )
+    lg("build", "-t", "t:1", str(ctx))
+    out = lg.out("run", "--rm", "--network", "none", "t:1", "sh", "-c",
+                 'stat -c %a /bin/tool; echo "$NAME $VERSION $STEM $DASHED"; tool')
+    assert out.split("\n") == ["744", "app-1.2.3.tar.gz 1.2.3.tar.gz app-1 1-2-3-tar-gz", "tool", ""]
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --chmod=u+q tool.sh /bin/tool\n")
+    assert "--chmod=u+q" in lg.fails("build", "-t", "t:2", str(ctx))

@@ -207,7 +207,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     check_flags(instr, flags, {"from", "chown", "chmod", "link"} | ({"checksum"} if add else set()), b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
     sources, dest = _sources_and_dest(instr, rest, ex)
-    mode = files.parse_chmod(value["chmod"]) if "chmod" in value else None
+    mode = files.Chmod(value["chmod"]) if "chmod" in value else None
     text = instr.text(ex.render(instr.args))
     docs = {h.name: h for h in instr.heredocs}
     if "from" in value:
@@ -274,7 +274,7 @@ def _sources_and_dest(instr: Instruction, rest: str, ex: Expander) -> tuple[list
 
 
 def _put_from(
-    b: Build, state: State, value: dict, sources: list[str], dest: str, mode: int | None, text: str
+    b: Build, state: State, value: dict, sources: list[str], dest: str, mode: files.Chmod | None, text: str
 ) -> bool:
     """--from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
     ref = value["from"]
