@@ -345,3 +345,17 @@ def test_dockerfile_chmod_symbolic_and_pattern_substitutions(lg, busybox_rootfs,
     assert out.split("\n") == ["744", "app-1.2.3.tar.gz 1.2.3.tar.gz app-1 1-2-3-tar-gz", "tool", ""]
     (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --chmod=u+q tool.sh /bin/tool\n")
     assert "--chmod=u+q" in lg.fails("build", "-t", "t:2", str(ctx))
+
+
+@pytest.mark.root
+def test_dockerfile_copy_exclude(lg, busybox_rootfs, tmp_path):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    ctx = tmp_path / "ctx"
+    (ctx / "src" / "docs").mkdir(parents=True)
+    for name in ("src/a.py", "src/b.txt", "src/docs/c.md", "src/docs/d.py", "top.txt"):
+        (ctx / name).write_text(name)
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --exclude=*.txt --exclude=docs/*.md src/ /app/\n"
+                                    "COPY --exclude=*.txt top.txt /app/\n")
+    lg("build", "-t", "x:1", str(ctx))
+    listed = lg.out("run", "--rm", "--network", "none", "x:1", "find", "/app", "-type", "f").split()
+    assert sorted(listed) == ["/app/a.py", "/app/docs/d.py"]

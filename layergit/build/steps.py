@@ -21,7 +21,7 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 from ..errors import NotFound
@@ -202,10 +202,13 @@ def add(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
 def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = False) -> bool:
     """COPY and ADD. Sources are read in ``prepare``, since what they hold is part of the
     step's cache key; ``make`` places them only when the cache has no such step.
-    --link is accepted and changes nothing: every step is a snapshot of its own."""
+    --link is accepted and changes nothing: every step is a snapshot of its own.
+    --exclude (context sources only) leaves out what its patterns match."""
     flags, rest = split_flags(instr.args)
-    check_flags(instr, flags, {"from", "chown", "chmod", "link"} | ({"checksum"} if add else set()), b.name)
+    known = {"from", "chown", "chmod", "link", "exclude"} | ({"checksum"} if add else set())
+    check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
+    exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
     sources, dest = _sources_and_dest(instr, rest, ex)
     mode = files.Chmod(value["chmod"]) if "chmod" in value else None
     text = instr.text(ex.render(instr.args))
@@ -231,7 +234,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
                 items.append((source, None))
                 extra.append(fetched)
             else:
-                items.extend(_from_context(b, src, add, w))
+                items.extend((exclude(s), opener) for s, opener in _from_context(b, src, add, w))
         if len(items) > 1 and not files.names_a_dir(dest):
             raise DockerfileError(
                 f"when using {instr.keyword} with more than one source file, the destination must be"
@@ -251,6 +254,26 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
         return b.write(w, state, text, tree.write(w))
 
     return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _excluder(patterns: list[str]):
+    """``--exclude=PATTERN`` (repeatable, .dockerignore's syntax): a source without the
+    entries below it that a pattern matches, by their path relative to the source."""
+    if not patterns:
+        return lambda source: source
+    from .dockerignore import Ignore, parse
+
+    ignore = Ignore(parse("\n".join(patterns)))
+
+    def kept(source: Source, entry) -> bool:
+        if not entry.parts:  # the source itself: a directory stays, a file goes by its name
+            return source.is_dir or not ignore.excluded(source.name.rsplit("/", 1)[-1])
+        return not ignore.excluded("/".join(p.decode("utf-8", "surrogateescape") for p in entry.parts))
+
+    def keep(source: Source) -> Source:
+        return replace(source, entries=[e for e in source.entries if kept(source, e)])
+
+    return keep
 
 
 def _from_context(b: Build, src: str, add: bool, w) -> list[tuple[Source, object]]:
