@@ -359,3 +359,17 @@ def test_dockerfile_copy_exclude(lg, busybox_rootfs, tmp_path):
     lg("build", "-t", "x:1", str(ctx))
     listed = lg.out("run", "--rm", "--network", "none", "x:1", "find", "/app", "-type", "f").split()
     assert sorted(listed) == ["/app/a.py", "/app/docs/d.py"]
+
+
+@pytest.mark.root
+def test_dockerfile_workdir_owned_by_user(lg, busybox_rootfs, tmp_path):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base:1\nUSER 1234:2345\nWORKDIR /srv/app/data\nUSER 0\nWORKDIR /tmp\n"
+                                    "WORKDIR /root-made\n")
+    lg("build", "-t", "w:1", str(ctx))
+    out = lg.out("run", "--rm", "--network", "none", "w:1", "stat", "-c", "%n %u:%g",
+                 "/srv", "/srv/app", "/srv/app/data", "/tmp", "/root-made")
+    assert out.splitlines() == ["/srv 1234:2345", "/srv/app 1234:2345", "/srv/app/data 1234:2345",
+                                "/tmp 0:0", "/root-made 0:0"]

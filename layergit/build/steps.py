@@ -331,7 +331,8 @@ def workdir(b: Build, state: State, instr: Instruction, ex: Expander, step: Step
     """WORKDIR PATH
 
     The directory RUN, CMD, ENTRYPOINT, COPY and ADD start from, relative to the
-    previous one; created in the rootfs when missing, as Docker does.
+    previous one; created in the rootfs when missing, as Docker does, and as BuildKit
+    does owned by the current USER (the directories it creates, not those there).
     """
     path = ex.word(instr.args)
     if not path:
@@ -344,10 +345,18 @@ def workdir(b: Build, state: State, instr: Instruction, ex: Expander, step: Step
         tree = MutableTree.load(b.repo.store, state.rootfs)
         rootfs = None
         if tree.resolve_dir(parts, create=False) is None:
+            depths = range(1, len(parts) + 1)
+            missing = [i for i in depths if tree.resolve_dir(parts[:i], create=False) is None]
             try:
                 tree.resolve_dir(parts, create=True)
             except PathError as exc:
                 raise DockerfileError(str(exc)) from None
+            if state.config.get("User"):
+                uid, gid = files.owner(tree, state.config["User"])
+                for i in missing:
+                    made = tree.resolve_dir(parts[:i], create=False)
+                    if made is not None:
+                        made.meta = replace(made.meta, uid=uid, gid=gid)
             rootfs = tree.write(w)
         return b.write(w, state, text, rootfs, config)
 
