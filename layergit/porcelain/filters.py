@@ -123,7 +123,8 @@ def images(repo: Repo, rows: list[ImageRow], filters: Filters) -> list[ImageRow]
         patterns = filters.get("reference")
         tests.append(lambda r: any(fnmatch.fnmatchcase(name, p) for p in patterns
                                    for name in (r.name, f"{r.name}:{r.tag}")))
-    rows = _window(rows, filters, lambda ref: _image_created(repo, ref), lambda r: r.created.timestamp())
+    rows = _window(rows, filters, lambda ref: _image_order(repo, repo.resolve(ref)),
+                   lambda r: _image_order(repo, bytes.fromhex(r.id)))
     return [r for r in rows if all(t(r) for t in tests)]
 
 
@@ -162,10 +163,18 @@ def _container_created(repo: Repo, ref: str) -> str:
     return find(repo, ref).record().created
 
 
-def _image_created(repo: Repo, ref: str) -> float:
+def _image_order(repo: Repo, oid: bytes) -> tuple[float, int]:
+    """When an image was made, for before= and since=: its commit time, then its depth
+    in first-parent history, as commit times have whole seconds and an image built on
+    another in the same second is still the later one."""
     from .repo import signature_time
 
-    return signature_time(repo.image_at(ref).commit.committer).timestamp()
+    commit = repo.store.commit(oid)
+    depth, seen = 0, commit
+    while seen.parents and depth < 100_000:
+        seen = repo.store.commit(seen.parents[0])
+        depth += 1
+    return signature_time(commit.committer).timestamp(), depth
 
 
 def ps(repo: Repo, all_: bool, words: Iterable[str]) -> list[ContainerRow]:
