@@ -60,6 +60,7 @@ def _run_options(f):
         click.option("--platform", metavar="OS/ARCH", help="Only this machine's (lg runs natively)."),
         click.option("--group-add", multiple=True, metavar="GROUP", help="Another group for the process."),
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
+        click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -80,7 +81,7 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         add_hosts=list(kw["add_host"]), dns=list(kw["dns"]), dns_search=list(kw["dns_search"]),
         dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
-        group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]),
+        group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
         command=list(kw["command"]),
     )
 

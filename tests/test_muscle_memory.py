@@ -373,3 +373,22 @@ def test_dockerfile_workdir_owned_by_user(lg, busybox_rootfs, tmp_path):
                  "/srv", "/srv/app", "/srv/app/data", "/tmp", "/root-made")
     assert out.splitlines() == ["/srv 1234:2345", "/srv/app 1234:2345", "/srv/app/data 1234:2345",
                                 "/tmp 0:0", "/root-made 0:0"]
+
+
+@pytest.mark.root
+def test_sysctl_namespaced_only(lg, busybox_rootfs):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    out = lg.out("run", "--rm", "--network", "none", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
+                 "--sysctl", "kernel.shmmni=1234", "base:1", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                 "/proc/sys/kernel/shmmni")
+    assert out.split() == ["80", "1234"]
+    with open("/proc/sys/kernel/shmmni") as f:
+        assert f.read().strip() != "1234"  # the host's own is untouched
+    assert "would change the host" in lg.fails("run", "--rm", "--sysctl", "vm.swappiness=1", "base:1", "true",
+                                               code=125)
+    assert "--network host" in lg.fails("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1",
+                                        "base:1", "true", code=125)
+    assert "invalid --sysctl" in lg.fails("run", "--rm", "--sysctl", "net.ipv4/../x=1", "base:1", "true", code=125)
+    assert "No such file" in lg.fails("run", "--rm", "--network", "none", "--sysctl", "net.nosuch.key=1",
+                                      "base:1", "true", code=125)
+    assert lg.out("ps", "-aq") == ""

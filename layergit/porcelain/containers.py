@@ -158,6 +158,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
     extra_hosts = runopts.extra_hosts(options, network.kind)
+    sysctls = runopts.sysctls(options, network.kind)
     stop_signal = options.stop_signal or img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
@@ -179,7 +180,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
-                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size)
+                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -196,6 +197,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "Dns": options.dns,
             "DnsSearch": options.dns_search,
             "DnsOptions": options.dns_options,
+            "Sysctls": sysctls,
         }
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
                         options.auto_remove, labels)

@@ -65,6 +65,7 @@ class RunOptions:
     platform: str | None = None
     group_add: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
+    sysctls: list[str] = field(default_factory=list)
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -238,6 +239,30 @@ def _group(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", text):
         raise UsageError(f"invalid --group-add {text!r}: a group name or id")
     return text
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def sysctls(options: RunOptions, network: NetworkKind) -> dict[str, str]:
+    """``--sysctl KEY=VALUE`` for the kernel settings a container's own namespaces hold,
+    as Docker allows them: IPC (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) and,
+    with a network namespace of its own, net.*. Anything else would change the host."""
+    out = {}
+    for item in options.sysctls:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", key) or "\n" in value or "\0" in value:
+            raise UsageError(f"invalid --sysctl {item!r}: expected KEY=VALUE, e.g. net.ipv4.ip_forward=1")
+        if key.startswith("net."):
+            if network in (NetworkKind.HOST, NetworkKind.CONTAINER):
+                raise UsageError(f"--sysctl {key}: not with --network host or container:, whose namespace"
+                                 " is not the container's own")
+        elif not (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")):
+            raise UsageError(f"--sysctl {key}: not a namespaced setting (net.*, kernel.msg*, kernel.sem,"
+                             " kernel.shm*, fs.mqueue.*): it would change the host")
+        out[key] = value
+    return out
 
 
 def check_platform(platform: str | None) -> None:

@@ -155,6 +155,21 @@ def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
     return binds
 
 
+def _sysctls(values: dict[str, str]) -> None:
+    """--sysctl: written to the container's own /proc/sys, before it becomes read-only;
+    the keys are namespaced ones (porcelain.runopts.sysctls checked them)."""
+    for key, value in values.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise RootfsError(f"--sysctl {key}={value}: {exc.strerror}") from None
+
+
 def enter(spec: Spec) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
@@ -181,6 +196,7 @@ def enter(spec: Spec) -> None:
     for m in spec.mounts:
         if m.kind == "tmpfs":
             sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
+    _sysctls(spec.sysctls)
     for path in MASKED:
         _mask(path)
     for path in READONLY:

@@ -65,14 +65,15 @@ class Spec:
     extra_hosts: list[str] = field(default_factory=list)  # --add-host NAME:IP; IP may be "host-gateway"
     stop_timeout: int | None = None  # --stop-timeout: lg stop's default wait for this container
     shm_size: int | None = None  # --shm-size in bytes (default 64 MiB, as Docker)
+    sysctls: dict[str, str] = field(default_factory=dict)  # --sysctl, namespaced keys only (runopts checks)
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
-        for fields_of, name in ((raw, "extra_hosts"), (raw, "stop_timeout"), (raw, "shm_size"),
-                                (raw["process"], "groups_add"), (raw["process"], "rlimits")):
+        optional = [(raw, name) for name in ("extra_hosts", "stop_timeout", "shm_size", "sysctls")]
+        for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
                 del fields_of[name]
         return raw
