@@ -61,6 +61,7 @@ def _run_options(f):
         click.option("--group-add", multiple=True, metavar="GROUP", help="Another group for the process."),
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
         click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
+        click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -82,6 +83,7 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
         group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
+        mac_address=kw["mac_address"],
         command=list(kw["command"]),
     )
 

@@ -392,3 +392,13 @@ def test_sysctl_namespaced_only(lg, busybox_rootfs):
     assert "No such file" in lg.fails("run", "--rm", "--network", "none", "--sysctl", "net.nosuch.key=1",
                                       "base:1", "true", code=125)
     assert lg.out("ps", "-aq") == ""
+
+
+@pytest.mark.root
+def test_mac_address(lg, busybox_rootfs):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    out = lg.out("run", "--rm", "--mac-address", "02:42:AC:11:00:99", "base:1", "cat", "/sys/class/net/eth0/address")
+    assert out == "02:42:ac:11:00:99\n"
+    assert "unicast" in lg.fails("run", "--rm", "--mac-address", "01:00:5e:00:00:01", "base:1", "true", code=125)
+    assert "bridge network" in lg.fails("run", "--rm", "--network", "none", "--mac-address", "02:00:00:00:00:01",
+                                        "base:1", "true", code=125)

@@ -159,6 +159,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     published = runopts.ports(options, img.config, network)
     extra_hosts = runopts.extra_hosts(options, network.kind)
     sysctls = runopts.sysctls(options, network.kind)
+    mac = runopts.mac_address(options, network.kind)
     stop_signal = options.stop_signal or img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
@@ -180,7 +181,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
-                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls)
+                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),

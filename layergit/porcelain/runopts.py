@@ -66,6 +66,7 @@ class RunOptions:
     group_add: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
     sysctls: list[str] = field(default_factory=list)
+    mac_address: str | None = None
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
@@ -263,6 +264,18 @@ def sysctls(options: RunOptions, network: NetworkKind) -> dict[str, str]:
                              " kernel.shm*, fs.mqueue.*): it would change the host")
         out[key] = value
     return out
+
+
+def mac_address(options: RunOptions, network: NetworkKind) -> str:
+    """``--mac-address``: a unicast Ethernet address, for a bridge network's eth0."""
+    mac = (options.mac_address or "").lower()
+    if not mac:
+        return ""
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac) or int(mac[:2], 16) & 1:
+        raise UsageError(f"invalid --mac-address {options.mac_address!r}: a unicast one (02:42:ac:11:00:02)")
+    if network is not NetworkKind.BRIDGE:
+        raise UsageError("--mac-address needs a bridge network (not none, host or container:)")
+    return mac
 
 
 def check_platform(platform: str | None) -> None:

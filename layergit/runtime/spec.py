@@ -66,13 +66,15 @@ class Spec:
     stop_timeout: int | None = None  # --stop-timeout: lg stop's default wait for this container
     shm_size: int | None = None  # --shm-size in bytes (default 64 MiB, as Docker)
     sysctls: dict[str, str] = field(default_factory=dict)  # --sysctl, namespaced keys only (runopts checks)
+    mac_address: str = ""  # --mac-address of eth0 on a bridge network; "" for the kernel's random one
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
-        optional = [(raw, name) for name in ("extra_hosts", "stop_timeout", "shm_size", "sysctls")]
+        names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address")
+        optional = [(raw, name) for name in names]
         for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
                 del fields_of[name]

@@ -102,7 +102,7 @@ class Controller:
                 link.ensure_bridge(net)
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
-            mac = link.attach(pid, cdir.id, net, ip)
+            mac = link.attach(pid, cdir.id, net, ip, spec.mac_address)
             ports = self.proxy.publish(cdir.id, spec.ports, ip)
             if ports:
                 self.nets.publish(net, ip, ports)
