@@ -402,3 +402,17 @@ def test_mac_address(lg, busybox_rootfs):
     assert "unicast" in lg.fails("run", "--rm", "--mac-address", "01:00:5e:00:00:01", "base:1", "true", code=125)
     assert "bridge network" in lg.fails("run", "--rm", "--network", "none", "--mac-address", "02:00:00:00:00:01",
                                         "base:1", "true", code=125)
+
+
+@pytest.mark.root
+def test_dockerfile_copy_parents(lg, busybox_rootfs, tmp_path):
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    ctx = tmp_path / "ctx"
+    for name in ("x/a.txt", "y/z/b.txt", "src/app/c.go", "src/app/sub/d.go"):
+        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / name).write_text(name)
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY --parents x/a.txt y/z/b.txt /one/\n"
+                                    "COPY --parents ./src/./app/*.go /two/\nCOPY x/a.txt /three/\n")
+    lg("build", "-t", "p:1", str(ctx))
+    listed = lg.out("run", "--rm", "--network", "none", "p:1", "find", "/one", "/two", "/three", "-type", "f")
+    assert sorted(listed.split()) == ["/one/x/a.txt", "/one/y/z/b.txt", "/three/a.txt", "/two/app/c.go"]

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field, replace
@@ -203,9 +204,10 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     """COPY and ADD. Sources are read in ``prepare``, since what they hold is part of the
     step's cache key; ``make`` places them only when the cache has no such step.
     --link is accepted and changes nothing: every step is a snapshot of its own.
-    --exclude (context sources only) leaves out what its patterns match."""
+    --exclude (context sources only) leaves out what its patterns match; --parents
+    recreates the context directories of each source under DEST."""
     flags, rest = split_flags(instr.args)
-    known = {"from", "chown", "chmod", "link", "exclude"} | ({"checksum"} if add else set())
+    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum"} if add else set())
     check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
     exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
@@ -217,7 +219,9 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
         return _put_from(b, state, value, sources, dest, mode, text)
     if "checksum" in value and not all(_URL.match(s) for s in sources):
         raise DockerfileError("ADD --checksum applies to URLs only")
-    items: list[tuple[Source, object]] = []  # (source, opener of an archive ADD unpacks)
+    # (source, opener of an archive ADD unpacks, the directories --parents keeps above it)
+    items: list[tuple[Source, object, list[bytes]]] = []
+    parents = "parents" in value and value["parents"].lower() not in ("false", "0")
 
     def prepare(w) -> str:
         extra = []
@@ -225,35 +229,47 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
             doc = docs.get(heredoc_name(src) or "")
             if doc is not None:
                 body = (ex.render(doc.body) if doc.expand else doc.body).encode()
-                items.append((files.heredoc_source(doc.name, body, w), None))
+                items.append((files.heredoc_source(doc.name, body, w), None, []))
                 extra.append(hashlib.sha256(body).hexdigest())
             elif add and _URL.match(src):
                 source, fetched = files.fetch(src, w)
                 if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
                     raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
-                items.append((source, None))
+                items.append((source, None, []))
                 extra.append(fetched)
             else:
-                items.extend((exclude(s), opener) for s, opener in _from_context(b, src, add, w))
+                items.extend((exclude(s), opener, _kept_parents(src, s.name) if parents else [])
+                             for s, opener in _from_context(b, src, add, w))
         if len(items) > 1 and not files.names_a_dir(dest):
             raise DockerfileError(
                 f"when using {instr.keyword} with more than one source file, the destination must be"
                 " a directory and end with a /"
             )
-        return "\n".join(extra + [digest([s for s, _ in items])])
+        return "\n".join(extra + [digest([s for s, _, _ in items])])
 
     def make(w) -> bytes:
         tree = MutableTree.load(b.repo.store, state.rootfs)
         ids = files.owner(tree, value["chown"]) if "chown" in value else (0, 0)
         target = files.dest_path(state.config.get("WorkingDir"), dest)
-        for source, archive in items:
+        for source, archive, subdir in items:
+            where = target + subdir
             if archive is not None:
-                files.extract(tree, target, archive, w)
+                files.extract(tree, where, archive, w)
             else:
-                files.put_source(tree, dest, target, source, ids, mode)
+                files.put_source(tree, dest + ("/" if parents else ""), where, source, ids, mode)
         return b.write(w, state, text, tree.write(w))
 
     return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _kept_parents(pattern: str, rel: str) -> list[bytes]:
+    """``--parents``: the directories of a matched context path that COPY recreates under
+    DEST; a ``/./`` in the pattern drops what comes before it, as BuildKit does."""
+    base = posixpath.normpath(pattern.split("/./", 1)[0]).strip("/") if "/./" in pattern else ""
+    rel = rel.strip("/")
+    if base not in ("", ".") and (rel == base or rel.startswith(base + "/")):
+        rel = rel[len(base):].lstrip("/")
+    return [os.fsencode(p) for p in posixpath.dirname(rel).split("/") if p and p != "."]
 
 
 def _excluder(patterns: list[str]):
