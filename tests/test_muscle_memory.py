@@ -286,7 +286,7 @@ def test_stop_shm_cidfile_and_platform_flags(lg, busybox_rootfs, tmp_path):
 
 def test_help_names_dockers_flags_lg_lacks(lg):
     note = " ".join(lg.out("run", "--help").split("Docker's flags that lg does not take:")[1].split())
-    assert "--sysctl" in note and "--privileged" in note and "--ulimit" not in note
+    assert "--device" in note and "--privileged" in note and "--ulimit" not in note and "--sysctl" not in note
     assert "--dns" not in note.replace("--dns-", "") and "--add-host" not in note and "--label" not in note
     assert "--digests" in lg.out("image", "ls", "--help")
 
