@@ -17,7 +17,7 @@ VENV="$REPO/.venv"
 # hyperfine, wrk) and what the fixtures are built with (debootstrap, busybox-static).
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine wrk attr
-    iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2
+    iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2 uidmap
     libcap2-bin binutils qemu-user-static docker-registry containerd
 )
 # The exec trampoline's tests assemble its source for both architectures it ships

@@ -45,6 +45,23 @@ def _run_options(f):
         click.option("--cap-add", multiple=True, help="Add a capability (or ALL)."),
         click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL)."),
         click.option("--security-opt", multiple=True, help="no-new-privileges, seccomp=unconfined."),
+        click.option("-l", "--label", multiple=True, metavar="KEY[=VALUE]", help="Set a label."),
+        click.option("--label-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="Read KEY=VALUE label lines from a file."),
+        click.option("--add-host", multiple=True, metavar="NAME:IP",
+                     help="Add a line to /etc/hosts (IP may be host-gateway)."),
+        click.option("--dns", multiple=True, metavar="IP", help="Set a DNS server (replaces the host's)."),
+        click.option("--dns-search", multiple=True, metavar="DOMAIN", help="Set a DNS search domain."),
+        click.option("--dns-option", multiple=True, metavar="OPT", help="Set a resolv.conf option."),
+        click.option("--stop-signal", metavar="SIGNAL", help="Signal lg stop sends (default: the image's)."),
+        click.option("--stop-timeout", type=int, metavar="SECONDS", help="lg stop's wait before SIGKILL."),
+        click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm, e.g. 256m (default 64m)."),
+        click.option("--cidfile", type=click.Path(dir_okay=False), help="Write the id to a new file."),
+        click.option("--platform", metavar="OS/ARCH", help="Only this machine's (lg runs natively)."),
+        click.option("--group-add", multiple=True, metavar="GROUP", help="Another group for the process."),
+        click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
+        click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
+        click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
         click.argument("image", metavar="IMAGE|REV"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
@@ -61,7 +78,13 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         entrypoint=kw["entrypoint"], interactive=kw["interactive"], tty=kw["tty"], network=kw["network"],
         publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),
         init=kw["init"], auto_remove=auto_remove, cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
-        security_opt=list(kw["security_opt"]), command=list(kw["command"]),
+        security_opt=list(kw["security_opt"]), labels=list(kw["label"]), label_files=list(kw["label_file"]),
+        add_hosts=list(kw["add_host"]), dns=list(kw["dns"]), dns_search=list(kw["dns_search"]),
+        dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
+        shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
+        group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
+        mac_address=kw["mac_address"],
+        command=list(kw["command"]),
     )
 
 
@@ -136,18 +159,20 @@ def start_cmd(ctx, attach, refs):
 
 
 @click.command("stop")
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True,
-              help="Seconds to wait before SIGKILL.")
+@click.option("-t", "--time", "timeout", type=float,
+              help="Seconds to wait before SIGKILL (default: --stop-timeout, else 10).")
+@click.option("-s", "--signal", "sig", help="Signal to send (default: the container's StopSignal).")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
-def stop_cmd(ctx, timeout, refs):
+def stop_cmd(ctx, timeout, sig, refs):
     """Stop containers: their StopSignal, then SIGKILL after -t seconds."""
-    for ref in containers.stop(repo_from(ctx), list(refs), timeout):
+    for ref in containers.stop(repo_from(ctx), list(refs), timeout, sig):
         click.echo(ref)
 
 
 @click.command("restart")
-@click.option("-t", "--time", "timeout", type=float, default=10, show_default=True)
+@click.option("-t", "--time", "timeout", type=float,
+              help="Seconds to wait before SIGKILL (default: --stop-timeout, else 10).")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
 def restart_cmd(ctx, timeout, refs):
@@ -179,29 +204,46 @@ def rm_cmd(ctx, force, refs):
 @click.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="id, name, label, status, exited, ancestor, network, volume, health, before, since.")
+@click.option("--format", "fmt", metavar="TEMPLATE", help="Go template ({{.Names}}), table ..., or json.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate ids and commands.")
+@click.option("-n", "--last", type=int, default=0, help="Only the N newest containers (all states).")
+@click.option("-l", "--latest", is_flag=True, help="Only the newest container (all states).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def ps_cmd(ctx, all_, quiet, as_json):
+def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc, last, latest, as_json):
     """List containers."""
-    from layergit.porcelain import container_views
+    from layergit.porcelain import filters as filtering
 
-    listing(container_views.ps(repo_from(ctx), all_), as_json, quiet,
+    rows = filtering.ps(repo_from(ctx), all_ or bool(last) or latest, filters)
+    rows = rows[:1 if latest else last] if latest or last else rows
+    if fmt and not quiet and not as_json:
+        from .formats import PS_HEADERS, PS_TABLE, print_rows, ps_record
+
+        print_rows(fmt, [ps_record(r, no_trunc) for r in rows], PS_HEADERS, PS_TABLE)
+        return
+    listing(rows, as_json, quiet,
             ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-            lambda r: [short(r.id), r.image, r.command[:30], r.created[:19].replace("T", " "), r.status,
-                       r.ports, r.name])
+            lambda r: [r.id if no_trunc else short(r.id), r.image, r.command if no_trunc else r.command[:30],
+                       r.created[:19].replace("T", " "), r.status, r.ports, r.name])
 
 
 @click.command("logs")
 @click.option("-f", "--follow", is_flag=True)
 @click.option("--tail", type=int, help="Only the last N lines.")
 @click.option("-t", "--timestamps", is_flag=True)
+@click.option("--since", metavar="TIME", help="Only lines since TIME (RFC 3339, Unix time, or 10m ago).")
+@click.option("--until", metavar="TIME", help="Only lines before TIME (same forms).")
 @click.argument("ref", metavar="CONTAINER")
 @click.pass_context
-def logs_cmd(ctx, follow, tail, timestamps, ref):
+def logs_cmd(ctx, follow, tail, timestamps, since, until, ref):
     """Show a container's output."""
-    from layergit.porcelain import container_views
+    from layergit.porcelain import container_views, timespec
 
-    for line in container_views.logs(repo_from(ctx), ref, follow, tail):
+    since_t = timespec.parse(since, "--since") if since else None
+    until_t = timespec.parse(until, "--until") if until else None
+    for line in container_views.logs(repo_from(ctx), ref, follow, tail, since_t, until_t):
         out = sys.stderr if line.stream == "stderr" else sys.stdout
         out.write((line.time + " " if timestamps else "") + line.text)
         out.flush()
@@ -217,22 +259,35 @@ def wait_cmd(ctx, refs):
 
 
 @click.command("inspect")
-@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is always JSON.")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE", help="Go template, e.g. '{{.State.Pid}}'.")
+@click.option("--type", "kind", type=click.Choice(["container", "image"]), help="Only look for this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is JSON without -f.")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER|IMAGE...")
 @click.pass_context
-def inspect_cmd(ctx, as_json, refs):
+def inspect_cmd(ctx, fmt, kind, as_json, refs):
     """Low-level details of containers or images, with Docker's field names."""
     from layergit.errors import NotFound
-    from layergit.porcelain import container_views, history
+    from layergit.porcelain import container_views
 
     repo = repo_from(ctx)
     out = []
     for ref in refs:
         try:
+            if kind == "image":
+                raise NotFound(ref)
             out.append(container_views.inspect(repo, ref))
         except NotFound:
+            if kind == "container":
+                raise
+            from layergit.porcelain import history  # images only: a container's inspect skips its ~30 ms
+
             out.append(history.inspect_image(repo, ref))
-    print_json(out)
+    if fmt:
+        from .formats import print_each
+
+        print_each(fmt, out)
+    else:
+        print_json(out)
 
 
 @click.command("exec", context_settings=_CONTEXT)

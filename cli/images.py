@@ -68,11 +68,13 @@ def tag_cmd(ctx, source, target):
 
 
 @click.command("rmi")
-@click.argument("targets", nargs=-1, required=True, metavar="NAME[:TAG]...")
+@click.option("-f", "--force", is_flag=True, help="Remove every name of an image given by id.")
+@click.option("--no-prune", is_flag=True, help="Accepted: lg never removes commits here (lg gc does).")
+@click.argument("targets", nargs=-1, required=True, metavar="NAME[:TAG]|ID...")
 @click.pass_context
-def rmi_cmd(ctx, targets):
+def rmi_cmd(ctx, force, no_prune, targets):
     """Remove image names. The commits stay until `lg gc` finds them unreachable."""
-    for name, oid in images.rmi(repo_from(ctx), list(targets)):
+    for name, oid in images.rmi(repo_from(ctx), list(targets), force):
         click.echo(f"Untagged: {printable(name)} ({short(oid)})")
 
 
@@ -82,12 +84,29 @@ def rmi_cmd(ctx, targets):
 @click.option("--remote", is_flag=True, help="List remote-tracking names (origin/app:1) instead.")
 @click.option("--digests", is_flag=True,
               help="Show the registry digests the images were pushed or pulled as.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="dangling, label, reference, before, since.")
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="Go template ({{.Repository}}), table ..., or json.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate image ids.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Accepted: lg lists every named image anyway.")
+@click.argument("reference", required=False, metavar="[NAME[:TAG]]")
 @click.pass_context
-def images_cmd(ctx, as_json, quiet, remote, digests):
+def images_cmd(ctx, as_json, quiet, remote, digests, filters, fmt, no_trunc, all_, reference):
     """List images: name, tag, id, created, size."""
-    listing(images.list_images(repo_from(ctx), remote), as_json, quiet,
+    from layergit.porcelain import filters as filtering
+
+    words = [*filters, *([f"reference={reference}"] if reference else [])]
+    rows = filtering.list_images(repo_from(ctx), words, remote)
+    if fmt and not quiet and not as_json:
+        from .formats import IMAGE_HEADERS, IMAGE_TABLE, image_record, print_rows
+
+        print_rows(fmt, [image_record(r, no_trunc, human_size(r.size)) for r in rows], IMAGE_HEADERS,
+                   IMAGE_TABLE)
+        return
+    listing(rows, as_json, quiet,
             ["REPOSITORY", "TAG", *(["DIGEST"] if digests else []), "IMAGE ID", "CREATED", "SIZE"],
-            lambda r: [r.name, r.tag, *([_digest(r)] if digests else []), short(r.id),
+            lambda r: [r.name, r.tag, *([_digest(r)] if digests else []), r.id if no_trunc else short(r.id),
                        r.created.strftime("%Y-%m-%d %H:%M:%S %z"), human_size(r.size)])
 
 

@@ -38,6 +38,8 @@ COMMANDS = {
     "export": ("transfer", "export_cmd", "Export an image as a rootfs tar, docker-archive or OCI layout."),
     "login": ("registry", "login_cmd", "Log in to a registry."),
     "logout": ("registry", "logout_cmd", "Log out of a registry."),
+    "save": ("transfer", "save_cmd", "Save an image as a docker-archive (lg export's Docker name)."),
+    "load": ("transfer", "load_cmd", "Load a docker-archive or OCI archive (lg import's Docker name)."),
     "run": ("containers", "run_cmd", "Run a command in a new container."),
     "create": ("containers", "create_cmd", "Create a container without starting it."),
     "start": ("containers", "start_cmd", "Start containers."),
@@ -59,6 +61,12 @@ COMMANDS = {
     "serve": ("remotes", "serve_cmd", "Serve this store over git's smart HTTP protocol."),
     "fsck": ("maintenance", "fsck_cmd", "Verify the store's objects, refs and metadata."),
     "gc": ("maintenance", "gc_cmd", "Remove unreachable objects and repack."),
+    "version": ("system", "version_cmd", "Show lg's version and its store's format."),
+    "info": ("system", "info_cmd", "Show the root, what it holds and what the host offers."),
+    "image": ("groups", "image_cmd", "Docker's image commands: ls, rm, inspect, tag, history, save, load."),
+    "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
+    "system": ("groups", "system_cmd", "Docker's system commands: info, version."),
+    "completion": ("completion", "completion_cmd", "Print a shell completion script (bash, zsh, fish)."),
 }
 
 
@@ -72,7 +80,17 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"cli.{module}"), attr)
+        command = getattr(importlib.import_module(f"cli.{module}"), attr)
+        if "--help" in sys.argv or "-h" in sys.argv:  # say which of Docker's flags lg lacks
+            from .dockerflags import epilog
+
+            names = {opt for param in command.params for opt in getattr(param, "opts", ())}
+            command.epilog = command.epilog or epilog(name, names) or None
+        if "_LG_COMPLETE" in os.environ:  # the shell asks what to offer
+            from .completion import attach
+
+            attach(name, command)
+        return command
 
     def format_commands(self, ctx, formatter):
         rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]

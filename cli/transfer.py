@@ -76,3 +76,40 @@ def export_cmd(ctx, rev, output, fmt):
     if output not in (None, "-"):
         counts = f"{result.layers} layers, {result.history} history entries"
         click.echo(f"{short(result.id)}: {counts} -> {output}", err=True)
+
+
+@click.command("save")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE")
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE (default: stdout, never a terminal).")
+@click.pass_context
+def save_cmd(ctx, images, output):
+    """Docker's name for `lg export --format docker-archive`: IMAGE's history as a docker-archive."""
+    from layergit.errors import UsageError
+
+    if len(images) > 1:
+        raise UsageError("lg save takes one image: run it once per image (an archive of several is not"
+                         " supported yet)")
+    if output in (None, "-") and sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
+    with layer_progress(f"saving {images[0]}") as cb:
+        exporter.export(repo_from(ctx), images[0], output, "docker-archive", cb)
+
+
+@click.command("load")
+@click.option("-i", "--input", "source", default="-", metavar="FILE", help="Read from FILE (default: stdin).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
+@click.pass_context
+def load_cmd(ctx, source, quiet):
+    """Docker's name for `lg import`: load a docker-archive or OCI archive, with its tags."""
+    from layergit.errors import UsageError
+
+    if source == "-" and sys.stdin.isatty():
+        raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE or redirect stdin")
+    with layer_progress(f"loading {source}") as cb:
+        limits = check_limits_flags(None, None)
+        results = importer.import_archive(repo_from(ctx), source, None, "auto", None, limits, cb)
+    for r in results if not quiet else []:
+        for tag in r.tags:
+            click.echo(f"Loaded image: {printable(tag)}")
+        if not r.tags:
+            click.echo(f"Loaded image ID: {r.id}")

@@ -489,7 +489,7 @@ def test_bad_dockerfiles_fail_with_one_line(lg, base, ctx):
         ("FROM base:1\nFROBNICATE x\n", "unknown instruction: FROBNICATE"),
         ("FROM base:1\nRUN <<EOF\nnever ends\n", "not terminated"),
         ("FROM no-such-image:1\n", "no such image"),
-        ("FROM base:1\nCOPY --parents a /\n", "--parents is not supported"),
+        ("FROM base:1\nCOPY --frobnicate a /\n", "--frobnicate is not supported"),
     ):
         (ctx / "Dockerfile").write_text(text)
         assert expected in lg.fails("build", str(ctx))

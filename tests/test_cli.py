@@ -191,13 +191,15 @@ def test_commit_author_message_and_parent(lg, two_versions, tmp_path):
 
 
 def test_images_json_fields(lg, two_versions):
-    """lg images --json lists name, tag, id, created and size (regular-file bytes, hardlinks once); -q prints short ids."""
+    """lg images --json lists name, tag, id, created, size (regular-file bytes, hardlinks once) and labels; -q prints
+    short ids."""
     v = two_versions
     lg("tag", "x:v1", "y")
     rows = json.loads(lg.out("images", "--json"))
     assert [(r["name"], r["tag"]) for r in rows] == [("x", "v1"), ("y", "latest")]
     for r in rows:
-        assert set(r) == {"name", "tag", "id", "created", "size", "digests"}
+        assert set(r) == {"name", "tag", "id", "created", "size", "digests", "labels"}
+        assert r["labels"] == {}
         assert r["id"] == v["second"]
         assert r["size"] == v["v2_bytes"]
         created = datetime.fromisoformat(r["created"])

@@ -263,7 +263,10 @@ class Expander:
 
     Supports ``$NAME``, ``${NAME}``, ``${NAME:-word}``, ``${NAME-word}``,
     ``${NAME:+word}``, ``${NAME+word}``, ``${NAME:?msg}`` and ``${NAME?msg}``; unset
-    variables expand to nothing, as in Docker.
+    variables expand to nothing, as in Docker. BuildKit's pattern forms too:
+    ``${NAME#glob}``/``${NAME##glob}`` remove the shortest/longest matching prefix,
+    ``${NAME%glob}``/``${NAME%%glob}`` the suffix, ``${NAME/glob/word}`` replaces the
+    first match, ``${NAME//glob/word}`` every one (globs: ``*``, ``?``, ``[...]``).
     """
 
     def __init__(self, env: Mapping[str, str], escape: str = "\\"):
@@ -290,6 +293,85 @@ class Expander:
 # ${A:-${B:-...}} is read by a lexer per level: deeper than anyone writes, and far below
 # the interpreter's recursion limit, which a Dockerfile must not reach.
 _MAX_NESTING = 64
+
+
+# A pattern substitution costs at most this many matcher steps: a hostile Dockerfile
+# gets one error, never a build that hangs (a regex would backtrack exponentially).
+_GLOB_BUDGET = 1_000_000
+
+
+class _Glob:
+    """A shell glob (``*``, ``?``, ``[...]``, ``[!...]``) matched by simulating its
+    automaton: linear in the text for each start, within one budget of steps."""
+
+    def __init__(self, pattern: str, budget: list[int]):
+        self.tokens: list[tuple[str, str]] = []  # ("*", ""), ("?", ""), ("=", ch), ("[", set), ("!", set)
+        self.budget = budget
+        i = 0
+        while i < len(pattern):
+            ch = pattern[i]
+            i += 1
+            if ch in "*?":
+                self.tokens.append((ch, ""))
+            elif ch == "[" and "]" in pattern[i + 1:]:
+                end = pattern.index("]", i + 1)
+                body = pattern[i:end]
+                negated = body[:1] in ("!", "^")
+                self.tokens.append(("!" if negated else "[", _class(body[1:] if negated else body)))
+                i = end + 1
+            else:
+                self.tokens.append(("=", ch))
+
+    def reversed(self) -> _Glob:
+        other = _Glob("", self.budget)
+        other.tokens = self.tokens[::-1]
+        return other
+
+    def _closure(self, states: set[int]) -> set[int]:
+        out = set(states)
+        for t in sorted(states):
+            while t < len(self.tokens) and self.tokens[t][0] == "*":
+                t += 1
+                out.add(t)
+        return out
+
+    def ends(self, text: str, start: int = 0) -> list[int]:
+        """Every end such that text[start:end] matches the whole pattern, ascending."""
+        states = self._closure({0})
+        found = []
+        for j in range(start, len(text) + 1):
+            if len(self.tokens) in states:
+                found.append(j)
+            if j == len(text) or not states:
+                break
+            self.budget[0] -= len(states)
+            if self.budget[0] < 0:
+                raise DockerfileError("pattern substitution too costly for this value")
+            ch, new = text[j], set()
+            for t in states:
+                if t == len(self.tokens):
+                    continue
+                kind, arg = self.tokens[t]
+                if kind == "*":
+                    new.add(t)
+                elif kind == "?" or (kind == "=" and ch == arg) or (kind == "[" and ch in arg) or \
+                        (kind == "!" and ch not in arg):
+                    new.add(t + 1)
+            states = self._closure(new)
+        return found
+
+
+def _class(body: str) -> str:
+    """The characters of a bracket expression's body (``a-z0-9_``)."""
+    chars, i = [], 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            chars += [chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1)][:4096]
+            i += 3
+        else:
+            chars.append(body[i])
+            i += 1
+    return "".join(chars)
 
 
 class _Lexer:
@@ -398,6 +480,8 @@ class _Lexer:
         self.pos += 1
         if op == "}":
             return self.ex.env.get(name, "")
+        if op in ("#", "%", "/"):
+            return self._pattern(name, op)
         colon = op == ":"
         if colon:
             op = self._peek()
@@ -418,3 +502,53 @@ class _Lexer:
                 raise DockerfileError(f"{name}: {word or 'is not allowed to be unset'}")
             return word if op == "-" else ""
         return word if op == "+" else value
+
+    def _sub_word(self, stop: str) -> tuple[str, str]:
+        """The word up to ``stop`` or ``}`` (expanded), and which of them ended it."""
+        if self.depth >= _MAX_NESTING:
+            raise DockerfileError(f"substitutions nested over {_MAX_NESTING} deep: {self.text[:80]!r}...")
+        sub = _Lexer(self.ex, self.text, split=False, raw=False, expand=True, depth=self.depth + 1)
+        sub.pos = self.pos
+        ends = [i for i in (self.text.find(stop, self.pos) if stop else -1, self.text.find("}", self.pos))
+                if i >= 0]
+        word = "".join(sub.run(stop=self.text[min(ends)] if ends else "}"))
+        if sub.pos >= len(self.text):
+            raise DockerfileError(f"syntax error: missing '}}' in {self.text!r}")
+        self.pos = sub.pos + 1
+        return word, self.text[sub.pos]
+
+    def _pattern(self, name: str, op: str) -> str:
+        """``#``, ``##``, ``%``, ``%%``, ``/`` and ``//`` (see Expander)."""
+        twice = self._peek() == op
+        if twice:
+            self.pos += 1
+        pattern, ended = self._sub_word("/" if op == "/" else "")
+        replacement = self._sub_word("")[0] if op == "/" and ended == "/" else ""
+        value = self.ex.env.get(name) or ""
+        glob = _Glob(pattern, [_GLOB_BUDGET])
+        if op == "#":  # the shortest (or, doubled, the longest) prefix that matches
+            ends = glob.ends(value)
+            return value[(ends[-1] if twice else ends[0]):] if ends else value
+        if op == "%":  # the same of the reversed value and pattern: a suffix
+            ends = glob.reversed().ends(value[::-1])
+            return value[:len(value) - (ends[-1] if twice else ends[0])] if ends else value
+        if not pattern:
+            return value
+        out, i = [], 0  # "/": the leftmost match, longest there; "//": every one
+        while i <= len(value):
+            ends = glob.ends(value, i)
+            if not ends:
+                if i < len(value):
+                    out.append(value[i])
+                i += 1
+                continue
+            out.append(replacement)
+            if ends[-1] == i:  # an empty match: keep the character it stood before
+                out.append(value[i:i + 1])
+                i += 1
+            else:
+                i = ends[-1]
+            if not twice:
+                out.append(value[i:])
+                break
+        return "".join(out)

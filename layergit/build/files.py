@@ -45,10 +45,49 @@ def names_a_dir(dest: str) -> bool:
     return dest.endswith("/") or posixpath.basename(dest) in (".", "..")
 
 
-def parse_chmod(text: str) -> int:
-    if not re.fullmatch(r"[0-7]{3,4}", text):
-        raise DockerfileError(f"--chmod={text}: only octal modes such as 755 are supported")
-    return int(text, 8)
+class Chmod:
+    """``--chmod``: an octal mode (``755``), or BuildKit's symbolic form as chmod(1)
+    reads it (``u+x``, ``go-w``, ``a=rX``, clauses joined by commas), applied to each
+    entry's own mode; ``X`` adds execute to directories and to what some already has."""
+
+    _CLAUSE = r"[ugoa]*[-+=][rwxXst]*"
+
+    def __init__(self, text: str):
+        self.octal: int | None = None
+        self.clauses: list[tuple[str, str, str]] = []
+        if re.fullmatch(r"[0-7]{3,4}", text):
+            self.octal = int(text, 8)
+        elif re.fullmatch(rf"{self._CLAUSE}(,{self._CLAUSE})*", text):
+            for clause in text.split(","):
+                m = re.fullmatch(r"([ugoa]*)([-+=])([rwxXst]*)", clause)
+                assert m is not None  # the pattern above admitted it
+                self.clauses.append((m.group(1) or "a", m.group(2), m.group(3)))
+        else:
+            raise DockerfileError(f"--chmod={text}: expected an octal mode (755) or u+x, go-w, a=rX, ...")
+
+    def apply(self, mode: int, is_dir: bool) -> int:
+        if self.octal is not None:
+            return self.octal
+        for who, op, perms in self.clauses:
+            bits = 0
+            for w in who.replace("a", "ugo"):
+                shift = {"u": 6, "g": 3, "o": 0}[w]
+                for p in perms:
+                    if p == "X" and not (is_dir or mode & 0o111):
+                        continue
+                    bits |= {"r": 4, "w": 2, "x": 1, "X": 1}.get(p, 0) << shift
+                    bits |= {("s", "u"): 0o4000, ("s", "g"): 0o2000}.get((p, w), 0)
+                    bits |= 0o1000 if p == "t" and w == "o" else 0
+            if op == "=":
+                cleared = 0
+                for w in who.replace("a", "ugo"):
+                    cleared |= 0o7 << {"u": 6, "g": 3, "o": 0}[w]
+                    cleared |= {"u": 0o4000, "g": 0o2000, "o": 0o1000}[w]
+                mode = (mode & ~cleared) | bits
+            else:
+                mode = mode | bits if op == "+" else mode & ~bits
+        return mode
+
 
 
 def _table(tree: MutableTree, name: bytes) -> list[list[str]]:
@@ -90,7 +129,7 @@ def owner(tree: MutableTree, spec: str) -> tuple[int, int]:
 
 
 def place(
-    tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: int | None
+    tree: MutableTree, target: list[bytes], source: Source, ids: tuple[int, int] | None, mode: Chmod | None
 ) -> None:
     """Put ``source`` at ``target``: a directory source merges its contents into it.
 
@@ -102,7 +141,7 @@ def place(
         for e in source.entries:
             m = e.meta
             uid, gid = ids if ids is not None else (m.uid, m.gid)
-            new_mode = m.mode if mode is None or m.kind == "l" else mode
+            new_mode = m.mode if mode is None or m.kind == "l" else mode.apply(m.mode, m.kind == "d")
             meta = M.EntryMeta(m.kind, new_mode, uid, gid, m.mtime_ns, m.rdev, None, m.xattrs)
             path = target + e.parts
             if m.kind == "d":
@@ -125,7 +164,7 @@ def put_source(
     target: list[bytes],
     source: Source,
     ids: tuple[int, int] | None,
-    mode: int | None,
+    mode: Chmod | None,
 ) -> None:
     """Place a source at COPY's destination ``dest`` (resolved to ``target``).
 

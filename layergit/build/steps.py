@@ -19,9 +19,10 @@ import functools
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 from ..errors import NotFound
@@ -202,19 +203,25 @@ def add(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
 def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = False) -> bool:
     """COPY and ADD. Sources are read in ``prepare``, since what they hold is part of the
     step's cache key; ``make`` places them only when the cache has no such step.
-    --link is accepted and changes nothing: every step is a snapshot of its own."""
+    --link is accepted and changes nothing: every step is a snapshot of its own.
+    --exclude (context sources only) leaves out what its patterns match; --parents
+    recreates the context directories of each source under DEST."""
     flags, rest = split_flags(instr.args)
-    check_flags(instr, flags, {"from", "chown", "chmod", "link"} | ({"checksum"} if add else set()), b.name)
+    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum"} if add else set())
+    check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
+    exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
     sources, dest = _sources_and_dest(instr, rest, ex)
-    mode = files.parse_chmod(value["chmod"]) if "chmod" in value else None
+    mode = files.Chmod(value["chmod"]) if "chmod" in value else None
     text = instr.text(ex.render(instr.args))
     docs = {h.name: h for h in instr.heredocs}
     if "from" in value:
         return _put_from(b, state, value, sources, dest, mode, text)
     if "checksum" in value and not all(_URL.match(s) for s in sources):
         raise DockerfileError("ADD --checksum applies to URLs only")
-    items: list[tuple[Source, object]] = []  # (source, opener of an archive ADD unpacks)
+    # (source, opener of an archive ADD unpacks, the directories --parents keeps above it)
+    items: list[tuple[Source, object, list[bytes]]] = []
+    parents = "parents" in value and value["parents"].lower() not in ("false", "0")
 
     def prepare(w) -> str:
         extra = []
@@ -222,35 +229,67 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
             doc = docs.get(heredoc_name(src) or "")
             if doc is not None:
                 body = (ex.render(doc.body) if doc.expand else doc.body).encode()
-                items.append((files.heredoc_source(doc.name, body, w), None))
+                items.append((files.heredoc_source(doc.name, body, w), None, []))
                 extra.append(hashlib.sha256(body).hexdigest())
             elif add and _URL.match(src):
                 source, fetched = files.fetch(src, w)
                 if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
                     raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
-                items.append((source, None))
+                items.append((source, None, []))
                 extra.append(fetched)
             else:
-                items.extend(_from_context(b, src, add, w))
+                items.extend((exclude(s), opener, _kept_parents(src, s.name) if parents else [])
+                             for s, opener in _from_context(b, src, add, w))
         if len(items) > 1 and not files.names_a_dir(dest):
             raise DockerfileError(
                 f"when using {instr.keyword} with more than one source file, the destination must be"
                 " a directory and end with a /"
             )
-        return "\n".join(extra + [digest([s for s, _ in items])])
+        return "\n".join(extra + [digest([s for s, _, _ in items])])
 
     def make(w) -> bytes:
         tree = MutableTree.load(b.repo.store, state.rootfs)
         ids = files.owner(tree, value["chown"]) if "chown" in value else (0, 0)
         target = files.dest_path(state.config.get("WorkingDir"), dest)
-        for source, archive in items:
+        for source, archive, subdir in items:
+            where = target + subdir
             if archive is not None:
-                files.extract(tree, target, archive, w)
+                files.extract(tree, where, archive, w)
             else:
-                files.put_source(tree, dest, target, source, ids, mode)
+                files.put_source(tree, dest + ("/" if parents else ""), where, source, ids, mode)
         return b.write(w, state, text, tree.write(w))
 
     return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _kept_parents(pattern: str, rel: str) -> list[bytes]:
+    """``--parents``: the directories of a matched context path that COPY recreates under
+    DEST; a ``/./`` in the pattern drops what comes before it, as BuildKit does."""
+    base = posixpath.normpath(pattern.split("/./", 1)[0]).strip("/") if "/./" in pattern else ""
+    rel = rel.strip("/")
+    if base not in ("", ".") and (rel == base or rel.startswith(base + "/")):
+        rel = rel[len(base):].lstrip("/")
+    return [os.fsencode(p) for p in posixpath.dirname(rel).split("/") if p and p != "."]
+
+
+def _excluder(patterns: list[str]):
+    """``--exclude=PATTERN`` (repeatable, .dockerignore's syntax): a source without the
+    entries below it that a pattern matches, by their path relative to the source."""
+    if not patterns:
+        return lambda source: source
+    from .dockerignore import Ignore, parse
+
+    ignore = Ignore(parse("\n".join(patterns)))
+
+    def kept(source: Source, entry) -> bool:
+        if not entry.parts:  # the source itself: a directory stays, a file goes by its name
+            return source.is_dir or not ignore.excluded(source.name.rsplit("/", 1)[-1])
+        return not ignore.excluded("/".join(p.decode("utf-8", "surrogateescape") for p in entry.parts))
+
+    def keep(source: Source) -> Source:
+        return replace(source, entries=[e for e in source.entries if kept(source, e)])
+
+    return keep
 
 
 def _from_context(b: Build, src: str, add: bool, w) -> list[tuple[Source, object]]:
@@ -274,7 +313,7 @@ def _sources_and_dest(instr: Instruction, rest: str, ex: Expander) -> tuple[list
 
 
 def _put_from(
-    b: Build, state: State, value: dict, sources: list[str], dest: str, mode: int | None, text: str
+    b: Build, state: State, value: dict, sources: list[str], dest: str, mode: files.Chmod | None, text: str
 ) -> bool:
     """--from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
     ref = value["from"]
@@ -308,7 +347,8 @@ def workdir(b: Build, state: State, instr: Instruction, ex: Expander, step: Step
     """WORKDIR PATH
 
     The directory RUN, CMD, ENTRYPOINT, COPY and ADD start from, relative to the
-    previous one; created in the rootfs when missing, as Docker does.
+    previous one; created in the rootfs when missing, as Docker does, and as BuildKit
+    does owned by the current USER (the directories it creates, not those there).
     """
     path = ex.word(instr.args)
     if not path:
@@ -321,10 +361,18 @@ def workdir(b: Build, state: State, instr: Instruction, ex: Expander, step: Step
         tree = MutableTree.load(b.repo.store, state.rootfs)
         rootfs = None
         if tree.resolve_dir(parts, create=False) is None:
+            depths = range(1, len(parts) + 1)
+            missing = [i for i in depths if tree.resolve_dir(parts[:i], create=False) is None]
             try:
                 tree.resolve_dir(parts, create=True)
             except PathError as exc:
                 raise DockerfileError(str(exc)) from None
+            if state.config.get("User"):
+                uid, gid = files.owner(tree, state.config["User"])
+                for i in missing:
+                    made = tree.resolve_dir(parts[:i], create=False)
+                    if made is not None:
+                        made.meta = replace(made.meta, uid=uid, gid=gid)
             rootfs = tree.write(w)
         return b.write(w, state, text, rootfs, config)
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from ..errors import NotFound
 from ..runtime.net import PublishedPort
 from ..runtime.spec import Spec
-from ..runtime.state import ContainerDir, State
+from ..runtime.state import ContainerDir, Record, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
 from .repo import Repo
@@ -33,6 +33,9 @@ class ContainerRow:
     status: str
     exit_code: int
     ports: str
+    labels: dict[str, str]
+    network: str
+    mounts: list[str]
 
 
 def _ago(iso: str) -> str:
@@ -92,8 +95,15 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
-                                 st.status, _status(st), st.exit_code, ports))
+                                 st.status, _status(st), st.exit_code, ports, labels(rec),
+                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts]))
     return sorted(rows, key=lambda r: r.created, reverse=True)
+
+
+def labels(rec: Record) -> dict[str, str]:
+    """A container's labels: its image's, and over them its own (``--label``), as Docker
+    merges them into the container's config."""
+    return {**(rec.config.get("Labels") or {}), **rec.labels}
 
 
 @dataclass(frozen=True)
@@ -103,30 +113,47 @@ class LogLine:
     text: str
 
 
-def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None):
-    """The container's output as LogLines; with ``follow``, until the container stops."""
+def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None,
+         since: float | None = None, until: float | None = None):
+    """The container's output as LogLines; with ``follow``, until the container stops.
+    ``since``/``until`` (seconds since the epoch) keep the lines written in that window;
+    ``tail`` counts within it, as Docker's does."""
     cdir = find(repo, ref)
+    inside = _window(since, until)
     path = cdir.file(LOG_NAME)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
-        lines = f.readlines()
+        lines = [line for line in map(_parse_log, f.readlines()) if inside(line)]
         if tail is not None:
             lines = lines[-tail:] if tail else []
-        for raw in lines:
-            yield _parse_log(raw)
+        yield from lines
         while follow:
             raw = f.readline()
             if raw:
-                yield _parse_log(raw)
+                line = _parse_log(raw)
+                if inside(line):
+                    yield line
                 continue
             if not cdir.state().running:
-                for rest in f.readlines():
-                    yield _parse_log(rest)
+                yield from (line for line in map(_parse_log, f.readlines()) if inside(line))
                 return
             time.sleep(0.05)
+
+
+def _window(since: float | None, until: float | None):
+    """Whether a line falls in [since, until]; a line without a time always does."""
+    if since is None and until is None:
+        return lambda line: True
+    from .timespec import stamp
+
+    def inside(line: LogLine) -> bool:
+        when = stamp(line.time)
+        return when is None or ((since is None or when >= since) and (until is None or when <= until))
+
+    return inside
 
 
 def _parse_log(raw: bytes) -> LogLine:
@@ -172,6 +199,7 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Tty": proc.tty,
             "OpenStdin": proc.stdin,
             "StopSignal": spec.stop_signal,
+            "Labels": labels(rec),
         },
         "HostConfig": rec.host_config,
         "Mounts": [

@@ -75,12 +75,14 @@ def find(repo: Repo, ref: str) -> ContainerDir:
     return registry(repo).find(ref)
 
 
-def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
+def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode, extra_hosts: list[str],
+               options: runopts.RunOptions) -> None:
+    from ..runtime.net import initial_hosts
+
     with open(cdir.file("hostname"), "w") as f:
         f.write(hostname + "\n")
     with open(cdir.file("hosts"), "w") as f:
-        f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        f.write(f"127.0.1.1\t{hostname}\n" if not network.is_host else "")
+        f.write(initial_hosts(hostname, extra_hosts, network.is_host))
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
@@ -89,7 +91,31 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode) -> None:
     if not network.is_host:  # a loopback resolver of the host is not reachable from the container
         lines = [line for line in lines if not re.match(r"^\s*nameserver\s+(127\.|::1)", line)]
     with open(cdir.file("resolv.conf"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(runopts.resolv_conf(options, lines)) + "\n")
+
+
+def _write_cidfile(path: str, cid: str) -> None:
+    """--cidfile: the id, in a file that must not exist (Docker's guard against two
+    containers sharing one)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise Conflict(f"container ID file found, make sure the other container isn't running"
+                       f" or delete {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write --cidfile {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(cid)
+
+
+def _remove_cidfile(path: str, cid: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read() != cid:
+                return
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _reserve_name(reg: Registry, cid: str, wanted: str | None) -> str:
@@ -118,15 +144,28 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     """
     sweep(repo)
     _check_names(options)
+    labels = runopts.labels(options.labels, options.label_files)
+    runopts.check_platform(options.platform)
+    shm_size = runopts.parse_size(options.shm_size, "--shm-size") if options.shm_size else None
+    if options.stop_timeout is not None and options.stop_timeout < -1:
+        raise UsageError("--stop-timeout must be a number of seconds (-1: wait forever)")
+    if options.cidfile and os.path.lexists(options.cidfile):
+        raise Conflict(f"container ID file found, make sure the other container isn't running"
+                       f" or delete {options.cidfile}")
+    runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
-    stop_signal = img.config.get("StopSignal") or "SIGTERM"
+    extra_hosts = runopts.extra_hosts(options, network.kind)
+    sysctls = runopts.sysctls(options, network.kind)
+    mac = runopts.mac_address(options, network.kind)
+    stop_signal = options.stop_signal or img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
     except UsageError:
-        raise UsageError(f"the image's StopSignal {stop_signal!r} is not a signal") from None
+        whose = "--stop-signal" if options.stop_signal else "the image's StopSignal"
+        raise UsageError(f"{whose} {stop_signal!r} is not a signal") from None
     lower = cached_rootfs(repo, img, image)
     reg = registry(repo)
     cid = os.urandom(32).hex()
@@ -139,10 +178,10 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
         hostname = options.hostname or cid[:12]
-        _etc_files(cdir, hostname, network)
+        _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
-                    list(options.aliases))
+                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -155,14 +194,23 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "CapAdd": options.cap_add,
             "CapDrop": options.cap_drop,
             "SecurityOpt": options.security_opt,
+            "ExtraHosts": extra_hosts,
+            "Dns": options.dns,
+            "DnsSearch": options.dns_search,
+            "DnsOptions": options.dns_options,
+            "Sysctls": sysctls,
         }
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
-                        options.auto_remove)
+                        options.auto_remove, labels)
         cdir.write_json("container.json", record.to_json())
+        if options.cidfile:
+            _write_cidfile(options.cidfile, cid)
         cdir.save_state(State())
         repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
         ref_set = True
     except BaseException:
+        if options.cidfile and os.path.isdir(cdir.path):  # ours only if the container got that far
+            _remove_cidfile(options.cidfile, cid)
         if os.path.isdir(cdir.path):
             remove_tree(cdir.path)
         if name:
@@ -314,26 +362,30 @@ def _wait_stopped(cdir: ContainerDir, timeout: float | None) -> bool:
     return wait_for(lambda: not cdir.state().running or cdir.raw_state().status == "exited", timeout)
 
 
-def stop(repo: Repo, refs: list[str], timeout: float = 10.0) -> list[str]:
-    """StopSignal, then SIGKILL after ``timeout`` seconds (Docker's stop)."""
+def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | None = None) -> list[str]:
+    """StopSignal (or ``sig``), then SIGKILL after ``timeout`` seconds (Docker's stop);
+    without one, the container's --stop-timeout or 10 (-1: wait for as long as it takes)."""
+    number = _signal_number(sig) if sig else None
     done = []
     for ref in refs:
         cdir = find(repo, ref)
         st = cdir.state()
         if st.running:
-            sig = _signal_number(_spec(cdir).stop_signal or "SIGTERM")
+            spec = _spec(cdir)
+            wait = timeout if timeout is not None else spec.stop_timeout
+            wait = 10 if wait is None else wait
             try:
-                os.kill(st.pid, sig)
+                os.kill(st.pid, number or _signal_number(spec.stop_signal or "SIGTERM"))
             except ProcessLookupError:
                 pass
-            if not _wait_stopped(cdir, timeout):
+            if not _wait_stopped(cdir, None if wait < 0 else wait):
                 Cgroup(cdir.id).kill(signal.SIGKILL)
                 _wait_stopped(cdir, 10)
         done.append(ref)
     return done
 
 
-def restart(repo: Repo, refs: list[str], timeout: float = 10.0) -> list[str]:
+def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
     for ref in refs:
         stop(repo, [ref], timeout)
         start(repo, ref)
@@ -359,6 +411,20 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         _dispose(repo, reg, cdir, record, None)
         removed.append(ref)
     sweep(repo)
+    return removed
+
+
+def prune(repo: Repo) -> list[str]:
+    """lg container prune: remove every container that is not running or paused; one
+    started while we look stays (``remove`` refuses it), one removed meanwhile is skipped."""
+    removed = []
+    for cid in registry(repo).ids():
+        if registry(repo).container(cid).state().running:
+            continue
+        try:
+            removed += remove(repo, [cid])
+        except (Conflict, NotFound):
+            continue
     return removed
 
 

@@ -33,6 +33,7 @@ class ImageRow:
     created: datetime
     size: int
     digests: list[str] = field(default_factory=list)  # NAME@sha256:..., the digest index's
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class NameClash(Conflict):
@@ -146,17 +147,22 @@ def tag(repo: Repo, source: str, target: str) -> str:
     return oid.hex()
 
 
-def rmi(repo: Repo, targets: list[str]) -> list[tuple[str, str]]:
+def rmi(repo: Repo, targets: list[str], force: bool = False) -> list[tuple[str, str]]:
     """Remove names (objects stay until ``lg gc``); returns (name, id) removed.
 
+    A target that is no name but an image id (or its prefix) removes the names that
+    point at that image, as ``docker rmi ID`` does: only with ``force`` when there are
+    several, so that one id typed never silently removes many names.
     ``NAME@sha256:...`` removes that entry of the digest index. Removing a tag also
     removes the digests of NAME that led to the same commit once no tag of NAME does,
     as Docker forgets an image's RepoDigests with its last tag."""
     resolved: list[tuple[str, str, bytes]] = []  # (shown, ref, commit)
     for text in targets:
         pinned = names.split_digest(text)
-        ref = names.digest_ref(*pinned) if pinned else names.parse(text).ref
-        shown = f"{pinned[0]}@{pinned[1]}" if pinned else str(names.parse(text))
+        if pinned is None:
+            resolved += [(str(image), image.ref, oid) for image, oid in _rmi_targets(repo, text, force)]
+            continue
+        shown, ref = f"{pinned[0]}@{pinned[1]}", names.digest_ref(*pinned)
         oid = repo.store.ref(ref)
         if oid is None:
             raise NotFound(f"no such image: {shown}")
@@ -180,6 +186,24 @@ def _forget_digests(repo: Repo, name: str, oid: bytes) -> None:
             repo.store.delete_ref(ref)
 
 
+def _rmi_targets(repo: Repo, text: str, force: bool) -> list[tuple[names.ImageName, bytes]]:
+    image = names.parse(text)
+    oid = repo.store.ref(image.ref)
+    if oid is not None:
+        return [(image, oid)]
+    if len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+        named = [(img, o) for ref, o in repo.store.refs(names.IMAGE_PREFIX)
+                 if o.hex().startswith(text) and (img := names.from_ref(ref)) is not None]
+        if len({o for _, o in named}) > 1:
+            raise Conflict(f"image id {text} is ambiguous: give more digits")
+        if len(named) > 1 and not force:
+            raise Conflict(f"image {text} is named {len(named)} times"
+                           f" ({', '.join(str(i) for i, _ in named)}): remove the names, or use -f")
+        if named:
+            return named
+    raise NotFound(f"no such image: {image}")
+
+
 def _named(ref: str, remote: bool) -> names.ImageName | None:
     """The name a listing shows for a ref: ``origin/app`` for a remote-tracking one."""
     if not remote:
@@ -199,7 +223,8 @@ def list_images(repo: Repo, remote: bool = False) -> list[ImageRow]:
         img = repo.image(oid)
         rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
                              sizes.tree_size(repo, img.rootfs),
-                             [d for d in digests.get(oid, []) if d.startswith(image.name + "@")]))
+                             [d for d in digests.get(oid, []) if d.startswith(image.name + "@")],
+                             dict(img.config.get("Labels") or {})))
     return rows
 
 

@@ -15,8 +15,9 @@ def _nets(repo: Repo) -> Networks:
     return Networks(repo.root.path)
 
 
-def create(repo: Repo, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
-    return controller.create_network(repo.root.path, name, subnet, gateway)
+def create(repo: Repo, name: str, subnet: str | None = None, gateway: str | None = None,
+           labels: dict | None = None) -> Network:
+    return controller.create_network(repo.root.path, name, subnet, gateway, labels)
 
 
 def ls(repo: Repo) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -52,6 +53,21 @@ class RunOptions:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    shm_size: str | None = None
+    cidfile: str | None = None
+    platform: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
+    sysctls: list[str] = field(default_factory=list)
+    mac_address: str | None = None
+    label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
 
 
@@ -84,7 +100,7 @@ def parse_cpus(text: str) -> float:
 ENV_FILE_MAX = 1 << 20  # bytes: an environment, not a data file
 
 
-def _read_env_file(path: str) -> str:
+def _read_env_file(path: str, flag: str = "--env-file") -> str:
     """An --env-file's text, read up to ENV_FILE_MAX: a pipe works (``--env-file <(...)``),
     /dev/zero or a huge file is refused in one line instead of filling memory."""
     data = bytearray()
@@ -93,13 +109,13 @@ def _read_env_file(path: str) -> str:
             while len(data) <= ENV_FILE_MAX and (chunk := f.read(65536)):
                 data += chunk
     except OSError as exc:
-        raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {flag} {path}: {exc.strerror}") from None
     if len(data) > ENV_FILE_MAX:
-        raise UsageError(f"--env-file {path} is larger than {ENV_FILE_MAX >> 20} MiB")
+        raise UsageError(f"{flag} {path} is larger than {ENV_FILE_MAX >> 20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"--env-file {path} is not UTF-8 text") from None
+        raise UsageError(f"{flag} {path} is not UTF-8 text") from None
 
 
 _DNS_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
@@ -119,6 +135,160 @@ def dns_name(value: str, what: str, longest: int) -> str:
     return value
 
 
+def _kv_lines(path: str, flag: str) -> list[str]:
+    """An --env-file's or --label-file's KEY=VALUE lines, by Docker's rules: a leading
+    BOM and each line's leading whitespace dropped, blank and # lines skipped, the value
+    taken as written (quotes are part of it)."""
+    text = _read_env_file(path, flag).removeprefix("\ufeff")
+    return [line.lstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def labels(items: list[str], files: Sequence[str] = ()) -> dict[str, str]:
+    """``--label-file`` lines, then ``--label``s, as Docker reads them: KEY=VALUE or a bare
+    KEY (an empty value); blank lines and ``#`` comments skipped; a later KEY wins."""
+    lines = []
+    for path in files:
+        lines += _kv_lines(path, "--label-file")
+    out: dict[str, str] = {}
+    for item in lines + items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid label {item!r}: a label needs a name (KEY=VALUE)")
+        out[key] = value
+    return out
+
+
+_HOST_NAME = r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,253})"
+
+
+def extra_hosts(options: RunOptions, network: NetworkKind) -> list[str]:
+    """``--add-host NAME:IP`` (or NAME=IP, an IPv6 address bracketed or not) as NAME:IP;
+    IP may be ``host-gateway``: the network's gateway, or the host's loopback with
+    ``--network host``. A name or address that could break the hosts file is refused."""
+    out: list[str] = []
+    if not options.add_hosts:
+        return out
+    import ipaddress  # only when asked: every lg run comes through here
+
+    for item in options.add_hosts:
+        sep = min((i for i in (item.find(":"), item.find("=")) if i >= 0), default=-1)
+        name, ip = (item[:sep], item[sep + 1:]) if sep > 0 else (item, "")
+        ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+        if not re.fullmatch(_HOST_NAME, name):
+            raise UsageError(f"invalid --add-host {item!r}: expected NAME:IP with a host name")
+        if ip == "host-gateway":
+            if network is NetworkKind.HOST:
+                ip = "127.0.0.1"
+            elif network is not NetworkKind.BRIDGE:
+                raise UsageError(f"--add-host {item}: host-gateway needs a bridge network or --network host")
+        else:
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise UsageError(f"invalid --add-host {item!r}: {ip!r} is not an IP address") from None
+        out.append(f"{name}:{ip}")
+    return out
+
+
+def resolv_conf(options: RunOptions, host_lines: list[str]) -> list[str]:
+    """The container's resolv.conf lines: the host's, with ``--dns`` replacing its
+    nameservers, ``--dns-search`` its search list, ``--dns-option`` its options, as Docker."""
+    for server in options.dns:
+        import ipaddress  # only when asked: every lg run comes through here
+
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise UsageError(f"invalid --dns {server!r}: not an IP address") from None
+    for value in options.dns_search + options.dns_options:
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise UsageError(f"invalid DNS search domain or option {value!r}")
+    replaced = {"nameserver": options.dns, "search": options.dns_search, "options": options.dns_options}
+    lines = [line for line in host_lines if not (line.split() and replaced.get(line.split()[0]))]
+    lines += [f"nameserver {s}" for s in options.dns]
+    if options.dns_search:
+        lines.append("search " + " ".join(options.dns_search))
+    if options.dns_options:
+        lines.append("options " + " ".join(options.dns_options))
+    return lines
+
+
+_RLIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+            "rtprio", "rttime", "sigpending", "stack")
+
+
+def ulimit(text: str) -> list[int]:
+    """``--ulimit NAME=SOFT[:HARD]`` as [resource, soft, hard]; -1 is unlimited, which
+    is also the kernel's RLIM_INFINITY as Python's resource module spells it."""
+    import resource
+
+    name, eq, values = text.partition("=")
+    soft_text, _, hard_text = values.partition(":")
+    if name not in _RLIMITS or not eq:
+        raise UsageError(f"invalid --ulimit {text!r}: use NAME=SOFT[:HARD] (NAME: {', '.join(_RLIMITS)})")
+    try:
+        soft, hard = int(soft_text), int(hard_text or soft_text)
+    except ValueError:
+        raise UsageError(f"invalid --ulimit {text!r}: limits are integers (-1: unlimited)") from None
+    unlimited = float("inf")
+    if min(soft, hard) < -1 or (unlimited if soft == -1 else soft) > (unlimited if hard == -1 else hard):
+        raise UsageError(f"invalid --ulimit {text!r}: the soft limit must not exceed the hard one")
+    return [getattr(resource, f"RLIMIT_{name.upper()}"), soft, hard]
+
+
+def _group(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", text):
+        raise UsageError(f"invalid --group-add {text!r}: a group name or id")
+    return text
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def sysctls(options: RunOptions, network: NetworkKind) -> dict[str, str]:
+    """``--sysctl KEY=VALUE`` for the kernel settings a container's own namespaces hold,
+    as Docker allows them: IPC (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) and,
+    with a network namespace of its own, net.*. Anything else would change the host."""
+    out = {}
+    for item in options.sysctls:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", key) or "\n" in value or "\0" in value:
+            raise UsageError(f"invalid --sysctl {item!r}: expected KEY=VALUE, e.g. net.ipv4.ip_forward=1")
+        if key.startswith("net."):
+            if network in (NetworkKind.HOST, NetworkKind.CONTAINER):
+                raise UsageError(f"--sysctl {key}: not with --network host or container:, whose namespace"
+                                 " is not the container's own")
+        elif not (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")):
+            raise UsageError(f"--sysctl {key}: not a namespaced setting (net.*, kernel.msg*, kernel.sem,"
+                             " kernel.shm*, fs.mqueue.*): it would change the host")
+        out[key] = value
+    return out
+
+
+def mac_address(options: RunOptions, network: NetworkKind) -> str:
+    """``--mac-address``: a unicast Ethernet address, for a bridge network's eth0."""
+    mac = (options.mac_address or "").lower()
+    if not mac:
+        return ""
+    if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac) or int(mac[:2], 16) & 1:
+        raise UsageError(f"invalid --mac-address {options.mac_address!r}: a unicast one (02:42:ac:11:00:02)")
+    if network is not NetworkKind.BRIDGE:
+        raise UsageError("--mac-address needs a bridge network (not none, host or container:)")
+    return mac
+
+
+def check_platform(platform: str | None) -> None:
+    """``--platform``: lg runs images natively, so only this machine's is accepted."""
+    if not platform:
+        return
+    machine = os.uname().machine
+    native = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    os_name, _, arch = platform.lower().partition("/")
+    if os_name != "linux" or arch.split("/")[0] not in ("", native, machine):
+        raise UsageError(f"--platform {platform}: lg runs images natively; this machine is linux/{native}")
+
+
 def _env(options: RunOptions, image_env: list[str]) -> list[str]:
     merged: dict[str, str] = {}
     for item in image_env:
@@ -126,11 +296,10 @@ def _env(options: RunOptions, image_env: list[str]) -> list[str]:
         merged[key] = value
     lines = []
     for path in options.env_files:
-        text = _read_env_file(path)
-        lines += [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        lines += _kv_lines(path, "--env-file")
     for item in lines + options.env:
         key, eq, value = item.partition("=")
-        if not key or " " in key or "\0" in item:
+        if not key or any(c.isspace() for c in key) or "\0" in item:
             raise UsageError(f"invalid environment variable {item[:80]!r}")
         if eq:
             merged[key] = value
@@ -212,6 +381,8 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
         caps=capability_set(options.cap_add, options.cap_drop),
         no_new_privileges=nnp,
         seccomp=seccomp_profile(seccomp_dir) if seccomp else "",
+        groups_add=[_group(g) for g in options.group_add],
+        rlimits=[ulimit(u) for u in options.ulimits],
     )
     resources = Resources(
         parse_memory(options.memory) if options.memory else None,

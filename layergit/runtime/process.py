@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import resource
 import select
 import signal
 import stat
@@ -470,7 +471,8 @@ def _become(
     if seccomp is not None:
         security.load_seccomp(seccomp)
     caps = security.drop_bounding(process.caps)
-    os.setgroups(list(user.groups))
+    _set_rlimits(process.rlimits)
+    os.setgroups(list(dict.fromkeys(user.groups + users.extra_groups(process.groups_add))))
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     security.set_process_caps(caps if user.uid == 0 else [])
@@ -532,6 +534,13 @@ def _find_executable(name: str, env: dict[str, str]) -> str:
     if denied:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), denied)
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+def _set_rlimits(rlimits: list[list[int]]) -> None:
+    """--ulimit, set before the ids change: raising a hard limit needs CAP_SYS_RESOURCE.
+    (``resource`` is imported with this module: here the host's library is out of reach.)"""
+    for which, soft, hard in rlimits:
+        resource.setrlimit(which, (soft, hard))
 
 
 def _environment(process: Process, hostname: str, user: users.User) -> dict[str, str]:

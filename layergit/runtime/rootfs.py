@@ -50,7 +50,7 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
-def _make_dev(dev: str) -> None:
+def _make_dev(dev: str, shm_size: int | None) -> None:
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
@@ -64,7 +64,8 @@ def _make_dev(dev: str) -> None:
         "devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620,gid=5",
     )
-    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC,
+             f"mode=1777,size={shm_size or 65536 << 10}")
     sc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
     console = os.path.join(dev, "console")
     with open(console, "w"):
@@ -154,6 +155,21 @@ def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
     return binds
 
 
+def _sysctls(values: dict[str, str]) -> None:
+    """--sysctl: written to the container's own /proc/sys, before it becomes read-only;
+    the keys are namespaced ones (porcelain.runopts.sysctls checked them)."""
+    for key, value in values.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise RootfsError(f"--sysctl {key}={value}: {exc.strerror}") from None
+
+
 def enter(spec: Spec) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
@@ -164,7 +180,7 @@ def enter(spec: Spec) -> None:
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
     sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
-    _make_dev(os.path.join(merged, "dev"))
+    _make_dev(os.path.join(merged, "dev"), spec.shm_size)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for fd, target, readonly in open_sources(spec):
         _bind(root_fd, fd, target, readonly)
@@ -180,6 +196,7 @@ def enter(spec: Spec) -> None:
     for m in spec.mounts:
         if m.kind == "tmpfs":
             sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
+    _sysctls(spec.sysctls)
     for path in MASKED:
         _mask(path)
     for path in READONLY:

@@ -35,6 +35,8 @@ class Process:
     caps: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
     seccomp: str = ""  # BPF program file (security.seccomp_profile); "" for unconfined
+    groups_add: list[str] = field(default_factory=list)  # --group-add: names (the image's /etc/group) or ids
+    rlimits: list[list[int]] = field(default_factory=list)  # --ulimit: [resource, soft, hard], -1 unlimited
 
 
 @dataclass
@@ -60,12 +62,22 @@ class Spec:
     stop_signal: str = "SIGTERM"
     ports: list[PublishedPort] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)  # extra names on a user-defined network
+    extra_hosts: list[str] = field(default_factory=list)  # --add-host NAME:IP; IP may be "host-gateway"
+    stop_timeout: int | None = None  # --stop-timeout: lg stop's default wait for this container
+    shm_size: int | None = None  # --shm-size in bytes (default 64 MiB, as Docker)
+    sysctls: dict[str, str] = field(default_factory=dict)  # --sysctl, namespaced keys only (runopts checks)
+    mac_address: str = ""  # --mac-address of eth0 on a bridge network; "" for the kernel's random one
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
+        names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address")
+        optional = [(raw, name) for name in names]
+        for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
+            if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
+                del fields_of[name]
         return raw
 
     @classmethod

@@ -74,11 +74,14 @@ class Record:
     config: dict = field(default_factory=dict)  # the image config.json it was created from
     host_config: dict = field(default_factory=dict)  # Docker-style HostConfig echo
     auto_remove: bool = False
+    labels: dict = field(default_factory=dict)  # --label: shown over the image's labels
 
     def to_json(self) -> dict:
         """As container.json holds it (docs/format.md): the spec in Spec.to_dict's form."""
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["spec"] = self.spec.to_dict()
+        if not self.labels:  # written only when used: a record stays what the previous lg wrote
+            del raw["labels"]
         return raw
 
     @classmethod

@@ -118,6 +118,23 @@ def _member_gid(text: str) -> int | None:
         return None
 
 
+def extra_groups(wanted: list[str]) -> tuple[int, ...]:
+    """``--group-add``: group ids, or names looked up in the image's /etc/group."""
+    if not wanted:
+        return ()
+    table = _usable("/etc/group", any(parse_id(g) is None for g in wanted))
+    out = []
+    for group in wanted:
+        gid = parse_id(group)
+        if gid is None:
+            entry = _named(table, group, 3)
+            if entry is None:
+                raise UserError(f"unable to find group {group}: no entry in the image's /etc/group")
+            gid = _image_id(entry[2], "/etc/group", entry[0])
+        out.append(gid)
+    return tuple(out)
+
+
 def resolve(spec_user: str) -> User:
     user, _, group = (spec_user or "0").partition(":")
     uid_given, gid_given = parse_id(user), parse_id(group)

@@ -240,7 +240,9 @@ def test_the_escape_directive_changes_the_escape_character():
     [
         ("${U?must be set}", "U: must be set"),
         ("${U:?}", "U: is not allowed to be unset"),
-        ("${A/x/y}", "unsupported modifier"),
+        ("${A^x}", "unsupported modifier"),
+        ("${A#x", "missing '}'"),
+        ("${A/x/y", "missing '}'"),
         ("${", "bad substitution"),
         ("${A:-x", "missing '}'"),
         ("'x", "matching single-quote"),
@@ -348,3 +350,40 @@ def test_json_arrays_nested_past_json_s_limit_are_the_shell_form():
     text = "[" * 100_000
     assert json_list(text) is None
     assert changes.apply({}, "CMD " + text) == {"Cmd": ["/bin/sh", "-c", text]}
+
+
+PATHS = {"F": "/usr/local/lib/app.tar.gz", "V": "v1.2.3", "E": ""}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("${F#*/}", "usr/local/lib/app.tar.gz"),
+    ("${F##*/}", "app.tar.gz"),
+    ("${F%.*}", "/usr/local/lib/app.tar"),
+    ("${F%%.*}", "/usr/local/lib/app"),
+    ("${F%/*}", "/usr/local/lib"),
+    ("${V#v}", "1.2.3"),
+    ("${V#x}", "v1.2.3"),
+    ("${V/./-}", "v1-2.3"),
+    ("${V//./-}", "v1-2-3"),
+    ("${V//[0-9]/N}", "vN.N.N"),
+    ("${V/v}", "1.2.3"),
+    ("${V/?/x}", "x1.2.3"),
+    ("${E#*}", ""),
+    ("${UNSET%%*}", ""),
+    ("${F##*/}-${V#v}", "app.tar.gz-1.2.3"),
+    ("${V/1/${E:-one}}", "vone.2.3"),
+])
+def test_buildkit_pattern_substitutions(text, expected):
+    assert Expander(PATHS).word(text) == expected
+
+
+def test_pattern_substitutions_take_bounded_time():
+    import time
+
+    started = time.monotonic()
+    ex = Expander({"V": "a" * 3000})
+    assert ex.word("${V#*a*a*a*a*b}") == "a" * 3000  # a regex would backtrack for hours here
+    assert ex.word("${V%%*a*a*a*a*b}") == "a" * 3000
+    with pytest.raises(DockerfileError, match="too costly"):
+        Expander({"V": "a" * 20000}).word("${V//*a*a*a*b/x}")
+    assert time.monotonic() - started < 10

@@ -187,3 +187,13 @@ class PublishedPort(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.bind_ip}:{self.host_port}->{self.key}"
+
+
+def initial_hosts(hostname: str, extra_hosts: list[str], host_network: bool) -> str:
+    """A new container's /etc/hosts, before it has an address (on a bridge, attach
+    rewrites it with the lease); with the host's network, the host's name is left to
+    resolve as the host resolves it."""
+    from . import hostsfile  # light: the start path of every lg run comes here
+
+    text = hostsfile.render(hostname, [], [], extra_hosts, "127.0.0.1" if host_network else None)
+    return text.replace(f"127.0.1.1\t{hostname}\n", "") if host_network else text

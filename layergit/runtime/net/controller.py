@@ -44,15 +44,16 @@ def refresh_hosts(root: str, network_name: str) -> None:
     for ip, holder in nets.leases(network_name).items():
         cdir = ContainerDir(Root(root), holder["id"])
         try:
-            hostname = cdir.record().spec.hostname
+            spec = cdir.record().spec
         except Exception:  # noqa: BLE001 - a container being removed
             continue
-        members.append((holder["id"], ip, [holder["name"], hostname] + holder.get("aliases", []), cdir))
-    for cid, ip, names, cdir in members:
+        members.append((holder["id"], ip, [holder["name"], spec.hostname] + holder.get("aliases", []), cdir,
+                        spec.extra_hosts))
+    for cid, ip, names, cdir, extra in members:
         own = [(ip, names)]
-        others = [(p_ip, p_names) for p_id, p_ip, p_names, _ in members if p_id != cid]
+        others = [(p_ip, p_names) for p_id, p_ip, p_names, _, _ in members if p_id != cid]
         peers = others if network.internal_dns else []
-        hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers))
+        hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers, extra, network.gateway))
 
 
 def release(root: str, container_id: str) -> None:
@@ -101,7 +102,7 @@ class Controller:
                 link.ensure_bridge(net)
         ip = self.nets.allocate(net, cdir.id, spec.name, spec.aliases)
         try:
-            mac = link.attach(pid, cdir.id, net, ip)
+            mac = link.attach(pid, cdir.id, net, ip, spec.mac_address)
             ports = self.proxy.publish(cdir.id, spec.ports, ip)
             if ports:
                 self.nets.publish(net, ip, ports)
@@ -140,7 +141,8 @@ def holds_lease(root: str, container_id: str) -> bool:
     return any(h["id"] == container_id for name in nets.names() for h in nets.leases(name).values())
 
 
-def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+def create_network(root: str, name: str, subnet: str | None = None, gateway: str | None = None,
+                   labels: dict | None = None) -> Network:
     """A new network, its bridge up (``lg network create``, and the default network on first
     use, which is no error when another lg made it meanwhile)."""
     from . import link
@@ -152,7 +154,7 @@ def create_network(root: str, name: str, subnet: str | None = None, gateway: str
             if name == DEFAULT:
                 return nets.get(name)
             raise Conflict(f"network {name} already exists")
-        network = nets.plan(name, link.host_routes() + link.host_subnets(), subnet, gateway)
+        network = nets.plan(name, link.host_routes() + link.host_subnets(), subnet, gateway, labels)
         link.ensure_bridge(network)  # its route now reserves the subnet for every root on the host
         nets.add(network)
     return network

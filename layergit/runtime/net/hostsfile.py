@@ -10,13 +10,25 @@ default bridge, as with Docker, containers only know themselves.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 BASE = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def render(hostname: str, own: list[tuple[str, list[str]]], peers: list[tuple[str, list[str]]]) -> str:
-    """The hosts file of one container: localhost, its own addresses, then its peers'."""
+HOST_GATEWAY = "host-gateway"
+
+
+def render(hostname: str, own: list[tuple[str, list[str]]], peers: list[tuple[str, list[str]]],
+           extra: Sequence[str] = (), gateway: str | None = None) -> str:
+    """The hosts file of one container: localhost, ``--add-host`` entries (NAME:IP, with
+    ``host-gateway`` meaning ``gateway``, left out while there is none), its own
+    addresses, then its peers'."""
     lines = [BASE]
+    for item in extra:
+        name, _, ip = item.partition(":")
+        address = gateway if ip == HOST_GATEWAY else ip
+        if address:
+            lines.append(f"{address}\t{name}\n")
     if not own:
         lines.append(f"127.0.1.1\t{hostname}\n")
     for ip, names in own + peers:

@@ -75,8 +75,9 @@ def host_end(container_id: str) -> str:
     return "lgv" + container_id[:12]
 
 
-def attach(pid: int, container_id: str, network: Network, address: str) -> str:
-    """Give the container (its PID 1 is ``pid``) an eth0 on ``network``; returns its MAC."""
+def attach(pid: int, container_id: str, network: Network, address: str, mac: str = "") -> str:
+    """Give the container (its PID 1 is ``pid``) an eth0 on ``network``, with ``mac`` when
+    given; returns its MAC."""
     host_if, peer = host_end(container_id), "lgp" + container_id[:12]
     netns = f"/proc/{pid}/ns/net"
     try:
@@ -92,6 +93,8 @@ def attach(pid: int, container_id: str, network: Network, address: str) -> str:
         with _iproute(netns) as ipr:
             idx = _index(ipr, peer)
             ipr.link("set", index=idx, ifname="eth0")
+            if mac:
+                ipr.link("set", index=idx, address=mac)
             ipr.addr("add", index=idx, address=address, prefixlen=network.prefix)
             ipr.link("set", index=idx, state="up")
             ipr.route("add", dst="default", gateway=network.gateway)
