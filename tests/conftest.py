@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A suite started in the background (`nohup ... &`, a CI runner's job) inherits SIGINT
+# ignored, and every lg it starts would too: exec keeps an ignored signal ignored, so the
+# tests that interrupt lg as Ctrl-C does would see it carry on. A handler here (not an
+# ignore) makes each child start with SIGINT at its default, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):
