@@ -189,11 +189,7 @@ class FarmDeposit(FarmWriter):
         the background thread (a big one goes through ``file``)."""
         if self._failure is not None:
             raise self._failure
-        if len(data) >= self.DEFER_BELOW:
-            with self.file(meta, len(data)) as out:
-                out.write(data)
-                out.oid = oid
-            return
+        assert len(data) < self.DEFER_BELOW  # the queue's memory bound; bigger files go through file()
         self._queue.put((meta, data, oid))
 
     def _work(self) -> None:
