@@ -989,6 +989,15 @@ def test_config_that_is_not_a_map(guard):
     assert "is not a map" in err, err
 
 
+@pytest.mark.parametrize("history", [1, "layer", {"created_by": "x"}])
+def test_history_that_is_not_a_list(guard, history):
+    """A config whose "history" is not a list (Docker's decoder refuses it too) is one line,
+    not a crash, and lands nothing (found by the archive fuzzer)."""
+    config = dict(A.image_config(A.three_layers()), history=history)
+    err = guard.must_fail(guard.save(A.docker_archive(A.three_layers(), config=config, repo_tags=["hostile/hist:1"]), "hist.tar"))
+    assert "\"history\" is not a list" in err, err
+
+
 def test_config_leniencies_docker_has_are_kept(guard):
     """What Docker's types accept stays accepted: a Cmd that is one string (a StrSlice), null
     fields; and ExposedPorts/Volumes values are flattened to {} (nothing nested reaches the store)."""

@@ -169,7 +169,10 @@ def _read_layer(layer, limits: Limits, writer, deposit):
 
 def _history(spec) -> list[tuple[dict, bool]]:
     """(history entry, has a layer) pairs; made up from the layers when history is missing."""
-    history = [h for h in spec.config.get("history") or [] if isinstance(h, dict)]
+    listed = spec.config.get("history") or []
+    if not isinstance(listed, list):
+        raise ArchiveError("the image config's \"history\" is not a list")
+    history = [h for h in listed if isinstance(h, dict)]
     if sum(1 for h in history if not h.get("empty_layer")) != len(spec.layers):
         created = spec.config.get("created")
         history = [{"created": created, "created_by": f"layer {i + 1} ({layer.name})"}
