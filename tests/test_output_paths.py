@@ -101,6 +101,25 @@ def test_export_into_a_fifo_reaches_its_reader(lg, image, tmp_path):
     assert listing(tmp_path).keys() == {"src", "lgroot", "fifo"}
 
 
+def test_export_into_a_fifo_whose_reader_leaves_says_so(lg, tmp_path):
+    """A reader that closes the FIFO after 100 bytes: one line naming the FIFO and the
+    broken pipe, exit 1 (click alone would exit 1 in silence, as for ``| head``). The
+    image is bigger than a pipe's buffer, so lg is still writing when the reader leaves."""
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "blob").write_bytes(os.urandom(1 << 20))
+    lg("commit", big, "-t", "out:big")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["head", "-c", "100", str(fifo)], stdout=subprocess.DEVNULL)
+    try:
+        err = lg.fails("export", "out:big", "-o", fifo, code=1, timeout=60)
+    finally:
+        reader.wait(timeout=60)
+    assert err == f"lg: cannot write {fifo}: Broken pipe\n"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
 def test_export_into_a_tty_writes_the_archive_there(lg, image):
     """A terminal named with -o (here a pty in raw mode) receives the archive's bytes,
     exactly those of ``-o -``, and stays a terminal."""

@@ -360,7 +360,12 @@ def _into_special(place: _Place) -> Iterator[BinaryIO]:
         assert seen is not None  # a special file was looked at: _Place.special
         if stat.S_IFMT(now.st_mode) not in _SPECIAL or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
             raise LgError(f"{place.path} changed while lg looked at it; try again")
-        yield f
+        try:
+            yield f
+            f.flush()
+        except OSError as exc:  # a reader gone (EPIPE), a full device: one line, not click's silent exit 1
+            _fail(place, exc)
+            raise
 
 
 def _unlink_quietly(dirfd: int, name: str, fd: int) -> None:

@@ -52,12 +52,20 @@ def leader_path(link: bytes) -> bytes:
 @contextmanager
 def pax_stream(fileobj) -> Iterator[tarfile.TarFile]:
     """A PAX tar stream on ``fileobj`` (any writable, even a pipe), ended only on success:
-    after a failed write (a full disk, a reader gone) there is no archive worth ending."""
+    after a failed write (a full disk, a reader gone) there is no archive worth ending.
+
+    It ends as Go's archive/tar (Docker's) ends an archive: two zero blocks and no
+    padding to a 10 KiB record, which tarfile's close would add. A reader that stops at
+    the end-of-archive blocks (``tar -t`` on the far side of a FIFO) then leaves no
+    write behind it to fail with EPIPE.
+    """
+    counting = _Counting(fileobj)
     # typeshed wants a file that also reads and seeks; "w" mode only writes and tells.
-    tar = tarfile.open(fileobj=_Counting(fileobj), mode="w", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    tar = tarfile.open(fileobj=counting, mode="w", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
     tar.copybufsize = CHUNK  # a big file's content goes through in pieces this big (16 KiB by default)
     yield tar
-    tar.close()
+    counting.write(bytes(2 * tarfile.BLOCKSIZE))
+    tar.closed = True  # ended: nothing more may be added, and tarfile adds no padding
 
 
 class _Counting:
