@@ -10,6 +10,7 @@ warning would mean something was skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -379,6 +380,45 @@ def test_recommit_sees_changes_the_stat_cache_could_hide(lg, tmp_path):
     os.chmod(src / "chmod", 0o4711)
     os.link(src / "link", src / "link2")
     trees.roundtrip(lg, src, tmp_path / "out", tag="cache:latest")
+
+
+def test_recommit_sees_directory_changes_the_stat_cache_could_hide(lg, tmp_path):
+    """Whole directories come from the stat cache when they and every entry are as
+    remembered. Each change that could leave a directory looking the same is played:
+    an entry added and removed with the directory's mtime put back, a directory
+    replaced by a new one of the same name and mtime, a chmod of a directory, one
+    deep file rewritten (its ancestors' trees change, nothing else), and the
+    directory holding a hardlink's first name renamed past the other name, so that
+    the link's leader moves to a directory whose entries did not change."""
+    import time
+
+    src = tmp_path / "src"
+    for d in ("a/deep/er", "b", "gone", "mode", "same"):
+        (src / d).mkdir(parents=True)
+    trees.write(src / "a/deep/er/file", b"v1\n")
+    trees.write(src / "a/leader", b"linked\n")
+    os.link(src / "a/leader", src / "b/follower")
+    trees.write(src / "gone/f", b"old dir\n")
+    trees.write(src / "same/f", b"same\n")
+    time.sleep(1.2)  # older than the cache's racy-clean window
+    lg("commit", src, "-t", "dirs:latest")
+    lg("commit", src, "-t", "dirs:latest", "--allow-empty")  # now every directory is in the cache
+
+    st = os.stat(src / "same")
+    trees.write(src / "same/new", b"x\n")
+    os.unlink(src / "same/new")
+    os.utime(src / "same", ns=(st.st_atime_ns, st.st_mtime_ns))
+    st = os.stat(src / "gone")
+    shutil.rmtree(src / "gone")
+    (src / "gone").mkdir()
+    trees.write(src / "gone/f", b"new dir\n")
+    os.utime(src / "gone/f", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.utime(src / "gone", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(src / "mode", 0o700)
+    trees.write(src / "a/deep/er/file", b"v2\n")
+    os.rename(src / "a", src / "c")  # b/follower is now the first name of the pair
+    time.sleep(1.2)  # old enough again: the cache would trust these states
+    trees.roundtrip(lg, src, tmp_path / "out", tag="dirs:latest")
 
 
 # -- 13. unprivileged -------------------------------------------------------------

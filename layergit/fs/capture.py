@@ -45,19 +45,26 @@ def entry_meta(st: os.stat_result, xattrs, link: bytes | None = None) -> M.Entry
 
 
 class _Frame:
-    """One directory being captured: its listing and the entries made of it so far."""
+    """One directory being captured: what its entries were found to be so far.
 
-    def __init__(self, names: list[bytes], stored_path: bytes, own: M.EntryMeta | None):
-        self.names = iter(names)
+    The walk first looks at every entry (one lstat each, and down into each
+    subdirectory); only when the directory is done does it decide how to make its
+    tree: the cached one if the directory and every entry are as the stat cache
+    remembers them, else built from the entries (:meth:`_Walker.build`).
+    """
+
+    def __init__(self, names: list[bytes], stored_path: bytes, st: os.stat_result, own: M.EntryMeta | None,
+                 cached) -> None:
+        self.names = names
+        self.next = 0
         self.path = stored_path
+        self.st = st
+        self.cached = cached  # (names, found, tree) from the stat cache, or None
         self.metas: dict[bytes, M.EntryMeta] = {b".": own} if own else {}
-        self.entries: list[tuple[bytes, int, bytes]] = []
+        self.found: list[tuple] = []  # per entry: (name, stored, stat key, link, subtree)
+        self.stats: list[os.stat_result] = []
         self.stored = b""  # this directory's name in its parent's tree
-
-    def tree(self, writer) -> bytes:
-        meta = writer.put(OBJ_BLOB, M.encode_blob(self.metas))
-        self.entries.append((treenames.META_NAME_B, MODE_BLOB, meta))
-        return writer.put(OBJ_TREE, tree_bytes(self.entries))
+        self.settled = True  # every entry old enough for the cache to remember
 
 
 def _listing(fd: int) -> list[bytes]:
@@ -73,6 +80,12 @@ class _Walker:
         self.leaders: dict[tuple[int, int], bytes] = {}
         self.result = CaptureResult(b"")
 
+    def open_frame(self, fd: int, stored_path: bytes, st: os.stat_result, own: M.EntryMeta | None) -> _Frame:
+        """A frame for the open directory ``fd``: its listing is the cached one if the
+        directory's mtime says no entry came or went since (git's untracked cache)."""
+        cached = self.cache.directory(stored_path, st)
+        return _Frame(cached[0] if cached else _listing(fd), stored_path, st, own, cached)
+
     def tree(self, fd: int, own: M.EntryMeta) -> bytes:
         """The tree for the open directory ``fd`` and everything below it.
 
@@ -80,7 +93,7 @@ class _Walker:
         and a bounded one of fds (safeio.DirStack); a directory deeper than git reads
         is refused on the way down, before its trees are written.
         """
-        frames = [_Frame(_listing(fd), b"", own)]
+        frames = [self.open_frame(fd, b"", os.fstat(fd), own)]
         with DirStack(fd) as dirs:
             while True:
                 frame = frames[-1]
@@ -88,69 +101,105 @@ class _Walker:
                 if sub is not None:
                     frames.append(sub)
                     continue
-                tree = frame.tree(self.w)
+                tree = self.finish(dirs.fd, frame)
                 frames.pop()
                 if not frames:
                     return tree
                 dirs.pop()
-                frames[-1].entries.append((frame.stored, MODE_TREE, tree))
+                parent = frames[-1]
+                name, stored, key, _, _ = parent.found[-1]
+                parent.found[-1] = (name, stored, key, None, tree)
+                parent.settled = parent.settled and frame.settled
 
     def entries(self, dirs: DirStack, frame: _Frame) -> _Frame | None:
-        """Capture the directory's entries up to its next subdirectory, which is opened,
-        pushed on ``dirs`` and returned to be captured first; None when it is done."""
+        """Look at the directory's entries up to its next subdirectory, which is opened,
+        pushed on ``dirs`` and returned to be captured first; None when all are seen."""
         fd = dirs.fd
-        for name in frame.names:
+        cached = frame.cached[1] if frame.cached else ()
+        while frame.next < len(frame.names):
+            i, name = frame.next, frame.names[frame.next]
+            frame.next += 1
             est = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            stored = treenames.encode(name)
-            child = frame.path + b"/" + stored
+            key = StatCache.key(est)
+            old = cached[i] if i < len(cached) and cached[i][0] == name else None
+            stored = old[1] if old is not None else treenames.encode(name)
             self.result.entries += 1
+            frame.settled = frame.settled and self.cache.settled(est)
+            frame.stats.append(est)
             if stat.S_ISDIR(est.st_mode):
                 if len(dirs) >= MAX_DEPTH:
                     raise too_deep(dirs.names + [name], self.source + ":")
-                sub = open_dir(fd, name)
-                try:
-                    sst = os.fstat(sub)
-                    if (sst.st_ino, sst.st_dev) != (est.st_ino, est.st_dev):
-                        raise LgError(f"{os.fsdecode(child)} changed while being read; try again")
-                    frame.metas[stored] = entry_meta(est, read_xattrs(fd, name, sub))
-                    listing = _listing(sub)
-                except BaseException:
-                    os.close(sub)
-                    raise
-                dirs.push(sub, name, sst)
-                below = _Frame(listing, child, None)
-                below.stored = stored
-                return below
-            self.non_directory(fd, name, est, frame, stored, child)
+                frame.found.append((name, stored, key, None, None))  # its tree: when it is done
+                return self.subdirectory(dirs, frame, name, est, stored, frame.path + b"/" + stored)
+            link = None
+            if est.st_nlink > 1:
+                child = frame.path + b"/" + stored
+                link = self.leaders.setdefault((est.st_dev, est.st_ino), child)
+                link = None if link == child else link
+            if stat.S_ISREG(est.st_mode) and link is None:
+                self.result.bytes += est.st_size
+            frame.found.append((name, stored, key, link, None))
             if self.progress and self.result.entries % 256 == 0:
                 self.progress(self.result.entries, self.result.bytes)
         return None
 
-    def non_directory(
-        self, fd: int, name: bytes, est: os.stat_result, frame: _Frame, stored: bytes, child: bytes
-    ) -> None:
-        link = None
-        if est.st_nlink > 1:
-            key = (est.st_dev, est.st_ino)
-            link = self.leaders.get(key)
-            if link is None:
-                self.leaders[key] = child
-        if stat.S_ISREG(est.st_mode):
-            hit = self.cache.lookup(child, est)
-            if hit is not None and self.w.has(hit[0]):
-                blob, xattrs = hit
-            else:
-                blob, xattrs = put_file(self.w, fd, name, est)
-                self.cache.record(child, est, blob, xattrs)
-            if link is None:
-                self.result.bytes += est.st_size
-            frame.entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
-        elif stat.S_ISLNK(est.st_mode):
-            xattrs = read_xattrs(fd, name)
-            frame.entries.append((stored, MODE_LINK, self.w.put(OBJ_BLOB, os.readlink(name, dir_fd=fd))))
+    def subdirectory(self, dirs: DirStack, frame: _Frame, name: bytes, est: os.stat_result, stored: bytes,
+                     child: bytes) -> _Frame:
+        fd = dirs.fd
+        sub = open_dir(fd, name)
+        try:
+            sst = os.fstat(sub)
+            if (sst.st_ino, sst.st_dev) != (est.st_ino, est.st_dev):
+                raise LgError(f"{os.fsdecode(child)} changed while being read; try again")
+            frame.metas[stored] = entry_meta(est, read_xattrs(fd, name, sub))
+            below = self.open_frame(sub, child, sst, None)
+        except BaseException:
+            os.close(sub)
+            raise
+        dirs.push(sub, name, sst)
+        below.stored = stored
+        return below
+
+    def finish(self, fd: int, frame: _Frame) -> bytes:
+        """The tree of a directory whose entries have all been looked at (``fd``, open)."""
+        found = tuple(frame.found)
+        cached = frame.cached
+        if cached is not None and cached[1] == found and self.w.has(cached[2]):
+            for _, stored, _, _, subtree in found:
+                if subtree is None:
+                    self.cache.keep(frame.path + b"/" + stored)
+            tree = cached[2]
         else:
-            xattrs = read_xattrs(fd, name)
-        frame.metas[stored] = entry_meta(est, xattrs, link)
+            tree = self.build(fd, frame)
+        if frame.settled and self.cache.settled(frame.st):
+            self.cache.record_directory(frame.path, frame.st, frame.names, found, tree)
+        return tree
+
+    def build(self, fd: int, frame: _Frame) -> bytes:
+        """Write the directory's tree and metadata blob from its entries."""
+        entries: list[tuple[bytes, int, bytes]] = []
+        for (name, stored, _, link, subtree), est in zip(frame.found, frame.stats, strict=True):
+            if subtree is not None:
+                entries.append((stored, MODE_TREE, subtree))  # its meta: read when it was opened
+                continue
+            child = frame.path + b"/" + stored
+            if stat.S_ISREG(est.st_mode):
+                hit = self.cache.lookup(child, est)
+                if hit is not None and self.w.has(hit[0]):
+                    blob, xattrs = hit
+                else:
+                    blob, xattrs = put_file(self.w, fd, name, est)
+                    self.cache.record(child, est, blob, xattrs)
+                entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
+            elif stat.S_ISLNK(est.st_mode):
+                xattrs = read_xattrs(fd, name)
+                entries.append((stored, MODE_LINK, self.w.put(OBJ_BLOB, os.readlink(name, dir_fd=fd))))
+            else:
+                xattrs = read_xattrs(fd, name)
+            frame.metas[stored] = entry_meta(est, xattrs, link)
+        meta = self.w.put(OBJ_BLOB, M.encode_blob(frame.metas))
+        entries.append((treenames.META_NAME_B, MODE_BLOB, meta))
+        return self.w.put(OBJ_TREE, tree_bytes(entries))
 
 
 def capture(
