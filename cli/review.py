@@ -145,9 +145,16 @@ def ls_cmd(ctx, rev, path, long, recursive, as_json, no_pager):
 
 
 @click.command("grep")
-@click.argument("args", nargs=-1, required=True, metavar="PATTERN REV... [-- PATH...]")
+@click.argument("args", nargs=-1, required=True, metavar="[PATTERN] REV... [-- PATH...]")
+@click.option("-e", "patterns", multiple=True, metavar="PATTERN",
+              help="A pattern (repeatable: a line matching any is selected);"
+                   " then every argument is a REV.")
 @click.option("-i", "--ignore-case", is_flag=True, help="Match case-insensitively.")
+@click.option("-w", "--word-regexp", "word", is_flag=True, help="Match only whole words.")
+@click.option("-v", "--invert-match", "invert", is_flag=True, help="Select the lines that do not match.")
 @click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Print only the names of files.")
+@click.option("-c", "--count", is_flag=True,
+              help="Print the number of selected lines of each file that has some.")
 @click.option("-a", "--text", is_flag=True, help="Search binary files too.")
 @click.option("-n", "--line-number", is_flag=True, help="Print line numbers.")
 @click.option("-F", "--fixed-strings", is_flag=True, help="PATTERN is a string, not a regular expression.")
@@ -156,16 +163,23 @@ def ls_cmd(ctx, rev, path, long, recursive, as_json, no_pager):
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @no_pager_option
 @click.pass_context
-def grep_cmd(ctx, args, ignore_case, files_only, text, line_number, fixed_strings, first, as_json, no_pager):
+def grep_cmd(ctx, args, patterns, ignore_case, word, invert, files_only, count, text, line_number,
+             fixed_strings, first, as_json, no_pager):
     """Lines matching PATTERN (a Python regular expression, like git grep -P) in the files
     of one or several versions, as REV:PATH:LINE. Binary files (a NUL in the first 8000
     bytes) are skipped unless -a; exit status 1 when nothing matched, as git grep."""
     words, paths = _split_paths(ctx, args)
-    if len(words) < 2:
+    if not patterns:
+        patterns, words = words[:1], words[1:]
+    if not patterns or not words:
         raise UsageError("lg grep takes a pattern and at least one revision")
-    pattern = review.compile_pattern(words[0], ignore_case, fixed_strings)
+    if count and (files_only or first):
+        raise UsageError("lg grep: -c cannot be combined with -l or --first")
+    pattern = review.compile_pattern(list(patterns), ignore_case, fixed_strings, word, invert)
     repo = repo_from(ctx)
-    matches = review.grep(repo, words[1:], pattern, paths, text=text, files_only=files_only, first=first)
+    matches = review.grep(repo, words, pattern, paths, text=text, files_only=files_only, first=first)
+    if count:
+        _grep_counts(ctx, matches, as_json)
     if as_json:
         found = list(matches)
         print_json(found)
@@ -189,6 +203,20 @@ def grep_cmd(ctx, args, ignore_case, files_only, text, line_number, fixed_string
             else:
                 _echo_raw(f"{where}:{_content(m.line, out)}")
     ctx.exit(0 if any_match else 1)
+
+
+def _grep_counts(ctx, matches, as_json: bool) -> None:
+    """-c: REV:PATH:N for each file with selected lines (as git grep -c), then exit."""
+    import itertools
+
+    counts = [(rev, path, sum(1 for _ in group))
+              for (rev, path), group in itertools.groupby(matches, key=lambda m: (m.rev, m.path))]
+    if as_json:
+        print_json([{"rev": rev, "path": path, "count": n} for rev, path, n in counts])
+    else:
+        for rev, path, n in counts:
+            click.echo(f"{printable(rev)}:{quoted(path)}:{n}")
+    ctx.exit(0 if counts else 1)
 
 
 # -- history ------------------------------------------------------------------------

@@ -262,6 +262,28 @@ def test_grep_across_versions(img):
         "rev:/etc/passwd:1:root:x:0:0", "rev~1:/etc/passwd:1:root:x:0:0"]
 
 
+def test_grep_takes_git_greps_selection_options(img):
+    """-e (several patterns; then every word is a revision), -w, -v and -c, as git grep has them."""
+    lg, _ = img
+    assert lg.out("grep", "-n", "-e", "line0", "-e", "^line4$", "rev", "rev~1", "--", "/app/main.py").splitlines() == [
+        "rev:/app/main.py:1:line0", "rev:/app/main.py:5:line4", "rev~1:/app/main.py:4:line4"]
+    # -w: "line2" is a word of "line2 changed"; "line" is no whole word anywhere
+    assert lg.out("grep", "-w", "line2", "rev", "--", "/app").splitlines() == ["rev:/app/main.py:line2 changed"]
+    assert lg("grep", "-w", "line", "rev", "--", "/app", check=False).returncode == 1
+    # -v: the lines without a match, numbered as in the file
+    assert lg.out("grep", "-v", "-n", "line[0-3]", "rev", "--", "/app/main.py").splitlines() == [
+        "rev:/app/main.py:5:line4"]
+    # -c: per file with selected lines, as REV:PATH:N; -v -c counts the others
+    assert lg.out("grep", "-c", "x", "rev", "rev~6", "--", "/etc").splitlines() == [
+        "rev:/etc/passwd:2", "rev~6:/etc/passwd:1"]
+    assert lg.out("grep", "-v", "-c", "root", "rev", "--", "/etc/passwd").splitlines() == ["rev:/etc/passwd:1"]
+    assert json.loads(lg.out("grep", "-c", "--json", "-e", "root", "rev")) == [
+        {"rev": "rev", "path": "/etc/passwd", "count": 1}]
+    assert lg("grep", "-c", "nothing-matches-this", "rev", check=False).returncode == 1
+    assert "-c cannot be combined" in lg.fails("grep", "-c", "-l", "x", "rev", code=2)
+    assert "bad pattern" in lg.fails("grep", "-e", "ok", "-e", "(", "rev", code=2)
+
+
 # -- waste ------------------------------------------------------------------------------
 
 # What each layer ships (file content bytes), by hand from LAYERS and how lg export writes

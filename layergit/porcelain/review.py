@@ -532,7 +532,7 @@ def _is_binary(head: bytes) -> bool:
     return b"\0" in head[:BINARY_PROBE]
 
 
-def _matching_lines(store, oid: bytes, pattern: re.Pattern[bytes], text: bool) -> Iterator[tuple[int, bytes]]:
+def _matching_lines(store, oid: bytes, pattern: LineFilter, text: bool) -> Iterator[tuple[int, bytes]]:
     """(line number, line) of every matching line, as the blob is read in pieces; none for
     a binary file unless ``text``. A line longer than GREP_LINE_MAX is matched on its start."""
     _, chunks = store.open_blob(oid)
@@ -546,25 +546,46 @@ def _matching_lines(store, oid: bytes, pattern: re.Pattern[bytes], text: bool) -
         carry = lines.pop()[:GREP_LINE_MAX]
         for line in lines:
             number += 1
-            if pattern.search(line):
+            if pattern.selects(line):
                 yield number, line
-    if carry and pattern.search(carry):
+    if carry and pattern.selects(carry):
         yield number + 1, carry
 
 
-def compile_pattern(pattern: str, ignore_case: bool = False, fixed: bool = False) -> re.Pattern[bytes]:
-    raw = pattern.encode("utf-8", "surrogateescape")
-    try:
-        return re.compile(re.escape(raw) if fixed else raw, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise UsageError(f"bad pattern {pattern!r}: {exc}") from None
+@dataclass(frozen=True)
+class LineFilter:
+    """The lines lg grep selects: those its pattern matches, or with ``invert`` (-v)
+    those it does not."""
+
+    regex: re.Pattern[bytes]
+    invert: bool = False
+
+    def selects(self, line: bytes) -> bool:
+        return (self.regex.search(line) is None) == self.invert
+
+
+def compile_pattern(patterns: list[str], ignore_case: bool = False, fixed: bool = False, word: bool = False,
+                    invert: bool = False) -> LineFilter:
+    """One filter for git grep's options: a line is matched by any of ``patterns`` (-e),
+    as strings with ``fixed`` (-F), only as whole words with ``word`` (-w: not preceded
+    or followed by a letter, digit or underscore)."""
+    parts = []
+    for pattern in patterns:
+        raw = pattern.encode("utf-8", "surrogateescape")
+        raw = re.escape(raw) if fixed else raw
+        try:
+            re.compile(raw)
+        except re.error as exc:
+            raise UsageError(f"bad pattern {pattern!r}: {exc}") from None
+        parts.append(rb"(?<!\w)(?:" + raw + rb")(?!\w)" if word else rb"(?:" + raw + rb")")
+    return LineFilter(re.compile(b"|".join(parts), re.IGNORECASE if ignore_case else 0), invert)
 
 
 def _under(path: bytes, prefixes: list[bytes]) -> bool:
     return not prefixes or any(p == b"/" or path == p or path.startswith(p + b"/") for p in prefixes)
 
 
-def grep(repo: Repo, revs: list[str], pattern: re.Pattern[bytes], paths: list[str] | None = None,
+def grep(repo: Repo, revs: list[str], pattern: LineFilter, paths: list[str] | None = None,
          text: bool = False, files_only: bool = False, first: bool = False) -> Iterator[GrepMatch]:
     """Matching lines of the regular files of each version, path order; a blob that
     several versions share is read once. ``first`` adds, for each match, the oldest version
