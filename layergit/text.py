@@ -46,3 +46,9 @@ def quoted(name: str | bytes) -> str:
     name = _text(name)
     shown = name.translate(_QUOTED)
     return name if shown == name else f'"{shown}"'
+
+
+def kind_of(value: object) -> str:
+    """A JSON or YAML value's type as an error message names it ("a map", "null")."""
+    return {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

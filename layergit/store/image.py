@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from ..errors import CorruptStore, LgError
+from ..text import kind_of
 from .rawobj import MODE_BLOB, MODE_TREE, OBJ_TREE, tree_bytes
 
 CONFIG_NAME = b"config.json"
@@ -31,14 +32,9 @@ class InvalidConfig(LgError):
     ``lg run`` and the rest never meet one."""
 
 
-def _type_name(value: object) -> str:
-    return {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
-
-
 def _string(value: object, what: str) -> str:
     if not isinstance(value, str):
-        raise InvalidConfig(f"{what} must be a string, not {_type_name(value)}")
+        raise InvalidConfig(f"{what} must be a string, not {kind_of(value)}")
     if "\0" in value:
         raise InvalidConfig(f"{what} contains a NUL character")
     return value
@@ -46,13 +42,13 @@ def _string(value: object, what: str) -> str:
 
 def _string_list(value: object, what: str) -> list[str]:
     if not isinstance(value, list):
-        raise InvalidConfig(f"{what} must be a list of strings, not {_type_name(value)}")
+        raise InvalidConfig(f"{what} must be a list of strings, not {kind_of(value)}")
     return [_string(item, f"an item of {what}") for item in value]
 
 
 def _healthcheck(value: object) -> dict:
     if not isinstance(value, dict):
-        raise InvalidConfig(f"Healthcheck must be a map, not {_type_name(value)}")
+        raise InvalidConfig(f"Healthcheck must be a map, not {kind_of(value)}")
     out: dict = {}
     if value.get("Test") is not None:
         out["Test"] = _string_list(value["Test"], "Healthcheck.Test")
@@ -74,7 +70,7 @@ def check_config(config: object) -> dict:
     become ``{}`` and Healthcheck keeps its known fields, so no nesting a config arrived
     with survives into the store."""
     if not isinstance(config, dict):
-        raise InvalidConfig(f"the config must be a map, not {_type_name(config)}")
+        raise InvalidConfig(f"the config must be a map, not {kind_of(config)}")
     return {key: _field(key, value) for key, value in config.items() if value is not None}
 
 
@@ -87,16 +83,16 @@ def _field(key: str, value: object) -> object:
         return [_string(value, key)] if isinstance(value, str) else _string_list(value, key)
     if key in _SETS:
         if not isinstance(value, dict):
-            raise InvalidConfig(f"{key} must be a map, not {_type_name(value)}")
+            raise InvalidConfig(f"{key} must be a map, not {kind_of(value)}")
         return {_string(k, f"a key of {key}"): {} for k in value}
     if key == "Labels":
         if not isinstance(value, dict):
-            raise InvalidConfig(f"Labels must be a map of strings, not {_type_name(value)}")
+            raise InvalidConfig(f"Labels must be a map of strings, not {kind_of(value)}")
         return {_string(k, "a label name"): _string(v, f"label {k!r}") for k, v in value.items()}
     if key == "Healthcheck":
         return _healthcheck(value)
     if key == "ArgsEscaped" and not isinstance(value, bool):
-        raise InvalidConfig(f"ArgsEscaped must be a boolean, not {_type_name(value)}")
+        raise InvalidConfig(f"ArgsEscaped must be a boolean, not {kind_of(value)}")
     return value
 
 

@@ -1,0 +1,221 @@
+"""Compose files read into typed values (layergit/compose): YAML 1.2, interpolation, .env,
+every key checked, refusals by name, dependency order. In process, no runtime."""
+
+from __future__ import annotations
+
+import pytest
+
+from layergit.compose import ComposeError
+from layergit.compose.interpolate import Variables, parse_env, substitute
+from layergit.compose.model import Dependency, Mount, Port, document, load, project_name
+from layergit.compose.yamlfile import NODES_MAX, parse
+
+
+def project(text: str, tmp_path, environ=None, **kw):
+    return load(parse(text.encode(), "compose.yaml"), str(tmp_path), environ or {}, **kw)
+
+
+def refused(text: str, tmp_path, environ=None) -> str:
+    with pytest.raises(ComposeError) as info:
+        project(text, tmp_path, environ)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# -- YAML ---------------------------------------------------------------------------------
+
+
+def test_yaml_is_read_as_1_2_so_no_and_port_pairs_stay_strings():
+    doc = parse(b"restart: no\nports:\n  - 22:22\nflag: on\n", "f")
+    assert doc == {"restart": "no", "ports": ["22:22"], "flag": "on"}
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"- a\n- b\n", "a compose file is a map"),
+    (b"", "a compose file is a map"),
+    (b"services: [\n", "not valid YAML at line"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"a: !!binary aGVsbG8=\n", "bytes values have no meaning"),
+    (b"a: 2001-12-14\n", "date values have no meaning"),
+    (b"1: x\n", "a key must be a string"),
+    (b"a: " + b"[" * 100 + b"]" * 100 + b"\n", "nests more than 64 levels"),
+])
+def test_malformed_yaml_is_one_line(text, message):
+    with pytest.raises(ComposeError, match=message):
+        parse(text, "f")
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1},"
+              f" *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    with pytest.raises(ComposeError, match=f"more than {NODES_MAX} values"):
+        parse("\n".join(lines).encode(), "f")
+
+
+def test_a_value_that_contains_itself_is_refused():
+    with pytest.raises(ComposeError, match="values|levels"):
+        parse(b"a: &a [*a]\n", "f")
+
+
+# -- interpolation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("$A-${A}", "1-1"), ("$$A", "$A"), ("${EMPTY:-d}", "d"), ("${EMPTY-d}", ""), ("${UNSET-d}", "d"),
+    ("${A:+alt}", "alt"), ("${EMPTY:+alt}", ""), ("${EMPTY+alt}", "alt"), ("${UNSET+alt}", ""),
+    ("${UNSET:-${A}x}", "1x"), ("${UNSET:-${UNSET2:-deep}}", "deep"), ("cost: $", "cost: $"),
+    ("${A:?never}", "1"), ("a}b", "a}b"),
+])
+def test_interpolation_forms(text, expected):
+    assert substitute(text, Variables({"A": "1", "EMPTY": ""}), "x") == expected
+
+
+def test_an_unset_variable_is_empty_and_named_once():
+    variables = Variables({})
+    assert substitute("${NOPE}/$NOPE", variables, "x") == "/"
+    assert variables.unset == ["NOPE"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("${REQ:?give it}", "required variable REQ is missing a value: give it"),
+    ("${EMPTY:?}", "required variable EMPTY is missing a value"),
+    ("${A", "no closing brace"), ("${1A}", "not a variable name"), ("${A!x}", "invalid interpolation format"),
+])
+def test_interpolation_errors(text, message):
+    with pytest.raises(ComposeError, match=message.replace("(", r"\(")):
+        substitute(text, Variables({"A": "1", "EMPTY": ""}), "services.web.image")
+
+
+def test_the_environment_wins_over_dotenv(tmp_path):
+    (tmp_path / ".env").write_text("TAG=from-dotenv\nOTHER=dotenv\n")
+    p = project("services:\n  web:\n    image: app:${TAG}-${OTHER}\n", tmp_path, {"TAG": "shell"})
+    assert p.services["web"].image == "app:shell-dotenv"
+
+
+def test_dotenv_syntax():
+    env = parse_env("# comment\n\nexport A=1\nB = two words # note\nC='raw $A # kept'\n"
+                    'D="x\\ty $A"\nE=${A}-${Z:-z}\nF=\n', ".env", {})
+    assert env == {"A": "1", "B": "two words", "C": "raw $A # kept", "D": "x\ty 1", "E": "1-z", "F": ""}
+    with pytest.raises(ComposeError, match=".env:1: not a NAME=VALUE line"):
+        parse_env("just words\n", ".env", {})
+    with pytest.raises(ComposeError, match="not closed"):
+        parse_env('A="open\n', ".env", {})
+
+
+# -- the model ----------------------------------------------------------------------------
+
+FULL = """
+name: shop
+services:
+  db:
+    image: mariadb:11
+    volumes: [dbdata:/var/lib/mysql, /srv/conf:/etc/mysql/conf.d:ro, ./init:/docker-entrypoint-initdb.d]
+    healthcheck: {test: "mariadb-admin ping", interval: 2s, timeout: 1m30s, retries: 5}
+    restart: unless-stopped
+  web:
+    build: {context: ./app, args: [VERSION=2, DEBUG]}
+    command: php -S "0.0.0.0:80"
+    environment: {A: 1, B: true, C: null}
+    ports: [8080:80, "127.0.0.1::443", 9000, {target: 53, published: 5353, protocol: udp}]
+    networks: {front: {aliases: [shop-web]}, default: null}
+    depends_on: {db: {condition: service_healthy}}
+    deploy: {resources: {limits: {cpus: 0.5, memory: 256m, pids: 100}}}
+    labels: [tier=web]
+    extra_hosts: ["db2:10.0.0.5"]
+    stop_grace_period: 20s
+    x-note: free text
+networks:
+  front:
+volumes:
+  dbdata:
+x-common: {anything: [1]}
+"""
+
+
+def test_a_full_file_is_read_into_typed_values(tmp_path):
+    p = project(FULL, tmp_path, {"C": "from-shell"})
+    assert p.name == "shop" and p.start_order() == ["db", "web"]
+    db, web = p.services["db"], p.services["web"]
+    assert db.volumes == [Mount("volume", "/var/lib/mysql", "dbdata"), Mount("bind", "/etc/mysql/conf.d", "/srv/conf", True),
+                          Mount("bind", "/docker-entrypoint-initdb.d", str(tmp_path / "init"))]
+    assert db.healthcheck is not None and db.healthcheck.test == ["CMD-SHELL", "mariadb-admin ping"]
+    assert (db.healthcheck.interval, db.healthcheck.timeout, db.healthcheck.retries) == (2, 90, 5)
+    assert web.build is not None and web.build.context == str(tmp_path / "app")
+    assert web.build.args == {"VERSION": "2", "DEBUG": None}
+    assert web.command == ["php", "-S", "0.0.0.0:80"]
+    assert web.environment == {"A": "1", "B": "true", "C": "from-shell"}
+    assert web.ports == [Port("80", "8080"), Port("443", None, "127.0.0.1"), Port("9000"), Port("53", "5353", None, "udp")]
+    assert [port.publish_flag() for port in web.ports] == ["8080:80/tcp", "127.0.0.1::443/tcp", "9000/tcp", "5353:53/udp"]
+    assert web.networks == {"front": ["shop-web"], "default": []}
+    assert web.depends_on == [Dependency("db", "service_healthy")]
+    assert (web.limits.cpus, web.limits.memory, web.limits.pids) == (0.5, "256m", 100)
+    assert web.labels == {"tier": "web"} and web.extra_hosts == ["db2:10.0.0.5"] and web.stop_grace_period == 20
+    assert p.networks["front"].name == "shop_front" and p.networks["default"].name == "shop_default"
+    assert p.volumes["dbdata"].name == "shop_dbdata"
+    assert p.container_name("web") == "shop-web-1"
+    doc = document(p)
+    assert doc["services"]["db"]["healthcheck"]["timeout"] == "90s"
+    assert doc["services"]["web"]["ports"][0] == {"target": 80, "published": "8080", "protocol": "tcp"}
+    assert doc["volumes"] == {"dbdata": {"name": "shop_dbdata"}}
+
+
+def test_env_file_values_yield_to_environment(tmp_path):
+    (tmp_path / "web.env").write_text("A=file\nB=file\n")
+    p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
+    assert p.services["web"].environment == {"A": "key", "B": "file"}
+    assert "env file" in refused("services:\n  web:\n    image: x\n    env_file: missing.env\n", tmp_path)
+    p = project("services:\n  web:\n    image: x\n    env_file: [{path: missing.env, required: false}]\n", tmp_path)
+    assert p.services["web"].environment == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("services:\n  web:\n    image: x\n    profiles: [a]\n", "services.web.profiles: not supported by lg"),
+    ("services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n", "services.web.deploy.replicas: not supported"),
+    ("services:\n  web:\n    image: x\n    deploy: {resources: {reservations: {}}}\n", "resources.reservations: not supported"),
+    ("services:\n  web:\n    image: x\nsecrets: {}\n", "secrets: not supported by lg"),
+    ("servics:\n  web: {image: x}\n", "servics: not a compose top-level key"),
+    ("services: {}\n", "defines no service"),
+    ("services:\n  web: {}\n", "neither an image nor a build context"),
+    ("services:\n  web: {image: [x]}\n", "services.web.image: must be a string, not a list"),
+    ("services:\n  web: {image: x, restart: sometimes}\n", "is not no, always, unless-stopped or on-failure"),
+    ("services:\n  web: {image: x, restart: 'always:3'}\n", "is not no, always"),
+    ("services:\n  web: {image: x, ports: ['80:80:80']}\n", "services.web.ports[0]"),
+    ("services:\n  web: {image: x, volumes: ['data:relative']}\n", "must be absolute"),
+    ("services:\n  web: {image: x, volumes: ['data:/d']}\n", "volume 'data' is not declared"),
+    ("services:\n  web: {image: x, networks: [back]}\n", "network 'back' is not declared"),
+    ("services:\n  web: {image: x, depends_on: [db]}\n", "no service named 'db'"),
+    ("services:\n  web: {image: x, depends_on: {db: {condition: ready}}}\n  db: {image: y}\n", "condition: must be one of"),
+    ("services:\n  web: {image: x, healthcheck: {test: [curl]}}\n", "starts with CMD, CMD-SHELL or NONE"),
+    ("services:\n  web: {image: x, healthcheck: {interval: soon}}\n", "is not a duration"),
+    ("services:\n  web: {image: x, deploy: {resources: {limits: {cpus: lots}}}}\n", "number of CPUs"),
+    ("services:\n  web: {image: x}\nnetworks:\n  n: {driver: overlay}\n", "networks.n.driver: not supported by lg (only driver: bridge)"),
+    ("services:\n  'we b': {image: x}\n", "a service name is letters"),
+    ("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n",
+     "cycle: a -> b -> c -> a"),
+    ("services:\n  a: {image: x, depends_on: [a]}\n", "cannot depend on itself"),
+    ("services:\n  web: {image: '${TAG:?the release tag}'}\n", "required variable TAG is missing a value: the release tag"),
+])
+def test_what_lg_cannot_use_is_refused_by_name(tmp_path, text, message):
+    assert message in refused(text, tmp_path)
+
+
+def test_start_order_follows_dependencies_then_the_file(tmp_path):
+    p = project("services:\n  web: {image: x, depends_on: [api]}\n  api: {image: x, depends_on: [db, cache]}\n"
+                "  cache: {image: x}\n  db: {image: x}\n  other: {image: x}\n", tmp_path)
+    assert p.start_order() == ["db", "cache", "api", "web", "other"]
+
+
+@pytest.mark.parametrize("given, environ, top, directory, expected", [
+    ("Given", {}, None, "/x/dir", "Given"),
+    (None, {"COMPOSE_PROJECT_NAME": "fromenv"}, "top", "/x/dir", "fromenv"),
+    (None, {}, "top", "/x/dir", "top"),
+    (None, {}, None, "/x/My Site.v2", "mysitev2"),
+])
+def test_project_name(given, environ, top, directory, expected):
+    if expected != expected.lower():
+        with pytest.raises(ComposeError, match="must be lower-case"):
+            project_name(given, environ, top, directory)
+    else:
+        assert project_name(given, environ, top, directory) == expected
