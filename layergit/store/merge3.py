@@ -33,6 +33,7 @@ from . import meta as M
 from . import treenames
 from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
 from .snapshot import MAX_DEPTH, Node, read_dir, too_deep
+from .treediff import diff_trees
 
 ASPECTS = ("content", "mode", "owner", "xattrs", "rdev")
 
@@ -210,12 +211,30 @@ class _Merge:
         link = node.meta.link
         if link is None:
             return node
-        real = b"/".join(treenames.decode(p) for p in link.split(b"/")[1:])
-        leader = self.lookup(b"/" + real)
+        leader = self.lookup(_real(link))
         if leader is not None and leader.meta.link is None and leader.oid == node.oid \
                 and _inode(leader.meta) == _inode(node.meta):
             return node
         return Node(node.name, node.stored, replace(node.meta, link=None), node.oid)
+
+    def _links_out(self, base: bytes | None, side: bytes, path: bytes) -> bool:
+        """Whether the subtree ``side`` takes at ``path`` holds a hardlink, new since
+        ``base``, to a leader outside it, which the merge may have changed: then the
+        subtree is merged entry by entry, so that the link is checked. Costs what the
+        side changed there, not the subtree's size."""
+        inside = path + b"/"
+        for change in diff_trees(self.store, base, side, prefix=path):
+            link = change.new.meta.link if change.new is not None else None
+            if link is not None and not _real(link).startswith(inside):
+                return True
+        return False
+
+    def _below(self, frame: _Frame, path: bytes, node: Node,
+               sub: tuple[bytes | None, bytes | None, bytes | None]) -> _Frame:
+        if frame.depth + 1 > MAX_DEPTH:
+            raise too_deep(path.split(b"/")[1:])
+        frame.pending = node
+        return _Frame(self.store, path, frame.depth + 1, *sub)
 
     def run(self, base: bytes | None, ours: bytes, theirs: bytes) -> MergeResult:
         b_own, _ = _nodes(self.store, base)
@@ -264,20 +283,25 @@ class _Merge:
                 continue
             if node.meta.kind == "d":
                 if sub is not None and len({*sub}) == 3:
-                    if frame.depth + 1 > MAX_DEPTH:
-                        raise too_deep(path.split(b"/")[1:])
-                    frame.pending = node
-                    return _Frame(self.store, path, frame.depth + 1, *sub)
+                    return self._below(frame, path, node, sub)
                 if sub is not None:  # two of the three subtrees agree: the rule above decides
                     sb, so, st = sub
                     node = replace(node, oid=so if (so == st or sb == st) else st)
                 assert node.oid is not None
+                sides = tuple(n.oid if n is not None and n.meta.kind == "d" else None for n in (b, o, t))
+                if node.oid != sides[0] and self._links_out(sides[0], node.oid, path):
+                    return self._below(frame, path, node, sides)  # type: ignore[arg-type]
                 self.whole[path] = node.oid
             else:
                 node = self.checked_link(node)
                 self.decided[path] = node
             frame.add(node)
         return None
+
+
+def _real(link: bytes) -> bytes:
+    """A ``link=`` path (stored names) as a real path."""
+    return b"/" + b"/".join(treenames.decode(p) for p in link.split(b"/")[1:])
 
 
 def merge_trees(store, writer, base: bytes | None, ours: bytes, theirs: bytes,
