@@ -311,3 +311,24 @@ def test_squash_keeps_the_tree_and_sets_the_parent(lg, trees):
     assert parents[1:] == [base_id]
     assert lg.out("diff", "--name-status", "app:flat").split() == ["A", "/file0", "A", "/file1", "A", "/file2"]
     assert "not an ancestor" in lg.fails("squash", "base:1", "--onto", "app:1", "-t", "x:1", code=1)
+
+
+def test_bisect_state_under_fsck_and_gc(lg, tmp_path, busybox_rootfs):
+    """bisect.json and its refs: fsck reads them, gc drops refs a killed start left."""
+    ids = _chain(lg, tmp_path, busybox_rootfs, 3, broken_from=3)
+    lg("bisect", "start", ids[-1], ids[0])
+    assert "note: a bisect is in progress over 3 versions" in lg.out("fsck")
+    out = lg.out("bisect", "bad")  # the proposed version, v2: then v2 is the first bad
+    assert f"{ids[1]} is the first bad version" in out
+    assert "the bisect is over" in lg.fails("bisect", "good", code=2)
+    state = os.path.join(lg.root, "bisect.json")
+    with open(state, "w") as f:
+        f.write('{"version": 1, "candidates": ["../../etc"]}')
+    assert "bisect.json does not read" in lg("fsck", check=False).stdout.decode()
+    assert "does not read" in lg.fails("bisect", "log", code=1)
+    lg("bisect", "reset")
+    git = ["git", "--git-dir", os.path.join(lg.root, "store.git")]
+    subprocess.run(git + ["update-ref", f"refs/layergit/bisect/{ids[0]}", ids[0]], check=True)
+    assert "bisect ref(s) without a bisect in progress" in lg.out("fsck")
+    lg("gc")
+    assert not any("/bisect/" in r for r in _refs(lg))

@@ -221,6 +221,39 @@ def reset(repo: Repo) -> bool:
     return existed
 
 
+def check(repo: Repo) -> tuple[list[str], list[str]]:
+    """(problems, notes) for lg fsck: a state that reads, whose versions are all in the
+    store, and refs left without a state (a start killed half-way), which lg gc drops."""
+    problems: list[str] = []
+    refs = repo.store.refs(REF_PREFIX)
+    if not os.path.lexists(repo.root.bisect):
+        notes = [f"{len(refs)} bisect ref(s) without a bisect in progress; lg gc removes them"] if refs else []
+        return problems, notes
+    try:
+        state = load(repo)
+    except LgError as exc:
+        return [str(exc)], []
+    for hexid in state.candidates:
+        try:
+            repo.store.commit(bytes.fromhex(hexid))
+        except LgError as exc:
+            problems.append(f"bisect.json: version {hexid[:12]}: {exc}")
+    kept = {ref[len(REF_PREFIX):] for ref, _ in refs}
+    if state.candidates[-1] not in kept:
+        problems.append(f"bisect.json: no ref keeps version {state.candidates[-1][:12]} alive")
+    return problems, [f"a bisect is in progress over {len(state.candidates)} versions (lg bisect log)"]
+
+
+def prune(repo: Repo) -> int:
+    """lg gc: drop bisect refs that no bisect state names (a start killed half-way)."""
+    if os.path.lexists(repo.root.bisect):
+        return 0
+    refs = repo.store.refs(REF_PREFIX)
+    for ref, _ in refs:
+        repo.store.delete_ref(ref)
+    return len(refs)
+
+
 def log(repo: Repo) -> list[str]:
     return load(repo).log
 
