@@ -17,7 +17,8 @@ def _show(repo, step) -> None:
     from layergit.porcelain import diff, history
 
     if step.next is not None:
-        click.echo(f"Bisecting: {step.left - 1} versions left to test after this (roughly {step.steps} steps)")
+        click.echo(f"Bisecting: {step.left - 1} versions left to test after this"
+                   f" (roughly {step.steps} steps)")
         click.echo(f"[{step.next}] {message_lines(history.show(repo, step.next).message)[0]}")
         return
     if step.first_bad is None:

@@ -227,8 +227,9 @@ def check(repo: Repo) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     refs = repo.store.refs(REF_PREFIX)
     if not os.path.lexists(repo.root.bisect):
-        notes = [f"{len(refs)} bisect ref(s) without a bisect in progress; lg gc removes them"] if refs else []
-        return problems, notes
+        if not refs:
+            return problems, []
+        return problems, [f"{len(refs)} bisect ref(s) without a bisect in progress; lg gc removes them"]
     try:
         state = load(repo)
     except LgError as exc:

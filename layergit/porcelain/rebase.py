@@ -63,7 +63,8 @@ class Rule:
         return cls(side, ("/" + path.strip("/")).encode("utf-8", "surrogateescape") if eq else None)
 
     def covers(self, path: bytes) -> bool:
-        return self.path is None or self.path == b"/" or path == self.path or path.startswith(self.path + b"/")
+        return (self.path is None or self.path == b"/" or path == self.path
+                or path.startswith(self.path + b"/"))
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,8 @@ class SquashResult:
     squashed: int  # versions folded into one
 
 
-def squash(repo: Repo, image: str, tag: str, onto: str | None = None, message: str | None = None) -> SquashResult:
+def squash(repo: Repo, image: str, tag: str, onto: str | None = None,
+           message: str | None = None) -> SquashResult:
     """One commit with IMAGE's tree (rootfs and config) whose parent is ``onto`` (none:
     a first version), tagged ``tag``; its message lists the versions it folds."""
     from ..store.image import write_image_tree

@@ -27,7 +27,7 @@ Nothing here recurses: trees nest deeper than Python's recursion limit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, TypeVar
 
 from . import meta as M
 from . import treenames
@@ -35,7 +35,7 @@ from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TR
 from .snapshot import MAX_DEPTH, Node, read_dir, too_deep
 from .treediff import diff_trees
 
-ASPECTS = ("content", "mode", "owner", "xattrs", "rdev")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,30 +83,28 @@ def _inode(m: M.EntryMeta) -> tuple:
     return (m.kind, m.mode, m.uid, m.gid, m.rdev, m.xattrs)
 
 
-def _aspect(node: Node, name: str) -> object:
-    m = node.meta
-    return {"content": node.oid if m.kind != "d" else None, "mode": m.mode, "owner": (m.uid, m.gid),
-            "xattrs": m.xattrs, "rdev": m.rdev}[name]
+def _pick(base: T, ours: T, theirs: T, name: str, conflicts: list[str]) -> T:
+    """One aspect: the side that changed it; ours (and a conflict) when both did differently."""
+    if ours != base and theirs != base and ours != theirs:
+        conflicts.append(name)
+    return theirs if ours == base else ours
 
 
 def merge_node(base: Node, ours: Node, theirs: Node) -> tuple[Node, tuple[str, ...]]:
     """One entry of one type on all three sides: each aspect from the side that changed
     it; returns the merged node and the aspects both sides changed differently (where
     the merged node holds ours')."""
-    conflicts = []
-    picked: dict[str, object] = {}
-    for name in ASPECTS:
-        b, o, t = _aspect(base, name), _aspect(ours, name), _aspect(theirs, name)
-        picked[name] = t if o == b else o
-        if o != b and t != b and o != t:
-            conflicts.append(name)
-    mtime = theirs.meta.mtime_ns if theirs.meta.mtime_ns != base.meta.mtime_ns else ours.meta.mtime_ns
-    link = theirs.meta.link if theirs.meta.link != base.meta.link else ours.meta.link
-    uid, gid = picked["owner"]  # type: ignore[misc]
-    meta = replace(ours.meta, mode=picked["mode"], uid=uid, gid=gid, xattrs=picked["xattrs"],
-                   rdev=picked["rdev"], mtime_ns=mtime, link=link)
-    oid = picked["content"] if ours.meta.kind != "d" else ours.oid
-    return Node(ours.name, ours.stored, meta, oid), tuple(conflicts)  # type: ignore[arg-type]
+    b, o, t = base.meta, ours.meta, theirs.meta
+    conflicts: list[str] = []
+    oid = ours.oid if o.kind == "d" else _pick(base.oid, ours.oid, theirs.oid, "content", conflicts)
+    mode = _pick(b.mode, o.mode, t.mode, "mode", conflicts)
+    uid, gid = _pick((b.uid, b.gid), (o.uid, o.gid), (t.uid, t.gid), "owner", conflicts)
+    xattrs = _pick(b.xattrs, o.xattrs, t.xattrs, "xattrs", conflicts)
+    rdev = _pick(b.rdev, o.rdev, t.rdev, "rdev", conflicts)
+    mtime = t.mtime_ns if t.mtime_ns != b.mtime_ns else o.mtime_ns
+    link = t.link if t.link != b.link else o.link
+    meta = replace(o, mode=mode, uid=uid, gid=gid, xattrs=xattrs, rdev=rdev, mtime_ns=mtime, link=link)
+    return Node(ours.name, ours.stored, meta, oid), tuple(conflicts)
 
 
 def _nodes(store, tree: bytes | None) -> tuple[M.EntryMeta | None, dict[bytes, Node]]:
@@ -253,7 +251,8 @@ class _Merge:
             return self.result
         root_meta, clash = merge_node(*roots)
         if clash:
-            root_meta = self.conflict(PathConflict(b"/", clash, *roots, root_meta)) or roots[1]
+            root_meta = self.conflict(PathConflict(b"/", clash, roots[0], roots[1], roots[2], root_meta)) \
+                or roots[1]
         stack = [_Frame(self.store, b"", 0, base, ours, theirs)]
         stack[0].metas[b"."] = root_meta.meta
         while True:
