@@ -33,7 +33,6 @@ from . import meta as M
 from . import treenames
 from .rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
 from .snapshot import MAX_DEPTH, Node, read_dir, too_deep
-from .treediff import diff_trees
 
 T = TypeVar("T")
 
@@ -216,15 +215,25 @@ class _Merge:
         return Node(node.name, node.stored, replace(node.meta, link=None), node.oid)
 
     def _links_out(self, base: bytes | None, side: bytes, path: bytes) -> bool:
-        """Whether the subtree ``side`` takes at ``path`` holds a hardlink, new since
+        """Whether the subtree ``side`` takes at ``path`` may hold a hardlink, new since
         ``base``, to a leader outside it, which the merge may have changed: then the
-        subtree is merged entry by entry, so that the link is checked. Costs what the
-        side changed there, not the subtree's size."""
-        inside = path + b"/"
-        for change in diff_trees(self.store, base, side, prefix=path):
-            link = change.new.meta.link if change.new is not None else None
-            if link is not None and not _real(link).startswith(inside):
-                return True
+        subtree is merged entry by entry, so that the link is checked. Reads the raw
+        trees the side changed, and each changed metadata blob only to find ``link=``
+        in it, so it costs what the side changed there, not the subtree's size."""
+        del path  # any new link below counts: one to a leader inside is checked as cheaply
+        stack = [(base, side)]
+        while stack:
+            old, new = stack.pop()
+            before = {name: (mode, oid) for name, mode, oid in self.store.tree(old)} if old else {}
+            for name, mode, oid in self.store.tree(new):
+                if before.get(name) == (mode, oid):
+                    continue
+                if name == treenames.META_NAME_B:
+                    if b" link=" in self.store.read_blob(oid, M.META_BLOB_MAX, "metadata"):
+                        return True
+                elif mode == MODE_TREE:
+                    was = before.get(name)
+                    stack.append((was[1] if was and was[0] == MODE_TREE else None, oid))
         return False
 
     def _below(self, frame: _Frame, path: bytes, node: Node,
