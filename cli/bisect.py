@@ -7,6 +7,7 @@ import sys
 import click
 
 from layergit.porcelain import bisect
+from layergit.text import printable
 
 from .containers import run_flags, run_options
 from .output import message_lines, repo_from, short
@@ -82,7 +83,7 @@ def reset_cmd(ctx):
 def log_cmd(ctx):
     """Print what was marked so far, as lg bisect commands."""
     for line in bisect.log(repo_from(ctx)):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @bisect_cmd.command("run", context_settings={"allow_interspersed_args": False})

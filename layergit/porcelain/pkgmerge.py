@@ -8,7 +8,10 @@ real conflict (:class:`DbConflict`, naming the packages).
 
 - dpkg's ``status`` (and ``status-old``, its backup) and apt's ``extended_states``:
   RFC 822 stanzas separated by blank lines, keyed by ``Package`` and ``Architecture``.
-- apk's ``installed``: the same shape with one-letter fields (``P:name``), keyed by ``P``.
+- apk's ``installed``: the same shape with one-letter fields (``P:name``), keyed by ``P``;
+  debconf's ``config.dat`` and ``templates.dat``, keyed by ``Name``.
+- ``/etc/passwd``, ``group``, ``shadow``, ``gshadow``: a line per account, keyed by name
+  (a base and an app that each add a system user).
 - apk's ``world`` and other one-name-per-line lists: a set of lines.
 - logs written only at the end (``dpkg.log``, apt's ``history.log`` and ``term.log``,
   ``alternatives.log``): ours, then what theirs appended to the base's.
@@ -18,6 +21,7 @@ Pure functions of bytes, no store: tested in tests/unit/test_pkgmerge.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import LgError
@@ -29,39 +33,60 @@ class DbConflict(LgError):
 
 @dataclass(frozen=True)
 class Stanzas:
-    """A stanza file's format: the fields its records are keyed by, and the separator
-    between a field's name and its value."""
+    """RFC 822 records separated by blank lines, keyed by the values of ``keys``
+    (``separator`` between a field's name and its value)."""
 
     keys: tuple[str, ...]
     separator: bytes
+    joiner = b"\n"  # between records
+
+    def records(self, data: bytes, what: str) -> Iterator[tuple[tuple, bytes]]:
+        for chunk in data.replace(b"\r\n", b"\n").split(b"\n\n"):
+            text = chunk.strip(b"\n")
+            if not text:
+                continue
+            fields: dict[str, bytes] = {}
+            for line in text.split(b"\n"):
+                if line[:1] in (b" ", b"\t"):
+                    continue  # a continuation line
+                name, sep, value = line.partition(self.separator)
+                if sep:
+                    fields.setdefault(name.decode(errors="replace"), value.strip())
+            if self.keys[0] not in fields:
+                raise DbConflict(f"{what}: a record has no {self.keys[0]} field")
+            yield tuple(fields.get(k, b"") for k in self.keys), text + b"\n"
+
+
+@dataclass(frozen=True)
+class Lines:
+    """One record per line, keyed by its first ``separator``-separated field: /etc/passwd,
+    /etc/group and their shadows (a user or group by name)."""
+
+    separator: bytes = b":"
+    joiner = b""
+
+    def records(self, data: bytes, what: str) -> Iterator[tuple[tuple, bytes]]:
+        for line in data.split(b"\n"):
+            if line:
+                yield (line.partition(self.separator)[0],), line + b"\n"
 
 
 DPKG = Stanzas(("Package", "Architecture"), b":")
 APK = Stanzas(("P",), b":")
+DEBCONF = Stanzas(("Name",), b":")
+ACCOUNTS = Lines()
+Format = Stanzas | Lines
 
 
-def _split(data: bytes, fmt: Stanzas, what: str) -> tuple[list[tuple], dict[tuple, bytes]]:
+def _split(data: bytes, fmt: Format, what: str) -> tuple[list[tuple], dict[tuple, bytes]]:
     """(record keys in file order, key -> the record's text)."""
     order: list[tuple] = []
     records: dict[tuple, bytes] = {}
-    for chunk in data.replace(b"\r\n", b"\n").split(b"\n\n"):
-        text = chunk.strip(b"\n")
-        if not text:
-            continue
-        fields: dict[str, bytes] = {}
-        for line in text.split(b"\n"):
-            if line[:1] in (b" ", b"\t"):
-                continue  # a continuation line
-            name, sep, value = line.partition(fmt.separator)
-            if sep:
-                fields.setdefault(name.decode(errors="replace"), value.strip())
-        if fmt.keys[0] not in fields:
-            raise DbConflict(f"{what}: a record has no {fmt.keys[0]} field")
-        key = tuple(fields.get(k, b"") for k in fmt.keys)
+    for key, text in fmt.records(data, what):
         if key in records:
             raise DbConflict(f"{what}: {_name(key)} is recorded twice")
         order.append(key)
-        records[key] = text + b"\n"
+        records[key] = text
     return order, records
 
 
@@ -69,7 +94,7 @@ def _name(key: tuple) -> str:
     return ":".join(part.decode(errors="replace") for part in key if part)
 
 
-def merge_stanzas(base: bytes, ours: bytes, theirs: bytes, fmt: Stanzas, what: str,
+def merge_records(base: bytes, ours: bytes, theirs: bytes, fmt: Format, what: str,
                   prefer: str | None = None) -> bytes:
     """Records of ``ours`` with each record ``theirs`` added, changed or removed since
     ``base``, in ours' order with theirs' new records where theirs has them after the
@@ -92,14 +117,23 @@ def merge_stanzas(base: bytes, ours: bytes, theirs: bytes, fmt: Stanzas, what: s
                 result.pop(key, None)
     order = [k for k in o_order if k in result]
     placed = set(order)
-    for i, key in enumerate(t_order):  # theirs' additions go after their predecessor in theirs
-        if key in placed or key not in result:
-            continue
-        before = next((k for k in reversed(t_order[:i]) if k in placed), None)
-        at = order.index(before) + 1 if before is not None else 0
-        order.insert(at, key)
-        placed.add(key)
-    return b"\n".join(result[k] for k in order)
+    followers: dict[tuple | None, list[tuple]] = {}  # theirs' new records, after their predecessor
+    before: tuple | None = None
+    for key in t_order:
+        if key in result and key not in placed:
+            followers.setdefault(before, []).append(key)
+        if key in result:
+            before = key
+    out: list[tuple] = []
+    for anchor in [None, *order]:
+        if anchor is not None:
+            out.append(anchor)
+        pending = followers.get(anchor, [])[::-1]
+        while pending:
+            key = pending.pop()
+            out.append(key)
+            pending.extend(followers.get(key, [])[::-1])
+    return fmt.joiner.join(result[k] for k in out)
 
 
 def merge_lines(base: bytes, ours: bytes, theirs: bytes) -> bytes:
