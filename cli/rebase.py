@@ -34,6 +34,8 @@ def rebase_cmd(ctx, onto, tag, prefer, as_json, oldbase, image):
             click.echo(f"{version}: {quoted(path)}: {printable(how)}")
         for old, new in result.replayed:
             click.echo(f"{short(old)} -> {short(new)}")
+        for old in result.dropped:
+            click.echo(f"{short(old)} dropped: the new base has its changes already")
         if result.stopped_at is not None:
             click.echo(f"lg: rebase stopped at {short(result.stopped_at)}: {len(result.conflicts)}"
                        " conflicting path(s); nothing was tagged", err=True)

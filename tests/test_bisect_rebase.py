@@ -177,6 +177,8 @@ def test_rebase_onto_a_base_with_an_unrelated_change(lg, trees):
     (app / "srv").mkdir()
     (app / "srv" / "app.py").write_text("print('v1')\n")
     _commit(lg, str(app), "app:1", "app 1", parent="base:1")
+    (app / "etc" / "motd").write_text("patched\n")  # the new base has this very change
+    dropped = _commit(lg, str(app), "app:1", "app 1b")
     (app / "srv" / "app.py").write_text("print('v2')\n")
     (app / "etc" / "shared").write_text("app\n")  # content here, mode in the new base
     _commit(lg, str(app), "app:1", "app 2")
@@ -193,6 +195,7 @@ def test_rebase_onto_a_base_with_an_unrelated_change(lg, trees):
     _configure(lg, "base:2", "ENV BASE=2", "base 2c")
     out = lg.out("rebase", "--onto", "base:2", "base:1", "app:1", "-t", "app:2")
     assert "tagged app:2" in out
+    assert f"{dropped[:12]} dropped: the new base has its changes already" in out
     assert lg.out("inspect", "--format", "{{.Id}}", "app:1").strip() == old_app  # only -t moved
     chain = [json.loads(lg.out("show", "--json", f"app:2~{i}"))["message"].strip() for i in range(7)]
     assert chain == ["app 3", "app 2", "app 1", "base 2c", "base 2b", "base 2", "base 1"], chain

@@ -95,6 +95,7 @@ class RebaseResult:
     id: str | None  # the new tip; None when the rebase stopped
     tag: str | None
     replayed: list[tuple[str, str]] = field(default_factory=list)  # (old id, new id)
+    dropped: list[str] = field(default_factory=list)  # versions whose changes the new base had
     resolved: list[tuple[str, str, str]] = field(default_factory=list)  # (version, path, how)
     stopped_at: str | None = None  # the version whose conflicts stopped it
     conflicts: list[ConflictReport] = field(default_factory=list)
@@ -269,8 +270,11 @@ def _replay(repo: Repo, base: Image, ours: Image, theirs: Image, rules: list[Rul
         result.resolved += [(short, p.decode(errors="surrogateescape"), how) for p, how in merged.resolved]
         config = merge_config(base.config, ours.config, theirs.config)
         info = theirs.commit
-        oid = w.commit(write_image_tree(w, config, merged.tree), [ours.id], info.author,
-                       store.default_author(), info.message)
+        if config == ours.config and not merged.changed:
+            result.dropped.append(theirs.id.hex())  # nothing left of it: git rebase drops it too
+            return ours
+        tree = write_image_tree(w, config, merged.tree)
+        oid = w.commit(tree, [ours.id], info.author, store.default_author(), info.message)
     if resolver.ldconfig:
         oid = _run_ldconfig(repo, oid)
     result.replayed.append((theirs.id.hex(), oid.hex()))

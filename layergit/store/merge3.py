@@ -69,12 +69,20 @@ class MergeResult:
     tree: bytes | None  # the merged rootfs; None when conflicts remain
     conflicts: list[PathConflict] = field(default_factory=list)
     resolved: list[tuple[bytes, str]] = field(default_factory=list)  # (path, how)
+    changed: bool = True  # whether the result may differ from ours in more than mtimes
 
 
 def _same(a: Node | None, b: Node | None) -> bool:
     if a is None or b is None:
         return a is b
     return a.oid == b.oid and a.meta == b.meta
+
+
+def _alike(a: Node | None, b: Node | None, meta_only: bool = False) -> bool:
+    """The same entry but for its mtime (and, with ``meta_only``, its content)."""
+    if a is None or b is None:
+        return a is b
+    return _inode(a.meta) == _inode(b.meta) and a.meta.link == b.meta.link and (meta_only or a.oid == b.oid)
 
 
 def _inode(m: M.EntryMeta) -> tuple:
@@ -151,6 +159,11 @@ class _Merge:
         self.result = MergeResult(None)
         self.decided: dict[bytes, Node] = {}  # real path -> node, for entries decided one by one
         self.whole: dict[bytes, bytes] = {}  # real path -> the tree taken for it unread
+        self.changed = False  # a decision so far that is not ours' entry (mtimes aside)
+
+    def note(self, node: Node | None, ours: Node | None, meta_only: bool = False) -> None:
+        if not _alike(node, ours, meta_only):
+            self.changed = True
 
     def conflict(self, c: PathConflict) -> Node | None:
         """The node a conflict leaves at its path: the resolver's, else ours (the result is void)."""
@@ -173,8 +186,10 @@ class _Merge:
             if b is not None and b.meta.kind == o.meta.kind:
                 merged, clash = merge_node(b, o, t)
                 node = self.conflict(PathConflict(path, clash, b, o, t, merged)) if clash else merged
-            elif o.meta.kind == "d":  # added on both sides, or both replaced a non-directory
-                node = merge_node(o, o, t)[0]  # no base: theirs' aspects where they differ
+            elif o.meta.kind == "d" or _inode(o.meta) == _inode(t.meta) and o.oid == t.oid:
+                # Added on both sides (or both replaced a non-directory) alike but for mtimes,
+                # or as directories whose contents merge: theirs' aspects where they differ.
+                node = merge_node(o, o, t)[0]
             else:
                 return self.conflict(PathConflict(path, ("added on both sides",), b, o, t)), None
             if node is not None and node.meta.kind == "d":  # a directory's own aspects: merge below it
@@ -254,6 +269,7 @@ class _Merge:
             roots[0] = roots[1]
         if ours == theirs or base == theirs:
             self.result.tree = ours
+            self.result.changed = False
             return self.result
         if base == ours:
             self.result.tree = theirs
@@ -262,6 +278,7 @@ class _Merge:
         if clash:
             root_meta = self.conflict(PathConflict(b"/", clash, roots[0], roots[1], roots[2], root_meta)) \
                 or roots[1]
+        self.note(root_meta, roots[1], meta_only=True)
         stack = [_Frame(self.store, b"", 0, base, ours, theirs)]
         stack[0].metas[b"."] = root_meta.meta
         while True:
@@ -280,6 +297,7 @@ class _Merge:
             parent.pending = None
         if not self.result.conflicts:
             self.result.tree = tree
+            self.result.changed = self.changed
         return self.result
 
     def _fill(self, frame: _Frame) -> _Frame | None:
@@ -288,9 +306,11 @@ class _Merge:
             b, o, t = frame.base.get(name), frame.ours.get(name), frame.theirs.get(name)
             node, sub = self.decide(path, b, o, t)
             if node is None:
+                self.note(None, o)
                 continue
             if node.meta.kind == "d":
                 if sub is not None and len({*sub}) == 3:
+                    self.note(node, o, meta_only=True)
                     return self._below(frame, path, node, sub)
                 if sub is not None:  # two of the three subtrees agree: the rule above decides
                     sb, so, st = sub
@@ -298,11 +318,13 @@ class _Merge:
                 assert node.oid is not None
                 sides = tuple(n.oid if n is not None and n.meta.kind == "d" else None for n in (b, o, t))
                 if node.oid != sides[0] and self._links_out(sides[0], node.oid, path):
+                    self.note(node, o, meta_only=True)
                     return self._below(frame, path, node, sides)  # type: ignore[arg-type]
                 self.whole[path] = node.oid
             else:
                 node = self.checked_link(node)
                 self.decided[path] = node
+            self.note(node, o)
             frame.add(node)
         return None
 

@@ -158,3 +158,15 @@ def test_a_hardlink_whose_leader_changed_becomes_a_file(store):
     o2 = snap(store, __bin__extra=file(store, b"x"))
     assert merge(store, b, o2, t2).tree == build(store, base_entries(store, __etc__conf=kept, __srv__y=kept,
                                                                      __bin__extra=file(store, b"x")))
+
+
+def test_a_change_ours_already_has_leaves_nothing_but_mtimes(store):
+    """What lg rebase drops: theirs added what ours added too (other mtimes): not changed."""
+    b = snap(store)
+    o = snap(store, __etc__motd=file(store, b"hi\n", mtime_ns=5), __bin__extra=file(store, b"x"))
+    t = snap(store, __etc__motd=file(store, b"hi\n", mtime_ns=9))
+    result = merge(store, b, o, t)
+    assert result.conflicts == [] and not result.changed
+    assert result.tree == snap(store, __etc__motd=file(store, b"hi\n", mtime_ns=9), __bin__extra=file(store, b"x"))
+    t2 = snap(store, __etc__motd=file(store, b"hi\n", mode=0o600))
+    assert merge(store, b, o, t2).changed
