@@ -38,7 +38,9 @@ from .pkgmerge import (
 from .repo import Image, Repo, store_lock
 
 if TYPE_CHECKING:
+    from ..store.rawobj import Signature
     from ..store.snapshot import Node
+    from ..store.store import ObjectWriter
 
 SIDES = ("ours", "theirs")
 # What ldconfig writes: regenerated together by running it in the merged version.
@@ -217,23 +219,78 @@ class _Stopped(Exception):
     """Conflicts: leave the writer's block so that its pack is removed."""
 
 
+class _Written:
+    """The store as a rebase reads it: the trees and blobs it wrote itself (its one pack is
+    readable only once finished, and each version is merged onto the one before), then
+    the store's. Only what merges read: trees, blobs and their sizes."""
+
+    def __init__(self, store):
+        self.store = store
+        self.objects: dict[bytes, tuple[int, bytes]] = {}
+
+    def tree(self, oid: bytes) -> list[tuple[bytes, int, bytes]]:
+        from ..store.rawobj import OBJ_TREE, parse_tree
+
+        hit = self.objects.get(oid)
+        return parse_tree(hit[1]) if hit and hit[0] == OBJ_TREE else self.store.tree(oid)
+
+    def read_blob(self, oid: bytes, limit: int | None = None, what: str = "blob") -> bytes:
+        from ..store.rawobj import OBJ_BLOB
+
+        hit = self.objects.get(oid)
+        if hit is None or hit[0] != OBJ_BLOB:
+            return self.store.read_blob(oid, limit, what)
+        if limit is not None and len(hit[1]) > limit:
+            raise LgError(f"{what} {oid.hex()} is {len(hit[1])} bytes; lg reads at most {limit}")
+        return hit[1]
+
+
+class _Recorder:
+    """The rebase's object writer, remembering the trees and blobs it writes for _Written."""
+
+    def __init__(self, writer, written: _Written):
+        self.writer = writer
+        self.written = written
+
+    def put(self, obj_type: int, data: bytes) -> bytes:
+        oid = self.writer.put(obj_type, data)
+        self.written.objects[oid] = (obj_type, data)
+        return oid
+
+    def put_blob(self, data: bytes) -> bytes:
+        from ..store.rawobj import OBJ_BLOB
+
+        return self.put(OBJ_BLOB, data)
+
+
 def rebase(repo: Repo, onto: str, oldbase: str, image: str, tag: str | None = None,
            prefer: list[str] | None = None) -> RebaseResult:
     """Replay IMAGE's versions above OLDBASE onto ONTO; tag the result ``tag`` (default:
     IMAGE when it is a tag). Conflicts left standing return a result with
-    ``stopped_at`` set, and nothing is tagged."""
+    ``stopped_at`` set, and nothing is tagged. The new objects go into one pack, which a
+    version needing ldconfig finishes early (its container reads the store)."""
     rules = [Rule.parse(p) for p in prefer or []]
     target = names.parse(tag) if tag else _own_tag(repo, image)
     with store_lock(repo):
         new_base, old_base, tip = repo.resolve(onto), repo.resolve(oldbase), repo.resolve(image)
-        versions = _chain(repo, old_base, tip, image)
+        pending = _chain(repo, old_base, tip, image)
         result = RebaseResult(None, str(target) if target else None)
         parent = repo.image(new_base)
         previous = repo.image(old_base)
+        written = _Written(repo.store)
+        committer = repo.store.default_author()
         try:
-            for version in versions:
-                parent = _replay(repo, previous, parent, version, rules, result)
-                previous = version
+            while pending:
+                ldconfig = False
+                with repo.store.writer() as w:
+                    step = _Step(written, _Recorder(w, written), w, committer, rules, result)
+                    while pending and not ldconfig:
+                        version = pending.pop(0)
+                        parent, ldconfig = step.replay(previous, parent, version)
+                        previous = version
+                if ldconfig:
+                    parent = _run_ldconfig(repo, parent.id)
+                    result.replayed[-1] = (result.replayed[-1][0], parent.id.hex())
         except _Stopped:
             result.tag = None
             return result
@@ -251,15 +308,26 @@ def _own_tag(repo: Repo, image: str) -> names.ImageName | None:
     return parsed if repo.store.ref(parsed.ref) is not None else None
 
 
-def _replay(repo: Repo, base: Image, ours: Image, theirs: Image, rules: list[Rule],
-            result: RebaseResult) -> Image:
-    """One version replayed on ``ours``: the new commit, as an Image."""
-    from ..store.image import write_image_tree
+@dataclass
+class _Step:
+    """What replaying one version needs: the reading view, the writers, the committer."""
 
-    store = repo.store
-    with store.writer() as w:
-        resolver = _Resolver(store, w, rules)
-        merged = merge_trees(store, w, base.rootfs, ours.rootfs, theirs.rootfs, resolver)
+    written: _Written
+    recorder: _Recorder
+    writer: ObjectWriter
+    committer: Signature
+    rules: list[Rule]
+    result: RebaseResult
+
+    def replay(self, base: Image, ours: Image, theirs: Image) -> tuple[Image, bool]:
+        """``theirs`` replayed on ``ours``: the new version (ours when nothing of it is
+        left), and whether its ld.so.cache waits for ldconfig."""
+        from ..store.image import write_image_tree
+        from ..store.store import CommitInfo
+
+        result = self.result
+        resolver = _Resolver(self.written, self.recorder, self.rules)
+        merged = merge_trees(self.written, self.recorder, base.rootfs, ours.rootfs, theirs.rootfs, resolver)
         short = theirs.id.hex()[:12]
         if merged.tree is None:
             result.stopped_at = theirs.id.hex()
@@ -269,19 +337,18 @@ def _replay(repo: Repo, base: Image, ours: Image, theirs: Image, rules: list[Rul
             raise _Stopped
         result.resolved += [(short, p.decode(errors="surrogateescape"), how) for p, how in merged.resolved]
         config = merge_config(base.config, ours.config, theirs.config)
-        info = theirs.commit
         if config == ours.config and not merged.changed:
             result.dropped.append(theirs.id.hex())  # nothing left of it: git rebase drops it too
-            return ours
-        tree = write_image_tree(w, config, merged.tree)
-        oid = w.commit(tree, [ours.id], info.author, store.default_author(), info.message)
-    if resolver.ldconfig:
-        oid = _run_ldconfig(repo, oid)
-    result.replayed.append((theirs.id.hex(), oid.hex()))
-    return repo.image(oid)
+            return ours, False
+        info = theirs.commit
+        tree = write_image_tree(self.recorder, config, merged.tree)
+        oid = self.writer.commit(tree, [ours.id], info.author, self.committer, info.message)
+        result.replayed.append((theirs.id.hex(), oid.hex()))
+        commit = CommitInfo(oid, tree, (ours.id,), info.author, self.committer, info.message)
+        return Image(oid, commit, config, merged.tree), resolver.ldconfig
 
 
-def _run_ldconfig(repo: Repo, oid: bytes) -> bytes:
+def _run_ldconfig(repo: Repo, oid: bytes) -> Image:
     """The commit ``oid`` with /etc/ld.so.cache as ldconfig writes it in a container of it
     (no network, lg's own user): the one way to know the libraries of a merged tree."""
     from ..store.image import write_image_tree
@@ -302,8 +369,9 @@ def _run_ldconfig(repo: Repo, oid: bytes) -> bytes:
         img = repo.image(oid)
         with repo.store.writer() as w:
             _, rootfs, _ = container_rootfs(repo, cdir, w)
-            return w.commit(write_image_tree(w, img.config, rootfs), list(img.commit.parents),
-                            img.commit.author, img.commit.committer, img.commit.message)
+            new = w.commit(write_image_tree(w, img.config, rootfs), list(img.commit.parents),
+                           img.commit.author, img.commit.committer, img.commit.message)
+        return repo.image(new)
     except LgError as exc:
         if "ldconfig" in str(exc):
             raise
