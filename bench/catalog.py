@@ -1,13 +1,14 @@
 """Every scenario, in order: the image store's (issue 2, scenarios.py), then import and
 export, the runtime, networking and build (issues 3-6, containers.py), then big files
 (issue 13, bigfiles.py), git remotes (issue 14, remotes.py), registries (issue 15,
-registry.py), reviewing history (issue 16, review.py), then Docker's --format (issue 20,
-muscle.py)."""
+registry.py), reviewing history (issue 16, review.py), Docker's --format (issue 20,
+muscle.py), then bisect and rebase (issue 17, history.py)."""
 
 from __future__ import annotations
 
 from .bigfiles import BIG_FILE_SCENARIOS
 from .containers import CONTAINER_SCENARIOS
+from .history import HISTORY_SCENARIOS
 from .muscle import MUSCLE_SCENARIOS
 from .registry import REGISTRY_SCENARIOS
 from .remotes import REMOTE_SCENARIOS
@@ -16,7 +17,7 @@ from .scenarios import STORE_SCENARIOS, Scenario
 
 SCENARIOS: list[Scenario] = sorted(
     STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS + REGISTRY_SCENARIOS
-    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS,
+    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS,
     key=lambda s: s.number)
 
 

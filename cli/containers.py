@@ -12,8 +12,8 @@ from layergit.porcelain.runopts import RunOptions
 from .output import listing, print_json, repo_from, short
 
 
-def _run_options(f):
-    """The flags lg run and lg create share (Docker's names)."""
+def run_flags(f):
+    """The flags lg run and lg create share (Docker's names), also lg bisect run's."""
     options = [
         click.option("--name", help="Container name (default: a random adjective_noun)."),
         click.option("-e", "--env", multiple=True, metavar="KEY[=VALUE]",
@@ -62,15 +62,21 @@ def _run_options(f):
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
         click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
         click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
-        click.argument("image", metavar="IMAGE|REV"),
-        click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]..."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def _options(kw: dict, auto_remove: bool) -> RunOptions:
+def _run_options(f):
+    """lg run's and lg create's flags and arguments."""
+    f = click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[CMD]...")(f)
+    f = click.argument("image", metavar="IMAGE|REV")(f)
+    return run_flags(f)
+
+
+def run_options(kw: dict, auto_remove: bool) -> RunOptions:
+    """RunOptions from the values of :func:`run_flags` and ``command``."""
     return RunOptions(
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
         user=kw["user"], volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"],
@@ -119,7 +125,7 @@ def _pulled(ctx, image: str, policy: str):
 @click.pass_context
 def run_cmd(ctx, detach, auto_remove, pull_policy, image, command, **kw):
     """Run a command in a new container from IMAGE (any revision: app:v1~2, an id)."""
-    options = _options(dict(kw, command=command), auto_remove)
+    options = run_options(dict(kw, command=command), auto_remove)
     cid, code = containers.run(_pulled(ctx, image, pull_policy), image, options, detach)
     if detach:
         click.echo(cid)
@@ -138,7 +144,7 @@ def create_cmd(ctx, auto_remove, pull_policy, image, command, **kw):
 
     try:
         repo = _pulled(ctx, image, pull_policy)
-        click.echo(containers.create(repo, image, _options(dict(kw, command=command), auto_remove)))
+        click.echo(containers.create(repo, image, run_options(dict(kw, command=command), auto_remove)))
     except LgError as exc:
         exc.exit_code = ExitCode.RUN_FAILED  # as docker create: lg could not make the container
         raise

@@ -87,7 +87,7 @@ def diff_cmd(ctx, args, name_status, stat_, as_json, mtime, waste):
         for c in result.changes:
             click.echo(f"{c.status}\t{quoted(c.path)}")
     elif stat_:
-        _print_stat(repo, result)
+        print_stat(repo, result)
     else:
         _print_report(repo, result)
 
@@ -125,7 +125,7 @@ def _size(repo, node) -> int:
     return repo.store.object_size(node.oid) if node is not None and node.meta.kind == "f" else 0
 
 
-def _print_stat(repo, result) -> None:
+def print_stat(repo, result) -> None:
     counts = {"A": 0, "D": 0, "M": 0, "T": 0}
     added = removed = 0
     for c in result.changes:

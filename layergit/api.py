@@ -16,6 +16,7 @@ from .porcelain.diff import diff
 from .porcelain.history import log, show
 from .porcelain.images import commit_dir, list_images, rmi, tag
 from .porcelain.maintenance import fsck, gc
+from .porcelain.rebase import rebase, squash
 from .porcelain.registry import RegistryOptions, login
 from .porcelain.registry import pull as registry_pull
 from .porcelain.registry import push as registry_push
@@ -38,6 +39,7 @@ __all__ = [
     "open_repo",
     "pull",
     "push",
+    "rebase",
     "registry_pull",
     "registry_push",
     "remote_add",
@@ -45,5 +47,6 @@ __all__ = [
     "remote_remove",
     "rmi",
     "show",
+    "squash",
     "tag",
 ]

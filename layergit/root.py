@@ -106,7 +106,7 @@ class Root:
                           " refusing to use another user's directory as a layergit root")
         kept = (self.store, self.cache, self.tmp, self.containers, self.networks, self.run)
         dirs = [os.path.basename(path) for path in kept]
-        for name in (*dirs, os.path.basename(self.gc_lock)):  # all checked before anything changes
+        for name in (*dirs, os.path.basename(self.gc_lock), os.path.basename(self.bisect)):  # checked first
             try:
                 mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
             except FileNotFoundError:
@@ -144,7 +144,8 @@ class Root:
         someone else's. Who owns it and what those entries are: :meth:`_secure_at`.
         """
         entries = os.listdir(self.path)  # NotADirectoryError: secure() says so
-        own = (self.store, self.gc_lock, self.cache, self.tmp, self.containers, self.networks, self.run)
+        own = (self.store, self.gc_lock, self.bisect, self.cache, self.tmp, self.containers, self.networks,
+               self.run)
         foreign = sorted(set(entries) - {os.path.basename(path) for path in own})
         if foreign:
             from .errors import LgError
@@ -164,6 +165,11 @@ class Root:
     def gc_lock(self) -> str:
         """Writers of the store hold it shared, ``lg gc`` exclusively."""
         return self._at("gc.lock")
+
+    @property
+    def bisect(self) -> str:
+        """The bisect in progress, if any (porcelain/bisect.py)."""
+        return self._at("bisect.json")
 
     # -- caches (all rebuilt on demand) -----------------------------------------
 

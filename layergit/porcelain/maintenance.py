@@ -22,6 +22,7 @@ from ..removal import remove_tree
 from ..store import meta as M
 from ..store import names
 from ..store.snapshot import Node, read_dir
+from . import bisect
 from .checkout import cache
 from .repo import Repo, store_lock
 
@@ -116,6 +117,9 @@ def fsck(repo: Repo) -> FsckReport:
         report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes;"
                             " lg gc removes them")
     _check_running_state(repo, report)
+    problems, notes = bisect.check(repo)
+    report.problems += problems
+    report.notes += notes
     for ref, _ in repo.store.refs(names.DIGEST_PREFIX):
         if names.from_digest_ref(ref) is None:
             report.problems.append(f"{ref}: not a digest index entry (NAME/sha256-HEX)")
@@ -207,6 +211,7 @@ def gc(repo: Repo) -> GcReport:
     sweep(repo)  # containers whose lg was killed
     with store_lock(repo, exclusive=True) as lock:
         prune_refs(repo)  # refs of containers removed by the monitor after --rm
+        bisect.prune(repo)  # refs a killed lg bisect start left
         before = _store_bytes(repo.root.store)
         pack_dir = os.path.join(repo.root.store, "objects", "pack")
         removed = 0

@@ -45,6 +45,7 @@ _ZERO = b"\0" * 20
 TREE_MAX = 256 << 20
 COMMIT_MAX = 16 << 20
 _LOOSE_HEAD_MAX = 32  # "blob " + up to 20 digits of size + NUL: all a loose header holds
+REFLOG_MAX = 64 << 20  # bytes of a reflog lg reads: a line is ~150 bytes, so 400,000 moves
 _SYMREF_HOPS = 5  # git's limit on symbolic refs followed (refs.c, SYMREF_MAXDEPTH)
 
 
@@ -500,6 +501,31 @@ class Store:
         with open(log, "ab") as f:
             oneline = message.replace("\n", " ").encode()
             f.write(b"%s %s %s\t%s\n" % (old.hex().encode(), new.hex().encode(), who.to_bytes(), oneline))
+
+    def reflog(self, name: str, limit: int = REFLOG_MAX) -> list[tuple[bytes, bytes, str]]:
+        """A ref's reflog, oldest first: (old id, new id, message) per move, git's file read
+        as git writes it (zero ids for a creation or a deletion). Lines that do not parse
+        are refused: a store is read as it is, not guessed at. At most ``limit`` bytes."""
+        try:
+            with open(os.path.join(self.path, "logs", self._loose_ref_path(name)[len(self.path) + 1:]),
+                      "rb") as f:
+                data = f.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        if len(data) > limit:
+            raise CorruptStore(f"the reflog of {name} is larger than {limit} bytes")
+        out = []
+        for line in data.splitlines():
+            ids, _, message = line.partition(b"\t")
+            parts = ids.split(b" ", 2)
+            try:
+                old, new = bytes.fromhex(parts[0].decode()), bytes.fromhex(parts[1].decode())
+            except (ValueError, IndexError):
+                raise CorruptStore(f"the reflog of {name} has a line that is not git's") from None
+            if len(old) != 20 or len(new) != 20:
+                raise CorruptStore(f"the reflog of {name} has a line that is not git's")
+            out.append((old, new, message.decode(errors="replace")))
+        return out
 
     def delete_ref(self, name: str) -> None:
         """Delete a ref and its reflog; a packed one through libgit2, which rewrites packed-refs."""
