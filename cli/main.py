@@ -54,6 +54,7 @@ COMMANDS = {
     "inspect": ("containers", "inspect_cmd", "Low-level details of containers or images."),
     "network": ("network", "network_cmd", "Manage container networks."),
     "port": ("network", "port_cmd", "List a container's published ports."),
+    "volume": ("volumes", "volume_cmd", "Manage volumes: create, ls, inspect, rm, prune."),
     "remote": ("remotes", "remote_cmd", "Manage the store's git remotes."),
     "push": ("registry", "push_cmd", "Push images to a git remote (REMOTE, URL or path) or a registry."),
     "pull": ("registry", "pull_cmd", "Pull images from a git remote or a registry (Docker's names)."),

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from ..errors import NotFound
 from ..runtime.net import PublishedPort
-from ..runtime.spec import Spec
+from ..runtime.spec import Mount, Spec
 from ..runtime.state import ContainerDir, Record, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
@@ -96,7 +96,7 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         ports = _ports_text(settings(cdir)) if st.running else ""
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
                                  st.status, _status(st), st.exit_code, ports, labels(rec),
-                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts]))
+                                 rec.spec.network.to_json(), [m.name or m.source for m in rec.spec.mounts]))
     return sorted(rows, key=lambda r: r.created, reverse=True)
 
 
@@ -202,10 +202,7 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Labels": labels(rec),
         },
         "HostConfig": rec.host_config,
-        "Mounts": [
-            {"Type": m.kind, "Source": m.source, "Destination": m.target,
-             "RW": not m.readonly} for m in spec.mounts
-        ],
+        "Mounts": [_mount(m) for m in spec.mounts],
         "GraphDriver": {
             "Name": "overlay",
             "Data": {"LowerDir": spec.rootfs_lower, "UpperDir": cdir.file("upper"),
@@ -214,6 +211,14 @@ def inspect(repo: Repo, ref: str) -> dict:
         "LogPath": cdir.file(LOG_NAME),
         "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
     }
+
+
+def _mount(m: Mount) -> dict:
+    """One of inspect's Mounts, as Docker's: a volume has its Name and Driver."""
+    out = {"Type": m.kind, "Source": m.source, "Destination": m.target, "RW": not m.readonly}
+    if m.kind == "volume":
+        out.update(Name=m.name, Driver="local")
+    return out
 
 
 def _network_settings(spec: Spec, net: dict) -> dict:

@@ -27,6 +27,7 @@ It also thaws a running container that a killed lg commit or lg diff left frozen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -48,7 +49,7 @@ from ..runtime.state import (
     now_iso,
     wait_for,
 )
-from . import runopts
+from . import runopts, volumes
 from .checkout import cached_rootfs
 from .names_generator import random_name
 from .repo import Repo
@@ -154,7 +155,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
                        f" or delete {options.cidfile}")
     runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
-    process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
+    process, resources, requests = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
     extra_hosts = runopts.extra_hosts(options, network.kind)
@@ -172,11 +173,16 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     cdir = reg.container(cid)
     name = ""
     ref_set = False
+    made: list[str] = []  # volumes this creation made
+    held = contextlib.ExitStack()
     try:
         name = _reserve_name(reg, cid, options.name)
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
+        if any(r.kind == "volume" for r in requests):  # held until the record names them
+            held.enter_context(volumes.lock(repo))
+        mounts = volumes.attach(repo, requests, lower, cid, options.auto_remove, made)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
@@ -203,6 +209,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
                         options.auto_remove, labels)
         cdir.write_json("container.json", record.to_json())
+        held.close()
         if options.cidfile:
             _write_cidfile(options.cidfile, cid)
         cdir.save_state(State())
@@ -213,6 +220,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             _remove_cidfile(options.cidfile, cid)
         if os.path.isdir(cdir.path):
             remove_tree(cdir.path)
+        volumes.undo(repo, made)
+        held.close()
         if name:
             reg.release_name(name, cid)
         if ref_set:
@@ -392,8 +401,9 @@ def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[s
     return refs
 
 
-def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
-    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref; then sweep."""
+def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: bool = False) -> list[str]:
+    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref; then sweep.
+    Their anonymous volumes go too with ``anonymous_volumes`` (lg rm -v) or when they were --rm."""
     reg = registry(repo)
     removed = []
     for ref in refs:
@@ -402,13 +412,18 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         if st.running:
             if not force:
                 raise Conflict(f"container {ref} is running: stop it first or use rm -f")
-            Cgroup(cdir.id).kill(signal.SIGKILL)
+            cgroup = Cgroup(cdir.id)
+            cgroup.kill(signal.SIGKILL)
+            if st.status == "paused":
+                cgroup.freeze(False)  # a frozen task dies only once thawed (v1)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()
         except NotFound:
             record = None
         _dispose(repo, reg, cdir, record, None)
+        if record is not None and (anonymous_volumes or record.auto_remove):
+            volumes.release(repo, cdir.id, record.spec.mounts)
         removed.append(ref)
     sweep(repo)
     return removed
@@ -513,6 +528,8 @@ def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool
         reg.disown(cid)  # it ran, and nobody asked for it to go
         return False
     _dispose(repo, reg, cdir, record, owners[0].name())
+    if record is not None:
+        volumes.release(repo, cid, record.spec.mounts)  # an owned container is --rm or never ran
     return True
 
 

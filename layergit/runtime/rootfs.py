@@ -147,7 +147,7 @@ def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
         if os.path.exists(path):
             binds.append((os.open(path, os.O_PATH | os.O_CLOEXEC), f"/etc/{name}", False))
     for m in spec.mounts:
-        if m.kind == "bind":
+        if m.kind in ("bind", "volume"):
             try:
                 binds.append((os.open(m.source, os.O_PATH | os.O_CLOEXEC), m.target, m.readonly))
             except OSError as exc:
