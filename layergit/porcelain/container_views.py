@@ -74,6 +74,8 @@ def port(repo: Repo, ref: str) -> list[PublishedPort]:
 def _status(st: State) -> str:
     if st.status == "running":
         return f"Up {_ago(st.started_at)}"
+    if st.status == "paused":
+        return f"Up {_ago(st.started_at)} (Paused)"
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {_ago(st.finished_at)} ago"
     return st.status.capitalize()

@@ -363,6 +363,8 @@ def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
             os.kill(st.pid, number)
         except ProcessLookupError:
             pass
+        if st.status == "paused":
+            _resume(cdir)
         done.append(ref)
     return done
 
@@ -387,11 +389,65 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
                 os.kill(st.pid, number or _signal_number(spec.stop_signal or "SIGTERM"))
             except ProcessLookupError:
                 pass
+            if st.status == "paused":
+                _resume(cdir)
             if not _wait_stopped(cdir, None if wait < 0 else wait):
                 Cgroup(cdir.id).kill(signal.SIGKILL)
                 _wait_stopped(cdir, 10)
         done.append(ref)
     return done
+
+
+def pause(repo: Repo, refs: list[str], frozen: bool = True) -> list[str]:
+    """lg pause (``frozen``) and lg unpause: every process of the container stopped or
+    resumed by the cgroup freezer (v1's freezer.state, v2's cgroup.freeze), recorded as
+    ``paused`` in state.json under the container's lock."""
+    done = []
+    for ref in refs:
+        cdir = find(repo, ref)
+        with cdir.lock():
+            st = cdir.state()
+            if not st.running:
+                raise Conflict(f"container {ref} is not running")
+            if (st.status == "paused") == frozen:
+                raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
+            Cgroup(cdir.id).freeze(frozen)
+            st.status = "paused" if frozen else "running"
+            cdir.save_state(st)
+        done.append(ref)
+    return done
+
+
+def _resume(cdir: ContainerDir) -> None:
+    """Thaw a paused container that was just signalled, as Docker's stop and kill do: a
+    frozen process would not act on the signal (on v1, not even on SIGKILL)."""
+    with cdir.lock():
+        st = cdir.state()
+        if st.status == "paused":
+            Cgroup(cdir.id).freeze(False)
+            st.status = "running"
+            cdir.save_state(st)
+
+
+def rename(repo: Repo, ref: str, new: str) -> None:
+    """lg rename: the new name is reserved before the record changes, the old one released
+    after, so that neither is ever free for another container meanwhile."""
+    check_name(new)
+    reg = registry(repo)
+    cdir = find(repo, ref)
+    with cdir.lock():
+        record = cdir.record()
+        if record.name == new:
+            raise Conflict(f"container {ref} is already named {new}")
+        reg.reserve_name(new, cdir.id)
+        old = record.name
+        try:
+            record.name = record.spec.name = new
+            cdir.write_json("container.json", record.to_json())
+        except BaseException:
+            reg.release_name(new, cdir.id)
+            raise
+        reg.release_name(old, cdir.id)
 
 
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
@@ -584,6 +640,8 @@ def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, t
     st = cdir.state()
     if not st.running:
         raise Conflict(f"container {ref} is not running")
+    if st.status == "paused":
+        raise Conflict(f"container {ref} is paused: unpause it before exec")  # a joiner would freeze too
     spec = _spec(cdir)
     process = spec.process
     process.args = list(command)

@@ -63,7 +63,7 @@ class State:
 
 @dataclass
 class Record:
-    """What a container is (written at creation, never changed)."""
+    """What a container is (written at creation; lg rename alone rewrites it, for its name)."""
 
     id: str
     name: str
