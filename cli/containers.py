@@ -75,7 +75,8 @@ def _run_options(f):
 def _options(kw: dict, auto_remove: bool) -> RunOptions:
     return RunOptions(
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
-        user=kw["user"], volumes=list(kw["volume"]), mounts=list(kw["mount"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"],
+        user=kw["user"], volumes=list(kw["volume"]), mounts=list(kw["mount"]), tmpfs=list(kw["tmpfs"]),
+        hostname=kw["hostname"],
         read_only=kw["read_only"], memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"],
         entrypoint=kw["entrypoint"], interactive=kw["interactive"], tty=kw["tty"], network=kw["network"],
         publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),

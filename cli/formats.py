@@ -122,7 +122,8 @@ VOLUME_TABLE = "{{.Driver}}\t{{.Name}}"
 
 def volume_record(vol, links: int) -> Record:
     return Record(
-        Name=vol.name, Driver="local", Scope="local", Mountpoint=vol.mountpoint, Labels=_labels_text(vol.labels),
+        Name=vol.name, Driver="local", Scope="local", Mountpoint=vol.mountpoint,
+        Labels=_labels_text(vol.labels),
         Label=lambda key: vol.labels.get(key, ""), CreatedAt=_go_time(_iso(vol.created)), Size="N/A",
         Links=str(links), Availability="N/A", Group="N/A",
     )

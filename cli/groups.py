@@ -117,9 +117,11 @@ def system_df_cmd(ctx, fmt, as_json):
         return
     headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
                "Reclaimable": "RECLAIMABLE"}
+    def share(r) -> str:
+        return f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)"
+
     records = [Record(Type=r.kind, TotalCount=str(r.total), Active=str(r.active), Size=human_size(r.size),
-                      Reclaimable=f"{human_size(r.reclaimable)} ({100 * r.reclaimable // r.size if r.size else 0}%)")
-               for r in rows]
+                      Reclaimable=share(r)) for r in rows]
     click.echo(render(fmt or "table", records, headers,
                       "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"), nl=False)
 
@@ -146,7 +148,7 @@ def system_prune_cmd(ctx, volumes, force):
             click.echo(f"Deleted {title}:\n" + "".join(f"{n}\n" for n in names))
     freed = 0
     if volumes:
-        names, freed = vols.prune(repo, False, [])
+        names, freed = vols.prune(repo, False)
         if names:
             click.echo("Deleted Volumes:\n" + "".join(f"{n}\n" for n in names))
     images, image_bytes = maintenance.image_prune(repo)

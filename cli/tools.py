@@ -72,8 +72,8 @@ def top_cmd(ctx, ref, ps_args):
     widths = [max(len(printable(r[i])) for r in rows if i < len(r)) for i in range(len(result.titles))]
     for row in rows:
         cells = [printable(c) for c in row]
-        click.echo("   ".join(c.ljust(w) for c, w in zip(cells[:-1], widths)) + "   " + cells[-1]
-                   if len(cells) > 1 else cells[0])
+        aligned = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+        click.echo("   ".join(aligned + cells[-1:]))
 
 
 def _binary(n: float) -> str:
@@ -120,7 +120,8 @@ def _record(row, no_trunc: bool):
 @click.option("--no-trunc", is_flag=True, help="Do not truncate ids.")
 @click.option("--format", "fmt", metavar="TEMPLATE", help="Go template ({{.CPUPerc}}), table ..., or json.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("-i", "--interval", type=float, default=1.0, show_default=True, help="Seconds between readings.")
+@click.option("-i", "--interval", type=float, default=1.0, show_default=True,
+              help="Seconds between readings.")
 @click.argument("refs", nargs=-1, metavar="[CONTAINER]...")
 @click.pass_context
 def stats_cmd(ctx, all_, no_stream, no_trunc, fmt, as_json, interval, refs):

@@ -87,10 +87,16 @@ def rm_cmd(ctx, force, names):
 @click.pass_context
 def prune_cmd(ctx, all_, force, filters):
     """Remove volumes no container uses (anonymous ones, or all with -a)."""
-    if not force and not click.confirm("WARNING! This will remove anonymous local volumes not used by at least"
-                                       " one container.\nAre you sure you want to continue?"):
+    if not force and not click.confirm("WARNING! This will remove anonymous local volumes not used by at"
+                                       " least one container.\nAre you sure you want to continue?"):
         return
-    removed, freed = volumes.prune(repo_from(ctx), all_, list(filters))
+    from layergit.porcelain import filters as filtering
+
+    repo = repo_from(ctx)
+    def select(vols, using):
+        return filtering.volumes(repo, vols, filters, using)
+
+    removed, freed = volumes.prune(repo, all_, select)
     if removed:
         click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
     click.echo(f"Total reclaimed space: {human_size(freed)}")

@@ -37,7 +37,7 @@ from ..removal import remove_tree
 from ..runtime import users
 from ..runtime.cgroups import Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
-from ..runtime.spec import Spec
+from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
     FREEZERS,
     ContainerDir,
@@ -51,6 +51,7 @@ from ..runtime.state import (
 )
 from . import runopts, volumes
 from .checkout import cached_rootfs
+from .mountspec import MountRequest
 from .names_generator import random_name
 from .repo import Repo
 
@@ -180,9 +181,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
-        if any(r.kind == "volume" for r in requests):  # held until the record names them
-            held.enter_context(volumes.lock(repo))
-        mounts = volumes.attach(repo, requests, lower, cid, options.auto_remove, made)
+        mounts = _mounts(repo, requests, lower, cid, options.auto_remove, made, held)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
@@ -231,6 +230,15 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     if not owned:
         reg.disown(cid, os.getpid())  # complete: the user's (container.json is there for Registry.leftovers)
     return cid
+
+
+def _mounts(repo: Repo, requests: list[MountRequest], lower: str, cid: str, auto_remove: bool,
+            made: list[str], held: contextlib.ExitStack) -> list[Mount]:
+    """The container's mounts, volumes made or found; with any volume, ``held`` gets the
+    volumes' lock, to keep until the record names them (volumes.py)."""
+    if any(r.kind == "volume" for r in requests):
+        held.enter_context(volumes.lock(repo))
+    return volumes.attach(repo, requests, lower, cid, auto_remove, made)
 
 
 def _network_mode(repo: Repo, mode: NetworkMode) -> NetworkMode:

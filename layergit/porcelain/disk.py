@@ -67,8 +67,8 @@ def df(repo: Repo) -> list[DfRow]:
     vols = volumes.ls(repo)
     using = volumes.users(repo)
     sizes = {v.name: volumes.size(v) for v in vols}
-    volume_row = DfRow("Local Volumes", len(vols), sum(1 for v in vols if v.name in using), sum(sizes.values()),
-                       sum(s for name, s in sizes.items() if name not in using))
+    volume_row = DfRow("Local Volumes", len(vols), sum(1 for v in vols if v.name in using),
+                       sum(sizes.values()), sum(s for name, s in sizes.items() if name not in using))
     from .checkout import cache as materialised
 
     keep = {img.rootfs.hex() for _, _, img in _reachable_images(repo, [])}
@@ -76,5 +76,5 @@ def df(repo: Repo) -> list[DfRow]:
     layers = _tree_bytes(repo.root.cache_dir("layers"))
     unkept = sum(_tree_bytes(e.path, only_unshared=True) for e in entries if e.tree not in keep)
     cache_row = DfRow("Cache", len(entries), sum(1 for e in entries if e.tree in keep),
-                      _tree_bytes(repo.root.cache) , unkept + layers)
+                      _tree_bytes(repo.root.cache), unkept + layers)
     return [images, container_row, volume_row, cache_row]

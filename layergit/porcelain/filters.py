@@ -218,7 +218,8 @@ def network_ls(repo: Repo, words: Iterable[str]) -> list[dict]:
     return [n for n in ls(repo) if all(t(n) for t in tests)]
 
 
-def volumes(repo: Repo, vols: list[Volume], words: Iterable[str], using: dict[str, list[str]]) -> list[Volume]:
+def volumes(repo: Repo, vols: list[Volume], words: Iterable[str],
+            using: dict[str, list[str]]) -> list[Volume]:
     """lg volume ls and prune: the volumes every filter admits; ``dangling=true`` is
     one no container uses (``using``: volumes.users)."""
     wanted = parse(words, VOLUME_KEYS)

@@ -213,7 +213,6 @@ def gc(repo: Repo) -> GcReport:
     the writers, then fails naming them. First it sweeps containers a killed lg left.
     """
     from .containers import prune_refs, registry, sweep
-
     from .volumes import drop_orphans
 
     sweep(repo)  # containers whose lg was killed

@@ -20,6 +20,8 @@ from ..errors import UsageError
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,254}")
 _TRUE, _FALSE = ("", "1", "true"), ("0", "false")
 _PROPAGATION = ("private", "rprivate")  # what lg's mounts are; shared and slave would reach the host's tree
+_SIZE = r"^([0-9]+(?:\.[0-9]+)?)([bkmg]?)b?$"
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class MountRequest:
     nocopy: bool = False  # volume-nocopy: a new volume is not filled from the image
     tmpfs_options: str = ""  # tmpfs mount data (size=, mode=)
     labels: dict[str, str] = field(default_factory=dict)  # volume-label: for a volume this creates
+
+
+def parse_size(text: str, flag: str) -> int:
+    """A size as Docker's flags take it (``256m``, ``1.5g``; units of 1024) in bytes."""
+    m = re.match(_SIZE, text.strip(), re.IGNORECASE)
+    if not m:
+        raise UsageError(f"invalid {flag} value {text!r}:"
+                         " use a number with an optional unit b, k, m or g (e.g. 256m)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def check_volume_name(name: str) -> str:
@@ -110,8 +121,6 @@ def _fields(text: str, where: str) -> list[tuple[str, str | None]]:
 
 def parse_mount(text: str) -> MountRequest:  # noqa: C901 - one table of Docker's keys, read in one place
     """``--mount type=volume|bind|tmpfs,source=...,target=...[,readonly][,...]``."""
-    from .runopts import parse_size
-
     where = f"--mount {text[:80]!r}"
     kind, source, target = "volume", "", ""
     readonly = nocopy = False

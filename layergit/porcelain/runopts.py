@@ -20,12 +20,10 @@ from ..runtime import users
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Process, Resources
-from .mountspec import MountRequest, check_targets, parse_mount, parse_tmpfs, parse_volume
+from .mountspec import MountRequest, check_targets, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 # Patterns of flags most runs do not use: compiled on first use (re caches them), not
 # at import, where each costs a fraction of a millisecond of every lg run.
-_SIZE = r"^([0-9]+(?:\.[0-9]+)?)([bkmg]?)b?$"
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY = 6 << 20  # Docker's floor: less cannot even start a process
 
 
@@ -73,15 +71,6 @@ class RunOptions:
     mac_address: str | None = None
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
-
-
-def parse_size(text: str, flag: str) -> int:
-    """A size as Docker's flags take it (``256m``, ``1.5g``; units of 1024) in bytes."""
-    m = re.match(_SIZE, text.strip(), re.IGNORECASE)
-    if not m:
-        raise UsageError(f"invalid {flag} value {text!r}:"
-                         " use a number with an optional unit b, k, m or g (e.g. 256m)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def parse_memory(text: str) -> int:
@@ -362,7 +351,8 @@ def security(options: RunOptions) -> tuple[bool, bool]:
     return nnp, seccomp
 
 
-def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process, Resources, list[MountRequest]]:
+def build(options: RunOptions, config: dict,
+          seccomp_dir: str) -> tuple[Process, Resources, list[MountRequest]]:
     """The process, resources and mounts of a container for ``config`` (config.json)."""
     workdir = options.workdir or config.get("WorkingDir") or "/"
     if not os.path.isabs(workdir):

@@ -22,6 +22,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import Conflict, NotFound, UsageError
 from ..flock import locked
@@ -46,8 +47,8 @@ class Volume:
     auto_remove: bool = False  # that container was --rm
 
     def to_json(self) -> dict:
-        return {"name": self.name, "created": self.created, "labels": self.labels, "anonymous": self.anonymous,
-                "container": self.container, "auto_remove": self.auto_remove}
+        return {"name": self.name, "created": self.created, "labels": self.labels,
+                "anonymous": self.anonymous, "container": self.container, "auto_remove": self.auto_remove}
 
 
 @contextmanager
@@ -110,9 +111,9 @@ def ls(repo: Repo) -> list[Volume]:
 
 def users(repo: Repo) -> dict[str, list[str]]:
     """Volume name -> ids of the containers whose records mount it."""
-    from .containers import registry
+    from ..runtime.state import Registry
 
-    reg = registry(repo)
+    reg = Registry(repo.root)
     out: dict[str, list[str]] = {}
     for cid in reg.ids():
         try:
@@ -166,16 +167,19 @@ def size(vol: Volume) -> int:
     return total
 
 
-def prune(repo: Repo, all_: bool, words: list[str]) -> tuple[list[str], int]:
-    """lg volume prune: unused anonymous volumes (``all_``: unused named ones too, as Docker
-    since 23.0); returns the names removed and the bytes freed."""
-    from .filters import volumes as filtered
+Selection = Callable[[list["Volume"], dict[str, list[str]]], list["Volume"]]
 
+
+def prune(repo: Repo, all_: bool, select: Selection | None = None) -> tuple[list[str], int]:
+    """lg volume prune: unused anonymous volumes (``all_``: unused named ones too, as Docker
+    since 23.0) that ``select`` keeps (--filter: filters.volumes); returns the names removed
+    and the bytes freed."""
     drop_orphans(repo)
     removed, freed = [], 0
     with lock(repo):
         using = users(repo)
-        candidates = [v for v in filtered(repo, ls_unlocked(repo), words, using) if v.name not in using]
+        listed = ls_unlocked(repo)
+        candidates = [v for v in (select(listed, using) if select else listed) if v.name not in using]
         for vol in candidates:
             if vol.anonymous or all_:
                 freed += size(vol)

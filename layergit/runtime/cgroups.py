@@ -311,10 +311,10 @@ class Cgroup:
             except OSError:
                 lines = []
             for line in lines:
-                fields = line.split()
-                if len(fields) == 3 and fields[2].isdigit():
-                    read += int(fields[2]) if fields[1] == "Read" else 0
-                    write += int(fields[2]) if fields[1] == "Write" else 0
+                words = line.split()
+                if len(words) == 3 and words[2].isdigit():
+                    read += int(words[2]) if words[1] == "Read" else 0
+                    write += int(words[2]) if words[1] == "Write" else 0
         return Usage(cpu, max(memory, 0), limit, pids, read, write)
 
     def oom_killed(self) -> bool:

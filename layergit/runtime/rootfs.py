@@ -254,7 +254,8 @@ def with_view(spec: Spec, pid: int | None, work: Callable[[int], None]) -> None:
             os.write(write_end, f"{int(ExitCode.FAILURE)}\n{exc.strerror or exc}".encode())
             code = 1
         except BaseException as exc:  # noqa: BLE001 - reported as lg's internal error, never lost
-            os.write(write_end, f"{int(ExitCode.FAILURE)}\ninternal error: {type(exc).__name__}: {exc}".encode())
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            os.write(write_end, f"{int(ExitCode.FAILURE)}\n{why}".encode())
             code = 1
         finally:
             os._exit(code)
@@ -263,7 +264,7 @@ def with_view(spec: Spec, pid: int | None, work: Callable[[int], None]) -> None:
         report = f.read(65536).decode(errors="replace")
     _, status = os.waitpid(child, 0)
     if report or status:
-        code, _, message = report.partition("\n")
+        number, _, message = report.partition("\n")
         error = LgError(message or f"the copy's process failed (status {status})")
-        error.exit_code = int(code) if code.isdigit() else ExitCode.FAILURE
+        error.exit_code = int(number) if number.isdigit() else ExitCode.FAILURE
         raise error
