@@ -133,6 +133,16 @@ def print_rows(fmt: str, records: list[Record], headers: dict[str, str], default
     click.echo(render(fmt, records, headers, default_table), nl=False)
 
 
+def print_inspect(fmt: str | None, docs: list) -> None:
+    """An inspect command's output: the template per object with ``-f``, else JSON."""
+    if fmt:
+        print_each(fmt, docs)
+    else:
+        from .output import print_json
+
+        print_json(docs)
+
+
 def print_each(fmt: str, values: list) -> None:
     """``inspect -f``: the template once per object, each result on its own line."""
     template = parse(fmt)

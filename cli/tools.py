@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .output import print_json, repo_from
+from .output import human_size, print_json, repo_from
 
 
 @click.command("cp")
@@ -76,22 +76,6 @@ def top_cmd(ctx, ref, ps_args):
         click.echo("   ".join(aligned + cells[-1:]))
 
 
-def _binary(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.4g}{unit}"
-        n /= 1024
-    return str(n)
-
-
-def _decimal(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
-        n /= 1000
-    return str(n)
-
-
 STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
                  "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
                  "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
@@ -106,10 +90,11 @@ def _record(row, no_trunc: bool):
     return Record(
         Container=row.id if no_trunc else row.id[:12], ID=row.id if no_trunc else row.id[:12], Name=row.name,
         CPUPerc="--" if dash else f"{row.cpu_percent:.2f}%",
-        MemUsage="-- / --" if dash else f"{_binary(row.memory)} / {_binary(row.memory_limit)}",
+        MemUsage="-- / --" if dash else " / ".join(human_size(n, binary=True) for n in (row.memory,
+                                                                                      row.memory_limit)),
         MemPerc="--" if dash else f"{row.memory_percent:.2f}%",
-        NetIO="-- / --" if dash else f"{_decimal(row.net_rx)} / {_decimal(row.net_tx)}",
-        BlockIO="-- / --" if dash else f"{_decimal(row.block_read)} / {_decimal(row.block_write)}",
+        NetIO="-- / --" if dash else f"{human_size(row.net_rx)} / {human_size(row.net_tx)}",
+        BlockIO="-- / --" if dash else f"{human_size(row.block_read)} / {human_size(row.block_write)}",
         PIDs="--" if dash else str(row.pids),
     )
 

@@ -61,13 +61,9 @@ def ls_cmd(ctx, as_json, quiet, filters, fmt):
 def inspect_cmd(ctx, fmt, names):
     """Details of volumes (JSON, Docker's field names)."""
     repo = repo_from(ctx)
-    docs = [volumes.inspect(repo, n) for n in names]
-    if fmt:
-        from .formats import print_each
+    from .formats import print_inspect
 
-        print_each(fmt, docs)
-    else:
-        print_json(docs)
+    print_inspect(fmt, [volumes.inspect(repo, n) for n in names])
 
 
 @volume_cmd.command("rm")

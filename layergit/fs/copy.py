@@ -14,6 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import LgError
 from .safeio import DIR_FLAGS, FILE_FLAGS
@@ -97,19 +99,12 @@ def copy_entry(src_dir: int, src_name: str | bytes, dst_dir: int, dst_name: str 
             _copy_dir(src_dir, src, dst_dir, dst, st, owners, shown)
         elif stat.S_ISREG(st.st_mode):
             _clear(dst_dir, dst, False, shown)
-            fd_in = os.open(src, FILE_FLAGS, dir_fd=src_dir)
-            try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with _pair(src_dir, src, FILE_FLAGS, dst_dir, dst, flags, 0o600) as (fd_in, fd_out):
                 os.set_blocking(fd_in, True)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                fd_out = os.open(dst, flags, 0o600, dir_fd=dst_dir)
-                try:
-                    _content(fd_in, fd_out)
-                    _xattrs(fd_in, fd_out)
-                    _meta(fd_out, st, owners)
-                finally:
-                    os.close(fd_out)
-            finally:
-                os.close(fd_in)
+                _content(fd_in, fd_out)
+                _xattrs(fd_in, fd_out)
+                _meta(fd_out, st, owners)
         elif stat.S_ISLNK(st.st_mode):
             _clear(dst_dir, dst, False, shown)
             os.symlink(os.readlink(src, dir_fd=src_dir), dst, dir_fd=dst_dir)
@@ -137,13 +132,21 @@ def _copy_dir(src_dir: int, src: bytes, dst_dir: int, dst: bytes, st: os.stat_re
               shown: str) -> None:
     if not _clear(dst_dir, dst, True, shown):
         os.mkdir(dst, 0o700, dir_fd=dst_dir)
-    fd_in = os.open(src, DIR_FLAGS, dir_fd=src_dir)
+    with _pair(src_dir, src, DIR_FLAGS, dst_dir, dst, DIR_FLAGS) as (fd_in, fd_out):
+        copy_contents(fd_in, fd_out, owners, shown)
+        _xattrs(fd_in, fd_out)
+        _meta(fd_out, st, owners)
+
+
+@contextmanager
+def _pair(src_dir: int, src: bytes, src_flags: int, dst_dir: int, dst: bytes, dst_flags: int,
+          mode: int = 0) -> Iterator[tuple[int, int]]:
+    """The source entry and the destination entry, open together for the block."""
+    fd_in = os.open(src, src_flags, dir_fd=src_dir)
     try:
-        fd_out = os.open(dst, DIR_FLAGS, dir_fd=dst_dir)
+        fd_out = os.open(dst, dst_flags, mode, dir_fd=dst_dir)
         try:
-            copy_contents(fd_in, fd_out, owners, shown)
-            _xattrs(fd_in, fd_out)
-            _meta(fd_out, st, owners)
+            yield fd_in, fd_out
         finally:
             os.close(fd_out)
     finally:
