@@ -122,7 +122,7 @@ class Cgroup:
         """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
         (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
         hybrid host's own unified tree this way."""
-        self.v2 = root is not None or unified()
+        self.v2 = root is not None or (not hierarchies if hierarchies is not None else unified())
         self.root = root or ROOT
         self.name = f"{PARENT}/{container_id}"
         if hierarchies is None:  # given by callers that make many (lg stats): mountinfo read once
