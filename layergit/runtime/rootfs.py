@@ -195,7 +195,8 @@ def enter(spec: Spec) -> None:
     os.chdir("/")
     for m in spec.mounts:
         if m.kind == "tmpfs":
-            sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
+            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)  # --mount ...,readonly
+            sc.mount("tmpfs", m.target, "tmpfs", flags, m.options or "mode=1777")
     _sysctls(spec.sysctls)
     for path in MASKED:
         _mask(path)
