@@ -228,6 +228,20 @@ def test_stats_top_rename(rt):  # noqa: F811
     rt.run_d("--name", "idle", IMAGE, "true")  # the old name is free again
 
 
+def test_rename_reaches_peers_on_a_network(rt):  # noqa: F811
+    net = f"rn{uuid.uuid4().hex[:8]}"
+    rt("network", "create", net)
+    try:
+        rt.run_d("--network", net, "--name", "before", IMAGE, "sleep", "60")
+        rt.run_d("--network", net, "--name", "peer", IMAGE, "sleep", "60")
+        rt("rename", "before", "after")
+        hosts = rt.out("exec", "peer", "cat", "/etc/hosts")
+        assert re.search(r"\safter\s", hosts) and not re.search(r"\sbefore\s", hosts), hosts
+    finally:
+        rt("rm", "-f", "after", "before", "peer", check=False)
+        rt("network", "rm", net, check=False)
+
+
 def test_stats_on_cgroup_v2(cgroups):  # noqa: F811
     """usage() on a v2 hierarchy (this host's unified tree): CPU time and pids counted."""
     cg = cgroups()

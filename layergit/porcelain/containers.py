@@ -456,6 +456,10 @@ def rename(repo: Repo, ref: str, new: str) -> None:
             reg.release_name(new, cdir.id)
             raise
         reg.release_name(old, cdir.id)
+    if record.spec.network.bridged:
+        from ..runtime.net import controller
+
+        controller.rename(repo.root.path, cdir.id, new)
 
 
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
