@@ -6,7 +6,8 @@ image's author. So every entry is reached relative to an open directory fd with
 ``O_NOFOLLOW`` (fs/safeio.py): a symlink is copied as a symlink, never followed,
 and a directory swapped for a link while we copy fails the copy instead of
 redirecting it. Owners are set before modes (chown clears setuid bits), times last.
-Hardlinks within the source become separate files; holes are not kept.
+Hardlinks within the source become separate files; holes are not kept; the walk
+recurses, so a tree nested some hundreds of directories deep is refused in one line.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def copy_entry(src_dir: int, src_name: str | bytes, dst_dir: int, dst_name: str 
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir, follow_symlinks=False)
     except CopyError:
         raise
+    except RecursionError:  # a tree nested hundreds deep (the walk recurses): one line, not a crash
+        raise CopyError(f"{shown[:80]}...: the tree nests too deep to copy") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise CopyError(f"{shown}: a symbolic link took the place of a directory while copying") from None

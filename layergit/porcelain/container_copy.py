@@ -106,7 +106,7 @@ def _is_dir(fd: int, name: str) -> bool:
 
 def _out_of(root: int, plan: _Plan) -> None:
     """Container -> host."""
-    from ..fs.copy import copy_contents, copy_entry
+    from ..fs.copy import copy_contents
 
     where = plan.src if plan.src.startswith("/") else "/" + plan.src
     parent_path, name = _split(where)
@@ -122,10 +122,20 @@ def _out_of(root: int, plan: _Plan) -> None:
             is_dir = _is_dir(parent_of_root, name)
         except FileNotFoundError:
             raise NotFound(f"no such file or directory in the container: {where}") from None
-        _place(plan, is_dir, lambda dst_dir, dst_name: copy_entry(parent, name, dst_dir, dst_name),
+        _place(plan, is_dir, _entry_from(parent, name),
                lambda dst_dir: _contents(parent, name, dst_dir, copy_contents), host=True)
     finally:
         os.close(parent)
+
+
+def _entry_from(parent: int, name: str):
+    """What copies the source entry to a destination directory and name."""
+    from ..fs.copy import copy_entry
+
+    def entry(dst_dir: int, dst_name: str, shown: str = "") -> None:
+        copy_entry(parent, name, dst_dir, dst_name, shown=shown)
+
+    return entry
 
 
 def _contents(parent: int, name: str, dst_dir: int, copy_contents) -> None:
@@ -140,7 +150,7 @@ def _contents(parent: int, name: str, dst_dir: int, copy_contents) -> None:
 
 def _into(root: int, plan: _Plan) -> None:
     """Host -> container."""
-    from ..fs.copy import copy_contents, copy_entry
+    from ..fs.copy import copy_contents
 
     parent_path, name = _split(os.path.abspath(plan.src))
     parent = _dir_fd(parent_path)
@@ -148,11 +158,32 @@ def _into(root: int, plan: _Plan) -> None:
         if parent is None or not os.path.lexists(plan.src):
             raise NotFound(f"no such file or directory: {plan.src}")
         is_dir = _is_dir(parent, name) if name else True
-        _place(plan, is_dir, lambda dst_dir, dst_name: copy_entry(parent, name, dst_dir, dst_name),
+        _place(plan, is_dir, _entry_from(parent, name),
                lambda dst_dir: _contents(parent, name, dst_dir, copy_contents), host=False, root=root)
     finally:
         if parent is not None:
             os.close(parent)
+
+
+def _whole(parent: int, name: str, entry) -> None:
+    """Copy to ``name`` in ``parent``, all or nothing when nothing is there yet: under a
+    temporary name, renamed into place once complete, removed if the copy fails. An
+    existing entry is merged into (a directory) or replaced (anything else), as cp does."""
+    from ..removal import remove_at
+
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+        entry(parent, name)
+        return
+    except FileNotFoundError:
+        pass
+    tmp = f".lg-cp-{os.getpid()}-{name}"[:255]
+    try:
+        entry(parent, tmp, name)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        remove_at(parent, os.fsencode(tmp))
+        raise
 
 
 def _place(plan: _Plan, is_dir: bool, entry, contents, host: bool, root: int = -1) -> None:
@@ -168,7 +199,7 @@ def _place(plan: _Plan, is_dir: bool, entry, contents, host: bool, root: int = -
             if plan.contents:
                 contents(existing)
             else:
-                entry(existing, posixpath.basename(plan.src.rstrip("/")) or ".")
+                _whole(existing, posixpath.basename(plan.src.rstrip("/")) or ".", entry)
         finally:
             os.close(existing)
         return
@@ -187,7 +218,7 @@ def _place(plan: _Plan, is_dir: bool, entry, contents, host: bool, root: int = -
             finally:
                 os.close(fd)
         else:
-            entry(parent, name)
+            _whole(parent, name, entry)
     except FileExistsError:
         raise Conflict(f"{dst} exists and is not a directory") from None
     finally:
