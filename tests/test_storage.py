@@ -135,6 +135,11 @@ def test_cp_keeps_owners_both_ways(rt, host_dir):  # noqa: F811
     os.chmod(payload, 0o640)
     rt("cp", str(payload), "box:/tmp/")
     assert rt.out("exec", "box", "stat", "-c", "%u:%g %a", "/tmp/payload") == "7:8 640\n"
+    # a tree nested too deep for the walk: refused in one line, nothing of it left on the host
+    rt("exec", "box", "sh", "-c", "cd /tmp && i=0; while [ $i -lt 600 ]; do mkdir d && cd d; i=$((i+1)); done")
+    before = sorted(os.listdir(host_dir))
+    assert "too deep" in rt.fails("cp", "box:/tmp/d", str(host_dir / "deep"), code=1)
+    assert sorted(os.listdir(host_dir)) == before
     rt("stop", "-t", "0", "box")  # a stopped container: its filesystem is mounted for the copy alone
     rt("cp", str(payload), "box:/stopped")
     rt("cp", "box:/tmp/payload", str(host_dir / "back"))

@@ -166,13 +166,15 @@ def _check_running_state(repo: Repo, report: FsckReport) -> None:
     if leftovers:
         report.notes.append(f"{len(leftovers)} lock file(s) or name(s) of removed containers;"
                             " lg gc removes them")
-    from .volumes import ls_unlocked
+    from .volumes import get
 
+    volumes = []
     for name in _listing(repo.root.volumes):
-        if not name.startswith(".") and name != "lock" and not os.path.isfile(os.path.join(
-                repo.root.volumes, name, "volume.json")):
-            report.problems.append(f"volume {name}: no volume.json")
-    volumes = ls_unlocked(repo)  # each record read (one that does not is skipped, above or here)
+        if not name.startswith(".") and name != "lock":
+            try:
+                volumes.append(get(repo, name))
+            except LgError as exc:
+                report.problems.append(str(exc) if name in str(exc) else f"volume {name}: {exc}")
     if any(v.anonymous and v.auto_remove and not os.path.isdir(repo.root.container(v.container))
            for v in volumes):
         report.notes.append("anonymous volumes of removed --rm containers; lg gc removes them")

@@ -69,9 +69,10 @@ def get(repo: Repo, name: str) -> Volume:
         with open(os.path.join(path, RECORD)) as f:
             raw = json.load(f)
     except FileNotFoundError:
-        raise NotFound(f"no such volume: {name}") from None
+        raise NotFound(f"no such volume: {name}" if not os.path.isdir(path)
+                       else f"volume {name}: its volume.json is missing") from None
     except ValueError:
-        raise NotFound(f"volume {name}: its record does not read") from None
+        raise NotFound(f"volume {name}: its volume.json does not read") from None
     return Volume(name, raw.get("created", ""), os.path.join(path, DATA), dict(raw.get("labels") or {}),
                   bool(raw.get("anonymous")), str(raw.get("container") or ""), bool(raw.get("auto_remove")))
 
