@@ -131,8 +131,9 @@ def system_df_cmd(ctx, fmt, as_json):
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def system_prune_cmd(ctx, volumes, force):
-    """Remove stopped containers, unused networks, dangling images (and with --volumes,
-    unused anonymous volumes)."""
+    """Remove stopped containers, unused networks, dangling images (--volumes: volumes too).
+
+    With --volumes, the anonymous volumes no container uses."""
     from layergit.porcelain import containers, maintenance, networks
     from layergit.porcelain import volumes as vols
 
