@@ -2,7 +2,7 @@
 export, the runtime, networking and build (issues 3-6, containers.py), then big files
 (issue 13, bigfiles.py), git remotes (issue 14, remotes.py), registries (issue 15,
 registry.py), reviewing history (issue 16, review.py), Docker's --format (issue 20,
-muscle.py), then bisect and rebase (issue 17, history.py)."""
+muscle.py), bisect and rebase (issue 17, history.py) and lg stats (issue 18, storage.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from .registry import REGISTRY_SCENARIOS
 from .remotes import REMOTE_SCENARIOS
 from .review import REVIEW_SCENARIOS
 from .scenarios import STORE_SCENARIOS, Scenario
+from .storage import STORAGE_SCENARIOS
 
 SCENARIOS: list[Scenario] = sorted(
     STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS + REGISTRY_SCENARIOS
-    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS,
+    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS + STORAGE_SCENARIOS,
     key=lambda s: s.number)
 
 

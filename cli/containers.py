@@ -23,8 +23,10 @@ def run_flags(f):
         click.option("-w", "--workdir", help="Working directory inside the container."),
         click.option("-u", "--user", metavar="USER[:GROUP]",
                      help="User (name or id) from the image's /etc/passwd."),
-        click.option("-v", "--volume", multiple=True, metavar="HOST:CTR[:ro]",
-                     help="Bind-mount a host path."),
+        click.option("-v", "--volume", multiple=True, metavar="SRC:CTR[:ro]",
+                     help="Mount a volume (NAME:PATH, or PATH for an anonymous one) or a host path."),
+        click.option("--mount", multiple=True, metavar="type=volume|bind|tmpfs,...",
+                     help="Docker's --mount: source=, target=, readonly, volume-nocopy, tmpfs-size=, ..."),
         click.option("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs."),
         click.option("--hostname", help="Container host name (default: the short id)."),
         click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
@@ -79,7 +81,8 @@ def run_options(kw: dict, auto_remove: bool) -> RunOptions:
     """RunOptions from the values of :func:`run_flags` and ``command``."""
     return RunOptions(
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
-        user=kw["user"], volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"],
+        user=kw["user"], volumes=list(kw["volume"]), mounts=list(kw["mount"]), tmpfs=list(kw["tmpfs"]),
+        hostname=kw["hostname"],
         read_only=kw["read_only"], memory=kw["memory"], cpus=kw["cpus"], pids_limit=kw["pids_limit"],
         entrypoint=kw["entrypoint"], interactive=kw["interactive"], tty=kw["tty"], network=kw["network"],
         publish=list(kw["publish"]), publish_all=kw["publish_all"], aliases=list(kw["network_alias"]),
@@ -199,11 +202,12 @@ def kill_cmd(ctx, sig, refs):
 
 @click.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Kill running containers first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove their anonymous volumes too.")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
-def rm_cmd(ctx, force, refs):
+def rm_cmd(ctx, force, volumes, refs):
     """Remove containers and everything they left on disk."""
-    for ref in containers.remove(repo_from(ctx), list(refs), force):
+    for ref in containers.remove(repo_from(ctx), list(refs), force, volumes):
         click.echo(ref)
 
 

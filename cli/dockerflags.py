@@ -45,6 +45,8 @@ DOCKER_FLAGS = {
              " --cache-to --call --cgroup-parent --check --iidfile --label --load --metadata-file --network"
              " --no-cache --no-cache-filter -o/--output --platform --progress --provenance --pull --push"
              " -q/--quiet --sbom --secret --shm-size --ssh -t/--tag --target --ulimit -f/--file",
+    "cp": "-a/--archive -L/--follow-link -q/--quiet",
+    "stats": "-a/--all --format --no-stream --no-trunc",
     "version": "-f/--format",
     "info": "-f/--format",
 }

@@ -114,8 +114,33 @@ def network_record(row: dict, no_trunc: bool) -> Record:
     )
 
 
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
+                  "Labels": "LABELS", "Label": "LABEL", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                  "Links": "LINKS", "Availability": "AVAILABILITY", "Group": "GROUP"}
+VOLUME_TABLE = "{{.Driver}}\t{{.Name}}"
+
+
+def volume_record(vol, links: int) -> Record:
+    return Record(
+        Name=vol.name, Driver="local", Scope="local", Mountpoint=vol.mountpoint,
+        Labels=_labels_text(vol.labels),
+        Label=lambda key: vol.labels.get(key, ""), CreatedAt=_go_time(_iso(vol.created)), Size="N/A",
+        Links=str(links), Availability="N/A", Group="N/A",
+    )
+
+
 def print_rows(fmt: str, records: list[Record], headers: dict[str, str], default_table: str) -> None:
     click.echo(render(fmt, records, headers, default_table), nl=False)
+
+
+def print_inspect(fmt: str | None, docs: list) -> None:
+    """An inspect command's output: the template per object with ``-f``, else JSON."""
+    if fmt:
+        print_each(fmt, docs)
+    else:
+        from .output import print_json
+
+        print_json(docs)
 
 
 def print_each(fmt: str, values: list) -> None:

@@ -62,13 +62,9 @@ def ls_cmd(ctx, as_json, quiet, filters, fmt, no_trunc):
 def inspect_cmd(ctx, fmt, names):
     """Details of networks (JSON, Docker's field names)."""
     repo = repo_from(ctx)
-    docs = [networks.inspect(repo, n) for n in names]
-    if fmt:
-        from .formats import print_each
+    from .formats import print_inspect
 
-        print_each(fmt, docs)
-    else:
-        print_json(docs)
+    print_inspect(fmt, [networks.inspect(repo, n) for n in names])
 
 
 @network_cmd.command("rm")

@@ -60,11 +60,16 @@ def message_lines(text: str) -> list[str]:
     return [printable(line) for line in text.rstrip("\n").split("\n")]
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.3g}{unit}"
-        n /= 1000
+def human_size(n: float, binary: bool = False) -> str:
+    """Docker's go-units sizes: decimal (``kB``, ``MB``), or ``binary`` (``KiB``, ``MiB``:
+    memory in lg stats)."""
+    base, units = (1000, ("B", "kB", "MB", "GB", "TB"))
+    if binary:
+        base, units = 1024, ("B", "KiB", "MiB", "GiB", "TiB")
+    for unit in units:
+        if abs(n) < base or unit == units[-1]:
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.{4 if binary else 3}g}{unit}"
+        n /= base
     return str(n)
 
 

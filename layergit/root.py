@@ -104,7 +104,7 @@ class Root:
 
             raise LgError(f"{self.path} is owned by uid {st.st_uid}, not by uid {os.geteuid()} who runs lg:"
                           " refusing to use another user's directory as a layergit root")
-        kept = (self.store, self.cache, self.tmp, self.containers, self.networks, self.run)
+        kept = (self.store, self.cache, self.tmp, self.containers, self.networks, self.volumes, self.run)
         dirs = [os.path.basename(path) for path in kept]
         for name in (*dirs, os.path.basename(self.gc_lock), os.path.basename(self.bisect)):  # checked first
             try:
@@ -145,7 +145,7 @@ class Root:
         """
         entries = os.listdir(self.path)  # NotADirectoryError: secure() says so
         own = (self.store, self.gc_lock, self.bisect, self.cache, self.tmp, self.containers, self.networks,
-               self.run)
+               self.volumes, self.run)
         foreign = sorted(set(entries) - {os.path.basename(path) for path in own})
         if foreign:
             from .errors import LgError
@@ -225,6 +225,13 @@ class Root:
     def networks(self) -> str:
         """``NAME/`` per network and the locks (runtime/net/ipam.py)."""
         return self._at("networks")
+
+    # -- volumes ----------------------------------------------------------------
+
+    @property
+    def volumes(self) -> str:
+        """``NAME/volume.json`` and ``NAME/_data/`` per volume, and their lock (porcelain/volumes.py)."""
+        return self._at("volumes")
 
     # -- the monitor ------------------------------------------------------------
 

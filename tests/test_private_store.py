@@ -25,7 +25,7 @@ from .trees import NOBODY, write
 pytestmark = pytest.mark.root
 KEY = b"API_KEY=sk-live-0123456789\n"
 NOTE = b"written by the container\n"
-TOP = ("store.git", "cache", "tmp", "containers", "networks", "run")
+TOP = ("store.git", "cache", "tmp", "containers", "networks", "volumes", "run")
 
 
 @pytest.fixture

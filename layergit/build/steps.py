@@ -147,7 +147,8 @@ def run(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
 
     def make(w) -> bytes:
         env = [f"{k}={v}" for k, v in arg_env.items()]
-        options = RunOptions(env=env, network=network, entrypoint="", command=argv)
+        options = RunOptions(env=env, network=network, entrypoint="", command=argv,
+                             image_volumes=False)  # a RUN step writes its VOLUME paths into the layer
 
         def output(stream, line) -> None:
             b.emit(StepOutput(step, stream, line))

@@ -33,7 +33,7 @@ def _frozen(repo: Repo, cdir):
     are killed before we thaw it, the next sweep does (containers.sweep).
     """
     cgroup = Cgroup(cdir.id)
-    running = cdir.state().running and cgroup.exists()
+    running = cdir.state().status == "running" and cgroup.exists()  # a paused one stays as the user left it
     reg = registry(repo)
     if running:
         reg.own(cdir.id, cdir.record().name, kind=FREEZERS)

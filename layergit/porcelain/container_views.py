@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from ..errors import NotFound
 from ..runtime.net import PublishedPort
-from ..runtime.spec import Spec
+from ..runtime.spec import Mount, Spec
 from ..runtime.state import ContainerDir, Record, State
 from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
@@ -74,6 +74,8 @@ def port(repo: Repo, ref: str) -> list[PublishedPort]:
 def _status(st: State) -> str:
     if st.status == "running":
         return f"Up {_ago(st.started_at)}"
+    if st.status == "paused":
+        return f"Up {_ago(st.started_at)} (Paused)"
     if st.status == "exited":
         return f"Exited ({st.exit_code}) {_ago(st.finished_at)} ago"
     return st.status.capitalize()
@@ -96,7 +98,7 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         ports = _ports_text(settings(cdir)) if st.running else ""
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
                                  st.status, _status(st), st.exit_code, ports, labels(rec),
-                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts]))
+                                 rec.spec.network.to_json(), [m.name or m.source for m in rec.spec.mounts]))
     return sorted(rows, key=lambda r: r.created, reverse=True)
 
 
@@ -202,10 +204,7 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Labels": labels(rec),
         },
         "HostConfig": rec.host_config,
-        "Mounts": [
-            {"Type": m.kind, "Source": m.source, "Destination": m.target,
-             "RW": not m.readonly} for m in spec.mounts
-        ],
+        "Mounts": [_mount(m) for m in spec.mounts],
         "GraphDriver": {
             "Name": "overlay",
             "Data": {"LowerDir": spec.rootfs_lower, "UpperDir": cdir.file("upper"),
@@ -214,6 +213,14 @@ def inspect(repo: Repo, ref: str) -> dict:
         "LogPath": cdir.file(LOG_NAME),
         "NetworkSettings": _network_settings(spec, settings(cdir) if st.running else {}),
     }
+
+
+def _mount(m: Mount) -> dict:
+    """One of inspect's Mounts, as Docker's: a volume has its Name and Driver."""
+    out = {"Type": m.kind, "Source": m.source, "Destination": m.target, "RW": not m.readonly}
+    if m.kind == "volume":
+        out.update(Name=m.name, Driver="local")
+    return out
 
 
 def _network_settings(spec: Spec, net: dict) -> dict:

@@ -27,6 +27,7 @@ It also thaws a running container that a killed lg commit or lg diff left frozen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -36,7 +37,7 @@ from ..removal import remove_tree
 from ..runtime import users
 from ..runtime.cgroups import Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
-from ..runtime.spec import Spec
+from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
     FREEZERS,
     ContainerDir,
@@ -48,8 +49,9 @@ from ..runtime.state import (
     now_iso,
     wait_for,
 )
-from . import runopts
+from . import runopts, volumes
 from .checkout import cached_rootfs
+from .mountspec import MountRequest
 from .names_generator import random_name
 from .repo import Repo
 
@@ -154,7 +156,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
                        f" or delete {options.cidfile}")
     runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
-    process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
+    process, resources, requests = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
     extra_hosts = runopts.extra_hosts(options, network.kind)
@@ -172,11 +174,14 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     cdir = reg.container(cid)
     name = ""
     ref_set = False
+    made: list[str] = []  # volumes this creation made
+    held = contextlib.ExitStack()
     try:
         name = _reserve_name(reg, cid, options.name)
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
+        mounts = _mounts(repo, requests, lower, cid, options.auto_remove, made, held)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
@@ -203,6 +208,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
                         options.auto_remove, labels)
         cdir.write_json("container.json", record.to_json())
+        held.close()
         if options.cidfile:
             _write_cidfile(options.cidfile, cid)
         cdir.save_state(State())
@@ -213,6 +219,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             _remove_cidfile(options.cidfile, cid)
         if os.path.isdir(cdir.path):
             remove_tree(cdir.path)
+        volumes.undo(repo, made)
+        held.close()
         if name:
             reg.release_name(name, cid)
         if ref_set:
@@ -222,6 +230,15 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     if not owned:
         reg.disown(cid, os.getpid())  # complete: the user's (container.json is there for Registry.leftovers)
     return cid
+
+
+def _mounts(repo: Repo, requests: list[MountRequest], lower: str, cid: str, auto_remove: bool,
+            made: list[str], held: contextlib.ExitStack) -> list[Mount]:
+    """The container's mounts, volumes made or found; with any volume, ``held`` gets the
+    volumes' lock, to keep until the record names them (volumes.py)."""
+    if any(r.kind == "volume" for r in requests):
+        held.enter_context(volumes.lock(repo))
+    return volumes.attach(repo, requests, lower, cid, auto_remove, made)
 
 
 def _network_mode(repo: Repo, mode: NetworkMode) -> NetworkMode:
@@ -354,6 +371,8 @@ def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
             os.kill(st.pid, number)
         except ProcessLookupError:
             pass
+        if st.status == "paused":
+            _resume(cdir)
         done.append(ref)
     return done
 
@@ -378,11 +397,69 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
                 os.kill(st.pid, number or _signal_number(spec.stop_signal or "SIGTERM"))
             except ProcessLookupError:
                 pass
+            if st.status == "paused":
+                _resume(cdir)
             if not _wait_stopped(cdir, None if wait < 0 else wait):
                 Cgroup(cdir.id).kill(signal.SIGKILL)
                 _wait_stopped(cdir, 10)
         done.append(ref)
     return done
+
+
+def pause(repo: Repo, refs: list[str], frozen: bool = True) -> list[str]:
+    """lg pause (``frozen``) and lg unpause: every process of the container stopped or
+    resumed by the cgroup freezer (v1's freezer.state, v2's cgroup.freeze), recorded as
+    ``paused`` in state.json under the container's lock."""
+    done = []
+    for ref in refs:
+        cdir = find(repo, ref)
+        with cdir.lock():
+            st = cdir.state()
+            if not st.running:
+                raise Conflict(f"container {ref} is not running")
+            if (st.status == "paused") == frozen:
+                raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
+            Cgroup(cdir.id).freeze(frozen)
+            st.status = "paused" if frozen else "running"
+            cdir.save_state(st)
+        done.append(ref)
+    return done
+
+
+def _resume(cdir: ContainerDir) -> None:
+    """Thaw a paused container that was just signalled, as Docker's stop and kill do: a
+    frozen process would not act on the signal (on v1, not even on SIGKILL)."""
+    with cdir.lock():
+        st = cdir.state()
+        if st.status == "paused":
+            Cgroup(cdir.id).freeze(False)
+            st.status = "running"
+            cdir.save_state(st)
+
+
+def rename(repo: Repo, ref: str, new: str) -> None:
+    """lg rename: the new name is reserved before the record changes, the old one released
+    after, so that neither is ever free for another container meanwhile."""
+    check_name(new)
+    reg = registry(repo)
+    cdir = find(repo, ref)
+    with cdir.lock():
+        record = cdir.record()
+        if record.name == new:
+            raise Conflict(f"container {ref} is already named {new}")
+        reg.reserve_name(new, cdir.id)
+        old = record.name
+        try:
+            record.name = record.spec.name = new
+            cdir.write_json("container.json", record.to_json())
+        except BaseException:
+            reg.release_name(new, cdir.id)
+            raise
+        reg.release_name(old, cdir.id)
+    if record.spec.network.bridged:
+        from ..runtime.net import controller
+
+        controller.rename(repo.root.path, cdir.id, new)
 
 
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
@@ -392,8 +469,9 @@ def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[s
     return refs
 
 
-def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
-    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref; then sweep."""
+def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: bool = False) -> list[str]:
+    """Remove containers (running ones only with ``force``): directory, cgroup, name, ref; then sweep.
+    Their anonymous volumes go too with ``anonymous_volumes`` (lg rm -v) or when they were --rm."""
     reg = registry(repo)
     removed = []
     for ref in refs:
@@ -402,13 +480,18 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         if st.running:
             if not force:
                 raise Conflict(f"container {ref} is running: stop it first or use rm -f")
-            Cgroup(cdir.id).kill(signal.SIGKILL)
+            cgroup = Cgroup(cdir.id)
+            cgroup.kill(signal.SIGKILL)
+            if st.status == "paused":
+                cgroup.freeze(False)  # a frozen task dies only once thawed (v1)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()
         except NotFound:
             record = None
         _dispose(repo, reg, cdir, record, None)
+        if record is not None and (anonymous_volumes or record.auto_remove):
+            volumes.release(repo, cdir.id, record.spec.mounts)
         removed.append(ref)
     sweep(repo)
     return removed
@@ -513,6 +596,8 @@ def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool
         reg.disown(cid)  # it ran, and nobody asked for it to go
         return False
     _dispose(repo, reg, cdir, record, owners[0].name())
+    if record is not None:
+        volumes.release(repo, cid, record.spec.mounts)  # an owned container is --rm or never ran
     return True
 
 
@@ -567,6 +652,8 @@ def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, t
     st = cdir.state()
     if not st.running:
         raise Conflict(f"container {ref} is not running")
+    if st.status == "paused":
+        raise Conflict(f"container {ref} is paused: unpause it before exec")  # a joiner would freeze too
     spec = _spec(cdir)
     process = spec.process
     process.args = list(command)

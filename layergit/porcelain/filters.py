@@ -20,11 +20,13 @@ if TYPE_CHECKING:  # lg ps loads neither images.py nor its store modules
     from .container_views import ContainerRow
     from .images import ImageRow
     from .repo import Repo
+    from .volumes import Volume
 
 CONTAINER_KEYS = ("id", "name", "label", "status", "exited", "ancestor", "network", "health", "before",
                   "since", "volume")
 IMAGE_KEYS = ("dangling", "label", "reference", "before", "since")
 NETWORK_KEYS = ("id", "name", "label", "driver", "type", "scope")
+VOLUME_KEYS = ("dangling", "driver", "label", "name")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
 
@@ -214,3 +216,29 @@ def network_ls(repo: Repo, words: Iterable[str]) -> list[dict]:
         kinds = _choice("type", wanted.get("type"), ("custom", "builtin"))
         tests.append(lambda n: ("custom" if n.get("internal_dns", True) else "builtin") in kinds)
     return [n for n in ls(repo) if all(t(n) for t in tests)]
+
+
+def volumes(repo: Repo, vols: list[Volume], words: Iterable[str],
+            using: dict[str, list[str]]) -> list[Volume]:
+    """lg volume ls and prune: the volumes every filter admits; ``dangling=true`` is
+    one no container uses (``using``: volumes.users)."""
+    wanted = parse(words, VOLUME_KEYS)
+    tests: list[Callable[[Volume], bool]] = []
+    if "dangling" in wanted:
+        given = _choice("dangling", [v.lower() for v in wanted.get("dangling")], ("true", "false", "1", "0"))
+        tests.append(lambda v: (v.name not in using) in {value in ("true", "1") for value in given})
+    if "driver" in wanted:
+        tests.append(lambda v: "local" in wanted.get("driver"))
+    if "label" in wanted:
+        tests.append(lambda v: _labels_match(v.labels, wanted.get("label")))
+    if "name" in wanted:
+        patterns = [_regex("name", v) for v in wanted.get("name")]
+        tests.append(lambda v: any(p.search(v.name) for p in patterns))
+    return [v for v in vols if all(t(v) for t in tests)]
+
+
+def volume_ls(repo: Repo, words: Iterable[str]) -> list[Volume]:
+    """lg volume ls: the volumes every filter admits."""
+    from .volumes import ls, users
+
+    return volumes(repo, ls(repo), list(words), users(repo))

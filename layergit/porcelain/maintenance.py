@@ -170,6 +170,18 @@ def _check_running_state(repo: Repo, report: FsckReport) -> None:
     if leftovers:
         report.notes.append(f"{len(leftovers)} lock file(s) or name(s) of removed containers;"
                             " lg gc removes them")
+    from .volumes import get
+
+    volumes = []
+    for name in _listing(repo.root.volumes):
+        if not name.startswith(".") and name != "lock":
+            try:
+                volumes.append(get(repo, name))
+            except LgError as exc:
+                report.problems.append(str(exc) if name in str(exc) else f"volume {name}: {exc}")
+    if any(v.anonymous and v.auto_remove and not os.path.isdir(repo.root.container(v.container))
+           for v in volumes):
+        report.notes.append("anonymous volumes of removed --rm containers; lg gc removes them")
     spools = _listing(repo.root.tmp)
     if spools:
         report.notes.append(f"{len(spools)} spool(s) in tmp/; lg gc removes those no import, export or"
@@ -207,8 +219,10 @@ def gc(repo: Repo) -> GcReport:
     the writers, then fails naming them. First it sweeps containers a killed lg left.
     """
     from .containers import prune_refs, registry, sweep
+    from .volumes import drop_orphans
 
     sweep(repo)  # containers whose lg was killed
+    drop_orphans(repo)  # anonymous volumes of --rm containers the monitor removed
     with store_lock(repo, exclusive=True) as lock:
         prune_refs(repo)  # refs of containers removed by the monitor after --rm
         bisect.prune(repo)  # refs a killed lg bisect start left
@@ -322,3 +336,33 @@ def _reachable_images(repo: Repo, problems: list[str]):
                 continue
             stack.extend(img.commit.parents)
             yield ref, cid, img
+
+
+def dangling(repo: Repo) -> tuple[list[str], int]:
+    """Docker's dangling images, as lg has them: commits that image names once held (their
+    reflogs still do) and no ref reaches now (a tag moved by a rebuild or a new commit),
+    with the on-disk bytes of the objects only they keep. ``lg image prune`` removes them."""
+    listed = _git(repo, "rev-list", "--reflog", "--not", "--all")
+    commits = listed.stdout.split() if listed.returncode == 0 else []
+    if not commits:
+        return [], 0
+    objects = _git(repo, "rev-list", "--objects", "--reflog", "--not", "--all")
+    ids = "\n".join(line.split()[0] for line in objects.stdout.splitlines() if line.strip()) + "\n"
+    sizes = subprocess.run(["git", "-C", repo.root.store, "cat-file", "--batch-check=%(objectsize:disk)"],
+                           input=ids, capture_output=True, text=True)
+    return commits, sum(int(n) for n in sizes.stdout.split() if n.isdigit())
+
+
+def image_prune(repo: Repo) -> tuple[list[str], int]:
+    """lg image prune: forget the dangling commits (the reflog entries no ref reaches any
+    more, of every ref) and collect them as lg gc does; returns their ids and the bytes
+    the store shrank by."""
+    with store_lock(repo, exclusive=True):
+        commits, _ = dangling(repo)
+        if not commits:
+            return [], 0
+        result = _git(repo, "reflog", "expire", "--expire-unreachable=now", "--all")
+        if result.returncode != 0:
+            raise LgError(f"git reflog expire failed: {result.stderr.strip()[:200]}")
+    report = gc(repo)
+    return commits, max(report.size_before - report.size_after, 0)

@@ -3,7 +3,8 @@
 Docker's rules, so muscle memory works: ``--entrypoint`` replaces the image's
 Entrypoint and drops its Cmd; arguments after the image replace Cmd; ``-e KEY``
 takes KEY from our environment; ``-w`` and ``-u`` override WorkingDir and User;
-host paths of volumes must be absolute (named volumes do not exist here).
+``-v``, ``--mount`` and ``--tmpfs`` in Docker's grammars (mountspec.py), and an
+anonymous volume for each of the image's Volumes that no mount covers.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from ..errors import UsageError
 from ..runtime import users
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
-from ..runtime.spec import Mount, Process, Resources
+from ..runtime.spec import Process, Resources
+from .mountspec import MountRequest, check_targets, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 # Patterns of flags most runs do not use: compiled on first use (re caches them), not
 # at import, where each costs a fraction of a millisecond of every lg run.
-_SIZE = r"^([0-9]+(?:\.[0-9]+)?)([bkmg]?)b?$"
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY = 6 << 20  # Docker's floor: less cannot even start a process
 
 
@@ -35,6 +35,8 @@ class RunOptions:
     workdir: str | None = None
     user: str | None = None
     volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # --mount
+    image_volumes: bool = True  # the image's VOLUMEs as anonymous volumes (not for build steps)
     tmpfs: list[str] = field(default_factory=list)
     hostname: str | None = None
     read_only: bool = False
@@ -69,15 +71,6 @@ class RunOptions:
     mac_address: str | None = None
     label_files: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
-
-
-def parse_size(text: str, flag: str) -> int:
-    """A size as Docker's flags take it (``256m``, ``1.5g``; units of 1024) in bytes."""
-    m = re.match(_SIZE, text.strip(), re.IGNORECASE)
-    if not m:
-        raise UsageError(f"invalid {flag} value {text!r}:"
-                         " use a number with an optional unit b, k, m or g (e.g. 256m)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def parse_memory(text: str) -> int:
@@ -308,28 +301,25 @@ def _env(options: RunOptions, image_env: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _mounts(options: RunOptions) -> list[Mount]:
-    mounts = []
-    for spec in options.volumes:
-        parts = spec.split(":")
-        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-            raise UsageError(f"invalid volume {spec!r}: use HOST:CONTAINER[:ro]")
-        host, target = parts[0], parts[1]
-        if not os.path.isabs(host):
-            raise UsageError(f"invalid volume {spec!r}:"
-                             " the host path must be absolute (named volumes are not supported)")
-        if not os.path.isabs(target):
-            raise UsageError(f"invalid volume {spec!r}: the container path must be absolute")
-        if not os.path.exists(host):
-            raise UsageError(f"volume source {host} does not exist")
-        mounts.append(Mount("bind", os.path.normpath(target), os.path.realpath(host),
-                            len(parts) == 3 and parts[2] == "ro"))
-    for spec in options.tmpfs:
-        target, _, opts = spec.partition(":")
-        if not os.path.isabs(target):
-            raise UsageError(f"invalid --tmpfs {spec!r}: the path must be absolute")
-        mounts.append(Mount("tmpfs", os.path.normpath(target), options=opts))
-    return mounts
+def mounts(options: RunOptions, config: dict) -> list[MountRequest]:
+    """What -v, --mount and --tmpfs ask for, then an anonymous volume for each path of the
+    image's Volumes that none of them covers (Docker's VOLUME). A bind's host path must exist."""
+    requests = [parse_volume(text) for text in options.volumes]
+    requests += [parse_mount(text) for text in options.mounts]
+    requests += [parse_tmpfs(text) for text in options.tmpfs]
+    check_targets(requests)
+    for req in requests:
+        if req.kind == "bind" and not os.path.exists(req.source):
+            raise UsageError(f"bind source {req.source} does not exist")
+    if options.image_volumes:
+        taken = {req.target for req in requests}
+        for path in sorted(config.get("Volumes") or {}):
+            target = parse_volume(path).target if path.startswith("/") else None
+            if target and target not in taken:
+                requests.append(MountRequest("volume", target))
+                taken.add(target)
+    return [MountRequest(r.kind, r.target, os.path.realpath(r.source), r.readonly, r.nocopy, r.tmpfs_options,
+                         r.labels) if r.kind == "bind" else r for r in requests]
 
 
 def command(options: RunOptions, config: dict) -> list[str]:
@@ -361,7 +351,8 @@ def security(options: RunOptions) -> tuple[bool, bool]:
     return nnp, seccomp
 
 
-def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process, Resources, list[Mount]]:
+def build(options: RunOptions, config: dict,
+          seccomp_dir: str) -> tuple[Process, Resources, list[MountRequest]]:
     """The process, resources and mounts of a container for ``config`` (config.json)."""
     workdir = options.workdir or config.get("WorkingDir") or "/"
     if not os.path.isabs(workdir):
@@ -391,7 +382,7 @@ def build(options: RunOptions, config: dict, seccomp_dir: str) -> tuple[Process,
     )
     if options.pids_limit is not None and options.pids_limit < 1:
         raise UsageError("--pids-limit must be at least 1")
-    return process, resources, _mounts(options)
+    return process, resources, mounts(options, config)
 
 
 def network_mode(options: RunOptions) -> NetworkMode:

@@ -18,6 +18,7 @@ import errno
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 from ..errors import LgError
 from . import syscalls
@@ -63,6 +64,12 @@ def _mounts(fstype: str) -> dict[str, set[str]]:
     return out
 
 
+def v1_hierarchies() -> dict[str, set[str]]:
+    """Mount point -> controllers of each v1 hierarchy ({} on a v2 host), for Cgroup's
+    ``hierarchies``: read once by a command that makes many."""
+    return {} if unified() else _v1_hierarchies()
+
+
 def _v1_hierarchies() -> dict[str, set[str]]:
     """Mount point -> controllers, for each mounted v1 hierarchy."""
     return _mounts("cgroup")
@@ -74,15 +81,52 @@ def v2_mount() -> str | None:
     return next(iter(_mounts("cgroup2")), None)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a container's cgroup has counted (``lg stats``), as Docker reads it: memory
+    without the inactive page cache, block I/O summed over devices."""
+
+    cpu_ns: int  # CPU time used, all processes, since the cgroup was made
+    memory: int
+    memory_limit: int  # 0: none set
+    pids: int
+    block_read: int
+    block_write: int
+
+
+def _number(path: str) -> int:
+    try:
+        text = _read(path).strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _keyed(path: str) -> dict[str, int]:
+    """``KEY VALUE`` lines (memory.stat, cpu.stat) as a dict."""
+    try:
+        lines = _read(path).splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
 class Cgroup:
-    def __init__(self, container_id: str, root: str | None = None):
+    def __init__(self, container_id: str, root: str | None = None,
+                 hierarchies: dict[str, set[str]] | None = None):
         """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
         (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
         hybrid host's own unified tree this way."""
-        self.v2 = root is not None or unified()
+        self.v2 = root is not None or (not hierarchies if hierarchies is not None else unified())
         self.root = root or ROOT
         self.name = f"{PARENT}/{container_id}"
-        hierarchies = {} if self.v2 else _v1_hierarchies()
+        if hierarchies is None:  # given by callers that make many (lg stats): mountinfo read once
+            hierarchies = {} if self.v2 else _v1_hierarchies()
         self._by_controller = {c: os.path.join(m, self.name) for m, cs in hierarchies.items() for c in cs}
         if self.v2:
             self.paths = [os.path.join(self.root, self.name)]
@@ -231,6 +275,47 @@ class Cgroup:
             return [int(p) for p in _read(os.path.join(self.paths[0], "cgroup.procs")).split()]
         except OSError:
             return []
+
+    def usage(self) -> Usage:
+        """The counters of a running container's cgroup, from either version's files."""
+        if self.v2:
+            path = self.paths[0]
+            memory = _number(os.path.join(path, "memory.current"))
+            inactive = _keyed(os.path.join(path, "memory.stat")).get("inactive_file", 0)
+            limit = _number(os.path.join(path, "memory.max"))  # "max" reads as 0: none
+            cpu = _keyed(os.path.join(path, "cpu.stat")).get("usage_usec", 0) * 1000
+            pids = _number(os.path.join(path, "pids.current"))
+            read = write = 0
+            try:
+                lines = _read(os.path.join(path, "io.stat")).splitlines()
+            except OSError:
+                lines = []
+            for line in lines:
+                fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+                read += int(fields.get("rbytes", 0))
+                write += int(fields.get("wbytes", 0))
+            return Usage(cpu, max(memory - inactive, 0), limit, pids, read, write)
+        mem, acct, pid_dir, blk = (self._controller(c) for c in ("memory", "cpuacct", "pids", "blkio"))
+        memory = limit = 0
+        if mem:
+            memory = _number(os.path.join(mem, "memory.usage_in_bytes"))
+            memory -= _keyed(os.path.join(mem, "memory.stat")).get("total_inactive_file", 0)
+            limit = _number(os.path.join(mem, "memory.limit_in_bytes"))
+            limit = 0 if limit >= 1 << 62 else limit  # v1's "no limit" is a page-rounded LONG_MAX
+        cpu = _number(os.path.join(acct, "cpuacct.usage")) if acct else 0
+        pids = _number(os.path.join(pid_dir, "pids.current")) if pid_dir else 0
+        read = write = 0
+        if blk:
+            try:
+                lines = _read(os.path.join(blk, "blkio.throttle.io_service_bytes_recursive")).splitlines()
+            except OSError:
+                lines = []
+            for line in lines:
+                words = line.split()
+                if len(words) == 3 and words[2].isdigit():
+                    read += int(words[2]) if words[1] == "Read" else 0
+                    write += int(words[2]) if words[1] == "Write" else 0
+        return Usage(cpu, max(memory, 0), limit, pids, read, write)
 
     def oom_killed(self) -> bool:
         mem = self._controller("memory")

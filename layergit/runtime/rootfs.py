@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Callable
 
 from ..errors import ExitCode, LgError
 from . import syscalls as sc
@@ -147,7 +148,7 @@ def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
         if os.path.exists(path):
             binds.append((os.open(path, os.O_PATH | os.O_CLOEXEC), f"/etc/{name}", False))
     for m in spec.mounts:
-        if m.kind == "bind":
+        if m.kind in ("bind", "volume"):
             try:
                 binds.append((os.open(m.source, os.O_PATH | os.O_CLOEXEC), m.target, m.readonly))
             except OSError as exc:
@@ -174,8 +175,7 @@ def enter(spec: Spec) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    options = f"lowerdir={spec.rootfs_lower},upperdir={spec.state_dir}/upper,workdir={spec.state_dir}/work"
-    sc.mount("overlay", merged, "overlay", 0, options)
+    _overlay(spec, merged)
     for name in ("proc", "sys", "dev"):
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
@@ -195,7 +195,8 @@ def enter(spec: Spec) -> None:
     os.chdir("/")
     for m in spec.mounts:
         if m.kind == "tmpfs":
-            sc.mount("tmpfs", m.target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, m.options or "mode=1777")
+            flags = sc.MS_NOSUID | sc.MS_NODEV | (sc.MS_RDONLY if m.readonly else 0)  # --mount ...,readonly
+            sc.mount("tmpfs", m.target, "tmpfs", flags, m.options or "mode=1777")
     _sysctls(spec.sysctls)
     for path in MASKED:
         _mask(path)
@@ -203,3 +204,68 @@ def enter(spec: Spec) -> None:
         _readonly(path)
     if spec.readonly:
         sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
+
+
+def _overlay(spec: Spec, merged: str) -> None:
+    options = f"lowerdir={spec.rootfs_lower},upperdir={spec.state_dir}/upper,workdir={spec.state_dir}/work"
+    sc.mount("overlay", merged, "overlay", 0, options)
+
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    """An fd for ``path`` resolved inside the tree open as ``root_fd`` (a container's root):
+    symlinks and ``..`` in it cannot leave that tree."""
+    return sc.openat2(root_fd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, _IN_ROOT)
+
+
+def with_view(spec: Spec, pid: int | None, work: Callable[[int], None]) -> None:
+    """Run ``work(root_fd)`` in a child process whose ``root_fd`` is the container's root
+    as its processes see it, volumes and binds included (``lg cp``).
+
+    A running container's root is ``/proc/PID/root``: reached through it, lookups cross
+    the mounts of the container's own mount namespace. A stopped one's is built in a
+    private mount namespace of the child (the overlay and the bind mounts, as ``enter``
+    makes them), which vanishes with it: nothing stays mounted on the host, whatever
+    kills us. The caller keeps the container from starting meanwhile (its lock). An
+    LgError in ``work`` comes back as the same message and exit code.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        code = 0
+        try:
+            os.close(read_end)
+            if pid:
+                root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                sc.unshare(sc.CLONE_NEWNS)
+                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+                merged = os.path.join(spec.state_dir, "merged")
+                _overlay(spec, merged)
+                root = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                for fd, target, readonly in open_sources(spec):
+                    _bind(root, fd, target, readonly)
+                    os.close(fd)
+                os.close(root)
+                root = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # with the mounts on it
+            work(root)
+        except LgError as exc:
+            os.write(write_end, f"{int(exc.exit_code)}\n{exc}".encode())
+            code = 1
+        except OSError as exc:
+            os.write(write_end, f"{int(ExitCode.FAILURE)}\n{exc.strerror or exc}".encode())
+            code = 1
+        except BaseException as exc:  # noqa: BLE001 - reported as lg's internal error, never lost
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            os.write(write_end, f"{int(ExitCode.FAILURE)}\n{why}".encode())
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        report = f.read(65536).decode(errors="replace")
+    _, status = os.waitpid(child, 0)
+    if report or status:
+        number, _, message = report.partition("\n")
+        error = LgError(message or f"the copy's process failed (status {status})")
+        error.exit_code = int(number) if number.isdigit() else ExitCode.FAILURE
+        raise error

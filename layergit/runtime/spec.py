@@ -17,11 +17,12 @@ from .net import NONE, NetworkMode, PublishedPort
 
 @dataclass
 class Mount:
-    kind: str  # "bind" or "tmpfs"
+    kind: str  # "bind", "volume" (a bind of a volume's directory) or "tmpfs"
     target: str  # path inside the container
-    source: str = ""  # host path for binds
+    source: str = ""  # host path for binds and volumes
     readonly: bool = False
     options: str = ""  # tmpfs mount data
+    name: str = ""  # a volume's name (written only for volumes)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Spec:
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
         names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address")
-        optional = [(raw, name) for name in names]
+        optional = [(raw, name) for name in names] + [(m, "name") for m in raw["mounts"]]
         for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
                 del fields_of[name]

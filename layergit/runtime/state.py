@@ -63,7 +63,7 @@ class State:
 
 @dataclass
 class Record:
-    """What a container is (written at creation, never changed)."""
+    """What a container is (written at creation; lg rename alone rewrites it, for its name)."""
 
     id: str
     name: str
@@ -115,9 +115,14 @@ class ContainerDir:
         os.replace(tmp, self.file(name))
 
     def record(self) -> Record:
+        return Record.from_json(self.raw_record())
+
+    def raw_record(self) -> dict:
+        """container.json as JSON, for readers of a field or two over many containers
+        (lg stats): building the Record is most of the cost of reading one."""
         try:
             with open(self.file("container.json")) as f:
-                return Record.from_json(json.load(f))
+                return json.load(f)
         except FileNotFoundError:
             raise NotFound(f"no such container: {self.id[:12]}") from None
 

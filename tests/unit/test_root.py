@@ -25,6 +25,7 @@ def test_layout_matches_format_md():
     assert r.container_owners == "/r/containers/owners"
     assert r.container_freezers == "/r/containers/freezers"
     assert r.networks == "/r/networks"
+    assert r.volumes == "/r/volumes"
     assert (r.run, r.monitor_sock, r.monitor_lock, r.monitor_log) == (
         "/r/run", "/r/run/monitor.sock", "/r/run/monitor.lock", "/r/run/monitor.log")
 
@@ -75,7 +76,7 @@ def test_a_users_root_is_private_to_them(shared_dir, monkeypatch):
         Root(path).secure()
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
         assert told == [f"made {path} private (the root 0755 to 0700): other users could read images through it"]
-        assert sorted(os.listdir(path)) == ["cache", "containers", "networks", "run", "tmp"]
+        assert sorted(os.listdir(path)) == ["cache", "containers", "networks", "run", "tmp", "volumes"]
         Root(path).secure()
         assert len(told) == 1
 
@@ -103,7 +104,7 @@ def test_a_root_another_user_owns_is_refused(shared_dir):
     assert os.listdir(roots) == []
 
 
-@pytest.mark.parametrize("name", ["store.git", "cache", "tmp", "containers", "networks", "run", "gc.lock"])
+@pytest.mark.parametrize("name", ["store.git", "cache", "tmp", "containers", "networks", "volumes", "run", "gc.lock"])
 def test_an_entry_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path, name):
     """Whoever could write to a root once plants NAME -> a directory of the victim's: lg must
     neither chmod it (by path, a chmod follows) nor fill it."""

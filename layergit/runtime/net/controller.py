@@ -56,6 +56,12 @@ def refresh_hosts(root: str, network_name: str) -> None:
         hostsfile.rewrite(cdir.file("hosts"), hostsfile.render(names[1], own, peers, extra, network.gateway))
 
 
+def rename(root: str, container_id: str, name: str) -> None:
+    """A renamed container's peers find it by its new name (lg rename), as Docker's DNS does."""
+    for network in Networks(root).rename(container_id, name):
+        refresh_hosts(root, network)
+
+
 def release(root: str, container_id: str) -> None:
     """Free a container's addresses, drop it from its peers' hosts files and its
     published ports from the kernel's NAT."""

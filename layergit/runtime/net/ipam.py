@@ -213,6 +213,20 @@ class Networks:
         return [(ip, [PublishedPort.from_docker(p) for p in holder.get("ports", [])])
                 for ip, holder in sorted(self.leases(name).items()) if holder["id"] != leaving]
 
+    def rename(self, container_id: str, name: str) -> list[str]:
+        """Give a container's leases its new name (lg rename); returns the networks it is on."""
+        renamed = []
+        for network in self.names():
+            with self.lock(network):
+                leases = self.leases(network)
+                held = [ip for ip, h in leases.items() if h["id"] == container_id]
+                for ip in held:
+                    leases[ip] = dict(leases[ip], name=name)
+                if held:
+                    self._save_leases(network, leases)
+                    renamed.append(network)
+        return renamed
+
     def release(self, container_id: str) -> list[str]:
         """Drop every lease a container holds; returns the networks it was on."""
         left = []
