@@ -32,6 +32,8 @@ MAX_MANIFEST = 4 << 20  # what distribution itself accepts
 MAX_JSON = 16 << 20  # a config blob or a token answer
 MAX_RETRY_AFTER = 60.0  # seconds: a 429 asking for longer is an error, not a wait
 CHUNK = 1 << 20
+DRAIN_MAX = 64 << 10  # bytes of an unwanted body read to keep its connection; longer: it is closed
+MAX_REDIRECTS = 5
 DEFAULT_CHUNK_UPLOAD = 32 << 20  # bytes per PATCH
 
 MANIFEST_TYPES = (
@@ -100,9 +102,8 @@ class Client:
         self.endpoint = endpoint
         self.credentials = credentials
         timeout = urllib3.Timeout(connect=endpoint.connect_timeout, read=endpoint.read_timeout)
-        # Redirects are followed (blobs often live behind one, on another host, where
-        # urllib3 drops our Authorization); nothing else is retried behind our back.
-        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
+        # Nothing is retried behind our back; redirects are followed by _send.
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=False)
         kw: dict = {"timeout": timeout, "retries": retries, "maxsize": 8, "block": False}
         if endpoint.secure:
             kw["cert_reqs"] = "CERT_REQUIRED" if endpoint.tls_verify else "CERT_NONE"
@@ -133,8 +134,6 @@ class Client:
                 body=None, ok: tuple[int, ...] = (200,),
                 what: str = "") -> urllib3.BaseHTTPResponse:
         """Send, answering one auth challenge and one 429; raise on a status not in ``ok``."""
-        import urllib3
-
         url = self._url(path)
         retried_429 = authed = False
         self._known_token(scope)
@@ -144,12 +143,7 @@ class Client:
                 hdrs["Authorization"] = self._auth[scope]
             elif self._challenge and self._challenge[0] == "basic" and self.credentials:
                 hdrs["Authorization"] = self._basic()
-            self.requests += 1
-            try:
-                resp = self._http.request(method, url, headers=hdrs, body=body, preload_content=False,
-                                          redirect=method in ("GET", "HEAD"))
-            except urllib3.exceptions.HTTPError as exc:
-                raise TransportError(f"{self.endpoint.host}: {_transport_error(exc)}") from None
+            resp, _ = self._send(method, url, hdrs, body, self.endpoint.host)
             if resp.status == 401 and not authed and self._answer(resp, scope):
                 _discard(resp)
                 authed = True
@@ -166,6 +160,34 @@ class Client:
             if resp.status in ok:
                 return resp
             self._fail(resp, what or f"{method} {urlsplit(url).path}")
+
+    def _send(self, method: str, url: str, headers: dict, body, where: str
+              ) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One request, and the redirects of a GET or HEAD followed here, not by urllib3:
+        its redirects read a redirect's body to the end, however long a hostile server
+        makes it. Authorization goes only to the origin (scheme, host, port) of ``url``:
+        a blob's redirect to a CDN, as Docker does, gets none, nor does a move from
+        https to http. Returns the response and the URL that gave it."""
+        import urllib3
+
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            self.requests += 1
+            sent = headers if _origin(url) == origin else \
+                {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            try:
+                resp = self._http.request(method, url, headers=sent, body=body, preload_content=False,
+                                          redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise TransportError(f"{where}: {_transport_error(exc)}") from None
+            location = resp.get_redirect_location() if method in ("GET", "HEAD") else None
+            if not location:
+                return resp, url
+            _discard(resp)
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise RegistryError(f"{where}: redirected to {_header_text(location)!r}, not an http(s) URL")
+        raise RegistryError(f"{where}: more than {MAX_REDIRECTS} redirects")
 
     def _known_token(self, scope: str) -> None:
         """Once the registry has asked for a Bearer token, fetch one for a new scope
@@ -207,11 +229,7 @@ class Client:
         if self.credentials:
             headers["Authorization"] = self._basic()
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-        self.requests += 1
-        try:
-            resp = self._http.request("GET", url, headers=headers, preload_content=False)
-        except Exception as exc:  # urllib3's errors, named for the user
-            raise TransportError(f"token service {_header_text(realm)}: {_transport_error(exc)}") from None
+        resp, _ = self._send("GET", url, headers, None, f"token service {_header_text(realm)}")
         if resp.status in (401, 403):
             _discard(resp)
             raise AuthError(f"{self.endpoint.host}: the token service refused the credentials")
@@ -456,9 +474,21 @@ class BlobStream:
         self.close()
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
 def _discard(resp) -> None:
+    """Done with ``resp``: a short rest of its body (at most DRAIN_MAX) is read so that its
+    connection carries the next request; a longer one, or one of unknown length, is not
+    read at all but the connection closed, since a hostile server may send without end."""
+    remaining = getattr(resp, "length_remaining", None)
     try:
-        resp.drain_conn()
+        if resp.closed or remaining is not None and remaining <= DRAIN_MAX:
+            resp.drain_conn()
+        else:
+            resp.close()
     except Exception:  # a broken connection is simply not reused
         pass
     resp.release_conn()

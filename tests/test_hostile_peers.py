@@ -1,0 +1,148 @@
+"""Peers that attack: registries, git remotes and clients of ``lg serve`` playing what a
+hostile one can do, each against the defence it tests.
+
+The registries are small servers written here (http.server on loopback), since Debian's
+docker-registry never misbehaves this way: bodies without end, redirects to another
+host that then asks for credentials, documents trickled a byte at a time. lg runs as a
+user runs it, with its own root and auth file; each attack must end in one line on
+stderr, quickly, with nothing written and no secret sent where it should not go.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from .conftest import cleanup_root
+from .test_registry import RegLg, refs
+
+USER, PASSWORD = "alice", "s3cret-for-A"
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+class Peer:
+    """An HTTP server on 127.0.0.1 whose answers are the test's functions: ``routes`` maps
+    a path prefix to ``f(handler)``; every request's method, path and Authorization is
+    kept in ``seen``."""
+
+    def __init__(self, routes: dict):
+        peer = self
+        self.routes = routes
+        self.seen: list[tuple[str, str, str | None]] = []
+        self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                peer.seen.append((self.command, self.path, self.headers.get("Authorization")))
+                for prefix, answer in peer.routes.items():
+                    if self.path.startswith(prefix):
+                        try:
+                            answer(self)
+                        except OSError:  # lg hung up: what the attack expects
+                            pass
+                        return
+                send(self, 404, b"{}")
+
+            do_HEAD = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send(handler, code: int, body: bytes, headers: dict | None = None) -> None:
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+def endless(handler, code: int, headers: dict, chunked: bool = True, stop: threading.Event | None = None) -> None:
+    """A body that never ends: chunked, or under a Content-Length of a terabyte."""
+    handler.send_response(code)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Transfer-Encoding" if chunked else "Content-Length", "chunked" if chunked else str(1 << 40))
+    handler.end_headers()
+    piece = b"[" * (64 << 10)
+    frame = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+    while stop is None or not stop.is_set():
+        handler.wfile.write(frame)
+
+
+@pytest.fixture
+def peers():
+    made: list[Peer] = []
+
+    def make(routes: dict) -> Peer:
+        made.append(Peer(routes))
+        return made[-1]
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+@pytest.fixture
+def rlg(tmp_path):
+    runner = RegLg(str(tmp_path / "lgroot"), str(tmp_path))
+    yield runner
+    cleanup_root(runner)
+
+
+def log_in(lg: RegLg, host: str) -> None:
+    """Credentials for ``host`` in lg's auth file, as ``lg login`` writes them."""
+    with open(os.path.join(lg.home, "auth.json"), "w") as f:
+        json.dump({"auths": {host: {"auth": BASIC.removeprefix("Basic ")}}}, f)
+
+
+def timed_failure(lg, *args, limit: float = 10.0) -> str:
+    start = time.monotonic()
+    err = lg.fails(*args, code=1, timeout=3 * limit)
+    assert time.monotonic() - start < limit, err
+    return err
+
+
+# --- registries ------------------------------------------------------------------------
+
+
+def test_bodies_without_end_are_not_read_to_their_end(rlg, peers):
+    """A manifest, a redirect and a refusal that each send forever: lg reads what it needs
+    (at most the 4 MiB a manifest may be), hangs up, and says so."""
+    reg = peers({})
+    json_type = {"Content-Type": "application/json"}
+    reg.routes.update({
+        "/v2/endless/": lambda h: endless(h, 200, json_type, stop=reg.stop),
+        "/v2/moved/": lambda h: endless(h, 302, {"Location": "/v2/endless/app/manifests/1"}, chunked=False,
+                                        stop=reg.stop),
+        "/v2/refused/": lambda h: endless(h, 401, {"WWW-Authenticate": 'Basic realm="r"', **json_type},
+                                          stop=reg.stop),
+        "/v2/": lambda h: send(h, 200, b"{}"),
+    })
+    assert "is over 4194304 bytes" in timed_failure(rlg, "pull", f"{reg.host}/endless/app:1")
+    assert "is over 4194304 bytes" in timed_failure(rlg, "pull", f"{reg.host}/moved/app:1")
+    assert "authentication required" in timed_failure(rlg, "pull", f"{reg.host}/refused/app:1")
+    assert refs(rlg) == ""
