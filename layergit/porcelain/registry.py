@@ -112,7 +112,7 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
     for endpoint in settings.endpoints(host, options.tls_verify, options.timeout):
         client = Client(endpoint, credentials)
         try:
-            client.request("GET", "/v2/", "", ok=(200, 401), what="the registry API (/v2/)").release_conn()
+            client.ping(refused_ok=True)
             return client
         except TransportError as exc:  # no answer here: the next endpoint may give one
             failure = failure or exc

@@ -261,10 +261,11 @@ class Client:
     def scope(repository: str, push: bool = False) -> str:
         return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
-    def ping(self) -> None:
-        """GET /v2/: checks the credentials (login) and the API's presence."""
-        resp = self.request("GET", "/v2/", "", what="the registry API (/v2/)")
-        _discard(resp)
+    def ping(self, refused_ok: bool = False) -> None:
+        """GET /v2/: checks the API's presence and, unless ``refused_ok``, the credentials (login)."""
+        resp = self.request("GET", "/v2/", "", ok=(200, 401) if refused_ok else (200,),
+                            what="the registry API (/v2/)")
+        _discard(resp)  # its body too: left in the connection, it would be read as the next answer
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or index; the digest is checked when
