@@ -146,3 +146,32 @@ def test_bodies_without_end_are_not_read_to_their_end(rlg, peers):
     assert "is over 4194304 bytes" in timed_failure(rlg, "pull", f"{reg.host}/moved/app:1")
     assert "authentication required" in timed_failure(rlg, "pull", f"{reg.host}/refused/app:1")
     assert refs(rlg) == ""
+
+
+def test_a_host_redirected_to_never_gets_the_registry_credentials(rlg, peers):
+    """Registry A (where alice logged in) sends its manifest to host B, as blobs go to a
+    CDN; B asks for a Bearer token at a realm of its own. Docker drops Authorization on a
+    redirect to another host; lg also refuses to answer B's challenge with A's password."""
+    cdn = peers({})
+    cdn.routes.update({
+        "/token": lambda h: send(h, 200, b'{"token": "t"}'),
+        "/": lambda h: send(h, 401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{cdn.host}/token"'}),
+    })
+
+    def registry_api(h):
+        if h.headers.get("Authorization") != BASIC:
+            send(h, 401, b"{}", {"WWW-Authenticate": 'Basic realm="A"'})
+        elif h.path == "/v2/":
+            send(h, 200, b"{}")
+        else:
+            send(h, 307, b"", {"Location": f"http://{cdn.host}/manifest"})
+
+    reg = peers({"/v2/": registry_api})
+    log_in(rlg, reg.host)
+    err = timed_failure(rlg, "pull", f"{reg.host}/app:1")
+    assert f"redirected to {cdn.host}, which asks for credentials" in err
+    assert ("GET", "/manifest", None) in cdn.seen  # the redirect was followed, without A's Authorization
+    assert all(auth is None for _, _, auth in cdn.seen), cdn.seen
+    assert not any(path.startswith("/token") for _, path, _ in cdn.seen)
+    assert any(auth == BASIC for _, _, auth in reg.seen)  # A itself had them
+    assert refs(rlg) == ""

@@ -143,7 +143,12 @@ class Client:
                 hdrs["Authorization"] = self._auth[scope]
             elif self._challenge and self._challenge[0] == "basic" and self.credentials:
                 hdrs["Authorization"] = self._basic()
-            resp, _ = self._send(method, url, hdrs, body, self.endpoint.host)
+            resp, answered = self._send(method, url, hdrs, body, self.endpoint.host)
+            if resp.status == 401 and _origin(answered) != _origin(self.endpoint.base):
+                _discard(resp)
+                raise AuthError(f"{self.endpoint.host}: {what or method}: redirected to "
+                                f"{_header_text(urlsplit(answered).netloc)}, which asks for credentials;"
+                                f" lg gives {self.endpoint.host}'s to it alone")
             if resp.status == 401 and not authed and self._answer(resp, scope):
                 _discard(resp)
                 authed = True
@@ -310,7 +315,7 @@ class Client:
         if not location:
             raise RegistryError(f"{self.endpoint.host}: the registry opened an upload without a Location")
         url = urljoin(self.endpoint.base + "/", location)
-        if urlsplit(url).netloc != urlsplit(self.endpoint.base).netloc:
+        if _origin(url) != _origin(self.endpoint.base):
             raise RegistryError(f"{self.endpoint.host}: upload location on another host: "
                                 f"{_header_text(location)}")
         return url
