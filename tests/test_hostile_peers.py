@@ -175,3 +175,34 @@ def test_a_host_redirected_to_never_gets_the_registry_credentials(rlg, peers):
     assert not any(path.startswith("/token") for _, path, _ in cdn.seen)
     assert any(auth == BASIC for _, _, auth in reg.seen)  # A itself had them
     assert refs(rlg) == ""
+
+
+# --- git remotes -----------------------------------------------------------------------
+
+
+def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, tmp_path):
+    """lg run from inside another repository's git (a hook, an alias, a rebase --exec)
+    inherits variables naming that repository: git would fetch into its object store
+    and refs, or refuse every ref update (a pre-receive hook's quarantine). lg's git
+    works on the store and the remote, and the caller's repository is left alone."""
+    from .test_remotes import bare, write
+    from .test_remotes import refs as git_refs
+
+    src = tmp_path / "src"
+    write(src / "etc" / "hostname", b"box\n")
+    remote = bare(tmp_path / "remote.git")
+    theirs = bare(tmp_path / "callers.git")
+    before = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
+    env = lg.env(GIT_DIR=theirs, GIT_COMMON_DIR=theirs, GIT_OBJECT_DIRECTORY=os.path.join(theirs, "objects"),
+                 GIT_SHALLOW_FILE=os.path.join(theirs, "shallow"), GIT_QUARANTINE_PATH=os.path.join(theirs, "objects"),
+                 GIT_NAMESPACE="elsewhere", GIT_REPLACE_REF_BASE="refs/elsewhere/")
+    lg("commit", str(src), "-t", "app:1")
+    lg("push", remote, "app:1", env=env)
+    tip = git_refs(os.path.join(lg.root, "store.git"))["refs/heads/app/1"]
+    assert git_refs(remote) == {"refs/heads/app/1": tip}
+    other = type(lg)(str(tmp_path / "lgroot-b"))
+    other("images")
+    other("pull", remote, "app:1", env=other.env(**{k: v for k, v in env.items() if k.startswith("GIT_")}))
+    assert git_refs(os.path.join(other.root, "store.git"))["refs/heads/app/1"] == tip
+    after = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
+    assert after == before and git_refs(theirs) == {}
