@@ -11,6 +11,7 @@ stderr, quickly, with nothing written and no secret sent where it should not go.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.server
 import json
 import os
@@ -174,6 +175,43 @@ def test_a_host_redirected_to_never_gets_the_registry_credentials(rlg, peers):
     assert all(auth is None for _, _, auth in cdn.seen), cdn.seen
     assert not any(path.startswith("/token") for _, path, _ in cdn.seen)
     assert any(auth == BASIC for _, _, auth in reg.seen)  # A itself had them
+    assert refs(rlg) == ""
+
+
+def trickle(handler, body: bytes, stop: threading.Event, pause: float = 0.05) -> None:
+    """``body`` a byte at a time, each well within the read timeout of the one before."""
+    send_headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "Content-Length": str(len(body))}
+    handler.send_response(200)
+    for key, value in send_headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    for i in range(len(body)):
+        if stop.wait(pause):
+            return
+        handler.wfile.write(body[i:i + 1])
+        handler.wfile.flush()
+
+
+def test_documents_trickled_a_byte_at_a_time_are_given_up_on(rlg, peers):
+    """A manifest, or an image config, sent a byte every 50 ms: never silent for the
+    read timeout, it would take days; lg gives a document four read timeouts in all."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "pad": "x" * 4000}).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": config_digest, "size": len(config)},
+                           "layers": []}).encode()
+    reg = peers({})
+    reg.routes.update({
+        "/v2/slow/": lambda h: trickle(h, b"{" + b" " * (1 << 20) + b"}", reg.stop),
+        "/v2/cfg/app/manifests/": lambda h: send(h, 200, manifest),
+        "/v2/cfg/app/blobs/": lambda h: trickle(h, config, reg.stop),
+        "/v2/": lambda h: send(h, 200, b"{}"),
+    })
+    err = timed_failure(rlg, "pull", "--timeout", "1", f"{reg.host}/slow/app:1")
+    assert "manifest of slow/app: not received within 4 seconds" in err
+    err = timed_failure(rlg, "pull", "--timeout", "1", f"{reg.host}/cfg/app:1")
+    assert "image config: not received within 4 seconds" in err
     assert refs(rlg) == ""
 
 

@@ -252,7 +252,8 @@ def _config(client: Client, repository: str, manifest: dict) -> dict:
     digest, size = _descriptor(manifest["config"], "image config")
     if size > MAX_JSON:
         raise RegistryError(f"image config of {size} bytes is over {MAX_JSON}")
-    with BlobStream(client.open_blob(repository, digest), digest, size, "image config") as stream:
+    with BlobStream(client.open_blob(repository, digest), digest, size, "image config",
+                    seconds=client.document_time) as stream:
         data = stream.read()
         stream.read()  # the end: size and digest checked
     return _json_doc(data, "image config")

@@ -33,7 +33,12 @@ MAX_JSON = 16 << 20  # a config blob or a token answer
 MAX_RETRY_AFTER = 60.0  # seconds: a 429 asking for longer is an error, not a wait
 CHUNK = 1 << 20
 DRAIN_MAX = 64 << 10  # bytes of an unwanted body read to keep its connection; longer: it is closed
+DRAIN_TIME = 2.0  # seconds those bytes may take; slower: the connection is closed
 MAX_REDIRECTS = 5
+# A socket's read timeout bounds one silence, not a server that sends a byte just before
+# each would end: a JSON document (manifest, token, tag list, config, error) must arrive
+# whole within this many read timeouts.
+DOCUMENT_TIMEOUTS = 4
 DEFAULT_CHUNK_UPLOAD = 32 << 20  # bytes per PATCH
 
 MANIFEST_TYPES = (
@@ -119,6 +124,7 @@ class Client:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._token_lock = threading.Lock()  # blobs move in parallel: one token per scope
         self.user_agent = user_agent
+        self.document_time = DOCUMENT_TIMEOUTS * endpoint.read_timeout  # seconds a JSON document may take
         self.requests = 0  # every HTTP request sent: benchmarks and tests count them
 
     # --- plumbing -------------------------------------------------------------------
@@ -240,7 +246,7 @@ class Client:
             raise AuthError(f"{self.endpoint.host}: the token service refused the credentials")
         if resp.status != 200:
             self._fail(resp, "token request")
-        doc = read_json(resp, MAX_JSON, "token answer")
+        doc = read_json(resp, MAX_JSON, "token answer", self.document_time)
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
             raise RegistryError(f"{self.endpoint.host}: the token service answered no token")
@@ -248,7 +254,7 @@ class Client:
 
     def _fail(self, resp, what: str):
         status = resp.status
-        detail = _error_detail(resp)
+        detail = _error_detail(resp, self.document_time)
         _discard(resp)
         host = self.endpoint.host
         if status in (401, 403):
@@ -280,7 +286,7 @@ class Client:
                             headers={"Accept": ", ".join(MANIFEST_TYPES)},
                             what=f"manifest {repository}:{reference}" if not reference.startswith("sha256:")
                             else f"manifest {repository}@{reference}")
-        body = read_bounded(resp, MAX_MANIFEST, f"manifest of {repository}")
+        body = read_bounded(resp, MAX_MANIFEST, f"manifest of {repository}", self.document_time)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(f"{self.endpoint.host}: manifest {repository}@{reference} has digest "
@@ -378,7 +384,7 @@ class Client:
     def tags(self, repository: str) -> list[str]:
         resp = self.request("GET", f"/v2/{repository}/tags/list", self.scope(repository),
                             what=f"tags of {repository}")
-        doc = read_json(resp, MAX_MANIFEST, "tag list")
+        doc = read_json(resp, MAX_MANIFEST, "tag list", self.document_time)
         tags = doc.get("tags") if isinstance(doc, dict) else None
         return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
@@ -386,19 +392,33 @@ class Client:
         self._http.clear()
 
 
-def read_bounded(resp, limit: int, what: str) -> bytes:
-    chunks, total = [], 0
-    for chunk in resp.stream(CHUNK):
-        total += len(chunk)
-        if total > limit:
-            _discard(resp)
+def _pieces(resp, what: str, seconds: float | None) -> Iterator[bytes]:
+    """The body of ``resp`` as it arrives; with ``seconds``, all of it within that time
+    (each piece as it comes, so that a trickle cannot hold one read open)."""
+    if seconds is None:
+        yield from resp.stream(CHUNK)
+        return
+    deadline = time.monotonic() + seconds
+    while piece := resp.read1(CHUNK):
+        if time.monotonic() > deadline:
+            _discard(resp, reuse=False)
+            raise RegistryError(f"{what}: not received within {seconds:g} seconds")
+        yield piece
+
+
+def read_bounded(resp, limit: int, what: str, seconds: float | None = None) -> bytes:
+    """The whole body, at most ``limit`` bytes (within ``seconds``)."""
+    data = bytearray()
+    for chunk in _pieces(resp, what, seconds):
+        data += chunk
+        if len(data) > limit:
+            _discard(resp, reuse=False)
             raise RegistryError(f"{what} is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return bytes(data)
 
 
-def read_json(resp, limit: int, what: str):
-    data = read_bounded(resp, limit, what)
+def read_json(resp, limit: int, what: str, seconds: float | None = None):
+    data = read_bounded(resp, limit, what, seconds)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
@@ -409,9 +429,10 @@ class BlobStream:
     """A blob's body as a file to read, checked against its digest and size as it flows:
     reading past the size, or ending short or with another digest, raises."""
 
-    def __init__(self, resp, digest: str, size: int | None, what: str, on_bytes=None):
+    def __init__(self, resp, digest: str, size: int | None, what: str, on_bytes=None,
+                 seconds: float | None = None):
         self._resp = resp
-        self._chunks: Iterator[bytes] = resp.stream(CHUNK)
+        self._chunks: Iterator[bytes] = _pieces(resp, what, seconds)  # seconds: a document's bound
         self._buf = b""  # the last chunk received, handed out from _pos: never copied whole per read
         self._pos = 0
         self._digest, self._size, self._what = digest, size, what
@@ -485,19 +506,32 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def _discard(resp) -> None:
-    """Done with ``resp``: a short rest of its body (at most DRAIN_MAX) is read so that its
-    connection carries the next request; a longer one, or one of unknown length, is not
-    read at all but the connection closed, since a hostile server may send without end."""
-    remaining = getattr(resp, "length_remaining", None)
-    try:
-        if resp.closed or remaining is not None and remaining <= DRAIN_MAX:
-            resp.drain_conn()
-        else:
+def _discard(resp, reuse: bool = True) -> None:
+    """Done with ``resp``: the rest of a short body (at most DRAIN_MAX bytes, in at most
+    DRAIN_TIME) is read so that its connection carries the next request; a longer one,
+    one of unknown length or a trickle is not (nor any without ``reuse``): the connection
+    is closed, since a hostile server may send without end."""
+    if not (reuse and _drained(resp)):
+        try:
             resp.close()
-    except Exception:  # a broken connection is simply not reused
-        pass
+        except Exception:  # already broken: nothing to close
+            pass
     resp.release_conn()
+
+
+def _drained(resp) -> bool:
+    """Whether the rest of ``resp``'s body was short and came quickly, and is now read."""
+    try:
+        remaining = resp.length_remaining
+        if not resp.closed and (remaining is None or remaining > DRAIN_MAX):
+            return False
+        deadline = time.monotonic() + DRAIN_TIME
+        while resp.read1(DRAIN_MAX):
+            if time.monotonic() > deadline:
+                return False
+        return True
+    except Exception:  # broken: the connection is not reused
+        return False
 
 
 def _rewind(body) -> None:
@@ -515,10 +549,10 @@ def _retry_after(value: str | None) -> float | None:
     return delay if 0 <= delay <= MAX_RETRY_AFTER else None
 
 
-def _error_detail(resp) -> str:
+def _error_detail(resp, seconds: float) -> str:
     """The first error message of the registry's JSON error body, escaped and cut."""
     try:
-        data = resp.read(64 << 10, decode_content=False) if resp.status >= 400 else b""
+        data = read_bounded(resp, DRAIN_MAX, "error", seconds) if resp.status >= 400 else b""
         errors = json.loads(data).get("errors") if data else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             message = errors[0].get("message") or errors[0].get("code")
