@@ -244,3 +244,88 @@ def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, tmp_path):
     assert git_refs(os.path.join(other.root, "store.git"))["refs/heads/app/1"] == tip
     after = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
     assert after == before and git_refs(theirs) == {}
+
+
+# --- clients of lg serve ---------------------------------------------------------------
+
+
+def _backends(pid: int) -> list[int]:
+    """The git-http-backend processes ``pid`` has started and that still run."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name.startswith("git-http-backen") and int(rest[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _until_closed(sock, limit: float) -> bytes:
+    """What the server sends until it closes; fails if it keeps the connection open past ``limit``."""
+    sock.settimeout(limit)
+    got = b""
+    try:
+        while piece := sock.recv(65536):
+            got += piece
+    except ConnectionResetError:
+        pass
+    return got
+
+
+def test_serve_drops_silent_clients_and_caps_connections(lg, tmp_path):
+    """Slowloris against lg serve: a connection that says nothing, and a request whose body
+    stops half way (its git-http-backend waiting for the rest), are dropped after
+    --timeout; a flood of connections gets 503 past MAX_CLIENTS instead of a thread each.
+    Then the server still serves."""
+    import socket
+    import subprocess
+
+    from layergit.transport.serve import MAX_CLIENTS
+
+    from .test_remotes import free_port, wait_port, write
+
+    write(tmp_path / "src" / "etc" / "hostname", b"box\n")
+    lg("commit", str(tmp_path / "src"), "-t", "app:1")
+    port = free_port()
+    proc = subprocess.Popen([lg.python, "-m", "cli", "serve", "--listen", f"127.0.0.1:{port}", "--timeout", "2"],
+                            env=lg.env(), stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc)
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            assert _until_closed(idle, 6) == b""
+        assert time.monotonic() - start < 5
+
+        with socket.create_connection(("127.0.0.1", port)) as half:
+            half.sendall(b"POST /git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-git-upload-pack-request\r\n"
+                         b"Content-Length: 100000\r\n\r\n0032want ")
+            deadline = time.monotonic() + 5
+            while not _backends(proc.pid):
+                assert time.monotonic() < deadline, "no backend started"
+                time.sleep(0.05)
+            _until_closed(half, 6)
+        deadline = time.monotonic() + 3
+        while _backends(proc.pid):
+            assert time.monotonic() < deadline, "the backend of a dropped request still runs"
+            time.sleep(0.05)
+
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CLIENTS)]
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as one_more:
+                assert _until_closed(one_more, 1.5).startswith(b"HTTP/1.0 503")
+        finally:
+            for sock in flood:
+                sock.close()
+        time.sleep(0.2)
+        listed = subprocess.run(["git", "ls-remote", f"http://127.0.0.1:{port}/"], capture_output=True, timeout=30)
+        assert b"refs/heads/app/1" in listed.stdout, listed.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 128 + 15
+    log = proc.stderr.read().decode()
+    assert "Traceback" not in log, log
