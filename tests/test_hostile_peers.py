@@ -329,3 +329,29 @@ def test_serve_drops_silent_clients_and_caps_connections(lg, tmp_path):
         assert proc.wait(timeout=10) == 128 + 15
     log = proc.stderr.read().decode()
     assert "Traceback" not in log, log
+
+
+def test_layers_claiming_more_than_max_bytes_are_not_downloaded(rlg, peers):
+    """A manifest whose layers claim a terabyte: the first would stream into the importer
+    and stop at --max-bytes, but the others would be spooled to disk in parallel, each as
+    large as it claims. lg refuses the manifest before it asks for any layer."""
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64] * 3}}).encode()
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 1 << 40}
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
+        "layers": [{**layer, "digest": f"sha256:{i}" + "a" * 63} for i in range(3)]}).encode()
+    reg = peers({})
+    reg.routes.update({
+        "/v2/big/app/manifests/": lambda h: send(h, 200, manifest),
+        "/v2/big/app/blobs/sha256:" + hashlib.sha256(config).hexdigest(): lambda h: send(h, 200, config),
+        "/v2/big/app/blobs/": lambda h: endless(h, 200, {}, stop=reg.stop),
+        "/v2/": lambda h: send(h, 200, b"{}"),
+    })
+    err = timed_failure(rlg, "pull", "--max-bytes", "104857600", f"{reg.host}/big/app:1")
+    assert "would unpack to more than 104857600 bytes" in err
+    assert [path for _, path, _ in reg.seen if "/blobs/" in path] == [
+        "/v2/big/app/blobs/sha256:" + hashlib.sha256(config).hexdigest()]
+    assert refs(rlg) == ""

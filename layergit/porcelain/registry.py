@@ -265,9 +265,10 @@ _LAYER_TYPES = (
 )
 
 
-def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int], progress
-            ) -> list:
+def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int], progress,
+            max_bytes: int) -> list:
     from ..fs.imagearchive import LayerRef
+    from ..fs.tarlayer import LimitExceeded
     from ..registry.client import RegistryError
 
     rootfs = config.get("rootfs")
@@ -284,6 +285,13 @@ def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counte
             raise RegistryError(f"{ref}: unsupported layer media type {printable(str(media)[:100])!r}")
         out.append(LayerRef(partial(_open_layer, client, ref.repository, digest, size, counter, progress),
                             f"{digest[:19]}", digest, size, diff_id if isinstance(diff_id, str) else None))
+    declared = sum(layer.size or 0 for layer in out)
+    if declared > max_bytes + max_bytes // 1000 + len(out) * (64 << 10):
+        # gzip and zstd store incompressible data with well under 0.1% added, so these
+        # layers must unpack to more than --max-bytes: refused before any is downloaded
+        # (the later ones would be spooled to disk in parallel, as large as they claim).
+        raise LimitExceeded(f"{ref}: its layers are {declared} bytes compressed; they would unpack to more"
+                            f" than {max_bytes} bytes (raise the limit with --max-bytes)")
     return out
 
 
@@ -372,10 +380,12 @@ def _pull_one(repo: Repo, client: Client, ref: Reference, platform, options: Reg
                 _tag(repo, target, known, str(ref))
         return PullResult(str(ref), known.hex(), digest, [str(target)] if target else [], 0, 0, 0, True)
     from ..fs.imagearchive import ImageSpec
+    from ..fs.tarlayer import Limits
 
     config = _config(client, ref.repository, manifest)
     counter: list[int] = []
-    layers = _layers(client, ref, manifest, config, counter, options.progress)
+    layers = _layers(client, ref, manifest, config, counter, options.progress,
+                     (options.limits or Limits()).max_bytes)
     with store_lock(repo), _Prefetch(repo, layers, options.jobs) as prefetched:
         spec = ImageSpec(config, prefetched, [])
         [result] = import_images(repo, [spec], target, str(ref), options.limits)
