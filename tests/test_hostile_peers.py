@@ -355,3 +355,39 @@ def test_layers_claiming_more_than_max_bytes_are_not_downloaded(rlg, peers):
     assert [path for _, path, _ in reg.seen if "/blobs/" in path] == [
         "/v2/big/app/blobs/sha256:" + hashlib.sha256(config).hexdigest()]
     assert refs(rlg) == ""
+
+
+def test_serve_gives_no_object_only_hidden_refs_reach(lg, tmp_path):
+    """lg serve hides containers' and the build cache's refs; with git's protocol v2 a
+    client could still fetch their commits by id (v2's upload-pack grants any want). lg
+    serve speaks v0, which refuses what it did not advertise; images still clone."""
+    import subprocess
+
+    from .test_remotes import bare, free_port, gitc, wait_port, write
+
+    write(tmp_path / "src" / "etc" / "hostname", b"box\n")
+    lg("commit", str(tmp_path / "src"), "-t", "app:1")
+    write(tmp_path / "src" / "etc" / "secret", b"a container's own file\n")
+    lg("commit", str(tmp_path / "src"), "-t", "private:1")
+    store = os.path.join(lg.root, "store.git")
+    private = gitc(store, "rev-parse", "refs/heads/private/1").decode().strip()
+    gitc(store, "update-ref", "refs/layergit/containers/0123abcd", private)  # as a container's commit
+    gitc(store, "update-ref", "-d", "refs/heads/private/1")
+    port = free_port()
+    proc = subprocess.Popen([lg.python, "-m", "cli", "serve", "--listen", f"127.0.0.1:{port}"], env=lg.env(),
+                            stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc)
+        url = f"http://127.0.0.1:{port}/"
+        for version in ("2", "0"):
+            client = bare(tmp_path / f"client-v{version}.git")
+            got = subprocess.run(["git", "--git-dir", client, "-c", f"protocol.version={version}", "fetch", url,
+                                  private], capture_output=True, timeout=30)
+            assert got.returncode != 0 and b"unadvertised object" in got.stderr, got.stderr
+            assert subprocess.run(["git", "--git-dir", client, "cat-file", "-e", private]).returncode != 0
+        clone = tmp_path / "clone.git"
+        subprocess.run(["git", "clone", "-q", "--bare", url, str(clone)], check=True, capture_output=True, timeout=30)
+        assert gitc(str(clone), "for-each-ref", "--format=%(refname)").split() == [b"refs/heads/app/1"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 128 + 15

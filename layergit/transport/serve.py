@@ -112,10 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if length is not None:
             env["CONTENT_LENGTH"] = length
-        for header, var in (("Git-Protocol", "HTTP_GIT_PROTOCOL"),
-                            ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
-            if self.headers.get(header):
-                env[var] = self.headers[header]
+        # No Git-Protocol header is passed on, so every client speaks protocol v0: v2's
+        # upload-pack gives any object asked for by id, even one only hidden refs reach
+        # (containers' commits, the build cache), where v0 gives what is advertised.
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
         env.update(options.env)
         if service == "git-receive-pack":
             env["REMOTE_USER"] = "lg"  # git-http-backend refuses anonymous pushes by default
