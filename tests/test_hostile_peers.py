@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from .conftest import cleanup_root
+from .conftest import Lg, cleanup_root
 from .test_registry import RegLg, refs
 
 USER, PASSWORD = "alice", "s3cret-for-A"
@@ -110,6 +110,13 @@ def peers():
 @pytest.fixture
 def rlg(tmp_path):
     runner = RegLg(str(tmp_path / "lgroot"), str(tmp_path))
+    yield runner
+    cleanup_root(runner)
+
+
+@pytest.fixture
+def lg_b(tmp_path):
+    runner = Lg(str(tmp_path / "lgroot-b"))
     yield runner
     cleanup_root(runner)
 
@@ -218,7 +225,7 @@ def test_documents_trickled_a_byte_at_a_time_are_given_up_on(rlg, peers):
 # --- git remotes -----------------------------------------------------------------------
 
 
-def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, tmp_path):
+def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, lg_b, tmp_path):
     """lg run from inside another repository's git (a hook, an alias, a rebase --exec)
     inherits variables naming that repository: git would fetch into its object store
     and refs, or refuse every ref update (a pre-receive hook's quarantine). lg's git
@@ -238,10 +245,9 @@ def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, tmp_path):
     lg("push", remote, "app:1", env=env)
     tip = git_refs(os.path.join(lg.root, "store.git"))["refs/heads/app/1"]
     assert git_refs(remote) == {"refs/heads/app/1": tip}
-    other = type(lg)(str(tmp_path / "lgroot-b"))
-    other("images")
-    other("pull", remote, "app:1", env=other.env(**{k: v for k, v in env.items() if k.startswith("GIT_")}))
-    assert git_refs(os.path.join(other.root, "store.git"))["refs/heads/app/1"] == tip
+    lg_b("images")
+    lg_b("pull", remote, "app:1", env=lg_b.env(**{k: v for k, v in env.items() if k.startswith("GIT_")}))
+    assert git_refs(os.path.join(lg_b.root, "store.git"))["refs/heads/app/1"] == tip
     after = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
     assert after == before and git_refs(theirs) == {}
 
@@ -391,3 +397,28 @@ def test_serve_gives_no_object_only_hidden_refs_reach(lg, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 128 + 15
+
+
+def test_a_push_of_many_refs_is_checked_to_its_last_ref(lg, tmp_path):
+    """lg serve --allow-push's pre-receive hook read the first MiB of the updates git
+    gives it: 10,000 harmless image names filling it to a line's end, and the ref after
+    them was admitted unchecked. The hook is run here as git runs it (a push of that many refs through
+    lg serve takes git minutes): every update is checked, or the push refused whole."""
+    import subprocess
+
+    from .test_remotes import write
+
+    write(tmp_path / "src" / "etc" / "hostname", b"box\n")
+    lg("commit", str(tmp_path / "src"), "-t", "app:1")
+    good = json.loads(lg.out("inspect", "app:1"))[0]["Id"]
+    line = f"{'0' * 40} {good} refs/heads/pad/{{:05d}}\n"
+    count = (1 << 20) // len(line.format(0)) - 1
+    updates = "".join(line.format(i) for i in range(count))
+    fill = (1 << 20) - len(updates) - len(f"{'0' * 40} {good} refs/heads//1\n")
+    updates += f"{'0' * 40} {good} refs/heads/{'p' * fill}/1\n"  # the first MiB ends at a line's end
+    assert len(updates) == 1 << 20
+    updates += f"{'0' * 40} {good} refs/zzz-not-an-image\n"
+    hook = subprocess.run([lg.python, "-m", "layergit.porcelain.prereceive", lg.root], input=updates.encode(),
+                          capture_output=True, timeout=60, env=lg.env())
+    assert hook.returncode == 1 and b"lg: refused: refs/zzz-not-an-image is not a layergit image name" \
+        in hook.stderr, hook.stderr
