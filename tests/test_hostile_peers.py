@@ -422,3 +422,26 @@ def test_a_push_of_many_refs_is_checked_to_its_last_ref(lg, tmp_path):
                           capture_output=True, timeout=60, env=lg.env())
     assert hook.returncode == 1 and b"lg: refused: refs/zzz-not-an-image is not a layergit image name" \
         in hook.stderr, hook.stderr
+
+
+def test_a_remote_that_floods_stderr_does_not_hang_lg(lg, lg_b, tmp_path):
+    """An ssh remote (here a stand-in for ssh that runs git-upload-pack locally) writes
+    megabytes to stderr, as a hostile server can through ssh: lg read the ref listing to
+    its end before stderr, so git blocked on a full stderr pipe and lg waited for ever."""
+    from .test_remotes import bare, write
+    from .test_remotes import refs as git_refs
+
+    write(tmp_path / "src" / "etc" / "hostname", b"box\n")
+    lg("commit", str(tmp_path / "src"), "-t", "app:1")
+    remote = bare(tmp_path / "remote.git")
+    lg("push", remote, "app:1")
+    noisy = tmp_path / "noisy-ssh"
+    noisy.write_text('#!/bin/sh\nhead -c 4000000 /dev/zero | tr "\\0" "x" >&2\nfor last; do :; done\nexec sh -c "$last"\n')
+    noisy.chmod(0o755)
+    env = lg_b.env(GIT_SSH_COMMAND=str(noisy), GIT_SSH_VARIANT="simple")
+    lg_b("images")
+    start = time.monotonic()
+    lg_b("pull", f"ssh://example.invalid{remote}", "app:1", env=env, timeout=60)
+    assert time.monotonic() - start < 30
+    assert git_refs(os.path.join(lg_b.root, "store.git")) == git_refs(remote)
+
