@@ -445,3 +445,19 @@ def test_a_remote_that_floods_stderr_does_not_hang_lg(lg, lg_b, tmp_path):
     assert time.monotonic() - start < 30
     assert git_refs(os.path.join(lg_b.root, "store.git")) == git_refs(remote)
 
+
+def test_an_index_naming_a_malformed_digest_is_one_short_line(rlg, peers):
+    """An index whose manifest digest is 700 KB of terminal escapes: lg asked the registry
+    for it and quoted it whole in the error (escaped, but one 3 MB line); now only a
+    sha256 of 64 hex digits is asked for, and the size the index gives is checked."""
+    platform = {"os": "linux", "architecture": "amd64"}
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": "sha256:" + "\x1b[2J" * 175_000, "size": 10, "platform": platform}]}
+    body = json.dumps(index).encode()
+    reg = peers({"/v2/idx/app/manifests/1": lambda h: send(h, 200, body),
+                 "/v2/": lambda h: send(h, 200, b"{}")})
+    err = timed_failure(rlg, "pull", "--platform", "linux/amd64", f"{reg.host}/idx/app:1")
+    assert "the index's manifest: unsupported or malformed digest" in err and len(err) < 300, err[:300]
+    assert not any("/manifests/sha256:" in path for _, path, _ in reg.seen)
+    assert refs(rlg) == ""

@@ -219,11 +219,10 @@ def _manifest(client: Client, ref: Reference, platform) -> tuple[dict, str, str]
     if doc.get("schemaVersion") == 1:
         raise RegistryError(f"{what}: Docker schema 1 manifests are not supported")
     if kind in _INDEX_TYPES or isinstance(doc.get("manifests"), list):
-        desc = select_platform(doc, platform, what)
-        target = desc.get("digest")
-        if not isinstance(target, str) or not target.startswith("sha256:"):
-            raise RegistryError(f"{what}: the index names a manifest without a sha256 digest")
+        target, size = _descriptor(select_platform(doc, platform, what), f"{what}: the index's manifest")
         body, media, digest = client.get_manifest(ref.repository, target)
+        if len(body) != size:
+            raise RegistryError(f"{what}: the index says its manifest is {size} bytes, it is {len(body)}")
         doc = _json_doc(body, f"manifest {target}")
         if isinstance(doc.get("manifests"), list):
             raise RegistryError(f"{what}: an index inside an index is not supported")
