@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from .conftest import Lg, cleanup_root
-from .test_registry import RegLg, refs
+from .test_registry import RegLg, refs, rlg  # noqa: F401 (rlg: the fixture, shared)
+from .test_remotes import lg_b  # noqa: F401 (the fixture, shared)
 
 USER, PASSWORD = "alice", "s3cret-for-A"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -105,20 +105,6 @@ def peers():
     yield make
     for peer in made:
         peer.close()
-
-
-@pytest.fixture
-def rlg(tmp_path):
-    runner = RegLg(str(tmp_path / "lgroot"), str(tmp_path))
-    yield runner
-    cleanup_root(runner)
-
-
-@pytest.fixture
-def lg_b(tmp_path):
-    runner = Lg(str(tmp_path / "lgroot-b"))
-    yield runner
-    cleanup_root(runner)
 
 
 def log_in(lg: RegLg, host: str) -> None:
