@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -238,6 +239,28 @@ def test_the_callers_git_environment_reaches_no_git_lg_runs(lg, lg_b, tmp_path):
     assert after == before and git_refs(theirs) == {}
 
 
+def test_gc_and_fsck_work_on_the_store_whatever_git_dir_says(lg, tmp_path):
+    """GIT_DIR wins over ``git -C STORE``: lg gc, run from another repository's hook, ran
+    ``git gc --prune=now`` in that repository, and lg fsck checked it in the store's
+    stead. Both now work on the store and leave the caller's repository as it was."""
+    from .test_remotes import bare, write
+
+    write(tmp_path / "src" / "etc" / "hostname", b"box\n")
+    lg("commit", str(tmp_path / "src"), "-t", "app:1")
+    theirs = bare(tmp_path / "callers.git")
+    loose = subprocess.run(["git", "--git-dir", theirs, "hash-object", "-w", "--stdin"], input=b"unreachable\n",
+                           capture_output=True, check=True).stdout.decode().strip()
+    before = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
+    env = lg.env(GIT_DIR=theirs, GIT_COMMON_DIR=theirs)
+    lg("gc", env=env)
+    store = os.path.join(lg.root, "store.git")
+    os.unlink(os.path.join(store, "objects", "pack", next(
+        n for n in os.listdir(os.path.join(store, "objects", "pack")) if n.endswith(".pack"))))
+    assert lg("fsck", env=env, check=False).returncode != 0  # the store's damage is found
+    after = sorted(os.path.relpath(os.path.join(d, f), theirs) for d, _, fs in os.walk(theirs) for f in fs)
+    assert after == before and loose[:2] in os.listdir(os.path.join(theirs, "objects"))
+
+
 # --- clients of lg serve ---------------------------------------------------------------
 
 
@@ -274,7 +297,6 @@ def test_serve_drops_silent_clients_and_caps_connections(lg, tmp_path):
     --timeout; a flood of connections gets 503 past MAX_CLIENTS instead of a thread each.
     Then the server still serves."""
     import socket
-    import subprocess
 
     from layergit.transport.serve import MAX_CLIENTS
 
@@ -353,7 +375,6 @@ def test_serve_gives_no_object_only_hidden_refs_reach(lg, tmp_path):
     """lg serve hides containers' and the build cache's refs; with git's protocol v2 a
     client could still fetch their commits by id (v2's upload-pack grants any want). lg
     serve speaks v0, which refuses what it did not advertise; images still clone."""
-    import subprocess
 
     from .test_remotes import bare, free_port, gitc, wait_port, write
 
@@ -390,7 +411,6 @@ def test_a_push_of_many_refs_is_checked_to_its_last_ref(lg, tmp_path):
     gives it: 10,000 harmless image names filling it to a line's end, and the ref after
     them was admitted unchecked. The hook is run here as git runs it (a push of that many refs through
     lg serve takes git minutes): every update is checked, or the push refused whole."""
-    import subprocess
 
     from .test_remotes import write
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import LgError, NotFound
+from ..store import gitenv
 from ..text import printable
 from .urls import ALLOWED_PROTOCOLS
 
@@ -39,26 +40,9 @@ class RemoteRefs:
     unreadable: int
 
 
-# What names the caller's repository or changes how git reads one: lg run from a hook,
-# an alias or a rebase --exec inherits them, and git would then fetch into that
-# repository's objects and refs (GIT_COMMON_DIR), take its shallow file or replace
-# refs, write under a namespace, or refuse every ref update (a pre-receive hook's
-# quarantine). git's own list (``git rev-parse --local-env-vars``) but for the config
-# it carries (GIT_CONFIG_PARAMETERS, GIT_CONFIG_COUNT: the user's, and lg's ``-c``
-# wins over them), and the two that list leaves out.
-_CALLERS_REPOSITORY = (
-    "GIT_DIR", "GIT_COMMON_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_INDEX_FILE", "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE",
-    "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_CONFIG", "GIT_NAMESPACE", "GIT_QUARANTINE_PATH",
-)
-
-
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if name not in _CALLERS_REPOSITORY}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS, LC_ALL="C",
-               GIT_PROTOCOL_FROM_USER="0", **(extra or {}))
-    return env
+    return gitenv.environ(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS, LC_ALL="C",
+                          GIT_PROTOCOL_FROM_USER="0", **(extra or {}))
 
 
 def _failure(what: str, url: str, stderr: bytes) -> RemoteError:
