@@ -172,6 +172,25 @@ def test_a_host_redirected_to_never_gets_the_registry_credentials(rlg, peers):
     assert refs(rlg) == ""
 
 
+def test_a_tls_registry_gets_no_password_sent_to_a_plain_http_realm(rlg, peers, tmp_path):
+    """A registry spoken to over TLS names a token service on plain http: Docker sends
+    the user's password there in the clear. lg refuses and says why."""
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)
+    realm = peers({"/token": lambda h: send(h, 200, b'{"token": "t"}')})
+    reg = peers({"/v2/": lambda h: send(h, 401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{realm.host}/token"'})})
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    reg.server.socket = context.wrap_socket(reg.server.socket, server_side=True)
+    log_in(rlg, reg.host)
+    err = timed_failure(rlg, "pull", "--no-tls-verify", f"{reg.host}/app:1")
+    assert "is plain http; lg sends the credentials of a TLS registry over TLS only" in err
+    assert realm.seen == [] and reg.seen  # the registry answered over TLS; the realm was never asked
+
+
 def trickle(handler, body: bytes, stop: threading.Event, pause: float = 0.05) -> None:
     """``body`` a byte at a time, each well within the read timeout of the one before."""
     send_headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json", "Content-Length": str(len(body))}

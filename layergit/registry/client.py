@@ -233,6 +233,11 @@ class Client:
         realm = params["realm"]
         if urlsplit(realm).scheme not in ("https", "http"):
             raise RegistryError(f"{self.endpoint.host}: token realm {_header_text(realm)!r} is not a URL")
+        if self.credentials and self.endpoint.secure and urlsplit(realm).scheme != "https":
+            # The password would cross the network in the clear, where the registry
+            # itself is spoken to over TLS.
+            raise AuthError(f"{self.endpoint.host}: its token service {_header_text(realm)!r} is plain http;"
+                            " lg sends the credentials of a TLS registry over TLS only")
         query = {"service": params.get("service", "")} if params.get("service") else {}
         if scope:
             query["scope"] = scope
