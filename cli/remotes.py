@@ -133,8 +133,10 @@ def fetch_cmd(ctx, remote, images, max_pack, as_json):
 @click.option("--allow-push", is_flag=True,
               help="Accept pushes (checked as lg pull checks; they take the store's lock).")
 @click.option("--max-pack", metavar="SIZE", help="With --allow-push: refuse pushes larger than SIZE.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+              help="Drop a client silent this long (default 60).")
 @click.pass_context
-def serve_cmd(ctx, listen, allow_push, max_pack):
+def serve_cmd(ctx, listen, allow_push, max_pack, timeout):
     """Serve this store over git's smart HTTP protocol: `lg pull http://HOST:PORT app:1`
     and `git clone http://HOST:PORT/` read it. Read-only unless --allow-push; stops on
     Ctrl-C or SIGTERM."""
@@ -151,4 +153,4 @@ def serve_cmd(ctx, listen, allow_push, max_pack):
         for row in served:
             say(f"  {row.name}:{row.tag} {short(row.id)}")
 
-    remotes.serve(repo, listen, allow_push, say, ready, _size(max_pack))
+    remotes.serve(repo, listen, allow_push, say, ready, _size(max_pack), timeout)

@@ -327,7 +327,7 @@ def lg_serve(lg):
         proc.terminate()
         assert proc.wait(timeout=10) == 128 + 15
         log = proc.stderr.read().decode() if proc.stderr else ""
-        assert "serving" in log and "POST /git-upload-pack" in log, log
+        assert "serving" in log and "GET /info/refs?service=git-upload-pack" in log, log
 
 
 def test_serve_clone_and_pull(lg, lg_b, small_tree, tmp_path, lg_serve):

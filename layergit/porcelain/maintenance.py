@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from ..errors import LgError
 from ..removal import remove_tree
+from ..store import gitenv, names
 from ..store import meta as M
-from ..store import names
 from ..store.snapshot import Node, read_dir
 from . import bisect
 from .checkout import cache
@@ -48,7 +48,7 @@ def _git(repo: Repo, *args: str, lock: int | None = None) -> subprocess.Complete
     """
     try:
         return subprocess.run(["git", "-C", repo.root.store, *args], capture_output=True, text=True,
-                              pass_fds=(lock,) if lock is not None else ())
+                              pass_fds=(lock,) if lock is not None else (), env=gitenv.environ())
     except FileNotFoundError:
         raise LgError("git is not installed; lg fsck and lg gc use it for object-level work") from None
 

@@ -20,6 +20,7 @@ from ..text import printable
 from .repo import Repo
 
 _ZERO = "0" * 40
+MAX_UPDATES = 64 << 20  # bytes of "OLD NEW REF" lines: some 500,000 refs; a bigger push is refused
 
 
 def check(root: str, lines: list[str], incoming: str | None) -> list[str]:
@@ -34,6 +35,8 @@ def check(root: str, lines: list[str], incoming: str | None) -> list[str]:
             problems.append(f"{printable(ref)} is not a layergit image name; lg serve accepts only images")
         elif new == _ZERO:
             problems.append(f"{image}: lg serve does not delete images")
+        elif len(new) != 40 or new.strip("0123456789abcdef"):
+            problems.append(f"{image}: not a commit id: {printable(new[:80])}")
         else:
             tips.append(bytes.fromhex(new))
     if problems or not tips:
@@ -46,11 +49,17 @@ def check(root: str, lines: list[str], incoming: str | None) -> list[str]:
 
 
 def main() -> int:
-    lines = [line.strip() for line in sys.stdin.read(1 << 20).splitlines() if line.strip()]
-    try:
-        problems = check(sys.argv[1], lines, os.environ.get("GIT_QUARANTINE_PATH"))
-    except LgError as exc:
-        problems = [str(exc)]
+    # Every line is read: git applies every update of a push the hook admits, read or
+    # not, so a hook that stopped at a bound would let the refs after it through.
+    data = sys.stdin.buffer.read(MAX_UPDATES + 1)
+    if len(data) > MAX_UPDATES:
+        problems = [f"more than {MAX_UPDATES >> 20} MiB of ref updates in one push"]
+    else:
+        lines = [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()]
+        try:
+            problems = check(sys.argv[1], lines, os.environ.get("GIT_QUARANTINE_PATH"))
+        except LgError as exc:
+            problems = [str(exc)]
     for problem in problems[:5]:
         print(f"lg: refused: {printable(problem)}", file=sys.stderr)
     return 1 if problems else 0

@@ -112,7 +112,7 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
     for endpoint in settings.endpoints(host, options.tls_verify, options.timeout):
         client = Client(endpoint, credentials)
         try:
-            client.request("GET", "/v2/", "", ok=(200, 401), what="the registry API (/v2/)").release_conn()
+            client.ping(refused_ok=True)
             return client
         except TransportError as exc:  # no answer here: the next endpoint may give one
             failure = failure or exc
@@ -219,11 +219,10 @@ def _manifest(client: Client, ref: Reference, platform) -> tuple[dict, str, str]
     if doc.get("schemaVersion") == 1:
         raise RegistryError(f"{what}: Docker schema 1 manifests are not supported")
     if kind in _INDEX_TYPES or isinstance(doc.get("manifests"), list):
-        desc = select_platform(doc, platform, what)
-        target = desc.get("digest")
-        if not isinstance(target, str) or not target.startswith("sha256:"):
-            raise RegistryError(f"{what}: the index names a manifest without a sha256 digest")
+        target, size = _descriptor(select_platform(doc, platform, what), f"{what}: the index's manifest")
         body, media, digest = client.get_manifest(ref.repository, target)
+        if len(body) != size:
+            raise RegistryError(f"{what}: the index says its manifest is {size} bytes, it is {len(body)}")
         doc = _json_doc(body, f"manifest {target}")
         if isinstance(doc.get("manifests"), list):
             raise RegistryError(f"{what}: an index inside an index is not supported")
@@ -252,7 +251,8 @@ def _config(client: Client, repository: str, manifest: dict) -> dict:
     digest, size = _descriptor(manifest["config"], "image config")
     if size > MAX_JSON:
         raise RegistryError(f"image config of {size} bytes is over {MAX_JSON}")
-    with BlobStream(client.open_blob(repository, digest), digest, size, "image config") as stream:
+    with BlobStream(client.open_blob(repository, digest), digest, size, "image config",
+                    seconds=client.document_time) as stream:
         data = stream.read()
         stream.read()  # the end: size and digest checked
     return _json_doc(data, "image config")
@@ -264,9 +264,10 @@ _LAYER_TYPES = (
 )
 
 
-def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int], progress
-            ) -> list:
+def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counter: list[int], progress,
+            max_bytes: int) -> list:
     from ..fs.imagearchive import LayerRef
+    from ..fs.tarlayer import LimitExceeded
     from ..registry.client import RegistryError
 
     rootfs = config.get("rootfs")
@@ -283,6 +284,13 @@ def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counte
             raise RegistryError(f"{ref}: unsupported layer media type {printable(str(media)[:100])!r}")
         out.append(LayerRef(partial(_open_layer, client, ref.repository, digest, size, counter, progress),
                             f"{digest[:19]}", digest, size, diff_id if isinstance(diff_id, str) else None))
+    declared = sum(layer.size or 0 for layer in out)
+    if declared > max_bytes + max_bytes // 1000 + len(out) * (64 << 10):
+        # gzip and zstd store incompressible data with well under 0.1% added, so these
+        # layers must unpack to more than --max-bytes: refused before any is downloaded
+        # (the later ones would be spooled to disk in parallel, as large as they claim).
+        raise LimitExceeded(f"{ref}: its layers are {declared} bytes compressed; they would unpack to more"
+                            f" than {max_bytes} bytes (raise the limit with --max-bytes)")
     return out
 
 
@@ -371,10 +379,12 @@ def _pull_one(repo: Repo, client: Client, ref: Reference, platform, options: Reg
                 _tag(repo, target, known, str(ref))
         return PullResult(str(ref), known.hex(), digest, [str(target)] if target else [], 0, 0, 0, True)
     from ..fs.imagearchive import ImageSpec
+    from ..fs.tarlayer import Limits
 
     config = _config(client, ref.repository, manifest)
     counter: list[int] = []
-    layers = _layers(client, ref, manifest, config, counter, options.progress)
+    layers = _layers(client, ref, manifest, config, counter, options.progress,
+                     (options.limits or Limits()).max_bytes)
     with store_lock(repo), _Prefetch(repo, layers, options.jobs) as prefetched:
         spec = ImageSpec(config, prefetched, [])
         [result] = import_images(repo, [spec], target, str(ref), options.limits)

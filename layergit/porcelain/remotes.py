@@ -400,11 +400,13 @@ _PUSH_CONFIG = {
 }
 
 
-def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int | None = None) -> None:
+def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int | None = None,
+          timeout: float | None = None) -> None:
     """This store over git's smart HTTP protocol until interrupted: read-only, or with
     ``allow_push`` accepting pushes that pass lg's checks (the pre-receive hook in
     :mod:`.prereceive`), each under the store's lock as a local commit is, and none
-    larger than ``max_pack`` (receive.maxInputSize)."""
+    larger than ``max_pack`` (receive.maxInputSize); a client silent for ``timeout``
+    seconds is dropped."""
     import os
     import shutil
     import sys
@@ -413,7 +415,8 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
     from ..transport import serve as server
 
     host, port = server.parse_listen(listen)
-    options = server.ServeOptions(repo.store.path, host, port, allow_push, log=log)  # the store, created
+    options = server.ServeOptions(repo.store.path, host, port, allow_push, log=log,  # the store, created
+                                  timeout=timeout or server.IDLE_TIMEOUT)
     # Only images are served: containers' and build-cache refs, and what other remotes
     # hold, stay private; the exact object walk as for a push (gitcli.EXACT_WALK).
     served = {"transfer.hideRefs": ["refs/layergit/", names.REMOTE_PREFIX], "pack.useSparse": ["false"]}

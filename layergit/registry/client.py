@@ -32,6 +32,13 @@ MAX_MANIFEST = 4 << 20  # what distribution itself accepts
 MAX_JSON = 16 << 20  # a config blob or a token answer
 MAX_RETRY_AFTER = 60.0  # seconds: a 429 asking for longer is an error, not a wait
 CHUNK = 1 << 20
+DRAIN_MAX = 64 << 10  # bytes of an unwanted body read to keep its connection; longer: it is closed
+DRAIN_TIME = 2.0  # seconds those bytes may take; slower: the connection is closed
+MAX_REDIRECTS = 5
+# A socket's read timeout bounds one silence, not a server that sends a byte just before
+# each would end: a JSON document (manifest, token, tag list, config, error) must arrive
+# whole within this many read timeouts.
+DOCUMENT_TIMEOUTS = 4
 DEFAULT_CHUNK_UPLOAD = 32 << 20  # bytes per PATCH
 
 MANIFEST_TYPES = (
@@ -100,9 +107,8 @@ class Client:
         self.endpoint = endpoint
         self.credentials = credentials
         timeout = urllib3.Timeout(connect=endpoint.connect_timeout, read=endpoint.read_timeout)
-        # Redirects are followed (blobs often live behind one, on another host, where
-        # urllib3 drops our Authorization); nothing else is retried behind our back.
-        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
+        # Nothing is retried behind our back; redirects are followed by _send.
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=False)
         kw: dict = {"timeout": timeout, "retries": retries, "maxsize": 8, "block": False}
         if endpoint.secure:
             kw["cert_reqs"] = "CERT_REQUIRED" if endpoint.tls_verify else "CERT_NONE"
@@ -118,6 +124,7 @@ class Client:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._token_lock = threading.Lock()  # blobs move in parallel: one token per scope
         self.user_agent = user_agent
+        self.document_time = DOCUMENT_TIMEOUTS * endpoint.read_timeout  # seconds a JSON document may take
         self.requests = 0  # every HTTP request sent: benchmarks and tests count them
 
     # --- plumbing -------------------------------------------------------------------
@@ -133,8 +140,6 @@ class Client:
                 body=None, ok: tuple[int, ...] = (200,),
                 what: str = "") -> urllib3.BaseHTTPResponse:
         """Send, answering one auth challenge and one 429; raise on a status not in ``ok``."""
-        import urllib3
-
         url = self._url(path)
         retried_429 = authed = False
         self._known_token(scope)
@@ -144,12 +149,12 @@ class Client:
                 hdrs["Authorization"] = self._auth[scope]
             elif self._challenge and self._challenge[0] == "basic" and self.credentials:
                 hdrs["Authorization"] = self._basic()
-            self.requests += 1
-            try:
-                resp = self._http.request(method, url, headers=hdrs, body=body, preload_content=False,
-                                          redirect=method in ("GET", "HEAD"))
-            except urllib3.exceptions.HTTPError as exc:
-                raise TransportError(f"{self.endpoint.host}: {_transport_error(exc)}") from None
+            resp, answered = self._send(method, url, hdrs, body, self.endpoint.host)
+            if resp.status == 401 and _origin(answered) != _origin(self.endpoint.base):
+                _discard(resp)
+                raise AuthError(f"{self.endpoint.host}: {what or method}: redirected to "
+                                f"{_header_text(urlsplit(answered).netloc)}, which asks for credentials;"
+                                f" lg gives {self.endpoint.host}'s to it alone")
             if resp.status == 401 and not authed and self._answer(resp, scope):
                 _discard(resp)
                 authed = True
@@ -166,6 +171,34 @@ class Client:
             if resp.status in ok:
                 return resp
             self._fail(resp, what or f"{method} {urlsplit(url).path}")
+
+    def _send(self, method: str, url: str, headers: dict, body, where: str
+              ) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One request, and the redirects of a GET or HEAD followed here, not by urllib3:
+        its redirects read a redirect's body to the end, however long a hostile server
+        makes it. Authorization goes only to the origin (scheme, host, port) of ``url``:
+        a blob's redirect to a CDN, as Docker does, gets none, nor does a move from
+        https to http. Returns the response and the URL that gave it."""
+        import urllib3
+
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            self.requests += 1
+            sent = headers if _origin(url) == origin else \
+                {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            try:
+                resp = self._http.request(method, url, headers=sent, body=body, preload_content=False,
+                                          redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise TransportError(f"{where}: {_transport_error(exc)}") from None
+            location = resp.get_redirect_location() if method in ("GET", "HEAD") else None
+            if not location:
+                return resp, url
+            _discard(resp)
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise RegistryError(f"{where}: redirected to {_header_text(location)!r}, not an http(s) URL")
+        raise RegistryError(f"{where}: more than {MAX_REDIRECTS} redirects")
 
     def _known_token(self, scope: str) -> None:
         """Once the registry has asked for a Bearer token, fetch one for a new scope
@@ -200,6 +233,11 @@ class Client:
         realm = params["realm"]
         if urlsplit(realm).scheme not in ("https", "http"):
             raise RegistryError(f"{self.endpoint.host}: token realm {_header_text(realm)!r} is not a URL")
+        if self.credentials and self.endpoint.secure and urlsplit(realm).scheme != "https":
+            # The password would cross the network in the clear, where the registry
+            # itself is spoken to over TLS.
+            raise AuthError(f"{self.endpoint.host}: its token service {_header_text(realm)!r} is plain http;"
+                            " lg sends the credentials of a TLS registry over TLS only")
         query = {"service": params.get("service", "")} if params.get("service") else {}
         if scope:
             query["scope"] = scope
@@ -207,17 +245,13 @@ class Client:
         if self.credentials:
             headers["Authorization"] = self._basic()
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
-        self.requests += 1
-        try:
-            resp = self._http.request("GET", url, headers=headers, preload_content=False)
-        except Exception as exc:  # urllib3's errors, named for the user
-            raise TransportError(f"token service {_header_text(realm)}: {_transport_error(exc)}") from None
+        resp, _ = self._send("GET", url, headers, None, f"token service {_header_text(realm)}")
         if resp.status in (401, 403):
             _discard(resp)
             raise AuthError(f"{self.endpoint.host}: the token service refused the credentials")
         if resp.status != 200:
             self._fail(resp, "token request")
-        doc = read_json(resp, MAX_JSON, "token answer")
+        doc = read_json(resp, MAX_JSON, "token answer", self.document_time)
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
             raise RegistryError(f"{self.endpoint.host}: the token service answered no token")
@@ -225,7 +259,7 @@ class Client:
 
     def _fail(self, resp, what: str):
         status = resp.status
-        detail = _error_detail(resp)
+        detail = _error_detail(resp, self.document_time)
         _discard(resp)
         host = self.endpoint.host
         if status in (401, 403):
@@ -243,10 +277,11 @@ class Client:
     def scope(repository: str, push: bool = False) -> str:
         return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
-    def ping(self) -> None:
-        """GET /v2/: checks the credentials (login) and the API's presence."""
-        resp = self.request("GET", "/v2/", "", what="the registry API (/v2/)")
-        _discard(resp)
+    def ping(self, refused_ok: bool = False) -> None:
+        """GET /v2/: checks the API's presence and, unless ``refused_ok``, the credentials (login)."""
+        resp = self.request("GET", "/v2/", "", ok=(200, 401) if refused_ok else (200,),
+                            what="the registry API (/v2/)")
+        _discard(resp)  # its body too: left in the connection, it would be read as the next answer
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or index; the digest is checked when
@@ -256,7 +291,7 @@ class Client:
                             headers={"Accept": ", ".join(MANIFEST_TYPES)},
                             what=f"manifest {repository}:{reference}" if not reference.startswith("sha256:")
                             else f"manifest {repository}@{reference}")
-        body = read_bounded(resp, MAX_MANIFEST, f"manifest of {repository}")
+        body = read_bounded(resp, MAX_MANIFEST, f"manifest of {repository}", self.document_time)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(f"{self.endpoint.host}: manifest {repository}@{reference} has digest "
@@ -291,7 +326,7 @@ class Client:
         if not location:
             raise RegistryError(f"{self.endpoint.host}: the registry opened an upload without a Location")
         url = urljoin(self.endpoint.base + "/", location)
-        if urlsplit(url).netloc != urlsplit(self.endpoint.base).netloc:
+        if _origin(url) != _origin(self.endpoint.base):
             raise RegistryError(f"{self.endpoint.host}: upload location on another host: "
                                 f"{_header_text(location)}")
         return url
@@ -354,7 +389,7 @@ class Client:
     def tags(self, repository: str) -> list[str]:
         resp = self.request("GET", f"/v2/{repository}/tags/list", self.scope(repository),
                             what=f"tags of {repository}")
-        doc = read_json(resp, MAX_MANIFEST, "tag list")
+        doc = read_json(resp, MAX_MANIFEST, "tag list", self.document_time)
         tags = doc.get("tags") if isinstance(doc, dict) else None
         return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
@@ -362,19 +397,33 @@ class Client:
         self._http.clear()
 
 
-def read_bounded(resp, limit: int, what: str) -> bytes:
-    chunks, total = [], 0
-    for chunk in resp.stream(CHUNK):
-        total += len(chunk)
-        if total > limit:
-            _discard(resp)
+def _pieces(resp, what: str, seconds: float | None) -> Iterator[bytes]:
+    """The body of ``resp`` as it arrives; with ``seconds``, all of it within that time
+    (each piece as it comes, so that a trickle cannot hold one read open)."""
+    if seconds is None:
+        yield from resp.stream(CHUNK)
+        return
+    deadline = time.monotonic() + seconds
+    while piece := resp.read1(CHUNK):
+        if time.monotonic() > deadline:
+            _discard(resp, reuse=False)
+            raise RegistryError(f"{what}: not received within {seconds:g} seconds")
+        yield piece
+
+
+def read_bounded(resp, limit: int, what: str, seconds: float | None = None) -> bytes:
+    """The whole body, at most ``limit`` bytes (within ``seconds``)."""
+    data = bytearray()
+    for chunk in _pieces(resp, what, seconds):
+        data += chunk
+        if len(data) > limit:
+            _discard(resp, reuse=False)
             raise RegistryError(f"{what} is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return bytes(data)
 
 
-def read_json(resp, limit: int, what: str):
-    data = read_bounded(resp, limit, what)
+def read_json(resp, limit: int, what: str, seconds: float | None = None):
+    data = read_bounded(resp, limit, what, seconds)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
@@ -385,9 +434,10 @@ class BlobStream:
     """A blob's body as a file to read, checked against its digest and size as it flows:
     reading past the size, or ending short or with another digest, raises."""
 
-    def __init__(self, resp, digest: str, size: int | None, what: str, on_bytes=None):
+    def __init__(self, resp, digest: str, size: int | None, what: str, on_bytes=None,
+                 seconds: float | None = None):
         self._resp = resp
-        self._chunks: Iterator[bytes] = resp.stream(CHUNK)
+        self._chunks: Iterator[bytes] = _pieces(resp, what, seconds)  # seconds: a document's bound
         self._buf = b""  # the last chunk received, handed out from _pos: never copied whole per read
         self._pos = 0
         self._digest, self._size, self._what = digest, size, what
@@ -456,12 +506,37 @@ class BlobStream:
         self.close()
 
 
-def _discard(resp) -> None:
-    try:
-        resp.drain_conn()
-    except Exception:  # a broken connection is simply not reused
-        pass
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _discard(resp, reuse: bool = True) -> None:
+    """Done with ``resp``: the rest of a short body (at most DRAIN_MAX bytes, in at most
+    DRAIN_TIME) is read so that its connection carries the next request; a longer one,
+    one of unknown length or a trickle is not (nor any without ``reuse``): the connection
+    is closed, since a hostile server may send without end."""
+    if not (reuse and _drained(resp)):
+        try:
+            resp.close()
+        except Exception:  # already broken: nothing to close
+            pass
     resp.release_conn()
+
+
+def _drained(resp) -> bool:
+    """Whether the rest of ``resp``'s body was short and came quickly, and is now read."""
+    try:
+        remaining = resp.length_remaining
+        if not resp.closed and (remaining is None or remaining > DRAIN_MAX):
+            return False
+        deadline = time.monotonic() + DRAIN_TIME
+        while resp.read1(DRAIN_MAX):
+            if time.monotonic() > deadline:
+                return False
+        return True
+    except Exception:  # broken: the connection is not reused
+        return False
 
 
 def _rewind(body) -> None:
@@ -479,10 +554,10 @@ def _retry_after(value: str | None) -> float | None:
     return delay if 0 <= delay <= MAX_RETRY_AFTER else None
 
 
-def _error_detail(resp) -> str:
+def _error_detail(resp, seconds: float) -> str:
     """The first error message of the registry's JSON error body, escaped and cut."""
     try:
-        data = resp.read(64 << 10, decode_content=False) if resp.status >= 400 else b""
+        data = read_bounded(resp, DRAIN_MAX, "error", seconds) if resp.status >= 400 else b""
         errors = json.loads(data).get("errors") if data else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             message = errors[0].get("message") or errors[0].get("code")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
+from . import gitenv
 from .packread import PackReader
 from .rawobj import (
     CHUNK,
@@ -557,7 +558,7 @@ class Store:
 
         out = subprocess.run(["git", "--git-dir", self.path, "config", "--file",
                               os.path.join(self.path, "config"), "-z", "--get-regexp", r"^remote\..*\.url$"],
-                             capture_output=True, check=False).stdout
+                             capture_output=True, check=False, env=gitenv.environ()).stdout
         found = {}
         for item in out.split(b"\0"):
             key, _, url = item.decode(errors="surrogateescape").partition("\n")
@@ -650,6 +651,7 @@ class Store:
                 ["git", "--git-dir", self.path, "config", "-z", "--get-regexp", r"^user\.(name|email)$"],
                 capture_output=True,
                 check=False,
+                env=gitenv.environ(),
             ).stdout
         except OSError:
             return {}

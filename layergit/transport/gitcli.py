@@ -14,14 +14,17 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import LgError, NotFound
+from ..store import gitenv
 from ..text import printable
 from .urls import ALLOWED_PROTOCOLS
 
 LS_REMOTE_MAX = 64 << 20  # bytes of a remote's ref listing lg reads: ~500,000 refs
+STDERR_KEPT = 1 << 20  # bytes of git's stderr kept for its error message; the rest is read and dropped
 _LS_LINE = re.compile(rb"([0-9a-f]{40})\t(.+)")  # fullmatch
 
 
@@ -38,13 +41,8 @@ class RemoteRefs:
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS,
-               LC_ALL="C", GIT_PROTOCOL_FROM_USER="0")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-                 "GIT_INDEX_FILE", "GIT_NAMESPACE"):
-        env.pop(name, None)  # the caller's repository is not the one lg works on
-    env.update(extra or {})
-    return env
+    return gitenv.environ(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS, LC_ALL="C",
+                          GIT_PROTOCOL_FROM_USER="0", **(extra or {}))
 
 
 def _failure(what: str, url: str, stderr: bytes) -> RemoteError:
@@ -60,36 +58,77 @@ def _failure(what: str, url: str, stderr: bytes) -> RemoteError:
     return RemoteError(f"{what} {printable(url)}: {printable(pick)[:300]}")
 
 
+class _Stderr:
+    """A git process's stderr, read as it comes by a thread of its own: the first
+    STDERR_KEPT bytes kept for the message, the rest read and dropped. What a remote
+    says reaches it (ssh passes the server's stderr on): one that writes without end
+    must neither block git on a full pipe, while lg waits on its stdout, nor fill lg's
+    memory."""
+
+    def __init__(self) -> None:
+        self._read, self.write = os.pipe()
+        self._kept = bytearray()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+
+    def start(self) -> None:
+        """Once the child holds the write end: lg's copy goes, so the end of git is EOF."""
+        os.close(self.write)
+        self._thread.start()
+
+    def abandon(self) -> None:
+        os.close(self.write)
+        os.close(self._read)
+
+    def _drain(self) -> None:
+        with open(self._read, "rb", buffering=0) as f:
+            while piece := f.read(1 << 16):
+                if len(self._kept) < STDERR_KEPT:
+                    self._kept += piece[:STDERR_KEPT - len(self._kept)]
+
+    def text(self) -> bytes:
+        """What was kept, once git has exited; a process git left behind holding the pipe
+        (an ssh master, say) is not waited for long."""
+        self._thread.join(timeout=5)
+        return bytes(self._kept)
+
+
+def _start(argv: list[str], env: dict[str, str], **kw) -> tuple[subprocess.Popen, _Stderr]:
+    err = _Stderr()
+    try:
+        proc = subprocess.Popen(argv, stderr=err.write, env=env, **kw)
+    except FileNotFoundError:
+        err.abandon()
+        raise LgError("git is not installed; lg talks to remotes through it") from None
+    err.start()
+    return proc, err
+
+
 def git(git_dir: str, *args: str, stdin: bytes | None = None, extra_env: dict[str, str] | None = None,
         check_what: str = "", url: str = "") -> subprocess.CompletedProcess:
     """Run ``git --git-dir GIT_DIR ARGS``; with ``check_what``, a failure is a RemoteError
     saying what failed on ``url``."""
-    try:
-        proc = subprocess.run(["git", "--git-dir", git_dir, *args], input=stdin, capture_output=True,
-                              env=_env(extra_env))
-    except FileNotFoundError:
-        raise LgError("git is not installed; lg talks to remotes through it") from None
-    if check_what and proc.returncode != 0:
-        raise _failure(check_what, url, proc.stderr)
-    return proc
+    proc, err = _start(["git", "--git-dir", git_dir, *args], _env(extra_env), stdout=subprocess.PIPE,
+                       stdin=subprocess.PIPE if stdin is not None else None)
+    out, _ = proc.communicate(stdin)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err.text())
+    if check_what and done.returncode != 0:
+        raise _failure(check_what, url, done.stderr)
+    return done
 
 
 def ls_remote(git_dir: str, url: str) -> RemoteRefs:
     """Every ref the remote advertises. Names are the remote's to choose: lines that are
     not an id, a tab and a name of printable ASCII are counted and left out, as are
     peeled tags; the listing is read up to LS_REMOTE_MAX bytes."""
-    try:
-        proc = subprocess.Popen(["git", "--git-dir", git_dir, "ls-remote", "--", url],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    except FileNotFoundError:
-        raise LgError("git is not installed; lg talks to remotes through it") from None
-    assert proc.stdout is not None and proc.stderr is not None
+    argv = ["git", "--git-dir", git_dir, "ls-remote", "--", url]
+    proc, stderr = _start(argv, _env(), stdout=subprocess.PIPE)
+    assert proc.stdout is not None
     with proc:
         out = proc.stdout.read(LS_REMOTE_MAX + 1)
         if len(out) > LS_REMOTE_MAX:
             proc.kill()
             raise RemoteError(f"{printable(url)} advertises more than {LS_REMOTE_MAX >> 20} MiB of refs")
-        err = proc.stderr.read(1 << 20)
+    err = stderr.text()
     if proc.returncode != 0:
         if b"does not appear to be a git repository" in err or b"not a git repository" in err:
             raise NotFound(f"{printable(url)} is not a git repository")
@@ -127,22 +166,18 @@ def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = N
     size limit of its own, so with ``max_bytes`` the quarantine is watched as it fills
     and git is stopped once it holds more: a remote may send far more than it should.
     """
-    import threading
 
     config = [arg for item in _FETCH_CONFIG for arg in ("-c", item)]
     spec = "".join(f"+{ref}:{ref}\n" for ref in refs).encode()
     argv = ["git", "--git-dir", git_dir, *config, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
             "--stdin", "--", url]
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env=_env())
-    except FileNotFoundError:
-        raise LgError("git is not installed; lg talks to remotes through it") from None
+    proc, stderr = _start(argv, _env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     over = threading.Event()
     if max_bytes is not None:
         threading.Thread(target=_watch, args=(proc, os.path.join(git_dir, "objects"), max_bytes, over),
                          daemon=True).start()
-    _, err = proc.communicate(spec)
+    proc.communicate(spec)
+    err = stderr.text()
     if over.is_set():
         raise RemoteError(f"{printable(url)} sent more than {max_bytes} bytes (--max-pack); stopped,"
                           " nothing was kept")
