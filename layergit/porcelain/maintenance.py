@@ -349,7 +349,7 @@ def dangling(repo: Repo) -> tuple[list[str], int]:
     objects = _git(repo, "rev-list", "--objects", "--reflog", "--not", "--all")
     ids = "\n".join(line.split()[0] for line in objects.stdout.splitlines() if line.strip()) + "\n"
     sizes = subprocess.run(["git", "-C", repo.root.store, "cat-file", "--batch-check=%(objectsize:disk)"],
-                           input=ids, capture_output=True, text=True)
+                           input=ids, capture_output=True, text=True, env=gitenv.environ())
     return commits, sum(int(n) for n in sizes.stdout.split() if n.isdigit())
 
 
