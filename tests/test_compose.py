@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
+
+import pytest
+
+from .runtime_helpers import IMAGE, rt, runtime_template  # noqa: F401
 
 FILE = """\
 services:
@@ -49,3 +54,73 @@ def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
     assert "cycle: a -> b -> a" in lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1)
     assert "no compose file here" in lg.fails("compose", "--project-directory", tmp_path / "nowhere", "config", code=1)
     assert lg.out("ps", "-a", "-q") == ""
+
+
+APP = f"""\
+services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "cat /data/greeting > /tmp/index.html 2>/dev/null || echo none > /tmp/index.html;
+      httpd -f -p 80 -h /tmp"]
+    volumes: [data:/data]
+    networks: {{back: {{aliases: [www]}}}}
+  client:
+    image: {IMAGE}
+    depends_on: [web]
+    command: ["sleep", "300"]
+    networks: [back]
+networks:
+  back:
+volumes:
+  data:
+"""
+
+
+def _wait_for(rt, what, check, timeout: float = 30):  # noqa: F811
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.root
+def test_up_reaches_services_by_name_and_down_removes_what_up_made(rt, tmp_path):  # noqa: F811
+    """Two services on a project network: the client reaches the web service by its service
+    name, its alias and its container name; a named volume keeps data across down and up;
+    up again changes nothing, a changed service is recreated; down leaves no container or
+    network, and the volume only goes with -v."""
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "compose.yaml").write_text(APP)
+    compose = ("compose", "--project-directory", project, "-f", project / "compose.yaml")
+    networks_before = rt.out("network", "ls", "-q")
+    rt(*compose, "up", "-d", timeout=120)
+    assert sorted(rt.out("ps", "--format", "{{.Names}}").split()) == ["app-client-1", "app-web-1"]
+
+    def served(host: str) -> str:
+        proc = rt(*compose, "exec", "client", "wget", "-q", "-O", "-", f"http://{host}/", check=False, timeout=60)
+        return proc.stdout.decode() if proc.returncode == 0 else ""
+
+    _wait_for(rt, "the web service to answer", lambda: served("web") == "none\n")
+    assert served("www") == served("app-web-1") == "none\n"
+    rt(*compose, "exec", "web", "sh", "-c", "echo kept > /data/greeting", timeout=60)
+    ids = rt.out(*compose, "ps", "-q").split()
+    assert len(ids) == 2
+
+    again = rt(*compose, "up", "-d", timeout=120).stderr.decode()
+    assert "app-web-1  Running" in again and rt.out(*compose, "ps", "-q").split() == ids
+    (project / "compose.yaml").write_text(APP.replace('"sleep", "300"', '"sleep", "301"'))
+    changed = rt(*compose, "up", "-d", timeout=120).stderr.decode()
+    assert "app-client-1  Recreated" in changed and "app-web-1  Running" in changed
+
+    rt(*compose, "down", timeout=120)
+    assert rt.out("ps", "-a", "-q") == "" and rt.out("network", "ls", "-q") == networks_before
+    assert rt.out("volume", "ls", "-q").split() == ["app_data"]
+    rt(*compose, "up", "-d", "web", timeout=120)
+    assert rt.out("ps", "--format", "{{.Names}}").split() == ["app-web-1"]
+    _wait_for(rt, "the volume's greeting", lambda: rt(*compose, "exec", "web", "cat", "/tmp/index.html",
+                                                         check=False).stdout == b"kept\n")
+    logs = rt.out(*compose, "logs", "web")
+    assert all(line.startswith("app-web-1  | ") for line in logs.splitlines())
+    rt(*compose, "down", "-v", timeout=120)
+    assert rt.out("volume", "ls", "-q") == "" and rt.out("ps", "-a", "-q") == ""
