@@ -124,3 +124,82 @@ def test_up_reaches_services_by_name_and_down_removes_what_up_made(rt, tmp_path)
     assert all(line.startswith("app-web-1  | ") for line in logs.splitlines())
     rt(*compose, "down", "-v", timeout=120)
     assert rt.out("volume", "ls", "-q") == "" and rt.out("ps", "-a", "-q") == ""
+
+
+COMPARED = """\
+services:
+  web:
+    image: {image}
+    command: ["sleep", "300"]
+    working_dir: /tmp
+    user: "1000"
+    environment:
+      A: "1"
+      B: two words
+    ports: ["{port}:80", "127.0.0.1:{port2}:443/tcp"]
+    volumes: [data:/data, ./conf:/conf:ro]
+    labels: {{tier: web}}
+volumes:
+  data:
+"""
+
+
+def _facts(inspected: dict, project: str) -> dict:
+    """What a compose file decides about a container, from Docker-style inspect output."""
+    env = dict(e.partition("=")[::2] for e in inspected["Config"]["Env"])
+    bindings = inspected["HostConfig"].get("PortBindings") or {}
+    ports = sorted((port, b.get("HostIp") or "", b["HostPort"]) for port, bs in bindings.items() for b in bs or [])
+    mounts = sorted((m.get("Name") if m["Type"] == "volume" else m["Source"], m["Destination"], m["RW"])
+                    for m in inspected["Mounts"])
+    labels = inspected["Config"]["Labels"] or {}
+    network = inspected["NetworkSettings"]["Networks"][f"{project}_default"]
+    return {"env": {k: env.get(k) for k in ("A", "B")}, "cmd": inspected["Config"]["Cmd"],
+            "workdir": inspected["Config"]["WorkingDir"], "user": inspected["Config"]["User"], "ports": ports,
+            "mounts": mounts, "labels": {k: labels.get(k) for k in ("tier", "com.docker.compose.project",
+                                                                     "com.docker.compose.service")},
+            "alias": "web" in (network.get("Aliases") or [])}
+
+
+@pytest.mark.root
+def test_podman_compose_reads_the_file_the_same_way(rt, tmp_path, busybox_rootfs):  # noqa: F811
+    """The same file through podman-compose (Debian's 1.0.3, on podman) and lg compose gives
+    containers with the same command, environment, user, working directory, published
+    ports, volumes and bind mounts, labels and network alias. (podman-compose 1.0.3 names
+    containers PROJECT_SERVICE_1, compose v2 and lg PROJECT-SERVICE-1; it has no config.)"""
+    import shutil
+    import socket
+    import subprocess
+    import uuid
+
+    if not shutil.which("podman-compose"):
+        pytest.fail("podman-compose is not installed: bootstrap.sh installs it")
+    token = uuid.uuid4().hex[:8]
+    image, project = f"localhost/lgcompose{token}:1", f"cmp{token}"
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    where = tmp_path / "proj"
+    (where / "conf").mkdir(parents=True)
+    (where / "compose.yaml").write_text(COMPARED.format(image=image, port=ports[0], port2=ports[1]))
+    podman_compose = ["podman-compose", "-p", project, "-f", str(where / "compose.yaml")]
+    rootfs_tar = tmp_path / "busybox.tar"
+    subprocess.run(["tar", "--numeric-owner", "-C", busybox_rootfs, "-cf", rootfs_tar, "."], check=True)
+    try:
+        subprocess.run(["podman", "import", "-q", rootfs_tar, image], check=True, capture_output=True)
+        subprocess.run([*podman_compose, "up", "-d"], check=True, capture_output=True, cwd=where, timeout=120)
+        podman_view = json.loads(subprocess.run(["podman", "inspect", f"{project}_web_1"], check=True,
+                                                capture_output=True).stdout)[0]
+    finally:
+        subprocess.run([*podman_compose, "down", "-v"], capture_output=True, cwd=where, timeout=120)
+        subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+    rt("tag", IMAGE, image)
+    rt("compose", "-p", project, "-f", where / "compose.yaml", "up", "-d", timeout=120)
+    try:
+        lg_view = json.loads(rt.out("inspect", f"{project}-web-1"))[0]
+    finally:
+        rt("compose", "-p", project, "-f", where / "compose.yaml", "down", "-v", timeout=120)
+    expected = _facts(podman_view, project)
+    assert expected["env"] == {"A": "1", "B": "two words"} and expected["alias"], expected
+    assert _facts(lg_view, project) == expected

@@ -51,6 +51,15 @@ def _ago(iso: str) -> str:
     return f"{max(seconds, 1)} second{'s' if seconds > 1 else ''}"
 
 
+def _port_bindings(published: list[PublishedPort]) -> dict[str, list[dict[str, str]]]:
+    """HostConfig.PortBindings as Docker shows it: what was asked for, by container port
+    (a random host port is "", as with -P; the ports given are in NetworkSettings.Ports)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for port in published:
+        out.setdefault(port.key, []).append({"HostIp": port.host_ip, "HostPort": str(port.host_port or "")})
+    return out
+
+
 def settings(cdir: ContainerDir) -> dict:
     from ..runtime.net.controller import settings as network_settings
 
@@ -203,7 +212,7 @@ def inspect(repo: Repo, ref: str) -> dict:
             "StopSignal": spec.stop_signal,
             "Labels": labels(rec),
         },
-        "HostConfig": rec.host_config,
+        "HostConfig": {**rec.host_config, "PortBindings": _port_bindings(spec.ports)},
         "Mounts": [_mount(m) for m in spec.mounts],
         "GraphDriver": {
             "Name": "overlay",
