@@ -1,7 +1,9 @@
 #!/bin/sh
 # A MariaDB server for WordPress containers on a user network. On its first start
 # it makes its data directory and a root password (MARIADB_ROOT_PASSWORD, else one
-# made by pwgen and printed once); root may connect from the network.
+# made by pwgen and printed once); root may connect from the network; and it runs
+# the .sql files of /docker-entrypoint-initdb.d, as the official image does (the
+# compose file mounts the sites' databases and users there).
 set -eu
 install -d -o mysql -g mysql /run/mysqld
 if [ ! -d /var/lib/mysql/mysql ]; then
@@ -14,6 +16,9 @@ if [ ! -d /var/lib/mysql/mysql ]; then
 CREATE USER 'root'@'%' IDENTIFIED BY '$password';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 SQL
+    for sql in /docker-entrypoint-initdb.d/*.sql; do
+        [ -e "$sql" ] && mariadb < "$sql"
+    done
     mariadb-admin shutdown
     wait
 fi
