@@ -241,6 +241,16 @@ class Root:
         return self._at("run", "monitor.log")
 
     @property
+    def supervised(self) -> str:
+        """``ID`` files: the containers a monitor parents, watches or is to restart; a new
+        monitor adopts them (runtime/monitor.py)."""
+        return self._at("run", "supervised")
+
+    def output_fifo(self, container_id: str, stream: str) -> str:
+        """``fifo/ID.STREAM``: a detached container's stdout or stderr (runtime/monitor.py)."""
+        return self._at("run", "fifo", f"{container_id}.{stream}")
+
+    @property
     def monitor_log_old(self) -> str:
         """The previous monitor.log, moved aside when a monitor starts and finds it over
         MONITOR_LOG_MAX: the two together stay bounded."""

@@ -38,7 +38,7 @@ def now_iso() -> str:
 
 @dataclass
 class State:
-    status: str = "created"  # created, running, paused, exited
+    status: str = "created"  # created, running, paused, restarting (waiting to), exited
     pid: int = 0
     pid_start: int = 0
     exit_code: int = 0
@@ -47,14 +47,17 @@ class State:
     finished_at: str = ""
     error: str = ""
     monitor_pid: int = 0
+    restart_count: int = 0  # restarts by its policy since the user last started it
+    stopped_by_user: bool = False  # lg stop or kill: no policy restarts it (Docker's HasBeenManuallyStopped)
 
     @classmethod
-    def started(cls, pid: int) -> State:
+    def started(cls, pid: int, restart_count: int = 0) -> State:
         """A container whose first process ``pid`` we just started, and parent: the
         monitor, or lg itself in the foreground. The start time tells its pid from a
         later process's that got the same number."""
         start = procstat.start_time(pid) or 0
-        return cls("running", pid, start, started_at=now_iso(), monitor_pid=os.getpid())
+        return cls("running", pid, start, started_at=now_iso(), monitor_pid=os.getpid(),
+                   restart_count=restart_count)
 
     @property
     def running(self) -> bool:
@@ -133,10 +136,10 @@ class ContainerDir:
         st = self.raw_state()
         if st.running and procstat.start_time(st.pid) != st.pid_start:
             st.status = "exited"
-            if not st.finished_at:
+            if not st.finished_at or st.finished_at < st.started_at:
                 st.exit_code = -1
                 st.error = "the container's process ended with nobody watching; exit code unknown"
-                st.finished_at = st.finished_at or now_iso()
+                st.finished_at = now_iso()
         return st
 
     def save_state(self, st: State) -> None:
