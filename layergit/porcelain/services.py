@@ -50,6 +50,9 @@ def boot(repo: Repo) -> list[Booted]:
         raw, st = cdir.raw_state(), cdir.state()
         if st.running:
             continue
+        if raw.status != st.status:  # ended with nobody watching: say when it was found so, once
+            with cdir.lock():
+                cdir.save_state(st)
         release_network(repo, cid)  # a lease of the previous boot, whatever the policy
         was_running = raw.status in ("running", "paused", "restarting")
         policy = record.spec.restart
