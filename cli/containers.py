@@ -85,10 +85,6 @@ def _run_options(f):
 def _options(kw: dict, auto_remove: bool) -> RunOptions:
     from layergit.runtime.health import HealthFlags
 
-    if kw["log_driver"] not in (None, "json-file"):
-        from layergit.errors import UsageError
-
-        raise UsageError(f"--log-driver {kw['log_driver'][:40]!r}: lg writes json-file logs only")
     health = HealthFlags(kw["health_cmd"], kw["health_interval"], kw["health_timeout"], kw["health_retries"],
                          kw["health_start_period"], kw["no_healthcheck"])
     return RunOptions(
@@ -103,7 +99,8 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
         dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
         group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
-        mac_address=kw["mac_address"], restart=kw["restart"], health=health, log_opts=list(kw["log_opt"]),
+        mac_address=kw["mac_address"], restart=kw["restart"], health=health, log_driver=kw["log_driver"],
+        log_opts=list(kw["log_opt"]),
         command=list(kw["command"]),
     )
 

@@ -168,7 +168,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     from ..runtime.logfile import parse_log_opts
 
     policy = _restart_policy(options.restart, options.auto_remove, "conflicting options: --restart and --rm")
-    log_opts = parse_log_opts(options.log_opts)
+    log_opts = parse_log_opts(options.log_opts, options.log_driver)
     img = repo.image_at(image)
     healthcheck = configure(img.config.get("Healthcheck"), options.health)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))

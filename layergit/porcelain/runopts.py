@@ -71,6 +71,7 @@ class RunOptions:
     label_files: list[str] = field(default_factory=list)
     restart: str | None = None  # --restart, parsed by runtime.restart
     health: HealthFlags = field(default_factory=HealthFlags)
+    log_driver: str | None = None  # --log-driver: json-file or nothing
     log_opts: list[str] = field(default_factory=list)  # --log-opt KEY=VALUE
     command: list[str] = field(default_factory=list)
 

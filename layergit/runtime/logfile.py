@@ -28,9 +28,12 @@ _SIZE = re.compile(r"([0-9]+)([kmg]?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1000, "m": 1000 ** 2, "g": 1000 ** 3}  # Docker's json-file takes decimal units
 
 
-def parse_log_opts(options: list[str]) -> dict[str, int]:
+def parse_log_opts(options: list[str], driver: str | None = None) -> dict[str, int]:
     """``--log-opt KEY=VALUE`` (max-size, max-file) as ``{"max-size": BYTES, "max-file": N}``;
-    ``max-size=-1`` is unbounded (-1). Anything else is one line of usage error."""
+    ``max-size=-1`` is unbounded (-1). Anything else is one line of usage error, and so is
+    a ``--log-driver`` other than json-file."""
+    if driver not in (None, "json-file"):
+        raise UsageError(f"--log-driver {driver[:40]!r}: lg writes json-file logs only")
     out: dict[str, int] = {}
     for option in options:
         key, sep, value = option.partition("=")
@@ -115,18 +118,27 @@ class LogWriter:
         self._emit(stream, lines, newline=True)
 
     def _emit(self, stream: str, lines: list[bytes], newline: bool) -> None:
+        """Write the lines as entries, in as few writes as the size limit allows: the
+        limit is checked per entry, as Docker's json-file does (an entry larger than the
+        limit gets a file of its own)."""
         if not lines:
             return
         stamp = now_iso()
-        out = b"".join(
-            json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""),
-                        "stream": stream, "time": stamp}).encode() + b"\n"
-            for line in lines
-        )
-        if 0 < self.max_size < self._size + len(out) and self._size:
-            self._rotate()
-        os.write(self._fd, out)
-        self._size += len(out)
+        batch = bytearray()
+        for line in lines:
+            entry = json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""),
+                                "stream": stream, "time": stamp}).encode() + b"\n"
+            if 0 < self.max_size < self._size + len(batch) + len(entry) and self._size + len(batch):
+                self._flush(batch)
+                self._rotate()
+            batch += entry
+        self._flush(batch)
+
+    def _flush(self, batch: bytearray) -> None:
+        if batch:
+            os.write(self._fd, batch)
+            self._size += len(batch)
+            batch.clear()
 
     def _rotate(self) -> None:
         if self.max_file > 1:
