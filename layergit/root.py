@@ -246,9 +246,13 @@ class Root:
         monitor adopts them (runtime/monitor.py)."""
         return self._at("run", "supervised")
 
+    @property
+    def output_fifos(self) -> str:
+        """``ID.STREAM``: detached containers' stdout and stderr FIFOs (runtime/monitor.py)."""
+        return self._at("run", "fifo")
+
     def output_fifo(self, container_id: str, stream: str) -> str:
-        """``fifo/ID.STREAM``: a detached container's stdout or stderr (runtime/monitor.py)."""
-        return self._at("run", "fifo", f"{container_id}.{stream}")
+        return os.path.join(self.output_fifos, f"{container_id}.{stream}")
 
     @property
     def monitor_log_old(self) -> str:

@@ -25,7 +25,14 @@ from layergit.procstat import alive
 
 from .conftest import REPO
 from .runtime_helpers import (  # noqa: F401
-    RuntimeLg, cgroup_dirs, cgroup_pids, kill_monitor, monitor_pids, mountinfo_lines, rt, runtime_template,
+    RuntimeLg,
+    cgroup_dirs,
+    cgroup_pids,
+    kill_monitor,
+    monitor_pids,
+    mountinfo_lines,
+    rt,
+    runtime_template,
 )
 
 pytestmark = pytest.mark.root
@@ -82,8 +89,8 @@ def test_on_failure_backs_off_then_gives_up(rt):
     assert info["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
     times = [_stamp(line.split()[0]) for line in rt.logs("flaky", "-t").splitlines()]
     assert len(times) == 6  # the first run and five restarts, then no more
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    for gap, delay in zip(gaps, (0.1, 0.2, 0.4, 0.8, 1.6)):
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    for gap, delay in zip(gaps, (0.1, 0.2, 0.4, 0.8, 1.6), strict=True):
         assert gap >= delay * 0.9, gaps  # Docker's back-off: 100 ms, doubling
     assert gaps[-1] > gaps[0] + 1.0, gaps
     time.sleep(0.5)

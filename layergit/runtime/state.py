@@ -262,12 +262,16 @@ class Registry:
                       if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
 
     def leftovers(self) -> list[str]:
-        """Lock files and name links of no container and of no creation in flight.
+        """Lock files, name links and supervision files of no container and of no creation
+        in flight.
 
         A lock outlives the removal it guards (ContainerDir.lock), so a killed
         ``lg rm`` leaves one; a name link stays when the monitor removes a ``--rm``
-        container. Neither harms (a name is retaken, a lock reused), but they pile up:
-        ``lg fsck`` counts them and ``lg gc`` removes them (:meth:`drop_leftovers`).
+        container; a supervision mark or output FIFO (run/supervised, run/fifo) stays
+        when a container is removed while no monitor runs. None harms (a name is
+        retaken, a lock reused, a mark of no container dropped by the next monitor),
+        but they pile up: ``lg fsck`` counts them and ``lg gc`` removes them
+        (:meth:`drop_leftovers`).
         """
         locks, names = self._leftovers()
         return locks + [os.path.join(self.names, name) for name in names]
@@ -294,7 +298,9 @@ class Registry:
         read first, the markers next (one a name seen here had is listed), the
         containers last (one whose marker went is complete by then).
         """
-        locks = _entries(self.root.container_locks)
+        locks = [os.path.join(self.root.container_locks, n) for n in _entries(self.root.container_locks)]
+        locks += [os.path.join(self.root.supervised, n) for n in _entries(self.root.supervised)]
+        locks += [os.path.join(self.root.output_fifos, n) for n in _entries(self.root.output_fifos)]
         names: dict[str, str] = {}
         for name in _entries(self.names):
             try:
@@ -303,7 +309,7 @@ class Registry:
                 pass
         busy = set(self.owned())
         busy |= set(self.ids())
-        stale_locks = [os.path.join(self.root.container_locks, lock) for lock in locks if lock not in busy]
+        stale_locks = [path for path in locks if os.path.basename(path).partition(".")[0] not in busy]
         return stale_locks, {name: cid for name, cid in names.items() if cid not in busy}
 
     def reserve_name(self, name: str, container_id: str) -> None:
