@@ -435,9 +435,11 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
     for ref in refs:
         cdir = reg.find(ref)
         st = cdir.state()
+        if st.running and not force:
+            raise Conflict(f"container {ref} is running: stop it first or use rm -f")
+        if st.running or st.status == "restarting":
+            _stopped_by_user(cdir)  # its policy must not start it again while it is removed
         if st.running:
-            if not force:
-                raise Conflict(f"container {ref} is running: stop it first or use rm -f")
             Cgroup(cdir.id).kill(signal.SIGKILL)
             _wait_stopped(cdir, 10)
         try:
