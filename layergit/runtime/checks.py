@@ -153,8 +153,11 @@ class Checker:
             self.schedule(self.config.interval, self.run)
 
     def _save(self) -> None:
-        if self.cdir.exists():
-            self.cdir.write_json(HEALTH_NAME, self.health.to_json())
+        """Write health.json, under the container's lock: ``lg rm`` removes the directory
+        under it, and a file written in the middle would make that removal fail."""
+        with self.cdir.lock():
+            if self.cdir.exists():
+                self.cdir.write_json(HEALTH_NAME, self.health.to_json())
 
     def stop(self) -> None:
         """The container ended: kill a check in flight, start no more."""

@@ -378,37 +378,34 @@ class Monitor:
             return
         with cdir.lock():
             st = cdir.state()
+            if st.running and not _exists(st.pid):
+                st = cdir.state()  # it ended this instant: read as exited now
             if st.running:
-                pidfd_ok = True
-                try:
-                    os.close(os.pidfd_open(st.pid))
-                except ProcessLookupError:
-                    pidfd_ok = False
-                if pidfd_ok:
-                    reads = {}
-                    for stream in STREAMS:
-                        try:
-                            fd = os.open(self.layout.output_fifo(cid, stream),
-                                         os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                        except FileNotFoundError:
-                            continue  # a tty container: its output went with the old monitor
-                        reads[fd] = stream
-                    raw = cdir.raw_state()
-                    raw.monitor_pid = os.getpid()
-                    cdir.save_state(raw)
-                    self._watch(cdir, record.spec, st.pid, reads, child=False, fresh_health=False)
-                    try:
-                        self.net.adopt(cdir)
-                    except LgError as exc:
-                        print(f"monitor: {cid[:12]}: {exc}", file=sys.stderr, flush=True)
-                    return
-            if st.status == "restarting":
-                self.schedule(restart.FIRST_DELAY, lambda: self._restart(cid))
-                return
-            if st.status == "exited" and cdir.raw_state().status != "exited":
+                raw = cdir.raw_state()
+                raw.monitor_pid = os.getpid()
+                cdir.save_state(raw)
+            elif st.status == "exited" and cdir.raw_state().status != "exited":
                 cdir.save_state(st)  # ended while nobody watched: its status unknown (state.py)
-        self.net.detach(cid)
-        self._ended(cdir, record, st.exit_code, 0.0)
+        # Outside the lock: watching starts health checks, which take it to write.
+        if st.running:
+            reads = {}
+            for stream in STREAMS:
+                path = self.layout.output_fifo(cid, stream)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # a tty container: its output went with the old monitor
+                reads[fd] = stream
+            self._watch(cdir, record.spec, st.pid, reads, child=False, fresh_health=False)
+            try:
+                self.net.adopt(cdir)
+            except LgError as exc:
+                print(f"monitor: {cid[:12]}: {exc}", file=sys.stderr, flush=True)
+        elif st.status == "restarting":
+            self.schedule(restart.FIRST_DELAY, lambda: self._restart(cid))
+        else:
+            self.net.detach(cid)
+            self._ended(cdir, record, st.exit_code, 0.0)
 
     # -- ending -----------------------------------------------------------------
 
@@ -568,6 +565,14 @@ class Monitor:
             if time.monotonic() >= next_sweep:
                 self.sweep()
                 next_sweep = time.monotonic() + _TICK
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.close(os.pidfd_open(pid))
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def raise_fd_limit() -> None:
