@@ -212,6 +212,8 @@ def test_health_checks(rt):
     health = rt.state("h")["Health"]
     assert health["Status"] == "unhealthy" and health["FailingStreak"] >= 2 and health["Log"][-1]["ExitCode"] == 1
     assert rt.state("h")["Running"]  # no policy: an unhealthy container is left running
+    assert rt.out("ps", "--format", "{{.Names}}", "-f", "health=unhealthy").split() == ["h"]
+    assert rt.out("ps", "--format", "{{.Names}}", "-f", "health=healthy").split() == []
     rt.out("exec", "h", "touch", "/tmp/ok")
     rt.wait_until(lambda: "(healthy)" in rt.out("ps"), 10, what="healthy again")
 

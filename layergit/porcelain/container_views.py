@@ -38,6 +38,7 @@ class ContainerRow:
     labels: dict[str, str]
     network: str
     mounts: list[str]
+    health: str = "none"  # starting, healthy, unhealthy; none without a check or when not running
 
 
 def _ago(iso: str) -> str:
@@ -99,10 +100,11 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
             continue
         args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
-        status = _status(st, health_status(cdir, rec, st))
+        health = health_status(cdir, rec, st)
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
-                                 st.status, status, st.exit_code, ports, labels(rec),
-                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts]))
+                                 st.status, _status(st, health), st.exit_code, ports, labels(rec),
+                                 rec.spec.network.to_json(), [m.source for m in rec.spec.mounts],
+                                 health or "none"))
     return sorted(rows, key=lambda r: r.created, reverse=True)
 
 
