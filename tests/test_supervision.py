@@ -281,3 +281,17 @@ def test_update_changes_the_policy(rt):
                   what="one restart")
     assert "invalid restart policy" in rt.fails("update", "--restart", "often", "u", code=2)
     assert json.loads(rt.out("inspect", "u"))[0]["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+
+
+def test_output_waits_for_a_new_monitor_instead_of_killing_the_container(rt):
+    """With no monitor, a container that writes more than a pipe holds blocks (its output
+    FIFO still has a reader: itself); it is neither killed by SIGPIPE nor loses a byte."""
+    script = "sleep 1; head -c 300000 /dev/zero | tr '\\0' x; echo; echo done; sleep 1000"
+    rt.run_d("--name", "writer", rt.image, "sh", "-c", script)
+    pid = rt.wait_running("writer")["Pid"]
+    kill_monitor(rt.root)
+    time.sleep(3)  # it wrote the first 64 KiB and now waits in write()
+    assert alive(pid) and not monitor_pids(rt.root)
+    assert rt.state("writer")["Running"]  # the next command: a monitor takes the FIFOs over
+    text = rt.wait_log("writer", "done", 15)
+    assert text.count("x") == 300000 and alive(pid)
