@@ -70,6 +70,8 @@ def _run_options(f):
         click.option("--health-retries", type=int, metavar="N", help="Failures in a row for unhealthy (3)."),
         click.option("--health-start-period", metavar="DURATION",
                      help="Failures in this time after the start do not count (0s)."),
+        click.option("--health-start-interval", metavar="DURATION",
+                     help="Time between checks during the start period (default 5s)."),
         click.option("--no-healthcheck", is_flag=True, help="Disable the image's HEALTHCHECK."),
         click.option("--log-driver", metavar="DRIVER", help="json-file, the only one lg writes."),
         click.option("--log-opt", multiple=True, metavar="KEY=VALUE",
@@ -86,7 +88,7 @@ def _options(kw: dict, auto_remove: bool) -> RunOptions:
     from layergit.runtime.health import HealthFlags
 
     health = HealthFlags(kw["health_cmd"], kw["health_interval"], kw["health_timeout"], kw["health_retries"],
-                         kw["health_start_period"], kw["no_healthcheck"])
+                         kw["health_start_period"], kw["no_healthcheck"], kw["health_start_interval"])
     return RunOptions(
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
         user=kw["user"], volumes=list(kw["volume"]), tmpfs=list(kw["tmpfs"]), hostname=kw["hostname"],

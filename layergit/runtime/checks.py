@@ -59,7 +59,7 @@ class Checker:
         self.began = ""
         self.timed_out = False
         self._save()
-        schedule(config.interval, self.run)
+        schedule(config.next_check(time.monotonic() - started, self.health.status), self.run)
 
     def run(self) -> None:
         """Start one check, unless the container ended or a check still runs."""
@@ -150,7 +150,8 @@ class Checker:
         if self.health.status == "unhealthy" and was != "unhealthy":
             self.on_unhealthy()
         if self.active:
-            self.schedule(self.config.interval, self.run)
+            since = time.monotonic() - self.started
+            self.schedule(self.config.next_check(since, self.health.status), self.run)
 
     def _save(self) -> None:
         """Write health.json, under the container's lock: ``lg rm`` removes the directory

@@ -22,6 +22,7 @@ from ..errors import UsageError
 DEFAULT_INTERVAL = 30.0  # seconds, Docker's defaults
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+DEFAULT_START_INTERVAL = 5.0
 KEEP_RESULTS = 5
 OUTPUT_MAX = 4096
 _NS = 1e9
@@ -43,6 +44,14 @@ class HealthConfig:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     start_period: float = 0.0
+    start_interval: float = DEFAULT_START_INTERVAL  # between checks during the start period
+
+    def next_check(self, since_start: float, status: str) -> float:
+        """Seconds until the next check: ``start_interval`` while a container in its
+        start period has not been healthy yet, else ``interval`` (Docker 25's rule)."""
+        if status == "starting" and since_start < self.start_period:
+            return self.start_interval
+        return self.interval
 
     def argv(self) -> list[str]:
         """The command the check runs."""
@@ -55,13 +64,13 @@ class HealthConfig:
 
     @classmethod
     def from_json(cls, raw: dict | None) -> HealthConfig | None:
-        return cls(**raw) if raw else None
+        return cls(**raw) if raw else None  # start_interval may be absent (an older record)
 
     def to_docker(self) -> dict:
         """As Docker's config shows it (durations in nanoseconds)."""
         return {"Test": list(self.test), "Interval": int(self.interval * _NS),
                 "Timeout": int(self.timeout * _NS), "Retries": self.retries,
-                "StartPeriod": int(self.start_period * _NS)}
+                "StartPeriod": int(self.start_period * _NS), "StartInterval": int(self.start_interval * _NS)}
 
 
 @dataclass
@@ -74,6 +83,7 @@ class HealthFlags:
     retries: int | None = None
     start_period: str | None = None
     disabled: bool = False
+    start_interval: str | None = None
 
 
 def _positive(value: float, flag: str, allow_zero: bool = False) -> float:
@@ -114,7 +124,9 @@ def configure(image: dict | None, flags: HealthFlags) -> HealthConfig | None:
         retries = DEFAULT_RETRIES
     return HealthConfig(test, seconds(flags.interval, "--health-interval", "Interval", DEFAULT_INTERVAL),
                         seconds(flags.timeout, "--health-timeout", "Timeout", DEFAULT_TIMEOUT), retries,
-                        seconds(flags.start_period, "--health-start-period", "StartPeriod", 0.0, True))
+                        seconds(flags.start_period, "--health-start-period", "StartPeriod", 0.0, True),
+                        seconds(flags.start_interval, "--health-start-interval", "StartInterval",
+                                DEFAULT_START_INTERVAL))
 
 
 @dataclass

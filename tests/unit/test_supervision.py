@@ -82,10 +82,11 @@ def test_bad_durations(text):
 def test_health_config_from_image_and_flags():
     image = {"Test": ["CMD", "true"], "Interval": 5_000_000_000, "Retries": 7}
     config = configure(image, HealthFlags())
-    assert config == HealthConfig(["CMD", "true"], 5.0, 30.0, 7, 0.0)
+    assert config == HealthConfig(["CMD", "true"], 5.0, 30.0, 7, 0.0, 5.0)
     assert config.argv() == ["true"]
     over = configure(image, HealthFlags(cmd="curl -f localhost", interval="1s", timeout="2s", start_period="3s"))
-    assert over == HealthConfig(["CMD-SHELL", "curl -f localhost"], 1.0, 2.0, 7, 3.0)
+    assert over == HealthConfig(["CMD-SHELL", "curl -f localhost"], 1.0, 2.0, 7, 3.0, 5.0)
+    assert configure(image, HealthFlags(cmd="x", start_interval="100ms")).start_interval == 0.1
     assert over.argv() == ["/bin/sh", "-c", "curl -f localhost"]
     assert configure(image, HealthFlags(disabled=True)) is None
     assert configure({"Test": ["NONE"]}, HealthFlags()) is None
@@ -98,6 +99,14 @@ def test_health_config_from_image_and_flags():
             configure(None, bad)
     with pytest.raises(UsageError):
         configure({"Test": ["EXEC", "x"]}, HealthFlags())
+
+
+def test_start_interval_applies_in_the_start_period_until_healthy():
+    config = HealthConfig(["CMD", "x"], interval=30.0, start_period=60.0, start_interval=2.0)
+    assert config.next_check(10.0, "starting") == 2.0
+    assert config.next_check(10.0, "healthy") == 30.0
+    assert config.next_check(61.0, "starting") == 30.0
+    assert HealthConfig.from_json({"test": ["CMD", "x"]}).start_interval == 5.0  # an older record
 
 
 def _result(code: int, output: str = "") -> Result:
