@@ -295,3 +295,12 @@ def test_output_waits_for_a_new_monitor_instead_of_killing_the_container(rt):
     assert rt.state("writer")["Running"]  # the next command: a monitor takes the FIFOs over
     text = rt.wait_log("writer", "done", 15)
     assert text.count("x") == 300000 and alive(pid)
+
+
+def test_a_foreground_run_is_restarted_by_the_monitor(rt):
+    proc = rt("run", "--name", "fg", "--restart", "on-failure:2", rt.image, "sh", "-c", "echo once; exit 3",
+              check=False, timeout=60)
+    assert proc.returncode == 3 and proc.stdout == b"once\n"
+    rt.wait_until(lambda: rt.inspect("fg")["RestartCount"] == 2 and rt.state("fg")["Status"] == "exited", 15,
+                  what="two restarts by the monitor")
+    assert rt.logs("fg").splitlines() == ["once"] * 3

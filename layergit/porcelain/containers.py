@@ -273,12 +273,15 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
         if record.auto_remove:
             reg.own(cdir.id, record.name)
         try:
-            return start_attached(repo, cdir)
+            code = start_attached(repo, cdir)
         finally:
             if record.auto_remove:
                 remove(repo, [cdir.id], force=True)
             elif cdir.raw_state().started_at:
                 reg.disown(cdir.id, os.getpid())  # it ran: the user's now
+        if record.spec.restart.name != "no":
+            _hand_over(repo, cdir, record, code)
+        return code
     from ..runtime.client import refused, request
 
     if record.auto_remove:
@@ -294,6 +297,21 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
             reg.own(cdir.id, record.name, monitor)
     reg.disown(cdir.id, os.getpid())
     return None
+
+
+def _hand_over(repo: Repo, cdir: ContainerDir, record: Record, code: int) -> None:
+    """A foreground container ended and its policy restarts it: the monitor does, as
+    Docker's daemon restarts a ``docker run`` container once the client has its exit code."""
+    from ..runtime.client import request
+    from ..runtime.restart import decide
+
+    with cdir.lock():
+        st = cdir.raw_state()
+        if not decide(record.spec.restart, code, st.restart_count, st.stopped_by_user):
+            return
+        st.status = "restarting"
+        cdir.save_state(st)
+    request(repo.root.path, {"op": "adopt", "id": cdir.id})
 
 
 def start_attached(repo: Repo, cdir: ContainerDir) -> int:

@@ -27,7 +27,8 @@ died with the old monitor.
 
 Protocol: one JSON line per connection on ``ROOT/run/monitor.sock``:
 ``{"op": "start", "id": ID}`` -> ``{"ok": true, "pid": N}`` or
-``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``. A request that is not a
+``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``; ``{"op": "adopt", "id": ID}``
+(a foreground run handing over a container its policy restarts) -> ``{"ok": true}``. A request that is not a
 JSON object with a known op and fields of the right types, or that is longer than
 _REQUEST_MAX, gets that error reply with code 125 (ExitCode.RUN_FAILED).
 """
@@ -73,6 +74,7 @@ _FIELDS: dict[str, dict[str, type]] = {
     "start": {"id": str},
     "net-attach": {"id": str, "pid": int},
     "net-detach": {"id": str},
+    "adopt": {"id": str},
 }
 
 
@@ -475,6 +477,11 @@ class Monitor:
         op = request["op"]
         if op == "start":
             return self.start(request["id"])
+        if op == "adopt":
+            self.registry.container(request["id"]).record()  # NotFound for no such container
+            self._mark(request["id"])
+            self.adopt(request["id"])
+            return {"ok": True}
         if op == "net-attach":
             cdir = self.registry.container(request["id"])
             spec = cdir.record().spec
