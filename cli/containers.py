@@ -63,7 +63,7 @@ def _run_options(f):
         click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
         click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
         click.option("--restart", metavar="POLICY",
-                     help="no, always, unless-stopped or on-failure[:MAX] (detached containers)."),
+                     help="no, always, unless-stopped or on-failure[:MAX] (Docker's back-off)."),
         click.option("--health-cmd", metavar="CMD", help="Health check command (run with /bin/sh -c)."),
         click.option("--health-interval", metavar="DURATION", help="Time between checks (default 30s)."),
         click.option("--health-timeout", metavar="DURATION", help="A check's time limit (default 30s)."),
