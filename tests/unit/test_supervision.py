@@ -173,3 +173,23 @@ def test_writer_rotates_at_size_and_reads_across(tmp_path):
         log.write("stderr", f"e{i}\n".encode())
     log.close()
     assert files(single) == [single] and os.path.getsize(single) <= 200
+
+
+def test_boot_order_follows_compose_dependencies():
+    from layergit.porcelain.services import DEPENDS_ON, PROJECT, SERVICE, dependency_order
+    from layergit.runtime.spec import Process, Spec
+    from layergit.runtime.state import Record
+
+    def record(name: str, created: str, project: str = "blog", depends: str = "") -> Record:
+        labels = {PROJECT: project, SERVICE: name} | ({DEPENDS_ON: depends} if depends else {})
+        cid = f"{project}-{name}"
+        return Record(cid, cid, "img", "0" * 40, created, Spec(cid, cid, "", "", Process([], [])), labels=labels)
+
+    web = record("web", "1", depends="db:service_healthy:false,cache:service_started:false")
+    db = record("db", "2", depends="volume-init:service_completed_successfully:false")  # not among them
+    cache = record("cache", "3")
+    other = record("db", "0", project="shop", depends="web:service_started:false")  # another project's
+    order = [r.id for r in dependency_order([web, db, cache, other])]
+    assert order == ["shop-db", "blog-db", "blog-cache", "blog-web"]  # oldest first, dependencies before
+    loop_a, loop_b = record("a", "1", depends="b"), record("b", "2", depends="a")
+    assert [r.id for r in dependency_order([loop_a, loop_b])] == ["blog-b", "blog-a"]  # a cycle: each once
