@@ -304,3 +304,12 @@ def test_a_foreground_run_is_restarted_by_the_monitor(rt):
     rt.wait_until(lambda: rt.inspect("fg")["RestartCount"] == 2 and rt.state("fg")["Status"] == "exited", 15,
                   what="two restarts by the monitor")
     assert rt.logs("fg").splitlines() == ["once"] * 3
+
+
+def test_a_restart_that_cannot_start_counts_and_ends(rt):
+    rt.run_d("--name", "gone", "--restart", "on-failure:2", rt.image, "sh", "-c", "rm /bin/sh; exit 1")
+    rt.wait_until(lambda: rt.inspect("gone")["RestartCount"] == 2 and rt.state("gone")["Status"] == "exited", 15,
+                  what="two failed restarts")
+    state = rt.state("gone")
+    assert state["ExitCode"] == 127 and "not found" in state["Error"]
+    assert os.listdir(os.path.join(rt.root, "run", "supervised")) == []

@@ -302,6 +302,7 @@ class Monitor:
                 code = exc.exit_code if isinstance(exc, SpawnError) else ExitCode.RUN_FAILED
                 st = cdir.raw_state()
                 st.status, st.exit_code, st.error, st.finished_at = "exited", code, str(exc), now_iso()
+                st.restart_count = restarts or st.restart_count  # a failed restart counts: no endless loop
                 cdir.save_state(st)
                 if restarts is None:
                     self._unmark(cid)
