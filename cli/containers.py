@@ -64,6 +64,20 @@ def run_flags(f):
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
         click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
         click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
+        click.option("--restart", metavar="POLICY",
+                     help="no, always, unless-stopped or on-failure[:MAX] (Docker's back-off)."),
+        click.option("--health-cmd", metavar="CMD", help="Health check command (run with /bin/sh -c)."),
+        click.option("--health-interval", metavar="DURATION", help="Time between checks (default 30s)."),
+        click.option("--health-timeout", metavar="DURATION", help="A check's time limit (default 30s)."),
+        click.option("--health-retries", type=int, metavar="N", help="Failures in a row for unhealthy (3)."),
+        click.option("--health-start-period", metavar="DURATION",
+                     help="Failures in this time after the start do not count (0s)."),
+        click.option("--health-start-interval", metavar="DURATION",
+                     help="Time between checks during the start period (default 5s)."),
+        click.option("--no-healthcheck", is_flag=True, help="Disable the image's HEALTHCHECK."),
+        click.option("--log-driver", metavar="DRIVER", help="json-file, the only one lg writes."),
+        click.option("--log-opt", multiple=True, metavar="KEY=VALUE",
+                     help="max-size (default 10m) and max-file (default 3) of the log."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -79,6 +93,10 @@ def _run_options(f):
 
 def run_options(kw: dict, auto_remove: bool) -> RunOptions:
     """RunOptions from the values of :func:`run_flags` and ``command``."""
+    from layergit.runtime.health import HealthFlags
+
+    health = HealthFlags(kw["health_cmd"], kw["health_interval"], kw["health_timeout"], kw["health_retries"],
+                         kw["health_start_period"], kw["no_healthcheck"], kw["health_start_interval"])
     return RunOptions(
         name=kw["name"], env=list(kw["env"]), env_files=list(kw["env_file"]), workdir=kw["workdir"],
         user=kw["user"], volumes=list(kw["volume"]), mounts=list(kw["mount"]), tmpfs=list(kw["tmpfs"]),
@@ -92,7 +110,8 @@ def run_options(kw: dict, auto_remove: bool) -> RunOptions:
         dns_options=list(kw["dns_option"]), stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
         group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
-        mac_address=kw["mac_address"],
+        mac_address=kw["mac_address"], restart=kw["restart"], health=health, log_driver=kw["log_driver"],
+        log_opts=list(kw["log_opt"]),
         command=list(kw["command"]),
     )
 
@@ -260,12 +279,24 @@ def logs_cmd(ctx, follow, tail, timestamps, since, until, ref):
 
 
 @click.command("wait")
+@click.option("--condition", type=click.Choice(["not-running", "healthy"]), default="not-running",
+              show_default=True, help="Wait until stopped (prints exit codes), or until healthy (prints 0).")
 @click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
 @click.pass_context
-def wait_cmd(ctx, refs):
-    """Wait for containers to stop; print their exit codes."""
-    for code in containers.wait(repo_from(ctx), list(refs)):
+def wait_cmd(ctx, condition, refs):
+    """Wait for containers to stop (or to be healthy); print their exit codes."""
+    for code in containers.wait(repo_from(ctx), list(refs), condition):
         click.echo(code)
+
+
+@click.command("update")
+@click.option("--restart", metavar="POLICY", help="no, always, unless-stopped or on-failure[:MAX].")
+@click.argument("refs", nargs=-1, required=True, metavar="CONTAINER...")
+@click.pass_context
+def update_cmd(ctx, restart, refs):
+    """Change containers' restart policy."""
+    for ref in containers.update(repo_from(ctx), list(refs), restart):
+        click.echo(ref)
 
 
 @click.command("inspect")

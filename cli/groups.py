@@ -14,8 +14,9 @@ ALIASES = {
                   "start": "start", "stop": "stop", "restart": "restart", "kill": "kill", "run": "run",
                   "create": "create", "exec": "exec", "wait": "wait", "port": "port", "commit": "commit",
                   "diff": "diff", "prune": "container_prune", "pause": "pause", "unpause": "unpause",
-                  "stats": "stats", "top": "top", "cp": "cp", "rename": "rename"},
-    "system": {"info": "info", "version": "version", "df": "system_df", "prune": "system_prune"},
+                  "stats": "stats", "top": "top", "cp": "cp", "rename": "rename", "update": "update"},
+    "system": {"info": "info", "version": "version", "df": "system_df", "prune": "system_prune",
+               "boot": "services:boot_cmd", "install-service": "services:install_service_cmd"},
 }
 ALIASES["image"]["prune"] = "image_prune"
 
@@ -32,15 +33,27 @@ class AliasGroup(click.Group):
             return OWN[target]
         if target is None:
             return None
+        if ":" in target:  # lg's own subcommand of the group, not an alias
+            import importlib
+
+            module, function = target.split(":")
+            return getattr(importlib.import_module(f"cli.{module}"), function)
         from .main import cli
 
         return cli.get_command(ctx, target)
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, f"lg {target}" if target not in OWN else (OWN[target].help or "").split("\n")[0])
-                for name, target in ALIASES[self.name or ""].items()]
+        aliases = ALIASES[self.name or ""]
+        rows = [(name, self._describe(ctx, name, target)) for name, target in aliases.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def _describe(self, ctx, name: str, target: str) -> str:
+        if target in OWN:
+            return (OWN[target].help or "").split("\n")[0]
+        if ":" in target:
+            return self.get_command(ctx, name).get_short_help_str(60)
+        return f"lg {target}"
 
 
 @click.group("image", cls=AliasGroup)
@@ -55,7 +68,7 @@ def container_cmd():
 
 @click.group("system", cls=AliasGroup)
 def system_cmd():
-    """Manage lg (Docker's names for lg info and version)."""
+    """Manage lg (Docker's names for lg info and version; boot and install-service)."""
 
 
 @click.command("prune")

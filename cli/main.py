@@ -54,6 +54,7 @@ COMMANDS = {
     "logs": ("containers", "logs_cmd", "Show a container's output."),
     "exec": ("containers", "exec_cmd", "Run a command in a running container."),
     "wait": ("containers", "wait_cmd", "Wait for containers to stop; print exit codes."),
+    "update": ("containers", "update_cmd", "Change containers' restart policy."),
     "inspect": ("containers", "inspect_cmd", "Low-level details of containers or images."),
     "cp": ("tools", "cp_cmd", "Copy files between a container and the host."),
     "pause": ("tools", "pause_cmd", "Freeze every process of containers."),
@@ -76,7 +77,7 @@ COMMANDS = {
     "info": ("system", "info_cmd", "Show the root, what it holds and what the host offers."),
     "image": ("groups", "image_cmd", "Docker's image commands: ls, rm, inspect, tag, history, save, load."),
     "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
-    "system": ("groups", "system_cmd", "Docker's system commands: info, version, df, prune."),
+    "system": ("groups", "system_cmd", "Docker's system commands: info, version, df, prune; boot, install-service."),
     "completion": ("completion", "completion_cmd", "Print a shell completion script (bash, zsh, fish)."),
 }
 

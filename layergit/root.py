@@ -254,6 +254,20 @@ class Root:
         return self._at("run", "monitor.log")
 
     @property
+    def supervised(self) -> str:
+        """``ID`` files: the containers a monitor parents, watches or is to restart; a new
+        monitor adopts them (runtime/monitor.py)."""
+        return self._at("run", "supervised")
+
+    @property
+    def output_fifos(self) -> str:
+        """``ID.STREAM``: detached containers' stdout and stderr FIFOs (runtime/monitor.py)."""
+        return self._at("run", "fifo")
+
+    def output_fifo(self, container_id: str, stream: str) -> str:
+        return os.path.join(self.output_fifos, f"{container_id}.{stream}")
+
+    @property
     def monitor_log_old(self) -> str:
         """The previous monitor.log, moved aside when a monitor starts and finds it over
         MONITOR_LOG_MAX: the two together stay bounded."""

@@ -23,6 +23,9 @@ def _plant_leftovers(root: str) -> dict[str, str]:
         "spool dir": os.path.join(root, "tmp", "build-run-killed"),
         "size": os.path.join(root, "cache", "sizes", "image-" + "0" * 40),
         "old stat cache": os.path.join(root, "cache", "stat", "a" * 40),
+        # A FIFO of a container removed while no monitor ran. (Not its supervision mark:
+        # the next lg command would start a monitor, which drops a mark of no container itself.)
+        "output fifo": os.path.join(root, "run", "fifo", GONE + ".stdout"),
     }
     for path in paths.values():
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -34,6 +37,7 @@ def _plant_leftovers(root: str) -> dict[str, str]:
     with open(paths["size"], "w") as f:
         f.write("123")
     open(paths["old stat cache"], "w").close()
+    os.mkfifo(paths["output fifo"])
     month_ago = time.time() - 40 * 86400
     os.utime(paths["old stat cache"], (month_ago, month_ago))
     return paths
@@ -51,14 +55,14 @@ def test_gc_removes_what_killed_commands_left_and_keeps_what_is_used(rt, tmp_pat
     planted = _plant_leftovers(rt.root)
 
     notes = rt.out("fsck")
-    assert "2 lock file(s) or name(s) of removed containers; lg gc removes them" in notes, notes
+    assert "3 lock file(s), name(s) or supervision file(s) of removed containers; lg gc removes them" in notes, notes
     assert "2 spool(s) in tmp/" in notes, notes
 
     report = rt.out("gc", "--json")
     for label, path in planted.items():
         assert not os.path.lexists(path), label
     assert os.path.exists("/etc/passwd")
-    assert '"leftovers_removed": 2' in report and '"spools_removed": 2' in report, report
+    assert '"leftovers_removed": 3' in report and '"spools_removed": 2' in report, report
     assert '"cache_files_removed": 2' in report, report
     assert os.path.exists(fresh_stat)
     assert set(os.listdir(sizes)) == used_sizes

@@ -7,16 +7,18 @@ none of it: rows and log lines are dataclasses, and each costs ~0.5 ms of an
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import NotFound
+from ..runtime.logfile import LOG_NAME, files, read_lines
 from ..runtime.net import PublishedPort
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import ContainerDir, Record, State
-from ..runtime.supervise import LOG_NAME
 from .containers import find, registry, sweep
 from .repo import Repo
 
@@ -36,6 +38,7 @@ class ContainerRow:
     labels: dict[str, str]
     network: str
     mounts: list[str]
+    health: str = "none"  # starting, healthy, unhealthy; none without a check or when not running
 
 
 def _ago(iso: str) -> str:
@@ -80,9 +83,12 @@ def port(repo: Repo, ref: str) -> list[PublishedPort]:
     return _published(settings(cdir)) if cdir.state().running else []
 
 
-def _status(st: State) -> str:
+def _status(st: State, health: str | None = None) -> str:
     if st.status == "running":
-        return f"Up {_ago(st.started_at)}"
+        shown = {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}
+        return f"Up {_ago(st.started_at)}" + shown.get(health or "", "")
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {_ago(st.finished_at)} ago"
     if st.status == "paused":
         return f"Up {_ago(st.started_at)} (Paused)"
     if st.status == "exited":
@@ -101,14 +107,26 @@ def ps(repo: Repo, all_: bool = False) -> list[ContainerRow]:
         except NotFound:
             continue  # removed while we listed
         st = cdir.state()
-        if not all_ and not st.running:
+        if not all_ and not st.running and st.status != "restarting":
             continue
         args = rec.spec.process.args
         ports = _ports_text(settings(cdir)) if st.running else ""
+        health = health_status(cdir, rec, st)
         rows.append(ContainerRow(cid, rec.name, rec.image, rec.image_id, " ".join(args), rec.created,
-                                 st.status, _status(st), st.exit_code, ports, labels(rec),
-                                 rec.spec.network.to_json(), [m.name or m.source for m in rec.spec.mounts]))
+                                 st.status, _status(st, health), st.exit_code, ports, labels(rec),
+                                 rec.spec.network.to_json(), [m.name or m.source for m in rec.spec.mounts],
+                                 health or "none"))
     return sorted(rows, key=lambda r: r.created, reverse=True)
+
+
+def health_status(cdir: ContainerDir, rec: Record, st: State) -> str | None:
+    """starting, healthy or unhealthy for a running container with a health check; else None."""
+    if rec.spec.healthcheck is None or not st.running:
+        return None
+    from ..runtime.checks import read_health
+
+    health = read_health(cdir)
+    return health.status if health else "starting"
 
 
 def labels(rec: Record) -> dict[str, str]:
@@ -132,26 +150,54 @@ def logs(repo: Repo, ref: str, follow: bool = False, tail: int | None = None,
     cdir = find(repo, ref)
     inside = _window(since, until)
     path = cdir.file(LOG_NAME)
+    if not follow:
+        lines = [line for line in map(_parse_log, read_lines(path)) if inside(line)]
+        yield from (lines[-tail:] if tail else []) if tail is not None else lines
+        return
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
-    with f:
-        lines = [line for line in map(_parse_log, f.readlines()) if inside(line)]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(f)
+        older = [line for name in files(path)[:-1] for line in _lines_of(name)]
+        lines = [line for line in map(_parse_log, older + f.readlines()) if inside(line)]
         if tail is not None:
             lines = lines[-tail:] if tail else []
         yield from lines
-        while follow:
+        while True:
             raw = f.readline()
             if raw:
                 line = _parse_log(raw)
                 if inside(line):
                     yield line
                 continue
-            if not cdir.state().running:
+            if _rotated(f, path):  # what is left of the old file was read: go on in the new one
+                try:
+                    f = stack.enter_context(open(path, "rb"))
+                except FileNotFoundError:
+                    pass
+                continue
+            if not cdir.state().running and cdir.raw_state().status != "restarting":
                 yield from (line for line in map(_parse_log, f.readlines()) if inside(line))
                 return
             time.sleep(0.05)
+
+
+def _lines_of(name: str) -> list[bytes]:
+    try:
+        with open(name, "rb") as f:
+            return f.readlines()
+    except FileNotFoundError:
+        return []
+
+
+def _rotated(f, path: str) -> bool:
+    """Whether the log file open as ``f`` was moved aside (rotated) since we opened it."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _window(since: float | None, until: float | None):
@@ -192,13 +238,16 @@ def inspect(repo: Repo, ref: str) -> dict:
             "Status": st.status,
             "Running": st.running,
             "Paused": st.status == "paused",
+            "Restarting": st.status == "restarting",
             "Pid": st.pid if st.running else 0,
             "ExitCode": st.exit_code,
             "OOMKilled": st.oom_killed,
             "Error": st.error,
             "StartedAt": st.started_at,
             "FinishedAt": st.finished_at,
+            **_health(cdir, rec),
         },
+        "RestartCount": st.restart_count,
         "Image": rec.image_id,
         "Config": {
             "Image": rec.image,
@@ -211,8 +260,11 @@ def inspect(repo: Repo, ref: str) -> dict:
             "OpenStdin": proc.stdin,
             "StopSignal": spec.stop_signal,
             "Labels": labels(rec),
+            **({"Healthcheck": spec.healthcheck.to_docker()} if spec.healthcheck else {}),
         },
-        "HostConfig": {**rec.host_config, "PortBindings": _port_bindings(spec.ports)},
+        "HostConfig": {**rec.host_config, "PortBindings": _port_bindings(spec.ports),
+                       "RestartPolicy": spec.restart.to_json(),
+                       "LogConfig": {"Type": "json-file", "Config": _log_config(spec)}},
         "Mounts": [_mount(m) for m in spec.mounts],
         "GraphDriver": {
             "Name": "overlay",
@@ -230,6 +282,24 @@ def _mount(m: Mount) -> dict:
     if m.kind == "volume":
         out.update(Name=m.name, Driver="local")
     return out
+
+
+def _health(cdir: ContainerDir, rec: Record) -> dict:
+    """State.Health, for a container with a health check (as Docker leaves it out otherwise)."""
+    if rec.spec.healthcheck is None:
+        return {}
+    from ..runtime.checks import read_health
+    from ..runtime.health import Health
+
+    return {"Health": (read_health(cdir) or Health()).to_docker()}
+
+
+def _log_config(spec: Spec) -> dict[str, str]:
+    """The log's limits as Docker shows --log-opt (the defaults lg applies included)."""
+    from ..runtime.logfile import limits
+
+    size, count = limits(spec.log_opts)
+    return {"max-size": str(size), "max-file": str(count)}
 
 
 def _network_settings(spec: Spec, net: dict) -> dict:

@@ -31,6 +31,7 @@ import contextlib
 import os
 import re
 import signal
+import time
 
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
@@ -69,7 +70,17 @@ def _check_names(options: runopts.RunOptions) -> None:
         runopts.dns_name(alias, "--network-alias", 253)
 
 
+_RESUMED: set[str] = set()  # roots whose monitor this process has made sure of
+
+
 def registry(repo: Repo) -> Registry:
+    """The root's containers; the first use in a command also restores their supervision
+    if their monitor died (runtime.client.resume): a listdir, and no more when it lives."""
+    if repo.root.path not in _RESUMED:
+        from ..runtime.client import resume
+
+        _RESUMED.add(repo.root.path)
+        resume(repo.root.path)
     return Registry(repo.root)
 
 
@@ -155,7 +166,13 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         raise Conflict(f"container ID file found, make sure the other container isn't running"
                        f" or delete {options.cidfile}")
     runopts.resolv_conf(options, [])  # checked before anything is made
+    from ..runtime.health import configure
+    from ..runtime.logfile import parse_log_opts
+
+    policy = _restart_policy(options.restart, options.auto_remove, "conflicting options: --restart and --rm")
+    log_opts = parse_log_opts(options.log_opts, options.log_driver)
     img = repo.image_at(image)
+    healthcheck = configure(img.config.get("Healthcheck"), options.health)
     process, resources, requests = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
@@ -186,7 +203,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         _etc_files(cdir, hostname, network, extra_hosts, options)
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
-                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac)
+                    list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac,
+                    policy, healthcheck, log_opts)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -272,12 +290,15 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
         if record.auto_remove:
             reg.own(cdir.id, record.name)
         try:
-            return start_attached(repo, cdir)
+            code = start_attached(repo, cdir)
         finally:
             if record.auto_remove:
                 remove(repo, [cdir.id], force=True)
             elif cdir.raw_state().started_at:
                 reg.disown(cdir.id, os.getpid())  # it ran: the user's now
+        if record.spec.restart.name != "no":
+            _hand_over(repo, cdir, record, code)
+        return code
     from ..runtime.client import refused, request
 
     if record.auto_remove:
@@ -293,6 +314,21 @@ def start(repo: Repo, ref: str, attach: bool = False) -> int | None:
             reg.own(cdir.id, record.name, monitor)
     reg.disown(cdir.id, os.getpid())
     return None
+
+
+def _hand_over(repo: Repo, cdir: ContainerDir, record: Record, code: int) -> None:
+    """A foreground container ended and its policy restarts it: the monitor does, as
+    Docker's daemon restarts a ``docker run`` container once the client has its exit code."""
+    from ..runtime.client import request
+    from ..runtime.restart import decide
+
+    with cdir.lock():
+        st = cdir.raw_state()
+        if not decide(record.spec.restart, code, st.restart_count, st.stopped_by_user):
+            return
+        st.status = "restarting"
+        cdir.save_state(st)
+    request(repo.root.path, {"op": "adopt", "id": cdir.id})
 
 
 def start_attached(repo: Repo, cdir: ContainerDir) -> int:
@@ -359,6 +395,22 @@ def _signal_number(sig: str | int) -> int:
     return number
 
 
+_INFORMING = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT,
+              signal.SIGSTOP, signal.SIGTSTP, signal.SIGCHLD, signal.SIGURG)  # they ask, they do not end
+
+
+def _stopped_by_user(cdir: ContainerDir) -> State:
+    """Record that the user stops the container: no restart policy brings it back (a
+    restart it was waiting for is called off), and ``unless-stopped`` not even at boot."""
+    with cdir.lock():
+        st = cdir.raw_state()
+        st.stopped_by_user = True
+        if st.status == "restarting":
+            st.status = "exited"
+        cdir.save_state(st)
+    return cdir.state()
+
+
 def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
     number = _signal_number(sig)
     done = []
@@ -367,6 +419,8 @@ def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
         st = cdir.state()
         if not st.running:
             raise Conflict(f"container {ref} is not running")
+        if number not in _INFORMING:
+            _stopped_by_user(cdir)
         try:
             os.kill(st.pid, number)
         except ProcessLookupError:
@@ -388,7 +442,7 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
     done = []
     for ref in refs:
         cdir = find(repo, ref)
-        st = cdir.state()
+        st = _stopped_by_user(cdir)
         if st.running:
             spec = _spec(cdir)
             wait = timeout if timeout is not None else spec.stop_timeout
@@ -477,9 +531,11 @@ def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: 
     for ref in refs:
         cdir = reg.find(ref)
         st = cdir.state()
+        if st.running and not force:
+            raise Conflict(f"container {ref} is running: stop it first or use rm -f")
+        if st.running or st.status == "restarting":
+            _stopped_by_user(cdir)  # its policy must not start it again while it is removed
         if st.running:
-            if not force:
-                raise Conflict(f"container {ref} is running: stop it first or use rm -f")
             cgroup = Cgroup(cdir.id)
             cgroup.kill(signal.SIGKILL)
             if st.status == "paused":
@@ -522,7 +578,7 @@ def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | Non
         cgroup.kill(signal.SIGKILL)
         cgroup.remove()
     if record is None or record.spec.network.bridged:
-        _disconnect(repo, cdir.id)
+        release_network(repo, cdir.id)
     with cdir.lock():
         if cdir.exists():
             remove_tree(cdir.path)
@@ -601,7 +657,7 @@ def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool
     return True
 
 
-def _disconnect(repo: Repo, cid: str) -> None:
+def release_network(repo: Repo, cid: str) -> None:
     """Release what networking holds for a container, with or without a live monitor.
 
     Nothing to do when no network leases the container an address any more (its
@@ -631,7 +687,12 @@ def prune_refs(repo: Repo) -> int:
     return dropped
 
 
-def wait(repo: Repo, refs: list[str]) -> list[int]:
+def wait(repo: Repo, refs: list[str], condition: str = "not-running") -> list[int]:
+    """Exit codes once the containers stopped; with ``condition`` "healthy", 0 once each is
+    healthy (UsageError for a container without a health check, Conflict for one that
+    stops or turns unhealthy first: waiting longer would be waiting forever)."""
+    if condition == "healthy":
+        return [_wait_healthy(find(repo, ref), ref) for ref in refs]
     codes = []
     for ref in refs:
         cdir = find(repo, ref)
@@ -639,6 +700,50 @@ def wait(repo: Repo, refs: list[str]) -> list[int]:
         wait_for(lambda cdir=cdir: cdir.raw_state().status == "exited" or not os.path.isdir(cdir.path), 5)
         codes.append(cdir.state().exit_code)
     return codes
+
+
+def _wait_healthy(cdir: ContainerDir, ref: str) -> int:
+    from ..runtime.checks import read_health
+
+    if cdir.record().spec.healthcheck is None:
+        raise UsageError(f"container {ref} has no health check")
+    while True:
+        st = cdir.state()
+        health = read_health(cdir)
+        if not st.running and st.status != "restarting":
+            raise Conflict(f"container {ref} stopped before it was healthy")
+        if st.running and health is not None and health.status == "healthy":
+            return 0
+        if health is not None and health.status == "unhealthy" and _spec(cdir).restart.name == "no":
+            raise Conflict(f"container {ref} is unhealthy")
+        time.sleep(0.1)
+
+
+def _restart_policy(text: str | None, auto_remove: bool, conflict: str):
+    """``--restart`` parsed; a policy that restarts is refused for an ``--rm`` container."""
+    from ..runtime.restart import RestartPolicy
+
+    policy = RestartPolicy.parse(text) if text else RestartPolicy()
+    if auto_remove and policy.name != "no":
+        raise UsageError(conflict)
+    return policy
+
+
+def update(repo: Repo, refs: list[str], restart_policy: str | None) -> list[str]:
+    """lg update: change a container's restart policy (the one setting of Docker's update
+    lg takes); the monitor reads it at the container's next end."""
+    if restart_policy is None:
+        raise UsageError("lg update needs --restart")
+    for ref in refs:
+        cdir = find(repo, ref)
+        with cdir.lock():
+            raw = cdir.record().to_json()
+            policy = _restart_policy(restart_policy, raw.get("auto_remove", False),
+                                     f"container {ref} is removed when it exits (--rm): no restart policy")
+            raw["spec"]["restart"] = policy.to_json()
+            raw["host_config"]["RestartPolicy"] = policy.to_json()
+            cdir.write_json("container.json", raw)
+    return refs
 
 
 def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, tty: bool = False,

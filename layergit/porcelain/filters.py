@@ -97,9 +97,8 @@ def containers(repo: Repo, rows: list[ContainerRow], filters: Filters) -> list[C
         codes = {_number("exited", v) for v in filters.get("exited")}
         tests.append(lambda r: r.state == "exited" and r.exit_code in codes)
     if "health" in filters:
-        # lg has no health checks yet: every container's health is "none"
         health = _choice("health", filters.get("health"), HEALTH)
-        tests.append(lambda r: "none" in health)
+        tests.append(lambda r: r.health in health)
     if "network" in filters:
         tests.append(lambda r: r.network in filters.get("network"))
     if "volume" in filters:

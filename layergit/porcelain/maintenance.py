@@ -168,8 +168,8 @@ def _check_running_state(repo: Repo, report: FsckReport) -> None:
             report.problems.append(f"container {cid[:12]}: its record does not read: {exc}")
     leftovers = reg.leftovers()
     if leftovers:
-        report.notes.append(f"{len(leftovers)} lock file(s) or name(s) of removed containers;"
-                            " lg gc removes them")
+        report.notes.append(f"{len(leftovers)} lock file(s), name(s) or supervision file(s) of removed"
+                            " containers; lg gc removes them")
     from .volumes import get
 
     volumes = []

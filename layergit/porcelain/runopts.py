@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..runtime import users
+from ..runtime.health import HealthFlags
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Process, Resources
@@ -70,6 +71,10 @@ class RunOptions:
     sysctls: list[str] = field(default_factory=list)
     mac_address: str | None = None
     label_files: list[str] = field(default_factory=list)
+    restart: str | None = None  # --restart, parsed by runtime.restart
+    health: HealthFlags = field(default_factory=HealthFlags)
+    log_driver: str | None = None  # --log-driver: json-file or nothing
+    log_opts: list[str] = field(default_factory=list)  # --log-opt KEY=VALUE
     command: list[str] = field(default_factory=list)
 
 

@@ -18,10 +18,11 @@ import termios
 import tty
 
 from .cgroups import Cgroup
+from .logfile import LOG_NAME, LogWriter, limits
 from .process import Stdio, pty_pair, receive_master, spawn, spawn_in
 from .spec import Process, Spec
 from .state import ContainerDir, State
-from .supervise import FORWARDED, LOG_NAME, LogWriter, exit_code, forward, pump, record_exit
+from .supervise import FORWARDED, exit_code, forward, pump, record_exit
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -83,7 +84,8 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
         for fd in child_fds:
             os.close(fd)
         master = _terminal(pty, reads, echo)
-        status = _relay(pid, master, reads, echo, spec.process.stdin, LogWriter(cdir.file(LOG_NAME)))
+        log = LogWriter(cdir.file(LOG_NAME), *limits(spec.log_opts))
+        status = _relay(pid, master, reads, echo, spec.process.stdin, log)
     except BaseException:
         # Interrupted outside the relay's signal forwarding: the container ends with us,
         # and its end is recorded now, not read later as "ended with nobody watching".

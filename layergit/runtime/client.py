@@ -47,6 +47,39 @@ def _rotate(layout: Root) -> None:
         pass
 
 
+def _spawn_monitor(root: str, layout: Root) -> None:
+    os.makedirs(layout.run, exist_ok=True)
+    _rotate(layout)
+    with open(layout.monitor_log, "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "layergit.runtime.monitor", root],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+        )
+
+
+def resume(root: str) -> bool:
+    """Start a monitor if containers are marked as supervised and none runs (the last one
+    was killed): it adopts them (runtime/monitor.py). Costs a listdir when nothing is
+    marked, and a lock probe otherwise. True if a monitor was started."""
+    import fcntl
+
+    layout = Root(root)
+    try:
+        if not os.listdir(layout.supervised):
+            return False
+        fd = os.open(layout.monitor_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a monitor lives
+    finally:
+        os.close(fd)  # releases the probe's lock: the monitor we start takes it
+    _spawn_monitor(root, layout)
+    return True
+
+
 def joined_netns(root: str, spec: Spec) -> str | None:
     """For ``--network container:ID``: the network namespace of that running container."""
     if not spec.network.container:
@@ -91,13 +124,7 @@ def request(root: str, message: dict, timeout: float = 60.0, start: bool = True,
     if conn is None and not start:
         return None
     if conn is None:
-        os.makedirs(layout.run, exist_ok=True)
-        _rotate(layout)
-        with open(layout.monitor_log, "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "layergit.runtime.monitor", root],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
-            )
+        _spawn_monitor(root, layout)
         deadline = time.monotonic() + 10
         while conn is None and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -1,17 +1,34 @@
 """The monitor: one small process per layergit root that parents detached containers.
 
 A detached container needs a parent that outlives ``lg run -d``: something must
-collect its output into the log and its exit status into the state. Rather than a
-process per container (a Python process costs ~3 MB, more than podman's conmon),
-one monitor per root parents them all, started on demand by the first ``lg run -d``
-or ``lg start`` and exiting once it has had no container for a while. It is not a
-daemon in Docker's sense: nothing talks to it but ``start`` requests, every command
-reads container state from disk, and containers keep running if it is killed (their
-status then reads from the kernel; see state.py).
+collect its output into the log and its exit status into the state, restart it
+as its policy says (runtime/restart.py), run its health checks (runtime/checks.py)
+and serve its published ports. Rather than a process per container (a Python
+process costs ~3 MB, more than podman's conmon), one monitor per root parents them
+all, started on demand by the first ``lg run -d`` or ``lg start`` and exiting once
+it has had nothing to supervise for a while. It is not a daemon in Docker's sense:
+nothing talks to it but ``start`` requests, and every command reads container
+state from disk.
+
+Surviving its own death (SIGKILL, OOM, a bug): containers keep running, and a
+new monitor takes them over. Each container it starts is marked in
+``run/supervised/ID`` until it has ended for good (no restart to come); a
+detached container's stdout and stderr are FIFOs (``run/fifo/ID.stdout``) that the
+container opens for reading *and* writing, so its writes never meet a pipe
+without a reader (no SIGPIPE, no EPIPE): with no monitor they fill the pipe's
+buffer and then block until one drains it. The next lg command that finds marks
+and no monitor (runtime/client.resume) starts one, and the new monitor adopts
+every marked container: reopens its FIFOs and its log, serves its published ports
+on the same host ports again, resumes its health checks, and restarts what ended
+meanwhile as its policy says. What cannot be recovered is said so: an adopted
+container is not our child, so its exit status is unknown (-1, with an error
+saying why), which on-failure counts as a failure; a tty container's pty master
+died with the old monitor.
 
 Protocol: one JSON line per connection on ``ROOT/run/monitor.sock``:
 ``{"op": "start", "id": ID}`` -> ``{"ok": true, "pid": N}`` or
-``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``. A request that is not a
+``{"ok": false, "error": MESSAGE, "code": EXIT_CODE}``; ``{"op": "adopt", "id": ID}``
+(a foreground run handing over a container its policy restarts) -> ``{"ok": true}``. A request that is not a
 JSON object with a known op and fields of the right types, or that is longer than
 _REQUEST_MAX, gets that error reply with code 125 (ExitCode.RUN_FAILED).
 """
@@ -19,6 +36,7 @@ _REQUEST_MAX, gets that error reply with code 125 (ExitCode.RUN_FAILED).
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import os
 import re
@@ -29,16 +47,21 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 
-from ..errors import Conflict, ExitCode, LgError
+from ..errors import Conflict, ExitCode, LgError, NotFound
 from ..removal import remove_tree
 from ..root import Root
+from . import restart
 from .cgroups import Cgroup
+from .checks import Checker
 from .client import joined_netns
+from .logfile import LOG_NAME, LogWriter, limits
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
-from .state import ContainerDir, Registry, State, now_iso
-from .supervise import LOG_NAME, LogWriter, pump, record_exit
+from .spec import Spec
+from .state import ContainerDir, Record, Registry, State, now_iso
+from .supervise import pump, record_exit
 
 IDLE_EXIT_SECONDS = 30.0
 _REQUEST_MAX = 64 * 1024  # bytes in a request line; a real one is ~100, a longer one is garbage
@@ -51,6 +74,7 @@ _FIELDS: dict[str, dict[str, type]] = {
     "start": {"id": str},
     "net-attach": {"id": str, "pid": int},
     "net-detach": {"id": str},
+    "adopt": {"id": str},
 }
 
 
@@ -166,14 +190,32 @@ class _Client:
         self.monitor.forget(self)
 
 
+class _Watched:
+    """A running container the monitor supervises."""
+
+    __slots__ = ("cdir", "cgroup", "checker", "child", "log", "pid", "started")
+
+    def __init__(self, cdir: ContainerDir, log: LogWriter, pid: int, child: bool):
+        self.cdir, self.cgroup, self.log, self.pid, self.child = cdir, Cgroup(cdir.id), log, pid, child
+        self.started = time.monotonic()
+        self.checker: Checker | None = None
+
+
+STREAMS = ("stdout", "stderr")
+
+
 class Monitor:
     def __init__(self, root: str, init_binary: str | None):
         self.root = root
-        self.registry = Registry(Root(root))
+        self.layout = Root(root)
+        self.registry = Registry(self.layout)
         self.init_binary = init_binary
         self.sel = selectors.DefaultSelector()
-        self.watched: dict[int, tuple[ContainerDir, Cgroup, LogWriter, int]] = {}  # pidfd -> container
+        self.watched: dict[int, _Watched] = {}  # pidfd -> container
         self._owner: dict[int, int] = {}  # output fd -> pidfd of the container writing it
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (when, sequence, what)
+        self._sequence = 0
+        self.delays: dict[str, float] = {}  # container id -> its last back-off
         self.last_activity = time.monotonic()
         self.net = Controller(root, self.sel)
         self.clients: set[_Client] = set()
@@ -183,25 +225,71 @@ class Monitor:
         self.accepting = False
         self.accept_after = 0.0  # accept() ran out of resources: wait until then
 
-    def start(self, cid: str) -> dict:
+    # -- timers -----------------------------------------------------------------
+
+    def schedule(self, seconds: float, what: Callable[[], None]) -> None:
+        self._sequence += 1
+        heapq.heappush(self.timers, (time.monotonic() + seconds, self._sequence, what))
+
+    def run_timers(self) -> None:
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, _, what = heapq.heappop(self.timers)
+            try:
+                what()
+            except Exception as exc:  # noqa: BLE001 - one container's trouble must not stop the others'
+                print(f"monitor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    def _timeout(self) -> float:
+        if not self.timers:
+            return _TICK
+        return max(0.0, min(_TICK, self.timers[0][0] - time.monotonic()))
+
+    # -- supervision marks ------------------------------------------------------
+
+    def _mark(self, cid: str) -> None:
+        os.makedirs(self.layout.supervised, exist_ok=True)
+        with open(os.path.join(self.layout.supervised, cid), "w"):
+            pass
+
+    def _unmark(self, cid: str) -> None:
+        fifos = [self.layout.output_fifo(cid, s) for s in STREAMS]
+        for path in [os.path.join(self.layout.supervised, cid)] + fifos:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        self.delays.pop(cid, None)
+
+    # -- starting ---------------------------------------------------------------
+
+    def start(self, cid: str, restarts: int | None = None) -> dict:
+        """Start a container: for the user (``restarts`` None: a fresh count, the user's
+        stop forgotten) or as its policy's ``restarts``-th restart (only while it is still
+        waiting to be restarted: an lg stop or rm meanwhile wins)."""
         cdir = self.registry.container(cid)
         record = cdir.record()
         spec = record.spec
         with cdir.lock():
-            if cdir.state().running:
+            st = cdir.state()
+            if st.running:
                 return refusal(Conflict(f"container {record.name} is already running"))
+            if restarts is not None and (st.status != "restarting" or st.stopped_by_user):
+                return {"ok": False, "error": "no longer to be restarted", "code": 0}
+            if restarts is None:
+                self.delays.pop(cid, None)
+            self._mark(cid)
             cgroup = Cgroup(cid)
             cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             pty = None
+            reads: dict[int, str] = {}
             if spec.process.tty:
                 pty, stdio = pty_pair()
-                reads, closes = {}, [stdio.pty_socket]
+                closes = [stdio.pty_socket]
             else:
-                out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                stdio, reads = Stdio(devnull, out_w, err_w), {out_r: "stdout", err_r: "stderr"}
-                closes = [out_w, err_w]
+                reads, ends = self._fifos(cid)
+                stdio, closes = Stdio(devnull, *ends), list(ends)
             try:
                 connect = (lambda child: self.net.attach(cdir, spec, child)) if spec.network.bridged else None
                 pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.root, spec))
@@ -214,55 +302,187 @@ class Monitor:
                 code = exc.exit_code if isinstance(exc, SpawnError) else ExitCode.RUN_FAILED
                 st = cdir.raw_state()
                 st.status, st.exit_code, st.error, st.finished_at = "exited", code, str(exc), now_iso()
+                st.restart_count = restarts or st.restart_count  # a failed restart counts: no endless loop
                 cdir.save_state(st)
+                if restarts is None:
+                    self._unmark(cid)
+                else:  # a restart that failed is a failure like any: the policy decides again
+                    self.schedule(0, lambda: self._ended(cdir, record, code, 0.0))
                 return refusal(exc, code)
             for fd in closes + [devnull]:
                 os.close(fd)
             if pty is not None:
                 reads[receive_master(pty)] = "stdout"
-            cdir.save_state(State.started(pid))
-        log = LogWriter(cdir.file(LOG_NAME))
+            cdir.save_state(State.started(pid, restarts or 0))
+        self._watch(cdir, spec, pid, reads, child=True)
+        return {"ok": True, "pid": pid}
+
+    def _fifos(self, cid: str) -> tuple[dict[int, str], tuple[int, int]]:
+        """New FIFOs for a container's stdout and stderr: (our read ends, the container's ends).
+
+        The container's ends are opened for reading and writing (module docstring)."""
+        reads, ends = {}, []
+        for stream in STREAMS:
+            path = self.layout.output_fifo(cid, stream)
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.mkfifo(path, 0o600)
+            ends.append(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+            reads[os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)] = stream
+        return reads, (ends[0], ends[1])
+
+    def _watch(self, cdir: ContainerDir, spec: Spec, pid: int, reads: dict[int, str], child: bool,
+               fresh_health: bool = True) -> None:
+        log = LogWriter(cdir.file(LOG_NAME), *limits(spec.log_opts))
         pidfd = os.pidfd_open(pid)
-        self.watched[pidfd] = (cdir, cgroup, log, pid)
+        watched = self.watched[pidfd] = _Watched(cdir, log, pid, child)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
         for fd, stream in reads.items():
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, stream)
             self._owner[fd] = pidfd
-        return {"ok": True, "pid": pid}
+        if spec.healthcheck is not None:
+            watched.checker = Checker(self.sel, self.schedule, cdir, spec, spec.healthcheck, pid,
+                                      watched.started, lambda: self._unhealthy(watched, spec), fresh_health)
+
+    def _unhealthy(self, watched: _Watched, spec: Spec) -> None:
+        """Restart an unhealthy container when its policy restarts anything (Docker leaves
+        it running; lg's users asked for the restart): killed, it ends as a failure."""
+        if spec.restart.name != "no":
+            print(f"monitor: {watched.cdir.id[:12]} is unhealthy: restarting it", file=sys.stderr, flush=True)
+            watched.cgroup.kill()
+
+    # -- taking over after a monitor died ---------------------------------------
+
+    def adopt_all(self) -> None:
+        """Supervise again every container a previous monitor marked (module docstring)."""
+        try:
+            marked = os.listdir(self.layout.supervised)
+        except FileNotFoundError:
+            return
+        for cid in marked:
+            if not _CONTAINER_ID.fullmatch(cid):
+                continue
+            try:
+                self.adopt(cid)
+            except Exception as exc:  # noqa: BLE001 - the others still need a parent
+                print(f"monitor: adopting {cid[:12]}: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+
+    def adopt(self, cid: str) -> None:
+        cdir = self.registry.container(cid)
+        try:
+            record = cdir.record()
+        except NotFound:
+            self._unmark(cid)
+            return
+        with cdir.lock():
+            st = cdir.state()
+            if st.running and not _exists(st.pid):
+                st = cdir.state()  # it ended this instant: read as exited now
+            if st.running:
+                raw = cdir.raw_state()
+                raw.monitor_pid = os.getpid()
+                cdir.save_state(raw)
+            elif st.status == "exited" and cdir.raw_state().status != "exited":
+                cdir.save_state(st)  # ended while nobody watched: its status unknown (state.py)
+        # Outside the lock: watching starts health checks, which take it to write.
+        if st.running:
+            reads = {}
+            for stream in STREAMS:
+                path = self.layout.output_fifo(cid, stream)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # a tty container: its output went with the old monitor
+                reads[fd] = stream
+            self._watch(cdir, record.spec, st.pid, reads, child=False, fresh_health=False)
+            try:
+                self.net.adopt(cdir)
+            except LgError as exc:
+                print(f"monitor: {cid[:12]}: {exc}", file=sys.stderr, flush=True)
+        elif st.status == "restarting":
+            self.schedule(restart.FIRST_DELAY, lambda: self._restart(cid))
+        else:
+            self.net.detach(cid)
+            self._ended(cdir, record, st.exit_code, 0.0)
+
+    # -- ending -----------------------------------------------------------------
 
     def reap(self, pidfd: int) -> None:
-        cdir, cgroup, log, pid = self.watched.pop(pidfd)
+        watched = self.watched.pop(pidfd)
+        cdir, cgroup, log = watched.cdir, watched.cgroup, watched.log
         self.sel.unregister(pidfd)
         os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
+        if watched.checker is not None:
+            watched.checker.stop()
+        status = None
+        if watched.child:
+            _, status = os.waitpid(watched.pid, 0)
         # Drain what the container wrote before it died.
         for fd, owner in list(self._owner.items()):
             if owner == pidfd:
                 key = self.sel.get_key(fd)
                 while pump(self.sel, key, log, {}):
                     pass
-                del self._owner[fd]
+                self._owner.pop(fd, None)
         log.close()
-        record_exit(cdir, cgroup, status)
+        st = record_exit(cdir, cgroup, status)
         self.net.detach(cdir.id)
         try:
             record = cdir.record()
         except LgError:
+            self._unmark(cdir.id)
             return
+        self._ended(cdir, record, st.exit_code, time.monotonic() - watched.started)
+
+    def _ended(self, cdir: ContainerDir, record: Record, code: int, uptime: float) -> None:
+        """A container's process has ended: remove it (``--rm``), restart it (its policy), or
+        let it rest."""
         if record.auto_remove:
+            self._unmark(cdir.id)
             with cdir.lock():
                 if cdir.exists():
                     remove_tree(cdir.path)
             cdir.forget_lock()
             self.registry.release_name(record.name, cdir.id)
             self.registry.disown(cdir.id)  # last: an owner marker is what finishes a removal cut short
+            return
+        with cdir.lock():
+            st = cdir.raw_state()
+            again = cdir.exists() and restart.decide(record.spec.restart, code, st.restart_count,
+                                                     st.stopped_by_user)
+            if again:
+                st.status = "restarting"
+                cdir.save_state(st)
+        if not again:
+            self._unmark(cdir.id)
+            return
+        delay = self.delays[cdir.id] = restart.next_delay(self.delays.get(cdir.id, 0.0), uptime)
+        self.schedule(delay, lambda: self._restart(cdir.id))
+
+    def _restart(self, cid: str) -> None:
+        cdir = self.registry.container(cid)
+        if not cdir.exists():
+            self._unmark(cid)
+            return
+        reply = self.start(cid, cdir.raw_state().restart_count + 1)
+        if not reply["ok"] and reply.get("code") == 0:  # stopped or removed by the user meanwhile
+            self._unmark(cid)
 
     def dispatch(self, request: dict) -> dict:
         """Carry out a request that parse_request accepted (so its op and fields are known good)."""
         op = request["op"]
         if op == "start":
             return self.start(request["id"])
+        if op == "adopt":
+            self.registry.container(request["id"]).record()  # NotFound for no such container
+            self._mark(request["id"])
+            self.adopt(request["id"])
+            return {"ok": True}
         if op == "net-attach":
             cdir = self.registry.container(request["id"])
             spec = cdir.record().spec
@@ -328,9 +548,10 @@ class Monitor:
         self.listener = listener
         self.update_accepting()
         next_sweep = time.monotonic() + _TICK
-        while (self.watched or self.net.publishing
+        while (self.watched or self.net.publishing or self.timers
                or time.monotonic() - self.last_activity < IDLE_EXIT_SECONDS):
-            for key, mask in self.sel.select(timeout=_TICK):
+            self.run_timers()
+            for key, mask in self.sel.select(timeout=self._timeout()):
                 if key.data == "accept":
                     self.accept()
                 elif key.data == "exit":
@@ -347,11 +568,19 @@ class Monitor:
                         print(f"monitor: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 else:
                     owner = self._owner.get(key.fd)
-                    if owner is not None and not pump(self.sel, key, self.watched[owner][2], {}):
+                    if owner is not None and not pump(self.sel, key, self.watched[owner].log, {}):
                         del self._owner[key.fd]
             if time.monotonic() >= next_sweep:
                 self.sweep()
                 next_sweep = time.monotonic() + _TICK
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.close(os.pidfd_open(pid))
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def raise_fd_limit() -> None:
@@ -383,7 +612,9 @@ def main(root: str) -> None:
     listener.listen(socket.SOMAXCONN)  # the kernel caps it at net.core.somaxconn
     init_binary = shutil.which("tini-static") or shutil.which("tini")
     try:
-        Monitor(root, init_binary).serve(listener)
+        monitor = Monitor(root, init_binary)
+        monitor.adopt_all()
+        monitor.serve(listener)
     finally:
         listener.close()
         try:

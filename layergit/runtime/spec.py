@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .health import HealthConfig
 from .net import NONE, NetworkMode, PublishedPort
+from .restart import RestartPolicy
 
 
 @dataclass
@@ -68,13 +70,19 @@ class Spec:
     shm_size: int | None = None  # --shm-size in bytes (default 64 MiB, as Docker)
     sysctls: dict[str, str] = field(default_factory=dict)  # --sysctl, namespaced keys only (runopts checks)
     mac_address: str = ""  # --mac-address of eth0 on a bridge network; "" for the kernel's random one
+    restart: RestartPolicy = field(default_factory=RestartPolicy)  # --restart; lg update changes it
+    healthcheck: HealthConfig | None = None  # the image's HEALTHCHECK under the --health-* flags
+    log_opts: dict[str, int] = field(default_factory=dict)  # --log-opt max-size/max-file (runtime.logfile)
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
         raw = dataclasses.asdict(self)
         raw["network"] = self.network.to_json()
         raw["ports"] = [p.to_json() for p in self.ports]
-        names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address")
+        raw["restart"] = self.restart.to_json() if self.restart != RestartPolicy() else None
+        raw["healthcheck"] = self.healthcheck.to_json() if self.healthcheck else None
+        names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address", "restart",
+                 "healthcheck", "log_opts")
         optional = [(raw, name) for name in names] + [(m, "name") for m in raw["mounts"]]
         for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
@@ -90,4 +98,6 @@ class Spec:
         raw["mounts"] = [Mount(**m) for m in raw.get("mounts", [])]
         raw["network"] = NetworkMode.from_json(raw["network"]) if "network" in raw else NONE
         raw["ports"] = [PublishedPort.from_json(p) for p in raw.get("ports", [])]
+        raw["restart"] = RestartPolicy.from_json(raw.get("restart"))
+        raw["healthcheck"] = HealthConfig.from_json(raw.get("healthcheck"))
         return cls(**raw)

@@ -38,7 +38,7 @@ def now_iso() -> str:
 
 @dataclass
 class State:
-    status: str = "created"  # created, running, paused, exited
+    status: str = "created"  # created, running, paused, restarting (waiting to), exited
     pid: int = 0
     pid_start: int = 0
     exit_code: int = 0
@@ -47,14 +47,17 @@ class State:
     finished_at: str = ""
     error: str = ""
     monitor_pid: int = 0
+    restart_count: int = 0  # restarts by its policy since the user last started it
+    stopped_by_user: bool = False  # lg stop or kill: no policy restarts it (Docker's HasBeenManuallyStopped)
 
     @classmethod
-    def started(cls, pid: int) -> State:
+    def started(cls, pid: int, restart_count: int = 0) -> State:
         """A container whose first process ``pid`` we just started, and parent: the
         monitor, or lg itself in the foreground. The start time tells its pid from a
         later process's that got the same number."""
         start = procstat.start_time(pid) or 0
-        return cls("running", pid, start, started_at=now_iso(), monitor_pid=os.getpid())
+        return cls("running", pid, start, started_at=now_iso(), monitor_pid=os.getpid(),
+                   restart_count=restart_count)
 
     @property
     def running(self) -> bool:
@@ -138,10 +141,10 @@ class ContainerDir:
         st = self.raw_state()
         if st.running and procstat.start_time(st.pid) != st.pid_start:
             st.status = "exited"
-            if not st.finished_at:
+            if not st.finished_at or st.finished_at < st.started_at:
                 st.exit_code = -1
                 st.error = "the container's process ended with nobody watching; exit code unknown"
-                st.finished_at = st.finished_at or now_iso()
+                st.finished_at = now_iso()
         return st
 
     def save_state(self, st: State) -> None:
@@ -264,12 +267,16 @@ class Registry:
                       if len(n) == 64 and os.path.isfile(os.path.join(self.dir, n, "container.json")))
 
     def leftovers(self) -> list[str]:
-        """Lock files and name links of no container and of no creation in flight.
+        """Lock files, name links and supervision files of no container and of no creation
+        in flight.
 
         A lock outlives the removal it guards (ContainerDir.lock), so a killed
         ``lg rm`` leaves one; a name link stays when the monitor removes a ``--rm``
-        container. Neither harms (a name is retaken, a lock reused), but they pile up:
-        ``lg fsck`` counts them and ``lg gc`` removes them (:meth:`drop_leftovers`).
+        container; a supervision mark or output FIFO (run/supervised, run/fifo) stays
+        when a container is removed while no monitor runs. None harms (a name is
+        retaken, a lock reused, a mark of no container dropped by the next monitor),
+        but they pile up: ``lg fsck`` counts them and ``lg gc`` removes them
+        (:meth:`drop_leftovers`).
         """
         locks, names = self._leftovers()
         return locks + [os.path.join(self.names, name) for name in names]
@@ -296,7 +303,9 @@ class Registry:
         read first, the markers next (one a name seen here had is listed), the
         containers last (one whose marker went is complete by then).
         """
-        locks = _entries(self.root.container_locks)
+        locks = [os.path.join(self.root.container_locks, n) for n in _entries(self.root.container_locks)]
+        locks += [os.path.join(self.root.supervised, n) for n in _entries(self.root.supervised)]
+        locks += [os.path.join(self.root.output_fifos, n) for n in _entries(self.root.output_fifos)]
         names: dict[str, str] = {}
         for name in _entries(self.names):
             try:
@@ -305,7 +314,7 @@ class Registry:
                 pass
         busy = set(self.owned())
         busy |= set(self.ids())
-        stale_locks = [os.path.join(self.root.container_locks, lock) for lock in locks if lock not in busy]
+        stale_locks = [path for path in locks if os.path.basename(path).partition(".")[0] not in busy]
         return stale_locks, {name: cid for name, cid in names.items() if cid not in busy}
 
     def reserve_name(self, name: str, container_id: str) -> None:

@@ -2,62 +2,21 @@
 
 The same code serves a foreground ``lg run`` (lg itself is the container's parent:
 output also goes to the terminal, signals are forwarded) and the monitor that
-parents detached containers. The log is Docker's json-file format, one JSON object
-per line: ``{"log": ..., "stream": "stdout"|"stderr", "time": RFC 3339}``.
+parents detached containers. The log itself is runtime/logfile.py's.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import signal
 
 from .cgroups import Cgroup
+from .logfile import CHUNK, LogWriter
 from .state import ContainerDir, State, now_iso
 
-LOG_NAME = "container.log"
-_CHUNK = 16384
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
-
-
-class LogWriter:
-    """Line-buffered json-file log for one container."""
-
-    def __init__(self, path: str):
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._partial: dict[str, bytes] = {}
-
-    def write(self, stream: str, data: bytes) -> None:
-        buf = self._partial.get(stream, b"") + data
-        lines = buf.split(b"\n")
-        self._partial[stream] = lines.pop()
-        if len(self._partial[stream]) >= _CHUNK:
-            lines.append(self._partial[stream])
-            self._partial[stream] = b""
-            self._emit(stream, lines[:-1], newline=True)
-            self._emit(stream, lines[-1:], newline=False)
-            return
-        self._emit(stream, lines, newline=True)
-
-    def _emit(self, stream: str, lines: list[bytes], newline: bool) -> None:
-        if not lines:
-            return
-        stamp = now_iso()
-        out = b"".join(
-            json.dumps({"log": line.decode("utf-8", "replace") + ("\n" if newline else ""),
-                        "stream": stream, "time": stamp}).encode() + b"\n"
-            for line in lines
-        )
-        os.write(self._fd, out)
-
-    def close(self) -> None:
-        for stream, rest in self._partial.items():
-            if rest:
-                self._emit(stream, [rest], newline=False)
-        self._partial.clear()
-        os.close(self._fd)
 
 
 def exit_code(status: int) -> int:
@@ -67,12 +26,17 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int) -> State:
-    """Write the final state of a container whose PID 1 we just reaped; free its cgroup."""
+UNKNOWN_EXIT = "the container was adopted by a new monitor after its own died: exit status unknown"
+
+
+def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int | None) -> State:
+    """Write the final state of a container whose PID 1 ended (``status``: its wait status,
+    None when it was not our child to reap); free its cgroup."""
     with cdir.lock():
         st = cdir.raw_state()
         st.status = "exited"
-        st.exit_code = exit_code(status)
+        st.exit_code = -1 if status is None else exit_code(status)
+        st.error = UNKNOWN_EXIT if status is None else ""
         st.oom_killed = cgroup.oom_killed()
         st.finished_at = now_iso()
         if cdir.exists():  # lg rm -f may have removed it already
@@ -85,7 +49,7 @@ def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int) -> State:
 def pump(sel: selectors.BaseSelector, key, log: LogWriter | None, echo: dict[int, int]) -> bool:
     """Move one chunk from a container stream to the log and/or the terminal; False at EOF."""
     try:
-        data = os.read(key.fd, _CHUNK)
+        data = os.read(key.fd, CHUNK)
     except OSError:
         data = b""  # EIO from a pty master once the container side is gone
     if not data:

@@ -30,7 +30,7 @@ from ...errors import Conflict, LgError, NotFound
 from ...root import Root
 from ..spec import Spec
 from ..state import ContainerDir
-from . import hostsfile
+from . import PublishedPort, hostsfile
 from .ipam import DEFAULT, Network, Networks, check_name
 
 SETTINGS = "network.json"
@@ -123,6 +123,20 @@ class Controller:
         cdir.write_json(SETTINGS, settings)
         refresh_hosts(self.root, net.name)
         return settings
+
+    def adopt(self, cdir: ContainerDir) -> None:
+        """Serve again the published ports of a running container attached by a monitor
+        that died: the same host ports it got (network.json), the kernel's share of them
+        resynchronised. A port taken meanwhile by someone else is lost (one line in the
+        monitor's log), the rest are served."""
+        from . import firewall
+
+        net = settings(cdir)
+        ports = [PublishedPort.from_docker(p) for p in net.get("Ports", [])]
+        if not ports or cdir.id in self.proxy.listeners:
+            return
+        self.proxy.publish(cdir.id, ports, net["IPAddress"])
+        firewall.sync(self.root)
 
     def _network(self, name: str) -> Network:
         """The network a container joins; the default one is made on first use."""
