@@ -77,7 +77,7 @@ COMMANDS = {
     "info": ("system", "info_cmd", "Show the root, what it holds and what the host offers."),
     "image": ("groups", "image_cmd", "Docker's image commands: ls, rm, inspect, tag, history, save, load."),
     "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
-    "system": ("groups", "system_cmd", "Docker's system commands: info, version, df, prune; boot, install-service."),
+    "system": ("groups", "system_cmd", "Docker's system commands: info, version, df, prune, boot, ..."),
     "completion": ("completion", "completion_cmd", "Print a shell completion script (bash, zsh, fish)."),
 }
 
