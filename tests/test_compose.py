@@ -203,3 +203,46 @@ def test_podman_compose_reads_the_file_the_same_way(rt, tmp_path, busybox_rootfs
     expected = _facts(podman_view, project)
     assert expected["env"] == {"A": "1", "B": "two words"} and expected["alias"], expected
     assert _facts(lg_view, project) == expected
+
+
+HEALTHY = f"""\
+services:
+  db:
+    image: {IMAGE}
+    command: ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 300"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 200ms
+      retries: 50
+    restart: always
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "date +%s%N > /tmp/started; exec sleep 300"]
+    depends_on:
+      db: {{condition: service_healthy}}
+"""
+
+
+@pytest.mark.root
+def test_depends_on_waits_for_healthy_and_policies_apply(rt, tmp_path):  # noqa: F811
+    """web starts only once db's check (exec form) passed; db's restart policy brings it
+    back after its process is killed; the containers carry compose's depends_on label,
+    which lg system boot orders by."""
+    (tmp_path / "compose.yaml").write_text(HEALTHY)
+    compose = ("compose", "-p", "hc", "-f", tmp_path / "compose.yaml")
+    said = rt(*compose, "up", "-d", timeout=120).stderr.decode()
+    assert said.index("hc-db-1  Healthy") < said.index("hc-web-1  Started"), said
+    db = json.loads(rt.out("inspect", "hc-db-1"))[0]
+    assert db["State"]["Health"]["Status"] == "healthy"
+    assert db["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    web = json.loads(rt.out("inspect", "hc-web-1"))[0]
+    assert web["Config"]["Labels"]["com.docker.compose.depends_on"] == "db:service_healthy:false"
+    import os
+    import signal
+
+    os.kill(db["State"]["Pid"], signal.SIGKILL)
+    _wait_for(rt, "db to be restarted by its policy",
+              lambda: json.loads(rt.out("inspect", "hc-db-1"))[0]["RestartCount"] >= 1
+              and json.loads(rt.out("inspect", "hc-db-1"))[0]["State"]["Running"])
+    rt(*compose, "down", timeout=120)
+    assert rt.out("ps", "-a", "-q") == ""

@@ -17,3 +17,15 @@ from ..errors import LgError
 class ComposeError(LgError):
     """A compose file lg cannot use: malformed, a key it does not support, an unset
     required variable, a cycle in depends_on. Raised before anything is started."""
+
+
+# The labels docker compose puts on what it makes, which lg compose puts on its own
+# containers, networks and volumes: how a project's things are found again (``ps``,
+# ``down``) and how ``lg system boot`` orders a project's services.
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+NUMBER = "com.docker.compose.container-number"
+CONFIG_HASH = "com.docker.compose.config-hash"
+DEPENDS_ON = "com.docker.compose.depends_on"  # "db:service_healthy:false,..." (SERVICE:CONDITION:RESTART)
+NETWORK = "com.docker.compose.network"
+VOLUME = "com.docker.compose.volume"

@@ -18,20 +18,14 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from ..compose import ComposeError
+from ..compose import CONFIG_HASH, DEPENDS_ON, NETWORK, NUMBER, PROJECT, SERVICE, VOLUME, ComposeError
 from ..compose.model import Project, Service
 from ..errors import NotFound
+from ..runtime.health import HealthFlags
 from . import containers, networks, volumes
 from .container_views import ContainerRow, ps
 from .repo import Repo
 from .runopts import RunOptions
-
-PROJECT = "com.docker.compose.project"
-SERVICE = "com.docker.compose.service"
-NUMBER = "com.docker.compose.container-number"
-CONFIG_HASH = "com.docker.compose.config-hash"
-NETWORK = "com.docker.compose.network"
-VOLUME = "com.docker.compose.volume"
 
 Report = Callable[[str, str], None]  # (what, e.g. "Container shop-web-1", how, e.g. "Started")
 
@@ -68,8 +62,10 @@ def run_options(project: Project, service: Service) -> RunOptions:
         stop_timeout=None if service.stop_grace_period is None else round(service.stop_grace_period),
         shm_size=service.shm_size, platform=service.platform, tmpfs=list(service.tmpfs),
         labels=[f"{k}={v}" for k, v in {**service.labels, PROJECT: project.name, SERVICE: service.name,
-                                         NUMBER: "1"}.items()],
+                                         NUMBER: "1", **_depends_on(service)}.items()],
     )
+    options.restart = service.restart
+    options.health = _health(service)
     if service.entrypoint is not None:  # Docker's --entrypoint is one word; the rest leads the command
         options.entrypoint = service.entrypoint[0] if service.entrypoint else ""
         options.command = service.entrypoint[1:] + (service.command or [])
@@ -86,6 +82,28 @@ def run_options(project: Project, service: Service) -> RunOptions:
         text = f"{source}:{mount.target}" if source else mount.target
         options.volumes.append(text + (":ro" if mount.read_only else ""))
     return options
+
+
+def _depends_on(service: Service) -> dict[str, str]:
+    """The depends_on label, as compose writes it: what ``lg system boot`` starts first."""
+    if not service.depends_on:
+        return {}
+    return {DEPENDS_ON: ",".join(f"{d.service}:{d.condition}:false" for d in service.depends_on)}
+
+
+def _health(service: Service) -> HealthFlags:
+    """healthcheck: as --health-* flags, the test whole (CMD or CMD-SHELL, as the file says)."""
+    check = service.healthcheck
+    if check is None:
+        return HealthFlags()
+    if check.disable or (check.test or [""])[0] == "NONE":
+        return HealthFlags(disabled=True)
+
+    def duration(seconds: float | None) -> str | None:
+        return None if seconds is None else f"{seconds:g}s"
+
+    return HealthFlags(interval=duration(check.interval), timeout=duration(check.timeout),
+                       retries=check.retries, start_period=duration(check.start_period), test=check.test)
 
 
 def _network(project: Project, service: Service, options: RunOptions) -> None:
@@ -259,7 +277,10 @@ def _with_dependencies(project: Project, services: list[str] | None) -> set[str]
 def _wait_for_dependencies(repo: Repo, project: Project, service: Service, say: Report) -> None:
     for dep in service.depends_on:
         name = project.container_name(dep.service)
-        if dep.condition == "service_completed_successfully":
+        if dep.condition == "service_healthy":
+            containers.wait(repo, [name], condition="healthy")
+            say(f"Container {name}", "Healthy")
+        elif dep.condition == "service_completed_successfully":
             code = containers.wait(repo, [name])[0]
             if code != 0:
                 raise ComposeError(f"service {dep.service} (a dependency of {service.name}) exited {code}")

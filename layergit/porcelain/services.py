@@ -19,15 +19,12 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from ..compose import DEPENDS_ON, PROJECT, SERVICE
 from ..errors import LgError, NotFound, UsageError
 from ..runtime.restart import wanted_at_boot
 from ..runtime.state import Record
 from .containers import registry, release_network, start
 from .repo import Repo
-
-SERVICE = "com.docker.compose.service"
-PROJECT = "com.docker.compose.project"
-DEPENDS_ON = "com.docker.compose.depends_on"  # "db:service_started:false,cache:..." as compose labels it
 
 
 @dataclass(frozen=True)

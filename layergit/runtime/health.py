@@ -84,6 +84,7 @@ class HealthFlags:
     start_period: str | None = None
     disabled: bool = False
     start_interval: str | None = None
+    test: list[str] | None = None  # a whole test, CMD or CMD-SHELL form (compose's healthcheck.test)
 
 
 def _positive(value: float, flag: str, allow_zero: bool = False) -> float:
@@ -105,6 +106,8 @@ def configure(image: dict | None, flags: HealthFlags) -> HealthConfig | None:
         if not flags.cmd.strip():
             raise UsageError("--health-cmd needs a command")
         test = ["CMD-SHELL", flags.cmd]
+    elif flags.test is not None:
+        test = list(flags.test)
     if not test or test[0] == "NONE":
         return None
     if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2 or not all(isinstance(t, str) for t in test):
