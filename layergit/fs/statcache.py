@@ -6,7 +6,10 @@ any write, chmod, chown, xattr change, link or rename, so an identical stat tupl
 means identical content and metadata. Files whose ctime is within a second of the
 capture are not remembered (the kernel's coarse timestamps could hide a write in
 the same tick). The cache is an optimisation only: a missing or unreadable file
-means a full read.
+means a full read, and so does one of any other shape (written by another version,
+truncated, or tampered with: every record is checked before one is believed, and a
+name in a remembered listing is one path component, never a way out of the
+directory).
 
 Like git's untracked cache, each directory is remembered too: its own stat tuple
 (its mtime moves when an entry is added, removed or renamed), its entries' names
@@ -41,7 +44,7 @@ class StatCache:
                     saved = marshal.loads(f.read())
             except (OSError, EOFError, ValueError, TypeError):
                 saved = None
-            if isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _FORMAT:
+            if _well_formed(saved):
                 self._old, self._old_dirs = saved[1], saved[2]
 
     @classmethod
@@ -97,3 +100,51 @@ class StatCache:
         with open(tmp, "wb") as f:
             f.write(marshal.dumps((_FORMAT, self._new, self._new_dirs)))
         os.replace(tmp, self._path)
+
+
+def _is_key(value: object) -> bool:
+    return isinstance(value, tuple) and len(value) == 5 and all(type(v) is int for v in value)
+
+
+def _is_oid(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) in (20, 32)
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, bytes) and value not in (b"", b".", b"..") and b"/" not in value \
+        and b"\0" not in value
+
+
+def _is_xattrs(value: object) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], bytes)
+        for x in value)
+
+
+def _is_found(value: object) -> bool:
+    """One entry of a remembered directory: (name, stored, stat key, link, subtree)."""
+    return (isinstance(value, tuple) and len(value) == 5 and _is_name(value[0]) and _is_name(value[1])
+            and _is_key(value[2]) and (value[3] is None or isinstance(value[3], bytes))
+            and (value[4] is None or _is_oid(value[4])))
+
+
+def _well_formed(saved: object) -> bool:
+    """Whether a loaded cache has exactly the shape :meth:`StatCache.save` writes."""
+    if not (isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _FORMAT):
+        return False
+    files, dirs = saved[1], saved[2]
+    if not (isinstance(files, dict) and isinstance(dirs, dict)):
+        return False
+    for path, hit in files.items():
+        if not (isinstance(path, bytes) and isinstance(hit, tuple) and len(hit) == 3 and _is_key(hit[0])
+                and _is_oid(hit[1]) and _is_xattrs(hit[2])):
+            return False
+    for path, hit in dirs.items():
+        if not (isinstance(path, bytes) and isinstance(hit, tuple) and len(hit) == 4 and _is_key(hit[0])
+                and isinstance(hit[1], list) and isinstance(hit[2], tuple) and _is_oid(hit[3])):
+            return False
+        names, found = hit[1], hit[2]
+        if not (all(_is_name(n) for n in names) and names == sorted(set(names))
+                and len(found) <= len(names) and all(_is_found(f) for f in found)):
+            return False
+    return True
