@@ -382,8 +382,11 @@ def _port(item: object, where: str) -> Port:
             raise ComposeError(f"{where}.{k}: not supported by lg")
     if spec.get("mode", "ingress") not in ("ingress", "host"):
         raise ComposeError(f"{where}.mode: must be ingress or host")
-    target = spec.get("target")
-    if not isinstance(target, int) or isinstance(target, bool):
+    try:
+        target = _int(spec.get("target"), f"{where}.target")
+    except ComposeError:
+        target = None
+    if target is None:
         raise ComposeError(f"{where}.target: must be a port number")
     published = spec.get("published")
     protocol = _str(spec.get("protocol", "tcp"), f"{where}.protocol")
@@ -490,8 +493,8 @@ def _healthcheck(s: Service, v: object, where: str, _d: str, _e: Mapping[str, st
         test = [_str(t, f"{where}.test") for t in _list(test, f"{where}.test")]
         if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
             raise ComposeError(f"{where}.test: a list starts with CMD, CMD-SHELL or NONE")
-    retries = spec.get("retries")
-    if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+    retries = _int(spec.get("retries"), f"{where}.retries")
+    if retries is not None and retries < 0:
         raise ComposeError(f"{where}.retries: must be a whole number")
     interval, timeout, start_period = (_duration(spec.get(k), f"{where}.{k}") for k in _DURATIONS)
     s.healthcheck = Healthcheck(test, interval, timeout, retries, start_period,
@@ -652,7 +655,14 @@ def _scalar(v: object, where: str) -> str:
     return _str(v, where)
 
 
+# Interpolation makes strings, so compose casts them back where a key wants a boolean or a
+# number (compose-go's type-cast paths): ``read_only: ${RO:-false}`` and ``target: ${PORT}``.
+_TRUE, _FALSE = ("y", "yes", "true", "on"), ("n", "no", "false", "off")
+
+
 def _bool(v: object, where: str) -> bool:
+    if isinstance(v, str) and v.lower() in _TRUE + _FALSE:
+        return v.lower() in _TRUE
     if not isinstance(v, bool):
         raise ComposeError(f"{where}: must be true or false, not {kind_of(v)}")
     return v
@@ -661,6 +671,8 @@ def _bool(v: object, where: str) -> bool:
 def _int(v: object, where: str) -> int | None:
     if v is None:
         return None
+    if isinstance(v, str) and re.fullmatch(r"-?[0-9]{1,18}", v):
+        return int(v)
     if not isinstance(v, int) or isinstance(v, bool):
         raise ComposeError(f"{where}: must be a whole number, not {kind_of(v)}")
     return v

@@ -175,6 +175,34 @@ def test_what_lg_reads_but_does_not_do_is_said(tmp_path):
     assert quiet.warnings == []
 
 
+def test_interpolated_booleans_and_numbers_are_cast_as_compose_casts_them(tmp_path):
+    """Interpolation gives strings; where a key wants a boolean or a number, compose reads
+    the string as one (``read_only: ${RO:-false}``, ``target: ${PORT}``), and so does lg."""
+    p = project("""\
+services:
+  db: {image: x, healthcheck: {test: "true", retries: "${RETRIES}"}}
+  web:
+    image: x
+    read_only: ${RO:-false}
+    tty: "${TTY}"
+    init: "yes"
+    pids_limit: ${PIDS}
+    ports: [{target: "${PORT}", published: "${PORT}"}]
+    volumes: [{type: bind, source: ., target: /src, read_only: "${RO:-off}"}]
+    depends_on: {db: {condition: service_started, required: "${REQ}"}}
+volumes:
+  data: {external: "${EXT}", name: shared}
+""", tmp_path, {"RETRIES": "3", "TTY": "True", "PIDS": "100", "PORT": "8080", "REQ": "false", "EXT": "true"})
+    db, web = p.services["db"], p.services["web"]
+    assert db.healthcheck is not None and db.healthcheck.retries == 3
+    assert (web.read_only, web.tty, web.init, web.limits.pids) == (False, True, True, 100)
+    assert web.ports == [Port("8080", "8080")] and web.volumes[0].read_only is False
+    assert web.depends_on == [Dependency("db", "service_started", False)] and p.volumes["data"].external
+    assert "must be a port number" in refused("services:\n  web: {image: x, ports: [{target: 'http'}]}\n", tmp_path)
+    assert "must be true or false" in refused("services:\n  web: {image: x, tty: 'maybe'}\n", tmp_path)
+    assert "must be a whole number" in refused("services:\n  web: {image: x, pids_limit: '1e3'}\n", tmp_path)
+
+
 def test_env_file_values_yield_to_environment(tmp_path):
     (tmp_path / "web.env").write_text("A=file\nB=file\n")
     p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
