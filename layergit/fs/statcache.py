@@ -23,6 +23,7 @@ import hashlib
 import marshal
 import os
 import time
+from operator import itemgetter
 
 _RACY_NS = 1_000_000_000
 _FORMAT = 2  # (format, files, directories); anything else read is an empty cache
@@ -44,8 +45,9 @@ class StatCache:
                     saved = marshal.loads(f.read())
             except (OSError, EOFError, ValueError, TypeError):
                 saved = None
-            if _well_formed(saved):
-                self._old, self._old_dirs = saved[1], saved[2]
+            if (type(saved) is tuple and len(saved) == 3 and saved[0] == _FORMAT
+                    and type(saved[1]) is dict and type(saved[2]) is dict):
+                self._old, self._old_dirs = saved[1], saved[2]  # each record checked when used
 
     @classmethod
     def for_directory(cls, cache_dir: str, source: str) -> StatCache:
@@ -59,7 +61,7 @@ class StatCache:
     def lookup(self, relpath: bytes, st: os.stat_result):
         """(blob id, xattrs) recorded for this exact inode state, or None."""
         hit = self._old.get(relpath)
-        if hit is not None and hit[0] == self.key(st):
+        if _file_record(hit) and hit[0] == self.key(st):
             self._new[relpath] = hit
             return hit[1], hit[2]
         return None
@@ -75,13 +77,13 @@ class StatCache:
     def keep(self, relpath: bytes) -> None:
         """Carry a file's record over unread: it is below a directory found the same."""
         hit = self._old.get(relpath)
-        if hit is not None:
+        if _file_record(hit):
             self._new[relpath] = hit
 
     def directory(self, relpath: bytes, st: os.stat_result):
         """(names, entries, tree) recorded for this directory in this very state, or None."""
         hit = self._old_dirs.get(relpath)
-        if hit is not None and hit[0] == self.key(st):
+        if _dir_record(hit) and hit[0] == self.key(st):
             return hit[1], hit[2], hit[3]
         return None
 
@@ -102,49 +104,37 @@ class StatCache:
         os.replace(tmp, self._path)
 
 
-def _is_key(value: object) -> bool:
-    return isinstance(value, tuple) and len(value) == 5 and all(type(v) is int for v in value)
+def _file_record(hit: object) -> bool:
+    """Whether ``hit`` has the shape :meth:`StatCache.record` gives a file's record."""
+    return (type(hit) is tuple and len(hit) == 3 and type(hit[1]) is bytes and len(hit[1]) in (20, 32)
+            and type(hit[2]) is tuple
+            and (not hit[2] or all(type(x) is tuple and len(x) == 2 and type(x[0]) is str
+                                   and type(x[1]) is bytes for x in hit[2])))
 
 
-def _is_oid(value: object) -> bool:
-    return isinstance(value, bytes) and len(value) in (20, 32)
-
-
-def _is_name(value: object) -> bool:
-    return isinstance(value, bytes) and value not in (b"", b".", b"..") and b"/" not in value \
-        and b"\0" not in value
-
-
-def _is_xattrs(value: object) -> bool:
-    return isinstance(value, tuple) and all(
-        isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], bytes)
-        for x in value)
-
-
-def _is_found(value: object) -> bool:
-    """One entry of a remembered directory: (name, stored, stat key, link, subtree)."""
-    return (isinstance(value, tuple) and len(value) == 5 and _is_name(value[0]) and _is_name(value[1])
-            and _is_key(value[2]) and (value[3] is None or isinstance(value[3], bytes))
-            and (value[4] is None or _is_oid(value[4])))
-
-
-def _well_formed(saved: object) -> bool:
-    """Whether a loaded cache has exactly the shape :meth:`StatCache.save` writes."""
-    if not (isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _FORMAT):
+def _components(names: list) -> bool:
+    """Whether every name is one path component, each once (C-speed checks: a cached
+    listing is as long as the directory)."""
+    if not names:
+        return True
+    try:
+        joined = b"/".join(names)  # TypeError unless all are bytes (marshal gives no bytearray)
+    except TypeError:
         return False
-    files, dirs = saved[1], saved[2]
-    if not (isinstance(files, dict) and isinstance(dirs, dict)):
+    return (joined.count(b"/") == len(names) - 1 and b"\0" not in joined and b"" not in names
+            and b"." not in names and b".." not in names and len(set(names)) == len(names))
+
+
+def _dir_record(hit: object) -> bool:
+    """Whether ``hit`` has the shape :meth:`StatCache.record_directory` gives: a sorted
+    listing that cannot lead out of the directory, and per entry (name, stored, key, link,
+    subtree) whose stored name is one component too (it becomes a tree entry's name)."""
+    if not (type(hit) is tuple and len(hit) == 4 and type(hit[1]) is list and type(hit[2]) is tuple
+            and type(hit[3]) is bytes and len(hit[3]) in (20, 32)):
         return False
-    for path, hit in files.items():
-        if not (isinstance(path, bytes) and isinstance(hit, tuple) and len(hit) == 3 and _is_key(hit[0])
-                and _is_oid(hit[1]) and _is_xattrs(hit[2])):
-            return False
-    for path, hit in dirs.items():
-        if not (isinstance(path, bytes) and isinstance(hit, tuple) and len(hit) == 4 and _is_key(hit[0])
-                and isinstance(hit[1], list) and isinstance(hit[2], tuple) and _is_oid(hit[3])):
-            return False
-        names, found = hit[1], hit[2]
-        if not (all(_is_name(n) for n in names) and names == sorted(set(names))
-                and len(found) <= len(names) and all(_is_found(f) for f in found)):
-            return False
-    return True
+    names, found = hit[1], hit[2]
+    if not (_components(names) and names == sorted(names)):
+        return False
+    if found and (set(map(type, found)) != {tuple} or set(map(len, found)) != {5}):
+        return False
+    return _components(list(map(itemgetter(1), found)))

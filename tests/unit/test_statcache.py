@@ -25,6 +25,7 @@ def _cache(path: str) -> StatCache:
 def tree(tmp_path):
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
+    (src / "empty").mkdir()
     (src / "d" / "f").write_bytes(b"one\n")
     (src / "g").write_bytes(b"two\n")
     os.setxattr(src / "g", "user.k", b"v") if hasattr(os, "setxattr") else None
@@ -45,6 +46,8 @@ def test_a_cache_lg_wrote_is_believed(tree, tmp_path):
     reread = _cache(path)
     assert reread._old and reread._old_dirs, "the cache lg saved must load back"
     assert reread.directory(b"", os.stat(tree)) is not None
+    assert reread.directory(b"/empty", os.stat(tree / "empty")) == ([], (), reread._old_dirs[b"/empty"][3])
+    assert reread.lookup(b"/g", os.lstat(tree / "g")) is not None
     assert capture(store, str(tree), reread).tree == first
 
 
@@ -60,6 +63,8 @@ def _variants(saved: tuple) -> list:
         (fmt, files, {b"": (key, names, (*found[:-1], (1, 2)), tree)}),
         (fmt, files, {b"": (key, names, ((None,) * 5,), tree)}),
         (fmt, files, {b"": (key, (b"d", b"g"), found, tree)}),
+        (fmt, files, {b"": (key, [b"d", "g"], found, tree)}), (fmt, files, {b"": (key, names[::-1], found, tree)}),
+        (fmt, files, {b"": (key, names, tuple((f[0], b"../x", *f[2:]) for f in found), tree)}),
     ]
 
 
