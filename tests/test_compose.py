@@ -69,6 +69,9 @@ def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
     (tmp_path / "compose.yaml").write_text("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n")
     assert "cycle: a -> b -> a" in lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1)
     assert "no compose file here" in lg.fails("compose", "--project-directory", tmp_path / "nowhere", "config", code=1)
+    (tmp_path / "compose.yaml").write_text('services:\n  web: {image: "' + "${A:-" * 5000 + "}" * 5000 + '"}\n')
+    assert lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1) == \
+        "lg: services.web.image: variables nest more than 32 levels deep\n"
     assert lg.out("ps", "-a", "-q") == ""
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from . import ComposeError
 
 ENV_FILE_MAX = 1 << 20  # bytes
+NESTING_MAX = 32  # ${A:-${B:-...}} levels: each is a call, and a file could nest thousands
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)")
 
@@ -69,7 +70,7 @@ def _one(text: str, start: int, variables: Variables, where: str) -> tuple[str, 
             return "$", start + 1
         value = variables.get(m.group())
         return (variables.blank(m.group()) if value is None else value), m.end()
-    close = _closing_brace(text, start + 2)
+    close = _closing_brace(text, start + 2, where)
     if close < 0:
         raise ComposeError(f"{where}: invalid interpolation format {text[start:]!r}: no closing brace")
     body = text[start + 2:close]
@@ -100,12 +101,15 @@ def _required(name: str, message: str, variables: Variables, where: str) -> str:
     raise ComposeError(f"{where}: required variable {name} is missing a value{why}")
 
 
-def _closing_brace(text: str, i: int) -> int:
-    """The index of the ``}`` that closes a ``${`` opened before ``i`` (nested ones counted)."""
+def _closing_brace(text: str, i: int, where: str) -> int:
+    """The index of the ``}`` that closes a ``${`` opened before ``i`` (nested ones counted,
+    at most :data:`NESTING_MAX` deep, so the substitution's recursion is bounded)."""
     depth = 1
     while i < len(text):
         if text.startswith("${", i):
             depth, i = depth + 1, i + 2
+            if depth > NESTING_MAX:
+                raise ComposeError(f"{where}: variables nest more than {NESTING_MAX} levels deep")
             continue
         if text[i] == "}":
             depth -= 1

@@ -72,6 +72,10 @@ def test_interpolation_forms(text, expected):
     assert substitute(text, Variables({"A": "1", "EMPTY": ""}), "x") == expected
 
 
+def test_defaults_nest_32_deep():
+    assert substitute("${A:-" * 32 + "x" + "}" * 32, Variables({}), "x") == "x"
+
+
 def test_an_unset_variable_is_empty_and_named_once():
     variables = Variables({})
     assert substitute("${NOPE}/$NOPE", variables, "x") == "/"
@@ -82,6 +86,8 @@ def test_an_unset_variable_is_empty_and_named_once():
     ("${REQ:?give it}", "required variable REQ is missing a value: give it"),
     ("${EMPTY:?}", "required variable EMPTY is missing a value"),
     ("${A", "no closing brace"), ("${1A}", "not a variable name"), ("${A!x}", "invalid interpolation format"),
+    ("${A:-" * 33 + "x" + "}" * 33, "variables nest more than 32 levels deep"),
+    ("${A:-" * 5000 + "x" + "}" * 5000, "variables nest more than 32 levels deep"),
 ])
 def test_interpolation_errors(text, message):
     with pytest.raises(ComposeError, match=message.replace("(", r"\(")):
