@@ -72,11 +72,12 @@ def _one(text: str, start: int, variables: Variables, where: str) -> tuple[str, 
         return (variables.blank(m.group()) if value is None else value), m.end()
     close = _closing_brace(text, start + 2, where)
     if close < 0:
-        raise ComposeError(f"{where}: invalid interpolation format {text[start:]!r}: no closing brace")
+        raise ComposeError(f"{where}: invalid interpolation format {_clip(text[start:])!r}: no closing brace")
     body = text[start + 2:close]
     m = _NAME.match(body)
     if not m:
-        raise ComposeError(f"{where}: invalid interpolation format ${{{body}}}: not a variable name")
+        shown = _clip(f"${{{body}}}")
+        raise ComposeError(f"{where}: invalid interpolation format {shown}: not a variable name")
     name, rest = m.group(), body[m.end():]
     value = variables.get(name)
     if not rest:
@@ -92,13 +93,19 @@ def _one(text: str, start: int, variables: Variables, where: str) -> tuple[str, 
     for operator in (":-", ":+", ":?", "-", "+", "?"):
         if rest.startswith(operator):
             return operators[operator](), close + 1
-    raise ComposeError(f"{where}: invalid interpolation format ${{{body}}}")
+    raise ComposeError(f"{where}: invalid interpolation format {_clip(f'${{{body}}}')}")
 
 
 def _required(name: str, message: str, variables: Variables, where: str) -> str:
     said = substitute(message, variables, where)
-    why = f": {said}" if said else ""
+    why = f": {_clip(said)}" if said else ""
     raise ComposeError(f"{where}: required variable {name} is missing a value{why}")
+
+
+def _clip(text: str, most: int = 80) -> str:
+    """At most ``most`` characters of a value quoted in an error: the line stays one line
+    of a terminal, however long the hostile value."""
+    return text if len(text) <= most else f"{text[:most]}..."
 
 
 def _closing_brace(text: str, i: int, where: str) -> int:

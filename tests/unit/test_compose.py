@@ -72,6 +72,18 @@ def test_interpolation_forms(text, expected):
     assert substitute(text, Variables({"A": "1", "EMPTY": ""}), "x") == expected
 
 
+@pytest.mark.parametrize("text, said", [
+    ("${A" + "x" * 100_000, "invalid interpolation format '${A" + "x" * 77 + "...': no closing brace"),
+    ("${A!" + "x" * 100_000 + "}", "invalid interpolation format ${A!" + "x" * 76 + "..."),
+    ("${1" + "x" * 100_000 + "}", "invalid interpolation format ${1" + "x" * 77 + "...: not a variable name"),
+    ("${B?" + "x" * 100_000 + "}", "required variable B is missing a value: " + "x" * 80 + "..."),
+])
+def test_a_long_value_is_clipped_in_errors(text, said):
+    with pytest.raises(ComposeError) as info:
+        substitute(text, Variables({}), "services.web.image")
+    assert str(info.value) == f"services.web.image: {said}"
+
+
 def test_defaults_nest_32_deep():
     assert substitute("${A:-" * 32 + "x" + "}" * 32, Variables({}), "x") == "x"
 
