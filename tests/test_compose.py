@@ -47,15 +47,17 @@ def test_config_prints_the_file_normalised(lg, tmp_path):
 
 def test_interpolated_flags_and_ports_are_read_as_compose_reads_them(lg, tmp_path):
     """``${VAR}`` gives a string; a key that wants a boolean or a port number takes it as
-    one, as docker compose does, instead of refusing the file."""
+    one, as docker compose does, instead of refusing the file; a short volume's modes are
+    a comma-separated list in any order."""
     (tmp_path / "compose.yaml").write_text(
         "services:\n  web:\n    image: x\n    read_only: ${RO:-false}\n    tty: ${TTY}\n"
-        "    ports: [{target: '${PORT}', published: '${PORT}'}]\n")
+        "    ports: [{target: '${PORT}', published: '${PORT}'}]\n    volumes: ['./src:/src:z,ro']\n")
     (tmp_path / ".env").write_text("TTY=true\nPORT=8080\n")
     doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
     web = doc["services"]["web"]
     assert web["tty"] is True and web["read_only"] is False
     assert web["ports"] == [{"target": 8080, "published": "8080", "protocol": "tcp"}]
+    assert web["volumes"] == [{"type": "bind", "target": "/src", "source": str(tmp_path / "src"), "read_only": True}]
 
 
 def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):

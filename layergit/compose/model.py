@@ -407,15 +407,22 @@ def _volumes(s: Service, v: object, where: str, directory: str, _e: Mapping[str,
         s.volumes.append(_mount(item, f"{where}[{i}]", directory))
 
 
+# A short volume's access modes, comma-separated (compose-spec): ro or rw; z and Z (SELinux
+# relabelling, which lg does not do) and Docker Desktop's cached, delegated and consistent
+# are accepted and mean nothing here, as on Linux docker.
+_VOLUME_MODES = {"ro", "rw", "z", "Z", "cached", "delegated", "consistent"}
+
+
 def _mount(item: object, where: str, directory: str) -> Mount:
     if isinstance(item, str):
         parts = item.split(":")
         if len(parts) == 1:
             return Mount("volume", _target(parts[0], where))
-        if len(parts) > 3 or (len(parts) == 3 and parts[2] not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z")):
-            raise ComposeError(f"{where}: {item!r} is not SOURCE:TARGET[:ro|rw]")
+        modes = parts[2].split(",") if len(parts) == 3 else []
+        if len(parts) > 3 or not set(modes) <= _VOLUME_MODES or len(set(modes) & {"ro", "rw"}) > 1:
+            raise ComposeError(f"{where}: {item!r} is not SOURCE:TARGET[:ro|rw][,z|Z]")
         named, target = parts[0], _target(parts[1], where)
-        read_only = len(parts) == 3 and parts[2].startswith("ro")
+        read_only = "ro" in modes
         kind = "bind" if named.startswith((".", "/", "~")) else "volume"
         return Mount(kind, target, _source(kind, named, directory, where), read_only)
     spec = _map(item, where)

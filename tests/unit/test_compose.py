@@ -221,6 +221,17 @@ volumes:
     assert "must be a whole number" in refused("services:\n  web: {image: x, pids_limit: '1e3'}\n", tmp_path)
 
 
+def test_short_volume_modes_are_compose_specs_comma_list(tmp_path):
+    """ro or rw, with SELinux's z/Z and Docker Desktop's cached/delegated in any order."""
+    p = project("services:\n  web:\n    image: x\n    volumes: ['data:/a:rw,z', './src:/b:z,ro', './c:/c:cached',"
+                " './d:/d:ro,delegated', 'e:/e:Z']\nvolumes: {data: null, e: null}\n", tmp_path)
+    assert [(m.target, m.read_only) for m in p.services["web"].volumes] == [
+        ("/a", False), ("/b", True), ("/c", False), ("/d", True), ("/e", False)]
+    for bad in ("./x:/x:ro,rw", "./x:/x:rx", "./x:/x:ro,", "./x:/x:nocopy"):
+        assert "is not SOURCE:TARGET[:ro|rw][,z|Z]" in refused(
+            f"services:\n  web: {{image: x, volumes: ['{bad}']}}\n", tmp_path), bad
+
+
 def test_env_file_values_yield_to_environment(tmp_path):
     (tmp_path / "web.env").write_text("A=file\nB=file\n")
     p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
