@@ -60,6 +60,17 @@ def test_interpolated_flags_and_ports_are_read_as_compose_reads_them(lg, tmp_pat
     assert web["volumes"] == [{"type": "bind", "target": "/src", "source": str(tmp_path / "src"), "read_only": True}]
 
 
+def test_a_later_env_file_wins(lg, tmp_path):
+    """env_file: [a, b] is read top down: b's value of a variable both set stands, and
+    ``environment`` stands over both (compose-spec)."""
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n    env_file: [a.env, b.env]\n"
+                                           "    environment: {C: key}\n")
+    (tmp_path / "a.env").write_text("A=a\nB=a\nC=a\n")
+    (tmp_path / "b.env").write_text("B=b\nC=b\n")
+    doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
+    assert doc["services"]["web"]["environment"] == {"A": "a", "B": "b", "C": "key"}
+
+
 def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
     (tmp_path / "compose.yaml").write_text(FILE)
     err = lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1)

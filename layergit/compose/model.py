@@ -297,9 +297,9 @@ def _service(name: str, raw: object, directory: str, environ: Mapping[str, str])
     service = Service(name)
     env_files = spec.get("env_file")
     if env_files is not None:
-        for path in _env_files(env_files, f"{where}.env_file"):
-            for k, v in read_env_file(os.path.join(directory, path[0]), environ, required=path[1]).items():
-                service.environment.setdefault(k, v)
+        for path, required in _env_files(env_files, f"{where}.env_file"):
+            # top down, a later file's value winning (compose-spec); ``environment`` wins over all
+            service.environment.update(read_env_file(os.path.join(directory, path), environ, required))
     for key, value in spec.items():
         if key.startswith("x-") or key == "env_file":
             continue

@@ -236,6 +236,10 @@ def test_env_file_values_yield_to_environment(tmp_path):
     (tmp_path / "web.env").write_text("A=file\nB=file\n")
     p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
     assert p.services["web"].environment == {"A": "key", "B": "file"}
+    (tmp_path / "later.env").write_text("B=later\nC=later\n")
+    p = project("services:\n  web:\n    image: x\n    env_file: [web.env, later.env]\n    environment: {A: key}\n",
+                tmp_path)
+    assert p.services["web"].environment == {"A": "key", "B": "later", "C": "later"}
     assert "env file" in refused("services:\n  web:\n    image: x\n    env_file: missing.env\n", tmp_path)
     p = project("services:\n  web:\n    image: x\n    env_file: [{path: missing.env, required: false}]\n", tmp_path)
     assert p.services["web"].environment == {}
