@@ -71,6 +71,15 @@ def test_a_later_env_file_wins(lg, tmp_path):
     assert doc["services"]["web"]["environment"] == {"A": "a", "B": "b", "C": "key"}
 
 
+def test_dotenv_can_name_the_project(lg, tmp_path):
+    """COMPOSE_PROJECT_NAME in .env names the project, as in docker compose (so its
+    containers are the ones docker compose would call the project's)."""
+    (tmp_path / "compose.yaml").write_text("name: fromfile\nservices:\n  web: {image: x}\n")
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=shop\n")
+    doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
+    assert doc["name"] == "shop" and doc["networks"]["default"]["name"] == "shop_default"
+
+
 def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
     (tmp_path / "compose.yaml").write_text(FILE)
     err = lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1)

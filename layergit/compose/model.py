@@ -211,7 +211,8 @@ def load(document: dict, directory: str, environ: Mapping[str, str], name: str |
                                else f"{key}: not a compose top-level key")
     if "version" in document:
         warnings.append("the top-level 'version' is obsolete and ignored")
-    project = project_name(name, environ, document.get("name"), directory)
+    # compose takes COMPOSE_PROJECT_NAME from .env too (the shell's still wins)
+    project = project_name(name, {**dotenv, **environ}, document.get("name"), directory)
     networks = _resources(document.get("networks"), "networks", project, Network)
     volumes = _resources(document.get("volumes"), "volumes", project, Volume)
     raw_services = _map(document.get("services") or {}, "services")

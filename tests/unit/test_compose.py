@@ -232,6 +232,14 @@ def test_short_volume_modes_are_compose_specs_comma_list(tmp_path):
             f"services:\n  web: {{image: x, volumes: ['{bad}']}}\n", tmp_path), bad
 
 
+def test_dotenv_names_the_project_below_the_shell(tmp_path):
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
+    text = "name: fromfile\nservices:\n  web: {image: x}\n"
+    assert project(text, tmp_path).name == "fromdotenv"
+    assert project(text, tmp_path, {"COMPOSE_PROJECT_NAME": "fromshell"}).name == "fromshell"
+    assert project(text, tmp_path, name="given").name == "given"
+
+
 def test_env_file_values_yield_to_environment(tmp_path):
     (tmp_path / "web.env").write_text("A=file\nB=file\n")
     p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
