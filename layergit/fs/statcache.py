@@ -24,6 +24,7 @@ import marshal
 import os
 import time
 from operator import itemgetter
+from typing import TypeGuard
 
 _RACY_NS = 1_000_000_000
 _FORMAT = 2  # (format, files, directories); anything else read is an empty cache
@@ -104,7 +105,7 @@ class StatCache:
         os.replace(tmp, self._path)
 
 
-def _file_record(hit: object) -> bool:
+def _file_record(hit: object) -> TypeGuard[tuple]:
     """Whether ``hit`` has the shape :meth:`StatCache.record` gives a file's record."""
     return (type(hit) is tuple and len(hit) == 3 and type(hit[1]) is bytes and len(hit[1]) in (20, 32)
             and type(hit[2]) is tuple
@@ -125,7 +126,7 @@ def _components(names: list) -> bool:
             and b"." not in names and b".." not in names and len(set(names)) == len(names))
 
 
-def _dir_record(hit: object) -> bool:
+def _dir_record(hit: object) -> TypeGuard[tuple]:
     """Whether ``hit`` has the shape :meth:`StatCache.record_directory` gives: a sorted
     listing that cannot lead out of the directory, and per entry (name, stored, key, link,
     subtree) whose stored name is one component too (it becomes a tree entry's name)."""
