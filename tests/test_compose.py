@@ -62,13 +62,14 @@ def test_interpolated_flags_and_ports_are_read_as_compose_reads_them(lg, tmp_pat
 
 def test_a_later_env_file_wins(lg, tmp_path):
     """env_file: [a, b] is read top down: b's value of a variable both set stands, and
-    ``environment`` stands over both (compose-spec)."""
+    ``environment`` stands over both (compose-spec); a quoted value may span lines."""
     (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n    env_file: [a.env, b.env]\n"
                                            "    environment: {C: key}\n")
     (tmp_path / "a.env").write_text("A=a\nB=a\nC=a\n")
-    (tmp_path / "b.env").write_text("B=b\nC=b\n")
+    (tmp_path / "b.env").write_text('B=b\nC=b\nPEM="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nD=d\n')
     doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
-    assert doc["services"]["web"]["environment"] == {"A": "a", "B": "b", "C": "key"}
+    assert doc["services"]["web"]["environment"] == {"A": "a", "B": "b", "C": "key", "D": "d",
+                                                     "PEM": "-----BEGIN KEY-----\nabc\n-----END KEY-----"}
 
 
 def test_dotenv_can_name_the_project(lg, tmp_path):

@@ -9,8 +9,9 @@ naming it, as compose warns.
 
 Variables come from lg's environment first, then the project's ``.env`` file
 (compose's precedence: the shell wins). ``.env`` lines are ``NAME=VALUE``, optionally
-after ``export``; ``#`` starts a comment line, or a comment after whitespace in an
-unquoted value; single quotes keep a value as written, double quotes take ``\\n``,
+after ``export``; a quoted value may go on over lines to its closing quote (a PEM key);
+``#`` starts a comment line, or a comment after whitespace in an unquoted value; single
+quotes keep a value as written, double quotes take ``\\n``,
 ``\\t``, ``\\"`` and ``\\\\`` escapes and variables, as do unquoted values.
 """
 
@@ -160,15 +161,40 @@ def read_env_file(path: str, environ: Mapping[str, str], required: bool = False)
 def parse_env(text: str, name: str, environ: Mapping[str, str]) -> dict[str, str]:
     found: dict[str, str] = {}
     variables = Variables(environ, found)  # a value may use the ones above it
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        line, number = lines[number], number + 1
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _LINE.fullmatch(line)
         if not m:
             raise ComposeError(f"{name}:{number}: not a NAME=VALUE line")
-        key, raw = m.group(1), m.group(2)
-        found[key] = _env_value(raw, variables, f"{name}:{number}")
+        key, first, raw = m.group(1), number, [m.group(2)]
+        quote = raw[0][:1] if raw[0][:1] in ("'", '"') else ""
+        if quote and not _closes(raw[0][1:], quote):  # a quoted value goes on to its closing quote
+            while number < len(lines) and not _closes(lines[number], quote):
+                raw.append(lines[number])
+                number += 1
+            raw.extend(lines[number:number + 1])
+            number += 1
+        found[key] = _env_value("\n".join(raw), variables, f"{name}:{first}")
     return found
+
+
+def _closes(text: str, quote: str) -> bool:
+    """Whether ``text`` holds the closing ``quote`` (in double quotes, not one escaped)."""
+    if quote == "'":
+        return "'" in text
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return True
+        i += 1
+    return False
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$$"}

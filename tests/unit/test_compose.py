@@ -120,6 +120,16 @@ def test_dotenv_syntax():
         parse_env("just words\n", ".env", {})
     with pytest.raises(ComposeError, match="not closed"):
         parse_env('A="open\n', ".env", {})
+    with pytest.raises(ComposeError, match=".env:2: a single quote is not closed"):
+        parse_env("A=1\nB='open\nC=3\n", ".env", {})
+
+
+def test_dotenv_quoted_values_go_on_over_lines():
+    """As compose's .env: a quoted value runs to its closing quote, lines and all (a PEM key);
+    an escaped double quote does not close one; the lines after it are read as lines again."""
+    env = parse_env('KEY="-----BEGIN KEY-----\nabc\\"def\n-----END KEY-----"\nRAW=\'one\ntwo $X\'\nAFTER=1\n',
+                    ".env", {"X": "x"})
+    assert env == {"KEY": '-----BEGIN KEY-----\nabc"def\n-----END KEY-----', "RAW": "one\ntwo $X", "AFTER": "1"}
 
 
 # -- the model ----------------------------------------------------------------------------
