@@ -40,6 +40,45 @@ def test_config_prints_the_file_normalised(lg, tmp_path):
     assert doc["services"]["web"]["ports"] == [{"target": 80, "published": "8080", "protocol": "tcp"}]
     assert doc["volumes"] == {"dbdata": {"name": "my_site_dbdata"}}
     assert lg.out("compose", "-f", site / "compose.yaml", "config", "--services").split() == ["db", "web"]
+    said = lg("compose", "-f", site / "compose.yaml", "config", "-q").stderr.decode()
+    assert said == ("lg: warning: services.web.depends_on.db: lg runs no health checks yet, so web starts"
+                    " once db has started, not once it is healthy\n")
+
+
+def test_interpolated_flags_and_ports_are_read_as_compose_reads_them(lg, tmp_path):
+    """``${VAR}`` gives a string; a key that wants a boolean or a port number takes it as
+    one, as docker compose does, instead of refusing the file; a short volume's modes are
+    a comma-separated list in any order."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: x\n    read_only: ${RO:-false}\n    tty: ${TTY}\n"
+        "    ports: [{target: '${PORT}', published: '${PORT}'}]\n    volumes: ['./src:/src:z,ro']\n")
+    (tmp_path / ".env").write_text("TTY=true\nPORT=8080\n")
+    doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
+    web = doc["services"]["web"]
+    assert web["tty"] is True and web["read_only"] is False
+    assert web["ports"] == [{"target": 8080, "published": "8080", "protocol": "tcp"}]
+    assert web["volumes"] == [{"type": "bind", "target": "/src", "source": str(tmp_path / "src"), "read_only": True}]
+
+
+def test_a_later_env_file_wins(lg, tmp_path):
+    """env_file: [a, b] is read top down: b's value of a variable both set stands, and
+    ``environment`` stands over both (compose-spec); a quoted value may span lines."""
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: x\n    env_file: [a.env, b.env]\n"
+                                           "    environment: {C: key}\n")
+    (tmp_path / "a.env").write_text("A=a\nB=a\nC=a\n")
+    (tmp_path / "b.env").write_text('B=b\nC=b\nPEM="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nD=d\n')
+    doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
+    assert doc["services"]["web"]["environment"] == {"A": "a", "B": "b", "C": "key", "D": "d",
+                                                     "PEM": "-----BEGIN KEY-----\nabc\n-----END KEY-----"}
+
+
+def test_dotenv_can_name_the_project(lg, tmp_path):
+    """COMPOSE_PROJECT_NAME in .env names the project, as in docker compose (so its
+    containers are the ones docker compose would call the project's)."""
+    (tmp_path / "compose.yaml").write_text("name: fromfile\nservices:\n  web: {image: x}\n")
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=shop\n")
+    doc = json.loads(lg.out("compose", "-f", tmp_path / "compose.yaml", "config", "--format", "json"))
+    assert doc["name"] == "shop" and doc["networks"]["default"]["name"] == "shop_default"
 
 
 def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
@@ -53,6 +92,9 @@ def test_a_file_lg_cannot_use_is_one_line_and_starts_nothing(lg, tmp_path):
     (tmp_path / "compose.yaml").write_text("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n")
     assert "cycle: a -> b -> a" in lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1)
     assert "no compose file here" in lg.fails("compose", "--project-directory", tmp_path / "nowhere", "config", code=1)
+    (tmp_path / "compose.yaml").write_text('services:\n  web: {image: "' + "${A:-" * 5000 + "}" * 5000 + '"}\n')
+    assert lg.fails("compose", "-f", tmp_path / "compose.yaml", "config", code=1) == \
+        "lg: services.web.image: variables nest more than 32 levels deep\n"
     assert lg.out("ps", "-a", "-q") == ""
 
 

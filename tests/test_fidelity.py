@@ -421,6 +421,32 @@ def test_recommit_sees_directory_changes_the_stat_cache_could_hide(lg, tmp_path)
     trees.roundtrip(lg, src, tmp_path / "out", tag="dirs:latest")
 
 
+def test_recommit_with_a_tampered_stat_cache(lg, tmp_path):
+    """The stat cache is a file under the lg root: one rewritten with another shape (here a
+    listing that names ``..``, so the parent directory would be captured into the tree,
+    and then records that are not tuples) is not believed; the commit is exact."""
+    import hashlib
+    import marshal
+    import time
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    trees.write(src / "d/f", b"inside\n")
+    trees.write(tmp_path / "secret", b"outside\n")
+    time.sleep(1.2)  # older than the cache's racy-clean window
+    lg("commit", src, "-t", "tamper:latest")
+    cache = os.path.join(lg.root, "cache", "stat", hashlib.sha1(os.fsencode(os.path.realpath(src))).hexdigest())
+    with open(cache, "rb") as f:
+        fmt, files, dirs = marshal.loads(f.read())
+    key, names, found, tree = dirs[b""]
+    with open(cache, "wb") as f:
+        f.write(marshal.dumps((fmt, files, {**dirs, b"": (key, sorted([*names, b".."]), found, tree)})))
+    trees.roundtrip(lg, src, tmp_path / "out", tag="tamper2:latest")
+    with open(cache, "wb") as f:
+        f.write(marshal.dumps((fmt, {p: 0 for p in files}, {p: 0 for p in dirs})))
+    trees.roundtrip(lg, src, tmp_path / "out2", tag="tamper3:latest")
+
+
 # -- 13. unprivileged -------------------------------------------------------------
 
 

@@ -9,8 +9,9 @@ naming it, as compose warns.
 
 Variables come from lg's environment first, then the project's ``.env`` file
 (compose's precedence: the shell wins). ``.env`` lines are ``NAME=VALUE``, optionally
-after ``export``; ``#`` starts a comment line, or a comment after whitespace in an
-unquoted value; single quotes keep a value as written, double quotes take ``\\n``,
+after ``export``; a quoted value may go on over lines to its closing quote (a PEM key);
+``#`` starts a comment line, or a comment after whitespace in an unquoted value; single
+quotes keep a value as written, double quotes take ``\\n``,
 ``\\t``, ``\\"`` and ``\\\\`` escapes and variables, as do unquoted values.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping
 from . import ComposeError
 
 ENV_FILE_MAX = 1 << 20  # bytes
+NESTING_MAX = 32  # ${A:-${B:-...}} levels: each is a call, and a file could nest thousands
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)")
 
@@ -69,13 +71,14 @@ def _one(text: str, start: int, variables: Variables, where: str) -> tuple[str, 
             return "$", start + 1
         value = variables.get(m.group())
         return (variables.blank(m.group()) if value is None else value), m.end()
-    close = _closing_brace(text, start + 2)
+    close = _closing_brace(text, start + 2, where)
     if close < 0:
-        raise ComposeError(f"{where}: invalid interpolation format {text[start:]!r}: no closing brace")
+        raise ComposeError(f"{where}: invalid interpolation format {_clip(text[start:])!r}: no closing brace")
     body = text[start + 2:close]
     m = _NAME.match(body)
     if not m:
-        raise ComposeError(f"{where}: invalid interpolation format ${{{body}}}: not a variable name")
+        shown = _clip(f"${{{body}}}")
+        raise ComposeError(f"{where}: invalid interpolation format {shown}: not a variable name")
     name, rest = m.group(), body[m.end():]
     value = variables.get(name)
     if not rest:
@@ -91,21 +94,30 @@ def _one(text: str, start: int, variables: Variables, where: str) -> tuple[str, 
     for operator in (":-", ":+", ":?", "-", "+", "?"):
         if rest.startswith(operator):
             return operators[operator](), close + 1
-    raise ComposeError(f"{where}: invalid interpolation format ${{{body}}}")
+    raise ComposeError(f"{where}: invalid interpolation format {_clip(f'${{{body}}}')}")
 
 
 def _required(name: str, message: str, variables: Variables, where: str) -> str:
     said = substitute(message, variables, where)
-    why = f": {said}" if said else ""
+    why = f": {_clip(said)}" if said else ""
     raise ComposeError(f"{where}: required variable {name} is missing a value{why}")
 
 
-def _closing_brace(text: str, i: int) -> int:
-    """The index of the ``}`` that closes a ``${`` opened before ``i`` (nested ones counted)."""
+def _clip(text: str, most: int = 80) -> str:
+    """At most ``most`` characters of a value quoted in an error: the line stays one line
+    of a terminal, however long the hostile value."""
+    return text if len(text) <= most else f"{text[:most]}..."
+
+
+def _closing_brace(text: str, i: int, where: str) -> int:
+    """The index of the ``}`` that closes a ``${`` opened before ``i`` (nested ones counted,
+    at most :data:`NESTING_MAX` deep, so the substitution's recursion is bounded)."""
     depth = 1
     while i < len(text):
         if text.startswith("${", i):
             depth, i = depth + 1, i + 2
+            if depth > NESTING_MAX:
+                raise ComposeError(f"{where}: variables nest more than {NESTING_MAX} levels deep")
             continue
         if text[i] == "}":
             depth -= 1
@@ -149,15 +161,40 @@ def read_env_file(path: str, environ: Mapping[str, str], required: bool = False)
 def parse_env(text: str, name: str, environ: Mapping[str, str]) -> dict[str, str]:
     found: dict[str, str] = {}
     variables = Variables(environ, found)  # a value may use the ones above it
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        line, number = lines[number], number + 1
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _LINE.fullmatch(line)
         if not m:
             raise ComposeError(f"{name}:{number}: not a NAME=VALUE line")
-        key, raw = m.group(1), m.group(2)
-        found[key] = _env_value(raw, variables, f"{name}:{number}")
+        key, first, raw = m.group(1), number, [m.group(2)]
+        quote = raw[0][:1] if raw[0][:1] in ("'", '"') else ""
+        if quote and not _closes(raw[0][1:], quote):  # a quoted value goes on to its closing quote
+            while number < len(lines) and not _closes(lines[number], quote):
+                raw.append(lines[number])
+                number += 1
+            raw.extend(lines[number:number + 1])
+            number += 1
+        found[key] = _env_value("\n".join(raw), variables, f"{name}:{first}")
     return found
+
+
+def _closes(text: str, quote: str) -> bool:
+    """Whether ``text`` holds the closing ``quote`` (in double quotes, not one escaped)."""
+    if quote == "'":
+        return "'" in text
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return True
+        i += 1
+    return False
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$$"}

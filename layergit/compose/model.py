@@ -211,7 +211,8 @@ def load(document: dict, directory: str, environ: Mapping[str, str], name: str |
                                else f"{key}: not a compose top-level key")
     if "version" in document:
         warnings.append("the top-level 'version' is obsolete and ignored")
-    project = project_name(name, environ, document.get("name"), directory)
+    # compose takes COMPOSE_PROJECT_NAME from .env too (the shell's still wins)
+    project = project_name(name, {**dotenv, **environ}, document.get("name"), directory)
     networks = _resources(document.get("networks"), "networks", project, Network)
     volumes = _resources(document.get("volumes"), "volumes", project, Volume)
     raw_services = _map(document.get("services") or {}, "services")
@@ -225,6 +226,8 @@ def load(document: dict, directory: str, environ: Mapping[str, str], name: str |
         services[service_name] = _service(service_name, raw, directory, environ)
     result = Project(project, directory, services, networks, volumes, warnings)
     _check_references(result)
+    for service in services.values():
+        warnings.extend(_not_done(service))
     result.start_order()  # refuses a cycle now, before anything starts
     return result
 
@@ -273,15 +276,31 @@ def _check_references(project: Project) -> None:
             raise ComposeError(f"{where}: has neither an image nor a build context")
 
 
+def _not_done(service: Service) -> list[str]:
+    """What the file asks of ``service`` that lg reads but does not do yet, said on every
+    command rather than dropped: the monitor has no restart policies or health checks, so
+    a dependent waits for no health either."""
+    where, out = f"services.{service.name}", []
+    if service.restart not in (None, "no"):
+        out.append(f"{where}.restart: lg does not restart containers yet; {service.restart!r} is ignored")
+    check = service.healthcheck
+    if check is not None and not check.disable and check.test != ["NONE"]:
+        out.append(f"{where}.healthcheck: lg runs no health checks yet; ignored")
+    out.extend(f"{where}.depends_on.{dep.service}: lg runs no health checks yet, so {service.name}"
+               f" starts once {dep.service} has started, not once it is healthy"
+               for dep in service.depends_on if dep.condition == "service_healthy")
+    return out
+
+
 def _service(name: str, raw: object, directory: str, environ: Mapping[str, str]) -> Service:
     where = f"services.{name}"
     spec = _map(raw, where)
     service = Service(name)
     env_files = spec.get("env_file")
     if env_files is not None:
-        for path in _env_files(env_files, f"{where}.env_file"):
-            for k, v in read_env_file(os.path.join(directory, path[0]), environ, required=path[1]).items():
-                service.environment.setdefault(k, v)
+        for path, required in _env_files(env_files, f"{where}.env_file"):
+            # top down, a later file's value winning (compose-spec); ``environment`` wins over all
+            service.environment.update(read_env_file(os.path.join(directory, path), environ, required))
     for key, value in spec.items():
         if key.startswith("x-") or key == "env_file":
             continue
@@ -364,8 +383,11 @@ def _port(item: object, where: str) -> Port:
             raise ComposeError(f"{where}.{k}: not supported by lg")
     if spec.get("mode", "ingress") not in ("ingress", "host"):
         raise ComposeError(f"{where}.mode: must be ingress or host")
-    target = spec.get("target")
-    if not isinstance(target, int) or isinstance(target, bool):
+    try:
+        target = _int(spec.get("target"), f"{where}.target")
+    except ComposeError:
+        target = None
+    if target is None:
         raise ComposeError(f"{where}.target: must be a port number")
     published = spec.get("published")
     protocol = _str(spec.get("protocol", "tcp"), f"{where}.protocol")
@@ -386,15 +408,22 @@ def _volumes(s: Service, v: object, where: str, directory: str, _e: Mapping[str,
         s.volumes.append(_mount(item, f"{where}[{i}]", directory))
 
 
+# A short volume's access modes, comma-separated (compose-spec): ro or rw; z and Z (SELinux
+# relabelling, which lg does not do) and Docker Desktop's cached, delegated and consistent
+# are accepted and mean nothing here, as on Linux docker.
+_VOLUME_MODES = {"ro", "rw", "z", "Z", "cached", "delegated", "consistent"}
+
+
 def _mount(item: object, where: str, directory: str) -> Mount:
     if isinstance(item, str):
         parts = item.split(":")
         if len(parts) == 1:
             return Mount("volume", _target(parts[0], where))
-        if len(parts) > 3 or (len(parts) == 3 and parts[2] not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z")):
-            raise ComposeError(f"{where}: {item!r} is not SOURCE:TARGET[:ro|rw]")
+        modes = parts[2].split(",") if len(parts) == 3 else []
+        if len(parts) > 3 or not set(modes) <= _VOLUME_MODES or len(set(modes) & {"ro", "rw"}) > 1:
+            raise ComposeError(f"{where}: {item!r} is not SOURCE:TARGET[:ro|rw][,z|Z]")
         named, target = parts[0], _target(parts[1], where)
-        read_only = len(parts) == 3 and parts[2].startswith("ro")
+        read_only = "ro" in modes
         kind = "bind" if named.startswith((".", "/", "~")) else "volume"
         return Mount(kind, target, _source(kind, named, directory, where), read_only)
     spec = _map(item, where)
@@ -472,8 +501,8 @@ def _healthcheck(s: Service, v: object, where: str, _d: str, _e: Mapping[str, st
         test = [_str(t, f"{where}.test") for t in _list(test, f"{where}.test")]
         if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE"):
             raise ComposeError(f"{where}.test: a list starts with CMD, CMD-SHELL or NONE")
-    retries = spec.get("retries")
-    if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+    retries = _int(spec.get("retries"), f"{where}.retries")
+    if retries is not None and retries < 0:
         raise ComposeError(f"{where}.retries: must be a whole number")
     interval, timeout, start_period = (_duration(spec.get(k), f"{where}.{k}") for k in _DURATIONS)
     s.healthcheck = Healthcheck(test, interval, timeout, retries, start_period,
@@ -634,7 +663,14 @@ def _scalar(v: object, where: str) -> str:
     return _str(v, where)
 
 
+# Interpolation makes strings, so compose casts them back where a key wants a boolean or a
+# number (compose-go's type-cast paths): ``read_only: ${RO:-false}`` and ``target: ${PORT}``.
+_TRUE, _FALSE = ("y", "yes", "true", "on"), ("n", "no", "false", "off")
+
+
 def _bool(v: object, where: str) -> bool:
+    if isinstance(v, str) and v.lower() in _TRUE + _FALSE:
+        return v.lower() in _TRUE
     if not isinstance(v, bool):
         raise ComposeError(f"{where}: must be true or false, not {kind_of(v)}")
     return v
@@ -643,6 +679,8 @@ def _bool(v: object, where: str) -> bool:
 def _int(v: object, where: str) -> int | None:
     if v is None:
         return None
+    if isinstance(v, str) and re.fullmatch(r"-?[0-9]{1,18}", v):
+        return int(v)
     if not isinstance(v, int) or isinstance(v, bool):
         raise ComposeError(f"{where}: must be a whole number, not {kind_of(v)}")
     return v

@@ -6,7 +6,10 @@ any write, chmod, chown, xattr change, link or rename, so an identical stat tupl
 means identical content and metadata. Files whose ctime is within a second of the
 capture are not remembered (the kernel's coarse timestamps could hide a write in
 the same tick). The cache is an optimisation only: a missing or unreadable file
-means a full read.
+means a full read, and so does one of any other shape (written by another version,
+truncated, or tampered with: every record is checked before one is believed, and a
+name in a remembered listing is one path component, never a way out of the
+directory).
 
 Like git's untracked cache, each directory is remembered too: its own stat tuple
 (its mtime moves when an entry is added, removed or renamed), its entries' names
@@ -20,6 +23,8 @@ import hashlib
 import marshal
 import os
 import time
+from operator import itemgetter
+from typing import TypeGuard
 
 _RACY_NS = 1_000_000_000
 _FORMAT = 2  # (format, files, directories); anything else read is an empty cache
@@ -41,8 +46,9 @@ class StatCache:
                     saved = marshal.loads(f.read())
             except (OSError, EOFError, ValueError, TypeError):
                 saved = None
-            if isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _FORMAT:
-                self._old, self._old_dirs = saved[1], saved[2]
+            if (type(saved) is tuple and len(saved) == 3 and saved[0] == _FORMAT
+                    and type(saved[1]) is dict and type(saved[2]) is dict):
+                self._old, self._old_dirs = saved[1], saved[2]  # each record checked when used
 
     @classmethod
     def for_directory(cls, cache_dir: str, source: str) -> StatCache:
@@ -56,7 +62,7 @@ class StatCache:
     def lookup(self, relpath: bytes, st: os.stat_result):
         """(blob id, xattrs) recorded for this exact inode state, or None."""
         hit = self._old.get(relpath)
-        if hit is not None and hit[0] == self.key(st):
+        if _file_record(hit) and hit[0] == self.key(st):
             self._new[relpath] = hit
             return hit[1], hit[2]
         return None
@@ -72,13 +78,13 @@ class StatCache:
     def keep(self, relpath: bytes) -> None:
         """Carry a file's record over unread: it is below a directory found the same."""
         hit = self._old.get(relpath)
-        if hit is not None:
+        if _file_record(hit):
             self._new[relpath] = hit
 
     def directory(self, relpath: bytes, st: os.stat_result):
         """(names, entries, tree) recorded for this directory in this very state, or None."""
         hit = self._old_dirs.get(relpath)
-        if hit is not None and hit[0] == self.key(st):
+        if _dir_record(hit) and hit[0] == self.key(st):
             return hit[1], hit[2], hit[3]
         return None
 
@@ -97,3 +103,39 @@ class StatCache:
         with open(tmp, "wb") as f:
             f.write(marshal.dumps((_FORMAT, self._new, self._new_dirs)))
         os.replace(tmp, self._path)
+
+
+def _file_record(hit: object) -> TypeGuard[tuple]:
+    """Whether ``hit`` has the shape :meth:`StatCache.record` gives a file's record."""
+    return (type(hit) is tuple and len(hit) == 3 and type(hit[1]) is bytes and len(hit[1]) in (20, 32)
+            and type(hit[2]) is tuple
+            and (not hit[2] or all(type(x) is tuple and len(x) == 2 and type(x[0]) is str
+                                   and type(x[1]) is bytes for x in hit[2])))
+
+
+def _components(names: list) -> bool:
+    """Whether every name is one path component, each once (C-speed checks: a cached
+    listing is as long as the directory)."""
+    if not names:
+        return True
+    try:
+        joined = b"/".join(names)  # TypeError unless all are bytes (marshal gives no bytearray)
+    except TypeError:
+        return False
+    return (joined.count(b"/") == len(names) - 1 and b"\0" not in joined and b"" not in names
+            and b"." not in names and b".." not in names and len(set(names)) == len(names))
+
+
+def _dir_record(hit: object) -> TypeGuard[tuple]:
+    """Whether ``hit`` has the shape :meth:`StatCache.record_directory` gives: a sorted
+    listing that cannot lead out of the directory, and per entry (name, stored, key, link,
+    subtree) whose stored name is one component too (it becomes a tree entry's name)."""
+    if not (type(hit) is tuple and len(hit) == 4 and type(hit[1]) is list and type(hit[2]) is tuple
+            and type(hit[3]) is bytes and len(hit[3]) in (20, 32)):
+        return False
+    names, found = hit[1], hit[2]
+    if not (_components(names) and names == sorted(names)):
+        return False
+    if found and (set(map(type, found)) != {tuple} or set(map(len, found)) != {5}):
+        return False
+    return _components(list(map(itemgetter(1), found)))

@@ -72,6 +72,22 @@ def test_interpolation_forms(text, expected):
     assert substitute(text, Variables({"A": "1", "EMPTY": ""}), "x") == expected
 
 
+@pytest.mark.parametrize("text, said", [
+    ("${A" + "x" * 100_000, "invalid interpolation format '${A" + "x" * 77 + "...': no closing brace"),
+    ("${A!" + "x" * 100_000 + "}", "invalid interpolation format ${A!" + "x" * 76 + "..."),
+    ("${1" + "x" * 100_000 + "}", "invalid interpolation format ${1" + "x" * 77 + "...: not a variable name"),
+    ("${B?" + "x" * 100_000 + "}", "required variable B is missing a value: " + "x" * 80 + "..."),
+])
+def test_a_long_value_is_clipped_in_errors(text, said):
+    with pytest.raises(ComposeError) as info:
+        substitute(text, Variables({}), "services.web.image")
+    assert str(info.value) == f"services.web.image: {said}"
+
+
+def test_defaults_nest_32_deep():
+    assert substitute("${A:-" * 32 + "x" + "}" * 32, Variables({}), "x") == "x"
+
+
 def test_an_unset_variable_is_empty_and_named_once():
     variables = Variables({})
     assert substitute("${NOPE}/$NOPE", variables, "x") == "/"
@@ -82,6 +98,8 @@ def test_an_unset_variable_is_empty_and_named_once():
     ("${REQ:?give it}", "required variable REQ is missing a value: give it"),
     ("${EMPTY:?}", "required variable EMPTY is missing a value"),
     ("${A", "no closing brace"), ("${1A}", "not a variable name"), ("${A!x}", "invalid interpolation format"),
+    ("${A:-" * 33 + "x" + "}" * 33, "variables nest more than 32 levels deep"),
+    ("${A:-" * 5000 + "x" + "}" * 5000, "variables nest more than 32 levels deep"),
 ])
 def test_interpolation_errors(text, message):
     with pytest.raises(ComposeError, match=message.replace("(", r"\(")):
@@ -102,6 +120,16 @@ def test_dotenv_syntax():
         parse_env("just words\n", ".env", {})
     with pytest.raises(ComposeError, match="not closed"):
         parse_env('A="open\n', ".env", {})
+    with pytest.raises(ComposeError, match=".env:2: a single quote is not closed"):
+        parse_env("A=1\nB='open\nC=3\n", ".env", {})
+
+
+def test_dotenv_quoted_values_go_on_over_lines():
+    """As compose's .env: a quoted value runs to its closing quote, lines and all (a PEM key);
+    an escaped double quote does not close one; the lines after it are read as lines again."""
+    env = parse_env('KEY="-----BEGIN KEY-----\nabc\\"def\n-----END KEY-----"\nRAW=\'one\ntwo $X\'\nAFTER=1\n',
+                    ".env", {"X": "x"})
+    assert env == {"KEY": '-----BEGIN KEY-----\nabc"def\n-----END KEY-----', "RAW": "one\ntwo $X", "AFTER": "1"}
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -161,10 +189,75 @@ def test_a_full_file_is_read_into_typed_values(tmp_path):
     assert doc["volumes"] == {"dbdata": {"name": "shop_dbdata"}}
 
 
+def test_what_lg_reads_but_does_not_do_is_said(tmp_path):
+    """Restart policies, health checks and waiting for a healthy dependency are read and
+    checked but not done by lg yet: each is a warning naming the key, never silence."""
+    p = project(FULL, tmp_path, {"C": "from-shell"})
+    assert "services.db.restart: lg does not restart containers yet; 'unless-stopped' is ignored" in p.warnings
+    assert "services.db.healthcheck: lg runs no health checks yet; ignored" in p.warnings
+    assert ("services.web.depends_on.db: lg runs no health checks yet, so web starts once db has started,"
+            " not once it is healthy") in p.warnings
+    quiet = project("services:\n  db: {image: x, restart: 'no', healthcheck: {disable: true}}\n"
+                    "  web: {image: x, depends_on: {db: {condition: service_started}},"
+                    " healthcheck: {test: [NONE]}}\n", tmp_path)
+    assert quiet.warnings == []
+
+
+def test_interpolated_booleans_and_numbers_are_cast_as_compose_casts_them(tmp_path):
+    """Interpolation gives strings; where a key wants a boolean or a number, compose reads
+    the string as one (``read_only: ${RO:-false}``, ``target: ${PORT}``), and so does lg."""
+    p = project("""\
+services:
+  db: {image: x, healthcheck: {test: "true", retries: "${RETRIES}"}}
+  web:
+    image: x
+    read_only: ${RO:-false}
+    tty: "${TTY}"
+    init: "yes"
+    pids_limit: ${PIDS}
+    ports: [{target: "${PORT}", published: "${PORT}"}]
+    volumes: [{type: bind, source: ., target: /src, read_only: "${RO:-off}"}]
+    depends_on: {db: {condition: service_started, required: "${REQ}"}}
+volumes:
+  data: {external: "${EXT}", name: shared}
+""", tmp_path, {"RETRIES": "3", "TTY": "True", "PIDS": "100", "PORT": "8080", "REQ": "false", "EXT": "true"})
+    db, web = p.services["db"], p.services["web"]
+    assert db.healthcheck is not None and db.healthcheck.retries == 3
+    assert (web.read_only, web.tty, web.init, web.limits.pids) == (False, True, True, 100)
+    assert web.ports == [Port("8080", "8080")] and web.volumes[0].read_only is False
+    assert web.depends_on == [Dependency("db", "service_started", False)] and p.volumes["data"].external
+    assert "must be a port number" in refused("services:\n  web: {image: x, ports: [{target: 'http'}]}\n", tmp_path)
+    assert "must be true or false" in refused("services:\n  web: {image: x, tty: 'maybe'}\n", tmp_path)
+    assert "must be a whole number" in refused("services:\n  web: {image: x, pids_limit: '1e3'}\n", tmp_path)
+
+
+def test_short_volume_modes_are_compose_specs_comma_list(tmp_path):
+    """ro or rw, with SELinux's z/Z and Docker Desktop's cached/delegated in any order."""
+    p = project("services:\n  web:\n    image: x\n    volumes: ['data:/a:rw,z', './src:/b:z,ro', './c:/c:cached',"
+                " './d:/d:ro,delegated', 'e:/e:Z']\nvolumes: {data: null, e: null}\n", tmp_path)
+    assert [(m.target, m.read_only) for m in p.services["web"].volumes] == [
+        ("/a", False), ("/b", True), ("/c", False), ("/d", True), ("/e", False)]
+    for bad in ("./x:/x:ro,rw", "./x:/x:rx", "./x:/x:ro,", "./x:/x:nocopy"):
+        assert "is not SOURCE:TARGET[:ro|rw][,z|Z]" in refused(
+            f"services:\n  web: {{image: x, volumes: ['{bad}']}}\n", tmp_path), bad
+
+
+def test_dotenv_names_the_project_below_the_shell(tmp_path):
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
+    text = "name: fromfile\nservices:\n  web: {image: x}\n"
+    assert project(text, tmp_path).name == "fromdotenv"
+    assert project(text, tmp_path, {"COMPOSE_PROJECT_NAME": "fromshell"}).name == "fromshell"
+    assert project(text, tmp_path, name="given").name == "given"
+
+
 def test_env_file_values_yield_to_environment(tmp_path):
     (tmp_path / "web.env").write_text("A=file\nB=file\n")
     p = project("services:\n  web:\n    image: x\n    env_file: web.env\n    environment: {A: key}\n", tmp_path)
     assert p.services["web"].environment == {"A": "key", "B": "file"}
+    (tmp_path / "later.env").write_text("B=later\nC=later\n")
+    p = project("services:\n  web:\n    image: x\n    env_file: [web.env, later.env]\n    environment: {A: key}\n",
+                tmp_path)
+    assert p.services["web"].environment == {"A": "key", "B": "later", "C": "later"}
     assert "env file" in refused("services:\n  web:\n    image: x\n    env_file: missing.env\n", tmp_path)
     p = project("services:\n  web:\n    image: x\n    env_file: [{path: missing.env, required: false}]\n", tmp_path)
     assert p.services["web"].environment == {}
