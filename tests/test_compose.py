@@ -40,9 +40,6 @@ def test_config_prints_the_file_normalised(lg, tmp_path):
     assert doc["services"]["web"]["ports"] == [{"target": 80, "published": "8080", "protocol": "tcp"}]
     assert doc["volumes"] == {"dbdata": {"name": "my_site_dbdata"}}
     assert lg.out("compose", "-f", site / "compose.yaml", "config", "--services").split() == ["db", "web"]
-    said = lg("compose", "-f", site / "compose.yaml", "config", "-q").stderr.decode()
-    assert said == ("lg: warning: services.web.depends_on.db: lg runs no health checks yet, so web starts"
-                    " once db has started, not once it is healthy\n")
 
 
 def test_interpolated_flags_and_ports_are_read_as_compose_reads_them(lg, tmp_path):

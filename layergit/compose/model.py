@@ -226,8 +226,6 @@ def load(document: dict, directory: str, environ: Mapping[str, str], name: str |
         services[service_name] = _service(service_name, raw, directory, environ)
     result = Project(project, directory, services, networks, volumes, warnings)
     _check_references(result)
-    for service in services.values():
-        warnings.extend(_not_done(service))
     result.start_order()  # refuses a cycle now, before anything starts
     return result
 
@@ -274,22 +272,6 @@ def _check_references(project: Project) -> None:
                                    " top-level volumes")
         if service.image is None and service.build is None:
             raise ComposeError(f"{where}: has neither an image nor a build context")
-
-
-def _not_done(service: Service) -> list[str]:
-    """What the file asks of ``service`` that lg reads but does not do yet, said on every
-    command rather than dropped: the monitor has no restart policies or health checks, so
-    a dependent waits for no health either."""
-    where, out = f"services.{service.name}", []
-    if service.restart not in (None, "no"):
-        out.append(f"{where}.restart: lg does not restart containers yet; {service.restart!r} is ignored")
-    check = service.healthcheck
-    if check is not None and not check.disable and check.test != ["NONE"]:
-        out.append(f"{where}.healthcheck: lg runs no health checks yet; ignored")
-    out.extend(f"{where}.depends_on.{dep.service}: lg runs no health checks yet, so {service.name}"
-               f" starts once {dep.service} has started, not once it is healthy"
-               for dep in service.depends_on if dep.condition == "service_healthy")
-    return out
 
 
 def _service(name: str, raw: object, directory: str, environ: Mapping[str, str]) -> Service:

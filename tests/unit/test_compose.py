@@ -189,20 +189,6 @@ def test_a_full_file_is_read_into_typed_values(tmp_path):
     assert doc["volumes"] == {"dbdata": {"name": "shop_dbdata"}}
 
 
-def test_what_lg_reads_but_does_not_do_is_said(tmp_path):
-    """Restart policies, health checks and waiting for a healthy dependency are read and
-    checked but not done by lg yet: each is a warning naming the key, never silence."""
-    p = project(FULL, tmp_path, {"C": "from-shell"})
-    assert "services.db.restart: lg does not restart containers yet; 'unless-stopped' is ignored" in p.warnings
-    assert "services.db.healthcheck: lg runs no health checks yet; ignored" in p.warnings
-    assert ("services.web.depends_on.db: lg runs no health checks yet, so web starts once db has started,"
-            " not once it is healthy") in p.warnings
-    quiet = project("services:\n  db: {image: x, restart: 'no', healthcheck: {disable: true}}\n"
-                    "  web: {image: x, depends_on: {db: {condition: service_started}},"
-                    " healthcheck: {test: [NONE]}}\n", tmp_path)
-    assert quiet.warnings == []
-
-
 def test_interpolated_booleans_and_numbers_are_cast_as_compose_casts_them(tmp_path):
     """Interpolation gives strings; where a key wants a boolean or a number, compose reads
     the string as one (``read_only: ${RO:-false}``, ``target: ${PORT}``), and so does lg."""
