@@ -721,3 +721,28 @@ def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(rlg, hostile):
     tmp = os.path.join(rlg.root, "tmp")
     assert not os.path.isdir(tmp) or os.listdir(tmp) == []
     assert os.listdir(os.path.join(rlg.root, "store.git", "objects", "pack")) == []  # no pack, whole or temporary
+
+
+def test_tls_verify_false_as_podman_spells_it(rlg, rlg2, busybox_copy, tmp_path):
+    """A registry with a self-signed certificate: refused by default; ``--tls-verify=false``
+    (podman's spelling) and ``--no-tls-verify`` both skip the check; a value that is no
+    boolean is one usage line."""
+    key, cert = tmp_path / "self.key", tmp_path / "self.pem"
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+        "-subj", "/CN=127.0.0.1", "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1")
+    reg = start_registry(tmp_path / "selfsigned", tls={"certificate": cert, "key": key})
+    try:
+        name = f"{reg.host}/self/app:1"
+        rlg("commit", busybox_copy, "-t", name)
+        err = rlg.fails("push", "--timeout", "10", name)
+        assert "certificate verify failed" in err and len(err.strip().splitlines()) == 1
+        pushed = push(rlg, name, "--tls-verify=false")
+        assert pushed["uploaded"] >= 2
+        err = rlg2.fails("pull", "--tls-verify=maybe", name, code=2)
+        assert "--tls-verify takes true or false" in err
+        assert pull(rlg2, name, "--tls-verify=false")["id"] == pushed["id"]
+        assert pull(rlg2, name, "--no-tls-verify")["downloaded"] == 0
+        assert "certificate verify failed" in rlg2.fails("pull", "--tls-verify=true", "--timeout", "10", name)
+    finally:
+        reg.stop()
