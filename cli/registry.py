@@ -9,39 +9,13 @@ The bodies only parse flags and call ``porcelain.registry`` / ``registry.auth``.
 from __future__ import annotations
 
 import sys
-import threading
-from contextlib import contextmanager
 
 import click
 
 from layergit.fs.tarlayer import check_limits_flags
 from layergit.text import printable, quoted
 
-from .output import human_size, print_json, repo_from, short
-
-
-@contextmanager
-def transfer_progress(quiet: bool):
-    """A callback(item, done, total) drawing one line per blob on a tty (bytes, speed);
-    None when quiet or not on a tty, where the one summary line is all lg says."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
-        tasks: dict = {}
-        lock = threading.Lock()
-
-        def update(item: str, done: int, total: int) -> None:
-            with lock:  # blobs move on several threads
-                if item not in tasks:
-                    tasks[item] = bar.add_task(printable(item), total=total)
-                bar.update(tasks[item], completed=done, total=total)
-
-        yield update
+from .output import human_size, print_json, repo_from, short, transfer_progress
 
 _TLS = click.option("--tls-verify/--no-tls-verify", "tls_verify", default=None,
                     help="Check TLS certificates (default: yes; plain HTTP only for loopback registries "

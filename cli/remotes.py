@@ -6,7 +6,7 @@ import click
 
 from layergit.porcelain import remotes
 
-from .output import human_size, listing, print_json, progress, repo_from, short
+from .output import human_size, listing, print_json, repo_from, short, transfer_progress
 
 _GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
             " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
@@ -104,8 +104,9 @@ _BUILD_CACHE = click.option("--build-cache", is_flag=True,
 def push_cmd(ctx, remote, images, all_images, force, max_pack, build_cache, as_json):
     """Send images' history to a git remote: only what it lacks."""
     repo = repo_from(ctx)
-    with progress(f"pushing to {remote}"):  # a spinner and the time taken, on a terminal
-        result = remotes.push(repo, remote, list(images), all_images, force, _size(max_pack), build_cache)
+    with transfer_progress(as_json) as progress:  # bytes and speed, on a terminal
+        result = remotes.push(repo, remote, list(images), all_images, force, _size(max_pack), build_cache,
+                              progress)
     _report(result, "sent", as_json)
 
 
@@ -139,8 +140,8 @@ def pull_cmd(ctx, remote, images, max_pack, build_cache, as_json):
     """Fetch images from a git remote and fast-forward their local tags (none named:
     every local image the remote also holds)."""
     repo = repo_from(ctx)
-    with progress(f"pulling from {remote}"):
-        result = remotes.pull(repo, remote, list(images), _size(max_pack), build_cache)
+    with transfer_progress(as_json) as progress:
+        result = remotes.pull(repo, remote, list(images), _size(max_pack), build_cache, progress)
     _report(result, "received", as_json)
 
 
@@ -149,8 +150,8 @@ def pull_cmd(ctx, remote, images, max_pack, build_cache, as_json):
 def fetch_cmd(ctx, remote, images, max_pack, build_cache, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
     repo = repo_from(ctx)
-    with progress(f"fetching from {remote}"):
-        result = remotes.fetch(repo, remote, list(images), _size(max_pack), build_cache)
+    with transfer_progress(as_json) as progress:
+        result = remotes.fetch(repo, remote, list(images), _size(max_pack), build_cache, progress)
     _report(result, "received", as_json)
 
 

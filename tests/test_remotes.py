@@ -495,3 +495,41 @@ def test_build_cache_travels_only_to_and_from_a_trusted_remote(lg, lg_b, busybox
     # Trust withdrawn by lg: the fetched entries go too.
     assert "2 fetched entries removed" in lg_b.out("remote", "set-build-cache", "ci", "false")
     assert cache_refs(lg_b, "refs/layergit/remote-cache/") == {}
+
+
+def on_a_terminal(lg: Lg, *args: str) -> tuple[int, str]:
+    """Run lg with stdout and stderr on a pseudo-terminal; its exit status and output."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([lg.python, "-m", "cli", *args], env=lg.env(), stdin=subprocess.DEVNULL,
+                                stdout=follower, stderr=follower)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                piece = os.read(leader, 1 << 16)
+            except OSError:  # EIO: every writer closed
+                break
+            if not piece:
+                break
+            out += piece
+        return proc.wait(timeout=60), out.decode(errors="replace")
+    finally:
+        os.close(leader)
+
+
+def test_push_and_pull_show_bytes_on_a_terminal(lg, lg_b, tmp_path):
+    """On a terminal, push and pull draw the pack's bytes as git counts them; piped, the
+    output is the summary lines alone."""
+    src = tmp_path / "big"
+    write(src / "noise", os.urandom(3 << 20))
+    remote = bare(tmp_path / "remote.git")
+    lg("commit", src, "-t", "big:1")
+    code, out = on_a_terminal(lg, "push", remote, "big:1")
+    assert code == 0 and re.search(r"\d\.\d MB", out), out
+    code, out = on_a_terminal(lg_b, "pull", remote, "big:1")
+    assert code == 0 and re.search(r"\d\.\d MB", out), out
+    piped = lg_b.out("pull", remote, "big:1", "--json")
+    assert "MB" not in piped

@@ -21,7 +21,7 @@ config, else :data:`DEFAULT_MAX_PACK`; ``lg serve --allow-push`` takes the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import Conflict, CorruptStore, NotFound, UsageError
@@ -37,6 +37,8 @@ DEFAULT_MAX_PACK = 32 << 30  # bytes a fetch, pull or served push may bring: reg
 MAX_PACK_KEY = "layergit.maxPack"
 
 Update = tuple[names.ImageName, bytes, "bytes | None"]  # an image, its new commit, the remote's old one
+# A transfer's progress, as registry transfers report it: (item, bytes so far, bytes in all or None).
+Report = Callable[[str, int, "int | None"], None]
 
 
 class NotGitOperand(UsageError):
@@ -258,12 +260,13 @@ def _prune_tracking(repo: Repo, remote: str, present: set[names.ImageName], resu
 
 
 def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, force: bool = False,
-         max_pack: int | None = None, build_cache: bool = False) -> TransferResult:
+         max_pack: int | None = None, build_cache: bool = False,
+         progress: Report | None = None) -> TransferResult:
     """Send images' history to a git remote: refuses (before sending anything) a move
     that would lose the remote's commits unless ``force``, and a push a host would
     refuse by its limits; ``max_pack`` splits a long history into several pushes.
     ``build_cache``: also the build-cache entries whose commits the images hold (so no
-    object more travels), to a remote trusted for it."""
+    object more travels), to a remote trusted for it. ``progress`` hears the bytes sent."""
     from ..transport import gitcli
 
     where = target(repo, operand)
@@ -300,14 +303,24 @@ def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, 
             result.cache_entries = len(entries)
             if entries:
                 moves = moves[:-1] + [(moves[-1] if moves else []) + entries]
-        for step_moves in moves:
-            gitcli.push(store.path, where.url, step_moves)
+        for i, step_moves in enumerate(moves, 1):
+            label = f"{where.remote or where.url}" + (f" ({i}/{len(moves)})" if len(moves) > 1 else "")
+            gitcli.push(store.path, where.url, step_moves,
+                        _pack_progress(progress, label, result.bytes if len(moves) == 1 else None))
             result.pushes += 1
         for image, oid, old in updates:
             result.updated.append(RefUpdate(str(image), old.hex() if old else None, oid.hex()))
             if where.remote:
                 _set_tracking(repo, where.remote, image, oid, result)
     return result
+
+
+def _pack_progress(report: Report | None, label: str, total: int | None):
+    """git's byte counts as ``report`` hears them: the total once the pack is complete,
+    ``total`` (an estimate, or None) until then."""
+    if report is None:
+        return None
+    return lambda done, complete: report(label, done, done if complete else max(total or 0, done) or None)
 
 
 def _cache_to_push(store, tips: list[bytes],
@@ -407,25 +420,28 @@ def _split(store, updates: list[Update], haves: list[bytes], max_pack: int) -> l
 
 
 def fetch(repo: Repo, operand: str, images: list[str] | None = None,
-          max_pack: int | None = None, build_cache: bool = False) -> TransferResult:
+          max_pack: int | None = None, build_cache: bool = False,
+          progress: Report | None = None) -> TransferResult:
     """Bring images' history from a git remote into the store, checked, and record what
     the remote holds as remote-tracking names (``origin/app:1``); no local tag moves.
     ``max_pack``: stop (keeping nothing) once the remote has sent more than that (by
     default :func:`receive_limit`'s). ``build_cache``: also the remote's build cache, into
-    ``refs/layergit/remote-cache/REMOTE/``, from a remote trusted for it."""
-    return _receive(repo, operand, images or [], pull=False, max_pack=max_pack, build_cache=build_cache)
+    ``refs/layergit/remote-cache/REMOTE/``, from a remote trusted for it. ``progress``
+    hears the bytes received."""
+    return _receive(repo, operand, images or [], False, max_pack, build_cache, progress)
 
 
 def pull(repo: Repo, operand: str, images: list[str] | None = None,
-         max_pack: int | None = None, build_cache: bool = False) -> TransferResult:
+         max_pack: int | None = None, build_cache: bool = False,
+         progress: Report | None = None) -> TransferResult:
     """:func:`fetch`, then fast-forward the local tags of the images named (none named:
     every local image the remote also holds); a tag whose history diverged from the
     remote's is refused before any tag moves."""
-    return _receive(repo, operand, images or [], pull=True, max_pack=max_pack, build_cache=build_cache)
+    return _receive(repo, operand, images or [], True, max_pack, build_cache, progress)
 
 
 def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: int | None,
-             build_cache: bool) -> TransferResult:
+             build_cache: bool, progress: Report | None) -> TransferResult:
     from ..transport import gitcli
 
     where = target(repo, operand)
@@ -451,7 +467,8 @@ def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: 
             need = [image.ref for image in fetch_set if not store.has(theirs[image])]
             need += [names.BUILD_CACHE_PREFIX + key for key, oid in cache.items() if not store.has(oid)]
             if need:
-                gitcli.fetch(quarantine.path, where.url, need, limit)
+                gitcli.fetch(quarantine.path, where.url, need, limit,
+                             _pack_progress(progress, where.remote or where.url, None))
             got = dict(quarantine.refs(names.IMAGE_PREFIX))
             arrived = {image: got.get(image.ref, theirs[image]) for image in fetch_set}
             got_cache = dict(quarantine.refs(names.BUILD_CACHE_PREFIX))
