@@ -492,6 +492,16 @@ def test_build_cache_travels_only_to_and_from_a_trusted_remote(lg, lg_b, busybox
     out = lg_b.out("build", "--progress", "plain", "-t", "app:3", str(ctx))
     assert ran(out) and out.count("CACHED") == 0
     assert len(cache_refs(lg_b, "refs/layergit/remote-cache/")) == 2
+    # Trusted again, but the RUN step's entry names a commit that does not build on the
+    # step's parent (a poisoned cache): it is not taken.
+    gitc(store_b, "config", "remote.ci.lgBuildCache", "true")
+    base = refs(store_b)["refs/heads/base/1"]
+    (run_entry,) = [ref for ref, oid in cache_refs(lg_b, "refs/layergit/remote-cache/").items()
+                    if gitc(store_b, "rev-parse", f"{oid}^").decode().strip() == base]
+    for ref in cache_refs(lg_b, "refs/layergit/build-cache/"):  # what the untrusted build remembered
+        gitc(store_b, "update-ref", "-d", ref)
+    gitc(store_b, "update-ref", run_entry, base)
+    assert ran(lg_b.out("build", "--progress", "plain", "-t", "app:3", str(ctx)))
     # Trust withdrawn by lg: the fetched entries go too.
     assert "2 fetched entries removed" in lg_b.out("remote", "set-build-cache", "ci", "false")
     assert cache_refs(lg_b, "refs/layergit/remote-cache/") == {}
