@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import threading
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -109,6 +110,30 @@ def listing(rows: list, as_json: bool, quiet: bool, columns: list[str], cells) -
     else:
         table(columns, [cells(r) for r in rows])
 
+
+@contextmanager
+def transfer_progress(quiet: bool):
+    """A callback(item, done, total) drawing one line per item on a tty (bytes, speed;
+    total None when not known yet): a registry's blobs, a git remote's pack. None when
+    quiet or not on a tty, where the one summary line is all lg says."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+        tasks: dict = {}
+        lock = threading.Lock()
+
+        def update(item: str, done: int, total: int) -> None:
+            with lock:  # blobs move on several threads
+                if item not in tasks:
+                    tasks[item] = bar.add_task(printable(item), total=total)
+                bar.update(tasks[item], completed=done, total=total)
+
+        yield update
 
 @contextmanager
 def progress(label: str):

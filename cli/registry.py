@@ -9,48 +9,45 @@ The bodies only parse flags and call ``porcelain.registry`` / ``registry.auth``.
 from __future__ import annotations
 
 import sys
-import threading
-from contextlib import contextmanager
 
 import click
 
 from layergit.fs.tarlayer import check_limits_flags
 from layergit.text import printable, quoted
 
-from .output import human_size, print_json, repo_from, short
-
-
-@contextmanager
-def transfer_progress(quiet: bool):
-    """A callback(item, done, total) drawing one line per blob on a tty (bytes, speed);
-    None when quiet or not on a tty, where the one summary line is all lg says."""
-    if quiet or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
-        tasks: dict = {}
-        lock = threading.Lock()
-
-        def update(item: str, done: int, total: int) -> None:
-            with lock:  # blobs move on several threads
-                if item not in tasks:
-                    tasks[item] = bar.add_task(printable(item), total=total)
-                bar.update(tasks[item], completed=done, total=total)
-
-        yield update
+from .output import human_size, print_json, repo_from, short, transfer_progress
 
 _TLS = click.option("--tls-verify/--no-tls-verify", "tls_verify", default=None,
                     help="Check TLS certificates (default: yes; plain HTTP only for loopback registries "
                          "or with --tls-verify=false).")
+
+
+class _PodmanSpelling(click.Command):
+    """A command that also takes podman's ``--tls-verify=false`` / ``=true`` for the
+    ``--tls-verify/--no-tls-verify`` flag (click flags take no ``=VALUE``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            flag, eq, value = arg.partition("=")
+            if flag == "--tls-verify" and eq:
+                try:
+                    verify = click.BOOL.convert(value, None, ctx)
+                except click.BadParameter:
+                    raise click.UsageError(f"--tls-verify takes true or false, not {value!r}", ctx) from None
+                arg = "--tls-verify" if verify else "--no-tls-verify"
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
 _TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
                         help="Give up on a registry silent this long (default 60).")
 
 
-@click.command("pull")
+@click.command("pull", cls=_PodmanSpelling)
 @click.argument("reference", metavar="[REGISTRY/]NAME[:TAG|@DIGEST]")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from an index (default: this host's).")
@@ -85,7 +82,7 @@ def registry_pull_cmd(ctx, reference, platform, all_tags, quiet, as_json, max_by
         click.echo(f"{short(r.id)}  {tags}  {r.digest}  {r.commits} commits, {r.layers} layers, {fetched}")
 
 
-@click.command("push")
+@click.command("push", cls=_PodmanSpelling)
 @click.argument("reference", metavar="[REGISTRY/]NAME[:TAG]")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True,
               help="How layers are compressed.")
@@ -124,7 +121,7 @@ def _host(server: str) -> str:
     return DOCKER_HUB if server in _HUB_ALIASES else server
 
 
-@click.command("login")
+@click.command("login", cls=_PodmanSpelling)
 @click.argument("server", metavar="REGISTRY", required=False, default="docker.io")
 @click.option("-u", "--username", help="User name (asked for on a tty when missing).")
 @click.option("-p", "--password", help="Password (visible to other users in ps: prefer --password-stdin).")

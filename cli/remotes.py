@@ -6,7 +6,7 @@ import click
 
 from layergit.porcelain import remotes
 
-from .output import human_size, listing, print_json, progress, repo_from, short
+from .output import human_size, listing, print_json, repo_from, short, transfer_progress
 
 _GRAMMAR = ("REMOTE is a configured remote's name, a URL (file://, ssh://, git://, http(s)://) or a"
             " path (/..., ./..., ../...): that is git's form. Any other first operand names an OCI"
@@ -18,14 +18,30 @@ def remote_cmd():
     """Manage the store's git remotes (plain `git remote -v` in the store shows them)."""
 
 
+_TRUST_HELP = ("Trust this remote's build cache: --build-cache moves it, and lg build reuses its"
+               " RUN results (a shared cache can carry poisoned results: trust only your own CI).")
+
+
 @remote_cmd.command("add")
 @click.argument("name")
 @click.argument("url")
+@click.option("--build-cache", is_flag=True, help=_TRUST_HELP)
 @click.pass_context
-def remote_add_cmd(ctx, name, url):
+def remote_add_cmd(ctx, name, url, build_cache):
     """Add a remote: URL is a path, file://, ssh://, host:path, git:// or http(s)://."""
-    remote = remotes.remote_add(repo_from(ctx), name, url)
+    remote = remotes.remote_add(repo_from(ctx), name, url, build_cache)
     click.echo(f"{remote.name}\t{remote.url}")
+
+
+@remote_cmd.command("set-build-cache")
+@click.argument("name")
+@click.argument("trust", type=click.BOOL, metavar="true|false")
+@click.pass_context
+def remote_set_build_cache_cmd(ctx, name, trust):
+    """Trust a remote's build cache, or stop (its fetched entries are then removed)."""
+    dropped = remotes.set_build_cache(repo_from(ctx), name, trust)
+    state = "trusted" if trust else f"not trusted ({dropped} fetched entries removed)"
+    click.echo(f"build cache of {name}: {state}")
 
 
 @remote_cmd.command("ls")
@@ -33,7 +49,8 @@ def remote_add_cmd(ctx, name, url):
 @click.pass_context
 def remote_ls_cmd(ctx, as_json):
     """List remotes."""
-    listing(remotes.remote_list(repo_from(ctx)), as_json, False, ["NAME", "URL"], lambda r: [r.name, r.url])
+    listing(remotes.remote_list(repo_from(ctx)), as_json, False, ["NAME", "URL", "BUILD CACHE"],
+            lambda r: [r.name, r.url, "trusted" if r.build_cache else "-"])
 
 
 @remote_cmd.command("rm")
@@ -63,9 +80,15 @@ def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
         click.echo(f"{name}\tgone from the remote (remote-tracking name removed)")
     for name in result.up_to_date:
         click.echo(f"{name}\tup to date")
+    if result.cache_entries:
+        click.echo(f"build cache: {result.cache_entries} entr{'y' if result.cache_entries == 1 else 'ies'}")
     size = f", {human_size(result.bytes)}" if result.bytes else ""
     pushes = f" in {result.pushes} pushes" if result.pushes > 1 else ""
     click.echo(f"{verb} {result.objects} object(s){size}{pushes}")
+
+
+_BUILD_CACHE = click.option("--build-cache", is_flag=True,
+                            help="Also the build cache (a remote trusted for it: lg remote set-build-cache).")
 
 
 @click.command("push", epilog=_GRAMMAR)
@@ -75,13 +98,15 @@ def _report(result: remotes.TransferResult, verb: str, as_json: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Replace the remote's history where it diverged.")
 @click.option("--max-pack", metavar="SIZE",
               help="Split a long history into pushes of at most SIZE each (e.g. 1g).")
+@_BUILD_CACHE
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def push_cmd(ctx, remote, images, all_images, force, max_pack, as_json):
+def push_cmd(ctx, remote, images, all_images, force, max_pack, build_cache, as_json):
     """Send images' history to a git remote: only what it lacks."""
     repo = repo_from(ctx)
-    with progress(f"pushing to {remote}"):  # a spinner and the time taken, on a terminal
-        result = remotes.push(repo, remote, list(images), all_images, force, _size(max_pack))
+    with transfer_progress(as_json) as progress:  # bytes and speed, on a terminal
+        result = remotes.push(repo, remote, list(images), all_images, force, _size(max_pack), build_cache,
+                              progress)
     _report(result, "sent", as_json)
 
 
@@ -94,12 +119,14 @@ def _size(text: str | None) -> int | None:
 
 
 def _receiving(command):
-    """What pull and fetch share: REMOTE, the images, --max-pack, --json."""
+    """What pull and fetch share: REMOTE, the images, --max-pack, --build-cache, --json."""
     for decorate in reversed((
         click.argument("remote", metavar="REMOTE"),
         click.argument("images", nargs=-1, metavar="[NAME[:TAG]]..."),
         click.option("--max-pack", metavar="SIZE",
-                     help="Stop, keeping nothing, if the remote sends more than SIZE (e.g. 2g)."),
+                     help="Stop, keeping nothing, if the remote sends more than SIZE (e.g. 2g; default:"
+                          " git config layergit.maxPack in the store, else 32g)."),
+        _BUILD_CACHE,
         click.option("--json", "as_json", is_flag=True),
         click.pass_context,
     )):
@@ -109,22 +136,22 @@ def _receiving(command):
 
 @click.command("pull", epilog=_GRAMMAR)
 @_receiving
-def pull_cmd(ctx, remote, images, max_pack, as_json):
+def pull_cmd(ctx, remote, images, max_pack, build_cache, as_json):
     """Fetch images from a git remote and fast-forward their local tags (none named:
     every local image the remote also holds)."""
     repo = repo_from(ctx)
-    with progress(f"pulling from {remote}"):
-        result = remotes.pull(repo, remote, list(images), _size(max_pack))
+    with transfer_progress(as_json) as progress:
+        result = remotes.pull(repo, remote, list(images), _size(max_pack), build_cache, progress)
     _report(result, "received", as_json)
 
 
 @click.command("fetch", epilog=_GRAMMAR)
 @_receiving
-def fetch_cmd(ctx, remote, images, max_pack, as_json):
+def fetch_cmd(ctx, remote, images, max_pack, build_cache, as_json):
     """Fetch images' history from a git remote into remote-tracking names (origin/app:1)."""
     repo = repo_from(ctx)
-    with progress(f"fetching from {remote}"):
-        result = remotes.fetch(repo, remote, list(images), _size(max_pack))
+    with transfer_progress(as_json) as progress:
+        result = remotes.fetch(repo, remote, list(images), _size(max_pack), build_cache, progress)
     _report(result, "received", as_json)
 
 
@@ -132,7 +159,9 @@ def fetch_cmd(ctx, remote, images, max_pack, as_json):
 @click.option("--listen", default="127.0.0.1:8787", show_default=True, metavar="HOST:PORT")
 @click.option("--allow-push", is_flag=True,
               help="Accept pushes (checked as lg pull checks; they take the store's lock).")
-@click.option("--max-pack", metavar="SIZE", help="With --allow-push: refuse pushes larger than SIZE.")
+@click.option("--max-pack", metavar="SIZE",
+              help="With --allow-push: refuse pushes larger than SIZE (default: git config"
+                   " layergit.maxPack in the store, else 32g).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
               help="Drop a client silent this long (default 60).")
 @click.pass_context

@@ -721,3 +721,77 @@ def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(rlg, hostile):
     tmp = os.path.join(rlg.root, "tmp")
     assert not os.path.isdir(tmp) or os.listdir(tmp) == []
     assert os.listdir(os.path.join(rlg.root, "store.git", "objects", "pack")) == []  # no pack, whole or temporary
+
+
+def test_tls_verify_false_as_podman_spells_it(rlg, rlg2, busybox_copy, tmp_path):
+    """A registry with a self-signed certificate: refused by default; ``--tls-verify=false``
+    (podman's spelling) and ``--no-tls-verify`` both skip the check; a value that is no
+    boolean is one usage line."""
+    key, cert = tmp_path / "self.key", tmp_path / "self.pem"
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+        "-subj", "/CN=127.0.0.1", "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1")
+    reg = start_registry(tmp_path / "selfsigned", tls={"certificate": cert, "key": key})
+    try:
+        name = f"{reg.host}/self/app:1"
+        rlg("commit", busybox_copy, "-t", name)
+        err = rlg.fails("push", "--timeout", "10", name)
+        assert "certificate verify failed" in err and len(err.strip().splitlines()) == 1
+        pushed = push(rlg, name, "--tls-verify=false")
+        assert pushed["uploaded"] >= 2
+        err = rlg2.fails("pull", "--tls-verify=maybe", name, code=2)
+        assert "--tls-verify takes true or false" in err
+        assert pull(rlg2, name, "--tls-verify=false")["id"] == pushed["id"]
+        assert pull(rlg2, name, "--no-tls-verify")["downloaded"] == 0
+        assert "certificate verify failed" in rlg2.fails("pull", "--tls-verify=true", "--timeout", "10", name)
+    finally:
+        reg.stop()
+
+
+FAKE_HELPER = r'''#!/usr/bin/env python3
+"""A docker-credential helper keeping its secrets in a JSON file beside it (the protocol:
+store reads {ServerURL, Username, Secret}; get and erase read the server URL)."""
+import json, os, sys
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "secrets.json")
+secrets = json.load(open(path)) if os.path.exists(path) else {}
+action, data = sys.argv[1], sys.stdin.read()
+if action == "store":
+    entry = json.loads(data)
+    secrets[entry["ServerURL"]] = [entry["Username"], entry["Secret"]]
+elif action == "get" and data.strip() in secrets:
+    user, secret = secrets[data.strip()]
+    print(json.dumps({"ServerURL": data.strip(), "Username": user, "Secret": secret}))
+    sys.exit(0)
+elif action == "erase" and data.strip() in secrets:
+    del secrets[data.strip()]
+else:
+    print("credentials not found in native keychain")
+    sys.exit(1)
+json.dump(secrets, open(path, "w"))
+'''
+
+
+def test_login_stores_into_the_configured_credential_helper(rlg, rlg2, auth_registry, busybox_copy, tmp_path):
+    """With credsStore set, lg login hands the credentials to docker-credential-NAME
+    store (the auth file keeps no password), push reads them back through get, and
+    logout erases them."""
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    program = helpers / "docker-credential-lgtest"
+    program.write_text(FAKE_HELPER)
+    program.chmod(0o755)
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"credsStore": "lgtest", "auths": {auth_registry.host: {"auth": "c3RhbGU6b2xk"}}}))
+    path = f"{helpers}:{os.environ['PATH']}"
+    name = f"{auth_registry.host}/helper/app:1"
+    rlg("commit", busybox_copy, "-t", name)
+    out = rlg.out("login", "-u", "alice", "--password-stdin", auth_registry.host, input=b"s3cret\n",
+                  env=rlg.env(PATH=path))
+    assert "docker-credential-lgtest" in out and "s3cret" not in out
+    assert json.loads((helpers / "secrets.json").read_text()) == {auth_registry.host: ["alice", "s3cret"]}
+    assert "s3cret" not in auth.read_text() and json.loads(auth.read_text())["auths"] == {}  # the stale entry went
+    assert json.loads(rlg.out("push", name, "--json", env=rlg.env(PATH=path)))["uploaded"] >= 2
+    rlg.out("logout", auth_registry.host, env=rlg.env(PATH=path))
+    assert json.loads((helpers / "secrets.json").read_text()) == {}
+    assert "authentication required" in rlg2.fails("pull", name, code=1, env=rlg2.env(PATH=path))
+    assert "not logged in" in rlg.fails("logout", auth_registry.host, code=1, env=rlg.env(PATH=path))

@@ -10,6 +10,7 @@ plain git (objects lg would never write) and must change nothing in B.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -346,7 +347,9 @@ def test_serve_clone_and_pull(lg, lg_b, small_tree, tmp_path, lg_serve):
 
 def test_serve_accepts_checked_pushes(lg, lg_b, small_tree, tmp_path, lg_serve):
     lg("images")
-    url = lg_serve("--allow-push", "--max-pack", "100k")
+    # No --max-pack: the store's layergit.maxPack bounds what a push may bring.
+    gitc(os.path.join(lg.root, "store.git"), "config", "layergit.maxPack", "100k")
+    url = lg_serve("--allow-push")
     write(small_tree / "noise", os.urandom(200_000))
     lg_b("commit", small_tree, "-t", "big:1")
     assert lg_b.fails("push", url, "big:1", code=1)
@@ -390,6 +393,11 @@ def test_a_remote_that_sends_too_much_is_stopped(lg, lg_b, tmp_path):
     err = lg_b.fails("pull", remote, "big:1", "--max-pack", "1m", code=1)
     assert "sent more than 1048576 bytes" in err
     assert store_state(lg_b) == state
+    # Without --max-pack the store's layergit.maxPack (default 32 GiB) bounds a fetch.
+    gitc(os.path.join(lg_b.root, "store.git"), "config", "layergit.maxPack", "2m")
+    err = lg_b.fails("fetch", remote, "big:1", code=1)
+    assert "sent more than 2097152 bytes" in err
+    assert store_state(lg_b) == state
     lg_b("pull", remote, "big:1", "--max-pack", "8m")
 
 
@@ -429,3 +437,109 @@ def test_a_rebuild_on_the_same_base_sends_only_what_differs(lg, small_tree, tmp_
     assert copy and not sent & copy
     stamp = gitc(store, "rev-parse", "refs/heads/app/2:rootfs/stamp").decode().strip()
     assert stamp in sent and len(sent) <= 8 and '"objects": 7' in out
+
+
+def cache_refs(lg: Lg, prefix: str = "refs/layergit/") -> dict[str, str]:
+    return {ref: oid for ref, oid in refs(os.path.join(lg.root, "store.git")).items()
+            if ref.startswith(prefix) and "cache" in ref}
+
+
+def ran(build_output: str) -> bool:
+    """Whether the build's RUN step printed its line (plain progress: ``#2 1.526 ran``)."""
+    return re.search(r"^#\d+ \d+\.\d{3} ran$", build_output, re.M) is not None
+
+
+@pytest.mark.root
+def test_build_cache_travels_only_to_and_from_a_trusted_remote(lg, lg_b, busybox_rootfs, tmp_path):
+    """A CI root builds and pushes with --build-cache; a second root that trusts the
+    remote pulls it and builds the same Dockerfile without running a step; without the
+    trust nothing of the cache moves and the build runs."""
+    ctx = tmp_path / "ctx"
+    write(ctx / "Dockerfile", b"FROM base:1\nRUN date +%s%N > /stamp; echo ran\nENV A=1\n")
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    lg("build", "--progress", "plain", "-t", "app:1", str(ctx))
+    remote = bare(tmp_path / "ci.git")
+    lg("remote", "add", "ci", remote)
+    err = lg.fails("push", "ci", "base:1", "app:1", "--build-cache", code=2)
+    assert "lg remote set-build-cache ci true" in err and refs(remote) == {}
+    lg("remote", "set-build-cache", "ci", "true")
+    out = lg.out("push", "ci", "base:1", "app:1", "--build-cache")
+    assert "build cache: 2 entries" in out  # the RUN and the ENV step, both in app:1's history
+    assert sorted(r.rsplit("/", 1)[1] for r in refs(remote) if "build-cache" in r) == \
+        sorted(r.rsplit("/", 1)[1] for r in cache_refs(lg))
+
+    # B does not trust the remote: --build-cache is refused, a plain pull moves no cache.
+    lg_b("remote", "add", "ci", remote)
+    assert "not trusted" in lg_b.fails("pull", "ci", "base:1", "app:1", "--build-cache", code=2)
+    lg_b("pull", "ci", "base:1", "app:1")
+    assert cache_refs(lg_b) == {}
+
+    # Trusted: the cache lands in its own namespace and the same build runs nothing.
+    lg_b("remote", "set-build-cache", "ci", "true")
+    assert "trusted" in lg_b.out("remote", "ls")
+    assert "build cache: 2 entries" in lg_b.out("fetch", "ci", "--build-cache")
+    fetched = cache_refs(lg_b, "refs/layergit/remote-cache/ci/")
+    assert {r.rsplit("/", 1)[1]: o for r, o in fetched.items()} == \
+        {r.rsplit("/", 1)[1]: o for r, o in cache_refs(lg, "refs/layergit/build-cache/").items()}
+    out = lg_b.out("build", "--progress", "plain", "-t", "app:2", str(ctx))
+    assert not ran(out) and out.count("CACHED") == 2
+    store_b = os.path.join(lg_b.root, "store.git")
+    assert refs(store_b)["refs/heads/app/2"] == refs(remote)["refs/heads/app/1"]
+    assert "ok" in lg_b.out("fsck")
+
+    # The entries are there but the remote is no longer trusted: lg build runs the step.
+    gitc(store_b, "config", "remote.ci.lgBuildCache", "false")
+    out = lg_b.out("build", "--progress", "plain", "-t", "app:3", str(ctx))
+    assert ran(out) and out.count("CACHED") == 0
+    assert len(cache_refs(lg_b, "refs/layergit/remote-cache/")) == 2
+    # Trusted again, but the RUN step's entry names a commit that does not build on the
+    # step's parent (a poisoned cache): it is not taken.
+    gitc(store_b, "config", "remote.ci.lgBuildCache", "true")
+    base = refs(store_b)["refs/heads/base/1"]
+    (run_entry,) = [ref for ref, oid in cache_refs(lg_b, "refs/layergit/remote-cache/").items()
+                    if gitc(store_b, "rev-parse", f"{oid}^").decode().strip() == base]
+    for ref in cache_refs(lg_b, "refs/layergit/build-cache/"):  # what the untrusted build remembered
+        gitc(store_b, "update-ref", "-d", ref)
+    gitc(store_b, "update-ref", run_entry, base)
+    assert ran(lg_b.out("build", "--progress", "plain", "-t", "app:3", str(ctx)))
+    # Trust withdrawn by lg: the fetched entries go too.
+    assert "2 fetched entries removed" in lg_b.out("remote", "set-build-cache", "ci", "false")
+    assert cache_refs(lg_b, "refs/layergit/remote-cache/") == {}
+
+
+def on_a_terminal(lg: Lg, *args: str) -> tuple[int, str]:
+    """Run lg with stdout and stderr on a pseudo-terminal; its exit status and output."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([lg.python, "-m", "cli", *args], env=lg.env(), stdin=subprocess.DEVNULL,
+                                stdout=follower, stderr=follower)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                piece = os.read(leader, 1 << 16)
+            except OSError:  # EIO: every writer closed
+                break
+            if not piece:
+                break
+            out += piece
+        return proc.wait(timeout=60), out.decode(errors="replace")
+    finally:
+        os.close(leader)
+
+
+def test_push_and_pull_show_bytes_on_a_terminal(lg, lg_b, tmp_path):
+    """On a terminal, push and pull draw the pack's bytes as git counts them; piped, the
+    output is the summary lines alone."""
+    src = tmp_path / "big"
+    write(src / "noise", os.urandom(3 << 20))
+    remote = bare(tmp_path / "remote.git")
+    lg("commit", src, "-t", "big:1")
+    code, out = on_a_terminal(lg, "push", remote, "big:1")
+    assert code == 0 and re.search(r"\d\.\d MB", out), out
+    code, out = on_a_terminal(lg_b, "pull", remote, "big:1")
+    assert code == 0 and re.search(r"\d\.\d MB", out), out
+    piped = lg_b.out("pull", remote, "big:1", "--json")
+    assert "MB" not in piped

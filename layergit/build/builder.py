@@ -221,7 +221,7 @@ class _Builder:
             if prepare is not None:
                 extra = prepare(w)
             step_key = cache.key(state.commit, text, f"{extra}\nconfig {config}")
-            hit = None if self.options.no_cache else cache.lookup(self.repo, step_key)
+            hit = None if self.options.no_cache else cache.lookup(self.repo, step_key, state.commit)
             commit = hit or make(w)
         if hit is None:
             cache.remember(self.repo, step_key, commit)

@@ -123,7 +123,20 @@ def fsck(repo: Repo) -> FsckReport:
     for ref, _ in repo.store.refs(names.DIGEST_PREFIX):
         if names.from_digest_ref(ref) is None:
             report.problems.append(f"{ref}: not a digest index entry (NAME/sha256-HEX)")
+    _check_remote_cache(repo, report)
     return report
+
+
+def _check_remote_cache(repo: Repo, report: FsckReport) -> None:
+    """Fetched build-cache entries are REMOTE/KEY of a configured remote; those of a
+    remote no longer configured are left-overs (lg remote rm drops them)."""
+    remotes = repo.store.remotes()
+    for ref, _ in repo.store.refs(names.REMOTE_CACHE_PREFIX):
+        remote, _, rest = ref[len(names.REMOTE_CACHE_PREFIX):].partition("/")
+        if names.cache_key(rest, "") is None:
+            report.problems.append(f"{ref}: not a fetched build-cache entry (REMOTE/KEY)")
+        elif remote not in remotes:
+            report.notes.append(f"{ref}: the remote {remote} is gone; git update-ref -d removes it")
 
 
 def check_received(repo: Repo, tips: list[bytes], known) -> FsckReport:

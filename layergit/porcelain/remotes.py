@@ -7,12 +7,21 @@ side lacks. What arrives is lg's: it lands in a quarantine, is checked as
 
 ``push`` and ``pull`` are shared with OCI registries: :func:`is_git_operand` is the
 one rule that decides which grammar a command line speaks.
+
+With ``--build-cache`` the build cache travels too, to and from a remote the user
+trusts for it (``remote.NAME.lgBuildCache`` in the store's config): pushed entries
+are those whose commits the pushed images hold, fetched ones land under
+``refs/layergit/remote-cache/REMOTE/`` and only ``lg build`` looks there, while the
+remote stays trusted (:func:`trusted_caches`).
+
+What arrives is bounded: ``--max-pack``, else ``layergit.maxPack`` in the store's
+config, else :data:`DEFAULT_MAX_PACK`; ``lg serve --allow-push`` takes the same.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import Conflict, CorruptStore, NotFound, UsageError
@@ -23,8 +32,13 @@ from .repo import Repo, store_lock
 _REMOTE_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")  # a name component; fullmatch
 _NAME_MAX = 64
 _PROBLEMS_SHOWN = 1
+_TRUST_KEY = "lgbuildcache"  # remote.NAME.lgBuildCache; git gives keys lowercased
+DEFAULT_MAX_PACK = 32 << 30  # bytes a fetch, pull or served push may bring: registry pulls' --max-bytes
+MAX_PACK_KEY = "layergit.maxPack"
 
 Update = tuple[names.ImageName, bytes, "bytes | None"]  # an image, its new commit, the remote's old one
+# A transfer's progress, as registry transfers report it: (item, bytes so far, bytes in all or None).
+Report = Callable[[str, int, "int | None"], None]
 
 
 class NotGitOperand(UsageError):
@@ -54,17 +68,59 @@ def check_remote_name(name: str) -> str:
 class Remote:
     name: str
     url: str
+    build_cache: bool = False  # trusted for the build cache
 
 
-def remote_add(repo: Repo, name: str, url: str) -> Remote:
-    remote = Remote(check_remote_name(name), urls.normalise(url, scp=True))
+def remote_add(repo: Repo, name: str, url: str, build_cache: bool = False) -> Remote:
+    remote = Remote(check_remote_name(name), urls.normalise(url, scp=True), build_cache)
     with store_lock(repo):
         repo.store.add_remote(remote.name, remote.url)
+        if build_cache:
+            repo.store.set_config(f"remote.{remote.name}.{_TRUST_KEY}", "true")
     return remote
 
 
 def remote_list(repo: Repo) -> list[Remote]:
-    return [Remote(name, url) for name, url in sorted(repo.store.remotes().items())]
+    trusted = set(trusted_caches(repo))
+    return [Remote(name, url, name in trusted) for name, url in sorted(repo.store.remotes().items())]
+
+
+def trusted_caches(repo: Repo) -> list[str]:
+    """The remotes whose build cache ``lg build`` uses and ``--build-cache`` moves, in
+    name order: those the user marked, and no other."""
+    found = repo.store.config_values(rf"^remote\..*\.{_TRUST_KEY}$")
+    return sorted(key[len("remote."):-len(_TRUST_KEY) - 1] for key, value in found.items()
+                  if value.strip().lower() in ("true", "yes", "on", "1"))
+
+
+def set_build_cache(repo: Repo, name: str, trust: bool) -> int:
+    """Trust a remote's build cache, or stop: then its fetched entries go (so gc can drop
+    their objects); returns how many went."""
+    with store_lock(repo):
+        if name not in repo.store.remotes():
+            raise NotFound(f"no such remote: {name}")
+        repo.store.set_config(f"remote.{name}.{_TRUST_KEY}", "true" if trust else None)
+        return 0 if trust else _drop_remote_cache(repo, name)
+
+
+def _drop_remote_cache(repo: Repo, name: str) -> int:
+    entries = repo.store.refs(f"{names.REMOTE_CACHE_PREFIX}{name}/")
+    for ref, _ in entries:
+        repo.store.delete_ref(ref)
+    return len(entries)
+
+
+def receive_limit(repo: Repo, given: int | None) -> int:
+    """The most a fetch, pull or served push may bring: ``given`` (--max-pack), else the
+    store's ``layergit.maxPack``, else DEFAULT_MAX_PACK."""
+    if given is not None:
+        return given
+    configured = repo.store.config_values(rf"^{re.escape(MAX_PACK_KEY.lower())}$").get(MAX_PACK_KEY.lower())
+    if not configured:
+        return DEFAULT_MAX_PACK
+    from .runopts import parse_size
+
+    return parse_size(configured, MAX_PACK_KEY)
 
 
 def remote_remove(repo: Repo, name: str) -> int:
@@ -75,6 +131,7 @@ def remote_remove(repo: Repo, name: str) -> int:
         tracking = repo.store.refs(f"{names.REMOTE_PREFIX}{name}/")
         for ref, _ in tracking:
             repo.store.delete_ref(ref)
+        _drop_remote_cache(repo, name)
         repo.store.remove_remote(name)
     return len(tracking)
 
@@ -118,39 +175,66 @@ class TransferResult:
     pruned: list[str] = field(default_factory=list)  # remote-tracking names of images the remote dropped
     pushes: int = 0
     warnings: list[str] = field(default_factory=list)
+    cache_entries: int = 0  # build-cache entries sent or received (--build-cache)
 
 
 def _images(texts: list[str]) -> list[names.ImageName]:
     return list(dict.fromkeys(names.parse(t) for t in texts))
 
 
-def _remote_images(repo: Repo, url: str) -> tuple[dict[names.ImageName, bytes], int]:
-    """The images a remote holds, and how many of its refs are something else (branches
-    of code, tags, names lg would not write): those are left alone and counted."""
+@dataclass
+class RemoteHoldings:
+    """What a remote holds: its images, its build-cache entries (step key -> commit),
+    and how many of its refs are something else (branches of code, tags, names lg
+    would not write): those are left alone and counted."""
+
+    images: dict[names.ImageName, bytes]
+    cache: dict[str, bytes]
+    ignored: int
+
+
+def _remote_refs(repo: Repo, url: str) -> RemoteHoldings:
     from ..transport import gitcli
 
     listing = gitcli.ls_remote(repo.store.path, url)
     images: dict[names.ImageName, bytes] = {}
+    cache: dict[str, bytes] = {}
     for ref, oid in listing.refs.items():
         image = names.from_ref(ref)
+        key = names.cache_key(ref)
         if image is not None and image.ref == ref:
             images[image] = oid
-    return images, listing.unreadable + len(listing.refs) - len(images)
+        elif key is not None:
+            cache[key] = oid
+    return RemoteHoldings(images, cache, listing.unreadable + len(listing.refs) - len(images) - len(cache))
+
+
+def _trusted_target(repo: Repo, where: Target) -> str:
+    """The remote's name, if --build-cache may move its cache; else one line why not."""
+    if where.remote is None:
+        raise UsageError("--build-cache needs a configured remote (lg remote add --build-cache NAME URL)")
+    if where.remote not in trusted_caches(repo):
+        raise UsageError(f"the build cache of {where.remote} is not trusted, so none of it moves; trust it"
+                         f" with: lg remote set-build-cache {where.remote} true")
+    return where.remote
+
+
+def _history(store, tips: list[bytes]) -> Iterator[bytes]:
+    """Every commit in the history of ``tips``, each once."""
+    seen: set[bytes] = set()
+    stack = list(tips)
+    while stack:
+        cid = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        yield cid
+        stack.extend(store.commit(cid).parents)
 
 
 def is_ancestor(store, old: bytes, new: bytes) -> bool:
     """Whether ``old`` is ``new`` or in its history (a move from old to new fast-forwards)."""
-    seen: set[bytes] = set()
-    stack = [new]
-    while stack:
-        cid = stack.pop()
-        if cid == old:
-            return True
-        if cid in seen:
-            continue
-        seen.add(cid)
-        stack.extend(store.commit(cid).parents)
-    return False
+    return any(cid == old for cid in _history(store, [new]))
 
 
 def _set_tracking(repo: Repo, remote: str, image: names.ImageName, oid: bytes,
@@ -176,19 +260,25 @@ def _prune_tracking(repo: Repo, remote: str, present: set[names.ImageName], resu
 
 
 def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, force: bool = False,
-         max_pack: int | None = None) -> TransferResult:
+         max_pack: int | None = None, build_cache: bool = False,
+         progress: Report | None = None) -> TransferResult:
     """Send images' history to a git remote: refuses (before sending anything) a move
     that would lose the remote's commits unless ``force``, and a push a host would
-    refuse by its limits; ``max_pack`` splits a long history into several pushes."""
+    refuse by its limits; ``max_pack`` splits a long history into several pushes.
+    ``build_cache``: also the build-cache entries whose commits the images hold (so no
+    object more travels), to a remote trusted for it. ``progress`` hears the bytes sent."""
     from ..transport import gitcli
 
     where = target(repo, operand)
     if all_images == bool(images):
         raise UsageError("name the images to push, or give --all")
+    if build_cache:
+        _trusted_target(repo, where)
     store = repo.store
     with store_lock(repo):
         ours = _local_images(repo, images, all_images)
-        theirs, _ = _remote_images(repo, where.url)
+        holdings = _remote_refs(repo, where.url)
+        theirs = holdings.images
         result = TransferResult(where.url)
         updates: list[Update] = []
         for image, oid in ours.items():
@@ -207,14 +297,43 @@ def push(repo: Repo, operand: str, images: list[str], all_images: bool = False, 
         result.warnings.extend(_check_limits(where.url, objects, result.bytes, max_pack))
         steps = _split(store, updates, haves, max_pack) if max_pack and result.bytes > max_pack else [updates]
         steps = [step for step in steps if step]
-        for step in steps:
-            gitcli.push(store.path, where.url, [(image.ref, new, old) for image, new, old in step])
+        moves = [[(image.ref, new, old) for image, new, old in step] for step in steps]
+        if build_cache:
+            entries = _cache_to_push(store, list(ours.values()), holdings.cache)
+            result.cache_entries = len(entries)
+            if entries:
+                moves = moves[:-1] + [(moves[-1] if moves else []) + entries]
+        for i, step_moves in enumerate(moves, 1):
+            label = f"{where.remote or where.url}" + (f" ({i}/{len(moves)})" if len(moves) > 1 else "")
+            gitcli.push(store.path, where.url, step_moves,
+                        _pack_progress(progress, label, result.bytes if len(moves) == 1 else None))
             result.pushes += 1
         for image, oid, old in updates:
             result.updated.append(RefUpdate(str(image), old.hex() if old else None, oid.hex()))
             if where.remote:
                 _set_tracking(repo, where.remote, image, oid, result)
     return result
+
+
+def _pack_progress(report: Report | None, label: str, total: int | None):
+    """git's byte counts as ``report`` hears them: the total once the pack is complete,
+    ``total`` (an estimate, or None) until then."""
+    if report is None:
+        return None
+    return lambda done, complete: report(label, done, done if complete else max(total or 0, done) or None)
+
+
+def _cache_to_push(store, tips: list[bytes],
+                   theirs: dict[str, bytes]) -> list[tuple[str, bytes, bytes | None]]:
+    """(ref, new, remote's old) for each local build-cache entry whose commit is in the
+    history of ``tips`` and that the remote lacks or holds differently."""
+    held = set(_history(store, tips))
+    out = []
+    for ref, oid in store.refs(names.BUILD_CACHE_PREFIX):
+        key = names.cache_key(ref)
+        if key is not None and oid in held and theirs.get(key) != oid:
+            out.append((ref, oid, theirs.get(key)))
+    return out
 
 
 def _local_images(repo: Repo, images: list[str], all_images: bool) -> dict[names.ImageName, bytes]:
@@ -301,29 +420,39 @@ def _split(store, updates: list[Update], haves: list[bytes], max_pack: int) -> l
 
 
 def fetch(repo: Repo, operand: str, images: list[str] | None = None,
-          max_pack: int | None = None) -> TransferResult:
+          max_pack: int | None = None, build_cache: bool = False,
+          progress: Report | None = None) -> TransferResult:
     """Bring images' history from a git remote into the store, checked, and record what
     the remote holds as remote-tracking names (``origin/app:1``); no local tag moves.
-    ``max_pack``: stop (keeping nothing) once the remote has sent more than that."""
-    return _receive(repo, operand, images or [], pull=False, max_pack=max_pack)
+    ``max_pack``: stop (keeping nothing) once the remote has sent more than that (by
+    default :func:`receive_limit`'s). ``build_cache``: also the remote's build cache, into
+    ``refs/layergit/remote-cache/REMOTE/``, from a remote trusted for it. ``progress``
+    hears the bytes received."""
+    return _receive(repo, operand, images or [], False, max_pack, build_cache, progress)
 
 
 def pull(repo: Repo, operand: str, images: list[str] | None = None,
-         max_pack: int | None = None) -> TransferResult:
+         max_pack: int | None = None, build_cache: bool = False,
+         progress: Report | None = None) -> TransferResult:
     """:func:`fetch`, then fast-forward the local tags of the images named (none named:
     every local image the remote also holds); a tag whose history diverged from the
     remote's is refused before any tag moves."""
-    return _receive(repo, operand, images or [], pull=True, max_pack=max_pack)
+    return _receive(repo, operand, images or [], True, max_pack, build_cache, progress)
 
 
-def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: int | None) -> TransferResult:
+def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: int | None,
+             build_cache: bool, progress: Report | None) -> TransferResult:
     from ..transport import gitcli
 
     where = target(repo, operand)
+    cache_remote = _trusted_target(repo, where) if build_cache else None
+    limit = receive_limit(repo, max_pack)
     store = repo.store
     with store_lock(repo):
-        theirs, ignored = _remote_images(repo, where.url)
-        result = TransferResult(where.url, ignored=ignored)
+        holdings = _remote_refs(repo, where.url)
+        theirs = holdings.images
+        cache = holdings.cache if cache_remote else {}
+        result = TransferResult(where.url, ignored=holdings.ignored)
         if wanted:
             chosen = _images(wanted)
             missing = [str(i) for i in chosen if i not in theirs]
@@ -336,11 +465,15 @@ def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: 
         fetch_set = list(theirs) if not wanted and where.remote else chosen
         with store.quarantine(repo.root.tmp) as quarantine:
             need = [image.ref for image in fetch_set if not store.has(theirs[image])]
+            need += [names.BUILD_CACHE_PREFIX + key for key, oid in cache.items() if not store.has(oid)]
             if need:
-                gitcli.fetch(quarantine.path, where.url, need, max_pack)
+                gitcli.fetch(quarantine.path, where.url, need, limit,
+                             _pack_progress(progress, where.remote or where.url, None))
             got = dict(quarantine.refs(names.IMAGE_PREFIX))
             arrived = {image: got.get(image.ref, theirs[image]) for image in fetch_set}
-            _check_arrivals(repo, quarantine, where, list(arrived.values()))
+            got_cache = dict(quarantine.refs(names.BUILD_CACHE_PREFIX))
+            cached = {key: got_cache.get(names.BUILD_CACHE_PREFIX + key, oid) for key, oid in cache.items()}
+            _check_arrivals(repo, quarantine, where, list(arrived.values()) + list(cached.values()))
             moves = _fast_forwards(repo, quarantine, chosen, arrived, result) if pull else []
             result.objects = store.admit(quarantine)
         if where.remote:
@@ -348,12 +481,32 @@ def _receive(repo: Repo, operand: str, wanted: list[str], pull: bool, max_pack: 
                 _set_tracking(repo, where.remote, image, oid, result)
             if not wanted:
                 _prune_tracking(repo, where.remote, set(theirs), result)
+        if cache_remote:
+            result.cache_entries = _set_remote_cache(repo, cache_remote, cached)
         from .images import move_tag
 
         for image, new, old in moves:
             move_tag(repo, image, new, old, f"pull: {where.remote or where.url}")
             result.updated.append(RefUpdate(str(image), old.hex() if old else None, new.hex()))
     return result
+
+
+def _set_remote_cache(repo: Repo, remote: str, cached: dict[str, bytes]) -> int:
+    """Mirror the remote's build cache under its own namespace: entries it holds set,
+    the ones it dropped gone; returns how many entries changed."""
+    prefix = f"{names.REMOTE_CACHE_PREFIX}{remote}/"
+    changed = 0
+    for ref, _ in repo.store.refs(prefix):
+        if names.cache_key(ref, prefix) not in cached:
+            repo.store.delete_ref(ref)
+            changed += 1
+    for key, oid in cached.items():
+        ref = names.remote_cache_ref(remote, key)
+        old = repo.store.ref(ref)
+        if old != oid:
+            repo.store.set_ref(ref, oid, old, f"fetch --build-cache: {remote}")
+            changed += 1
+    return changed
 
 
 def _check_arrivals(repo: Repo, quarantine, where: Target, tips: list[bytes]) -> None:
@@ -405,8 +558,8 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
     """This store over git's smart HTTP protocol until interrupted: read-only, or with
     ``allow_push`` accepting pushes that pass lg's checks (the pre-receive hook in
     :mod:`.prereceive`), each under the store's lock as a local commit is, and none
-    larger than ``max_pack`` (receive.maxInputSize); a client silent for ``timeout``
-    seconds is dropped."""
+    larger than ``max_pack`` (receive.maxInputSize; by default :func:`receive_limit`'s);
+    a client silent for ``timeout`` seconds is dropped."""
     import os
     import shutil
     import sys
@@ -432,7 +585,7 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
             os.chmod(hook, 0o700)
             options.env = _config_env({**served, **{k: [v] for k, v in _PUSH_CONFIG.items()},
                                        "core.hooksPath": [hooks],
-                                       **({"receive.maxInputSize": [str(max_pack)]} if max_pack else {})})
+                                       "receive.maxInputSize": [str(receive_limit(repo, max_pack))]})
             options.around_push = lambda: store_lock(repo)
         server.serve(options, ready)
     finally:

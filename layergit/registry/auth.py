@@ -5,9 +5,12 @@ Read, first found wins: ``$REGISTRY_AUTH_FILE``; else
 XDG_RUNTIME_DIR), ``${XDG_CONFIG_HOME:-~/.config}/containers/auth.json``, then
 ``${DOCKER_CONFIG:-~/.docker}/config.json``. In each, ``credHelpers[host]`` or
 ``credsStore`` names a ``docker-credential-NAME`` program asked first, then
-``auths[host].auth`` (base64 of ``user:password``). ``lg login`` writes where podman
+``auths[host].auth`` (base64 of ``user:password``). ``lg login`` hands the
+credentials to the helper the first of those files names for the host
+(``docker-credential-NAME store``, as docker login does), else writes where podman
 writes (the first of those files), mode 0600, replaced atomically, keeping every other
-key; ``lg logout`` removes the entry from it. Passwords are never printed.
+key; ``lg logout`` erases them from the helper and removes the entry from the file.
+Passwords are never printed, nor passed on a command line.
 """
 
 from __future__ import annotations
@@ -68,15 +71,24 @@ def _keys(host: str) -> tuple[str, ...]:
     return _HUB_KEYS if host in _HUB_KEYS else (host, f"https://{host}", f"http://{host}")
 
 
-def _helper(name: str, host: str) -> Credentials | None:
-    if not name or "/" in name:
-        return None
+HELPER_OUTPUT_MAX = 1 << 16  # bytes of a helper's answer lg reads
+
+
+def _call_helper(name: str, action: str, request: bytes, host: str) -> subprocess.CompletedProcess:
+    """``docker-credential-NAME ACTION`` with ``request`` on stdin (the helper protocol)."""
     try:
-        proc = subprocess.run([f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True,
+        proc = subprocess.run([f"docker-credential-{name}", action], input=request, capture_output=True,
                               timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         raise LgError(f"credential helper docker-credential-{printable(name)} failed for {host}") from None
-    if proc.returncode != 0:
+    return proc
+
+
+def _helper(name: str, host: str) -> Credentials | None:
+    if not _helper_name_ok(name):
+        return None
+    proc = _call_helper(name, "get", host.encode(), host)
+    if proc.returncode != 0 or len(proc.stdout) > HELPER_OUTPUT_MAX:
         return None  # "credentials not found": the next source may have them
     try:
         doc = json.loads(proc.stdout)
@@ -130,6 +142,29 @@ def lookup(host: str) -> Credentials | None:
     return None
 
 
+def _helper_name_ok(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and "/" not in name and "\0" not in name
+
+
+def helper_for(host: str) -> str | None:
+    """The credential helper the first auth file naming one gives ``host``:
+    ``credHelpers[host]``, else ``credsStore``; None when no file names one."""
+    for path in read_paths():
+        doc = _load(path)
+        helpers = _section(doc, "credHelpers")
+        for key in _keys(host):
+            if _helper_name_ok(helpers.get(key)):
+                return helpers[key]
+        if _helper_name_ok(doc.get("credsStore")):
+            return doc["credsStore"]
+    return None
+
+
+def _helper_failed(name: str, action: str, host: str, proc: subprocess.CompletedProcess) -> LgError:
+    said = (proc.stdout or proc.stderr)[:300].decode(errors="replace").strip()
+    return LgError(f"docker-credential-{printable(name)} {action} failed for {host}: {printable(said)}")
+
+
 def _store(path: str, doc: dict) -> None:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -146,9 +181,20 @@ def _store(path: str, doc: dict) -> None:
 
 
 def save(host: str, credentials: Credentials) -> str:
-    """Record ``credentials`` for ``host`` where podman would; returns the file."""
+    """Record ``credentials`` for ``host``: in the credential helper configured for it,
+    else where podman would; returns the helper's program or the file. A plain entry
+    for the host left in the file is dropped, so it cannot shadow the helper's."""
     if ":" in credentials.username:
         raise UsageError("a user name cannot contain ':'")
+    helper = helper_for(host)
+    if helper is not None:
+        request = json.dumps({"ServerURL": host, "Username": credentials.username,
+                              "Secret": credentials.password}).encode()
+        proc = _call_helper(helper, "store", request, host)
+        if proc.returncode != 0:
+            raise _helper_failed(helper, "store", host, proc)
+        _drop_entry(host)
+        return f"docker-credential-{helper}"
     path = write_path()
     doc = _load(path)
     auths = doc.setdefault("auths", {})
@@ -162,13 +208,22 @@ def save(host: str, credentials: Credentials) -> str:
     return path
 
 
-def remove(host: str) -> str:
-    """Forget ``host``'s credentials in the file login writes; NotFound if none were there."""
+def _drop_entry(host: str) -> bool:
+    """Remove ``host``'s entries from the file login writes; whether there were any."""
     path = write_path()
     doc = _load(path)
     auths = _section(doc, "auths")
     gone = [key for key in _keys(host) if auths.pop(key, None) is not None]
-    if not gone:
+    if gone:
+        _store(path, doc)
+    return bool(gone)
+
+
+def remove(host: str) -> str:
+    """Forget ``host``'s credentials: erased from its credential helper and from the file
+    login writes; returns where they were. NotFound if neither had them."""
+    helper = helper_for(host)
+    erased = helper is not None and _call_helper(helper, "erase", host.encode(), host).returncode == 0
+    if not _drop_entry(host) and not erased:
         raise NotFound(f"not logged in to {host}")
-    _store(path, doc)
-    return path
+    return f"docker-credential-{helper}" if erased else write_path()

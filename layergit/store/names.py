@@ -22,6 +22,22 @@ IMAGE_PREFIX = "refs/heads/"
 DIGEST_PREFIX = "refs/layergit/digests/"
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 REMOTE_PREFIX = "refs/remotes/"  # REMOTE/NAME/TAG: what ``lg fetch`` last saw on a remote
+# The build cache: refs/layergit/build-cache/KEY -> the commit a build step made here
+# (build/cache.py); refs/layergit/remote-cache/REMOTE/KEY -> one a remote's builds made,
+# fetched with ``lg fetch --build-cache`` and used only while that remote is trusted.
+BUILD_CACHE_PREFIX = "refs/layergit/build-cache/"
+REMOTE_CACHE_PREFIX = "refs/layergit/remote-cache/"
+_CACHE_KEY_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def cache_key(ref: str, prefix: str = BUILD_CACHE_PREFIX) -> str | None:
+    """The step key of a build-cache ref under ``prefix``, or None for anything else."""
+    key = ref[len(prefix):] if ref.startswith(prefix) else ""
+    return key if _CACHE_KEY_RE.fullmatch(key) else None
+
+
+def remote_cache_ref(remote: str, key: str) -> str:
+    return f"{REMOTE_CACHE_PREFIX}{remote}/{key}"
 DEFAULT_TAG = "latest"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

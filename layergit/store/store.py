@@ -550,21 +550,33 @@ class Store:
 
     # -- remotes and received objects ---------------------------------------------
 
-    def remotes(self) -> dict[str, str]:
-        """Configured remotes, name -> URL, from the store's git config (``git remote -v``),
-        read by the git command: every push and pull asks, and libgit2's import would be
-        a third of a small push."""
+    def config_values(self, pattern: str) -> dict[str, str]:
+        """Keys of the store's own git config matching the regular expression ``pattern``
+        (section and key lowercased, as git gives them) -> value, read by the git command:
+        every push and pull asks, and libgit2's import would be a third of a small push."""
         import subprocess
 
         out = subprocess.run(["git", "--git-dir", self.path, "config", "--file",
-                              os.path.join(self.path, "config"), "-z", "--get-regexp", r"^remote\..*\.url$"],
+                              os.path.join(self.path, "config"), "-z", "--get-regexp", pattern],
                              capture_output=True, check=False, env=gitenv.environ()).stdout
         found = {}
         for item in out.split(b"\0"):
-            key, _, url = item.decode(errors="surrogateescape").partition("\n")
-            if key.startswith("remote.") and key.endswith(".url") and url:
-                found[key[len("remote."):-len(".url")]] = url
+            key, _, value = item.decode(errors="surrogateescape").partition("\n")
+            if key:
+                found[key] = value
         return found
+
+    def set_config(self, key: str, value: str | None) -> None:
+        """Set (or with None, unset) one key of the store's git config."""
+        if value is not None:
+            self._repo.config[key] = value
+        elif key in self._repo.config:
+            del self._repo.config[key]
+
+    def remotes(self) -> dict[str, str]:
+        """Configured remotes, name -> URL, from the store's git config (``git remote -v``)."""
+        return {key[len("remote."):-len(".url")]: url
+                for key, url in self.config_values(r"^remote\..*\.url$").items() if url}
 
     def add_remote(self, name: str, url: str) -> None:
         """``remote.NAME.url`` and git's fetch refspec, so plain git fetches into the same

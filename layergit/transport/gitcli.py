@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import LgError, NotFound
@@ -26,6 +26,14 @@ from .urls import ALLOWED_PROTOCOLS
 LS_REMOTE_MAX = 64 << 20  # bytes of a remote's ref listing lg reads: ~500,000 refs
 STDERR_KEPT = 1 << 20  # bytes of git's stderr kept for its error message; the rest is read and dropped
 _LS_LINE = re.compile(rb"([0-9a-f]{40})\t(.+)")  # fullmatch
+# git's own progress of the pack it receives or sends (C locale): objects done and in
+# all, and the bytes so far once git has measured them ("3.82 MiB", "512 bytes").
+_PROGRESS = re.compile(rb"(?:Receiving|Writing) objects: +\d+% \((\d+)/(\d+)\)"
+                       rb"(?:, ([\d.]+) (bytes|KiB|MiB|GiB))?")
+_UNITS = {b"bytes": 1, b"KiB": 1 << 10, b"MiB": 1 << 20, b"GiB": 1 << 30}
+SEGMENT_MAX = 1 << 16  # bytes of one stderr line looked at for progress
+
+Progress = Callable[[int, bool], None]  # (bytes so far, whether the pack is complete)
 
 
 class RemoteError(LgError):
@@ -63,12 +71,15 @@ class _Stderr:
     STDERR_KEPT bytes kept for the message, the rest read and dropped. What a remote
     says reaches it (ssh passes the server's stderr on): one that writes without end
     must neither block git on a full pipe, while lg waits on its stdout, nor fill lg's
-    memory."""
+    memory. With ``progress``, git's own progress lines (``--progress``) go to it as
+    bytes, and are not kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: Progress | None = None) -> None:
         self._read, self.write = os.pipe()
         self._kept = bytearray()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._progress = progress
+        self._thread = threading.Thread(target=self._drain if progress is None else self._drain_lines,
+                                        daemon=True)
 
     def start(self) -> None:
         """Once the child holds the write end: lg's copy goes, so the end of git is EOF."""
@@ -82,8 +93,30 @@ class _Stderr:
     def _drain(self) -> None:
         with open(self._read, "rb", buffering=0) as f:
             while piece := f.read(1 << 16):
-                if len(self._kept) < STDERR_KEPT:
-                    self._kept += piece[:STDERR_KEPT - len(self._kept)]
+                self._keep(piece)
+
+    def _keep(self, piece: bytes) -> None:
+        if len(self._kept) < STDERR_KEPT:
+            self._kept += piece[:STDERR_KEPT - len(self._kept)]
+
+    def _drain_lines(self) -> None:
+        """Lines end in ``\r`` (a progress update) or ``\n``; one longer than
+        SEGMENT_MAX is kept as text without being looked at."""
+        assert self._progress is not None
+        pending = b""
+        with open(self._read, "rb", buffering=0) as f:
+            while piece := f.read(1 << 16):
+                *lines, pending = re.split(rb"[\r\n]", pending + piece)
+                if len(pending) > SEGMENT_MAX:
+                    lines, pending = [*lines, pending], b""
+                for line in lines:
+                    m = _PROGRESS.match(line)
+                    if m is None:
+                        self._keep(line + b"\n" if line else b"")
+                    elif m.group(3):
+                        done = int(float(m.group(3)) * _UNITS[m.group(4)])
+                        self._progress(done, m.group(1) == m.group(2) and line.endswith(b"done."))
+        self._keep(pending)
 
     def text(self) -> bytes:
         """What was kept, once git has exited; a process git left behind holding the pipe
@@ -92,8 +125,9 @@ class _Stderr:
         return bytes(self._kept)
 
 
-def _start(argv: list[str], env: dict[str, str], **kw) -> tuple[subprocess.Popen, _Stderr]:
-    err = _Stderr()
+def _start(argv: list[str], env: dict[str, str], progress: Progress | None = None,
+           **kw) -> tuple[subprocess.Popen, _Stderr]:
+    err = _Stderr(progress)
     try:
         proc = subprocess.Popen(argv, stderr=err.write, env=env, **kw)
     except FileNotFoundError:
@@ -104,11 +138,11 @@ def _start(argv: list[str], env: dict[str, str], **kw) -> tuple[subprocess.Popen
 
 
 def git(git_dir: str, *args: str, stdin: bytes | None = None, extra_env: dict[str, str] | None = None,
-        check_what: str = "", url: str = "") -> subprocess.CompletedProcess:
+        check_what: str = "", url: str = "", progress: Progress | None = None) -> subprocess.CompletedProcess:
     """Run ``git --git-dir GIT_DIR ARGS``; with ``check_what``, a failure is a RemoteError
     saying what failed on ``url``."""
-    proc, err = _start(["git", "--git-dir", git_dir, *args], _env(extra_env), stdout=subprocess.PIPE,
-                       stdin=subprocess.PIPE if stdin is not None else None)
+    proc, err = _start(["git", "--git-dir", git_dir, *args], _env(extra_env), progress,
+                       stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin is not None else None)
     out, _ = proc.communicate(stdin)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err.text())
     if check_what and done.returncode != 0:
@@ -157,7 +191,8 @@ _FETCH_CONFIG = ("transfer.fsckObjects=true", "fetch.unpackLimit=1", "transfer.u
                      "nulInHeader", "badTimezone", "missingEmail", "badDate", "largePathname")))
 
 
-def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = None) -> None:
+def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = None,
+          progress: Progress | None = None) -> None:
     """Fetch ``refs`` of ``url`` into the repository ``git_dir`` under the same names.
 
     ``git_dir`` is a quarantine (:meth:`Store.quarantine`) whose alternate is the
@@ -165,13 +200,14 @@ def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = N
     objects travel, and they land in the quarantine's own pack. git's fetch has no
     size limit of its own, so with ``max_bytes`` the quarantine is watched as it fills
     and git is stopped once it holds more: a remote may send far more than it should.
+    ``progress`` hears the bytes received as git counts them.
     """
 
     config = [arg for item in _FETCH_CONFIG for arg in ("-c", item)]
     spec = "".join(f"+{ref}:{ref}\n" for ref in refs).encode()
-    argv = ["git", "--git-dir", git_dir, *config, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
-            "--stdin", "--", url]
-    proc, stderr = _start(argv, _env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    argv = ["git", "--git-dir", git_dir, *config, "fetch", "--no-tags", "--no-write-fetch-head",
+            "--progress" if progress else "--quiet", "--stdin", "--", url]
+    proc, stderr = _start(argv, _env(), progress, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     over = threading.Event()
     if max_bytes is not None:
         threading.Thread(target=_watch, args=(proc, os.path.join(git_dir, "objects"), max_bytes, over),
@@ -228,10 +264,12 @@ def objects_between(git_dir: str, tips: Iterable[bytes],
 EXACT_WALK = "pack.useSparse=false"
 
 
-def push(git_dir: str, url: str, updates: list[tuple[str, bytes, bytes | None]]) -> None:
+def push(git_dir: str, url: str, updates: list[tuple[str, bytes, bytes | None]],
+         progress: Progress | None = None) -> None:
     """Set each ``(ref, new, expected old)`` on ``url`` in one atomic push. The old
-    value is a lease: had the remote moved since lg looked, git refuses the whole push."""
+    value is a lease: had the remote moved since lg looked, git refuses the whole push.
+    ``progress`` hears the bytes sent as git counts them."""
     leases = [f"--force-with-lease={ref}:{old.hex() if old else ''}" for ref, _, old in updates]
     specs = [f"+{new.hex()}:{ref}" for ref, new, _ in updates]
-    git(git_dir, "-c", EXACT_WALK, "push", "--atomic", "--quiet", "--no-verify", *leases, "--", url, *specs,
-        check_what="cannot push to", url=url)
+    git(git_dir, "-c", EXACT_WALK, "push", "--atomic", "--quiet", *(["--progress"] if progress else []),
+        "--no-verify", *leases, "--", url, *specs, check_what="cannot push to", url=url, progress=progress)

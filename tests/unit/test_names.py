@@ -146,3 +146,12 @@ def test_stored_names_are_safe_for_git(name):
 @given(st.binary(min_size=1, max_size=40).filter(lambda n: not n.startswith(b"%")))
 def test_names_not_starting_with_percent_decode_to_themselves(stored):
     assert treenames.decode(stored) == stored
+
+
+def test_cache_keys_are_64_hex_digits_under_their_prefix():
+    key = "ab" * 32
+    assert names.cache_key(names.BUILD_CACHE_PREFIX + key) == key
+    assert names.cache_key(names.remote_cache_ref("ci", key), f"{names.REMOTE_CACHE_PREFIX}ci/") == key
+    for bad in ("AB" * 32, "ab" * 31, "ab" * 32 + "\n", "../" + key, "ab" * 33):
+        assert names.cache_key(names.BUILD_CACHE_PREFIX + bad) is None
+    assert names.cache_key("refs/heads/" + key) is None

@@ -155,3 +155,26 @@ def test_shadowed_tracking_names():
     store.refs["refs/heads/origin/app/1"] = oid(1)
     assert shadowed(store, "origin/app:1~1")
     assert not shadowed(store, "app:1")
+
+
+def test_git_progress_lines_become_bytes_and_the_rest_is_kept():
+    """git's --progress stream (updates end in \\r): byte counts go to the callback, the
+    completed pack is flagged, other lines (and a remote's look-alikes) are kept."""
+    from layergit.transport import gitcli
+
+    heard: list[tuple[int, bool]] = []
+    err = gitcli._Stderr(lambda done, complete: heard.append((done, complete)))
+    stream = (b"Enumerating objects: 3, done.\n"
+              b"Writing objects:  33% (1/3)\r"
+              b"Writing objects:  66% (2/3), 512 bytes | 1 KiB/s\r"
+              b"Writing objects: 100% (3/3), 3.50 MiB | 9.48 MiB/s, done.\n"
+              b"remote: Receiving objects: 100% (9/9), 9.00 GiB, done.\n"
+              b"error: failed to push some refs\n" + b"x" * (gitcli.SEGMENT_MAX + 10))
+    with os.fdopen(os.dup(err.write), "wb") as w:
+        err.start()
+        w.write(stream)
+    kept = err.text()
+    assert heard == [(512, False), (int(3.5 * (1 << 20)), True)]
+    assert b"Writing objects" not in kept
+    assert kept.startswith(b"Enumerating objects: 3, done.\nremote: Receiving objects")
+    assert b"error: failed to push some refs\n" in kept and kept.count(b"x") == gitcli.SEGMENT_MAX + 10
