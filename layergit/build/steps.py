@@ -31,7 +31,7 @@ from ..porcelain.repo import Repo
 from ..porcelain.runopts import RunOptions
 from ..store.mutable import MutableTree, PathError
 from . import changes as config_changes
-from . import container, files
+from . import container, files, gitsource
 from .context import Context, Source, digest
 from .dockerfile import (
     DockerfileError,
@@ -299,10 +299,13 @@ def copy(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -
 
 
 def add(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
-    """ADD [--chown=USER[:GROUP]] [--chmod=MODE] [--checksum=sha256:HEX] [--link] SOURCE... DEST
+    """ADD [--chown=USER[:GROUP]] [--chmod=MODE] [--checksum=sha256:HEX] [--keep-git-dir] [--link]
+    SOURCE... DEST
 
-    COPY, and also: a URL is downloaded (--checksum checks it), a local tar archive
-    (compressed or not, known by its content) is unpacked into DEST.
+    COPY, and also: a URL is downloaded (--checksum checks it), a git repository
+    (``https://host/repo.git#REF:SUBDIR``, ``git@host:repo``, git://, ssh://, file://)
+    is checked out into DEST without its .git unless --keep-git-dir (build.gitsource),
+    a local tar archive (compressed or not, known by its content) is unpacked into DEST.
     """
     return _put(b, state, instr, ex, add=True)
 
@@ -314,7 +317,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     --exclude (context sources only) leaves out what its patterns match; --parents
     recreates the context directories of each source under DEST."""
     flags, rest = split_flags(instr.args)
-    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum"} if add else set())
+    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum", "keep-git-dir"} if add else set())
     check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
     exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
@@ -324,7 +327,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     docs = {h.name: h for h in instr.heredocs}
     if "from" in value:
         return _put_from(b, state, value, sources, dest, mode, text)
-    if "checksum" in value and not all(_URL.match(s) for s in sources):
+    if "checksum" in value and not all(_URL.match(s) and not gitsource.parse(s) for s in sources):
         raise DockerfileError("ADD --checksum applies to URLs only")
     # (source, opener of an archive ADD unpacks, the directories --parents keeps above it)
     items: list[tuple[Source, object, list[bytes]]] = []
@@ -332,12 +335,19 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
 
     def prepare(w) -> str:
         extra = []
+        by_commit: set[int] = set()  # git sources: keyed by their commit, not their entries
         for src in sources:
             doc = docs.get(heredoc_name(src) or "")
             if doc is not None:
                 body = (ex.render(doc.body) if doc.expand else doc.body).encode()
                 items.append((files.heredoc_source(doc.name, body, w), None, []))
                 extra.append(hashlib.sha256(body).hexdigest())
+            elif add and (repo := gitsource.parse(src)) is not None:
+                keep = value.get("keep-git-dir", "false").lower() not in ("false", "0")
+                source, commit = gitsource.fetch(repo, keep, b.repo.root.tmp, w)
+                items.append((source, None, []))
+                extra.append(commit)  # the key, as in BuildKit: a kept .git differs at every fetch
+                by_commit.add(id(source))
             elif add and _URL.match(src):
                 source, fetched = files.fetch(src, w)
                 if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
@@ -352,7 +362,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
                 f"when using {instr.keyword} with more than one source file, the destination must be"
                 " a directory and end with a /"
             )
-        return "\n".join(extra + [digest([s for s, _, _ in items])])
+        return "\n".join(extra + [digest([s for s, _, _ in items if id(s) not in by_commit])])
 
     def make(w) -> bytes:
         tree = MutableTree.load(b.repo.store, state.rootfs)
