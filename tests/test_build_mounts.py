@@ -22,7 +22,7 @@ def build(lg, ctx, *args, env: dict | None = None) -> str:
 def _everything_under(root: str) -> bytes:
     """Every file's bytes under the root, and every object of its store as git reads it."""
     out = bytearray()
-    for top, dirs, files in os.walk(root):
+    for top, _dirs, files in os.walk(root):
         for name in files:
             path = os.path.join(top, name)
             if os.path.isfile(path) and not os.path.islink(path):

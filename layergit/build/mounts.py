@@ -87,7 +87,8 @@ def _number(key: str, value: str | None, where: str, base: int = 10) -> int:
     try:
         n = int(value or "", base)
     except ValueError:
-        raise DockerfileError(f"{where}: {key}={value!r} is not a{'n octal' if base == 8 else ''} number") from None
+        kind = "an octal" if base == 8 else "a"
+        raise DockerfileError(f"{where}: {key}={value!r} is not {kind} number") from None
     if n < 0 or (base == 8 and n > 0o7777) or n > 0xFFFFFFFE:
         raise DockerfileError(f"{where}: {key}={value!r} is out of range")
     return n
@@ -245,6 +246,7 @@ class Prepared:
     env: list[str] = field(default_factory=list)
     scratch: list[str] = field(default_factory=list)  # directories to remove
     locks: list[int] = field(default_factory=list)  # fds holding cache locks
+    secrets: str = ""  # the step's directory of secret files, once made
 
     def bind(self, source: str, target: str, readonly: bool) -> None:
         import csv
@@ -272,7 +274,9 @@ def secret_dir(tmp: str) -> str:
     return tempfile.mkdtemp(dir=base, prefix="lg-secret-")
 
 
-def open_cache(directory: str, mount: RunMount, prepared: Prepared, fill: Callable[[str], None] | None) -> str:
+def open_cache(
+    directory: str, mount: RunMount, prepared: Prepared, fill: Callable[[str], None] | None
+) -> str:
     """The cache directory to mount, created with the mount's mode and owner (and
     ``fill``ed from its ``from`` source) when missing; ``sharing`` as BuildKit has it:
     ``locked`` waits for the other user, ``private`` takes a fresh throw-away
@@ -320,7 +324,7 @@ def prune_cache_mounts(directory: str) -> int:
         return 0
     for name in names:
         path = os.path.join(directory, name)
-        if name.endswith(".lock"):
+        if name.endswith(".lock") or name.startswith("."):  # a lock, or a killed build's (lg gc's)
             continue
         lock = path + ".lock"
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)

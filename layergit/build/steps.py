@@ -214,29 +214,11 @@ def _make_mounts(b: Build, run_mounts: list[RunMount], sources: dict[int, tuple[
     from ..fs.checkout import checkout as materialise
 
     policy = CheckoutPolicy(mode=0o755, root_owner=RootOwner.IMAGE)
-    secret_files = ""
     for n, m in enumerate(run_mounts):
         if m.kind == "tmpfs":
             prepared.tmpfs.append(m.target + (f":size={m.size}" if m.size is not None else ""))
         elif m.kind == "secret":
-            value = b.options.secrets.get(m.id)
-            if value is None:
-                if m.required:
-                    raise DockerfileError(f"secret {m.id} not found: give it with lg build --secret id={m.id}")
-                continue
-            if m.env:
-                prepared.env.append(f"{m.env}={os.fsdecode(value)}")
-            if m.target:
-                if not secret_files:
-                    secret_files = secret_dir(b.repo.root.tmp)
-                    prepared.scratch.append(secret_files)
-                path = os.path.join(secret_files, str(n))
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                with open(fd, "wb") as f:
-                    f.write(value)
-                os.chown(path, m.uid or 0, m.gid or 0)
-                os.chmod(path, m.mode if m.mode is not None else 0o400)
-                prepared.bind(path, m.target, True)
+            _secret_mount(b, n, m, prepared)
         elif m.kind == "bind":
             tree, is_dir = sources[n]
             os.makedirs(b.repo.root.tmp, exist_ok=True)
@@ -246,6 +228,8 @@ def _make_mounts(b: Build, run_mounts: list[RunMount], sources: dict[int, tuple[
             prepared.bind(where if is_dir else os.path.join(where, "file"), m.target, m.readonly)
         else:  # cache
             seed = sources.get(n)
+            if seed is not None and not seed[1]:
+                raise DockerfileError(f"--mount type=cache source={m.source}: not a directory")
             directory = os.path.join(b.repo.root.cache_dir("build-mounts"),
                                      cache_dir_name(m.id, seed[0] if seed else None))
 
@@ -253,10 +237,32 @@ def _make_mounts(b: Build, run_mounts: list[RunMount], sources: dict[int, tuple[
                 if seed is not None:
                     os.rmdir(new)
                     materialise(b.repo.store, seed[0], new, policy)
-                    if not seed[1]:
-                        raise DockerfileError(f"--mount type=cache source={m.source}: not a directory")
 
             prepared.bind(open_cache(directory, m, prepared, fill), m.target, m.readonly)
+
+
+def _secret_mount(b: Build, n: int, m: RunMount, prepared: Prepared) -> None:
+    """A secret as a read-only file on a tmpfs (build.mounts.secret_dir) and/or a
+    variable; an absent one is skipped unless ``required``, as in BuildKit."""
+    value = b.options.secrets.get(m.id)
+    if value is None:
+        if m.required:
+            raise DockerfileError(f"secret {m.id} not found: give it with lg build --secret id={m.id}")
+        return
+    if m.env:
+        prepared.env.append(f"{m.env}={os.fsdecode(value)}")
+    if not m.target:
+        return
+    if not prepared.secrets:
+        prepared.secrets = secret_dir(b.repo.root.tmp)
+        prepared.scratch.append(prepared.secrets)
+    path = os.path.join(prepared.secrets, str(n))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(value)
+    os.chown(path, m.uid or 0, m.gid or 0)
+    os.chmod(path, m.mode if m.mode is not None else 0o400)
+    prepared.bind(path, m.target, True)
 
 
 def _stage_or_image(b: Build, ref: str, what: str):
@@ -317,7 +323,8 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     --exclude (context sources only) leaves out what its patterns match; --parents
     recreates the context directories of each source under DEST."""
     flags, rest = split_flags(instr.args)
-    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum", "keep-git-dir"} if add else set())
+    known = {"from", "chown", "chmod", "link", "exclude", "parents"}
+    known |= {"checksum", "keep-git-dir"} if add else set()
     check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
     exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
@@ -342,18 +349,12 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
                 body = (ex.render(doc.body) if doc.expand else doc.body).encode()
                 items.append((files.heredoc_source(doc.name, body, w), None, []))
                 extra.append(hashlib.sha256(body).hexdigest())
-            elif add and (repo := gitsource.parse(src)) is not None:
-                keep = value.get("keep-git-dir", "false").lower() not in ("false", "0")
-                source, commit = gitsource.fetch(repo, keep, b.repo.root.tmp, w)
+            elif add and (_URL.match(src) or gitsource.parse(src)):
+                source, key = _remote(b, src, value, w)
                 items.append((source, None, []))
-                extra.append(commit)  # the key, as in BuildKit: a kept .git differs at every fetch
-                by_commit.add(id(source))
-            elif add and _URL.match(src):
-                source, fetched = files.fetch(src, w)
-                if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
-                    raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
-                items.append((source, None, []))
-                extra.append(fetched)
+                extra.append(key)
+                if key.startswith("git "):  # as in BuildKit, the commit is the key: a kept .git differs
+                    by_commit.add(id(source))
             else:
                 items.extend((exclude(s), opener, _kept_parents(src, s.name) if parents else [])
                              for s, opener in _from_context(b, src, add, w))
@@ -377,6 +378,18 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
         return b.write(w, state, text, tree.write(w))
 
     return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _remote(b: Build, src: str, value: dict, w) -> tuple[Source, str]:
+    """ADD of a git repository (build.gitsource) or of a URL: the source and its key."""
+    repo = gitsource.parse(src)
+    if repo is not None:
+        keep = value.get("keep-git-dir", "false").lower() not in ("false", "0")
+        return gitsource.fetch(repo, keep, b.repo.root.tmp, w)
+    source, fetched = files.fetch(src, w)
+    if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
+        raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
+    return source, fetched
 
 
 def _kept_parents(pattern: str, rel: str) -> list[bytes]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from layergit.build import gitsource
 from layergit.build.dockerfile import DockerfileError
+from layergit.build.gitsource import GitSource
 from layergit.build.mounts import RunMount, SecretSource, parse_run_mount, parse_secret
 from layergit.errors import UsageError
 
@@ -88,3 +90,28 @@ def test_secret_values_are_bounded_and_missing_ones_named(tmp_path):
     with pytest.raises(UsageError, match="MY is not set"):
         SecretSource("a", env="MY").read({})
     assert SecretSource("a", env="MY").read({"MY": "v"}) == b"v"
+
+
+@pytest.mark.parametrize("src, want", [
+    ("https://host/repo.git", GitSource("https://host/repo.git", "", "")),
+    ("https://host/repo.git#v1.2:docs/", GitSource("https://host/repo.git", "v1.2", "docs")),
+    ("git@github.com:o/r.git#main", GitSource("git@github.com:o/r.git", "main", "")),
+    ("git://127.0.0.1:9418/r.git#0123abc", GitSource("git://127.0.0.1:9418/r.git", "0123abc", "")),
+    ("ssh://git@host/r", GitSource("ssh://git@host/r", "", "")),
+    ("file:///srv/r.git#refs/tags/v1", GitSource("file:///srv/r.git", "refs/tags/v1", "")),
+    ("https://host/file.tar.gz", None),
+    ("src/", None),
+    ("/abs/repo.git", None),
+])
+def test_git_sources_as_buildkit_knows_them(src, want):
+    assert gitsource.parse(src) == want
+
+
+@pytest.mark.parametrize("src, message", [
+    ("https://h/r.git#--upload-pack=x", "invalid git ref"),
+    ("https://h/r.git#a b", "invalid git ref"),
+    ("https://h/r.git#main:../up", "inside the repository"),
+])
+def test_bad_git_fragments_are_one_line(src, message):
+    with pytest.raises(DockerfileError, match=message):
+        gitsource.parse(src)
