@@ -36,9 +36,14 @@ def _everything_under(root: str) -> bytes:
     return bytes(out) + batch
 
 
-def test_secret_reaches_the_step_and_nothing_stored(lg, base, ctx, tmp_path):  # noqa: F811
-    secret_file = tmp_path / "token"
-    secret_file.write_text(SECRET)
+@pytest.fixture
+def secret_file(tmp_path):
+    path = tmp_path / "token"  # outside the root: the attack reads only the root
+    path.write_text(SECRET)
+    return path
+
+
+def test_secret_reaches_the_step_and_nothing_stored(lg, base, ctx, tmp_path, secret_file):  # noqa: F811
     write(ctx, {"Dockerfile": (
         f"FROM {base}\n"
         "RUN --mount=type=secret,id=tok cat /run/secrets/tok > /seen-file\n"
@@ -50,13 +55,12 @@ def test_secret_reaches_the_step_and_nothing_stored(lg, base, ctx, tmp_path):  #
     out = build(lg, ctx, "-t", "s:1", "--secret", f"id=tok,src={secret_file}", "--secret", "id=viaenv,env=MY_TOKEN",
                 env=env)
     co = checkout(lg, "s:1", tmp_path)
-    # The step saw the secret (the file it wrote holds it: that is the user's own doing,
-    # so it is checked and then the image removed before the attack below).
+    # The step saw the secret (a file it wrote into the image holds it: the user's own doing).
     assert (co / "seen-file").read_text() == SECRET
     assert (co / "seen-mode").read_text().split() == ["440", "7", "8"]
     assert int((co / "seen-env").read_text()) == len(SECRET) + 1
     assert not (co / "run" / "secrets").exists() and not (co / "t").exists()
-    assert SECRET.encode() in _everything_under(lg.root)  # what the attack below reads does see the store
+    assert SECRET.encode() in _everything_under(lg.root)  # the next test's attack does see the store
     # A rebuild with another secret value is cached, as in BuildKit.
     secret_file.write_text("other")
     out = build(lg, ctx, "-t", "s:1", "--secret", f"id=tok,src={secret_file}", "--secret", "id=viaenv,env=MY_TOKEN",
@@ -67,18 +71,18 @@ def test_secret_reaches_the_step_and_nothing_stored(lg, base, ctx, tmp_path):  #
     assert "secret need not found" in lg.fails("build", str(ctx))
 
 
-def test_secret_is_nowhere_under_the_root_after_a_build(lg, base, ctx, tmp_path):  # noqa: F811
-    secret_file = tmp_path / "token"
-    secret_file.write_text(SECRET)
+def test_secret_is_nowhere_under_the_root_after_a_build(lg, base, ctx, secret_file):  # noqa: F811
     # The Dockerfile never names the value: the attack looks for the secret itself.
     write(ctx, {"Dockerfile": (
         f"FROM {base}\n"
         "RUN --mount=type=secret,id=tok test -s /run/secrets/tok && cp /run/secrets/tok /dev/null\n"
         "RUN --mount=type=secret,id=tok,env=TOK test -n \"$TOK\"\n"
         "RUN --mount=type=secret,id=tok,target=/etc/deep/key test -s /etc/deep/key\n"
+        "RUN --mount=type=secret,id=MY_TOKEN,required test -s /run/secrets/MY_TOKEN\n"
     )})
     shm = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-    build(lg, ctx, "-t", "s:2", "--secret", f"id=tok,src={secret_file}")
+    build(lg, ctx, "-t", "s:2", "--secret", f"id=tok,src={secret_file}", "--secret", "id=MY_TOKEN",
+          env=lg.env(MY_TOKEN=SECRET))
     assert SECRET.encode() not in _everything_under(lg.root)
     after = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     assert not [n for n in after - shm if n.startswith("lg-secret-")]

@@ -36,7 +36,6 @@ from .dockerfile import DockerfileError
 
 _KINDS = ("bind", "cache", "secret", "tmpfs")
 _SHARING = ("shared", "private", "locked")
-_TRUE, _FALSE = ("", "1", "true"), ("0", "false")
 SECRET_LIMIT = 500 * 1024  # BuildKit's bound on one secret
 SECRETS_DIR = "/run/secrets"
 
@@ -61,26 +60,21 @@ class RunMount:
 
 
 def _fields(text: str, where: str) -> list[tuple[str, str | None]]:
-    import csv
+    from ..porcelain.mountspec import csv_fields
 
     try:
-        words = next(csv.reader([text], strict=True))
-    except (csv.Error, StopIteration):
-        raise DockerfileError(f"{where}: not comma-separated key=value fields") from None
-    out = []
-    for word in words:
-        key, eq, value = word.partition("=")
-        out.append((key.strip().lower(), value if eq else None))
-    return out
+        return csv_fields(text, where)
+    except UsageError as exc:
+        raise DockerfileError(str(exc).removeprefix("invalid ")) from None
 
 
 def _bool(key: str, value: str | None, where: str) -> bool:
-    low = (value or "").lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise DockerfileError(f"{where}: {key}={value!r} is not a boolean")
+    from ..porcelain.mountspec import flag_bool
+
+    try:
+        return flag_bool(key, value, where)
+    except UsageError as exc:
+        raise DockerfileError(str(exc).removeprefix("invalid ")) from None
 
 
 def _number(key: str, value: str | None, where: str, base: int = 10) -> int:
@@ -307,8 +301,15 @@ def _new_dir(parent: str, mount: RunMount, fill: Callable[[str], None] | None) -
     if fill is not None:
         fill(new)
     os.chmod(new, mount.mode if mount.mode is not None else 0o755)
-    os.chown(new, mount.uid or 0, mount.gid or 0)
+    own(new, mount)
     return new
+
+
+def own(path: str, mount: RunMount) -> None:
+    """Give ``path`` the mount's uid and gid (0 by default), as root can; lg run by a
+    user maps its containers' ids onto its own, so there the user's ids stay."""
+    if os.geteuid() == 0:
+        os.chown(path, mount.uid or 0, mount.gid or 0, follow_symlinks=False)
 
 
 def prune_cache_mounts(directory: str) -> int:

@@ -47,7 +47,7 @@ from .dockerfile import (
     split_flags,
 )
 from .events import BuildError, Step, StepOutput
-from .mounts import Prepared, RunMount, cache_dir_name, open_cache, parse_run_mount, secret_dir
+from .mounts import Prepared, RunMount, cache_dir_name, open_cache, own, parse_run_mount, secret_dir
 from .options import NETWORKS, BuildOptions
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -260,7 +260,7 @@ def _secret_mount(b: Build, n: int, m: RunMount, prepared: Prepared) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with open(fd, "wb") as f:
         f.write(value)
-    os.chown(path, m.uid or 0, m.gid or 0)
+    own(path, m)
     os.chmod(path, m.mode if m.mode is not None else 0o400)
     prepared.bind(path, m.target, True)
 
