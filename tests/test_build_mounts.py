@@ -108,9 +108,19 @@ def test_cache_mount_persists_per_id_and_stays_out_of_the_layer(lg, base, ctx, t
     assert (co / "cache-mode").read_text().split() == ["700", "5"]
     assert not (co / "var" / "cache" / "app").exists() or not any((co / "var" / "cache" / "app").iterdir())
     assert not (co / "other").exists() and not (co / "c2").exists()
-    # lg system prune drops the cache mounts.
+    # lg fsck knows the directory: a killed build's half-made cache is a note lg gc
+    # acts on, a stranger a problem.
     mounts = os.path.join(lg.root, "cache", "build-mounts")
     assert [n for n in os.listdir(mounts) if not n.endswith(".lock")]
+    lg("fsck")
+    os.mkdir(os.path.join(mounts, ".new-killed"))
+    assert "killed build" in lg.out("fsck")
+    lg("gc")
+    assert not os.path.exists(os.path.join(mounts, ".new-killed"))
+    open(os.path.join(mounts, "stranger"), "w").close()
+    assert "stranger" in lg("fsck", check=False).stdout.decode() + lg("fsck", check=False).stderr.decode()
+    os.unlink(os.path.join(mounts, "stranger"))
+    # lg system prune drops the cache mounts.
     lg("system", "prune", "-f")
     assert not os.path.exists(mounts) or not os.listdir(mounts)
 
