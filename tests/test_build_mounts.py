@@ -97,6 +97,8 @@ def test_cache_mount_persists_per_id_and_stays_out_of_the_layer(lg, base, ctx, t
         "&& stat -c '%a %u' /var/cache/app > /cache-mode\n"
         "RUN --mount=type=cache,target=/other,id=apps cat /other/runs | wc -l > /count2\n"
         "RUN --mount=type=cache,target=/c2,sharing=locked ls /c2 | wc -l > /count3\n"
+        f"RUN --mount=type=cache,target=/seeded,from={base},source=/etc,sharing=private"
+        " cat /seeded/passwd | head -1 > /seed && echo x >> /seeded/passwd\n"
     )
     write(ctx, {"Dockerfile": dockerfile})
     build(lg, ctx, "-t", "c:1", "--build-arg", "N=1")
@@ -106,6 +108,8 @@ def test_cache_mount_persists_per_id_and_stays_out_of_the_layer(lg, base, ctx, t
     assert int((co / "count2").read_text()) == 2  # the same id is the same cache
     assert int((co / "count3").read_text()) == 0  # another id is another cache
     assert (co / "cache-mode").read_text().split() == ["700", "5"]
+    assert (co / "seed").read_text().startswith("root:")  # from= filled the cache once, on creation
+    assert (co / "etc" / "passwd").read_bytes().count(b"\nx\n") == 0 and not (co / "seeded").exists()
     assert not (co / "var" / "cache" / "app").exists() or not any((co / "var" / "cache" / "app").iterdir())
     assert not (co / "other").exists() and not (co / "c2").exists()
     # lg fsck knows the directory: a killed build's half-made cache is a note lg gc
@@ -171,6 +175,11 @@ def test_bad_mounts_and_secrets_are_one_line(lg, base, ctx, tmp_path):  # noqa: 
     assert "type must be one of" in lg.fails("build", str(ctx))
     write(ctx, {"Dockerfile": f"FROM {base}\nRUN --mount=type=bind,from=nosuch,target=/x true\n"})
     assert "no such stage or image" in lg.fails("build", str(ctx))
+    # ../.. is the context itself, cleaned as BuildKit cleans it: never what is above it.
+    write(ctx, {"Dockerfile": f"FROM {base}\nRUN --mount=source=../..,target=/x test -f /x/Dockerfile"
+                              " && test ! -e /x/ctx\n"})
+    lg("build", str(ctx))
+    images = lg.out("images", "-q")
     assert "cannot read" in lg.fails("build", "--secret", f"id=a,src={tmp_path}/none", str(ctx), code=2)
     assert "id=ID" in lg.fails("build", "--secret", "src=", str(ctx), code=2)
     assert lg.out("images", "-q") == images
