@@ -4,6 +4,7 @@ repository served by git daemon on 127.0.0.1, built into the busybox fixture."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -49,7 +50,8 @@ def daemon(bare):
         port = s.getsockname()[1]
     proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={repo.parent}",
                              "--listen=127.0.0.1", f"--port={port}", str(repo.parent)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # git execs git-daemon, which forks: end the group
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -62,7 +64,7 @@ def daemon(bare):
                 time.sleep(0.05)
         yield f"git://127.0.0.1:{port}/repo.git"
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
