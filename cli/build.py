@@ -21,6 +21,7 @@ import click
 
 from layergit.build import events as ev
 from layergit.build.builder import build
+from layergit.build.mounts import parse_secret
 from layergit.build.options import NETWORKS, BuildOptions
 from layergit.errors import UsageError
 from layergit.text import printable
@@ -176,8 +177,11 @@ def _build_args(values) -> dict[str, str]:
               help="Network of RUN steps (RUN --network overrides it).")
 @click.option("--progress", type=click.Choice(["auto", "plain"]), default="auto", show_default=True,
               help="plain: every line of output; auto: folded on a terminal.")
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID[,src=PATH|,env=VAR]",
+              help="A secret for RUN --mount=type=secret (repeatable); never stored in the image or cache.")
 @click.pass_context
-def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull, quiet, network, progress):
+def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull, quiet, network, progress,
+              secrets):
     """Build an image from a Dockerfile: every instruction becomes a commit.
 
     Steps whose parent, instruction, sources and build args are unchanged come from
@@ -190,6 +194,9 @@ def build_cmd(ctx, context, dockerfile, tags, build_args, target, no_cache, pull
         text, dockerfile = sys.stdin.read(), None
     options = BuildOptions(dockerfile, text, list(tags), _build_args(build_args), target, no_cache, network,
                            pull)
+    for spec in secrets:
+        source = parse_secret(spec, os.environ)
+        options.secrets[source.id] = source.read(os.environ)
     render: Quiet | Plain | Folded
     if quiet:
         render = Quiet()

@@ -144,7 +144,8 @@ def system_df_cmd(ctx, fmt, as_json):
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def system_prune_cmd(ctx, volumes, force):
-    """Remove stopped containers, unused networks, dangling images (--volumes: volumes too).
+    """Remove stopped containers, unused networks, dangling images, build cache mounts
+    (RUN --mount=type=cache; --volumes: volumes too).
 
     With --volumes, the anonymous volumes no container uses."""
     from layergit.porcelain import containers, maintenance, networks
@@ -168,7 +169,12 @@ def system_prune_cmd(ctx, volumes, force):
     images, image_bytes = maintenance.image_prune(repo)
     if images:
         click.echo("Deleted Images:\n" + "".join(f"deleted: {cid}\n" for cid in images))
-    click.echo(f"Total reclaimed space: {human_size(freed + image_bytes)}")
+    from layergit.build.mounts import prune_cache_mounts
+
+    cache_bytes = prune_cache_mounts(repo.root.cache_dir("build-mounts"))
+    if cache_bytes:
+        click.echo(f"Deleted build cache mounts: {human_size(cache_bytes)}")
+    click.echo(f"Total reclaimed space: {human_size(freed + image_bytes + cache_bytes)}")
 
 
 OWN = {"container_prune": container_prune_cmd, "image_prune": image_prune_cmd, "system_df": system_df_cmd,

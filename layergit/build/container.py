@@ -60,7 +60,7 @@ def run(
             code = _attached(repo, cid, on_output or (lambda stream, line: None))
             if code != 0:
                 return code, None
-            _, rootfs, _ = container_rootfs(repo, containers.find(repo, cid), writer)
+            _, rootfs, _ = container_rootfs(repo, containers.find(repo, cid), writer, drop_stubs=True)
             return 0, rootfs
         finally:
             containers.remove(repo, [cid], force=True)

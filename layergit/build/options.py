@@ -17,3 +17,6 @@ class BuildOptions:
     no_cache: bool = False
     network: str = "bridge"  # of RUN steps, unless RUN --network says otherwise
     pull: str = "missing"  # FROM images: pulled when missing here, always, or never
+    # --secret: id to value, kept in memory only (build.mounts); left out of repr so
+    # that no message or traceback shows one
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)

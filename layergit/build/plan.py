@@ -123,15 +123,28 @@ def _stages(
             continue
         stage = stages[-1]
         stage.body.append(instr)
-        if instr.keyword in ("COPY", "ADD"):
-            source = split_flags(instr.args)[0].get("from")
-            if source:
-                ref = ex.word(source[-1]).lower()
-                if ref in by_name:
-                    stage.needs.add(by_name[ref])
-                elif ref.isdigit() and int(ref) < stage.index:
-                    stage.needs.add(int(ref))
+        for ref in _stage_refs(instr, ex):
+            if ref in by_name:
+                stage.needs.add(by_name[ref])
+            elif ref.isdigit() and int(ref) < stage.index:
+                stage.needs.add(int(ref))
     return stages, by_name
+
+
+def _stage_refs(instr: Instruction, ex: Expander) -> list[str]:
+    """What an instruction reads from other stages: COPY/ADD --from, RUN --mount from=."""
+    flags = split_flags(instr.args)[0]
+    if instr.keyword in ("COPY", "ADD"):
+        return [ex.word(flags["from"][-1]).lower()] if flags.get("from") else []
+    if instr.keyword != "RUN":
+        return []
+    refs = []
+    for spec in flags.get("mount", []):
+        for word in ex.word(spec).split(","):
+            key, _, value = word.partition("=")
+            if key.strip().lower() == "from" and value:
+                refs.append(value.strip().strip('"').lower())
+    return refs
 
 
 def _from_line(instr: Instruction, index: int, ex: Expander, here: str | None, name: str) -> Stage:

@@ -22,6 +22,7 @@ import os
 import posixpath
 import re
 import shlex
+import tempfile
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
@@ -30,7 +31,7 @@ from ..porcelain.repo import Repo
 from ..porcelain.runopts import RunOptions
 from ..store.mutable import MutableTree, PathError
 from . import changes as config_changes
-from . import container, files
+from . import container, files, gitsource
 from .context import Context, Source, digest
 from .dockerfile import (
     DockerfileError,
@@ -46,6 +47,7 @@ from .dockerfile import (
     split_flags,
 )
 from .events import BuildError, Step, StepOutput
+from .mounts import Prepared, RunMount, cache_dir_name, open_cache, own, parse_run_mount, secret_dir
 from .options import NETWORKS, BuildOptions
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -124,15 +126,18 @@ def config_step(b: Build, state: State, text: str, config: dict, extra: str = ""
 
 
 def run(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
-    """RUN [--network=default|none|host|bridge] COMMAND | RUN ["EXECUTABLE", "ARG"...] | RUN <<EOF
+    """RUN [--network=default|none|host|bridge] [--mount=type=bind|cache|secret|tmpfs,...]...
+    COMMAND | RUN ["EXECUTABLE", "ARG"...] | RUN <<EOF
 
     The command runs in a throw-away container on the stage's image (build.container)
-    and its writable layer is the new rootfs. Declared ARGs reach it as environment
-    variables (ENV wins), and so do given proxy args, declared or not; only the
-    first are part of the cache key, as in Docker.
+    and its writable layer, mount points left out, is the new rootfs. Declared ARGs
+    reach it as environment variables (ENV wins), and so do given proxy args,
+    declared or not; only the first are part of the cache key, as in Docker. What a
+    bind mount holds is part of the key too; a secret's value is not (build.mounts).
     """
     flags, rest = split_flags(instr.args)
-    check_flags(instr, flags, {"network"}, b.name)
+    check_flags(instr, flags, {"network", "mount"}, b.name)
+    run_mounts = [parse_run_mount(ex.word(v), state.config.get("WorkingDir")) for v in flags.get("mount", [])]
     network = (flags.get("network") or ["default"])[-1]
     network = b.options.network if network == "default" else network
     if network not in NETWORKS:
@@ -144,24 +149,131 @@ def run(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) ->
         arg_env.setdefault(key, b.options.build_args[key])
     extra = "\n".join(f"{k}={v}" for k, v in sorted(arg_env.items()) if k not in PROXY_ARGS)
     text = instr.text()
+    sources: dict[int, tuple[bytes, bool]] = {}  # bind and cache-from mounts: (tree, is a directory)
+
+    def prepare(w) -> str:
+        keyed = [extra]
+        for n, m in enumerate(run_mounts):
+            keyed.append(f"mount {m}")
+            if m.kind == "bind" or (m.kind == "cache" and m.from_):
+                with b.repo.store.writer() as own:  # its own pack: make checks it out before w's is done
+                    sources[n] = _mount_source(b, m, own)
+                if m.kind == "bind":
+                    keyed.append(f"holding {sources[n][0].hex()}")
+        return "\n".join(keyed)
 
     def make(w) -> bytes:
         env = [f"{k}={v}" for k, v in arg_env.items()]
-        options = RunOptions(env=env, network=network, entrypoint="", command=argv,
-                             image_volumes=False)  # a RUN step writes its VOLUME paths into the layer
+        prepared = Prepared()
+        try:
+            _make_mounts(b, run_mounts, sources, prepared)
+            options = RunOptions(env=env + prepared.env, network=network, entrypoint="", command=argv,
+                                 mounts=prepared.mounts, tmpfs=prepared.tmpfs,
+                                 image_volumes=False)  # a RUN step writes its VOLUME paths into the layer
 
-        def output(stream, line) -> None:
-            b.emit(StepOutput(step, stream, line))
+            def output(stream, line) -> None:
+                b.emit(StepOutput(step, stream, line))
 
-        assert state.commit is not None  # RUN follows FROM
-        code, rootfs = container.run(b.repo, state.commit, options, scripts, output, w)
+            assert state.commit is not None  # RUN follows FROM
+            code, rootfs = container.run(b.repo, state.commit, options, scripts, output, w)
+        finally:
+            prepared.close()
         if code:
             shown = " ".join(argv).replace("\n", "\\n")
             shown = shown if len(shown) <= 200 else shown[:197] + "..."
             raise BuildError(f'process "{shown}" did not complete successfully: exit code: {code}', code)
         return b.write(w, state, text, rootfs)
 
-    return b.cached_or(state, text, make, extra)
+    return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _mount_source(b: Build, m: RunMount, w) -> tuple[bytes, bool]:
+    """The tree a bind mount (or a cache's seed) holds: a path of the context, or of
+    the stage or image ``from`` names; a file source is the one entry ``file``."""
+    path = m.source or ("/" if m.from_ else ".")
+    if m.from_:
+        image = _stage_or_image(b, m.from_, "--mount from")
+        if posixpath.normpath("/" + path) == "/":
+            return image.rootfs, True
+        found = files.image_sources(MutableTree.load(b.repo.store, image.rootfs), "/" + path.lstrip("/"))
+        ids = None
+    else:
+        found = [b.context.read(rel, w) for rel in b.context.match(path)]
+        ids = (0, 0)
+    if len(found) != 1:
+        raise DockerfileError(f"--mount source={path}: names {len(found)} paths, not one")
+    tree = MutableTree.empty(b.repo.store)
+    files.place(tree, [] if found[0].is_dir else [b"file"], found[0], ids, None)
+    return tree.write(w), found[0].is_dir
+
+
+def _make_mounts(b: Build, run_mounts: list[RunMount], sources: dict[int, tuple[bytes, bool]],
+                 prepared: Prepared) -> None:
+    """Make what each mount needs (build.mounts) and add it to ``prepared``."""
+    from ..fs.checkout import CheckoutPolicy, RootOwner
+    from ..fs.checkout import checkout as materialise
+
+    policy = CheckoutPolicy(mode=0o755, root_owner=RootOwner.IMAGE)
+    for n, m in enumerate(run_mounts):
+        if m.kind == "tmpfs":
+            prepared.tmpfs.append(m.target + (f":size={m.size}" if m.size is not None else ""))
+        elif m.kind == "secret":
+            _secret_mount(b, n, m, prepared)
+        elif m.kind == "bind":
+            tree, is_dir = sources[n]
+            os.makedirs(b.repo.root.tmp, exist_ok=True)
+            where = tempfile.mkdtemp(dir=b.repo.root.tmp, prefix="build-mount-")
+            prepared.scratch.append(where)
+            materialise(b.repo.store, tree, where, policy)
+            prepared.bind(where if is_dir else os.path.join(where, "file"), m.target, m.readonly)
+        else:  # cache
+            seed = sources.get(n)
+            if seed is not None and not seed[1]:
+                raise DockerfileError(f"--mount type=cache source={m.source}: not a directory")
+            directory = os.path.join(b.repo.root.cache_dir("build-mounts"),
+                                     cache_dir_name(m.id, seed[0] if seed else None))
+
+            def fill(new: str, seed=seed) -> None:
+                if seed is not None:
+                    os.rmdir(new)
+                    materialise(b.repo.store, seed[0], new, policy)
+
+            prepared.bind(open_cache(directory, m, prepared, fill), m.target, m.readonly)
+
+
+def _secret_mount(b: Build, n: int, m: RunMount, prepared: Prepared) -> None:
+    """A secret as a read-only file on a tmpfs (build.mounts.secret_dir) and/or a
+    variable; an absent one is skipped unless ``required``, as in BuildKit."""
+    value = b.options.secrets.get(m.id)
+    if value is None:
+        if m.required:
+            raise DockerfileError(f"secret {m.id} not found: give it with lg build --secret id={m.id}")
+        return
+    if m.env:
+        prepared.env.append(f"{m.env}={os.fsdecode(value)}")
+    if not m.target:
+        return
+    if not prepared.secrets:
+        prepared.secrets = secret_dir(b.repo.root.tmp)
+        prepared.scratch.append(prepared.secrets)
+    path = os.path.join(prepared.secrets, str(n))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with open(fd, "wb") as f:
+        f.write(value)
+    own(path, m)
+    os.chmod(path, m.mode if m.mode is not None else 0o400)
+    prepared.bind(path, m.target, True)
+
+
+def _stage_or_image(b: Build, ref: str, what: str):
+    """The image a ``--from`` names: a stage of this build, else an image of the store."""
+    built = b.stage_result(ref)
+    if built is not None:
+        return b.repo.image(built)
+    try:
+        return b.repo.image_at(ref)
+    except NotFound:
+        raise DockerfileError(f"{what}={ref}: no such stage or image") from None
 
 
 def _command(state: State, rest: str, instr: Instruction) -> tuple[list[str], dict[str, bytes]]:
@@ -193,10 +305,13 @@ def copy(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -
 
 
 def add(b: Build, state: State, instr: Instruction, ex: Expander, step: Step) -> bool:
-    """ADD [--chown=USER[:GROUP]] [--chmod=MODE] [--checksum=sha256:HEX] [--link] SOURCE... DEST
+    """ADD [--chown=USER[:GROUP]] [--chmod=MODE] [--checksum=sha256:HEX] [--keep-git-dir] [--link]
+    SOURCE... DEST
 
-    COPY, and also: a URL is downloaded (--checksum checks it), a local tar archive
-    (compressed or not, known by its content) is unpacked into DEST.
+    COPY, and also: a URL is downloaded (--checksum checks it), a git repository
+    (``https://host/repo.git#REF:SUBDIR``, ``git@host:repo``, git://, ssh://, file://)
+    is checked out into DEST without its .git unless --keep-git-dir (build.gitsource),
+    a local tar archive (compressed or not, known by its content) is unpacked into DEST.
     """
     return _put(b, state, instr, ex, add=True)
 
@@ -208,7 +323,8 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     --exclude (context sources only) leaves out what its patterns match; --parents
     recreates the context directories of each source under DEST."""
     flags, rest = split_flags(instr.args)
-    known = {"from", "chown", "chmod", "link", "exclude", "parents"} | ({"checksum"} if add else set())
+    known = {"from", "chown", "chmod", "link", "exclude", "parents"}
+    known |= {"checksum", "keep-git-dir"} if add else set()
     check_flags(instr, flags, known, b.name)
     value = {k: ex.word(v[-1]) for k, v in flags.items()}
     exclude = _excluder([ex.word(v) for v in flags.get("exclude", [])])
@@ -218,7 +334,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
     docs = {h.name: h for h in instr.heredocs}
     if "from" in value:
         return _put_from(b, state, value, sources, dest, mode, text)
-    if "checksum" in value and not all(_URL.match(s) for s in sources):
+    if "checksum" in value and not all(_URL.match(s) and not gitsource.parse(s) for s in sources):
         raise DockerfileError("ADD --checksum applies to URLs only")
     # (source, opener of an archive ADD unpacks, the directories --parents keeps above it)
     items: list[tuple[Source, object, list[bytes]]] = []
@@ -226,18 +342,19 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
 
     def prepare(w) -> str:
         extra = []
+        by_commit: set[int] = set()  # git sources: keyed by their commit, not their entries
         for src in sources:
             doc = docs.get(heredoc_name(src) or "")
             if doc is not None:
                 body = (ex.render(doc.body) if doc.expand else doc.body).encode()
                 items.append((files.heredoc_source(doc.name, body, w), None, []))
                 extra.append(hashlib.sha256(body).hexdigest())
-            elif add and _URL.match(src):
-                source, fetched = files.fetch(src, w)
-                if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
-                    raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
+            elif add and (_URL.match(src) or gitsource.parse(src)):
+                source, key = _remote(b, src, value, w)
                 items.append((source, None, []))
-                extra.append(fetched)
+                extra.append(key)
+                if key.startswith("git "):  # as in BuildKit, the commit is the key: a kept .git differs
+                    by_commit.add(id(source))
             else:
                 items.extend((exclude(s), opener, _kept_parents(src, s.name) if parents else [])
                              for s, opener in _from_context(b, src, add, w))
@@ -246,7 +363,7 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
                 f"when using {instr.keyword} with more than one source file, the destination must be"
                 " a directory and end with a /"
             )
-        return "\n".join(extra + [digest([s for s, _, _ in items])])
+        return "\n".join(extra + [digest([s for s, _, _ in items if id(s) not in by_commit])])
 
     def make(w) -> bytes:
         tree = MutableTree.load(b.repo.store, state.rootfs)
@@ -261,6 +378,18 @@ def _put(b: Build, state: State, instr: Instruction, ex: Expander, add: bool = F
         return b.write(w, state, text, tree.write(w))
 
     return b.cached_or(state, text, make, prepare=prepare)
+
+
+def _remote(b: Build, src: str, value: dict, w) -> tuple[Source, str]:
+    """ADD of a git repository (build.gitsource) or of a URL: the source and its key."""
+    repo = gitsource.parse(src)
+    if repo is not None:
+        keep = value.get("keep-git-dir", "false").lower() not in ("false", "0")
+        return gitsource.fetch(repo, keep, b.repo.root.tmp, w)
+    source, fetched = files.fetch(src, w)
+    if "checksum" in value and value["checksum"] != "sha256:" + fetched.split()[0]:
+        raise DockerfileError(f"{src}: content does not match --checksum={value['checksum']}")
+    return source, fetched
 
 
 def _kept_parents(pattern: str, rel: str) -> list[bytes]:
@@ -317,15 +446,7 @@ def _put_from(
     b: Build, state: State, value: dict, sources: list[str], dest: str, mode: files.Chmod | None, text: str
 ) -> bool:
     """--from=STAGE|IMAGE: entries of another image's snapshot, owners kept unless --chown."""
-    ref = value["from"]
-    built = b.stage_result(ref)
-    if built is not None:
-        image = b.repo.image(built)
-    else:
-        try:
-            image = b.repo.image_at(ref)
-        except NotFound:
-            raise DockerfileError(f"--from={ref}: no such stage or image") from None
+    image = _stage_or_image(b, value["from"], "--from")
 
     def make(w) -> bytes:
         origin = MutableTree.load(b.repo.store, image.rootfs)

@@ -46,10 +46,16 @@ def _frozen(repo: Repo, cdir):
             reg.disown(cdir.id, os.getpid(), kind=FREEZERS)
 
 
-def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tuple[Image, bytes, int]:
-    """(image, new rootfs tree id, entries changed) for the container's current filesystem."""
+def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter,
+                     drop_stubs: bool = False) -> tuple[Image, bytes, int]:
+    """(image, new rootfs tree id, entries changed) for the container's current filesystem.
+
+    ``drop_stubs`` (a build step, as BuildKit does) leaves out the empty directories
+    the runtime made for mount points the image did not have, and their empty
+    parents it made: ``RUN --mount=type=secret`` leaves no ``/run/secrets``.
+    """
     from ..fs.upper import apply_upper
-    from ..store.mutable import MutableTree
+    from ..store.mutable import Dir, MutableTree
 
     record = cdir.record()
     image = repo.image(bytes.fromhex(record.image_id))
@@ -59,6 +65,16 @@ def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tu
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
     with _frozen(repo, cdir):
         changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
+    if drop_stubs:
+        before = MutableTree.load(repo.store, image.rootfs)
+        for point in sorted(mount_points, key=len, reverse=True):
+            for depth in range(len(point), 0, -1):
+                made = tree.get(list(point[:depth]))
+                if made is None:  # the mount point itself, left out above
+                    continue
+                if before.get(list(point[:depth])) is not None or not isinstance(made, Dir) or made.children:
+                    break
+                tree.remove(list(point[:depth]))
     return image, tree.write(writer), changed
 
 

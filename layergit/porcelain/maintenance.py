@@ -22,6 +22,7 @@ from ..removal import remove_tree
 from ..store import gitenv, names
 from ..store import meta as M
 from ..store.snapshot import Node, read_dir
+from ..text import printable
 from . import bisect
 from .checkout import cache
 from .repo import Repo, store_lock
@@ -117,6 +118,7 @@ def fsck(repo: Repo) -> FsckReport:
         report.notes.append(f"{len(leftovers)} temporary pack file(s) from interrupted writes;"
                             " lg gc removes them")
     _check_running_state(repo, report)
+    _check_cache_mounts(repo, report)
     problems, notes = bisect.check(repo)
     report.problems += problems
     report.notes += notes
@@ -137,6 +139,20 @@ def _check_remote_cache(repo: Repo, report: FsckReport) -> None:
             report.problems.append(f"{ref}: not a fetched build-cache entry (REMOTE/KEY)")
         elif remote not in remotes:
             report.notes.append(f"{ref}: the remote {remote} is gone; git update-ref -d removes it")
+
+
+def _check_cache_mounts(repo: Repo, report: FsckReport) -> None:
+    """``cache/build-mounts`` (RUN --mount=type=cache) holds HEX64 directories and their
+    HEX64.lock files; a killed build's ``.new-*``/``.private-*`` are lg gc's to remove."""
+    directory = repo.root.cache_dir("build-mounts")
+    entries = _listing(directory)
+    leftovers = [n for n in entries if n.startswith((".new-", ".private-"))]
+    if leftovers:
+        report.notes.append(f"{len(leftovers)} cache mount(s) a killed build left in {directory};"
+                            " lg gc removes them")
+    for name in entries:
+        if name not in leftovers and not _HEX64.fullmatch(name.removesuffix(".lock")):
+            report.problems.append(f"{directory}/{printable(name)}: not a cache mount (HEX64 or HEX64.lock)")
 
 
 def check_received(repo: Repo, tips: list[bytes], known) -> FsckReport:
@@ -264,6 +280,7 @@ def gc(repo: Repo) -> GcReport:
 
 STAT_CACHE_DAYS = 30  # a directory not committed for this long is read whole next time
 _HEX40 = re.compile(r"[0-9a-f]{40}")  # an object id as cache/sizes names it; fullmatch
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # a cache mount's directory (build/mounts.py); fullmatch
 
 
 def _remove_all(directory: str) -> int:
@@ -296,6 +313,11 @@ def _prune_small_caches(repo: Repo) -> int:
         else:
             stale = not _HEX40.fullmatch(key) or not repo.store.has(bytes.fromhex(key))
         removed += _unlink_if(stale, os.path.join(sizes, name))
+    mounts = repo.root.cache_dir("build-mounts")
+    for name in _listing(mounts):  # what killed builds left half-made (gc holds every build off)
+        if name.startswith((".new-", ".private-")):
+            remove_tree(os.path.join(mounts, name))
+            removed += 1
     for kind in ("stat", "build-stat"):
         directory = repo.root.cache_dir(kind)
         for name in _listing(directory):

@@ -96,7 +96,8 @@ def parse_volume(text: str) -> MountRequest:
     return MountRequest("volume", target, check_volume_name(source), readonly, nocopy)
 
 
-def _bool(key: str, value: str | None, where: str) -> bool:
+def flag_bool(key: str, value: str | None, where: str) -> bool:
+    """A boolean field of a mount as Docker and BuildKit take them (bare key: true)."""
     value = (value or "").lower()
     if value in _TRUE:
         return True
@@ -105,11 +106,13 @@ def _bool(key: str, value: str | None, where: str) -> bool:
     raise UsageError(f"invalid {where}: {key}={value!r} is not a boolean")
 
 
-def _fields(text: str, where: str) -> list[tuple[str, str | None]]:
+def csv_fields(text: str, where: str) -> list[tuple[str, str | None]]:
+    """A mount's comma-separated ``key[=value]`` fields (CSV quoting, as Go's reader
+    takes it: a stray quote is an error), keys lower-cased; also RUN --mount's."""
     import csv  # only for --mount: every lg run loads this module
 
     try:
-        words = next(csv.reader([text]))
+        words = next(csv.reader([text], strict=True))
     except (csv.Error, StopIteration):
         raise UsageError(f"invalid {where}: not comma-separated key=value fields") from None
     out = []
@@ -127,7 +130,7 @@ def parse_mount(text: str) -> MountRequest:  # noqa: C901 - one table of Docker'
     size: int | None = None
     mode: int | None = None
     labels: dict[str, str] = {}
-    for key, value in _fields(text, where):
+    for key, value in csv_fields(text, where):
         if key == "type":
             if value not in ("volume", "bind", "tmpfs"):
                 raise UsageError(f"invalid {where}: type must be volume, bind or tmpfs")
@@ -137,9 +140,9 @@ def parse_mount(text: str) -> MountRequest:  # noqa: C901 - one table of Docker'
         elif key in ("target", "destination", "dst"):
             target = value or ""
         elif key in ("readonly", "ro"):
-            readonly = _bool(key, value, where)
+            readonly = flag_bool(key, value, where)
         elif key == "volume-nocopy":
-            nocopy = _bool(key, value, where)
+            nocopy = flag_bool(key, value, where)
         elif key == "volume-label":
             name, _, label = (value or "").partition("=")
             if not name:
@@ -168,7 +171,7 @@ def parse_mount(text: str) -> MountRequest:  # noqa: C901 - one table of Docker'
         raise UsageError(f"invalid {where}: target is required")
     target = _target(target, where)
     other = {"bind": ("volume-", "tmpfs-"), "volume": ("tmpfs-",), "tmpfs": ("volume-",)}[kind]
-    used = [key for key, _ in _fields(text, where) if key.startswith(other) or
+    used = [key for key, _ in csv_fields(text, where) if key.startswith(other) or
             (kind == "tmpfs" and key in ("source", "src")) or (kind != "bind" and key == "bind-propagation")]
     if used:
         raise UsageError(f"invalid {where}: {used[0]} does not apply to type={kind}")

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from layergit.build import dockerfile as D
+from layergit.build import gitsource
+from layergit.build.mounts import parse_run_mount, parse_secret
 from layergit.build.plan import plan
 
 from . import fuzz, outcome
@@ -48,6 +50,10 @@ def _use(text: str, args: dict[str, str], target: str | None):
             D.name_values(instr, ex)
         if instr.keyword == "ARG":
             D.arg_declarations(instr, ex, "Dockerfile")
+        for spec in flags.get("mount", []) if instr.keyword == "RUN" else []:
+            parse_run_mount(ex.word(spec), "/w")
+        for word in D.copy_words(rest) if instr.keyword == "ADD" else []:
+            gitsource.parse(word)
     return plan(df, "Dockerfile", args, target)
 
 
@@ -62,3 +68,19 @@ def test_dockerfiles(text, args, target):
 @given(st.text(max_size=200))
 def test_dockerfile_text(text):
     outcome(_use, text, {}, None)
+
+
+_MOUNT_PIECES = st.sampled_from([
+    "type=", "bind", "cache", "secret", "tmpfs", "nfs", ",", "target=", "dst=", "/x", "x", "id=", "source=", "src=",
+    "from=", "sharing=", "locked", "private", "mode=", "0700", "999", "uid=", "gid=", "-1", "1", "size=", "1m",
+    "required", "env=", "E", "ro", "rw", "readonly=", "true", "maybe", "\"", "'", "=", "..", "/", "\n", "\x00",
+    "#", ":", "git@h:r.git", "https://h/r.git", "é",
+])
+
+
+@fuzz(200)
+@given(st.lists(_MOUNT_PIECES, max_size=14).map("".join))
+def test_run_mounts_secrets_and_git_sources(text):
+    outcome(parse_run_mount, text, "/w")
+    outcome(parse_secret, text, {"E": "v"})
+    outcome(gitsource.parse, text)
