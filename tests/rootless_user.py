@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ import pytest
 from .conftest import REPO, Lg, cleanup_root
 
 RANGE = 65536
+# The test's interpreter may live where other users cannot reach it (a pyenv under /root):
+# the user runs the system's python3 of the same version on the same site-packages.
+PYTHON = "/usr/bin/python3"
+SITE = sysconfig.get_paths()["purelib"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class User:
 
     def env(self, **extra: str) -> dict:
         env = {"HOME": self.home, "USER": self.name, "LOGNAME": self.name, "PATH": os.environ["PATH"],
-               "PYTHONPATH": REPO, "COLUMNS": "200", "LANG": "C.UTF-8"}
+               "PYTHONPATH": f"{REPO}:{SITE}", "COLUMNS": "200", "LANG": "C.UTF-8"}
         env.update(extra)
         return env
 
@@ -69,7 +74,7 @@ class User:
 
 class _UserLg(Lg):
     def __init__(self, root: str, user: User):
-        super().__init__(root, sys.executable, tuple(user.prefix()))
+        super().__init__(root, PYTHON, tuple(user.prefix()))
         self.user = user
 
     def env(self, **extra) -> dict:
@@ -119,6 +124,9 @@ def _kill_user_processes(uid: int) -> None:
 def _make_user(with_range: bool) -> User:
     if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
         pytest.skip("needs root, useradd and setpriv to make an unprivileged user")
+    version = subprocess.run([PYTHON, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    if version.stdout.strip() != str(sys.version_info[:2]):
+        pytest.skip(f"{PYTHON} is not python {sys.version_info[0]}.{sys.version_info[1]}: another user cannot run lg")
     name = f"lgrl{secrets.token_hex(4)}"
     home = tempfile.mkdtemp(prefix=f"{name}-", dir="/var/tmp")
     subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", "-U", name], check=True, capture_output=True)

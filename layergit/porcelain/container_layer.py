@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..build import changes as config_changes
-from ..runtime.cgroups import Cgroup
+from ..errors import LgError
+from ..runtime.cgroups import NO_FREEZER, Cgroup
 from ..runtime.state import FREEZERS
 from ..store import names
 from .containers import find, registry
@@ -33,6 +34,8 @@ def _frozen(repo: Repo, cdir):
     are killed before we thaw it, the next sweep does (containers.sweep).
     """
     cgroup = Cgroup(cdir.id)
+    if cdir.state().running and not cgroup.enabled:
+        raise LgError(f"cannot commit running container {cdir.record().name}: {NO_FREEZER}")
     running = cdir.state().running and cgroup.exists()
     reg = registry(repo)
     if running:

@@ -31,10 +31,11 @@ import os
 import re
 import signal
 
+from .. import root
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime import users
-from ..runtime.cgroups import Cgroup
+from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.spec import Spec
 from ..runtime.state import (
@@ -65,6 +66,11 @@ def _check_names(options: runopts.RunOptions) -> None:
         runopts.dns_name(options.hostname, "--hostname", 64)  # the kernel's HOST_NAME_MAX
     for alias in options.aliases:
         runopts.dns_name(alias, "--network-alias", 253)
+
+
+def _notice(text: str) -> None:
+    if root.on_notice is not None:
+        root.on_notice(text)
 
 
 def registry(repo: Repo) -> Registry:
@@ -155,6 +161,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
+    if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
+        _notice(f"warning: {WITHOUT_LIMITS}")
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
     extra_hosts = runopts.extra_hosts(options, network.kind)
@@ -379,10 +387,20 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
             except ProcessLookupError:
                 pass
             if not _wait_stopped(cdir, None if wait < 0 else wait):
-                Cgroup(cdir.id).kill(signal.SIGKILL)
+                _kill_all(cdir, st.pid)
                 _wait_stopped(cdir, 10)
         done.append(ref)
     return done
+
+
+def _kill_all(cdir: ContainerDir, pid: int) -> None:
+    """SIGKILL every process of a running container: its cgroup's, and its PID 1, whose
+    death ends its PID namespace (all lg without root has where it has no cgroup)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    Cgroup(cdir.id).kill(signal.SIGKILL)
 
 
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
@@ -402,7 +420,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False) -> list[str]:
         if st.running:
             if not force:
                 raise Conflict(f"container {ref} is running: stop it first or use rm -f")
-            Cgroup(cdir.id).kill(signal.SIGKILL)
+            _kill_all(cdir, st.pid)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()

@@ -30,8 +30,9 @@ def enter(command: str | None, root: str | None) -> Entered:
     if os.geteuid() == 0 or command in OUTSIDE:
         return Entered()
     from ..runtime.rootless import userns
+    from ..runtime.rootless.idmap import inside
 
-    if userns.inside():  # lg unshare lg ..., or the monitor: already there
+    if inside():  # lg unshare lg ..., or the monitor: already there
         return Entered(rootless=True)
     # The user's root, chosen while lg still is the user; children (the monitor, lg unshare) inherit it.
     os.environ["LG_ROOT"] = os.path.abspath(root) if root else default_root()

@@ -1,4 +1,5 @@
-"""User namespace id maps from /etc/subuid and /etc/subgid (pure: no kernel calls).
+"""User namespace id maps: the ones lg asks for from /etc/subuid and /etc/subgid, and the
+one this process lives under (read from /proc/self; no system calls).
 
 The map is the one podman makes: the user's own id is 0 inside, and its first
 subordinate range is 1..COUNT, so a container's ids 1..COUNT stay exact and 0 is the
@@ -85,4 +86,30 @@ def read_subordinate(path: str, name: str, ident: int) -> IdRange | None:
         with open(path, encoding="utf-8", errors="replace") as f:
             return subordinate(f.read(4 << 20), name, ident)
     except FileNotFoundError:
+        return None
+
+
+def current_map(kind: str = "uid") -> IdMap:
+    """The map this process lives under, from /proc/self/{uid,gid}_map (the kernel's truth)."""
+    ranges = []
+    for line in (read_small(f"/proc/self/{kind}_map") or "").splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            ranges.append(IdRange(int(fields[0]), int(fields[1]), int(fields[2])))
+    return IdMap(tuple(ranges))
+
+
+def inside() -> bool:
+    """Whether this process runs in a user namespace other than the host's (whose map is
+    the identity over all 2^32-1 ids)."""
+    ranges = current_map().ranges
+    return not (len(ranges) == 1 and ranges[0] == IdRange(0, 0, 4294967295))
+
+
+def read_small(path: str) -> str | None:
+    """A small file's text (a map, a sysctl, a pid file), None when it cannot be read."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read(4096).strip()
+    except OSError:
         return None

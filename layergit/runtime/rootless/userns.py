@@ -27,7 +27,7 @@ from ... import procstat
 from ...errors import LgError
 from ...flock import locked
 from .. import syscalls
-from .idmap import SUBGID, SUBUID, IdMap, IdRange, read_subordinate, user_map
+from .idmap import SUBGID, SUBUID, IdMap, current_map, read_small, read_subordinate, user_map
 
 HINT = "usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER"
 
@@ -50,31 +50,6 @@ class Namespace:
         return self.uids.single or self.gids.single
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read(4096).strip()
-    except OSError:
-        return None
-
-
-def current_map(kind: str = "uid") -> IdMap:
-    """The map this process lives under, from /proc/self/{uid,gid}_map (the kernel's truth)."""
-    ranges = []
-    for line in (_read(f"/proc/self/{kind}_map") or "").splitlines():
-        fields = line.split()
-        if len(fields) == 3:
-            ranges.append(IdRange(int(fields[0]), int(fields[1]), int(fields[2])))
-    return IdMap(tuple(ranges))
-
-
-def inside() -> bool:
-    """Whether this process runs in a user namespace other than the host's (whose map is
-    the identity over all 2^32-1 ids)."""
-    ranges = current_map().ranges
-    return not (len(ranges) == 1 and ranges[0] == IdRange(0, 0, 4294967295))
-
-
 def check_enabled() -> None:
     """Refuse, naming the setting, where the host forbids unprivileged user namespaces."""
     settings = (
@@ -84,7 +59,7 @@ def check_enabled() -> None:
          "kernel.apparmor_restrict_unprivileged_userns"),
     )
     for path, bad, name in settings:
-        if _read(path) == bad:
+        if read_small(path) == bad:
             raise RootlessError(f"user namespaces are disabled for unprivileged users on this host"
                                 f" ({name}={bad}): lg needs root or that sysctl changed")
 
@@ -157,7 +132,7 @@ def enter() -> Namespace:
 
 
 def _live_pause(pidfile: str) -> int | None:
-    text = _read(pidfile)
+    text = read_small(pidfile)
     if not text:
         return None
     try:
