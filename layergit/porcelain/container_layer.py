@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..build import changes as config_changes
 from ..errors import LgError
 from ..runtime.cgroups import NO_FREEZER, Cgroup
+from ..runtime.rootless.idmap import inside
 from ..runtime.state import FREEZERS
 from ..store import names
 from .containers import find, registry
@@ -61,7 +62,7 @@ def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tu
     targets += [m.target for m in record.spec.mounts]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
     with _frozen(repo, cdir):
-        changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
+        changed = apply_upper(tree, cdir.file("upper"), writer, mount_points, userxattr=inside())
     return image, tree.write(writer), changed
 
 

@@ -37,6 +37,7 @@ from ..removal import remove_tree
 from ..runtime import users
 from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
+from ..runtime.rootless import netstack
 from ..runtime.spec import Spec
 from ..runtime.state import (
     FREEZERS,
@@ -165,6 +166,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         _notice(f"warning: {WITHOUT_LIMITS}")
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
+    netstack.check_ports(published)
     extra_hosts = runopts.extra_hosts(options, network.kind)
     sysctls = runopts.sysctls(options, network.kind)
     mac = runopts.mac_address(options, network.kind)

@@ -37,6 +37,7 @@ from .cgroups import Cgroup
 from .client import joined_netns
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
+from .rootless import netstack
 from .state import ContainerDir, Registry, State, now_iso
 from .supervise import LOG_NAME, LogWriter, pump, record_exit
 
@@ -363,6 +364,7 @@ def raise_fd_limit() -> None:
 
 
 def main(root: str) -> None:
+    netstack.join()  # lg without root: serve its networks in the user's network namespace
     layout = Root(root)
     sock_path = layout.monitor_sock
     os.makedirs(layout.run, exist_ok=True)

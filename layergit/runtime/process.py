@@ -190,6 +190,7 @@ class _Handshake:
         os.write(self.ready_w, b"1")
         if not os.read(self.go_r, 1):  # the parent failed to prepare us and is killing us
             os._exit(ExitCode.RUN_FAILED)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # if _child_main left us dumpable for prepare's sake
 
     def release(self, pid: int, err_r: int) -> None:
         """The parent's side: prepare the child once it is ready, then let it go on; kill it if that fails."""
@@ -357,7 +358,11 @@ def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshak
     no reader.
     """
     try:
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        # lg without root may open a child's /proc/PID/ns/* only while it is dumpable (they are
+        # the host root's otherwise): a child to prepare stays so until the handshake is done,
+        # in a PID namespace of its own where nothing else runs yet.
+        if handshake is None or not inside():
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.close(err_r)
         if handshake:
             handshake.child_side()
@@ -407,7 +412,7 @@ class _ExecError(Exception):
     pass
 
 
-def _loopback_up() -> None:
+def loopback_up() -> None:
     """Bring up ``lo`` in the child's new network namespace (127.0.0.1 and ::1 come with it).
 
     One ioctl, here rather than in runtime/net/, so that a container start loads no
@@ -437,7 +442,7 @@ def _child(
         handshake.wait()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
     if not spec.network.is_host and not netns:
-        _loopback_up()
+        loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
     init = _init_memfd(init_binary) if spec.init else None

@@ -27,6 +27,7 @@ from ... import procstat
 from ...errors import LgError
 from ...flock import locked
 from .. import syscalls
+from . import netstack
 from .idmap import SUBGID, SUBUID, IdMap, current_map, read_small, read_subordinate, user_map
 
 HINT = "usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER"
@@ -110,7 +111,7 @@ def enter() -> Namespace:
         pid = _live_pause(pidfile)
         if pid is None:
             check_enabled()
-            pid = _create(uids, gids)
+            pid = _create(uids, gids, directory)
             _write_pidfile(pidfile, pid)
             created = True
         user_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
@@ -128,6 +129,7 @@ def enter() -> Namespace:
     finally:
         os.close(user_fd)
         os.close(mnt_fd)
+    os.environ[netstack.ENV] = f"{pid} {procstat.start_time(pid)} {directory}"  # for lg's children
     return Namespace(current_map("uid"), current_map("gid"), directory, created)
 
 
@@ -156,8 +158,10 @@ def _write_pidfile(pidfile: str, pid: int) -> None:
     os.rename(tmp, pidfile)
 
 
-def _create(uids: IdMap, gids: IdMap) -> int:
-    """Fork the pause process into a new user and mount namespace and map it; its pid."""
+def _create(uids: IdMap, gids: IdMap, directory: str) -> int:
+    """Fork the pause process into new user, mount and network namespaces and map it; its pid."""
+    from ..process import loopback_up
+
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()
     pid = os.fork()
@@ -167,7 +171,8 @@ def _create(uids: IdMap, gids: IdMap) -> int:
             os.close(ready_r)
             os.setsid()
             try:
-                syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS)
+                syscalls.unshare(syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWNS | syscalls.CLONE_NEWNET)
+                loopback_up()  # the user's network namespace (netstack.py)
                 os.write(ready_w, b"u")
             except OSError as exc:
                 os.write(ready_w, b"E%d" % exc.errno)
@@ -193,6 +198,8 @@ def _create(uids: IdMap, gids: IdMap) -> int:
                                 " (kernel.unprivileged_userns_clone or user.max_user_namespaces)")
         _write_maps(pid, uids, gids)
         os.write(go_w, b"g")
+        if netstack.pasta_usable():
+            netstack.start_pasta(pid, directory)
     except BaseException:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
