@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _frozen(repo: Repo, cdir):
+def _frozen(repo: Repo, cdir, live_ok: bool = False):
     """Freeze a running container while we read its upper directory.
 
     We are recorded as its freezer meanwhile (Registry.own, FREEZERS), so that if we
     are killed before we thaw it, the next sweep does (containers.sweep).
     """
     cgroup = Cgroup(cdir.id)
-    if cdir.state().running and not cgroup.enabled:
+    if cdir.state().running and not cgroup.enabled and not live_ok:
         raise LgError(f"cannot commit running container {cdir.record().name}: {NO_FREEZER}")
     running = cdir.state().running and cgroup.exists()
     reg = registry(repo)
@@ -50,8 +50,11 @@ def _frozen(repo: Repo, cdir):
             reg.disown(cdir.id, os.getpid(), kind=FREEZERS)
 
 
-def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tuple[Image, bytes, int]:
-    """(image, new rootfs tree id, entries changed) for the container's current filesystem."""
+def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter,
+                     live_ok: bool = False) -> tuple[Image, bytes, int]:
+    """(image, new rootfs tree id, entries changed) for the container's current filesystem.
+    ``live_ok``: a running container that cannot be frozen (lg without root) is read as it
+    runs, as lg diff may; a commit may not."""
     from ..fs.upper import apply_upper
     from ..store.mutable import MutableTree
 
@@ -61,7 +64,7 @@ def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter) -> tu
     targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"]
     targets += [m.target for m in record.spec.mounts]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
-    with _frozen(repo, cdir):
+    with _frozen(repo, cdir, live_ok):
         changed = apply_upper(tree, cdir.file("upper"), writer, mount_points, userxattr=inside())
     return image, tree.write(writer), changed
 
@@ -74,7 +77,7 @@ def diff(repo: Repo, ref: str, paths: list[str] | None = None, include_mtime: bo
     cdir = find(repo, ref)
     with store_lock(repo):
         with repo.store.writer() as writer:
-            image, rootfs, _ = container_rootfs(repo, cdir, writer)
+            image, rootfs, _ = container_rootfs(repo, cdir, writer, live_ok=True)
     prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
     changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime)
                if _under(c.path, prefixes)]

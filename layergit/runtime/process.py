@@ -263,12 +263,15 @@ def _fork(new_pidns: bool) -> int:
     if inside():
         return _fork_adopted()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid = -1
     try:
         sc.unshare(sc.CLONE_NEWPID)
-        return os.fork()
+        pid = os.fork()
     finally:  # in the parent, also when interrupted: our later forks stay in our namespace
-        sc.setns(own_pidns, sc.CLONE_NEWPID)
-        os.close(own_pidns)
+        if pid != 0:
+            sc.setns(own_pidns, sc.CLONE_NEWPID)
+            os.close(own_pidns)
+    return pid
 
 
 def _fork_adopted() -> int:

@@ -105,9 +105,6 @@ def check_ports(ports) -> None:
 
     if not ports or not inside():
         return
-    if not has_pasta():
-        raise RootlessError("publishing ports without root needs pasta (Debian's passt) and /dev/net/tun"
-                            " open to users, which this host does not offer: use --network host instead")
     start = read_small("/proc/sys/net/ipv4/ip_unprivileged_port_start")
     lowest = int(start) if start and start.isdigit() else 1024
     for port in ports:
@@ -116,6 +113,9 @@ def check_ports(ports) -> None:
                                 f" are privileged (net.ipv4.ip_unprivileged_port_start={lowest})")
         if port.host_port and _in_use(port.host_ip, port.host_port, port.proto):
             raise RootlessError(f"cannot publish port {port.host_port}/{port.proto}: it is already in use on the host")
+    if not has_pasta():
+        raise RootlessError("publishing ports without root needs pasta (Debian's passt) and /dev/net/tun"
+                            " open to users, which this host does not offer: use --network host instead")
 
 
 def _in_use(address: str, port: int, proto: str) -> bool:
