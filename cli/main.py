@@ -109,10 +109,11 @@ class LazyGroup(click.Group):
 def cli(ctx, root, debug):
     """layergit: version container images the way git versions code."""
     ctx.obj.update(root=root, debug=debug)
-    if os.geteuid() != 0 and not ctx.resilient_parsing and not _asks_help(ctx.obj["argv"], ctx.invoked_subcommand):
+    command = ctx.invoked_subcommand
+    if os.geteuid() != 0 and not ctx.resilient_parsing and not _asks_help(ctx.obj["argv"], command):
         from layergit.porcelain.rootless import enter
 
-        for notice in enter(ctx.invoked_subcommand, root).notices:
+        for notice in enter(command, root).notices:
             say(f"warning: {notice}")
 
 

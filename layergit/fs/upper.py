@@ -21,7 +21,6 @@ from .content import put_file
 from .safeio import DirStack, open_dir, read_xattrs
 
 
-
 def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 

@@ -74,6 +74,14 @@ def _notice(text: str) -> None:
         root.on_notice(text)
 
 
+def _without_root(resources, published) -> None:
+    """What lg without root says before it makes a container: limits it cannot enforce here
+    (one warning, and the container runs), ports it cannot publish (refused)."""
+    if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
+        _notice(f"warning: {WITHOUT_LIMITS}")
+    netstack.check_ports(published)
+
+
 def registry(repo: Repo) -> Registry:
     return Registry(repo.root)
 
@@ -162,11 +170,9 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     runopts.resolv_conf(options, [])  # checked before anything is made
     img = repo.image_at(image)
     process, resources, mounts = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
-    if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
-        _notice(f"warning: {WITHOUT_LIMITS}")
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
-    netstack.check_ports(published)
+    _without_root(resources, published)
     extra_hosts = runopts.extra_hosts(options, network.kind)
     sysctls = runopts.sysctls(options, network.kind)
     mac = runopts.mac_address(options, network.kind)

@@ -56,5 +56,6 @@ def unshare(argv: list[str]) -> None:
         from ..errors import ExitCode, LgError
 
         error = LgError(f"cannot run {command[0]}: {exc.strerror}")
-        error.exit_code = ExitCode.COMMAND_NOT_FOUND if isinstance(exc, FileNotFoundError) else ExitCode.CANNOT_EXECUTE
+        missing = isinstance(exc, FileNotFoundError)
+        error.exit_code = ExitCode.COMMAND_NOT_FOUND if missing else ExitCode.CANNOT_EXECUTE
         raise error from None

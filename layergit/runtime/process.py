@@ -212,7 +212,9 @@ class _Handshake:
             os.close(self.ready_r)
 
 
-def _launch(new_pidns: bool, body, command: str, handshake: _Handshake | None = None, forks: bool = False) -> int:
+def _launch(
+    new_pidns: bool, body, command: str, handshake: _Handshake | None = None, forks: bool = False
+) -> int:
     """Fork a child (into a new PID namespace with ``new_pidns``); return the command's pid once it exec'd.
 
     The child reports a failure before exec through a close-on-exec pipe; with a

@@ -68,7 +68,8 @@ def _make_dev(dev: str, shm_size: int | None, rootless: bool) -> None:
         os.mkdir(os.path.join(dev, sub), 0o755)
     pts = os.path.join(dev, "pts")
     try:
-        sc.mount("devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        sc.mount("devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620,gid=5")
     except OSError as exc:  # a single-id user namespace has no gid 5 (tty)
         if not rootless or exc.errno != errno.EINVAL:
             raise
@@ -125,8 +126,9 @@ def _bind(root_fd: int, source_fd: int, target: str, readonly: bool) -> None:
     if readonly:
         mounted = _in_root(root_fd, target)  # reopened: the old fd still names what is underneath
         try:
-            flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _kept_flags(f"/proc/self/fd/{mounted}")
-            sc.mount(None, f"/proc/self/fd/{mounted}", None, flags)
+            where = f"/proc/self/fd/{mounted}"
+            flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _kept_flags(where)
+            sc.mount(None, where, None, flags)
         finally:
             os.close(mounted)
 

@@ -12,3 +12,9 @@ one started.
 ``idmap`` is the pure part (reading the subordinate id files, the maps, what is in
 range); ``userns`` enters the namespace; ``netstack`` runs pasta for networks.
 """
+
+from ...errors import LgError
+
+
+class RootlessError(LgError):
+    """lg cannot run without root here: the reason and the fix, in one line."""

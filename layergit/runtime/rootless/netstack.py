@@ -22,6 +22,7 @@ import subprocess
 
 from ... import procstat
 from .. import syscalls
+from . import RootlessError
 from .idmap import inside, read_small
 
 # Set by userns.enter for every process lg starts: "PAUSE_PID START RUN_DIR".
@@ -52,9 +53,7 @@ def join() -> None:
         return
     pause = _pause()
     if pause is None:
-        from ...errors import LgError
-
-        raise LgError("lg without root lost its user namespace's pause process: run the command again")
+        raise RootlessError("lg without root lost its user namespace's pause process: run the command again")
     target = f"/proc/{pause.pid}/ns/net"
     if os.readlink(target) != os.readlink("/proc/self/ns/net"):
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
@@ -83,8 +82,6 @@ def start_pasta(pid: int, run_dir: str) -> None:
                           restore_signals=True, timeout=30)
     if proc.returncode:
         why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
-        from .userns import RootlessError
-
         raise RootlessError(f"pasta cannot connect lg's network namespace to the host: {why}")
 
 
@@ -101,8 +98,6 @@ def check_ports(ports) -> None:
     """Refuse, one line each, what lg without root cannot publish: anything without pasta,
     ports below net.ipv4.ip_unprivileged_port_start, ports the host already uses.
     ``ports`` are runtime.net PublishedPort values; called before the container is made."""
-    from .userns import RootlessError
-
     if not ports or not inside():
         return
     start = read_small("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -112,7 +107,8 @@ def check_ports(ports) -> None:
             raise RootlessError(f"cannot publish port {port.host_port} without root: ports below {lowest}"
                                 f" are privileged (net.ipv4.ip_unprivileged_port_start={lowest})")
         if port.host_port and _in_use(port.host_ip, port.host_port, port.proto):
-            raise RootlessError(f"cannot publish port {port.host_port}/{port.proto}: it is already in use on the host")
+            raise RootlessError(f"cannot publish port {port.host_port}/{port.proto}:"
+                                " it is already in use on the host")
     if not has_pasta():
         raise RootlessError("publishing ports without root needs pasta (Debian's passt) and /dev/net/tun"
                             " open to users, which this host does not offer: use --network host instead")

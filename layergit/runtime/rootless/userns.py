@@ -24,17 +24,12 @@ import subprocess
 from dataclasses import dataclass
 
 from ... import procstat
-from ...errors import LgError
 from ...flock import locked
 from .. import syscalls
-from . import netstack
+from . import RootlessError, netstack
 from .idmap import SUBGID, SUBUID, IdMap, current_map, read_small, read_subordinate, user_map
 
 HINT = "usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER"
-
-
-class RootlessError(LgError):
-    """lg cannot run without root here: the reason and the fix, in one line."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +46,15 @@ class Namespace:
         return self.uids.single or self.gids.single
 
 
-def check_enabled() -> None:
+def check_enabled(proc_sys: str = "/proc/sys") -> None:
     """Refuse, naming the setting, where the host forbids unprivileged user namespaces."""
     settings = (
-        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone"),
-        ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces"),
-        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
-         "kernel.apparmor_restrict_unprivileged_userns"),
+        ("kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone"),
+        ("user/max_user_namespaces", "0", "user.max_user_namespaces"),
+        ("kernel/apparmor_restrict_unprivileged_userns", "1", "kernel.apparmor_restrict_unprivileged_userns"),
     )
     for path, bad, name in settings:
-        if read_small(path) == bad:
+        if read_small(os.path.join(proc_sys, path)) == bad:
             raise RootlessError(f"user namespaces are disabled for unprivileged users on this host"
                                 f" ({name}={bad}): lg needs root or that sysctl changed")
 
@@ -85,8 +79,8 @@ def _private_dir(path: str, uid: int) -> str:
         pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) & 0o077:
-        raise RootlessError(f"{path} is not a private directory of uid {uid}: refusing it as lg's run directory"
-                            " (remove it, or set XDG_RUNTIME_DIR to a directory of your own)")
+        raise RootlessError(f"{path} is not a private directory of uid {uid}: refusing it as lg's"
+                            " run directory (remove it, or set XDG_RUNTIME_DIR to a directory of your own)")
     return path
 
 
@@ -118,7 +112,8 @@ def enter() -> Namespace:
         mnt_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _live_pause(pidfile) != pid:  # it died while we opened its namespaces
-            raise RootlessError("lg's pause process exited while joining its user namespace: run the command again")
+            raise RootlessError("lg's pause process exited while joining its user namespace:"
+                                " run the command again")
         cwd = os.getcwd()
         syscalls.setns(user_fd, syscalls.CLONE_NEWUSER)
         syscalls.setns(mnt_fd, syscalls.CLONE_NEWNS)
@@ -175,7 +170,7 @@ def _create(uids: IdMap, gids: IdMap, directory: str) -> int:
                 loopback_up()  # the user's network namespace (netstack.py)
                 os.write(ready_w, b"u")
             except OSError as exc:
-                os.write(ready_w, b"E%d" % exc.errno)
+                os.write(ready_w, b"E%d" % (exc.errno or errno.EPERM))
                 os._exit(1)
             if os.read(go_r, 1) != b"g":  # the parent failed to map us
                 os._exit(1)
@@ -224,7 +219,8 @@ def _write_maps(pid: int, uids: IdMap, gids: IdMap) -> None:
             continue
         program = shutil.which(helper)
         if program is None:
-            raise RootlessError(f"{helper} is not installed: lg without root needs it (Debian's uidmap package)")
+            raise RootlessError(f"{helper} is not installed: lg without root needs it"
+                                " (Debian's uidmap package)")
         proc = subprocess.run([program, str(pid), *idmap.args()], capture_output=True, text=True)
         if proc.returncode != 0:
             why = (proc.stderr.strip().splitlines() or ["failed"])[-1]
