@@ -52,7 +52,8 @@ def build_rootless_run(ctx: Context) -> list[Case]:
     root, root_env = lg_root(ctx)
     lg_as_root = [python, "-m", "cli"]
     root_env = dict(root_env, PYTHONPATH=env["PYTHONPATH"])
-    root_err = try_setup(lambda: ctx.run([*lg_as_root, "commit", str(busybox_rootfs(ctx)), "-t", LG_BB], root_env,
+    bb = str(busybox_rootfs(ctx))
+    root_err = try_setup(lambda: ctx.run([*lg_as_root, "commit", bb, "-t", LG_BB], root_env,
                                          "lg commit (root)"))
     podman = shutil.which("podman")
     pm_err = None
@@ -66,13 +67,14 @@ def build_rootless_run(ctx: Context) -> list[Case]:
         # relative to root mode: the issue's goal is at most 1.3
         Case("lg", LG_ROOTLESS, [*lg_user, "run", "--rm", "--network", "none", LG_BB, "true"], broken=lg_err,
              vs=LG_ROOT_MODE),
-        Case("lg", LG_ROOT_MODE, [*lg_as_root, "run", "--rm", "--network", "none", LG_BB, "true"], env=root_env,
-             broken=root_err),
+        Case("lg", LG_ROOT_MODE, [*lg_as_root, "run", "--rm", "--network", "none", LG_BB, "true"],
+             env=root_env, broken=root_err),
     ]
     if podman:
         cases.append(Case("podman", "podman run --rm --network none IMG true, rootless as the same user",
                           [*as_user, podman, "run", "--rm", "--network", "none", "lgbench-bb:1", "true"],
-                          broken=pm_err, vs=LG_ROOTLESS, goal=Goal("rootless lg <= 0.5x rootless podman (issue 21)", "ratio", 0.5)))
+                          broken=pm_err, vs=LG_ROOTLESS,
+                          goal=Goal("rootless lg <= 0.5x rootless podman (issue 21)", "ratio", 0.5)))
     else:
         cases.append(Case("podman", "podman run --rm (rootless)", unavailable="podman not found on PATH"))
     return cases

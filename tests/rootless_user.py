@@ -158,23 +158,23 @@ def _remove_user(name: str, home: str, uid: int | None) -> None:
         shutil.rmtree(f"/tmp/layergit-run-{uid}", ignore_errors=True)  # lg's run directory without XDG_RUNTIME_DIR
 
 
-@pytest.fixture(scope="module")
-def rootless_user():
-    user = _make_user(with_range=True)
+def _made(with_range: bool):
+    user = _make_user(with_range)
     try:
         yield user
     finally:
         _remove_user(user.name, user.home, user.uid)
+
+
+@pytest.fixture(scope="module")
+def rootless_user():
+    yield from _made(with_range=True)
 
 
 @pytest.fixture(scope="module")
 def rangeless_user():
     """A user with no subordinate ids at all."""
-    user = _make_user(with_range=False)
-    try:
-        yield user
-    finally:
-        _remove_user(user.name, user.home, user.uid)
+    yield from _made(with_range=False)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 
 from .conftest import REPO
 from .rootless_user import rangeless_user, rootless_user, ulg  # noqa: F401  (fixtures)
+from .test_runtime_lifecycle import _cmdline
 
 pytestmark = pytest.mark.root  # making users takes root; lg itself runs as the user
 
@@ -109,14 +110,6 @@ def _user_pids(user) -> set[int]:
             except OSError:
                 pass
     return pids
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 def _in_range(user, pid: str) -> bool:
