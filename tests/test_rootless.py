@@ -249,5 +249,11 @@ def test_without_subordinate_ids_a_single_id_map_and_a_warning(rangeless_user):
         err = proc.stderr.decode().strip().splitlines()
         assert len(err) == 1 and "no subordinate ids" in err[0] and "usermod --add-subuids" in err[0]
         assert runner("unshare", "true").stderr == b""  # said once, when the namespace is made
+        src = os.path.join(rangeless_user.home, "tree")
+        runner("unshare", "sh", "-c", f"mkdir -p {src}/bin && cp /bin/busybox {src}/bin/ && ln -s busybox {src}/bin/id")
+        runner("commit", src, "-t", "tiny")
+        assert runner.out("run", "--rm", "--network", "none", "tiny", "/bin/id", "-u").strip() == "0"
+        err = runner.fails("run", "--rm", "--network", "none", "-u", "33:33", "tiny", "/bin/id", code=125)
+        assert "uid 33, gid 33" in err and "no subordinate ids" in err
     finally:
         runner("unshare", "rm", "-rf", runner.root, check=False)

@@ -37,7 +37,7 @@ from ..errors import ExitCode, LgError
 from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
-from .rootless.idmap import inside
+from .rootless.idmap import current_map, inside, read_small
 from .spec import Process, Spec
 from .trampoline import REPORT_FD
 
@@ -413,6 +413,29 @@ def _classify(exc: BaseException, command: str) -> tuple[int, str]:
     return ExitCode.RUN_FAILED, f"container setup failed: {type(exc).__name__}: {exc}"
 
 
+def _take_ids(user: users.User, extra_groups: tuple[int, ...]) -> None:
+    """The container user's groups, gid and uid. A single-id user namespace (lg without
+    subordinate ids) denies setgroups, and maps gid 0 alone: the groups are left as they are."""
+    if read_small("/proc/self/setgroups") != "deny":
+        os.setgroups(list(dict.fromkeys(user.groups + extra_groups)))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def _check_mapped(uid: int, gids: list[int]) -> None:
+    """lg without root can become only ids its user namespace maps: one line naming the fix."""
+    uids, gids_map = current_map("uid"), current_map("gid")
+    # no /proc/self there (lg exec reads the container's /proc): the kernel judges
+    if not uids.ranges or not inside():
+        return
+    outside = [f"uid {uid}"] if not uids.contains(uid) else []
+    outside += [f"gid {g}" for g in dict.fromkeys(gids) if not gids_map.contains(g)]
+    if outside:
+        raise LgError(f"{', '.join(outside)} of the container's user is outside lg's user namespace: no"
+                      " subordinate ids for this user in /etc/subuid or /etc/subgid (an administrator adds"
+                      " a range with usermod --add-subuids and --add-subgids)")
+
+
 class _ExecError(Exception):
     pass
 
@@ -525,6 +548,7 @@ def _become(
     else:
         program = init
     user = users.resolve(process.user)
+    _check_mapped(user.uid, [user.gid, *user.groups])
     env = _environment(process, hostname, user)
     _default_signals()
     cwd = process.cwd or "/"
@@ -534,9 +558,7 @@ def _become(
         security.load_seccomp(seccomp)
     caps = security.drop_bounding(process.caps)
     _set_rlimits(process.rlimits)
-    os.setgroups(list(dict.fromkeys(user.groups + users.extra_groups(process.groups_add))))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+    _take_ids(user, users.extra_groups(process.groups_add))
     security.set_process_caps(caps if user.uid == 0 else [])
     if process.no_new_privileges:
         security.no_new_privileges()
