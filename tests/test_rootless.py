@@ -183,9 +183,15 @@ def test_a_build_with_run_matches_root_cache_keys(ulg, rootless_user, lg, tmp_pa
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
         f.write("FROM base\nRUN mkdir /srv && echo built > /srv/f && chown -R 33:33 /srv\nENV A=1\n")
     subprocess.run(["chown", "-R", f"{rootless_user.uid}:{rootless_user.gid}", ctx], check=True)
+    # the same base commit in both roots: root's import, exported with its commit records
+    lg("import", tar, "-t", "base")
+    archive = os.path.join(rootless_user.home, "base.docker.tar")
+    lg("export", "base", "--format", "docker-archive", "-o", archive)
+    os.chown(archive, rootless_user.uid, rootless_user.gid)
+    ulg("import", archive, "-t", "base")
+    assert ulg.out("images", "-q", "base") == lg.out("images", "-q", "base")
     keys = []
     for runner in (ulg, lg):
-        runner("import", tar, "-t", "base")
         runner("build", "-t", "out", ctx)
         refs = subprocess.run(["git", "--git-dir", os.path.join(runner.root, "store.git"), "for-each-ref",
                                "--format=%(refname)", "refs/layergit/build-cache/"],
