@@ -19,6 +19,21 @@ class ComposeError(LgError):
     required variable, a cycle in depends_on. Raised before anything is started."""
 
 
+def read_small(path: str, limit: int, what: str) -> bytes:
+    """The whole of a file compose reads (the compose file, ``.env``, an env_file), read
+    up to ``limit`` bytes: /dev/zero or a huge file is one line, not all of memory."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise ComposeError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise ComposeError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise ComposeError(f"{what} {path} is larger than {limit >> 20} MiB")
+    return raw
+
+
 # The labels docker compose puts on what it makes, which lg compose puts on its own
 # containers, networks and volumes: how a project's things are found again (``ps``,
 # ``down``) and how ``lg system boot`` orders a project's services.

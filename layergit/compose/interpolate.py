@@ -17,10 +17,11 @@ quotes keep a value as written, double quotes take ``\\n``,
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 
-from . import ComposeError
+from . import ComposeError, read_small
 
 ENV_FILE_MAX = 1 << 20  # bytes
 NESTING_MAX = 32  # ${A:-${B:-...}} levels: each is a call, and a file could nest thousands
@@ -140,17 +141,9 @@ def interpolate(value, variables: Variables, where: str = ""):
 
 def read_env_file(path: str, environ: Mapping[str, str], required: bool = False) -> dict[str, str]:
     """The variables of a ``.env`` file (empty when it is missing and not ``required``)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(ENV_FILE_MAX + 1)
-    except FileNotFoundError:
-        if required:
-            raise ComposeError(f"env file {path} not found") from None
+    if not required and not os.path.lexists(path):
         return {}
-    except OSError as exc:
-        raise ComposeError(f"cannot read env file {path}: {exc.strerror}") from None
-    if len(raw) > ENV_FILE_MAX:
-        raise ComposeError(f"env file {path} is larger than {ENV_FILE_MAX >> 20} MiB")
+    raw = read_small(path, ENV_FILE_MAX, "env file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

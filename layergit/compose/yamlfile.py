@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from . import ComposeError
+from . import ComposeError, read_small
 
 FILE_MAX = 4 << 20  # bytes; forty services take about 20 KiB
 NODES_MAX = 200_000  # values, aliases counted each time they are used
@@ -25,14 +25,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def read(path: str) -> dict:
     """The top-level map of the compose file at ``path``."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(FILE_MAX + 1)
-    except OSError as exc:
-        raise ComposeError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > FILE_MAX:
-        raise ComposeError(f"{path} is larger than {FILE_MAX >> 20} MiB; a compose file is not that big")
-    return parse(raw, path)
+    return parse(read_small(path, FILE_MAX, "compose file"), path)
 
 
 def parse(raw: bytes, name: str) -> dict:

@@ -298,3 +298,18 @@ def test_project_name(given, environ, top, directory, expected):
             project_name(given, environ, top, directory)
     else:
         assert project_name(given, environ, top, directory) == expected
+
+
+def test_a_file_without_end_is_read_only_to_its_bound(tmp_path):
+    """/dev/zero as the compose file, as .env (--env-file) and as an env_file: each is read
+    to its bound and refused in one line, never into all of memory."""
+    from layergit.compose.yamlfile import read
+
+    with pytest.raises(ComposeError, match="compose file /dev/zero is larger than 4 MiB"):
+        read("/dev/zero")
+    with pytest.raises(ComposeError, match="env file /dev/zero is larger than 1 MiB"):
+        project("services:\n  web: {image: x}\n", tmp_path, env_file="/dev/zero")
+    assert "env file /dev/zero is larger than 1 MiB" in refused(
+        "services:\n  web: {image: x, env_file: /dev/zero}\n", tmp_path)
+    assert f"env file {tmp_path}/missing.env not found" in refused(
+        "services:\n  web: {image: x, env_file: missing.env}\n", tmp_path)
