@@ -18,7 +18,7 @@ VENV="$REPO/.venv"
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine wrk attr
     iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2 uidmap
-    libcap2-bin binutils qemu-user-static docker-registry containerd podman-compose systemd
+    libcap2-bin binutils qemu-user-static docker-registry containerd podman-compose systemd passt fuse-overlayfs
 )
 # The exec trampoline's tests assemble its source for both architectures it ships
 # (tests/test_trampoline.py) and run the other one under qemu-user.

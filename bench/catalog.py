@@ -2,8 +2,8 @@
 export, the runtime, networking and build (issues 3-6, containers.py), then big files
 (issue 13, bigfiles.py), git remotes (issue 14, remotes.py), registries (issue 15,
 registry.py), reviewing history (issue 16, review.py), Docker's --format (issue 20,
-muscle.py), bisect and rebase (issue 17, history.py), lg stats (issue 18, storage.py) and
-compose (issue 19, compose.py)."""
+muscle.py), bisect and rebase (issue 17, history.py), lg stats (issue 18, storage.py),
+compose (issue 19, compose.py) and lg without root (issue 21, rootless.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from .muscle import MUSCLE_SCENARIOS
 from .registry import REGISTRY_SCENARIOS
 from .remotes import REMOTE_SCENARIOS
 from .review import REVIEW_SCENARIOS
+from .rootless import ROOTLESS_SCENARIOS
 from .scenarios import STORE_SCENARIOS, Scenario
 from .storage import STORAGE_SCENARIOS
 
 SCENARIOS: list[Scenario] = sorted(
     STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS + REGISTRY_SCENARIOS
-    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS + STORAGE_SCENARIOS + COMPOSE_SCENARIOS,
+    + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS + STORAGE_SCENARIOS + COMPOSE_SCENARIOS
+    + ROOTLESS_SCENARIOS,
     key=lambda s: s.number)
 
 

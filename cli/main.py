@@ -79,6 +79,7 @@ COMMANDS = {
     "container": ("groups", "container_cmd", "Docker's container commands: ls, rm, prune, logs, ..."),
     "system": ("groups", "system_cmd", "Docker's system commands: info, version, df, prune, boot, ..."),
     "completion": ("completion", "completion_cmd", "Print a shell completion script (bash, zsh, fish)."),
+    "unshare": ("rootless", "unshare_cmd", "Run a command in lg's user namespace (a shell by default)."),
 }
 
 
@@ -120,6 +121,24 @@ class LazyGroup(click.Group):
 def cli(ctx, root, debug):
     """layergit: version container images the way git versions code."""
     ctx.obj.update(root=root, debug=debug)
+    command = ctx.invoked_subcommand
+    if os.geteuid() != 0 and not ctx.resilient_parsing and not _asks_help(ctx.obj["argv"], command):
+        from layergit.porcelain.rootless import enter
+
+        for notice in enter(command, root).notices:
+            say(f"warning: {notice}")
+
+
+def _asks_help(argv: list[str], command: str | None) -> bool:
+    """Whether lg only prints help (no user namespace needed): --help among the options
+    before the command's first operand, so ``lg run IMG cmd --help`` still runs."""
+    rest = argv[argv.index(command) + 1:] if command in argv else argv
+    for arg in rest:
+        if arg in ("--help", "-h"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
 
 
 class Terminated(BaseException):

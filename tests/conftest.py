@@ -31,9 +31,10 @@ def pytest_collection_modifyitems(config, items):
 class Lg:
     """Runs ``lg`` as a user would, against this test's own root."""
 
-    def __init__(self, root: str, python: str = sys.executable):
+    def __init__(self, root: str, python: str = sys.executable, prefix: tuple[str, ...] = ()):
         self.root = root
         self.python = python  # the interpreter lg runs on (a test may give it a copy to watch)
+        self.prefix = list(prefix)  # what lg runs under (setpriv as another user)
 
     def env(self, **extra) -> dict:
         env = dict(os.environ, LG_ROOT=self.root, COLUMNS="200")
@@ -42,7 +43,7 @@ class Lg:
         return env
 
     def __call__(self, *args, check: bool = True, input: bytes | None = None, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.python, "-m", "cli", *map(str, args)], input=input, capture_output=True, env=env or self.env(), **kw)
+        proc = subprocess.run([*self.prefix, self.python, "-m", "cli", *map(str, args)], input=input, capture_output=True, env=env or self.env(), **kw)
         if check and proc.returncode != 0:
             raise AssertionError(f"lg {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
         return proc

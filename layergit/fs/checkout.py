@@ -154,10 +154,16 @@ class DirectoryWriter:
     def apply_meta(self, dirfd: int, name: bytes, m: M.EntryMeta, fd: int | None) -> None:
         """Owner, mode, xattrs, mtime: for an open fd when we have one, else by name."""
         owner = ("owner", "restore file owners")
-        if fd is not None:
-            self._privileged(*owner, os.fchown, fd, m.uid, m.gid)
-        else:
-            self._privileged(*owner, os.chown, name, m.uid, m.gid, dir_fd=dirfd, follow_symlinks=False)
+        try:
+            if fd is not None:
+                self._privileged(*owner, os.fchown, fd, m.uid, m.gid)
+            else:
+                self._privileged(*owner, os.chown, name, m.uid, m.gid, dir_fd=dirfd, follow_symlinks=False)
+        except OSError as exc:  # in a user namespace: an id its map lacks
+            if exc.errno != errno.EINVAL:
+                raise
+            self.warn_once("owner-range", "cannot keep owners outside the user namespace's id range"
+                                          " (/etc/subuid, /etc/subgid); left those entries root's")
         # xattrs before the mode: an unprivileged user needs write access to set them.
         for key, value in m.xattrs:
             namespace = key.split(".")[0]

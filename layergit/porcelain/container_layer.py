@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..build import changes as config_changes
-from ..runtime.cgroups import Cgroup
+from ..errors import LgError
+from ..runtime.cgroups import NO_FREEZER, Cgroup
+from ..runtime.rootless.idmap import inside
 from ..runtime.state import FREEZERS
 from ..store import names
 from .containers import find, registry
@@ -26,13 +28,15 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _frozen(repo: Repo, cdir):
+def _frozen(repo: Repo, cdir, live_ok: bool = False):
     """Freeze a running container while we read its upper directory.
 
     We are recorded as its freezer meanwhile (Registry.own, FREEZERS), so that if we
     are killed before we thaw it, the next sweep does (containers.sweep).
     """
     cgroup = Cgroup(cdir.id)
+    if cdir.state().running and not cgroup.enabled and not live_ok:
+        raise LgError(f"cannot commit running container {cdir.record().name}: {NO_FREEZER}")
     running = cdir.state().status == "running" and cgroup.exists()  # a paused one stays as the user left it
     reg = registry(repo)
     if running:
@@ -47,12 +51,14 @@ def _frozen(repo: Repo, cdir):
 
 
 def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter,
-                     drop_stubs: bool = False) -> tuple[Image, bytes, int]:
+                     drop_stubs: bool = False, live_ok: bool = False) -> tuple[Image, bytes, int]:
     """(image, new rootfs tree id, entries changed) for the container's current filesystem.
 
     ``drop_stubs`` (a build step, as BuildKit does) leaves out the empty directories
     the runtime made for mount points the image did not have, and their empty
     parents it made: ``RUN --mount=type=secret`` leaves no ``/run/secrets``.
+    ``live_ok``: a running container that cannot be frozen (lg without root) is read as
+    it runs, as lg diff may; a commit may not.
     """
     from ..fs.upper import apply_upper
     from ..store.mutable import Dir, MutableTree
@@ -63,8 +69,8 @@ def container_rootfs(repo: Repo, cdir: ContainerDir, writer: ObjectWriter,
     targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"]
     targets += [m.target for m in record.spec.mounts]
     mount_points = {tuple(os.fsencode(p) for p in t.split("/") if p) for t in targets}
-    with _frozen(repo, cdir):
-        changed = apply_upper(tree, cdir.file("upper"), writer, mount_points)
+    with _frozen(repo, cdir, live_ok):
+        changed = apply_upper(tree, cdir.file("upper"), writer, mount_points, userxattr=inside())
     if drop_stubs:
         before = MutableTree.load(repo.store, image.rootfs)
         for point in sorted(mount_points, key=len, reverse=True):
@@ -86,7 +92,7 @@ def diff(repo: Repo, ref: str, paths: list[str] | None = None, include_mtime: bo
     cdir = find(repo, ref)
     with store_lock(repo):
         with repo.store.writer() as writer:
-            image, rootfs, _ = container_rootfs(repo, cdir, writer)
+            image, rootfs, _ = container_rootfs(repo, cdir, writer, live_ok=True)
     prefixes = [b"/" + p.encode("utf-8", "surrogateescape").strip(b"/") for p in paths or []]
     changes = [c for c in diff_trees(repo.store, image.rootfs, rootfs, include_mtime)
                if _under(c.path, prefixes)]

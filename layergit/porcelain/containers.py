@@ -33,11 +33,13 @@ import re
 import signal
 import time
 
+from .. import root
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime import users
-from ..runtime.cgroups import Cgroup
+from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
+from ..runtime.rootless import netstack
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
     FREEZERS,
@@ -71,6 +73,19 @@ def _check_names(options: runopts.RunOptions) -> None:
 
 
 _RESUMED: set[str] = set()  # roots whose monitor this process has made sure of
+
+
+def _notice(text: str) -> None:
+    if root.on_notice is not None:
+        root.on_notice(text)
+
+
+def _without_root(resources, published) -> None:
+    """What lg without root says before it makes a container: limits it cannot enforce here
+    (one warning, and the container runs), ports it cannot publish (refused)."""
+    if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
+        _notice(f"warning: {WITHOUT_LIMITS}")
+    netstack.check_ports(published)
 
 
 def registry(repo: Repo) -> Registry:
@@ -176,6 +191,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     process, resources, requests = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
+    _without_root(resources, published)
     extra_hosts = runopts.extra_hosts(options, network.kind)
     sysctls = runopts.sysctls(options, network.kind)
     mac = runopts.mac_address(options, network.kind)
@@ -454,7 +470,7 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
             if st.status == "paused":
                 _resume(cdir)
             if not _wait_stopped(cdir, None if wait < 0 else wait):
-                Cgroup(cdir.id).kill(signal.SIGKILL)
+                _kill_all(cdir, st.pid)
                 _wait_stopped(cdir, 10)
         done.append(ref)
     return done
@@ -516,6 +532,16 @@ def rename(repo: Repo, ref: str, new: str) -> None:
         controller.rename(repo.root.path, cdir.id, new)
 
 
+def _kill_all(cdir: ContainerDir, pid: int) -> None:
+    """SIGKILL every process of a running container: its cgroup's, and its PID 1, whose
+    death ends its PID namespace (all lg without root has where it has no cgroup)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    Cgroup(cdir.id).kill(signal.SIGKILL)
+
+
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
     for ref in refs:
         stop(repo, [ref], timeout)
@@ -536,10 +562,9 @@ def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: 
         if st.running or st.status == "restarting":
             _stopped_by_user(cdir)  # its policy must not start it again while it is removed
         if st.running:
-            cgroup = Cgroup(cdir.id)
-            cgroup.kill(signal.SIGKILL)
+            _kill_all(cdir, st.pid)
             if st.status == "paused":
-                cgroup.freeze(False)  # a frozen task dies only once thawed (v1)
+                Cgroup(cdir.id).freeze(False)  # a frozen task dies only once thawed (v1)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import LgError
 from . import syscalls
+from .rootless.idmap import inside
 
 ROOT = "/sys/fs/cgroup"
 PARENT = "layergit"
@@ -33,6 +34,12 @@ DEVICE_RULES = [
     "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
     "c 10:200 rwm",  # tun, for VPN clients
 ]
+
+# What lg without root says where a cgroup is missing: at create, and for what needs a freezer.
+WITHOUT_LIMITS = ("lg without root has no cgroup to enforce --memory, --cpus or --pids-limit on this host"
+                  " (cgroup v1, or v2 without delegation): the container runs without them")
+NO_FREEZER = ("lg without root cannot freeze a container on this host (no cgroup freezer of its own):"
+              " stop the container first")
 
 
 def _read(path: str) -> str:
@@ -122,11 +129,18 @@ class Cgroup:
         """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
         (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
         hybrid host's own unified tree this way."""
-        self.v2 = root is not None or (not hierarchies if hierarchies is not None else unified())
+        # lg without root has no cgroup of its own on this host's kinds (v1's hierarchies are
+        # root's, and lg asks no systemd for a delegated v2 scope): containers then run
+        # without one, their PID namespace standing in for it where processes are counted.
+        self.enabled = root is not None or not inside()
+        if hierarchies is not None:  # given by callers that make many (lg stats): mountinfo read once
+            self.v2 = root is not None or not hierarchies
+        else:
+            self.v2 = root is not None or (self.enabled and unified())
         self.root = root or ROOT
         self.name = f"{PARENT}/{container_id}"
-        if hierarchies is None:  # given by callers that make many (lg stats): mountinfo read once
-            hierarchies = {} if self.v2 else _v1_hierarchies()
+        if hierarchies is None:
+            hierarchies = {} if self.v2 or not self.enabled else _v1_hierarchies()
         self._by_controller = {c: os.path.join(m, self.name) for m, cs in hierarchies.items() for c in cs}
         if self.v2:
             self.paths = [os.path.join(self.root, self.name)]
@@ -145,6 +159,8 @@ class Cgroup:
         return path
 
     def create(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+        if not self.enabled:  # limits were warned about when the container was made (WITHOUT_LIMITS)
+            return
         needed = {c for c, limit in (("memory", memory), ("cpu", cpus), ("pids", pids)) if limit is not None}
         try:
             available = self._available()
@@ -271,6 +287,8 @@ class Cgroup:
         return any(os.path.isdir(p) for p in self.paths)
 
     def pids(self) -> list[int]:
+        if not self.paths:
+            return []
         try:
             return [int(p) for p in _read(os.path.join(self.paths[0], "cgroup.procs")).split()]
         except OSError:
@@ -339,6 +357,8 @@ class Cgroup:
         not freeze in time is thawed again and the caller told: reading its files
         while it still runs would pass a half-written state off as a snapshot.
         """
+        if not self.enabled:
+            raise LgError(NO_FREEZER)
         if self.v2:
             knob, states = os.path.join(self.paths[0], "cgroup.freeze"), ("1", "0")
             events = os.path.join(self.paths[0], "cgroup.events")

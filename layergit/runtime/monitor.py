@@ -59,6 +59,7 @@ from .client import joined_netns
 from .logfile import LOG_NAME, LogWriter, limits
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
+from .rootless import netstack
 from .spec import Spec
 from .state import ContainerDir, Record, Registry, State, now_iso
 from .supervise import pump, record_exit
@@ -592,6 +593,7 @@ def raise_fd_limit() -> None:
 
 
 def main(root: str) -> None:
+    netstack.join()  # lg without root: serve its networks in the user's network namespace
     layout = Root(root)
     sock_path = layout.monitor_sock
     os.makedirs(layout.run, exist_ok=True)

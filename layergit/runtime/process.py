@@ -29,6 +29,7 @@ import signal
 import stat
 import struct
 import termios
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ from ..errors import ExitCode, LgError
 from . import rootfs, security, trampoline, users
 from . import syscalls as sc
 from .cgroups import Cgroup
+from .rootless.idmap import current_map, inside, read_small
 from .spec import Process, Spec
 from .trampoline import REPORT_FD
 
@@ -130,7 +132,7 @@ def spawn(
     """
     handshake = _Handshake(prepare) if prepare else None
     return _launch(
-        lambda: sc.unshare(sc.CLONE_NEWPID),
+        True,
         lambda err_w: _child(spec, stdio, cgroup, handshake, err_w, init_binary, netns, die_with_parent),
         spec.process.args[0] if spec.process.args else "",
         handshake,
@@ -157,7 +159,7 @@ def spawn_in(target_pid: int, process: Process, hostname: str, stdio: Stdio, cgr
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
         return _launch(
-            lambda: None,
+            False,
             lambda err_w: _exec_child(fds, process, hostname, stdio, cgroup, err_w),
             process.args[0] if process.args else "",
             forks=True,
@@ -188,6 +190,7 @@ class _Handshake:
         os.write(self.ready_w, b"1")
         if not os.read(self.go_r, 1):  # the parent failed to prepare us and is killing us
             os._exit(ExitCode.RUN_FAILED)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # if _child_main left us dumpable for prepare's sake
 
     def release(self, pid: int, err_r: int) -> None:
         """The parent's side: prepare the child once it is ready, then let it go on; kill it if that fails."""
@@ -209,25 +212,20 @@ class _Handshake:
             os.close(self.ready_r)
 
 
-def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None, forks: bool = False) -> int:
-    """Fork a child into a PID namespace; return the command's pid once it exec'd.
+def _launch(
+    new_pidns: bool, body, command: str, handshake: _Handshake | None = None, forks: bool = False
+) -> int:
+    """Fork a child (into a new PID namespace with ``new_pidns``); return the command's pid once it exec'd.
 
-    The PID namespace change applies to our children only and is undone right after
-    the fork. The child reports a failure before exec through a close-on-exec pipe;
-    with a ``handshake``, the parent prepares it first. With ``forks`` the child runs
-    the FORK trampoline, which names the command's process in a record and exits.
+    The child reports a failure before exec through a close-on-exec pipe; with a
+    ``handshake``, the parent prepares it first. With ``forks`` the child runs the
+    FORK trampoline, which names the command's process in a record and exits.
     """
     trampoline.prepare()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        enter_pidns()
-        pid = os.fork()
-        if pid == 0:
-            _child_main(body, err_r, err_w, command, handshake)
-    finally:  # also when interrupted (SIGINT/SIGTERM raise): our later forks stay in our namespace
-        sc.setns(own_pidns, sc.CLONE_NEWPID)
-        os.close(own_pidns)
+    pid = _fork(new_pidns)
+    if pid == 0:
+        _child_main(body, err_r, err_w, command, handshake)
     os.close(err_w)
     if handshake:
         handshake.release(pid, err_r)
@@ -254,6 +252,66 @@ def _launch(enter_pidns, body, command: str, handshake: _Handshake | None = None
     return command_pid
 
 
+def _fork(new_pidns: bool) -> int:
+    """os.fork(), the child in a new PID namespace with ``new_pidns``: 0 in the child.
+
+    As root the namespace is entered for our children only and left right after the
+    fork. lg without root cannot go back (the host's PID namespace belongs to the
+    host's user namespace), so an intermediate child unshares and forks the
+    container's PID 1, which we, a child subreaper, adopt when the intermediate exits.
+    """
+    if not new_pidns:
+        return os.fork()
+    if inside():
+        return _fork_adopted()
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    pid = -1
+    try:
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+    finally:  # in the parent, also when interrupted: our later forks stay in our namespace
+        if pid != 0:
+            sc.setns(own_pidns, sc.CLONE_NEWPID)
+            os.close(own_pidns)
+    return pid
+
+
+def _fork_adopted() -> int:
+    """:func:`_fork` through an intermediate child (lg in a user namespace)."""
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    me = os.getpid()
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    gone_r, gone_w = os.pipe2(os.O_CLOEXEC)  # EOF once the intermediate has exited
+    middle = os.fork()
+    if middle == 0:
+        child = -1
+        try:
+            os.close(pid_r)
+            sc.unshare(sc.CLONE_NEWPID)
+            child = os.fork()
+            if child:
+                os.write(pid_w, str(child).encode())
+        finally:
+            if child:  # the intermediate, done or failed (-1): the parent reads what it wrote
+                os._exit(0)
+        os.close(pid_w)
+        os.close(gone_w)
+        os.read(gone_r, 1)  # the intermediate is exiting: its files close before its children move
+        os.close(gone_r)
+        while _parent_of("self") != me:  # /proc is still the host's, so is the pid it shows
+            time.sleep(0.0002)
+        return 0  # adopted: PDEATHSIG, set next, is about us
+    os.close(pid_w)
+    os.close(gone_w)
+    os.close(gone_r)
+    os.waitpid(middle, 0)
+    with os.fdopen(pid_r, "rb") as f:
+        answer = f.read(32)
+    if not answer.isdigit():
+        raise SpawnError("cannot create the container's PID namespace", ExitCode.RUN_FAILED)
+    return int(answer)
+
+
 def _forked_child(named: list[int]) -> int:
     """The process FORK named, once checked to be our child.
 
@@ -272,7 +330,7 @@ def _forked_child(named: list[int]) -> int:
     raise SpawnError("the exec trampoline's report was forged or lost", ExitCode.RUN_FAILED)
 
 
-def _parent_of(pid: int) -> int | None:
+def _parent_of(pid: int | str) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -305,7 +363,11 @@ def _child_main(body, err_r: int, err_w: int, command: str, handshake: _Handshak
     no reader.
     """
     try:
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        # lg without root may open a child's /proc/PID/ns/* only while it is dumpable (they are
+        # the host root's otherwise): a child to prepare stays so until the handshake is done,
+        # in a PID namespace of its own where nothing else runs yet.
+        if handshake is None or not inside():
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.close(err_r)
         if handshake:
             handshake.child_side()
@@ -351,11 +413,34 @@ def _classify(exc: BaseException, command: str) -> tuple[int, str]:
     return ExitCode.RUN_FAILED, f"container setup failed: {type(exc).__name__}: {exc}"
 
 
+def _take_ids(user: users.User, extra_groups: tuple[int, ...]) -> None:
+    """The container user's groups, gid and uid. A single-id user namespace (lg without
+    subordinate ids) denies setgroups, and maps gid 0 alone: the groups are left as they are."""
+    if read_small("/proc/self/setgroups") != "deny":
+        os.setgroups(list(dict.fromkeys(user.groups + extra_groups)))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def _check_mapped(uid: int, gids: list[int]) -> None:
+    """lg without root can become only ids its user namespace maps: one line naming the fix."""
+    uids, gids_map = current_map("uid"), current_map("gid")
+    # no /proc/self there (lg exec reads the container's /proc): the kernel judges
+    if not uids.ranges or not inside():
+        return
+    outside = [f"uid {uid}"] if not uids.contains(uid) else []
+    outside += [f"gid {g}" for g in dict.fromkeys(gids) if not gids_map.contains(g)]
+    if outside:
+        raise LgError(f"{', '.join(outside)} of the container's user is outside lg's user namespace: no"
+                      " subordinate ids for this user in /etc/subuid or /etc/subgid (an administrator adds"
+                      " a range with usermod --add-subuids and --add-subgids)")
+
+
 class _ExecError(Exception):
     pass
 
 
-def _loopback_up() -> None:
+def loopback_up() -> None:
     """Bring up ``lo`` in the child's new network namespace (127.0.0.1 and ::1 come with it).
 
     One ioctl, here rather than in runtime/net/, so that a container start loads no
@@ -385,7 +470,7 @@ def _child(
         handshake.wait()  # the parent connects our network namespace
     sc.unshare(sc.CLONE_NEWCGROUP)
     if not spec.network.is_host and not netns:
-        _loopback_up()
+        loopback_up()
     # Everything Python must import happens before pivot_root: the host's modules are gone after.
     seccomp = security.read_seccomp(spec.process.seccomp) if spec.process.seccomp else None
     init = _init_memfd(init_binary) if spec.init else None
@@ -463,6 +548,7 @@ def _become(
     else:
         program = init
     user = users.resolve(process.user)
+    _check_mapped(user.uid, [user.gid, *user.groups])
     env = _environment(process, hostname, user)
     _default_signals()
     cwd = process.cwd or "/"
@@ -472,9 +558,7 @@ def _become(
         security.load_seccomp(seccomp)
     caps = security.drop_bounding(process.caps)
     _set_rlimits(process.rlimits)
-    os.setgroups(list(dict.fromkeys(user.groups + users.extra_groups(process.groups_add))))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+    _take_ids(user, users.extra_groups(process.groups_add))
     security.set_process_caps(caps if user.uid == 0 else [])
     if process.no_new_privileges:
         security.no_new_privileges()

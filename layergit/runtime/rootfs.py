@@ -11,12 +11,14 @@ image can never redirect a mount to the host.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import Callable
 
 from ..errors import ExitCode, LgError
 from . import syscalls as sc
+from .rootless.idmap import inside
 from .spec import Spec
 
 # Paths Docker hides from containers: files get /dev/null, directories an empty tmpfs.
@@ -51,20 +53,28 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
-def _make_dev(dev: str, shm_size: int | None) -> None:
+def _make_dev(dev: str, shm_size: int | None, rootless: bool) -> None:
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
+        if rootless:  # a user namespace may not mknod: the host's node is bound in, as Docker rootless does
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
+            continue
         os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(path, 0o666)
     for name, target in DEV_LINKS:
         os.symlink(target, os.path.join(dev, name))
     for sub in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, sub), 0o755)
-    sc.mount(
-        "devpts", os.path.join(dev, "pts"), "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=0620,gid=5",
-    )
+    pts = os.path.join(dev, "pts")
+    try:
+        sc.mount("devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    except OSError as exc:  # a single-id user namespace has no gid 5 (tty)
+        if not rootless or exc.errno != errno.EINVAL:
+            raise
+        sc.mount("devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     sc.mount("shm", os.path.join(dev, "shm"), "tmpfs", _NOSUID_NODEV_NOEXEC,
              f"mode=1777,size={shm_size or 65536 << 10}")
     sc.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", _NOSUID_NODEV_NOEXEC)
@@ -117,8 +127,9 @@ def _bind(root_fd: int, source_fd: int, target: str, readonly: bool) -> None:
     if readonly:
         mounted = _in_root(root_fd, target)  # reopened: the old fd still names what is underneath
         try:
-            flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC
-            sc.mount(None, f"/proc/self/fd/{mounted}", None, flags)
+            where = f"/proc/self/fd/{mounted}"
+            flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _kept_flags(where)
+            sc.mount(None, where, None, flags)
         finally:
             os.close(mounted)
 
@@ -134,10 +145,18 @@ def _mask(path: str) -> None:
         sc.mount("/dev/null", path, None, sc.MS_BIND)
 
 
+def _kept_flags(path: str) -> int:
+    """The nosuid/nodev/noexec of the mount at ``path``: a remount must repeat them, and in a
+    user namespace (lg without root) one that would drop them is refused."""
+    flags = os.statvfs(path).f_flag
+    return flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)  # statvfs's ST_* bits are the MS_* ones
+
+
 def _readonly(path: str) -> None:
     if os.path.exists(path):
         sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC)
+        flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC | _kept_flags(path)
+        sc.mount(None, path, None, flags)
 
 
 def open_sources(spec: Spec) -> list[tuple[int, str, bool]]:
@@ -171,16 +190,63 @@ def _sysctls(values: dict[str, str]) -> None:
             raise RootfsError(f"--sysctl {key}={value}: {exc.strerror}") from None
 
 
+def _overlay(spec: Spec, merged: str, rootless: bool) -> None:
+    """The image's rootfs under the container's upper dir at ``merged``.
+
+    In a user namespace overlayfs keeps its own metadata in user.overlay.* xattrs
+    (``userxattr``, Linux 5.11); where the kernel refuses an unprivileged overlay,
+    fuse-overlayfs mounts it instead, started here so that it lives in the container's
+    PID namespace and dies with its PID 1.
+    """
+    options = f"lowerdir={spec.rootfs_lower},upperdir={spec.state_dir}/upper,workdir={spec.state_dir}/work"
+    if not rootless:
+        sc.mount("overlay", merged, "overlay", 0, options)
+        return
+    try:
+        sc.mount("overlay", merged, "overlay", 0, options + ",userxattr")
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EINVAL, errno.ENODEV):
+            raise
+        native = exc.strerror
+    import shutil
+    import subprocess
+
+    fuse = shutil.which("fuse-overlayfs")
+    if fuse is None:
+        raise RootfsError(f"the kernel refuses overlayfs without root here ({native}) and fuse-overlayfs"
+                          " is not installed")
+    proc = subprocess.run([fuse, "-o", options, merged], capture_output=True)
+    if proc.returncode:
+        why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
+        raise RootfsError(f"the kernel refuses overlayfs without root here ({native}), and so does"
+                          f" fuse-overlayfs: {why}")
+
+
+def _sysfs(target: str, rootless: bool) -> None:
+    """A read-only /sys: a new sysfs, or, where a user namespace may not mount one (a network
+    namespace it does not own: --network host), the host's, bound read-only as podman does."""
+    try:
+        sc.mount("sysfs", target, "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    except PermissionError:
+        if not rootless:
+            raise
+        sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+        flags = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _kept_flags(target) | _NOSUID_NODEV_NOEXEC
+        sc.mount(None, target, None, flags)
+
+
 def enter(spec: Spec) -> None:
     """Build the container's root and pivot into it (run in the new mount namespace)."""
     merged = os.path.join(spec.state_dir, "merged")
+    rootless = inside()
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    _overlay(spec, merged)
+    _overlay(spec, merged, rootless)
     for name in ("proc", "sys", "dev"):
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
-    sc.mount("sysfs", os.path.join(merged, "sys"), "sysfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
-    _make_dev(os.path.join(merged, "dev"), spec.shm_size)
+    _sysfs(os.path.join(merged, "sys"), rootless)
+    _make_dev(os.path.join(merged, "dev"), spec.shm_size, rootless)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for fd, target, readonly in open_sources(spec):
         _bind(root_fd, fd, target, readonly)
@@ -203,12 +269,7 @@ def enter(spec: Spec) -> None:
     for path in READONLY:
         _readonly(path)
     if spec.readonly:
-        sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
-
-
-def _overlay(spec: Spec, merged: str) -> None:
-    options = f"lowerdir={spec.rootfs_lower},upperdir={spec.state_dir}/upper,workdir={spec.state_dir}/work"
-    sc.mount("overlay", merged, "overlay", 0, options)
+        sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | _kept_flags("/"))
 
 
 def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
@@ -240,7 +301,7 @@ def with_view(spec: Spec, pid: int | None, work: Callable[[int], None]) -> None:
                 sc.unshare(sc.CLONE_NEWNS)
                 sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
                 merged = os.path.join(spec.state_dir, "merged")
-                _overlay(spec, merged)
+                _overlay(spec, merged, inside())
                 root = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                 for fd, target, readonly in open_sources(spec):
                     _bind(root, fd, target, readonly)

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...errors import LgError
+from ..rootless import netstack
 from . import PublishedPort, sockredirect
 from .ipam import Network, Networks
 
@@ -128,6 +129,7 @@ def apply(root: str, networks: list[Network], published: Sequence[Forward] = ())
         text = ruleset(table, networks, published)
     else:
         text = f"table ip {table} {{}}\ndelete table ip {table}\n"
+    netstack.join()  # lg without root: its tables are the user's network namespace's
     proc = subprocess.run([nft, "-f", "-"], input=text, capture_output=True, text=True)
     if proc.returncode != 0:  # nft's last lines point at the culprit with carets: quote its error line
         errors = [line for line in proc.stderr.splitlines() if "Error:" in line]

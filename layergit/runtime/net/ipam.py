@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from ...errors import Conflict, NotFound, UsageError
 from ...flock import locked
 from ...root import Root
+from ..rootless.idmap import inside
 from ..state import now_iso
 from . import DEFAULT, NETWORK_NAME, NetworkMode, PublishedPort
 
@@ -92,7 +93,8 @@ class Networks:
 
     def host_lock(self):
         """Held while a subnet is picked and its bridge made, by every root of the host."""
-        shared = os.access(os.path.dirname(HOST_LOCK), os.W_OK)
+        # lg without root picks subnets in a network namespace of its own: its root's lock will do
+        shared = not inside() and os.access(os.path.dirname(HOST_LOCK), os.W_OK)
         return locked(HOST_LOCK if shared else os.path.join(self.dir, "host.lock"))
 
     def lock(self, name: str = ""):

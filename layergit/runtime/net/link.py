@@ -15,10 +15,13 @@ of a new namespace is a single ioctl, which the container's child side does itse
 from __future__ import annotations
 
 import errno
+import os
 from typing import TYPE_CHECKING
 
 from ...errors import LgError
 from .. import syscalls as sc
+from ..rootless import netstack
+from ..rootless.idmap import inside
 
 if TYPE_CHECKING:
     import ipaddress
@@ -29,7 +32,29 @@ if TYPE_CHECKING:
 def _iproute(netns: str | None = None):
     from pyroute2 import IPRoute
 
+    netstack.join()  # lg without root: its bridges live in the user's network namespace
+    if netns and inside():  # pyroute2's netns helper wants /var/run/netns: a socket made there instead
+        return IPRoute(fileno=_socket_in(netns))
     return IPRoute(netns=netns) if netns else IPRoute()
+
+
+def _socket_in(netns: str) -> int:
+    """A route netlink socket of the network namespace at ``netns``, made by this thread
+    there and back (a socket stays with the namespace it was made in). Going back needs the
+    namespace we left to be ours, as lg without root's is; setns moves the calling thread alone."""
+    import socket
+
+    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(target, sc.CLONE_NEWNET)
+        try:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE).detach()
+        finally:
+            sc.setns(back, sc.CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(back)
 
 
 def _index(ipr, name: str) -> int | None:

@@ -1,0 +1,88 @@
+"""lg without root (issue 21): `lg run --rm IMG true` as an ordinary user, beside root's
+lg and rootless podman as the same user.
+
+The user is made for the scenario the way the tests make theirs (tests/rootless_user.py:
+useradd, a subordinate range, removed at the end with every process it left), and runs
+the system's python3 on this checkout, as its tests do: the harness's interpreter may
+sit where other users cannot reach. Root's row runs the same interpreter, so the ratio
+is the namespace's cost, not an interpreter's. Everything of the user's (its lg root,
+podman's storage) lives in its home under /var/tmp, outside the scratch filesystem,
+which only root can enter.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from .containers import LG_BB, busybox_rootfs, lg_root, try_setup
+from .scenarios import Context, Scenario
+from .timing import Case, Goal
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LG_ROOTLESS = "lg run --rm --network none IMG true, rootless (as a user with a subordinate range)"
+LG_ROOT_MODE = "lg run --rm --network none IMG true, as root (same interpreter)"
+
+
+def _user(ctx: Context):
+    sys.path.insert(0, REPO)
+    from tests.rootless_user import PYTHON, _make_user, _remove_user
+
+    user = _make_user(with_range=True)
+    ctx.cleanups.append(lambda: _remove_user(user.name, user.home, user.uid))
+    return user, PYTHON
+
+
+def build_rootless_run(ctx: Context) -> list[Case]:
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        reason = "needs root to make a user (useradd)"
+        return [Case("lg", LG_ROOTLESS, unavailable=reason)]
+    user, python = _user(ctx)
+    env = user.env()
+    # in its home: the scratch directory, every command's cwd, is not the user's to enter
+    as_user = [*user.prefix(), "env", "-C", user.home, *(f"{k}={v}" for k, v in env.items())]
+    user_root = os.path.join(user.home, "lg-root")
+    src = os.path.join(user.home, "busybox")
+    subprocess.run(["cp", "-a", str(busybox_rootfs(ctx)), src], check=True)
+    subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", src], check=True)
+    lg_user = [*as_user, f"LG_ROOT={user_root}", python, "-m", "cli"]
+    lg_err = try_setup(lambda: ctx.run([*lg_user, "commit", src, "-t", LG_BB], what="lg commit (rootless)"))
+    root, root_env = lg_root(ctx)
+    lg_as_root = [python, "-m", "cli"]
+    root_env = dict(root_env, PYTHONPATH=env["PYTHONPATH"])
+    bb = str(busybox_rootfs(ctx))
+    root_err = try_setup(lambda: ctx.run([*lg_as_root, "commit", bb, "-t", LG_BB], root_env,
+                                         "lg commit (root)"))
+    podman = shutil.which("podman")
+    pm_err = None
+    if podman:
+        tar = os.path.join(user.home, "busybox.tar")
+        subprocess.run(["tar", "-C", str(busybox_rootfs(ctx)), "-cf", tar, "."], check=True)
+        os.chown(tar, user.uid, user.gid)
+        pm_err = try_setup(lambda: ctx.run([*as_user, podman, "import", tar, "lgbench-bb:1"],
+                                           what="podman import (rootless)"))
+    cases = [
+        # relative to root mode: the issue's goal is at most 1.3
+        Case("lg", LG_ROOTLESS, [*lg_user, "run", "--rm", "--network", "none", LG_BB, "true"], broken=lg_err,
+             vs=LG_ROOT_MODE),
+        Case("lg", LG_ROOT_MODE, [*lg_as_root, "run", "--rm", "--network", "none", LG_BB, "true"],
+             env=root_env, broken=root_err),
+    ]
+    if podman:
+        cases.append(Case("podman", "podman run --rm --network none IMG true, rootless as the same user",
+                          [*as_user, podman, "run", "--rm", "--network", "none", "lgbench-bb:1", "true"],
+                          broken=pm_err, vs=LG_ROOTLESS,
+                          goal=Goal("rootless lg <= 0.5x rootless podman (issue 21)", "ratio", 0.5)))
+    else:
+        cases.append(Case("podman", "podman run --rm (rootless)", unavailable="podman not found on PATH"))
+    return cases
+
+
+ROOTLESS_SCENARIOS = [
+    Scenario(33, "rootless-run", "lg run --rm IMG true without root",
+             "`lg run --rm --network none IMG true` as an unprivileged user (setpriv, a subordinate id "
+             "range, its own root) vs the same as root and vs rootless `podman run --rm` as that user.",
+             LG_ROOTLESS, runs=10, quick_runs=3, build=build_rootless_run),
+]
