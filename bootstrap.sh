@@ -104,6 +104,20 @@ ensure_podman_config() {
     fi
 }
 
+# A distribution's udev makes /dev/net/tun and /dev/fuse usable by everyone (systemd's
+# 50-udev-default.rules: MODE="0666"); a machine without udev, as this VM, leaves them
+# 0600, and then neither lg nor podman without root can run pasta (published ports) or
+# fuse-overlayfs. The modes are what such a machine would have had from udev.
+ensure_user_devices() {
+    local dev
+    for dev in /dev/net/tun /dev/fuse; do
+        if [[ -c "$dev" && "$(stat -c %a "$dev")" != 666 ]]; then
+            echo "bootstrap: making $dev usable by users (mode 0666), as udev's default rules do" >&2
+            chmod 0666 "$dev"
+        fi
+    done
+}
+
 # Sets PY to the interpreter that has layergit installed (editable, with the test extra)
 # and puts its scripts directory (lg, pytest) first on PATH.
 ensure_python() {
@@ -198,6 +212,7 @@ install_all() {
     ensure_apt_packages
     stop_peer_services
     ensure_podman_config
+    ensure_user_devices
     ensure_python
 }
 

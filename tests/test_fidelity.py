@@ -9,6 +9,7 @@ warning would mean something was skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -450,13 +451,23 @@ def test_recommit_with_a_tampered_stat_cache(lg, tmp_path):
 # -- 13. unprivileged -------------------------------------------------------------
 
 
-def _nobody_lg(home, *args):
-    """``lg ARGS`` as uid 65534 with HOME (and so the default layergit root) in ``home``."""
-    return trees.run_as_nobody([sys.executable, "-m", "cli", *map(str, args)], trees.nobody_env(home), cwd=home)
+NO_USERNS = os.path.join(os.path.dirname(__file__), "no_userns.py")
+
+
+def _nobody_lg(home, *args, userns: bool = False):
+    """``lg ARGS`` as uid 65534 with HOME (and so the default layergit root) in ``home``.
+
+    Without ``userns`` the host refuses 65534 user namespaces (no_userns.py), so lg
+    works as the plain user: what these tests check is that path, where owners,
+    devices and privileged xattrs cannot be kept and lg says so.
+    """
+    guard = [] if userns else [NO_USERNS]
+    argv = [sys.executable, *guard, "-m", "cli", *map(str, args)]
+    return trees.run_as_nobody(argv, trees.nobody_env(home), cwd=home)
 
 
 @contextmanager
-def _nobody_checkout(lg, rev):
+def _nobody_checkout(lg, rev, userns: bool = False):
     """Hand a copy of root's store to 65534 (at its default root) and let it check out
     ``rev``; yields (process, destination, the source of truth for comparisons)."""
     with trees.nobody_dir() as home:
@@ -465,7 +476,7 @@ def _nobody_checkout(lg, rev):
         subprocess.run(["cp", "-a", os.path.join(lg.root, "store.git"), os.path.join(lgroot, "store.git")], check=True)
         trees.chown_tree(os.path.join(home, ".local"), trees.NOBODY, trees.NOBODY)
         dest = os.path.join(home, "out")
-        yield _nobody_lg(home, "checkout", rev, dest), dest
+        yield _nobody_lg(home, "checkout", rev, dest, userns=userns), dest
 
 
 def _nobody_or_skip():
@@ -489,11 +500,14 @@ def _expected_for_nobody(src_desc: dict, drop_devices: bool = True) -> dict:
 
 
 @pytest.mark.root
-def test_nonroot_commit_and_checkout_own_tree(tmp_path):
+@pytest.mark.parametrize("userns", [False, True], ids=["plain-user", "in-its-namespace"])
+def test_nonroot_commit_and_checkout_own_tree(tmp_path, userns):
     """An unprivileged user (65534, default root under $XDG_DATA_HOME) commits a tree it
     owns and checks it out exactly, without warnings: content, modes (setuid and
     setgid on its own files, sticky), mtimes, symlinks, hardlinks, fifos, sockets and
-    user.* xattrs."""
+    user.* xattrs. As the plain user (user namespaces refused) the image records
+    65534; in its user namespace, where 65534 is root, the image records root, as a
+    rootless podman's layers do, and the checkout is 65534's again on disk."""
     _nobody_or_skip()
     with trees.nobody_dir() as home:
         src = os.path.join(home, "src")
@@ -516,13 +530,38 @@ def test_nonroot_commit_and_checkout_own_tree(tmp_path):
         trees.set_mtimes_bottom_up(src)
         os.chmod(src, trees.NEW_CHECKOUT_MODE)
 
-        proc = _nobody_lg(home, "commit", src, "-t", "mine:v1", "-m", "unprivileged commit")
+        proc = _nobody_lg(home, "commit", src, "-t", "mine:v1", "-m", "unprivileged commit", userns=userns)
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
         assert os.path.isdir(os.path.join(home, ".local", "share", "layergit", "store.git")), "default non-root root not used"
-        proc = _nobody_lg(home, "checkout", "mine:v1", os.path.join(home, "out"))
+        listing = json.loads(_nobody_lg(home, "ls", "--json", "mine:v1", userns=userns).stdout)
+        owners = {(e["uid"], e["gid"]) for e in listing}
+        assert owners == {(0, 0) if userns else (trees.NOBODY, trees.NOBODY)}, owners
+        proc = _nobody_lg(home, "checkout", "mine:v1", os.path.join(home, "out"), userns=userns)
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
         assert proc.stderr == b"", proc.stderr
         assert_same_tree(src, os.path.join(home, "out"))
+
+
+@pytest.mark.root
+def test_without_user_namespaces_containers_are_refused_in_one_line():
+    """Where the host refuses 65534 user namespaces, the store still works as the plain
+    user, but a container (and lg unshare) is refused in one line with the host's
+    reason, and nothing is left of it."""
+    _nobody_or_skip()
+    with trees.nobody_dir() as home:
+        src = os.path.join(home, "src")
+        os.mkdir(src)
+        trees.write(os.path.join(src, "hello"), b"hello\n")
+        trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
+        assert _nobody_lg(home, "commit", src, "-t", "tiny").returncode == 0
+        for args in (("run", "--rm", "--network", "none", "tiny", "/hello"), ("create", "tiny", "/hello"),
+                     ("unshare", "true")):
+            proc = _nobody_lg(home, *args)
+            err = proc.stderr.decode(errors="replace")
+            assert proc.returncode != 0 and len(err.splitlines()) == 1, err
+            assert "without root needs a user namespace" in err and "Operation not permitted" in err, err
+        ps = _nobody_lg(home, "ps", "-a", "-q")
+        assert ps.returncode == 0 and ps.stdout == b"", ps
 
 
 def _root_tree_for_nobody(src) -> None:
@@ -580,6 +619,39 @@ def test_nonroot_checkout_of_root_tree(lg, tmp_path):
         assert len(lines) == 4, f"expected one warning per kind (owners, devices, trusted.*, security.*):\n{err}"
         diffs = differences(_expected_for_nobody(describe(src)), describe(dest))
         assert not diffs, "unprivileged checkout differs:\n" + "\n".join(diffs)
+
+
+@pytest.mark.root
+def test_nonroot_checkout_of_root_tree_in_a_single_id_namespace(lg, tmp_path):
+    """The same tree checked out by 65534 where the host allows user namespaces but
+    gives 65534 no subordinate ids: lg works in a namespace mapping only root, so
+    root's entries become 65534's on disk, file capabilities are kept (as the
+    namespace's, which the kernel stores with 65534 as their root), and what the
+    map cannot hold (other owners, devices, trusted.*) is one warning each, after the
+    one notice that the map is a single id."""
+    _nobody_or_skip()
+    if not trees.xattrs_supported(tmp_path, "user"):
+        pytest.skip("no user.* xattrs here")
+    src = str(tmp_path / "src")
+    _root_tree_for_nobody(src)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
+    lg("commit", src, "-t", "rooty:v1", "-m", "made by root")
+    with _nobody_checkout(lg, "rooty:v1", userns=True) as (proc, dest):
+        err = proc.stderr.decode(errors="replace")
+        assert proc.returncode == 0, err
+        lines = err.splitlines()
+        assert len(lines) == 4 and all(line.startswith("lg: warning:") for line in lines), err
+        assert "no subordinate ids" in lines[0], err
+        for word in ("owners outside the user namespace", "device", "trusted"):
+            assert any(word in line for line in lines[1:]), f"no warning mentions {word}:\n{err}"
+        assert not any("security" in line for line in lines), err
+        expected = _expected_for_nobody(describe(src))
+        for path in (b"caps/ping", b"caps/ping6"):
+            kind, mode, uid, gid, mtime, content, _, group = expected[path]
+            caps = (("security.capability", trees.cap_v3(trees.CAP_RAW, trees.NOBODY)),)
+            expected[path] = (kind, mode, uid, gid, mtime, content, caps, group)
+        diffs = differences(expected, describe(dest))
+        assert not diffs, "checkout in a single-id namespace differs:\n" + "\n".join(diffs)
 
 
 @pytest.mark.root

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import stat
 import struct
@@ -84,6 +85,13 @@ def cap_v2(*caps: int, effective: bool = True, inheritable: tuple[int, ...] = ()
     inh = sum(1 << c for c in inheritable)
     magic = 0x02000000 | (0x000001 if effective else 0)
     return struct.pack("<5I", magic, permitted & 0xFFFFFFFF, inh & 0xFFFFFFFF, permitted >> 32, inh >> 32)
+
+
+def cap_v3(v2: bytes, rootid: int) -> bytes:
+    """The VFS_CAP_REVISION_3 form of a v2 value: what the host reads back when root of a
+    user namespace whose root is host uid ``rootid`` sets ``v2`` on a file."""
+    magic, *sets = struct.unpack("<5I", v2)
+    return struct.pack("<6I", 0x03000000 | (magic & 0x000001), *sets, rootid)
 
 
 def xattrs_supported(directory, namespace: str = "user") -> bool:
@@ -511,15 +519,35 @@ def _blocked_ancestors(path: str) -> list[str]:
 def nobody_dir():
     """A fresh directory under /tmp owned by 65534 and reachable by it; removed afterwards.
 
-    (pytest's tmp_path lives under a 0700 directory that 65534 cannot enter.)
+    (pytest's tmp_path lives under a 0700 directory that 65534 cannot enter.) It holds
+    65534's XDG_RUNTIME_DIR (``nobody_env``), so the user namespace lg makes for it
+    (and the pause process keeping it) is this directory's alone and is stopped here.
     """
     path = tempfile.mkdtemp(prefix="lg-nobody-", dir="/tmp")
     try:
         os.chmod(path, 0o755)
         os.chown(path, NOBODY, NOBODY)
+        run = os.path.join(path, RUN_DIR)
+        os.mkdir(run, 0o700)
+        os.chown(run, NOBODY, NOBODY)
         yield path
     finally:
+        _stop_pause(os.path.join(path, RUN_DIR, "layergit", "pause.pid"))
         remove_tree(path)
+
+
+RUN_DIR = "run"
+
+
+def _stop_pause(pidfile: str) -> None:
+    """Kill the pause process lg left for 65534, if one lives (init reaps it: lg, its parent, has exited)."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().split()[0])
+        if os.stat(f"/proc/{pid}").st_uid == NOBODY:
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 def nobody_env(home: str, **extra) -> dict:
@@ -527,6 +555,7 @@ def nobody_env(home: str, **extra) -> dict:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": home,
         "XDG_DATA_HOME": os.path.join(home, ".local", "share"),
+        "XDG_RUNTIME_DIR": os.path.join(home, RUN_DIR),
         "PYTHONPATH": REPO,
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",

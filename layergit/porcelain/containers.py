@@ -52,7 +52,7 @@ from ..runtime.state import (
     now_iso,
     wait_for,
 )
-from . import runopts, volumes
+from . import rootless, runopts, volumes
 from .checkout import cached_rootfs
 from .mountspec import MountRequest
 from .names_generator import random_name
@@ -82,7 +82,9 @@ def _notice(text: str) -> None:
 
 def _without_root(resources, published) -> None:
     """What lg without root says before it makes a container: limits it cannot enforce here
-    (one warning, and the container runs), ports it cannot publish (refused)."""
+    (one warning, and the container runs), ports it cannot publish (refused); no
+    container at all where the host refused it a user namespace."""
+    rootless.require("a container")
     if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
         _notice(f"warning: {WITHOUT_LIMITS}")
     netstack.check_ports(published)

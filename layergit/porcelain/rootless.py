@@ -16,6 +16,8 @@ from ..root import default_root
 # Commands that never need the namespace: they touch no root, or a user's files outside it.
 OUTSIDE = frozenset({"version", "completion", "login", "logout", None})
 
+_refused: str | None = None  # why the host refused this process a user namespace
+
 
 @dataclass
 class Entered:
@@ -26,17 +28,28 @@ class Entered:
 
 
 def enter(command: str | None, root: str | None) -> Entered:
-    """Enter the user namespace for ``command`` when lg runs without root."""
+    """Enter the user namespace for ``command`` when lg runs without root.
+
+    Where the host refuses this user a namespace, lg goes on as the plain user, as it
+    did before it had one: the store, checkouts and the review commands work, and
+    each says what it could not keep (owners, devices); whatever needs a container
+    is refused by :func:`require`, with the host's reason.
+    """
+    global _refused
     if os.geteuid() == 0 or command in OUTSIDE:
         return Entered()
-    from ..runtime.rootless import userns
+    from ..runtime.rootless import NamespaceRefused, userns
     from ..runtime.rootless.idmap import inside
 
     if inside():  # lg unshare lg ..., or the monitor: already there
         return Entered(rootless=True)
     # The user's root, chosen while lg still is the user; children (the monitor, lg unshare) inherit it.
     os.environ["LG_ROOT"] = os.path.abspath(root) if root else default_root()
-    namespace = userns.enter()
+    try:
+        namespace = userns.enter()
+    except NamespaceRefused as exc:
+        _refused = str(exc)
+        return Entered()
     entered = Entered(rootless=True)
     if namespace.created and namespace.single:
         entered.notices.append(
@@ -46,9 +59,19 @@ def enter(command: str | None, root: str | None) -> Entered:
     return entered
 
 
+def require(what: str) -> None:
+    """Refuse ``what`` (a container, a shell in the namespace) in one line when lg runs
+    without root and outside a user namespace: the host refused it one (see :func:`enter`)."""
+    if _refused is not None and os.geteuid() != 0:
+        from ..runtime.rootless import NamespaceRefused
+
+        raise NamespaceRefused(f"{what} without root needs a user namespace: {_refused}")
+
+
 def unshare(argv: list[str]) -> None:
     """Replace lg with ``argv`` (the user's shell by default) inside the namespace, as
     ``podman unshare`` does; the caller has entered it already."""
+    require("lg unshare")
     command = argv or [os.environ.get("SHELL") or "/bin/sh"]
     try:
         os.execvp(command[0], command)

@@ -18,3 +18,8 @@ from ...errors import LgError
 
 class RootlessError(LgError):
     """lg cannot run without root here: the reason and the fix, in one line."""
+
+
+class NamespaceRefused(RootlessError):
+    """The host refuses this user a user namespace (a sysctl, a security module, a
+    seccomp filter above lg): commands that need none still run, as the plain user."""

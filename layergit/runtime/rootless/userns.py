@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ... import procstat
 from ...flock import locked
 from .. import syscalls
-from . import RootlessError, netstack
+from . import NamespaceRefused, RootlessError, netstack
 from .idmap import SUBGID, SUBUID, IdMap, current_map, read_small, read_subordinate, user_map
 
 HINT = "usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER"
@@ -55,7 +55,7 @@ def check_enabled(proc_sys: str = "/proc/sys") -> None:
     )
     for path, bad, name in settings:
         if read_small(os.path.join(proc_sys, path)) == bad:
-            raise RootlessError(f"user namespaces are disabled for unprivileged users on this host"
+            raise NamespaceRefused(f"user namespaces are disabled for unprivileged users on this host"
                                 f" ({name}={bad}): lg needs root or that sysctl changed")
 
 
@@ -115,7 +115,11 @@ def enter() -> Namespace:
             raise RootlessError("lg's pause process exited while joining its user namespace:"
                                 " run the command again")
         cwd = os.getcwd()
-        syscalls.setns(user_fd, syscalls.CLONE_NEWUSER)
+        try:
+            syscalls.setns(user_fd, syscalls.CLONE_NEWUSER)
+        except PermissionError as exc:  # joining is refused the way creating would be
+            raise NamespaceRefused(f"cannot join lg's user namespace ({exc.strerror}):"
+                                   " unprivileged user namespaces are refused to this process") from None
         syscalls.setns(mnt_fd, syscalls.CLONE_NEWNS)
         try:
             os.chdir(cwd)  # setns(CLONE_NEWNS) moved us to the namespace's root
@@ -188,7 +192,7 @@ def _create(uids: IdMap, gids: IdMap, directory: str) -> int:
         answer = os.read(ready_r, 16)
         if answer != b"u":
             code = int(answer[1:] or errno.EPERM) if answer.startswith(b"E") else errno.EPERM
-            raise RootlessError(f"cannot create a user namespace ({os.strerror(code)}):"
+            raise NamespaceRefused(f"cannot create a user namespace ({os.strerror(code)}):"
                                 " unprivileged user namespaces are refused on this host"
                                 " (kernel.unprivileged_userns_clone or user.max_user_namespaces)")
         _write_maps(pid, uids, gids)
