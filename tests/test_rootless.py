@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, cleanup_root
 from .rootless_user import rangeless_user, rootless_user, ulg  # noqa: F401  (fixtures)
 from .test_runtime_lifecycle import _cmdline
 
@@ -220,31 +223,119 @@ def test_publishing_refusals_are_one_line(ulg, image):
     assert ulg.out("ps", "-aq") == ""
 
 
-def test_published_port_is_served_on_the_host_loopback(ulg, image):
-    from layergit.runtime.rootless import netstack
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    proc = ulg("unshare", "true")  # the namespace exists: did pasta come with it?
-    assert proc.returncode == 0
-    if not os.access("/dev/net/tun", os.R_OK | os.W_OK) or os.stat("/dev/net/tun").st_mode & 0o006 != 0o006:
-        err = ulg.fails("run", "--rm", "-p", "18080:80", image, "true", code=125)
-        assert "pasta" in err and "/dev/net/tun" in err
-        pytest.skip("this host does not let users open /dev/net/tun: pasta cannot run (refusal checked)")
-    assert netstack  # pasta: serve a page and fetch it from the host
-    ulg("run", "-d", "--name", "web", "-p", "127.0.0.1:18080:80", image, "httpd", "-f", "-p", "80", "-h", "/etc")
-    import time
-    import urllib.request
 
+def _fetch(url: str) -> bytes:
     deadline = time.monotonic() + 10
     while True:
         try:
-            body = urllib.request.urlopen("http://127.0.0.1:18080/hostname", timeout=2).read()
-            break
+            return urllib.request.urlopen(url, timeout=2).read()
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    assert body.strip()
-    ulg("rm", "-f", "web")
+
+
+def _host_address() -> str | None:
+    """One of the host's own addresses that is not loopback, if it has one."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    fields = out.split()
+    return fields[fields.index("inet") + 1].split("/")[0] if "inet" in fields else None
+
+
+def test_published_ports_are_served_on_the_host(ulg, image):
+    """The monitor binds published ports in the host's network namespace (pasta is not
+    needed for them): one on the host's loopback, one on every address."""
+    loopback, every = _free_port(), _free_port()
+    ulg("run", "-d", "--name", "web", "-p", f"127.0.0.1:{loopback}:80", image, "httpd", "-f", "-p", "80", "-h", "/etc")
+    ulg("run", "-d", "--name", "web2", "-p", f"{every}:80", image, "httpd", "-f", "-p", "80", "-h", "/etc")
+    try:
+        assert _fetch(f"http://127.0.0.1:{loopback}/hostname").strip()
+        address = _host_address()
+        if address:
+            assert _fetch(f"http://{address}:{every}/hostname").strip()
+        err = ulg.fails("run", "--rm", "-p", f"127.0.0.1:{loopback}:80", image, "true", code=125)
+        assert "already in use" in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        ulg("rm", "-f", "web", "web2")
+    with socket.socket() as again:  # the ports went with the containers
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", loopback))
+
+
+def test_outbound_traffic_goes_through_pasta(ulg, image):
+    """A container on a user network connects out: pasta maps the namespace's gateway
+    to the host's loopback, where a server of the test's accepts and reads."""
+    if os.stat("/dev/net/tun").st_mode & 0o006 != 0o006:
+        pytest.skip("this host does not let users open /dev/net/tun: pasta cannot run")
+    route = subprocess.run(["ip", "-4", "route", "show", "default"], capture_output=True, text=True).stdout.split()
+    if "via" not in route:
+        pytest.skip("the host has no default route: pasta has no gateway to map")
+    gateway = route[route.index("via") + 1]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(15)
+        port = server.getsockname()[1]
+        proc = ulg("run", "--rm", image, "sh", "-c", f"echo hello from inside | nc -w 3 {gateway} {port}", check=False)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            assert conn.recv(100) == b"hello from inside\n", proc.stderr
+
+
+@pytest.fixture(scope="module")
+def second_user():
+    from .rootless_user import _made
+
+    yield from _made(with_range=True)
+
+
+def _monitors(root: str) -> list[int]:
+    """The pids of the monitors serving ``root``."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"layergit.runtime.monitor" in argv and os.fsencode(root) in argv:
+            pids.append(int(pid))
+    return pids
+
+
+def test_two_users_never_see_each_other(ulg, image, rootless_user, second_user):
+    """Another user's lg has its own root, namespace, monitor, containers and networks:
+    the same names are free to it, it lists none of the first user's things, and it
+    cannot enter the first user's root."""
+    other = second_user.lg("other")
+    src = os.path.join(second_user.home, "busybox")
+    subprocess.run(["cp", "-a", os.environ.get("LG_FIXTURE_BUSYBOX") or _busybox(), src], check=True)
+    subprocess.run(["chown", "-R", f"{second_user.uid}:{second_user.gid}", src], check=True)
+    other("commit", src, "-t", "bb")
+    try:
+        for runner in (ulg, other):
+            runner("network", "create", "mine")
+            runner("run", "-d", "--name", "svc", "--network", "mine", "bb", "sleep", "300")
+        mine, theirs = ulg.out("ps", "-q", "--no-trunc").split(), other.out("ps", "-q", "--no-trunc").split()
+        assert len(mine) == len(theirs) == 1 and mine != theirs
+        assert ulg.out("network", "ls", "-q") != other.out("network", "ls", "-q")
+        assert second_user.run("ls", ulg.root, check=False).returncode != 0
+        user_ns = [r.out("unshare", "readlink", "/proc/self/ns/user") for r in (ulg, other)]
+        assert user_ns[0] != user_ns[1]
+        for runner, user in ((ulg, rootless_user), (other, second_user)):
+            owners = {os.stat(f"/proc/{pid}").st_uid for pid in _monitors(runner.root)}
+            assert owners == {user.uid}, (runner.root, owners)
+    finally:
+        for runner in (ulg, other):
+            runner("rm", "-f", "svc", check=False)
+            runner("network", "rm", "mine", check=False)
+        cleanup_root(other)
+        other("unshare", "rm", "-rf", other.root, check=False)
 
 
 def test_without_subordinate_ids_a_single_id_map_and_a_warning(rangeless_user):

@@ -593,7 +593,8 @@ def raise_fd_limit() -> None:
 
 
 def main(root: str) -> None:
-    netstack.join()  # lg without root: serve its networks in the user's network namespace
+    # lg without root: serve its networks in the user's network namespace, its ports on the host's
+    netstack.join(keep_host_sockets=True)
     layout = Root(root)
     sock_path = layout.monitor_sock
     os.makedirs(layout.run, exist_ok=True)

@@ -30,6 +30,7 @@ import time
 from typing import Callable
 
 from ...errors import Conflict
+from ..rootless import netstack
 from . import PublishedPort
 
 _CHUNK = 65536
@@ -274,7 +275,7 @@ class PortProxy:
         try:
             for p in ports:
                 kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
-                sock = socket.socket(socket.AF_INET, kind)
+                sock = netstack.host_socket(socket.AF_INET, kind)  # the host's, also without root
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((p.bind_ip, p.host_port))

@@ -1,24 +1,32 @@
-"""Container networks without root: the user's network namespace, and pasta for the host side.
+"""Container networks without root: the user's network namespace, and the host's side of it.
 
 The pause process (userns.py) also holds a network namespace of the user's own. Bridges,
 veths, leases, nftables and the port proxy of lg's networks run in it unchanged, as
 root's do on the host: the monitor joins it when it starts, and an lg command joins
 it before its first netlink or nftables call (``join``), so containers of one user
-network reach each other by name. What connects it to the host is pasta (Debian's
-passt), chosen over slirp4netns because it needs no NAT of its own inside the
-namespace and forwards the ports bound there (``-t auto``) to the host's addresses,
-where a user's published ports must appear; it is started with the namespace when
-the host lets users open /dev/net/tun. Where it does not, a container network still
-works inside, and publishing a port is refused in one line.
+network reach each other by name.
+
+Two ways lead out of it. Published ports are bound in the host's network namespace,
+by the monitor itself: a thread it leaves there before joining (setns moves only the
+calling thread) makes their sockets (``host_socket``), so a port is on the host's
+loopback and addresses at once, and each connection is relayed to the container from
+the user's namespace, as rootlesskit's built-in port driver does. Outbound traffic
+goes through pasta (Debian's passt), chosen over slirp4netns because it needs no NAT
+of its own inside the namespace; it is started with the namespace where the host lets
+users open /dev/net/tun. (pasta could forward published ports too, but its ``-t auto``
+does not pick up ports bound after it starts in the version Debian 12 ships, and it
+cannot be told of new ones.) Where pasta cannot run, containers still reach each
+other and the host reaches their published ports; they have no way out.
 """
 
 from __future__ import annotations
 
-import errno
 import os
+import queue
 import shutil
 import socket
 import subprocess
+import threading
 
 from ... import procstat
 from .. import syscalls
@@ -46,9 +54,43 @@ def _pause() -> _Pause | None:
     return _Pause(pid, fields[2])
 
 
-def join() -> None:
-    """Move this process into the user's network namespace (lg without root; once)."""
-    global _joined
+class _HostSockets:
+    """A thread left in the network namespace the process started in, making sockets there."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="host-sockets", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            family, kind, reply = self._requests.get()
+            try:
+                reply.put(socket.socket(family, kind))
+            except OSError as exc:
+                reply.put(exc)
+
+    def socket(self, family: int, kind: int) -> socket.socket:
+        reply: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests.put((family, kind, reply))
+        made = reply.get()
+        if isinstance(made, OSError):
+            raise made
+        return made
+
+
+_host: _HostSockets | None = None
+
+
+def host_socket(family: int, kind: int) -> socket.socket:
+    """A socket of the host's network namespace, whichever this thread is in: where the
+    monitor of lg without root binds published ports (see the module's docstring)."""
+    return _host.socket(family, kind) if _host is not None else socket.socket(family, kind)
+
+
+def join(keep_host_sockets: bool = False) -> None:
+    """Move this process into the user's network namespace (lg without root; once).
+    ``keep_host_sockets``: first leave a thread behind for :func:`host_socket`."""
+    global _joined, _host
     if _joined or not inside():
         return
     pause = _pause()
@@ -56,6 +98,8 @@ def join() -> None:
         raise RootlessError("lg without root lost its user namespace's pause process: run the command again")
     target = f"/proc/{pause.pid}/ns/net"
     if os.readlink(target) != os.readlink("/proc/self/ns/net"):
+        if keep_host_sockets:
+            _host = _HostSockets()
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         try:
             syscalls.setns(fd, syscalls.CLONE_NEWNET)
@@ -70,12 +114,12 @@ def pasta_usable() -> bool:
 
 
 def start_pasta(pid: int, run_dir: str) -> None:
-    """Connect the network namespace of ``pid`` (the pause process) to the host: its address
-    and routes copied from the host's, outbound traffic through pasta's sockets, and every
-    TCP port bound in it forwarded from the host's addresses. Run as the user, outside."""
+    """Connect the network namespace of ``pid`` (the pause process) to the host for outbound
+    traffic: its address and routes copied from the host's, connections made through
+    pasta's sockets; nothing forwarded inwards. Run as the user, outside."""
     pidfile = os.path.join(run_dir, PASTA_PID)
     argv = [shutil.which("pasta") or "pasta", "--config-net", "--quiet", "--pid", pidfile,
-            "-t", "auto", "-u", "none", "-T", "none", "-U", "none",
+            "-t", "none", "-u", "none", "-T", "none", "-U", "none",
             "--userns", f"/proc/{pid}/ns/user", "--netns", f"/proc/{pid}/ns/net"]
     # restore_signals: pasta refuses to start with SIGPIPE ignored, as Python leaves it.
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True,
@@ -85,18 +129,10 @@ def start_pasta(pid: int, run_dir: str) -> None:
         raise RootlessError(f"pasta cannot connect lg's network namespace to the host: {why}")
 
 
-def has_pasta() -> bool:
-    """Whether the user's network namespace has pasta (so published ports reach the host)."""
-    pause = _pause()
-    if pause is None:
-        return False
-    pid = read_small(os.path.join(pause.run_dir, PASTA_PID))
-    return bool(pid and pid.isdigit() and procstat.alive(int(pid)))
-
-
 def check_ports(ports) -> None:
-    """Refuse, one line each, what lg without root cannot publish: anything without pasta,
-    ports below net.ipv4.ip_unprivileged_port_start, ports the host already uses.
+    """Refuse, in one line, a port lg without root cannot publish: one below
+    net.ipv4.ip_unprivileged_port_start. (A port the host already uses is refused by
+    the monitor's bind, as with root.)
     ``ports`` are runtime.net PublishedPort values; called before the container is made."""
     if not ports or not inside():
         return
@@ -106,20 +142,3 @@ def check_ports(ports) -> None:
         if port.host_port and port.host_port < lowest:
             raise RootlessError(f"cannot publish port {port.host_port} without root: ports below {lowest}"
                                 f" are privileged (net.ipv4.ip_unprivileged_port_start={lowest})")
-        if port.host_port and _in_use(port.host_ip, port.host_port, port.proto):
-            raise RootlessError(f"cannot publish port {port.host_port}/{port.proto}:"
-                                " it is already in use on the host")
-    if not has_pasta():
-        raise RootlessError("publishing ports without root needs pasta (Debian's passt) and /dev/net/tun"
-                            " open to users, which this host does not offer: use --network host instead")
-
-
-def _in_use(address: str, port: int, proto: str) -> bool:
-    """Whether the host (the netns lg started in) has ``port`` taken, by binding it for a moment."""
-    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as probe:
-        try:
-            probe.bind((address if address not in ("", "0.0.0.0") else "0.0.0.0", port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
