@@ -1,5 +1,5 @@
 """lg without root (issue 21): `lg run --rm IMG true` as an ordinary user, beside root's
-lg and rootless podman as the same user.
+lg and rootless podman as the same user; and HTTP through a rootless published port.
 
 The user is made for the scenario the way the tests make theirs (tests/rootless_user.py:
 useradd, a subordinate range, removed at the end with every process it left), and runs
@@ -12,13 +12,14 @@ which only root can enter.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 
-from .containers import LG_BB, busybox_rootfs, lg_root, try_setup
-from .scenarios import Context, Scenario
+from .containers import LG_BB, REQUESTS, busybox_rootfs, free_ports, lg_root, reachable, try_setup
+from .scenarios import Context, Scenario, SetupFailed
 from .timing import Case, Goal
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,9 +81,95 @@ def build_rootless_run(ctx: Context) -> list[Case]:
     return cases
 
 
+LG_PORT_ROOTLESS = f"{REQUESTS} sequential GETs (curl), through rootless lg's published port 127.0.0.1:PORT"
+
+
+def _as_user(user) -> list[str]:
+    # in its home: the scratch directory, every command's cwd, is not the user's to enter
+    return [*user.prefix(), "env", "-C", user.home, *(f"{k}={v}" for k, v in user.env().items())]
+
+
+def _user_busybox(ctx: Context, user) -> str:
+    src = os.path.join(user.home, "busybox")
+    if not os.path.isdir(src):
+        subprocess.run(["cp", "-a", str(busybox_rootfs(ctx)), src], check=True)
+        subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", src], check=True)
+    return src
+
+
+def build_rootless_port(ctx: Context) -> list[Case]:
+    """busybox httpd (the fixture's index.html) published by rootless lg on 127.0.0.1:PORT
+    (the monitor's listener in the host's network namespace, relaying into the user's),
+    beside the same GETs straight to the container's address from inside the user's
+    network namespace (nsenter into the pause process's namespaces, as the user) and
+    through rootless podman's published port (slirp4netns's port forwarder)."""
+    curl = shutil.which("curl")
+    if os.geteuid() != 0 or not shutil.which("useradd") or not curl:
+        return [Case("lg", LG_PORT_ROOTLESS, unavailable="needs root to make a user (useradd), and curl")]
+    user, python = _user(ctx)
+    as_user = _as_user(user)
+    lg_user = [*as_user, f"LG_ROOT={os.path.join(user.home, 'lg-root')}", python, "-m", "cli"]
+    src = _user_busybox(ctx, user)
+    lg_port, pm_port = free_ports(2)
+    serve = ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+    lg_pub = f"http://127.0.0.1:{lg_port}/"
+
+    def lg_setup() -> None:
+        ctx.run([*lg_user, "commit", src, "-t", LG_BB], what="lg commit (rootless)")
+        ctx.run([*lg_user, "run", "-d", "--name", "web", "-p", f"127.0.0.1:{lg_port}:80", LG_BB, *serve],
+                what="lg run -d (rootless)")
+        ctx.cleanups.append(lambda: subprocess.run([*lg_user, "rm", "-f", "web"], capture_output=True))
+        why = reachable(lg_pub, curl)
+        if why:
+            raise SetupFailed(f"rootless lg's published port: {why}")
+
+    lg_err = try_setup(lg_setup)
+    direct: list[str] = []
+    if lg_err is None:
+        data = json.loads(ctx.run([*lg_user, "inspect", "web"], what="lg inspect (rootless)"))
+        address = data[0]["NetworkSettings"]["IPAddress"]
+        pause = open(f"/tmp/layergit-run-{user.uid}/pause.pid").read().split()[0]
+        direct = [*as_user, "nsenter", "--preserve-credentials", "-U", "-n", "-t", pause]
+        direct_url = f"http://{address}/"
+    podman = shutil.which("podman")
+    pm_err = None if podman else "podman not found on PATH"
+    if podman:
+        def pm_setup() -> None:
+            tar = os.path.join(user.home, "busybox.tar")
+            subprocess.run(["tar", "-C", str(busybox_rootfs(ctx)), "-cf", tar, "."], check=True)
+            os.chown(tar, user.uid, user.gid)
+            ctx.run([*as_user, podman, "import", tar, "lgbench-bb:1"], what="podman import (rootless)")
+            ctx.run([*as_user, podman, "run", "-d", "--name", "web", "-p", f"127.0.0.1:{pm_port}:80",
+                     "lgbench-bb:1", *serve], what="podman run -d (rootless)")
+            ctx.cleanups.append(
+                lambda: subprocess.run([*as_user, podman, "rm", "-f", "web"], capture_output=True))
+            why = reachable(f"http://127.0.0.1:{pm_port}/", curl)
+            if why:
+                raise SetupFailed(f"rootless podman's published port: {why}")
+
+        pm_err = try_setup(pm_setup)
+
+    def client(url: str) -> list[str]:
+        return [curl, "-sS", "-f", "--noproxy", "*", "-m", "10", f"{url}?[1-{REQUESTS}]"]
+
+    what = f"{REQUESTS} sequential GETs (curl), "
+    return [
+        Case("lg", LG_PORT_ROOTLESS, client(lg_pub), broken=lg_err),
+        Case("direct", what + "straight to the container, inside the user's network namespace",
+             [*direct, *client(direct_url)] if direct else [], broken=lg_err, vs=LG_PORT_ROOTLESS),
+        Case("podman", what + "through rootless podman's published port 127.0.0.1:PORT2 (slirp4netns)",
+             client(f"http://127.0.0.1:{pm_port}/"), broken=pm_err, vs=LG_PORT_ROOTLESS),
+    ]
+
+
 ROOTLESS_SCENARIOS = [
     Scenario(33, "rootless-run", "lg run --rm IMG true without root",
              "`lg run --rm --network none IMG true` as an unprivileged user (setpriv, a subordinate id "
              "range, its own root) vs the same as root and vs rootless `podman run --rm` as that user.",
              LG_ROOTLESS, runs=10, quick_runs=3, build=build_rootless_run),
+    Scenario(34, "rootless-port", "HTTP through a rootless published port",
+             f"{REQUESTS} sequential GETs to a busybox httpd published by rootless lg on 127.0.0.1 vs"
+             " straight to its address from the user's network namespace, and vs rootless podman's"
+             " published port.",
+             LG_PORT_ROOTLESS, runs=5, quick_runs=3, build=build_rootless_port),
 ]
