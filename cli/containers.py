@@ -62,6 +62,8 @@ def run_flags(f):
         click.option("--platform", metavar="OS/ARCH", help="Only this machine's (lg runs natively)."),
         click.option("--group-add", multiple=True, metavar="GROUP", help="Another group for the process."),
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit."),
+        click.option("--device", multiple=True, metavar="HOST[:CTR][:PERMS]",
+                     help="Give the container a host device (PERMS: some of rwm, all by default)."),
         click.option("--sysctl", multiple=True, metavar="KEY=VALUE", help="A namespaced kernel setting."),
         click.option("--mac-address", metavar="MAC", help="eth0's address on a bridge network."),
         click.option("--restart", metavar="POLICY",
@@ -111,7 +113,7 @@ def run_options(kw: dict, auto_remove: bool) -> RunOptions:
         shm_size=kw["shm_size"], cidfile=kw["cidfile"], platform=kw["platform"],
         group_add=list(kw["group_add"]), ulimits=list(kw["ulimit"]), sysctls=list(kw["sysctl"]),
         mac_address=kw["mac_address"], restart=kw["restart"], health=health, log_driver=kw["log_driver"],
-        log_opts=list(kw["log_opt"]),
+        log_opts=list(kw["log_opt"]), devices=list(kw["device"]),
         command=list(kw["command"]),
     )
 

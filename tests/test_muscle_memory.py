@@ -6,7 +6,9 @@ Each expectation is what Docker's documentation shows for the same command.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -322,6 +324,36 @@ def test_ulimit_and_group_add_seen_inside(lg, busybox_rootfs):
     assert "unable to find group nosuch" in lg.fails("run", "--rm", "--network", "none", "--group-add", "nosuch",
                                                      "base:1", "true", code=125)
     assert "invalid --ulimit" in lg.fails("run", "--rm", "--ulimit", "nofile=9:3", "base:1", "true", code=125)
+    assert lg.out("ps", "-aq") == ""
+
+
+@pytest.mark.root
+def test_device_flag_gives_a_node_and_its_cgroup_rule(lg, busybox_rootfs, tmp_path):
+    """--device makes the host's node (numbers, mode, owner) in the container and lets it
+    through the device cgroup, for the permissions given; a node of the same numbers the
+    container makes itself stays refused, and bad requests are one line each."""
+    lg("commit", busybox_rootfs, "-t", "base:1")
+    node = str(tmp_path / "tdev")
+    os.mknod(node, stat.S_IFCHR | 0o640, os.makedev(10, 229))  # /dev/fuse's numbers: opening it is harmless
+    os.chown(node, 7, 6)
+    run = ["run", "--rm", "--network", "none"]
+    out = lg.out(*run, "--device", f"{node}:/dev/lg/test", "base:1", "sh", "-c",
+                 "stat -c '%t:%T %a %u:%g' /dev/lg/test && exec 3<>/dev/lg/test && echo opened")
+    assert out.split("\n")[:2] == ["a:e5 640 7:6", "opened"], out
+    proc = lg(*run, "base:1", "sh", "-c", "mknod /tmp/n c 10 229 && exec 3</tmp/n", check=False)
+    assert proc.returncode != 0 and b"Operation not permitted" in proc.stderr, proc.stderr
+    proc = lg(*run, "--device", f"{node}:/dev/ro:r", "base:1", "sh", "-c",
+              "exec 3</dev/ro && echo read && exec 4<>/dev/ro", check=False)
+    assert proc.stdout == b"read\n" and b"Operation not permitted" in proc.stderr, proc
+    cid = lg.out("create", "--device", f"{node}:/dev/t:rw", "base:1", "true").strip()
+    devices = json.loads(lg.out("inspect", cid))[0]["HostConfig"]["Devices"]
+    assert devices == [{"PathOnHost": node, "PathInContainer": "/dev/t", "CgroupPermissions": "rw"}]
+    lg("rm", cid)
+    for flag, words in ((str(tmp_path), "not a device node"), (f"{node}:/etc/x", "below /dev"),
+                        (f"{node}:/dev/fd/9", "symbolic link"), (f"{tmp_path}/none", "No such file"),
+                        (f"{node}:/dev/x:rwq", "permissions")):
+        err = lg.fails(*run, "--device", flag, "base:1", "true", code=125)
+        assert words in err and len(err.strip().splitlines()) == 1, err
     assert lg.out("ps", "-aq") == ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import time
 import urllib.request
@@ -167,6 +168,22 @@ def test_two_containers_reach_each_other_by_name_on_a_user_network(ulg, image):
     ulg("rm", "-f", "alpha")
     ulg("network", "rm", "mesh")
     assert "mesh" not in ulg.out("network", "ls")
+
+
+def test_devices_are_the_hosts_nodes_bound_in(ulg, image, tmp_path):
+    """--device without root binds the host's node (a user namespace may not make one), and
+    a node the user may not open on the host is refused in one line."""
+    out = ulg.out("run", "--rm", "--network", "none", "--device", "/dev/zero:/dev/lgzero:r", image,
+                  "sh", "-c", "head -c 4 /dev/lgzero | od -An -tx1")
+    assert out.split() == ["00", "00", "00", "00"]
+    locked = "/dev/lg-test-locked"
+    os.mknod(locked, 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    try:
+        err = ulg.fails("run", "--rm", "--network", "none", "--device", locked, image, "true", code=125)
+        assert "may not open it" in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        os.unlink(locked)
+    assert ulg.out("ps", "-aq") == ""
 
 
 def test_limits_warn_and_the_container_runs(ulg, image):

@@ -117,6 +117,7 @@ class Service:
     security_opt: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # HOST[:CONTAINER][:PERMS], as --device takes them
     extra_hosts: list[str] = field(default_factory=list)  # NAME:IP
     sysctls: dict[str, str] = field(default_factory=dict)
     stop_signal: str | None = None
@@ -609,7 +610,8 @@ _KEYS: dict[str, Reader] = {
     **{k: _string(k) for k in ("user", "working_dir", "container_name", "hostname", "stop_signal", "shm_size",
                                "platform")},
     **{k: _flag(k) for k in ("init", "read_only", "tty", "stdin_open")},
-    **{k: _strings(k) for k in ("tmpfs", "cap_add", "cap_drop", "security_opt", "dns", "dns_search")},
+    **{k: _strings(k) for k in ("tmpfs", "cap_add", "cap_drop", "security_opt", "dns", "dns_search",
+                                "devices")},
 }
 
 

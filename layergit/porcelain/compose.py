@@ -61,6 +61,7 @@ def run_options(project: Project, service: Service) -> RunOptions:
         sysctls=[f"{k}={v}" for k, v in service.sysctls.items()], stop_signal=service.stop_signal,
         stop_timeout=None if service.stop_grace_period is None else round(service.stop_grace_period),
         shm_size=service.shm_size, platform=service.platform, tmpfs=list(service.tmpfs),
+        devices=list(service.devices),
         labels=[f"{k}={v}" for k, v in {**service.labels, PROJECT: project.name, SERVICE: service.name,
                                          NUMBER: "1", **_depends_on(service)}.items()],
     )

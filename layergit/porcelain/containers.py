@@ -31,6 +31,7 @@ import contextlib
 import os
 import re
 import signal
+import stat
 import time
 
 from .. import root
@@ -40,6 +41,7 @@ from ..runtime import users
 from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.rootless import netstack
+from ..runtime.rootless.idmap import inside
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
     FREEZERS,
@@ -80,14 +82,21 @@ def _notice(text: str) -> None:
         root.on_notice(text)
 
 
-def _without_root(resources, published) -> None:
+def _without_root(resources, published, devices) -> None:
     """What lg without root says before it makes a container: limits it cannot enforce here
-    (one warning, and the container runs), ports it cannot publish (refused); no
+    (one warning, and the container runs), ports it cannot publish and devices the user
+    may not open (refused: the host's node is bound in, so the host's modes decide); no
     container at all where the host refused it a user namespace."""
     rootless.require("a container")
     if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
         _notice(f"warning: {WITHOUT_LIMITS}")
     netstack.check_ports(published)
+    if inside():
+        for device in devices:
+            wanted = (os.R_OK if "r" in device.access else 0) | (os.W_OK if "w" in device.access else 0)
+            if wanted and not os.access(device.host, wanted):
+                raise LgError(f"cannot give the container {device.host} without root: this user may not"
+                              f" open it ({stat.filemode(device.mode | stat.S_IFCHR)[1:]} on the host)")
 
 
 def registry(repo: Repo) -> Registry:
@@ -193,10 +202,11 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     process, resources, requests = runopts.build(options, img.config, repo.root.cache_dir("seccomp"))
     network = _network_mode(repo, runopts.network_mode(options))
     published = runopts.ports(options, img.config, network)
-    _without_root(resources, published)
     extra_hosts = runopts.extra_hosts(options, network.kind)
     sysctls = runopts.sysctls(options, network.kind)
     mac = runopts.mac_address(options, network.kind)
+    devices = [runopts.device(d) for d in options.devices]
+    _without_root(resources, published, devices)
     stop_signal = options.stop_signal or img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
@@ -222,7 +232,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
                     list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac,
-                    policy, healthcheck, log_opts)
+                    policy, healthcheck, log_opts, devices)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),
@@ -240,6 +250,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
             "DnsSearch": options.dns_search,
             "DnsOptions": options.dns_options,
             "Sysctls": sysctls,
+            "Devices": [{"PathOnHost": d.host, "PathInContainer": d.path, "CgroupPermissions": d.access}
+                        for d in devices],
         }
         record = Record(cid, name, image, img.id.hex(), now_iso(), spec, img.config, host_config,
                         options.auto_remove, labels)

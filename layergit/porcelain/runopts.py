@@ -10,8 +10,10 @@ anonymous volume for each of the image's Volumes that no mount covers.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +22,7 @@ from ..runtime import users
 from ..runtime.health import HealthFlags
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
 from ..runtime.security import capability_set, seccomp_profile
-from ..runtime.spec import Process, Resources
+from ..runtime.spec import Device, Process, Resources
 from .mountspec import MountRequest, check_targets, parse_mount, parse_size, parse_tmpfs, parse_volume
 
 # Patterns of flags most runs do not use: compiled on first use (re caches them), not
@@ -75,6 +77,7 @@ class RunOptions:
     health: HealthFlags = field(default_factory=HealthFlags)
     log_driver: str | None = None  # --log-driver: json-file or nothing
     log_opts: list[str] = field(default_factory=list)  # --log-opt KEY=VALUE
+    devices: list[str] = field(default_factory=list)  # --device HOST[:CONTAINER][:PERMS]
     command: list[str] = field(default_factory=list)
 
 
@@ -232,6 +235,33 @@ def ulimit(text: str) -> list[int]:
     if min(soft, hard) < -1 or (unlimited if soft == -1 else soft) > (unlimited if hard == -1 else hard):
         raise UsageError(f"invalid --ulimit {text!r}: the soft limit must not exceed the hard one")
     return [getattr(resource, f"RLIMIT_{name.upper()}"), soft, hard]
+
+
+def device(text: str) -> Device:
+    """``--device HOST[:CONTAINER][:PERMS]`` as Docker reads it (a second field made only of
+    r, w and m is the permissions), for a device node of the host; its place in the
+    container is below /dev, where lg makes the container's nodes."""
+    fields = text.split(":")
+    if len(fields) == 2 and fields[1] and set(fields[1]) <= set("rwm"):
+        fields = [fields[0], fields[0], fields[1]]
+    if not 1 <= len(fields) <= 3 or not fields[0]:
+        raise UsageError(f"invalid --device {text!r}: use HOST[:CONTAINER][:PERMS]")
+    host = fields[0]
+    path = posixpath.normpath(fields[1] if len(fields) > 1 and fields[1] else host)
+    access = fields[2] if len(fields) > 2 else "rwm"
+    try:
+        st = os.stat(host)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--device {host}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise UsageError(f"--device {host}: not a device node (lg gives devices one by one)")
+    if not access or not set(access) <= set("rwm"):
+        raise UsageError(f"invalid --device {text!r}: permissions are some of r, w and m")
+    if not path.startswith("/dev/") or "\0" in path:
+        raise UsageError(f"invalid --device {text!r}: its place in the container must be below /dev")
+    kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+    return Device(path, kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
+                  st.st_uid, st.st_gid, "".join(c for c in "rwm" if c in access), os.path.realpath(host))
 
 
 def _group(text: str) -> str:

@@ -56,7 +56,8 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
         from .client import joined_netns, request
     netns = joined_netns(root, spec) if spec.network.container else None
     cgroup = Cgroup(cdir.id)
-    cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
+    cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
+                      [d.rule() for d in spec.devices])
     stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)
 
     def connect(child: int) -> None:

@@ -18,6 +18,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import LgError
@@ -158,7 +159,10 @@ class Cgroup:
             raise LgError(f"this host has no {name} cgroup controller")
         return path
 
-    def create(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
+    def create(self, memory: int | None, cpus: float | None, pids: int | None,
+               devices: Sequence[str] = ()) -> None:
+        """Make the cgroup with its limits and device rules (DEVICE_RULES, then ``devices``:
+        the rules of the container's --device nodes)."""
         if not self.enabled:  # limits were warned about when the container was made (WITHOUT_LIMITS)
             return
         needed = {c for c, limit in (("memory", memory), ("cpu", cpus), ("pids", pids)) if limit is not None}
@@ -174,7 +178,7 @@ class Cgroup:
             else:
                 for path in self.paths:
                     self._mkdir_v1(path)
-            self._limits(memory, cpus, pids)
+            self._limits(memory, cpus, pids, devices)
         except OSError as exc:
             self.remove()
             where = f" ({exc.filename})" if exc.filename else ""
@@ -212,32 +216,33 @@ class Cgroup:
                 if os.path.exists(mine) and not _read(mine).strip():
                     _write(mine, _read(os.path.join(os.path.dirname(directory), knob)).strip())
 
-    def _devices(self) -> None:
-        """Only the devices of a minimal /dev, as Docker allows: DEVICE_RULES, on either version.
+    def _devices(self, extra: Sequence[str]) -> None:
+        """Only the devices of a minimal /dev and ``extra`` (--device), as Docker allows, on either version.
 
         mknod stays allowed (CAP_MKNOD is in the default set) but opening anything
         else, a host disk for instance, is refused. v1 has the devices controller;
         v2 has no such files but runs the eBPF programs attached to the cgroup.
         """
+        rules = [*DEVICE_RULES, *extra]
         if self.v2:
-            self._attach_device_filter()
+            self._attach_device_filter(rules)
             return
         devices = self._controller("devices")
         if devices is None:
             return
         _write(os.path.join(devices, "devices.deny"), "a")
-        for rule in DEVICE_RULES:
+        for rule in rules:
             _write(os.path.join(devices, "devices.allow"), rule)
 
-    def _attach_device_filter(self) -> None:
-        """Load DEVICE_RULES' program and attach it to the cgroup, then close both fds: the attachment
+    def _attach_device_filter(self, rules: list[str]) -> None:
+        """Load the rules' program and attach it to the cgroup, then close both fds: the attachment
         holds the program until the cgroup is removed. ALLOW_MULTI, as runc and systemd attach theirs,
         so an ancestor's filter (systemd's on its slices) still applies too and does not block ours."""
         from .bpf import devices
 
         directory = os.open(self.paths[0], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            code = devices.program(DEVICE_RULES)
+            code = devices.program(rules)
             prog = syscalls.bpf_prog_load(syscalls.BPF_PROG_TYPE_CGROUP_DEVICE, code, "lg_devices")
             try:
                 syscalls.bpf_prog_attach(
@@ -248,8 +253,9 @@ class Cgroup:
         finally:
             os.close(directory)
 
-    def _limits(self, memory: int | None, cpus: float | None, pids: int | None) -> None:
-        self._devices()
+    def _limits(self, memory: int | None, cpus: float | None, pids: int | None,
+                devices: Sequence[str]) -> None:
+        self._devices(devices)
         if memory is not None:
             mem = self._limited("memory")
             if self.v2:

@@ -281,7 +281,8 @@ class Monitor:
                 self.delays.pop(cid, None)
             self._mark(cid)
             cgroup = Cgroup(cid)
-            cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids)
+            cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
+                          [d.rule() for d in spec.devices])
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             pty = None
             reads: dict[int, str] = {}

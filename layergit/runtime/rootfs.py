@@ -19,7 +19,7 @@ from typing import Callable
 from ..errors import ExitCode, LgError
 from . import syscalls as sc
 from .rootless.idmap import inside
-from .spec import Spec
+from .spec import Device, Spec
 
 # Paths Docker hides from containers: files get /dev/null, directories an empty tmpfs.
 MASKED = [
@@ -53,7 +53,26 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
-def _make_dev(dev: str, shm_size: int | None, rootless: bool) -> None:
+def _device_node(dev: str, device: Device, rootless: bool) -> None:
+    """A --device node at its place below ``dev`` (its path was checked to be there), as the
+    host's: made with its numbers, mode and owner, or the host's bound where lg may not mknod."""
+    path = os.path.join(dev, os.path.relpath(device.path, "/dev"))
+    if os.path.realpath(os.path.dirname(path)) != os.path.dirname(path):  # /dev/fd/X: not through a link
+        raise RootfsError(f"--device {device.host}: {device.path} is below a symbolic link of /dev")
+    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+    if os.path.lexists(path):  # one of the defaults given again, as Docker takes it
+        os.unlink(path)
+    if rootless:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        sc.mount(device.host, path, None, sc.MS_BIND)
+        return
+    kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
+    os.mknod(path, device.mode | kind, os.makedev(device.major, device.minor))
+    os.chown(path, device.uid, device.gid)
+    os.chmod(path, device.mode)
+
+
+def _make_dev(dev: str, shm_size: int | None, rootless: bool, devices: list[Device]) -> None:
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
@@ -65,6 +84,8 @@ def _make_dev(dev: str, shm_size: int | None, rootless: bool) -> None:
         os.chmod(path, 0o666)
     for name, target in DEV_LINKS:
         os.symlink(target, os.path.join(dev, name))
+    for device in devices:
+        _device_node(dev, device, rootless)
     for sub in ("pts", "shm", "mqueue"):
         os.mkdir(os.path.join(dev, sub), 0o755)
     pts = os.path.join(dev, "pts")
@@ -246,7 +267,7 @@ def enter(spec: Spec) -> None:
         _ensure_dir(merged, name)
     sc.mount("proc", os.path.join(merged, "proc"), "proc", _NOSUID_NODEV_NOEXEC)
     _sysfs(os.path.join(merged, "sys"), rootless)
-    _make_dev(os.path.join(merged, "dev"), spec.shm_size, rootless)
+    _make_dev(os.path.join(merged, "dev"), spec.shm_size, rootless, spec.devices)
     root_fd = os.open(merged, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for fd, target, readonly in open_sources(spec):
         _bind(root_fd, fd, target, readonly)

@@ -42,6 +42,27 @@ class Process:
     rlimits: list[list[int]] = field(default_factory=list)  # --ulimit: [resource, soft, hard], -1 unlimited
 
 
+@dataclass(frozen=True)
+class Device:
+    """A host device node given to the container (``--device``): made at ``path`` in its
+    /dev with the host node's type, numbers, mode and owner, and let through its device
+    cgroup for ``access``. lg without root cannot make nodes and binds ``host`` instead."""
+
+    path: str  # in the container, below /dev
+    kind: str  # "c" or "b"
+    major: int
+    minor: int
+    mode: int  # permission bits of the host's node
+    uid: int
+    gid: int
+    access: str  # some of "rwm"
+    host: str  # the host's node, symlinks resolved
+
+    def rule(self) -> str:
+        """As devices.allow takes it (cgroups.DEVICE_RULES)."""
+        return f"{self.kind} {self.major}:{self.minor} {self.access}"
+
+
 @dataclass
 class Resources:
     memory: int | None = None  # bytes
@@ -73,6 +94,7 @@ class Spec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)  # --restart; lg update changes it
     healthcheck: HealthConfig | None = None  # the image's HEALTHCHECK under the --health-* flags
     log_opts: dict[str, int] = field(default_factory=dict)  # --log-opt max-size/max-file (runtime.logfile)
+    devices: list[Device] = field(default_factory=list)  # --device
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
@@ -82,7 +104,7 @@ class Spec:
         raw["restart"] = self.restart.to_json() if self.restart != RestartPolicy() else None
         raw["healthcheck"] = self.healthcheck.to_json() if self.healthcheck else None
         names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address", "restart",
-                 "healthcheck", "log_opts")
+                 "healthcheck", "log_opts", "devices")
         optional = [(raw, name) for name in names] + [(m, "name") for m in raw["mounts"]]
         for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
@@ -100,4 +122,5 @@ class Spec:
         raw["ports"] = [PublishedPort.from_json(p) for p in raw.get("ports", [])]
         raw["restart"] = RestartPolicy.from_json(raw.get("restart"))
         raw["healthcheck"] = HealthConfig.from_json(raw.get("healthcheck"))
+        raw["devices"] = [Device(**d) for d in raw.get("devices", [])]
         return cls(**raw)

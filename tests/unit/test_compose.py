@@ -152,6 +152,7 @@ services:
     deploy: {resources: {limits: {cpus: 0.5, memory: 256m, pids: 100}}}
     labels: [tier=web]
     extra_hosts: ["db2:10.0.0.5"]
+    devices: ["/dev/fuse:/dev/fuse:rw"]
     stop_grace_period: 20s
     x-note: free text
 networks:
@@ -180,6 +181,7 @@ def test_a_full_file_is_read_into_typed_values(tmp_path):
     assert web.depends_on == [Dependency("db", "service_healthy")]
     assert (web.limits.cpus, web.limits.memory, web.limits.pids) == (0.5, "256m", 100)
     assert web.labels == {"tier": "web"} and web.extra_hosts == ["db2:10.0.0.5"] and web.stop_grace_period == 20
+    assert web.devices == ["/dev/fuse:/dev/fuse:rw"]
     assert p.networks["front"].name == "shop_front" and p.networks["default"].name == "shop_default"
     assert p.volumes["dbdata"].name == "shop_dbdata"
     assert p.container_name("web") == "shop-web-1"
