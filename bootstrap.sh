@@ -15,12 +15,12 @@ VENV="$REPO/.venv"
 # Debian packages layergit uses at run time (git, mounts, namespaces, networking,
 # archives) plus the peers it is measured against (podman and slirp4netns, its network without
 # root; runc, ostree, skopeo, umoci, hyperfine, wrk) and what the fixtures are built with
-# (debootstrap, busybox-static).
+# (debootstrap, busybox-static), and pipx, with which a test installs lg as a user would.
 APT_PACKAGES=(
     git busybox-static ostree debootstrap podman skopeo umoci runc hyperfine wrk attr
     iproute2 iptables nftables curl ca-certificates xz-utils zstd gzip tar python3-venv tini libseccomp2 uidmap
     libcap2-bin binutils qemu-user-static docker-registry containerd podman-compose systemd passt fuse-overlayfs
-    slirp4netns
+    slirp4netns pipx
 )
 # The exec trampoline's tests assemble its source for both architectures it ships
 # (tests/test_trampoline.py) and run the other one under qemu-user.
