@@ -30,6 +30,7 @@ DOCKER_FLAGS = {
     "images": "-a/--all --digests -f/--filter --format --no-trunc -q/--quiet --tree",
     "inspect": "-f/--format -s/--size --type",
     "logs": "--details -f/--follow --since -n/--tail -t/--timestamps --until",
+    "events": "-f/--filter --format --since --until",
     "rm": "-f/--force -l/--link -v/--volumes",
     "rmi": "-f/--force --no-prune --platform",
     "start": "-a/--attach --checkpoint --checkpoint-dir --detach-keys -i/--interactive",

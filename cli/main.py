@@ -61,6 +61,7 @@ COMMANDS = {
     "unpause": ("tools", "unpause_cmd", "Resume paused containers."),
     "rename": ("tools", "rename_cmd", "Rename a container."),
     "top": ("tools", "top_cmd", "Show a container's processes."),
+    "events": ("events", "events_cmd", "Show container events as they happen (create, start, die, ...)."),
     "stats": ("tools", "stats_cmd", "Show containers' CPU, memory, pids, network and block I/O."),
     "network": ("network", "network_cmd", "Manage container networks."),
     "port": ("network", "port_cmd", "List a container's published ports."),

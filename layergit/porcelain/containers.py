@@ -451,6 +451,7 @@ def kill(repo: Repo, refs: list[str], sig: str = "SIGKILL") -> list[str]:
             raise Conflict(f"container {ref} is not running")
         if number not in _INFORMING:
             _stopped_by_user(cdir)
+        cdir.log_event("kill", signal=str(number))
         try:
             os.kill(st.pid, number)
         except ProcessLookupError:
@@ -486,6 +487,7 @@ def stop(repo: Repo, refs: list[str], timeout: float | None = None, sig: str | N
             if not _wait_stopped(cdir, None if wait < 0 else wait):
                 _kill_all(cdir, st.pid)
                 _wait_stopped(cdir, 10)
+            cdir.log_event("stop")
         done.append(ref)
     return done
 
@@ -540,6 +542,7 @@ def rename(repo: Repo, ref: str, new: str) -> None:
             reg.release_name(new, cdir.id)
             raise
         reg.release_name(old, cdir.id)
+        cdir.log_event("rename", oldName=old)
     if record.spec.network.bridged:
         from ..runtime.net import controller
 
@@ -612,6 +615,8 @@ def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | Non
     Each step tolerates what an earlier, interrupted removal already did, and the
     owner markers go last: a removal killed half-way is finished by the next sweep.
     """
+    if record is not None:
+        cdir.log_event("destroy")
     cgroup = Cgroup(cdir.id)
     if cgroup.exists():
         cgroup.kill(signal.SIGKILL)

@@ -29,6 +29,7 @@ from .. import procstat
 from ..errors import Conflict, NotFound, UsageError
 from ..flock import locked
 from ..root import Root
+from . import events
 from .spec import Spec
 
 
@@ -148,7 +149,28 @@ class ContainerDir:
         return st
 
     def save_state(self, st: State) -> None:
+        """Write the state, and log the event its change amounts to (events.transition)."""
+        try:
+            with open(self.file("state.json")) as f:
+                before = json.load(f).get("status")
+        except (OSError, ValueError, AttributeError):
+            before = None
         self.write_json("state.json", asdict(st))
+        action = events.transition(before, st.status)
+        if action == "die":
+            self.log_event(action, exitCode=str(st.exit_code))
+        elif action:
+            self.log_event(action)
+
+    def log_event(self, action: str, **attributes: str) -> None:
+        """Append a container event with its name and image (runtime/events.py). A log
+        that cannot be written loses the event, never the change it reports."""
+        try:
+            raw = self.raw_record()
+            attrs = {"name": str(raw.get("name", "")), "image": str(raw.get("image", "")), **attributes}
+            events.emit(self.root.run, action, self.id, attrs)
+        except (OSError, NotFound, ValueError):
+            pass
 
     def exists(self) -> bool:
         return os.path.isdir(self.path)
