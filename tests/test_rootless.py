@@ -305,6 +305,25 @@ def test_outbound_traffic_goes_through_pasta(ulg, image):
             assert conn.recv(100) == b"hello from inside\n", proc.stderr
 
 
+def test_a_new_namespace_stops_the_pasta_of_a_dead_one(ulg, rootless_user):
+    """pasta holds the namespace it connects: when the pause process dies (killed, or a
+    crash), the next lg makes a new namespace and stops the old pasta."""
+    if os.stat("/dev/net/tun").st_mode & 0o006 != 0o006:
+        pytest.skip("this host does not let users open /dev/net/tun: pasta cannot run")
+    run_dir = f"/tmp/layergit-run-{rootless_user.uid}"
+    ulg("unshare", "true")
+    pause = int(open(os.path.join(run_dir, "pause.pid")).read().split()[0])
+    old = int(open(os.path.join(run_dir, "pasta.pid")).read())
+    os.kill(pause, 9)
+    ulg("unshare", "true")
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{old}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{old}") or open(f"/proc/{old}/stat").read().split()[2] == "Z"
+    new = int(open(os.path.join(run_dir, "pasta.pid")).read())
+    assert new != old and os.path.exists(f"/proc/{new}")
+
+
 @pytest.fixture(scope="module")
 def second_user():
     from .rootless_user import _made

@@ -532,7 +532,8 @@ def nobody_dir():
         os.chown(run, NOBODY, NOBODY)
         yield path
     finally:
-        _stop_pause(os.path.join(path, RUN_DIR, "layergit", "pause.pid"))
+        for name in ("pause.pid", "pasta.pid"):  # pasta, where it connects the namespace, outlives the pause
+            _stop_pause(os.path.join(path, RUN_DIR, "layergit", name))
         remove_tree(path)
 
 
@@ -540,7 +541,7 @@ RUN_DIR = "run"
 
 
 def _stop_pause(pidfile: str) -> None:
-    """Kill the pause process lg left for 65534, if one lives (init reaps it: lg, its parent, has exited)."""
+    """Kill a process lg left for 65534 (its pause process, pasta), if it lives; init reaps it."""
     try:
         with open(pidfile) as f:
             pid = int(f.read().split()[0])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -113,11 +114,28 @@ def pasta_usable() -> bool:
     return shutil.which("pasta") is not None and os.access("/dev/net/tun", os.R_OK | os.W_OK)
 
 
+def _stop_stale_pasta(pidfile: str) -> None:
+    """Kill the pasta of a namespace whose pause process died: it holds that namespace and
+    would run for ever (it quits by itself only for a namespace bound in /run/netns)."""
+    text = read_small(pidfile)
+    if not text or not text.strip().isdigit():
+        return
+    pid = int(text)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            program = os.path.basename(f.read(4096).split(b"\0")[0])
+        if program == b"pasta" and os.stat(f"/proc/{pid}").st_uid == os.getuid():
+            os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
 def start_pasta(pid: int, run_dir: str) -> None:
     """Connect the network namespace of ``pid`` (the pause process) to the host for outbound
     traffic: its address and routes copied from the host's, connections made through
     pasta's sockets; nothing forwarded inwards. Run as the user, outside."""
     pidfile = os.path.join(run_dir, PASTA_PID)
+    _stop_stale_pasta(pidfile)
     argv = [shutil.which("pasta") or "pasta", "--config-net", "--quiet", "--pid", pidfile,
             "-t", "none", "-u", "none", "-T", "none", "-U", "none",
             "--userns", f"/proc/{pid}/ns/user", "--netns", f"/proc/{pid}/ns/net"]
