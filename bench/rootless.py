@@ -33,17 +33,21 @@ def _user(ctx: Context):
 
     user = _make_user(with_range=True)
     ctx.cleanups.append(lambda: _remove_user(user.name, user.home, user.uid))
-    return user, PYTHON
+    # The packages of lg's own interpreter (the venv's), whichever python runs the harness.
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([ctx.tools.python, "-c", where], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    env = user.env(PYTHONPATH=f"{REPO}:{site}")
+    # in its home: the scratch directory, every command's cwd, is not the user's to enter
+    as_user = [*user.prefix(), "env", "-C", user.home, *(f"{k}={v}" for k, v in env.items())]
+    return user, PYTHON, as_user, env
 
 
 def build_rootless_run(ctx: Context) -> list[Case]:
     if os.geteuid() != 0 or not shutil.which("useradd"):
         reason = "needs root to make a user (useradd)"
         return [Case("lg", LG_ROOTLESS, unavailable=reason)]
-    user, python = _user(ctx)
-    env = user.env()
-    # in its home: the scratch directory, every command's cwd, is not the user's to enter
-    as_user = [*user.prefix(), "env", "-C", user.home, *(f"{k}={v}" for k, v in env.items())]
+    user, python, as_user, env = _user(ctx)
     user_root = os.path.join(user.home, "lg-root")
     src = os.path.join(user.home, "busybox")
     subprocess.run(["cp", "-a", str(busybox_rootfs(ctx)), src], check=True)
@@ -84,11 +88,6 @@ def build_rootless_run(ctx: Context) -> list[Case]:
 LG_PORT_ROOTLESS = f"{REQUESTS} sequential GETs (curl), through rootless lg's published port 127.0.0.1:PORT"
 
 
-def _as_user(user) -> list[str]:
-    # in its home: the scratch directory, every command's cwd, is not the user's to enter
-    return [*user.prefix(), "env", "-C", user.home, *(f"{k}={v}" for k, v in user.env().items())]
-
-
 def _user_busybox(ctx: Context, user) -> str:
     src = os.path.join(user.home, "busybox")
     if not os.path.isdir(src):
@@ -106,8 +105,7 @@ def build_rootless_port(ctx: Context) -> list[Case]:
     curl = shutil.which("curl")
     if os.geteuid() != 0 or not shutil.which("useradd") or not curl:
         return [Case("lg", LG_PORT_ROOTLESS, unavailable="needs root to make a user (useradd), and curl")]
-    user, python = _user(ctx)
-    as_user = _as_user(user)
+    user, python, as_user, _ = _user(ctx)
     lg_user = [*as_user, f"LG_ROOT={os.path.join(user.home, 'lg-root')}", python, "-m", "cli"]
     src = _user_busybox(ctx, user)
     lg_port, pm_port = free_ports(2)
