@@ -595,12 +595,8 @@ def _root_tree_for_nobody(src) -> None:
     trees.set_mtimes_bottom_up(src)
 
 
-@pytest.mark.root
-def test_nonroot_checkout_of_root_tree(lg, tmp_path):
-    """An unprivileged user checks out a tree root committed (other owners, device
-    nodes, trusted.* and security.capability xattrs): the checkout succeeds, warns
-    once per kind of problem (not once per file), and everything else is exact:
-    content, modes, mtimes, symlinks, hardlinks, fifos, sockets and user.* xattrs."""
+def _root_tree_committed(lg, tmp_path) -> str:
+    """``_root_tree_for_nobody`` in tmp_path, committed by root as rooty:v1; its path."""
     _nobody_or_skip()
     if not trees.xattrs_supported(tmp_path, "user"):
         pytest.skip("no user.* xattrs here")
@@ -608,6 +604,16 @@ def test_nonroot_checkout_of_root_tree(lg, tmp_path):
     _root_tree_for_nobody(src)
     os.chmod(src, trees.NEW_CHECKOUT_MODE)
     lg("commit", src, "-t", "rooty:v1", "-m", "made by root")
+    return src
+
+
+@pytest.mark.root
+def test_nonroot_checkout_of_root_tree(lg, tmp_path):
+    """An unprivileged user checks out a tree root committed (other owners, device
+    nodes, trusted.* and security.capability xattrs): the checkout succeeds, warns
+    once per kind of problem (not once per file), and everything else is exact:
+    content, modes, mtimes, symlinks, hardlinks, fifos, sockets and user.* xattrs."""
+    src = _root_tree_committed(lg, tmp_path)
     with _nobody_checkout(lg, "rooty:v1") as (proc, dest):
         err = proc.stderr.decode(errors="replace")
         assert proc.returncode == 0, err
@@ -629,13 +635,7 @@ def test_nonroot_checkout_of_root_tree_in_a_single_id_namespace(lg, tmp_path):
     namespace's, which the kernel stores with 65534 as their root), and what the
     map cannot hold (other owners, devices, trusted.*) is one warning each, after the
     one notice that the map is a single id."""
-    _nobody_or_skip()
-    if not trees.xattrs_supported(tmp_path, "user"):
-        pytest.skip("no user.* xattrs here")
-    src = str(tmp_path / "src")
-    _root_tree_for_nobody(src)
-    os.chmod(src, trees.NEW_CHECKOUT_MODE)
-    lg("commit", src, "-t", "rooty:v1", "-m", "made by root")
+    src = _root_tree_committed(lg, tmp_path)
     with _nobody_checkout(lg, "rooty:v1", userns=True) as (proc, dest):
         err = proc.stderr.decode(errors="replace")
         assert proc.returncode == 0, err
