@@ -15,11 +15,9 @@ docs/format.md is the normative description of version 1.
 
 from __future__ import annotations
 
-import base64
 import re
 import stat
 from dataclasses import dataclass, field
-from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from ..errors import CorruptStore, LgError
 
@@ -147,6 +145,8 @@ def format_mtime(ns: int) -> str:
 def _xattr_value(value: bytes) -> str:
     if _PRINTABLE.fullmatch(value) and b'"' not in value and b"\\" not in value:
         return '"' + value.decode("ascii") + '"'
+    import base64  # here: most commands never meet a binary xattr, and base64 costs start-up
+
     return "0s" + base64.b64encode(value).decode("ascii")
 
 
@@ -154,11 +154,15 @@ def _parse_xattr_value(text: str) -> bytes:
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
         return text[1:-1].encode("ascii")
     if text.startswith("0s"):
+        import base64
+
         return base64.b64decode(text[2:], validate=True)
     raise ValueError(f"bad xattr value {text!r}")
 
 
 def format_line(name: bytes, m: EntryMeta) -> bytes:
+    from urllib.parse import quote_from_bytes  # here: urllib.parse costs every command's start-up
+
     parts = [m.kind, f"{m.mode:04o}", f"{m.uid}:{m.gid}", format_mtime(m.mtime_ns)]
     if m.link is not None:
         parts.append("link=" + quote_from_bytes(m.link, safe=_SAFE))
@@ -194,6 +198,8 @@ def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
     if plain is not None:
         name, kind, mode, uid, gid, sec, nsec = plain.groups()
         return name, EntryMeta(kind.decode(), int(mode, 8), int(uid), int(gid), int(sec) * _NS + int(nsec))
+    from urllib.parse import unquote_to_bytes  # only for links and xattrs (see format_line)
+
     name, tab, rest = line.partition(b"\t")
     fields = rest.decode("utf-8").split(" ")
     if not tab or len(fields) < 4:
