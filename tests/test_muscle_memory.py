@@ -351,7 +351,7 @@ def test_device_flag_gives_a_node_and_its_cgroup_rule(lg, busybox_rootfs, tmp_pa
     lg("rm", cid)
     for flag, words in ((str(tmp_path), "not a device node"), (f"{node}:/etc/x", "below /dev"),
                         (f"{node}:/dev/fd/9", "symbolic link"), (f"{tmp_path}/none", "No such file"),
-                        (f"{node}:/dev/x:rwq", "permissions")):
+                        (f"{node}:/dev/x:rwq", "permissions"), (f"{node}:/dev/shm/x", "filesystem of its own")):
         err = lg.fails(*run, "--device", flag, "base:1", "true", code=125)
         assert words in err and len(err.strip().splitlines()) == 1, err
     assert lg.out("ps", "-aq") == ""

@@ -237,6 +237,9 @@ def ulimit(text: str) -> list[int]:
     return [getattr(resource, f"RLIMIT_{name.upper()}"), soft, hard]
 
 
+_DEV_MOUNTS = ("pts", "shm", "mqueue")  # runtime/rootfs.py mounts these in the container's /dev
+
+
 def device(text: str) -> Device:
     """``--device HOST[:CONTAINER][:PERMS]`` as Docker reads it (a second field made only of
     r, w and m is the permissions), for a device node of the host; its place in the
@@ -259,6 +262,8 @@ def device(text: str) -> Device:
         raise UsageError(f"invalid --device {text!r}: permissions are some of r, w and m")
     if not path.startswith("/dev/") or "\0" in path:
         raise UsageError(f"invalid --device {text!r}: its place in the container must be below /dev")
+    if path.split("/")[2] in _DEV_MOUNTS:  # mounted over after the nodes are made
+        raise UsageError(f"invalid --device {text!r}: /dev/{path.split('/')[2]} is a filesystem of its own")
     kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
     return Device(path, kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
                   st.st_uid, st.st_gid, "".join(c for c in "rwm" if c in access), os.path.realpath(host))
