@@ -53,6 +53,13 @@ def _ensure_dir(root: str, name: str) -> str:
     return path
 
 
+def _bind_host_node(host: str, path: str) -> None:
+    """The host's device node ``host`` bound at ``path`` (a new file it is mounted over): what
+    lg without root gives a container instead of a node of its own."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    sc.mount(host, path, None, sc.MS_BIND)
+
+
 def _device_node(dev: str, device: Device, rootless: bool) -> None:
     """A --device node at its place below ``dev`` (its path was checked to be there), as the
     host's: made with its numbers, mode and owner, or the host's bound where lg may not mknod."""
@@ -63,8 +70,7 @@ def _device_node(dev: str, device: Device, rootless: bool) -> None:
     if os.path.lexists(path):  # one of the defaults given again, as Docker takes it
         os.unlink(path)
     if rootless:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        sc.mount(device.host, path, None, sc.MS_BIND)
+        _bind_host_node(device.host, path)
         return
     kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
     os.mknod(path, device.mode | kind, os.makedev(device.major, device.minor))
@@ -77,8 +83,7 @@ def _make_dev(dev: str, shm_size: int | None, rootless: bool, devices: list[Devi
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
         if rootless:  # a user namespace may not mknod: the host's node is bound in, as Docker rootless does
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
-            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
+            _bind_host_node(f"/dev/{name}", path)
             continue
         os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(path, 0o666)
