@@ -112,10 +112,10 @@ def _container_diff(repo, revs: list[str], paths: list[str], mtime: bool):
     if len(revs) != 1:
         return None
     from layergit.errors import NotFound
-    from layergit.porcelain import container_layer, containers
+    from layergit.porcelain import container_layer, container_lookup
 
     try:
-        containers.find(repo, revs[0])
+        container_lookup.find(repo, revs[0])
     except NotFound:
         return None
     return container_layer.diff(repo, revs[0], paths, mtime)

@@ -42,10 +42,10 @@ def commit_cmd(ctx, source, tag, change, message, author, parent, allow_empty, a
                                        allow_empty=allow_empty, progress=cb)
     else:
         from layergit.errors import NotFound
-        from layergit.porcelain import container_layer, containers
+        from layergit.porcelain import container_layer, container_lookup
 
         try:
-            containers.find(repo, source)
+            container_lookup.find(repo, source)
         except NotFound:
             raise NotFound(f"no such directory or container: {source}") from None
         if parent or allow_empty:

@@ -6,7 +6,7 @@ The container runs in the foreground exactly as ``lg run`` runs one
 pipes to us: the runtime writes container output to its own fds 1 and 2, and the
 build must label each line with its step instead of letting it reach the terminal
 raw. The container is always removed, whatever happens: by us when we can, and
-when the build is killed outright by the next sweep (containers.sweep), since the
+when the build is killed outright by the next sweep (container_lookup.sweep), since the
 build owns it and it is ``--rm``. The forked runner dies with the build
 (PDEATHSIG), and the container with the runner, so a killed build leaves nothing
 running and no copy of its store lock behind.
@@ -24,7 +24,7 @@ import tempfile
 from typing import Callable
 
 from ..errors import ExitCode, LgError
-from ..porcelain import containers
+from ..porcelain import container_lookup, containers
 from ..porcelain.container_layer import container_rootfs
 from ..porcelain.repo import Repo
 from ..porcelain.runopts import RunOptions
@@ -60,7 +60,7 @@ def run(
             code = _attached(repo, cid, on_output or (lambda stream, line: None))
             if code != 0:
                 return code, None
-            _, rootfs, _ = container_rootfs(repo, containers.find(repo, cid), writer, drop_stubs=True)
+            _, rootfs, _ = container_rootfs(repo, container_lookup.find(repo, cid), writer, drop_stubs=True)
             return 0, rootfs
         finally:
             containers.remove(repo, [cid], force=True)
@@ -108,7 +108,7 @@ def _child(repo: Repo, cid: str, out_w: int, err_w: int, parent: int) -> None:
         # Fresh file objects: the parent's could hold a lock another thread took at fork time.
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        code = containers.start_attached(repo, containers.find(repo, cid))
+        code = containers.start_attached(repo, container_lookup.find(repo, cid))
     except BaseException as exc:  # the build shows it as the step's output, with lg's exit code for it
         code = exc.exit_code if isinstance(exc, LgError) else ExitCode.RUN_FAILED
         try:

@@ -54,7 +54,7 @@ def _source(path: str) -> tuple[str, bool]:
 
 
 def copy(repo: Repo, source: str, dest: str) -> None:
-    from .containers import find
+    from .container_lookup import find
 
     src, dst = parse(source), parse(dest)
     if (src.container is None) == (dst.container is None):

@@ -17,7 +17,7 @@ from ..runtime.cgroups import NO_FREEZER, Cgroup
 from ..runtime.rootless.idmap import inside
 from ..runtime.state import FREEZERS
 from ..store import names
-from .containers import find, registry
+from .container_lookup import find, registry
 from .diff import DiffResult
 from .images import CommitResult, force_tag
 from .repo import Image, Repo, store_lock
@@ -32,7 +32,7 @@ def _frozen(repo: Repo, cdir, live_ok: bool = False):
     """Freeze a running container while we read its upper directory.
 
     We are recorded as its freezer meanwhile (Registry.own, FREEZERS), so that if we
-    are killed before we thaw it, the next sweep does (containers.sweep).
+    are killed before we thaw it, the next sweep does (container_lookup.sweep).
     """
     cgroup = Cgroup(cdir.id)
     if cdir.state().running and not cgroup.enabled and not live_ok:

@@ -19,7 +19,7 @@ from ..runtime.logfile import LOG_NAME, files, read_lines
 from ..runtime.net import PublishedPort
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import ContainerDir, Record, State
-from .containers import find, registry, sweep
+from .container_lookup import find, registry, sweep
 from .repo import Repo
 
 

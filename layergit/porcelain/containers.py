@@ -44,9 +44,7 @@ from ..runtime.rootless import netstack
 from ..runtime.rootless.idmap import inside
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
-    FREEZERS,
     ContainerDir,
-    Owner,
     Record,
     Registry,
     State,
@@ -56,11 +54,11 @@ from ..runtime.state import (
 )
 from . import rootless, runopts, volumes
 from .checkout import cached_rootfs
+from .container_lookup import find, registry, sweep
+from .container_removal import CONTAINER_REFS, dispose
 from .mountspec import MountRequest
 from .names_generator import random_name
 from .repo import Repo
-
-CONTAINER_REFS = "refs/layergit/containers/"
 
 
 def _check_names(options: runopts.RunOptions) -> None:
@@ -72,9 +70,6 @@ def _check_names(options: runopts.RunOptions) -> None:
         runopts.dns_name(options.hostname, "--hostname", 64)  # the kernel's HOST_NAME_MAX
     for alias in options.aliases:
         runopts.dns_name(alias, "--network-alias", 253)
-
-
-_RESUMED: set[str] = set()  # roots whose monitor this process has made sure of
 
 
 def _notice(text: str) -> None:
@@ -97,21 +92,6 @@ def _without_root(resources, published, devices) -> None:
             if wanted and not os.access(device.host, wanted):
                 raise LgError(f"cannot give the container {device.host} without root: this user may not"
                               f" open it ({stat.filemode(device.mode | stat.S_IFCHR)[1:]} on the host)")
-
-
-def registry(repo: Repo) -> Registry:
-    """The root's containers; the first use in a command also restores their supervision
-    if their monitor died (runtime.client.resume): a listdir, and no more when it lives."""
-    if repo.root.path not in _RESUMED:
-        from ..runtime.client import resume
-
-        _RESUMED.add(repo.root.path)
-        resume(repo.root.path)
-    return Registry(repo.root)
-
-
-def find(repo: Repo, ref: str) -> ContainerDir:
-    return registry(repo).find(ref)
 
 
 def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode, extra_hosts: list[str],
@@ -587,7 +567,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: 
             record = cdir.record()
         except NotFound:
             record = None
-        _dispose(repo, reg, cdir, record, None)
+        dispose(repo, reg, cdir, record, None)
         if record is not None and (anonymous_volumes or record.auto_remove):
             volumes.release(repo, cdir.id, record.spec.mounts)
         removed.append(ref)
@@ -607,113 +587,6 @@ def prune(repo: Repo) -> list[str]:
         except (Conflict, NotFound):
             continue
     return removed
-
-
-def _dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None, name: str | None) -> None:
-    """Free all a stopped container holds: cgroup, network lease, directory, name, ref, owners.
-
-    Each step tolerates what an earlier, interrupted removal already did, and the
-    owner markers go last: a removal killed half-way is finished by the next sweep.
-    """
-    if record is not None:
-        cdir.log_event("destroy")
-    cgroup = Cgroup(cdir.id)
-    if cgroup.exists():
-        cgroup.kill(signal.SIGKILL)
-        cgroup.remove()
-    if record is None or record.spec.network.bridged:
-        release_network(repo, cdir.id)
-    with cdir.lock():
-        if cdir.exists():
-            remove_tree(cdir.path)
-    cdir.forget_lock()
-    name = record.name if record else name
-    if name:
-        reg.release_name(name, cdir.id)
-    try:
-        repo.store.delete_ref(CONTAINER_REFS + cdir.id)
-    except NotFound:
-        pass
-    reg.disown(cdir.id)
-
-
-def sweep(repo: Repo) -> list[str]:
-    """Remove what dead owners left (module docstring); returns the ids removed.
-
-    Best effort: a container that cannot be removed now stays for the next sweep
-    (and lg rm says why), since the sweep runs on behalf of other commands.
-    """
-    reg = registry(repo)
-    owned = reg.owned()
-    frozen = reg.owned(FREEZERS)
-    if not owned and not frozen:
-        return []
-    alive: dict[tuple[int, int], bool] = {}  # the monitor may own many: one /proc read for it
-
-    def gone(owners: list[Owner]) -> bool:
-        for owner in owners:
-            key = (owner.pid, owner.start)
-            if key not in alive:
-                alive[key] = owner.alive()
-            if alive[key]:
-                return False
-        return True
-
-    for cid, freezers in frozen.items():
-        if gone(freezers):
-            _best_effort(_thaw, reg, cid)
-    abandoned = [(cid, owners) for cid, owners in owned.items() if gone(owners)]
-    return [cid for cid, owners in abandoned if _best_effort(_abandoned, repo, reg, cid, owners)]
-
-
-def _best_effort(step, *args) -> bool:
-    try:
-        return step(*args)
-    except Exception:  # noqa: BLE001 - a record we cannot read must not stop lg run; lg rm reports it
-        return False
-
-
-def _thaw(reg: Registry, cid: str) -> bool:
-    """Thaw a container that a killed lg commit or lg diff left frozen."""
-    cgroup = Cgroup(cid)
-    if cgroup.exists():
-        cgroup.freeze(False)
-    reg.disown(cid, kind=FREEZERS)
-    return True
-
-
-def _abandoned(repo: Repo, reg: Registry, cid: str, owners: list[Owner]) -> bool:
-    """Remove a container whose owners are all dead, if it is its owners' to remove."""
-    cdir = reg.container(cid)
-    try:
-        record = cdir.record()
-    except NotFound:
-        record = None  # half made, or half removed
-    st = cdir.state()
-    if st.running:
-        return False  # dying with its foreground lg, or detached and still running: later
-    if record is not None and not record.auto_remove and st.started_at:
-        reg.disown(cid)  # it ran, and nobody asked for it to go
-        return False
-    _dispose(repo, reg, cdir, record, owners[0].name())
-    if record is not None:
-        volumes.release(repo, cid, record.spec.mounts)  # an owned container is --rm or never ran
-    return True
-
-
-def release_network(repo: Repo, cid: str) -> None:
-    """Release what networking holds for a container, with or without a live monitor.
-
-    Nothing to do when no network leases the container an address any more (its
-    foreground run or the monitor detached it already): a start path worth keeping short.
-    """
-    from ..runtime.client import request
-    from ..runtime.net import controller
-
-    if not controller.holds_lease(repo.root.path, cid):
-        return
-    request(repo.root.path, {"op": "net-detach", "id": cid}, start=False)
-    controller.release(repo.root.path, cid)
 
 
 def prune_refs(repo: Repo) -> int:

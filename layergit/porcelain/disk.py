@@ -46,7 +46,7 @@ def _tree_bytes(path: str, only_unshared: bool = False) -> int:
 def df(repo: Repo) -> list[DfRow]:
     from ..store.names import IMAGE_PREFIX
     from . import volumes
-    from .containers import registry
+    from .container_lookup import registry
     from .maintenance import _reachable_images, _store_bytes, dangling
 
     reg = registry(repo)

@@ -159,7 +159,7 @@ def _descends(repo: Repo, image_id: str, base: str) -> bool:
 
 
 def _container_created(repo: Repo, ref: str) -> str:
-    from .containers import find
+    from .container_lookup import find
 
     return find(repo, ref).record().created
 

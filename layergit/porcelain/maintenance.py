@@ -187,7 +187,7 @@ def check_received(repo: Repo, tips: list[bytes], known) -> FsckReport:
 def _check_running_state(repo: Repo, report: FsckReport) -> None:
     """What lives beside the store (docs/format.md, "Running state"): records that
     read, and what killed commands left that lg gc removes."""
-    from .containers import registry
+    from .container_lookup import registry
 
     reg = registry(repo)
     for cid in reg.ids():
@@ -247,7 +247,8 @@ def gc(repo: Repo) -> GcReport:
     Alone on the store (store_lock exclusive): it waits $LG_LOCK_TIMEOUT seconds for
     the writers, then fails naming them. First it sweeps containers a killed lg left.
     """
-    from .containers import prune_refs, registry, sweep
+    from .container_lookup import registry, sweep
+    from .containers import prune_refs
     from .volumes import drop_orphans
 
     sweep(repo)  # containers whose lg was killed

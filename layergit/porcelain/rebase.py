@@ -352,7 +352,7 @@ def _run_ldconfig(repo: Repo, oid: bytes) -> Image:
     """The commit ``oid`` with /etc/ld.so.cache as ldconfig writes it in a container of it
     (no network, lg's own user): the one way to know the libraries of a merged tree."""
     from ..store.image import write_image_tree
-    from . import containers
+    from . import container_lookup, containers
     from .container_layer import container_rootfs
     from .runopts import RunOptions
 
@@ -362,7 +362,7 @@ def _run_ldconfig(repo: Repo, oid: bytes) -> Image:
     except LgError as exc:
         raise LgError(f"cannot run ldconfig for /etc/ld.so.cache: {exc}") from None
     try:
-        cdir = containers.find(repo, cid)
+        cdir = container_lookup.find(repo, cid)
         code = containers.start_attached(repo, cdir)
         if code != 0:
             raise LgError(f"ldconfig exited with {code} regenerating /etc/ld.so.cache; nothing was tagged")

@@ -23,7 +23,9 @@ from ..compose import DEPENDS_ON, PROJECT, SERVICE
 from ..errors import LgError, NotFound, UsageError
 from ..runtime.restart import wanted_at_boot
 from ..runtime.state import Record
-from .containers import registry, release_network, start
+from .container_lookup import registry
+from .container_removal import release_network
+from .containers import start
 from .repo import Repo
 
 
