@@ -192,6 +192,76 @@ def test_limits_warn_and_the_container_runs(ulg, image):
     assert len(err) == 1 and "without root" in err[0] and "--memory" in err[0]
 
 
+@pytest.fixture
+def delegated(rootless_user):
+    """A cgroup v2 subtree handed to the user as systemd's ``Delegate=yes`` hands one: the
+    directory and its cgroup.procs, cgroup.threads and cgroup.subtree_control are the
+    user's, and its children get the controllers its parent offers (none on this hybrid
+    host's unified tree). Whatever still runs in it is killed and the tree removed after."""
+    from layergit.runtime.cgroups import v2_mount
+
+    mount = v2_mount()
+    if mount is None:
+        pytest.skip("this kernel has no cgroup2 hierarchy mounted")
+    path = os.path.join(mount, f"lgdeleg-{os.urandom(4).hex()}")
+    os.mkdir(path)
+    try:
+        offered = set(open(os.path.join(path, "cgroup.controllers")).read().split()) & {"memory", "pids", "cpu"}
+        if offered:
+            with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
+                f.write(" ".join("+" + c for c in sorted(offered)))
+        for name in ("", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
+            os.chown(os.path.join(path, name), rootless_user.uid, rootless_user.gid)
+        yield path
+    finally:
+        with open(os.path.join(path, "cgroup.kill"), "w") as f:
+            f.write("1")
+        for directory, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+            for _ in range(500):
+                try:
+                    os.rmdir(directory)
+                    break
+                except OSError:  # killed processes leave as they are reaped
+                    time.sleep(0.01)
+
+
+def _in_cgroup(ulg, cgroup: str):
+    """The same user and root, with lg started in ``cgroup``, as a user service's would be."""
+    runner = type(ulg)(ulg.root, ulg.user)
+    runner.prefix = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(cgroup, "cgroup.procs"), *runner.prefix]
+    return runner
+
+
+def test_a_delegated_cgroup_v2_subtree_holds_the_containers(ulg, image, delegated):
+    """lg started in a subtree delegated to its user gives each container a cgroup there:
+    the container's processes are in it, pause and a live commit freeze it through v2's
+    cgroup.freeze, a limit whose controller was delegated is set, one that was not is
+    warned about in one line (and the container runs), and rm removes the cgroup."""
+    dlg = _in_cgroup(ulg, delegated)
+    offered = open(os.path.join(delegated, "cgroup.subtree_control")).read().split()
+    proc = dlg("run", "-d", "--name", "c", "--network", "none", "--memory", "64m", image, "sleep", "300")
+    cid, err = proc.stdout.decode().strip(), proc.stderr.decode().strip().splitlines()
+    cgroup = os.path.join(delegated, "layergit", cid)
+    if "memory" in offered:
+        assert err == [] and open(os.path.join(cgroup, "memory.max")).read().strip() == str(64 << 20)
+    else:
+        assert len(err) == 1 and "--memory" in err[0] and delegated in err[0] and "runs without" in err[0]
+    pid = json.loads(dlg.out("inspect", "c"))[0]["State"]["Pid"]
+    assert str(pid) in open(os.path.join(cgroup, "cgroup.procs")).read().split()
+
+    dlg("pause", "c")
+    assert "frozen 1" in open(os.path.join(cgroup, "cgroup.events")).read()
+    assert "Paused" in dlg.out("ps", "--format", "{{.Status}}")
+    dlg("unpause", "c")
+    assert "frozen 0" in open(os.path.join(cgroup, "cgroup.events")).read()
+    dlg("exec", "c", "sh", "-c", "echo kept > /note")
+    dlg("commit", "c", "-t", "live")  # running: frozen for the snapshot, then thawed
+    assert "frozen 0" in open(os.path.join(cgroup, "cgroup.events")).read()
+    assert dlg.out("cat", "live", "/note") == "kept\n"
+    dlg("rm", "-f", "c")
+    assert not os.path.exists(cgroup)
+
+
 def test_a_build_with_run_matches_root_cache_keys(ulg, rootless_user, lg, tmp_path):
     """The same Dockerfile on the same base image: the rootless RUN step's cache key is root's."""
     tar = os.path.join(rootless_user.home, "bb.tar")

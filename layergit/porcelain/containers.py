@@ -83,8 +83,14 @@ def _without_root(resources, published, devices) -> None:
     may not open (refused: the host's node is bound in, so the host's modes decide); no
     container at all where the host refused it a user namespace."""
     rootless.require("a container")
-    if (resources.memory or resources.cpus or resources.pids) and not Cgroup("").enabled:
+    cgroup = Cgroup("")
+    dropped = cgroup.unenforceable(bool(resources.memory), bool(resources.cpus), bool(resources.pids))
+    if dropped and not cgroup.enabled:
         _notice(f"warning: {WITHOUT_LIMITS}")
+    elif dropped:
+        _notice(f"warning: lg without root cannot enforce {' or '.join(dropped)} here: the cgroup v2"
+                f" subtree delegated to this user ({cgroup.root}) has no controller for it;"
+                " the container runs without")
     netstack.check_ports(published)
     if inside():
         for device in devices:

@@ -6,7 +6,10 @@ mounted controller (memory.limit_in_bytes, cpu.cfs_quota_us, pids.max,
 freezer.state) plus the named and accounting hierarchies, so ``lg exec`` can join
 the container everywhere. A v2 host is recognised by controllers in its unified
 root; a hybrid host (v1 controllers, an empty unified tree) is treated as v1.
-Either way a container may only use the devices of a minimal /dev (DEVICE_RULES):
+lg without root uses the cgroup v2 subtree delegated to its user, when it runs in one
+(systemd's user@.service, or a scope run with Delegate=yes): ``DELEGATED/layergit/<id>``
+(see :func:`delegated`), with the controllers that delegation gives; elsewhere it has
+no cgroup. Either way a container may only use the devices of a minimal /dev (DEVICE_RULES):
 v1's devices controller is given the rules, on v2 they become an eBPF program
 (bpf/devices.py, imported only where a v2 host builds it: every container start imports
 this module).
@@ -39,8 +42,9 @@ DEVICE_RULES = [
 # What lg without root says where a cgroup is missing: at create, and for what needs a freezer.
 WITHOUT_LIMITS = ("lg without root has no cgroup to enforce --memory, --cpus or --pids-limit on this host"
                   " (cgroup v1, or v2 without delegation): the container runs without them")
-NO_FREEZER = ("lg without root cannot freeze a container on this host (no cgroup freezer of its own):"
+NO_FREEZER = ("lg without root cannot freeze a container here (no cgroup v2 subtree delegated to this user):"
               " stop the container first")
+_LIMIT_FLAGS = {"memory": "--memory", "cpu": "--cpus", "pids": "--pids-limit"}
 
 
 def _read(path: str) -> str:
@@ -89,6 +93,41 @@ def v2_mount() -> str | None:
     return next(iter(_mounts("cgroup2")), None)
 
 
+def delegated() -> str | None:
+    """The cgroup v2 directory delegated to this process's user, where lg without root makes
+    its containers' cgroups; None when it runs in none.
+
+    Delegation, as systemd's ``Delegate=yes`` does it, hands a user a subtree: its
+    directory and its ``cgroup.procs`` are the user's. The kernel lets a process move
+    another only when it may write the ``cgroup.procs`` of both cgroups' common ancestor,
+    so the subtree must hold lg itself: this is the topmost ancestor of lg's own cgroup
+    (``0::`` in /proc/self/cgroup) that is still the user's. A login session's scope is
+    root's, and so gives none: run lg under ``systemd-run --user --scope -p Delegate=yes``
+    or a user service (docs/architecture.md, lg without root).
+    """
+    mount = v2_mount()
+    if mount is None:
+        return None
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    except OSError:
+        return None
+    if not own or not own.startswith("/"):
+        return None
+    me, found = os.geteuid(), None
+    path = os.path.normpath(mount + own)
+    while path.startswith(mount + "/"):
+        try:
+            st = os.stat(path)
+        except OSError:
+            break
+        if st.st_uid != me or not os.access(os.path.join(path, "cgroup.procs"), os.W_OK):
+            break
+        found, path = path, os.path.dirname(path)
+    return found
+
+
 @dataclass(frozen=True)
 class Usage:
     """What a container's cgroup has counted (``lg stats``), as Docker reads it: memory
@@ -130,14 +169,19 @@ class Cgroup:
         """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
         (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
         hybrid host's own unified tree this way."""
-        # lg without root has no cgroup of its own on this host's kinds (v1's hierarchies are
-        # root's, and lg asks no systemd for a delegated v2 scope): containers then run
-        # without one, their PID namespace standing in for it where processes are counted.
-        self.enabled = root is not None or not inside()
-        if hierarchies is not None:  # given by callers that make many (lg stats): mountinfo read once
-            self.v2 = root is not None or not hierarchies
+        # lg without root has a cgroup only in a v2 subtree delegated to its user (v1's
+        # hierarchies are root's): elsewhere containers run without one, their PID
+        # namespace standing in for it where processes are counted.
+        self.delegated = root is None and inside()
+        if self.delegated:
+            root = delegated()
+        self.enabled = root is not None or not self.delegated
+        if root is not None:
+            self.v2 = True
+        elif hierarchies is not None:  # given by callers that make many (lg stats): mountinfo read once
+            self.v2 = not hierarchies
         else:
-            self.v2 = root is not None or (self.enabled and unified())
+            self.v2 = self.enabled and unified()
         self.root = root or ROOT
         self.name = f"{PARENT}/{container_id}"
         if hierarchies is None:
@@ -169,7 +213,11 @@ class Cgroup:
         try:
             available = self._available()
             missing = sorted(needed - available)
-            if missing:  # before anything exists: a limit we cannot enforce is refused, never ignored
+            if missing and self.delegated:  # warned about when the container was made (unenforceable)
+                memory = None if "memory" in missing else memory
+                cpus = None if "cpu" in missing else cpus
+                pids = None if "pids" in missing else pids
+            elif missing:  # before anything exists: a limit we cannot enforce is refused, never ignored
                 where = f"cgroup v2 at {self.root}" if self.v2 else "this host's cgroup v1 hierarchies"
                 wanted, offered = " and ".join(missing), " or ".join(missing)
                 raise LgError(f"cannot limit {wanted}: {where} offers no {offered} controller")
@@ -185,16 +233,32 @@ class Cgroup:
             raise LgError(f"cannot set up the container's cgroup: {exc.strerror}{where}") from None
 
     def _available(self) -> set[str]:
-        """The controllers this container's cgroup can have."""
+        """The controllers this container's cgroup can have. A delegated subtree's own
+        ``subtree_control`` is left as its owner (systemd) set it: what it enables is what
+        the user was given."""
         if self.v2:
-            return set(_read(os.path.join(self.root, "cgroup.controllers")).split())
+            knob = "cgroup.subtree_control" if self.delegated else "cgroup.controllers"
+            return set(_read(os.path.join(self.root, knob)).split())
         return set(self._by_controller)
+
+    def unenforceable(self, memory: bool, cpus: bool, pids: bool) -> list[str]:
+        """The flags among --memory, --cpus and --pids-limit (those asked for) whose controller
+        lg without root was not delegated here: :meth:`create` drops those limits, and
+        lg says so once when the container is made."""
+        asked = {c for c, wanted in (("memory", memory), ("cpu", cpus), ("pids", pids)) if wanted}
+        if not self.enabled:
+            return sorted(_LIMIT_FLAGS[c] for c in asked)
+        try:
+            available = self._available()
+        except OSError:
+            available = set()
+        return sorted(_LIMIT_FLAGS[c] for c in asked - available)
 
     def _create_v2(self, available: set[str]) -> None:
         parent = os.path.join(self.root, PARENT)
         os.makedirs(parent, exist_ok=True)
         wanted = {"memory", "cpu", "pids"} & available
-        for directory in (self.root, parent):
+        for directory in (parent,) if self.delegated else (self.root, parent):
             enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
             missing = wanted - enabled
             if missing:
@@ -223,6 +287,10 @@ class Cgroup:
         else, a host disk for instance, is refused. v1 has the devices controller;
         v2 has no such files but runs the eBPF programs attached to the cgroup.
         """
+        if self.delegated:
+            # Loading eBPF takes root, and none is needed: in a user namespace mknod refuses
+            # devices and its mounts are nodev, and --device binds the host's own node.
+            return
         rules = [*DEVICE_RULES, *extra]
         if self.v2:
             self._attach_device_filter(rules)
@@ -308,7 +376,8 @@ class Cgroup:
             inactive = _keyed(os.path.join(path, "memory.stat")).get("inactive_file", 0)
             limit = _number(os.path.join(path, "memory.max"))  # "max" reads as 0: none
             cpu = _keyed(os.path.join(path, "cpu.stat")).get("usage_usec", 0) * 1000
-            pids = _number(os.path.join(path, "pids.current"))
+            pids_file = os.path.join(path, "pids.current")  # none without the pids controller (a delegation)
+            pids = _number(pids_file) if os.path.exists(pids_file) else len(self.pids())
             read = write = 0
             try:
                 lines = _read(os.path.join(path, "io.stat")).splitlines()
