@@ -133,7 +133,7 @@ def _pulled(ctx, image: str, policy: str):
     """The root, with IMAGE pulled first as the policy says; a failure is lg's failure to
     make the container (125), as Docker's."""
     from layergit.errors import ExitCode, LgError
-    from layergit.porcelain.registry import ensure
+    from layergit.porcelain.pull_policy import ensure
 
     repo = repo_from(ctx)
     try:

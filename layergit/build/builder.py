@@ -170,7 +170,7 @@ class _Builder:
         if earlier is not None:
             self._advance(state, self.results[earlier.index])
             return False
-        from ..porcelain.registry import ensure
+        from ..porcelain.pull_policy import ensure
 
         try:
             ensure(self.repo, stage.base, self.options.pull)

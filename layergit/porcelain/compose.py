@@ -210,7 +210,7 @@ def _image_for(repo: Repo, project: Project, service: Service, rebuild: bool,
                report: Report) -> tuple[str, str]:
     """The image ``service`` runs now, by name and id: built when it must be, pulled as its
     policy says."""
-    from .registry import ensure
+    from .pull_policy import ensure
 
     image = image_name(project, service)
     if service.build is not None:

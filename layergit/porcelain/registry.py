@@ -593,32 +593,3 @@ def login(host: str, username: str, password: str, options: RegistryOptions | No
     finally:
         client.close()
     return auth.save(host, credentials)
-
-
-# --- pull policy (run, create, build's FROM) ------------------------------------------
-
-PULL_POLICIES = ("missing", "always", "never")
-
-
-def ensure(repo: Repo, image: str, policy: str = "missing", options: RegistryOptions | None = None
-           ) -> PullResult | None:
-    """Pull ``image`` before it is used, as Docker and podman do: when it is missing here
-    (``missing``, the default), every time (``always``) or never; returns what was pulled.
-
-    Only names and ``NAME@DIGEST`` are pulled: an id, or a revision with ``~``/``^``,
-    names a local commit and resolves (or fails) as it always has."""
-    if policy not in PULL_POLICIES:
-        raise UsageError(f"unknown pull policy {policy!r}; use one of {', '.join(PULL_POLICIES)}")
-    if policy == "never" or not (names.looks_like_name(image) or "@" in image):
-        return None
-    if policy == "always":
-        return pull(repo, image, options)[0]
-    try:
-        repo.resolve(image)
-        return None
-    except NotFound:
-        pass
-    try:
-        return pull(repo, image, options)[0]
-    except LgError as exc:  # both facts: it is not here, and why it could not come
-        raise NotFound(f"no such image {image} here, and pulling it failed: {exc}") from None
