@@ -10,6 +10,7 @@ in this file for what distribution never does (429, hanging, a lying manifest).
 from __future__ import annotations
 
 import base64
+import glob
 import gzip
 import hashlib
 import http.server
@@ -23,6 +24,7 @@ import subprocess
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -141,6 +143,59 @@ def test_push_pull_round_trip_keeps_commit_ids(rlg, rlg2, registry, busybox_copy
     assert "digests" not in refs(rlg2)
     rlg("rmi", f"{registry.host}/team/app@{pushed['digest']}")
     assert "digests" not in refs(rlg) and log_ids(rlg, name)[0] == tip
+
+
+def open_uploads(reg) -> list[str]:
+    """Upload sessions the registry holds open: distribution keeps each one's bytes in
+    ``_uploads/ID/data``, and a cancel (DELETE) removes them (its hash state stays behind
+    until distribution's own purge)."""
+    return glob.glob(os.path.join(reg.storage, "docker", "registry", "v2", "repositories", "**", "_uploads",
+                                  "*", "data"), recursive=True)
+
+
+def test_cold_layers_stream_and_what_is_there_is_cancelled(rlg, rlg2, registry, busybox_copy):
+    """A layer the layer cache lacks is uploaded while it is made, so its digest, and whether
+    the registry has it, is known only at its end: pushed again from a root that pulled it
+    (cache cold), every blob is found there, each started upload cancelled, none left open."""
+    name = f"{registry.host}/stream/app:1"
+    tip = make_image(rlg, busybox_copy, name)
+    first = push(rlg, name)
+    assert first["uploaded"] == 3 and open_uploads(registry) == []
+    assert pull(rlg2, name)["id"] == tip
+    again = push(rlg2, name)
+    assert (again["uploaded"], again["skipped"], again["digest"]) == (0, 3, first["digest"])
+    assert open_uploads(registry) == []
+    # another repository: what the same registry holds is mounted, the streamed uploads dropped
+    other = f"{registry.host}/stream/other:1"
+    rlg2("tag", name, other)
+    rlg2("gc")  # empties the layer cache: the layers are made (and streamed) again
+    mounted = push(rlg2, other)
+    assert (mounted["uploaded"], mounted["mounted"]) == (0, 3) and open_uploads(registry) == []
+
+
+def test_a_layer_that_fails_to_be_made_cancels_its_upload(rlg, registry, busybox_copy):
+    """A store that fails while a layer is made (here a byte of its biggest file's object
+    is flipped in the pack) fails the push in one line, and the upload that was following
+    the layer is cancelled."""
+    name = f"{registry.host}/broken/app:1"
+    rlg("commit", busybox_copy, "-t", name)
+    rlg("gc")  # the objects in one pack
+    [idx] = glob.glob(os.path.join(rlg.root, "store.git", "objects", "pack", "pack-*.idx"))
+    listing = subprocess.run(["git", "verify-pack", "-v", idx], capture_output=True, text=True).stdout
+    rows = [line.split() for line in listing.splitlines() if " blob " in line]
+    size, offset = max((int(r[3]), int(r[4])) for r in rows)  # in-pack size and offset of the biggest blob
+    pack = idx[:-4] + ".pack"
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as f:
+        f.seek(offset + size // 2)
+        byte = f.read(1)
+        f.seek(offset + size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    err = rlg.fails("push", name)
+    assert "corrupt" in err or "damaged" in err, err
+    assert open_uploads(registry) == []
+    with pytest.raises(urllib.error.HTTPError):  # no manifest went up
+        manifest(registry, "broken/app", "1")
 
 
 def test_zstd_and_mount_and_one_changed_layer(rlg, rlg2, registry, busybox_copy):

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone
@@ -26,8 +26,10 @@ from .repo import Repo, signature_time, store_lock
 
 if TYPE_CHECKING:
     from ..fs.imagewrite import LayerFile
+    from ..fs.spool import Spool
 
 FORMATS = ("rootfs", "docker-archive", "oci")
+_SPOOL_STEP = 4 << 20  # bytes of a layer a following upload is told of at a time
 _RUNTIME_PLATFORM_KEYS = {"Architecture": "architecture", "Os": "os", "Variant": "variant"}
 
 
@@ -216,13 +218,18 @@ class Layer:
     sockets: int  # sockets the tar could not hold
 
 
-def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compression | None = None) -> Layer:
+def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compression | None = None,
+          follow: Callable[[Spool], None] | None = None) -> Layer:
     """The layer from rootfs ``old`` to ``new``, from the layer cache when made before.
 
     A layer is a pure function of two immutable trees (and the compressor), so it is
     kept under cache/layers/OLD-NEW.tar[.TAG] with its digests, and a later export or
     push of the same image, like podman's save of stored layers, only reads it. lg gc
     empties this cache.
+
+    When the layer has to be made, ``follow`` (lg push's upload) is given a Spool of
+    the file before its first byte, to read it as it grows; the spool is told how the
+    making ended, and ``follow``'s side closes it.
     """
     from ..fs.imagewrite import LayerFile
     from ..fs.tarwrite import TarWriter, pax_stream, write_layer
@@ -240,13 +247,27 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
     os.makedirs(cache, exist_ok=True)
     tmp = os.path.join(tmpdir, key + ".tar")
     with open(tmp, "wb") as f:
-        digesting = _HashingWriter(f)
-        with _compressing(digesting, how) as out:
-            plain = _HashingWriter(out) if how else digesting
-            with pax_stream(plain) as stream:
-                writer = TarWriter(stream, repo.store)
-                write_layer(writer, old, new)
+        spool = None
+        if follow is not None:
+            from ..fs.spool import Spool
+
+            spool = Spool(tmp)
+            follow(spool)
+        try:
+            digesting = _HashingWriter(f, spool)
+            with _compressing(digesting, how) as out:
+                plain = _HashingWriter(out) if how else digesting
+                with pax_stream(plain) as stream:
+                    writer = TarWriter(stream, repo.store)
+                    write_layer(writer, old, new)
+            f.flush()
+        except BaseException:
+            if spool is not None:
+                spool.fail()
+            raise
     digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
+    if spool is not None:
+        spool.finish("sha256:" + digest, digesting.size)
     if writer.sockets == 0:  # a layer that lost sockets is not kept: the warning must come again
         os.replace(tmp, tar)
         with open(meta + ".tmp", "w") as f:
@@ -257,15 +278,25 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
 
 
 class _HashingWriter:
-    def __init__(self, f):
+    """``f``, counting and hashing what goes through; with a spool, also telling it how far
+    the file is written, every _SPOOL_STEP bytes (flushed first, so a reader can pread them)."""
+
+    def __init__(self, f, spool: Spool | None = None):
         self._f = f
+        self._spool = spool
+        self._told = 0
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, data) -> int:
         self.sha256.update(data)
         self.size += len(data)
-        return self._f.write(data)
+        written = self._f.write(data)
+        if self._spool is not None and self.size - self._told >= _SPOOL_STEP:
+            self._f.flush()
+            self._told = self.size
+            self._spool.wrote(self.size)
+        return written
 
     def flush(self) -> None:
         self._f.flush()

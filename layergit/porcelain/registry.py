@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Callable
@@ -32,6 +32,7 @@ from ..store import names
 from .repo import Repo, store_lock
 
 if TYPE_CHECKING:
+    from ..fs.spool import Spool
     from ..fs.tarlayer import Limits
     from ..registry.client import Client, Credentials
     from ..registry.reference import Reference
@@ -439,7 +440,13 @@ class _Tally:
 
 
 def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> PushResult:
-    """Push the image ``reference`` names (``localhost:5000/app:1``) to its registry."""
+    """Push the image ``reference`` names (``localhost:5000/app:1``) to its registry.
+
+    A layer the layer cache does not hold is uploaded while it is made (a spool the
+    upload follows): a cold push costs about the longer of making and sending, not
+    their sum. Its digest is known only at its end, so the check that the registry
+    has it already, or can mount it, comes then, and a needless upload is cancelled.
+    """
     from ..registry.reference import parse
 
     options = options or RegistryOptions()
@@ -451,10 +458,13 @@ def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> 
     with store_lock(repo):
         tmpdir = tempfile.mkdtemp(dir=repo.root.tmp, prefix="push-")
         try:
-            blobs, manifest, sockets, layers = _prepare(repo, tip, options, tmpdir)
             client = connect(ref.registry, options)
             try:
-                tally = _send(repo, client, ref, blobs, options)
+                sender = _Sender(repo, client, ref, options)
+                with ThreadPoolExecutor(max(1, options.jobs)) as pool:
+                    follow = sender.follow(pool)
+                    blobs, manifest, sockets, layers = _prepare(repo, tip, options, tmpdir, follow)
+                    sender.send(pool, blobs)
                 body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
                 digest = client.put_manifest(ref.repository, ref.tag, body, _OCI_MANIFEST)
                 requests = client.requests
@@ -463,13 +473,15 @@ def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> 
             _record(repo, ref.name, [digest], tip)
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
+    tally = sender.tally
     return PushResult(str(ref), tip.hex(), digest, layers, tally.uploaded, tally.skipped, tally.mounted,
                       tally.bytes, requests, sockets)
 
 
-def _prepare(repo: Repo, tip: bytes, options: RegistryOptions, tmpdir: str
+def _prepare(repo: Repo, tip: bytes, options: RegistryOptions, tmpdir: str, follow: Callable[[Spool], None]
              ) -> tuple[list[_Blob], dict, int, int]:
-    """The blobs (layers, config) and the manifest of the image at ``tip``."""
+    """The blobs (layers, config) and the manifest of the image at ``tip``; ``follow`` is
+    given the spool of each layer that has to be made (exporter.layer)."""
     from ..fs.imagewrite import canonical_json
     from . import exporter
 
@@ -478,7 +490,7 @@ def _prepare(repo: Repo, tip: bytes, options: RegistryOptions, tmpdir: str
     history, changes = exporter.image_history(images)
     made = []
     for i, (old, new) in enumerate(changes):
-        made.append(exporter.layer(repo, old, new, tmpdir, how))
+        made.append(exporter.layer(repo, old, new, tmpdir, how, follow))
         if options.progress:
             options.progress("preparing layers", i + 1, len(changes))
     config = exporter.image_config(images, ["sha256:" + m.diff_id for m in made], history)
@@ -521,43 +533,91 @@ def _mount_sources(repo: Repo, ref: Reference) -> list[str]:
     return out[:_MOUNT_TRIES]
 
 
-def _send(repo: Repo, client: Client, ref: Reference, blobs: list[_Blob], options: RegistryOptions) -> _Tally:
-    from ..registry.client import DEFAULT_CHUNK_UPLOAD
+class _Sender:
+    """Sends a push's blobs, at most ``options.jobs`` at a time: the layers being made as
+    they grow (:meth:`follow`), then every other blob (:meth:`send`), each skipped when
+    the registry has it, mounted when another repository of it has, uploaded otherwise."""
 
-    tally = _Tally()
-    sources = _mount_sources(repo, ref)
-    lock = threading.Lock()
+    def __init__(self, repo: Repo, client: Client, ref: Reference, options: RegistryOptions):
+        from ..registry.client import DEFAULT_CHUNK_UPLOAD
 
-    def one(blob: _Blob) -> None:
-        on_bytes = _bytes_to(options.progress, blob.digest[:19], blob.size)
-        chunk = options.chunk_size or DEFAULT_CHUNK_UPLOAD
-        outcome = _send_one(client, ref.repository, blob, sources, chunk, on_bytes)
-        with lock:
-            setattr(tally, outcome, getattr(tally, outcome) + 1)
-            tally.bytes += blob.size if outcome == "uploaded" else 0
+        self.client, self.ref, self.options = client, ref, options
+        self.chunk = options.chunk_size or DEFAULT_CHUNK_UPLOAD
+        self.sources = _mount_sources(repo, ref)
+        self.tally = _Tally()
+        self._streamed: list[tuple[Future, Spool]] = []
+        self._lock = threading.Lock()
 
-    with ThreadPoolExecutor(max(1, options.jobs)) as pool:
-        for future in [pool.submit(one, blob) for blob in blobs]:
+    def _count(self, outcome: str, size: int) -> None:
+        with self._lock:
+            setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
+            self.tally.bytes += size if outcome == "uploaded" else 0
+
+    def follow(self, pool: ThreadPoolExecutor) -> Callable[[Spool], None]:
+        def start(spool: Spool) -> None:
+            self._streamed.append((pool.submit(self._stream, spool), spool))
+        return start
+
+    def _stream(self, spool: Spool) -> None:
+        from ..fs.spool import SpoolFailed
+
+        repository = self.ref.repository
+        try:
+            location = self.client.start_upload(repository)
+            try:
+                location = self.client.send_chunks(repository, spool, location, self.chunk)
+            except SpoolFailed:  # the layer failed to be made: its error is the push's
+                self.client.cancel_upload(repository, location)
+                return
+            digest = spool.digest()
+            outcome, opened = _found(self.client, repository, digest, self.sources)
+            if opened is not None:  # ours is already under way
+                self.client.cancel_upload(repository, opened)
+            if outcome == "uploaded":
+                self.client.finish_upload(repository, location, digest)
+            else:
+                self.client.cancel_upload(repository, location)
+            self._count(outcome, spool.size())
+        finally:
+            spool.close()
+
+    def send(self, pool: ThreadPoolExecutor, blobs: list[_Blob]) -> None:
+        """Wait for the streamed layers, then send the blobs that were not streamed."""
+        streamed = set()
+        for future, spool in self._streamed:
             future.result()
-    return tally
+            streamed.add(spool.digest())
+
+        def one(blob: _Blob) -> None:
+            on_bytes = _bytes_to(self.options.progress, blob.digest[:19], blob.size)
+            outcome = _send_one(self.client, self.ref.repository, blob, self.sources, self.chunk, on_bytes)
+            self._count(outcome, blob.size)
+
+        for future in [pool.submit(one, blob) for blob in blobs if blob.digest not in streamed]:
+            future.result()
+
+
+def _found(client: Client, repository: str, digest: str, sources: list[str]) -> tuple[str, str | None]:
+    """"skipped" when the registry has ``digest`` in ``repository``, "mounted" when it could
+    mount it from one of ``sources``, else "uploaded" (for the caller to upload), with the
+    upload a refused mount opened (the registry opens one instead), else None."""
+    if client.has_blob(repository, digest):
+        return "skipped", None
+    location = None
+    for source in sources:
+        location = client.mount_blob(repository, digest, source)
+        if location is None:
+            return "mounted", None
+    return "uploaded", location
 
 
 def _send_one(client: Client, repository: str, blob: _Blob, sources: list[str], chunk: int, on_bytes
               ) -> str:
     """Skip, mount or upload one blob; says which."""
-    if client.has_blob(repository, blob.digest):
-        outcome = "skipped"
-    else:
-        location = None
-        for source in sources:
-            location = client.mount_blob(repository, blob.digest, source)
-            if location is None:
-                break
-        else:
-            _upload(client, repository, blob, location, chunk, on_bytes)
-            return "uploaded"
-        outcome = "mounted"
-    if on_bytes:
+    outcome, location = _found(client, repository, blob.digest, sources)
+    if outcome == "uploaded":
+        _upload(client, repository, blob, location, chunk, on_bytes)
+    elif on_bytes:
         on_bytes(blob.size)
     return outcome
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from ..errors import LgError, NotFound, UsageError
@@ -47,6 +47,22 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
+
+
+class Chunks(Protocol):
+    """What an upload sends: bytes at an offset, empty at the end (a file, or a spool
+    still being written, layergit.fs.spool)."""
+
+    def chunk(self, offset: int, n: int) -> bytes: ...
+
+
+class _FileChunks:
+    def __init__(self, f: IO[bytes], size: int):
+        self._f, self._size = f, size
+
+    def chunk(self, offset: int, n: int) -> bytes:
+        self._f.seek(offset)
+        return self._f.read(max(0, min(n, self._size - offset)))
 
 
 class RegistryError(LgError):
@@ -338,19 +354,24 @@ class Client:
         return self._location(resp)
 
     def upload_blob(self, repository: str, digest: str, size: int, f: IO[bytes], location: str | None = None,
-                    chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None, resumes: int = 3) -> None:
-        """PATCH ``f`` in chunks, then PUT with the digest. A dropped connection is
+                    chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None) -> None:
+        """Upload ``size`` bytes of ``f`` whose digest is ``digest``: its chunks, then the PUT."""
+        if on_bytes and size == 0:
+            on_bytes(0)
+        location = self.send_chunks(repository, _FileChunks(f, size), location, chunk, on_bytes)
+        self.finish_upload(repository, location, digest)
+
+    def send_chunks(self, repository: str, source: Chunks, location: str | None = None,
+                    chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None, resumes: int = 3) -> str:
+        """PATCH what ``source`` gives, chunk by chunk, until it ends; returns the upload's
+        location for :meth:`finish_upload` or :meth:`cancel_upload`. A dropped connection is
         resumed where the registry says it has got to (GET on the upload's location).
         ``on_bytes`` is called with the bytes the registry holds after each chunk."""
         scope = self.scope(repository, True)
         location = location or self.start_upload(repository)
         offset = 0
-        if on_bytes and size == 0:
-            on_bytes(0)
-        while offset < size:
-            n = min(chunk, size - offset)
-            f.seek(offset)
-            data = f.read(n)
+        while data := source.chunk(offset, chunk):
+            n = len(data)
             try:
                 resp = self.request("PATCH", location, scope, body=data, ok=(202,), what="upload chunk",
                                     headers={"Content-Type": "application/octet-stream",
@@ -367,10 +388,24 @@ class Client:
             offset += n
             if on_bytes:
                 on_bytes(offset)
-        sep = "&" if "?" in location else "?"
-        resp = self.request("PUT", f"{location}{sep}{urlencode({'digest': digest})}", scope, ok=(201,),
+        return location
+
+    def finish_upload(self, repository: str, location: str, digest: str) -> None:
+        """The upload at ``location`` is complete: the registry checks it against ``digest``."""
+        url = f"{location}{'&' if '?' in location else '?'}{urlencode({'digest': digest})}"
+        resp = self.request("PUT", url, self.scope(repository, True), ok=(201,),
                             headers={"Content-Length": "0"}, what=f"upload of {digest[:19]}")
         _discard(resp)
+
+    def cancel_upload(self, repository: str, location: str) -> None:
+        """Drop an unfinished upload (its blob turned out to be there already). Best effort:
+        a registry that refuses lets the upload expire by itself, as distribution does."""
+        try:
+            resp = self.request("DELETE", location, self.scope(repository, True), ok=(204,),
+                                what="upload cancel")
+            _discard(resp)
+        except RegistryError:
+            pass
 
     def _upload_offset(self, location: str, scope: str) -> int:
         """How many bytes of the upload the registry holds (its Range: 0-N)."""
