@@ -146,31 +146,44 @@ def test_push_pull_round_trip_keeps_commit_ids(rlg, rlg2, registry, busybox_copy
 
 
 def open_uploads(reg) -> list[str]:
-    """Upload sessions the registry holds open: distribution keeps each one's bytes in
-    ``_uploads/ID/data``, and a cancel (DELETE) removes them (its hash state stays behind
-    until distribution's own purge)."""
-    return glob.glob(os.path.join(reg.storage, "docker", "registry", "v2", "repositories", "**", "_uploads",
-                                  "*", "data"), recursive=True)
+    """Upload sessions the registry holds open: distribution keeps each in ``_uploads/ID``
+    with its ``startedat`` (and its bytes in ``data``), and a cancel (DELETE) removes those
+    two (its hash state stays behind until distribution's own purge)."""
+    uploads = os.path.join(reg.storage, "docker", "registry", "v2", "repositories", "**", "_uploads", "*")
+    return glob.glob(os.path.join(uploads, "startedat"), recursive=True) + \
+        glob.glob(os.path.join(uploads, "data"), recursive=True)
 
 
-def test_cold_layers_stream_and_what_is_there_is_cancelled(rlg, rlg2, registry, busybox_copy):
-    """A layer the layer cache lacks is uploaded while it is made, so its digest, and whether
-    the registry has it, is known only at its end: pushed again from a root that pulled it
-    (cache cold), every blob is found there, each started upload cancelled, none left open."""
+def test_cold_layers_stream_and_what_is_there_is_cancelled(rlg, rlg2, registry, busybox_copy, tmp_path):
+    """A layer the layer cache lacks is uploaded while it is made, unless the root's digest
+    index says the registry has met a commit of the image (then it is made, checked, and
+    only then sent). A streamed layer's digest is known at its end: found there, the upload
+    is cancelled; refused a mount, the upload the registry opened instead is cancelled and
+    the streamed one finished. No upload is left open either way."""
     name = f"{registry.host}/stream/app:1"
     tip = make_image(rlg, busybox_copy, name)
     first = push(rlg, name)
     assert first["uploaded"] == 3 and open_uploads(registry) == []
+    rlg("gc")  # the layer cache emptied: the index knows the registry has them, nothing is sent
+    assert (push(rlg, name)["uploaded"], open_uploads(registry)) == (0, [])
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "f").write_text("x\n")
+    unrelated = f"{registry.host}/stream/unrelated:1"
+    rlg2("commit", small, "-t", unrelated)
+    push(rlg2, unrelated)  # a repository the next pushes may try to mount from
     assert pull(rlg2, name)["id"] == tip
+    rlg2("rmi", f"{registry.host}/stream/app@{first['digest']}")  # the index forgets it: streamed
     again = push(rlg2, name)
     assert (again["uploaded"], again["skipped"], again["digest"]) == (0, 3, first["digest"])
     assert open_uploads(registry) == []
-    # another repository: what the same registry holds is mounted, the streamed uploads dropped
-    other = f"{registry.host}/stream/other:1"
-    rlg2("tag", name, other)
-    rlg2("gc")  # empties the layer cache: the layers are made (and streamed) again
-    mounted = push(rlg2, other)
-    assert (mounted["uploaded"], mounted["mounted"]) == (0, 3) and open_uploads(registry) == []
+    rlg2("rmi", f"{registry.host}/stream/app@{first['digest']}")
+    rlg2("gc")  # and the layer cache forgets them: made and streamed again
+    copy = f"{registry.host}/stream/copy:1"
+    rlg2("tag", name, copy)
+    copied = push(rlg2, copy)
+    assert (copied["uploaded"], copied["mounted"], copied["digest"]) == (3, 0, first["digest"])
+    assert open_uploads(registry) == []
 
 
 def test_a_layer_that_fails_to_be_made_cancels_its_upload(rlg, registry, busybox_copy):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import threading
 
+from ..errors import LgError
+
 
 class SpoolFailed(Exception):
     """The writer gave up (its error is its own to report): the reader stops too."""
@@ -53,7 +55,13 @@ class Spool:
             if self._failed:
                 raise SpoolFailed("the layer could not be made")
             n = min(n, self._written - offset)
-        return os.pread(self._fd, n, offset) if n > 0 else b""
+        if n <= 0:
+            return b""
+        data = os.pread(self._fd, n, offset)
+        if len(data) != n:  # the file changed under us: never send a short layer as a whole one
+            raise LgError(f"a layer file being uploaded ended at {offset + len(data)}"
+                          f" of {self._written} bytes")
+        return data
 
     def digest(self) -> str:
         """The complete file's digest (once :meth:`chunk` has returned its end)."""

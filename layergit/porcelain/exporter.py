@@ -245,29 +245,30 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
     except (OSError, ValueError):
         pass
     os.makedirs(cache, exist_ok=True)
-    tmp = os.path.join(tmpdir, key + ".tar")
-    with open(tmp, "wb") as f:
-        spool = None
-        if follow is not None:
-            from ..fs.spool import Spool
+    # A name of its own: a layer made twice in one push (not cached, as it lost sockets)
+    # must not truncate the file a spool of the first is still reading.
+    fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix=key, suffix=".tar")
+    spool = None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if follow is not None:
+                from ..fs.spool import Spool
 
-            spool = Spool(tmp)
-            follow(spool)
-        try:
+                spool = Spool(tmp)
+                follow(spool)
             digesting = _HashingWriter(f, spool)
             with _compressing(digesting, how) as out:
                 plain = _HashingWriter(out) if how else digesting
                 with pax_stream(plain) as stream:
                     writer = TarWriter(stream, repo.store)
                     write_layer(writer, old, new)
-            f.flush()
-        except BaseException:
-            if spool is not None:
-                spool.fail()
-            raise
-    digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
-    if spool is not None:
-        spool.finish("sha256:" + digest, digesting.size)
+        digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
+        if spool is not None:
+            spool.finish("sha256:" + digest, digesting.size)
+    except BaseException:  # whatever stops the making (a close that failed, Ctrl-C) stops the reader too
+        if spool is not None:
+            spool.fail()
+        raise
     if writer.sockets == 0:  # a layer that lost sockets is not kept: the warning must come again
         os.replace(tmp, tar)
         with open(meta + ".tmp", "w") as f:

@@ -34,7 +34,7 @@ from .repo import Repo, store_lock
 if TYPE_CHECKING:
     from ..fs.spool import Spool
     from ..fs.tarlayer import Limits
-    from ..registry.client import Client, Credentials
+    from ..registry.client import Client, Credentials, Upload
     from ..registry.reference import Reference
 
 REVISION = "org.opencontainers.image.revision"
@@ -460,11 +460,18 @@ def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> 
         try:
             client = connect(ref.registry, options)
             try:
-                sender = _Sender(repo, client, ref, options)
+                from .exporter import chain
+
+                images = chain(repo, tip)
+                sender = _Sender(repo, client, ref, options, stream=not _seen_there(repo, ref, images))
                 with ThreadPoolExecutor(max(1, options.jobs)) as pool:
-                    follow = sender.follow(pool)
-                    blobs, manifest, sockets, layers = _prepare(repo, tip, options, tmpdir, follow)
-                    sender.send(pool, blobs)
+                    try:
+                        follow = sender.follow(pool)
+                        blobs, manifest, sockets, layers = _prepare(repo, images, options, tmpdir, follow)
+                        sender.send(pool, blobs)
+                    except BaseException:
+                        sender.abort(pool)
+                        raise
                 body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
                 digest = client.put_manifest(ref.repository, ref.tag, body, _OCI_MANIFEST)
                 requests = client.requests
@@ -478,15 +485,15 @@ def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> 
                       tally.bytes, requests, sockets)
 
 
-def _prepare(repo: Repo, tip: bytes, options: RegistryOptions, tmpdir: str, follow: Callable[[Spool], None]
-             ) -> tuple[list[_Blob], dict, int, int]:
-    """The blobs (layers, config) and the manifest of the image at ``tip``; ``follow`` is
-    given the spool of each layer that has to be made (exporter.layer)."""
+def _prepare(repo: Repo, images: list, options: RegistryOptions, tmpdir: str,
+             follow: Callable[[Spool], None] | None) -> tuple[list[_Blob], dict, int, int]:
+    """The blobs (layers, config) and the manifest of the image whose first-parent history
+    is ``images``; ``follow``, if any, is given the spool of each layer that has to be
+    made (exporter.layer)."""
     from ..fs.imagewrite import canonical_json
     from . import exporter
 
     how = exporter.compression(options.compression)
-    images = exporter.chain(repo, tip)
     history, changes = exporter.image_history(images)
     made = []
     for i, (old, new) in enumerate(changes):
@@ -502,7 +509,7 @@ def _prepare(repo: Repo, tip: bytes, options: RegistryOptions, tmpdir: str, foll
         "mediaType": _OCI_MANIFEST,
         "config": {"mediaType": _OCI_CONFIG, "digest": cfg_blob.digest, "size": cfg_blob.size},
         "layers": [{"mediaType": how.media_type, "digest": b.digest, "size": b.size} for b in layer_blobs],
-        "annotations": {REVISION: tip.hex()},
+        "annotations": {REVISION: images[-1].id.hex()},
     }
     unique = list({b.digest: b for b in [*layer_blobs, cfg_blob]}.values())
     return unique, manifest, sum(m.sockets for m in made), len(made)
@@ -534,52 +541,84 @@ def _mount_sources(repo: Repo, ref: Reference) -> list[str]:
 
 
 class _Sender:
-    """Sends a push's blobs, at most ``options.jobs`` at a time: the layers being made as
-    they grow (:meth:`follow`), then every other blob (:meth:`send`), each skipped when
-    the registry has it, mounted when another repository of it has, uploaded otherwise."""
+    """Sends a push's blobs, at most ``options.jobs`` at a time: with ``stream``, the layers
+    being made as they grow (:meth:`follow`), then every other blob (:meth:`send`), each
+    skipped when the registry has it, mounted when another repository of it has,
+    uploaded otherwise. A digest is counted once, however many layers have it."""
 
-    def __init__(self, repo: Repo, client: Client, ref: Reference, options: RegistryOptions):
+    def __init__(self, repo: Repo, client: Client, ref: Reference, options: RegistryOptions, stream: bool):
         from ..registry.client import DEFAULT_CHUNK_UPLOAD
 
-        self.client, self.ref, self.options = client, ref, options
+        self.client, self.ref, self.options, self.stream = client, ref, options, stream
         self.chunk = options.chunk_size or DEFAULT_CHUNK_UPLOAD
         self.sources = _mount_sources(repo, ref)
         self.tally = _Tally()
         self._streamed: list[tuple[Future, Spool]] = []
+        self._slots = threading.Semaphore(2 * max(1, options.jobs))  # spools (open files) in flight
+        self._counted: set[str] = set()
         self._lock = threading.Lock()
 
-    def _count(self, outcome: str, size: int) -> None:
+    def _count(self, digest: str, outcome: str, size: int) -> None:
         with self._lock:
+            if digest in self._counted:
+                return
+            self._counted.add(digest)
             setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
             self.tally.bytes += size if outcome == "uploaded" else 0
 
-    def follow(self, pool: ThreadPoolExecutor) -> Callable[[Spool], None]:
+    def follow(self, pool: ThreadPoolExecutor) -> Callable[[Spool], None] | None:
+        """What exporter.layer calls with each layer it makes: its upload, queued."""
+        if not self.stream:
+            return None
+
         def start(spool: Spool) -> None:
-            self._streamed.append((pool.submit(self._stream, spool), spool))
+            try:
+                for future, _ in self._streamed:  # an upload that failed stops the making of more
+                    if future.done() and future.exception() is not None:
+                        future.result()
+                self._slots.acquire()
+                self._streamed.append((pool.submit(self._stream, spool), spool))
+            except BaseException:
+                spool.close()
+                raise
         return start
 
     def _stream(self, spool: Spool) -> None:
         from ..fs.spool import SpoolFailed
+        from ..registry.client import Upload
 
         repository = self.ref.repository
         try:
-            location = self.client.start_upload(repository)
+            upload = Upload(repository, self.client.start_upload(repository))
             try:
-                location = self.client.send_chunks(repository, spool, location, self.chunk)
-            except SpoolFailed:  # the layer failed to be made: its error is the push's
-                self.client.cancel_upload(repository, location)
-                return
-            digest = spool.digest()
-            outcome, opened = _found(self.client, repository, digest, self.sources)
-            if opened is not None:  # ours is already under way
-                self.client.cancel_upload(repository, opened)
-            if outcome == "uploaded":
-                self.client.finish_upload(repository, location, digest)
-            else:
-                self.client.cancel_upload(repository, location)
-            self._count(outcome, spool.size())
+                self.client.send_chunks(upload, spool, self.chunk)
+                digest = spool.digest()
+                outcome, opened = _found(self.client, repository, digest, self.sources)
+                if opened is not None:  # ours is already under way
+                    self.client.cancel_upload(opened)
+                if outcome == "uploaded":
+                    self.client.finish_upload(upload, digest)
+                else:
+                    self.client.cancel_upload(upload)
+            except BaseException:
+                self.client.cancel_upload(upload)
+                raise
+            self._count(digest, outcome, spool.size())
+        except SpoolFailed:
+            return  # the layer could not be made, or the push stopped: that error is the push's
         finally:
             spool.close()
+            self._slots.release()
+
+    def abort(self, pool: ThreadPoolExecutor) -> None:
+        """Stop every upload at its next chunk (the push failed, or was interrupted) rather
+        than let each send its whole layer first; queued ones never start."""
+        for _, spool in self._streamed:
+            spool.fail()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, spool in self._streamed:
+            if future.cancelled():
+                spool.close()
 
     def send(self, pool: ThreadPoolExecutor, blobs: list[_Blob]) -> None:
         """Wait for the streamed layers, then send the blobs that were not streamed."""
@@ -591,32 +630,58 @@ class _Sender:
         def one(blob: _Blob) -> None:
             on_bytes = _bytes_to(self.options.progress, blob.digest[:19], blob.size)
             outcome = _send_one(self.client, self.ref.repository, blob, self.sources, self.chunk, on_bytes)
-            self._count(outcome, blob.size)
+            self._count(blob.digest, outcome, blob.size)
 
         for future in [pool.submit(one, blob) for blob in blobs if blob.digest not in streamed]:
             future.result()
 
 
-def _found(client: Client, repository: str, digest: str, sources: list[str]) -> tuple[str, str | None]:
+def _found(client: Client, repository: str, digest: str, sources: list[str]) -> tuple[str, Upload | None]:
     """"skipped" when the registry has ``digest`` in ``repository``, "mounted" when it could
     mount it from one of ``sources``, else "uploaded" (for the caller to upload), with the
-    upload a refused mount opened (the registry opens one instead), else None."""
+    upload the last refused mount opened (a registry opens one instead; the others are
+    cancelled), else None."""
+    from ..registry.client import Upload
+
     if client.has_blob(repository, digest):
         return "skipped", None
-    location = None
+    opened = None
     for source in sources:
+        if opened is not None:
+            client.cancel_upload(opened)
         location = client.mount_blob(repository, digest, source)
         if location is None:
             return "mounted", None
-    return "uploaded", location
+        opened = Upload(repository, location)
+    return "uploaded", opened
+
+
+def _seen_there(repo: Repo, ref: Reference, images: list) -> bool:
+    """Whether the digest index records a commit of ``images`` at ``ref``'s registry (pushed
+    to or pulled from it). Then its layers are likely there already: they are made first
+    and checked, not streamed, so a push after lg gc emptied the layer cache, or of an
+    image built on a base pulled from there, does not send what the registry holds."""
+    from ..registry.reference import parse
+
+    commits = {img.id for img in images}
+    for name_ref, oid in repo.store.refs(names.DIGEST_PREFIX):
+        parsed = names.from_digest_ref(name_ref)
+        if parsed is None or oid not in commits:
+            continue
+        try:
+            if parse(parsed[0]).registry == ref.registry:
+                return True
+        except UsageError:
+            continue
+    return False
 
 
 def _send_one(client: Client, repository: str, blob: _Blob, sources: list[str], chunk: int, on_bytes
               ) -> str:
     """Skip, mount or upload one blob; says which."""
-    outcome, location = _found(client, repository, blob.digest, sources)
+    outcome, opened = _found(client, repository, blob.digest, sources)
     if outcome == "uploaded":
-        _upload(client, repository, blob, location, chunk, on_bytes)
+        _upload(client, repository, blob, opened.location if opened else None, chunk, on_bytes)
     elif on_bytes:
         on_bytes(blob.size)
     return outcome

@@ -56,6 +56,14 @@ class Chunks(Protocol):
     def chunk(self, offset: int, n: int) -> bytes: ...
 
 
+@dataclass
+class Upload:
+    """An upload session: its repository and the location the registry gave last."""
+
+    repository: str
+    location: str
+
+
 class _FileChunks:
     def __init__(self, f: IO[bytes], size: int):
         self._f, self._size = f, size
@@ -358,53 +366,53 @@ class Client:
         """Upload ``size`` bytes of ``f`` whose digest is ``digest``: its chunks, then the PUT."""
         if on_bytes and size == 0:
             on_bytes(0)
-        location = self.send_chunks(repository, _FileChunks(f, size), location, chunk, on_bytes)
-        self.finish_upload(repository, location, digest)
+        upload = Upload(repository, location or self.start_upload(repository))
+        self.send_chunks(upload, _FileChunks(f, size), chunk, on_bytes)
+        self.finish_upload(upload, digest)
 
-    def send_chunks(self, repository: str, source: Chunks, location: str | None = None,
-                    chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None, resumes: int = 3) -> str:
-        """PATCH what ``source`` gives, chunk by chunk, until it ends; returns the upload's
-        location for :meth:`finish_upload` or :meth:`cancel_upload`. A dropped connection is
-        resumed where the registry says it has got to (GET on the upload's location).
-        ``on_bytes`` is called with the bytes the registry holds after each chunk."""
-        scope = self.scope(repository, True)
-        location = location or self.start_upload(repository)
+    def send_chunks(self, upload: Upload, source: Chunks, chunk: int = DEFAULT_CHUNK_UPLOAD, on_bytes=None,
+                    resumes: int = 3) -> None:
+        """PATCH what ``source`` gives, chunk by chunk, until it ends, keeping ``upload``'s
+        location the registry's latest (for :meth:`finish_upload` or :meth:`cancel_upload`,
+        whatever stops the sending). A dropped connection is resumed where the registry
+        says it has got to (GET on the upload's location). ``on_bytes`` is called with the
+        bytes the registry holds after each chunk."""
+        scope = self.scope(upload.repository, True)
         offset = 0
         while data := source.chunk(offset, chunk):
             n = len(data)
             try:
-                resp = self.request("PATCH", location, scope, body=data, ok=(202,), what="upload chunk",
-                                    headers={"Content-Type": "application/octet-stream",
-                                             "Content-Length": str(n),
-                                             "Content-Range": f"{offset}-{offset + n - 1}"})
+                headers = {"Content-Type": "application/octet-stream", "Content-Length": str(n),
+                           "Content-Range": f"{offset}-{offset + n - 1}"}
+                resp = self.request("PATCH", upload.location, scope, body=data, ok=(202,),
+                                    what="upload chunk", headers=headers)
             except TransportError:
                 if resumes <= 0:
                     raise
                 resumes -= 1
-                offset = self._upload_offset(location, scope)
+                offset = self._upload_offset(upload.location, scope)
                 continue
             _discard(resp)
-            location = self._location(resp)
+            upload.location = self._location(resp)
             offset += n
             if on_bytes:
                 on_bytes(offset)
-        return location
 
-    def finish_upload(self, repository: str, location: str, digest: str) -> None:
-        """The upload at ``location`` is complete: the registry checks it against ``digest``."""
-        url = f"{location}{'&' if '?' in location else '?'}{urlencode({'digest': digest})}"
-        resp = self.request("PUT", url, self.scope(repository, True), ok=(201,),
+    def finish_upload(self, upload: Upload, digest: str) -> None:
+        """The upload is complete: the registry checks it against ``digest``."""
+        url = f"{upload.location}{'&' if '?' in upload.location else '?'}{urlencode({'digest': digest})}"
+        resp = self.request("PUT", url, self.scope(upload.repository, True), ok=(201,),
                             headers={"Content-Length": "0"}, what=f"upload of {digest[:19]}")
         _discard(resp)
 
-    def cancel_upload(self, repository: str, location: str) -> None:
-        """Drop an unfinished upload (its blob turned out to be there already). Best effort:
-        a registry that refuses lets the upload expire by itself, as distribution does."""
+    def cancel_upload(self, upload: Upload) -> None:
+        """Drop an unfinished upload. Best effort: a registry that refuses, or has forgotten
+        it (404), lets it expire by itself, as distribution does."""
         try:
-            resp = self.request("DELETE", location, self.scope(repository, True), ok=(204,),
+            resp = self.request("DELETE", upload.location, self.scope(upload.repository, True), ok=(204,),
                                 what="upload cancel")
             _discard(resp)
-        except RegistryError:
+        except LgError:
             pass
 
     def _upload_offset(self, location: str, scope: str) -> int:
