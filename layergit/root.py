@@ -146,7 +146,8 @@ class Root:
         entries = os.listdir(self.path)  # NotADirectoryError: secure() says so
         own = (self.store, self.gc_lock, self.bisect, self.cache, self.tmp, self.containers, self.networks,
                self.volumes, self.run)
-        foreign = sorted(set(entries) - {os.path.basename(path) for path in own})
+        names = {os.path.basename(path) for path in own}
+        foreign = sorted(e for e in set(entries) - names if not _init_leftover(e))
         if foreign:
             from .errors import LgError
             from .text import quoted
@@ -289,3 +290,10 @@ def _tighten(fd: int, st: os.stat_result, mode: int, changed: list[str], label: 
     if want != have:
         os.fchmod(fd, want)
         changed.append(f"{label} {have:04o} to {want:04o}")
+
+
+def _init_leftover(name: str) -> bool:
+    """``store.git.init-PID``: a store being made (Store._init), or left by an lg killed
+    while it made it, which the next Store._init removes."""
+    prefix = "store.git.init-"
+    return name.startswith(prefix) and name[len(prefix):].isdigit()

@@ -233,6 +233,22 @@ def test_sigkill_during_first_commit_of_a_new_root(tmp_path):
         fsck_both(root)
 
 
+def test_a_store_left_half_made_by_a_killed_lg_is_cleared(tmp_path):
+    """The store is made under ``store.git.init-PID`` and renamed into place; an lg killed
+    before the rename leaves that directory. The next lg takes the root as its own, removes
+    what the dead process left (never a live one's) and makes the store."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    root = tmp_path / "root"
+    (root / f"store.git.init-{dead.pid}" / "objects").mkdir(parents=True)
+    (root / f"store.git.init-{os.getpid()}").mkdir()  # alive: another lg making it right now
+    src = write_tree(str(tmp_path / "src"), {"f": b"x"})
+    proc = run_lg(str(root), "commit", src, "-t", "first")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("store.git")) == \
+        ["store.git", f"store.git.init-{os.getpid()}"]
+
+
 # -- (b) racing commits on one tag ---------------------------------------------------------
 
 

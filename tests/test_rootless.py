@@ -194,29 +194,36 @@ def test_limits_warn_and_the_container_runs(ulg, image):
 
 @pytest.fixture
 def delegated(rootless_user):
-    """A cgroup v2 subtree handed to the user as systemd's ``Delegate=yes`` hands one: the
-    directory and its cgroup.procs, cgroup.threads and cgroup.subtree_control are the
-    user's, and its children get the controllers its parent offers (none on this hybrid
-    host's unified tree). Whatever still runs in it is killed and the tree removed after."""
+    """A cgroup v2 unit delegated to the user as systemd's ``Delegate=yes`` delegates one, in
+    a tree of the user's as systemd's user manager has (user@UID.service): both directories
+    and their cgroup.procs, cgroup.threads and cgroup.subtree_control are the user's, the
+    unit carries systemd's ``user.delegate`` mark, and its children get the controllers its
+    parents offer (none on this hybrid host's unified tree). Whatever still runs in the
+    tree is killed and the tree removed after. Yields the unit's directory."""
     from layergit.runtime.cgroups import v2_mount
 
     mount = v2_mount()
     if mount is None:
         pytest.skip("this kernel has no cgroup2 hierarchy mounted")
-    path = os.path.join(mount, f"lgdeleg-{os.urandom(4).hex()}")
-    os.mkdir(path)
+    manager = os.path.join(mount, f"lgdeleg-{os.urandom(4).hex()}")
+    unit = os.path.join(manager, "lg.scope")
+    os.mkdir(manager)
     try:
-        offered = set(open(os.path.join(path, "cgroup.controllers")).read().split()) & {"memory", "pids", "cpu"}
-        if offered:
-            with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
-                f.write(" ".join("+" + c for c in sorted(offered)))
-        for name in ("", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
-            os.chown(os.path.join(path, name), rootless_user.uid, rootless_user.gid)
-        yield path
+        for path in (manager, unit):
+            if path == unit:
+                os.mkdir(unit)
+                os.setxattr(unit, "user.delegate", b"1")
+            offered = set(open(os.path.join(path, "cgroup.controllers")).read().split()) & {"memory", "pids", "cpu"}
+            if offered and path == manager:
+                with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
+                    f.write(" ".join("+" + c for c in sorted(offered)))
+            for name in ("", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
+                os.chown(os.path.join(path, name), rootless_user.uid, rootless_user.gid)
+        yield unit
     finally:
-        with open(os.path.join(path, "cgroup.kill"), "w") as f:
+        with open(os.path.join(manager, "cgroup.kill"), "w") as f:
             f.write("1")
-        for directory, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+        for directory, _, _ in sorted(os.walk(manager), key=lambda entry: -len(entry[0])):
             for _ in range(500):
                 try:
                     os.rmdir(directory)
@@ -233,12 +240,14 @@ def _in_cgroup(ulg, cgroup: str):
 
 
 def test_a_delegated_cgroup_v2_subtree_holds_the_containers(ulg, image, delegated):
-    """lg started in a subtree delegated to its user gives each container a cgroup there:
-    the container's processes are in it, pause and a live commit freeze it through v2's
-    cgroup.freeze, a limit whose controller was delegated is set, one that was not is
-    warned about in one line (and the container runs), and rm removes the cgroup."""
+    """lg started in a unit delegated to its user gives each container a cgroup there (in the
+    unit systemd marks, not the user's tree above it): the container's processes are in it,
+    pause and a live commit freeze it through v2's cgroup.freeze, a limit whose controller
+    was not delegated is warned about in one line (and the container runs). The place is
+    recorded with the container: lg run from a login shell (no delegation) finds it too,
+    to pause, stop and remove it, which removes the cgroup."""
     dlg = _in_cgroup(ulg, delegated)
-    offered = open(os.path.join(delegated, "cgroup.subtree_control")).read().split()
+    offered = open(os.path.join(delegated, "cgroup.controllers")).read().split()
     proc = dlg("run", "-d", "--name", "c", "--network", "none", "--memory", "64m", image, "sleep", "300")
     cid, err = proc.stdout.decode().strip(), proc.stderr.decode().strip().splitlines()
     cgroup = os.path.join(delegated, "layergit", cid)
@@ -252,14 +261,27 @@ def test_a_delegated_cgroup_v2_subtree_holds_the_containers(ulg, image, delegate
     dlg("pause", "c")
     assert "frozen 1" in open(os.path.join(cgroup, "cgroup.events")).read()
     assert "Paused" in dlg.out("ps", "--format", "{{.Status}}")
-    dlg("unpause", "c")
+    ulg("unpause", "c")  # from outside the delegated unit: the recorded place
     assert "frozen 0" in open(os.path.join(cgroup, "cgroup.events")).read()
     dlg("exec", "c", "sh", "-c", "echo kept > /note")
-    dlg("commit", "c", "-t", "live")  # running: frozen for the snapshot, then thawed
+    ulg("commit", "c", "-t", "live")  # running: frozen for the snapshot, then thawed
     assert "frozen 0" in open(os.path.join(cgroup, "cgroup.events")).read()
     assert dlg.out("cat", "live", "/note") == "kept\n"
-    dlg("rm", "-f", "c")
+    ulg("rm", "-f", "c")
     assert not os.path.exists(cgroup)
+
+
+def test_a_monitor_outside_the_delegated_unit_refuses_its_containers(ulg, image, delegated):
+    """The container's place is the delegated unit its lg create ran in; a monitor started
+    earlier from outside it (a login shell) cannot move a process there, so the start
+    fails in one line, and the container is left as created, not half started."""
+    ulg("run", "-d", "--name", "outside", "--network", "none", image, "sleep", "300")  # the monitor, outside
+    dlg = _in_cgroup(ulg, delegated)
+    dlg("create", "--name", "c", "--network", "none", image, "sleep", "300")
+    err = dlg.fails("start", "c")
+    assert "cgroup" in err, err
+    assert json.loads(ulg.out("inspect", "c"))[0]["State"]["Status"] in ("created", "exited")
+    ulg("rm", "-f", "c", "outside")
 
 
 def test_a_build_with_run_matches_root_cache_keys(ulg, rootless_user, lg, tmp_path):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..build import changes as config_changes
 from ..errors import LgError
-from ..runtime.cgroups import NO_FREEZER, Cgroup
+from ..runtime.cgroups import NO_FREEZER, of_container
 from ..runtime.rootless.idmap import inside
 from ..runtime.state import FREEZERS
 from ..store import names
@@ -34,7 +34,7 @@ def _frozen(repo: Repo, cdir, live_ok: bool = False):
     We are recorded as its freezer meanwhile (Registry.own, FREEZERS), so that if we
     are killed before we thaw it, the next sweep does (container_lookup.sweep).
     """
-    cgroup = Cgroup(cdir.id)
+    cgroup = of_container(cdir)
     if cdir.state().running and not cgroup.enabled and not live_ok:
         raise LgError(f"cannot commit running container {cdir.record().name}: {NO_FREEZER}")
     running = cdir.state().status == "running" and cgroup.exists()  # a paused one stays as the user left it

@@ -11,7 +11,7 @@ import signal
 
 from ..errors import NotFound
 from ..removal import remove_tree
-from ..runtime.cgroups import Cgroup
+from ..runtime.cgroups import of_container
 from ..runtime.state import FREEZERS, ContainerDir, Owner, Record, Registry
 from . import volumes
 from .repo import Repo
@@ -27,7 +27,7 @@ def dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None
     """
     if record is not None:
         cdir.log_event("destroy")
-    cgroup = Cgroup(cdir.id)
+    cgroup = of_container(cdir)
     if cgroup.exists():
         cgroup.kill(signal.SIGKILL)
         cgroup.remove()
@@ -82,7 +82,7 @@ def _best_effort(step, *args) -> bool:
 
 def _thaw(reg: Registry, cid: str) -> bool:
     """Thaw a container that a killed lg commit or lg diff left frozen."""
-    cgroup = Cgroup(cid)
+    cgroup = of_container(reg.container(cid))
     if cgroup.exists():
         cgroup.freeze(False)
     reg.disown(cid, kind=FREEZERS)

@@ -38,7 +38,7 @@ from .. import root
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime import users
-from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup
+from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup, delegated, of_container
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.rootless import netstack
 from ..runtime.rootless.idmap import inside
@@ -77,27 +77,31 @@ def _notice(text: str) -> None:
         root.on_notice(text)
 
 
-def _without_root(resources, published, devices) -> None:
+def _without_root(resources, published, devices) -> str | None:
     """What lg without root says before it makes a container: limits it cannot enforce here
     (one warning, and the container runs), ports it cannot publish and devices the user
     may not open (refused: the host's node is bound in, so the host's modes decide); no
-    container at all where the host refused it a user namespace."""
+    container at all where the host refused it a user namespace. Returns the cgroup v2
+    subtree delegated to the user where the container's cgroup goes (None: it has none)."""
     rootless.require("a container")
-    cgroup = Cgroup("")
+    if not inside():
+        return None
+    root = delegated()
+    cgroup = Cgroup("", delegated_root=root)
     dropped = cgroup.unenforceable(bool(resources.memory), bool(resources.cpus), bool(resources.pids))
-    if dropped and not cgroup.enabled:
+    if dropped and root is None:
         _notice(f"warning: {WITHOUT_LIMITS}")
     elif dropped:
         _notice(f"warning: lg without root cannot enforce {' or '.join(dropped)} here: the cgroup v2"
-                f" subtree delegated to this user ({cgroup.root}) has no controller for it;"
+                f" subtree delegated to this user ({root}) has no controller for it;"
                 " the container runs without")
     netstack.check_ports(published)
-    if inside():
-        for device in devices:
-            wanted = (os.R_OK if "r" in device.access else 0) | (os.W_OK if "w" in device.access else 0)
-            if wanted and not os.access(device.host, wanted):
-                raise LgError(f"cannot give the container {device.host} without root: this user may not"
-                              f" open it ({stat.filemode(device.mode | stat.S_IFCHR)[1:]} on the host)")
+    for device in devices:
+        wanted = (os.R_OK if "r" in device.access else 0) | (os.W_OK if "w" in device.access else 0)
+        if wanted and not os.access(device.host, wanted):
+            raise LgError(f"cannot give the container {device.host} without root: this user may not"
+                          f" open it ({stat.filemode(device.mode | stat.S_IFCHR)[1:]} on the host)")
+    return root
 
 
 def _etc_files(cdir: ContainerDir, hostname: str, network: NetworkMode, extra_hosts: list[str],
@@ -192,7 +196,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
     sysctls = runopts.sysctls(options, network.kind)
     mac = runopts.mac_address(options, network.kind)
     devices = [runopts.device(d) for d in options.devices]
-    _without_root(resources, published, devices)
+    cgroup_root = _without_root(resources, published, devices)
     stop_signal = options.stop_signal or img.config.get("StopSignal") or "SIGTERM"
     try:
         _signal_number(stop_signal)  # checked now: lg stop must never be the first to find out
@@ -212,6 +216,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
+        cdir.record_cgroup_root(cgroup_root)
         mounts = _mounts(repo, requests, lower, cid, options.auto_remove, made, held)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network, extra_hosts, options)
@@ -491,7 +496,7 @@ def pause(repo: Repo, refs: list[str], frozen: bool = True) -> list[str]:
                 raise Conflict(f"container {ref} is not running")
             if (st.status == "paused") == frozen:
                 raise Conflict(f"container {ref} is {'already' if frozen else 'not'} paused")
-            Cgroup(cdir.id).freeze(frozen)
+            of_container(cdir).freeze(frozen)
             st.status = "paused" if frozen else "running"
             cdir.save_state(st)
         done.append(ref)
@@ -504,7 +509,7 @@ def _resume(cdir: ContainerDir) -> None:
     with cdir.lock():
         st = cdir.state()
         if st.status == "paused":
-            Cgroup(cdir.id).freeze(False)
+            of_container(cdir).freeze(False)
             st.status = "running"
             cdir.save_state(st)
 
@@ -542,7 +547,7 @@ def _kill_all(cdir: ContainerDir, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    Cgroup(cdir.id).kill(signal.SIGKILL)
+    of_container(cdir).kill(signal.SIGKILL)
 
 
 def restart(repo: Repo, refs: list[str], timeout: float | None = None) -> list[str]:
@@ -567,7 +572,7 @@ def remove(repo: Repo, refs: list[str], force: bool = False, anonymous_volumes: 
         if st.running:
             _kill_all(cdir, st.pid)
             if st.status == "paused":
-                Cgroup(cdir.id).freeze(False)  # a frozen task dies only once thawed (v1)
+                of_container(cdir).freeze(False)  # a frozen task dies only once thawed (v1)
             _wait_stopped(cdir, 10)
         try:
             record = cdir.record()
@@ -694,4 +699,4 @@ def exec_(repo: Repo, ref: str, command: list[str], interactive: bool = False, t
             raise UsageError(f"the working directory {workdir!r} must be absolute")
         process.cwd = workdir
     process.env = process.env + list(env or [])
-    return exec_attached(st.pid, Cgroup(cdir.id), process, spec.hostname)
+    return exec_attached(st.pid, of_container(cdir), process, spec.hostname)

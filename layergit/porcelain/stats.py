@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import Conflict, LgError
-from ..runtime.cgroups import Cgroup, v1_hierarchies
+from ..runtime.cgroups import of_container, v1_hierarchies
 from ..runtime.net import NetworkKind, NetworkMode
 from ..runtime.state import Registry
 from ..runtime.stats import Sample, memory_total, sample
@@ -64,7 +64,7 @@ def stats(repo: Repo, refs: list[str], all_: bool, previous: dict[str, Sample]) 
         if not st.running:
             rows.append(StatsRow(cdir.id, name, False, 0.0, 0, 0, 0.0, 0, 0, 0, 0, 0))
             continue
-        now = sample(Cgroup(cdir.id, hierarchies=hierarchies), st.pid,
+        now = sample(of_container(cdir, hierarchies), st.pid,
                      network not in (NetworkKind.HOST, NetworkKind.CONTAINER))
         before = previous.get(cdir.id)
         if before is None:
@@ -93,7 +93,7 @@ def top(repo: Repo, ref: str, ps_args: list[str]) -> Top:
     st = cdir.state()
     if not st.running:
         raise Conflict(f"container {ref} is not running")
-    pids = {str(p) for p in Cgroup(cdir.id).pids()}
+    pids = {str(p) for p in of_container(cdir).pids()}
     try:
         proc = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, errors="replace",
                               timeout=30)

@@ -23,6 +23,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import LgError
 from . import syscalls
@@ -100,8 +101,11 @@ def delegated() -> str | None:
     Delegation, as systemd's ``Delegate=yes`` does it, hands a user a subtree: its
     directory and its ``cgroup.procs`` are the user's. The kernel lets a process move
     another only when it may write the ``cgroup.procs`` of both cgroups' common ancestor,
-    so the subtree must hold lg itself: this is the topmost ancestor of lg's own cgroup
-    (``0::`` in /proc/self/cgroup) that is still the user's. A login session's scope is
+    so the subtree must hold lg itself. Among the ancestors of lg's own cgroup (``0::`` in
+    /proc/self/cgroup, itself included) that are still the user's, it is the nearest one
+    systemd marks as delegated (the ``user.delegate`` attribute, systemd 251 and later):
+    the unit lg runs in, not the user manager's own tree above it. Without a mark (an
+    older systemd, a hand-made delegation), the topmost. A login session's scope is
     root's, and so gives none: run lg under ``systemd-run --user --scope -p Delegate=yes``
     or a user service (docs/architecture.md, lg without root).
     """
@@ -124,8 +128,36 @@ def delegated() -> str | None:
             break
         if st.st_uid != me or not os.access(os.path.join(path, "cgroup.procs"), os.W_OK):
             break
-        found, path = path, os.path.dirname(path)
+        found = path
+        if _marked_delegated(path):
+            break
+        path = os.path.dirname(path)
     return found
+
+
+def _marked_delegated(path: str) -> bool:
+    try:
+        return os.getxattr(path, "user.delegate") == b"1"
+    except OSError:  # no mark, or a kernel whose cgroupfs has no user.* attributes
+        return False
+
+
+class _ContainerDir(Protocol):  # state.ContainerDir, which this module does not import
+    id: str
+
+    def file(self, name: str) -> str: ...
+
+
+def of_container(cdir: _ContainerDir, hierarchies: dict[str, set[str]] | None = None) -> Cgroup:
+    """A container's cgroup. Without root, it lives in the cgroup v2 subtree that was
+    delegated to the user where the container was made (recorded then in ``cgroup-root``,
+    state.ContainerDir.record_cgroup_root), whichever cgroup the calling lg or monitor runs in."""
+    try:
+        with open(cdir.file("cgroup-root")) as f:
+            recorded = f.read(4096).strip() or None
+    except FileNotFoundError:
+        recorded = None
+    return Cgroup(cdir.id, hierarchies=hierarchies, delegated_root=recorded)
 
 
 @dataclass(frozen=True)
@@ -165,16 +197,20 @@ def _keyed(path: str) -> dict[str, int]:
 
 class Cgroup:
     def __init__(self, container_id: str, root: str | None = None,
-                 hierarchies: dict[str, set[str]] | None = None):
+                 hierarchies: dict[str, set[str]] | None = None, delegated_root: str | None = None):
         """``root`` names a cgroup v2 hierarchy to use instead of what this host runs containers in
         (/sys/fs/cgroup if it is v2, else the v1 controllers): the tests exercise the v2 code on a
-        hybrid host's own unified tree this way."""
-        # lg without root has a cgroup only in a v2 subtree delegated to its user (v1's
-        # hierarchies are root's): elsewhere containers run without one, their PID
-        # namespace standing in for it where processes are counted.
+        hybrid host's own unified tree this way.
+
+        lg without root has a cgroup only in a v2 subtree delegated to its user (v1's
+        hierarchies are root's), ``delegated_root``: the one recorded for the container
+        when it was made (:func:`of_container`), never the calling process's own, so
+        that every lg command and the monitor find the same. Without one, containers run
+        without a cgroup, their PID namespace standing in for it where processes are counted.
+        """
         self.delegated = root is None and inside()
         if self.delegated:
-            root = delegated()
+            root = delegated_root
         self.enabled = root is not None or not self.delegated
         if root is not None:
             self.v2 = True
@@ -355,7 +391,13 @@ class Cgroup:
         sixth of a whole ``lg run``. v2 has no such file: its ``cgroup.procs`` it is.
         """
         for path in self.paths:
-            _write(os.path.join(path, "cgroup.procs" if self.v2 else "tasks"), "0")
+            try:
+                _write(os.path.join(path, "cgroup.procs" if self.v2 else "tasks"), "0")
+            except OSError as exc:
+                why = (": without root, the container's cgroup is in the subtree delegated where it was made,"
+                       " and lg's monitor must run there too" if self.delegated else "")
+                raise LgError(f"cannot move the container into its cgroup {path}:"
+                              f" {exc.strerror}{why}") from None
 
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self.paths)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import LgError
-from .cgroups import Cgroup
+from .cgroups import of_container
 from .health import OUTPUT_MAX, Health, HealthConfig, Result
 from .process import Stdio, spawn_in
 from .spec import Spec
@@ -71,7 +71,7 @@ class Checker:
         self.began, self.timed_out, self.output = now_iso(), False, bytearray()
         try:
             self.pid = spawn_in(self.container_pid, process, self.spec.hostname, Stdio(devnull, out_w, out_w),
-                                Cgroup(self.cdir.id))
+                                of_container(self.cdir))
         except (LgError, OSError) as exc:
             os.close(out_r)
             code = getattr(exc, "exit_code", 1)

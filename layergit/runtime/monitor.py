@@ -53,7 +53,7 @@ from ..errors import Conflict, ExitCode, LgError, NotFound
 from ..removal import remove_tree
 from ..root import Root
 from . import restart
-from .cgroups import Cgroup
+from .cgroups import of_container
 from .checks import Checker
 from .client import joined_netns
 from .logfile import LOG_NAME, LogWriter, limits
@@ -197,7 +197,7 @@ class _Watched:
     __slots__ = ("cdir", "cgroup", "checker", "child", "log", "pid", "started")
 
     def __init__(self, cdir: ContainerDir, log: LogWriter, pid: int, child: bool):
-        self.cdir, self.cgroup, self.log, self.pid, self.child = cdir, Cgroup(cdir.id), log, pid, child
+        self.cdir, self.cgroup, self.log, self.pid, self.child = cdir, of_container(cdir), log, pid, child
         self.started = time.monotonic()
         self.checker: Checker | None = None
 
@@ -280,7 +280,7 @@ class Monitor:
             if restarts is None:
                 self.delays.pop(cid, None)
             self._mark(cid)
-            cgroup = Cgroup(cid)
+            cgroup = of_container(cdir)
             cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
                           [d.rule() for d in spec.devices])
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)

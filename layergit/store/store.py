@@ -185,6 +185,7 @@ class Store:
     def _init(cls, path: str) -> None:
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
+        cls._drop_dead_inits(path)
         tmp = f"{path}.init-{os.getpid()}"
         repo = pygit2().init_repository(tmp, bare=True)
         repo.config["core.logAllRefUpdates"] = "always"  # tag moves are history too
@@ -197,6 +198,24 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             if not os.path.isdir(os.path.join(path, "objects")):
                 raise
+
+    @staticmethod
+    def _drop_dead_inits(path: str) -> None:
+        """Remove the half-made stores (``PATH.init-PID``) of processes that are gone: an lg
+        killed while it made the store leaves one, which would otherwise stay for ever."""
+        parent, prefix = os.path.split(os.path.abspath(path))
+        prefix += ".init-"
+        for name in os.listdir(parent):
+            pid = name[len(prefix):]
+            if not name.startswith(prefix) or not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # still making it (or a pid reused: its entry stays, harmless)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            except PermissionError:
+                continue
 
     # -- objects -----------------------------------------------------------------
 

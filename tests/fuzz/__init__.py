@@ -5,10 +5,11 @@ importer (docker-archive and OCI layouts, as files), the Dockerfile parser and p
 revision and image name parsing, and the metadata blob reader. The property is the one
 every command promises: the input gives a typed value, or an LgError whose message is
 one printable line; never another exception, and never more than :data:`DEADLINE` of
-CPU time. CPU time, not wall time: the bound is on the work an input can cause, and a
-busy machine (the rest of the suite, a benchmark) must not fail an example that did no
-more work than before. :data:`WALL_BACKSTOP` still stops an example that hangs (waits
-without working).
+CPU time (the whole process's: the importer's deposit thread works for the input too).
+CPU time, not wall time: the bound is on the work an input can cause, and a busy
+machine (the rest of the suite, a benchmark) must not fail an example that did no more
+work than before. :data:`WALL_BACKSTOP`, hypothesis's own deadline, fails an example
+that waited long without working, once it returns (it interrupts nothing).
 
 CI runs a few hundred examples per target (the layer takes about a minute).
 ``LG_FUZZ=long`` runs 20 times as many (half an hour on a busy machine, by hand, see
@@ -28,7 +29,7 @@ from layergit.errors import LgError
 from layergit.text import printable
 
 DEADLINE = 10.0  # CPU seconds per parser call: "bounded time" (the importer's are the slowest)
-WALL_BACKSTOP = timedelta(seconds=120)  # hypothesis's own deadline, for a hang
+WALL_BACKSTOP = timedelta(seconds=120)  # hypothesis's own deadline: a long wait, reported after it
 _LONG_FACTOR = 20
 
 
