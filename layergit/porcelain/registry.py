@@ -59,7 +59,7 @@ class RegistryOptions:
     limits: Limits | None = None  # what a pulled image may unpack to (lg import's --max-bytes, --max-entries)
     # called with (item, done, total) as blobs move, in bytes for items named by their
     # digest ("sha256:..."), in layers for "preparing layers" (push, compressing)
-    progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)
+    progress: Callable[[str, int, int | None], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -577,21 +577,24 @@ class _Sender:
                     if future.done() and future.exception() is not None:
                         future.result()
                 self._slots.acquire()
-                self._streamed.append((pool.submit(self._stream, spool), spool))
+                label = f"layer {len(self._streamed) + 1} (sent as it is made)"
+                self._streamed.append((pool.submit(self._stream, spool, label), spool))
             except BaseException:
                 spool.close()
                 raise
         return start
 
-    def _stream(self, spool: Spool) -> None:
+    def _stream(self, spool: Spool, label: str) -> None:
         from ..fs.spool import SpoolFailed
         from ..registry.client import Upload
 
         repository = self.ref.repository
+        progress = self.options.progress
+        on_bytes = (lambda done: progress(label, done, None)) if progress else None  # size: at the end
         try:
             upload = Upload(repository, self.client.start_upload(repository))
             try:
-                self.client.send_chunks(upload, spool, self.chunk)
+                self.client.send_chunks(upload, spool, self.chunk, on_bytes)
                 digest = spool.digest()
                 outcome, opened = _found(self.client, repository, digest, self.sources)
                 if opened is not None:  # ours is already under way
@@ -604,6 +607,8 @@ class _Sender:
                 self.client.cancel_upload(upload)
                 raise
             self._count(digest, outcome, spool.size())
+            if progress:
+                progress(label, spool.size(), spool.size())
         except SpoolFailed:
             return  # the layer could not be made, or the push stopped: that error is the push's
         finally:
