@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -258,10 +260,15 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
                 follow(spool)
             digesting = _HashingWriter(f, spool)
             with _compressing(digesting, how) as out:
-                plain = _HashingWriter(out) if how else digesting
-                with pax_stream(plain) as stream:
-                    writer = TarWriter(stream, repo.store)
-                    write_layer(writer, old, new)
+                offloaded = _Offloaded(out) if how else None
+                plain = _HashingWriter(offloaded) if offloaded else digesting
+                try:
+                    with pax_stream(plain) as stream:
+                        writer = TarWriter(stream, repo.store)
+                        write_layer(writer, old, new)
+                finally:
+                    if offloaded:
+                        offloaded.close()
         digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
         if spool is not None:
             spool.finish("sha256:" + digest, digesting.size)
@@ -276,6 +283,62 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
         os.replace(meta + ".tmp", meta)
         tmp = tar
     return Layer(LayerFile(tmp, digest, digesting.size), diff, writer.sockets)
+
+
+class _Offloaded:
+    """Hands what is written to a thread that writes it to ``out`` (the compressor), so that
+    compressing (ISA-L and zstd release the GIL), the compressed bytes' digest and the
+    file's writes overlap the making of the tar on another core.
+
+    The pieces go through in order and exactly as they were written, in batches of about
+    _BATCH bytes: ISA-L's output depends on how its input is cut, and a layer's digest
+    must not change with lg's version. :meth:`close` waits for the thread and raises what
+    stopped it, unless another error is already on its way.
+    """
+
+    _BATCH = 1 << 20
+    _QUEUED = 8  # batches in flight: the memory bound
+
+    def __init__(self, out):
+        self._out = out
+        self._batch: list[bytes] = []
+        self._size = 0
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(self._QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="layer-compress", daemon=True)
+        self._thread.start()
+
+    def write(self, data) -> int:
+        if self._error is not None:
+            raise self._error
+        self._batch.append(bytes(data))
+        self._size += len(data)
+        if self._size >= self._BATCH:
+            self._queue.put(self._batch)
+            self._batch, self._size = [], 0
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # close() hands over what is left
+
+    def _work(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so that the writer never blocks on a full queue
+            try:
+                for piece in batch:
+                    self._out.write(piece)
+            except BaseException as exc:  # raised in the making thread, by write() or close()
+                self._error = exc
+
+    def close(self) -> None:
+        failing = sys.exc_info()[1] is not None
+        self._queue.put(self._batch)
+        self._queue.put(None)
+        self._thread.join()
+        self._batch = []
+        if self._error is not None and not failing:
+            raise self._error
 
 
 class _HashingWriter:
