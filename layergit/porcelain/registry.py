@@ -43,6 +43,7 @@ _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 _MOUNT_TRIES = 3  # repositories asked for a mount before uploading
+_STREAM_CHUNK = 8 << 20  # bytes per PATCH of a layer uploaded while it is made
 
 
 @dataclass(frozen=True)
@@ -551,6 +552,9 @@ class _Sender:
 
         self.client, self.ref, self.options, self.stream = client, ref, options, stream
         self.chunk = options.chunk_size or DEFAULT_CHUNK_UPLOAD
+        # A layer sent as it is made goes in smaller pieces: its first waits for that many
+        # bytes to be made, and the registry's work on each overlaps the making of the next.
+        self.stream_chunk = options.chunk_size or _STREAM_CHUNK
         self.sources = _mount_sources(repo, ref)
         self.tally = _Tally()
         self._streamed: list[tuple[Future, Spool]] = []
@@ -594,7 +598,7 @@ class _Sender:
         try:
             upload = Upload(repository, self.client.start_upload(repository))
             try:
-                self.client.send_chunks(upload, spool, self.chunk, on_bytes)
+                self.client.send_chunks(upload, spool, self.stream_chunk, on_bytes)
                 digest = spool.digest()
                 outcome, opened = _found(self.client, repository, digest, self.sources)
                 if opened is not None:  # ours is already under way
