@@ -147,7 +147,7 @@ class Root:
         own = (self.store, self.gc_lock, self.bisect, self.cache, self.tmp, self.containers, self.networks,
                self.volumes, self.run)
         names = {os.path.basename(path) for path in own}
-        foreign = sorted(e for e in set(entries) - names if not _init_leftover(e))
+        foreign = sorted(e for e in set(entries) - names if not _init_leftover(self.path, e))
         if foreign:
             from .errors import LgError
             from .text import quoted
@@ -292,8 +292,19 @@ def _tighten(fd: int, st: os.stat_result, mode: int, changed: list[str], label: 
         changed.append(f"{label} {have:04o} to {want:04o}")
 
 
-def _init_leftover(name: str) -> bool:
-    """``store.git.init-PID``: a store being made (Store._init), or left by an lg killed
-    while it made it, which the next Store._init removes."""
-    prefix = "store.git.init-"
-    return name.startswith(prefix) and name[len(prefix):].isdigit()
+def _init_leftover(path: str, name: str) -> bool:
+    """``store.git.init-PID``, a directory of ours: a store being made (Store._init), or
+    left by an lg killed while it made it, which the next Store._init removes."""
+    if not is_init_leftover(name):
+        return False
+    try:
+        st = os.lstat(os.path.join(path, name))
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def is_init_leftover(name: str, prefix: str = "store.git.init-") -> bool:
+    """Whether ``name`` is ``PREFIXPID`` with a pid of ASCII digits (at most 10)."""
+    pid = name[len(prefix):]
+    return name.startswith(prefix) and pid.isascii() and pid.isdigit() and len(pid) <= 10

@@ -38,7 +38,7 @@ from .. import root
 from ..errors import Conflict, ExitCode, LgError, NotFound, UsageError
 from ..removal import remove_tree
 from ..runtime import users
-from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup, delegated, of_container
+from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup, delegated, of_container, record_place
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
 from ..runtime.rootless import netstack
 from ..runtime.rootless.idmap import inside
@@ -216,7 +216,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         os.makedirs(cdir.path, mode=0o700)
         for sub in ("upper", "work", "merged"):
             os.mkdir(cdir.file(sub), 0o700 if sub != "upper" else 0o755)
-        cdir.record_cgroup_root(cgroup_root)
+        record_place(cdir, cgroup_root)
         mounts = _mounts(repo, requests, lower, cid, options.auto_remove, made, held)
         hostname = options.hostname or cid[:12]
         _etc_files(cdir, hostname, network, extra_hosts, options)

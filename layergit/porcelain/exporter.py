@@ -266,9 +266,12 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
                     with pax_stream(plain) as stream:
                         writer = TarWriter(stream, repo.store)
                         write_layer(writer, old, new)
-                finally:
+                except BaseException:
                     if offloaded:
-                        offloaded.close()
+                        offloaded.close(failing=True)
+                    raise
+                if offloaded:
+                    offloaded.close()
         digest, diff = digesting.sha256.hexdigest(), plain.sha256.hexdigest()
         if spool is not None:
             spool.finish("sha256:" + digest, digesting.size)
@@ -292,8 +295,7 @@ class _Offloaded:
 
     The pieces go through in order and exactly as they were written, in batches of about
     _BATCH bytes: ISA-L's output depends on how its input is cut, and a layer's digest
-    must not change with lg's version. :meth:`close` waits for the thread and raises what
-    stopped it, unless another error is already on its way.
+    must not change with lg's version.
     """
 
     _BATCH = 1 << 20
@@ -305,6 +307,7 @@ class _Offloaded:
         self._size = 0
         self._queue: queue.Queue[list[bytes] | None] = queue.Queue(self._QUEUED)
         self._error: BaseException | None = None
+        self._stop = False
         self._thread = threading.Thread(target=self._work, name="layer-compress", daemon=True)
         self._thread.start()
 
@@ -323,20 +326,37 @@ class _Offloaded:
 
     def _work(self) -> None:
         while (batch := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain, so that the writer never blocks on a full queue
-            try:
-                for piece in batch:
+            for piece in batch:
+                if self._stop or self._error is not None:
+                    break  # drain the queue, so that the writer never blocks on it
+                try:
                     self._out.write(piece)
-            except BaseException as exc:  # raised in the making thread, by write() or close()
-                self._error = exc
+                except BaseException as exc:  # raised in the making thread, by write() or close()
+                    self._error = exc
 
-    def close(self) -> None:
-        failing = sys.exc_info()[1] is not None
-        self._queue.put(self._batch)
-        self._queue.put(None)
-        self._thread.join()
+    def close(self, failing: bool = False) -> None:
+        """Hand over what is left and wait for the thread; raise what stopped it. With
+        ``failing`` (the layer is being given up), nothing more is compressed and its
+        error is not raised over the one on its way. An interrupt while waiting stops
+        the thread too, and is raised once it has ended: the compressor is never left
+        to a thread while its file closes."""
+        self._stop = self._stop or failing
+        interrupted: BaseException | None = None
+        for item in ([] if failing else self._batch, None):
+            while True:
+                try:
+                    self._queue.put(item)
+                    break
+                except BaseException as exc:
+                    interrupted, self._stop = interrupted or exc, True
         self._batch = []
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except BaseException as exc:
+                interrupted, self._stop = interrupted or exc, True
+        if interrupted is not None:
+            raise interrupted
         if self._error is not None and not failing:
             raise self._error
 

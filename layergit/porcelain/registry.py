@@ -487,10 +487,10 @@ def push(repo: Repo, reference: str, options: RegistryOptions | None = None) -> 
 
 
 def _prepare(repo: Repo, images: list, options: RegistryOptions, tmpdir: str,
-             follow: Callable[[Spool], None] | None) -> tuple[list[_Blob], dict, int, int]:
+             follow: Callable[[Spool, int], None] | None) -> tuple[list[_Blob], dict, int, int]:
     """The blobs (layers, config) and the manifest of the image whose first-parent history
     is ``images``; ``follow``, if any, is given the spool of each layer that has to be
-    made (exporter.layer)."""
+    made (exporter.layer) and the layer's number in the image."""
     from ..fs.imagewrite import canonical_json
     from . import exporter
 
@@ -498,7 +498,8 @@ def _prepare(repo: Repo, images: list, options: RegistryOptions, tmpdir: str,
     history, changes = exporter.image_history(images)
     made = []
     for i, (old, new) in enumerate(changes):
-        made.append(exporter.layer(repo, old, new, tmpdir, how, follow))
+        step = partial(_numbered, follow, i + 1) if follow else None
+        made.append(exporter.layer(repo, old, new, tmpdir, how, step))
         if options.progress:
             options.progress("preparing layers", i + 1, len(changes))
     config = exporter.image_config(images, ["sha256:" + m.diff_id for m in made], history)
@@ -514,6 +515,10 @@ def _prepare(repo: Repo, images: list, options: RegistryOptions, tmpdir: str,
     }
     unique = list({b.digest: b for b in [*layer_blobs, cfg_blob]}.values())
     return unique, manifest, sum(m.sockets for m in made), len(made)
+
+
+def _numbered(follow: Callable[[Spool, int], None], number: int, spool: Spool) -> None:
+    follow(spool, number)
 
 
 def _sha256(data: bytes) -> str:
@@ -570,18 +575,18 @@ class _Sender:
             setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
             self.tally.bytes += size if outcome == "uploaded" else 0
 
-    def follow(self, pool: ThreadPoolExecutor) -> Callable[[Spool], None] | None:
+    def follow(self, pool: ThreadPoolExecutor) -> Callable[[Spool, int], None] | None:
         """What exporter.layer calls with each layer it makes: its upload, queued."""
         if not self.stream:
             return None
 
-        def start(spool: Spool) -> None:
+        def start(spool: Spool, number: int) -> None:
             try:
                 for future, _ in self._streamed:  # an upload that failed stops the making of more
                     if future.done() and future.exception() is not None:
                         future.result()
                 self._slots.acquire()
-                label = f"layer {len(self._streamed) + 1} (sent as it is made)"
+                label = f"layer {number} (sent as it is made)"
                 self._streamed.append((pool.submit(self._stream, spool, label), spool))
             except BaseException:
                 spool.close()

@@ -55,7 +55,7 @@ def run_attached(cdir: ContainerDir, spec: Spec, init_binary: str | None, root: 
     if bridged or spec.network.container:
         from .client import joined_netns, request
     netns = joined_netns(root, spec) if spec.network.container else None
-    cgroup = of_container(cdir)
+    cgroup = of_container(cdir, starting=True)
     cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
                       [d.rule() for d in spec.devices])
     stdio, child_fds, reads, echo, pty = _streams(spec.process.tty, spec.process.stdin)

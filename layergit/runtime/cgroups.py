@@ -148,16 +148,57 @@ class _ContainerDir(Protocol):  # state.ContainerDir, which this module does not
     def file(self, name: str) -> str: ...
 
 
-def of_container(cdir: _ContainerDir, hierarchies: dict[str, set[str]] | None = None) -> Cgroup:
+_PLACE = "cgroup-root"  # in the container's directory: where its cgroup goes without root
+
+
+def record_place(cdir: _ContainerDir, path: str | None) -> None:
+    """Record where a container made without root has its cgroup: the subtree
+    :func:`delegated` found (an empty record: none; the container runs without one).
+    Nothing with root, whose containers' cgroups are always in the host's hierarchies."""
+    if not inside():
+        return
+    tmp = cdir.file(f".{_PLACE}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write((path or "") + "\n")
+    os.replace(tmp, cdir.file(_PLACE))
+
+
+def of_container(cdir: _ContainerDir, hierarchies: dict[str, set[str]] | None = None,
+                 starting: bool = False) -> Cgroup:
     """A container's cgroup. Without root, it lives in the cgroup v2 subtree that was
-    delegated to the user where the container was made (recorded then in ``cgroup-root``,
-    state.ContainerDir.record_cgroup_root), whichever cgroup the calling lg or monitor runs in."""
+    delegated to the user where the container was made (:func:`record_place`),
+    whichever cgroup the calling lg or monitor runs in.
+
+    A container made before places were recorded reads as its caller's subtree, as it
+    did then. A place that is gone (systemd removed its scope, the machine rebooted) is
+    found again by the lg that starts the container (``starting``), and recorded anew;
+    the others see no cgroup there, as there is none."""
+    if not inside():
+        return Cgroup(cdir.id, hierarchies=hierarchies)
+    place = _recorded_place(cdir)
+    if place is None or (starting and place and not os.path.isdir(place)):
+        place = delegated() or ""
+        if starting:
+            record_place(cdir, place)
+    return Cgroup(cdir.id, hierarchies=hierarchies, delegated_root=place or None)
+
+
+def _recorded_place(cdir: _ContainerDir) -> str | None:
+    """The recorded place ("" for none), None when the container has no record of one.
+    The file is the user's own, but it names where lg writes: only an absolute,
+    normalised directory of the cgroup v2 mount is taken."""
     try:
-        with open(cdir.file("cgroup-root")) as f:
-            recorded = f.read(4096).strip() or None
+        fd = os.open(cdir.file(_PLACE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        recorded = None
-    return Cgroup(cdir.id, hierarchies=hierarchies, delegated_root=recorded)
+        return None
+    except OSError:  # a link or a FIFO in its place: not a record lg made
+        return ""
+    with os.fdopen(fd) as f:
+        place = f.read(4096).strip()
+    mount = v2_mount()
+    if not place or mount is None or os.path.normpath(place) != place or not place.startswith(mount + "/"):
+        return ""
+    return place
 
 
 @dataclass(frozen=True)

@@ -280,9 +280,7 @@ class Monitor:
             if restarts is None:
                 self.delays.pop(cid, None)
             self._mark(cid)
-            cgroup = of_container(cdir)
-            cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
-                          [d.rule() for d in spec.devices])
+            cgroup = of_container(cdir, starting=True)
             devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             pty = None
             reads: dict[int, str] = {}
@@ -292,7 +290,9 @@ class Monitor:
             else:
                 reads, ends = self._fifos(cid)
                 stdio, closes = Stdio(devnull, *ends), list(ends)
-            try:
+            try:  # a cgroup that cannot be made fails the start like a spawn: recorded, unmarked
+                cgroup.create(spec.resources.memory, spec.resources.cpus, spec.resources.pids,
+                              [d.rule() for d in spec.devices])
                 connect = (lambda child: self.net.attach(cdir, spec, child)) if spec.network.bridged else None
                 pid = spawn(spec, stdio, cgroup, connect, self.init_binary, joined_netns(self.root, spec))
             except (SpawnError, LgError) as exc:

@@ -112,14 +112,6 @@ class ContainerDir:
         with locked(self.root.container_lock(self.id)):
             yield
 
-    def record_cgroup_root(self, path: str | None) -> None:
-        """Where this container's cgroup goes without root (cgroups.delegated at creation, read
-        back by cgroups.of_container);
-        nothing is recorded for None (with root, or no delegation: no such cgroup)."""
-        if path is not None:
-            with open(self.file("cgroup-root"), "w") as f:
-                f.write(path + "\n")
-
     def write_json(self, name: str, value) -> None:
         tmp = self.file(f".{name}.{os.getpid()}.tmp")
         with open(tmp, "w") as f:

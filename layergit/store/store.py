@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import stat
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -203,18 +204,23 @@ class Store:
     def _drop_dead_inits(path: str) -> None:
         """Remove the half-made stores (``PATH.init-PID``) of processes that are gone: an lg
         killed while it made the store leaves one, which would otherwise stay for ever."""
+        from ..root import is_init_leftover
+
         parent, prefix = os.path.split(os.path.abspath(path))
         prefix += ".init-"
         for name in os.listdir(parent):
-            pid = name[len(prefix):]
-            if not name.startswith(prefix) or not pid.isdigit():
+            if not is_init_leftover(name, prefix):
                 continue
+            leftover = os.path.join(parent, name)
             try:
-                os.kill(int(pid), 0)
+                st = os.lstat(leftover)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                    continue  # not a directory of ours: not ours to remove
+                os.kill(int(name[len(prefix):]), 0)
                 continue  # still making it (or a pid reused: its entry stays, harmless)
             except ProcessLookupError:
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-            except PermissionError:
+                shutil.rmtree(leftover, ignore_errors=True)
+            except (OSError, OverflowError):
                 continue
 
     # -- objects -----------------------------------------------------------------
