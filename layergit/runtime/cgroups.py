@@ -135,6 +135,28 @@ def delegated() -> str | None:
     return found
 
 
+SUPERVISOR = "lg-supervisor"  # the leaf of a delegated unit that its own processes move to
+
+
+def _vacate(unit: str) -> None:
+    """Move the processes of a delegated unit's own cgroup (lg, its monitor and pause
+    process, started there) into a leaf of it, SUPERVISOR: the kernel enables a
+    controller for a cgroup's children only when the cgroup itself holds no process,
+    and systemd's delegation rules ask the delegatee to do exactly this. A process that
+    ends meanwhile is skipped; one started meanwhile is moved on the next round."""
+    leaf = os.path.join(unit, SUPERVISOR)
+    os.makedirs(leaf, exist_ok=True)
+    for _ in range(3):
+        pids = _read(os.path.join(unit, "cgroup.procs")).split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                _write(os.path.join(leaf, "cgroup.procs"), pid)
+            except ProcessLookupError:
+                continue
+
+
 def _marked_delegated(path: str) -> bool:
     try:
         return os.getxattr(path, "user.delegate") == b"1"
@@ -310,11 +332,13 @@ class Cgroup:
             raise LgError(f"cannot set up the container's cgroup: {exc.strerror}{where}") from None
 
     def _available(self) -> set[str]:
-        """The controllers this container's cgroup can have. A delegated subtree's own
-        ``subtree_control`` is left as its owner (systemd) set it: what it enables is what
-        the user was given."""
+        """The controllers this container's cgroup can have. A unit systemd marks as
+        delegated hands on what it was given (its ``cgroup.controllers``: lg enables them,
+        :meth:`_create_v2`); an unmarked subtree (the user manager's own tree, found
+        without a mark) only what its owner enabled for its children already."""
         if self.v2:
-            knob = "cgroup.subtree_control" if self.delegated else "cgroup.controllers"
+            own = self.delegated and not _marked_delegated(self.root)
+            knob = "cgroup.subtree_control" if own else "cgroup.controllers"
             return set(_read(os.path.join(self.root, knob)).split())
         return set(self._by_controller)
 
@@ -335,10 +359,13 @@ class Cgroup:
         parent = os.path.join(self.root, PARENT)
         os.makedirs(parent, exist_ok=True)
         wanted = {"memory", "cpu", "pids"} & available
-        for directory in (parent,) if self.delegated else (self.root, parent):
+        marked = self.delegated and _marked_delegated(self.root)
+        for directory in (parent,) if self.delegated and not marked else (self.root, parent):
             enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
             missing = wanted - enabled
             if missing:
+                if marked and directory == self.root:
+                    _vacate(directory)
                 enable = " ".join("+" + c for c in sorted(missing))
                 _write(os.path.join(directory, "cgroup.subtree_control"), enable)
         os.makedirs(self.paths[0])

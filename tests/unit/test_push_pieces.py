@@ -1,7 +1,6 @@
 """The pieces of a push made while uploading: the spool an upload follows, the thread
 that compresses a layer (its pieces in order and unchanged, its errors surfaced or
-not as the caller's state asks); and two names read from disk: those a half-made store
-may leave, and the recorded place of a rootless container's cgroup."""
+not as the caller's state asks); and the names a half-made store may leave."""
 
 from __future__ import annotations
 
@@ -110,30 +109,3 @@ def test_a_failed_spool_stops_its_reader_and_a_short_file_is_an_error(tmp_path):
 ])
 def test_what_names_a_half_made_store(name, leftover):
     assert is_init_leftover(name) is leftover
-
-
-class _Dir:
-    id = "c" * 64
-
-    def __init__(self, path):
-        self.path = path
-
-    def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
-
-
-def test_a_recorded_cgroup_place_must_be_a_plain_path_of_the_v2_mount(tmp_path):
-    from layergit.runtime import cgroups
-
-    mount = cgroups.v2_mount()
-    if mount is None:
-        pytest.skip("no cgroup2 hierarchy mounted")
-    cdir = _Dir(str(tmp_path))
-    assert cgroups._recorded_place(cdir) is None  # made before places were recorded
-    for text, place in [("", ""), ("relative/dir", ""), ("/etc", ""), (f"{mount}/a/../../../etc", ""),
-                        (mount, ""), (f"{mount}/user.slice/x", f"{mount}/user.slice/x")]:
-        (tmp_path / "cgroup-root").write_text(text + "\n")
-        assert cgroups._recorded_place(cdir) == place, text
-    os.unlink(tmp_path / "cgroup-root")
-    os.symlink(f"{mount}/cgroup.procs", tmp_path / "cgroup-root")
-    assert cgroups._recorded_place(cdir) == ""  # never followed
