@@ -218,15 +218,27 @@ def _ensure_parents(out: TarWriter, new: bytes, written: set[bytes], path: bytes
             written.add(parent)
 
 
+def _groups(store, tree: bytes) -> dict[bytes, list[tuple[bytes, Node]]]:
+    """Each hardlink leader of ``tree`` (a real path) -> the other members of its group."""
+    groups: dict[bytes, list[tuple[bytes, Node]]] = {}
+    for path, node in walk(store, tree):
+        if node.meta.link:
+            groups.setdefault(leader_path(node.meta.link), []).append((path, node))
+    return groups
+
+
 def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
     """The changes from rootfs ``old`` to ``new`` as an OCI layer; returns entries written.
 
     Parent directories of changed entries are included with their metadata (as
     docker does) so extractors never invent them; a hardlink whose leader is not in
-    the layer brings its leader along, so every link resolves inside the layer.
+    the layer brings its leader along, so every link resolves inside the layer, and
+    with it the rest of its group: an extractor makes the leader a new file, and a
+    member left out would stay linked to the old one.
     """
     written: set[bytes] = set()
     gone: list[bytes] = []
+    groups: dict[bytes, list[tuple[bytes, Node]]] | None = None  # leader -> members, when first needed
     store = out.store
     own = read_dir(store, new)[0]
     if own is not None and (old is None or read_dir(store, old)[0] != own):
@@ -254,6 +266,13 @@ def write_layer(out: TarWriter, old: bytes | None, new: bytes) -> int:
                 _ensure_parents(out, new, written, link)
                 out.add(link, leader.meta, leader.oid)
                 written.add(link)
+                if groups is None:
+                    groups = _groups(store, new)
+                for member, member_node in groups.get(link, []):
+                    if member != path and member not in written:
+                        _ensure_parents(out, new, written, member)
+                        out.add(member, member_node.meta, member_node.oid, link)
+                        written.add(member)
         if path not in written:
             out.add(path, node.meta, node.oid, link)
             written.add(path)

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 import zstandard
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from layergit.fs import tarlayer, tarwrite
@@ -264,6 +264,10 @@ def _apply(store, tree: MutableTree, path: str, kind: str, shared: Inode) -> Non
 
 @settings(max_examples=60)
 @given(st.lists(st.tuples(_paths, _kinds), max_size=6), st.lists(st.tuples(_paths, _kinds), min_size=1, max_size=6))
+# A new member of an unchanged group brings its leader along as a new file: the group's
+# other members must come too, or they stay linked to the old one (found by this test).
+@example(before=[("/a/a", "f"), ("/a/b/b", "f2"), ("/b/b/b", "f2")],
+         changes=[("/b/a", "f2"), ("/a/b/b", "f2"), ("/b/b/b", "f2")])
 def test_a_layer_applied_to_its_parent_gives_the_child(before, changes):
     store = MemStore()
     shared = file(store, b"hardlinked")
