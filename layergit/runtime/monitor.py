@@ -432,11 +432,19 @@ class Monitor:
                     pass
                 self._owner.pop(fd, None)
         log.close()
-        st = record_exit(cdir, cgroup, status)
-        self.net.detach(cdir.id)
         try:
-            record = cdir.record()
+            record: Record | None = cdir.record()
         except LgError:
+            record = None
+        restarting = None
+        if record is not None and not record.auto_remove:
+            policy = record.spec.restart
+
+            def restarting(st: State) -> bool:
+                return restart.decide(policy, st.exit_code, st.restart_count, st.stopped_by_user)
+        st = record_exit(cdir, cgroup, status, restarting)
+        self.net.detach(cdir.id)
+        if record is None:
             self._unmark(cdir.id)
             return
         self._ended(cdir, record, st.exit_code, time.monotonic() - watched.started)

@@ -138,14 +138,33 @@ class ContainerDir:
             return State()
 
     def state(self) -> State:
-        """The recorded state, corrected by what the kernel says about the pid."""
+        """The recorded state, corrected by what the kernel says about the pid.
+
+        A process that has just ended while its watcher (the monitor, or lg in the
+        foreground) lives is being recorded right now, with its exit code and, under a
+        restart policy, as restarting: that record is waited for (briefly), rather than
+        reporting an unknown exit the watcher is about to give."""
         st = self.raw_state()
+        if st.running and procstat.start_time(st.pid) != st.pid_start:
+            st = self._recorded_soon(st)
         if st.running and procstat.start_time(st.pid) != st.pid_start:
             st.status = "exited"
             if not st.finished_at or st.finished_at < st.started_at:
                 st.exit_code = -1
                 st.error = "the container's process ended with nobody watching; exit code unknown"
                 st.finished_at = now_iso()
+        return st
+
+    def _recorded_soon(self, st: State, seconds: float = 2.0) -> State:
+        watcher = st.monitor_pid
+        if not watcher or watcher == os.getpid() or not procstat.alive(watcher):
+            return st
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            again = self.raw_state()
+            if (again.status, again.pid) != (st.status, st.pid):
+                return again
         return st
 
     def save_state(self, st: State) -> None:

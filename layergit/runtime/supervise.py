@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+from collections.abc import Callable
 
 from .cgroups import Cgroup
 from .logfile import CHUNK, LogWriter
@@ -29,9 +30,12 @@ def exit_code(status: int) -> int:
 UNKNOWN_EXIT = "the container was adopted by a new monitor after its own died: exit status unknown"
 
 
-def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int | None) -> State:
+def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int | None,
+                restarting: Callable[[State], bool] | None = None) -> State:
     """Write the final state of a container whose PID 1 ended (``status``: its wait status,
-    None when it was not our child to reap); free its cgroup."""
+    None when it was not our child to reap); free its cgroup. ``restarting`` (the monitor's
+    restart policy) is asked under the same lock, so that a container its policy restarts
+    goes straight to "restarting": no reader ever sees it "exited" between two runs."""
     with cdir.lock():
         st = cdir.raw_state()
         st.status = "exited"
@@ -39,6 +43,8 @@ def record_exit(cdir: ContainerDir, cgroup: Cgroup, status: int | None) -> State
         st.error = UNKNOWN_EXIT if status is None else ""
         st.oom_killed = cgroup.oom_killed()
         st.finished_at = now_iso()
+        if restarting is not None and cdir.exists() and restarting(st):
+            st.status = "restarting"
         if cdir.exists():  # lg rm -f may have removed it already
             cdir.save_state(st)
     cgroup.kill()
