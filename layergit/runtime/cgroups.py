@@ -18,6 +18,7 @@ this module).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import time
@@ -88,9 +89,12 @@ def _v1_hierarchies() -> dict[str, set[str]]:
     return _mounts("cgroup")
 
 
+@functools.cache
 def v2_mount() -> str | None:
     """Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid hosts):
-    programs attached to its root see every process, whatever version runs containers."""
+    programs attached to its root see every process, whatever version runs containers.
+    Read once per process: lg without root asks for it per container (of_container), and
+    a host's cgroup2 mount does not move under a running lg."""
     return next(iter(_mounts("cgroup2")), None)
 
 
