@@ -59,14 +59,15 @@ class Event:
 def transition(before: str | None, after: str) -> str | None:
     """The event a container's status going from ``before`` (None: no state saved yet)
     to ``after`` amounts to, if any. A restart by policy is a die, then a start, as
-    Docker logs it; "restarting" itself, the wait between them, is none."""
+    Docker logs it: the monitor records an exit its policy restarts straight as
+    "restarting" (no reader sees it exited between runs), and that is the die."""
     if before is None and after == "created":
         return "create"
     if after == "running":
         return "unpause" if before == "paused" else None if before == "running" else "start"
     if after == "paused" and before == "running":
         return "pause"
-    if after == "exited" and before in ("running", "paused"):
+    if after in ("exited", "restarting") and before in ("running", "paused"):
         return "die"
     return None
 

@@ -14,7 +14,8 @@ from layergit.runtime import events
 @pytest.mark.parametrize("before, after, action", [
     (None, "created", "create"), ("created", "running", "start"), ("exited", "running", "start"),
     ("restarting", "running", "start"), ("running", "paused", "pause"), ("paused", "running", "unpause"),
-    ("running", "exited", "die"), ("paused", "exited", "die"), ("running", "restarting", None),
+    ("running", "exited", "die"), ("paused", "exited", "die"), ("running", "restarting", "die"),
+    ("restarting", "restarting", None), ("exited", "restarting", None),
     ("running", "running", None), ("created", "exited", None), ("exited", "exited", None),
 ])
 def test_a_status_change_is_the_event_docker_logs(before, after, action):
