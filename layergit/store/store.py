@@ -147,6 +147,7 @@ class Store:
         self._git = None
         self._packs = PackReader(os.path.join(path, "objects", "pack"))
         self._packed_refs: dict[str, bytes] | None = None
+        self._loose_fans: set[str] | None = None  # has_seen's look at the loose objects
         self._identity: dict[str, str] | None = None
         self._verify = False
 
@@ -242,6 +243,10 @@ class Store:
         if self._packs.contains(oid):
             return True
         hexid = oid.hex()
+        if self._loose_fans is None:  # lg writes packs: a store usually has no loose object at all
+            self._loose_fans = {n for n in os.listdir(os.path.join(self.path, "objects")) if len(n) == 2}
+        if hexid[:2] not in self._loose_fans:
+            return False
         return os.path.exists(os.path.join(self.path, "objects", hexid[:2], hexid[2:]))
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
@@ -402,6 +407,7 @@ class Store:
 
         pack = PackWriter(os.path.join(self.path, "objects", "pack"))
         self._packs.refresh()  # what has_seen sees: the packs there when the writer starts
+        self._loose_fans = None  # and the loose objects' directories then
         try:
             yield ObjectWriter(self, pack)
             pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
