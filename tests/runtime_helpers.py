@@ -121,14 +121,18 @@ class RuntimeLg(Lg):
     def ps_json(self, all_: bool = False) -> list[dict]:
         return json.loads(self.out("ps", *(["-a"] if all_ else []), "--json", timeout=60))
 
-    def wait_until(self, predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    def wait_until(self, predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition",
+                   explain=None):
+        """Poll ``predicate`` until it is true; on timeout, fail saying ``what``, and what
+        ``explain()`` finds then (the evidence a rare failure in CI needs)."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                found = f": {explain()}" if explain is not None else ""
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}{found}")
             time.sleep(interval)
 
     def try_state(self, ref: str) -> dict | None:

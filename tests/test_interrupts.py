@@ -33,7 +33,7 @@ import pytest
 from layergit.procstat import alive
 
 from .conftest import REPO
-from .runtime_helpers import IMAGE, cgroup_dirs, mountinfo_lines, rt, runtime_template  # noqa: F401
+from .runtime_helpers import IMAGE, cgroup_dirs, cgroup_pids, mountinfo_lines, rt, runtime_template  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -161,6 +161,57 @@ def left_behind(rt) -> set[str]:
     return set(rt.container_ids()) | marked
 
 
+def leftovers(rt) -> str:
+    """What is left of each container the sweep did not remove: its files, owners and processes."""
+    owners = os.path.join(rt.containers_dir, "owners")
+    lines = [f"ps -a: {rt.out('ps', '-a', '--no-trunc', timeout=60)!r}"]
+    for marker in sorted(os.listdir(owners)) if os.path.isdir(owners) else []:
+        pid = marker.split(".")[1]
+        try:
+            with open(f"/proc/{pid}/stat") as f, open(f"/proc/{pid}/cmdline", "rb") as c:
+                who = f"{f.read(200)!r} {c.read(300)!r}"
+        except OSError:
+            who = "gone"
+        lines.append(f"owner {marker}: {who}; the sweep's removal: {_sweep_step(rt, marker)}")
+    for cid in sorted(left_behind(rt)):
+        path = os.path.join(rt.containers_dir, cid)
+        files = {}
+        for name in sorted(os.listdir(path)) if os.path.isdir(path) else []:
+            if name.endswith(".json"):
+                with open(os.path.join(path, name), errors="replace") as f:
+                    files[name] = f.read(2000)
+            else:
+                files[name] = "..."
+        procs = {}
+        for pid in cgroup_pids(cid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    procs[pid] = f.read(200)
+            except OSError:
+                procs[pid] = "gone"
+        lines.append(f"{cid[:12]}: files {files}, cgroups {cgroup_dirs(cid)}, processes {procs}")
+    return "\n".join(lines)
+
+
+def _sweep_step(rt, marker: str) -> str:
+    """What the sweep's removal of the container ``marker`` names does when run here, its
+    error included (the sweep itself keeps quiet: it runs on behalf of other commands)."""
+    import traceback
+
+    from layergit.porcelain.container_lookup import registry
+    from layergit.porcelain.container_removal import _abandoned
+    from layergit.porcelain.repo import open_repo
+
+    try:
+        repo = open_repo(rt.root)
+        reg = registry(repo)
+        cid = marker.partition(".")[0]
+        owners = reg.owned().get(cid, [])
+        return f"owners alive {[o.alive() for o in owners]}, removed {_abandoned(repo, reg, cid, owners)}"
+    except Exception:  # noqa: BLE001 - the evidence is the point
+        return traceback.format_exc()
+
+
 def dead_lock_holders(root: str) -> list[str]:
     """/proc/locks entries on files under ``root`` whose locking process is dead."""
     inodes = {}
@@ -183,7 +234,8 @@ def dead_lock_holders(root: str) -> list[str]:
 def assert_clean(rt, sleep_token: str, cids: set[str], gc: bool = True) -> None:
     """Nothing of an interrupted --rm container remains, once lg ps has swept."""
     rt.wait_until(lambda: not subprocess.run(["pgrep", "-f", f"sleep {sleep_token}$"], capture_output=True).stdout, 20, 0.02, what=f"no 'sleep {sleep_token}' process")
-    rt.wait_until(lambda: rt.out("ps", "-a", "-q", timeout=60).strip() == "" and not left_behind(rt), 20, 0.02, what="lg ps -a to sweep every --rm container")
+    rt.wait_until(lambda: rt.out("ps", "-a", "-q", timeout=60).strip() == "" and not left_behind(rt), 20, 0.02,
+                  what="lg ps -a to sweep every --rm container", explain=lambda: leftovers(rt))
     for cid in cids:
         rt.wait_until(lambda cid=cid: not cgroup_dirs(cid), 20, 0.02, what=f"the cgroups of {cid[:12]} to go")
     mounts = [line for line in mountinfo_lines() if rt.root in line]
@@ -254,6 +306,28 @@ def test_run_rm_killed_while_the_command_runs(rt, tmp_path, sig):
     assert_clean(rt, t, cids)
 
 
+def test_a_removal_killed_inside_the_ref_update_is_finished(rt, tmp_path):
+    """lg killed while it updates the container's ref leaves git's NAME.lock, which nothing tells
+    from a live writer's: the sweep leaves a fresh one for later, and takes one older than a ref
+    update ever lasts as a killed writer's, breaks it and finishes the removal (found by the spread
+    moments below, once in some hundred kills)."""
+    t = token()
+    with Lg(rt, tmp_path, "run", "--rm", "--network", "none", IMAGE, "sh", "-c", f"echo ready; exec sleep {t}") as lg:
+        rt.wait_until(lambda: "ready" in lg.out(), 20, 0.02, what="the command to run")
+        (cid,) = left_behind(rt)
+        lock = os.path.join(rt.root, "store.git", "refs", "layergit", "containers", cid + ".lock")
+        open(lock, "x").close()  # as a writer killed between creating the lock and renaming it leaves it
+        assert lg.interrupt(signal.SIGKILL) != 0
+    rt.wait_until(lambda: not subprocess.run(["pgrep", "-f", f"sleep {t}$"], capture_output=True).stdout, 20, 0.02, what=f"no 'sleep {t}' process")
+    rt.out("ps", "-a")
+    assert left_behind(rt) == {cid} and os.path.exists(lock)  # a writer may hold it yet: later
+    past = time.time() - 60
+    os.utime(lock, (past, past))
+    assert_clean(rt, t, {cid})
+    assert not os.path.exists(lock)
+    assert not os.path.exists(lock[:-len(".lock")])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_run_rm_killed_at_spread_moments(rt, tmp_path, sig):
     """Killed at moments spread evenly over a whole lg run --rm (measured first): whatever the moment,
@@ -271,6 +345,7 @@ def test_run_rm_killed_at_spread_moments(rt, tmp_path, sig):
                 time.sleep(0.002)
             if lg.proc.poll() is None:
                 lg.interrupt(sig)
+        print(f"lg pid {lg.pid}, exit {lg.proc.returncode}, err {lg.err()!r}")
         cids |= left_behind(rt)
         assert_clean(rt, t, cids, gc=False)
     assert_clean(rt, t, cids)

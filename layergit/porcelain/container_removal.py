@@ -17,6 +17,11 @@ from . import volumes
 from .repo import Repo
 
 CONTAINER_REFS = "refs/layergit/containers/"  # keeps its image commit (and cached rootfs) through gc
+# A container's ref is written only under its lock (ContainerDir.lock), by its creation,
+# its removal and gc's prune of refs of gone containers, each for a moment: a ref lock
+# (NAME.lock) older than this was left by one of them killed, and is broken, or a
+# removal killed at that moment could never be finished by the sweep.
+STALE_REF_LOCK = 5.0
 
 
 def dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None, name: str | None) -> None:
@@ -33,17 +38,17 @@ def dispose(repo: Repo, reg: Registry, cdir: ContainerDir, record: Record | None
         cgroup.remove()
     if record is None or record.spec.network.bridged:
         release_network(repo, cdir.id)
-    with cdir.lock():
+    with cdir.lock():  # every lg that writes the container's ref holds it: see STALE_REF_LOCK
         if cdir.exists():
             remove_tree(cdir.path)
+        try:
+            repo.store.delete_ref(CONTAINER_REFS + cdir.id, stale_lock=STALE_REF_LOCK)
+        except NotFound:
+            pass
     cdir.forget_lock()
     name = record.name if record else name
     if name:
         reg.release_name(name, cdir.id)
-    try:
-        repo.store.delete_ref(CONTAINER_REFS + cdir.id)
-    except NotFound:
-        pass
     reg.disown(cdir.id)
 
 

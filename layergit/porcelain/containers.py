@@ -44,6 +44,7 @@ from ..runtime.rootless import netstack
 from ..runtime.rootless.idmap import inside
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
+    ID,
     ContainerDir,
     Record,
     Registry,
@@ -251,8 +252,9 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         if options.cidfile:
             _write_cidfile(options.cidfile, cid)
         cdir.save_state(State())
-        repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
-        ref_set = True
+        with cdir.lock():  # the ref's writers hold it (container_removal.STALE_REF_LOCK)
+            repo.store.set_ref(CONTAINER_REFS + cid, img.id, None, f"create container {name}")
+            ref_set = True
     except BaseException:
         if options.cidfile and os.path.isdir(cdir.path):  # ours only if the container got that far
             _remove_cidfile(options.cidfile, cid)
@@ -263,7 +265,8 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         if name:
             reg.release_name(name, cid)
         if ref_set:
-            repo.store.delete_ref(CONTAINER_REFS + cid)
+            with cdir.lock():
+                repo.store.delete_ref(CONTAINER_REFS + cid)
         reg.disown(cid)
         raise
     if not owned:
@@ -606,12 +609,20 @@ def prune_refs(repo: Repo) -> int:
     live = set(reg.ids())
     dropped = 0
     for ref, _ in repo.store.refs(CONTAINER_REFS):
-        if ref[len(CONTAINER_REFS):] not in live:
+        cid = ref[len(CONTAINER_REFS):]
+        if cid in live:
+            continue
+        cdir = reg.container(cid) if ID.fullmatch(cid) else None
+        with cdir.lock() if cdir is not None else contextlib.nullcontext():
+            if cdir is not None and os.path.isdir(cdir.path):
+                continue  # being created: its directory comes before its ref
             try:
                 repo.store.delete_ref(ref)
                 dropped += 1
             except NotFound:
                 pass
+        if cdir is not None:
+            cdir.forget_lock()
     return dropped
 
 

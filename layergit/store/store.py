@@ -13,6 +13,7 @@ import copy
 import os
 import shutil
 import stat
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,28 @@ class CommitInfo:
     author: Signature
     committer: Signature
     message: str
+
+
+def _create_lock(path: str, stale_after: float | None) -> int:
+    """Create the lock file ``path`` exclusively; one older than ``stale_after`` seconds
+    is removed first (see Store._ref_lock). FileExistsError while another holds it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        if stale_after is None:
+            raise
+        try:
+            age: float | None = time.time() - os.lstat(path).st_mtime
+        except FileNotFoundError:
+            age = None  # its holder finished meanwhile
+        if age is not None and age < stale_after:
+            raise
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, flags, 0o644)
 
 
 class ObjectWriter:
@@ -507,14 +530,21 @@ class Store:
         self._log_ref(name, old or _ZERO, new, message)
 
     @contextmanager
-    def _ref_lock(self, name: str):
-        """git's (and libgit2's) protocol: NAME.lock, created exclusively, is the lock."""
+    def _ref_lock(self, name: str, stale_after: float | None = None):
+        """git's (and libgit2's) protocol: NAME.lock, created exclusively, is the lock.
+
+        A writer killed while it held one leaves it, and nothing tells a live holder
+        from a dead one (git asks the user to remove the file). ``stale_after``: seconds
+        after which a lock is taken as left by a killed writer and broken, for a caller
+        that keeps the ref's other writers out by its own lock (an update holds the file
+        for a moment), so that two breakers never race."""
         path = self._loose_ref_path(name)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = _create_lock(path + ".lock", stale_after)
         except FileExistsError:
-            raise Conflict(f"{name} is locked by another writer") from None
+            raise Conflict(f"{name} is locked by another writer"
+                           f" (if no lg or git is running, remove {path}.lock)") from None
         except NotADirectoryError:  # a ref where this one's directory would be
             raise Conflict(f"{name} clashes with a ref above it") from None
         try:
@@ -559,10 +589,11 @@ class Store:
             out.append((old, new, message.decode(errors="replace")))
         return out
 
-    def delete_ref(self, name: str) -> None:
-        """Delete a ref and its reflog; a packed one through libgit2, which rewrites packed-refs."""
+    def delete_ref(self, name: str, stale_lock: float | None = None) -> None:
+        """Delete a ref and its reflog; a packed one through libgit2, which rewrites packed-refs.
+        ``stale_lock``: when a lock on the loose ref is taken as a killed writer's (_ref_lock)."""
         if name not in self._fresh_packed():
-            with self._ref_lock(name) as (_, path):
+            with self._ref_lock(name, stale_lock) as (_, path):
                 try:
                     os.unlink(path)
                 except (FileNotFoundError, IsADirectoryError):
