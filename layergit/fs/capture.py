@@ -116,20 +116,24 @@ class _Walker:
         pushed on ``dirs`` and returned to be captured first; None when all are seen."""
         fd = dirs.fd
         cached = frame.cached[1] if frame.cached else ()
-        while frame.next < len(frame.names):
-            i, name = frame.next, frame.names[frame.next]
-            frame.next += 1
+        names, stats, found = frame.names, frame.stats, frame.found  # the loop runs once per entry
+        before = self.cache.settled_before
+        while frame.next < len(names):
+            i = frame.next
+            name = names[i]
+            frame.next = i + 1
             est = os.stat(name, dir_fd=fd, follow_symlinks=False)
             key = StatCache.key(est)
             old = cached[i] if i < len(cached) and cached[i][0] == name else None
             stored = old[1] if old is not None else treenames.encode(name)
             self.result.entries += 1
-            frame.settled = frame.settled and self.cache.settled(est)
-            frame.stats.append(est)
+            if est.st_ctime_ns >= before or est.st_mtime_ns >= before:  # StatCache.settled, inline
+                frame.settled = False
+            stats.append(est)
             if stat.S_ISDIR(est.st_mode):
                 if len(dirs) >= MAX_DEPTH:
                     raise too_deep(dirs.names + [name], self.source + ":")
-                frame.found.append((name, stored, key, None, None))  # its tree: when it is done
+                found.append((name, stored, key, None, None))  # its tree: when it is done
                 return self.subdirectory(dirs, frame, name, est, stored, frame.path + b"/" + stored)
             link = None
             if est.st_nlink > 1:
@@ -138,7 +142,7 @@ class _Walker:
                 link = None if link == child else link
             if stat.S_ISREG(est.st_mode) and link is None:
                 self.result.bytes += est.st_size
-            frame.found.append((name, stored, key, link, None))
+            found.append((name, stored, key, link, None))
             if self.progress and self.result.entries % 256 == 0:
                 self.progress(self.result.entries, self.result.bytes)
         return None

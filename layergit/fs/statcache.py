@@ -37,7 +37,7 @@ class StatCache:
         self._new: dict = {}
         self._old_dirs: dict = {}
         self._new_dirs: dict = {}
-        self._started = time.time_ns()
+        self.settled_before = time.time_ns() - _RACY_NS
         if path:
             try:
                 with open(path, "rb") as f:
@@ -72,13 +72,16 @@ class StatCache:
             self._new[relpath] = (self.key(st), blob, xattrs)
 
     def settled(self, st: os.stat_result) -> bool:
-        """Whether an inode last changed long enough before this capture to be remembered."""
-        return max(st.st_ctime_ns, st.st_mtime_ns) < self._started - _RACY_NS
+        """Whether an inode last changed long enough before this capture to be remembered
+        (both its times before ``settled_before``, which a walk may compare itself)."""
+        return st.st_ctime_ns < self.settled_before and st.st_mtime_ns < self.settled_before
 
     def keep(self, relpath: bytes) -> None:
-        """Carry a file's record over unread: it is below a directory found the same."""
+        """Carry a file's record over unread: it is below a directory found the same.
+        Not checked here (most of a re-commit's files pass through): :meth:`lookup`
+        checks a record before it is believed, whichever capture carried it."""
         hit = self._old.get(relpath)
-        if _file_record(hit):
+        if hit is not None:
             self._new[relpath] = hit
 
     def directory(self, relpath: bytes, st: os.stat_result):

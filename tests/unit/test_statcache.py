@@ -17,7 +17,7 @@ from .memstore import MemStore
 
 def _cache(path: str) -> StatCache:
     cache = StatCache(path)
-    cache._started += 10_000_000_000  # every inode made by the test is old enough to remember
+    cache.settled_before += 10_000_000_000  # every inode made by the test is old enough to remember
     return cache
 
 
