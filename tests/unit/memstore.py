@@ -1,8 +1,11 @@
 """An object store in a dict, with the methods the pure modules call on a store and
-on a writer (``tree``, ``read_blob``, ``open_blob``, ``put``, ``put_blob``, ``has``), and helpers that
-build snapshots through store.mutable, as import and build do."""
+on a writer (``tree``, ``read_blob``, ``open_blob``, ``put``, ``put_blob``,
+``put_blob_stream``, ``has``), and helpers that build snapshots through store.mutable,
+as import and build do."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from layergit.errors import CorruptStore
 from layergit.store import meta as M
@@ -23,6 +26,14 @@ class MemStore:
 
     def put_blob(self, data: bytes) -> bytes:
         return self.put(OBJ_BLOB, data)
+
+    def put_blob_stream(self, size: int, chunks: Iterable[bytes]) -> bytes:
+        """Store.put_blob_stream's contract: the pieces must add up to ``size``, or the
+        object is refused with the ValueError PackWriter.add_stream raises."""
+        data = b"".join(chunks)
+        if len(data) != size:
+            raise ValueError(f"object content was {len(data)} bytes, not the {size} announced")
+        return self.put_blob(data)
 
     def has(self, oid: bytes) -> bool:
         return oid in self.objects

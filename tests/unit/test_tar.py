@@ -18,6 +18,7 @@ from layergit.fs import tarlayer, tarwrite
 from layergit.fs.tarlayer import ArchiveError, Limits
 from layergit.store import meta as M
 from layergit.store.mutable import Inode, MutableTree
+from layergit.store.rawobj import STREAM_FROM
 
 from .memstore import T0, MemStore, directory, file, parts, snapshot, symlink
 
@@ -122,6 +123,17 @@ def test_a_truncated_or_trailing_garbage_archive_is_refused():
         read(data[:1536])
     with pytest.raises(ArchiveError, match="corrupt tar header"):
         read(data[:end] + b"garbage" + bytes(2000))
+
+
+def test_a_member_of_stream_size_is_stored_in_pieces_whole_or_refused_when_cut():
+    """Members from STREAM_FROM bytes on go through put_blob_stream, not put_blob."""
+    content = bytes(range(256)) * (STREAM_FROM // 256 + 1)
+    store = MemStore()
+    data = tar_bytes((member("big"), content))
+    [entry] = read(data, store)
+    assert store.read_blob(entry.oid) == content
+    with pytest.raises(ArchiveError):
+        read(data[: len(data) // 2])
 
 
 def test_limits_stop_an_archive_early():
