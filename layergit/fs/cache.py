@@ -21,18 +21,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import queue
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import LgError
 from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
+from .background import Background
 from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, materialise_into
 from .content import SparseWriter, file_blob_id
 from .safeio import DIR_FLAGS, DirStack
@@ -170,49 +170,33 @@ class FarmDeposit(FarmWriter):
         super().__init__(store, objects_dir, None)
         self._dir = os.open(objects_dir, DIR_FLAGS)
         self._count = 0
-        self._queue: queue.Queue[tuple[M.EntryMeta, bytes, bytes] | None] = queue.Queue(self.QUEUED)
-        self._failure: BaseException | None = None
-        self._worker = threading.Thread(target=self._work, name="farm-deposit", daemon=True)
-        self._worker.start()
+        self._writes = Background("farm-deposit", self.QUEUED)
 
     def close(self) -> None:
         """Wait for the queued files; raise what stopped the worker (a full disk)."""
-        self._queue.put(None)
-        self._worker.join()
-        super().close()
-        os.close(self._dir)
-        if self._failure is not None:
-            raise self._failure
+        try:
+            self._writes.close()
+        finally:
+            super().close()
+            os.close(self._dir)
 
     def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
         """A small file, whole, with the blob id the store gave its bytes: queued for
         the background thread (a big one goes through ``file``)."""
-        if self._failure is not None:
-            raise self._failure
         assert len(data) < self.DEFER_BELOW  # the queue's memory bound; bigger files go through file()
-        self._queue.put((meta, data, oid))
+        self._writes.submit(partial(self._put, meta, data, oid))
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                if self._failure is None:
-                    meta, data, oid = item
-                    with self._file(meta, len(data)) as out:
-                        out.write(data)
-                        out.oid = oid
-            except BaseException as exc:  # handed to the importing thread, which raises it
-                self._failure = exc
-            finally:
-                self._queue.task_done()
+    def _put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
+        with self._file(meta, len(data)) as out:
+            out.write(data)
+            out.oid = oid
 
     @contextmanager
     def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         """A new file in the farm for the block to fill and give a blob id; linked in
         under its key (unless an equal object is there) when the block ends. Written
         by the calling thread, once the queued files are in."""
-        self._queue.join()
-        if self._failure is not None:
-            raise self._failure
+        self._writes.wait()
         with self._file(meta, size) as out:
             yield out
 
