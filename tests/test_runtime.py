@@ -235,6 +235,29 @@ def test_tmpfs(rt):
     assert " - tmpfs " in lines[1]
 
 
+def _volatile_root(rt, *run_args) -> bool:
+    line = rt.out("run", *run_args, IMAGE, "grep", " / / ", "/proc/self/mountinfo", timeout=60)
+    assert " - overlay " in line, line
+    options = set(line.split()[-1].split(","))  # the superblock's, last on the line
+    return bool(options & {"volatile", "fsync=volatile"})  # Linux 6.6 on shows the latter
+
+
+def test_an_rm_containers_overlay_is_volatile_and_remounts(rt, tmp_path):
+    """--rm mounts the overlay volatile, as podman does: its end does not wait for the
+    host's dirty pages; a container that stays is mounted as usual. The kernel leaves
+    a mark in a volatile work dir that fails the next mount; a second mount of an --rm
+    container (lg cp before lg start) must not fail on it."""
+    assert _volatile_root(rt, "--rm")
+    assert not _volatile_root(rt, "--name", "kept")
+    rt("rm", "kept")
+    payload = tmp_path / "payload"
+    payload.write_text("copied in\n")
+    cid = rt.out("create", "--rm", IMAGE, "cat", "/payload").strip()
+    rt("cp", str(payload), f"{cid}:/payload")  # mounts the stopped container's overlay once
+    assert os.path.isdir(os.path.join(rt.root, "containers", cid, "work", "work", "incompat", "volatile"))
+    assert rt.out("start", "-a", cid, timeout=60) == "copied in\n"
+
+
 def test_read_only_rootfs(rt):
     """--read-only: writes to / fail; a --tmpfs /tmp stays writable."""
     proc = rt(

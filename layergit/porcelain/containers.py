@@ -224,7 +224,7 @@ def create(repo: Repo, image: str, options: runopts.RunOptions, owned: bool = Fa
         spec = Spec(cid, name, lower, cdir.path, process, hostname, options.read_only, mounts, resources,
                     network, options.init, stop_signal, published,
                     list(options.aliases), extra_hosts, options.stop_timeout, shm_size, sysctls, mac,
-                    policy, healthcheck, log_opts, devices)
+                    policy, healthcheck, log_opts, devices, options.auto_remove)
         host_config = {
             "Memory": resources.memory or 0,
             "NanoCpus": int((resources.cpus or 0) * 1e9),

@@ -95,6 +95,7 @@ class Spec:
     healthcheck: HealthConfig | None = None  # the image's HEALTHCHECK under the --health-* flags
     log_opts: dict[str, int] = field(default_factory=dict)  # --log-opt max-size/max-file (runtime.logfile)
     devices: list[Device] = field(default_factory=list)  # --device
+    volatile: bool = False  # --rm: the upper dir goes with the container (rootfs._overlay)
 
     def to_dict(self) -> dict:
         """As container.json holds it (Record.to_json)."""
@@ -104,7 +105,7 @@ class Spec:
         raw["restart"] = self.restart.to_json() if self.restart != RestartPolicy() else None
         raw["healthcheck"] = self.healthcheck.to_json() if self.healthcheck else None
         names = ("extra_hosts", "stop_timeout", "shm_size", "sysctls", "mac_address", "restart",
-                 "healthcheck", "log_opts", "devices")
+                 "healthcheck", "log_opts", "devices", "volatile")
         optional = [(raw, name) for name in names] + [(m, "name") for m in raw["mounts"]]
         for fields_of, name in optional + [(raw["process"], "groups_add"), (raw["process"], "rlimits")]:
             if not fields_of[name]:  # written only when used: a record stays what the previous lg wrote
