@@ -16,6 +16,8 @@ import subprocess
 
 import pytest
 
+from .trees import forget_the_farm
+
 DENSE = 300 << 20
 SPARSE = 128 << 20
 ISLANDS = (0, 64 << 20, SPARSE - 4096)  # where the sparse file has data
@@ -81,6 +83,7 @@ def test_a_corrupt_big_blob_fails_in_one_line_and_leaves_nothing_half_written(lg
     src.mkdir()
     (src / "f").write_bytes(os.urandom(1 << 20) * 12)
     lg("commit", src, "-t", "bad:1")
+    forget_the_farm(lg)
     pack_dir = os.path.join(lg.root, "store.git", "objects", "pack")
     pack = max((os.path.join(pack_dir, n) for n in os.listdir(pack_dir) if n.endswith(".pack")),
                key=os.path.getsize)

@@ -19,7 +19,7 @@ import struct
 
 import pytest
 
-from .trees import git, write
+from .trees import forget_the_farm, git, write
 
 pytestmark = pytest.mark.root
 IMAGE = "bb:v2"
@@ -83,6 +83,7 @@ def base_pack(lg, busybox_copy, tmp_path):
     (idx,) = pack_files(lg)
     write(os.path.join(busybox_copy, "etc", "motd"), b"v2\n")
     lg("commit", busybox_copy, "-t", IMAGE)
+    forget_the_farm(lg)
     (tmp_path / "saved").mkdir()
     pack = Pack(idx, str(tmp_path / "saved"))
     yield pack

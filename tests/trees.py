@@ -611,3 +611,10 @@ def locked_leader_tree(src) -> None:
     (src / "z").mkdir()
     os.link(locked / "leader", src / "z" / "follower")
     os.chmod(locked, 0)
+
+
+def forget_the_farm(lg) -> None:
+    """A commit leaves a copy of every file it read in the farm (cache/objects), from
+    which checkout and run take a file without reading its blob: gone, a damaged
+    pack is what they must read."""
+    remove_tree(os.path.join(lg.root, "cache", "objects"))

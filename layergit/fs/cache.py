@@ -22,7 +22,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -191,6 +191,27 @@ class FarmDeposit(FarmWriter):
             out.write(data)
             out.oid = oid
 
+    def blob(
+        self, writer, meta: M.EntryMeta, size: int,
+        whole: Callable[[], bytes], pieces: Callable[[], Iterable[bytes | memoryview]],
+    ) -> bytes:
+        """Store a file's ``size`` bytes through ``writer`` as a blob and deposit them
+        here under ``meta``; returns the blob id. The bytes are read once, from
+        ``whole()`` below STREAM_FROM, else from ``pieces()`` as they stream."""
+        if size < self.DEFER_BELOW:
+            data = whole()
+            oid = writer.put_blob(data)
+            self.put(meta, data, oid)
+            return oid
+        with self.file(meta, size) as out:
+            if size < STREAM_FROM:
+                data = whole()
+                out.write(data)
+                out.oid = writer.put_blob(data)
+            else:
+                out.oid = writer.put_blob_stream(size, _teed(pieces(), out.write))
+            return out.oid
+
     @contextmanager
     def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
         """A new file in the farm for the block to fill and give a blob id; linked in
@@ -249,6 +270,12 @@ class FarmDeposit(FarmWriter):
             pass
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         return os.open(tmp, flags, 0o600, dir_fd=self._dir), tmp
+
+
+def _teed(pieces: Iterable[bytes | memoryview], tee: Callable[[bytes | memoryview], None]):
+    for piece in pieces:
+        tee(piece)
+        yield piece
 
 
 class FarmCopies:
@@ -353,7 +380,7 @@ class MaterialisedCache:
             return None
 
     def deposit(self, store) -> FarmDeposit:
-        """A FarmDeposit into this cache's farm, for an import."""
+        """A FarmDeposit into this cache's farm, for an import or a commit."""
         return FarmDeposit(store, self.objects_dir)
 
     def hardlink_checkout(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from ..errors import LgError, NotFound
@@ -72,8 +73,9 @@ def _listing(fd: int) -> list[bytes]:
 
 
 class _Walker:
-    def __init__(self, writer, cache: StatCache, progress: Progress | None, source: str):
+    def __init__(self, writer, cache: StatCache, progress: Progress | None, source: str, deposit=None):
         self.w = writer
+        self.deposit = deposit  # a fs.cache.FarmDeposit for the files read, or None
         self.cache = cache
         self.progress = progress
         self.source = source
@@ -192,7 +194,8 @@ class _Walker:
                 if hit is not None and self.w.has(hit[0]):
                     blob, xattrs = hit
                 else:
-                    blob, xattrs = put_file(self.w, fd, name, est)
+                    blob, xattrs = put_file(self.w, fd, name, est, self.deposit,
+                                            partial(entry_meta, est, link=link))
                     self.cache.record(child, est, blob, xattrs)
                 entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
             elif stat.S_ISLNK(est.st_mode):
@@ -207,9 +210,10 @@ class _Walker:
 
 
 def capture(
-    writer, source: str, cache: StatCache | None = None, progress: Progress | None = None
+    writer, source: str, cache: StatCache | None = None, progress: Progress | None = None, deposit=None
 ) -> CaptureResult:
-    """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree."""
+    """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree;
+    the files it reads go into ``deposit`` (a fs.cache.FarmDeposit) too when given."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -218,7 +222,7 @@ def capture(
         raise LgError(f"not a directory: {source}") from None
     except PermissionError:
         raise LgError(f"cannot read directory {source}: permission denied") from None
-    walker = _Walker(writer, cache or StatCache(None), progress, source)
+    walker = _Walker(writer, cache or StatCache(None), progress, source, deposit)
     try:
         walker.result.tree = walker.tree(fd, entry_meta(os.fstat(fd), read_xattrs(fd, b".", fd)))
     except PermissionError as exc:

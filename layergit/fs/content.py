@@ -17,27 +17,41 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from ..errors import LgError
+from ..store.meta import EntryMeta
 from ..store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_hasher
 from .safeio import open_file, read_all, read_xattrs
 
 _ZEROS = bytes(CHUNK)
 
 
+Xattrs = tuple[tuple[str, bytes], ...]
+
+
 def put_file(
-    writer, dirfd: int, name: bytes, expect: os.stat_result
-) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    writer, dirfd: int, name: bytes, expect: os.stat_result, deposit=None,
+    meta_for: Callable[[Xattrs], EntryMeta] | None = None,
+) -> tuple[bytes, Xattrs]:
     """Store a regular file's content as a blob; returns its id and the file's xattrs,
-    checking it is the inode we stat'ed (see safeio.open_file)."""
+    checking it is the inode we stat'ed (see safeio.open_file). With ``deposit`` (a
+    fs.cache.FarmDeposit) the same bytes go into the farm too, under the metadata
+    ``meta_for(xattrs)`` gives."""
     fd, st = open_file(dirfd, name, expect)
     try:
-        if st.st_size < STREAM_FROM:
-            oid = writer.put_blob(read_all(fd, st.st_size))
+        xattrs = read_xattrs(dirfd, name, fd)
+        size = st.st_size
+        if deposit is not None:
+            assert meta_for is not None
+            oid = deposit.blob(writer, meta_for(xattrs), size, partial(read_all, fd, size),
+                               partial(file_chunks, fd, size, name))
+        elif size < STREAM_FROM:
+            oid = writer.put_blob(read_all(fd, size))
         else:
-            oid = writer.put_blob_stream(st.st_size, file_chunks(fd, st.st_size, name))
-        return oid, read_xattrs(dirfd, name, fd)
+            oid = writer.put_blob_stream(size, file_chunks(fd, size, name))
+        return oid, xattrs
     finally:
         os.close(fd)
 

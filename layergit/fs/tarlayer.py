@@ -15,6 +15,7 @@ import hashlib
 import io
 import lzma
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import LgError, UsageError
 from ..store import meta as M
@@ -236,13 +237,9 @@ def _entry(tar: TarReader, member: Member, writer, whiteouts: bool, deposit) -> 
     if kind == "f":
         if deposit is None:
             entry.oid = _put_content(tar, member, writer)
-        elif member.size < deposit.DEFER_BELOW:
-            data = _small_content(tar, member)
-            entry.oid = writer.put_blob(data)
-            deposit.put(meta, data, entry.oid)
         else:
-            with deposit.file(meta, member.size) as out:
-                entry.oid = out.oid = _put_content(tar, member, writer, out.write)
+            entry.oid = deposit.blob(writer, meta, member.size, partial(_small_content, tar, member),
+                                     partial(_pieces, tar, member))
     elif kind == "l":
         entry.target = _link_target(member)
         entry.oid = writer.put_blob(entry.target)
@@ -261,23 +258,13 @@ def _link_target(member: Member) -> bytes:
     return target
 
 
-def _put_content(f: TarReader, member: Member, writer, tee=None) -> bytes:
+def _put_content(f: TarReader, member: Member, writer) -> bytes:
     """A member's content as a blob: whole when small, else in CHUNK pieces, so a
     4 GB member costs a chunk of memory (the stream cannot be read twice: the pack
-    writer hashes and deflates as the pieces come, and ``tee`` gets each piece too)."""
+    writer hashes and deflates as the pieces come)."""
     if member.size < STREAM_FROM:
-        data = _small_content(f, member)
-        if tee is not None:
-            tee(data)
-        return writer.put_blob(data)
-
-    def teed():
-        for chunk in _pieces(f, member):
-            if tee is not None:
-                tee(chunk)
-            yield chunk
-
-    return writer.put_blob_stream(member.size, teed())
+        return writer.put_blob(_small_content(f, member))
+    return writer.put_blob_stream(member.size, _pieces(f, member))
 
 
 def _small_content(f: TarReader, member: Member) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from ..errors import CorruptStore, LgError, NotFound
 from .repo import Image, Repo, damaged, store_lock
 
 if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
+    from ..fs.cache import FarmDeposit
     from ..fs.checkout import CheckoutPolicy
 
 
@@ -18,6 +20,19 @@ def cache(repo: Repo):
     from ..fs.cache import MaterialisedCache
 
     return MaterialisedCache(repo.root.cache)
+
+
+@contextmanager
+def deposit(repo: Repo) -> Iterator[FarmDeposit]:
+    """Where the files an import or a commit reads go as well: the materialised cache's
+    farm (fs.cache.FarmDeposit), so that the first run of the image costs what a later
+    one does, as podman's, which unpacks at import. Objects no rootfs comes to link
+    stay until lg gc prunes them."""
+    farm = cache(repo).deposit(repo.store)
+    try:
+        yield farm
+    finally:
+        farm.close()
 
 
 @contextmanager

@@ -93,6 +93,7 @@ def _commit_dir(
     from ..fs.statcache import StatCache
     from ..store.image import write_image_tree
     from ..store.rawobj import Signature
+    from .checkout import deposit
 
     image = names.parse(tag)
     store = repo.store
@@ -104,8 +105,9 @@ def _commit_dir(
     who = Signature.parse(author) if author is not None else store.default_author()
     committer = store.default_author()
     text = message or f"lg commit {source}"
-    with store.writer() as w:
-        captured = capture(w, source, StatCache.for_directory(repo.root.cache_dir("stat"), source), progress)
+    with store.writer() as w, deposit(repo) as farm:
+        stat_cache = StatCache.for_directory(repo.root.cache_dir("stat"), source)
+        captured = capture(w, source, stat_cache, progress, farm)
         tree = write_image_tree(w, config, captured.tree)
         if base and not allow_empty and store.commit(base).tree == tree:
             raise LgError(f"nothing changed since {base.hex()[:12]}; use --allow-empty to commit anyway")

@@ -18,11 +18,8 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from ..errors import CorruptStore, LgError, UsageError, disk_full_names
 from ..fs.imagearchive import DirSource, TarSource, detect, read_images
@@ -40,13 +37,10 @@ from ..fs.tarlayer import (
 from ..store import names
 from ..store.mutable import MutableTree
 from ..store.rawobj import Signature
-from .checkout import cache
+from .checkout import cache, deposit
 from .images import force_tag
 from .provenance import rebuild
 from .repo import Repo, store_lock
-
-if TYPE_CHECKING:
-    from ..fs.cache import FarmDeposit
 
 FORMATS = ("auto", "rootfs", "docker-archive", "oci")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -291,8 +285,8 @@ def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
     if target and len(specs) > 1:
         raise UsageError(f"{source} holds {len(specs)} images; -t can name only one")
     results = []
-    with repo.store.writer() as writer, _deposit(repo) as deposit:
-        landed = [(spec, *_import_spec(repo, spec, writer, deposit, limits, progress)) for spec in specs]
+    with repo.store.writer() as writer, deposit(repo) as farm:
+        landed = [(spec, *_import_spec(repo, spec, writer, farm, limits, progress)) for spec in specs]
     for _, _, rootfs, _, _ in landed:
         if rootfs is not None:
             _materialise(repo, rootfs)
@@ -302,18 +296,6 @@ def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
             force_tag(repo, image, tip, f"import: {source}")
         results.append(ImportedImage(tip.hex(), [str(t) for t in tags], commits, layers))
     return results
-
-
-@contextmanager
-def _deposit(repo: Repo) -> Iterator[FarmDeposit]:
-    """Where the files of the archive go as they are read: the materialised cache's
-    farm (fs.cache.FarmDeposit), so that the first run of the image costs what a later
-    one does, as podman's, which unpacks at import."""
-    deposit = cache(repo).deposit(repo.store)
-    try:
-        yield deposit
-    finally:
-        deposit.close()
 
 
 def _materialise(repo: Repo, rootfs: bytes) -> None:
@@ -384,10 +366,10 @@ def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits, watch
     parent = store.ref(target.ref)
     config = repo.image(parent).config if parent else {}
     who = store.default_author()
-    with store.writer() as writer, _deposit(repo) as deposit, open(path, "rb") as f:
+    with store.writer() as writer, deposit(repo) as farm, open(path, "rb") as f:
         tree = MutableTree.empty(store)
         stream = decompressed(f, limits, digest=False)
-        entries = read_tar(stream, writer, limits, whiteouts=False, deposit=deposit, watch=watch)
+        entries = read_tar(stream, writer, limits, whiteouts=False, deposit=farm, watch=watch)
         apply_layer(tree, entries)
         rootfs = tree.write(writer)
         oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who,
