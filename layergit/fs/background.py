@@ -54,6 +54,11 @@ class Background:
         self._stop()
         self.check()
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the thread has ended (close or abandon returned, not interrupted)."""
+        return not self._thread.is_alive()
+
     def abandon(self) -> None:
         """Stop the thread without running what is queued (each job's drop runs instead)."""
         self._abandoned = True

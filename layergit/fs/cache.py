@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from ..errors import LgError
 from ..removal import remove_tree
@@ -135,6 +136,14 @@ class FarmWriter(DirectoryWriter):
             self.create(fd, node.name, node)  # too many links to one inode: a private copy
 
 
+class BlobWriter(Protocol):
+    """What a deposit stores blobs through (store.Writer)."""
+
+    def put_blob(self, data: bytes) -> bytes: ...
+
+    def put_blob_stream(self, size: int, chunks: Iterable[bytes | memoryview]) -> bytes: ...
+
+
 class FarmFile(SparseWriter):
     """One file on its way into the farm: its bytes, then its blob id once the store
     has hashed them (None if that failed: the file is dropped)."""
@@ -143,12 +152,12 @@ class FarmFile(SparseWriter):
 
 
 class FarmDeposit(FarmWriter):
-    """Regular files written into the farm while an import reads and hashes them, as
-    podman unpacks at import: materialising the image afterwards finds each file's
-    object already there and makes only directories and links, instead of reading
-    every blob back from the pack.
+    """Regular files written into the farm while an import or a commit reads and
+    hashes them, as podman unpacks at import: materialising the image afterwards finds
+    each file's object already there and makes only directories and links, instead of
+    reading every blob back from the pack.
 
-    Small files (``put``) are written by a background thread while the import goes on
+    Small files (``put``) are written by a background thread while the reader goes on
     parsing and deflating: their system calls (open, write, owner, times, link) are
     half the work of a deposit and need no GIL, so on two cores they overlap. Queued
     files are whole and small (under DEFER_BELOW, at most QUEUED of them: a bounded
@@ -156,10 +165,10 @@ class FarmDeposit(FarmWriter):
     queue is empty, so the two never share the farm's state.
 
     An object gets its key from the blob id the store computed over the very bytes
-    written here, so it is right by construction. An import that fails later leaves
-    the objects it wrote; nothing links to them (one link each), so no rootfs uses
-    them and ``prune`` (lg gc) removes them, as it does objects only an overwritten
-    file of a lower layer had.
+    written here, so it is right by construction. An import or commit that fails
+    later leaves the objects it wrote; nothing links to them (one link each), so no
+    rootfs uses them and ``prune`` (lg gc) removes them, as it does objects only an
+    overwritten file of a lower layer had.
     """
 
     DEFER_BELOW = 256 << 10
@@ -177,8 +186,24 @@ class FarmDeposit(FarmWriter):
         try:
             self._writes.close()
         finally:
-            super().close()
-            os.close(self._dir)
+            self._release()
+
+    def abandon(self) -> None:
+        """Stop without writing what is queued: the import or commit failed, and its
+        own failure, not a queued file's, is the one to report."""
+        try:
+            self._writes.abandon()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close the farm's directories, unless the worker still runs (a second Ctrl-C
+        inside the wait): it may be using them, and a closed fd's number may name
+        another directory by then. Leaked, they close when the process ends."""
+        if not self._writes.stopped:
+            return
+        super().close()
+        os.close(self._dir)
 
     def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
         """A small file, whole, with the blob id the store gave its bytes: queued for
@@ -192,24 +217,26 @@ class FarmDeposit(FarmWriter):
             out.oid = oid
 
     def blob(
-        self, writer, meta: M.EntryMeta, size: int,
+        self, writer: BlobWriter, meta: M.EntryMeta, size: int,
         whole: Callable[[], bytes], pieces: Callable[[], Iterable[bytes | memoryview]],
     ) -> bytes:
         """Store a file's ``size`` bytes through ``writer`` as a blob and deposit them
         here under ``meta``; returns the blob id. The bytes are read once, from
-        ``whole()`` below STREAM_FROM, else from ``pieces()`` as they stream."""
-        if size < self.DEFER_BELOW:
+        ``whole()`` below STREAM_FROM, else from ``pieces()`` as they stream (which
+        fail if there are not ``size`` of them). A small file that grew while it was
+        read is kept as read, and queued only if it is still small."""
+        if size < STREAM_FROM:
             data = whole()
             oid = writer.put_blob(data)
-            self.put(meta, data, oid)
+            if len(data) < self.DEFER_BELOW:
+                self.put(meta, data, oid)
+            else:
+                with self.file(meta, len(data)) as out:
+                    out.write(data)
+                    out.oid = oid
             return oid
         with self.file(meta, size) as out:
-            if size < STREAM_FROM:
-                data = whole()
-                out.write(data)
-                out.oid = writer.put_blob(data)
-            else:
-                out.oid = writer.put_blob_stream(size, _teed(pieces(), out.write))
+            out.oid = writer.put_blob_stream(size, _teed(pieces(), out.write))
             return out.oid
 
     @contextmanager
@@ -245,10 +272,10 @@ class FarmDeposit(FarmWriter):
 
     def _metadata(self, tmp: bytes | None, meta: M.EntryMeta, fd: int) -> bool:
         """Give the file its metadata; False when this filesystem cannot hold it (an xattr
-        too big for ext4): the file stays out of the farm, and the import goes on, for
-        the first run to say so (materialising, it meets the same limit)."""
+        too big for ext4): the file stays out of the farm, and the import or commit goes
+        on, for the first run to say so (materialising, it meets the same limit)."""
         try:
-            self.apply_meta(self._dir, tmp or b"(imported file)", meta, fd)
+            self.apply_meta(self._dir, tmp or b"(deposited file)", meta, fd)
         except LgError:
             return False
         return True
@@ -263,7 +290,7 @@ class FarmDeposit(FarmWriter):
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
         self._count += 1
-        tmp = b"tmp-%d-import-%d" % (os.getpid(), self._count)
+        tmp = b"tmp-%d-deposit-%d" % (os.getpid(), self._count)
         try:
             os.unlink(tmp, dir_fd=self._dir)  # left by a killed process that had our pid
         except FileNotFoundError:
@@ -272,7 +299,9 @@ class FarmDeposit(FarmWriter):
         return os.open(tmp, flags, 0o600, dir_fd=self._dir), tmp
 
 
-def _teed(pieces: Iterable[bytes | memoryview], tee: Callable[[bytes | memoryview], None]):
+def _teed(
+    pieces: Iterable[bytes | memoryview], tee: Callable[[bytes | memoryview], None]
+) -> Iterator[bytes | memoryview]:
     for piece in pieces:
         tee(piece)
         yield piece

@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import LgError, NotFound
 from ..store import meta as M
@@ -23,6 +23,9 @@ from ..store.snapshot import MAX_DEPTH, too_deep
 from .content import put_file
 from .safeio import DirStack, open_dir, read_xattrs
 from .statcache import StatCache
+
+if TYPE_CHECKING:
+    from .cache import FarmDeposit
 
 Progress = Callable[[int, int], None]  # (entries done, bytes done)
 
@@ -73,7 +76,9 @@ def _listing(fd: int) -> list[bytes]:
 
 
 class _Walker:
-    def __init__(self, writer, cache: StatCache, progress: Progress | None, source: str, deposit=None):
+    def __init__(
+        self, writer, cache: StatCache, progress: Progress | None, source: str, deposit: FarmDeposit | None
+    ):
         self.w = writer
         self.deposit = deposit  # a fs.cache.FarmDeposit for the files read, or None
         self.cache = cache
@@ -194,8 +199,10 @@ class _Walker:
                 if hit is not None and self.w.has(hit[0]):
                     blob, xattrs = hit
                 else:
-                    blob, xattrs = put_file(self.w, fd, name, est, self.deposit,
-                                            partial(entry_meta, est, link=link))
+                    # A hardlink's follower has its leader's farm object (the key leaves out the link).
+                    deposit = self.deposit if link is None else None
+                    meta_for = partial(entry_meta, est, link=link)
+                    blob, xattrs = put_file(self.w, fd, name, est, deposit, meta_for)
                     self.cache.record(child, est, blob, xattrs)
                 entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
             elif stat.S_ISLNK(est.st_mode):
@@ -210,7 +217,8 @@ class _Walker:
 
 
 def capture(
-    writer, source: str, cache: StatCache | None = None, progress: Progress | None = None, deposit=None
+    writer, source: str, cache: StatCache | None = None, progress: Progress | None = None,
+    deposit: FarmDeposit | None = None,
 ) -> CaptureResult:
     """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree;
     the files it reads go into ``deposit`` (a fs.cache.FarmDeposit) too when given."""

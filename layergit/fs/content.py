@@ -19,11 +19,15 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 from ..errors import LgError
 from ..store.meta import EntryMeta
 from ..store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_hasher
 from .safeio import open_file, read_all, read_xattrs
+
+if TYPE_CHECKING:
+    from .cache import FarmDeposit
 
 _ZEROS = bytes(CHUNK)
 
@@ -32,7 +36,7 @@ Xattrs = tuple[tuple[str, bytes], ...]
 
 
 def put_file(
-    writer, dirfd: int, name: bytes, expect: os.stat_result, deposit=None,
+    writer, dirfd: int, name: bytes, expect: os.stat_result, deposit: FarmDeposit | None = None,
     meta_for: Callable[[Xattrs], EntryMeta] | None = None,
 ) -> tuple[bytes, Xattrs]:
     """Store a regular file's content as a blob; returns its id and the file's xattrs,

@@ -31,8 +31,10 @@ def deposit(repo: Repo) -> Iterator[FarmDeposit]:
     farm = cache(repo).deposit(repo.store)
     try:
         yield farm
-    finally:
-        farm.close()
+    except BaseException:
+        farm.abandon()
+        raise
+    farm.close()
 
 
 @contextmanager

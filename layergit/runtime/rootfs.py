@@ -264,13 +264,17 @@ def _volatile(spec: Spec, merged: str, options: str) -> bool:
     is thrown away with it. The kernel marks a volatile work dir (work/incompat/volatile)
     and refuses it at the next mount, to say the upper dir saw such a mount: a second
     mount of an --rm container's (lg cp before its start) is ours, so the mark goes.
+    A build step's container is --rm too: its upper dir is read into a layer before it
+    goes, from the page cache, and the layer's pack has durability of its own.
     """
-    remove_tree(os.path.join(spec.state_dir, "work", "work", "incompat"))  # volatile/dirty
+    mark = os.path.join(spec.state_dir, "work", "work", "incompat")  # holds volatile/dirty
+    remove_tree(mark)
     try:
         sc.mount("overlay", merged, "overlay", 0, options + ",volatile")
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.EPERM, errno.ENODEV):
             raise
+        remove_tree(mark)  # made before the kernel found what it refused
         return False
     return True
 

@@ -70,7 +70,7 @@ class PackWriter:
         return oid
 
     def add_stream(
-        self, obj_type: int, size: int, chunks: Iterable[bytes], known: Callable[[bytes], bool]
+        self, obj_type: int, size: int, chunks: Iterable[bytes | memoryview], known: Callable[[bytes], bool]
     ) -> bytes:
         """Append an object of ``size`` bytes that arrive in ``chunks``, never held whole:
         each chunk is hashed and deflated as it comes. Returns its raw id.

@@ -145,7 +145,7 @@ class ObjectWriter:
     def put_blob(self, data: bytes) -> bytes:
         return self.put(OBJ_BLOB, data)
 
-    def put_blob_stream(self, size: int, chunks: Iterable[bytes]) -> bytes:
+    def put_blob_stream(self, size: int, chunks: Iterable[bytes | memoryview]) -> bytes:
         """:meth:`put_blob` for content that arrives in pieces (a big file): memory is a
         chunk, not the file (see :meth:`PackWriter.add_stream` for how a duplicate goes)."""
         return self._pack.add_stream(OBJ_BLOB, size, chunks, self._store.has)
