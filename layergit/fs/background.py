@@ -24,23 +24,21 @@ Job = Callable[[], None]
 
 
 class Background:
-    """A worker thread running :data:`Job` s; use as a context manager, or call
-    :meth:`close` (success) or :meth:`abandon` (the caller failed) exactly once.
-
-    A job that is not run (after a failure, or once abandoned) gets its ``drop``
-    called instead, to release what it holds (an open file)."""
+    """A worker thread running :data:`Job` s; call :meth:`close` (success) or
+    :meth:`abandon` (the caller failed) exactly once. Jobs hold nothing that needs
+    releasing when they are skipped (after a failure, or once abandoned)."""
 
     def __init__(self, name: str, depth: int):
-        self._queue: queue.Queue[tuple[Job, Job | None] | None] = queue.Queue(depth)
+        self._queue: queue.Queue[Job | None] = queue.Queue(depth)
         self._failure: BaseException | None = None
         self._abandoned = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job, drop: Job | None = None) -> None:
+    def submit(self, job: Job) -> None:
         """Queue ``job`` (waiting while ``depth`` are queued); raise an earlier job's failure."""
         self.check()
-        self._queue.put((job, drop))
+        self._queue.put(job)
 
     def check(self) -> None:
         """Raise the failure that stopped the worker, if one did."""
@@ -57,40 +55,27 @@ class Background:
         self._stop()
         self.check()
 
+    def abandon(self) -> None:
+        """Stop the thread without running what is queued."""
+        self._abandoned = True
+        self._stop()
+
     @property
     def stopped(self) -> bool:
         """Whether the thread has ended (close or abandon returned, not interrupted)."""
         return not self._thread.is_alive()
-
-    def abandon(self) -> None:
-        """Stop the thread without running what is queued (each job's drop runs instead)."""
-        self._abandoned = True
-        self._stop()
-
-    def __enter__(self) -> Background:
-        return self
-
-    def __exit__(self, kind, value, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abandon()
 
     def _stop(self) -> None:
         self._queue.put(None)
         self._thread.join()
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            job, drop = item
+        while (job := self._queue.get()) is not None:
             try:
                 if self._failure is None and not self._abandoned:
                     job()
-                elif drop is not None:
-                    drop()
             except BaseException as exc:  # raised in the submitting thread, which decides
-                if self._failure is None:
-                    self._failure = exc
+                self._failure = exc
             finally:
                 self._queue.task_done()
         self._queue.task_done()
