@@ -13,19 +13,16 @@ import os
 import stat
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..errors import LgError, NotFound
 from ..store import meta as M
 from ..store import treenames
 from ..store.rawobj import MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, OBJ_BLOB, OBJ_TREE, tree_bytes
 from ..store.snapshot import MAX_DEPTH, too_deep
-from .content import put_file
+from .content import Deposit, put_file
 from .safeio import DirStack, open_dir, read_xattrs
 from .statcache import StatCache
-
-if TYPE_CHECKING:
-    from .cache import FarmDeposit
 
 Progress = Callable[[int, int], None]  # (entries done, bytes done)
 
@@ -77,7 +74,7 @@ def _listing(fd: int) -> list[bytes]:
 
 class _Walker:
     def __init__(
-        self, writer, cache: StatCache, progress: Progress | None, source: str, deposit: FarmDeposit | None
+        self, writer, cache: StatCache, progress: Progress | None, source: str, deposit: Deposit | None
     ):
         self.w = writer
         self.deposit = deposit  # a fs.cache.FarmDeposit for the files read, or None
@@ -218,7 +215,7 @@ class _Walker:
 
 def capture(
     writer, source: str, cache: StatCache | None = None, progress: Progress | None = None,
-    deposit: FarmDeposit | None = None,
+    deposit: Deposit | None = None,
 ) -> CaptureResult:
     """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree;
     the files it reads go into ``deposit`` (a fs.cache.FarmDeposit) too when given."""

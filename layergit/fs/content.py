@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import LgError
 from ..store.meta import EntryMeta
 from ..store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_hasher
 from .safeio import open_file, read_all, read_xattrs
-
-if TYPE_CHECKING:
-    from .cache import FarmDeposit
 
 _ZEROS = bytes(CHUNK)
 
@@ -35,8 +32,17 @@ _ZEROS = bytes(CHUNK)
 Xattrs = tuple[tuple[str, bytes], ...]
 
 
+class Deposit(Protocol):
+    """Where a file's bytes go besides the store (fs.cache.FarmDeposit)."""
+
+    def blob(
+        self, writer, meta: EntryMeta, size: int,
+        whole: Callable[[], bytes], pieces: Callable[[], Iterable[bytes | memoryview]],
+    ) -> bytes: ...
+
+
 def put_file(
-    writer, dirfd: int, name: bytes, expect: os.stat_result, deposit: FarmDeposit | None = None,
+    writer, dirfd: int, name: bytes, expect: os.stat_result, deposit: Deposit | None = None,
     meta_for: Callable[[Xattrs], EntryMeta] | None = None,
 ) -> tuple[bytes, Xattrs]:
     """Store a regular file's content as a blob; returns its id and the file's xattrs,
