@@ -24,7 +24,7 @@ from typing import Protocol
 from ..errors import LgError
 from ..store.meta import EntryMeta
 from ..store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_hasher
-from .safeio import open_file, read_all, read_xattrs
+from .safeio import open_file, read_xattrs
 
 _ZEROS = bytes(CHUNK)
 
@@ -55,10 +55,10 @@ def put_file(
         size = st.st_size
         if deposit is not None:
             assert meta_for is not None
-            oid = deposit.blob(writer, meta_for(xattrs), size, partial(read_all, fd, size),
+            oid = deposit.blob(writer, meta_for(xattrs), size, partial(_whole, fd, size, name),
                                partial(file_chunks, fd, size, name))
         elif size < STREAM_FROM:
-            oid = writer.put_blob(read_all(fd, size))
+            oid = writer.put_blob(_whole(fd, size, name))
         else:
             oid = writer.put_blob_stream(size, file_chunks(fd, size, name))
         return oid, xattrs
@@ -111,7 +111,27 @@ def file_chunks(fd: int, size: int, name: bytes) -> Iterator[bytes | memoryview]
             pos += len(chunk)
         if pos < hole:
             break
-    if pos != size or os.pread(fd, 1, size) or os.fstat(fd).st_size != size:
+    _same_size(fd, pos, size, name)
+
+
+def _whole(fd: int, size: int, name: bytes) -> bytes:
+    """A small file's ``size`` bytes in one piece. One that grew while it was read is
+    refused, as file_chunks refuses a big one: reading on to its end would let a
+    process that keeps appending hold this one's memory without bound."""
+    data = os.pread(fd, size, 0) if size else b""
+    while len(data) < size:  # a short read (rare on a regular file)
+        more = os.pread(fd, size - len(data), len(data))
+        if not more:
+            break
+        data += more
+    _same_size(fd, len(data), size, name)
+    return data
+
+
+def _same_size(fd: int, read: int, size: int, name: bytes) -> None:
+    """Refuse a file that is not the ``size`` bytes it had when it was opened: its blob
+    would be neither the old content nor the new."""
+    if read != size or os.pread(fd, 1, size) or os.fstat(fd).st_size != size:
         raise LgError(f"{os.fsdecode(name)} changed size while being read; try again")
 
 

@@ -140,15 +140,3 @@ def open_file(dirfd: int, name: bytes, expect: os.stat_result) -> tuple[int, os.
         os.close(fd)
         raise
     return fd, st
-
-
-def read_all(fd: int, size: int) -> bytes:
-    """Everything left in an open file, expected to be ``size`` bytes (for small files)."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, max(size, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)

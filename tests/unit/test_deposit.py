@@ -37,8 +37,9 @@ def test_every_path_deposits_what_the_store_hashed(tmp_path, size):
 
 
 def test_a_small_file_that_grew_while_read_is_kept_as_read(tmp_path):
-    """The size came from fstat before the read; the file grew past the queue's bound
-    meanwhile (a log being appended to): stored and deposited as read, no crash."""
+    """``whole()`` gave more than the announced size, past the queue's bound (put_file
+    refuses a grown file itself; another reader may not): stored and deposited as
+    read, no crash."""
     store, farm = MemStore(), str(tmp_path / "objects")
     m = meta("f", uid=os.getuid(), gid=os.getgid())
     grown = os.urandom(FarmDeposit.DEFER_BELOW * 2)

@@ -14,6 +14,8 @@ from layergit.fs import content
 from layergit.store import pack, packread
 from layergit.store.rawobj import CHUNK, OBJ_BLOB, STREAM_FROM, object_id
 
+from .memstore import MemStore
+
 BIG = STREAM_FROM + 12345  # streamed, and not a whole number of chunks
 PATTERN = os.urandom(1 << 16)
 
@@ -158,6 +160,30 @@ def test_a_file_that_changes_size_while_read_is_an_error(tmp_path):
                 pass
     finally:
         os.close(fd)
+
+
+def test_a_small_file_that_grows_while_read_is_refused_not_read_on(tmp_path):
+    """A process appending to a file as lg reads it (a log in a committed directory, or a
+    file fed on purpose) is refused as soon as the read passes the size lg opened it
+    with: memory stays bounded by that size."""
+    path = tmp_path / "log"
+    path.write_bytes(b"x" * 100)
+    read = []
+
+    class Appender:  # stands where the farm deposit does: between the open and the read
+        def blob(self, writer, meta, size, whole, pieces):
+            with open(path, "ab") as f:
+                f.write(b"y" * (1 << 20))
+            read.append(whole)
+            return writer.put_blob(whole())
+
+    dirfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(LgError, match="log changed size while being read"):
+            content.put_file(MemStore(), dirfd, b"log", os.stat(path), Appender(), lambda xattrs: None)
+    finally:
+        os.close(dirfd)
+    assert read  # the read happened after the append
 
 
 class ChunkStore:
