@@ -34,7 +34,6 @@ import uuid
 import pytest
 
 from fixtures import archives as A
-from layergit.fs.cache import FarmDeposit
 
 from .treecompare import describe, differences
 from .trees import root_mode
@@ -610,12 +609,11 @@ def test_import_materialises_the_rootfs(lg, tmp_path, kind):
 
 def test_a_refused_import_leaves_no_rootfs_and_gc_prunes_its_files(lg, tmp_path):
     """An archive refused half-way leaves no image and no cached rootfs; the farm objects
-    of the files read before the refusal link nowhere, and ``lg gc`` removes them. (Small
-    files still queued for the farm when the import fails are dropped; ``a`` is big
-    enough to be written as it streams, so it is there.)"""
+    of the files read before the refusal link nowhere, and ``lg gc`` removes them. (The
+    first files of a deposit are written at once, not handed to the farm's writer
+    process, which a failed import kills: so ``a`` and ``b`` are there.)"""
     path = tmp_path / "bad.tar"
-    big = os.urandom(FarmDeposit.DEFER_BELOW + 1)
-    path.write_bytes(A.layer_tar([A.file("a", big), A.file("b", b"two\n"), A.file("c/../../x", b"x")]))
+    path.write_bytes(A.layer_tar([A.file("a", b"one\n"), A.file("b", b"two\n"), A.file("c/../../x", b"x")]))
     assert "'..'" in lg.fails("import", path, "-t", "bad:1")
     assert lg_json(lg, "images") == []
     cached = os.path.join(lg.root, "cache", "rootfs")

@@ -25,18 +25,19 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import LgError
 from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
-from .background import Background
 from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, materialise_into
 from .content import SparseWriter, file_blob_id
 from .safeio import DIR_FLAGS, DirStack
+
+if TYPE_CHECKING:
+    from .farmwriter import FarmProcess
 
 
 def object_key(node: Node) -> str:
@@ -157,12 +158,12 @@ class FarmDeposit(FarmWriter):
     each file's object already there and makes only directories and links, instead of
     reading every blob back from the pack.
 
-    Small files (``put``) are written by a background thread while the reader goes on
-    parsing and deflating: their system calls (open, write, owner, times, link) are
-    half the work of a deposit and need no GIL, so on two cores they overlap. Queued
-    files are whole and small (under DEFER_BELOW, at most QUEUED of them: a bounded
-    amount of memory); a big file is written as it streams (``file``), once the
-    queue is empty, so the two never share the farm's state.
+    Once a deposit proves big (HAND_OVER_AFTER files), small files (under STREAM_FROM)
+    go to a writer process (fs.farmwriter, which says why not a thread) while lg goes
+    on parsing and hashing; the first ones are written here, so a commit of a few files
+    starts no process. A big file is written here as it streams: its blob id is known
+    only at its end, and a sparse one would push its holes through the pipe. The two
+    writers share nothing but the farm, where an object made twice is linked once.
 
     An object gets its key from the blob id the store computed over the very bytes
     written here, so it is right by construction. An import or commit that fails
@@ -171,50 +172,55 @@ class FarmDeposit(FarmWriter):
     overwritten file of a lower layer had.
     """
 
-    DEFER_BELOW = 256 << 10
-    QUEUED = 128
+    HAND_OVER_AFTER = 64
 
-    def __init__(self, store, objects_dir: str):
+    def __init__(self, store, objects_dir: str, hand_over: bool = True):
         private_dir(objects_dir)
         super().__init__(store, objects_dir, None)
         self._dir = os.open(objects_dir, DIR_FLAGS)
         self._count = 0
-        self._writes = Background("farm-deposit", self.QUEUED)
+        self._inline = 0 if hand_over else -1  # files written here so far; -1: never hand over
+        self._process: FarmProcess | None = None
 
     def close(self) -> None:
-        """Wait for the queued files; raise what stopped the worker (a full disk)."""
+        """Wait for the files handed over; raise what stopped their writer (a full disk)."""
         try:
-            self._writes.close()
+            if self._process is not None:
+                self._process.close()
         finally:
             self._release()
 
     def abandon(self) -> None:
-        """Stop without writing what is queued: the import or commit failed, and its
-        own failure, not a queued file's, is the one to report."""
+        """Stop without waiting for the files handed over: the import or commit failed,
+        and its own failure, not a full disk meeting those files, is the one to report."""
         try:
-            self._writes.abandon()
+            if self._process is not None:
+                self._process.abandon()
         finally:
             self._release()
 
     def _release(self) -> None:
-        """Close the farm's directories, unless the worker still runs (a second Ctrl-C
-        inside the wait): it may be using them, and a closed fd's number may name
-        another directory by then. Leaked, they close when the process ends."""
-        if not self._writes.stopped:
-            return
         super().close()
         os.close(self._dir)
 
     def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
-        """A small file, whole, with the blob id the store gave its bytes: queued for
-        the background thread (a big one goes through ``file``)."""
-        assert len(data) < self.DEFER_BELOW  # the queue's memory bound; bigger files go through file()
-        self._writes.submit(partial(self._put, meta, data, oid))
+        """A file, whole, with the blob id the store gave its bytes."""
+        if self._process is None and self._inline < self.HAND_OVER_AFTER:
+            self._inline += self._inline >= 0
+            with self._file(meta, len(data)) as out:
+                out.write(data)
+                out.oid = oid
+            return
+        if self._process is None:
+            from .farmwriter import FarmProcess
 
-    def _put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
-        with self._file(meta, len(data)) as out:
-            out.write(data)
-            out.oid = oid
+            try:
+                self._process = FarmProcess(self._objects)
+            except OSError:  # the interpreter cannot be started again (reached through a mount namespace)
+                self._inline = -1  # so every file is written here
+                self.put(meta, data, oid)
+                return
+        self._process.put(meta, data, oid)
 
     def blob(
         self, writer: BlobWriter, meta: M.EntryMeta, size: int,
@@ -224,29 +230,15 @@ class FarmDeposit(FarmWriter):
         here under ``meta``; returns the blob id. The bytes are read once, from
         ``whole()`` below STREAM_FROM, else from ``pieces()`` as they stream (which
         fail if there are not ``size`` of them). A small file that grew while it was
-        read is kept as read, and queued only if it is still small."""
+        read is kept as read."""
         if size < STREAM_FROM:
             data = whole()
             oid = writer.put_blob(data)
-            if len(data) < self.DEFER_BELOW:
-                self.put(meta, data, oid)
-            else:
-                with self.file(meta, len(data)) as out:
-                    out.write(data)
-                    out.oid = oid
+            self.put(meta, data, oid)
             return oid
-        with self.file(meta, size) as out:
+        with self._file(meta, size) as out:
             out.oid = writer.put_blob_stream(size, _teed(pieces(), out.write))
             return out.oid
-
-    @contextmanager
-    def file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:
-        """A new file in the farm for the block to fill and give a blob id; linked in
-        under its key (unless an equal object is there) when the block ends. Written
-        by the calling thread, once the queued files are in."""
-        self._writes.wait()
-        with self._file(meta, size) as out:
-            yield out
 
     @contextmanager
     def _file(self, meta: M.EntryMeta, size: int) -> Iterator[FarmFile]:

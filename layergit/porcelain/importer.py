@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..background import ReadAhead
 from ..errors import CorruptStore, LgError, UsageError, disk_full_names
 from ..fs.imagearchive import DirSource, TarSource, detect, read_images
 from ..fs.tarlayer import (
@@ -149,7 +150,10 @@ def _read_layer(layer, limits: Limits, writer, deposit):
     """Parse one layer blob, verifying its size and digests; returns its entries."""
     raw = Digesting(layer.open())
     stream = decompressed(io.BufferedReader(raw), limits)
-    entries = read_tar(stream, writer, limits, whiteouts=True, deposit=deposit)
+    with ReadAhead(stream) as ahead:  # received, hashed and inflated beside the parse
+        entries = read_tar(ahead, writer, limits, whiteouts=True, deposit=deposit)
+        while ahead.read(1 << 20):  # the padding after the tar's end is hashed too
+            pass
     stream.drain()
     raw.drain()
     if layer.size is not None and layer.size != raw.size:

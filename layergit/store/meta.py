@@ -193,7 +193,9 @@ _PLAIN = re.compile(rb"([^\t]*)\t([a-z]) ([0-7]{4}) (0|[1-9][0-9]*):(0|[1-9][0-9
                     rb" (0|-?[1-9][0-9]*)\.([0-9]{9})")
 
 
-def _parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
+def parse_line(line: bytes) -> tuple[bytes, EntryMeta]:
+    """One line of :func:`format_line` (without its newline) -> (name, metadata);
+    ValueError when it is not one, in canonical form."""
     plain = _PLAIN.fullmatch(line)
     if plain is not None:
         name, kind, mode, uid, gid, sec, nsec = plain.groups()
@@ -248,7 +250,7 @@ def decode_blob(data: bytes) -> dict[bytes, EntryMeta]:
     out: dict[bytes, EntryMeta] = {}
     for line in body.split(b"\n")[:-1] if body else []:
         try:
-            name, meta = _parse_line(line)
+            name, meta = parse_line(line)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptStore(f"bad metadata line {line[:80]!r}: {exc}") from None
         if name in out:

@@ -7,6 +7,11 @@ times the speed, and one sequential pack file replaces thousands of small files.
 The result is an ordinary pack that git, libgit2 and dulwich read; ``lg gc`` repacks
 the small packs many commits leave behind.
 
+Objects given whole are deflated and written by a second thread, in batches, while
+the caller goes on: an import or pull parses the next tar members and hashes them
+meanwhile, and ISA-L deflates without the GIL. Deflating had been a third of an
+import's time on the one thread that did everything else too.
+
 Nothing is visible until :meth:`PackWriter.finish` renames the ``.idx`` into place
 (git ignores a pack without its index), so a killed writer leaves only a temporary
 file that the next ``lg gc`` removes.
@@ -22,9 +27,16 @@ from collections.abc import Callable, Iterable
 
 from isal import isal_zlib
 
+from ..background import Background
 from .rawobj import object_hasher, object_id
 
 _COMPRESSION_LEVEL = 1
+# Whole objects are handed to the deflate thread in batches of about this many bytes:
+# one hand-over per small object would cost more than deflating it. The thread holds
+# at most _DEPTH batches waiting, which bounds the memory they keep.
+_BATCH_BYTES = 1 << 20
+_DEPTH = 4
+_QUEUED = (-1, 0)  # the entry of an object handed over and not yet written
 
 
 def _object_header(obj_type: int, size: int) -> bytes:
@@ -48,8 +60,11 @@ class PackWriter:
         self._tmp = fd_path
         self._file = open(fd_path, "w+b")
         self._file.write(b"PACK" + struct.pack(">II", 2, 0))
-        self._entries: dict[bytes, tuple[int, int]] = {}  # oid -> (offset, crc32)
+        self._entries: dict[bytes, tuple[int, int]] = {}  # oid -> (offset, crc32), or _QUEUED
         self._offset = 12
+        self._batch: list[tuple[bytes, int, bytes]] = []  # (oid, type, data) not handed over yet
+        self._batch_bytes = 0
+        self._deflater: Background | None = None  # started by the first full batch
 
     def __contains__(self, oid: bytes) -> bool:
         return oid in self._entries
@@ -63,11 +78,35 @@ class PackWriter:
             oid = object_id(obj_type, data)
         if oid in self._entries:
             return oid
-        record = _object_header(obj_type, len(data)) + isal_zlib.compress(data, _COMPRESSION_LEVEL)
-        self._file.write(record)
-        self._entries[oid] = (self._offset, zlib.crc32(record))
-        self._offset += len(record)
+        self._entries[oid] = _QUEUED
+        self._batch.append((oid, obj_type, data))
+        self._batch_bytes += len(data) + 32
+        if self._batch_bytes >= _BATCH_BYTES:
+            if self._deflater is None:
+                self._deflater = Background("pack-deflate", _DEPTH)
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._deflater.submit(lambda: self._write(batch))
         return oid
+
+    def _write(self, batch: list[tuple[bytes, int, bytes]]) -> None:
+        """Deflate and append whole objects (in the deflate thread, or the caller's
+        once that thread has stopped)."""
+        f, entries, offset = self._file, self._entries, self._offset
+        for oid, obj_type, data in batch:
+            record = _object_header(obj_type, len(data)) + isal_zlib.compress(data, _COMPRESSION_LEVEL)
+            f.write(record)
+            entries[oid] = (offset, zlib.crc32(record))
+            offset += len(record)
+        self._offset = offset
+
+    def _settle(self) -> None:
+        """Write every object handed to :meth:`add` so far, and stop the deflate thread
+        (raising what stopped it): the file and the offsets are this thread's again."""
+        if self._deflater is not None:
+            self._deflater.close()  # left set if this raises: abort then abandons it
+            self._deflater = None
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._write(batch)
 
     def add_stream(
         self, obj_type: int, size: int, chunks: Iterable[bytes | memoryview], known: Callable[[bytes], bool]
@@ -83,6 +122,7 @@ class PackWriter:
         Whatever goes wrong (a source that changed size, an error of the reader) cuts
         the record off too, so the pack stays well-formed.
         """
+        self._settle()
         f, start = self._file, self._offset
         header = _object_header(obj_type, size)
         digest = object_hasher(obj_type, size)
@@ -120,6 +160,9 @@ class PackWriter:
 
     def abort(self) -> None:
         """Remove the pack and index being written, as far as :meth:`finish` got."""
+        if self._deflater is not None:
+            self._deflater.abandon()
+            self._deflater = None
         try:
             self._file.close()
         except OSError:
@@ -132,6 +175,7 @@ class PackWriter:
 
     def finish(self, fsync: bool = True) -> str | None:
         """Seal the pack and install it with its index; returns the pack's path."""
+        self._settle()
         if not self._entries:
             self.abort()
             return None

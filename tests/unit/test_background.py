@@ -1,4 +1,4 @@
-"""fs.background: jobs run in order in one thread; the first failure stops the rest
+"""layergit.background: jobs run in order in one thread; the first failure stops the rest
 and reaches the submitting thread; an abandoned worker runs nothing more."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from layergit.fs.background import Background
+from layergit.background import Background
 
 
 def test_jobs_run_in_order_in_another_thread():

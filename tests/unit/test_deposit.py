@@ -1,13 +1,16 @@
 """fs.cache.FarmDeposit.blob: a file's bytes go to the store and into the farm under
-the key of the blob id the store gave those very bytes, whichever path they take."""
+the key of the blob id the store gave those very bytes, whichever path they take:
+written inline, streamed, or handed to the writer process (fs.farmwriter)."""
 
 from __future__ import annotations
 
+import io
 import os
-import threading
+import stat
 
 import pytest
 
+from layergit.fs import farmwriter
 from layergit.fs.cache import FarmDeposit, _key
 from layergit.store.rawobj import CHUNK, STREAM_FROM
 
@@ -24,26 +27,59 @@ def _pieces(data: bytes):
     return lambda: (data[i:i + CHUNK] for i in range(0, len(data), CHUNK))
 
 
-@pytest.mark.parametrize("size", [0, 100, FarmDeposit.DEFER_BELOW + 1, STREAM_FROM + 5])
-def test_every_path_deposits_what_the_store_hashed(tmp_path, size):
-    store, farm = MemStore(), str(tmp_path / "objects")
-    m = meta("f", uid=os.getuid(), gid=os.getgid())
-    data = os.urandom(size)
+def _deposit(farm: str, handed_over: bool) -> FarmDeposit:
     deposit = FarmDeposit(None, farm)
+    if handed_over:
+        deposit.HAND_OVER_AFTER = 0  # every small file goes to the writer process
+    return deposit
+
+
+def _farm_files(farm: str) -> list[str]:
+    return sorted(f for _, _, files in os.walk(farm) for f in files)
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+@pytest.mark.parametrize("size", [0, 100, STREAM_FROM - 1, STREAM_FROM + 5])
+def test_every_path_deposits_what_the_store_hashed(tmp_path, size, handed_over):
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", mode=0o4751, uid=os.getuid(), gid=os.getgid(), mtime_ns=1_234_567_891_123_456_789)
+    data = os.urandom(size)
+    deposit = _deposit(farm, handed_over)
     oid = deposit.blob(store, m, size, lambda: data, _pieces(data))
     deposit.close()
     assert store.read_blob(oid) == data
     assert _farm_file(farm, oid, m) == data
+    key = _key(oid, m)
+    st = os.stat(os.path.join(farm, key[:2], key[2:]))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) == (0o4751, m.uid, m.gid, m.mtime_ns)
 
 
-def test_a_small_file_that_grew_while_read_is_kept_as_read(tmp_path):
-    """``whole()`` gave more than the announced size, past the queue's bound (put_file
-    refuses a grown file itself; another reader may not): stored and deposited as
-    read, no crash."""
+def test_the_first_files_are_written_inline_then_the_process_takes_over(tmp_path):
+    """A commit of a few files starts no process; a big deposit hands over, and every
+    file lands either way."""
+    store, farm = MemStore(), str(tmp_path / "objects")
+    deposit = FarmDeposit(None, farm)
+    files = [(meta("f", uid=os.getuid(), gid=os.getgid(), mtime_ns=i), b"file %d" % i)
+             for i in range(FarmDeposit.HAND_OVER_AFTER + 10)]
+    oids = []
+    for m, data in files[:FarmDeposit.HAND_OVER_AFTER]:
+        oids.append(deposit.blob(store, m, len(data), lambda d=data: d, _pieces(data)))
+    assert deposit._process is None
+    for m, data in files[FarmDeposit.HAND_OVER_AFTER:]:
+        oids.append(deposit.blob(store, m, len(data), lambda d=data: d, _pieces(data)))
+    assert deposit._process is not None
+    deposit.close()
+    assert [_farm_file(farm, oid, m) for oid, (m, _) in zip(oids, files, strict=True)] == [d for _, d in files]
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_a_small_file_that_grew_while_read_is_kept_as_read(tmp_path, handed_over):
+    """``whole()`` gave more than the announced size (put_file refuses a grown file
+    itself; another reader may not): stored and deposited as read, no crash."""
     store, farm = MemStore(), str(tmp_path / "objects")
     m = meta("f", uid=os.getuid(), gid=os.getgid())
-    grown = os.urandom(FarmDeposit.DEFER_BELOW * 2)
-    deposit = FarmDeposit(None, farm)
+    grown = os.urandom(STREAM_FROM + 100)
+    deposit = _deposit(farm, handed_over)
     oid = deposit.blob(store, m, 100, lambda: grown, _pieces(grown))
     deposit.close()
     assert store.read_blob(oid) == grown and _farm_file(farm, oid, m) == grown
@@ -57,38 +93,87 @@ def test_a_stream_that_is_not_its_size_deposits_nothing(tmp_path):
     with pytest.raises(ValueError):
         deposit.blob(store, m, STREAM_FROM + 1, lambda: short, _pieces(short))
     deposit.close()
-    assert [f for _, _, files in os.walk(farm) for f in files] == []
+    assert _farm_files(farm) == []
 
 
-def test_an_abandoned_deposit_keeps_the_callers_failure(tmp_path, monkeypatch):
-    """Queued files are dropped, not written: a full disk meeting them must not replace
-    the failure that stopped the import or commit. A clean close does report it."""
-    store, farm = MemStore(), str(tmp_path / "objects")
-    m = meta("f", uid=os.getuid(), gid=os.getgid())
-    started, release, written = threading.Event(), threading.Event(), []
+def _doomed_deposit(tmp_path) -> tuple[FarmDeposit, str]:
+    """A deposit whose writer process will fail for real: its farm is a file by the
+    time the process starts (it starts with the first file handed over)."""
+    farm = str(tmp_path / "objects")
+    deposit = _deposit(farm, handed_over=True)
+    os.rename(farm, farm + ".gone")
+    with open(farm, "w"):
+        pass
+    return deposit, farm
 
-    def full(meta, data, oid):
-        written.append(data)
-        started.set()
-        release.wait(10)
-        raise OSError(28, "No space left on device")
 
-    deposit = FarmDeposit(None, farm)
-    monkeypatch.setattr(deposit, "_put", full)
+def test_the_writer_process_failure_is_raised_as_the_oserror_it_was(tmp_path):
+    store, m = MemStore(), meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit, _ = _doomed_deposit(tmp_path)
+    with pytest.raises(OSError) as failure:
+        for i in range(2000):  # the pipe breaks once the child has stopped, or close says so
+            data = b"file %d" % i
+            deposit.blob(store, m, len(data), lambda d=data: d, _pieces(data))
+        deposit.close()
+    assert type(failure.value) is FileExistsError  # the errno crossed the pipe, not a generic error
+    assert deposit._process._proc.returncode == 1
+
+
+def test_an_abandoned_deposit_ends_its_process_and_keeps_the_callers_failure(tmp_path):
+    """The caller's failure is the one reported: its writer is killed, not waited for,
+    even one that is failing itself."""
+    store, m = MemStore(), meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit, _ = _doomed_deposit(tmp_path)
     with pytest.raises(KeyError):
         try:
-            for i in range(3):
-                deposit.blob(store, m, 1, lambda i=i: b"%d" % i, _pieces(b""))
-            started.wait(10)
+            deposit.blob(store, m, 6, lambda: b"doomed", _pieces(b"doomed"))
             raise KeyError("the caller's own failure")
         except BaseException:
-            release.set()
             deposit.abandon()
             raise
-    assert written == [b"0"]  # the one in progress when the caller failed; the rest dropped
+    assert deposit._process._proc.returncode is not None  # reaped: no process left behind
 
-    deposit = FarmDeposit(None, farm)
-    monkeypatch.setattr(deposit, "_put", full)
-    deposit.blob(store, m, 1, lambda: b"x", _pieces(b""))
-    with pytest.raises(OSError, match="No space"):
-        deposit.close()
+
+def test_a_terminals_ctrl_c_reaches_lg_not_its_writer(tmp_path):
+    """A terminal sends SIGINT to its foreground process group; the writer is in a group
+    of its own, so lg alone decides what a Ctrl-C ends (abandon kills the writer)."""
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit = _deposit(farm, handed_over=True)
+    first = deposit.blob(store, m, 5, lambda: b"first", _pieces(b"first"))
+    child = deposit._process._proc.pid
+    assert os.getpgid(child) == child != os.getpgrp()
+    deposit.close()
+    assert deposit._process._proc.returncode == 0 and _farm_file(farm, first, m) == b"first"
+
+
+def _record(m, data: bytes, oid: bytes) -> bytes:
+    line = farmwriter.M.format_line(b"", m)
+    return farmwriter._HEAD.pack(len(data), len(line)) + line + data + oid
+
+
+@pytest.mark.parametrize("cut", [1, 12, 40, -1])
+def test_a_record_cut_short_links_nothing(tmp_path, cut):
+    """The parent went away mid-record (killed): the child ends quietly, and the file
+    it was given part of is not in the farm; the whole records before it are."""
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", uid=os.getuid(), gid=os.getgid())
+    whole = _record(m, b"whole", store.put_blob(b"whole"))
+    partial = _record(m, b"partial", store.put_blob(b"partial"))[:cut]
+    report = io.BytesIO()
+    assert farmwriter.serve(lambda: FarmDeposit(None, farm, hand_over=False), io.BytesIO(whole + partial), report) == 0
+    assert report.getvalue() == b""
+    assert len(_farm_files(farm)) == 1 and _farm_file(farm, store.put_blob(b"whole"), m) == b"whole"
+
+
+def test_an_interpreter_that_cannot_be_started_again_means_writing_inline(tmp_path, monkeypatch):
+    """A user who reached the interpreter through a mount namespace only (the tests'
+    65534) cannot exec it again: the deposit writes its files itself."""
+    monkeypatch.setattr(farmwriter.sys, "executable", str(tmp_path / "gone" / "python"))
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit = _deposit(farm, handed_over=True)
+    oids = [deposit.blob(store, m, 1, lambda i=i: b"%d" % i, _pieces(b"")) for i in range(3)]
+    deposit.close()
+    assert deposit._process is None
+    assert [_farm_file(farm, oid, m) for oid in oids] == [b"0", b"1", b"2"]

@@ -139,3 +139,40 @@ def test_a_pack_gone_from_the_directory_is_forgotten_at_the_next_refresh(tmp_pat
     written(tmp_path, [(OBJ_BLOB, b"another pack\n")])
     assert reader.refresh()
     assert not any(reader.contains(oid) for oid in ids)
+
+
+def _many(count: int, size: int) -> list[tuple[int, bytes]]:
+    """Enough distinct objects to fill several of the deflate thread's batches."""
+    return [(OBJ_BLOB, i.to_bytes(4, "big") * (size // 4)) for i in range(count)]
+
+
+def test_objects_deflated_in_the_background_land_whole_and_in_order_with_streams(tmp_path):
+    """Whole objects go to the deflate thread in batches; a streamed object in between
+    waits for those before it; git verifies every one, and each reads back."""
+    from layergit.store.rawobj import CHUNK
+
+    objects = _many(3 * (pack._BATCH_BYTES // 4096) + 7, 4096)
+    writer = pack.PackWriter(str(tmp_path))
+    ids = {writer.add(t, d): (t, d) for t, d in objects[:len(objects) // 2]}
+    assert writer._deflater is not None, "the first batches went to the thread"
+    big = bytes(range(256)) * (3 * CHUNK // 256)  # (incompressible streams are read as big files)
+    streamed = writer.add_stream(OBJ_BLOB, len(big), (big[i:i + CHUNK] for i in range(0, len(big), CHUNK)),
+                                 lambda _oid: False)
+    ids[streamed] = (OBJ_BLOB, big)
+    ids.update({writer.add(t, d): (t, d) for t, d in objects[len(objects) // 2:]})
+    path = writer.finish(fsync=False)
+    proc = subprocess.run(["git", "verify-pack", "-v", path[: -len(".pack")] + ".idx"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert {line.split()[0] for line in proc.stdout.splitlines() if len(line.split()) >= 5} == {o.hex() for o in ids}
+    reader = packread.PackReader(str(tmp_path))
+    assert all(reader.read(oid) == (t, d) for oid, (t, d) in ids.items())
+
+
+def test_an_aborted_pack_stops_its_deflate_thread_and_leaves_nothing(tmp_path):
+    writer = pack.PackWriter(str(tmp_path))
+    for t, d in _many(2 * (pack._BATCH_BYTES // 4096), 4096):
+        writer.add(t, d)
+    deflater = writer._deflater
+    assert deflater is not None
+    writer.abort()
+    assert deflater.stopped and os.listdir(tmp_path) == []
