@@ -200,7 +200,7 @@ def _two_forms(name: str, registry_form: click.Command, summary: str) -> click.C
                 click.echo()
             return
         git = operand is not None and remotes.is_git_operand(
-            operand, [r.name for r in remotes.remote_list(repo_from(ctx))])
+            operand, repo_from(ctx).store.remotes() if remotes.could_name_remote(operand) else ())
         if operand is not None and not git and len(operands) > 1:
             from layergit.errors import UsageError
 

@@ -56,9 +56,15 @@ def is_git_operand(operand: str, remotes: Collection[str]) -> bool:
     return operand in remotes or urls.scheme(operand) is not None or urls.is_path(operand)
 
 
+def could_name_remote(operand: str) -> bool:
+    """Whether ``operand`` has a remote name's form: only then need ``lg pull``/``lg push``
+    read the remotes (a git process) to tell which grammar it speaks."""
+    return len(operand) <= _NAME_MAX and _REMOTE_NAME.fullmatch(operand) is not None
+
+
 def check_remote_name(name: str) -> str:
     """A remote's name is one component of an image name, so ``origin/app:1`` parses."""
-    if len(name) > _NAME_MAX or not _REMOTE_NAME.fullmatch(name):
+    if not could_name_remote(name):
         raise UsageError(f"invalid remote name {name!r}: lowercase [a-z0-9] separated by . _ -,"
                          f" at most {_NAME_MAX} characters")
     return name

@@ -156,6 +156,17 @@ class ObjectWriter:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
 
+# A new store is the bare repository `git init --bare` makes, less the samples, written
+# here: libgit2's import alone would be a third of a first `lg pull`.
+_LAYOUT = ("objects/info", "objects/pack", "refs/heads", "refs/tags")
+_FILES = {
+    "HEAD": "ref: refs/heads/master\n",
+    "config": "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n"
+              "\tlogAllRefUpdates = always\n"  # tag moves are history too
+              "[gc]\n\tauto = 0\n",  # lg gc decides when to repack
+}
+
+
 class Store:
     """A bare git repository used as an image store.
 
@@ -212,11 +223,13 @@ class Store:
         os.makedirs(parent, exist_ok=True)
         cls._drop_dead_inits(path)
         tmp = f"{path}.init-{os.getpid()}"
-        repo = pygit2().init_repository(tmp, bare=True)
-        repo.config["core.logAllRefUpdates"] = "always"  # tag moves are history too
-        repo.config["gc.auto"] = "0"  # lg gc decides when to repack
-        del repo
-        os.chmod(tmp, 0o700)  # every image's files are in here: no other user reads them (root.py)
+        os.mkdir(tmp, 0o700)  # every image's files are in here: no other user reads them (root.py)
+        os.chmod(tmp, 0o700)  # whatever the umask
+        for sub in _LAYOUT:
+            os.makedirs(os.path.join(tmp, sub))
+        for name, text in _FILES.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
         try:
             os.rename(tmp, path)  # atomic: a half-made store is never visible
         except OSError:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from layergit.errors import UsageError
-from layergit.porcelain.remotes import check_remote_name, is_ancestor, is_git_operand
+from layergit.porcelain.remotes import check_remote_name, could_name_remote, is_ancestor, is_git_operand
 from layergit.store import names
 from layergit.store.revisions import resolve
 from layergit.transport import urls
@@ -178,3 +178,14 @@ def test_git_progress_lines_become_bytes_and_the_rest_is_kept():
     assert b"Writing objects" not in kept
     assert kept.startswith(b"Enumerating objects: 3, done.\nremote: Receiving objects")
     assert b"error: failed to push some refs\n" in kept and kept.count(b"x") == gitcli.SEGMENT_MAX + 10
+
+
+@pytest.mark.parametrize("operand, could", [
+    ("origin", True), ("back-up.2", True), ("debian", True),
+    ("localhost:5000/app:1", False), ("team/app", False), ("App", False), ("a" * 200, False), ("", False),
+])
+def test_only_an_operand_shaped_like_a_remote_name_needs_the_remote_list(operand, could):
+    assert could_name_remote(operand) is could
+    if not could:  # so no configured remote can be it: the list need not be read
+        with pytest.raises(UsageError):
+            check_remote_name(operand)
