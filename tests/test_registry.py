@@ -316,11 +316,16 @@ def test_unknown_image_and_bad_references(rlg, registry):
     assert "no such image" in rlg.fails("push", f"{registry.host}/not/local:1", code=1)
 
 
-def test_lying_blobs_leave_nothing(rlg, rlg2, registry, busybox_copy):
+@pytest.mark.parametrize("which", [0, -1], ids=["first-layer-streamed", "last-layer-spooled"])
+def test_lying_blobs_leave_nothing(rlg, rlg2, registry, busybox_copy, which):
+    """The first layer is read straight from the registry (its stream checks digest and
+    size as it ends), the later ones from spools downloaded beside it: a lie in either
+    is refused and leaves nothing."""
     name = f"{registry.host}/lie/app:1"
     make_image(rlg, busybox_copy, name)
     m = manifest(registry, "lie/app", push(rlg, name)["digest"])
-    layer = registry.blob_path(m["layers"][-1]["digest"])
+    assert len(m["layers"]) > 1
+    layer = registry.blob_path(m["layers"][which]["digest"])
     with open(layer, "rb") as f:
         good = f.read()
     try:

@@ -152,6 +152,7 @@ class LayerRef:
     digest: str | None = None  # sha256:... of the raw blob
     size: int | None = None
     diff_id: str | None = None  # sha256:... of the uncompressed tar
+    checked: bool = False  # what open() gives checks digest and size itself (a registry's stream)
 
 
 @dataclass

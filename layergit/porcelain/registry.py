@@ -285,7 +285,8 @@ def _layers(client: Client, ref: Reference, manifest: dict, config: dict, counte
 
             raise RegistryError(f"{ref}: unsupported layer media type {printable(str(media)[:100])!r}")
         out.append(LayerRef(partial(_open_layer, client, ref.repository, digest, size, counter, progress),
-                            f"{digest[:19]}", digest, size, diff_id if isinstance(diff_id, str) else None))
+                            f"{digest[:19]}", digest, size, diff_id if isinstance(diff_id, str) else None,
+                            checked=True))  # a BlobStream checks digest and size as it ends
     declared = sum(layer.size or 0 for layer in out)
     if declared > max_bytes + max_bytes // 1000 + len(out) * (64 << 10):
         # gzip and zstd store incompressible data with well under 0.1% added, so these
@@ -328,7 +329,7 @@ class _Prefetch:
         for i, layer in enumerate(self.layers[1:], 1):
             path = os.path.join(self.dir, str(i))
             future = self.pool.submit(self._spool, layer, path)
-            out.append(replace(layer, open=partial(self._open, future, path)))
+            out.append(replace(layer, open=partial(self._open, future, path), checked=False))
         return out
 
     def _spool(self, layer, path: str) -> None:
