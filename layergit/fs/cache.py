@@ -46,7 +46,9 @@ def object_key(node: Node) -> str:
 
 
 def _key(oid: bytes | None, m: M.EntryMeta) -> str:
-    line = M.format_line(b"", M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs))
+    if m.link is not None:  # a hardlink's leader is where it sits in a tree, not what it is
+        m = M.EntryMeta(m.kind, m.mode, m.uid, m.gid, m.mtime_ns, m.rdev, None, m.xattrs)
+    line = M.format_line(b"", m)
     return hashlib.sha256((oid or b"") + line).hexdigest()
 
 

@@ -340,3 +340,12 @@ def test_metadata_no_entry_can_have_is_refused_on_construction(kw):
     with pytest.raises(M.InvalidMetadata) as info:
         M.EntryMeta(**args)
     assert isinstance(info.value, LgError) and isinstance(info.value, ValueError)
+
+
+@given(kind=st.sampled_from("fdlcbps"), mode=st.integers(0, 0o7777), uid=st.integers(0, 2**32 - 2),
+       gid=st.integers(0, 2**32 - 2), mtime_ns=st.integers(-(2**62), 2**62), name=st.binary(max_size=20))
+def test_the_plain_entry_shortcut_writes_what_the_general_form_writes(kind, mode, uid, gid, mtime_ns, name):
+    """format_line's one-format path for entries without link, device or xattrs: the same
+    bytes as the general formatter (negative times, odd modes, big ids included)."""
+    m = M.EntryMeta(kind, mode, uid, gid, mtime_ns)
+    assert M.format_line(name, m) == M._format_line(name, m)
