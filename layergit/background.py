@@ -108,6 +108,7 @@ class ReadAhead:
         self._buf = b""
         self._pos = 0
         self._ended = False
+        self._failure: BaseException | None = None  # raised again by every later read
         self._thread = threading.Thread(target=self._work, name="read-ahead", daemon=True)
         self._thread.start()
 
@@ -131,12 +132,15 @@ class ReadAhead:
         """Up to ``n`` bytes (everything left with -1); b"" only at the end."""
         if n < 0:
             return b"".join(iter(lambda: self.read(1 << 20), b""))
+        if self._failure is not None:
+            raise self._failure
         if self._pos >= len(self._buf):
             if self._ended:
                 return b""
             item = self._queue.get()
             if isinstance(item, BaseException):
                 self._ended = True
+                self._failure = item
                 raise item
             if not item:
                 self._ended = True

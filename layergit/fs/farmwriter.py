@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import struct
 import subprocess
-import sys
+import tempfile
 from collections.abc import Callable
 from typing import NoReturn, Protocol
 
 from ..errors import LgError
+from ..pyexec import module_argv, module_env
 from ..store import meta as M
+from ..text import printable
 
 _HEAD = struct.Struct("<QI")  # content bytes, metadata line bytes
 _OID = 20
@@ -42,11 +45,17 @@ class FarmProcess:
     :meth:`abandon` (the caller failed) exactly once."""
 
     def __init__(self, objects_dir: str):
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "layergit.fs.farmchild", objects_dir],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
-            process_group=0,  # a terminal's Ctrl-C goes to lg alone, which ends this process as it decides
-        )
+        self._dir = objects_dir
+        self._errors = tempfile.TemporaryFile()  # what the interpreter says if it cannot even start
+        try:
+            self._proc = subprocess.Popen(
+                module_argv("layergit.fs.farmchild", objects_dir), env=module_env(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors, close_fds=True,
+                process_group=0,  # a terminal's Ctrl-C reaches lg alone, which ends this one as it decides
+            )
+        except BaseException:
+            self._errors.close()
+            raise
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
         self._fd = self._stdin.fileno()
@@ -79,26 +88,36 @@ class FarmProcess:
         if self._proc.wait() != 0:
             self._failed()
         self._stdout.close()
+        self._errors.close()
 
     def abandon(self) -> None:
         """End the child at once; what it had not linked yet is not in the farm."""
         self._proc.kill()
         self._proc.wait()
-        for pipe in (self._stdin, self._stdout):
+        for pipe in (self._stdin, self._stdout, self._errors):
             try:
                 pipe.close()
             except OSError:
                 pass  # a write end whose reader is gone
 
     def _failed(self) -> NoReturn:
+        """Raise what stopped the child: its report (an OSError, named after the farm,
+        as the disk-full and permission messages need), else its own last word."""
         report = self._stdout.read(_REPORT_MAX)
         code = self._proc.wait()
         self._stdout.close()
         errno_text, _, strerror = report.decode(errors="replace").partition("\0")
         if errno_text.isdigit():
-            raise OSError(int(errno_text), strerror)
-        detail = f": {strerror}" if strerror else ""
-        raise LgError(f"the farm's writer process failed (exit status {code}){detail}")
+            self._errors.close()
+            raise OSError(int(errno_text), strerror, self._dir)
+        if not strerror:  # no report: the interpreter's own words, a traceback's last line
+            self._errors.seek(max(0, os.fstat(self._errors.fileno()).st_size - _REPORT_MAX))
+            lines = self._errors.read().decode(errors="replace").strip().splitlines()
+            strerror = lines[-1] if lines else ""
+        self._errors.close()
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        detail = f": {printable(strerror)}" if strerror else ""
+        raise LgError(f"the farm's writer process failed ({how}){detail}")
 
 
 def _exact(inp, n: int) -> bytes | None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import partial
 
 from ..errors import LgError, UsageError
@@ -54,16 +55,20 @@ class LimitExceeded(ArchiveError):
 
 @dataclass
 class Limits:
-    """Caps on what one import may unpack; flags raise them for genuinely huge images."""
+    """Caps on what one import may unpack; flags raise them for genuinely huge images.
+    Counted from two threads (a layer's read-ahead counts its bytes, the parser its
+    entries and holes), hence the lock: ``+=`` on an attribute is not atomic."""
 
     max_bytes: int = 32 << 30
     max_entries: int = 2_000_000
     bytes: int = 0
     entries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, entries: int = 0, nbytes: int = 0) -> None:
-        self.entries += entries
-        self.bytes += nbytes
+        with self._lock:
+            self.entries += entries
+            self.bytes += nbytes
         if self.entries > self.max_entries:
             raise LimitExceeded(
                 f"archive has more than {self.max_entries} entries (raise the limit with --max-entries)"

@@ -57,14 +57,17 @@ def is_git_operand(operand: str, remotes: Collection[str]) -> bool:
 
 
 def could_name_remote(operand: str) -> bool:
-    """Whether ``operand`` has a remote name's form: only then need ``lg pull``/``lg push``
-    read the remotes (a git process) to tell which grammar it speaks."""
-    return len(operand) <= _NAME_MAX and _REMOTE_NAME.fullmatch(operand) is not None
+    """Whether ``operand`` could be a configured remote's name: only then need ``lg pull``
+    and ``lg push`` read the remotes (a git process) to tell which grammar it speaks.
+    Git refuses ':' in a remote's name (it would be in refs/remotes/NAME/), and most
+    image operands hold one (a tag, a port, a digest); a remote added with plain git
+    may break lg's own naming rule (check_remote_name), so that rule is not this one."""
+    return ":" not in operand
 
 
 def check_remote_name(name: str) -> str:
     """A remote's name is one component of an image name, so ``origin/app:1`` parses."""
-    if not could_name_remote(name):
+    if len(name) > _NAME_MAX or not _REMOTE_NAME.fullmatch(name):
         raise UsageError(f"invalid remote name {name!r}: lowercase [a-z0-9] separated by . _ -,"
                          f" at most {_NAME_MAX} characters")
     return name
@@ -568,9 +571,9 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
     a client silent for ``timeout`` seconds is dropped."""
     import os
     import shutil
-    import sys
     import tempfile
 
+    from ..pyexec import PACKAGE_PARENT, module_argv
     from ..transport import serve as server
 
     host, port = server.parse_listen(listen)
@@ -584,10 +587,9 @@ def serve(repo: Repo, listen: str, allow_push: bool, log, ready, max_pack: int |
     try:
         if hooks:
             hook = os.path.join(hooks, "pre-receive")
-            package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            argv = module_argv("layergit.porcelain.prereceive", os.path.abspath(repo.root.path))
             with open(hook, "w") as f:
-                f.write(f"#!/bin/sh\nPYTHONPATH={_sh(package_parent)} exec {_sh(sys.executable)}"
-                        f" -m layergit.porcelain.prereceive {_sh(os.path.abspath(repo.root.path))}\n")
+                f.write(f"#!/bin/sh\nPYTHONPATH={_sh(PACKAGE_PARENT)} exec {' '.join(map(_sh, argv))}\n")
             os.chmod(hook, 0o700)
             options.env = _config_env({**served, **{k: [v] for k, v in _PUSH_CONFIG.items()},
                                        "core.hooksPath": [hooks],

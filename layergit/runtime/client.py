@@ -10,11 +10,11 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from typing import Literal, overload
 
 from ..errors import ExitCode, LgError
+from ..pyexec import module_argv, module_env
 from ..root import Root
 from .spec import Spec
 
@@ -52,7 +52,7 @@ def _spawn_monitor(root: str, layout: Root) -> None:
     _rotate(layout)
     with open(layout.monitor_log, "ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "layergit.runtime.monitor", root],
+            module_argv("layergit.runtime.monitor", root), env=module_env(),
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
         )
 

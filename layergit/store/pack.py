@@ -31,9 +31,11 @@ from ..background import Background
 from .rawobj import object_hasher, object_id
 
 _COMPRESSION_LEVEL = 1
-# Whole objects are handed to the deflate thread in batches of about this many bytes:
-# one hand-over per small object would cost more than deflating it. The thread holds
-# at most _DEPTH batches waiting, which bounds the memory they keep.
+# Whole objects are handed to the deflate thread in batches of at least this many bytes
+# (one hand-over per small object would cost more than deflating it), closed by the
+# object that fills them: one under STREAM_FROM (8 MiB), or a tree. At most _DEPTH
+# batches wait and one is being written: about 50 MiB at worst, 5 MiB for files as
+# most images hold them.
 _BATCH_BYTES = 1 << 20
 _DEPTH = 4
 _QUEUED = (-1, 0)  # the entry of an object handed over and not yet written

@@ -253,12 +253,15 @@ class Store:
                 st = os.lstat(leftover)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
                     continue  # not a directory of ours: not ours to remove
-                os.kill(int(name[len(prefix):]), 0)
-                continue  # still making it (or a pid reused: its entry stays, harmless)
+                pid = int(name[len(prefix):])
+                if pid != os.getpid():  # ours is a killed lg's that had our pid: we make it now
+                    os.kill(pid, 0)
+                    continue  # still making it (or a pid reused: its entry stays)
             except ProcessLookupError:
-                shutil.rmtree(leftover, ignore_errors=True)
+                pass
             except (OSError, OverflowError):
                 continue
+            shutil.rmtree(leftover, ignore_errors=True)
 
     # -- objects -----------------------------------------------------------------
 

@@ -66,3 +66,25 @@ def test_abandoning_runs_nothing_more_and_raises_nothing():
         bg.submit(lambda i=i: ran.append(i))
     bg.abandon()
     assert bg.stopped and ran == []
+
+
+def test_a_read_ahead_failure_stays_raised():
+    """A caller that caught the failure and read on must not take what follows for a
+    clean end of the stream."""
+    from layergit.background import ReadAhead
+
+    class Broken:
+        def __init__(self):
+            self.calls = 0
+
+        def read(self, n):
+            self.calls += 1
+            if self.calls > 1:
+                raise ValueError("digest mismatch")
+            return b"x" * 10
+
+    with ReadAhead(Broken(), chunk=10) as ahead:
+        assert ahead.read(10) == b"x" * 10
+        for _ in range(3):
+            with pytest.raises(ValueError, match="digest mismatch"):
+                ahead.read(10)

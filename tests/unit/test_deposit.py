@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
+import sys
 
 import pytest
 
+from layergit.errors import LgError
 from layergit.fs import farmwriter
 from layergit.fs.cache import FarmDeposit, _key
 from layergit.store.rawobj import CHUNK, STREAM_FROM
@@ -109,13 +112,14 @@ def _doomed_deposit(tmp_path) -> tuple[FarmDeposit, str]:
 
 def test_the_writer_process_failure_is_raised_as_the_oserror_it_was(tmp_path):
     store, m = MemStore(), meta("f", uid=os.getuid(), gid=os.getgid())
-    deposit, _ = _doomed_deposit(tmp_path)
+    deposit, farm = _doomed_deposit(tmp_path)
     with pytest.raises(OSError) as failure:
         for i in range(2000):  # the pipe breaks once the child has stopped, or close says so
             data = b"file %d" % i
             deposit.blob(store, m, len(data), lambda d=data: d, _pieces(data))
         deposit.close()
     assert type(failure.value) is FileExistsError  # the errno crossed the pipe, not a generic error
+    assert failure.value.filename == farm  # messages name the farm, not the file being read
     assert deposit._process._proc.returncode == 1
 
 
@@ -169,7 +173,7 @@ def test_a_record_cut_short_links_nothing(tmp_path, cut):
 def test_an_interpreter_that_cannot_be_started_again_means_writing_inline(tmp_path, monkeypatch):
     """A user who reached the interpreter through a mount namespace only (the tests'
     65534) cannot exec it again: the deposit writes its files itself."""
-    monkeypatch.setattr(farmwriter.sys, "executable", str(tmp_path / "gone" / "python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python"))
     store, farm = MemStore(), str(tmp_path / "objects")
     m = meta("f", uid=os.getuid(), gid=os.getgid())
     deposit = _deposit(farm, handed_over=True)
@@ -177,3 +181,36 @@ def test_an_interpreter_that_cannot_be_started_again_means_writing_inline(tmp_pa
     deposit.close()
     assert deposit._process is None
     assert [_farm_file(farm, oid, m) for oid in oids] == [b"0", b"1", b"2"]
+
+
+def test_the_writer_imports_lg_not_the_working_directory(tmp_path, monkeypatch):
+    """``python -m`` puts the working directory first on sys.path: root depositing from
+    /tmp, where another user left a ``dataclasses.py``, would have run it as root. The
+    writer is started with -P and lg's own package directory on PYTHONPATH."""
+    evil, marker = tmp_path / "evil", tmp_path / "ran"
+    evil.mkdir()
+    for module in ("dataclasses.py", "struct.py"):
+        (evil / module).write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    (evil / "layergit").mkdir()
+    (evil / "layergit" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(evil)
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit = _deposit(farm, handed_over=True)
+    oid = deposit.blob(store, m, 4, lambda: b"safe", _pieces(b"safe"))
+    deposit.close()
+    assert not marker.exists()
+    assert _farm_file(farm, oid, m) == b"safe"
+
+
+def test_a_writer_killed_outright_is_named_by_its_signal(tmp_path):
+    """The OOM killer's SIGKILL leaves no report: the failure says what ended it."""
+    store, farm = MemStore(), str(tmp_path / "objects")
+    m = meta("f", uid=os.getuid(), gid=os.getgid())
+    deposit = _deposit(farm, handed_over=True)
+    deposit.blob(store, m, 5, lambda: b"first", _pieces(b"first"))
+    deposit._process._proc.send_signal(signal.SIGKILL)
+    deposit._process._proc.wait()
+    with pytest.raises(LgError, match=r"farm's writer process failed \(killed by SIGKILL\)"):
+        deposit.blob(store, m, 6, lambda: b"second", _pieces(b"second"))
+        deposit.close()
