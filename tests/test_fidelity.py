@@ -9,6 +9,7 @@ warning would mean something was skipped.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -338,6 +339,65 @@ def test_copy_checkout_from_the_cache_farm_is_exact(lg, tmp_path, outside):
               "--root-owner", "image")
     assert proc.stderr == b""
     trees.assert_same_tree(src, tmp_path / "copy")
+
+
+@pytest.mark.root
+def test_a_hardlinked_checkout_is_exact_the_first_time_and_cloned_after(lg, tmp_path, outside):
+    """checkout -H of a commit materialises it once, then clones the cached rootfs
+    (fs.cache.RootfsClone): both checkouts are the source entry by entry, and the
+    clone links the very inodes the first one did. (Files alike in content and every
+    bit of metadata share one farm inode, as ostree's do: so hardlink groups are
+    compared between the checkouts, not with the source.)"""
+    src = tmp_path / "src"
+    trees.make_everything(src, outside, privileged=True)
+    lg("commit", src, "-t", "fidelity:latest")
+    flags = ["--mode", trees.root_mode(src), "--root-owner", "image"]
+    for name in ("first", "clone"):
+        proc = lg("checkout", "-H", "fidelity:latest", tmp_path / name, *flags)
+        assert proc.stderr == b""
+        unlinked = [{path: entry[:-1] for path, entry in describe(tree).items()} for tree in (src, tmp_path / name)]
+        assert not differences(*unlinked)
+    trees.assert_same_tree(tmp_path / "first", tmp_path / "clone")
+    for top, _dirs, files in os.walk(tmp_path / "first"):
+        for name in files:
+            first = os.path.join(top, name)
+            clone = os.path.join(tmp_path / "clone", os.path.relpath(first, tmp_path / "first"))
+            assert os.lstat(first).st_ino == os.lstat(clone).st_ino, first
+
+
+@pytest.mark.root
+def test_a_hardlinked_checkout_copies_a_file_whose_inode_has_all_its_links(lg, tmp_path):
+    """A farm inode at the filesystem's link limit (ext4: 65,000, reached by a file
+    that many images and checkouts share) cannot take one more name: the checkout
+    gives that file a copy of its own, exact, and checks out everything else."""
+    limit = os.pathconf(tmp_path, "PC_LINK_MAX")
+    if limit > 100_000:
+        pytest.skip(f"this filesystem allows {limit} links to an inode: the limit cannot be reached here")
+    src = tmp_path / "src"
+    os.makedirs(src / "etc")
+    (src / "etc" / "shared").write_bytes(b"one inode for everybody\n")
+    (src / "etc" / "other").write_bytes(b"another\n")
+    os.chmod(src / "etc" / "shared", 0o640)
+    lg("commit", src, "-t", "links:1")
+    lg("checkout", "-H", "links:1", tmp_path / "first")
+    shared = tmp_path / "first" / "etc" / "shared"
+    filler = tmp_path / "filler"
+    os.mkdir(filler)
+    fd = os.open(filler, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for n in range(limit - os.lstat(shared).st_nlink):
+            os.link(shared, str(n), dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as full:
+        os.link(shared, filler / "one-more")
+    assert full.value.errno == errno.EMLINK
+    proc = lg("checkout", "-H", "links:1", tmp_path / "second", "--mode", trees.root_mode(src))
+    assert proc.stderr == b""
+    trees.assert_same_tree(src, tmp_path / "second")
+    copy = os.lstat(tmp_path / "second" / "etc" / "shared")
+    assert copy.st_ino != os.lstat(shared).st_ino and copy.st_nlink == 1
+    assert os.lstat(tmp_path / "second" / "etc" / "other").st_ino == os.lstat(tmp_path / "first" / "etc" / "other").st_ino
 
 
 def test_recommit_of_checkout_is_identical(lg, tmp_path, outside):

@@ -32,9 +32,10 @@ from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
-from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, materialise_into
+from .capture import entry_meta
+from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
 from .content import SparseWriter, file_blob_id
-from .safeio import DIR_FLAGS, DirStack
+from .safeio import DIR_FLAGS, WINDOW, DirStack, open_dir, read_xattrs
 
 if TYPE_CHECKING:
     from .farmwriter import FarmProcess
@@ -363,6 +364,76 @@ def _sendfile(src: int, out: int, count: int) -> int:
     return os.sendfile(out, src, None, count)
 
 
+class _TooManyLinks(Exception):
+    """A cached inode has as many links as its filesystem allows (EMLINK): the clone
+    gives way to the tree walk, which makes private copies of such files."""
+
+
+class RootfsClone(DirectoryWriter):
+    """A hardlink checkout made from a materialised rootfs, as ``cp -al`` makes one.
+
+    A checkout that keeps every entry as the image has it (no policy, or
+    Specials.KEEP) links exactly the farm objects the cached rootfs links, so walking
+    that directory gives the same tree as walking the snapshot's git trees, without
+    reading, parsing and hashing a metadata line per entry: what ``ostree checkout -H``
+    costs. The cached rootfs is lg's own and trusted as lg run trusts it (its
+    directories are what containers mount); nothing is followed out of it, and its
+    directories' metadata is copied as read from them.
+
+    Only for root: an unprivileged user's cached rootfs may lack what a walk of the
+    snapshot would warn about (owners, device nodes), so the walk keeps that case.
+    Privileged entries are not counted here (CheckoutResult.privileged is None).
+    """
+
+    def __init__(self, store, source: str, policy: CheckoutPolicy | None):
+        super().__init__(store, policy)
+        self._source = source
+        self.result.privileged = None
+
+    def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
+        src = os.open(self._source, DIR_FLAGS)
+        try:
+            own = entry_meta(os.fstat(src), read_xattrs(src, b".", src))
+            with DirStack(src, WINDOW // 2) as sources, DirStack(fd, WINDOW // 2) as dests:
+                pending = [_listing(src)]
+                while True:
+                    item = next(pending[-1], None)
+                    if item is None:
+                        pending.pop()
+                        if not pending:
+                            return own
+                        self._copy_dir_meta(sources.fd, dests.fd)
+                        sources.pop()
+                        dests.pop()
+                        continue
+                    name, is_dir = item
+                    self.result.entries += 1
+                    if is_dir:
+                        os.mkdir(name, 0o700, dir_fd=dests.fd)
+                        sources.push(open_dir(sources.fd, name), name)
+                        dests.push(open_dir(dests.fd, name), name)
+                        pending.append(_listing(sources.fd))
+                        continue
+                    try:
+                        os.link(name, name, src_dir_fd=sources.fd, dst_dir_fd=dests.fd, follow_symlinks=False)
+                    except OSError as exc:
+                        if exc.errno == errno.EMLINK:
+                            raise _TooManyLinks from None
+                        raise
+        finally:
+            os.close(src)
+
+    def _copy_dir_meta(self, src: int, dest: int) -> None:
+        self.apply_meta(dest, b".", entry_meta(os.fstat(src), read_xattrs(src, b".", src)), dest)
+
+
+def _listing(fd: int) -> Iterator[tuple[bytes, bool]]:
+    """A directory's entries as (name, is a directory), read whole so no fd stays open."""
+    with os.scandir(fd) as it:
+        entries = [(os.fsencode(e.name), e.is_dir(follow_symlinks=False)) for e in it]
+    return iter(entries)
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     tree: str
@@ -387,7 +458,7 @@ class MaterialisedCache:
         if os.path.isdir(final):
             return final
         tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
-        self.hardlink_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
+        self._farm_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
         try:
             os.rename(tmp, final)
         except OSError as exc:  # another process finished the same tree first
@@ -410,7 +481,25 @@ class MaterialisedCache:
     def hardlink_checkout(
         self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None
     ) -> CheckoutResult:
-        """Check ``tree`` out into ``dest`` with every file a hardlink into the farm."""
+        """Check ``tree`` out into ``dest`` with every file a hardlink into the farm.
+
+        A user's checkout that keeps every entry is cloned from the cached rootfs
+        (RootfsClone), which it materialises first if this is the tree's first use:
+        the first checkout costs a materialisation more, every later one a ``cp -al``.
+        """
+        private_dir(self.objects_dir)  # tightened if an older lg left it wider, as below
+        if policy is not None and policy.specials is Specials.KEEP and os.geteuid() == 0:
+            clone = RootfsClone(store, self.materialise(store, tree), policy)
+            try:
+                return materialise_into(clone, tree, dest)
+            except _TooManyLinks:  # materialise_into left dest as it found it
+                pass
+        return self._farm_checkout(store, tree, dest, policy)
+
+    def _farm_checkout(
+        self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None
+    ) -> CheckoutResult:
+        """Walk the snapshot's trees, linking each file to its farm object (made if missing)."""
         private_dir(self.objects_dir)
         writer = FarmWriter(store, self.objects_dir, policy)
         try:

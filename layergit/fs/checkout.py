@@ -27,7 +27,7 @@ from ..errors import CorruptStore, LgError
 from ..removal import remove_at, remove_tree
 from ..store import meta as M
 from ..store import treenames
-from ..store.snapshot import Node, read_dir
+from ..store.snapshot import Node, read_dir, walk
 from .content import write_blob
 from .safeio import DirStack, open_dir, proc_path
 
@@ -103,7 +103,9 @@ class CheckoutResult:
     entries: int = 0
     bytes: int = 0
     warnings: list[str] = field(default_factory=list)
-    privileged: int = 0  # privileged entries written (hardlinks count once per name)
+    # privileged entries written (hardlinks count once per name); None when not counted
+    # (fs.cache.RootfsClone): privileged_entries() counts them from the snapshot
+    privileged: int | None = 0
     devices_left_out: int = 0  # by Specials.DROP
     privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
 
@@ -284,6 +286,7 @@ class DirectoryWriter:
     def written(self, node: Node) -> None:
         """Count a non-directory entry that is now on the host."""
         if privileged(node.meta):
+            assert self.result.privileged is not None  # counted by every writer that calls this
             self.result.privileged += 1
 
     def entry(self, fd: int, node: Node) -> None:
@@ -344,6 +347,12 @@ class DirectoryWriter:
                 return False
         self.apply_meta(fd, name, m, None)
         return True
+
+
+def privileged_entries(store, tree: bytes) -> int:
+    """The privileged entries of snapshot ``tree``, each name of a hardlink counted, as a
+    checkout that keeps them writes them."""
+    return sum(1 for _, node in walk(store, tree) if node.meta.kind != "d" and privileged(node.meta))
 
 
 def materialise_into(writer: DirectoryWriter, tree: bytes, dest: str) -> CheckoutResult:

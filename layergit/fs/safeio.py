@@ -48,7 +48,8 @@ class DirStack:
     Walks that cut the loop short close the stack (``with``).
     """
 
-    def __init__(self, root_fd: int):
+    def __init__(self, root_fd: int, window: int = WINDOW):
+        self._window = window  # walks that keep two stacks (source and copy) give each half
         self._fds = [root_fd]
         self._ids = [identity(os.fstat(root_fd))]
         self._names: list[bytes] = []
@@ -78,7 +79,7 @@ class DirStack:
         self._fds.append(fd)
         self._ids.append(identity(st if st is not None else os.fstat(fd)))
         self._names.append(name)
-        old = len(self._fds) - 1 - WINDOW
+        old = len(self._fds) - 1 - self._window
         if old >= 1 and self._fds[old] >= 0:
             os.close(self._fds[old])
             self._fds[old] = -1

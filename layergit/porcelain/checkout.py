@@ -13,7 +13,7 @@ from .repo import Image, Repo, damaged, store_lock
 
 if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
     from ..fs.cache import FarmDeposit
-    from ..fs.checkout import CheckoutPolicy
+    from ..fs.checkout import CheckoutPolicy, CheckoutResult
 
 
 def cache(repo: Repo):
@@ -78,7 +78,6 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     """
     from ..fs.checkout import CheckoutPolicy
     from ..fs.checkout import checkout as materialise
-    from ..fs.hostpath import reachable_by_others
 
     policy = policy or CheckoutPolicy()
     img = repo.image_at(rev)
@@ -87,21 +86,33 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     if hardlink:
         with store_lock(repo), _verified_store(repo, img, rev) as store:
             result = cache(repo).hardlink_checkout(store, img.rootfs, dest, policy)
-    else:
-        # Files the farm holds (an imported or run image's) are copied from it: no inflating.
-        with _verified_store(repo, img, rev) as store:
-            copies = cache(repo).copies(store)
-            try:
-                result = materialise(store, img.rootfs, dest, policy, copies)
-            finally:
-                if copies is not None:
-                    copies.close()
-    if result.privileged and reachable_by_others(dest):
+            _warn_if_reachable(result, store, img.rootfs, dest, policy)
+        return result
+    # Files the farm holds (an imported or run image's) are copied from it: no inflating.
+    with _verified_store(repo, img, rev) as store:
+        copies = cache(repo).copies(store)
+        try:
+            result = materialise(store, img.rootfs, dest, policy, copies)
+        finally:
+            if copies is not None:
+                copies.close()
+        _warn_if_reachable(result, store, img.rootfs, dest, policy)
+    return result
+
+
+def _warn_if_reachable(result: CheckoutResult, store, tree: bytes, dest: str, policy: CheckoutPolicy) -> None:
+    """Warn if other users can enter ``dest`` and it holds privileged entries."""
+    from ..fs.checkout import privileged_entries
+    from ..fs.hostpath import reachable_by_others
+
+    if not reachable_by_others(dest):
+        return
+    count = result.privileged if result.privileged is not None else privileged_entries(store, tree)
+    if count:
         result.warnings.append(
-            f"{dest} holds {result.privileged} privileged entries (setuid/setgid files, file capabilities,"
+            f"{dest} holds {count} privileged entries (setuid/setgid files, file capabilities,"
             f" device nodes) and other users can enter it: {_way_in(dest, policy)}"
         )
-    return result
 
 
 def _way_in(dest: str, policy: CheckoutPolicy) -> str:
