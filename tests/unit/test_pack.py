@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import types
@@ -100,15 +101,19 @@ def _patch(path: str, offset: int, data: bytes) -> None:
         f.write(data)
 
 
-def test_deltas_are_left_to_libgit2(tmp_path):
-    """A deltified object (after git gc) reads as None: the caller falls back to libgit2."""
+def test_a_delta_whose_base_is_not_before_it_is_refused(tmp_path):
+    """An OFS_DELTA pointing at itself or past its pack's start (a damaged or hostile
+    pack) is not followed: read raises ValueError, on which the store asks libgit2 (which
+    says what is wrong), and header answers None."""
     path, ids = written(tmp_path, [(OBJ_BLOB, b"base")])
     with open(path, "rb") as f:
         first = f.read()[12]
-    _patch(path, 12, bytes([(first & 0x8F) | (6 << 4)]))  # OFS_DELTA
+    _patch(path, 12, bytes([(first & 0x8F) | (6 << 4)]))  # OFS_DELTA, its "distance" the data's first byte
     reader = packread.PackReader(str(tmp_path))
     oid = next(iter(ids))
-    assert reader.read(oid) is None and reader.header(oid) is None
+    with pytest.raises(ValueError, match="not an earlier object"):
+        reader.read(oid)
+    assert reader.header(oid) is None
 
 
 @pytest.mark.parametrize("data", [b"small object", os.urandom(8192)], ids=["zlib", "isal"])
@@ -176,3 +181,101 @@ def test_an_aborted_pack_stops_its_deflate_thread_and_leaves_nothing(tmp_path):
     assert deflater is not None
     writer.abort()
     assert deflater.stopped and os.listdir(tmp_path) == []
+
+
+# -- deltas: what git gc and fetches leave in a store ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deltified(tmp_path_factory):
+    """A bare repository that git itself repacked with deltas: twenty versions of a
+    config, a text file and their trees, chains up to 20 deep (pack.depth), a REF_DELTA
+    pack beside the OFS_DELTA one. Returns (objects dir, {id: (type, data)} as git says)."""
+    top = tmp_path_factory.mktemp("deltas")
+    work = top / "work"
+    work.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t", GIT_CONFIG_NOSYSTEM="1", HOME=str(top))
+
+    def git(*args, cwd=work, **kw):
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, **kw).stdout
+
+    git("init", "-q")
+    lines = [f"line {n} of a file that changes a little each version\n" for n in range(400)]
+    for version in range(20):  # changes pile up: each version is nearest its neighbours, so chains form
+        (work / "config.json").write_text('{"Labels": {"v": "%d"}, "Env": ["A=1"], "Cmd": ["sh"]}\n' % version)
+        lines[version * 7] = f"LINE {version} was changed in this version\n"
+        lines.append(f"and a line added by version {version}\n")
+        (work / "text").write_text("".join(lines))
+        git("add", "-A")
+        git("commit", "-q", "-m", f"version {version}")
+    git("repack", "-adfq", "--depth=50", "--window=50")
+    bare = top / "ref-delta"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=top)  # a second pack, by index-pack
+    listing = git("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)", text=True)
+    kinds = {"blob": OBJ_BLOB, "tree": OBJ_TREE, "commit": OBJ_COMMIT}
+    objects = {}
+    for line in listing.splitlines():
+        name, kind = line.split()
+        objects[bytes.fromhex(name)] = (kinds[kind], git("cat-file", kind, name))
+    packs = work / ".git" / "objects" / "pack"
+    verify = git("verify-pack", "-v", *map(str, packs.glob("*.idx")), text=True)
+    longest = max(int(n) for n in re.findall(r"chain length = (\d+):", verify))
+    assert longest >= 5, verify[-400:]  # deltas on deltas are there to read
+    return str(packs), objects
+
+
+def test_a_repacked_store_reads_whole_and_deltified_objects_as_git_does(deltified):
+    packs, objects = deltified
+    reader = packread.PackReader(packs)
+    for oid, (obj_type, data) in objects.items():
+        assert reader.read(oid) == (obj_type, data), oid.hex()
+        assert reader.header(oid) == (obj_type, len(data)), oid.hex()
+        got = reader.open(oid)
+        assert got is not None and (got[0], got[1], b"".join(got[2])) == (obj_type, len(data), data)
+
+
+def test_a_delta_chain_longer_than_the_reader_follows_is_left_to_libgit2(deltified, monkeypatch):
+    """Past _CHAIN_MAX (and in a REF_DELTA loop a hostile pack could hold) the reader
+    answers None, and the store reads the object through libgit2 instead."""
+    packs, objects = deltified
+    monkeypatch.setattr(packread, "_CHAIN_MAX", 1)
+    answers = {oid: packread.PackReader(packs).read(oid) for oid in objects}  # no bases kept between
+    assert any(answer is None for answer in answers.values())  # chains of 2 and more
+    for oid, answer in answers.items():
+        assert answer is None or answer == objects[oid]
+        assert packread.PackReader(packs).header(oid) in (None, (objects[oid][0], len(objects[oid][1])))
+
+
+def _delta(source: int, target: int, *ops: bytes) -> bytes:
+    def size(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    return size(source) + size(target) + b"".join(ops)
+
+
+@pytest.mark.parametrize("delta, why", [
+    (_delta(5, 3, b"\x91\x04\x03"), "copies from beyond its base"),  # offset 4, 3 bytes of 5
+    (_delta(6, 3, b"\x91\x00\x03"), "base is not the size"),
+    (_delta(5, 2, b"\x03abc"), "more than the size"),
+    (_delta(5, 4, b"\x03abc"), "less than the size"),
+    (_delta(5, 3, b"\x05ab"), "insert runs off its end"),
+    (_delta(5, 3, b"\x00"), "reserved instruction"),
+    (_delta(5, 3, b"\x91\x00"), "middle of an instruction"),
+    (b"\xff" * 12, "past 64 bits"),
+])
+def test_a_hostile_delta_is_refused_not_followed(delta, why):
+    with pytest.raises(ValueError, match=why):
+        packread.apply_delta(b"12345", delta)
+
+
+def test_a_delta_copies_and_inserts():
+    # copy 3 bytes at offset 1, insert "xy", copy 64 KiB (size 0) of a 64 KiB base
+    assert packread.apply_delta(b"abcde", _delta(5, 5, b"\x91\x01\x03", b"\x02xy")) == b"bcdxy"
+    base = bytes(range(256)) * 256
+    assert packread.apply_delta(base, _delta(len(base), len(base), b"\x80")) == base
