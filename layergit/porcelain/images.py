@@ -10,7 +10,7 @@ from datetime import datetime
 from ..errors import Conflict, LgError, NotFound
 from ..store import names
 from . import sizes
-from .repo import Repo, signature_time, store_lock
+from .repo import Repo, local_time, store_lock
 
 _RACE_RETRIES = 20
 
@@ -216,17 +216,21 @@ def _named(ref: str, remote: bool) -> names.ImageName | None:
 
 def list_images(repo: Repo, remote: bool = False) -> list[ImageRow]:
     """Local images, or with ``remote`` what ``lg fetch`` last saw on each remote."""
+    from .listing import ListingCache
+
     rows = []
     digests = _digests_by_commit(repo)
+    cache = ListingCache(repo)
     for ref, oid in repo.store.refs(names.REMOTE_PREFIX if remote else names.IMAGE_PREFIX):
         image = _named(ref, remote)
         if image is None:
             continue
-        img = repo.image(oid)
-        rows.append(ImageRow(image.name, image.tag, oid.hex(), signature_time(img.commit.committer),
-                             sizes.tree_size(repo, img.rootfs),
+        shown = cache.get(oid)
+        rows.append(ImageRow(image.name, image.tag, oid.hex(), local_time(shown.time, shown.offset_minutes),
+                             shown.size,
                              [d for d in digests.get(oid, []) if d.startswith(image.name + "@")],
-                             dict(img.config.get("Labels") or {})))
+                             dict(shown.labels)))
+    cache.save()
     return rows
 
 

@@ -83,7 +83,12 @@ def open_repo(root: str | None = None) -> Repo:
 
 def signature_time(sig: Signature) -> datetime:
     """A commit signature's time as an aware datetime in its own UTC offset."""
-    return datetime.fromtimestamp(sig.time, timezone(timedelta(minutes=sig.offset_minutes)))
+    return local_time(sig.time, sig.offset_minutes)
+
+
+def local_time(seconds: int, offset_minutes: int) -> datetime:
+    """A time as an aware datetime in the UTC offset it was recorded with."""
+    return datetime.fromtimestamp(seconds, timezone(timedelta(minutes=offset_minutes)))
 
 
 GC_LOCK_TIMEOUT = 30.0  # seconds; $LG_LOCK_TIMEOUT overrides

@@ -508,15 +508,18 @@ class Store:
     def refs(self, prefix: str) -> list[tuple[str, bytes]]:
         """Every ref whose name starts with ``prefix``, with its commit: the loose files
         below the prefix's directory (never following a symlink) and packed-refs."""
-        names = {name for name in self._fresh_packed() if name.startswith(prefix)}
+        packed = {name: oid for name, oid in self._fresh_packed().items() if name.startswith(prefix)}
+        loose: set[str] = set()
         top = os.path.join(self.path, prefix.rpartition("/")[0])
         for directory, _, files in os.walk(top):
             rel = os.path.relpath(directory, self.path).replace(os.sep, "/")
-            names.update(
+            loose.update(
                 n for n in (f"{rel}/{f}" for f in files if not f.endswith(".lock")) if n.startswith(prefix)
             )
-        out = []
-        for name in names:
+        # A packed ref with no loose file is its packed value: no failed open per ref
+        # (a store after lg gc has every ref packed).
+        out = [(name, oid) for name, oid in packed.items() if name not in loose]
+        for name in loose:
             target = self.ref(name)
             if target is not None:
                 out.append((name, target))
