@@ -504,6 +504,24 @@ def test_rmi_keeps_objects_until_gc(lg, two_versions, tmp_path):
     lg("checkout", "x:v1~1", tmp_path / "after-gc")
 
 
+def test_gc_keeps_the_cached_rootfs_of_every_version_a_name_reaches(lg, two_versions, tmp_path):
+    """The materialised cache keeps the rootfs of each commit a ref reaches, a tag's
+    older versions too (lg run x:v1~1 mounts it), and drops that of a removed image."""
+    from layergit import api
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "unique").write_text("only in the removed image\n")
+    commit(lg, other, "gone:v1")
+    repo = api.open_repo(lg.root)
+    cached = {rev: os.path.basename(api.materialise(repo, rev)) for rev in ("x:v1", "x:v1~1", "gone:v1")}
+    assert len(set(cached.values())) == 3
+    lg("rmi", "gone:v1")
+    lg("gc")
+    left = set(os.listdir(os.path.join(lg.root, "cache", "rootfs")))
+    assert left == {cached["x:v1"], cached["x:v1~1"]}
+
+
 def test_rmi_several_and_unknown(lg, two_versions):
     """rmi takes several names; an unknown one fails the whole command (one line) and removes nothing."""
     lg("tag", "x:v1", "a")

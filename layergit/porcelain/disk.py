@@ -47,7 +47,7 @@ def df(repo: Repo) -> list[DfRow]:
     from ..store.names import IMAGE_PREFIX
     from . import volumes
     from .container_lookup import registry
-    from .maintenance import _reachable_images, _store_bytes, dangling
+    from .maintenance import _store_bytes, dangling, reachable_rootfs
 
     reg = registry(repo)
     containers = []
@@ -71,7 +71,7 @@ def df(repo: Repo) -> list[DfRow]:
                        sum(sizes.values()), sum(s for name, s in sizes.items() if name not in using))
     from .checkout import cache as materialised
 
-    keep = {img.rootfs.hex() for _, _, img in _reachable_images(repo, [])}
+    keep = {tree.hex() for tree in reachable_rootfs(repo)}
     entries = materialised(repo).entries()
     layers = _tree_bytes(repo.root.cache_dir("layers"))
     unkept = sum(_tree_bytes(e.path, only_unshared=True) for e in entries if e.tree not in keep)

@@ -10,8 +10,9 @@ time it lists it.
 The file is an optimisation only, written whole and renamed into place: a missing,
 damaged or foreign one is an empty cache, and two listings at once just both write
 theirs. It holds the commits the last listing showed (and up to SPARE others, so
-that ``lg images`` and ``lg images --remote`` do not evict each other); ``lg gc``
-drops it with the sizes of objects that are gone.
+that ``lg images`` and ``lg images --remote`` do not evict each other). ``lg gc``
+leaves it: a record of a commit gc removed is never asked for again, and goes when
+the listings have left it out SPARE times over.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from . import sizes
 
-_NAME = "listing"
+FILE_NAME = "listing"
 _FORMAT = 1
 _READ_MAX = 64 << 20  # a bigger file is not lg's: an empty cache
 SPARE = 4096  # summaries of commits the listing did not show that stay in the file
@@ -67,7 +68,7 @@ class ListingCache:
 
     def __init__(self, repo):
         self._repo = repo
-        self._path = os.path.join(repo.root.cache_dir("sizes"), _NAME)
+        self._path = os.path.join(repo.root.cache_dir("sizes"), FILE_NAME)
         self._old = self._load()
         self._shown: dict[bytes, Summary] = {}
         self._new = False
@@ -104,7 +105,7 @@ class ListingCache:
                 break
             if type(oid) is bytes and len(oid) == 20 and Summary.from_record(record) is not None:
                 records.setdefault(oid, record)
-        tmp = os.path.join(os.path.dirname(self._path), f".{_NAME}.{os.getpid()}")  # gc leaves it a day
+        tmp = os.path.join(os.path.dirname(self._path), f".{FILE_NAME}.{os.getpid()}")  # gc leaves it a day
         try:
             os.makedirs(os.path.dirname(self._path), exist_ok=True)
             with open(tmp, "wb") as f:

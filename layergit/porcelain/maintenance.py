@@ -23,7 +23,7 @@ from ..store import gitenv, names
 from ..store import meta as M
 from ..store.snapshot import Node, read_dir
 from ..text import printable
-from . import bisect
+from . import bisect, listing
 from .checkout import cache
 from .repo import Repo, store_lock
 
@@ -40,7 +40,9 @@ class FsckReport:
         return not self.problems
 
 
-def _git(repo: Repo, *args: str, lock: int | None = None) -> subprocess.CompletedProcess:
+def _git(
+    repo: Repo, *args: str, lock: int | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     """Run git on the store; ``lock``, an fd of the gc lock, is passed on to it.
 
     git gc runs prune and repack as children of its own: if lg is killed meanwhile
@@ -49,7 +51,7 @@ def _git(repo: Repo, *args: str, lock: int | None = None) -> subprocess.Complete
     """
     try:
         return subprocess.run(["git", "-C", repo.root.store, *args], capture_output=True, text=True,
-                              pass_fds=(lock,) if lock is not None else (), env=gitenv.environ())
+                              input=stdin, pass_fds=(lock,) if lock is not None else (), env=gitenv.environ())
     except FileNotFoundError:
         raise LgError("git is not installed; lg fsck and lg gc use it for object-level work") from None
 
@@ -247,6 +249,8 @@ def gc(repo: Repo) -> GcReport:
     Alone on the store (store_lock exclusive): it waits $LG_LOCK_TIMEOUT seconds for
     the writers, then fails naming them. First it sweeps containers a killed lg left.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .container_lookup import registry, sweep
     from .containers import prune_refs
     from .volumes import drop_orphans
@@ -263,12 +267,15 @@ def gc(repo: Repo) -> GcReport:
             if name.startswith("tmp_pack_lg_"):
                 os.unlink(os.path.join(pack_dir, name))
                 removed += 1
-        result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
+        # What the cache keeps is asked of git while git gc repacks: under the exclusive
+        # lock no ref moves, so the answer is the same before, during and after.
+        with ThreadPoolExecutor(1) as beside:
+            keeping = beside.submit(reachable_rootfs, repo)
+            result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
+            keep = keeping.result()
         if result.returncode != 0:
-            stderr = result.stderr.strip()
-            raise LgError(f"git gc failed: {stderr.splitlines()[-1] if stderr else result.returncode}")
+            raise LgError(f"git gc failed: {_last_line(result.stderr, result.returncode)}")
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
-        keep = {img.rootfs for _, _, img in _reachable_images(repo, [])}
         trees, objects = cache(repo).prune(keep)
         # export's layer tars: rebuilt on demand
         shutil.rmtree(repo.root.cache_dir("layers"), ignore_errors=True)
@@ -309,6 +316,8 @@ def _prune_small_caches(repo: Repo) -> int:
     sizes = repo.root.cache_dir("sizes")
     for name in _listing(sizes):
         kind, _, key = name.partition("-")
+        if name == listing.FILE_NAME:  # keyed inside by commit id; bounded by itself
+            continue
         if name.startswith("."):
             stale = _age(os.path.join(sizes, name), now) > 86400
         else:
@@ -350,6 +359,34 @@ def _unlink_if(condition: bool, path: str) -> int:
     except FileNotFoundError:
         return 0
     return 1
+
+
+def reachable_rootfs(repo: Repo) -> set[bytes]:
+    """The rootfs tree of every commit a ref reaches: what the materialised cache keeps.
+
+    Asked of git in two calls (``rev-list --all``, then ``cat-file`` of each
+    ``COMMIT:rootfs``) rather than by reading every image, commit, tree and config:
+    in a store of 20,000 commits that took 2.4 s, twice what git gc itself takes. A
+    commit without a rootfs tree (not an image) names none.
+    """
+    commits = _git(repo, "rev-list", "--all")
+    if commits.returncode != 0:
+        raise LgError(f"git rev-list failed: {_last_line(commits.stderr, commits.returncode)}")
+    asked = "".join(f"{cid}:rootfs\n" for cid in commits.stdout.split())
+    found = _git(repo, "cat-file", "--buffer", "--batch-check=%(objectname) %(objecttype)", stdin=asked)
+    if found.returncode != 0:
+        raise LgError(f"git cat-file failed: {_last_line(found.stderr, found.returncode)}")
+    trees = set()
+    for line in found.stdout.splitlines():
+        name, _, kind = line.partition(" ")
+        if kind == "tree":
+            trees.add(bytes.fromhex(name))
+    return trees
+
+
+def _last_line(stderr: str, code: int) -> str:
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit {code}"
 
 
 def _reachable_images(repo: Repo, problems: list[str]):
