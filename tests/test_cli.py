@@ -230,6 +230,23 @@ def test_log_order_limit_and_json(lg, two_versions):
     assert f"commit {v['second']}" in text and v["first"] not in text
 
 
+def test_a_commit_keeps_its_layer_size_for_log(lg, tmp_path):
+    """lg commit leaves the layer's size where lg log reads it, first commit and next, so
+    the first log of a big tree does not walk it; the figure is the one log computes."""
+    src = tmp_path / "src"
+    os.makedirs(src / "a")
+    (src / "a" / "one").write_bytes(b"1" * 1000)
+    first = commit(lg, src, "s:1")
+    (src / "a" / "two").write_bytes(b"2" * 300)
+    second = commit(lg, src, "s:1")
+    sizes = os.path.join(lg.root, "cache", "sizes")
+    kept = {oid: int(open(os.path.join(sizes, f"layer-{oid}")).read()) for oid in (first, second)}
+    assert kept == {first: 1000, second: 300}
+    for oid in kept:
+        os.unlink(os.path.join(sizes, f"layer-{oid}"))
+    assert {e["id"]: e["size"] for e in json.loads(lg.out("log", "s:1", "--json"))} == kept
+
+
 def test_show_json(lg, two_versions):
     """lg show --json has the config, parents, rootfs tree, author and size of one commit."""
     v = two_versions

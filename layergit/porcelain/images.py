@@ -135,6 +135,13 @@ def _commit_dir(
     else:
         raise Conflict(f"{image} keeps moving; gave up after {_RACE_RETRIES} attempts")
     sizes.remember(repo, "tree", captured.tree, captured.bytes)
+    # The layer's size too, for lg log: without it the first log of a commit of a
+    # million files walks them all. A first commit's layer is its whole tree; another's
+    # is a diff that skips every subtree the commit kept.
+    if base is None:
+        sizes.remember(repo, "layer", oid, captured.bytes)
+    else:
+        sizes.layer_size(repo, oid, captured.tree, repo.image(base).rootfs)
     return CommitResult(oid.hex(), tree.hex(), base.hex() if base else None, str(image), captured.entries,
                         captured.bytes)
 
