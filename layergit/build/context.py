@@ -239,13 +239,13 @@ class Context:
             inode = inodes.setdefault((st.st_dev, st.st_ino), (st.st_dev, st.st_ino))
         if not stat.S_ISREG(st.st_mode):
             return SourceEntry(parts, meta, inode=inode)
-        key = os.fsencode("/" + rel)
-        hit = self.cache.lookup(key, st)
+        path, state = os.fsencode("/" + rel), StatCache.key(st)
+        hit = self.cache.lookup(path, state)
         if hit is not None and writer.has(hit[0]):
             oid = hit[0]
         else:
             oid, _ = put_file(writer, dirfd, name, st)
-            self.cache.record(key, st, oid, ())
+            self.cache.record(path, st, state, oid, ())
         return SourceEntry(parts, meta, oid, inode=inode)
 
 

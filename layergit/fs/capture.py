@@ -186,13 +186,13 @@ class _Walker:
     def build(self, fd: int, frame: _Frame) -> bytes:
         """Write the directory's tree and metadata blob from its entries."""
         entries: list[tuple[bytes, int, bytes]] = []
-        for (name, stored, _, link, subtree), est in zip(frame.found, frame.stats, strict=True):
+        for (name, stored, key, link, subtree), est in zip(frame.found, frame.stats, strict=True):
             if subtree is not None:
                 entries.append((stored, MODE_TREE, subtree))  # its meta: read when it was opened
                 continue
             child = frame.path + b"/" + stored
             if stat.S_ISREG(est.st_mode):
-                hit = self.cache.lookup(child, est)
+                hit = self.cache.lookup(child, key)
                 if hit is not None and self.w.has(hit[0]):
                     blob, xattrs = hit
                 else:
@@ -200,7 +200,7 @@ class _Walker:
                     deposit = self.deposit if link is None else None
                     meta_for = partial(entry_meta, est, link=link)
                     blob, xattrs = put_file(self.w, fd, name, est, deposit, meta_for)
-                    self.cache.record(child, est, blob, xattrs)
+                    self.cache.record(child, est, key, blob, xattrs)
                 entries.append((stored, MODE_EXEC if est.st_mode & 0o100 else MODE_BLOB, blob))
             elif stat.S_ISLNK(est.st_mode):
                 xattrs = read_xattrs(fd, name)

@@ -27,7 +27,7 @@ from operator import itemgetter
 from typing import TypeGuard
 
 _RACY_NS = 1_000_000_000
-_FORMAT = 2  # (format, files, directories); anything else read is an empty cache
+_FORMAT = 3  # (format, files, directories); anything else read is an empty cache
 
 
 class StatCache:
@@ -56,20 +56,24 @@ class StatCache:
         return cls(os.path.join(cache_dir, key))
 
     @staticmethod
-    def key(st: os.stat_result) -> tuple:
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    def key(st: os.stat_result) -> bytes:
+        """An inode's state: device, inode, size, mtime and ctime. One bytes object
+        (about 90 bytes), not a tuple of five ints (about 240): a capture keeps two or
+        three per file, for a million files hundreds of megabytes."""
+        return b"%d %d %d %d %d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def lookup(self, relpath: bytes, st: os.stat_result):
-        """(blob id, xattrs) recorded for this exact inode state, or None."""
+    def lookup(self, relpath: bytes, key: bytes):
+        """(blob id, xattrs) recorded for this exact inode state (``key``), or None."""
         hit = self._old.get(relpath)
-        if _file_record(hit) and hit[0] == self.key(st):
+        if _file_record(hit) and hit[0] == key:
             self._new[relpath] = hit
             return hit[1], hit[2]
         return None
 
-    def record(self, relpath: bytes, st: os.stat_result, blob: bytes, xattrs) -> None:
+    def record(self, relpath: bytes, st: os.stat_result, key: bytes, blob: bytes, xattrs) -> None:
+        """Remember a file read in state ``key`` (of ``st``), if it has settled."""
         if self.settled(st):
-            self._new[relpath] = (self.key(st), blob, xattrs)
+            self._new[relpath] = (key, blob, xattrs)
 
     def settled(self, st: os.stat_result) -> bool:
         """Whether an inode last changed long enough before this capture to be remembered
