@@ -1,10 +1,10 @@
 """Every scenario, in order: the image store's (issue 2, scenarios.py), then import and
-export, the runtime, networking and build (issues 3-6, containers.py), then big files
-and a big store (issue 13, bigfiles.py, bigstore.py), git remotes (issue 14,
-remotes.py), registries (issue 15, registry.py), reviewing history (issue 16,
-review.py), Docker's --format (issue 20, muscle.py), bisect and rebase (issue 17,
-history.py), lg stats (issue 18, storage.py), compose (issue 19, compose.py) and lg
-without root (issue 21, rootless.py)."""
+export, the runtime, networking and build (issues 3-6, containers.py), then big files,
+a big store and many files (issue 13, bigfiles.py, bigstore.py, manyfiles.py), git
+remotes (issue 14, remotes.py), registries (issue 15, registry.py), reviewing history
+(issue 16, review.py), Docker's --format (issue 20, muscle.py), bisect and rebase
+(issue 17, history.py), lg stats (issue 18, storage.py), compose (issue 19,
+compose.py) and lg without root (issue 21, rootless.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .bigstore import BIG_STORE_SCENARIOS
 from .compose import COMPOSE_SCENARIOS
 from .containers import CONTAINER_SCENARIOS
 from .history import HISTORY_SCENARIOS
+from .manyfiles import MANY_FILES_SCENARIOS
 from .muscle import MUSCLE_SCENARIOS
 from .registry import REGISTRY_SCENARIOS
 from .remotes import REMOTE_SCENARIOS
@@ -24,7 +25,7 @@ from .storage import STORAGE_SCENARIOS
 SCENARIOS: list[Scenario] = sorted(
     STORE_SCENARIOS + CONTAINER_SCENARIOS + BIG_FILE_SCENARIOS + REMOTE_SCENARIOS + REGISTRY_SCENARIOS
     + REVIEW_SCENARIOS + MUSCLE_SCENARIOS + HISTORY_SCENARIOS + STORAGE_SCENARIOS + COMPOSE_SCENARIOS
-    + ROOTLESS_SCENARIOS + BIG_STORE_SCENARIOS,
+    + ROOTLESS_SCENARIOS + BIG_STORE_SCENARIOS + MANY_FILES_SCENARIOS,
     key=lambda s: s.number)
 
 

@@ -111,7 +111,7 @@ def main(argv=None) -> int:  # noqa: C901 (one session: set up, run, clean up in
         code = meta["lg"]["code"]
         for scenario in scenarios:
             runs = args.runs or (scenario.quick_runs if args.quick else scenario.runs)
-            result = run_scenario(scenario, tools, workload, scratch, runs, args.keep)
+            result = run_scenario(scenario, tools, workload, scratch, runs, args.keep, args.quick)
             now = tools.lg_code()
             if now != code:
                 # Someone re-ran `pip install -e` elsewhere: part of this scenario may have
@@ -146,12 +146,12 @@ def main(argv=None) -> int:  # noqa: C901 (one session: set up, run, clean up in
 
 
 def run_scenario(scenario: Scenario, tools: Tools, workload: Workload, scratch: Scratch,
-                 runs: int, keep: bool) -> ScenarioResult:
+                 runs: int, keep: bool, quick: bool = False) -> ScenarioResult:
     sdir = scratch.work / f"{scenario.number}-{scenario.name}"
     sdir.mkdir()
     result = ScenarioResult(scenario, runs)
     started = time.monotonic()
-    ctx = Context(tools, workload, sdir, log, runs)
+    ctx = Context(tools, workload, sdir, log, runs, quick)
     log(f"[{scenario.name}] setting up")
     try:
         try:

@@ -97,13 +97,16 @@ def density_reset(config: str) -> None:
 
 
 def peak_rss(figures: str, label: str, argv: list[str]) -> int:
-    """Run ``argv`` (inheriting stdio) and record its peak RSS; returns its exit status."""
+    """Run ``argv`` (inheriting stdio) and record its peak RSS, CPU and wall time;
+    returns its exit status."""
+    started = time.monotonic()
     proc = subprocess.Popen(argv)
     _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     with open(figures, "a") as f:
         f.write(json.dumps({"label": label, "maxrss_kb": usage.ru_maxrss, "status": code,
-                            "cpu_s": usage.ru_utime + usage.ru_stime}) + "\n")
+                            "cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall}) + "\n")
     return code
 
 

@@ -69,6 +69,7 @@ class Context:
     dir: Path
     log: Callable[[str], None]
     runs: int = 1           # timed runs per row in this invocation (for figures measured after them)
+    quick: bool = False     # --quick: scenarios that scale a workload may take a smaller one
 
     def __post_init__(self):
         self.notes: list[str] = []
