@@ -10,7 +10,8 @@ The tree is 1,000 directories of 1,000 files of a few dozen bytes each (--quick:
 directories, 100,000 files), written once in set-up. The long rows run under
 `helper.py peak-rss` (wall time, CPU and peak RSS as `/usr/bin/time -v` gives it), with
 no warm-up and their output removed by the prepare; the minbase rows run the same way
-so the per-entry figures compare like with like.
+so the per-entry figures compare like with like. At full size the scenario needs about
+five million inodes at its peak: run it with --no-loop (the loop filesystem has two).
 """
 
 from __future__ import annotations
