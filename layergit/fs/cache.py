@@ -33,9 +33,9 @@ from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
 from .capture import entry_meta
-from .checkout import CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
+from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
 from .content import SparseWriter, file_blob_id
-from .safeio import DIR_FLAGS, WINDOW, DirStack, open_dir, read_xattrs
+from .safeio import DIR_FLAGS, WINDOW, DirStack, open_dir, open_file, read_xattrs
 
 if TYPE_CHECKING:
     from .farmwriter import FarmProcess
@@ -364,11 +364,6 @@ def _sendfile(src: int, out: int, count: int) -> int:
     return os.sendfile(out, src, None, count)
 
 
-class _TooManyLinks(Exception):
-    """A cached inode has as many links as its filesystem allows (EMLINK): the clone
-    gives way to the tree walk, which makes private copies of such files."""
-
-
 class RootfsClone(DirectoryWriter):
     """A hardlink checkout made from a materialised rootfs, as ``cp -al`` makes one.
 
@@ -380,9 +375,10 @@ class RootfsClone(DirectoryWriter):
     directories are what containers mount); nothing is followed out of it, and its
     directories' metadata is copied as read from them.
 
-    Only for root: an unprivileged user's cached rootfs may lack what a walk of the
-    snapshot would warn about (owners, device nodes), so the walk keeps that case.
-    Privileged entries are not counted here (CheckoutResult.privileged is None).
+    Only for root of the host's user namespace, and a cached tree built without
+    warnings (see MaterialisedCache.hardlink_checkout). An entry whose inode has all the
+    links its filesystem allows gets a private copy. Privileged entries are not counted
+    here (CheckoutResult.privileged is None).
     """
 
     def __init__(self, store, source: str, policy: CheckoutPolicy | None):
@@ -417,14 +413,50 @@ class RootfsClone(DirectoryWriter):
                     try:
                         os.link(name, name, src_dir_fd=sources.fd, dst_dir_fd=dests.fd, follow_symlinks=False)
                     except OSError as exc:
-                        if exc.errno == errno.EMLINK:
-                            raise _TooManyLinks from None
-                        raise
+                        if exc.errno != errno.EMLINK:
+                            raise
+                        self._private_copy(sources.fd, dests.fd, name)
         finally:
             os.close(src)
 
     def _copy_dir_meta(self, src: int, dest: int) -> None:
         self.apply_meta(dest, b".", entry_meta(os.fstat(src), read_xattrs(src, b".", src)), dest)
+
+    def _private_copy(self, src: int, dest: int, name: bytes) -> None:
+        """A copy of its own for an entry whose cached inode has all the links its
+        filesystem allows (ext4: 65,000; an image can hold that many alike files), made
+        from that inode with its metadata, as FarmWriter makes one from the store."""
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        meta = entry_meta(st, read_xattrs(src, name))
+        if stat.S_ISREG(st.st_mode):
+            fd, st = open_file(src, name, st)
+            try:
+                out = os.open(name, NEW_FILE, 0o600, dir_fd=dest)
+                try:
+                    _copy(fd, out, st.st_size)
+                    self.apply_meta(dest, name, meta, out)
+                finally:
+                    os.close(out)
+            finally:
+                os.close(fd)
+            return
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dest)
+        else:  # a device node, fifo or socket: made as the cache has it (root only comes here)
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dest)
+        self.apply_meta(dest, name, meta, None)
+
+
+def _fully_privileged() -> bool:
+    """Root of the host's user namespace: whatever a cached tree could not be given (a
+    device node, an owner outside a user namespace's map) is then never missing."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def _listing(fd: int) -> Iterator[tuple[bytes, bool]]:
@@ -453,19 +485,24 @@ class MaterialisedCache:
 
     def materialise(self, store, tree: bytes) -> str:
         """The cached rootfs directory for snapshot ``tree``, built if missing."""
+        return self._materialised(store, tree)[0]
+
+    def _materialised(self, store, tree: bytes) -> tuple[str, list[str]]:
+        """materialise(), and what building the tree had to leave out (no warnings if it
+        was there already)."""
         private_dir(self.rootfs_dir)
         final = self.path(tree)
         if os.path.isdir(final):
-            return final
+            return final, []
         tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
-        self._farm_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
+        built = self._farm_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
         try:
             os.rename(tmp, final)
         except OSError as exc:  # another process finished the same tree first
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             remove_tree(tmp)
-        return final
+        return final, built.warnings
 
     def copies(self, store) -> FarmCopies | None:
         """The farm as a copy checkout's source of file bytes (None when there is none)."""
@@ -486,14 +523,15 @@ class MaterialisedCache:
         A user's checkout that keeps every entry is cloned from the cached rootfs
         (RootfsClone), which it materialises first if this is the tree's first use:
         the first checkout costs a materialisation more, every later one a ``cp -al``.
+        Not when building the cached tree had to leave something out (it then says what,
+        as the walk does), nor for root of a user namespace, whose cached trees may lack
+        what it could not make.
         """
         private_dir(self.objects_dir)  # tightened if an older lg left it wider, as below
-        if policy is not None and policy.specials is Specials.KEEP and os.geteuid() == 0:
-            clone = RootfsClone(store, self.materialise(store, tree), policy)
-            try:
-                return materialise_into(clone, tree, dest)
-            except _TooManyLinks:  # materialise_into left dest as it found it
-                pass
+        if policy is not None and policy.specials is Specials.KEEP and _fully_privileged():
+            source, warnings = self._materialised(store, tree)
+            if not warnings:  # else the walk below says what it could not make, as the build did
+                return materialise_into(RootfsClone(store, source, policy), tree, dest)
         return self._farm_checkout(store, tree, dest, policy)
 
     def _farm_checkout(
@@ -585,7 +623,11 @@ class MaterialisedCache:
         trees = 0
         for entry in self.entries():
             if bytes.fromhex(entry.tree) not in keep:
-                remove_tree(entry.path)
+                # Out of its name first: a gc killed half-way must not leave a partial tree
+                # where materialise (and a checkout -H clone of it) takes it as complete.
+                going = os.path.join(self.rootfs_dir, f".tmp-{entry.tree}-{os.getpid()}")
+                os.rename(entry.path, going)
+                remove_tree(going)
                 trees += 1
         for name in os.listdir(self.rootfs_dir) if os.path.isdir(self.rootfs_dir) else []:
             if name.startswith(".tmp-") and not _pid_alive(name.rsplit("-", 1)[-1]):

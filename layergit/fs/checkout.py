@@ -33,6 +33,7 @@ from .safeio import DirStack, open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
 NEW_DIR_MODE = 0o700  # a checkout directory lg creates, unless --mode says otherwise
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # never one that is there
 _SETID = stat.S_ISUID | stat.S_ISGID
 _CAPABILITY = "security.capability"
 
@@ -324,9 +325,7 @@ class DirectoryWriter:
         m = node.meta
         if m.kind == "f":
             assert node.oid is not None  # every file has its blob
-            out = os.open(
-                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
-            )
+            out = os.open(name, NEW_FILE, 0o600, dir_fd=fd)
             try:
                 copied = self.copies(node, out) if self.copies is not None else None
                 self.result.bytes += copied if copied is not None else write_blob(self.store, node.oid, out)

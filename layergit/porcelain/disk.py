@@ -71,7 +71,7 @@ def df(repo: Repo) -> list[DfRow]:
                        sum(sizes.values()), sum(s for name, s in sizes.items() if name not in using))
     from .checkout import cache as materialised
 
-    keep = {tree.hex() for tree in reachable_rootfs(repo)}
+    keep = {tree.hex() for tree in reachable_rootfs(repo)[0]}
     entries = materialised(repo).entries()
     layers = _tree_bytes(repo.root.cache_dir("layers"))
     unkept = sum(_tree_bytes(e.path, only_unshared=True) for e in entries if e.tree not in keep)

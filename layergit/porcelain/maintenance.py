@@ -272,9 +272,11 @@ def gc(repo: Repo) -> GcReport:
         with ThreadPoolExecutor(1) as beside:
             keeping = beside.submit(reachable_rootfs, repo)
             result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
-            keep = keeping.result()
         if result.returncode != 0:
             raise LgError(f"git gc failed: {_last_line(result.stderr, result.returncode)}")
+        keep, unnamed = keeping.result()
+        if unnamed:  # a commit that is not an image, or one git did not find mid-repack: ask again
+            keep = reachable_rootfs(repo)[0]
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
         trees, objects = cache(repo).prune(keep)
         # export's layer tars: rebuilt on demand
@@ -361,8 +363,9 @@ def _unlink_if(condition: bool, path: str) -> int:
     return 1
 
 
-def reachable_rootfs(repo: Repo) -> set[bytes]:
-    """The rootfs tree of every commit a ref reaches: what the materialised cache keeps.
+def reachable_rootfs(repo: Repo) -> tuple[set[bytes], int]:
+    """The rootfs tree of every commit a ref reaches (what the materialised cache
+    keeps), and how many of those commits named none.
 
     Asked of git in two calls (``rev-list --all``, then ``cat-file`` of each
     ``COMMIT:rootfs``) rather than by reading every image, commit, tree and config:
@@ -376,12 +379,14 @@ def reachable_rootfs(repo: Repo) -> set[bytes]:
     found = _git(repo, "cat-file", "--buffer", "--batch-check=%(objectname) %(objecttype)", stdin=asked)
     if found.returncode != 0:
         raise LgError(f"git cat-file failed: {_last_line(found.stderr, found.returncode)}")
-    trees = set()
+    trees, unnamed = set(), 0
     for line in found.stdout.splitlines():
         name, _, kind = line.partition(" ")
         if kind == "tree":
             trees.add(bytes.fromhex(name))
-    return trees
+        else:
+            unnamed += 1
+    return trees, unnamed
 
 
 def _last_line(stderr: str, code: int) -> str:

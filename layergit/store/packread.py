@@ -7,9 +7,10 @@ contain deltas, so for them the object is a header and one deflate stream that I
 inflates several times faster. A store that ``lg gc`` (``git gc``) repacked, or that
 fetched from a remote, holds deltas too: commits, trees and configs, what every
 listing reads. Those are rebuilt here (:func:`apply_delta`), so that ``lg images``
-over a thousand images does not load libgit2 (85 ms) to read them. Deltas of objects
-of STREAM_FROM bytes or more, long or looping chains, bases in another pack and loose
-objects are left to libgit2: this reader answers None and the caller falls back.
+over a thousand images does not load libgit2 (85 ms) to read them. Deltified objects
+of 1 MiB or more (_REBUILD_MAX), chains longer than _CHAIN_MAX or holding 1 MiB of
+delta data (a loop, in a hostile pack), bases in another pack and loose objects are
+left to libgit2: this reader answers None and the caller falls back.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ OFS_DELTA, REF_DELTA = 6, 7
 _DELTA_TYPES = (OFS_DELTA, REF_DELTA)
 # Deltas on deltas a read follows: git makes chains of at most 50 (pack.depth); a longer
 # one, or a REF_DELTA loop in a hostile pack, is left to libgit2.
-_CHAIN_MAX = 1000
+_CHAIN_MAX = 64
+# What is rebuilt here: objects, bases and the chain's delta data all under 1 MiB
+# (commits, trees, configs). A hostile delta of 4 KB can claim 256 MiB, or be 1 MiB of
+# one-byte inserts (a Python loop step each); such work, and big blobs, is libgit2's.
+_REBUILD_MAX = 1 << 20
 _BASES_MAX = 16 << 20  # bytes of rebuilt objects kept as bases for the next delta read
 _ID_SET_MAX = 100_000  # ids of a bigger pack are not copied into a set (2 MB and more)
 _ISAL_FROM = 4096  # objects this big or bigger inflate with ISA-L (the bytes of a rootfs: nearly all)
@@ -87,6 +92,14 @@ def _delta_size(delta, pos: int) -> tuple[int, int]:
             return size, pos
         if shift > 63:
             raise ValueError("a delta's size runs past 64 bits")
+
+
+def made_size(delta: bytes) -> int:
+    """The size of the object ``delta`` (or the start of it) says it makes."""
+    try:
+        return _delta_size(delta, _delta_size(delta, 0)[1])[0]
+    except IndexError:
+        raise ValueError("a delta's header is cut short") from None
 
 
 def _copy_range(delta: bytes, pos: int, op: int) -> tuple[int, int, int]:
@@ -223,8 +236,10 @@ class _Pack:
         if obj_type not in _DELTA_TYPES:
             return obj_type, self._inflated(offset, pos, size)
         chain: list[tuple[int, int, int]] = []  # (offset, data position, size) of each delta
+        deltas = 0  # bytes of delta data the chain holds
         while obj_type in _DELTA_TYPES:
-            if len(chain) == _CHAIN_MAX or size >= STREAM_FROM:
+            deltas += size
+            if len(chain) == _CHAIN_MAX or deltas >= _REBUILD_MAX:
                 return None
             base, after = self._base(offset, obj_type, pos)
             if base is None:
@@ -236,12 +251,15 @@ class _Pack:
                 break
             obj_type, size, pos = self._mapped_header(offset)
         else:
-            if size >= STREAM_FROM:
+            if size >= _REBUILD_MAX:
                 return None
             data = self._inflated(offset, pos, size)
             self._keep(offset, obj_type, data)
         for at, pos, size in reversed(chain):
-            data = apply_delta(data, self._inflated(at, pos, size))
+            delta = self._inflated(at, pos, size)
+            if made_size(delta) >= _REBUILD_MAX:
+                return None
+            data = apply_delta(data, delta)
             self._keep(at, obj_type, data)
         return obj_type, data
 
@@ -261,6 +279,8 @@ class _Pack:
     def _keep(self, offset: int, obj_type: int, data: bytes) -> None:
         """Remember an object that a delta was (or may be) built on: a listing reads many
         objects deltified against the same few bases, as git's delta base cache knows."""
+        if len(data) > _BASES_MAX // 16:
+            return
         if self._bases_size + len(data) > _BASES_MAX:
             self._bases.clear()
             self._bases_size = 0
@@ -289,24 +309,25 @@ class _Pack:
 
     def delta_header(self, offset: int) -> tuple[int, int] | None:
         """(type, size) of the deltified object at ``offset``: the type its chain ends in,
-        the size its delta says it makes; None where :meth:`read` would answer None."""
+        the size its delta says it makes; None for an object :meth:`read` leaves to
+        libgit2 by its size or its chain's length or delta bytes."""
         obj_type, size, pos = self.header(offset)
-        made = None
+        made, deltas = None, 0
         for _ in range(_CHAIN_MAX):
             if obj_type not in _DELTA_TYPES:
-                return obj_type, made if made is not None else size
+                return (obj_type, made) if size < _REBUILD_MAX and made is not None else None
             base, after = self._base(offset, obj_type, pos)
-            if base is None or size >= STREAM_FROM:
+            deltas += size
+            if base is None or deltas >= _REBUILD_MAX:
                 return None
             if made is None:
                 try:
                     head = zlib.decompressobj().decompress(self.pack[after:after + 64], 20)
                 except zlib.error as exc:
                     raise InflateError(str(exc)) from None
-                try:
-                    made = _delta_size(head, _delta_size(head, 0)[1])[0]
-                except IndexError:
-                    raise ValueError("a delta's header is cut short") from None
+                made = made_size(head)
+                if made >= _REBUILD_MAX:
+                    return None
             offset = base
             obj_type, size, pos = self.header(offset)
         return None

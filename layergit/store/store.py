@@ -326,7 +326,8 @@ class Store:
         An object of STREAM_FROM bytes or more in our packs (undeltified) or loose is
         inflated CHUNK bytes at a time, so a 4 GB file costs a chunk of memory; smaller
         ones come in one piece, as do deltified ones (which ``git gc`` makes only below
-        core.bigFileThreshold, 512 MiB), rebuilt in memory by libgit2. The pieces are
+        core.bigFileThreshold, 512 MiB), rebuilt in memory: by store.packread under
+        1 MiB, by libgit2 above. The pieces are
         hashed as they pass and the last ``next`` raises CorruptStore if they are not
         the object asked for: whoever writes them out removes what it wrote.
         """

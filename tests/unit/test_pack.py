@@ -279,3 +279,21 @@ def test_a_delta_copies_and_inserts():
     assert packread.apply_delta(b"abcde", _delta(5, 5, b"\x91\x01\x03", b"\x02xy")) == b"bcdxy"
     base = bytes(range(256)) * 256
     assert packread.apply_delta(base, _delta(len(base), len(base), b"\x80")) == base
+
+
+def test_an_object_bigger_than_the_reader_rebuilds_is_left_to_libgit2(deltified, monkeypatch):
+    """A delta claims its size; what claims _REBUILD_MAX or more (a hostile 4 KB delta can
+    claim 256 MiB) is not rebuilt here: read and header answer None, and libgit2 reads it."""
+    packs, objects = deltified
+    monkeypatch.setattr(packread, "_REBUILD_MAX", 4096)
+    reader = packread.PackReader(packs)
+    answers = {oid: reader.read(oid) for oid in objects}
+
+    def is_delta(oid: bytes) -> bool:
+        pack, offset = reader._locate(oid)
+        return pack.header(offset)[0] in packread._DELTA_TYPES
+
+    big = [oid for oid, (_, data) in objects.items() if len(data) >= 4096 and is_delta(oid)]
+    assert big and all(answers[oid] is None and reader.header(oid) is None for oid in big)
+    for oid, answer in answers.items():
+        assert answer is None or answer == objects[oid]
