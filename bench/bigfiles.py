@@ -58,6 +58,16 @@ def label(kind: str, command: str) -> str:
     return f"lg {command}, 4 GB {kind} file"
 
 
+def peak_rss_case(
+    ctx: Context, figures, name: str, args: list, root, prepare: str, broken: str | None
+) -> Case:
+    """A row that runs ``lg ARGS`` in ``root`` under helper.py peak-rss (its figures go to
+    ``figures``), with no warm-up and ``prepare`` (then sync) before each run."""
+    argv = [sys.executable, HELPER, "peak-rss", str(figures), name, "--", *ctx.lg(*args)]
+    return Case("lg", name, argv, prepare=f"{prepare} && sync", env={"LG_ROOT": str(root)},
+                broken=broken, warmup=False)
+
+
 def build_big_file(ctx: Context) -> list[Case]:
     figures = ctx.path("peak-rss.jsonl")
     cases = []
@@ -84,10 +94,7 @@ def build_big_file(ctx: Context) -> list[Case]:
         }
         for command in COMMANDS:
             args, root, prepare = rows[command]
-            name = label(kind, command)
-            argv = [sys.executable, HELPER, "peak-rss", str(figures), name, "--", *ctx.lg(*args)]
-            cases.append(Case("lg", name, argv, prepare=f"{prepare} && sync", env={"LG_ROOT": str(root)},
-                              broken=broken, warmup=False))
+            cases.append(peak_rss_case(ctx, figures, label(kind, command), args, root, prepare, broken))
 
     def memory():
         records = [json.loads(line) for line in figures.read_text().splitlines()] if figures.exists() else []

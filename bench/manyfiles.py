@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from .bigfiles import HELPER
+from .bigfiles import peak_rss_case
 from .report import Spread, judge
 from .scenarios import Context, Scenario, SetupFailed, q
 from .timing import Case, Goal
@@ -77,10 +76,7 @@ def build_many_files(ctx: Context) -> list[Case]:
         shown = many if which == "many" else "minbase"
         for command in COMMANDS:
             args, where, prepare = rows[command]
-            name = label(shown, command)
-            argv = [sys.executable, HELPER, "peak-rss", str(figures), name, "--", *ctx.lg(*args)]
-            cases.append(Case("lg", name, argv, prepare=f"{prepare} && sync", env={"LG_ROOT": str(where)},
-                              broken=broken, warmup=False))
+            cases.append(peak_rss_case(ctx, figures, label(shown, command), args, where, prepare, broken))
     env = {"LG_ROOT": str(made["many"])}
     goal = Goal(f"under {SECONDS} s for an image of {many} (issue 13)", "seconds", SECONDS)
     for what, args in (("log", ["log", "many:1"]), ("images", ["images"]), ("show", ["show", "many:1"])):
