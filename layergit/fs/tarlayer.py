@@ -171,7 +171,7 @@ class _Zstd(io.RawIOBase):
         return out
 
 
-@dataclass
+@dataclass(slots=True)  # one per entry of a layer: a million-file layer holds a million
 class TarEntry:
     parts: list[bytes]  # path inside the image, no "." or ".." components
     kind: str  # f d l c b p, "h" hardlink, "wh" whiteout, "opq" opaque dir, "skip"

@@ -79,7 +79,7 @@ class InvalidMetadata(LgError, ValueError):
     """Metadata no filesystem entry can have (a negative owner, mode bits beyond 07777, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per entry of a tree being read or built
 class EntryMeta:
     """Everything about one filesystem entry except its content and name.
 

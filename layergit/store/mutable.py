@@ -37,7 +37,7 @@ class PathError(LgError):
     """A path that cannot be applied inside the snapshot (not a directory, a loop, ...)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: one per file of an image, a million in some
 class Inode:
     """A non-directory entry; hardlinked names share one Inode."""
 
@@ -46,7 +46,7 @@ class Inode:
     target: bytes | None = None  # symlink target, read lazily for resolution
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Dir:
     meta: M.EntryMeta
     children: dict[bytes, Dir | Inode] = field(default_factory=dict)
