@@ -400,6 +400,41 @@ def test_a_hardlinked_checkout_copies_a_file_whose_inode_has_all_its_links(lg, t
     assert os.lstat(tmp_path / "second" / "etc" / "other").st_ino == os.lstat(tmp_path / "first" / "etc" / "other").st_ino
 
 
+@pytest.mark.root
+def test_a_cached_tree_whose_build_warned_is_walked_not_cloned(lg, tmp_path, monkeypatch):
+    """A cached tree whose build left something out (here told by its .warned- file, as
+    a host that refuses device nodes would leave it) is never cloned: checkout -H walks
+    the snapshot, which says again what it cannot make. gc drops the file with its tree."""
+    from layergit import api
+    from layergit.fs import cache as farm
+    from layergit.fs.checkout import CheckoutPolicy
+    from layergit.porcelain.checkout import cache
+
+    src = tmp_path / "src"
+    os.makedirs(src / "etc")
+    (src / "etc" / "motd").write_text("hello\n")
+    lg("commit", src, "-t", "warned:1")
+    repo = api.open_repo(lg.root)
+    img = repo.image_at("warned:1")
+    built = api.materialise(repo, "warned:1")
+    assert cache(repo)._materialised(repo.store, img.rootfs) == (built, [])
+    marker = os.path.join(os.path.dirname(built), f".warned-{img.rootfs.hex()}")
+    with open(marker, "w") as f:
+        f.write("cannot create device nodes without privileges; skipped them\n")
+    assert cache(repo)._materialised(repo.store, img.rootfs)[1] == [
+        "cannot create device nodes without privileges; skipped them"]
+
+    def no_clone(*_args):
+        raise AssertionError("a tree whose build warned was cloned")
+
+    monkeypatch.setattr(farm, "RootfsClone", no_clone)
+    cache(repo).hardlink_checkout(repo.store, img.rootfs, str(tmp_path / "walked"), CheckoutPolicy())
+    assert (tmp_path / "walked" / "etc" / "motd").read_text() == "hello\n"
+    lg("rmi", "warned:1")
+    lg("gc")
+    assert not os.path.exists(built) and not os.path.exists(marker)
+
+
 def test_recommit_of_checkout_is_identical(lg, tmp_path, outside):
     """Committing the checkout again gives the very same rootfs tree id: the snapshot
     is canonical and checkout loses nothing the store records."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -443,8 +444,35 @@ class RootfsClone(DirectoryWriter):
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dest)
         else:  # a device node, fifo or socket: made as the cache has it (root only comes here)
-            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dest)
+            os.mknod(name, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev, dir_fd=dest)
         self.apply_meta(dest, name, meta, None)
+
+
+_WARNINGS_MAX = 64 << 10  # a marker longer than this is not lg's: read as one warning
+
+
+def _read_warnings(path: str) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(_WARNINGS_MAX + 1)
+    except FileNotFoundError:
+        return []
+    lines = text[:_WARNINGS_MAX].decode(errors="replace").splitlines()
+    return lines or ["the cached tree's build warned"]
+
+
+def _write_warnings(path: str, warnings: list[str]) -> None:
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("\n".join(w.replace("\n", " ") for w in warnings) + "\n")
+    os.replace(tmp, path)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _fully_privileged() -> bool:
@@ -488,21 +516,28 @@ class MaterialisedCache:
         return self._materialised(store, tree)[0]
 
     def _materialised(self, store, tree: bytes) -> tuple[str, list[str]]:
-        """materialise(), and what building the tree had to leave out (no warnings if it
-        was there already)."""
+        """materialise(), and what building the tree had to leave out (device nodes,
+        owners, xattrs this host or filesystem refused), whichever command built it: the
+        warnings are kept beside the tree (``.warned-TREE``), written before the tree
+        takes its name, so a tree is never there without them."""
         private_dir(self.rootfs_dir)
         final = self.path(tree)
+        marker = os.path.join(self.rootfs_dir, f".warned-{tree.hex()}")
         if os.path.isdir(final):
-            return final, []
+            return final, _read_warnings(marker)
         tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
         built = self._farm_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
+        if built.warnings:
+            _write_warnings(marker, built.warnings)
+        else:
+            _unlink_quietly(marker)  # left by a pruned tree built elsewhere
         try:
             os.rename(tmp, final)
         except OSError as exc:  # another process finished the same tree first
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             remove_tree(tmp)
-        return final, built.warnings
+        return final, _read_warnings(marker)
 
     def copies(self, store) -> FarmCopies | None:
         """The farm as a copy checkout's source of file bytes (None when there is none)."""
@@ -625,13 +660,16 @@ class MaterialisedCache:
             if bytes.fromhex(entry.tree) not in keep:
                 # Out of its name first: a gc killed half-way must not leave a partial tree
                 # where materialise (and a checkout -H clone of it) takes it as complete.
-                going = os.path.join(self.rootfs_dir, f".tmp-{entry.tree}-{os.getpid()}")
+                unique = f"{entry.tree}-gc{secrets.token_hex(4)}-{os.getpid()}"  # the sweep reads the pid
+                going = os.path.join(self.rootfs_dir, f".tmp-{unique}")
                 os.rename(entry.path, going)
                 remove_tree(going)
                 trees += 1
         for name in os.listdir(self.rootfs_dir) if os.path.isdir(self.rootfs_dir) else []:
             if name.startswith(".tmp-") and not _pid_alive(name.rsplit("-", 1)[-1]):
                 remove_tree(os.path.join(self.rootfs_dir, name))
+            elif name.startswith(".warned-") and not os.path.isdir(os.path.join(self.rootfs_dir, name[8:])):
+                _unlink_quietly(os.path.join(self.rootfs_dir, name))  # its tree is gone
         objects = 0
         for dirpath, _, files in os.walk(self.objects_dir):
             for f in files:

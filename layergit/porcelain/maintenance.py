@@ -274,7 +274,10 @@ def gc(repo: Repo) -> GcReport:
             result = _git(repo, "-c", "pack.compression=1", "gc", "--prune=now", "--quiet", lock=lock)
         if result.returncode != 0:
             raise LgError(f"git gc failed: {_last_line(result.stderr, result.returncode)}")
-        keep, unnamed = keeping.result()
+        try:
+            keep, unnamed = keeping.result()
+        except LgError:  # git stumbled on the repack under way: ask again, below
+            keep, unnamed = set(), 1
         if unnamed:  # a commit that is not an image, or one git did not find mid-repack: ask again
             keep = reachable_rootfs(repo)[0]
         refs = len([r for r, _ in repo.store.refs(names.IMAGE_PREFIX)])
