@@ -653,9 +653,11 @@ def test_bearer_token_flow(rlg, rlg2, token_registry, busybox_copy):
 
 @pytest.fixture
 def containerd(tmp_path):
-    """A containerd of this test's own (root, state, socket), without CRI; stopped and
-    its state removed afterwards."""
+    """A containerd of this test's own (root, state, socket, namespace), without CRI;
+    stopped and its state removed afterwards, with the cgroup its runs made for the
+    namespace (containerd's cgroup parent, /NAMESPACE in each hierarchy)."""
     state = f"/run/lgtest-containerd-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    namespace = f"lgtest-{uuid.uuid4().hex[:8]}"
     sock = str(tmp_path / "containerd.sock")
     config = tmp_path / "containerd.toml"
     config.write_text(f'version = 2\nroot = "{tmp_path / "containerd"}"\nstate = "{state}"\n'
@@ -667,7 +669,7 @@ def containerd(tmp_path):
         while subprocess.run(["ctr", "-a", sock, "version"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline and proc.poll() is None, "containerd did not start"
             time.sleep(0.1)
-        yield ["ctr", "-a", sock, "-n", "lgtest"]
+        yield ["ctr", "-a", sock, "-n", namespace]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -676,6 +678,8 @@ def containerd(tmp_path):
             if target.startswith((str(tmp_path), state)):
                 subprocess.run(["umount", "-l", target], capture_output=True)
         shutil.rmtree(state, ignore_errors=True)
+        for parent in glob.glob(f"/sys/fs/cgroup/{namespace}") + glob.glob(f"/sys/fs/cgroup/*/{namespace}"):
+            os.rmdir(parent)  # empty once its runs are gone; one that is not is a leak to see
 
 
 @pytest.mark.root
