@@ -401,6 +401,25 @@ def test_a_remote_that_sends_too_much_is_stopped(lg, lg_b, tmp_path):
     lg_b("pull", remote, "big:1", "--max-pack", "8m")
 
 
+def test_a_pack_that_lands_between_the_watchers_looks_is_measured_after(lg, tmp_path, monkeypatch):
+    """The size watcher looks every 50 ms; a local remote's 4 MiB pack can land whole
+    between two looks (the CI run that found this). The fetch measures the quarantine
+    once git is done, so the bound holds whatever the watcher saw: here it sees nothing."""
+    from layergit.transport import gitcli
+
+    src = tmp_path / "big"
+    write(src / "noise", os.urandom(4 << 20))
+    remote = bare(tmp_path / "remote.git")
+    lg("commit", src, "-t", "big:1")
+    lg("push", remote, "big:1")
+    quarantine = tmp_path / "quarantine.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(quarantine)], check=True)
+    monkeypatch.setattr(gitcli, "_watch", lambda *_args: None)
+    with pytest.raises(gitcli.RemoteError, match="sent more than 2097152 bytes"):
+        gitcli.fetch(str(quarantine), remote, ["refs/heads/big/1"], max_bytes=2 << 20)
+    gitcli.fetch(str(quarantine), remote, ["refs/heads/big/1"], max_bytes=8 << 20)
+
+
 def pack_objects(git_dir: str) -> dict[str, set[str]]:
     """Each pack of a remote and the ids it holds. The remote keeps every push as the pack
     it came in (receive.unpackLimit=1), so a new pack is exactly what one push sent."""

@@ -214,6 +214,10 @@ def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = N
                          daemon=True).start()
     proc.communicate(spec)
     err = stderr.text()
+    # The watcher stops a remote that goes on sending; one whose whole pack lands between
+    # two of its looks (a local pack of a few MiB does) is measured here, once git is done.
+    if max_bytes is not None and _bytes_under(os.path.join(git_dir, "objects")) > max_bytes:
+        over.set()
     if over.is_set():
         raise RemoteError(f"{printable(url)} sent more than {max_bytes} bytes (--max-pack); stopped,"
                           " nothing was kept")
@@ -226,18 +230,23 @@ def _watch(proc: subprocess.Popen, directory: str, limit: int, over) -> None:
     import time
 
     while proc.poll() is None:
-        total = 0
-        for folder, _, files in os.walk(directory):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except FileNotFoundError:
-                    pass
-        if total > limit:
+        if _bytes_under(directory) > limit:
             over.set()
             proc.kill()
             return
         time.sleep(0.05)
+
+
+def _bytes_under(directory: str) -> int:
+    """The sizes of the files below ``directory``, added up (none followed through a link)."""
+    total = 0
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
 
 
 def objects_between(git_dir: str, tips: Iterable[bytes],
