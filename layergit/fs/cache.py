@@ -513,7 +513,8 @@ class MaterialisedCache:
 
     def materialise(self, store, tree: bytes) -> str:
         """The cached rootfs directory for snapshot ``tree``, built if missing."""
-        return self._materialised(store, tree)[0]
+        final = self.path(tree)
+        return final if os.path.isdir(final) else self._materialised(store, tree)[0]
 
     def _materialised(self, store, tree: bytes) -> tuple[str, list[str]]:
         """materialise(), and what building the tree had to leave out (device nodes,

@@ -45,9 +45,10 @@ def _tree_bytes(path: str, only_unshared: bool = False) -> int:
 
 def df(repo: Repo) -> list[DfRow]:
     from ..store.names import IMAGE_PREFIX
+    from ..transport.gitcli import objects_bytes
     from . import volumes
     from .container_lookup import registry
-    from .maintenance import _store_bytes, dangling, reachable_rootfs
+    from .maintenance import dangling, reachable_rootfs
 
     reg = registry(repo)
     containers = []
@@ -60,7 +61,7 @@ def df(repo: Repo) -> list[DfRow]:
     tagged = {tip.hex() for _, tip in repo.store.refs(IMAGE_PREFIX)}
     used = {image for image, _, _ in containers}
     _, freed = dangling(repo)
-    images = DfRow("Images", len(tagged), len(tagged & used), _store_bytes(repo.root.store), freed)
+    images = DfRow("Images", len(tagged), len(tagged & used), objects_bytes(repo.root.store), freed)
     running = [c for c in containers if c[1]]
     container_row = DfRow("Containers", len(containers), len(running), sum(c[2] for c in containers),
                           sum(c[2] for c in containers if not c[1]))

@@ -101,7 +101,8 @@ def _commit_dir(
     if tip is None:
         check_ref_clash(repo, image)  # before writing anything
     base = repo.resolve(parent) if parent else tip
-    config = repo.image(base).config if base else {}
+    based_on = repo.image(base) if base else None  # its config now, its rootfs for the layer's size
+    config = based_on.config if based_on else {}
     who = Signature.parse(author) if author is not None else store.default_author()
     committer = store.default_author()
     text = message or f"lg commit {source}"
@@ -141,7 +142,9 @@ def _commit_dir(
     if base is None:
         sizes.remember(repo, "layer", oid, captured.bytes)
     else:
-        sizes.layer_size(repo, oid, captured.tree, repo.image(base).rootfs)
+        if based_on is None or based_on.id != base:  # another commit landed first: ours is on it
+            based_on = repo.image(base)
+        sizes.layer_size(repo, oid, captured.tree, based_on.rootfs)
     return CommitResult(oid.hex(), tree.hex(), base.hex() if base else None, str(image), captured.entries,
                         captured.bytes)
 

@@ -23,6 +23,7 @@ from ..store import gitenv, names
 from ..store import meta as M
 from ..store.snapshot import Node, read_dir
 from ..text import printable
+from ..transport.gitcli import objects_bytes
 from . import bisect, listing
 from .checkout import cache
 from .repo import Repo, store_lock
@@ -232,17 +233,6 @@ class GcReport:
     cache_files_removed: int  # sizes of objects gone, stat caches unused for STAT_CACHE_DAYS
 
 
-def _store_bytes(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(os.path.join(path, "objects")):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:
-                pass
-    return total
-
-
 def gc(repo: Repo) -> GcReport:
     """Drop objects no ref (or reflog of a live ref) reaches, and repack the rest.
 
@@ -260,7 +250,7 @@ def gc(repo: Repo) -> GcReport:
     with store_lock(repo, exclusive=True) as lock:
         prune_refs(repo)  # refs of containers removed by the monitor after --rm
         bisect.prune(repo)  # refs a killed lg bisect start left
-        before = _store_bytes(repo.root.store)
+        before = objects_bytes(repo.root.store)
         pack_dir = os.path.join(repo.root.store, "objects", "pack")
         removed = 0
         for name in os.listdir(pack_dir):
@@ -287,7 +277,7 @@ def gc(repo: Repo) -> GcReport:
         spools = _remove_all(repo.root.tmp)
         leftovers = registry(repo).drop_leftovers()
         small = _prune_small_caches(repo)
-        return GcReport(refs, before, _store_bytes(repo.root.store), removed, trees, objects,
+        return GcReport(refs, before, objects_bytes(repo.root.store), removed, trees, objects,
                         spools, leftovers, small)
 
 

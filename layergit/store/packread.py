@@ -278,9 +278,8 @@ class _Pack:
 
     def _keep(self, offset: int, obj_type: int, data: bytes) -> None:
         """Remember an object that a delta was (or may be) built on: a listing reads many
-        objects deltified against the same few bases, as git's delta base cache knows."""
-        if len(data) > _BASES_MAX // 16:
-            return
+        objects deltified against the same few bases, as git's delta base cache knows.
+        Every object kept is under _REBUILD_MAX, so the cache holds at least 16 of them."""
         if self._bases_size + len(data) > _BASES_MAX:
             self._bases.clear()
             self._bases_size = 0

@@ -210,13 +210,12 @@ def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = N
     proc, stderr = _start(argv, _env(), progress, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     over = threading.Event()
     if max_bytes is not None:
-        threading.Thread(target=_watch, args=(proc, os.path.join(git_dir, "objects"), max_bytes, over),
-                         daemon=True).start()
+        threading.Thread(target=_watch, args=(proc, git_dir, max_bytes, over), daemon=True).start()
     proc.communicate(spec)
     err = stderr.text()
     # The watcher stops a remote that goes on sending; one whose whole pack lands between
     # two of its looks (a local pack of a few MiB does) is measured here, once git is done.
-    if max_bytes is not None and _bytes_under(os.path.join(git_dir, "objects")) > max_bytes:
+    if max_bytes is not None and objects_bytes(git_dir) > max_bytes:
         over.set()
     if over.is_set():
         raise RemoteError(f"{printable(url)} sent more than {max_bytes} bytes (--max-pack); stopped,"
@@ -225,22 +224,23 @@ def fetch(git_dir: str, url: str, refs: Iterable[str], max_bytes: int | None = N
         raise _failure("cannot fetch from", url, err)
 
 
-def _watch(proc: subprocess.Popen, directory: str, limit: int, over) -> None:
-    """Kill ``proc`` once the files under ``directory`` add up to more than ``limit`` bytes."""
+def _watch(proc: subprocess.Popen, git_dir: str, limit: int, over) -> None:
+    """Kill ``proc`` once the objects of ``git_dir`` add up to more than ``limit`` bytes."""
     import time
 
     while proc.poll() is None:
-        if _bytes_under(directory) > limit:
+        if objects_bytes(git_dir) > limit:
             over.set()
             proc.kill()
             return
         time.sleep(0.05)
 
 
-def _bytes_under(directory: str) -> int:
-    """The sizes of the files below ``directory``, added up (none followed through a link)."""
+def objects_bytes(git_dir: str) -> int:
+    """The sizes of the files below ``git_dir``/objects, added up (no link followed): what
+    a fetch has received, or what a store's objects take."""
     total = 0
-    for folder, _, files in os.walk(directory):
+    for folder, _, files in os.walk(os.path.join(git_dir, "objects")):
         for name in files:
             try:
                 total += os.lstat(os.path.join(folder, name)).st_size
