@@ -117,39 +117,51 @@ class _Walker:
 
     def entries(self, dirs: DirStack, frame: _Frame) -> _Frame | None:
         """Look at the directory's entries up to its next subdirectory, which is opened,
-        pushed on ``dirs`` and returned to be captured first; None when all are seen."""
+        pushed on ``dirs`` and returned to be captured first; None when all are seen.
+
+        The loop runs once per entry of the tree (a million for a million files), so
+        what it needs is held in locals and its counts are added up once a call.
+        """
         fd = dirs.fd
         cached = frame.cached[1] if frame.cached else ()
-        names, stats, found = frame.names, frame.stats, frame.found  # the loop runs once per entry
+        names, stats, found = frame.names, frame.stats, frame.found
         before = self.cache.settled_before
-        while frame.next < len(names):
-            i = frame.next
-            name = names[i]
-            frame.next = i + 1
-            est = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            key = StatCache.key(est)
-            old = cached[i] if i < len(cached) and cached[i][0] == name else None
-            stored = old[1] if old is not None else treenames.encode(name)
-            self.result.entries += 1
-            if est.st_ctime_ns >= before or est.st_mtime_ns >= before:  # StatCache.settled, inline
-                frame.settled = False
-            stats.append(est)
-            if stat.S_ISDIR(est.st_mode):
-                if len(dirs) >= MAX_DEPTH:
-                    raise too_deep(dirs.names + [name], self.source + ":")
-                found.append((name, stored, key, None, None))  # its tree: when it is done
-                return self.subdirectory(dirs, frame, name, est, stored, frame.path + b"/" + stored)
-            link = None
-            if est.st_nlink > 1:
-                child = frame.path + b"/" + stored
-                link = self.leaders.setdefault((est.st_dev, est.st_ino), child)
-                link = None if link == child else link
-            if stat.S_ISREG(est.st_mode) and link is None:
-                self.result.bytes += est.st_size
-            found.append((name, stored, key, link, None))
-            if self.progress and self.result.entries % 256 == 0:
-                self.progress(self.result.entries, self.result.bytes)
-        return None
+        result, leaders, progress = self.result, self.leaders, self.progress
+        lstat, keyof, encode = os.stat, StatCache.key, treenames.encode
+        isdir, isreg = stat.S_ISDIR, stat.S_ISREG
+        i, end, seen, size = frame.next, len(names), 0, 0
+        try:
+            while i < end:
+                name = names[i]
+                est = lstat(name, dir_fd=fd, follow_symlinks=False)
+                key = keyof(est)
+                old = cached[i] if i < len(cached) and cached[i][0] == name else None
+                stored = old[1] if old is not None else encode(name)
+                i += 1
+                seen += 1
+                if est.st_ctime_ns >= before or est.st_mtime_ns >= before:  # StatCache.settled, inline
+                    frame.settled = False
+                stats.append(est)
+                if isdir(est.st_mode):
+                    if len(dirs) >= MAX_DEPTH:
+                        raise too_deep(dirs.names + [name], self.source + ":")
+                    found.append((name, stored, key, None, None))  # its tree: when it is done
+                    return self.subdirectory(dirs, frame, name, est, stored, frame.path + b"/" + stored)
+                link = None
+                if est.st_nlink > 1:
+                    child = frame.path + b"/" + stored
+                    link = leaders.setdefault((est.st_dev, est.st_ino), child)
+                    link = None if link == child else link
+                if link is None and isreg(est.st_mode):
+                    size += est.st_size
+                found.append((name, stored, key, link, None))
+                if progress and (result.entries + seen) % 256 == 0:
+                    progress(result.entries + seen, result.bytes + size)
+            return None
+        finally:
+            frame.next = i
+            result.entries += seen
+            result.bytes += size
 
     def subdirectory(self, dirs: DirStack, frame: _Frame, name: bytes, est: os.stat_result, stored: bytes,
                      child: bytes) -> _Frame:
@@ -173,9 +185,8 @@ class _Walker:
         found = tuple(frame.found)
         cached = frame.cached
         if cached is not None and cached[1] == found and self.w.has(cached[2]):
-            for _, stored, _, _, subtree in found:
-                if subtree is None:
-                    self.cache.keep(frame.path + b"/" + stored)
+            prefix = frame.path + b"/"
+            self.cache.keep(prefix + stored for _, stored, _, _, subtree in found if subtree is None)
             tree = cached[2]
         else:
             tree = self.build(fd, frame)

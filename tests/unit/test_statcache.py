@@ -95,3 +95,23 @@ def test_a_remembered_listing_never_leads_out_of_the_directory(tree, tmp_path):
         cache = _cache(path)
         assert cache.directory(b"", os.stat(tree)) is None, evil
         assert capture(store, str(tree), cache).tree == fresh
+
+
+def test_a_time_past_2262_has_a_key_of_its_own(tree, tmp_path):
+    """The packed key holds times in signed 64-bit nanoseconds (1678 to 2262); ext4 keeps
+    times to 2446, and an image can carry one. Such a file gets a longer key, never a
+    packed one, and capturing it works as for any file (a time in the future is never
+    settled, so it is read again each time)."""
+    late = 13_569_465_600 * 10**9  # 2400-01-01, past what 64-bit nanoseconds hold
+    os.utime(tree / "d" / "f", ns=(late, late))
+    st = os.lstat(tree / "d" / "f")
+    if st.st_mtime_ns != late:
+        pytest.skip("this filesystem does not keep times past 2262")
+    key = StatCache.key(st)
+    assert len(key) > 40 and key.endswith(b"%d %d" % (late, st.st_ctime_ns))
+    assert len(StatCache.key(os.lstat(tree / "g"))) == 40
+    store, path = MemStore(), str(tmp_path / "cache")
+    first = capture(store, str(tree), _cache(path)).tree
+    reread = _cache(path)
+    assert reread.lookup(b"/g", StatCache.key(os.lstat(tree / "g"))) is not None
+    assert capture(store, str(tree), reread).tree == first
