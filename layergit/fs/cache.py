@@ -311,7 +311,7 @@ class FarmCopies:
 
     The farm is trusted as ``lg run`` trusts it (its rootfs directories are what
     containers mount); its object must still be a regular file of the blob's size.
-    Big files (STREAM_FROM and over) come from the store, which keeps their holes.
+    A big file's holes are kept (see _copy), as writing it from the store keeps them.
     """
 
     def __init__(self, store, objects_dir: str):
@@ -331,8 +331,7 @@ class FarmCopies:
         try:
             st = os.fstat(src)
             assert node.oid is not None  # a file's node has its blob
-            if (not stat.S_ISREG(st.st_mode) or st.st_size >= STREAM_FROM
-                    or st.st_size != self._store.object_size(node.oid)):
+            if not stat.S_ISREG(st.st_mode) or st.st_size != self._store.object_size(node.oid):
                 return None
             return _copy(src, out, st.st_size)
         finally:
@@ -340,11 +339,41 @@ class FarmCopies:
 
 
 def _copy(src: int, out: int, size: int) -> int:
-    left = size
-    kernel_copy = _copy_file_range
-    while left:
+    """Copy the farm object ``src`` (``size`` bytes, read from its start) into the empty
+    file ``out`` by the kernel. A big one (STREAM_FROM and over) may have holes, as the
+    store writes them (SparseWriter): only its data is copied, extent by extent, and
+    ``out`` gets its size from ftruncate, so it has the same holes."""
+    if size < STREAM_FROM:
+        _copy_range(src, out, 0, size)
+        return size
+    pos = 0
+    while pos < size:
         try:
-            n = kernel_copy(src, out, left)
+            start = os.lseek(src, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a hole up to the end
+                break
+            if exc.errno != errno.EINVAL:  # EINVAL: no SEEK_DATA here, so copy it all
+                raise
+            start, end = pos, size
+        else:
+            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
+        if start >= size:
+            break
+        _copy_range(src, out, start, end)
+        pos = end
+    os.ftruncate(out, size)
+    return size
+
+
+def _copy_range(src: int, out: int, start: int, end: int) -> None:
+    """Bytes ``start`` to ``end`` of ``src`` to the same place in ``out``: copy_file_range,
+    or sendfile across filesystems (or on a kernel without it)."""
+    pos = start
+    kernel_copy = _copy_file_range
+    while pos < end:
+        try:
+            n = kernel_copy(src, out, pos, end - pos)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL) \
                     or kernel_copy is _sendfile:
@@ -353,16 +382,16 @@ def _copy(src: int, out: int, size: int) -> int:
             continue
         if n == 0:
             raise LgError("a cache object is shorter than it was a moment ago")
-        left -= n
-    return size
+        pos += n
 
 
-def _copy_file_range(src: int, out: int, count: int) -> int:
-    return os.copy_file_range(src, out, count)
+def _copy_file_range(src: int, out: int, pos: int, count: int) -> int:
+    return os.copy_file_range(src, out, count, pos, pos)
 
 
-def _sendfile(src: int, out: int, count: int) -> int:
-    return os.sendfile(out, src, None, count)
+def _sendfile(src: int, out: int, pos: int, count: int) -> int:
+    os.lseek(out, pos, os.SEEK_SET)
+    return os.sendfile(out, src, pos, count)
 
 
 class RootfsClone(DirectoryWriter):
