@@ -689,17 +689,21 @@ def test_commit_unknown_parent(lg, base):
     assert store_state(lg) == before
 
 
-def test_checkout_into_non_empty_directory(lg, base, tmp_path):
-    """checkout into a directory with something in it: one line, and the directory is exactly as before."""
+@pytest.mark.parametrize("how", [[], ["-H"]])
+def test_checkout_into_non_empty_directory(lg, base, tmp_path, how):
+    """checkout into a directory with something in it: one line, and the directory is
+    exactly as before; a hardlinked one says so before it materialises the image."""
     from .treecompare import describe
 
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine\n")
     before = describe(str(dest))
-    err = lg.fails("checkout", "x:v1", dest)
+    err = lg.fails("checkout", *how, "x:v1", dest)
     assert "not empty" in err
     assert describe(str(dest)) == before
+    rootfs = os.path.join(lg.root, "cache", "rootfs")
+    assert not os.path.isdir(rootfs) or os.listdir(rootfs) == [], "materialised before it refused"
 
 
 def test_checkout_into_existing_file(lg, base, tmp_path):

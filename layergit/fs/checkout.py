@@ -377,7 +377,7 @@ def materialise_into(writer: DirectoryWriter, tree: bytes, dest: str) -> Checkou
         raise LgError(f"checkout destination {dest} was replaced by someone else's directory")
     if os.listdir(fd):
         os.close(fd)
-        raise LgError(f"checkout destination {dest} is not empty")
+        raise occupied(dest)
     try:
         if writer.policy is not None and stat.S_IMODE(before.st_mode) & 0o7077:
             _try_fchmod(fd, 0o700)
@@ -399,6 +399,12 @@ def materialise_into(writer: DirectoryWriter, tree: bytes, dest: str) -> Checkou
         raise
     finally:
         os.close(fd)
+
+
+def occupied(dest: str) -> LgError:
+    """The refusal of a destination that holds something (a checkout fills only a new or
+    empty directory, and never takes what is there)."""
+    return LgError(f"checkout destination {dest} is not empty")
 
 
 def _try_fchmod(fd: int, mode: int) -> None:

@@ -76,7 +76,7 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     checkout``'s), naming what lets the others in: what was just done is never the
     advice.
     """
-    from ..fs.checkout import CheckoutPolicy
+    from ..fs.checkout import CheckoutPolicy, occupied
     from ..fs.checkout import checkout as materialise
 
     policy = policy or CheckoutPolicy()
@@ -84,6 +84,8 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise LgError(f"checkout destination {dest} exists and is not a directory")
     if hardlink:
+        if os.path.isdir(dest) and os.listdir(dest):  # said before the image is materialised for it
+            raise occupied(dest)
         with store_lock(repo), _verified_store(repo, img, rev) as store:
             result = cache(repo).hardlink_checkout(store, img.rootfs, dest, policy)
             _warn_if_reachable(result, store, img.rootfs, dest, policy)
