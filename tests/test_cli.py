@@ -247,6 +247,26 @@ def test_a_commit_keeps_its_layer_size_for_log(lg, tmp_path):
     assert {e["id"]: e["size"] for e in json.loads(lg.out("log", "s:1", "--json"))} == kept
 
 
+@pytest.mark.parametrize("cache", ["sizes", "stat"])
+def test_a_cache_that_cannot_be_written_fails_no_commit(lg, tmp_path, cache):
+    """The size and stat caches are kept after the commit's objects (the sizes after its
+    tag moved): a file where their directory should be makes the commit neither fail
+    nor half-land, and lg images and lg log compute what they would have read."""
+    src = tmp_path / "src"
+    os.makedirs(src / "a")
+    (src / "a" / "one").write_bytes(b"1" * 1000)
+    os.makedirs(os.path.join(lg.root, "cache"), exist_ok=True)
+    with open(os.path.join(lg.root, "cache", cache), "w") as f:
+        f.write("in the way\n")
+    first = commit(lg, src, "s:1")
+    (src / "a" / "two").write_bytes(b"2" * 300)
+    second = commit(lg, src, "s:1")
+    assert [e["id"] for e in json.loads(lg.out("log", "s:1", "--json"))] == [second, first]
+    assert {e["id"]: e["size"] for e in json.loads(lg.out("log", "s:1", "--json"))} == {first: 1000, second: 300}
+    assert "s:1" in lg.out("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert os.path.isfile(os.path.join(lg.root, "cache", cache)), "what was in the way stays"
+
+
 def test_show_json(lg, two_versions):
     """lg show --json has the config, parents, rootfs tree, author and size of one commit."""
     v = two_versions

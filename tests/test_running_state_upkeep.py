@@ -23,6 +23,7 @@ def _plant_leftovers(root: str) -> dict[str, str]:
         "spool dir": os.path.join(root, "tmp", "build-run-killed"),
         "size": os.path.join(root, "cache", "sizes", "image-" + "0" * 40),
         "old stat cache": os.path.join(root, "cache", "stat", "a" * 40),
+        "killed stat cache writer": os.path.join(root, "cache", "stat", "." + "c" * 40 + ".4242"),
         # A FIFO of a container removed while no monitor ran. (Not its supervision mark:
         # the next lg command would start a monitor, which drops a mark of no container itself.)
         "output fifo": os.path.join(root, "run", "fifo", GONE + ".stdout"),
@@ -37,9 +38,11 @@ def _plant_leftovers(root: str) -> dict[str, str]:
     with open(paths["size"], "w") as f:
         f.write("123")
     open(paths["old stat cache"], "w").close()
+    open(paths["killed stat cache writer"], "w").close()
     os.mkfifo(paths["output fifo"])
-    month_ago = time.time() - 40 * 86400
+    month_ago, days_ago = time.time() - 40 * 86400, time.time() - 2 * 86400
     os.utime(paths["old stat cache"], (month_ago, month_ago))
+    os.utime(paths["killed stat cache writer"], (days_ago, days_ago))
     return paths
 
 
@@ -63,7 +66,7 @@ def test_gc_removes_what_killed_commands_left_and_keeps_what_is_used(rt, tmp_pat
         assert not os.path.lexists(path), label
     assert os.path.exists("/etc/passwd")
     assert '"leftovers_removed": 3' in report and '"spools_removed": 2' in report, report
-    assert '"cache_files_removed": 2' in report, report
+    assert '"cache_files_removed": 3' in report, report
     assert os.path.exists(fresh_stat)
     assert set(os.listdir(sizes)) == used_sizes
     assert os.readlink(os.path.join(rt.root, "containers", "by-name", "kept")) == kept_id

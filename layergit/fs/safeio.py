@@ -141,3 +141,23 @@ def open_file(dirfd: int, name: bytes, expect: os.stat_result) -> tuple[int, os.
         os.close(fd)
         raise
     return fd, st
+
+
+def write_cache(path: str, data: bytes) -> None:
+    """Write a cache file whole: under ``.NAME.PID`` beside it, then renamed into place,
+    so a reader finds the old file or the new one, never part of one (lg gc removes a
+    killed writer's after a day). A cache that cannot be written (a full disk, a
+    read-only root, something else in its place) is no error: it is computed again
+    when next missed, and the command that had a value to keep has done its work."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

@@ -27,6 +27,8 @@ import time
 from operator import itemgetter
 from typing import Iterable, TypeGuard
 
+from .safeio import write_cache
+
 _RACY_NS = 1_000_000_000
 _FORMAT = 4  # (format, files, directories); anything else read is an empty cache
 _KEY = struct.Struct("<QQqqq").pack  # dev, ino, size, mtime, ctime (ns, negative before 1970)
@@ -113,13 +115,8 @@ class StatCache:
         self._new_dirs[relpath] = (self.key(st), names, entries, tree)
 
     def save(self) -> None:
-        if not self._path:
-            return
-        os.makedirs(os.path.dirname(self._path), exist_ok=True)
-        tmp = f"{self._path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(marshal.dumps((_FORMAT, self._new, self._new_dirs)))
-        os.replace(tmp, self._path)
+        if self._path:
+            write_cache(self._path, marshal.dumps((_FORMAT, self._new, self._new_dirs)))
 
 
 def _file_record(hit: object) -> TypeGuard[tuple]:

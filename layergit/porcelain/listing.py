@@ -21,6 +21,7 @@ import marshal
 import os
 from dataclasses import dataclass
 
+from ..fs.safeio import write_cache
 from . import sizes
 
 FILE_NAME = "listing"
@@ -105,14 +106,4 @@ class ListingCache:
                 break
             if type(oid) is bytes and len(oid) == 20 and Summary.from_record(record) is not None:
                 records.setdefault(oid, record)
-        tmp = os.path.join(os.path.dirname(self._path), f".{FILE_NAME}.{os.getpid()}")  # gc leaves it a day
-        try:
-            os.makedirs(os.path.dirname(self._path), exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(marshal.dumps((_FORMAT, records)))
-            os.replace(tmp, self._path)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        write_cache(self._path, marshal.dumps((_FORMAT, records)))

@@ -304,7 +304,7 @@ def _prune_small_caches(repo: Repo) -> int:
     Both are optimisations only (a missing entry is computed again). A stat cache
     is named by a hash of its directory's path, so whether the directory is still
     there cannot be told: one not rewritten in STAT_CACHE_DAYS days goes. Files of
-    writers in flight (``.NAME.PID`` and ``NAME.PID.tmp``) are left for a day.
+    writers in flight (``.NAME.PID``, and an older lg's ``NAME.PID.tmp``) are left for a day.
     """
     removed = 0
     now = time.time()
@@ -327,7 +327,7 @@ def _prune_small_caches(repo: Repo) -> int:
         directory = repo.root.cache_dir(kind)
         for name in _listing(directory):
             path = os.path.join(directory, name)
-            limit = 86400 if name.endswith(".tmp") else STAT_CACHE_DAYS * 86400
+            limit = 86400 if name.startswith(".") or name.endswith(".tmp") else STAT_CACHE_DAYS * 86400
             removed += _unlink_if(_age(path, now) > limit, path)
     return removed
 

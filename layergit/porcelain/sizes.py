@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from ..fs.safeio import write_cache
 from ..store.snapshot import walk
 from ..store.treediff import diff_trees
 
@@ -27,12 +28,7 @@ def _cached(repo, kind: str, key: bytes, compute) -> int:
 
 
 def remember(repo, kind: str, key: bytes, value: int) -> None:
-    directory = repo.root.cache_dir("sizes")
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{kind}-{key.hex()}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(str(value))
-    os.replace(tmp, os.path.join(directory, f"{kind}-{key.hex()}"))
+    write_cache(os.path.join(repo.root.cache_dir("sizes"), f"{kind}-{key.hex()}"), b"%d" % value)
 
 
 def _file_bytes(repo, nodes) -> int:
