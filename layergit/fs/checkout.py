@@ -129,6 +129,7 @@ class DirectoryWriter:
         self.result = CheckoutResult()
         self._warned: set[str] = set()
         self._stack: list[Node] = []  # directories from the root to where we are
+        self._paths: list[bytes] = [b""]  # the stored path of each, the root's first
         self._skipped: set[bytes] = set()  # stored paths we could not create
         self._made: set[bytes] = set()  # stored paths of the non-directories we created
         # Directories whose mode would lock us out (non-root only): applied at the end, as tar does.
@@ -223,7 +224,7 @@ class DirectoryWriter:
             ) from None
 
     def _stored_path(self, node: Node) -> bytes:
-        return b"".join(b"/" + n.stored for n in self._stack) + b"/" + node.stored
+        return self._paths[-1] + b"/" + node.stored
 
     def finish(self) -> None:
         """Apply the directory metadata that had to wait (deepest first)."""
@@ -257,6 +258,7 @@ class DirectoryWriter:
                     self.result.entries += 1
                     os.mkdir(node.name, 0o700, dir_fd=dirs.fd)
                     dirs.push(open_dir(dirs.fd, node.name), node.name)
+                    self._paths.append(self._paths[-1] + b"/" + node.stored)
                     self._stack.append(node)
                     pending.append(iter(read_dir(self.store, node.tree)[1]))
                 else:
@@ -270,6 +272,7 @@ class DirectoryWriter:
         else:
             self._deferred.append(([n.name for n in self._stack], m))
         self._stack.pop()
+        self._paths.pop()
 
     def admit(self, node: Node) -> Node | None:
         """``node`` as the policy lets it onto the host: as it is, without its
