@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import threading
 from contextlib import contextmanager
@@ -44,6 +43,8 @@ _JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *range(0xD
 
 
 def print_json(value) -> None:
+    import json  # not on the start-up of commands that print no JSON
+
     click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False).translate(_JSON_ESCAPES))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -685,6 +684,8 @@ class MaterialisedCache:
 
         Returns (trees removed, objects removed).
         """
+        import secrets  # only gc comes here: not on every command's start-up
+
         trees = 0
         for entry in self.entries():
             if bytes.fromhex(entry.tree) not in keep:

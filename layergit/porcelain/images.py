@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,6 +122,8 @@ def _commit_dir(
         except Conflict:
             # The tag is locked, or someone moved it since we read it: then stack our
             # commit on top of theirs so both land (unless the user pinned the parent).
+            import random  # only a race comes here
+
             time.sleep(random.uniform(0.005, 0.05))
             current = store.ref(image.ref)
             if current == expected:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import stat
 import time
 import zlib
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
+from ..removal import remove_tree
 from . import gitenv
 from .packread import PackReader
 from .rawobj import (
@@ -233,7 +233,7 @@ class Store:
         try:
             os.rename(tmp, path)  # atomic: a half-made store is never visible
         except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _discard(tmp)
             if not os.path.isdir(os.path.join(path, "objects")):
                 raise
 
@@ -261,7 +261,7 @@ class Store:
                 pass
             except (OSError, OverflowError):
                 continue
-            shutil.rmtree(leftover, ignore_errors=True)
+            _discard(leftover)
 
     # -- objects -----------------------------------------------------------------
 
@@ -700,7 +700,7 @@ class Store:
                         f.write(os.path.abspath(directory) + "\n")
             yield Store(path)
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            _discard(path)
 
     def admit(self, quarantine: Store) -> int:
         """Move a quarantine's objects into this store; returns how many objects moved.
@@ -766,3 +766,12 @@ class Store:
             name = name or user
             email = email or fallback
         return Signature.now(name, email)
+
+
+def _discard(path: str) -> None:
+    """Remove a temporary tree a step leaves (a half-made store, a quarantine); one that
+    cannot be removed is left for lg gc, never an error of the step."""
+    try:
+        remove_tree(path)
+    except OSError:
+        pass
