@@ -84,11 +84,18 @@ class FarmWriter(DirectoryWriter):
         self._fan_fds.clear()
 
     def _fan(self, key: str) -> int:
+        """The open fan-out directory of ``key`` (cache/objects/XX), made if missing. Something
+        else in its place (a file, a symlink) is damage to say, not an object that exists."""
         fd = self._fan_fds.get(key[:2])
         if fd is None:
             path = os.path.join(self._objects, key[:2])
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            fd = self._fan_fds[key[:2]] = os.open(path, DIR_FLAGS)
+            try:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                fd = os.open(path, DIR_FLAGS)
+            except (FileExistsError, NotADirectoryError):  # a symlink too: never followed
+                raise LgError(f"{path} is not a directory; the file cache is damaged"
+                              " (remove that path: lg makes it again)") from None
+            self._fan_fds[key[:2]] = fd
         return fd
 
     def entry(self, fd: int, node: Node) -> None:
@@ -253,13 +260,14 @@ class FarmDeposit(FarmWriter):
             out.finish()
             if out.oid is not None and self._metadata(tmp, meta, fd):
                 key = _key(out.oid, meta)
+                fan = self._fan(key)
                 try:
                     if tmp is None:  # linkat(2) of an O_TMPFILE file through its /proc link
-                        os.link(b"/proc/self/fd/%d" % fd, key[2:].encode(), dst_dir_fd=self._fan(key))
+                        os.link(b"/proc/self/fd/%d" % fd, key[2:].encode(), dst_dir_fd=fan)
                     else:
-                        os.link(tmp, key[2:].encode(), src_dir_fd=self._dir, dst_dir_fd=self._fan(key),
+                        os.link(tmp, key[2:].encode(), src_dir_fd=self._dir, dst_dir_fd=fan,
                                 follow_symlinks=False)
-                except FileExistsError:
+                except FileExistsError:  # made by another writer meanwhile: the same bytes
                     pass
         finally:
             os.close(fd)

@@ -153,8 +153,9 @@ def serve(open_farm: Callable[[], Farm], inp, report) -> int:
     except OSError as exc:
         report.write(b"%d\0%s" % (exc.errno or 0, str(exc.strerror or exc).encode(errors="replace")))
         return 1
-    except Exception as exc:  # a defect: said in one line, never a traceback on the user's terminal
-        report.write(b"\0" + f"{type(exc).__name__}: {exc}".encode(errors="replace")[:_REPORT_MAX - 1])
+    except Exception as exc:  # said in one line (a defect named by its type), never a traceback
+        said = str(exc) if isinstance(exc, LgError) else f"{type(exc).__name__}: {exc}"
+        report.write(b"\0" + said.encode(errors="replace")[:_REPORT_MAX - 1])
         return 1
     finally:
         if farm is not None:

@@ -214,3 +214,27 @@ def test_a_writer_killed_outright_is_named_by_its_signal(tmp_path):
     with pytest.raises(LgError, match=r"farm's writer process failed \(killed by SIGKILL\)"):
         deposit.blob(store, m, 6, lambda: b"second", _pieces(b"second"))
         deposit.close()
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+@pytest.mark.parametrize("damage", ["file", "symlink"])
+def test_a_fan_directory_that_is_not_one_is_said_not_skipped(tmp_path, handed_over, damage):
+    """Something other than a directory where the farm's cache/objects/XX should be: the
+    deposit says so (it had taken the error for "this object exists" and kept nothing),
+    from the writer process too."""
+    store, m = MemStore(), meta("f", uid=os.getuid(), gid=os.getgid())
+    farm = str(tmp_path / "objects")
+    deposit = _deposit(farm, handed_over)
+    (tmp_path / "elsewhere").mkdir()
+    for fan in (f"{i:02x}" for i in range(256)):
+        if damage == "file":
+            (tmp_path / "objects" / fan).write_bytes(b"")
+        else:
+            os.symlink(tmp_path / "elsewhere", tmp_path / "objects" / fan)
+    with pytest.raises(LgError, match="is not a directory; the file cache is damaged"):
+        try:
+            data = b"one file"
+            deposit.blob(store, m, len(data), lambda: data, _pieces(data))
+        finally:
+            deposit.close()
+    assert os.listdir(tmp_path / "elsewhere") == []
