@@ -319,6 +319,9 @@ class FarmCopies:
     The farm is trusted as ``lg run`` trusts it (its rootfs directories are what
     containers mount); its object must still be a regular file of the blob's size.
     A big file's holes are kept (see _copy), as writing it from the store keeps them.
+    Big files come from here too (they were streamed from the store and hashed): the
+    size check is the same for all, and a farm object edited in place through a ``-H``
+    checkout is what ``lg fsck`` reports, for a big file as for a small one.
     """
 
     def __init__(self, store, objects_dir: str):
@@ -345,6 +348,9 @@ class FarmCopies:
             os.close(src)
 
 
+_SHORTER = "a cache object is shorter than it was a moment ago"
+
+
 def _copy(src: int, out: int, size: int) -> int:
     """Copy the farm object ``src`` (``size`` bytes, read from its start) into the empty
     file ``out`` by the kernel. A big one (STREAM_FROM and over) may have holes, as the
@@ -357,18 +363,21 @@ def _copy(src: int, out: int, size: int) -> int:
     while pos < size:
         try:
             start = os.lseek(src, pos, os.SEEK_DATA)
+            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
         except OSError as exc:
-            if exc.errno == errno.ENXIO:  # a hole up to the end
+            if exc.errno == errno.ENXIO:  # a hole up to the end, or an object cut short
                 break
             if exc.errno != errno.EINVAL:  # EINVAL: no SEEK_DATA here, so copy it all
                 raise
             start, end = pos, size
-        else:
-            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
         if start >= size:
             break
+        if end <= start:  # a filesystem that answers nonsense: copy the rest as data
+            end = size
         _copy_range(src, out, start, end)
         pos = end
+    if os.fstat(src).st_size < size:  # the holes at its end would be zeros it never had
+        raise LgError(_SHORTER)
     os.ftruncate(out, size)
     return size
 
@@ -388,7 +397,7 @@ def _copy_range(src: int, out: int, start: int, end: int) -> None:
             kernel_copy = _sendfile  # another filesystem, or a kernel without it
             continue
         if n == 0:
-            raise LgError("a cache object is shorter than it was a moment ago")
+            raise LgError(_SHORTER)
         pos += n
 
 

@@ -773,5 +773,5 @@ def _discard(path: str) -> None:
     cannot be removed is left for lg gc, never an error of the step."""
     try:
         remove_tree(path)
-    except OSError:
+    except (OSError, LgError):  # LgError: a directory moved while it was removed
         pass

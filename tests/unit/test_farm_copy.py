@@ -78,3 +78,17 @@ def test_an_object_cut_short_while_copied_is_an_error(tmp_path):
     finally:
         os.close(src)
         os.close(out)
+
+
+def test_a_big_object_cut_short_is_an_error_not_zeros(tmp_path):
+    """The farm object lost its end after the size was read: the copy must fail, not pad
+    the checkout's file with zeros up to the size the blob has."""
+    _sparse(tmp_path / "src", STREAM_FROM, [(0, os.urandom(MIB))])
+    src = os.open(tmp_path / "src", os.O_RDONLY)
+    out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(cache.LgError, match="shorter"):
+            cache._copy(src, out, STREAM_FROM + MIB)
+    finally:
+        os.close(src)
+        os.close(out)
