@@ -605,6 +605,29 @@ def test_help_is_light_and_lists_commands():
     assert not [m for m in imported if m.split(".")[0] in ("pygit2", "_pygit2", "pyroute2", "dulwich", "rich")]
 
 
+def test_big_file_commit_and_import_load_no_libgit2(lg, tmp_path):
+    """A file past STREAM_FROM is streamed into the pack; asking whether a store has it
+    must not load libgit2 (tens of ms of every such commit, import and pull)."""
+    from layergit.store.rawobj import STREAM_FROM
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(1024) * (STREAM_FROM // 1024 + 1))
+    (src / "small").write_text("x")
+
+    def loads_libgit2(*args, root):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli", *args], capture_output=True,
+                              text=True, cwd=REPO, env=lg.env(LG_ROOT=root))
+        assert proc.returncode == 0, proc.stderr
+        imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line]
+        return [m for m in imported if m.split(".")[0] in ("pygit2", "_pygit2")]
+
+    assert not loads_libgit2("commit", str(src), "-t", "big:1", root=lg.root)  # a new store: every object new
+    lg.out("export", "big:1", "-o", str(tmp_path / "big.tar"))
+    assert not loads_libgit2("import", str(tmp_path / "big.tar"), "-t", "big:2", root=str(tmp_path / "other"))
+    assert json.loads(lg.out("show", "big:2", "--json", env=lg.env(LG_ROOT=str(tmp_path / "other"))))["id"]
+
+
 def test_version(lg):
     """lg --version prints the package version and exits 0."""
     from layergit import __version__

@@ -148,7 +148,7 @@ class ObjectWriter:
     def put_blob_stream(self, size: int, chunks: Iterable[bytes | memoryview]) -> bytes:
         """:meth:`put_blob` for content that arrives in pieces (a big file): memory is a
         chunk, not the file (see :meth:`PackWriter.add_stream` for how a duplicate goes)."""
-        return self._pack.add_stream(OBJ_BLOB, size, chunks, self._store.has)
+        return self._pack.add_stream(OBJ_BLOB, size, chunks, self._store.has_seen)
 
     def commit(
         self, tree: bytes, parents: list[bytes], author: Signature, committer: Signature, message: str
