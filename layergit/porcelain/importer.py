@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..background import ReadAhead
 from ..errors import CorruptStore, LgError, UsageError, disk_full_names
@@ -42,6 +43,9 @@ from .checkout import cache, deposit
 from .images import force_tag
 from .provenance import rebuild
 from .repo import Repo, store_lock
+
+if TYPE_CHECKING:
+    from ..store.store import ObjectWriter
 
 FORMATS = ("auto", "rootfs", "docker-archive", "oci")
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -289,11 +293,10 @@ def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
     if target and len(specs) > 1:
         raise UsageError(f"{source} holds {len(specs)} images; -t can name only one")
     results = []
-    with repo.store.writer() as writer, deposit(repo) as farm:
-        landed = [(spec, *_import_spec(repo, spec, writer, farm, limits, progress)) for spec in specs]
-    for _, _, rootfs, _, _ in landed:
-        if rootfs is not None:
-            _materialise(repo, rootfs)
+    with repo.store.writer() as writer:
+        with deposit(repo) as farm:
+            landed = [(spec, *_import_spec(repo, spec, writer, farm, limits, progress)) for spec in specs]
+        _materialise(repo, writer, [rootfs for _, _, rootfs, _, _ in landed if rootfs is not None])
     for spec, tip, _, commits, layers in landed:
         tags = _tags_for(spec, target.__str__() if target else None)
         for image in tags:
@@ -302,22 +305,25 @@ def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
     return results
 
 
-def _materialise(repo: Repo, rootfs: bytes) -> None:
-    """The imported rootfs as the cached directory lg run mounts, made before any tag
-    moves: with every file already in the farm this costs directories and links. A
-    failure here leaves no tag, like any other failed import.
+def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
+    """Each imported rootfs in ``trees`` as the cached directory lg run mounts, made
+    before any tag moves: with every file already in the farm (closed by now) this costs
+    directories and links, made while ``writer`` seals its pack. A failure here leaves
+    no tag, like any other failed import.
 
     Not for a rootfs holding device nodes or fifos (_has_specials): an import makes no
     special file on the host; the first run makes them, the files already in the farm.
     Nor for one this host cannot hold (an xattr too big for the cache's filesystem):
     the image is sound, and its first run says what stops it.
     """
-    try:
-        cache(repo).materialise(repo.store.verifying(), rootfs)
-    except CorruptStore:
-        raise
-    except LgError:
-        pass
+    with writer.sealing() as written:
+        for rootfs in trees:
+            try:
+                cache(repo).materialise(written.verifying(), rootfs)
+            except CorruptStore:
+                raise
+            except LgError:
+                pass
 
 
 def _has_specials(entries: list[TarEntry]) -> bool:
@@ -370,15 +376,15 @@ def _import_rootfs(repo: Repo, path: str, target, message, limits: Limits, watch
     parent = store.ref(target.ref)
     config = repo.image(parent).config if parent else {}
     who = store.default_author()
-    with store.writer() as writer, deposit(repo) as farm, open(path, "rb") as f:
-        tree = MutableTree.empty(store)
-        stream = decompressed(f, limits, digest=False)
-        entries = read_tar(stream, writer, limits, whiteouts=False, deposit=farm, watch=watch)
-        apply_layer(tree, entries)
-        rootfs = tree.write(writer)
-        oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [], who, who,
-                            message or f"lg import {os.path.basename(path)}")
-    if not _has_specials(entries):
-        _materialise(repo, rootfs)
+    with store.writer() as writer:
+        with deposit(repo) as farm, open(path, "rb") as f:
+            tree = MutableTree.empty(store)
+            stream = decompressed(f, limits, digest=False)
+            entries = read_tar(stream, writer, limits, whiteouts=False, deposit=farm, watch=watch)
+            apply_layer(tree, entries)
+            rootfs = tree.write(writer)
+            oid = writer.commit(write_image_tree(writer, config, rootfs), [parent] if parent else [],
+                                who, who, message or f"lg import {os.path.basename(path)}")
+        _materialise(repo, writer, [] if _has_specials(entries) else [rootfs])
     force_tag(repo, target, oid, f"import: {path}")
     return ImportedImage(oid.hex(), [str(target)], 1, 1)

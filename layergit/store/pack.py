@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from isal import isal_zlib
 
 from ..background import Background
+from .packread import PendingPack
 from .rawobj import object_hasher, object_id
 
 _COMPRESSION_LEVEL = 1
@@ -176,6 +177,13 @@ class PackWriter:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def pending(self) -> PendingPack:
+        """Every object added so far, readable before :meth:`finish` (which may then run
+        in another thread: it touches only the header, the trailer and the index)."""
+        self._settle()
+        self._file.flush()
+        return PendingPack(self._tmp, self._entries, self._offset)
 
     def finish(self, fsync: bool = True) -> str | None:
         """Seal the pack and install it with its index; returns the pack's path."""

@@ -15,6 +15,7 @@ left to libgit2: this reader answers None and the caller falls back.
 
 from __future__ import annotations
 
+import copy
 import mmap
 import os
 import struct
@@ -163,6 +164,7 @@ class _Pack:
         self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # held while the map is
         weakref.finalize(self, os.close, self._fd)
         self.pack = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        self.objects_end = len(self.pack) - 20  # the trailer (the pack's SHA-1) follows
         if self.idx[:8] != b"\xfftOc\x00\x00\x00\x02":
             raise ValueError("unsupported pack index version")
         if len(self.pack) < 32 or self.pack[-20:] != self.idx[-40:-20]:
@@ -205,7 +207,7 @@ class _Pack:
         (off,) = struct.unpack_from(">I", self.idx, self.off_at + 4 * i)
         if off & 0x80000000:
             (off,) = struct.unpack_from(">Q", self.idx, self.large_at + 8 * (off & 0x7FFFFFFF))
-        if not 12 <= off < len(self.pack) - 20:
+        if not 12 <= off < self.objects_end:
             raise ValueError("the pack index points outside its pack")
         return off
 
@@ -213,7 +215,7 @@ class _Pack:
         """Where the object at ``offset`` ends: the next object's start, or the trailer."""
         if self._ends is None:
             starts = sorted(self._offset(i) for i in range(self.count))
-            self._ends = dict(zip(starts, starts[1:] + [len(self.pack) - 20], strict=True))
+            self._ends = dict(zip(starts, starts[1:] + [self.objects_end], strict=True))
         return self._ends[offset]
 
     def header(self, offset: int) -> tuple[int, int, int]:
@@ -269,7 +271,7 @@ class _Pack:
         # a pack of 7,000 objects) when only a few objects are read: deflate's own bound
         # ends the slice instead, the stream's end marker ends the inflate. A stream longer
         # than the bound (no writer makes one) fails to inflate, and libgit2 reads it.
-        bound = min(len(self.pack) - 20, pos + _deflated_max(size))
+        bound = min(self.objects_end, pos + _deflated_max(size))
         end = self._ends[offset] if self._ends is not None else bound
         data = _inflate(self.pack[pos:end], size)
         if len(data) != size:
@@ -349,24 +351,56 @@ class _Pack:
         from isal import isal_zlib
 
         inflate, pending, done = isal_zlib.decompressobj(), b"", 0
-        with open(self.path, "rb", buffering=0) as f:
-            while not inflate.eof:
-                if not pending and pos < end:
-                    pending = os.pread(f.fileno(), min(CHUNK, end - pos), pos)
-                    pos = pos + len(pending) if pending else end
-                try:
-                    out = inflate.decompress(pending, CHUNK)
-                except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls error an instance
-                    raise InflateError(str(exc)) from None
-                pending = inflate.unconsumed_tail
-                if not out and not pending and pos >= end:
-                    break  # the stream ends before its end marker
-                done += len(out)
-                if done > size:
-                    break
-                yield out
+        while not inflate.eof:  # from the fd held with the map: the file may be renamed or removed since
+            if not pending and pos < end:
+                pending = os.pread(self._fd, min(CHUNK, end - pos), pos)
+                pos = pos + len(pending) if pending else end
+            try:
+                out = inflate.decompress(pending, CHUNK)
+            except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub calls error an instance
+                raise InflateError(str(exc)) from None
+            pending = inflate.unconsumed_tail
+            if not out and not pending and pos >= end:
+                break  # the stream ends before its end marker
+            done += len(out)
+            if done > size:
+                break
+            yield out
         if done != size or not inflate.eof:
             raise InflateError(f"the object's deflate stream does not hold its {size} bytes")
+
+
+class PendingPack(_Pack):
+    """The pack a store.pack.PackWriter is still sealing (hashing it whole, syncing it),
+    read at the offsets its writer holds, before it has an index or its final name: what
+    an import wrote is readable while the pack is sealed (the import materialises its
+    rootfs meanwhile). Every object is whole and written (the writer has settled);
+    nothing here reads the header or the trailer, which the sealing writes."""
+
+    def __init__(self, path: str, entries: dict[bytes, int], objects_end: int):
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        weakref.finalize(self, os.close, self._fd)
+        self.pack = mmap.mmap(self._fd, objects_end, access=mmap.ACCESS_READ)
+        self.objects_end = objects_end
+        self._entries = entries  # oid -> offset << 32 | crc32, the writer's own table
+        self.count = len(entries)
+        self._ends = None
+        self._ids = None
+        self._bases = {}
+        self._bases_size = 0
+
+    def find(self, oid: bytes) -> int | None:
+        entry = self._entries.get(oid)
+        return None if entry is None or entry < 0 else entry >> 32
+
+    def holds(self, oid: bytes) -> bool:
+        return self.find(oid) is not None
+
+    def end_of(self, offset: int) -> int:
+        """The end of all objects: a deflate stream ends at its own end marker, and the
+        writer's table is not sorted by offset (sorting it would cost a big import)."""
+        return self.objects_end
 
 
 class PackReader:
@@ -377,6 +411,14 @@ class PackReader:
         self._packs: dict[str, _Pack] = {}
         self._listing: tuple[str, ...] = ()
         self._last: _Pack | None = None
+        self._pending: PendingPack | None = None
+
+    def with_pending(self, pending: PendingPack) -> PackReader:
+        """This reader, and ``pending``'s objects before any pack's (the packs seen so
+        far are shared; a refresh of either reader does not drop ``pending``)."""
+        view = copy.copy(self)
+        view._pending = pending
+        return view
 
     def refresh(self) -> bool:
         """Read the pack directory again; True if its packs changed."""
@@ -400,6 +442,8 @@ class PackReader:
         return True
 
     def _locate(self, oid: bytes) -> tuple[_Pack, int] | None:
+        if self._pending is not None and (offset := self._pending.find(oid)) is not None:
+            return self._pending, offset
         last = self._last  # objects read together were mostly written together: one pack
         if last is not None and (offset := last.find(oid)) is not None:
             return last, offset
@@ -416,6 +460,8 @@ class PackReader:
     def contains(self, oid: bytes) -> bool:
         """Whether a pack seen at the last refresh holds ``oid`` (a delta too); no reread
         of the directory on a miss."""
+        if self._pending is not None and self._pending.holds(oid):
+            return True
         return any(pack.holds(oid) for pack in self._packs.values())
 
     def read(self, oid: bytes) -> tuple[int, bytes] | None:

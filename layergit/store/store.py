@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from ..removal import remove_tree
 from . import gitenv
-from .packread import PackReader
+from .packread import PackReader, PendingPack
 from .rawobj import (
     CHUNK,
     OBJ_BLOB,
@@ -123,6 +123,7 @@ class ObjectWriter:
     def __init__(self, store: Store, pack: PackWriter):
         self._store = store
         self._pack = pack
+        self.sealed = False  # by :meth:`sealing`: the store's writer has nothing left to do
 
     def has(self, oid: bytes) -> bool:
         """Whether the object need not be written: in this pack, or in the store as
@@ -155,6 +156,34 @@ class ObjectWriter:
     ) -> bytes:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
+    @contextmanager
+    def sealing(self) -> Iterator[Store]:
+        """End the writing: the pack is sealed (hashed whole, synced, given its index and
+        its name) by a thread of its own, while the block reads what was written through
+        the store it is given; the pack is in place when the block ends. An import
+        materialises its rootfs meanwhile: sealing is a read of the whole pack and two
+        fsyncs, all without the GIL, and had followed the import's other work.
+
+        Nothing may be written after. A failure in the block waits for the sealing and
+        leaves the pack to the store's writer, which removes it unless it got its name;
+        then its objects are unreferenced, and lg gc removes them as any others.
+        """
+        from ..background import Background
+
+        def seal() -> None:
+            self._pack.finish()
+
+        view = self._store._reading(self._pack.pending())
+        sealer = Background("pack-seal", 1)
+        sealer.submit(seal)
+        try:
+            yield view
+            sealer.close()  # raises what stopped the sealing (a full disk)
+        except BaseException:
+            sealer.abandon()  # waits for a sealing under way: the writer's abort comes after
+            raise
+        self.sealed = True
+
 
 # A new store is the bare repository `git init --bare` makes, less the samples, written
 # here: libgit2's import alone would be a third of a first `lg pull`.
@@ -184,6 +213,12 @@ class Store:
         self._loose_fans: set[str] | None = None  # has_seen's look at the loose objects
         self._identity: dict[str, str] | None = None
         self._verify = False
+
+    def _reading(self, pending: PendingPack) -> Store:
+        """This store, reading the objects of a pack being sealed too (ObjectWriter.sealing)."""
+        view = copy.copy(self)
+        view._packs = self._packs.with_pending(pending)
+        return view
 
     def verifying(self) -> Store:
         """This store, checking every object its fast pack reader returns against its id.
@@ -449,8 +484,10 @@ class Store:
         self._packs.refresh()  # what has_seen sees: the packs there when the writer starts
         self._loose_fans = None  # and the loose objects' directories then
         try:
-            yield ObjectWriter(self, pack)
-            pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
+            writer = ObjectWriter(self, pack)
+            yield writer
+            if not writer.sealed:
+                pack.finish()  # a full disk can stop it half-way: abort removes what it wrote
         except BaseException:
             pack.abort()
             raise

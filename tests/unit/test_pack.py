@@ -297,3 +297,75 @@ def test_an_object_bigger_than_the_reader_rebuilds_is_left_to_libgit2(deltified,
     assert big and all(answers[oid] is None and reader.header(oid) is None for oid in big)
     for oid, answer in answers.items():
         assert answer is None or answer == objects[oid]
+
+
+# -- a pack being sealed: read before it has its index and name -------------------------
+
+
+def test_a_pending_pack_reads_every_object_while_the_writer_seals_it(tmp_path):
+    """pending() settles the deflate thread; the objects then read back (whole, by
+    header, streamed) from the temporary file while finish() writes the count, the
+    trailer and the index, and from the installed pack after."""
+    from layergit.store.rawobj import CHUNK, STREAM_FROM
+
+    writer = pack.PackWriter(str(tmp_path))
+    ids = {writer.add(t, d): (t, d) for t, d in OBJECTS + _many(2 * (pack._BATCH_BYTES // 4096), 4096)}
+    big = os.urandom(STREAM_FROM + 5)
+    oid = writer.add_stream(OBJ_BLOB, len(big), (big[i:i + CHUNK] for i in range(0, len(big), CHUNK)),
+                            lambda _oid: False)
+    ids[oid] = (OBJ_BLOB, big)
+    pending = packread.PackReader(str(tmp_path)).with_pending(writer.pending())
+    assert writer._deflater is None, "settled: every object is in the file"
+
+    def check(reader):
+        for oid, (obj_type, data) in ids.items():
+            assert reader.contains(oid)
+            assert reader.header(oid) == (obj_type, len(data))
+            if len(data) < STREAM_FROM:  # a bigger one is streamed (Store.open_blob), never read whole
+                assert reader.read(oid) == (obj_type, data)
+            got = reader.open(oid)
+            assert got is not None and (got[0], got[1], b"".join(got[2])) == (obj_type, len(data), data)
+        assert reader.read(b"\0" * 20) is None and not reader.contains(b"\0" * 20)
+
+    check(pending)
+    path = writer.finish(fsync=False)
+    check(pending)  # its file renamed and sealed under it
+    assert path is not None and not [n for n in os.listdir(tmp_path) if n.startswith("tmp_")]
+    installed = packread.PackReader(str(tmp_path))
+    installed.refresh()
+    check(installed)
+
+
+def test_a_store_reads_what_its_writer_wrote_while_the_pack_is_sealed(tmp_path):
+    from layergit.store.store import Store
+
+    store = Store.open(str(tmp_path / "store.git"))
+    with store.writer() as writer:
+        blob = writer.put_blob(b"target")
+        tree = writer.put(OBJ_TREE, b"100644 f\0" + blob)
+        with writer.sealing() as written:
+            assert written.read_blob(blob) == b"target" and written.tree(tree) == [(b"f", 0o100644, blob)]
+            assert written.verifying().read_blob(blob) == b"target"
+            assert not store.has_seen(blob), "not in place until the block ends"
+    store._packs.refresh()
+    assert store.has_seen(blob) and store.read_blob(blob) == b"target"
+    packs = tmp_path / "store.git" / "objects" / "pack"
+    assert sorted(p.suffix for p in packs.iterdir()) == [".idx", ".pack"]
+
+
+def test_a_failure_while_the_pack_is_sealed_leaves_no_temporary_file(tmp_path):
+    """The sealing is waited for, then the writer aborts: a pack that already got its
+    name stays (another writer may have counted on its objects), whole; nothing else."""
+    from layergit.store.store import Store
+
+    store = Store.open(str(tmp_path / "store.git"))
+    with pytest.raises(RuntimeError, match="materialising failed"):
+        with store.writer() as writer:
+            writer.put_blob(b"x" * 100_000)
+            with writer.sealing():
+                raise RuntimeError("materialising failed")
+    packs = tmp_path / "store.git" / "objects" / "pack"
+    left = sorted(p.name for p in packs.iterdir())
+    assert not [n for n in left if not n.startswith("pack-")], left
+    for idx in (n for n in left if n.endswith(".idx")):
+        subprocess.run(["git", "verify-pack", str(packs / idx)], check=True, capture_output=True)
