@@ -635,3 +635,29 @@ def test_a_rootfs_with_names_image_archives_use_is_still_a_rootfs(lg, tmp_path):
     lg("checkout", "odd:1", co)
     assert (co / ("a" * 64)).read_bytes() == b"1\n" and (co / "blobs" / "x").read_bytes() == b"2\n"
     assert (co / "repositories").read_bytes() == b"3\n"
+
+
+def test_export_reads_the_farm_only_where_it_holds_the_commits_bytes(lg, tmp_path):
+    """An export reads files from the farm when it has them (an imported image's), checking
+    each against its blob id first: files edited in place through a ``checkout -H`` link,
+    a small one and a big streamed one, the same size as before, are exported as the
+    commit has them, in the rootfs tarball and in the image's layer alike."""
+    small, big = b"the commit's own\n", os.urandom(1 << 20) + bytes(9 << 20) + b"end"
+    path = tmp_path / "r.tar"
+    path.write_bytes(A.layer_tar([A.directory("data"), A.file("data/small", small), A.file("data/big", big)]))
+    lg("import", path, "-t", "farm:1")
+    co = tmp_path / "co"
+    lg("checkout", "-H", "farm:1", co)
+    for name, data in [("small", small), ("big", big)]:
+        assert os.stat(co / "data" / name).st_nlink > 1, "linked into the farm"
+        with open(co / "data" / name, "r+b") as f:
+            f.seek(len(data) // 2)
+            f.write(b"EDITED")
+    lg("export", "farm:1", "--format", "rootfs", "-o", tmp_path / "rootfs.tar")
+    lg("export", "farm:1", "--format", "docker-archive", "-o", tmp_path / "image.tar")
+    with tarfile.open(tmp_path / "image.tar") as tar:
+        layer = tar.extractfile(json.load(tar.extractfile("manifest.json"))[0]["Layers"][0]).read()
+    for tar in [tarfile.open(tmp_path / "rootfs.tar"), tarfile.open(fileobj=io.BytesIO(layer))]:
+        with tar:
+            assert tar.extractfile("data/small").read() == small
+            assert tar.extractfile("data/big").read() == big

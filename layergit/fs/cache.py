@@ -34,7 +34,7 @@ from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
 from .capture import entry_meta
 from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
-from .content import SparseWriter, file_blob_id
+from .content import BlobReader, SparseWriter, file_blob_id, file_chunks, read_whole
 from .safeio import DIR_FLAGS, WINDOW, DirStack, open_dir, open_file, read_xattrs
 
 if TYPE_CHECKING:
@@ -311,7 +311,32 @@ def _teed(
         yield piece
 
 
-class FarmCopies:
+class _FarmObjects:
+    """The farm's objects, opened by the entry they hold (content id and metadata)."""
+
+    def __init__(self, store, objects_dir: str):
+        self._store = store
+        self._dir = os.open(objects_dir, DIR_FLAGS)
+
+    def close(self) -> None:
+        os.close(self._dir)
+
+    def _open(self, oid: bytes, meta: M.EntryMeta) -> tuple[int, os.stat_result] | None:
+        """The object's open fd and stat, if there is one and it is a regular file."""
+        key = _key(oid, meta)
+        try:
+            src = os.open(f"{key[:2]}/{key[2:]}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=self._dir)
+        except OSError:
+            return None
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(src)
+            return None
+        return src, st
+
+
+class FarmCopies(_FarmObjects):
     """A copy checkout's source of file bytes: the farm's object for an entry, copied
     by the kernel (copy_file_range, sendfile across filesystems) instead of inflated
     from a pack and hashed, as ``ostree checkout -C`` copies its repository's files.
@@ -324,28 +349,65 @@ class FarmCopies:
     checkout is what ``lg fsck`` reports, for a big file as for a small one.
     """
 
-    def __init__(self, store, objects_dir: str):
-        self._store = store
-        self._dir = os.open(objects_dir, DIR_FLAGS)
-
-    def close(self) -> None:
-        os.close(self._dir)
-
     def __call__(self, node: Node, out: int) -> int | None:
-        key = object_key(node)
-        try:
-            src = os.open(f"{key[:2]}/{key[2:]}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=self._dir)
-        except OSError:
+        assert node.oid is not None  # a file's node has its blob
+        opened = self._open(node.oid, node.meta)
+        if opened is None:
             return None
+        src, st = opened
         try:
-            st = os.fstat(src)
-            assert node.oid is not None  # a file's node has its blob
-            if not stat.S_ISREG(st.st_mode) or st.st_size != self._store.object_size(node.oid):
+            if st.st_size != self._store.object_size(node.oid):
                 return None
             return _copy(src, out, st.st_size)
         finally:
             os.close(src)
+
+
+class FarmReads(_FarmObjects):
+    """An export's or a push's source of file bytes: the farm's object for an entry,
+    read instead of inflated from a pack (inflating was a third of a cold push).
+
+    Unlike a checkout's copy, what is read here is published under the commit's id
+    (the manifest's revision annotation, a layer cache entry), so it is checked against
+    the blob id before its first byte is used: an object edited in place through a
+    ``-H`` checkout is passed over and the pack read instead. A small object is read
+    once, whole; a big one is hashed in a first pass and streamed in a second, both
+    from the page cache, and refused if its size changes in between (fs.content).
+    """
+
+    def __init__(self, store, objects_dir: str):
+        super().__init__(store, objects_dir)
+        self._held: int | None = None  # the big object being streamed: one at a time
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
+
+    def open(self, oid: bytes, meta: M.EntryMeta) -> BlobReader | None:
+        """The verified content of the file ``oid``/``meta``, or None to read the pack.
+        A big object stays open until the next ``open`` (a tar takes one file at a time)."""
+        self._release()
+        opened = self._open(oid, meta)
+        if opened is None:
+            return None
+        src, st = opened
+        name = f"cache object {oid.hex()}".encode()
+        try:
+            if st.st_size < STREAM_FROM:
+                data = read_whole(src, st.st_size, name)
+                return BlobReader(st.st_size, iter((data,))) if object_id(OBJ_BLOB, data) == oid else None
+            if file_blob_id(src, name) != oid:
+                return None
+            self._held, src = src, -1
+            return BlobReader(st.st_size, file_chunks(self._held, st.st_size, name))
+        finally:
+            if src >= 0:
+                os.close(src)
 
 
 _SHORTER = "a cache object is shorter than it was a moment ago"
@@ -591,6 +653,19 @@ class MaterialisedCache:
             return FarmCopies(store, self.objects_dir)
         except FileNotFoundError:
             return None
+
+    @contextmanager
+    def reads(self, store) -> Iterator[FarmReads | None]:
+        """The farm as an export's source of file bytes (None when there is none)."""
+        try:
+            farm = FarmReads(store, self.objects_dir)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            yield farm
+        finally:
+            farm.close()
 
     def deposit(self, store) -> FarmDeposit:
         """A FarmDeposit into this cache's farm, for an import or a commit."""

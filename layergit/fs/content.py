@@ -55,10 +55,10 @@ def put_file(
         size = st.st_size
         if deposit is not None:
             assert meta_for is not None
-            oid = deposit.blob(writer, meta_for(xattrs), size, partial(_whole, fd, size, name),
+            oid = deposit.blob(writer, meta_for(xattrs), size, partial(read_whole, fd, size, name),
                                partial(file_chunks, fd, size, name))
         elif size < STREAM_FROM:
-            oid = writer.put_blob(_whole(fd, size, name))
+            oid = writer.put_blob(read_whole(fd, size, name))
         else:
             oid = writer.put_blob_stream(size, file_chunks(fd, size, name))
         return oid, xattrs
@@ -114,7 +114,7 @@ def file_chunks(fd: int, size: int, name: bytes) -> Iterator[bytes | memoryview]
     _same_size(fd, pos, size, name)
 
 
-def _whole(fd: int, size: int, name: bytes) -> bytes:
+def read_whole(fd: int, size: int, name: bytes) -> bytes:
     """A small file's ``size`` bytes in one piece. One that grew while it was read is
     refused, as file_chunks refuses a big one: reading on to its end would let a
     process that keeps appending hold this one's memory without bound."""
@@ -186,14 +186,16 @@ class SparseWriter:
 
 
 class BlobReader:
-    """A blob as a file to ``read`` (for tarfile), verified as it is read: ``read(n)``
-    gives exactly ``n`` bytes until the end, a whole chunk without copying it."""
+    """A blob's ``size`` bytes of content, given as pieces (store.open_blob's, verified as
+    they flow, or fs.cache.FarmReads', verified before), as a file to ``read`` (for
+    tarfile): ``read(n)`` gives exactly ``n`` bytes until the end, a whole piece without
+    copying it."""
 
-    def __init__(self, store, oid: bytes):
-        self.size, self._chunks = store.open_blob(oid)
-        self._pending = b""
+    def __init__(self, size: int, chunks: Iterator[bytes | memoryview]):
+        self.size, self._chunks = size, chunks
+        self._pending: bytes | memoryview = b""
 
-    def read(self, n: int = -1, /) -> bytes:
+    def read(self, n: int = -1, /) -> bytes | memoryview:
         if n < 0:
             n = self.size  # all that is left: never more than the whole
         parts = []

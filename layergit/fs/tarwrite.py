@@ -13,6 +13,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptStore
 from ..store import meta as M
@@ -21,6 +22,9 @@ from ..store.rawobj import CHUNK
 from ..store.snapshot import Node, read_dir, walk
 from ..store.treediff import diff_trees
 from .content import BlobReader
+
+if TYPE_CHECKING:
+    from .cache import FarmReads
 
 _TYPES = {
     "f": tarfile.REGTYPE,
@@ -110,11 +114,14 @@ def append(tar: tarfile.TarFile, info: tarfile.TarInfo, content=None) -> None:
 
 
 class TarWriter:
-    """Adds snapshot entries to a tar stream (from :func:`pax_stream`); counts what it skipped."""
+    """Adds snapshot entries to a tar stream (from :func:`pax_stream`); counts what it
+    skipped. File content comes from ``farm`` (fs.cache.FarmReads) where it holds the
+    file, from the store otherwise."""
 
-    def __init__(self, tar: tarfile.TarFile, store):
+    def __init__(self, tar: tarfile.TarFile, store, farm: FarmReads | None = None):
         self.tar = tar
         self.store = store
+        self.farm = farm
         self.sockets = 0
         self.entries = 0
 
@@ -143,7 +150,9 @@ class TarWriter:
             info.type = _TYPES[m.kind]
             if m.kind == "f":
                 assert oid is not None  # every file has its blob
-                content = BlobReader(self.store, oid)
+                content = self.farm.open(oid, m) if self.farm is not None else None
+                if content is None:
+                    content = BlobReader(*self.store.open_blob(oid))
                 info.size = content.size
             elif m.kind == "l":
                 target = M.read_link_target(self.store, oid)

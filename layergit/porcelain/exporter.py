@@ -124,8 +124,8 @@ def export(repo: Repo, rev: str, output: str | None = None, fmt: str = "docker-a
             layout = output
     check_output(output, directory=layout is not None)
     if fmt == "rootfs":
-        with output_file(output) as out, pax_stream(out) as tar:
-            writer = TarWriter(tar, repo.store)
+        with output_file(output) as out, pax_stream(out) as tar, _farm(repo) as farm:
+            writer = TarWriter(tar, repo.store, farm)
             write_snapshot(writer, repo.image(tip).rootfs)
         return ExportResult(fmt, tip.hex(), 1, 1, writer.sockets)
     with store_lock(repo):  # its spool is in tmp/, which lg gc empties under the exclusive lock
@@ -263,8 +263,8 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
                 offloaded = _Offloaded(out) if how else None
                 plain = _HashingWriter(offloaded) if offloaded else digesting
                 try:
-                    with pax_stream(plain) as stream:
-                        writer = TarWriter(stream, repo.store)
+                    with pax_stream(plain) as stream, _farm(repo) as farm:
+                        writer = TarWriter(stream, repo.store, farm)
                         write_layer(writer, old, new)
                 except BaseException:
                     if offloaded:
@@ -288,6 +288,13 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
     return Layer(LayerFile(tmp, digest, digesting.size), diff, writer.sockets)
 
 
+def _farm(repo: Repo):
+    """Where a layer's files are read from where it holds them: the farm (fs.cache.FarmReads)."""
+    from .checkout import cache
+
+    return cache(repo).reads(repo.store)
+
+
 class _Offloaded:
     """Hands what is written to a thread that writes it to ``out`` (the compressor), so that
     compressing (ISA-L and zstd release the GIL), the compressed bytes' digest and the
@@ -295,7 +302,9 @@ class _Offloaded:
 
     The pieces go through in order and exactly as they were written, in batches of about
     _BATCH bytes: ISA-L's output depends on how its input is cut, and a layer's digest
-    must not change with lg's version.
+    must not change with lg's version. The tar's own digest stays with the making
+    thread: measured, hashing it here (piece by piece or a batch at a time) made a cold
+    push slower, as this thread, the busier one, waits for the GIL after each call.
     """
 
     _BATCH = 1 << 20

@@ -208,7 +208,7 @@ def test_written_blobs_keep_their_holes(tmp_path):
 
 def test_the_blob_reader_gives_exact_reads_and_drains(tmp_path):
     data = big_content()
-    reader = content.BlobReader(ChunkStore(data), b"")
+    reader = content.BlobReader(len(data), pieces(data, CHUNK))
     assert reader.size == len(data)
     assert len(reader.read(10)) == 10 and len(reader.read(CHUNK)) == CHUNK
     reader.finish()
