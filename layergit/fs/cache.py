@@ -32,6 +32,7 @@ from ..removal import remove_tree
 from ..store import meta as M
 from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
+from ..store.store import verified_blob
 from .capture import entry_meta
 from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
 from .content import BlobReader, SparseWriter, file_blob_id, file_chunks, read_whole
@@ -314,8 +315,7 @@ def _teed(
 class _FarmObjects:
     """The farm's objects, opened by the entry they hold (content id and metadata)."""
 
-    def __init__(self, store, objects_dir: str):
-        self._store = store
+    def __init__(self, objects_dir: str):
         self._dir = os.open(objects_dir, DIR_FLAGS)
 
     def close(self) -> None:
@@ -349,6 +349,10 @@ class FarmCopies(_FarmObjects):
     checkout is what ``lg fsck`` reports, for a big file as for a small one.
     """
 
+    def __init__(self, store, objects_dir: str):
+        super().__init__(objects_dir)
+        self._store = store
+
     def __call__(self, node: Node, out: int) -> int | None:
         assert node.oid is not None  # a file's node has its blob
         opened = self._open(node.oid, node.meta)
@@ -371,12 +375,13 @@ class FarmReads(_FarmObjects):
     (the manifest's revision annotation, a layer cache entry), so it is checked against
     the blob id before its first byte is used: an object edited in place through a
     ``-H`` checkout is passed over and the pack read instead. A small object is read
-    once, whole; a big one is hashed in a first pass and streamed in a second, both
-    from the page cache, and refused if its size changes in between (fs.content).
+    once, whole; a big one is hashed in a first pass and hashed again as it streams in a
+    second, both from the page cache: one changed in between (by the owner of a ``-H``
+    checkout racing the export) fails the export, CorruptStore, rather than be published.
     """
 
-    def __init__(self, store, objects_dir: str):
-        super().__init__(store, objects_dir)
+    def __init__(self, objects_dir: str):
+        super().__init__(objects_dir)
         self._held: int | None = None  # the big object being streamed: one at a time
 
     def close(self) -> None:
@@ -404,7 +409,8 @@ class FarmReads(_FarmObjects):
             if file_blob_id(src, name) != oid:
                 return None
             self._held, src = src, -1
-            return BlobReader(st.st_size, file_chunks(self._held, st.st_size, name))
+            pieces = file_chunks(self._held, st.st_size, name)
+            return BlobReader(st.st_size, verified_blob(oid, st.st_size, pieces))
         finally:
             if src >= 0:
                 os.close(src)
@@ -655,10 +661,10 @@ class MaterialisedCache:
             return None
 
     @contextmanager
-    def reads(self, store) -> Iterator[FarmReads | None]:
+    def reads(self) -> Iterator[FarmReads | None]:
         """The farm as an export's source of file bytes (None when there is none)."""
         try:
-            farm = FarmReads(store, self.objects_dir)
+            farm = FarmReads(self.objects_dir)
         except FileNotFoundError:
             yield None
             return

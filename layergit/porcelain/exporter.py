@@ -292,7 +292,7 @@ def _farm(repo: Repo):
     """Where a layer's files are read from where it holds them: the farm (fs.cache.FarmReads)."""
     from .checkout import cache
 
-    return cache(repo).reads(repo.store)
+    return cache(repo).reads()
 
 
 class _Offloaded:

@@ -16,7 +16,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from ..removal import remove_tree
@@ -59,9 +59,31 @@ def pygit2():
     return module
 
 
+_Piece = TypeVar("_Piece", bound=bytes | memoryview)
+
+
 def corrupt(oid: bytes, why: str) -> CorruptStore:
     """The error for an object that is there but does not read as itself."""
     return CorruptStore(f"object {oid.hex()} is corrupt in the store: {why}")
+
+
+def verified_blob(oid: bytes, size: int, chunks: Iterable[_Piece]) -> Iterator[_Piece]:
+    """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end,
+    and a byte beyond the announced ``size`` at once: a loose object of 300 KB whose
+    header says 9 MiB may inflate to 300 MB, which would otherwise all be written out.
+    Also fs.cache.FarmReads' check of a big farm object as it streams."""
+    digest, done = object_hasher(OBJ_BLOB, size), 0
+    try:
+        for chunk in chunks:
+            done += len(chunk)
+            if done > size:
+                raise corrupt(oid, f"it holds more than the {size} bytes its header announces")
+            digest.update(chunk)
+            yield chunk
+    except (ValueError, OSError, PackReader.InflateError, zlib.error) as exc:
+        raise corrupt(oid, str(exc)) from None
+    if done != size or digest.digest() != oid:
+        raise corrupt(oid, "its content does not match its id")
 
 
 def _login_at_host() -> tuple[str, str]:
@@ -376,7 +398,7 @@ class Store:
         obj_type, size, chunks = hit
         if obj_type != OBJ_BLOB:
             raise CorruptStore(f"object {oid.hex()} is not a blob")
-        return size, self._verified(oid, size, chunks)
+        return size, verified_blob(oid, size, chunks)
 
     def _loose(self, oid: bytes) -> tuple[int, int, Iterator[bytes]] | None:
         """A loose object's (type, size, pieces), or None if it is not loose here."""
@@ -412,24 +434,6 @@ class Store:
                     out, skip = out[skip:], max(0, skip - len(out))
                 if out:
                     yield out
-
-    @staticmethod
-    def _verified(oid: bytes, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end,
-        and a byte beyond the announced ``size`` at once: a loose object of 300 KB whose
-        header says 9 MiB may inflate to 300 MB, which would otherwise all be written out."""
-        digest, done = object_hasher(OBJ_BLOB, size), 0
-        try:
-            for chunk in chunks:
-                done += len(chunk)
-                if done > size:
-                    raise corrupt(oid, f"it holds more than the {size} bytes its header announces")
-                digest.update(chunk)
-                yield chunk
-        except (ValueError, OSError, PackReader.InflateError, zlib.error) as exc:
-            raise corrupt(oid, str(exc)) from None
-        if done != size or digest.digest() != oid:
-            raise corrupt(oid, "its content does not match its id")
 
     def object_size(self, oid: bytes) -> int:
         header = self._packs.header(oid)

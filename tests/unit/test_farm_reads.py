@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from layergit.errors import CorruptStore
 from layergit.fs import cache
 from layergit.store import meta as M
 from layergit.store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
@@ -40,7 +41,7 @@ def _fds() -> int:
 def farm(tmp_path):
     objects = tmp_path / "objects"
     objects.mkdir()
-    reads = cache.FarmReads(None, str(objects))
+    reads = cache.FarmReads(str(objects))
     yield objects, reads
     reads.close()
 
@@ -96,7 +97,7 @@ def test_a_big_object_is_held_open_only_until_the_next(tmp_path):
     big = _place(objects, os.urandom(STREAM_FROM + 1))
     small = _place(objects, b"small\n")
     before = _fds()
-    reads = cache.FarmReads(None, str(objects))
+    reads = cache.FarmReads(str(objects))
     reader = reads.open(big, META)
     assert reader is not None and _fds() == before + 2  # the farm's directory and the object
     _read(reader)
@@ -104,3 +105,20 @@ def test_a_big_object_is_held_open_only_until_the_next(tmp_path):
     assert reads.open(big, META) is not None
     reads.close()
     assert _fds() == before
+
+
+def test_a_big_object_changed_after_its_check_fails_the_read(farm):
+    """The owner of a ``-H`` checkout racing an export: the object passed its first-pass
+    check, then changed at the same size before it streamed. The second pass hashes it
+    again, so the read fails instead of handing on bytes that are not the blob."""
+    objects, reads = farm
+    data = os.urandom(STREAM_FROM + MIB)
+    oid = _place(objects, data)
+    reader = reads.open(oid, META)
+    assert reader is not None
+    key = cache._key(oid, META)
+    with open(objects / key[:2] / key[2:], "r+b") as f:
+        f.seek(len(data) - 10)
+        f.write(b"raced!")
+    with pytest.raises(CorruptStore, match="does not match its id"):
+        _read(reader)
