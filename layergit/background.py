@@ -27,13 +27,17 @@ Job = Callable[[], None]
 
 class Background:
     """A worker thread running :data:`Job` s; call :meth:`close` (success) or
-    :meth:`abandon` (the caller failed) exactly once. Jobs hold nothing that needs
-    releasing when they are skipped (after a failure, or once abandoned)."""
+    :meth:`abandon` (the caller failed, or a close was interrupted). Jobs hold nothing
+    that needs releasing when they are skipped (after a failure, or once abandoned)."""
 
     def __init__(self, name: str, depth: int):
         self._queue: queue.Queue[Job | None] = queue.Queue(depth)
         self._failure: BaseException | None = None
         self._abandoned = False
+        # Set by the worker as it ends. Thread.join is not waited on: on Python 3.11 a
+        # KeyboardInterrupt in join marks a thread still running as stopped (bpo-45274's
+        # fix releases the lock the running thread holds), so a second join returns at once.
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -58,29 +62,53 @@ class Background:
         self.check()
 
     def abandon(self) -> None:
-        """Stop the thread without running what is queued."""
+        """Stop the thread without running what is queued, once the job under way ends.
+
+        The caller undoes what the jobs wrote next (a pack being sealed is removed), so
+        this waits however often it is interrupted: a second Ctrl-C must not let the
+        undoing run beside a job still writing. An interrupt during the wait is raised
+        once the thread has ended.
+        """
         self._abandoned = True
-        self._stop()
+        interrupt: KeyboardInterrupt | None = None
+        stop_sent = False
+        while not self._ended.is_set():
+            try:
+                if not stop_sent:
+                    # An interrupt can land after the put, before the flag: a second stop
+                    # then waits for room only while the worker lives to make it.
+                    self._queue.put(None, timeout=0.05)
+                    stop_sent = True
+                self._ended.wait()
+            except queue.Full:
+                continue
+            except KeyboardInterrupt as exc:
+                interrupt = interrupt or exc
+        if interrupt is not None:
+            raise interrupt
 
     @property
     def stopped(self) -> bool:
-        """Whether the thread has ended (close or abandon returned, not interrupted)."""
-        return not self._thread.is_alive()
+        """Whether the worker has ended (close or abandon returned, not interrupted)."""
+        return self._ended.is_set()
 
     def _stop(self) -> None:
         self._queue.put(None)
-        self._thread.join()
+        self._ended.wait()
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                if self._failure is None and not self._abandoned:
-                    job()
-            except BaseException as exc:  # raised in the submitting thread, which decides
-                self._failure = exc
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
+        try:
+            while (job := self._queue.get()) is not None:
+                try:
+                    if self._failure is None and not self._abandoned:
+                        job()
+                except BaseException as exc:  # raised in the submitting thread, which decides
+                    self._failure = exc
+                finally:
+                    self._queue.task_done()
+            self._queue.task_done()
+        finally:
+            self._ended.set()
 
 
 class ReadAhead:

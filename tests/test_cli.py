@@ -626,6 +626,44 @@ def test_big_file_commit_and_import_load_no_libgit2(lg, tmp_path):
     lg.out("export", "big:1", "-o", str(tmp_path / "big.tar"))
     assert not loads_libgit2("import", str(tmp_path / "big.tar"), "-t", "big:2", root=str(tmp_path / "other"))
     assert json.loads(lg.out("show", "big:2", "--json", env=lg.env(LG_ROOT=str(tmp_path / "other"))))["id"]
+    big_id = git(lg, "rev-parse", "refs/heads/big/1:rootfs/big").strip()
+    other = os.path.join(tmp_path, "other", "store.git")
+    for store in (store_path(lg), other):
+        assert subprocess.run(["git", "-C", store, "cat-file", "-e", big_id]).returncode == 0, store
+
+
+def test_a_full_disk_while_an_import_seals_its_pack_moves_no_tag(lg, tmp_path):
+    """ENOSPC as the pack gets its index, once the rootfs is materialised beside the
+    sealing: one line, no tag, and nothing left of the import: no pack, no temporary
+    file, no cached rootfs (its objects are not in the store)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("content\n")
+    lg("commit", str(src), "-t", "sealed:1")
+    lg("export", "sealed:1", "-o", str(tmp_path / "sealed.tar"))
+    other = tmp_path / "other"
+    rootfs = other / "cache" / "rootfs"
+    code = (
+        "import errno, os, sys, time\n"
+        "import layergit.store.pack as p\n"
+        "def full(self, pack_sum):\n"
+        "    deadline = time.monotonic() + 10\n"  # once materialising has made the tree
+        f"    while time.monotonic() < deadline and not [n for n in os.listdir({str(rootfs)!r}) if n[0] != '.']:\n"
+        "        time.sleep(0.01)\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "p.PackWriter._index_bytes = full\n"
+        f"sys.argv = ['lg', 'import', {str(tmp_path / 'sealed.tar')!r}, '-t', 'sealed:2']\n"
+        "import cli.main as m\n"
+        "m.main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=lg.env(LG_ROOT=str(other)))
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "no space left on device" in proc.stderr.lower() and "internal error" not in proc.stderr, proc.stderr
+    assert lg.out("images", "-q", env=lg.env(LG_ROOT=str(other))).strip() == ""
+    assert os.listdir(other / "store.git" / "objects" / "pack") == []
+    assert [n for n in os.listdir(rootfs) if not n.startswith(".")] == []
+    lg("fsck", env=lg.env(LG_ROOT=str(other)))
 
 
 def test_version(lg):

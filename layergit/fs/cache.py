@@ -777,22 +777,26 @@ class MaterialisedCache:
             elif m.kind == "l" and object_id(OBJ_BLOB, os.readlink(node.name, dir_fd=fd)) != node.oid:
                 problems.append(f"{where}: link target differs from the snapshot")
 
+    def discard(self, tree: bytes) -> None:
+        """Remove the cached tree ``tree`` (its farm objects stay until a prune)."""
+        import secrets  # gc and a failed import come here: not on every command's start-up
+
+        # Out of its name first: a removal killed half-way must not leave a partial tree
+        # where materialise (and a checkout -H clone of it) takes it as complete.
+        unique = f"{tree.hex()}-gc{secrets.token_hex(4)}-{os.getpid()}"  # the sweep reads the pid
+        going = os.path.join(self.rootfs_dir, f".tmp-{unique}")
+        os.rename(self.path(tree), going)
+        remove_tree(going)
+
     def prune(self, keep: set[bytes]) -> tuple[int, int]:
         """Remove cached trees not in ``keep`` and farm objects nothing links to.
 
         Returns (trees removed, objects removed).
         """
-        import secrets  # only gc comes here: not on every command's start-up
-
         trees = 0
         for entry in self.entries():
             if bytes.fromhex(entry.tree) not in keep:
-                # Out of its name first: a gc killed half-way must not leave a partial tree
-                # where materialise (and a checkout -H clone of it) takes it as complete.
-                unique = f"{entry.tree}-gc{secrets.token_hex(4)}-{os.getpid()}"  # the sweep reads the pid
-                going = os.path.join(self.rootfs_dir, f".tmp-{unique}")
-                os.rename(entry.path, going)
-                remove_tree(going)
+                self.discard(bytes.fromhex(entry.tree))
                 trees += 1
         for name in os.listdir(self.rootfs_dir) if os.path.isdir(self.rootfs_dir) else []:
             if name.startswith(".tmp-") and not _pid_alive(name.rsplit("-", 1)[-1]):

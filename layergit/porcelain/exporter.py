@@ -317,6 +317,7 @@ class _Offloaded:
         self._queue: queue.Queue[list[bytes] | None] = queue.Queue(self._QUEUED)
         self._error: BaseException | None = None
         self._stop = False
+        self._ended = threading.Event()  # waited on, not join: see background.Background
         self._thread = threading.Thread(target=self._work, name="layer-compress", daemon=True)
         self._thread.start()
 
@@ -334,14 +335,17 @@ class _Offloaded:
         pass  # close() hands over what is left
 
     def _work(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            for piece in batch:
-                if self._stop or self._error is not None:
-                    break  # drain the queue, so that the writer never blocks on it
-                try:
-                    self._out.write(piece)
-                except BaseException as exc:  # raised in the making thread, by write() or close()
-                    self._error = exc
+        try:
+            while (batch := self._queue.get()) is not None:
+                for piece in batch:
+                    if self._stop or self._error is not None:
+                        break  # drain the queue, so that the writer never blocks on it
+                    try:
+                        self._out.write(piece)
+                    except BaseException as exc:  # raised in the making thread, by write() or close()
+                        self._error = exc
+        finally:
+            self._ended.set()
 
     def close(self, failing: bool = False) -> None:
         """Hand over what is left and wait for the thread; raise what stopped it. With
@@ -359,9 +363,9 @@ class _Offloaded:
                 except BaseException as exc:
                     interrupted, self._stop = interrupted or exc, True
         self._batch = []
-        while self._thread.is_alive():
+        while not self._ended.is_set():
             try:
-                self._thread.join()
+                self._ended.wait()
             except BaseException as exc:
                 interrupted, self._stop = interrupted or exc, True
         if interrupted is not None:

@@ -315,15 +315,30 @@ def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
     special file on the host; the first run makes them, the files already in the farm.
     Nor for one this host cannot hold (an xattr too big for the cache's filesystem):
     the image is sound, and its first run says what stops it.
+
+    A tree made here goes again if the sealing fails and the store does not hold it
+    otherwise (the writer removes the pack): the cache holds only what the store can
+    check. One the store holds stays (another command's container may be using it).
     """
-    with writer.sealing() as written:
-        for rootfs in trees:
-            try:
-                cache(repo).materialise(written.verifying(), rootfs)
-            except CorruptStore:
-                raise
-            except LgError:
-                pass
+    rootfs_cache = cache(repo)
+    made: list[bytes] = []
+    try:
+        with writer.sealing() as written:
+            for rootfs in trees:
+                if rootfs_cache.has(rootfs):
+                    continue
+                try:
+                    rootfs_cache.materialise(written.verifying(), rootfs)
+                except CorruptStore:
+                    raise
+                except LgError:
+                    continue
+                made.append(rootfs)
+    except BaseException:
+        for rootfs in made:
+            if not repo.store.has(rootfs):  # the sealing has ended: our pack is in place or not
+                rootfs_cache.discard(rootfs)
+        raise
 
 
 def _has_specials(entries: list[TarEntry]) -> bool:

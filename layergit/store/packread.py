@@ -378,15 +378,12 @@ class PendingPack(_Pack):
     nothing here reads the header or the trailer, which the sealing writes."""
 
     def __init__(self, path: str, entries: dict[bytes, int], objects_end: int):
-        self.path = path
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         weakref.finalize(self, os.close, self._fd)
         self.pack = mmap.mmap(self._fd, objects_end, access=mmap.ACCESS_READ)
         self.objects_end = objects_end
         self._entries = entries  # oid -> offset << 32 | crc32, the writer's own table
-        self.count = len(entries)
-        self._ends = None
-        self._ids = None
+        self._ends = None  # every object's end is objects_end (end_of)
         self._bases = {}
         self._bases_size = 0
 
@@ -414,8 +411,9 @@ class PackReader:
         self._pending: PendingPack | None = None
 
     def with_pending(self, pending: PendingPack) -> PackReader:
-        """This reader, and ``pending``'s objects before any pack's (the packs seen so
-        far are shared; a refresh of either reader does not drop ``pending``)."""
+        """A copy of this reader that finds ``pending``'s objects before any pack's. It
+        starts with the packs this reader has open; after that each keeps its own
+        listing, and the copy's refreshes keep ``pending``."""
         view = copy.copy(self)
         view._pending = pending
         return view

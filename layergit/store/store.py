@@ -16,7 +16,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from ..removal import remove_tree
@@ -183,28 +183,45 @@ class ObjectWriter:
         """End the writing: the pack is sealed (hashed whole, synced, given its index and
         its name) by a thread of its own, while the block reads what was written through
         the store it is given; the pack is in place when the block ends. An import
-        materialises its rootfs meanwhile: sealing is a read of the whole pack and two
-        fsyncs, all without the GIL, and had followed the import's other work.
+        materialises its rootfs meanwhile: sealing is a read of the whole pack, two
+        fsyncs and the index, which had followed the import's other work.
 
-        Nothing may be written after. A failure in the block waits for the sealing and
-        leaves the pack to the store's writer, which removes it unless it got its name;
-        then its objects are unreferenced, and lg gc removes them as any others.
+        Nothing may be written after (a write raises). A failure in the block, or an
+        interrupted wait for the sealing, waits for the sealing to end whatever further
+        interrupts come, and leaves the pack to the store's writer, which removes it
+        unless it got its name; then its objects are unreferenced, and lg gc removes
+        them as any others.
         """
         from ..background import Background
 
-        def seal() -> None:
-            self._pack.finish()
+        pack, self._pack = self._pack, _SEALING
 
-        view = self._store._reading(self._pack.pending())
+        def seal() -> None:
+            pack.finish()
+
+        view = self._store._reading(pack.pending())
         sealer = Background("pack-seal", 1)
-        sealer.submit(seal)
         try:
+            sealer.submit(seal)
             yield view
             sealer.close()  # raises what stopped the sealing (a full disk)
         except BaseException:
-            sealer.abandon()  # waits for a sealing under way: the writer's abort comes after
+            sealer.abandon()  # the writer's abort must not run beside finish's renames
             raise
         self.sealed = True
+
+
+class _Sealing:
+    """An ObjectWriter's pack once it is being sealed: an object written then would be
+    missing from the pack's index and count, so every write is refused."""
+
+    def _refuse(self, *args, **kwargs):
+        raise RuntimeError("an object was written to a pack being sealed")
+
+    add = add_stream = __contains__ = _refuse
+
+
+_SEALING: Any = _Sealing()
 
 
 # A new store is the bare repository `git init --bare` makes, less the samples, written

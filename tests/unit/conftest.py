@@ -8,8 +8,13 @@ each test's name, so a tree passes or fails the same way on every run;
 change to the formats.
 """
 
+import contextlib
 import os
+import signal
+import threading
+import time
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("layergit", database=None, deadline=None, print_blob=True, derandomize=True)
@@ -17,3 +22,53 @@ settings.register_profile(
     "thorough", parent=settings.get_profile("layergit"), max_examples=5000, derandomize=False
 )
 settings.load_profile(os.environ.get("LG_HYPOTHESIS", "layergit"))
+
+
+class Interrupts:
+    """Ctrl-C played for real: SIGINT sent to the main thread (where Python raises
+    KeyboardInterrupt, a blocked wait included) from a thread of its own. The test's
+    handler raises only inside :meth:`armed`, so a signal that comes after the call
+    under test (one that returned too early) fails the test, not the session."""
+
+    def __init__(self):
+        self.active = False
+        self._threads: list[threading.Thread] = []
+
+    @contextlib.contextmanager
+    def armed(self):
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def _handler(self, signum, frame):
+        if self.active:
+            raise KeyboardInterrupt
+
+    def send(self, count: int, when: threading.Event, then) -> None:
+        """Once ``when`` is set: ``count`` SIGINTs 20 ms apart, then ``then()``."""
+
+        def play():
+            when.wait(10)
+            for _ in range(count):
+                time.sleep(0.02)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.02)
+            then()
+
+        thread = threading.Thread(target=play, name="interrupts", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+
+@pytest.fixture
+def interrupts():
+    played = Interrupts()
+    previous = signal.signal(signal.SIGINT, played._handler)
+    try:
+        yield played
+    finally:
+        for thread in played._threads:
+            thread.join(10)
+        signal.signal(signal.SIGINT, previous)

@@ -88,3 +88,24 @@ def test_a_read_ahead_failure_stays_raised():
         for _ in range(3):
             with pytest.raises(ValueError, match="digest mismatch"):
                 ahead.read(10)
+
+
+def test_abandon_waits_for_the_job_under_way_however_often_it_is_interrupted(interrupts):
+    """The caller undoes what the jobs wrote once abandon returns (a pack being sealed
+    is removed): a second and third Ctrl-C during the wait must not end it early. The
+    interrupt is raised once the job has ended."""
+    started, release = threading.Event(), threading.Event()
+    ended = []
+    bg = Background("test", depth=1)
+
+    def job():
+        started.set()
+        release.wait(10)
+        ended.append(bg.stopped)
+
+    bg.submit(job)
+    started.wait(10)
+    interrupts.send(3, when=started, then=release.set)
+    with pytest.raises(KeyboardInterrupt), interrupts.armed():
+        bg.abandon()
+    assert ended == [False] and bg.stopped

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import subprocess
+import threading
 import types
 
 import pytest
@@ -304,8 +306,8 @@ def test_an_object_bigger_than_the_reader_rebuilds_is_left_to_libgit2(deltified,
 
 def test_a_pending_pack_reads_every_object_while_the_writer_seals_it(tmp_path):
     """pending() settles the deflate thread; the objects then read back (whole, by
-    header, streamed) from the temporary file while finish() writes the count, the
-    trailer and the index, and from the installed pack after."""
+    header, streamed) from the temporary file, still from it once finish() has written
+    the count, the trailer and the index and renamed it, and from the installed pack."""
     from layergit.store.rawobj import CHUNK, STREAM_FROM
 
     writer = pack.PackWriter(str(tmp_path))
@@ -346,26 +348,87 @@ def test_a_store_reads_what_its_writer_wrote_while_the_pack_is_sealed(tmp_path):
         with writer.sealing() as written:
             assert written.read_blob(blob) == b"target" and written.tree(tree) == [(b"f", 0o100644, blob)]
             assert written.verifying().read_blob(blob) == b"target"
-            assert not store.has_seen(blob), "not in place until the block ends"
+            written._packs.refresh()  # the pack may be installed by now, or not
+            assert written.read_blob(blob) == b"target", "a refresh keeps the pending pack"
     store._packs.refresh()
     assert store.has_seen(blob) and store.read_blob(blob) == b"target"
     packs = tmp_path / "store.git" / "objects" / "pack"
     assert sorted(p.suffix for p in packs.iterdir()) == [".idx", ".pack"]
 
 
-def test_a_failure_while_the_pack_is_sealed_leaves_no_temporary_file(tmp_path):
-    """The sealing is waited for, then the writer aborts: a pack that already got its
-    name stays (another writer may have counted on its objects), whole; nothing else."""
+def _held_sealing(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Hold PackWriter.finish once the pack is hashed and closed, before its index is
+    written and both are renamed: (entered, release)."""
+    entered, release = threading.Event(), threading.Event()
+    index_bytes = pack.PackWriter._index_bytes
+
+    def held(self, pack_sum: bytes) -> bytes:
+        entered.set()
+        release.wait(10)
+        return index_bytes(self, pack_sum)
+
+    monkeypatch.setattr(pack.PackWriter, "_index_bytes", held)
+    return entered, release
+
+
+@pytest.mark.parametrize("stop", ["error", "ctrl-c"])
+def test_a_failure_while_the_pack_is_sealed_waits_for_the_sealing(tmp_path, monkeypatch, interrupts, stop):
+    """The block fails (an error, or Ctrl-C and two more while lg waits) while finish()
+    is between the pack's hashing and its renames: the writer's abort must come after
+    finish, which installs the pack whole (another writer may have counted on its
+    objects). An abort beside it removed the pack under finish, which then left a stray
+    index, or a pack without one that gc does not sweep."""
+    from layergit.store.store import Store
+
+    entered, release = _held_sealing(monkeypatch)
+    store = Store.open(str(tmp_path / "store.git"))
+    failure = RuntimeError if stop == "error" else KeyboardInterrupt
+    interrupts.send(0 if stop == "error" else 2, when=entered, then=release.set)
+    with pytest.raises(failure), interrupts.armed():
+        with store.writer() as writer:
+            blob = writer.put_blob(b"x" * 100_000)
+            with writer.sealing():
+                entered.wait(10)
+                raise failure
+    assert release.is_set(), "the sealing was waited for"
+    packs = tmp_path / "store.git" / "objects" / "pack"
+    left = sorted(p.name for p in packs.iterdir())
+    assert [n.rsplit(".", 1)[1] for n in left] == ["idx", "pack"] and left[0][:-4] == left[1][:-5], left
+    subprocess.run(["git", "verify-pack", str(packs / left[0])], check=True, capture_output=True)
+    store._packs.refresh()
+    assert store.read_blob(blob) == b"x" * 100_000
+
+
+def test_a_full_disk_while_the_pack_is_sealed_fails_once_and_leaves_nothing(tmp_path, monkeypatch):
+    from layergit.store.store import Store
+
+    def full(self, pack_sum: bytes) -> bytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pack.PackWriter, "_index_bytes", full)
+    store = Store.open(str(tmp_path / "store.git"))
+    read = []
+    with pytest.raises(OSError) as raised:
+        with store.writer() as writer:
+            blob = writer.put_blob(b"x" * 100_000)
+            with writer.sealing() as written:
+                read.append(written.read_blob(blob))
+    assert raised.value.errno == errno.ENOSPC and raised.value.__context__ is None, "raised once, as it came"
+    assert read == [b"x" * 100_000]
+    assert list((tmp_path / "store.git" / "objects" / "pack").iterdir()) == []
+
+
+def test_nothing_is_written_to_a_pack_being_sealed(tmp_path):
+    """An object added then would be in no index: every write is refused."""
     from layergit.store.store import Store
 
     store = Store.open(str(tmp_path / "store.git"))
-    with pytest.raises(RuntimeError, match="materialising failed"):
-        with store.writer() as writer:
-            writer.put_blob(b"x" * 100_000)
-            with writer.sealing():
-                raise RuntimeError("materialising failed")
-    packs = tmp_path / "store.git" / "objects" / "pack"
-    left = sorted(p.name for p in packs.iterdir())
-    assert not [n for n in left if not n.startswith("pack-")], left
-    for idx in (n for n in left if n.endswith(".idx")):
-        subprocess.run(["git", "verify-pack", str(packs / idx)], check=True, capture_output=True)
+    with store.writer() as writer:
+        writer.put_blob(b"kept")
+        with writer.sealing():
+            for write in (lambda: writer.put_blob(b"late"), lambda: writer.put_blob_stream(4, [b"late"]),
+                          lambda: writer.add(OBJ_BLOB, b"late"), lambda: writer.has(b"\0" * 20)):
+                with pytest.raises(RuntimeError, match="being sealed"):
+                    write()
+    store._packs.refresh()
+    assert store.has_seen(object_id(OBJ_BLOB, b"kept")) and not store.has_seen(object_id(OBJ_BLOB, b"late"))

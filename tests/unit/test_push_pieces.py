@@ -61,6 +61,26 @@ def test_a_layer_given_up_keeps_its_own_error_and_compresses_no_more():
     assert out.got == [] and not offloaded._thread.is_alive()
 
 
+def test_an_interrupted_close_waits_for_the_compressor_however_often_it_is_interrupted(interrupts):
+    """The layer's file closes once close() returns: the compressor must not still be
+    writing to it, whatever Ctrl-Cs come while close waits (the first is raised)."""
+    writing, release = threading.Event(), threading.Event()
+
+    class Slow(Pieces):
+        def write(self, data: bytes) -> int:
+            writing.set()
+            release.wait(10)
+            return super().write(data)
+
+    out = Slow()
+    offloaded = _Offloaded(out)
+    offloaded.write(bytes(1 << 20))  # a batch: the thread starts writing it
+    interrupts.send(3, when=writing, then=release.set)
+    with pytest.raises(KeyboardInterrupt), interrupts.armed():
+        offloaded.close()
+    assert offloaded._ended.is_set() and release.is_set() and len(out.got) == 1
+
+
 def test_a_spool_gives_what_is_written_and_waits_for_the_rest(tmp_path):
     path = tmp_path / "layer"
     path.write_bytes(b"")
