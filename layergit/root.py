@@ -260,6 +260,14 @@ class Root:
         monitor adopts them (runtime/monitor.py)."""
         return self._at("run", "supervised")
 
+    def supervises(self) -> bool:
+        """Whether containers are marked as supervised (a listdir): the check every
+        command makes before anything about monitors is loaded (runtime.client.resume)."""
+        try:
+            return bool(os.listdir(self.supervised))
+        except FileNotFoundError:
+            return False
+
     @property
     def output_fifos(self) -> str:
         """``ID.STREAM``: detached containers' stdout and stderr FIFOs (runtime/monitor.py)."""

@@ -339,6 +339,20 @@ def test_init_is_pid_1(rt):
     assert pid.strip() != "1"
 
 
+def test_a_plain_run_loads_nothing_it_does_not_use(rt):
+    """A run's start-up is most of its time (issue 13): a rootful foreground run with no
+    network and no --init loads neither the rootless network stack, the monitor's
+    client (socket, subprocess) nor shutil (with bz2 and lzma, for finding tini)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli", "run", "--rm", "--network", "none",
+                           IMAGE, "true"], capture_output=True, text=True, cwd=repo, env=rt.env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "layergit.runtime.attach" in imported, "the run's own modules are listed"
+    unused = {"layergit.runtime.rootless.netstack", "layergit.runtime.client", "socket", "subprocess", "shutil"}
+    assert not imported & unused, sorted(imported & unused)
+
+
 def test_command_is_pid_1_without_init(rt):
     """Without --init the command itself is PID 1 of its own PID namespace."""
     assert rt.out("run", "--rm", IMAGE, "sh", "-c", "echo $$", timeout=60) == "1\n"

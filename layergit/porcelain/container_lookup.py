@@ -19,10 +19,11 @@ def registry(repo: Repo) -> Registry:
     """The root's containers; the first use in a command also restores their supervision
     if their monitor died (runtime.client.resume): a listdir, and no more when it lives."""
     if repo.root.path not in _RESUMED:
-        from ..runtime.client import resume
-
         _RESUMED.add(repo.root.path)
-        resume(repo.root.path)
+        if repo.root.supervises():  # else no monitor matters: the client's imports are spared
+            from ..runtime.client import resume
+
+            resume(repo.root.path)
     return Registry(repo.root)
 
 

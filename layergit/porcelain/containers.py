@@ -40,7 +40,6 @@ from ..removal import remove_tree
 from ..runtime import users
 from ..runtime.cgroups import WITHOUT_LIMITS, Cgroup, delegated, of_container, record_place
 from ..runtime.net import DEFAULT, NetworkKind, NetworkMode
-from ..runtime.rootless import netstack
 from ..runtime.rootless.idmap import inside
 from ..runtime.spec import Mount, Spec
 from ..runtime.state import (
@@ -96,6 +95,8 @@ def _without_root(resources, published, devices) -> str | None:
         _notice(f"warning: lg without root cannot enforce {' or '.join(dropped)} here: the cgroup v2"
                 f" subtree delegated to this user ({root}) has no controller for it;"
                 " the container runs without")
+    from ..runtime.rootless import netstack  # lg without root only: its imports are a run's start-up
+
     netstack.check_ports(published)
     for device in devices:
         wanted = (os.R_OK if "r" in device.access else 0) | (os.W_OK if "w" in device.access else 0)
@@ -362,10 +363,12 @@ def start_attached(repo: Repo, cdir: ContainerDir) -> int:
     first reads its writable layer).
     """
     from ..runtime.attach import run_attached
+    from ..runtime.rootfs import init_binary
 
     if cdir.state().running:
         raise Conflict(f"container {cdir.id[:12]} is already running")
-    return run_attached(cdir, _spec(cdir), runopts.init_binary(), repo.root.path)
+    spec = _spec(cdir)
+    return run_attached(cdir, spec, init_binary() if spec.init else None, repo.root.path)
 
 
 def run(repo: Repo, image: str, options: runopts.RunOptions, detach: bool) -> tuple[str, int | None]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from ..errors import UsageError
 from ..runtime import users
 from ..runtime.health import HealthFlags
 from ..runtime.net import NetworkKind, NetworkMode, PublishedPort
+from ..runtime.rootfs import init_binary
 from ..runtime.security import capability_set, seccomp_profile
 from ..runtime.spec import Device, Process, Resources
 from .mountspec import MountRequest, check_targets, parse_mount, parse_size, parse_tmpfs, parse_volume
@@ -438,8 +438,3 @@ def ports(options: RunOptions, config: dict, network: NetworkMode) -> list[Publi
     if options.publish_all:
         out += [PublishedPort.exposed(key) for key in config.get("ExposedPorts") or {}]
     return out
-
-
-def init_binary() -> str | None:
-    """tini, bind-mounted into the container as its PID 1 for --init (as Docker does)."""
-    return shutil.which("tini-static") or shutil.which("tini")

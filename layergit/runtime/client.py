@@ -64,9 +64,9 @@ def resume(root: str) -> bool:
     import fcntl
 
     layout = Root(root)
+    if not layout.supervises():
+        return False
     try:
-        if not os.listdir(layout.supervised):
-            return False
         fd = os.open(layout.monitor_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except FileNotFoundError:
         return False

@@ -42,7 +42,6 @@ import os
 import re
 import resource
 import selectors
-import shutil
 import signal
 import socket
 import sys
@@ -59,6 +58,7 @@ from .client import joined_netns
 from .logfile import LOG_NAME, LogWriter, limits
 from .net.controller import Controller
 from .process import SpawnError, Stdio, pty_pair, receive_master, spawn
+from .rootfs import init_binary
 from .rootless import netstack
 from .spec import Spec
 from .state import ContainerDir, Record, Registry, State, now_iso
@@ -622,9 +622,8 @@ def main(root: str) -> None:
     listener.bind(sock_path)
     os.chmod(sock_path, 0o600)
     listener.listen(socket.SOMAXCONN)  # the kernel caps it at net.core.somaxconn
-    init_binary = shutil.which("tini-static") or shutil.which("tini")
     try:
-        monitor = Monitor(root, init_binary)
+        monitor = Monitor(root, init_binary())
         monitor.adopt_all()
         monitor.serve(listener)
     finally:

@@ -34,6 +34,13 @@ DEV_LINKS = [
     ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
 ]
 INIT_PATH = "/dev/init"  # --init's argv[0]; tini runs from a sealed memfd, not from a file (process.py)
+
+
+def init_binary() -> str | None:
+    """The host's tini, which --init copies into the container as its PID 1 (as Docker does)."""
+    import shutil  # with its bz2 and lzma: a run without --init does not pay for them
+
+    return shutil.which("tini-static") or shutil.which("tini")
 _NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 _IN_ROOT = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS  # openat2: the rootfs is /, magic links refused
 
