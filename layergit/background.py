@@ -18,11 +18,47 @@ failure undoes.
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 Job = Callable[[], None]
+
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what ends lg: Ctrl-C, kill, a closed terminal
+_WAKE = 0.5  # seconds between a worker's looks at its queue when nothing wakes it
+
+
+@contextmanager
+def signals_held(notice: str) -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver the first
+    again (as KeyboardInterrupt, or lg's Terminated): for a wait that must not be cut
+    short, such as the undoing of a write that must wait for the write to end. Catching
+    the exceptions instead leaves windows, in the handler and between bytecodes, where
+    a second signal escapes. ``notice`` is said once, on the first signal held. Only
+    the main thread takes signals; elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum, frame) -> None:
+        if not held:
+            os.write(2, f"lg: {notice}\n".encode())
+        held.append(signum)
+
+    previous = {}
+    try:
+        for signum in _HELD:
+            previous[signum] = signal.signal(signum, hold)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 class Background:
@@ -65,27 +101,21 @@ class Background:
         """Stop the thread without running what is queued, once the job under way ends.
 
         The caller undoes what the jobs wrote next (a pack being sealed is removed), so
-        this waits however often it is interrupted: a second Ctrl-C must not let the
-        undoing run beside a job still writing. An interrupt during the wait is raised
+        the wait holds Ctrl-C and termination signals (signals_held): a second Ctrl-C
+        must not let the undoing run beside a job still writing. The first is raised
         once the thread has ended.
         """
         self._abandoned = True
-        interrupt: KeyboardInterrupt | None = None
-        stop_sent = False
-        while not self._ended.is_set():
-            try:
+        with signals_held("waiting for a write under way to end"):
+            stop_sent = False
+            while not self._ended.is_set():
                 if not stop_sent:
-                    # An interrupt can land after the put, before the flag: a second stop
-                    # then waits for room only while the worker lives to make it.
-                    self._queue.put(None, timeout=0.05)
+                    try:
+                        self._queue.put(None, timeout=_WAKE)  # full: a job not yet taken (skipped)
+                    except queue.Full:
+                        continue
                     stop_sent = True
                 self._ended.wait()
-            except queue.Full:
-                continue
-            except KeyboardInterrupt as exc:
-                interrupt = interrupt or exc
-        if interrupt is not None:
-            raise interrupt
 
     @property
     def stopped(self) -> bool:
@@ -98,7 +128,7 @@ class Background:
 
     def _work(self) -> None:
         try:
-            while (job := self._queue.get()) is not None:
+            while (job := self._next()) is not None:
                 try:
                     if self._failure is None and not self._abandoned:
                         job()
@@ -109,6 +139,16 @@ class Background:
             self._queue.task_done()
         finally:
             self._ended.set()
+
+    def _next(self) -> Job | None:
+        """The next job, or None to stop. A timed wait: an interrupt inside submit's put,
+        after the job is queued but before the worker is woken, must not leave the
+        worker asleep beside a full queue (abandon would wait for room forever)."""
+        while True:
+            try:
+                return self._queue.get(timeout=_WAKE)
+            except queue.Empty:
+                continue
 
 
 class ReadAhead:

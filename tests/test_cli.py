@@ -648,7 +648,12 @@ def test_a_full_disk_while_an_import_seals_its_pack_moves_no_tag(lg, tmp_path):
         "import layergit.store.pack as p\n"
         "def full(self, pack_sum):\n"
         "    deadline = time.monotonic() + 10\n"  # once materialising has made the tree
-        f"    while time.monotonic() < deadline and not [n for n in os.listdir({str(rootfs)!r}) if n[0] != '.']:\n"
+        "    while time.monotonic() < deadline:\n"
+        "        try:\n"
+        f"            if [n for n in os.listdir({str(rootfs)!r}) if n[0] != '.']:\n"
+        "                break\n"
+        "        except FileNotFoundError:\n"  # materialising has not made the cache yet
+        "            pass\n"
         "        time.sleep(0.01)\n"
         "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
         "p.PackWriter._index_bytes = full\n"

@@ -778,14 +778,18 @@ class MaterialisedCache:
                 problems.append(f"{where}: link target differs from the snapshot")
 
     def discard(self, tree: bytes) -> None:
-        """Remove the cached tree ``tree`` (its farm objects stay until a prune)."""
+        """Remove the cached tree ``tree`` if it is there (its farm objects stay until a
+        prune)."""
         import secrets  # gc and a failed import come here: not on every command's start-up
 
         # Out of its name first: a removal killed half-way must not leave a partial tree
         # where materialise (and a checkout -H clone of it) takes it as complete.
         unique = f"{tree.hex()}-gc{secrets.token_hex(4)}-{os.getpid()}"  # the sweep reads the pid
         going = os.path.join(self.rootfs_dir, f".tmp-{unique}")
-        os.rename(self.path(tree), going)
+        try:
+            os.rename(self.path(tree), going)
+        except FileNotFoundError:  # another command's failed import removed it first
+            return
         remove_tree(going)
 
     def prune(self, keep: set[bytes]) -> tuple[int, int]:

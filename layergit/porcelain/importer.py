@@ -319,6 +319,9 @@ def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
     A tree made here goes again if the sealing fails and the store does not hold it
     otherwise (the writer removes the pack): the cache holds only what the store can
     check. One the store holds stays (another command's container may be using it).
+    The removal is best-effort: the failure on its way is the one to report, and a tree
+    left behind is gc's (an import of the same image racing this one may have removed
+    it, or may find it gone and make it again).
     """
     rootfs_cache = cache(repo)
     made: list[bytes] = []
@@ -336,8 +339,11 @@ def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
                 made.append(rootfs)
     except BaseException:
         for rootfs in made:
-            if not repo.store.has(rootfs):  # the sealing has ended: our pack is in place or not
-                rootfs_cache.discard(rootfs)
+            try:
+                if not repo.store.has(rootfs):  # the sealing has ended: our pack is in place or not
+                    rootfs_cache.discard(rootfs)
+            except (OSError, LgError):
+                pass
         raise
 
 

@@ -24,15 +24,24 @@ settings.register_profile(
 settings.load_profile(os.environ.get("LG_HYPOTHESIS", "layergit"))
 
 
+class Terminated(BaseException):
+    """What lg raises for SIGTERM and SIGHUP (cli.main), played here by the fixture."""
+
+
+_PLAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class Interrupts:
-    """Ctrl-C played for real: SIGINT sent to the main thread (where Python raises
-    KeyboardInterrupt, a blocked wait included) from a thread of its own. The test's
-    handler raises only inside :meth:`armed`, so a signal that comes after the call
-    under test (one that returned too early) fails the test, not the session."""
+    """Ctrl-C, kill and a closed terminal played for real: signals sent to the main
+    thread (where Python raises KeyboardInterrupt or, as lg's handler does, Terminated;
+    a blocked wait included) from a thread of its own. The test's handlers raise only
+    inside :meth:`armed`, so a signal that comes after the call under test (one that
+    returned too early) fails the test, not the session."""
 
     def __init__(self):
         self.active = False
         self._threads: list[threading.Thread] = []
+        self._cancelled = threading.Event()
 
     @contextlib.contextmanager
     def armed(self):
@@ -44,16 +53,19 @@ class Interrupts:
 
     def _handler(self, signum, frame):
         if self.active:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
-    def send(self, count: int, when: threading.Event, then) -> None:
-        """Once ``when`` is set: ``count`` SIGINTs 20 ms apart, then ``then()``."""
+    def send(self, count: int, when: threading.Event, then, signals: tuple[int, ...] = (signal.SIGINT,)) -> None:
+        """Once ``when`` is set: ``count`` signals 20 ms apart (``signals`` in turn),
+        then ``then()``; nothing more once the test has ended."""
 
         def play():
             when.wait(10)
-            for _ in range(count):
+            for i in range(count):
                 time.sleep(0.02)
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                if self._cancelled.is_set():
+                    return
+                signal.pthread_kill(threading.main_thread().ident, signals[i % len(signals)])
             time.sleep(0.02)
             then()
 
@@ -65,10 +77,12 @@ class Interrupts:
 @pytest.fixture
 def interrupts():
     played = Interrupts()
-    previous = signal.signal(signal.SIGINT, played._handler)
+    previous = {signum: signal.signal(signum, played._handler) for signum in _PLAYED}
     try:
         yield played
     finally:
+        played._cancelled.set()  # a sender still waiting sends nothing
         for thread in played._threads:
-            thread.join(10)
-        signal.signal(signal.SIGINT, previous)
+            thread.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

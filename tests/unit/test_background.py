@@ -3,12 +3,15 @@ and reaches the submitting thread; an abandoned worker runs nothing more."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
 import pytest
 
 from layergit.background import Background
+
+from .conftest import Terminated
 
 
 def test_jobs_run_in_order_in_another_thread():
@@ -90,10 +93,15 @@ def test_a_read_ahead_failure_stays_raised():
                 ahead.read(10)
 
 
-def test_abandon_waits_for_the_job_under_way_however_often_it_is_interrupted(interrupts):
+@pytest.mark.parametrize("signals, raised", [
+    ((signal.SIGINT,), KeyboardInterrupt),
+    ((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), KeyboardInterrupt),  # Ctrl-C, then kill, then hang-up
+    ((signal.SIGTERM, signal.SIGINT), Terminated),
+])
+def test_abandon_waits_for_the_job_under_way_however_often_it_is_interrupted(interrupts, signals, raised):
     """The caller undoes what the jobs wrote once abandon returns (a pack being sealed
-    is removed): a second and third Ctrl-C during the wait must not end it early. The
-    interrupt is raised once the job has ended."""
+    is removed): Ctrl-Cs, a SIGTERM or a SIGHUP during the wait must not end it early.
+    The first signal is raised, as lg would have raised it, once the job has ended."""
     started, release = threading.Event(), threading.Event()
     ended = []
     bg = Background("test", depth=1)
@@ -105,7 +113,23 @@ def test_abandon_waits_for_the_job_under_way_however_often_it_is_interrupted(int
 
     bg.submit(job)
     started.wait(10)
-    interrupts.send(3, when=started, then=release.set)
-    with pytest.raises(KeyboardInterrupt), interrupts.armed():
+    interrupts.send(3, when=started, then=release.set, signals=signals)
+    with pytest.raises(raised), interrupts.armed():
         bg.abandon()
     assert ended == [False] and bg.stopped
+
+
+def test_abandon_ends_when_a_submit_was_interrupted_before_it_woke_the_worker():
+    """An interrupt inside submit's put can land after the job is queued and before the
+    worker is woken: the state is made here directly. abandon must still end (it used
+    to wait forever for room in the full queue, deaf to Ctrl-C)."""
+    ran = []
+    bg = Background("test", depth=1)
+    with bg._queue.mutex:  # queued, never notified
+        bg._queue.queue.append(lambda: ran.append(1))
+        bg._queue.unfinished_tasks += 1
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (bg.abandon(), done.set()), daemon=True)
+    waiter.start()
+    assert done.wait(10), "abandon did not end"
+    assert bg.stopped and ran == []
