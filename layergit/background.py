@@ -46,7 +46,10 @@ def signals_held(notice: str) -> Iterator[None]:
 
     def hold(signum, frame) -> None:
         if not held:
-            os.write(2, f"lg: {notice}\n".encode())
+            try:
+                os.write(2, f"lg: {notice}\n".encode())
+            except OSError:
+                pass  # no stderr (closed, or a terminal gone with the SIGHUP): still held
         held.append(signum)
 
     previous = {}

@@ -3,6 +3,7 @@ and reaches the submitting thread; an abandoned worker runs nothing more."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -116,6 +117,26 @@ def test_abandon_waits_for_the_job_under_way_however_often_it_is_interrupted(int
     interrupts.send(3, when=started, then=release.set, signals=signals)
     with pytest.raises(raised), interrupts.armed():
         bg.abandon()
+    assert ended == [False] and bg.stopped
+
+
+def test_abandon_holds_a_signal_even_when_it_cannot_say_so(interrupts):
+    """The notice goes to stderr, which a SIGHUP's terminal may have taken along: a
+    failed write must not end the wait either."""
+    started, release = threading.Event(), threading.Event()
+    ended = []
+    bg = Background("test", depth=1)
+    bg.submit(lambda: (started.set(), release.wait(10), ended.append(bg.stopped)))
+    started.wait(10)
+    interrupts.send(2, when=started, then=release.set, signals=(signal.SIGHUP,))
+    saved = os.dup(2)
+    os.close(2)
+    try:
+        with pytest.raises(Terminated), interrupts.armed():
+            bg.abandon()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     assert ended == [False] and bg.stopped
 
 
