@@ -40,6 +40,9 @@ _COMPRESSION_LEVEL = 1
 _BATCH_BYTES = 1 << 20
 _DEPTH = 4
 _QUEUED = -1  # the entry of an object handed over and not yet written
+# The disk writes of a big pack are started each time this many bytes have been appended
+# (see PackWriter._write_back), so that finish's fsync does not write it all at the end.
+_WRITE_BACK_BYTES = 8 << 20
 
 
 def _object_header(obj_type: int, size: int) -> bytes:
@@ -67,6 +70,7 @@ class PackWriter:
         # less an object; an import of a million files writes a million)
         self._entries: dict[bytes, int] = {}
         self._offset = 12
+        self._written_back = 0  # the offset up to which the disk writes have been started
         self._batch: list[tuple[bytes, int, bytes]] = []  # (oid, type, data) not handed over yet
         self._batch_bytes = 0
         self._deflater: Background | None = None  # started by the first full batch
@@ -103,6 +107,29 @@ class PackWriter:
             entries[oid] = offset << 32 | zlib.crc32(record)
             offset += len(record)
         self._offset = offset
+        self._write_back(offset)
+
+    def _write_back(self, end: int) -> None:
+        """Start the disk writes of what was appended before ``end``, once that is
+        _WRITE_BACK_BYTES more than last time, without waiting for them.
+
+        finish must fsync the pack before its index makes it visible. Left to the end,
+        that fsync wrote a pulled image's 100 MB pack in 0.2-0.35 s, after everything
+        else and while ``lg pull`` waited; started as the pack grows, the disk writes
+        overlap the import. POSIX_FADV_DONTNEED is the stdlib's way to start them: Linux
+        starts writing the range's dirty pages back (what sync_file_range does) and then
+        drops only those of its pages that are clean, none of which a range just written
+        has, so finish's read for the checksum still finds the pack in memory.
+        """
+        if end - self._written_back < _WRITE_BACK_BYTES:
+            return
+        self._file.flush()
+        try:
+            os.posix_fadvise(self._file.fileno(), self._written_back, end - self._written_back,
+                             os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # advice only: finish's fsync writes what this did not start
+        self._written_back = end
 
     def _settle(self) -> None:
         """Write every object handed to :meth:`add` so far, and stop the deflate thread
@@ -143,6 +170,7 @@ class PackWriter:
                 out = deflate.compress(chunk)
                 f.write(out)
                 crc, end = zlib.crc32(out, crc), end + len(out)
+                self._write_back(end)  # a 4 GB file's record too, as it is written
             if seen != size:
                 raise ValueError(f"object content was {seen} bytes, not the {size} announced")
             out = deflate.flush()
@@ -158,9 +186,11 @@ class PackWriter:
             if end == start:
                 f.seek(start)
                 f.truncate()
+                self._written_back = min(self._written_back, start)
         if end != start:
             self._entries[oid] = start << 32 | crc
             self._offset = end
+            self._write_back(end)
         return oid
 
     def abort(self) -> None:

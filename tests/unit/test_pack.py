@@ -175,6 +175,46 @@ def test_objects_deflated_in_the_background_land_whole_and_in_order_with_streams
     assert all(reader.read(oid) == (t, d) for oid, (t, d) in ids.items())
 
 
+def _page_cache(path: str) -> tuple[int, int, int]:
+    """(pages cached, dirty, under writeback) of a file, from Linux's cachestat (6.5):
+    what the kernel, not the writer, says of its pages."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    span = (ctypes.c_uint64 * 2)(0, 0)  # offset, length (0: to the end)
+    stat = (ctypes.c_uint64 * 5)()  # cache, dirty, writeback, evicted, recently evicted
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syscall(451, fd, span, stat, 0) != 0:
+            raise OSError(ctypes.get_errno(), "cachestat")
+    finally:
+        os.close(fd)
+    return stat[0], stat[1], stat[2]
+
+
+def test_a_big_pack_goes_to_the_disk_as_it_grows_not_all_at_its_fsync(tmp_path):
+    """finish's fsync must not write a pulled image's whole pack at the end: the disk
+    writes are started every _WRITE_BACK_BYTES, for objects deflated in the background
+    and for streamed ones alike, so at most the last stretch is still dirty."""
+    from layergit.store.rawobj import CHUNK
+
+    writer = pack.PackWriter(str(tmp_path))
+    try:
+        for _ in range(3 * pack._WRITE_BACK_BYTES // (1 << 20)):
+            writer.add(OBJ_BLOB, os.urandom(1 << 20))  # incompressible: the pack grows as much
+        writer.pending()  # written whole, the deflate thread stopped
+        (tmp,) = os.listdir(tmp_path)
+        cached, dirty, _ = _page_cache(str(tmp_path / tmp))
+        assert cached and dirty <= cached // 2, f"{dirty} of {cached} pages dirty"
+        big = os.urandom(3 * pack._WRITE_BACK_BYTES)
+        writer.add_stream(OBJ_BLOB, len(big), (big[i:i + CHUNK] for i in range(0, len(big), CHUNK)),
+                          lambda _oid: False)
+        cached, dirty, _ = _page_cache(str(tmp_path / tmp))
+        assert dirty <= cached // 3, f"{dirty} of {cached} pages dirty after the streamed object"
+    finally:
+        writer.abort()
+
+
 def test_an_aborted_pack_stops_its_deflate_thread_and_leaves_nothing(tmp_path):
     writer = pack.PackWriter(str(tmp_path))
     for t, d in _many(2 * (pack._BATCH_BYTES // 4096), 4096):
