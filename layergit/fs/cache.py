@@ -91,10 +91,15 @@ class FarmWriter(DirectoryWriter):
         if fd is None:
             path = os.path.join(self._objects, key[:2])
             try:
-                os.makedirs(path, mode=0o700, exist_ok=True)
-                fd = os.open(path, DIR_FLAGS)
-            except (FileExistsError, NotADirectoryError):  # a symlink too: never followed
-                raise LgError(f"{path} is not a directory; the file cache is damaged"
+                try:  # there already, but for a farm's first objects: one call, not makedirs' three
+                    fd = os.open(path, DIR_FLAGS)
+                except FileNotFoundError:
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    fd = os.open(path, DIR_FLAGS)
+            except OSError as exc:
+                if not isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.errno != errno.ELOOP:
+                    raise
+                raise LgError(f"{path} is not a directory; the file cache is damaged"  # a file, a symlink
                               " (remove that path: lg makes it again)") from None
             self._fan_fds[key[:2]] = fd
         return fd
