@@ -24,6 +24,8 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 Job = Callable[[], None]
 
@@ -32,36 +34,98 @@ _WAKE = 0.5  # seconds between a worker's looks at its queue when nothing wakes 
 
 
 @contextmanager
-def signals_held(notice: str) -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver the first
-    again (as KeyboardInterrupt, or lg's Terminated): for a wait that must not be cut
-    short, such as the undoing of a write that must wait for the write to end. Catching
-    the exceptions instead leaves windows, in the handler and between bytecodes, where
-    a second signal escapes. ``notice`` is said once, on the first signal held. Only
-    the main thread takes signals; elsewhere the block just runs."""
+def signals_held(notice: str, hurry: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them again in
+    the order they came (the first raises: KeyboardInterrupt, or lg's Terminated): for
+    a wait that must not be cut short, such as the undoing of a write that must wait
+    for the write to end. Catching the exceptions instead leaves windows, in the
+    handler and between bytecodes, where a second signal escapes.
+
+    ``notice`` is said once, on the first signal held; ``hurry``, if given, is called on
+    each (in the handler), for the work waited on to end sooner. A signal ignored when
+    the block begins stays ignored (SIGINT of lg run in the background by a shell):
+    held, it would be delivered again into SIG_IGN, in place of a later one that is not.
+    Only the main thread takes signals; elsewhere the block just runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held: list[int] = []
-
-    def hold(signum, frame) -> None:
-        if not held:
-            try:
-                os.write(2, f"lg: {notice}\n".encode())
-            except OSError:
-                pass  # no stderr (closed, or a terminal gone with the SIGHUP): still held
-        held.append(signum)
-
-    previous = {}
+    holder = _Holder(notice, hurry)
     try:
-        for signum in _HELD:
-            previous[signum] = signal.signal(signum, hold)
+        holder.install()
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        if held:
-            signal.raise_signal(held[0])
+        holder.release()
+
+
+class _Holder:
+    """The handler :func:`signals_held` puts in for each signal it holds.
+
+    ``signal.signal`` runs the handlers of signals already pending before it installs
+    one, and Python runs them between bytecodes: a handler can run, and raise, at any
+    point of the installing and of the putting back. Whatever does is taken as a held
+    signal, in its place in :attr:`taken`, and both go on to the last signal."""
+
+    def __init__(self, notice: str, hurry: Callable[[], None] | None):
+        self._notice = notice
+        self._hurry = hurry
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int] = {
+            signum: signal.SIG_DFL if handler is None else handler  # None: a handler set outside Python
+            for signum in _HELD
+            if (handler := signal.getsignal(signum)) is not signal.SIG_IGN
+        }
+        # What came, in order: a signal held, or what a handler raised while the holders
+        # went in or out (lg's Terminated for a SIGTERM that came before its holder).
+        self.taken: list[int | BaseException] = []
+        self._released = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self._released:
+            # Still in after the block: a signal raised out of the putting back between
+            # two of its tries. Put back what this replaced, and deliver the signal to it.
+            signal.signal(signum, self._previous[signum])
+            signal.raise_signal(signum)
+        else:
+            self._take(signum)
+
+    def install(self) -> None:
+        """Put the holder in for every signal held. A handler that raises meanwhile (lg's
+        Terminated, for a SIGTERM that came before its holder) ends a round, and the next
+        round, in the same try, puts in what is missing: a signal during the installing
+        must not end the block before it began (abandon's wait skipped, the abort beside
+        the write). What a second signal raises while the first is taken still escapes,
+        as a signal just before the holding began does."""
+        while True:
+            try:
+                for signum in self._previous:
+                    signal.signal(signum, self)
+                return
+            except BaseException as exc:
+                self._take(exc)
+
+    def release(self) -> None:
+        """Put back every previous handler, then deliver what came. A handler put back
+        may raise before the last is (a signal just after the block): that is taken
+        too, and the putting back goes on, so that no holder stays in for good."""
+        self._released = True
+        for signum, handler in self._previous.items():
+            try:
+                signal.signal(signum, handler)
+            except BaseException as exc:
+                self.taken.append(exc)  # not _take: the wait is over, nothing to say or hurry
+        for came in self.taken:  # until one raises, as lg's handlers all do
+            if isinstance(came, BaseException):
+                raise came
+            signal.raise_signal(came)
+
+    def _take(self, came: int | BaseException) -> None:
+        if not self.taken:
+            try:
+                os.write(2, f"lg: {self._notice}\n".encode())
+            except OSError:
+                pass  # no stderr (closed, or a terminal gone with the SIGHUP): still held
+        self.taken.append(came)
+        if self._hurry is not None:
+            self._hurry()
 
 
 class Background:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import TYPE_CHECKING
 
+from ..background import signals_held
 from ..errors import UsageError
 from ..store import names
 from .repo import Repo, signature_time, store_lock
@@ -350,28 +351,22 @@ class _Offloaded:
     def close(self, failing: bool = False) -> None:
         """Hand over what is left and wait for the thread; raise what stopped it. With
         ``failing`` (the layer is being given up), nothing more is compressed and its
-        error is not raised over the one on its way. An interrupt while waiting stops
-        the thread too, and is raised once it has ended: the compressor is never left
-        to a thread while its file closes."""
+        error is not raised over the one on its way. The wait holds Ctrl-C and
+        termination signals (background.signals_held), raised once the thread has ended:
+        the compressor is never left to a thread while its file closes. A signal held
+        stops the compressing too, as the layer will not be finished."""
         self._stop = self._stop or failing
-        interrupted: BaseException | None = None
-        for item in ([] if failing else self._batch, None):
-            while True:
-                try:
-                    self._queue.put(item)
-                    break
-                except BaseException as exc:
-                    interrupted, self._stop = interrupted or exc, True
+        with signals_held("waiting for the layer's compression to stop", hurry=self._give_up):
+            if not failing:
+                self._queue.put(self._batch)
+            self._queue.put(None)
+            self._ended.wait()
         self._batch = []
-        while not self._ended.is_set():
-            try:
-                self._ended.wait()
-            except BaseException as exc:
-                interrupted, self._stop = interrupted or exc, True
-        if interrupted is not None:
-            raise interrupted
         if self._error is not None and not failing:
             raise self._error
+
+    def _give_up(self) -> None:
+        self._stop = True
 
 
 class _HashingWriter:

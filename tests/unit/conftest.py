@@ -17,6 +17,8 @@ import time
 import pytest
 from hypothesis import settings
 
+from layergit.background import _Holder
+
 settings.register_profile("layergit", database=None, deadline=None, print_blob=True, derandomize=True)
 settings.register_profile(
     "thorough", parent=settings.get_profile("layergit"), max_examples=5000, derandomize=False
@@ -29,6 +31,7 @@ class Terminated(BaseException):
 
 
 _PLAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PATIENCE = 10.0  # seconds a sender waits for what it needs to see before it fails the test
 
 
 class Interrupts:
@@ -36,10 +39,16 @@ class Interrupts:
     thread (where Python raises KeyboardInterrupt or, as lg's handler does, Terminated;
     a blocked wait included) from a thread of its own. The test's handlers raise only
     inside :meth:`armed`, so a signal that comes after the call under test (one that
-    returned too early) fails the test, not the session."""
+    returned too early) fails the test, not the session.
+
+    A sender waits for what it can see rather than for a while: for the call under test
+    to hold signals (background.signals_held's holder in for every signal not ignored),
+    and for each signal to be taken before it sends the next, so that they are held in
+    the order sent. What it waited for in vain fails the test at its teardown."""
 
     def __init__(self):
         self.active = False
+        self.failures: list[str] = []
         self._threads: list[threading.Thread] = []
         self._cancelled = threading.Event()
 
@@ -56,22 +65,50 @@ class Interrupts:
             raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
     def send(self, count: int, when: threading.Event, then, signals: tuple[int, ...] = (signal.SIGINT,)) -> None:
-        """Once ``when`` is set: ``count`` signals 20 ms apart (``signals`` in turn),
-        then ``then()``; nothing more once the test has ended."""
+        """Once ``when`` is set and signals are held: ``count`` signals (``signals`` in
+        turn), each once the one before was taken, then ``then()``; nothing more once
+        the test has ended."""
 
         def play():
-            when.wait(10)
-            for i in range(count):
-                time.sleep(0.02)
-                if self._cancelled.is_set():
-                    return
-                signal.pthread_kill(threading.main_thread().ident, signals[i % len(signals)])
-            time.sleep(0.02)
+            try:
+                self._until(when.is_set, "the call under test never began")
+                holder = self._until(self._holder, "the call under test never held signals")
+                for i in range(count):
+                    signum = signals[i % len(signals)]
+                    taken = len(holder.taken)
+                    signal.pthread_kill(threading.main_thread().ident, signum)
+                    if signal.getsignal(signum) is not signal.SIG_IGN:  # else gone at once
+                        self._until(lambda taken=taken: len(holder.taken) > taken, f"signal {signum} was not held")
+            except _Cancelled:
+                return
+            except TimeoutError as exc:
+                self.failures.append(str(exc))
             then()
 
         thread = threading.Thread(target=play, name="interrupts", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _holder(self) -> _Holder | None:
+        """signals_held's holder, once it is in for every signal played but an ignored one."""
+        handlers = {signal.getsignal(signum) for signum in _PLAYED} - {signal.SIG_IGN}
+        holder = handlers.pop() if len(handlers) == 1 else None
+        return holder if isinstance(holder, _Holder) else None
+
+    def _until(self, seen, what: str):
+        """What ``seen()`` returns once it is true; looked at every millisecond."""
+        deadline = time.monotonic() + _PATIENCE
+        while not (result := seen()):
+            if self._cancelled.is_set():
+                raise _Cancelled
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} (waited {_PATIENCE:.0f} s)")
+            time.sleep(0.001)
+        return result
+
+
+class _Cancelled(Exception):
+    """The test ended before its sender was done: nothing more is sent."""
 
 
 @pytest.fixture
@@ -86,3 +123,5 @@ def interrupts():
             thread.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if played.failures:
+        pytest.fail("; ".join(played.failures))

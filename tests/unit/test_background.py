@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from layergit.background import Background
+from layergit.background import _HELD, Background
 
 from .conftest import Terminated
 
@@ -154,3 +154,95 @@ def test_abandon_ends_when_a_submit_was_interrupted_before_it_woke_the_worker():
     waiter.start()
     assert done.wait(10), "abandon did not end"
     assert bg.stopped and ran == []
+
+
+def _held_job(bg: Background) -> tuple[threading.Event, threading.Event, list[bool]]:
+    """A job under way until released (abandoned before it began, it would never run):
+    (started, release, ended), where ended gets whether abandon had returned as the
+    job ended."""
+    started, release = threading.Event(), threading.Event()
+    ended: list[bool] = []
+    bg.submit(lambda: (started.set(), release.wait(10), ended.append(bg.stopped)))
+    assert started.wait(10)
+    return started, release, ended
+
+
+def test_an_ignored_signal_stays_ignored_and_hides_no_later_one(interrupts):
+    """lg run in the background by a shell ignores SIGINT. Held anyway, a Ctrl-C was
+    delivered again into SIG_IGN in place of the SIGTERM held after it: the kill was
+    lost, and the caller went on as if nothing had come."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    bg = Background("test", depth=1)
+    started, release, ended = _held_job(bg)
+    interrupts.send(2, when=started, then=release.set, signals=(signal.SIGINT, signal.SIGTERM))
+    with pytest.raises(Terminated), interrupts.armed():
+        bg.abandon()
+    assert ended == [False] and bg.stopped
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.parametrize("signum, raised", [
+    (signal.SIGINT, KeyboardInterrupt),  # to its own handler, just put back: it raises
+    (signal.SIGTERM, Terminated),  # to its holder, not yet taken out
+])
+def test_a_signal_while_the_handlers_are_put_back_leaves_no_holder_in(interrupts, monkeypatch, signum, raised):
+    """A signal just after the wait, once SIGINT's handler is back: signal.signal runs
+    the pending handlers before it installs one, and SIGINT's raises. The putting back
+    stopped there, and SIGTERM and SIGHUP stayed held for good: a later kill was lost."""
+    bg = Background("test", depth=1)
+    started, release, ended = _held_job(bg)
+    put_back = signal.signal
+
+    def then_a_signal(sig, handler):
+        previous = put_back(sig, handler)
+        if sig == signal.SIGINT and handler == interrupts._handler and interrupts.active:
+            signal.raise_signal(signum)
+        return previous
+
+    interrupts.send(0, when=started, then=release.set)
+    with monkeypatch.context() as patched:
+        patched.setattr(signal, "signal", then_a_signal)
+        with pytest.raises(raised), interrupts.armed():
+            bg.abandon()
+    assert ended == [False] and bg.stopped
+    assert [signal.getsignal(s) == interrupts._handler for s in _HELD] == [True] * len(_HELD)
+    with pytest.raises(Terminated), interrupts.armed():
+        signal.raise_signal(signal.SIGTERM)
+
+
+def test_a_signal_while_the_holders_go_in_is_held_too(interrupts, monkeypatch):
+    """A SIGTERM once SIGINT's holder is in, before SIGTERM's: lg's handler raised
+    Terminated out of the holding's setting up, and abandon returned without waiting,
+    for the abort to run beside the write."""
+    bg = Background("test", depth=1)
+    started, release, ended = _held_job(bg)
+    install = signal.signal
+    killed = threading.Event()
+
+    def then_a_kill(sig, handler):
+        previous = install(sig, handler)
+        if sig == signal.SIGINT and handler != interrupts._handler and interrupts.active and not killed.is_set():
+            killed.set()
+            signal.raise_signal(signal.SIGTERM)
+        return previous
+
+    interrupts.send(0, when=started, then=release.set)
+    with monkeypatch.context() as patched:
+        patched.setattr(signal, "signal", then_a_kill)
+        with pytest.raises(Terminated), interrupts.armed():
+            bg.abandon()
+    assert killed.is_set() and ended == [False] and bg.stopped
+    assert [signal.getsignal(s) == interrupts._handler for s in _HELD] == [True] * len(_HELD)
+
+
+def test_signals_are_played_once_they_are_held(interrupts):
+    """The interrupts fixture sends once the call under test holds signals, however
+    late that is after the job began: sent before, they tested nothing, or the test
+    failed for a signal that came early."""
+    bg = Background("test", depth=1)
+    started, release, ended = _held_job(bg)
+    interrupts.send(2, when=started, then=release.set)
+    with pytest.raises(KeyboardInterrupt), interrupts.armed():
+        time.sleep(0.1)  # the caller is slow to give up: the holding begins late
+        bg.abandon()
+    assert ended == [False] and bg.stopped

@@ -63,7 +63,8 @@ def test_a_layer_given_up_keeps_its_own_error_and_compresses_no_more():
 
 def test_an_interrupted_close_waits_for_the_compressor_however_often_it_is_interrupted(interrupts):
     """The layer's file closes once close() returns: the compressor must not still be
-    writing to it, whatever Ctrl-Cs come while close waits (the first is raised)."""
+    writing to it, whatever Ctrl-Cs come while close waits (the first is raised). What
+    is queued behind the batch being written is not compressed: the layer is given up."""
     writing, release = threading.Event(), threading.Event()
 
     class Slow(Pieces):
@@ -74,7 +75,8 @@ def test_an_interrupted_close_waits_for_the_compressor_however_often_it_is_inter
 
     out = Slow()
     offloaded = _Offloaded(out)
-    offloaded.write(bytes(1 << 20))  # a batch: the thread starts writing it
+    for _ in range(3):  # batches: the thread starts writing the first
+        offloaded.write(bytes(1 << 20))
     interrupts.send(3, when=writing, then=release.set)
     with pytest.raises(KeyboardInterrupt), interrupts.armed():
         offloaded.close()
