@@ -189,23 +189,8 @@ def test_a_signal_while_the_handlers_are_put_back_leaves_no_holder_in(interrupts
     """A signal just after the wait, once SIGINT's handler is back: signal.signal runs
     the pending handlers before it installs one, and SIGINT's raises. The putting back
     stopped there, and SIGTERM and SIGHUP stayed held for good: a later kill was lost."""
-    bg = Background("test", depth=1)
-    started, release, ended = _held_job(bg)
-    put_back = signal.signal
-
-    def then_a_signal(sig, handler):
-        previous = put_back(sig, handler)
-        if sig == signal.SIGINT and handler == interrupts._handler and interrupts.active:
-            signal.raise_signal(signum)
-        return previous
-
-    interrupts.send(0, when=started, then=release.set)
-    with monkeypatch.context() as patched:
-        patched.setattr(signal, "signal", then_a_signal)
-        with pytest.raises(raised), interrupts.armed():
-            bg.abandon()
-    assert ended == [False] and bg.stopped
-    assert [signal.getsignal(s) == interrupts._handler for s in _HELD] == [True] * len(_HELD)
+    _abandon_with_a_signal(interrupts, monkeypatch, signum, raised,
+                           after=lambda sig, handler: sig == signal.SIGINT and handler == interrupts._handler)
     with pytest.raises(Terminated), interrupts.armed():
         signal.raise_signal(signal.SIGTERM)
 
@@ -214,24 +199,32 @@ def test_a_signal_while_the_holders_go_in_is_held_too(interrupts, monkeypatch):
     """A SIGTERM once SIGINT's holder is in, before SIGTERM's: lg's handler raised
     Terminated out of the holding's setting up, and abandon returned without waiting,
     for the abort to run beside the write."""
+    _abandon_with_a_signal(interrupts, monkeypatch, signal.SIGTERM, Terminated,
+                           after=lambda sig, handler: sig == signal.SIGINT and handler != interrupts._handler)
+
+
+def _abandon_with_a_signal(interrupts, monkeypatch, signum, raised, after) -> None:
+    """abandon() of a job under way, ``signum`` raised once right after the first
+    signal.signal(sig, handler) call for which ``after(sig, handler)`` holds: abandon
+    must still wait for the job, raise ``raised``, and leave the test's handlers in."""
     bg = Background("test", depth=1)
     started, release, ended = _held_job(bg)
     install = signal.signal
-    killed = threading.Event()
+    sent = threading.Event()
 
-    def then_a_kill(sig, handler):
+    def then_a_signal(sig, handler):
         previous = install(sig, handler)
-        if sig == signal.SIGINT and handler != interrupts._handler and interrupts.active and not killed.is_set():
-            killed.set()
-            signal.raise_signal(signal.SIGTERM)
+        if interrupts.active and not sent.is_set() and after(sig, handler):
+            sent.set()
+            signal.raise_signal(signum)
         return previous
 
     interrupts.send(0, when=started, then=release.set)
     with monkeypatch.context() as patched:
-        patched.setattr(signal, "signal", then_a_kill)
-        with pytest.raises(Terminated), interrupts.armed():
+        patched.setattr(signal, "signal", then_a_signal)
+        with pytest.raises(raised), interrupts.armed():
             bg.abandon()
-    assert killed.is_set() and ended == [False] and bg.stopped
+    assert sent.is_set() and ended == [False] and bg.stopped
     assert [signal.getsignal(s) == interrupts._handler for s in _HELD] == [True] * len(_HELD)
 
 
