@@ -45,6 +45,10 @@ _QUEUED = -1  # the entry of an object handed over and not yet written
 _WRITE_BACK_BYTES = 8 << 20
 
 
+class GivenUp(Exception):
+    """finish stopped, having installed nothing: the pack was given up (PackWriter.give_up)."""
+
+
 def _object_header(obj_type: int, size: int) -> bytes:
     out = bytearray()
     byte = (obj_type << 4) | (size & 0x0F)
@@ -74,6 +78,7 @@ class PackWriter:
         self._batch: list[tuple[bytes, int, bytes]] = []  # (oid, type, data) not handed over yet
         self._batch_bytes = 0
         self._deflater: Background | None = None  # started by the first full batch
+        self._given_up = False  # set by give_up, from another thread than finish's
 
     def __contains__(self, oid: bytes) -> bool:
         return oid in self._entries
@@ -216,7 +221,8 @@ class PackWriter:
         return PendingPack(self._tmp, self._entries, self._offset)
 
     def finish(self, fsync: bool = True) -> str | None:
-        """Seal the pack and install it with its index; returns the pack's path."""
+        """Seal the pack and install it with its index; returns the pack's path. Raises
+        GivenUp, having installed nothing, if :meth:`give_up` came before the renames."""
         self._settle()
         if not self._entries:
             self.abort()
@@ -228,11 +234,13 @@ class PackWriter:
         f.seek(0)
         digest = hashlib.sha1()
         while chunk := f.read(1 << 20):
+            self._check_given_up()
             digest.update(chunk)
         pack_sum = digest.digest()
         f.seek(0, os.SEEK_END)
         f.write(pack_sum)
         f.flush()
+        self._check_given_up()
         if fsync:
             os.fsync(f.fileno())
         f.close()
@@ -243,11 +251,23 @@ class PackWriter:
             out.write(idx)
             if fsync:
                 os.fsync(out.fileno())
+        self._check_given_up()  # the last look: from here on both renames are made
         os.chmod(self._tmp, 0o444)
         os.chmod(idx_tmp, 0o444)
         os.rename(self._tmp, base + ".pack")
         os.rename(idx_tmp, base + ".idx")
         return base + ".pack"
+
+    def give_up(self) -> None:
+        """The pack will not be kept (abort follows): a finish under way in another thread
+        stops at its next look (a MiB of its hashing, or a step of its writes), before
+        it installs anything, instead of hashing and syncing a pack of gigabytes first.
+        Once it has begun to install, it ends as it would have."""
+        self._given_up = True
+
+    def _check_given_up(self) -> None:
+        if self._given_up:
+            raise GivenUp("the pack was given up while it was being sealed")
 
     def _index_bytes(self, pack_sum: bytes) -> bytes:
         oids = sorted(self._entries)

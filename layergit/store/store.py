@@ -187,10 +187,11 @@ class ObjectWriter:
         fsyncs and the index, which had followed the import's other work.
 
         Nothing may be written after (a write raises). A failure in the block, or an
-        interrupted wait for the sealing, waits for the sealing to end whatever further
-        interrupts come, and leaves the pack to the store's writer, which removes it
-        unless it got its name; then its objects are unreferenced, and lg gc removes
-        them as any others.
+        interrupted wait for the sealing, gives the pack up: the sealing stops at its
+        next look (PackWriter.give_up), and is waited for whatever further interrupts
+        come; the pack is then the store's writer's, which removes it unless it got its
+        name (the sealing had begun to install it), and lg gc removes its objects, then
+        unreferenced, as any others.
         """
         from ..background import Background
 
@@ -206,7 +207,8 @@ class ObjectWriter:
             yield view
             sealer.close()  # raises what stopped the sealing (a full disk)
         except BaseException:
-            sealer.abandon()  # the writer's abort must not run beside finish's renames
+            pack.give_up()  # the writer removes it: a finish under way need not end first,
+            sealer.abandon()  # but the abort must not run beside its renames
             raise
         self.sealed = True
 

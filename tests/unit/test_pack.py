@@ -414,10 +414,10 @@ def _held_sealing(monkeypatch) -> tuple[threading.Event, threading.Event]:
 @pytest.mark.parametrize("stop", ["error", "ctrl-c"])
 def test_a_failure_while_the_pack_is_sealed_waits_for_the_sealing(tmp_path, monkeypatch, interrupts, stop):
     """The block fails (an error, or Ctrl-C and two more while lg waits) while finish()
-    is between the pack's hashing and its renames: the writer's abort must come after
-    finish, which installs the pack whole (another writer may have counted on its
-    objects). An abort beside it removed the pack under finish, which then left a stray
-    index, or a pack without one that gc does not sweep."""
+    is between the pack's hashing and its renames: the pack is given up, and the
+    writer's abort must come after finish, which stops before its renames. An abort
+    beside it removed the pack under finish, which then left a stray index, or a pack
+    without one that gc does not sweep."""
     from layergit.store.store import Store
 
     entered, release = _held_sealing(monkeypatch)
@@ -431,12 +431,40 @@ def test_a_failure_while_the_pack_is_sealed_waits_for_the_sealing(tmp_path, monk
                 entered.wait(10)
                 raise failure
     assert release.is_set(), "the sealing was waited for"
-    packs = tmp_path / "store.git" / "objects" / "pack"
-    left = sorted(p.name for p in packs.iterdir())
-    assert [n.rsplit(".", 1)[1] for n in left] == ["idx", "pack"] and left[0][:-4] == left[1][:-5], left
-    subprocess.run(["git", "verify-pack", str(packs / left[0])], check=True, capture_output=True)
+    assert list((tmp_path / "store.git" / "objects" / "pack").iterdir()) == []
     store._packs.refresh()
-    assert store.read_blob(blob) == b"x" * 100_000
+    assert not store.has(blob)
+
+
+def test_a_pack_given_up_stops_its_sealing_before_the_hashing_ends(tmp_path, monkeypatch):
+    """give_up from another thread: finish stops at its next MiB of hashing, installs
+    nothing, and abort leaves nothing, instead of hashing and syncing the whole pack."""
+    writer = pack.PackWriter(str(tmp_path))
+    for _ in range(16):
+        writer.add(OBJ_BLOB, os.urandom(1 << 20))
+    writer.pending()
+    hashed = []
+    real_sha1 = pack.hashlib.sha1
+
+    class Counting:
+        def __init__(self):
+            self._sha = real_sha1()
+
+        def update(self, data):
+            hashed.append(len(data))
+            if len(hashed) == 2:
+                writer.give_up()  # as the main thread does, the block having failed
+            self._sha.update(data)
+
+        def digest(self):
+            return self._sha.digest()
+
+    monkeypatch.setattr(pack.hashlib, "sha1", Counting)
+    with pytest.raises(pack.GivenUp):
+        writer.finish()
+    assert len(hashed) == 2, "stopped at the next MiB"
+    writer.abort()
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_full_disk_while_the_pack_is_sealed_fails_once_and_leaves_nothing(tmp_path, monkeypatch):
