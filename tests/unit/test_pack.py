@@ -175,42 +175,49 @@ def test_objects_deflated_in_the_background_land_whole_and_in_order_with_streams
     assert all(reader.read(oid) == (t, d) for oid, (t, d) in ids.items())
 
 
-def _page_cache(path: str) -> tuple[int, int, int]:
-    """(pages cached, dirty, under writeback) of a file, from Linux's cachestat (6.5):
-    what the kernel, not the writer, says of its pages."""
+def _dirty_pages(path: str) -> int:
+    """The dirty pages of a file, from Linux's cachestat (6.5): what the kernel, not the
+    writer, says of them. Skips where there is no such call (an older kernel, a seccomp
+    filter) or no write-back at all (tmpfs: its pages are never dirty)."""
     import ctypes
 
+    fs_type = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True, check=True).stdout
+    if fs_type.strip() in ("tmpfs", "ramfs"):
+        pytest.skip(f"{path} is on {fs_type.strip()}, which writes nothing back")
     libc = ctypes.CDLL(None, use_errno=True)
     span = (ctypes.c_uint64 * 2)(0, 0)  # offset, length (0: to the end)
     stat = (ctypes.c_uint64 * 5)()  # cache, dirty, writeback, evicted, recently evicted
     fd = os.open(path, os.O_RDONLY)
     try:
         if libc.syscall(451, fd, span, stat, 0) != 0:
-            raise OSError(ctypes.get_errno(), "cachestat")
+            err = ctypes.get_errno()
+            if err in (errno.ENOSYS, errno.EPERM):
+                pytest.skip(f"no cachestat here ({os.strerror(err)}): Linux 6.5 has it")
+            raise OSError(err, "cachestat")
     finally:
         os.close(fd)
-    return stat[0], stat[1], stat[2]
+    return stat[1]
 
 
 def test_a_big_pack_goes_to_the_disk_as_it_grows_not_all_at_its_fsync(tmp_path):
     """finish's fsync must not write a pulled image's whole pack at the end: the disk
-    writes are started every _WRITE_BACK_BYTES, for objects deflated in the background
-    and for streamed ones alike, so at most the last stretch is still dirty."""
+    writes are started every _WRITE_BACK_BYTES, where a batch of deflated objects or a
+    streamed object ends, so at most the last stretch is still dirty (24 MiB, all dirty
+    without it)."""
     from layergit.store.rawobj import CHUNK
 
+    most = (pack._WRITE_BACK_BYTES + (2 << 20)) // os.sysconf("SC_PAGE_SIZE")  # a stretch and a batch
     writer = pack.PackWriter(str(tmp_path))
     try:
         for _ in range(3 * pack._WRITE_BACK_BYTES // (1 << 20)):
             writer.add(OBJ_BLOB, os.urandom(1 << 20))  # incompressible: the pack grows as much
         writer.pending()  # written whole, the deflate thread stopped
         (tmp,) = os.listdir(tmp_path)
-        cached, dirty, _ = _page_cache(str(tmp_path / tmp))
-        assert cached and dirty <= cached // 2, f"{dirty} of {cached} pages dirty"
+        assert _dirty_pages(str(tmp_path / tmp)) <= most
         big = os.urandom(3 * pack._WRITE_BACK_BYTES)
         writer.add_stream(OBJ_BLOB, len(big), (big[i:i + CHUNK] for i in range(0, len(big), CHUNK)),
                           lambda _oid: False)
-        cached, dirty, _ = _page_cache(str(tmp_path / tmp))
-        assert dirty <= cached // 3, f"{dirty} of {cached} pages dirty after the streamed object"
+        assert _dirty_pages(str(tmp_path / tmp)) <= most, "after the streamed object"
     finally:
         writer.abort()
 
