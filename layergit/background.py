@@ -36,7 +36,8 @@ _WAKE = 0.5  # seconds between a worker's looks at its queue when nothing wakes 
 @contextmanager
 def signals_held(notice: str, hurry: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver them again in
-    the order they came (the first raises: KeyboardInterrupt, or lg's Terminated): for
+    the order they came, until one raises (lg's handlers all do, so the first decides:
+    KeyboardInterrupt, or lg's Terminated; the later ones are dropped): for
     a wait that must not be cut short, such as the undoing of a write that must wait
     for the write to end. Catching the exceptions instead leaves windows, in the
     handler and between bytecodes, where a second signal escapes.
@@ -103,13 +104,17 @@ class _Holder:
                 self._take(exc)
 
     def release(self) -> None:
-        """Put back every previous handler, then deliver what came. A handler put back
-        may raise before the last is (a signal just after the block): that is taken
-        too, and the putting back goes on, so that no holder stays in for good."""
+        """Put back every previous handler, then deliver what came. A handler may raise
+        while they go back (a signal just after the block, run by signal.signal before
+        it installs the next one): that is taken too, and the putting back goes on in
+        rounds, as the installing does, until every handler is back."""
         self._released = True
-        for signum, handler in self._previous.items():
+        missing = dict(self._previous)
+        while missing:
             try:
-                signal.signal(signum, handler)
+                for signum, handler in list(missing.items()):
+                    signal.signal(signum, handler)
+                    del missing[signum]
             except BaseException as exc:
                 self.taken.append(exc)  # not _take: the wait is over, nothing to say or hurry
         for came in self.taken:  # until one raises, as lg's handlers all do
@@ -118,12 +123,12 @@ class _Holder:
             signal.raise_signal(came)
 
     def _take(self, came: int | BaseException) -> None:
-        if not self.taken:
+        self.taken.append(came)  # first: a signal during the notice's write comes second
+        if len(self.taken) == 1:
             try:
                 os.write(2, f"lg: {self._notice}\n".encode())
             except OSError:
                 pass  # no stderr (closed, or a terminal gone with the SIGHUP): still held
-        self.taken.append(came)
         if self._hurry is not None:
             self._hurry()
 

@@ -167,6 +167,30 @@ def _held_job(bg: Background) -> tuple[threading.Event, threading.Event, list[bo
     return started, release, ended
 
 
+def test_a_signal_during_the_notice_comes_second_and_is_not_said_again(interrupts, monkeypatch):
+    """A SIGTERM while the notice of a Ctrl-C is written (stderr a slow terminal): the
+    nested handler found nothing taken yet, said the notice again and came first."""
+    bg = Background("test", depth=1)
+    started, release, ended = _held_job(bg)
+    said: list[bytes] = []
+    write = os.write
+
+    def slow_stderr(fd, data):
+        if fd == 2 and interrupts.active:
+            said.append(bytes(data))
+            if len(said) == 1:
+                signal.raise_signal(signal.SIGTERM)  # run at once, inside this write
+            return len(data)
+        return write(fd, data)
+
+    interrupts.send(1, when=started, then=release.set)
+    monkeypatch.setattr(os, "write", slow_stderr)
+    with pytest.raises(KeyboardInterrupt), interrupts.armed():
+        bg.abandon()
+    assert ended == [False] and bg.stopped
+    assert said == [b"lg: waiting for a write under way to end\n"]
+
+
 def test_an_ignored_signal_stays_ignored_and_hides_no_later_one(interrupts):
     """lg run in the background by a shell ignores SIGINT. Held anyway, a Ctrl-C was
     delivered again into SIG_IGN in place of the SIGTERM held after it: the kill was
@@ -195,6 +219,14 @@ def test_a_signal_while_the_handlers_are_put_back_leaves_no_holder_in(interrupts
         signal.raise_signal(signal.SIGTERM)
 
 
+def test_a_signal_while_another_handler_goes_back_leaves_no_holder_in(interrupts, monkeypatch):
+    """A SIGTERM pending as SIGINT's handler is put back: signal.signal runs SIGTERM's
+    handler (its holder, which passes it on: Terminated) before it installs SIGINT's,
+    and the putting back went on to the next signal, SIGINT's holder left in."""
+    _abandon_with_a_signal(interrupts, monkeypatch, signal.SIGTERM, Terminated, before=True,
+                           after=lambda sig, handler: sig == signal.SIGINT and handler == interrupts._handler)
+
+
 def test_a_signal_while_the_holders_go_in_is_held_too(interrupts, monkeypatch):
     """A SIGTERM once SIGINT's holder is in, before SIGTERM's: lg's handler raised
     Terminated out of the holding's setting up, and abandon returned without waiting,
@@ -203,20 +235,27 @@ def test_a_signal_while_the_holders_go_in_is_held_too(interrupts, monkeypatch):
                            after=lambda sig, handler: sig == signal.SIGINT and handler != interrupts._handler)
 
 
-def _abandon_with_a_signal(interrupts, monkeypatch, signum, raised, after) -> None:
+def _abandon_with_a_signal(interrupts, monkeypatch, signum, raised, after, before=False) -> None:
     """abandon() of a job under way, ``signum`` raised once right after the first
-    signal.signal(sig, handler) call for which ``after(sig, handler)`` holds: abandon
-    must still wait for the job, raise ``raised``, and leave the test's handlers in."""
+    signal.signal(sig, handler) call for which ``after(sig, handler)`` holds (with
+    ``before``, as that call begins, as a signal pending then is run): abandon must
+    still wait for the job, raise ``raised``, and leave the test's handlers in."""
     bg = Background("test", depth=1)
     started, release, ended = _held_job(bg)
     install = signal.signal
     sent = threading.Event()
 
-    def then_a_signal(sig, handler):
-        previous = install(sig, handler)
+    def send_once(sig, handler):
         if interrupts.active and not sent.is_set() and after(sig, handler):
             sent.set()
             signal.raise_signal(signum)
+
+    def then_a_signal(sig, handler):
+        if before:
+            send_once(sig, handler)
+        previous = install(sig, handler)
+        if not before:
+            send_once(sig, handler)
         return previous
 
     interrupts.send(0, when=started, then=release.set)
