@@ -95,13 +95,7 @@ class _Holder:
         must not end the block before it began (abandon's wait skipped, the abort beside
         the write). What a second signal raises while the first is taken still escapes,
         as a signal just before the holding began does."""
-        while True:
-            try:
-                for signum in self._previous:
-                    signal.signal(signum, self)
-                return
-            except BaseException as exc:
-                self._take(exc)
+        self._put_in(dict.fromkeys(self._previous, self), self._take)
 
     def release(self) -> None:
         """Put back every previous handler, then deliver what came. A handler may raise
@@ -109,18 +103,25 @@ class _Holder:
         it installs the next one): that is taken too, and the putting back goes on in
         rounds, as the installing does, until every handler is back."""
         self._released = True
-        missing = dict(self._previous)
+        self._put_in(self._previous, self.taken.append)  # not _take: the wait is over, nothing to say
+        for came in self.taken:  # until one raises, as lg's handlers all do
+            if isinstance(came, BaseException):
+                raise came
+            signal.raise_signal(came)
+
+    @staticmethod
+    def _put_in(handlers: dict, raised: Callable[[BaseException], None]) -> None:
+        """signal.signal for each of ``handlers``, in rounds until every one is in: what
+        a pending handler raises as one goes in (before it is installed) is given to
+        ``raised``, and the next round puts in those still missing."""
+        missing = dict(handlers)
         while missing:
             try:
                 for signum, handler in list(missing.items()):
                     signal.signal(signum, handler)
                     del missing[signum]
             except BaseException as exc:
-                self.taken.append(exc)  # not _take: the wait is over, nothing to say or hurry
-        for came in self.taken:  # until one raises, as lg's handlers all do
-            if isinstance(came, BaseException):
-                raise came
-            signal.raise_signal(came)
+                raised(exc)
 
     def _take(self, came: int | BaseException) -> None:
         self.taken.append(came)  # first: a signal during the notice's write comes second
