@@ -317,11 +317,15 @@ def test_special_names(lg, tmp_path):
 
 
 @pytest.mark.root
-def test_everything_at_once(lg, tmp_path, outside):
+@pytest.mark.parametrize("crowd", [False, True], ids=["one-writer", "two-writers"])
+def test_everything_at_once(lg, tmp_path, outside, crowd):
     """All of the above side by side in one tree round-trips exactly (hardlink leaders,
-    escaping and metadata blobs interact across directories)."""
+    escaping and metadata blobs interact across directories); also beside a crowd of
+    files, which two processes check out."""
     src = tmp_path / "src"
     trees.make_everything(src, outside, privileged=True)
+    if crowd:
+        trees.make_crowd(src / "crowd")
     trees.roundtrip(lg, src, tmp_path / "out")
 
 
@@ -786,12 +790,18 @@ def test_nonroot_checkout_keeps_user_xattrs_on_read_only_entries(lg, tmp_path):
 
 
 @pytest.mark.root
-def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path):
+@pytest.mark.parametrize("crowd", [False, True], ids=["one-writer", "two-writers"])
+def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path, crowd):
     """Unprivileged checkout of a tree the user owns where a hardlink's first name is in
     a 0000 directory: the second name is still linked (directory modes must not lock
-    the checkout out of its own tree before the links are made)."""
+    the checkout out of its own tree before the links are made), also where two
+    processes write the checkout and the links wait for both."""
     _nobody_or_skip()
     src = tmp_path / "src"
+    if crowd:
+        trees.make_crowd(src / "crowd")
+        for i, mode in ((4, 0), (35, 0o500), (30, 0o500)):  # c04/f00 is linked from c35
+            os.chmod(src / "crowd" / f"c{i:02}", mode)
     trees.locked_leader_tree(src)
     trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
     os.chmod(src, trees.NEW_CHECKOUT_MODE)

@@ -494,6 +494,20 @@ def make_everything(d, outside, privileged: bool = True) -> None:
         make_capabilities(os.path.join(d, b"caps"))
 
 
+def make_crowd(d, dirs: int = 40, files: int = 15) -> None:
+    """Enough entries in enough directories that two processes write a copy checkout
+    (layergit.fs.splitcheckout), with hardlinks between the directories, whose pieces
+    either process may take, and in both directions of the snapshot's order."""
+    d = mkdirs(d)
+    for i in range(dirs):
+        sub = mkdirs(os.path.join(d, b"c%02d" % i))
+        for j in range(files):
+            write(os.path.join(sub, b"f%02d" % j), b"%d/%d\n" % (i, j), mode=0o600 + j)
+    for i in range(0, dirs - 1, 4):  # a leader and its follower in pieces far apart
+        os.link(os.path.join(d, b"c%02d" % i, b"f00"), os.path.join(d, b"c%02d" % (dirs - 1 - i), b"zz-link"))
+    set_mtimes_bottom_up(d)
+
+
 # -- running lg as an unprivileged user ------------------------------------------
 
 

@@ -244,6 +244,12 @@ class DirectoryWriter:
         A directory's metadata is applied once everything below it is written.
         """
         own, nodes = read_dir(self.store, tree)
+        self.write_below(fd, nodes)
+        return own
+
+    def write_below(self, fd: int, nodes: list[Node]) -> None:
+        """Write ``nodes`` and everything below them into the open directory ``fd``
+        (not closed here), finishing each subdirectory once its entries are written."""
         pending = [iter(nodes)]  # per level: the entries still to write
         with DirStack(fd) as dirs:
             while True:
@@ -251,8 +257,8 @@ class DirectoryWriter:
                 if node is None:
                     pending.pop()
                     if not pending:
-                        return own
-                    self._finish_dir(dirs.fd)
+                        return
+                    self.finish_dir(dirs.fd)
                     dirs.pop()
                 elif node.meta.kind == "d":
                     self.result.entries += 1
@@ -264,7 +270,7 @@ class DirectoryWriter:
                 else:
                     self.entry(dirs.fd, node)
 
-    def _finish_dir(self, fd: int) -> None:
+    def finish_dir(self, fd: int) -> None:
         """Apply the metadata of the directory just written (open as ``fd``), or defer it."""
         m = self._stack[-1].meta
         if self._privileged_user or m.mode & 0o700 == 0o700:
@@ -307,21 +313,27 @@ class DirectoryWriter:
             return
         if link is not None:
             if link not in self._made:  # only ever link to what this checkout created
-                raise CorruptStore(
-                    f"hardlink {path.decode(errors='replace')} points to {link.decode(errors='replace')}, "
-                    "which is not an earlier entry of the snapshot"
-                )
-            leader_dir, leader = self._leader(link)
-            try:
-                os.link(leader, node.name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
-            finally:
-                os.close(leader_dir)
+                self.unmade_leader(node, admitted, path)
+                return
+            self.link(fd, node.name, link)
         elif self.create(fd, node.name, admitted):
             self._made.add(path)
         else:
             self._skipped.add(path)
             return
         self.written(admitted)
+
+    def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
+        """A hardlink at stored ``path`` whose leader this checkout has not made (yet)."""
+        raise unmade(path, node.meta.link or b"")
+
+    def link(self, fd: int, name: bytes, link: bytes) -> None:
+        """Make ``name`` in ``fd`` a hardlink to the entry this checkout made at stored path ``link``."""
+        leader_dir, leader = self._leader(link)
+        try:
+            os.link(leader, name, src_dir_fd=leader_dir, dst_dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(leader_dir)
 
     def create(self, fd: int, name: bytes, node: Node) -> bool:
         """Create a file, symlink or node from the store, with its metadata; False if skipped."""
@@ -349,6 +361,13 @@ class DirectoryWriter:
                 return False
         self.apply_meta(fd, name, m, None)
         return True
+
+
+def unmade(path: bytes, link: bytes) -> CorruptStore:
+    """The refusal of a hardlink to an entry the checkout did not make before it."""
+    shown = [p.decode(errors="replace") for p in (path, link)]
+    return CorruptStore(f"hardlink {shown[0]} points to {shown[1]},"
+                        " which is not an earlier entry of the snapshot")
 
 
 def privileged_entries(store, tree: bytes) -> int:
@@ -421,5 +440,8 @@ def _try_fchmod(fd: int, mode: int) -> None:
 def checkout(
     store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
 ) -> CheckoutResult:
-    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent."""
-    return materialise_into(DirectoryWriter(store, policy, copies), tree, dest)
+    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent (by two
+    processes: fs.splitcheckout)."""
+    from .splitcheckout import SplitWriter
+
+    return materialise_into(SplitWriter(store, policy, copies), tree, dest)

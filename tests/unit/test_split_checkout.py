@@ -1,0 +1,230 @@
+"""fs.splitcheckout: a copy checkout written by two processes is the checkout one
+process writes, entry by entry (hardlinks across the pieces, directory mtimes after
+them, put-off directories), and a failure on either side leaves no process and no
+destination behind."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from layergit.errors import CorruptStore, LgError
+from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, materialise_into
+from layergit.fs.splitcheckout import SplitWriter
+from layergit.store.snapshot import read_dir, walk
+
+from ..treecompare import describe, differences
+from .memstore import T0, Inode, MemStore, directory, file, meta, snapshot, symlink
+
+DIRS, FILES = 40, 15  # 640 entries: more than SPLIT_FROM, in more pieces than PIECES
+
+
+def big_tree(store: MemStore, extra: dict | None = None) -> bytes:
+    """Forty directories of fifteen files, some nested, locked or linked across the
+    tree, each entry with its own mtime, so a mtime put back wrong shows."""
+    entries: dict = {}
+    for d in range(DIRS):
+        entries[f"/d{d:02}"] = directory(mode=0o555 if d % 7 == 3 else 0o755, mtime_ns=T0 + d)
+        for f in range(FILES):
+            entries[f"/d{d:02}/f{f:02}"] = file(store, b"%d/%d\n" % (d, f), mode=0o600 + f, mtime_ns=T0 + 1000 * d + f)
+    entries["/d05/sub"] = directory(mtime_ns=T0 + 7)
+    entries["/d05/sub/deeper"] = directory(mode=0o500, mtime_ns=T0 + 8)
+    entries["/d05/sub/deeper/leaf"] = file(store, b"leaf\n")
+    entries["/d06/to-leaf"] = symlink(store, b"../d05/sub/deeper/leaf")
+    entries["/d07/fifo"] = Inode(meta("p", mode=0o640), None)
+    early = file(store, b"linked from the first directory\n", mtime_ns=T0 + 5)
+    late = file(store, b"linked within the last ones\n", mtime_ns=T0 + 6)
+    top = file(store, b"a file of the root's\n")
+    for path, inode in [("/d00/lead", early), ("/d20/again", early), ("/d39/again", early),
+                        ("/d38/lead", late), ("/d39/late", late), ("/r", top), ("/d10/r-again", top)]:
+        entries[path] = inode
+    for d in range(5, DIRS, 6):  # a directory's files are a piece before its subdirectories'
+        inode = file(store, b"leader in a subdirectory %d\n" % d)
+        entries[f"/d{d:02}/a-sub"] = directory(mtime_ns=T0 + 9)
+        entries[f"/d{d:02}/a-sub/x"] = inode
+        entries[f"/d{d:02}/zz-follower"] = inode
+    entries.update(extra or {})
+    return snapshot(store, entries)
+
+
+class Recorder:
+    """A ``copies`` callback that notes which process wrote each file (an O_APPEND
+    file, as the child's memory is its own), slowly enough that both take pieces,
+    and stands aside for the store's bytes."""
+
+    def __init__(self, path, fail=None):
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self.path = path
+        self.fail = fail
+
+    def __call__(self, node, out):
+        os.write(self.fd, b"%d\n" % os.getpid())
+        if self.fail is not None:
+            self.fail()
+        time.sleep(0.001)
+        return None
+
+    def writers(self) -> set[int]:
+        with open(self.path, "rb") as f:
+            return {int(line) for line in f}
+
+
+def no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def checkout(writer, tree: bytes, dest) -> None:
+    materialise_into(writer, tree, str(dest))
+
+
+def test_two_processes_write_what_one_writes(tmp_path):
+    store = MemStore()
+    tree = big_tree(store)
+    policy = CheckoutPolicy()
+    recorder = Recorder(tmp_path / "writers")
+    split = SplitWriter(store, policy, recorder)
+    checkout(split, tree, tmp_path / "split")
+    one = DirectoryWriter(store, policy)
+    checkout(one, tree, tmp_path / "one")
+    assert len(recorder.writers()) == 2, "the checkout was not split"
+    assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
+    assert split.result == one.result
+    leader = os.lstat(tmp_path / "split" / "d00" / "lead")
+    assert leader.st_nlink == 3 and os.lstat(tmp_path / "split" / "d39" / "again").st_ino == leader.st_ino
+    assert no_children_left()
+
+
+def test_links_one_process_put_off_and_then_led_itself_are_made(tmp_path):
+    """The parent stalls on its first file, so the child takes the pieces after it one
+    by one: a directory's files (a follower) before its subdirectory (the leader). The
+    child made that leader, and only it can say so."""
+    parent, stalled = os.getpid(), []
+
+    def stall_the_parent_once():
+        if os.getpid() == parent and not stalled:
+            stalled.append(1)
+            time.sleep(0.5)
+
+    store = MemStore()
+    tree = big_tree(store)
+    split = SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stall_the_parent_once))
+    checkout(split, tree, tmp_path / "split")
+    checkout(DirectoryWriter(store, CheckoutPolicy()), tree, tmp_path / "one")
+    assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
+
+
+def test_a_small_tree_is_written_by_one_process(tmp_path):
+    store = MemStore()
+    tree = snapshot(store, {f"/d{d}/f": file(store, b"%d" % d) for d in range(10)})
+    recorder = Recorder(tmp_path / "writers")
+    checkout(SplitWriter(store, CheckoutPolicy(), recorder), tree, tmp_path / "out")
+    assert recorder.writers() == {os.getpid()}
+
+
+def test_a_process_with_other_threads_does_not_fork(tmp_path):
+    """fork(2) copies only the calling thread: a lock another thread held would stay
+    held in the child for ever."""
+    store = MemStore()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        recorder = Recorder(tmp_path / "writers")
+        checkout(SplitWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
+    finally:
+        stop.set()
+        other.join()
+    assert recorder.writers() == {os.getpid()}
+
+
+def test_a_link_to_an_entry_nobody_made_is_refused_after_both_wrote(tmp_path):
+    store = MemStore()
+    shared = file(store, b"x\n")
+    stray = Inode(replace(shared.meta, link=b"/nowhere"), shared.oid)
+    tree = big_tree(store, {"/d30/stray": stray})
+    with pytest.raises(CorruptStore, match="/d30/stray points to /nowhere"):
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "writers")), tree, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert no_children_left()
+
+
+def test_the_childs_failure_is_raised_as_it_was_and_nothing_stays(tmp_path):
+    parent = os.getpid()
+
+    def full_in_the_child():
+        if os.getpid() != parent:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = MemStore()
+    with pytest.raises(OSError) as raised:
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", full_in_the_child)),
+                 big_tree(store), tmp_path / "out")
+    assert raised.value.errno == errno.ENOSPC
+    assert not (tmp_path / "out").exists()
+    assert no_children_left()
+
+
+def test_the_parents_failure_stops_the_child_before_the_destination_goes(tmp_path):
+    parent = os.getpid()
+    calls = []
+
+    def stop_in_the_parent():
+        if os.getpid() == parent:
+            calls.append(1)
+            if len(calls) == 40:
+                raise LgError("the parent stops")
+
+    store = MemStore()
+    with pytest.raises(LgError, match="the parent stops"):
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stop_in_the_parent)),
+                 big_tree(store), tmp_path / "out")
+    assert no_children_left()
+    time.sleep(0.05)  # a child still writing would bring the destination back
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_child_that_dies_is_said_with_how(tmp_path, monkeypatch):
+    parent = os.getpid()
+
+    def killed_in_the_child():
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+
+    store = MemStore()
+    with pytest.raises(LgError, match=r"second process failed \(killed by SIGKILL\)"):
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", killed_in_the_child)),
+                 big_tree(store), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert no_children_left()
+
+
+def test_the_plan_has_every_entry_once_in_snapshot_order(tmp_path):
+    """The pieces cover the tree: each file in exactly one, each directory either
+    opened by the planner or a piece of its own."""
+    store = MemStore()
+    tree = big_tree(store)
+    writer = SplitWriter(store, CheckoutPolicy())
+    os.mkdir(tmp_path / "out")
+    writer.root_fd = os.open(tmp_path / "out", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pieces, opened, seen = writer._plan(read_dir(store, tree)[1])
+    finally:
+        os.close(writer.root_fd)
+    assert seen == len(list(walk(store, tree))) and len(pieces) > DIRS
+    with_subdirectories = [b"/d%02d" % d for d in range(5, DIRS, 6)] + [b"/d05/sub"]
+    assert sorted(p.paths[-1] for p in opened) == sorted(with_subdirectories)
+    assert [p.key for p in pieces] == sorted(p.key for p in pieces)
+    files = [p.place.paths[-1] + b"/" + n.stored for p in pieces if not p.whole for n in p.nodes]
+    assert len(files) == len(set(files))
+    whole = [p.place.paths[-1] for p in pieces if p.whole]
+    assert len(whole) == len(set(whole)) and not set(whole) & {p.paths[-1] for p in opened}
+    assert len(whole) == DIRS - 6 + 6 + 1  # the others, each a-sub, and /d05/sub/deeper
