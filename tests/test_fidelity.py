@@ -353,14 +353,18 @@ def test_copy_checkout_from_the_cache_farm_is_exact(lg, tmp_path, outside):
 
 
 @pytest.mark.root
-def test_a_hardlinked_checkout_is_exact_the_first_time_and_cloned_after(lg, tmp_path, outside):
+@pytest.mark.parametrize("crowd", [False, True], ids=["one-writer", "two-writers"])
+def test_a_hardlinked_checkout_is_exact_the_first_time_and_cloned_after(lg, tmp_path, outside, crowd):
     """checkout -H of a commit materialises it once, then clones the cached rootfs
-    (fs.cache.RootfsClone): both checkouts are the source entry by entry, and the
-    clone links the very inodes the first one did. (Files alike in content and every
-    bit of metadata share one farm inode, as ostree's do: so hardlink groups are
-    compared between the checkouts, not with the source.)"""
+    (fs.cache.RootfsClone; two processes beside a crowd of files): both checkouts are
+    the source entry by entry, and the clone links the very inodes the first one did.
+    (Files alike in content and every bit of metadata share one farm inode, as
+    ostree's do: so hardlink groups are compared between the checkouts, not with the
+    source.)"""
     src = tmp_path / "src"
     trees.make_everything(src, outside, privileged=True)
+    if crowd:
+        trees.make_crowd(src / "crowd")
     lg("commit", src, "-t", "fidelity:latest")
     flags = ["--mode", trees.root_mode(src), "--root-owner", "image"]
     for name in ("first", "clone"):

@@ -25,7 +25,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..errors import LgError
 from ..removal import remove_tree
@@ -36,10 +36,13 @@ from ..store.store import verified_blob
 from .capture import entry_meta
 from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
 from .content import BlobReader, SparseWriter, file_blob_id, file_chunks, read_whole
-from .safeio import DIR_FLAGS, WINDOW, DirStack, open_dir, open_file, read_xattrs
+from .safeio import DIR_FLAGS, WINDOW, DirStack, open_below, open_dir, open_file, read_xattrs
+from .splitcheckout import Piece, plan, write_pieces
 
 if TYPE_CHECKING:
     from .farmwriter import FarmProcess
+
+_T = TypeVar("_T")
 
 
 def object_key(node: Node) -> str:
@@ -503,40 +506,114 @@ class RootfsClone(DirectoryWriter):
     def __init__(self, store, source: str, policy: CheckoutPolicy | None):
         super().__init__(store, policy)
         self._source = source
+        self._src = -1  # the source tree's root while cloning
+        self._pieces: list[Piece[tuple[bytes, ...], tuple[bytes, bool]]] = []
         self.result.privileged = None
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
-        src = os.open(self._source, DIR_FLAGS)
+        """Clone the cached tree in pieces, by two processes when it is big enough
+        (fs.splitcheckout): linking is half system calls, half Python."""
+        self._src = os.open(self._source, DIR_FLAGS)
         try:
-            own = entry_meta(os.fstat(src), read_xattrs(src, b".", src))
-            with DirStack(src, WINDOW // 2) as sources, DirStack(fd, WINDOW // 2) as dests:
-                pending = [_listing(src)]
-                while True:
-                    item = next(pending[-1], None)
-                    if item is None:
-                        pending.pop()
-                        if not pending:
-                            return own
-                        self._copy_dir_meta(sources.fd, dests.fd)
-                        sources.pop()
-                        dests.pop()
-                        continue
-                    name, is_dir = item
-                    self.result.entries += 1
-                    if is_dir:
-                        os.mkdir(name, 0o700, dir_fd=dests.fd)
-                        sources.push(open_dir(sources.fd, name), name)
-                        dests.push(open_dir(dests.fd, name), name)
-                        pending.append(_listing(sources.fd))
-                        continue
-                    try:
-                        os.link(name, name, src_dir_fd=sources.fd, dst_dir_fd=dests.fd, follow_symlinks=False)
-                    except OSError as exc:
-                        if exc.errno != errno.EMLINK:
-                            raise
-                        self._private_copy(sources.fd, dests.fd, name)
+            own = entry_meta(os.fstat(self._src), read_xattrs(self._src, b".", self._src))
+            top: tuple[bytes, ...] = ()
+            planned = plan(top, _listing(self._src), _listed_dir, self._expand)
+            self._pieces = planned.pieces
+            write_pieces(self, len(planned.pieces), planned.worth_two)
+            for parts in sorted(planned.opened, key=len, reverse=True):
+                self._at(parts, self._copy_dir_meta)
+            return own
+        finally:
+            os.close(self._src)
+
+    def _at(self, parts: tuple[bytes, ...], work: Callable[[int, int], _T]) -> _T:
+        """``work(source, destination)`` on the directory ``parts`` of both trees."""
+        src = open_below(self._src, list(parts))
+        try:
+            dest = self._open_path(list(parts))
+            try:
+                return work(src, dest)
+            finally:
+                os.close(dest)
         finally:
             os.close(src)
+
+    def _expand(self, parts: tuple[bytes, ...], entries: list[tuple[bytes, bool]]) -> list[_Below]:
+        def make(src: int, dest: int) -> list[_Below]:
+            made = []
+            for i, (name, is_dir) in enumerate(entries):
+                if is_dir:
+                    self.result.entries += 1
+                    os.mkdir(name, 0o700, dir_fd=dest)
+                    below = open_dir(src, name)
+                    try:
+                        made.append((i, parts + (name,), _listing(below)))
+                    finally:
+                        os.close(below)
+            return made
+
+        return self._at(parts, make)
+
+    def take(self, number: int) -> None:
+        piece = self._pieces[number]
+
+        def write(src: int, dest: int) -> None:
+            if piece.whole:
+                self._clone_below(src, dest, piece.entries)
+                self._copy_dir_meta(src, dest)
+            else:
+                for name, _ in piece.entries:
+                    self._clone_entry(src, dest, name)
+
+        self._at(piece.place, write)
+
+    def _clone_below(self, src: int, dest: int, entries: list[tuple[bytes, bool]]) -> None:
+        """Clone ``entries`` of the source directory ``src`` and everything below them."""
+        with DirStack(src, WINDOW // 2) as sources, DirStack(dest, WINDOW // 2) as dests:
+            pending = [iter(entries)]
+            while True:
+                item = next(pending[-1], None)
+                if item is None:
+                    pending.pop()
+                    if not pending:
+                        return
+                    self._copy_dir_meta(sources.fd, dests.fd)
+                    sources.pop()
+                    dests.pop()
+                    continue
+                name, is_dir = item
+                if is_dir:
+                    self.result.entries += 1
+                    os.mkdir(name, 0o700, dir_fd=dests.fd)
+                    sources.push(open_dir(sources.fd, name), name)
+                    dests.push(open_dir(dests.fd, name), name)
+                    pending.append(iter(_listing(sources.fd)))
+                else:
+                    self._clone_entry(sources.fd, dests.fd, name)
+
+    def _clone_entry(self, src: int, dest: int, name: bytes) -> None:
+        self.result.entries += 1
+        try:
+            os.link(name, name, src_dir_fd=src, dst_dir_fd=dest, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.EMLINK:
+                raise
+            self._private_copy(src, dest, name)
+
+    def forked(self) -> None:
+        self.result = CheckoutResult(privileged=None)
+
+    def ledger(self) -> CheckoutResult:
+        return self.result
+
+    def merge(self, ledger: CheckoutResult) -> None:
+        self.result.add(ledger)
+
+    def answer(self, question: None) -> None:
+        return None
+
+    def join(self, answer: None) -> None:
+        """Nothing waits for the end: every name links the cached inode itself."""
 
     def _copy_dir_meta(self, src: int, dest: int) -> None:
         self.apply_meta(dest, b".", entry_meta(os.fstat(src), read_xattrs(src, b".", src)), dest)
@@ -605,11 +682,18 @@ def _fully_privileged() -> bool:
         return False
 
 
-def _listing(fd: int) -> Iterator[tuple[bytes, bool]]:
+def _listing(fd: int) -> list[tuple[bytes, bool]]:
     """A directory's entries as (name, is a directory), read whole so no fd stays open."""
     with os.scandir(fd) as it:
-        entries = [(os.fsencode(e.name), e.is_dir(follow_symlinks=False)) for e in it]
-    return iter(entries)
+        return [(os.fsencode(e.name), e.is_dir(follow_symlinks=False)) for e in it]
+
+
+def _listed_dir(entry: tuple[bytes, bool]) -> bool:
+    return entry[1]
+
+
+# A subdirectory made while planning (fs.splitcheckout.plan): its index, its names from the root, its listing.
+_Below = tuple[int, tuple[bytes, ...], list[tuple[bytes, bool]]]
 
 
 @dataclass(frozen=True)

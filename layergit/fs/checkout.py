@@ -29,7 +29,7 @@ from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir, walk
 from .content import write_blob
-from .safeio import DirStack, open_dir, proc_path
+from .safeio import DirStack, open_below, open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
 NEW_DIR_MODE = 0o700  # a checkout directory lg creates, unless --mode says otherwise
@@ -109,6 +109,16 @@ class CheckoutResult:
     privileged: int | None = 0
     devices_left_out: int = 0  # by Specials.DROP
     privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
+
+    def add(self, other: CheckoutResult) -> None:
+        """Count in what another writer of the same checkout wrote (fs.splitcheckout)."""
+        self.entries += other.entries
+        self.bytes += other.bytes
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
+        if self.privileged is not None and other.privileged is not None:
+            self.privileged += other.privileged
+        self.devices_left_out += other.devices_left_out
+        self.privileges_cleared += other.privileges_cleared
 
 
 # Where a copy checkout may find a file's bytes already unpacked (fs.cache.FarmCopies):
@@ -202,16 +212,7 @@ class DirectoryWriter:
 
     def _open_path(self, parts: list[bytes]) -> int:
         """Open a directory we created, by real names from the root."""
-        fd = os.dup(self.root_fd)
-        try:
-            for part in parts:
-                nxt = open_dir(fd, part)
-                os.close(fd)
-                fd = nxt
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
+        return open_below(self.root_fd, parts)
 
     def _leader(self, link: bytes) -> tuple[int, bytes]:
         """Open the directory holding a hardlink leader (a stored path from the root)."""

@@ -45,7 +45,6 @@ which alone knows where they lead.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterator
@@ -281,6 +280,8 @@ def _umask() -> int:
 
 
 def _temporary_name(place: _Place) -> str:
+    import secrets  # 2 ms to load: only for the commands that write an output file, not every checkout
+
     return f".{place.name}.lg-{secrets.token_hex(6)}"
 
 

@@ -30,6 +30,22 @@ def open_dir(dirfd: int, name: bytes) -> int:
     return os.open(name, DIR_FLAGS, dir_fd=dirfd)
 
 
+def open_below(fd: int, parts: list[bytes]) -> int:
+    """Open the directory ``parts`` (names, one per level) below the directory ``fd``,
+    refusing symlinks at every level; ``fd`` itself stays open, and is duplicated for
+    no parts."""
+    fd = os.dup(fd)
+    try:
+        for part in parts:
+            nxt = open_dir(fd, part)
+            os.close(fd)
+            fd = nxt
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 WINDOW = 32  # directory fds a walk keeps open besides its root (RLIMIT_NOFILE is 1024 by default)
 
 

@@ -1,30 +1,29 @@
-"""A copy checkout written by two processes at once.
+"""Checkouts written by two processes at once.
 
-Writing a checkout is system calls (create, copy, owner, mode, times, close) and the
-Python between them, about half each. One process leaves a core idle; two Python
-threads would queue for the GIL after every call (fs.farmwriter says what that
+Writing a checkout is system calls (create, copy or link, owner, mode, times, close)
+and the Python between them, about half each. One process leaves a core idle; two
+Python threads would queue for the GIL after every call (fs.farmwriter says what that
 cost), so the checkout forks: parent and child each take pieces of the tree from a
-shared queue until it is empty, and a 6,768-entry image is written in a little more
-than half the time (``ostree checkout -C`` writes with one).
+shared queue until it is empty. A 6,768-entry image is then copied in a little more
+than half the time (``ostree checkout -C`` and ``-H`` write with one process).
 
-The pieces. The parent reads the top of the snapshot, the directories with the most
-entries first, and makes those directories, until there are :data:`PIECES` pieces:
-each directory it did not open is one (its whole subtree, finished by whoever takes
-it), and the files of each one it did are another. The queue is a pipe of piece
-numbers in snapshot order, written before the fork; each process reads a number at a
-time, so the one that finishes a big piece early takes the small ones left.
+The pieces (:func:`plan`). The parent reads the top of the tree, the directories with
+the most entries first, and makes those directories, until there are :data:`PIECES`
+pieces: each directory it did not open is one (its whole subtree, finished by whoever
+takes it), and the files of each one it did open are another. The queue is a pipe of
+piece numbers in the tree's order, written before the fork; each process reads one
+number at a time, so the one that ends a big piece late takes none of the small ones
+left.
 
-What the two must agree on comes after: a hardlink whose leader the process did not
-make itself is put off, and the parent makes it at the end, once the child has said
-which of those leaders it made (every leader must still be an entry this checkout
-created), and then puts back the mtime of the directory it went into. The directories
-the parent opened are finished by the parent last, deepest first. The child sends what
-it wrote (counts, warnings, put-off links and directories) in a pickle down a pipe;
-an error in it comes back as the same exception, and an error in the parent kills
-it, so the caller removes the destination only once nothing writes in it any more.
+What the two must agree on comes after (:class:`PieceWriter`): the child sends what it
+wrote in a pickle down a pipe, the parent may ask it one question back (which
+hardlink leaders it made), and the parent ends the checkout. An error in the child
+comes back as the same exception; an error in the parent kills the child first, so
+the caller removes the destination only once nothing writes in it any more.
 
-A small tree (:data:`SPLIT_FROM`) or a process with other threads (a fork would copy
-their locks held) is written by the parent alone, through the same pieces.
+A small tree (:data:`SPLIT_FROM`), or a process with other threads (a fork would copy
+the locks they hold, held for ever), is written by the parent alone, through the same
+pieces.
 """
 
 from __future__ import annotations
@@ -35,8 +34,9 @@ import pickle
 import signal
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from ..errors import LgError
 from ..store import meta as M
@@ -45,8 +45,219 @@ from .checkout import CheckoutResult, DirectoryWriter, unmade
 
 PIECES = 64  # enough that the two processes end within a small piece of each other
 SPLIT_FROM = 512  # entries seen while planning; below, a fork costs more than it saves
-_PIECE = struct.Struct("<I")
+_QUEUE_MAX = 4096  # numbers a pipe holds before anyone reads it (64 KiB): pieces beyond go in groups
+_NUMBER = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
+
+P = TypeVar("P")  # where a piece's entries go
+E = TypeVar("E")  # an entry, as the tree being written lists it
+
+
+@dataclass(frozen=True)
+class Piece(Generic[P, E]):
+    key: tuple[int, ...]  # its place in the tree's order
+    place: P  # the directory its entries go into
+    entries: list[E]
+    whole: bool  # the directory is the piece's: finished once its entries are written
+
+
+@dataclass
+class Plan(Generic[P, E]):
+    pieces: list[Piece[P, E]]  # in the tree's order
+    opened: list[P]  # the directories the planner opened (the root aside): the parent finishes them
+    seen: int  # entries read while planning
+
+    @property
+    def worth_two(self) -> bool:
+        return self.seen >= SPLIT_FROM and len(self.pieces) > 1
+
+
+def plan(
+    root: P, entries: list[E], is_dir: Callable[[E], bool],
+    expand: Callable[[P, list[E]], list[tuple[int, P, list[E]]]],
+) -> Plan[P, E]:
+    """Open directories from ``root`` (listing ``entries``), those with the most entries
+    first, until there are PIECES pieces or that many were opened. ``expand`` makes the
+    subdirectories of a directory being opened in the destination and returns each
+    (its index in ``entries``, its place, its entries). A directory without
+    subdirectories is never opened: it would make no more pieces."""
+    seen, order = len(entries), 0
+    waiting: list[tuple[int, int, tuple[int, ...], P, list[E]]] = []  # (-entries, order, key, place, entries)
+    heapq.heappush(waiting, (-len(entries), order, (), root, entries))
+    pieces: list[Piece[P, E]] = []
+    opened: list[P] = []
+    while waiting and len(waiting) + len(pieces) < PIECES and len(opened) < PIECES:
+        _, _, key, place, listed = heapq.heappop(waiting)
+        if key:
+            opened.append(place)
+        files = [e for e in listed if not is_dir(e)]
+        if files:
+            pieces.append(Piece(key + (-1,), place, files, whole=False))
+        for i, below_place, below in expand(place, listed):
+            seen += len(below)
+            if any(is_dir(e) for e in below):
+                order += 1
+                heapq.heappush(waiting, (-len(below), order, key + (i,), below_place, below))
+            else:
+                pieces.append(Piece(key + (i,), below_place, below, whole=True))
+    pieces += [Piece(key, place, listed, whole=True) for _, _, key, place, listed in waiting]
+    pieces.sort(key=lambda p: p.key)
+    return Plan(pieces, opened, seen)
+
+
+class PieceWriter(Protocol):
+    """A writer of pieces, and what its two processes say to each other."""
+
+    def take(self, number: int) -> None:
+        """Write piece ``number``."""
+
+    def forked(self) -> None:
+        """In the child, before its first piece: count from nothing."""
+
+    def ledger(self) -> object:
+        """In the child, after its last piece: what the parent needs of its work."""
+
+    def merge(self, ledger: Any) -> object:
+        """In the parent: take in the child's ledger; returns the question for the child."""
+
+    def answer(self, question: Any) -> object:
+        """In the child: the answer to the parent's question."""
+
+    def join(self, answer: Any) -> None:
+        """In the parent, once the child has ended (``answer`` None when there was none)."""
+
+
+def write_pieces(writer: PieceWriter, count: int, two: bool) -> None:
+    """Write pieces 0 to ``count`` - 1 with ``writer``, in two processes if ``two``
+    (and this process has no other thread)."""
+    groups = [range(i, min(i + _group(count), count)) for i in range(0, count, _group(count))]
+    queue, feed = os.pipe()
+    try:
+        os.write(feed, b"".join(_NUMBER.pack(g) for g in range(len(groups))))
+        os.close(feed)
+        if two and threading.active_count() == 1:
+            _Pair(writer, queue, groups).run()
+        else:
+            _take_all(writer, queue, groups)
+            writer.join(None)
+    finally:
+        os.close(queue)
+
+
+def _group(count: int) -> int:
+    return -(-count // _QUEUE_MAX)
+
+
+def _take_all(writer: PieceWriter, queue: int, groups: list[range]) -> None:
+    while number := os.read(queue, _NUMBER.size):
+        for piece in groups[_NUMBER.unpack(number)[0]]:
+            writer.take(piece)
+
+
+class _Pair:
+    """The parent's side of a two-process write, and the child's whole life."""
+
+    def __init__(self, writer: PieceWriter, queue: int, groups: list[range]):
+        self.writer, self.queue, self.groups = writer, queue, groups
+        self.child = 0
+
+    def run(self) -> None:
+        from_child, report = os.pipe()
+        ask, to_child = os.pipe()
+        self.child = os.fork()
+        if self.child == 0:  # pragma: no cover - the child reports through its pipe
+            os.close(from_child)
+            os.close(to_child)
+            self._child_life(report, ask)
+        os.close(report)
+        os.close(ask)
+        try:
+            _take_all(self.writer, self.queue, self.groups)
+            question = self.writer.merge(self._receive(from_child))
+            _send(to_child, ("ok", question))
+            answer = self._receive(from_child)
+            self._reap()
+            self.writer.join(answer)
+        finally:
+            if self.child:
+                os.kill(self.child, signal.SIGKILL)  # the parent failed: nothing may write on
+                self._reap()
+            os.close(from_child)
+            os.close(to_child)
+
+    def _child_life(self, report: int, ask: int) -> NoReturn:
+        """Write pieces, send the ledger, answer the question, and leave without running
+        anything of the parent's (its finally blocks, atexit)."""
+        code = 1
+        try:
+            self.writer.forked()
+            _take_all(self.writer, self.queue, self.groups)
+            _send(report, ("ok", self.writer.ledger()))
+            question = _receive(ask)
+            if question is not None:
+                _send(report, ("ok", self.writer.answer(question[1])))
+                code = 0
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
+            try:
+                _send(report, ("failed", _picklable(exc)))
+            except BaseException:  # noqa: BLE001 - the parent or its pipe is gone: it says so itself
+                pass
+        finally:
+            os._exit(code)
+
+    def _receive(self, fd: int) -> Any:
+        """The child's next value; raises its failure, or says how it ended."""
+        message = _receive(fd)
+        if message is not None and message[0] == "ok":
+            return message[1]
+        status = self._reap()
+        if message is not None:
+            raise message[1]
+        how = (f"killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)
+               else f"exit status {os.waitstatus_to_exitcode(status)}")
+        raise LgError(f"the checkout's second process failed ({how})")
+
+    def _reap(self) -> int:
+        _, status = os.waitpid(self.child, 0)
+        self.child = 0
+        return status
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - an exception whose arguments do not pickle: its words do
+        return LgError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _send(fd: int, value: tuple[str, object]) -> None:
+    body = pickle.dumps(value)
+    data = memoryview(_LENGTH.pack(len(body)) + body)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _receive(fd: int) -> tuple[str, Any] | None:
+    """The (kind, value) the other process sent, or None if it ended first. Only ever
+    our own process at the other end: a parent and its fork."""
+    head = _read(fd, _LENGTH.size)
+    body = None if head is None else _read(fd, _LENGTH.unpack(head)[0])
+    return None if body is None else pickle.loads(body)
+
+
+def _read(fd: int, n: int) -> bytes | None:
+    pieces, left = [], n
+    while left:
+        data = os.read(fd, min(left, 1 << 20))
+        if not data:
+            return None
+        pieces.append(data)
+        left -= len(data)
+    return b"".join(pieces)
+
+
+# -- a copy checkout of a snapshot ---------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -66,14 +277,6 @@ class _Place:
 
 
 @dataclass(frozen=True)
-class _Piece:
-    key: tuple[int, ...]  # its place in snapshot order
-    place: _Place  # the directory its entries go into
-    nodes: list[Node]
-    whole: bool  # the directory is the piece's: finished once its entries are written
-
-
-@dataclass(frozen=True)
 class _Link:
     """A hardlink put off until every leader is made."""
 
@@ -86,189 +289,93 @@ class _Link:
 
 @dataclass
 class _Ledger:
-    """What one process wrote that the parent must know to finish the checkout."""
-
     result: CheckoutResult
     links: list[_Link]
     deferred: list[tuple[list[bytes], M.EntryMeta]]
 
 
 class SplitWriter(DirectoryWriter):
-    """A DirectoryWriter for a user's copy checkout, written by two processes."""
+    """A DirectoryWriter for a user's copy checkout, written by two processes.
+
+    A hardlink whose leader the process did not make itself is put off: the parent
+    makes it at the end, once the child has said which of those leaders it made (a
+    leader must still be an entry this checkout created), and then puts back the
+    mtime of the directory it went into.
+    """
 
     def __init__(self, store, policy=None, copies=None):
         super().__init__(store, policy, copies)
+        self._pieces: list[Piece[_Place, Node]] = []
         self._links: list[_Link] = []
+        self._theirs: list[_Link] = []  # the child's put-off links
         self._key: tuple[int, ...] = ()
-        self._child = 0  # the child's pid while it runs
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
         own, nodes = read_dir(self.store, tree)
-        pieces, opened, seen = self._plan(nodes)
-        queue, feed = os.pipe()
-        try:
-            os.write(feed, b"".join(_PIECE.pack(i) for i in range(len(pieces))))
-            os.close(feed)
-            if seen >= SPLIT_FROM and len(pieces) > 1 and threading.active_count() == 1:
-                self._split(pieces, queue)
-            else:
-                self._take(pieces, queue)
-                self._join([], set(), set())
-        finally:
-            os.close(queue)
-        for place in sorted(opened, key=lambda p: len(p.stack), reverse=True):
+        planned = plan(_Place((), (b"",)), nodes, _is_dir, self._expand)
+        self._pieces = planned.pieces
+        write_pieces(self, len(planned.pieces), planned.worth_two)
+        for place in sorted(planned.opened, key=lambda p: len(p.stack), reverse=True):
             self._finish(place)
         self._deferred.sort(key=lambda d: len(d[0]), reverse=True)  # finish() goes from the top down
         return own
 
-    def _plan(self, nodes: list[Node]) -> tuple[list[_Piece], list[_Place], int]:
-        """Open the directories with the most entries from the top until there are
-        PIECES pieces (or that many were opened): returns the pieces in snapshot order,
-        the directories opened (the root aside) and how many entries were seen. A
-        directory without subdirectories is never opened: it would make no more pieces."""
-        root = _Place((), (b"",))
-        seen, order = len(nodes), 0
-        # directories to open, biggest first: (-entries, order, key, place, entries)
-        waiting: list[tuple[int, int, tuple[int, ...], _Place, list[Node]]] = []
-        heapq.heappush(waiting, (-len(nodes), order, (), root, nodes))
-        pieces: list[_Piece] = []
-        opened: list[_Place] = []
-        while waiting and len(waiting) + len(pieces) < PIECES and len(opened) < PIECES:
-            _, _, key, place, entries = heapq.heappop(waiting)
-            if place is not root:
-                opened.append(place)
-            files = [n for n in entries if n.meta.kind != "d"]
-            if files:
-                pieces.append(_Piece(key + (-1,), place, files, whole=False))
-            fd = self._open_path(place.parts)
-            try:
-                for i, node in enumerate(entries):
-                    if node.meta.kind != "d":
-                        continue
+    def _expand(self, place: _Place, nodes: list[Node]) -> list[tuple[int, _Place, list[Node]]]:
+        fd = self._open_path(place.parts)
+        try:
+            made = []
+            for i, node in enumerate(nodes):
+                if node.meta.kind == "d":
                     self.result.entries += 1
                     os.mkdir(node.name, 0o700, dir_fd=fd)
-                    below = read_dir(self.store, node.tree)[1]
-                    seen += len(below)
-                    if any(n.meta.kind == "d" for n in below):
-                        order += 1
-                        heapq.heappush(waiting, (-len(below), order, key + (i,), place.below(node), below))
-                    else:
-                        pieces.append(_Piece(key + (i,), place.below(node), below, whole=True))
-            finally:
-                os.close(fd)
-        pieces += [_Piece(key, place, below, whole=True) for _, _, key, place, below in waiting]
-        pieces.sort(key=lambda p: p.key)
-        return pieces, opened, seen
+                    made.append((i, place.below(node), read_dir(self.store, node.tree)[1]))
+            return made
+        finally:
+            os.close(fd)
 
-    def _take(self, pieces: list[_Piece], queue: int) -> None:
-        """Write pieces from the queue until it is empty."""
-        while number := os.read(queue, _PIECE.size):
-            piece = pieces[_PIECE.unpack(number)[0]]
-            self._key = piece.key + (0,)
-            fd = self._open_path(piece.place.parts)
-            try:
-                self._stack, self._paths = list(piece.place.stack), list(piece.place.paths)
-                self.write_below(fd, piece.nodes)
-                if piece.whole:
-                    self.finish_dir(fd)
-            finally:
-                os.close(fd)
+    def take(self, number: int) -> None:
+        piece = self._pieces[number]
+        self._key = piece.key + (0,)
+        fd = self._open_path(piece.place.parts)
+        try:
+            self._stack, self._paths = list(piece.place.stack), list(piece.place.paths)
+            self.write_below(fd, piece.entries)
+            if piece.whole:
+                self.finish_dir(fd)
+        finally:
+            os.close(fd)
 
     def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
         place = _Place(tuple(self._stack), tuple(self._paths))
         self._links.append(_Link(self._key, place, node, admitted, path))
         self._key = self._key[:-1] + (self._key[-1] + 1,)
 
-    def _split(self, pieces: list[_Piece], queue: int) -> None:
-        """Write the pieces with a child process, then join what it wrote."""
-        from_child, report = os.pipe()
-        ask, to_child = os.pipe()
-        self._child = os.fork()
-        if self._child == 0:  # pragma: no cover - the child reports through its pipe
-            os.close(from_child)
-            os.close(to_child)
-            self._child_life(pieces, queue, report, ask)
-        os.close(report)
-        os.close(ask)
-        try:
-            self._take(pieces, queue)
-            ledger = _receive(from_child)
-            if not isinstance(ledger, _Ledger):
-                self._child_failed(ledger)
-            self._merge(ledger)
-            _send(to_child, self._needed(ledger.links))
-            answer = _receive(from_child)
-            if not isinstance(answer, tuple):
-                self._child_failed(answer)
-            self._reap()
-            self._join(ledger.links, *answer)
-        finally:
-            if self._child:
-                os.kill(self._child, signal.SIGKILL)  # the parent failed: nothing may write on
-                self._reap()
-            os.close(from_child)
-            os.close(to_child)
+    def forked(self) -> None:
+        self.result = CheckoutResult()
+        self._deferred = []
 
-    def _child_life(self, pieces: list[_Piece], queue: int, report: int, ask: int) -> None:
-        """The child's life: write pieces, send its ledger, answer which leaders it made,
-        and leave without running anything of the parent's (its finally blocks, atexit)."""
-        code = 1
-        try:
-            self.result = CheckoutResult()
-            self._deferred = []
-            self._take(pieces, queue)
-            _send(report, _Ledger(self.result, self._links, self._deferred))
-            needed = _receive(ask)
-            if isinstance(needed, set):
-                _send(report, (needed & self._made, needed & self._skipped))
-                code = 0
-        except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
-            try:
-                _send(report, _picklable(exc))
-            except BaseException:  # noqa: BLE001 - the parent is gone, or its pipe is: it says so itself
-                pass
-        finally:
-            os._exit(code)
+    def ledger(self) -> _Ledger:
+        return _Ledger(self.result, self._links, self._deferred)
 
-    def _reap(self) -> int:
-        _, status = os.waitpid(self._child, 0)
-        self._child = 0
-        return status
-
-    def _child_failed(self, report: object) -> NoReturn:
-        """Raise what stopped the child: its exception, else how it ended."""
-        if isinstance(report, BaseException):
-            self._reap()
-            raise report
-        status = self._reap()
-        how = (f"killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)
-               else f"exit status {os.waitstatus_to_exitcode(status)}")
-        raise LgError(f"the checkout's second process failed ({how})")
-
-    def _merge(self, ledger: _Ledger) -> None:
-        """Count what the child wrote, and take over the directories it put off."""
-        mine, theirs = self.result, ledger.result
-        mine.entries += theirs.entries
-        mine.bytes += theirs.bytes
-        assert mine.privileged is not None and theirs.privileged is not None  # this writer counts them
-        mine.privileged += theirs.privileged
-        mine.devices_left_out += theirs.devices_left_out
-        mine.privileges_cleared += theirs.privileges_cleared
-        mine.warnings += [w for w in theirs.warnings if w not in mine.warnings]
+    def merge(self, ledger: _Ledger) -> set[bytes]:
+        """Count what the child wrote, take over what it put off, and ask which of the
+        leaders only it may have made it did make."""
+        self.result.add(ledger.result)
         self._deferred += ledger.deferred
-
-    def _needed(self, theirs: list[_Link]) -> set[bytes]:
-        """The leaders of put-off links (``theirs`` the child's) that only the child may have made."""
-        leaders = {link.node.meta.link for link in self._links + theirs}
+        self._theirs = ledger.links
+        leaders = {link.node.meta.link for link in self._links + self._theirs}
         return {lead for lead in leaders if lead is not None} - self._made - self._skipped
 
-    def _join(self, theirs: list[_Link], made: set[bytes], skipped: set[bytes]) -> None:
-        """Make the put-off links (``theirs`` the child's; ``made`` and ``skipped`` the
-        leaders the child made and could not), then put back the mtimes they changed."""
-        self._made |= made
-        self._skipped |= skipped
+    def answer(self, question: set[bytes]) -> tuple[set[bytes], set[bytes]]:
+        return question & self._made, question & self._skipped
+
+    def join(self, answer: tuple[set[bytes], set[bytes]] | None) -> None:
+        """Make the put-off links, then put back the mtimes they changed."""
+        if answer is not None:
+            self._made |= answer[0]
+            self._skipped |= answer[1]
         touched: dict[tuple[bytes, ...], _Place] = {}
-        for link in sorted(self._links + theirs, key=lambda lk: lk.key):
+        for link in sorted(self._links + self._theirs, key=lambda lk: lk.key):
             leader = link.node.meta.link
             assert leader is not None  # only hardlinks are put off
             if leader in self._skipped:
@@ -293,7 +400,7 @@ class SplitWriter(DirectoryWriter):
                 os.close(fd)
 
     def _finish(self, place: _Place) -> None:
-        """Finish a directory the parent opened while planning."""
+        """Finish a directory the planner opened."""
         fd = self._open_path(place.parts)
         try:
             self._stack, self._paths = list(place.stack), list(place.paths)
@@ -302,36 +409,5 @@ class SplitWriter(DirectoryWriter):
             os.close(fd)
 
 
-def _picklable(exc: BaseException) -> BaseException:
-    try:
-        pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - an exception whose arguments do not pickle: its words do
-        return LgError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def _send(fd: int, value: object) -> None:
-    body = pickle.dumps(value)
-    data = memoryview(_LENGTH.pack(len(body)) + body)
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def _receive(fd: int) -> object:
-    """The value the other process sent, or None if it ended first."""
-    head = _read(fd, _LENGTH.size)
-    if head is None:
-        return None
-    body = _read(fd, _LENGTH.unpack(head)[0])
-    return None if body is None else pickle.loads(body)
-
-
-def _read(fd: int, n: int) -> bytes | None:
-    pieces, left = [], n
-    while left:
-        data = os.read(fd, min(left, 1 << 20))
-        if not data:
-            return None
-        pieces.append(data)
-        left -= len(data)
-    return b"".join(pieces)
+def _is_dir(node: Node) -> bool:
+    return node.meta.kind == "d"

@@ -15,8 +15,7 @@ import pytest
 
 from layergit.errors import CorruptStore, LgError
 from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, materialise_into
-from layergit.fs.splitcheckout import SplitWriter
-from layergit.store.snapshot import read_dir, walk
+from layergit.fs.splitcheckout import PIECES, SplitWriter, plan, write_pieces
 
 from ..treecompare import describe, differences
 from .memstore import T0, Inode, MemStore, directory, file, meta, snapshot, symlink
@@ -157,23 +156,26 @@ def test_a_link_to_an_entry_nobody_made_is_refused_after_both_wrote(tmp_path):
     assert no_children_left()
 
 
-def test_the_childs_failure_is_raised_as_it_was_and_nothing_stays(tmp_path):
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk-full", "ctrl-c"])
+def test_the_childs_failure_is_raised_as_it_was_and_nothing_stays(tmp_path, failure):
     parent = os.getpid()
 
-    def full_in_the_child():
+    def fail_in_the_child():
         if os.getpid() != parent:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise failure
 
     store = MemStore()
-    with pytest.raises(OSError) as raised:
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", full_in_the_child)),
+    with pytest.raises(type(failure)) as raised:
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", fail_in_the_child)),
                  big_tree(store), tmp_path / "out")
-    assert raised.value.errno == errno.ENOSPC
+    assert str(raised.value) == str(failure) and getattr(raised.value, "errno", None) == getattr(failure, "errno", None)
     assert not (tmp_path / "out").exists()
     assert no_children_left()
 
 
-def test_the_parents_failure_stops_the_child_before_the_destination_goes(tmp_path):
+@pytest.mark.parametrize("stop", [LgError("the parent stops"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_the_parents_failure_stops_the_child_before_the_destination_goes(tmp_path, stop):
     parent = os.getpid()
     calls = []
 
@@ -181,10 +183,10 @@ def test_the_parents_failure_stops_the_child_before_the_destination_goes(tmp_pat
         if os.getpid() == parent:
             calls.append(1)
             if len(calls) == 40:
-                raise LgError("the parent stops")
+                raise stop
 
     store = MemStore()
-    with pytest.raises(LgError, match="the parent stops"):
+    with pytest.raises(type(stop)):
         checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stop_in_the_parent)),
                  big_tree(store), tmp_path / "out")
     assert no_children_left()
@@ -207,24 +209,56 @@ def test_a_child_that_dies_is_said_with_how(tmp_path, monkeypatch):
     assert no_children_left()
 
 
-def test_the_plan_has_every_entry_once_in_snapshot_order(tmp_path):
-    """The pieces cover the tree: each file in exactly one, each directory either
-    opened by the planner or a piece of its own."""
-    store = MemStore()
-    tree = big_tree(store)
-    writer = SplitWriter(store, CheckoutPolicy())
-    os.mkdir(tmp_path / "out")
-    writer.root_fd = os.open(tmp_path / "out", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        pieces, opened, seen = writer._plan(read_dir(store, tree)[1])
-    finally:
-        os.close(writer.root_fd)
-    assert seen == len(list(walk(store, tree))) and len(pieces) > DIRS
-    with_subdirectories = [b"/d%02d" % d for d in range(5, DIRS, 6)] + [b"/d05/sub"]
-    assert sorted(p.paths[-1] for p in opened) == sorted(with_subdirectories)
-    assert [p.key for p in pieces] == sorted(p.key for p in pieces)
-    files = [p.place.paths[-1] + b"/" + n.stored for p in pieces if not p.whole for n in p.nodes]
+def test_the_plan_has_every_entry_once_in_the_trees_order():
+    """The pieces cover the tree: each entry in exactly one piece or made by the
+    planner, the biggest directories opened first, none without subdirectories."""
+    tree = {"": [f"d{d:02}/" for d in range(DIRS)] + ["r"]}
+    for d in range(DIRS):
+        tree[f"d{d:02}/"] = [f"d{d:02}/f{f:02}" for f in range(FILES)]
+    tree["d05/"] += ["d05/sub/"]
+    tree["d05/sub/"] = ["d05/sub/deeper/"]
+    tree["d05/sub/deeper/"] = ["d05/sub/deeper/leaf"]
+    tree["d07/"] += [f"d07/s{i:02}/" for i in range(30)]
+    for i in range(30):
+        tree[f"d07/s{i:02}/"] = [f"d07/s{i:02}/x", f"d07/s{i:02}/y/"]
+        tree[f"d07/s{i:02}/y/"] = []
+    made = []
+
+    def expand(place, entries):
+        made.extend(e for e in entries if e.endswith("/"))
+        return [(i, e, tree[e]) for i, e in enumerate(entries) if e.endswith("/")]
+
+    planned = plan("", tree[""], lambda e: e.endswith("/"), expand)
+    assert [p.key for p in planned.pieces] == sorted(p.key for p in planned.pieces)
+    assert planned.opened == ["d07/"]  # the most entries first, and then enough pieces; never d00/ and the like
+    assert len(planned.pieces) >= PIECES and planned.worth_two
+    whole = [p.place for p in planned.pieces if p.whole]
+    assert set(whole).isdisjoint(planned.opened) and len(whole) == len(set(whole))
+    below_whole = set()
+    for top in whole:  # everything below a whole piece is its own
+        stack = list(tree[top])
+        while stack:
+            e = stack.pop()
+            below_whole.add(e)
+            stack += tree.get(e, [])
+    everything = {e for entries in tree.values() for e in entries}
+    files = [e for p in planned.pieces if not p.whole for e in p.entries]
     assert len(files) == len(set(files))
-    whole = [p.place.paths[-1] for p in pieces if p.whole]
-    assert len(whole) == len(set(whole)) and not set(whole) & {p.paths[-1] for p in opened}
-    assert len(whole) == DIRS - 6 + 6 + 1  # the others, each a-sub, and /d05/sub/deeper
+    assert set(files) | set(made) | below_whole | set(whole) == everything
+    assert planned.seen == sum(len(tree[p]) for p in ["", *made])
+
+
+def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
+    """More pieces than a pipe holds numbers before anyone reads (16,384): the queue
+    carries groups of pieces, and every piece is taken once."""
+    taken = []
+
+    class Writer:
+        def take(self, number):
+            taken.append(number)
+
+        def join(self, answer):
+            taken.append(answer)
+
+    write_pieces(Writer(), 20_000, two=False)
+    assert taken[:-1] == list(range(20_000)) and taken[-1] is None
