@@ -460,6 +460,53 @@ def test_corrupt_metadata_blob_reported_by_fsck(lg, tmp_path, kind):
     assert not os.path.lexists(dest), f"partial checkout left behind after: {err}"
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_ctrl_c_while_two_processes_check_out_leaves_nothing(lg, tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while both processes
+    of a copy checkout write (layergit.fs.splitcheckout): lg ends with 130 and no
+    process of it stays, and the destination is gone. The group is stopped first, once
+    the second process exists, so the signal lands mid-checkout whatever the timing."""
+    from . import trees
+
+    src = tmp_path / "src"
+    trees.make_crowd(src, dirs=100, files=30)
+    lg("commit", src, "-t", "crowd:1")
+    trees.forget_the_farm(lg)  # every file inflated from the pack: a longer checkout
+    for attempt in range(5):
+        dest = tmp_path / f"out-{attempt}"
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "checkout", "crowd:1", str(dest)], env=lg.env(),
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and not _children(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.killpg(proc.pid, signal.SIGSTOP)
+            writing = proc.poll() is None and _children(proc.pid)
+            if writing:
+                os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGCONT)
+            _, err = proc.communicate(timeout=60)
+            if not writing:
+                continue  # it ended (or had not forked) before the stop: try again
+            assert proc.returncode == 130, err
+            assert not os.path.lexists(dest), "a half checkout stayed"
+            with pytest.raises(ProcessLookupError):
+                os.killpg(proc.pid, 0)  # no process of the group is left
+            return
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    pytest.fail("the checkout always ended before it could be interrupted")
+
+
 def test_non_image_commit_reported_by_fsck(lg, tmp_path):
     """A commit under refs/heads/ without config.json/rootfs is an fsck problem and a one-line error for show."""
     src = write_tree(str(tmp_path / "src"), {"hello": b"hello\n"})
