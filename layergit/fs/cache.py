@@ -519,7 +519,7 @@ class RootfsClone(DirectoryWriter):
             top: tuple[bytes, ...] = ()
             planned = plan(top, _listing(self._src), _listed_dir, self._expand)
             self._pieces = planned.pieces
-            write_pieces(self, len(planned.pieces), planned.worth_two)
+            write_pieces(self, planned.queue, planned.worth_two)
             for parts in sorted(planned.opened, key=len, reverse=True):
                 self._at(parts, self._copy_dir_meta)
             return own

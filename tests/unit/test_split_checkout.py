@@ -260,5 +260,5 @@ def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
         def join(self, answer):
             taken.append(answer)
 
-    write_pieces(Writer(), 20_000, two=False)
-    assert taken[:-1] == list(range(20_000)) and taken[-1] is None
+    write_pieces(Writer(), list(range(20_000))[::-1], two=False)
+    assert taken[:-1] == list(range(20_000))[::-1] and taken[-1] is None
