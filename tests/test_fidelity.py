@@ -577,16 +577,16 @@ def _nobody_lg(home, *args, userns: bool = False):
 
 
 @contextmanager
-def _nobody_checkout(lg, rev, userns: bool = False):
+def _nobody_checkout(lg, rev, userns: bool = False, *flags: str):
     """Hand a copy of root's store to 65534 (at its default root) and let it check out
-    ``rev``; yields (process, destination, the source of truth for comparisons)."""
+    ``rev`` (with ``flags``); yields (process, destination)."""
     with trees.nobody_dir() as home:
         lgroot = os.path.join(home, ".local", "share", "layergit")
         os.makedirs(lgroot, mode=0o700)  # as lg makes a user's root: a wider one would be tightened, with a notice
         subprocess.run(["cp", "-a", os.path.join(lg.root, "store.git"), os.path.join(lgroot, "store.git")], check=True)
         trees.chown_tree(os.path.join(home, ".local"), trees.NOBODY, trees.NOBODY)
         dest = os.path.join(home, "out")
-        yield _nobody_lg(home, "checkout", rev, dest, userns=userns), dest
+        yield _nobody_lg(home, "checkout", *flags, rev, dest, userns=userns), dest
 
 
 def _nobody_or_skip():
@@ -814,6 +814,30 @@ def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path, crow
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
         assert proc.stderr == b"", proc.stderr
         assert_same_tree(src, dest)
+
+
+@pytest.mark.root
+def test_nonroot_hardlinked_checkout_of_a_crowd_with_locked_directories(lg, tmp_path):
+    """An unprivileged -H checkout links farm objects the walk makes (FarmWriter, by two
+    processes for a crowd of files): directories locked to their owner (0500, 0000)
+    are finished last, and the tree is the source's but for which files share an
+    inode (alike files share one farm object, as ostree's do)."""
+    _nobody_or_skip()
+    src = tmp_path / "src"
+    trees.make_crowd(src / "crowd")
+    for i, mode in ((4, 0), (35, 0o500), (30, 0o500)):  # c04/f00 is linked from c35
+        os.chmod(src / "crowd" / f"c{i:02}", mode)
+    trees.locked_leader_tree(src)
+    trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
+    lg("commit", src, "-t", "crowd:v1")
+    with _nobody_checkout(lg, "crowd:v1", False, "-H") as (proc, dest):
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert proc.stderr == b"", proc.stderr
+        unlinked = [{path: entry[:-1] for path, entry in describe(tree).items()} for tree in (src, dest)]
+        assert not differences(*unlinked)
+        assert os.lstat(os.path.join(dest, "z", "follower")).st_ino == \
+            os.lstat(os.path.join(dest, "a-locked", "leader")).st_ino
 
 
 @pytest.mark.root

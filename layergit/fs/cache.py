@@ -37,7 +37,7 @@ from .capture import entry_meta
 from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
 from .content import BlobReader, SparseWriter, file_blob_id, file_chunks, read_whole
 from .safeio import DIR_FLAGS, WINDOW, DirStack, open_below, open_dir, open_file, read_xattrs
-from .splitcheckout import Piece, plan, write_pieces
+from .splitcheckout import Piece, SplitWriter, plan, write_pieces
 
 if TYPE_CHECKING:
     from .farmwriter import FarmProcess
@@ -154,6 +154,13 @@ class FarmWriter(DirectoryWriter):
             if exc.errno != errno.EMLINK:
                 raise
             self.create(fd, node.name, node)  # too many links to one inode: a private copy
+
+
+class FarmSplitWriter(SplitWriter, FarmWriter):
+    """A FarmWriter whose snapshot two processes write (fs.splitcheckout): a first run's
+    materialising, unless the process has other threads (an import's, beside its
+    sealing). The two may make the same farm object at once: each makes it under a
+    name with its pid, and the second link finds the first's (FarmWriter.entry)."""
 
 
 class BlobWriter(Protocol):
@@ -790,7 +797,7 @@ class MaterialisedCache:
     ) -> CheckoutResult:
         """Walk the snapshot's trees, linking each file to its farm object (made if missing)."""
         private_dir(self.objects_dir)
-        writer = FarmWriter(store, self.objects_dir, policy)
+        writer = FarmSplitWriter(store, self.objects_dir, policy)
         try:
             return materialise_into(writer, tree, dest)
         finally:

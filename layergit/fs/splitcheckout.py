@@ -302,7 +302,9 @@ class _Ledger:
 
 
 class SplitWriter(DirectoryWriter):
-    """A DirectoryWriter for a user's copy checkout, written by two processes.
+    """A DirectoryWriter that writes a snapshot by two processes: a user's copy
+    checkout as it is, and the cache's farm checkout (fs.cache.FarmSplitWriter, which
+    puts it before FarmWriter: so it has no constructor of its own).
 
     A hardlink whose leader the process did not make itself is put off: the parent
     makes it at the end, once the child has said which of those leaders it made (a
@@ -310,14 +312,13 @@ class SplitWriter(DirectoryWriter):
     mtime of the directory it went into.
     """
 
-    def __init__(self, store, policy=None, copies=None):
-        super().__init__(store, policy, copies)
-        self._pieces: list[Piece[_Place, Node]] = []
-        self._links: list[_Link] = []
-        self._theirs: list[_Link] = []  # the child's put-off links
-        self._key: tuple[int, ...] = ()
+    _pieces: list[Piece[_Place, Node]]
+    _links: list[_Link]
+    _theirs: list[_Link]  # the child's put-off links
+    _key: tuple[int, ...]  # where the piece being written is, and where in it
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
+        self._links, self._theirs, self._key = [], [], ()
         own, nodes = read_dir(self.store, tree)
         planned = plan(_Place((), (b"",)), nodes, _is_dir, self._expand)
         self._pieces = planned.pieces
