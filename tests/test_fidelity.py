@@ -817,6 +817,25 @@ def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path, crow
 
 
 @pytest.mark.root
+def test_nonroot_checkout_of_a_locked_directory_inside_a_locked_one(lg, tmp_path):
+    """A 0000 directory holding a 0500 one holding a file: an unprivileged checkout
+    gives each its mode, the inner one first (the outer one's mode shuts the user out)."""
+    _nobody_or_skip()
+    src = tmp_path / "src"
+    inner = src / "outer" / "inner"
+    inner.mkdir(parents=True)
+    trees.write(inner / "file", b"deep inside\n")
+    os.chmod(inner, 0o500)
+    os.chmod(src / "outer", 0)
+    trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
+    os.chmod(src, trees.NEW_CHECKOUT_MODE)
+    lg("commit", src, "-t", "nested:v1")
+    with _nobody_checkout(lg, "nested:v1") as (proc, dest):
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert_same_tree(src, dest)
+
+
+@pytest.mark.root
 def test_nonroot_hardlinked_checkout_of_a_crowd_with_locked_directories(lg, tmp_path):
     """An unprivileged -H checkout links farm objects the walk makes (FarmWriter, by two
     processes for a crowd of files): directories locked to their owner (0500, 0000)

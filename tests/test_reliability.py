@@ -507,6 +507,66 @@ def test_ctrl_c_while_two_processes_check_out_leaves_nothing(lg, tmp_path):
     pytest.fail("the checkout always ended before it could be interrupted")
 
 
+def test_a_checkout_whose_parent_is_killed_stops_writing(lg, tmp_path):
+    """SIGKILL to lg alone (not its group) while two processes check out: the second
+    stops at its next piece (a directory of 30 files here) rather than write the whole
+    tree for nobody, and lets go of the store (it shares lg's lock file)."""
+    from . import trees
+
+    src = tmp_path / "src"
+    trees.make_crowd(src, dirs=100, files=30)
+    lg("commit", src, "-t", "crowd:1")
+    trees.forget_the_farm(lg)
+    entries = sum(len(dirs) + len(files) for _, dirs, files in os.walk(src))
+    for attempt in range(5):
+        dest = tmp_path / f"out-{attempt}"
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "checkout", "crowd:1", str(dest)], env=lg.env(),
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and not _children(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.killpg(proc.pid, signal.SIGSTOP)
+            children = _children(proc.pid) if proc.poll() is None else []
+            if children:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                before = sum(len(dirs) + len(files) for _, dirs, files in os.walk(dest))
+            os.killpg(proc.pid, signal.SIGCONT)
+            if not children:
+                proc.wait(60)
+                continue  # it ended (or had not forked) before the stop: try again
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the second process outlived lg by a minute")
+            after = sum(len(dirs) + len(files) for _, dirs, files in os.walk(dest))
+            assert after - before <= 2 * 31, f"the orphan wrote {after - before} of {entries} entries on"
+            return
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    pytest.fail("the checkout always ended before its parent could be killed")
+
+
+def test_an_empty_image_checks_out(lg, tmp_path):
+    """No entry at all: no piece to write, copied or hardlinked."""
+    (tmp_path / "empty").mkdir()
+    lg("commit", tmp_path / "empty", "-t", "empty:1")
+    for flags in ([], ["-H"]):
+        dest = tmp_path / f"out{len(flags)}"
+        lg("checkout", *flags, "empty:1", dest)
+        assert os.listdir(dest) == []
+
+
 def test_non_image_commit_reported_by_fsck(lg, tmp_path):
     """A commit under refs/heads/ without config.json/rootfs is an fsck problem and a one-line error for show."""
     src = write_tree(str(tmp_path / "src"), {"hello": b"hello\n"})

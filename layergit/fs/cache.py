@@ -526,7 +526,7 @@ class RootfsClone(DirectoryWriter):
             top: tuple[bytes, ...] = ()
             planned = plan(top, _listing(self._src), _listed_dir, self._expand)
             self._pieces = planned.pieces
-            write_pieces(self, planned.queue, planned.worth_two)
+            write_pieces(self, planned)
             for parts in sorted(planned.opened, key=len, reverse=True):
                 self._at(parts, self._copy_dir_meta)
             return own
@@ -545,18 +545,23 @@ class RootfsClone(DirectoryWriter):
         finally:
             os.close(src)
 
-    def _expand(self, parts: tuple[bytes, ...], entries: list[tuple[bytes, bool]]) -> list[_Below]:
+    def _expand(self, parts: tuple[bytes, ...], entries: list[_Listed], budget: int) -> list[_Below]:
         def make(src: int, dest: int) -> list[_Below]:
-            made = []
+            made: list[_Below] = []
+            left = budget
             for i, (name, is_dir) in enumerate(entries):
                 if is_dir:
                     self.result.entries += 1
                     os.mkdir(name, 0o700, dir_fd=dest)
-                    below = open_dir(src, name)
-                    try:
-                        made.append((i, parts + (name,), _listing(below)))
-                    finally:
-                        os.close(below)
+                    listed = None
+                    if left > 0:
+                        below = open_dir(src, name)
+                        try:
+                            listed = _listing(below)
+                        finally:
+                            os.close(below)
+                        left -= len(listed)
+                    made.append((i, parts + (name,), listed))
             return made
 
         return self._at(parts, make)
@@ -565,11 +570,12 @@ class RootfsClone(DirectoryWriter):
         piece = self._pieces[number]
 
         def write(src: int, dest: int) -> None:
+            entries = piece.entries if piece.entries is not None else _listing(src)  # None: unread
             if piece.whole:
-                self._clone_below(src, dest, piece.entries)
+                self._clone_below(src, dest, entries)
                 self._copy_dir_meta(src, dest)
             else:
-                for name, _ in piece.entries:
+                for name, _ in entries:
                     self._clone_entry(src, dest, name)
 
         self._at(piece.place, write)
@@ -700,7 +706,8 @@ def _listed_dir(entry: tuple[bytes, bool]) -> bool:
 
 
 # A subdirectory made while planning (fs.splitcheckout.plan): its index, its names from the root, its listing.
-_Below = tuple[int, tuple[bytes, ...], list[tuple[bytes, bool]]]
+_Listed = tuple[bytes, bool]  # (name, is a directory)
+_Below = tuple[int, tuple[bytes, ...], list[_Listed] | None]
 
 
 @dataclass(frozen=True)

@@ -228,8 +228,9 @@ class DirectoryWriter:
         return self._paths[-1] + b"/" + node.stored
 
     def finish(self) -> None:
-        """Apply the directory metadata that had to wait (deepest first)."""
-        for parts, m in reversed(self._deferred):
+        """Apply the directory metadata that had to wait, deepest first (the order they
+        were finished in): a directory's own mode may shut us out of what is below it."""
+        for parts, m in self._deferred:
             fd = self._open_path(parts)
             try:
                 self.apply_meta(fd, b".", m, fd)
@@ -313,7 +314,7 @@ class DirectoryWriter:
             self._skipped.add(path)  # left out, or its leader could not be made either
             return
         if link is not None:
-            if link not in self._made:  # only ever link to what this checkout created
+            if not self.leads(link, path):  # only ever link to what this checkout created before
                 self.unmade_leader(node, admitted, path)
                 return
             self.link(fd, node.name, link)
@@ -323,6 +324,11 @@ class DirectoryWriter:
             self._skipped.add(path)
             return
         self.written(admitted)
+
+    def leads(self, link: bytes, path: bytes) -> bool:
+        """Whether the entry at stored path ``link`` may lead the hardlink at ``path``:
+        made by this checkout, which writes in the snapshot's order, so before it."""
+        return link in self._made
 
     def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
         """A hardlink at stored ``path`` whose leader this checkout has not made (yet)."""

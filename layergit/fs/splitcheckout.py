@@ -9,21 +9,26 @@ than half the time (``ostree checkout -C`` and ``-H`` write with one process).
 
 The pieces (:func:`plan`). The parent reads the top of the tree, the directories with
 the most entries first, and makes those directories, until there are :data:`PIECES`
-pieces: each directory it did not open is one (its whole subtree, finished by whoever
-takes it), and the files of each one it did open are another. The queue is a pipe of
-piece numbers in the tree's order, written before the fork; each process reads one
+subdirectory pieces or it has read :data:`PLAN_ENTRIES` entries: each directory it did
+not open is a piece (its whole subtree, finished by whoever takes it), and so is each
+run of files between the subdirectories of one it did open. The queue is a pipe of
+piece numbers (:attr:`Plan.queue`), written before the fork; each process reads one
 number at a time, so the one that ends a big piece late takes none of the small ones
 left.
 
 What the two must agree on comes after (:class:`PieceWriter`): the child sends what it
 wrote in a pickle down a pipe, the parent may ask it one question back (which
 hardlink leaders it made), and the parent ends the checkout. An error in the child
-comes back as the same exception; an error in the parent kills the child first, so
-the caller removes the destination only once nothing writes in it any more.
+comes back as the same exception, and the parent stops at its next piece; an error in
+the parent kills the child, so the caller removes the destination only once nothing
+writes in it any more. Ctrl-C, SIGTERM and SIGHUP are blocked across the fork, so
+each process meets them where it knows what to do. A child whose parent died stops
+at its next piece (fs may not reach runtime's prctl for a PDEATHSIG).
 
-A small tree (:data:`SPLIT_FROM`), or a process with other threads (a fork would copy
-the locks they hold, held for ever), is written by the parent alone, through the same
-pieces.
+A small tree (:data:`SPLIT_FROM`) is written by the parent alone, through the same
+pieces in the tree's order, and so is any tree when a fork would be unsafe or its
+child unreapable: beside other threads (a fork copies the locks they hold, held for
+ever) or with SIGCHLD not at its default (ignored, children reap themselves).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import heapq
 import os
 import pickle
+import select
 import signal
 import struct
 import threading
@@ -40,12 +46,15 @@ from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from ..errors import LgError
 from ..store import meta as M
+from ..store import treenames
 from ..store.snapshot import Node, read_dir
 from .checkout import CheckoutResult, DirectoryWriter, unmade
 
-PIECES = 64  # enough that the two processes end within a small piece of each other
+PIECES = 64  # subdirectory pieces: enough that the two processes end within a small one of each other
+PLAN_ENTRIES = 1 << 15  # entries the plan reads at most (a tree may list a shared subtree a million times)
 SPLIT_FROM = 512  # entries seen while planning; below, a fork costs more than it saves
-_QUEUE_MAX = 4096  # numbers a pipe holds before anyone reads it (64 KiB): pieces beyond go in groups
+_QUEUE_MAX = select.PIPE_BUF // 4  # numbers one atomic write puts in the smallest pipe: beyond, groups
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _NUMBER = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 
@@ -57,7 +66,7 @@ E = TypeVar("E")  # an entry, as the tree being written lists it
 class Piece(Generic[P, E]):
     key: tuple[int, ...]  # its place in the tree's order
     place: P  # the directory its entries go into
-    entries: list[E]
+    entries: list[E] | None  # None: a subdirectory the plan did not read (its taker does)
     whole: bool  # the directory is the piece's: finished once its entries are written
 
 
@@ -73,43 +82,56 @@ class Plan(Generic[P, E]):
 
     @property
     def queue(self) -> list[int]:
-        """The pieces in the order they are taken: the whole subtrees first, those with
-        the most entries at their top first (a subtree's size is not known, but one
-        taken last would keep one process busy alone), then the files of the opened
-        directories, most first, to even out the end. On minbase the two processes
-        wrote 3,221 and 3,440 entries, against 2,712 and 3,949 in the tree's order."""
-        return sorted(range(len(self.pieces)),
-                      key=lambda i: (not self.pieces[i].whole, -len(self.pieces[i].entries)))
+        """The order two processes take the pieces in: the whole subtrees first, those
+        with the most entries at their top first (a subtree's size is not known, but
+        one taken last would keep one process busy alone), then the runs of files,
+        longest first, to even out the end. On minbase the two processes wrote 3,221
+        and 3,440 entries, against 2,712 and 3,949 in the tree's order."""
+        def size(i: int) -> int:
+            return len(self.pieces[i].entries or ())
+
+        return sorted(range(len(self.pieces)), key=lambda i: (not self.pieces[i].whole, -size(i)))
 
 
 def plan(
     root: P, entries: list[E], is_dir: Callable[[E], bool],
-    expand: Callable[[P, list[E]], list[tuple[int, P, list[E]]]],
+    expand: Callable[[P, list[E], int], list[tuple[int, P, list[E] | None]]],
 ) -> Plan[P, E]:
     """Open directories from ``root`` (listing ``entries``), those with the most entries
-    first, until there are PIECES pieces or that many were opened. ``expand`` makes the
-    subdirectories of a directory being opened in the destination and returns each
-    (its index in ``entries``, its place, its entries). A directory without
-    subdirectories is never opened: it would make no more pieces."""
+    first, until there are PIECES subdirectory pieces, that many were opened or
+    PLAN_ENTRIES were read. ``expand(place, entries, budget)`` makes the subdirectories
+    of a directory being opened in the destination and returns each (its index in
+    ``entries``, its place, its entries, read while the budget of entries lasts, else
+    None). A directory without subdirectories is never opened: it would make no more
+    pieces."""
     seen, order = len(entries), 0
     waiting: list[tuple[int, int, tuple[int, ...], P, list[E]]] = []  # (-entries, order, key, place, entries)
     heapq.heappush(waiting, (-len(entries), order, (), root, entries))
     pieces: list[Piece[P, E]] = []
+    subdirectories = 0  # pieces that are subtrees
     opened: list[P] = []
-    while waiting and len(waiting) + len(pieces) < PIECES and len(opened) < PIECES:
+    while waiting and len(waiting) + subdirectories < PIECES and len(opened) < PIECES and seen < PLAN_ENTRIES:
         _, _, key, place, listed = heapq.heappop(waiting)
         if key:
             opened.append(place)
-        files = [e for e in listed if not is_dir(e)]
-        if files:
-            pieces.append(Piece(key + (-1,), place, files, whole=False))
-        for i, below_place, below in expand(place, listed):
-            seen += len(below)
-            if any(is_dir(e) for e in below):
+        run: list[E] = []
+        for i, e in enumerate(listed):  # the runs of files between subdirectories, keyed by their first
+            if is_dir(e):
+                if run:
+                    pieces.append(Piece(key + (i - len(run),), place, run, whole=False))
+                    run = []
+            else:
+                run.append(e)
+        if run:
+            pieces.append(Piece(key + (len(listed) - len(run),), place, run, whole=False))
+        for i, below_place, below in expand(place, listed, PLAN_ENTRIES - seen):
+            seen += len(below or ())
+            if below is not None and any(is_dir(e) for e in below):
                 order += 1
                 heapq.heappush(waiting, (-len(below), order, key + (i,), below_place, below))
             else:
                 pieces.append(Piece(key + (i,), below_place, below, whole=True))
+                subdirectories += 1
     pieces += [Piece(key, place, listed, whole=True) for _, _, key, place, listed in waiting]
     pieces.sort(key=lambda p: p.key)
     return Plan(pieces, opened, seen)
@@ -137,16 +159,20 @@ class PieceWriter(Protocol):
         """In the parent, once the child has ended (``answer`` None when there was none)."""
 
 
-def write_pieces(writer: PieceWriter, order: list[int], two: bool) -> None:
-    """Write the pieces numbered in ``order`` with ``writer``, in that order, in two
-    processes if ``two`` (and this process has no other thread)."""
-    size = -(-len(order) // _QUEUE_MAX)
+def write_pieces(writer: PieceWriter, planned: Plan) -> None:
+    """Write the pieces of ``planned`` with ``writer``: in two processes if the plan is
+    worth it and a fork is safe here, else in this one, in the tree's order."""
+    two = planned.worth_two and threading.active_count() == 1 \
+        and signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    order = planned.queue if two else list(range(len(planned.pieces)))
+    size = max(1, -(-len(order) // _QUEUE_MAX))
     groups = [order[i:i + size] for i in range(0, len(order), size)]
     queue, feed = os.pipe()
     try:
-        os.write(feed, b"".join(_NUMBER.pack(g) for g in range(len(groups))))
+        numbers = b"".join(_NUMBER.pack(g) for g in range(len(groups)))
+        assert os.write(feed, numbers) == len(numbers)  # at most PIPE_BUF: all at once, or nothing
         os.close(feed)
-        if two and threading.active_count() == 1:
+        if two:
             _Pair(writer, queue, groups).run()
         else:
             _take_all(writer, queue, groups)
@@ -155,10 +181,18 @@ def write_pieces(writer: PieceWriter, order: list[int], two: bool) -> None:
         os.close(queue)
 
 
-def _take_all(writer: PieceWriter, queue: int, groups: list[list[int]]) -> None:
+def _take_all(writer: PieceWriter, queue: int, groups: list[list[int]],
+              between: Callable[[], None] | None = None) -> None:
+    """Take groups of pieces from the queue until it is empty; ``between`` them, look up."""
     while number := os.read(queue, _NUMBER.size):
         for piece in groups[_NUMBER.unpack(number)[0]]:
             writer.take(piece)
+        if between is not None:
+            between()
+
+
+class _Orphaned(Exception):
+    """The child's parent died: what it would write, nobody would finish or remove."""
 
 
 class _Pair:
@@ -167,19 +201,25 @@ class _Pair:
     def __init__(self, writer: PieceWriter, queue: int, groups: list[list[int]]):
         self.writer, self.queue, self.groups = writer, queue, groups
         self.child = 0
+        self.ledger: tuple[str, Any] | None = None  # the child's first message, if it came early
 
     def run(self) -> None:
         from_child, report = os.pipe()
         ask, to_child = os.pipe()
-        self.child = os.fork()
-        if self.child == 0:  # pragma: no cover - the child reports through its pipe
-            os.close(from_child)
-            os.close(to_child)
-            self._child_life(report, ask)
-        os.close(report)
-        os.close(ask)
+        parent = os.getpid()
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
-            _take_all(self.writer, self.queue, self.groups)
+            self.child = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+            raise
+        if self.child == 0:  # pragma: no cover - the child reports through its pipe
+            self._child_life(parent, report, ask, (from_child, to_child))
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+            os.close(report)
+            os.close(ask)
+            _take_all(self.writer, self.queue, self.groups, lambda: self._peek(from_child))
             question = self.writer.merge(self._receive(from_child))
             _send(to_child, ("ok", question))
             answer = self._receive(from_child)
@@ -187,18 +227,24 @@ class _Pair:
             self.writer.join(answer)
         finally:
             if self.child:
-                os.kill(self.child, signal.SIGKILL)  # the parent failed: nothing may write on
+                try:
+                    os.kill(self.child, signal.SIGKILL)  # the parent failed: nothing may write on
+                except ProcessLookupError:
+                    pass
                 self._reap()
             os.close(from_child)
             os.close(to_child)
 
-    def _child_life(self, report: int, ask: int) -> NoReturn:
+    def _child_life(self, parent: int, report: int, ask: int, theirs: tuple[int, int]) -> NoReturn:
         """Write pieces, send the ledger, answer the question, and leave without running
         anything of the parent's (its finally blocks, atexit)."""
         code = 1
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+            for fd in theirs:
+                os.close(fd)
             self.writer.forked()
-            _take_all(self.writer, self.queue, self.groups)
+            _take_all(self.writer, self.queue, self.groups, lambda: _orphaned(parent))
             _send(report, ("ok", self.writer.ledger()))
             question = _receive(ask)
             if question is not None:
@@ -212,11 +258,23 @@ class _Pair:
         finally:
             os._exit(code)
 
+    def _peek(self, fd: int) -> None:
+        """Between the parent's pieces: a child that failed stops the parent now, not
+        when the queue is empty."""
+        if self.ledger is None and select.select([fd], [], [], 0)[0]:
+            self.ledger = _receive(fd)
+            if self.ledger is None or self.ledger[0] != "ok":
+                self._failed(self.ledger)
+
     def _receive(self, fd: int) -> Any:
         """The child's next value; raises its failure, or says how it ended."""
-        message = _receive(fd)
-        if message is not None and message[0] == "ok":
-            return message[1]
+        message = self.ledger if self.ledger is not None else _receive(fd)
+        self.ledger = None
+        if message is None or message[0] != "ok":
+            self._failed(message)
+        return message[1]
+
+    def _failed(self, message: tuple[str, Any] | None) -> NoReturn:
         status = self._reap()
         if message is not None:
             raise message[1]
@@ -225,15 +283,26 @@ class _Pair:
         raise LgError(f"the checkout's second process failed ({how})")
 
     def _reap(self) -> int:
-        _, status = os.waitpid(self.child, 0)
+        """Wait for the child; its status (0 if something else reaped it: SIGCHLD was
+        made ignored meanwhile, by a signal handler of a library's caller)."""
+        try:
+            _, status = os.waitpid(self.child, 0)
+        except ChildProcessError:
+            status = 0
         self.child = 0
         return status
 
 
+def _orphaned(parent: int) -> None:
+    if os.getppid() != parent:
+        raise _Orphaned
+
+
 def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it goes through a pickle and comes back, else an LgError in its words."""
     try:
-        pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - an exception whose arguments do not pickle: its words do
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - an exception that does not round-trip: its words do
         return LgError(f"{type(exc).__name__}: {exc}")
     return exc
 
@@ -262,6 +331,12 @@ def _read(fd: int, n: int) -> bytes | None:
         pieces.append(data)
         left -= len(data)
     return b"".join(pieces)
+
+
+def position(path: bytes) -> tuple[bytes, ...]:
+    """Where the entry at stored ``path`` ("/a/b") comes in a walk of its snapshot (depth
+    first, each directory's entries by real name): comparable with any other's."""
+    return tuple(treenames.decode(part) for part in path.strip(b"/").split(b"/"))
 
 
 # -- a copy checkout of a snapshot ---------------------------------------------------
@@ -316,27 +391,30 @@ class SplitWriter(DirectoryWriter):
     _links: list[_Link]
     _theirs: list[_Link]  # the child's put-off links
     _key: tuple[int, ...]  # where the piece being written is, and where in it
+    _here: _Place | None  # the directory of the last link put off (one place for many links)
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
-        self._links, self._theirs, self._key = [], [], ()
+        self._links, self._theirs, self._key, self._here = [], [], (), None
         own, nodes = read_dir(self.store, tree)
         planned = plan(_Place((), (b"",)), nodes, _is_dir, self._expand)
         self._pieces = planned.pieces
-        write_pieces(self, planned.queue, planned.worth_two)
+        write_pieces(self, planned)
         for place in sorted(planned.opened, key=lambda p: len(p.stack), reverse=True):
             self._finish(place)
-        self._deferred.sort(key=lambda d: len(d[0]), reverse=True)  # finish() goes from the top down
+        self._deferred.sort(key=lambda d: len(d[0]), reverse=True)  # deepest first, as finish() wants
         return own
 
-    def _expand(self, place: _Place, nodes: list[Node]) -> list[tuple[int, _Place, list[Node]]]:
+    def _expand(self, place: _Place, nodes: list[Node], budget: int) -> list[_Below]:
         fd = self._open_path(place.parts)
         try:
-            made = []
+            made: list[_Below] = []
             for i, node in enumerate(nodes):
                 if node.meta.kind == "d":
                     self.result.entries += 1
                     os.mkdir(node.name, 0o700, dir_fd=fd)
-                    made.append((i, place.below(node), read_dir(self.store, node.tree)[1]))
+                    below = read_dir(self.store, node.tree)[1] if budget > 0 else None
+                    budget -= len(below or ())
+                    made.append((i, place.below(node), below))
             return made
         finally:
             os.close(fd)
@@ -347,15 +425,24 @@ class SplitWriter(DirectoryWriter):
         fd = self._open_path(piece.place.parts)
         try:
             self._stack, self._paths = list(piece.place.stack), list(piece.place.paths)
-            self.write_below(fd, piece.entries)
+            entries = piece.entries
+            if entries is None:  # a subdirectory the plan left unread
+                entries = read_dir(self.store, piece.place.stack[-1].tree)[1]
+            self.write_below(fd, entries)
             if piece.whole:
                 self.finish_dir(fd)
         finally:
             os.close(fd)
 
+    def leads(self, link: bytes, path: bytes) -> bool:
+        """Made here, and before ``path`` in the snapshot's order: pieces are not taken
+        in that order, so being made first no longer says so."""
+        return link in self._made and position(link) < position(path)
+
     def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
-        place = _Place(tuple(self._stack), tuple(self._paths))
-        self._links.append(_Link(self._key, place, node, admitted, path))
+        if self._here is None or self._here.paths[-1] != self._paths[-1]:
+            self._here = _Place(tuple(self._stack), tuple(self._paths))
+        self._links.append(_Link(self._key, self._here, node, admitted, path))
         self._key = self._key[:-1] + (self._key[-1] + 1,)
 
     def forked(self) -> None:
@@ -382,23 +469,29 @@ class SplitWriter(DirectoryWriter):
         if answer is not None:
             self._made |= answer[0]
             self._skipped |= answer[1]
-        touched: dict[tuple[bytes, ...], _Place] = {}
-        for link in sorted(self._links + self._theirs, key=lambda lk: lk.key):
-            leader = link.node.meta.link
-            assert leader is not None  # only hardlinks are put off
-            if leader in self._skipped:
-                self._skipped.add(link.path)
-                continue
-            if leader not in self._made:
-                raise unmade(link.path, leader)
-            fd = self._open_path(link.place.parts)
-            try:
+        touched: dict[bytes, _Place] = {}
+        fd, at = -1, None  # the directory open for the links before: they come in runs
+        try:
+            for link in sorted(self._links + self._theirs, key=lambda lk: lk.key):
+                leader = link.node.meta.link
+                assert leader is not None  # only hardlinks are put off
+                if leader in self._skipped:
+                    self._skipped.add(link.path)
+                    continue
+                if leader not in self._made or position(leader) >= position(link.path):
+                    raise unmade(link.path, leader)
+                if link.place.paths[-1] != at:
+                    if fd >= 0:
+                        os.close(fd)
+                        fd = -1
+                    fd, at = self._open_path(link.place.parts), link.place.paths[-1]
                 self.link(fd, link.node.name, leader)
-            finally:
+                self.written(link.admitted)
+                if link.place.stack:  # the root's metadata comes last anyway
+                    touched[at] = link.place
+        finally:
+            if fd >= 0:
                 os.close(fd)
-            self.written(link.admitted)
-            if link.place.stack:  # the root's metadata comes last anyway
-                touched[link.place.paths] = link.place
         for place in touched.values():
             m = place.stack[-1].meta
             fd = self._open_path(place.parts)
@@ -415,6 +508,10 @@ class SplitWriter(DirectoryWriter):
             self.finish_dir(fd)
         finally:
             os.close(fd)
+
+
+# A subdirectory made while planning: its index, its place, its entries if read.
+_Below = tuple[int, _Place, list[Node] | None]
 
 
 def _is_dir(node: Node) -> bool:

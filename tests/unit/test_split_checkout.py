@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import threading
 import time
 from dataclasses import replace
@@ -15,7 +16,7 @@ import pytest
 
 from layergit.errors import CorruptStore, LgError
 from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, materialise_into
-from layergit.fs.splitcheckout import PIECES, SplitWriter, plan, write_pieces
+from layergit.fs.splitcheckout import PIECES, PLAN_ENTRIES, Piece, Plan, SplitWriter, plan, write_pieces
 
 from ..treecompare import describe, differences
 from .memstore import T0, Inode, MemStore, directory, file, meta, snapshot, symlink
@@ -224,14 +225,15 @@ def test_the_plan_has_every_entry_once_in_the_trees_order():
         tree[f"d07/s{i:02}/y/"] = []
     made = []
 
-    def expand(place, entries):
+    def expand(place, entries, budget):
         made.extend(e for e in entries if e.endswith("/"))
         return [(i, e, tree[e]) for i, e in enumerate(entries) if e.endswith("/")]
 
     planned = plan("", tree[""], lambda e: e.endswith("/"), expand)
-    assert [p.key for p in planned.pieces] == sorted(p.key for p in planned.pieces)
+    firsts = [p.place if p.whole else p.entries[0] for p in planned.pieces]
+    assert firsts == sorted(firsts)  # the pieces in the tree's order, runs of files and subdirectories alike
     assert planned.opened == ["d07/"]  # the most entries first, and then enough pieces; never d00/ and the like
-    assert len(planned.pieces) >= PIECES and planned.worth_two
+    assert len([p for p in planned.pieces if p.whole]) >= PIECES and planned.worth_two
     whole = [p.place for p in planned.pieces if p.whole]
     assert set(whole).isdisjoint(planned.opened) and len(whole) == len(set(whole))
     below_whole = set()
@@ -249,8 +251,8 @@ def test_the_plan_has_every_entry_once_in_the_trees_order():
 
 
 def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
-    """More pieces than a pipe holds numbers before anyone reads (16,384): the queue
-    carries groups of pieces, and every piece is taken once."""
+    """More pieces than the smallest pipe holds numbers before anyone reads (1,024 in
+    4 KiB): the queue carries groups of pieces, and every piece is taken once."""
     taken = []
 
     class Writer:
@@ -260,5 +262,100 @@ def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
         def join(self, answer):
             taken.append(answer)
 
-    write_pieces(Writer(), list(range(20_000))[::-1], two=False)
-    assert taken[:-1] == list(range(20_000))[::-1] and taken[-1] is None
+    pieces = [Piece((i,), "", [], whole=True) for i in range(20_000)]
+    write_pieces(Writer(), Plan(pieces, [], 0))
+    assert taken[:-1] == list(range(20_000)) and taken[-1] is None
+
+
+def test_the_plan_reads_a_bounded_number_of_entries():
+    """A thousand directories that are one shared subtree of a thousand files (a store
+    of kilobytes): the plan stops reading at PLAN_ENTRIES and leaves the rest to the
+    pieces' takers, one directory at a time."""
+    reads = []
+
+    def expand(place, entries, budget):
+        out = []
+        for i, e in enumerate(entries):
+            listing = None
+            if budget > 0:
+                listing = [f"{e}f{j}" for j in range(1000)] if e.count("/") == 1 else [f"{e}d{j}/" for j in range(1000)]
+                reads.append(len(listing))
+                budget -= len(listing)
+            out.append((i, e, listing))
+        return out
+
+    root = [f"d{j}/" for j in range(1000)]
+    planned = plan("", root, lambda e: e.endswith("/"), expand)
+    assert planned.seen <= PLAN_ENTRIES + 1000 + len(root) and sum(reads) + len(root) == planned.seen
+    unread = [p for p in planned.pieces if p.entries is None]
+    assert unread and all(p.whole for p in unread)
+
+
+def test_an_empty_tree_is_checked_out(tmp_path):
+    store = MemStore()
+    tree = snapshot(store, {})
+    writer = SplitWriter(store, CheckoutPolicy())
+    checkout(writer, tree, tmp_path / "out")
+    assert os.listdir(tmp_path / "out") == [] and writer.result.entries == 0
+
+
+def test_with_sigchld_ignored_one_process_writes_it_all(tmp_path):
+    """Children reap themselves when SIGCHLD is ignored (as a caller may leave it, across
+    exec): the child could not be waited for, so there is none."""
+    store = MemStore()
+    recorder = Recorder(tmp_path / "writers")
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        checkout(SplitWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    assert recorder.writers() == {os.getpid()}
+
+
+@pytest.mark.parametrize("crowd", [False, True], ids=["one-writer", "two-writers"])
+def test_a_link_to_a_later_entry_is_refused_as_before(tmp_path, crowd):
+    """The leader of a hardlink is an earlier entry of the snapshot: one written later
+    (by this process or the other) is refused, as the one-process writer refuses it."""
+    store = MemStore()
+    later = file(store, b"later\n")
+    entries = {"/a-link": Inode(replace(later.meta, link=b"/zz"), later.oid), "/zz": later}
+    tree = big_tree(store, entries) if crowd else snapshot(store, entries)
+    for writer in (DirectoryWriter(store, CheckoutPolicy()), SplitWriter(store, CheckoutPolicy())):
+        with pytest.raises(CorruptStore, match="/a-link points to /zz, which is not an earlier entry"):
+            checkout(writer, tree, tmp_path / type(writer).__name__)
+        assert not (tmp_path / type(writer).__name__).exists()
+    assert no_children_left()
+
+
+def test_many_links_deep_down_are_made_once_each(tmp_path):
+    """Links put off deep in a tree keep one copy of their directory, and are made
+    with one open of it per run of links (a hostile tree has thousands)."""
+    store = MemStore()
+    shared = file(store, b"shared\n")
+    deep = "/" + "/".join(["d"] * 200)
+    entries = {"/0-leader": shared, **{f"{deep}/l{i:04}": shared for i in range(2000)}}
+    tree = big_tree(store, entries)
+    split = SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w"))
+    checkout(split, tree, tmp_path / "split")
+    checkout(DirectoryWriter(store, CheckoutPolicy()), tree, tmp_path / "one")
+    assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
+    assert os.lstat(tmp_path / "split" / "0-leader").st_nlink == 2001
+
+
+def test_the_parent_stops_soon_after_the_child_failed(tmp_path):
+    """The child fails at once; the parent, writing slowly, looks up between pieces
+    and stops, rather than write the rest of the tree for nothing."""
+    parent, written = os.getpid(), []
+
+    def slow_parent_failing_child():
+        if os.getpid() != parent:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(1)
+        time.sleep(0.005)
+
+    store = MemStore()
+    with pytest.raises(OSError):
+        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", slow_parent_failing_child)),
+                 big_tree(store), tmp_path / "out")
+    assert len(written) < 100, f"the parent wrote {len(written)} files after the child had failed"
+    assert no_children_left()
