@@ -802,13 +802,7 @@ def test_nonroot_checkout_hardlink_leader_in_locked_directory(lg, tmp_path, crow
     processes write the checkout and the links wait for both."""
     _nobody_or_skip()
     src = tmp_path / "src"
-    if crowd:
-        trees.make_crowd(src / "crowd")
-        for i, mode in ((4, 0), (35, 0o500), (30, 0o500)):  # c04/f00 is linked from c35
-            os.chmod(src / "crowd" / f"c{i:02}", mode)
-    trees.locked_leader_tree(src)
-    trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
-    os.chmod(src, trees.NEW_CHECKOUT_MODE)
+    trees.nobodys_locked_tree(src, crowd)
     lg("commit", src, "-t", "locked:v1")
     with _nobody_checkout(lg, "locked:v1") as (proc, dest):
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
@@ -843,12 +837,7 @@ def test_nonroot_hardlinked_checkout_of_a_crowd_with_locked_directories(lg, tmp_
     inode (alike files share one farm object, as ostree's do)."""
     _nobody_or_skip()
     src = tmp_path / "src"
-    trees.make_crowd(src / "crowd")
-    for i, mode in ((4, 0), (35, 0o500), (30, 0o500)):  # c04/f00 is linked from c35
-        os.chmod(src / "crowd" / f"c{i:02}", mode)
-    trees.locked_leader_tree(src)
-    trees.chown_tree(src, trees.NOBODY, trees.NOBODY)
-    os.chmod(src, trees.NEW_CHECKOUT_MODE)
+    trees.nobodys_locked_tree(src, crowd=True)
     lg("commit", src, "-t", "crowd:v1")
     with _nobody_checkout(lg, "crowd:v1", False, "-H") as (proc, dest):
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")

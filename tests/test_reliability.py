@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -468,93 +470,79 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def test_ctrl_c_while_two_processes_check_out_leaves_nothing(lg, tmp_path):
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while both processes
-    of a copy checkout write (layergit.fs.splitcheckout): lg ends with 130 and no
-    process of it stays, and the destination is gone. The group is stopped first, once
-    the second process exists, so the signal lands mid-checkout whatever the timing."""
+@contextmanager
+def _stopped_with_two_writers(lg, tmp_path) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """``lg checkout`` of a crowd of 3,000 entries, stopped (its whole process group)
+    once its second process exists, so what the test does next lands mid-checkout
+    whatever the timing; yields (lg's process, its destination, the tree's entries).
+    Started again if it ended before the stop; killed whatever happens."""
     from . import trees
 
     src = tmp_path / "src"
     trees.make_crowd(src, dirs=100, files=30)
     lg("commit", src, "-t", "crowd:1")
     trees.forget_the_farm(lg)  # every file inflated from the pack: a longer checkout
+    entries = sum(len(dirs) + len(files) for _, dirs, files in os.walk(src))
     for attempt in range(5):
-        dest = tmp_path / f"out-{attempt}"
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "checkout", "crowd:1", str(dest)], env=lg.env(),
+        dest = str(tmp_path / f"out-{attempt}")
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "checkout", "crowd:1", dest], env=lg.env(),
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             while proc.poll() is None and not _children(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.001)
             os.killpg(proc.pid, signal.SIGSTOP)
-            writing = proc.poll() is None and _children(proc.pid)
-            if writing:
-                os.killpg(proc.pid, signal.SIGINT)
-            os.killpg(proc.pid, signal.SIGCONT)
-            _, err = proc.communicate(timeout=60)
-            if not writing:
-                continue  # it ended (or had not forked) before the stop: try again
-            assert proc.returncode == 130, err
-            assert not os.path.lexists(dest), "a half checkout stayed"
-            with pytest.raises(ProcessLookupError):
-                os.killpg(proc.pid, 0)  # no process of the group is left
-            return
+            if proc.poll() is None and _children(proc.pid):
+                yield proc, dest, entries
+                return
+            os.killpg(proc.pid, signal.SIGCONT)  # it ended, or had not forked: again
         finally:
-            if proc.poll() is None:
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    pytest.fail("the checkout always ended before it could be interrupted")
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+    pytest.fail("the checkout always ended before it could be stopped")
+
+
+def _entries(top: str) -> int:
+    return sum(len(dirs) + len(files) for _, dirs, files in os.walk(top))
+
+
+def test_ctrl_c_while_two_processes_check_out_leaves_nothing(lg, tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while both processes
+    of a copy checkout write (layergit.fs.splitcheckout): lg ends with 130 and no
+    process of it stays, and the destination is gone."""
+    with _stopped_with_two_writers(lg, tmp_path) as (proc, dest, _):
+        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGCONT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert not os.path.lexists(dest), "a half checkout stayed"
+        with pytest.raises(ProcessLookupError):
+            os.killpg(proc.pid, 0)  # no process of the group is left
 
 
 def test_a_checkout_whose_parent_is_killed_stops_writing(lg, tmp_path):
     """SIGKILL to lg alone (not its group) while two processes check out: the second
     stops at its next piece (a directory of 30 files here) rather than write the whole
     tree for nobody, and lets go of the store (it shares lg's lock file)."""
-    from . import trees
-
-    src = tmp_path / "src"
-    trees.make_crowd(src, dirs=100, files=30)
-    lg("commit", src, "-t", "crowd:1")
-    trees.forget_the_farm(lg)
-    entries = sum(len(dirs) + len(files) for _, dirs, files in os.walk(src))
-    for attempt in range(5):
-        dest = tmp_path / f"out-{attempt}"
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "checkout", "crowd:1", str(dest)], env=lg.env(),
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and not _children(proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.001)
-            os.killpg(proc.pid, signal.SIGSTOP)
-            children = _children(proc.pid) if proc.poll() is None else []
-            if children:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                before = sum(len(dirs) + len(files) for _, dirs, files in os.walk(dest))
-            os.killpg(proc.pid, signal.SIGCONT)
-            if not children:
-                proc.wait(60)
-                continue  # it ended (or had not forked) before the stop: try again
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the second process outlived lg by a minute")
-            after = sum(len(dirs) + len(files) for _, dirs, files in os.walk(dest))
-            assert after - before <= 2 * 31, f"the orphan wrote {after - before} of {entries} entries on"
-            return
-        finally:
+    with _stopped_with_two_writers(lg, tmp_path) as (proc, dest, entries):
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = _entries(dest)
+        os.killpg(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, 0)
             except ProcessLookupError:
-                pass
-            proc.wait()
-    pytest.fail("the checkout always ended before its parent could be killed")
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the second process outlived lg by a minute")
+        after = _entries(dest)
+        assert after - before <= 2 * 31, f"the orphan wrote {after - before} of {entries} entries on"
 
 
 def test_an_empty_image_checks_out(lg, tmp_path):

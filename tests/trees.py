@@ -627,6 +627,19 @@ def locked_leader_tree(src) -> None:
     os.chmod(locked, 0)
 
 
+def nobodys_locked_tree(src, crowd: bool) -> None:
+    """locked_leader_tree, all 65534's, for an unprivileged checkout; with ``crowd``
+    beside a crowd (make_crowd) whose directories are locked too: c04 (0000) holds
+    the leader of c35/zz-link (0500)."""
+    if crowd:
+        make_crowd(os.path.join(src, "crowd"))
+        for i, mode in ((4, 0), (35, 0o500), (30, 0o500)):
+            os.chmod(os.path.join(src, "crowd", f"c{i:02}"), mode)
+    locked_leader_tree(src)
+    chown_tree(src, NOBODY, NOBODY)
+    os.chmod(src, NEW_CHECKOUT_MODE)
+
+
 def forget_the_farm(lg) -> None:
     """A commit leaves a copy of every file it read in the farm (cache/objects), from
     which checkout and run take a file without reading its blob: gone, a damaged
