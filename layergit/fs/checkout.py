@@ -442,13 +442,3 @@ def _try_fchmod(fd: int, mode: int) -> None:
         os.fchmod(fd, mode)
     except PermissionError:
         pass
-
-
-def checkout(
-    store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
-) -> CheckoutResult:
-    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent (by two
-    processes: fs.splitcheckout)."""
-    from .splitcheckout import SplitWriter
-
-    return materialise_into(SplitWriter(store, policy, copies), tree, dest)

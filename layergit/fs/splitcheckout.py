@@ -48,7 +48,7 @@ from ..errors import LgError
 from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir
-from .checkout import CheckoutResult, DirectoryWriter, unmade
+from .checkout import CheckoutPolicy, CheckoutResult, Copies, DirectoryWriter, materialise_into, unmade
 
 PIECES = 64  # subdirectory pieces: enough that the two processes end within a small one of each other
 PLAN_ENTRIES = 1 << 15  # entries the plan reads at most (a tree may list a shared subtree a million times)
@@ -331,6 +331,14 @@ def _read(fd: int, n: int) -> bytes | None:
         pieces.append(data)
         left -= len(data)
     return b"".join(pieces)
+
+
+def checkout(
+    store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
+) -> CheckoutResult:
+    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent: a user's
+    copy checkout, by two processes where that pays."""
+    return materialise_into(SplitWriter(store, policy, copies), tree, dest)
 
 
 def position(path: bytes) -> tuple[bytes, ...]:
