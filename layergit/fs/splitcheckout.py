@@ -4,8 +4,9 @@ Writing a checkout is system calls (create, copy or link, owner, mode, times, cl
 and the Python between them, about half each. One process leaves a core idle; two
 Python threads would queue for the GIL after every call (fs.farmwriter says what that
 cost), so the checkout forks: parent and child each take pieces of the tree from a
-shared queue until it is empty. A 6,768-entry image is then copied in a little more
-than half the time (``ostree checkout -C`` and ``-H`` write with one process).
+shared queue until it is empty. A copy checkout of minbase (6,756 entries) went from
+0.49 s to 0.31-0.34 s, against ``ostree checkout -C``'s 0.40 s (ostree writes with one
+process).
 
 The pieces (:func:`plan`). The parent reads the top of the tree, the directories with
 the most entries first, and makes those directories, until there are :data:`PIECES`
