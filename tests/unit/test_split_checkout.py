@@ -16,7 +16,17 @@ import pytest
 
 from layergit.errors import CorruptStore, LgError
 from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, materialise_into
-from layergit.fs.splitcheckout import PIECES, PLAN_ENTRIES, Piece, Plan, SplitWriter, plan, write_pieces
+from layergit.fs.splitcheckout import (
+    PIECES,
+    PLAN_ENTRIES,
+    Piece,
+    Plan,
+    SplitWriter,
+    before,
+    plan,
+    write_pieces,
+)
+from layergit.store import treenames
 
 from ..treecompare import describe, differences
 from .memstore import T0, Inode, MemStore, directory, file, meta, snapshot, symlink
@@ -359,3 +369,17 @@ def test_the_parent_stops_soon_after_the_child_failed(tmp_path):
                  big_tree(store), tmp_path / "out")
     assert len(written) < 100, f"the parent wrote {len(written)} files after the child had failed"
     assert no_children_left()
+
+
+def test_the_snapshots_order_is_the_real_names_order_escaped_or_not():
+    """before() compares stored paths as a walk meets their entries: by real name, level
+    by level, whatever the escaping (a "%" name's real one may sort elsewhere)."""
+    names = [b"a", b"b", b".git", b"%x", b"\xff", b"z\nline", b"a b", b"0"]
+    real = sorted(names)
+    stored = {n: treenames.encode(n) for n in names}
+    assert any(stored[n] != n for n in names)  # escapes are in play
+    paths = [b"/" + stored[n] for n in real] + [b"/" + stored[real[-1]] + b"/" + stored[n] for n in real]
+    for i, a in enumerate(paths):
+        for b in paths[i + 1:]:
+            assert before(a, b) and not before(b, a), (a, b)
+        assert not before(a, a)
