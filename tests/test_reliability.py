@@ -511,7 +511,7 @@ def _entries(top: str) -> int:
 
 def test_ctrl_c_while_two_processes_check_out_leaves_nothing(lg, tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) while both processes
-    of a copy checkout write (layergit.fs.splitcheckout): lg ends with 130 and no
+    of a copy checkout write (layergit.fs.pieces): lg ends with 130 and no
     process of it stays, and the destination is gone."""
     with _stopped_with_two_writers(lg, tmp_path) as (proc, dest, _):
         os.killpg(proc.pid, signal.SIGINT)

@@ -496,7 +496,7 @@ def make_everything(d, outside, privileged: bool = True) -> None:
 
 def make_crowd(d, dirs: int = 40, files: int = 15) -> None:
     """Enough entries in enough directories that two processes write a copy checkout
-    (layergit.fs.splitcheckout), with hardlinks between the directories, whose pieces
+    (layergit.fs.pieces), with hardlinks between the directories, whose pieces
     either process may take, and in both directions of the snapshot's order."""
     d = mkdirs(d)
     for i in range(dirs):

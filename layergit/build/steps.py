@@ -211,7 +211,7 @@ def _make_mounts(b: Build, run_mounts: list[RunMount], sources: dict[int, tuple[
                  prepared: Prepared) -> None:
     """Make what each mount needs (build.mounts) and add it to ``prepared``."""
     from ..fs.checkout import CheckoutPolicy, RootOwner
-    from ..fs.splitcheckout import checkout as materialise
+    from ..fs.checkout import checkout as materialise
 
     policy = CheckoutPolicy(mode=0o755, root_owner=RootOwner.IMAGE)
     for n, m in enumerate(run_mounts):

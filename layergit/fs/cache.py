@@ -34,10 +34,18 @@ from ..store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 from ..store.snapshot import Node, read_dir
 from ..store.store import verified_blob
 from .capture import entry_meta
-from .checkout import NEW_FILE, CheckoutPolicy, CheckoutResult, DirectoryWriter, Specials, materialise_into
+from .checkout import (
+    NEW_FILE,
+    CheckoutPolicy,
+    CheckoutResult,
+    DirectoryWriter,
+    Specials,
+    TreeWriter,
+    materialise_into,
+)
 from .content import BlobReader, SparseWriter, file_blob_id, file_chunks, read_whole
+from .pieces import Piece, plan, write_pieces
 from .safeio import DIR_FLAGS, WINDOW, DirStack, open_below, open_dir, open_file, read_xattrs
-from .splitcheckout import Piece, SplitWriter, plan, write_pieces
 
 if TYPE_CHECKING:
     from .farmwriter import FarmProcess
@@ -71,6 +79,10 @@ def private_dir(path: str) -> None:
 
 class FarmWriter(DirectoryWriter):
     """A DirectoryWriter whose files are hardlinks to (new or existing) farm objects.
+
+    Its two processes (fs.pieces) may make the same farm object at once: each makes it
+    under a name with its pid, and the second link finds the first's (:meth:`entry`).
+    An import materialises beside its sealing thread, so in one process.
 
     A policy that clears privileges changes the metadata and so the object key:
     such a checkout links to objects of its own, never to the privileged ones.
@@ -154,13 +166,6 @@ class FarmWriter(DirectoryWriter):
             if exc.errno != errno.EMLINK:
                 raise
             self.create(fd, node.name, node)  # too many links to one inode: a private copy
-
-
-class FarmSplitWriter(SplitWriter, FarmWriter):
-    """A FarmWriter whose snapshot two processes write (fs.splitcheckout): a first run's
-    materialising, unless the process has other threads (an import's, beside its
-    sealing). The two may make the same farm object at once: each makes it under a
-    name with its pid, and the second link finds the first's (FarmWriter.entry)."""
 
 
 class BlobWriter(Protocol):
@@ -493,7 +498,7 @@ def _sendfile(src: int, out: int, pos: int, count: int) -> int:
     return os.sendfile(out, src, pos, count)
 
 
-class RootfsClone(DirectoryWriter):
+class RootfsClone(TreeWriter):
     """A hardlink checkout made from a materialised rootfs, as ``cp -al`` makes one.
 
     A checkout that keeps every entry as the image has it (no policy, or
@@ -519,7 +524,7 @@ class RootfsClone(DirectoryWriter):
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
         """Clone the cached tree in pieces, by two processes when it is big enough
-        (fs.splitcheckout): linking is half system calls, half Python."""
+        (fs.pieces): linking is half system calls, half Python."""
         self._src = os.open(self._source, DIR_FLAGS)
         try:
             own = entry_meta(os.fstat(self._src), read_xattrs(self._src, b".", self._src))
@@ -705,7 +710,7 @@ def _listed_dir(entry: tuple[bytes, bool]) -> bool:
     return entry[1]
 
 
-# A subdirectory made while planning (fs.splitcheckout.plan): its index, its names from the root, its listing.
+# A subdirectory made while planning (fs.pieces.plan): its index, its names from the root, its listing.
 _Listed = tuple[bytes, bool]  # (name, is a directory)
 _Below = tuple[int, tuple[bytes, ...], list[_Listed] | None]
 
@@ -804,7 +809,7 @@ class MaterialisedCache:
     ) -> CheckoutResult:
         """Walk the snapshot's trees, linking each file to its farm object (made if missing)."""
         private_dir(self.objects_dir)
-        writer = FarmSplitWriter(store, self.objects_dir, policy)
+        writer = FarmWriter(store, self.objects_dir, policy)
         try:
             return materialise_into(writer, tree, dest)
         finally:

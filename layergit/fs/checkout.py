@@ -29,6 +29,7 @@ from ..store import meta as M
 from ..store import treenames
 from ..store.snapshot import Node, read_dir, walk
 from .content import write_blob
+from .pieces import Piece, plan, write_pieces
 from .safeio import DirStack, open_below, open_dir, proc_path
 
 _NODE_TYPES = {"c": 0o020000, "b": 0o060000, "p": 0o010000, "s": 0o140000}
@@ -111,7 +112,7 @@ class CheckoutResult:
     privileges_cleared: int = 0  # files written without setuid/setgid bits or capabilities
 
     def add(self, other: CheckoutResult) -> None:
-        """Count in what another writer of the same checkout wrote (fs.splitcheckout)."""
+        """Count in what another writer of the same checkout wrote (the other process, fs.pieces)."""
         self.entries += other.entries
         self.bytes += other.bytes
         self.warnings += [w for w in other.warnings if w not in self.warnings]
@@ -127,24 +128,26 @@ class CheckoutResult:
 Copies = Callable[[Node, int], "int | None"]
 
 
-class DirectoryWriter:
-    """Writes a snapshot's trees out as directories and files below a directory;
-    ``policy`` None is an exact copy (the cache)."""
+class TreeWriter:
+    """What every writer of a tree below a directory shares (:func:`materialise_into`
+    runs one): the policy, the counts and warnings, metadata applied in the order
+    that sticks, and the directory modes that must wait for the end. ``policy`` None
+    is an exact copy (the cache)."""
 
-    def __init__(self, store, policy: CheckoutPolicy | None = None, copies: Copies | None = None):
+    def __init__(self, store, policy: CheckoutPolicy | None = None):
         self.store = store
         self.policy = policy
-        self.copies = copies
         self.root_fd = -1  # set by materialise_into
         self.result = CheckoutResult()
         self._warned: set[str] = set()
-        self._stack: list[Node] = []  # directories from the root to where we are
-        self._paths: list[bytes] = [b""]  # the stored path of each, the root's first
-        self._skipped: set[bytes] = set()  # stored paths we could not create
-        self._made: set[bytes] = set()  # stored paths of the non-directories we created
         # Directories whose mode would lock us out (non-root only): applied at the end, as tar does.
         self._deferred: list[tuple[list[bytes], M.EntryMeta]] = []
         self._privileged_user = os.geteuid() == 0
+
+    def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
+        """Write the tree into the open directory ``fd``; returns the metadata its root
+        should get (None: leave it as it is)."""
+        raise NotImplementedError
 
     def warn_once(self, kind: str, text: str) -> None:
         if kind not in self._warned:
@@ -214,6 +217,89 @@ class DirectoryWriter:
         """Open a directory we created, by real names from the root."""
         return open_below(self.root_fd, parts)
 
+    def finish(self) -> None:
+        """Apply the directory metadata that had to wait, deepest first (the order they
+        were finished in): a directory's own mode may shut us out of what is below it."""
+        for parts, m in self._deferred:
+            fd = self._open_path(parts)
+            try:
+                self.apply_meta(fd, b".", m, fd)
+            finally:
+                os.close(fd)
+
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A directory of the checkout: the directory nodes from the root down to it,
+    and the stored path of each (the root's, b"", first)."""
+
+    stack: tuple[Node, ...]
+    paths: tuple[bytes, ...]
+
+    @property
+    def parts(self) -> list[bytes]:
+        return [n.name for n in self.stack]
+
+    def below(self, node: Node) -> _Place:
+        return _Place(self.stack + (node,), self.paths + (self.paths[-1] + b"/" + node.stored,))
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A hardlink put off until every leader is made."""
+
+    key: tuple[int, ...]  # the piece's key, then its place in the piece
+    place: _Place
+    node: Node
+    admitted: Node  # as the policy lets it onto the host (DirectoryWriter.admit)
+    path: bytes  # its stored path
+
+
+@dataclass
+class _Ledger:
+    """What the child of a two-process write tells the parent (fs.pieces.PieceWriter)."""
+
+    result: CheckoutResult
+    links: list[_Link]
+    deferred: list[tuple[list[bytes], M.EntryMeta]]
+
+
+# A subdirectory made while planning: its index, its place, its entries if read.
+_Below = tuple[int, _Place, list[Node] | None]
+
+
+class DirectoryWriter(TreeWriter):
+    """Writes a snapshot's trees out as directories and files below a directory, in
+    pieces (fs.pieces): by two processes when the tree is big enough, else by this
+    one in the tree's order.
+
+    Depth first within a piece, with stacks of our own, not recursion, and a bounded
+    number of directory fds (safeio.DirStack): a snapshot may nest thousands of
+    directories. A directory's metadata is applied once everything below it is
+    written.
+
+    A hardlink is made at once when its leader is an entry this process made, and
+    comes before it in the snapshot's order (pieces are not taken in that order, so
+    being made first does not say so). Any other is put off: the parent makes it at
+    the end, once the child has said which of those leaders it made (a leader must
+    still be an entry this checkout created), and then puts back the mtime of the
+    directory it went into.
+    """
+
+    def __init__(self, store, policy: CheckoutPolicy | None = None, copies: Copies | None = None):
+        super().__init__(store, policy)
+        self.copies = copies
+        self._stack: list[Node] = []  # directories from the root to where we are
+        self._paths: list[bytes] = [b""]  # the stored path of each, the root's first
+        self._skipped: set[bytes] = set()  # stored paths we could not create
+        self._made: set[bytes] = set()  # stored paths of the non-directories we created
+        self._pieces: list[Piece[_Place, Node]] = []
+        self._links: list[_Link] = []  # the hardlinks this process put off
+        self._theirs: list[_Link] = []  # the child's
+        self._key: tuple[int, ...] = ()  # where the piece being written is, and where in it
+        self._here: _Place | None = None  # the directory of the last link put off (one place for many)
+
     def _leader(self, link: bytes) -> tuple[int, bytes]:
         """Open the directory holding a hardlink leader (a stored path from the root)."""
         parts = [treenames.decode(p) for p in link.strip(b"/").split(b"/")]
@@ -227,27 +313,56 @@ class DirectoryWriter:
     def _stored_path(self, node: Node) -> bytes:
         return self._paths[-1] + b"/" + node.stored
 
-    def finish(self) -> None:
-        """Apply the directory metadata that had to wait, deepest first (the order they
-        were finished in): a directory's own mode may shut us out of what is below it."""
-        for parts, m in self._deferred:
-            fd = self._open_path(parts)
-            try:
-                self.apply_meta(fd, b".", m, fd)
-            finally:
-                os.close(fd)
-
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
         """Write the entries of snapshot ``tree`` into the open directory ``fd``; returns
-        the tree's own metadata (its root's, else None).
-
-        Depth first with stacks of our own, not recursion, and a bounded number of
-        directory fds (safeio.DirStack): a snapshot may nest thousands of directories.
-        A directory's metadata is applied once everything below it is written.
-        """
+        the tree's own metadata (its root's, else None)."""
         own, nodes = read_dir(self.store, tree)
-        self.write_below(fd, nodes)
+        planned = plan(_Place((), (b"",)), nodes, _is_dir, self._expand)
+        self._pieces = planned.pieces
+        write_pieces(self, planned)
+        for place in sorted(planned.opened, key=lambda p: len(p.stack), reverse=True):
+            self._finish(place)
+        self._deferred.sort(key=lambda d: len(d[0]), reverse=True)  # deepest first, as finish() wants
         return own
+
+    def _expand(self, place: _Place, nodes: list[Node], budget: int) -> list[_Below]:
+        fd = self._open_path(place.parts)
+        try:
+            made: list[_Below] = []
+            for i, node in enumerate(nodes):
+                if node.meta.kind == "d":
+                    self.result.entries += 1
+                    os.mkdir(node.name, 0o700, dir_fd=fd)
+                    below = read_dir(self.store, node.tree)[1] if budget > 0 else None
+                    budget -= len(below or ())
+                    made.append((i, place.below(node), below))
+            return made
+        finally:
+            os.close(fd)
+
+    def take(self, number: int) -> None:
+        piece = self._pieces[number]
+        self._key = piece.key + (0,)
+        fd = self._open_path(piece.place.parts)
+        try:
+            self._stack, self._paths = list(piece.place.stack), list(piece.place.paths)
+            entries = piece.entries
+            if entries is None:  # a subdirectory the plan left unread
+                entries = read_dir(self.store, piece.place.stack[-1].tree)[1]
+            self.write_below(fd, entries)
+            if piece.whole:
+                self.finish_dir(fd)
+        finally:
+            os.close(fd)
+
+    def _finish(self, place: _Place) -> None:
+        """Finish a directory the planner opened."""
+        fd = self._open_path(place.parts)
+        try:
+            self._stack, self._paths = list(place.stack), list(place.paths)
+            self.finish_dir(fd)
+        finally:
+            os.close(fd)
 
     def write_below(self, fd: int, nodes: list[Node]) -> None:
         """Write ``nodes`` and everything below them into the open directory ``fd``
@@ -314,8 +429,8 @@ class DirectoryWriter:
             self._skipped.add(path)  # left out, or its leader could not be made either
             return
         if link is not None:
-            if not self.leads(link, path):  # only ever link to what this checkout created before
-                self.unmade_leader(node, admitted, path)
+            if link not in self._made or not before(link, path):  # see the class's docstring
+                self._put_off(node, admitted, path)
                 return
             self.link(fd, node.name, link)
         elif self.create(fd, node.name, admitted):
@@ -324,15 +439,6 @@ class DirectoryWriter:
             self._skipped.add(path)
             return
         self.written(admitted)
-
-    def leads(self, link: bytes, path: bytes) -> bool:
-        """Whether the entry at stored path ``link`` may lead the hardlink at ``path``:
-        made by this checkout, which writes in the snapshot's order, so before it."""
-        return link in self._made
-
-    def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
-        """A hardlink at stored ``path`` whose leader this checkout has not made (yet)."""
-        raise unmade(path, node.meta.link or b"")
 
     def link(self, fd: int, name: bytes, link: bytes) -> None:
         """Make ``name`` in ``fd`` a hardlink to the entry this checkout made at stored path ``link``."""
@@ -369,6 +475,88 @@ class DirectoryWriter:
         self.apply_meta(fd, name, m, None)
         return True
 
+    def _put_off(self, node: Node, admitted: Node, path: bytes) -> None:
+        """Keep the hardlink at stored ``path`` for the end (:meth:`join`)."""
+        if self._here is None or self._here.paths[-1] != self._paths[-1]:
+            self._here = _Place(tuple(self._stack), tuple(self._paths))
+        self._links.append(_Link(self._key, self._here, node, admitted, path))
+        self._key = self._key[:-1] + (self._key[-1] + 1,)
+
+    # -- what the two processes say to each other (fs.pieces.PieceWriter) ------------
+
+    def forked(self) -> None:
+        self.result = CheckoutResult()
+        self._deferred = []
+
+    def ledger(self) -> _Ledger:
+        return _Ledger(self.result, self._links, self._deferred)
+
+    def merge(self, ledger: _Ledger) -> set[bytes]:
+        """Count what the child wrote, take over what it put off, and ask which of the
+        leaders only it may have made it did make."""
+        self.result.add(ledger.result)
+        self._deferred += ledger.deferred
+        self._theirs = ledger.links
+        leaders = {link.node.meta.link for link in self._links + self._theirs}
+        return {lead for lead in leaders if lead is not None} - self._made - self._skipped
+
+    def answer(self, question: set[bytes]) -> tuple[set[bytes], set[bytes]]:
+        return question & self._made, question & self._skipped
+
+    def join(self, answer: tuple[set[bytes], set[bytes]] | None) -> None:
+        """Make the put-off links, then put back the mtimes they changed."""
+        if answer is not None:
+            self._made |= answer[0]
+            self._skipped |= answer[1]
+        touched: dict[bytes, _Place] = {}
+        fd, at = -1, None  # the directory open for the links before: they come in runs
+        try:
+            for link in sorted(self._links + self._theirs, key=lambda lk: lk.key):
+                leader = link.node.meta.link
+                assert leader is not None  # only hardlinks are put off
+                if leader in self._skipped:
+                    self._skipped.add(link.path)
+                    continue
+                if leader not in self._made or not before(leader, link.path):
+                    raise unmade(link.path, leader)
+                if link.place.paths[-1] != at:
+                    if fd >= 0:
+                        os.close(fd)
+                        fd = -1
+                    fd, at = self._open_path(link.place.parts), link.place.paths[-1]
+                self.link(fd, link.node.name, leader)
+                self.written(link.admitted)
+                if link.place.stack:  # the root's metadata comes last anyway
+                    touched[at] = link.place
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        for place in touched.values():
+            m = place.stack[-1].meta
+            fd = self._open_path(place.parts)
+            try:
+                os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+            finally:
+                os.close(fd)
+
+
+def before(a: bytes, b: bytes) -> bool:
+    """Whether the entry at stored path ``a`` ("/x/y") comes before the one at ``b`` in a
+    walk of their snapshot: depth first, each directory's entries by real name. Without
+    an escaped name (the stored name is the real one) that is the order of the names
+    as they stand, compared at C speed: a hostile tree's thousands of links deep down
+    must not cost a decoding per level each."""
+    if b"/%" not in a and b"/%" not in b:
+        return a.split(b"/") < b.split(b"/")
+    return _position(a) < _position(b)
+
+
+def _position(path: bytes) -> list[bytes]:
+    return [treenames.decode(part) for part in path.split(b"/")]
+
+
+def _is_dir(node: Node) -> bool:
+    return node.meta.kind == "d"
 
 def unmade(path: bytes, link: bytes) -> CorruptStore:
     """The refusal of a hardlink to an entry the checkout did not make before it."""
@@ -383,7 +571,7 @@ def privileged_entries(store, tree: bytes) -> int:
     return sum(1 for _, node in walk(store, tree) if node.meta.kind != "d" and privileged(node.meta))
 
 
-def materialise_into(writer: DirectoryWriter, tree: bytes, dest: str) -> CheckoutResult:
+def materialise_into(writer: TreeWriter, tree: bytes, dest: str) -> CheckoutResult:
     """Run ``writer`` over the snapshot ``tree`` into ``dest`` (empty or absent).
 
     A destination this call created is removed again if anything fails. Under a
@@ -442,3 +630,11 @@ def _try_fchmod(fd: int, mode: int) -> None:
         os.fchmod(fd, mode)
     except PermissionError:
         pass
+
+
+def checkout(
+    store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
+) -> CheckoutResult:
+    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent: a user's
+    copy checkout."""
+    return materialise_into(DirectoryWriter(store, policy, copies), tree, dest)

@@ -77,7 +77,7 @@ def checkout(repo: Repo, rev: str, dest: str, hardlink: bool = False, policy: Ch
     advice.
     """
     from ..fs.checkout import CheckoutPolicy, occupied
-    from ..fs.splitcheckout import checkout as materialise
+    from ..fs.checkout import checkout as materialise
 
     policy = policy or CheckoutPolicy()
     img = repo.image_at(rev)

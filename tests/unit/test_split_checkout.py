@@ -1,5 +1,5 @@
-"""fs.splitcheckout: a copy checkout written by two processes is the checkout one
-process writes, entry by entry (hardlinks across the pieces, directory mtimes after
+"""fs.pieces and fs.checkout: a copy checkout written by two processes is the
+checkout one process's plain walk writes, entry by entry (hardlinks across the pieces, directory mtimes after
 them, put-off directories), and a failure on either side leaves no process and no
 destination behind."""
 
@@ -15,18 +15,10 @@ from dataclasses import replace
 import pytest
 
 from layergit.errors import CorruptStore, LgError
-from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, materialise_into
-from layergit.fs.splitcheckout import (
-    PIECES,
-    PLAN_ENTRIES,
-    Piece,
-    Plan,
-    SplitWriter,
-    before,
-    plan,
-    write_pieces,
-)
+from layergit.fs.checkout import CheckoutPolicy, DirectoryWriter, before, materialise_into, unmade
+from layergit.fs.pieces import PIECES, PLAN_ENTRIES, Piece, Plan, plan, write_pieces
 from layergit.store import treenames
+from layergit.store.snapshot import read_dir
 
 from ..treecompare import describe, differences
 from .memstore import T0, Inode, MemStore, directory, file, meta, snapshot, symlink
@@ -84,6 +76,20 @@ class Recorder:
             return {int(line) for line in f}
 
 
+class OneWalk(DirectoryWriter):
+    """The reference the pieces are held to: one process's plain depth-first walk, as
+    checkouts were written before they came in pieces, refusing at once a hardlink
+    whose leader it has not made."""
+
+    def directory(self, fd, tree):
+        own, nodes = read_dir(self.store, tree)
+        self.write_below(fd, nodes)
+        return own
+
+    def _put_off(self, node, admitted, path):
+        raise unmade(path, node.meta.link or b"")
+
+
 def no_children_left() -> bool:
     try:
         os.waitpid(-1, os.WNOHANG)
@@ -101,9 +107,9 @@ def test_two_processes_write_what_one_writes(tmp_path):
     tree = big_tree(store)
     policy = CheckoutPolicy()
     recorder = Recorder(tmp_path / "writers")
-    split = SplitWriter(store, policy, recorder)
+    split = DirectoryWriter(store, policy, recorder)
     checkout(split, tree, tmp_path / "split")
-    one = DirectoryWriter(store, policy)
+    one = OneWalk(store, policy)
     checkout(one, tree, tmp_path / "one")
     assert len(recorder.writers()) == 2, "the checkout was not split"
     assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
@@ -126,9 +132,9 @@ def test_links_one_process_put_off_and_then_led_itself_are_made(tmp_path):
 
     store = MemStore()
     tree = big_tree(store)
-    split = SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stall_the_parent_once))
+    split = DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stall_the_parent_once))
     checkout(split, tree, tmp_path / "split")
-    checkout(DirectoryWriter(store, CheckoutPolicy()), tree, tmp_path / "one")
+    checkout(OneWalk(store, CheckoutPolicy()), tree, tmp_path / "one")
     assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
 
 
@@ -136,7 +142,7 @@ def test_a_small_tree_is_written_by_one_process(tmp_path):
     store = MemStore()
     tree = snapshot(store, {f"/d{d}/f": file(store, b"%d" % d) for d in range(10)})
     recorder = Recorder(tmp_path / "writers")
-    checkout(SplitWriter(store, CheckoutPolicy(), recorder), tree, tmp_path / "out")
+    checkout(DirectoryWriter(store, CheckoutPolicy(), recorder), tree, tmp_path / "out")
     assert recorder.writers() == {os.getpid()}
 
 
@@ -149,7 +155,7 @@ def test_a_process_with_other_threads_does_not_fork(tmp_path):
     other.start()
     try:
         recorder = Recorder(tmp_path / "writers")
-        checkout(SplitWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
+        checkout(DirectoryWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
     finally:
         stop.set()
         other.join()
@@ -162,7 +168,7 @@ def test_a_link_to_an_entry_nobody_made_is_refused_after_both_wrote(tmp_path):
     stray = Inode(replace(shared.meta, link=b"/nowhere"), shared.oid)
     tree = big_tree(store, {"/d30/stray": stray})
     with pytest.raises(CorruptStore, match="/d30/stray points to /nowhere"):
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "writers")), tree, tmp_path / "out")
+        checkout(DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "writers")), tree, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert no_children_left()
 
@@ -178,7 +184,7 @@ def test_the_childs_failure_is_raised_as_it_was_and_nothing_stays(tmp_path, fail
 
     store = MemStore()
     with pytest.raises(type(failure)) as raised:
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", fail_in_the_child)),
+        checkout(DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", fail_in_the_child)),
                  big_tree(store), tmp_path / "out")
     assert str(raised.value) == str(failure) and getattr(raised.value, "errno", None) == getattr(failure, "errno", None)
     assert not (tmp_path / "out").exists()
@@ -198,7 +204,7 @@ def test_the_parents_failure_stops_the_child_before_the_destination_goes(tmp_pat
 
     store = MemStore()
     with pytest.raises(type(stop)):
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stop_in_the_parent)),
+        checkout(DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", stop_in_the_parent)),
                  big_tree(store), tmp_path / "out")
     assert no_children_left()
     time.sleep(0.05)  # a child still writing would bring the destination back
@@ -214,7 +220,7 @@ def test_a_child_that_dies_is_said_with_how(tmp_path, monkeypatch):
 
     store = MemStore()
     with pytest.raises(LgError, match=r"second process failed \(killed by SIGKILL\)"):
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", killed_in_the_child)),
+        checkout(DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", killed_in_the_child)),
                  big_tree(store), tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert no_children_left()
@@ -304,7 +310,7 @@ def test_the_plan_reads_a_bounded_number_of_entries():
 def test_an_empty_tree_is_checked_out(tmp_path):
     store = MemStore()
     tree = snapshot(store, {})
-    writer = SplitWriter(store, CheckoutPolicy())
+    writer = DirectoryWriter(store, CheckoutPolicy())
     checkout(writer, tree, tmp_path / "out")
     assert os.listdir(tmp_path / "out") == [] and writer.result.entries == 0
 
@@ -316,7 +322,7 @@ def test_with_sigchld_ignored_one_process_writes_it_all(tmp_path):
     recorder = Recorder(tmp_path / "writers")
     before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     try:
-        checkout(SplitWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
+        checkout(DirectoryWriter(store, CheckoutPolicy(), recorder), big_tree(store), tmp_path / "out")
     finally:
         signal.signal(signal.SIGCHLD, before)
     assert recorder.writers() == {os.getpid()}
@@ -330,7 +336,7 @@ def test_a_link_to_a_later_entry_is_refused_as_before(tmp_path, crowd):
     later = file(store, b"later\n")
     entries = {"/a-link": Inode(replace(later.meta, link=b"/zz"), later.oid), "/zz": later}
     tree = big_tree(store, entries) if crowd else snapshot(store, entries)
-    for writer in (DirectoryWriter(store, CheckoutPolicy()), SplitWriter(store, CheckoutPolicy())):
+    for writer in (OneWalk(store, CheckoutPolicy()), DirectoryWriter(store, CheckoutPolicy())):
         with pytest.raises(CorruptStore, match="/a-link points to /zz, which is not an earlier entry"):
             checkout(writer, tree, tmp_path / type(writer).__name__)
         assert not (tmp_path / type(writer).__name__).exists()
@@ -345,9 +351,9 @@ def test_many_links_deep_down_are_made_once_each(tmp_path):
     deep = "/" + "/".join(["d"] * 200)
     entries = {"/0-leader": shared, **{f"{deep}/l{i:04}": shared for i in range(2000)}}
     tree = big_tree(store, entries)
-    split = SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w"))
+    split = DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w"))
     checkout(split, tree, tmp_path / "split")
-    checkout(DirectoryWriter(store, CheckoutPolicy()), tree, tmp_path / "one")
+    checkout(OneWalk(store, CheckoutPolicy()), tree, tmp_path / "one")
     assert not differences(describe(tmp_path / "one"), describe(tmp_path / "split"))
     assert os.lstat(tmp_path / "split" / "0-leader").st_nlink == 2001
 
@@ -365,7 +371,7 @@ def test_the_parent_stops_soon_after_the_child_failed(tmp_path):
 
     store = MemStore()
     with pytest.raises(OSError):
-        checkout(SplitWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", slow_parent_failing_child)),
+        checkout(DirectoryWriter(store, CheckoutPolicy(), Recorder(tmp_path / "w", slow_parent_failing_child)),
                  big_tree(store), tmp_path / "out")
     assert len(written) < 100, f"the parent wrote {len(written)} files after the child had failed"
     assert no_children_left()

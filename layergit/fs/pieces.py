@@ -1,12 +1,14 @@
-"""Checkouts written by two processes at once.
+"""Writing a tree by two processes at once: the pieces, the queue and the fork.
 
 Writing a checkout is system calls (create, copy or link, owner, mode, times, close)
 and the Python between them, about half each. One process leaves a core idle; two
 Python threads would queue for the GIL after every call (fs.farmwriter says what that
-cost), so the checkout forks: parent and child each take pieces of the tree from a
+cost), so the writer forks: parent and child each take pieces of the tree from a
 shared queue until it is empty. A copy checkout of minbase (6,756 entries) went from
 0.49 s to 0.31-0.34 s, against ``ostree checkout -C``'s 0.40 s (ostree writes with one
-process).
+process). What a piece's entries are, and how they are written, is the writer's
+(:class:`PieceWriter`): fs.checkout.DirectoryWriter writes a snapshot's, and
+fs.cache.RootfsClone a cached directory tree's.
 
 The pieces (:func:`plan`). The parent reads the top of the tree, the directories with
 the most entries first, and makes those directories, until there are :data:`PIECES`
@@ -18,13 +20,13 @@ number at a time, so the one that ends a big piece late takes none of the small 
 left.
 
 What the two must agree on comes after (:class:`PieceWriter`): the child sends what it
-wrote in a pickle down a pipe, the parent may ask it one question back (which
-hardlink leaders it made), and the parent ends the checkout. An error in the child
-comes back as the same exception, and the parent stops at its next piece; an error in
-the parent kills the child, so the caller removes the destination only once nothing
-writes in it any more. Ctrl-C, SIGTERM and SIGHUP are blocked across the fork, so
-each process meets them where it knows what to do. A child whose parent died stops
-at its next piece (fs may not reach runtime's prctl for a PDEATHSIG).
+wrote in a pickle down a pipe, the parent may ask it one question back, and the
+parent ends the write. An error in the child comes back as the same exception, and
+the parent stops at its next piece; an error in the parent kills the child, so the
+caller removes the destination only once nothing writes in it any more. Ctrl-C,
+SIGTERM and SIGHUP are blocked across the fork, so each process meets them where it
+knows what to do. A child whose parent died stops at its next piece (fs may not reach
+runtime's prctl for a PDEATHSIG).
 
 A small tree (:data:`SPLIT_FROM`) is written by the parent alone, through the same
 pieces in the tree's order, and so is any tree when a fork would be unsafe or its
@@ -46,10 +48,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from ..errors import LgError
-from ..store import meta as M
-from ..store import treenames
-from ..store.snapshot import Node, read_dir
-from .checkout import CheckoutPolicy, CheckoutResult, Copies, DirectoryWriter, materialise_into, unmade
 
 PIECES = 64  # subdirectory pieces: enough that the two processes end within a small one of each other
 PLAN_ENTRIES = 1 << 15  # entries the plan reads at most (a tree may list a shared subtree a million times)
@@ -332,205 +330,3 @@ def _read(fd: int, n: int) -> bytes | None:
         pieces.append(data)
         left -= len(data)
     return b"".join(pieces)
-
-
-def checkout(
-    store, tree: bytes, dest: str, policy: CheckoutPolicy, copies: Copies | None = None
-) -> CheckoutResult:
-    """Write the snapshot ``tree`` into ``dest``, which must be empty or absent: a user's
-    copy checkout, by two processes where that pays."""
-    return materialise_into(SplitWriter(store, policy, copies), tree, dest)
-
-
-def before(a: bytes, b: bytes) -> bool:
-    """Whether the entry at stored path ``a`` ("/x/y") comes before the one at ``b`` in a
-    walk of their snapshot: depth first, each directory's entries by real name. Without
-    an escaped name (the stored name is the real one) that is the order of the names
-    as they stand, compared at C speed: a hostile tree's thousands of links deep down
-    must not cost a decoding per level each."""
-    if b"/%" not in a and b"/%" not in b:
-        return a.split(b"/") < b.split(b"/")
-    return _position(a) < _position(b)
-
-
-def _position(path: bytes) -> list[bytes]:
-    return [treenames.decode(part) for part in path.split(b"/")]
-
-
-# -- a copy checkout of a snapshot ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Place:
-    """A directory of the checkout: the directory nodes from the root down to it,
-    and the stored path of each (the root's, b"", first)."""
-
-    stack: tuple[Node, ...]
-    paths: tuple[bytes, ...]
-
-    @property
-    def parts(self) -> list[bytes]:
-        return [n.name for n in self.stack]
-
-    def below(self, node: Node) -> _Place:
-        return _Place(self.stack + (node,), self.paths + (self.paths[-1] + b"/" + node.stored,))
-
-
-@dataclass(frozen=True)
-class _Link:
-    """A hardlink put off until every leader is made."""
-
-    key: tuple[int, ...]  # the piece's key, then its place in the piece
-    place: _Place
-    node: Node
-    admitted: Node  # as the policy lets it onto the host (DirectoryWriter.admit)
-    path: bytes  # its stored path
-
-
-@dataclass
-class _Ledger:
-    result: CheckoutResult
-    links: list[_Link]
-    deferred: list[tuple[list[bytes], M.EntryMeta]]
-
-
-class SplitWriter(DirectoryWriter):
-    """A DirectoryWriter that writes a snapshot by two processes: a user's copy
-    checkout as it is, and the cache's farm checkout (fs.cache.FarmSplitWriter, which
-    puts it before FarmWriter: so it has no constructor of its own).
-
-    A hardlink whose leader the process did not make itself is put off: the parent
-    makes it at the end, once the child has said which of those leaders it made (a
-    leader must still be an entry this checkout created), and then puts back the
-    mtime of the directory it went into.
-    """
-
-    _pieces: list[Piece[_Place, Node]]
-    _links: list[_Link]
-    _theirs: list[_Link]  # the child's put-off links
-    _key: tuple[int, ...]  # where the piece being written is, and where in it
-    _here: _Place | None  # the directory of the last link put off (one place for many links)
-
-    def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
-        self._links, self._theirs, self._key, self._here = [], [], (), None
-        own, nodes = read_dir(self.store, tree)
-        planned = plan(_Place((), (b"",)), nodes, _is_dir, self._expand)
-        self._pieces = planned.pieces
-        write_pieces(self, planned)
-        for place in sorted(planned.opened, key=lambda p: len(p.stack), reverse=True):
-            self._finish(place)
-        self._deferred.sort(key=lambda d: len(d[0]), reverse=True)  # deepest first, as finish() wants
-        return own
-
-    def _expand(self, place: _Place, nodes: list[Node], budget: int) -> list[_Below]:
-        fd = self._open_path(place.parts)
-        try:
-            made: list[_Below] = []
-            for i, node in enumerate(nodes):
-                if node.meta.kind == "d":
-                    self.result.entries += 1
-                    os.mkdir(node.name, 0o700, dir_fd=fd)
-                    below = read_dir(self.store, node.tree)[1] if budget > 0 else None
-                    budget -= len(below or ())
-                    made.append((i, place.below(node), below))
-            return made
-        finally:
-            os.close(fd)
-
-    def take(self, number: int) -> None:
-        piece = self._pieces[number]
-        self._key = piece.key + (0,)
-        fd = self._open_path(piece.place.parts)
-        try:
-            self._stack, self._paths = list(piece.place.stack), list(piece.place.paths)
-            entries = piece.entries
-            if entries is None:  # a subdirectory the plan left unread
-                entries = read_dir(self.store, piece.place.stack[-1].tree)[1]
-            self.write_below(fd, entries)
-            if piece.whole:
-                self.finish_dir(fd)
-        finally:
-            os.close(fd)
-
-    def leads(self, link: bytes, path: bytes) -> bool:
-        """Made here, and before ``path`` in the snapshot's order: pieces are not taken
-        in that order, so being made first no longer says so."""
-        return link in self._made and before(link, path)
-
-    def unmade_leader(self, node: Node, admitted: Node, path: bytes) -> None:
-        if self._here is None or self._here.paths[-1] != self._paths[-1]:
-            self._here = _Place(tuple(self._stack), tuple(self._paths))
-        self._links.append(_Link(self._key, self._here, node, admitted, path))
-        self._key = self._key[:-1] + (self._key[-1] + 1,)
-
-    def forked(self) -> None:
-        self.result = CheckoutResult()
-        self._deferred = []
-
-    def ledger(self) -> _Ledger:
-        return _Ledger(self.result, self._links, self._deferred)
-
-    def merge(self, ledger: _Ledger) -> set[bytes]:
-        """Count what the child wrote, take over what it put off, and ask which of the
-        leaders only it may have made it did make."""
-        self.result.add(ledger.result)
-        self._deferred += ledger.deferred
-        self._theirs = ledger.links
-        leaders = {link.node.meta.link for link in self._links + self._theirs}
-        return {lead for lead in leaders if lead is not None} - self._made - self._skipped
-
-    def answer(self, question: set[bytes]) -> tuple[set[bytes], set[bytes]]:
-        return question & self._made, question & self._skipped
-
-    def join(self, answer: tuple[set[bytes], set[bytes]] | None) -> None:
-        """Make the put-off links, then put back the mtimes they changed."""
-        if answer is not None:
-            self._made |= answer[0]
-            self._skipped |= answer[1]
-        touched: dict[bytes, _Place] = {}
-        fd, at = -1, None  # the directory open for the links before: they come in runs
-        try:
-            for link in sorted(self._links + self._theirs, key=lambda lk: lk.key):
-                leader = link.node.meta.link
-                assert leader is not None  # only hardlinks are put off
-                if leader in self._skipped:
-                    self._skipped.add(link.path)
-                    continue
-                if leader not in self._made or not before(leader, link.path):
-                    raise unmade(link.path, leader)
-                if link.place.paths[-1] != at:
-                    if fd >= 0:
-                        os.close(fd)
-                        fd = -1
-                    fd, at = self._open_path(link.place.parts), link.place.paths[-1]
-                self.link(fd, link.node.name, leader)
-                self.written(link.admitted)
-                if link.place.stack:  # the root's metadata comes last anyway
-                    touched[at] = link.place
-        finally:
-            if fd >= 0:
-                os.close(fd)
-        for place in touched.values():
-            m = place.stack[-1].meta
-            fd = self._open_path(place.parts)
-            try:
-                os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
-            finally:
-                os.close(fd)
-
-    def _finish(self, place: _Place) -> None:
-        """Finish a directory the planner opened."""
-        fd = self._open_path(place.parts)
-        try:
-            self._stack, self._paths = list(place.stack), list(place.paths)
-            self.finish_dir(fd)
-        finally:
-            os.close(fd)
-
-
-# A subdirectory made while planning: its index, its place, its entries if read.
-_Below = tuple[int, _Place, list[Node] | None]
-
-
-def _is_dir(node: Node) -> bool:
-    return node.meta.kind == "d"
