@@ -80,9 +80,10 @@ def private_dir(path: str) -> None:
 class FarmWriter(DirectoryWriter):
     """A DirectoryWriter whose files are hardlinks to (new or existing) farm objects.
 
-    Its two processes (fs.pieces) may make the same farm object at once: each makes it
-    under a name with its pid, and the second link finds the first's (:meth:`entry`).
-    An import materialises beside its sealing thread, so in one process.
+    A walk's two processes (fs.pieces) may make the same farm object at once: each
+    makes it under a name with its pid, and the second link finds the first's
+    (:meth:`entry`). An import materialises beside its sealing thread, so in one
+    process.
 
     A policy that clears privileges changes the metadata and so the object key:
     such a checkout links to objects of its own, never to the privileged ones.

@@ -228,7 +228,6 @@ class TreeWriter:
                 os.close(fd)
 
 
-
 @dataclass(frozen=True)
 class _Place:
     """A directory of the checkout: the directory nodes from the root down to it,
@@ -271,8 +270,8 @@ _Below = tuple[int, _Place, list[Node] | None]
 
 class DirectoryWriter(TreeWriter):
     """Writes a snapshot's trees out as directories and files below a directory, in
-    pieces (fs.pieces): by two processes when the tree is big enough, else by this
-    one in the tree's order.
+    pieces (fs.pieces): by two processes when the tree is big enough and a fork is
+    safe, else by this one in the tree's order.
 
     Depth first within a piece, with stacks of our own, not recursion, and a bounded
     number of directory fds (safeio.DirStack): a snapshot may nest thousands of
@@ -281,10 +280,10 @@ class DirectoryWriter(TreeWriter):
 
     A hardlink is made at once when its leader is an entry this process made, and
     comes before it in the snapshot's order (pieces are not taken in that order, so
-    being made first does not say so). Any other is put off: the parent makes it at
-    the end, once the child has said which of those leaders it made (a leader must
-    still be an entry this checkout created), and then puts back the mtime of the
-    directory it went into.
+    being made first does not say so). Any other is put off: it is made at the end
+    (by the parent, once the child, if there was one, has said which of those leaders
+    it made), when its leader is an earlier entry this checkout created, and the mtime
+    of the directory it went into is put back.
     """
 
     def __init__(self, store, policy: CheckoutPolicy | None = None, copies: Copies | None = None):
@@ -557,6 +556,7 @@ def _position(path: bytes) -> list[bytes]:
 
 def _is_dir(node: Node) -> bool:
     return node.meta.kind == "d"
+
 
 def unmade(path: bytes, link: bytes) -> CorruptStore:
     """The refusal of a hardlink to an entry the checkout did not make before it."""

@@ -79,7 +79,8 @@ class Recorder:
 class OneWalk(DirectoryWriter):
     """The reference the pieces are held to: one process's plain depth-first walk, as
     checkouts were written before they came in pieces, refusing at once a hardlink
-    whose leader it has not made."""
+    whose leader it has not made (in a walk in the snapshot's order, one made is an
+    earlier entry: the order check it inherits never refuses more)."""
 
     def directory(self, fd, tree):
         own, nodes = read_dir(self.store, tree)
