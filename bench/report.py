@@ -22,7 +22,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .timing import Case, Measurement
+from .timing import Case, Goal, Measurement
 
 OK, FAILED, UNAVAILABLE = "ok", "failed", "not available"
 MET, MISSED, NOISE, UNMEASURED = "met", "MISSED", "within noise", "not measured"
@@ -86,6 +86,20 @@ def verdict_text(verdict: str, median_met: bool | None) -> str:
 
 
 @dataclass
+class Verdict:
+    """A row's goal as judged: MET, MISSED or NOISE (UNMEASURED without a figure), and
+    what the medians alone say of it."""
+
+    goal: Goal
+    verdict: str = UNMEASURED
+    median_met: bool | None = None
+
+    @property
+    def text(self) -> str:
+        return verdict_text(self.verdict, self.median_met)
+
+
+@dataclass
 class Row:
     case: Case
     measurement: Measurement | None = None
@@ -96,8 +110,7 @@ class Row:
     relative: float | None = None   # lg rows with `vs` another lg row: median(this) / median(that)
     ratio_range: tuple[float, float] | None = None  # what the spreads allow for ratio (or relative)
     overlap: bool = False           # this row's spread and its counterpart's overlap
-    verdict: str = UNMEASURED       # of the goal, if any: MET, MISSED, NOISE
-    median_met: bool | None = None  # what the medians alone say about the goal
+    verdicts: list[Verdict] = field(default_factory=list)  # one per goal of the case, in its order
 
     @property
     def median(self) -> float | None:
@@ -151,18 +164,20 @@ class ScenarioResult:
                 if theirs and mine:
                     row.relative = mine.median / theirs.median
                     row.ratio_range, row.overlap = ratio_range(mine, theirs), mine.overlaps(theirs)
-            goal = row.case.goal
-            if not goal:
-                continue
-            if goal.kind == "ratio" and row.ratio is not None and row.ratio_range:
-                lo, hi = row.ratio_range
-                row.verdict, row.median_met = judge(lo, hi, goal.limit), row.ratio <= goal.limit
-            elif goal.kind == "seconds" and mine:
-                row.verdict, row.median_met = judge(mine.lo, mine.hi, goal.limit), mine.median <= goal.limit
+            row.verdicts = [_judged(row, mine, goal) for goal in row.case.goals]
 
     @property
     def failed(self) -> bool:
         return self.error is not None or any(r.status == FAILED for r in self.rows)
+
+
+def _judged(row: Row, mine: Spread | None, goal: Goal) -> Verdict:
+    if goal.kind == "ratio" and row.ratio is not None and row.ratio_range:
+        lo, hi = row.ratio_range
+        return Verdict(goal, judge(lo, hi, goal.limit), row.ratio <= goal.limit)
+    if goal.kind == "seconds" and mine:
+        return Verdict(goal, judge(mine.lo, mine.hi, goal.limit), mine.median <= goal.limit)
+    return Verdict(goal)
 
 
 def seconds(value: float | None) -> str:
@@ -172,8 +187,7 @@ def seconds(value: float | None) -> str:
 
 
 def _goal_text(row: Row) -> str:
-    goal = row.case.goal
-    return f"goal {goal.text}: {verdict_text(row.verdict, row.median_met)}" if goal else ""
+    return "; ".join(f"goal {v.goal.text}: {v.text}" for v in row.verdicts)
 
 
 def _range_text(row: Row) -> str:
@@ -212,7 +226,7 @@ def format_scenario(result: ScenarioResult) -> str:
             notes.append(_range_text(row))
         if row.relative is not None:
             notes.append(f"{_ratio_text(row, row.relative)} the time of '{row.against}'")
-        if row.case.goal:
+        if row.verdicts:
             notes.append(_goal_text(row))
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
         width = row.spread.relative if row.spread else None
@@ -240,14 +254,12 @@ def format_goals(results: list[ScenarioResult]) -> str:
     lines = []
     for res in results:
         for row in res.rows:
-            if not row.case.goal:
-                continue
-            if row.case.goal.kind == "ratio":
-                figure = _ratio_text(row, row.ratio) if row.ratio is not None else "no ratio"
-            else:
-                figure = row.spread.text("{:.3f}", " s") if row.spread else "no time"
-            lines.append(f"  {res.scenario.name}: {row.case.goal.text}: {figure}, "
-                         f"{verdict_text(row.verdict, row.median_met)}")
+            for v in row.verdicts:
+                if v.goal.kind == "ratio":
+                    figure = _ratio_text(row, row.ratio) if row.ratio is not None else "no ratio"
+                else:
+                    figure = row.spread.text("{:.3f}", " s") if row.spread else "no time"
+                lines.append(f"  {res.scenario.name}: {v.goal.text}: {figure}, {v.text}")
         for c in res.checks:
             lines.append(f"  {res.scenario.name}: {_check_text(c)}")
     return "goals (from the issues):\n" + "\n".join(lines) if lines else ""
@@ -270,8 +282,8 @@ def to_json(meta: dict, results: list[ScenarioResult], interrupted: bool) -> dic
                 "ratio_lg_over_peer": row.ratio, "ratio_against": row.against,
                 "relative_to_lg_row": row.relative, "ratio_range": row.ratio_range,
                 "spreads_overlap": row.overlap if row.ratio_range else None,
-                "goal": {"text": c.goal.text, "kind": c.goal.kind, "limit": c.goal.limit,
-                         "verdict": row.verdict, "median_met": row.median_met} if c.goal else None,
+                "goals": [{"text": v.goal.text, "kind": v.goal.kind, "limit": v.goal.limit,
+                           "verdict": v.verdict, "median_met": v.median_met} for v in row.verdicts],
             })
         scenarios.append({"number": s.number, "name": s.name, "title": s.title, "measures": s.measures,
                           "primary": s.primary, "runs": res.runs, "seconds_with_setup": res.seconds,

@@ -54,6 +54,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     vs: str | None = None           # peer rows: label of the lg row it is compared with
     goal: Goal | None = None
+    also: tuple[Goal, ...] = ()     # further goals on the same figure (a later issue's stricter one)
     unavailable: str | None = None  # do not run: "not available" with this reason
     broken: str | None = None       # its setup failed: reported as FAILED with this reason
     warmup: bool = True             # False: no untimed probe run (for rows whose run takes minutes;
@@ -62,6 +63,10 @@ class Case:
     @property
     def command(self) -> str:
         return shlex.join(self.argv)
+
+    @property
+    def goals(self) -> tuple[Goal, ...]:
+        return ((self.goal,) if self.goal else ()) + self.also
 
 
 @dataclass
