@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import threading
 from contextlib import contextmanager
@@ -36,16 +37,19 @@ def _default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-# JSON may escape any character; json.dumps without ensure_ascii leaves DEL, C1 controls
-# and lone surrogates raw. Escaped, the output parses to the very same strings, and a
-# terminal it reaches obeys none of them (they can only occur inside JSON strings).
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000))}
+@functools.cache
+def _json_escapes() -> dict[int, str]:
+    """JSON may escape any character; json.dumps without ensure_ascii leaves DEL, C1
+    controls and lone surrogates raw. Escaped, the output parses to the very same
+    strings, and a terminal it reaches obeys none of them (they can only occur inside
+    JSON strings). Built on first use: most commands print no JSON."""
+    return {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000))}
 
 
 def print_json(value) -> None:
     import json  # not on the start-up of commands that print no JSON
 
-    click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False).translate(_JSON_ESCAPES))
+    click.echo(json.dumps(value, default=_default, indent=2, ensure_ascii=False).translate(_json_escapes()))
 
 
 def console():

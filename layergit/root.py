@@ -41,6 +41,9 @@ def default_root() -> str:
 
 @dataclass(frozen=True)
 class Root:
+    """An lg root (``$LG_ROOT``): the directory every command's store, cache, containers,
+    networks and volumes live under, and the one place that names their paths."""
+
     path: str
 
     @classmethod

@@ -23,11 +23,23 @@ escape, or holds ``"`` or ``\\``, is shown whole in double quotes with ``\\`` an
 
 from __future__ import annotations
 
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
-_ESCAPES[0x1B] = "\\e"
-_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), *range(0xD800, 0xE000))})
-_ESCAPES.update({c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)})  # bytes 0x80-0xff
-_QUOTED = {**_ESCAPES, ord("\\"): "\\\\", ord('"'): '\\"'}
+import functools
+
+
+@functools.cache
+def _escapes() -> dict[int, str]:
+    """printable()'s table: built on first use, not at import, where its 2,200 entries
+    cost every lg command a millisecond, printing or not."""
+    table = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+    table[0x1B] = "\\e"
+    table.update({c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), *range(0xD800, 0xE000))})
+    table.update({c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)})  # bytes 0x80-0xff
+    return table
+
+
+@functools.cache
+def _quoted() -> dict[int, str]:
+    return {**_escapes(), ord("\\"): "\\\\", ord('"'): '\\"'}
 
 
 def _text(text: str | bytes) -> str:
@@ -37,14 +49,14 @@ def _text(text: str | bytes) -> str:
 def printable(text: str | bytes) -> str:
     """``text`` with its control characters (C0, DEL, C1) shown as escapes; bytes are
     read as UTF-8, what does not decode shown as ``\\xNN``."""
-    return _text(text).translate(_ESCAPES)
+    return _text(text).translate(_escapes())
 
 
 def quoted(name: str | bytes) -> str:
     """``name`` as it is when it needs no escape; else in double quotes, escaped (C-style,
     with :func:`printable`'s escapes), so that no two names ever show the same."""
     name = _text(name)
-    shown = name.translate(_QUOTED)
+    shown = name.translate(_quoted())
     return name if shown == name else f'"{shown}"'
 
 

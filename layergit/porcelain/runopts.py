@@ -32,6 +32,10 @@ MIN_MEMORY = 6 << 20  # Docker's floor: less cannot even start a process
 
 @dataclass
 class RunOptions:
+    """The flags of ``lg run`` and ``lg create`` as given (compose, build, bisect and
+    rebase fill them in too): checked and turned into a runtime.spec.Spec by the
+    porcelain, so every way of making a container shares one reading of them."""
+
     name: str | None = None
     env: list[str] = field(default_factory=list)
     env_files: list[str] = field(default_factory=list)

@@ -38,6 +38,9 @@ DATA = "_data"
 
 @dataclass(frozen=True)
 class Volume:
+    """A named or anonymous volume as its record says (docs/format.md): its directory
+    on the host, and for an anonymous one the container it goes with."""
+
     name: str
     created: str
     mountpoint: str  # the _data directory on the host

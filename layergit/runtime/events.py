@@ -34,6 +34,9 @@ _POLL = 0.1  # seconds between looks at the file while following
 
 @dataclass(frozen=True)
 class Event:
+    """One line of the root's event log, as ``lg events`` reads it back and prints it
+    in Docker's shape."""
+
     time_ns: int
     type: str  # container (the only kind lg logs so far)
     action: str  # Docker's: create, start, die, kill, stop, pause, unpause, rename, destroy

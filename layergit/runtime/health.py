@@ -39,6 +39,9 @@ def parse_duration(text: str, flag: str) -> float:
 
 @dataclass(frozen=True)
 class HealthConfig:
+    """A healthcheck as it runs: the image's HEALTHCHECK under the ``--health-*``
+    flags, with Docker's defaults for what neither sets."""
+
     test: list[str]  # ["CMD", arg...] or ["CMD-SHELL", command]
     interval: float = DEFAULT_INTERVAL
     timeout: float = DEFAULT_TIMEOUT
@@ -134,6 +137,8 @@ def configure(image: dict | None, flags: HealthFlags) -> HealthConfig | None:
 
 @dataclass
 class Result:
+    """One healthcheck's run, as ``lg inspect`` shows the last few (Docker's Log)."""
+
     start: str
     end: str
     exit_code: int

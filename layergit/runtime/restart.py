@@ -32,6 +32,9 @@ RESET_UPTIME = 10.0  # a run at least this long resets the back-off
 
 @dataclass(frozen=True)
 class RestartPolicy:
+    """``--restart`` parsed once (no, always, unless-stopped, on-failure[:N]): the
+    monitor decides each restart from this value, never from the text."""
+
     name: str = "no"
     max_retries: int = 0  # on-failure only; 0 is no limit
 

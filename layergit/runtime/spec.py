@@ -19,6 +19,9 @@ from .restart import RestartPolicy
 
 @dataclass
 class Mount:
+    """Something mounted into the container besides its rootfs: a bind, a volume or a
+    tmpfs, checked before it is saved here (porcelain.mountspec)."""
+
     kind: str  # "bind", "volume" (a bind of a volume's directory) or "tmpfs"
     target: str  # path inside the container
     source: str = ""  # host path for binds and volumes
@@ -29,6 +32,9 @@ class Mount:
 
 @dataclass
 class Process:
+    """The container's first process: what runs, as whom, where, and with what it may
+    do (capabilities, seccomp); exec'd processes are given their own."""
+
     args: list[str]
     env: list[str]
     cwd: str = "/"
@@ -65,6 +71,8 @@ class Device:
 
 @dataclass
 class Resources:
+    """The cgroup limits a container runs under; None is no limit."""
+
     memory: int | None = None  # bytes
     cpus: float | None = None
     pids: int | None = None
@@ -72,6 +80,9 @@ class Resources:
 
 @dataclass
 class Spec:
+    """All a container is (container.json): the runtime starts, stops, execs into and
+    cleans up a container from this alone, whichever lg command made it."""
+
     id: str
     name: str
     rootfs_lower: str  # the materialised image rootfs (read-only)

@@ -39,6 +39,10 @@ def now_iso() -> str:
 
 @dataclass
 class State:
+    """What a container is doing now (state.json; docs/format.md): written whole at each
+    change, a new file renamed over the old, so that any lg command reads one
+    consistent answer."""
+
     status: str = "created"  # created, running, paused, restarting (waiting to), exited
     pid: int = 0
     pid_start: int = 0

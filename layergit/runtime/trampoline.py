@@ -57,6 +57,9 @@ E_MACHINE = {"x86_64": 62, "aarch64": 183}
 
 @dataclass(frozen=True)
 class Program:
+    """A machine-code program kept with its source, so a test can assemble the source
+    again and prove the bytes lg writes are what the source says."""
+
     source: str  # assembly, for binutils' as of that architecture
     code: bytes  # what it assembles to (.text)
 

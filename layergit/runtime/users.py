@@ -21,6 +21,9 @@ class UserError(LgError):
 
 @dataclass(frozen=True)
 class User:
+    """Who a container's process runs as, resolved from ``--user`` and the image's own
+    passwd and group files: the ids to set and the home directory to start in."""
+
     uid: int
     gid: int
     groups: tuple[int, ...]

@@ -50,6 +50,9 @@ _TAG_RE = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 
 @dataclass(frozen=True)
 class ImageName:
+    """An image name checked against Docker's grammar, with its tag: the one form that
+    becomes a ref (``ref``), so no other text ever names a ref."""
+
     name: str
     tag: str = DEFAULT_TAG
 

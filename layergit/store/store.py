@@ -109,6 +109,9 @@ def _light_identity() -> Signature:
 
 @dataclass(frozen=True)
 class CommitInfo:
+    """An image commit as read from the store: what ``lg log``, ``lg show`` and the
+    porcelain need of it, without the object itself."""
+
     id: bytes
     tree: bytes
     parents: tuple[bytes, ...]
