@@ -162,11 +162,14 @@ class Tools:
     def compile_bytecode(self) -> None:
         """Byte-compile the code lg runs, as an installed package is: where
         PYTHONDONTWRITEBYTECODE is set (this VM's shell sets it) a file edited since the
-        last compile would otherwise be compiled again by every timed lg command."""
+        last compile would otherwise be compiled again by every timed lg command. Forced
+        (-f): compileall skips a file whose bytecode records its mtime, though Python also
+        compares sizes, so an edit within the second of the last compile (a git stash and
+        pop) left a module that every import compiled again, 10 ms of each lg run."""
         code = self.lg_code()
         if os.path.isdir(code):
             cli = os.path.join(os.path.dirname(code), "cli")
-            subprocess.run([self.python, "-m", "compileall", "-q", code, cli],
+            subprocess.run([self.python, "-m", "compileall", "-f", "-q", code, cli],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def versions(self) -> dict[str, str]:
