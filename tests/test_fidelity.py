@@ -421,7 +421,7 @@ def test_a_cached_tree_whose_build_warned_is_walked_not_cloned(lg, tmp_path, mon
     a host that refuses device nodes would leave it) is never cloned: checkout -H walks
     the snapshot, which says again what it cannot make. gc drops the file with its tree."""
     from layergit import api
-    from layergit.fs import cache as farm
+    from layergit.fs import cache as fs_cache
     from layergit.fs.checkout import CheckoutPolicy
     from layergit.porcelain.checkout import cache
 
@@ -442,7 +442,7 @@ def test_a_cached_tree_whose_build_warned_is_walked_not_cloned(lg, tmp_path, mon
     def no_clone(*_args):
         raise AssertionError("a tree whose build warned was cloned")
 
-    monkeypatch.setattr(farm, "RootfsClone", no_clone)
+    monkeypatch.setattr(fs_cache, "RootfsClone", no_clone)
     cache(repo).hardlink_checkout(repo.store, img.rootfs, str(tmp_path / "walked"), CheckoutPolicy())
     assert (tmp_path / "walked" / "etc" / "motd").read_text() == "hello\n"
     lg("rmi", "warned:1")

@@ -77,7 +77,7 @@ class _Walker:
         self, writer, cache: StatCache, progress: Progress | None, source: str, deposit: Deposit | None
     ):
         self.w = writer
-        self.deposit = deposit  # a fs.cache.FarmDeposit for the files read, or None
+        self.deposit = deposit  # a fs.farm.FarmDeposit for the files read, or None
         self.cache = cache
         self.progress = progress
         self.source = source
@@ -229,7 +229,7 @@ def capture(
     deposit: Deposit | None = None,
 ) -> CaptureResult:
     """Write ``source`` (a directory; the path itself may be a symlink) as a snapshot tree;
-    the files it reads go into ``deposit`` (a fs.cache.FarmDeposit) too when given."""
+    the files it reads go into ``deposit`` (a fs.farm.FarmDeposit) too when given."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:

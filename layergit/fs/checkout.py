@@ -122,7 +122,7 @@ class CheckoutResult:
         self.privileges_cleared += other.privileges_cleared
 
 
-# Where a copy checkout may find a file's bytes already unpacked (fs.cache.FarmCopies):
+# Where a copy checkout may find a file's bytes already unpacked (fs.farm.FarmCopies):
 # given the entry and the new file, it fills the file and returns its size, or returns
 # None (then the bytes come from the store).
 Copies = Callable[[Node, int], "int | None"]

@@ -33,7 +33,7 @@ Xattrs = tuple[tuple[str, bytes], ...]
 
 
 class Deposit(Protocol):
-    """Where a file's bytes go besides the store (fs.cache.FarmDeposit)."""
+    """Where a file's bytes go besides the store (fs.farm.FarmDeposit)."""
 
     def blob(
         self, writer, meta: EntryMeta, size: int,
@@ -47,7 +47,7 @@ def put_file(
 ) -> tuple[bytes, Xattrs]:
     """Store a regular file's content as a blob; returns its id and the file's xattrs,
     checking it is the inode we stat'ed (see safeio.open_file). With ``deposit`` (a
-    fs.cache.FarmDeposit) the same bytes go into the farm too, under the metadata
+    fs.farm.FarmDeposit) the same bytes go into the farm too, under the metadata
     ``meta_for(xattrs)`` gives."""
     fd, st = open_file(dirfd, name, expect)
     try:
@@ -187,7 +187,7 @@ class SparseWriter:
 
 class BlobReader:
     """A blob's ``size`` bytes of content, given as pieces (store.open_blob's, verified as
-    they flow, or fs.cache.FarmReads', verified before), as a file to ``read`` (for
+    they flow, or fs.farm.FarmReads', verified before), as a file to ``read`` (for
     tarfile): ``read(n)`` gives exactly ``n`` bytes until the end, a whole piece without
     copying it."""
 

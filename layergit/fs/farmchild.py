@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from .cache import FarmDeposit
+from .farm import FarmDeposit
 from .farmwriter import PIPE_BYTES, serve
 
 

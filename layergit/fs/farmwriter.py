@@ -1,5 +1,5 @@
 """The farm's writer process: small files an import or a commit deposits
-(fs.cache.FarmDeposit), written by a second process while lg parses and hashes.
+(fs.farm.FarmDeposit), written by a second process while lg parses and hashes.
 
 Why a process and not a thread: writing a small file is seven system calls (open,
 write, owner, mode, times, link, close), and a Python thread must win the GIL back
@@ -126,7 +126,7 @@ def _exact(inp, n: int) -> bytes | None:
 
 
 class Farm(Protocol):
-    """What the child writes into (fs.cache.FarmDeposit, writing inline)."""
+    """What the child writes into (fs.farm.FarmDeposit, writing inline)."""
 
     def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None: ...
 

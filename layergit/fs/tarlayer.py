@@ -197,7 +197,7 @@ def split_path(name: str, what: str = "entry") -> list[bytes]:
 
 def read_tar(stream, writer, limits: Limits, whiteouts: bool, deposit=None, watch=None) -> list[TarEntry]:
     """Parse one tar stream into entries, writing file contents as blobs as we go, and
-    regular files into ``deposit`` too when given (a fs.cache.FarmDeposit). ``watch``,
+    regular files into ``deposit`` too when given (a fs.farm.FarmDeposit). ``watch``,
     when given, sees each member before its content is read, and may stop the parse
     by raising."""
     entries = []

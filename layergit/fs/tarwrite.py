@@ -24,7 +24,7 @@ from ..store.treediff import diff_trees
 from .content import BlobReader
 
 if TYPE_CHECKING:
-    from .cache import FarmReads
+    from .farm import FarmReads
 
 _TYPES = {
     "f": tarfile.REGTYPE,
@@ -115,7 +115,7 @@ def append(tar: tarfile.TarFile, info: tarfile.TarInfo, content=None) -> None:
 
 class TarWriter:
     """Adds snapshot entries to a tar stream (from :func:`pax_stream`); counts what it
-    skipped. File content comes from ``farm`` (fs.cache.FarmReads) where it holds the
+    skipped. File content comes from ``farm`` (fs.farm.FarmReads) where it holds the
     file, from the store otherwise."""
 
     def __init__(self, tar: tarfile.TarFile, store, farm: FarmReads | None = None):

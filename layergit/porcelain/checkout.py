@@ -12,8 +12,8 @@ from ..errors import CorruptStore, LgError, NotFound
 from .repo import Image, Repo, damaged, store_lock
 
 if TYPE_CHECKING:  # fs.checkout loads with the first checkout: lg run imports this module
-    from ..fs.cache import FarmDeposit
     from ..fs.checkout import CheckoutPolicy, CheckoutResult
+    from ..fs.farm import FarmDeposit
 
 
 def cache(repo: Repo):
@@ -25,7 +25,7 @@ def cache(repo: Repo):
 @contextmanager
 def deposit(repo: Repo) -> Iterator[FarmDeposit]:
     """Where the files an import or a commit reads go as well: the materialised cache's
-    farm (fs.cache.FarmDeposit), so that the first run of the image costs what a later
+    farm (fs.farm.FarmDeposit), so that the first run of the image costs what a later
     one does, as podman's, which unpacks at import. Objects no rootfs comes to link
     stay until lg gc prunes them."""
     farm = cache(repo).deposit(repo.store)

@@ -290,7 +290,7 @@ def layer(repo: Repo, old: bytes | None, new: bytes, tmpdir: str, how: Compressi
 
 
 def _farm(repo: Repo):
-    """Where a layer's files are read from where it holds them: the farm (fs.cache.FarmReads)."""
+    """Where a layer's files are read from where it holds them: the farm (fs.farm.FarmReads)."""
     from .checkout import cache
 
     return cache(repo).reads()

@@ -71,7 +71,7 @@ def verified_blob(oid: bytes, size: int, chunks: Iterable[_Piece]) -> Iterator[_
     """``chunks`` passed on, hashed as they go; wrong content raises CorruptStore at the end,
     and a byte beyond the announced ``size`` at once: a loose object of 300 KB whose
     header says 9 MiB may inflate to 300 MB, which would otherwise all be written out.
-    Also fs.cache.FarmReads' check of a big farm object as it streams."""
+    Also fs.farm.FarmReads' check of a big farm object as it streams."""
     digest, done = object_hasher(OBJ_BLOB, size), 0
     try:
         for chunk in chunks:

@@ -1,4 +1,4 @@
-"""fs.cache.FarmDeposit.blob: a file's bytes go to the store and into the farm under
+"""fs.farm.FarmDeposit.blob: a file's bytes go to the store and into the farm under
 the key of the blob id the store gave those very bytes, whichever path they take:
 written inline, streamed, or handed to the writer process (fs.farmwriter)."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from layergit.errors import LgError
 from layergit.fs import farmwriter
-from layergit.fs.cache import FarmDeposit, _key
+from layergit.fs.farm import FarmDeposit, _key
 from layergit.store.rawobj import CHUNK, STREAM_FROM
 
 from .memstore import MemStore, meta

@@ -1,4 +1,4 @@
-"""fs.cache._copy: a farm object copied by the kernel into a checkout's file. A big
+"""fs.farm.copy_object: a farm object copied by the kernel into a checkout's file. A big
 object keeps its holes (only its data extents are copied), as writing it from the
 store keeps them; every object arrives byte for byte, across filesystems too."""
 
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from layergit.fs import cache
+from layergit.fs import farm
 from layergit.store.rawobj import STREAM_FROM
 
 MIB = 1 << 20
@@ -27,7 +27,7 @@ def _copied(src_path, dest_path) -> None:
     src = os.open(src_path, os.O_RDONLY)
     out = os.open(dest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        assert cache._copy(src, out, os.fstat(src).st_size) == os.fstat(src).st_size
+        assert farm.copy_object(src, out, os.fstat(src).st_size) == os.fstat(src).st_size
     finally:
         os.close(src)
         os.close(out)
@@ -61,7 +61,7 @@ def test_without_copy_file_range_sendfile_copies_the_same(tmp_path, monkeypatch,
     def refuse(src, out, pos, count):
         raise OSError(errno.EXDEV, "cross-device")
 
-    monkeypatch.setattr(cache, "_copy_file_range", refuse)
+    monkeypatch.setattr(farm, "_copy_file_range", refuse)
     data = os.urandom(min(size, MIB))
     _sparse(tmp_path / "src", size, [(0, data), (size - len(data), data)] if size else [])
     _copied(tmp_path / "src", tmp_path / "out")
@@ -73,8 +73,8 @@ def test_an_object_cut_short_while_copied_is_an_error(tmp_path):
     src = os.open(tmp_path / "src", os.O_RDONLY)
     out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with pytest.raises(cache.LgError, match="shorter"):
-            cache._copy(src, out, 200)
+        with pytest.raises(farm.LgError, match="shorter"):
+            farm.copy_object(src, out, 200)
     finally:
         os.close(src)
         os.close(out)
@@ -87,8 +87,8 @@ def test_a_big_object_cut_short_is_an_error_not_zeros(tmp_path):
     src = os.open(tmp_path / "src", os.O_RDONLY)
     out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        with pytest.raises(cache.LgError, match="shorter"):
-            cache._copy(src, out, STREAM_FROM + MIB)
+        with pytest.raises(farm.LgError, match="shorter"):
+            farm.copy_object(src, out, STREAM_FROM + MIB)
     finally:
         os.close(src)
         os.close(out)

@@ -1,4 +1,4 @@
-"""fs.cache.FarmReads: an export's file bytes read from the farm, each object checked
+"""fs.farm.FarmReads: an export's file bytes read from the farm, each object checked
 against its blob id before its first byte is used. An object edited in place (through a
 ``checkout -H`` link) is passed over, so the caller reads the pack; a good one, small or
 big and sparse, comes through byte for byte, and no descriptor outlives the read."""
@@ -10,7 +10,7 @@ import os
 import pytest
 
 from layergit.errors import CorruptStore
-from layergit.fs import cache
+from layergit.fs import farm as fs_farm
 from layergit.store import meta as M
 from layergit.store.rawobj import OBJ_BLOB, STREAM_FROM, object_id
 
@@ -21,7 +21,7 @@ META = M.EntryMeta("f", 0o644, 0, 0, 0)
 def _place(objects, data: bytes, meta: M.EntryMeta = META) -> bytes:
     """Put ``data`` in the farm under its entry's key; returns its blob id."""
     oid = object_id(OBJ_BLOB, data)
-    key = cache._key(oid, meta)
+    key = fs_farm._key(oid, meta)
     os.makedirs(objects / key[:2], exist_ok=True)
     (objects / key[:2] / key[2:]).write_bytes(data)
     return oid
@@ -41,7 +41,7 @@ def _fds() -> int:
 def farm(tmp_path):
     objects = tmp_path / "objects"
     objects.mkdir()
-    reads = cache.FarmReads(str(objects))
+    reads = fs_farm.FarmReads(str(objects))
     yield objects, reads
     reads.close()
 
@@ -63,7 +63,7 @@ def test_an_object_edited_in_place_is_passed_over(farm, size):
     objects, reads = farm
     data = os.urandom(size)
     oid = _place(objects, data)
-    key = cache._key(oid, META)
+    key = fs_farm._key(oid, META)
     with open(objects / key[:2] / key[2:], "r+b") as f:  # as a -H checkout's owner could
         f.seek(size // 2)
         f.write(b"edited")
@@ -81,7 +81,7 @@ def test_other_metadata_missing_objects_and_non_files_are_passed_over(farm):
     for i, kind in enumerate(["dir", "symlink"]):
         data = f"{kind} {i}\n".encode()
         oid = object_id(OBJ_BLOB, data)
-        key = cache._key(oid, META)
+        key = fs_farm._key(oid, META)
         os.makedirs(objects / key[:2], exist_ok=True)
         target = objects / key[:2] / key[2:]
         if kind == "dir":
@@ -97,7 +97,7 @@ def test_a_big_object_is_held_open_only_until_the_next(tmp_path):
     big = _place(objects, os.urandom(STREAM_FROM + 1))
     small = _place(objects, b"small\n")
     before = _fds()
-    reads = cache.FarmReads(str(objects))
+    reads = fs_farm.FarmReads(str(objects))
     reader = reads.open(big, META)
     assert reader is not None and _fds() == before + 2  # the farm's directory and the object
     _read(reader)
@@ -116,7 +116,7 @@ def test_a_big_object_changed_after_its_check_fails_the_read(farm):
     oid = _place(objects, data)
     reader = reads.open(oid, META)
     assert reader is not None
-    key = cache._key(oid, META)
+    key = fs_farm._key(oid, META)
     with open(objects / key[:2] / key[2:], "r+b") as f:
         f.seek(len(data) - 10)
         f.write(b"raced!")
