@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..fs.capture import entry_meta
 from ..fs.content import put_file
-from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, DirStack, open_dir
+from ..fs.safeio import DIR_FLAGS, FILE_FLAGS, DirStack, open_below, open_dir
 from ..fs.statcache import StatCache
 from ..store import meta as M
 from .dockerfile import DockerfileError
@@ -107,16 +107,7 @@ class Context:
 
     def _open_parent(self, parts: list[str]) -> int:
         """A new fd for the directory ``parts`` (no symlinks followed); OSError if absent."""
-        fd = os.dup(self.fd)
-        try:
-            for part in parts:
-                nxt = open_dir(fd, os.fsencode(part))
-                os.close(fd)
-                fd = nxt
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return open_below(self.fd, [os.fsencode(part) for part in parts])
 
     def _lstat(self, parts: list[str]) -> os.stat_result | None:
         if not parts:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import pickle
 import select
 import signal
 import struct
@@ -203,6 +202,8 @@ class _Pair:
         self.ledger: tuple[str, Any] | None = None  # the child's first message, if it came early
 
     def run(self) -> None:
+        import pickle  # noqa: F401 - loaded once, before the fork, for both; a tree one process writes never needs it
+
         from_child, report = os.pipe()
         ask, to_child = os.pipe()
         parent = os.getpid()
@@ -299,6 +300,8 @@ def _orphaned(parent: int) -> None:
 
 def _picklable(exc: BaseException) -> BaseException:
     """``exc`` if it goes through a pickle and comes back, else an LgError in its words."""
+    import pickle
+
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:  # noqa: BLE001 - an exception that does not round-trip: its words do
@@ -307,6 +310,8 @@ def _picklable(exc: BaseException) -> BaseException:
 
 
 def _send(fd: int, value: tuple[str, object]) -> None:
+    import pickle
+
     body = pickle.dumps(value)
     data = memoryview(_LENGTH.pack(len(body)) + body)
     while data:
@@ -316,6 +321,8 @@ def _send(fd: int, value: tuple[str, object]) -> None:
 def _receive(fd: int) -> tuple[str, Any] | None:
     """The (kind, value) the other process sent, or None if it ended first. Only ever
     our own process at the other end: a parent and its fork."""
+    import pickle
+
     head = _read(fd, _LENGTH.size)
     body = None if head is None else _read(fd, _LENGTH.unpack(head)[0])
     return None if body is None else pickle.loads(body)

@@ -40,7 +40,7 @@ def open_below(fd: int, parts: list[bytes]) -> int:
             nxt = open_dir(fd, part)
             os.close(fd)
             fd = nxt
-    except OSError:
+    except BaseException:
         os.close(fd)
         raise
     return fd
