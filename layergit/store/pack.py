@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import zlib
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from isal import isal_zlib
 
@@ -43,6 +43,44 @@ _QUEUED = -1  # the entry of an object handed over and not yet written
 # The disk writes of a big pack are started each time this many bytes have been appended
 # (see PackWriter._write_back), so that finish's fsync does not write it all at the end.
 _WRITE_BACK_BYTES = 8 << 20
+
+
+class _Streamed:
+    """The record of one object :meth:`PackWriter.add_stream` streams, written by the
+    deflate thread: every method runs there, in the order they were queued, while that
+    thread owns the file and the offsets. It ends kept (with the id the caller hashed)
+    or cut off again (a duplicate, or a source that went wrong)."""
+
+    def __init__(self, pack: PackWriter, obj_type: int, size: int):
+        self._pack = pack
+        self._header = _object_header(obj_type, size)
+        self._start = self._end = self._crc = 0
+        self._deflate = isal_zlib.compressobj(_COMPRESSION_LEVEL)
+
+    def begin(self) -> None:
+        self._start = self._end = self._pack._offset
+        self._crc = 0
+        self._append(self._header)
+
+    def more(self, chunk: bytes | memoryview) -> None:
+        self._append(self._deflate.compress(chunk))
+
+    def keep(self, oid: bytes) -> None:
+        self._append(self._deflate.flush())
+        pack = self._pack
+        pack._entries[oid] = self._start << 32 | self._crc
+        pack._offset = self._end
+        pack._write_back(self._end)
+
+    def cut(self) -> None:
+        f = self._pack._file
+        f.seek(self._start)
+        f.truncate()
+
+    def _append(self, data: bytes) -> None:
+        self._pack._file.write(data)
+        self._crc = isal_zlib.crc32(data, self._crc)
+        self._end += len(data)
 
 
 class GivenUp(Exception):
@@ -96,11 +134,18 @@ class PackWriter:
         self._batch.append((oid, obj_type, data))
         self._batch_bytes += len(data) + 32
         if self._batch_bytes >= _BATCH_BYTES:
-            if self._deflater is None:
-                self._deflater = Background("pack-deflate", _DEPTH)
+            self._hand_over()
+        return oid
+
+    def _hand_over(self) -> Background:
+        """Give the batch gathered so far (if any) to the deflate thread, started if need
+        be; returns the thread, which owns the file and the offsets until _settle."""
+        if self._deflater is None:
+            self._deflater = Background("pack-deflate", _DEPTH)
+        if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
             self._deflater.submit(lambda: self._write(batch))
-        return oid
+        return self._deflater
 
     def _write(self, batch: list[tuple[bytes, int, bytes]]) -> None:
         """Deflate and append whole objects (in the deflate thread, or the caller's
@@ -109,7 +154,7 @@ class PackWriter:
         for oid, obj_type, data in batch:
             record = _object_header(obj_type, len(data)) + isal_zlib.compress(data, _COMPRESSION_LEVEL)
             f.write(record)
-            entries[oid] = offset << 32 | zlib.crc32(record)
+            entries[oid] = offset << 32 | isal_zlib.crc32(record)
             offset += len(record)
         self._offset = offset
         self._write_back(offset)
@@ -153,7 +198,12 @@ class PackWriter:
         self, obj_type: int, size: int, chunks: Iterable[bytes | memoryview], known: Callable[[bytes], bool]
     ) -> bytes:
         """Append an object of ``size`` bytes that arrive in ``chunks``, never held whole:
-        each chunk is hashed and deflated as it comes. Returns its raw id.
+        each chunk is hashed here and deflated and written by the deflate thread, so the
+        two overlap (a pulled image's 50 MB package list had done both on this thread,
+        beside the one inflating the layer, with the second core idle). Returns its raw id.
+
+        The chunks must not change once given (bytes, or read-only views): the thread
+        reads them later. At most _DEPTH of them wait for it.
 
         The id is known only after the last chunk, so the record is written first and
         cut off again when the object turns out to be in this pack or ``known`` (the
@@ -163,41 +213,32 @@ class PackWriter:
         Whatever goes wrong (a source that changed size, an error of the reader) cuts
         the record off too, so the pack stays well-formed.
         """
-        self._settle()
-        f, start = self._file, self._offset
-        header = _object_header(obj_type, size)
+        deflater = self._hand_over()
+        record = _Streamed(self, obj_type, size)
+        deflater.submit(record.begin)
         digest = object_hasher(obj_type, size)
-        deflate = isal_zlib.compressobj(_COMPRESSION_LEVEL)
-        f.write(header)
-        crc, end, seen = zlib.crc32(header), start + len(header), 0
+        seen = 0
         try:
             for chunk in chunks:
                 seen += len(chunk)
                 if seen > size:
                     break
+                if not isinstance(chunk, bytes) and not memoryview(chunk).readonly:
+                    raise TypeError("a streamed object's chunks must be bytes or read-only views")
                 digest.update(chunk)
-                out = deflate.compress(chunk)
-                f.write(out)
-                crc, end = zlib.crc32(out, crc), end + len(out)
+                deflater.submit(partial(record.more, chunk))
             if seen != size:
                 raise ValueError(f"object content was {seen} bytes, not the {size} announced")
-            out = deflate.flush()
-            f.write(out)
-            crc, end = zlib.crc32(out, crc), end + len(out)
             oid = digest.digest()
-            if oid in self._entries or known(oid):
-                end = start
+            duplicate = oid in self._entries or known(oid)
         except BaseException:
-            end = start
+            deflater.submit(record.cut)  # behind its chunks; raises the thread's own failure instead
             raise
-        finally:
-            if end == start:
-                f.seek(start)
-                f.truncate()
-        if end != start:
-            self._entries[oid] = start << 32 | crc
-            self._offset = end
-            self._write_back(end)
+        if duplicate:
+            deflater.submit(record.cut)
+        else:
+            self._entries[oid] = _QUEUED
+            deflater.submit(partial(record.keep, oid))
         return oid
 
     def abort(self) -> None:

@@ -217,6 +217,7 @@ def test_a_big_pack_goes_to_the_disk_as_it_grows_not_all_at_its_fsync(tmp_path):
         big = os.urandom(3 * pack._WRITE_BACK_BYTES)
         writer.add_stream(OBJ_BLOB, len(big), (big[i:i + CHUNK] for i in range(0, len(big), CHUNK)),
                           lambda _oid: False)
+        writer.pending()  # the deflate thread writes a streamed object too: wait for it
         assert _dirty_pages(str(tmp_path / tmp)) <= most, "after the streamed object"
     finally:
         writer.abort()

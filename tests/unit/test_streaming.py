@@ -67,21 +67,23 @@ def test_a_duplicate_is_cut_off_again(tmp_path):
     """Known to the store, or already in this pack: the record written is truncated away."""
     data = big_content()
     writer = pack.PackWriter(str(tmp_path))
+
+    def size() -> int:
+        writer._settle()  # the deflate thread writes every object, streamed ones too: wait for it
+        writer._file.flush()
+        return os.path.getsize(writer._tmp)
+
     writer.add(OBJ_BLOB, b"before")
-    writer._settle()  # whole objects are written in batches: this one now
-    writer._file.flush()
-    before = os.path.getsize(writer._tmp)
+    before = size()
     oid = object_id(OBJ_BLOB, data)
     assert writer.add_stream(OBJ_BLOB, len(data), pieces(data), lambda o: o == oid) == oid
     assert oid not in writer
-    writer._file.flush()
-    assert os.path.getsize(writer._tmp) == before
+    assert size() == before
     writer.add_stream(OBJ_BLOB, len(data), pieces(data), never)
-    writer._file.flush()
-    once = os.path.getsize(writer._tmp)
+    once = size()
+    assert once > before
     assert writer.add_stream(OBJ_BLOB, len(data), pieces(data), never) == oid
-    writer._file.flush()
-    assert os.path.getsize(writer._tmp) == once and len(writer) == 2
+    assert size() == once and len(writer) == 2
     assert verify_pack(writer.finish(fsync=False)) == {oid.hex(), object_id(OBJ_BLOB, b"before").hex()}
 
 
@@ -104,6 +106,20 @@ def test_a_stream_that_goes_wrong_leaves_a_well_formed_pack(tmp_path, source, si
         writer.add_stream(OBJ_BLOB, size, source(data), never)
     after = writer.add(OBJ_BLOB, b"after")
     assert verify_pack(writer.finish(fsync=False)) == {kept.hex(), after.hex()}
+
+
+@needs_git
+def test_a_chunk_that_could_change_under_the_deflate_thread_is_refused(tmp_path):
+    """The deflate thread reads a chunk after add_stream has moved on: a writable
+    buffer (reused by its reader) could be deflated with other bytes than were hashed."""
+    data = big_content()
+    writer = pack.PackWriter(str(tmp_path))
+    kept = writer.add(OBJ_BLOB, b"kept")
+    with pytest.raises(TypeError, match="read-only"):
+        writer.add_stream(OBJ_BLOB, len(data), [data[:CHUNK], bytearray(data[CHUNK:])], never)
+    views = [memoryview(data)[i:i + CHUNK] for i in range(0, len(data), CHUNK)]  # views of bytes are fine
+    oid = writer.add_stream(OBJ_BLOB, len(data), views, never)
+    assert verify_pack(writer.finish(fsync=False)) == {kept.hex(), oid.hex()}
 
 
 def test_a_corrupt_streamed_object_fails_while_it_is_read(tmp_path):
