@@ -784,6 +784,76 @@ def test_tls_registry_with_a_ca_from_certs_d(tmp_path, monkeypatch):
         reg.stop()
 
 
+def _serve_once(answer) -> tuple[int, threading.Thread]:
+    """A loopback port whose first connection is given to ``answer(sock)``, then closed."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                try:
+                    answer(conn)
+                except OSError:
+                    pass  # the probe hung up first: what it concluded is the test's to check
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_a_plain_http_registry_is_found_without_the_ca_store(registry, monkeypatch, tmp_path):
+    """A loopback registry on plain HTTP: an https try with certificates checked would
+    load the system's CA store only to fail; a handshake without certificates sees the
+    plain answer first. A TLS server, a closed port and one that hangs up at once are
+    left to the checked handshake (the probe says no), which reports what it meets."""
+    import socket
+    import ssl
+
+    from layergit.porcelain import registry as porcelain
+    from layergit.registry.client import Endpoint, answers_plain_http
+
+    def no_ca_store(*_args, **_kwargs):
+        raise AssertionError("the CA store was loaded to reach a plain HTTP registry")
+
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
+    with monkeypatch.context() as patched:
+        patched.setattr(ssl.SSLContext, "load_default_certs", no_ca_store)
+        client = porcelain.connect(registry.host, porcelain.RegistryOptions(timeout=10))
+        try:
+            assert not client.endpoint.secure
+            client.ping()
+        finally:
+            client.close()
+    assert answers_plain_http(Endpoint(registry.host, connect_timeout=10))
+    assert not answers_plain_http(Endpoint(registry.host, secure=False))
+    assert not answers_plain_http(Endpoint(registry.host, proxy="http://127.0.0.1:9"))  # the proxy decides
+
+    key, cert = tmp_path / "probe.key", tmp_path / "probe.pem"
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1", "-days", "1")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+
+    def tls(conn):
+        with server.wrap_socket(conn, server_side=True) as secured:
+            secured.recv(1)  # until the probe closes
+
+    port, thread = _serve_once(tls)
+    assert not answers_plain_http(Endpoint(f"127.0.0.1:{port}", connect_timeout=10))
+    thread.join(10)
+    port, thread = _serve_once(lambda conn: None)  # hangs up without a word
+    assert not answers_plain_http(Endpoint(f"127.0.0.1:{port}", connect_timeout=10))
+    thread.join(10)
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    assert not answers_plain_http(Endpoint(f"127.0.0.1:{port}", connect_timeout=10))  # refused
+
+
 def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(rlg, hostile):
     proc = subprocess.Popen([rlg.python, "-m", "cli", "pull", f"{hostile}/stall/app:1"], env=rlg.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

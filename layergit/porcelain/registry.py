@@ -105,13 +105,16 @@ def connect(registry: str, options: RegistryOptions, credentials: Credentials | 
     """A client for ``registry`` on the first endpoint that answers /v2/, with the
     credentials given or else those the auth files hold."""
     from ..registry import auth, settings
-    from ..registry.client import AuthError, Client, RegistryError, TransportError
+    from ..registry.client import AuthError, Client, RegistryError, TransportError, answers_plain_http
     from ..registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
     host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
     credentials = credentials or auth.lookup(registry)
     failure: TransportError | None = None
-    for endpoint in settings.endpoints(host, options.tls_verify, options.timeout):
+    candidates = settings.endpoints(host, options.tls_verify, options.timeout)
+    if len(candidates) > 1 and answers_plain_http(candidates[0]):
+        candidates = candidates[1:]  # https would fail as the probe did, having loaded the CA store first
+    for endpoint in candidates:
         client = Client(endpoint, credentials)
         try:
             client.ping(refused_ok=True)

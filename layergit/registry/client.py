@@ -110,6 +110,42 @@ class Endpoint:
         return f"{'https' if self.secure else 'http'}://{self.host}"
 
 
+# What OpenSSL says when the answer to its ClientHello is not TLS at all: plain HTTP's
+# "HTTP/1.1 400" read as a record header.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
+
+
+def answers_plain_http(endpoint: Endpoint) -> bool:
+    """Whether ``endpoint``'s host answers a TLS handshake with something that is not
+    TLS: a plain HTTP registry, found without loading a certificate.
+
+    For an https endpoint with a plain http one after it (a loopback or insecure
+    registry): trying it with certificates checked first loads the system's CA store,
+    24 ms of every such ``lg pull`` and ``lg push``, to fail the same way. Only a reply
+    that is not TLS counts; a refusal, a timeout, a closed connection or any TLS failure
+    leaves the decision to the checked handshake, which reports what it finds. Nothing
+    but the ClientHello is sent, so skipping the checks sends nothing to trust them with.
+    """
+    import socket
+    import ssl
+
+    if not endpoint.secure or endpoint.proxy:
+        return False
+    parts = urlsplit(endpoint.base)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        address = (parts.hostname, parts.port or 443)
+        with socket.create_connection(address, timeout=endpoint.connect_timeout) as sock, \
+                context.wrap_socket(sock, server_hostname=parts.hostname):
+            return False
+    except ssl.SSLError as exc:
+        return exc.reason in _NOT_TLS
+    except (OSError, ValueError):
+        return False
+
+
 def _header_text(value: str | None) -> str:
     return printable((value or "")[:200])
 
