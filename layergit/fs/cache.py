@@ -279,12 +279,15 @@ class MaterialisedCache:
     def has(self, tree: bytes) -> bool:
         return os.path.isdir(self.path(tree))
 
-    def materialise(self, store, tree: bytes) -> str:
-        """The cached rootfs directory for snapshot ``tree``, built if missing."""
+    def materialise(self, store, tree: bytes, begun: Callable[[], None] | None = None) -> str:
+        """The cached rootfs directory for snapshot ``tree``, built if missing; ``begun``
+        is called once the build is under way (TreeWriter.on_begun), if it is built."""
         final = self.path(tree)
-        return final if os.path.isdir(final) else self._materialised(store, tree)[0]
+        return final if os.path.isdir(final) else self._materialised(store, tree, begun)[0]
 
-    def _materialised(self, store, tree: bytes) -> tuple[str, list[str]]:
+    def _materialised(
+        self, store, tree: bytes, begun: Callable[[], None] | None = None
+    ) -> tuple[str, list[str]]:
         """materialise(), and what building the tree had to leave out (device nodes,
         owners, xattrs this host or filesystem refused), whichever command built it: the
         warnings are kept beside the tree (``.warned-TREE``), written before the tree
@@ -295,7 +298,8 @@ class MaterialisedCache:
         if os.path.isdir(final):
             return final, _read_warnings(marker)
         tmp = os.path.join(self.rootfs_dir, f".tmp-{tree.hex()}-{os.getpid()}")
-        built = self._farm_checkout(store, tree, tmp, None)  # exact: the root's own mode is the container's /
+        # exact (no policy): the root's own mode is the container's /
+        built = self._farm_checkout(store, tree, tmp, None, begun)
         if built.warnings:
             _write_warnings(marker, built.warnings)
         else:
@@ -352,11 +356,13 @@ class MaterialisedCache:
         return self._farm_checkout(store, tree, dest, policy)
 
     def _farm_checkout(
-        self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None
+        self, store, tree: bytes, dest: str, policy: CheckoutPolicy | None,
+        begun: Callable[[], None] | None = None,
     ) -> CheckoutResult:
         """Walk the snapshot's trees, linking each file to its farm object (made if missing)."""
         private_dir(self.objects_dir)
         writer = FarmWriter(store, self.objects_dir, policy)
+        writer.on_begun = begun
         try:
             return materialise_into(writer, tree, dest)
         finally:

@@ -143,6 +143,14 @@ class TreeWriter:
         # Directories whose mode would lock us out (non-root only): applied at the end, as tar does.
         self._deferred: list[tuple[list[bytes], M.EntryMeta]] = []
         self._privileged_user = os.geteuid() == 0
+        # Called once the walk is under way (fs.pieces: after its fork, if it forks): an
+        # import starts sealing its pack there, in a thread that would have kept the walk
+        # to one process had it been running already.
+        self.on_begun: Callable[[], None] | None = None
+
+    def begun(self) -> None:
+        if self.on_begun is not None:
+            self.on_begun()
 
     def directory(self, fd: int, tree: bytes) -> M.EntryMeta | None:
         """Write the tree into the open directory ``fd``; returns the metadata its root

@@ -141,6 +141,11 @@ class PieceWriter(Protocol):
     def take(self, number: int) -> None:
         """Write piece ``number``."""
 
+    def begun(self) -> None:
+        """In the parent, once the pieces are being written: after the fork when there
+        is one, else before the first piece. A thread the caller wants running meanwhile
+        starts here, not before: beside it, no fork would be safe."""
+
     def forked(self) -> None:
         """In the child, before its first piece: count from nothing."""
 
@@ -173,6 +178,7 @@ def write_pieces(writer: PieceWriter, planned: Plan) -> None:
         if two:
             _Pair(writer, queue, groups).run()
         else:
+            writer.begun()
             _take_all(writer, queue, groups)
             writer.join(None)
     finally:
@@ -219,6 +225,7 @@ class _Pair:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
             os.close(report)
             os.close(ask)
+            self.writer.begun()
             _take_all(self.writer, self.queue, self.groups, lambda: self._peek(from_child))
             question = self.writer.merge(self._receive(from_child))
             _send(to_child, ("ok", question))

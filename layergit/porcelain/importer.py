@@ -308,7 +308,9 @@ def _land(repo, specs, target, source, limits, progress) -> list[ImportedImage]:
 def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
     """Each imported rootfs in ``trees`` as the cached directory lg run mounts, made
     before any tag moves: with every file already in the farm (closed by now) this costs
-    directories and links, made while ``writer`` seals its pack. A failure here leaves
+    directories and links, made while ``writer`` seals its pack. The sealing starts
+    once the first tree's walk is under way (its fork made, fs.pieces), so that the
+    walk has two processes, not one beside the sealing thread. A failure here leaves
     no tag, like any other failed import.
 
     Not for a rootfs holding device nodes or fifos (_has_specials): an import makes no
@@ -326,12 +328,12 @@ def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
     rootfs_cache = cache(repo)
     made: list[bytes] = []
     try:
-        with writer.sealing() as written:
+        with writer.sealing() as (written, seal):
             for rootfs in trees:
                 if rootfs_cache.has(rootfs):
                     continue
                 try:
-                    rootfs_cache.materialise(written.verifying(), rootfs)
+                    rootfs_cache.materialise(written.verifying(), rootfs, begun=seal)
                 except CorruptStore:
                     raise
                 except LgError:

@@ -332,7 +332,8 @@ class _Prefetch:
         for i, layer in enumerate(self.layers[1:], 1):
             path = os.path.join(self.dir, str(i))
             future = self.pool.submit(self._spool, layer, path)
-            out.append(replace(layer, open=partial(self._open, future, path), checked=False))
+            last = i == len(self.layers) - 1
+            out.append(replace(layer, open=partial(self._open, future, path, last), checked=False))
         return out
 
     def _spool(self, layer, path: str) -> None:
@@ -342,9 +343,11 @@ class _Prefetch:
                     raise LgError("pull interrupted")
                 f.write(chunk)
 
-    @staticmethod
-    def _open(future, path: str):
+    def _open(self, future, path: str, last: bool):
         future.result()  # its error, if the download failed
+        if last:  # every download is done: the threads end, so that materialising may fork (fs.pieces)
+            assert self.pool is not None
+            self.pool.shutdown(wait=True)
         return open(path, "rb")
 
     def __exit__(self, *exc) -> None:

@@ -16,7 +16,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 from ..errors import Conflict, CorruptStore, LgError, NotFound
 from ..removal import remove_tree
@@ -182,12 +182,17 @@ class ObjectWriter:
         return self._pack.add(OBJ_COMMIT, commit_bytes(tree, parents, author, committer, message))
 
     @contextmanager
-    def sealing(self) -> Iterator[Store]:
+    def sealing(self) -> Iterator[tuple[Store, Callable[[], None]]]:
         """End the writing: the pack is sealed (hashed whole, synced, given its index and
         its name) by a thread of its own, while the block reads what was written through
         the store it is given; the pack is in place when the block ends. An import
         materialises its rootfs meanwhile: sealing is a read of the whole pack, two
         fsyncs and the index, which had followed the import's other work.
+
+        The block gets the store and ``seal``, which starts the thread: the block calls
+        it once nothing of its own will fork any more (materialising forks to write the
+        tree with two processes, fs.pieces, which it would not do beside a thread), and
+        the block's end starts it at the latest. A second call does nothing.
 
         Nothing may be written after (a write raises). A failure in the block, or an
         interrupted wait for the sealing, gives the pack up: the sealing stops at its
@@ -199,19 +204,25 @@ class ObjectWriter:
         from ..background import Background
 
         pack, self._pack = self._pack, _SEALING
+        sealers: list[Background] = []
 
-        def seal() -> None:
+        def finish() -> None:
             pack.finish()
 
+        def seal() -> None:
+            if not sealers:
+                sealers.append(Background("pack-seal", 1))
+                sealers[0].submit(finish)
+
         view = self._store._reading(pack.pending())
-        sealer = Background("pack-seal", 1)
         try:
-            sealer.submit(seal)
-            yield view
-            sealer.close()  # raises what stopped the sealing (a full disk)
+            yield view, seal
+            seal()
+            sealers[0].close()  # raises what stopped the sealing (a full disk)
         except BaseException:
             pack.give_up()  # the writer removes it: a finish under way need not end first,
-            sealer.abandon()  # but the abort must not run beside its renames
+            for sealer in sealers:
+                sealer.abandon()  # but the abort must not run beside its renames
             raise
         self.sealed = True
 

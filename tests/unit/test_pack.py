@@ -393,7 +393,7 @@ def test_a_store_reads_what_its_writer_wrote_while_the_pack_is_sealed(tmp_path):
     with store.writer() as writer:
         blob = writer.put_blob(b"target")
         tree = writer.put(OBJ_TREE, b"100644 f\0" + blob)
-        with writer.sealing() as written:
+        with writer.sealing() as (written, _seal):
             assert written.read_blob(blob) == b"target" and written.tree(tree) == [(b"f", 0o100644, blob)]
             assert written.verifying().read_blob(blob) == b"target"
             written._packs.refresh()  # the pack may be installed by now, or not
@@ -435,13 +435,46 @@ def test_a_failure_while_the_pack_is_sealed_waits_for_the_sealing(tmp_path, monk
     with pytest.raises(failure), interrupts.armed():
         with store.writer() as writer:
             blob = writer.put_blob(b"x" * 100_000)
-            with writer.sealing():
+            with writer.sealing() as (_view, seal):
+                seal()
                 entered.wait(10)
                 raise failure
     assert release.is_set(), "the sealing was waited for"
     assert list((tmp_path / "store.git" / "objects" / "pack").iterdir()) == []
     store._packs.refresh()
     assert not store.has(blob)
+
+
+def test_the_sealing_thread_starts_when_the_block_says_or_at_its_end(tmp_path):
+    """seal() starts the one sealing thread (a second call does nothing); a block that
+    never calls it is sealed as it ends; one that fails first leaves nothing, waits for
+    nothing and started no thread."""
+    from layergit.store.store import Store
+
+    store = Store.open(str(tmp_path / "store.git"))
+    packs = tmp_path / "store.git" / "objects" / "pack"
+    before = threading.active_count()
+    with store.writer() as writer:
+        blob = writer.put_blob(b"sealed when asked")
+        with writer.sealing() as (written, seal):
+            assert threading.active_count() == before, "no thread before seal()"
+            seal()
+            seal()
+            assert threading.active_count() == before + 1
+            assert written.read_blob(blob) == b"sealed when asked"
+    with store.writer() as writer:
+        writer.put_blob(b"sealed at the end")
+        with writer.sealing():
+            pass
+    assert sorted(p.suffix for p in packs.iterdir()) == [".idx", ".idx", ".pack", ".pack"]
+    with pytest.raises(RuntimeError, match="the block failed"):
+        with store.writer() as writer:
+            lost = writer.put_blob(b"never sealed")
+            with writer.sealing():
+                raise RuntimeError("the block failed")
+    assert len(list(packs.iterdir())) == 4 and threading.active_count() == before
+    store._packs.refresh()
+    assert store.read_blob(blob) == b"sealed when asked" and not store.has(lost)
 
 
 def test_a_pack_given_up_stops_its_sealing_before_the_hashing_ends(tmp_path, monkeypatch):
@@ -487,7 +520,7 @@ def test_a_full_disk_while_the_pack_is_sealed_fails_once_and_leaves_nothing(tmp_
     with pytest.raises(OSError) as raised:
         with store.writer() as writer:
             blob = writer.put_blob(b"x" * 100_000)
-            with writer.sealing() as written:
+            with writer.sealing() as (written, _seal):
                 read.append(written.read_blob(blob))
     assert raised.value.errno == errno.ENOSPC and raised.value.__context__ is None, "raised once, as it came"
     assert read == [b"x" * 100_000]

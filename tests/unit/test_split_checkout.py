@@ -163,6 +163,30 @@ def test_a_process_with_other_threads_does_not_fork(tmp_path):
     assert recorder.writers() == {os.getpid()}
 
 
+def test_a_thread_started_once_the_walk_has_begun_leaves_it_two_processes(tmp_path):
+    """An import seals its pack in a thread while its rootfs is materialised: started
+    from on_begun, after the fork, it costs the walk none of its two processes (started
+    before, the walk would keep to one). It is started once, by the parent alone."""
+    store = MemStore()
+    stop = threading.Event()
+    started: list[tuple[int, int]] = []
+
+    def start_a_thread():
+        started.append((os.getpid(), threading.active_count()))
+        threading.Thread(target=stop.wait, daemon=True).start()
+
+    recorder = Recorder(tmp_path / "writers")
+    split = DirectoryWriter(store, CheckoutPolicy(), recorder)
+    split.on_begun = start_a_thread
+    try:
+        checkout(split, big_tree(store), tmp_path / "out")
+    finally:
+        stop.set()
+    assert len(recorder.writers()) == 2, "the thread kept the walk to one process"
+    assert started == [(os.getpid(), 1)], "started once, in the parent, beside no other thread"
+    assert no_children_left()
+
+
 def test_a_link_to_an_entry_nobody_made_is_refused_after_both_wrote(tmp_path):
     store = MemStore()
     shared = file(store, b"x\n")
@@ -273,6 +297,9 @@ def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
     taken = []
 
     class Writer:
+        def begun(self):
+            taken.append("begun")
+
         def take(self, number):
             taken.append(number)
 
@@ -281,7 +308,8 @@ def test_a_tree_of_many_leaf_directories_is_queued_in_groups(tmp_path):
 
     pieces = [Piece((i,), "", [], whole=True) for i in range(20_000)]
     write_pieces(Writer(), Plan(pieces, [], 0))
-    assert taken[:-1] == list(range(20_000)) and taken[-1] is None
+    assert taken[0] == "begun", "one process: begun before the first piece"
+    assert taken[1:-1] == list(range(20_000)) and taken[-1] is None
 
 
 def test_the_plan_reads_a_bounded_number_of_entries():
