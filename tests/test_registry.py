@@ -815,7 +815,7 @@ def test_a_plain_http_registry_is_found_without_the_ca_store(registry, monkeypat
     import ssl
 
     from layergit.porcelain import registry as porcelain
-    from layergit.registry.client import Endpoint, answers_plain_http
+    from layergit.registry.client import PROBE_SECONDS, Endpoint, answers_plain_http
 
     def no_ca_store(*_args, **_kwargs):
         raise AssertionError("the CA store was loaded to reach a plain HTTP registry")
@@ -852,6 +852,36 @@ def test_a_plain_http_registry_is_found_without_the_ca_store(registry, monkeypat
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]
     assert not answers_plain_http(Endpoint(f"127.0.0.1:{port}", connect_timeout=10))  # refused
+    quiet = threading.Event()
+    port, thread = _serve_once(lambda conn: quiet.wait(10))  # takes the connection, never answers
+    started = time.monotonic()
+    assert not answers_plain_http(Endpoint(f"127.0.0.1:{port}", connect_timeout=10))
+    assert time.monotonic() - started < PROBE_SECONDS + 2, "the probe waited out the connect timeout"
+    quiet.set()
+    thread.join(10)
+
+
+def test_a_pull_ends_its_download_threads_before_it_materialises(rlg, tmp_path):
+    """Layers after the first download on threads; once the last is handed over they
+    end, so that materialising the rootfs can fork (fs.pieces writes a tree with two
+    processes only where no other thread runs)."""
+    import io
+
+    from layergit.fs.imagearchive import LayerRef
+    from layergit.porcelain.registry import _Prefetch
+    from layergit.porcelain.repo import open_repo
+
+    def downloads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")]
+
+    before = downloads()
+    layers = [LayerRef(lambda i=i: io.BytesIO(b"layer %d" % i), f"layer {i}") for i in range(4)]
+    with _Prefetch(open_repo(rlg.root), layers, jobs=2) as prefetched:
+        assert len(downloads()) > len(before)
+        for layer in prefetched:
+            with layer.open() as stream:
+                assert stream.read().startswith(b"layer ")
+        assert downloads() == before, "the download threads outlived the last layer"
 
 
 def test_ctrl_c_in_the_middle_of_a_pull_leaves_nothing(rlg, hostile):

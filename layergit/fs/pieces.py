@@ -164,9 +164,19 @@ class PieceWriter(Protocol):
 
 def write_pieces(writer: PieceWriter, planned: Plan) -> None:
     """Write the pieces of ``planned`` with ``writer``: in two processes if the plan is
-    worth it and a fork is safe here, else in this one, in the tree's order."""
-    two = planned.worth_two and threading.active_count() == 1 \
-        and signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    worth it and a fork is safe here (and the kernel grants it), else in this one, in
+    the tree's order."""
+    safe = threading.active_count() == 1 and signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    if planned.worth_two and safe:
+        try:
+            _write_pieces(writer, planned, two=True)
+            return
+        except _NoFork:
+            pass  # no process to spare (a pids limit, strict overcommit): nothing was taken yet
+    _write_pieces(writer, planned, two=False)
+
+
+def _write_pieces(writer: PieceWriter, planned: Plan, two: bool) -> None:
     order = planned.queue if two else list(range(len(planned.pieces)))
     size = max(1, -(-len(order) // _QUEUE_MAX))
     groups = [order[i:i + size] for i in range(0, len(order), size)]
@@ -199,6 +209,10 @@ class _Orphaned(Exception):
     """The child's parent died: what it would write, nobody would finish or remove."""
 
 
+class _NoFork(Exception):
+    """fork(2) failed: the pieces are all still in the queue, for one process to write."""
+
+
 class _Pair:
     """The parent's side of a two-process write, and the child's whole life."""
 
@@ -216,8 +230,12 @@ class _Pair:
         signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
             self.child = os.fork()
-        except BaseException:
+        except BaseException as exc:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+            for fd in (from_child, report, ask, to_child):
+                os.close(fd)
+            if isinstance(exc, OSError):
+                raise _NoFork from exc
             raise
         if self.child == 0:  # pragma: no cover - the child reports through its pipe
             self._child_life(parent, report, ask, (from_child, to_child))

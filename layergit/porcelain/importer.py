@@ -309,9 +309,10 @@ def _materialise(repo: Repo, writer: ObjectWriter, trees: list[bytes]) -> None:
     """Each imported rootfs in ``trees`` as the cached directory lg run mounts, made
     before any tag moves: with every file already in the farm (closed by now) this costs
     directories and links, made while ``writer`` seals its pack. The sealing starts
-    once the first tree's walk is under way (its fork made, fs.pieces), so that the
-    walk has two processes, not one beside the sealing thread. A failure here leaves
-    no tag, like any other failed import.
+    once the first tree's walk is under way (its fork made, fs.pieces), so that this
+    walk has two processes, not one beside the sealing thread; the trees after it (an
+    archive of several images) are written by one. A failure here leaves no tag, like
+    any other failed import.
 
     Not for a rootfs holding device nodes or fifos (_has_specials): an import makes no
     special file on the host; the first run makes them, the files already in the farm.

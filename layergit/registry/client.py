@@ -113,6 +113,7 @@ class Endpoint:
 # What OpenSSL says when the answer to its ClientHello is not TLS at all: plain HTTP's
 # "HTTP/1.1 400" read as a record header.
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
+PROBE_SECONDS = 2.0  # what answers_plain_http waits for a reply at most
 
 
 def answers_plain_http(endpoint: Endpoint) -> bool:
@@ -125,6 +126,8 @@ def answers_plain_http(endpoint: Endpoint) -> bool:
     that is not TLS counts; a refusal, a timeout, a closed connection or any TLS failure
     leaves the decision to the checked handshake, which reports what it finds. Nothing
     but the ClientHello is sent, so skipping the checks sends nothing to trust them with.
+    A registry that does speak TLS pays one handshake more (a few ms on a loopback), and
+    a silent one at most PROBE_SECONDS more before the checked try meets the same silence.
     """
     import socket
     import ssl
@@ -136,8 +139,8 @@ def answers_plain_http(endpoint: Endpoint) -> bool:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        address = (parts.hostname, parts.port or 443)
-        with socket.create_connection(address, timeout=endpoint.connect_timeout) as sock, \
+        address, seconds = (parts.hostname, parts.port or 443), min(PROBE_SECONDS, endpoint.connect_timeout)
+        with socket.create_connection(address, timeout=seconds) as sock, \
                 context.wrap_socket(sock, server_hostname=parts.hostname):
             return False
     except ssl.SSLError as exc:

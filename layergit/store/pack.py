@@ -49,7 +49,8 @@ class _Streamed:
     """The record of one object :meth:`PackWriter.add_stream` streams, written by the
     deflate thread: every method runs there, in the order they were queued, while that
     thread owns the file and the offsets. It ends kept (with the id the caller hashed)
-    or cut off again (a duplicate, or a source that went wrong)."""
+    or cut off again (a duplicate, or a source that went wrong); one whose ending never
+    came (its caller interrupted) is cut off by whatever the pack writes next."""
 
     def __init__(self, pack: PackWriter, obj_type: int, size: int):
         self._pack = pack
@@ -58,6 +59,8 @@ class _Streamed:
         self._deflate = isal_zlib.compressobj(_COMPRESSION_LEVEL)
 
     def begin(self) -> None:
+        self._pack._end_open_record()
+        self._pack._open_record = self
         self._start = self._end = self._pack._offset
         self._crc = 0
         self._append(self._header)
@@ -70,12 +73,14 @@ class _Streamed:
         pack = self._pack
         pack._entries[oid] = self._start << 32 | self._crc
         pack._offset = self._end
+        pack._open_record = None
         pack._write_back(self._end)
 
     def cut(self) -> None:
         f = self._pack._file
         f.seek(self._start)
         f.truncate()
+        self._pack._open_record = None
 
     def _append(self, data: bytes) -> None:
         self._pack._file.write(data)
@@ -85,6 +90,11 @@ class _Streamed:
 
 class GivenUp(Exception):
     """finish stopped, having installed nothing: the pack was given up (PackWriter.give_up)."""
+
+
+def _immutable(chunk: bytes | memoryview) -> bool:
+    """bytes, or a view of bytes: nothing can change it once given."""
+    return isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and type(chunk.obj) is bytes)
 
 
 def _object_header(obj_type: int, size: int) -> bytes:
@@ -115,7 +125,8 @@ class PackWriter:
         self._written_back = 0  # the offset up to which the disk writes have been started
         self._batch: list[tuple[bytes, int, bytes]] = []  # (oid, type, data) not handed over yet
         self._batch_bytes = 0
-        self._deflater: Background | None = None  # started by the first full batch
+        self._deflater: Background | None = None  # started by the first full batch or streamed object
+        self._open_record: _Streamed | None = None  # a streamed record begun and not ended yet
         self._given_up = False  # set by give_up, from another thread than finish's
 
     def __contains__(self, oid: bytes) -> bool:
@@ -150,6 +161,7 @@ class PackWriter:
     def _write(self, batch: list[tuple[bytes, int, bytes]]) -> None:
         """Deflate and append whole objects (in the deflate thread, or the caller's
         once that thread has stopped)."""
+        self._end_open_record()
         f, entries, offset = self._file, self._entries, self._offset
         for oid, obj_type, data in batch:
             record = _object_header(obj_type, len(data)) + isal_zlib.compress(data, _COMPRESSION_LEVEL)
@@ -158,6 +170,13 @@ class PackWriter:
             offset += len(record)
         self._offset = offset
         self._write_back(offset)
+
+    def _end_open_record(self) -> None:
+        """Cut off a streamed record whose keep or cut never came (add_stream interrupted
+        once its start was queued), so that what comes next starts where the pack ends
+        and is indexed where it is."""
+        if self._open_record is not None:
+            self._open_record.cut()
 
     def _write_back(self, end: int) -> None:
         """Start the disk writes of what was appended before ``end``, once that is
@@ -202,8 +221,9 @@ class PackWriter:
         two overlap (a pulled image's 50 MB package list had done both on this thread,
         beside the one inflating the layer, with the second core idle). Returns its raw id.
 
-        The chunks must not change once given (bytes, or read-only views): the thread
-        reads them later. At most _DEPTH of them wait for it.
+        The chunks must not change once given: the thread reads them later, so they are
+        bytes or views of bytes (a read-only view of a buffer that something else writes
+        would not do). At most _DEPTH of them wait for it.
 
         The id is known only after the last chunk, so the record is written first and
         cut off again when the object turns out to be in this pack or ``known`` (the
@@ -211,20 +231,21 @@ class PackWriter:
         over the source, which may not be readable twice (a tar stream); a file read
         twice (hash, then write) would also cost the second read of every new file.
         Whatever goes wrong (a source that changed size, an error of the reader) cuts
-        the record off too, so the pack stays well-formed.
+        the record off too, so the pack stays well-formed. A failure of the thread (a
+        full disk) is raised here or by the next write, and the pack is then aborted.
         """
         deflater = self._hand_over()
         record = _Streamed(self, obj_type, size)
-        deflater.submit(record.begin)
         digest = object_hasher(obj_type, size)
         seen = 0
         try:
+            deflater.submit(record.begin)
             for chunk in chunks:
                 seen += len(chunk)
                 if seen > size:
                     break
-                if not isinstance(chunk, bytes) and not memoryview(chunk).readonly:
-                    raise TypeError("a streamed object's chunks must be bytes or read-only views")
+                if not _immutable(chunk):
+                    raise TypeError("a streamed object's chunks must be bytes or views of bytes")
                 digest.update(chunk)
                 deflater.submit(partial(record.more, chunk))
             if seen != size:

@@ -190,9 +190,9 @@ class ObjectWriter:
         fsyncs and the index, which had followed the import's other work.
 
         The block gets the store and ``seal``, which starts the thread: the block calls
-        it once nothing of its own will fork any more (materialising forks to write the
-        tree with two processes, fs.pieces, which it would not do beside a thread), and
-        the block's end starts it at the latest. A second call does nothing.
+        it once its own fork is made (materialising forks to write a tree with two
+        processes, fs.pieces, which it would not do beside a thread), and the block's
+        end starts it at the latest. A second call does nothing.
 
         Nothing may be written after (a write raises). A failure in the block, or an
         interrupted wait for the sealing, gives the pack up: the sealing stops at its

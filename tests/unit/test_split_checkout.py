@@ -187,6 +187,26 @@ def test_a_thread_started_once_the_walk_has_begun_leaves_it_two_processes(tmp_pa
     assert no_children_left()
 
 
+def test_a_fork_the_kernel_refuses_leaves_the_walk_to_one_process(tmp_path, monkeypatch):
+    """A pids limit or strict overcommit refuses the fork (EAGAIN, ENOMEM): the tree is
+    written by this process alone, in its order, as a small one is; no pipe is left open."""
+    def refused():
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    store = MemStore()
+    tree = big_tree(store)
+    fds = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", refused)
+    recorder = Recorder(tmp_path / "writers")
+    checkout(DirectoryWriter(store, CheckoutPolicy(), recorder), tree, tmp_path / "out")
+    monkeypatch.undo()
+    assert recorder.writers() == {os.getpid()}
+    checkout(OneWalk(store, CheckoutPolicy()), tree, tmp_path / "one")
+    assert not differences(describe(tmp_path / "one"), describe(tmp_path / "out"))
+    os.close(recorder.fd)
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
 def test_a_link_to_an_entry_nobody_made_is_refused_after_both_wrote(tmp_path):
     store = MemStore()
     shared = file(store, b"x\n")

@@ -115,11 +115,61 @@ def test_a_chunk_that_could_change_under_the_deflate_thread_is_refused(tmp_path)
     data = big_content()
     writer = pack.PackWriter(str(tmp_path))
     kept = writer.add(OBJ_BLOB, b"kept")
-    with pytest.raises(TypeError, match="read-only"):
-        writer.add_stream(OBJ_BLOB, len(data), [data[:CHUNK], bytearray(data[CHUNK:])], never)
+    rest = bytearray(data[CHUNK:])
+    for changeable in (rest, memoryview(rest), memoryview(rest).toreadonly()):  # read-only is not unchanging
+        with pytest.raises(TypeError, match="bytes or views of bytes"):
+            writer.add_stream(OBJ_BLOB, len(data), [data[:CHUNK], changeable], never)
     views = [memoryview(data)[i:i + CHUNK] for i in range(0, len(data), CHUNK)]  # views of bytes are fine
     oid = writer.add_stream(OBJ_BLOB, len(data), views, never)
     assert verify_pack(writer.finish(fsync=False)) == {kept.hex(), oid.hex()}
+
+
+@needs_git
+def test_a_streamed_record_whose_ending_never_came_is_cut_off_by_what_follows(tmp_path, monkeypatch):
+    """A second Ctrl-C can land while add_stream queues the cut of a record it gave up:
+    the record is left begun. What the pack writes next (a batch, another stream, the
+    finish) cuts it off first, so no object is indexed where the file does not hold it."""
+    data = big_content()
+    writer = pack.PackWriter(str(tmp_path))
+    kept = writer.add(OBJ_BLOB, b"kept")
+    real_submit = pack.Background.submit
+
+    def lost_cut(self, job):
+        if getattr(job, "__name__", "") == "cut":
+            raise KeyboardInterrupt  # the ending is not queued
+        real_submit(self, job)
+
+    monkeypatch.setattr(pack.Background, "submit", lost_cut)
+    with pytest.raises(KeyboardInterrupt):
+        writer.add_stream(OBJ_BLOB, len(data), failing(data), never)
+    monkeypatch.undo()
+    after = [writer.add(OBJ_BLOB, b"after %d" % i * 5000) for i in range(400)]  # batches for the thread
+    oid = writer.add_stream(OBJ_BLOB, len(data), pieces(data), never)
+    assert verify_pack(writer.finish(fsync=False)) == {kept.hex(), oid.hex(), *(a.hex() for a in after)}
+
+
+def test_a_failure_of_the_deflate_thread_inside_a_record_is_raised_once(tmp_path, monkeypatch):
+    """A full disk while the thread writes a streamed record: the failure comes back to
+    the caller as it was (not chained to another), and the pack aborts to nothing."""
+    import errno
+
+    data = big_content()
+    writer = pack.PackWriter(str(tmp_path))
+    writes = []
+
+    def full(self, chunk):
+        writes.append(len(chunk))
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._append(self._deflate.compress(chunk))
+
+    monkeypatch.setattr(pack._Streamed, "more", full)
+    with pytest.raises(OSError) as raised:
+        writer.add_stream(OBJ_BLOB, len(data), pieces(data, CHUNK), never)
+        writer.finish(fsync=False)
+    assert raised.value.errno == errno.ENOSPC and raised.value.__context__ is None
+    writer.abort()
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_corrupt_streamed_object_fails_while_it_is_read(tmp_path):
