@@ -41,6 +41,7 @@ class Scratch:
         base.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="lg-bench.", dir=base))
         self.mount: Path | None = None
+        self.device: str | None = None  # the loop device, attached with direct I/O
         self.description = f"{self.dir} on the host filesystem"
         self.work = self.dir
         if loop:
@@ -72,19 +73,32 @@ class Scratch:
         if mkfs.returncode != 0:
             image.unlink()
             return f"mkfs.ext4 failed: {mkfs.stderr.strip()}"
+        attach = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", str(image)],
+                                capture_output=True, text=True)
+        if attach.returncode != 0:
+            image.unlink()
+            return f"losetup failed: {attach.stderr.strip()}"
+        self.device = attach.stdout.strip()
         mnt.mkdir()
         self.mount = mnt  # before mounting: an interrupt in between still unmounts
-        mount = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
+        mount = subprocess.run(["mount", self.device, str(mnt)], capture_output=True, text=True)
         if mount.returncode != 0:
             self.mount = None
             mnt.rmdir()
+            self._detach()
             image.unlink()
-            return f"mount -o loop failed: {mount.stderr.strip()}"
+            return f"mount {self.device} failed: {mount.stderr.strip()}"
         self.work = mnt
         self.description = (
-            f"a dedicated journaled ext4 (loop-mounted {image}, sparse, {IMAGE_SIZE >> 30} GiB)"
+            f"a dedicated journaled ext4 (loop-mounted {image} with direct I/O, sparse,"
+            f" {IMAGE_SIZE >> 30} GiB)"
         )
         return None
+
+    def _detach(self) -> None:
+        if self.device is not None:
+            subprocess.run(["losetup", "-d", self.device], capture_output=True)
+            self.device = None
 
     def free(self) -> int:
         return shutil.disk_usage(self.work).free
@@ -100,6 +114,7 @@ class Scratch:
             if out.returncode != 0:
                 subprocess.run(["umount", "-l", str(self.mount)], capture_output=True)
             self.mount = None
+        self._detach()  # after a lazy unmount, the kernel frees it once the last user goes
         self.log(f"removing {self.dir}")
         remove(self.dir, self.log)
 
