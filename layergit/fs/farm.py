@@ -199,24 +199,22 @@ class FarmDeposit(FarmWriter):
 
     def close(self) -> None:
         """Wait for the files handed over; raise what stopped their writer (a full disk)."""
-        try:
-            if self._process is not None:
-                self._process.close()
-        finally:
-            self._release()
+        self._end(lambda process: process.close())
 
     def abandon(self) -> None:
         """Stop without waiting for the files handed over: the import or commit failed,
         and its own failure, not a full disk meeting those files, is the one to report."""
+        self._end(lambda process: process.abandon())
+
+    def _end(self, end_writer: Callable[[FarmProcess], None]) -> None:
+        """End the writer process as ``end_writer`` does (if one was started), then
+        release our own fds whatever that raised."""
         try:
             if self._process is not None:
-                self._process.abandon()
+                end_writer(self._process)
         finally:
-            self._release()
-
-    def _release(self) -> None:
-        super().close()
-        os.close(self._dir)
+            super().close()
+            os.close(self._dir)
 
     def put(self, meta: M.EntryMeta, data: bytes, oid: bytes) -> None:
         """A file, whole, with the blob id the store gave its bytes."""
